@@ -1,0 +1,108 @@
+/* Key file format and the load/generate logic shared by both platforms. */
+#include <string.h>
+
+#include <sodium.h>
+
+#include "keyfile.h"
+
+int
+wfpb_key_from_hex(const char *hex, size_t len, uint8_t key[WFPB_NOISE_DHLEN])
+{
+	size_t	bin_len;
+
+	while (len > 0 && (hex[len - 1] == '\n' || hex[len - 1] == '\r' || hex[len - 1] == ' ' ||
+	    hex[len - 1] == '\t'))
+		len--;
+	while (len > 0 && (*hex == ' ' || *hex == '\t')) {
+		hex++;
+		len--;
+	}
+	if (len != WFPB_KEY_HEXLEN)
+		return WFPB_E_KEYFILE;
+	if (sodium_hex2bin(key, WFPB_NOISE_DHLEN, hex, len, NULL, &bin_len, NULL) != 0 ||
+	    bin_len != WFPB_NOISE_DHLEN)
+		return WFPB_E_KEYFILE;
+	return 0;
+}
+
+void
+wfpb_key_to_hex(const uint8_t key[WFPB_NOISE_DHLEN], char out[WFPB_KEY_HEXLEN + 1])
+{
+	sodium_bin2hex(out, WFPB_KEY_HEXLEN + 1, key, WFPB_NOISE_DHLEN);
+}
+
+static int
+load(const char *path, uint8_t key[WFPB_NOISE_DHLEN], int secret)
+{
+	char	buf[WFPB_KEY_HEXLEN + 8];
+	size_t	len;
+	int	rc;
+
+	if ((rc = wfpb__keyfile_read(path, buf, sizeof(buf), &len, secret)) == 0)
+		rc = wfpb_key_from_hex(buf, len, key);
+	sodium_memzero(buf, sizeof(buf));
+	return rc;
+}
+
+static int
+store(const char *path, const uint8_t key[WFPB_NOISE_DHLEN], int secret)
+{
+	char	buf[WFPB_KEY_HEXLEN + 2];
+	int	rc;
+
+	wfpb_key_to_hex(key, buf);
+	buf[WFPB_KEY_HEXLEN] = '\n';
+	rc = wfpb__keyfile_write(path, buf, WFPB_KEY_HEXLEN + 1, secret);
+	sodium_memzero(buf, sizeof(buf));
+	return rc;
+}
+
+int
+wfpb_keyfile_load_public(const char *path, uint8_t key[WFPB_NOISE_DHLEN])
+{
+	return load(path, key, 0);
+}
+
+int
+wfpb_keyfile_load_keypair(const char *path, struct wfpb_noise_keypair *kp)
+{
+	int rc;
+
+	if ((rc = load(path, kp->priv, 1)) != 0) {
+		sodium_memzero(kp, sizeof(*kp));
+		return rc;
+	}
+	wfpb_noise_keypair_from_private(kp);
+	return 0;
+}
+
+int
+wfpb_keyfile_generate(const char *priv_path, const char *pub_path, struct wfpb_noise_keypair *out)
+{
+	struct wfpb_noise_keypair	kp;
+	int				rc;
+
+	wfpb_noise_keypair_generate(&kp);
+	if ((rc = store(priv_path, kp.priv, 1)) == 0)
+		rc = store(pub_path, kp.pub, 0);
+	if (rc == 0 && out != NULL)
+		*out = kp;
+	sodium_memzero(&kp, sizeof(kp));
+	return rc;
+}
+
+int
+wfpb_keyfile_load_or_create(const char *priv_path, const char *pub_path, struct wfpb_noise_keypair *kp)
+{
+	uint8_t	pub[WFPB_NOISE_DHLEN];
+	int	rc;
+
+	rc = wfpb_keyfile_load_keypair(priv_path, kp);
+	if (rc == WFPB_E_NOENT)
+		return wfpb_keyfile_generate(priv_path, pub_path, kp);
+	if (rc != 0)
+		return rc;
+	if (wfpb_keyfile_load_public(pub_path, pub) != 0 || sodium_memcmp(pub, kp->pub, sizeof(pub)) != 0)
+		rc = store(pub_path, kp->pub, 0);
+	return rc;
+}
