@@ -1,0 +1,137 @@
+/* libwfpb over a Unix stream socket, with poll() deadlines. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "transport.h"
+
+struct wfpb_transport {
+	int fd;
+};
+
+const char *
+wfpb__default_endpoint(void)
+{
+	return "/run/wfpbroker/wfpbroker.sock";
+}
+
+const char *
+wfpb__default_server_key(void)
+{
+	return "/var/lib/wfpbroker/server.pub";
+}
+
+int
+wfpb__transport_connect(const char *endpoint, uint32_t timeout_ms, struct wfpb_transport **out, char *err,
+    size_t errlen)
+{
+	struct sockaddr_un	sa = { .sun_family = AF_UNIX };
+	struct wfpb_transport	*t;
+	int			fd, e;
+
+	(void)timeout_ms;	/* connect on a local socket does not wait for a peer */
+	*out = NULL;
+	if (strlen(endpoint) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "endpoint path too long: %s", endpoint);
+		return WFPB_E_INVAL;
+	}
+	memcpy(sa.sun_path, endpoint, strlen(endpoint) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return WFPB_E_IO;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		e = errno;
+		close(fd);
+		snprintf(err, errlen, "cannot reach the broker at %s: %s", endpoint, strerror(e));
+		return e == ENOENT || e == ECONNREFUSED ? WFPB_E_NOENT : e == EACCES ? WFPB_E_ACCESS : WFPB_E_IO;
+	}
+	if ((t = malloc(sizeof(*t))) == NULL) {
+		close(fd);
+		return WFPB_E_NOMEM;
+	}
+	t->fd = fd;
+	*out = t;
+	return 0;
+}
+
+static int
+wait_fd(int fd, short events, uint32_t timeout_ms)
+{
+	struct pollfd	pfd = { .fd = fd, .events = events };
+	int		n;
+
+	do
+		n = poll(&pfd, 1, (int)timeout_ms);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return WFPB_E_IO;
+	return n == 0 ? WFPB_E_TIMEOUT : 0;
+}
+
+int
+wfpb__transport_write(struct wfpb_transport *t, const uint8_t *p, size_t len, uint32_t timeout_ms)
+{
+	ssize_t	n;
+	int	rc;
+
+	while (len > 0) {
+		if ((rc = wait_fd(t->fd, POLLOUT, timeout_ms)) != 0)
+			return rc;
+		n = send(t->fd, p, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return errno == EPIPE || errno == ECONNRESET ? WFPB_E_CLOSED : WFPB_E_IO;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+wfpb__transport_read(struct wfpb_transport *t, uint8_t *p, size_t cap, size_t *got, uint32_t timeout_ms)
+{
+	ssize_t	n;
+	int	rc;
+
+	*got = 0;
+	for (;;) {
+		if ((rc = wait_fd(t->fd, POLLIN, timeout_ms)) != 0)
+			return rc;
+		n = recv(t->fd, p, cap, 0);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return errno == ECONNRESET ? WFPB_E_CLOSED : WFPB_E_IO;
+		if (n == 0)
+			return WFPB_E_CLOSED;
+		*got = (size_t)n;
+		return 0;
+	}
+}
+
+void
+wfpb__transport_close(struct wfpb_transport *t)
+{
+	if (t == NULL)
+		return;
+	close(t->fd);
+	free(t);
+}
+
+uint64_t
+wfpb__monotonic_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}

@@ -1,0 +1,178 @@
+/*
+ * libwfpb over a named pipe. The pipe is opened at identification level
+ * (SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION) so the broker can read
+ * who we are but cannot act as us. Reads and writes are overlapped so every
+ * call has a deadline.
+ */
+#include <windows.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "transport.h"
+
+struct wfpb_transport {
+	HANDLE		pipe;
+	HANDLE		event;
+};
+
+const char *
+wfpb__default_endpoint(void)
+{
+	return "\\\\.\\pipe\\wfpbroker";
+}
+
+const char *
+wfpb__default_server_key(void)
+{
+	static char	path[MAX_PATH + 64];
+	char		base[MAX_PATH];
+	DWORD		n;
+
+	if (path[0] == '\0') {
+		n = GetEnvironmentVariableA("ProgramData", base, sizeof(base));
+		if (n == 0 || n >= sizeof(base))
+			snprintf(base, sizeof(base), "C:\\ProgramData");
+		snprintf(path, sizeof(path), "%s\\wfpbroker\\server.pub", base);
+	}
+	return path;
+}
+
+static wchar_t *
+widen(const char *s)
+{
+	int	n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0);
+	wchar_t	*w;
+
+	if (n <= 0 || (w = malloc((size_t)n * sizeof(wchar_t))) == NULL)
+		return NULL;
+	MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, w, n);
+	return w;
+}
+
+int
+wfpb__transport_connect(const char *endpoint, uint32_t timeout_ms, struct wfpb_transport **out, char *err,
+    size_t errlen)
+{
+	struct wfpb_transport	*t;
+	wchar_t			*name;
+	HANDLE			h;
+	DWORD			e, start = GetTickCount();
+
+	*out = NULL;
+	if ((name = widen(endpoint)) == NULL) {
+		snprintf(err, errlen, "endpoint is not valid UTF-8");
+		return WFPB_E_INVAL;
+	}
+	for (;;) {
+		h = CreateFileW(name, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+		    FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, NULL);
+		if (h != INVALID_HANDLE_VALUE)
+			break;
+		e = GetLastError();
+		if (e != ERROR_PIPE_BUSY || GetTickCount() - start >= timeout_ms) {
+			free(name);
+			snprintf(err, errlen, "cannot reach the broker at %s: Win32 error %lu", endpoint,
+			    (unsigned long)e);
+			return e == ERROR_FILE_NOT_FOUND ? WFPB_E_NOENT : e == ERROR_ACCESS_DENIED ? WFPB_E_ACCESS :
+			    e == ERROR_PIPE_BUSY ? WFPB_E_TIMEOUT : WFPB_E_IO;
+		}
+		WaitNamedPipeW(name, 100);
+	}
+	free(name);
+	if ((t = calloc(1, sizeof(*t))) == NULL || (t->event = CreateEventW(NULL, TRUE, FALSE, NULL)) == NULL) {
+		free(t);
+		CloseHandle(h);
+		return WFPB_E_NOMEM;
+	}
+	t->pipe = h;
+	*out = t;
+	return 0;
+}
+
+/* Waits for one overlapped operation; cancels it at the deadline. */
+static int
+finish(struct wfpb_transport *t, OVERLAPPED *ov, BOOL started, DWORD *n, uint32_t timeout_ms)
+{
+	DWORD e;
+
+	if (!started) {
+		e = GetLastError();
+		if (e != ERROR_IO_PENDING)
+			return e == ERROR_BROKEN_PIPE || e == ERROR_NO_DATA || e == ERROR_PIPE_NOT_CONNECTED ?
+			    WFPB_E_CLOSED : WFPB_E_IO;
+	}
+	if (WaitForSingleObject(t->event, timeout_ms) != WAIT_OBJECT_0) {
+		CancelIoEx(t->pipe, ov);
+		GetOverlappedResult(t->pipe, ov, n, TRUE);
+		return WFPB_E_TIMEOUT;
+	}
+	if (!GetOverlappedResult(t->pipe, ov, n, FALSE)) {
+		e = GetLastError();
+		return e == ERROR_BROKEN_PIPE || e == ERROR_NO_DATA || e == ERROR_PIPE_NOT_CONNECTED ?
+		    WFPB_E_CLOSED : WFPB_E_IO;
+	}
+	return 0;
+}
+
+int
+wfpb__transport_write(struct wfpb_transport *t, const uint8_t *p, size_t len, uint32_t timeout_ms)
+{
+	OVERLAPPED	ov;
+	DWORD		n;
+	BOOL		ok;
+	int		rc;
+
+	while (len > 0) {
+		memset(&ov, 0, sizeof(ov));
+		ov.hEvent = t->event;
+		ResetEvent(t->event);
+		ok = WriteFile(t->pipe, p, (DWORD)len, NULL, &ov);
+		if ((rc = finish(t, &ov, ok, &n, timeout_ms)) != 0)
+			return rc;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int
+wfpb__transport_read(struct wfpb_transport *t, uint8_t *p, size_t cap, size_t *got, uint32_t timeout_ms)
+{
+	OVERLAPPED	ov;
+	DWORD		n = 0;
+	BOOL		ok;
+	int		rc;
+
+	*got = 0;
+	memset(&ov, 0, sizeof(ov));
+	ov.hEvent = t->event;
+	ResetEvent(t->event);
+	ok = ReadFile(t->pipe, p, (DWORD)cap, NULL, &ov);
+	if ((rc = finish(t, &ov, ok, &n, timeout_ms)) != 0)
+		return rc;
+	if (n == 0)
+		return WFPB_E_CLOSED;
+	*got = n;
+	return 0;
+}
+
+void
+wfpb__transport_close(struct wfpb_transport *t)
+{
+	if (t == NULL)
+		return;
+	CloseHandle(t->pipe);
+	CloseHandle(t->event);
+	free(t);
+}
+
+uint64_t
+wfpb__monotonic_us(void)
+{
+	LARGE_INTEGER f, c;
+
+	QueryPerformanceFrequency(&f);
+	QueryPerformanceCounter(&c);
+	return (uint64_t)((c.QuadPart / f.QuadPart) * 1000000 + (c.QuadPart % f.QuadPart) * 1000000 / f.QuadPart);
+}

@@ -1,0 +1,24 @@
+/*
+ * Service log. Core code reports through wfpb_log; each platform supplies the
+ * sink (stderr and syslog on POSIX; stderr and the Event Log on Windows).
+ * Messages never contain key material or record blobs.
+ */
+#ifndef WFPB_LOG_H
+#define WFPB_LOG_H
+
+enum wfpb_log_level {
+	WFPB_LOG_ERR = 3,
+	WFPB_LOG_WARN = 4,
+	WFPB_LOG_INFO = 6,
+	WFPB_LOG_DEBUG = 7,
+};
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+void wfpb_log(int level, const char *fmt, ...);
+
+/* Platform sink: one formatted line without a trailing newline. */
+void wfpb__log_sink(int level, const char *line);
+
+#endif

@@ -1,0 +1,106 @@
+/* Session: channel events in, dispatched responses out. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatch.h"
+#include "session.h"
+
+static int
+key_enrolled(void *arg, const uint8_t pub[WFPB_NOISE_DHLEN])
+{
+	const struct wfpb_broker *b = arg;
+
+	return wfpb_config_key_enrolled(&b->cfg, pub);
+}
+
+struct wfpb_session *
+wfpb_session_new(struct wfpb_broker *b, const struct wfpb_identity *id, uint64_t now_ms)
+{
+	struct wfpb_session *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->broker = b;
+	s->id = *id;
+	s->opened_ms = s->last_ms = now_ms;
+	wfpb_channel_server_init(&s->ch, b->key, key_enrolled, b);
+	b->sessions++;
+	b->n.sessions_opened++;
+	return s;
+}
+
+int
+wfpb_session_input(struct wfpb_session *s, const uint8_t *in, size_t len, uint64_t now_ms)
+{
+	const uint8_t	*msg;
+	uint8_t		*resp;
+	size_t		used, mlen, rlen;
+	int		ev, rc;
+
+	if (s->closing)
+		return WFPB_E_STATE;
+	while (len > 0) {
+		ev = wfpb_channel_feed(&s->ch, in, len, &used);
+		in += used;
+		len -= used;
+		if (ev < 0) {
+			s->closing = 1;
+			return ev;
+		}
+		if (ev == WFPB_CHANNEL_ESTABLISHED) {
+			s->last_ms = now_ms;
+		} else if (ev == WFPB_CHANNEL_MESSAGE) {
+			s->last_ms = now_ms;
+			msg = wfpb_channel_message(&s->ch, &mlen);
+			if ((rc = wfpb_dispatch(s, msg, mlen, &resp, &rlen, now_ms)) != 0) {
+				s->closing = 1;
+				return rc;
+			}
+			rc = wfpb_channel_send(&s->ch, resp, rlen);
+			free(resp);
+			if (rc != 0) {
+				s->closing = 1;
+				return rc;
+			}
+		}
+	}
+	return 0;
+}
+
+const uint8_t *
+wfpb_session_output(const struct wfpb_session *s, size_t *len)
+{
+	return wfpb_channel_output(&s->ch, len);
+}
+
+void
+wfpb_session_output_done(struct wfpb_session *s, size_t n)
+{
+	wfpb_channel_output_done(&s->ch, n);
+}
+
+uint64_t
+wfpb_session_deadline(const struct wfpb_session *s)
+{
+	if (!wfpb_channel_established(&s->ch))
+		return s->opened_ms + s->broker->cfg.handshake_timeout_ms;
+	return s->last_ms + s->broker->cfg.idle_timeout_ms;
+}
+
+void
+wfpb_session_expire(struct wfpb_session *s)
+{
+	if (!wfpb_channel_established(&s->ch) && !s->closing)
+		wfpb_channel_reject(&s->ch, WFPB_REJECT_DEADLINE);
+	s->closing = 1;
+}
+
+void
+wfpb_session_free(struct wfpb_session *s)
+{
+	if (s == NULL)
+		return;
+	wfpb_channel_free(&s->ch);
+	s->broker->sessions--;
+	free(s);
+}

@@ -1,0 +1,48 @@
+/*
+ * One client session: the secure channel plus request dispatch, without any
+ * I/O. The platform server feeds it the bytes it read, writes the bytes it
+ * produces, and closes the connection when it says so or when its deadline
+ * passes. Everything a client sends is untrusted.
+ */
+#ifndef WFPB_SESSION_H
+#define WFPB_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker.h"
+#include "channel.h"
+
+struct wfpb_session {
+	struct wfpb_broker	*broker;
+	struct wfpb_channel	ch;
+	struct wfpb_identity	id;
+	uint64_t		opened_ms;
+	uint64_t		last_ms;	/* last complete message */
+	int			closing;	/* flush the output, then close */
+};
+
+/* Opens a session for a connection; NULL on allocation failure. */
+struct wfpb_session *wfpb_session_new(struct wfpb_broker *b, const struct wfpb_identity *id, uint64_t now_ms);
+
+/*
+ * Processes received bytes, queueing any responses. Returns 0 to keep the
+ * connection, or a negative WFPB_E_* when it must close once the pending
+ * output (a reject notice, say) is written.
+ */
+int WFPB_MUST_CHECK wfpb_session_input(struct wfpb_session *s, const uint8_t *in, size_t len, uint64_t now_ms);
+
+/* Pending output, and marking n bytes of it written. */
+const uint8_t *wfpb_session_output(const struct wfpb_session *s, size_t *len);
+void wfpb_session_output_done(struct wfpb_session *s, size_t n);
+
+/* Absolute time (ms) at which the session expires: handshake deadline or idle timeout. */
+uint64_t wfpb_session_deadline(const struct wfpb_session *s);
+
+/* The deadline passed: queues a reject notice if still in the handshake. */
+void wfpb_session_expire(struct wfpb_session *s);
+
+/* Releases everything the session owns. NULL is a no-op. */
+void wfpb_session_free(struct wfpb_session *s);
+
+#endif

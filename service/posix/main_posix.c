@@ -1,0 +1,114 @@
+/*
+ * wfpbrokerd for POSIX: reads the configuration, loads or creates the static
+ * key, and serves in the foreground (systemd Type=notify compatible).
+ *
+ *   wfpbrokerd [--config FILE]        serve
+ *   wfpbrokerd keygen [--config FILE] create the static key if missing, print the public key path
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "broker.h"
+#include "keyfile.h"
+#include "log.h"
+#include "server_posix.h"
+
+#define DEFAULT_CONFIG		"/etc/wfpbroker/wfpbroker.conf"
+#define DEFAULT_ENDPOINT	"/run/wfpbroker/wfpbroker.sock"
+#define DEFAULT_STATE		"/var/lib/wfpbroker"
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: wfpbrokerd [keygen] [--config FILE]\n");
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The state directory holds the private key: owner-only writes, world-traversable for server.pub. */
+static int
+prepare_state_dir(const char *dir)
+{
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		wfpb_log(WFPB_LOG_ERR, "mkdir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct wfpb_config		defaults, cfg;
+	struct wfpb_ini_error		err;
+	struct wfpb_noise_keypair	key;
+	struct wfpb_broker		b;
+	struct wfpb_server_opts		opts = { 0 };
+	const char			*config_path = NULL;
+	char				priv_path[WFPB_PATH_MAX + 16], pub_path[WFPB_PATH_MAX + 16];
+	int				i, keygen = 0, rc;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "keygen") == 0 && i == 1)
+			keygen = 1;
+		else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			config_path = argv[++i];
+		else {
+			usage();
+			return 2;
+		}
+	}
+	if (sodium_init() < 0) {
+		fprintf(stderr, "wfpbrokerd: libsodium failed to initialise\n");
+		return 1;
+	}
+	wfpb_config_defaults(&defaults, DEFAULT_ENDPOINT, DEFAULT_STATE);
+	rc = wfpb_config_load(config_path ? config_path : DEFAULT_CONFIG, &defaults, &cfg, &err);
+	if (rc == WFPB_E_NOENT && config_path == NULL) {
+		cfg = defaults;
+	} else if (rc != 0) {
+		fprintf(stderr, "wfpbrokerd: %s:%u: %s\n", config_path ? config_path : DEFAULT_CONFIG, err.line,
+		    err.message);
+		return 1;
+	}
+	if (prepare_state_dir(cfg.state_dir) != 0)
+		return 1;
+	snprintf(priv_path, sizeof(priv_path), "%s/server.key", cfg.state_dir);
+	snprintf(pub_path, sizeof(pub_path), "%s/server.pub", cfg.state_dir);
+	if ((rc = wfpb_keyfile_load_or_create(priv_path, pub_path, &key)) != 0) {
+		fprintf(stderr, "wfpbrokerd: static key %s: %s\n", priv_path, wfpb_strerror(rc));
+		wfpb_config_free(&cfg);
+		return 1;
+	}
+	if (keygen) {
+		printf("%s\n", pub_path);
+		sodium_memzero(&key, sizeof(key));
+		wfpb_config_free(&cfg);
+		return 0;
+	}
+	rc = wfpb_broker_init(&b, &cfg, &key, now_ms());
+	sodium_memzero(&key, sizeof(key));
+	if (rc != 0) {
+		wfpb_config_free(&cfg);
+		return 1;
+	}
+	wfpb_log(WFPB_LOG_INFO, "version %s, server key %s, backend %s", WFPB_SERVICE_VERSION, pub_path,
+	    b.cfg.backend);
+	opts.config_path = config_path;
+	opts.notify = 1;
+	rc = wfpb_server_run(&b, &opts);
+	wfpb_broker_fini(&b);
+	return rc == 0 ? 0 : 1;
+}

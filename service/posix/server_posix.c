@@ -1,0 +1,457 @@
+/*
+ * Unix-socket server. One thread, one epoll set: the listener, a signalfd for
+ * SIGTERM/SIGINT/SIGHUP, and every connection. Each connection's bytes go to
+ * its core session; deadlines are swept on a short tick. Peers are untrusted
+ * and may stall, trickle or vanish at any byte.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server_posix.h"
+#include "session.h"
+
+#define TICK_MS		100
+#define READ_CHUNK	65536
+#define EVENTS_MAX	64
+
+struct conn {
+	int			fd;
+	struct wfpb_session	*s;
+	struct conn		*prev, *next;
+	int			out_armed;	/* EPOLLOUT requested */
+	int			dead;		/* closed; freed after the current event batch */
+};
+
+struct server {
+	struct wfpb_broker		*b;
+	const struct wfpb_server_opts	*opts;
+	int				ep, lfd, sfd;
+	struct conn			*conns;
+	struct conn			*graveyard;	/* closed during this batch */
+	int				stop;
+	char				path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+/* Marker pointers in epoll data for the two non-connection fds. */
+static char listener_tag, signal_tag;
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void
+identify(int fd, struct wfpb_identity *id)
+{
+	struct ucred	cred;
+	socklen_t	len = sizeof(cred);
+	char		link[64];
+	ssize_t		n;
+
+	memset(id, 0, sizeof(*id));
+	id->uid = id->gid = -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof(cred)) {
+		wfpb_log(WFPB_LOG_WARN, "SO_PEERCRED failed (%s): session will be denied", strerror(errno));
+		return;
+	}
+	id->pid = (uint32_t)cred.pid;
+	id->uid = cred.uid;
+	id->gid = cred.gid;
+	snprintf(id->user, sizeof(id->user), "%u", (unsigned)cred.uid);
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)cred.pid);
+	n = readlink(link, id->image, sizeof(id->image) - 1);
+	id->image[n > 0 ? n : 0] = '\0';
+	id->known = 1;
+}
+
+/*
+ * Closes a connection and releases its session at once; the struct itself
+ * waits in the graveyard because later events of this batch may name it.
+ */
+static void
+conn_close(struct server *sv, struct conn *c)
+{
+	epoll_ctl(sv->ep, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		sv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	wfpb_session_free(c->s);
+	c->s = NULL;
+	c->dead = 1;
+	c->next = sv->graveyard;
+	sv->graveyard = c;
+}
+
+static void
+bury(struct server *sv)
+{
+	struct conn *c;
+
+	while ((c = sv->graveyard) != NULL) {
+		sv->graveyard = c->next;
+		free(c);
+	}
+}
+
+/* Writes pending output; returns 0, or -1 when the connection is gone. */
+static int
+conn_flush(struct server *sv, struct conn *c)
+{
+	struct epoll_event	ev = { 0 };
+	const uint8_t		*p;
+	size_t			len;
+	ssize_t			n;
+
+	while ((p = wfpb_session_output(c->s, &len)) != NULL) {
+		n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			return -1;
+		}
+		wfpb_session_output_done(c->s, (size_t)n);
+	}
+	if ((p != NULL) != c->out_armed) {
+		c->out_armed = p != NULL;
+		ev.events = EPOLLIN | EPOLLRDHUP | (c->out_armed ? EPOLLOUT : 0);
+		ev.data.ptr = c;
+		epoll_ctl(sv->ep, EPOLL_CTL_MOD, c->fd, &ev);
+	}
+	if (p == NULL && c->s->closing)
+		return -1;
+	return 0;
+}
+
+/* Refuses a connection past the session limit with a reject notice. */
+static void
+refuse_busy(struct server *sv, int fd)
+{
+	struct wfpb_channel	ch;
+	const uint8_t		*p;
+	size_t			len;
+
+	wfpb_channel_server_init(&ch, sv->b->key, NULL, NULL);
+	wfpb_channel_reject(&ch, WFPB_REJECT_BUSY);
+	if ((p = wfpb_channel_output(&ch, &len)) != NULL)
+		(void)!send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	wfpb_channel_free(&ch);
+	close(fd);
+	sv->b->n.sessions_rejected++;
+}
+
+static void
+on_accept(struct server *sv)
+{
+	struct epoll_event	ev = { 0 };
+	struct wfpb_identity	id;
+	struct conn		*c;
+	int			fd;
+
+	for (;;) {
+		fd = accept4(sv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				wfpb_log(WFPB_LOG_WARN, "accept: %s", strerror(errno));
+			return;
+		}
+		if (sv->b->sessions >= sv->b->cfg.max_sessions) {
+			refuse_busy(sv, fd);
+			continue;
+		}
+		identify(fd, &id);
+		if ((c = calloc(1, sizeof(*c))) == NULL || (c->s = wfpb_session_new(sv->b, &id, now_ms())) == NULL) {
+			wfpb_log(WFPB_LOG_ERR, "out of memory accepting a session");
+			free(c);
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		c->next = sv->conns;
+		if (sv->conns)
+			sv->conns->prev = c;
+		sv->conns = c;
+		ev.events = EPOLLIN | EPOLLRDHUP;
+		ev.data.ptr = c;
+		if (epoll_ctl(sv->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+			wfpb_log(WFPB_LOG_ERR, "epoll_ctl: %s", strerror(errno));
+			conn_close(sv, c);
+		}
+	}
+}
+
+static void
+on_readable(struct server *sv, struct conn *c)
+{
+	static uint8_t	buf[READ_CHUNK];
+	ssize_t		n;
+	int		rc;
+
+	for (;;) {
+		n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			conn_close(sv, c);
+			return;
+		}
+		rc = wfpb_session_input(c->s, buf, (size_t)n, now_ms());
+		if (rc < 0 && rc != WFPB_E_STATE)
+			wfpb_log(WFPB_LOG_INFO, "session pid %u closed: %s", (unsigned)c->s->id.pid,
+			    wfpb_strerror(rc));
+		if (rc < 0)
+			break;
+	}
+	if (conn_flush(sv, c) != 0)
+		conn_close(sv, c);
+}
+
+static void
+sweep(struct server *sv)
+{
+	struct conn	*c, *next;
+	uint64_t	now = now_ms();
+
+	for (c = sv->conns; c != NULL; c = next) {
+		next = c->next;
+		if (now < wfpb_session_deadline(c->s))
+			continue;
+		/* A session already closing that still could not flush gets no more time. */
+		if (c->s->closing) {
+			conn_close(sv, c);
+			continue;
+		}
+		wfpb_session_expire(c->s);
+		if (conn_flush(sv, c) != 0)
+			conn_close(sv, c);
+	}
+}
+
+static void
+reload(struct server *sv)
+{
+	struct wfpb_config	cfg;
+	struct wfpb_ini_error	err;
+	int			rc;
+
+	if (sv->opts->config_path == NULL) {
+		wfpb_log(WFPB_LOG_INFO, "SIGHUP: no configuration file to reload");
+		return;
+	}
+	rc = wfpb_config_load(sv->opts->config_path, &sv->b->cfg, &cfg, &err);
+	if (rc != 0) {
+		wfpb_log(WFPB_LOG_WARN, "reload rejected, keeping the old configuration: %s:%u: %s",
+		    sv->opts->config_path, err.line, err.message);
+		return;
+	}
+	if (strcmp(cfg.endpoint, sv->b->cfg.endpoint) != 0)
+		wfpb_log(WFPB_LOG_WARN, "reload: endpoint changes take effect at the next start");
+	wfpb_broker_reload(sv->b, &cfg);
+	wfpb_log(WFPB_LOG_INFO, "configuration reloaded (%zu enrolled client keys)", sv->b->cfg.nkeys);
+}
+
+static void
+on_signal(struct server *sv)
+{
+	struct signalfd_siginfo si;
+
+	while (read(sv->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP)
+			reload(sv);
+		else
+			sv->stop = 1;
+	}
+}
+
+/* Creates the endpoint: parent directory owned by us and not writable by others, socket 0660. */
+static int
+listen_socket(struct server *sv)
+{
+	struct sockaddr_un	sa = { .sun_family = AF_UNIX };
+	const char		*path = sv->b->cfg.endpoint;
+	char			dir[PATH_MAX], *slash;
+	struct stat		st;
+	struct group		*gr = NULL;
+	mode_t			old;
+	int			fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path) || path[0] != '/') {
+		wfpb_log(WFPB_LOG_ERR, "endpoint %s: must be an absolute path shorter than %zu bytes", path,
+		    sizeof(sa.sun_path));
+		return WFPB_E_CONFIG;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+			wfpb_log(WFPB_LOG_ERR, "mkdir %s: %s", dir, strerror(errno));
+			return WFPB_E_IO;
+		}
+		if (stat(dir, &st) != 0 || st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+			wfpb_log(WFPB_LOG_ERR, "%s must be owned by uid %u and not group/other-writable", dir,
+			    (unsigned)geteuid());
+			return WFPB_E_ACCESS;
+		}
+	}
+	if (sv->b->cfg.socket_group[0] != '\0' && (gr = getgrnam(sv->b->cfg.socket_group)) == NULL) {
+		wfpb_log(WFPB_LOG_ERR, "socket_group %s: no such group", sv->b->cfg.socket_group);
+		return WFPB_E_CONFIG;
+	}
+	/* A stale socket from a previous run is replaced; anything else is not ours to delete. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			wfpb_log(WFPB_LOG_ERR, "%s exists and is not a socket", path);
+			return WFPB_E_IO;
+		}
+		unlink(path);
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+		return WFPB_E_IO;
+	old = umask(0117);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		umask(old);
+		wfpb_log(WFPB_LOG_ERR, "bind %s: %s", path, strerror(errno));
+		close(fd);
+		return WFPB_E_IO;
+	}
+	umask(old);
+	if (chmod(path, 0660) != 0 || (gr != NULL && chown(path, (uid_t)-1, gr->gr_gid) != 0) ||
+	    listen(fd, SOMAXCONN) != 0) {
+		wfpb_log(WFPB_LOG_ERR, "set up %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return WFPB_E_IO;
+	}
+	snprintf(sv->path, sizeof(sv->path), "%s", path);
+	sv->lfd = fd;
+	return 0;
+}
+
+/* systemd Type=notify: one datagram to $NOTIFY_SOCKET. */
+static void
+notify_ready(void)
+{
+	struct sockaddr_un	sa = { .sun_family = AF_UNIX };
+	const char		*path = getenv("NOTIFY_SOCKET");
+	socklen_t		len;
+	int			fd;
+
+	if (path == NULL || strlen(path) >= sizeof(sa.sun_path) || (path[0] != '/' && path[0] != '@'))
+		return;
+	memcpy(sa.sun_path, path, strlen(path));
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return;
+	(void)!sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
+	close(fd);
+}
+
+int
+wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts)
+{
+	struct server		sv = { .b = b, .opts = opts, .ep = -1, .lfd = -1, .sfd = -1 };
+	struct epoll_event	ev = { 0 }, evs[EVENTS_MAX];
+	sigset_t		mask;
+	uint64_t		last_sweep = 0;
+	int			i, n, rc;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0 ||
+	    (sv.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
+	    (sv.ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+		rc = WFPB_E_IO;
+		goto close_fds;
+	}
+	if ((rc = listen_socket(&sv)) != 0)
+		goto close_fds;
+	ev.events = EPOLLIN;
+	ev.data.ptr = &listener_tag;
+	epoll_ctl(sv.ep, EPOLL_CTL_ADD, sv.lfd, &ev);
+	ev.data.ptr = &signal_tag;
+	epoll_ctl(sv.ep, EPOLL_CTL_ADD, sv.sfd, &ev);
+	wfpb_log(WFPB_LOG_INFO, "listening on %s", sv.path);
+	if (opts->notify)
+		notify_ready();
+
+	while (!sv.stop) {
+		n = epoll_wait(sv.ep, evs, EVENTS_MAX, TICK_MS);
+		if (n < 0 && errno != EINTR) {
+			wfpb_log(WFPB_LOG_ERR, "epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			void *tag = evs[i].data.ptr;
+
+			if (tag == &listener_tag) {
+				on_accept(&sv);
+			} else if (tag == &signal_tag) {
+				on_signal(&sv);
+			} else {
+				struct conn *c = tag;
+
+				if (c->dead)
+					continue;
+				if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+					on_readable(&sv, c);
+				else if ((evs[i].events & EPOLLOUT) && conn_flush(&sv, c) != 0)
+					conn_close(&sv, c);
+			}
+		}
+		bury(&sv);
+		if (now_ms() - last_sweep >= TICK_MS) {
+			sweep(&sv);
+			last_sweep = now_ms();
+		}
+	}
+	wfpb_log(WFPB_LOG_INFO, "stopping: closing %u sessions", b->sessions);
+	while (sv.conns != NULL) {
+		(void)conn_flush(&sv, sv.conns);
+		conn_close(&sv, sv.conns);
+	}
+	bury(&sv);
+	unlink(sv.path);
+	rc = 0;
+close_fds:
+	if (sv.lfd >= 0)
+		close(sv.lfd);
+	if (sv.ep >= 0)
+		close(sv.ep);
+	if (sv.sfd >= 0)
+		close(sv.sfd);
+	return rc;
+}
