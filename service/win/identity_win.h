@@ -1,0 +1,15 @@
+/* Pipe client identity (identity_win.c). */
+#ifndef WFPB_IDENTITY_WIN_H
+#define WFPB_IDENTITY_WIN_H
+
+#include <windows.h>
+
+#include "broker.h"
+
+/*
+ * Fills id for the client of a connected pipe that has already sent data.
+ * id->known stays 0 when any part the policy needs could not be read.
+ */
+void wfpb__identify_pipe_client(HANDLE pipe, struct wfpb_identity *id);
+
+#endif

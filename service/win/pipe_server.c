@@ -1,0 +1,395 @@
+/*
+ * Named-pipe server on one I/O completion port. Each connection has at most
+ * one read and one write in flight; a connection being closed is freed only
+ * when every operation it started has completed, so no completion ever names
+ * freed memory. ERROR_PIPE_CONNECTED and ERROR_NO_DATA are the normal races of
+ * a client that connected, or left, before we looked.
+ */
+#include <windows.h>
+#include <sddl.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "identity_win.h"
+#include "log.h"
+#include "pipe_server.h"
+#include "session.h"
+
+#define PIPE_BUF_SIZE	65536u
+#define READ_CHUNK	16384u
+#define TICK_MS		100u
+#define KEY_STOP	1u
+#define DRAIN_MS	5000u
+
+struct pconn {
+	HANDLE			pipe;
+	OVERLAPPED		ov_connect, ov_read, ov_write;
+	int			pending;	/* operations in flight */
+	int			connected;
+	int			closing;
+	struct wfpb_session	*s;
+	uint8_t			*wbuf;		/* the in-flight write's bytes */
+	struct pconn		*prev, *next;
+	uint8_t			rbuf[READ_CHUNK];
+};
+
+struct wfpb_pipe_server {
+	struct wfpb_broker	*b;
+	HANDLE			iocp;
+	wchar_t			*name;
+	struct pconn		*conns;		/* every live instance, listening ones included */
+	volatile LONG		stop;
+};
+
+static uint64_t
+now_ms(void)
+{
+	return GetTickCount64();
+}
+
+static wchar_t *
+widen(const char *s)
+{
+	int	n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0);
+	wchar_t	*w;
+
+	if (n <= 0 || (w = malloc((size_t)n * sizeof(wchar_t))) == NULL)
+		return NULL;
+	MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, w, n);
+	return w;
+}
+
+static void
+link_conn(struct wfpb_pipe_server *sv, struct pconn *c)
+{
+	c->next = sv->conns;
+	if (sv->conns)
+		sv->conns->prev = c;
+	sv->conns = c;
+}
+
+static void
+unlink_free(struct wfpb_pipe_server *sv, struct pconn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		sv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (c->pipe != INVALID_HANDLE_VALUE)
+		CloseHandle(c->pipe);
+	wfpb_session_free(c->s);
+	free(c->wbuf);
+	free(c);
+}
+
+/* Starts closing: cancel what is in flight; the last completion frees it. */
+static void
+conn_close(struct wfpb_pipe_server *sv, struct pconn *c)
+{
+	if (!c->closing) {
+		c->closing = 1;
+		if (c->pending > 0)
+			CancelIoEx(c->pipe, NULL);
+		DisconnectNamedPipe(c->pipe);
+	}
+	if (c->pending == 0)
+		unlink_free(sv, c);
+}
+
+/* Creates a listening instance and starts ConnectNamedPipe on it. */
+static int
+listen_instance(struct wfpb_pipe_server *sv, int first)
+{
+	SECURITY_ATTRIBUTES	sa = { .nLength = sizeof(sa) };
+	struct pconn		*c;
+	DWORD			err;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return WFPB_E_NOMEM;
+	if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(WFPB_PIPE_SDDL, SDDL_REVISION_1,
+	    &sa.lpSecurityDescriptor, NULL)) {
+		err = GetLastError();
+		free(c);
+		wfpb_log(WFPB_LOG_ERR, "pipe: SDDL: error %lu", err);
+		return WFPB_E_IO;
+	}
+	c->pipe = CreateNamedPipeW(sv->name, PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED |
+	    (first ? FILE_FLAG_FIRST_PIPE_INSTANCE : 0), PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT |
+	    PIPE_REJECT_REMOTE_CLIENTS, PIPE_UNLIMITED_INSTANCES, PIPE_BUF_SIZE, PIPE_BUF_SIZE, 0, &sa);
+	err = GetLastError();
+	LocalFree(sa.lpSecurityDescriptor);
+	if (c->pipe == INVALID_HANDLE_VALUE) {
+		free(c);
+		wfpb_log(WFPB_LOG_ERR, "pipe: CreateNamedPipeW: error %lu%s", err,
+		    err == ERROR_ACCESS_DENIED && first ? " (another process owns the pipe name)" : "");
+		return err == ERROR_ACCESS_DENIED ? WFPB_E_ACCESS : WFPB_E_IO;
+	}
+	/* The completion key names the connection; the OVERLAPPED names the operation. */
+	if (CreateIoCompletionPort(c->pipe, sv->iocp, (ULONG_PTR)c, 0) == NULL) {
+		err = GetLastError();
+		CloseHandle(c->pipe);
+		free(c);
+		wfpb_log(WFPB_LOG_ERR, "pipe: CreateIoCompletionPort: error %lu", err);
+		return WFPB_E_IO;
+	}
+	link_conn(sv, c);
+	c->pending++;
+	if (ConnectNamedPipe(c->pipe, &c->ov_connect))
+		return 0;	/* completion still queued */
+	err = GetLastError();
+	if (err == ERROR_IO_PENDING)
+		return 0;
+	if (err == ERROR_PIPE_CONNECTED) {
+		/* The client beat us to it; no packet was queued, so post one. */
+		PostQueuedCompletionStatus(sv->iocp, 0, (ULONG_PTR)c, &c->ov_connect);
+		return 0;
+	}
+	c->pending--;
+	wfpb_log(WFPB_LOG_WARN, "pipe: ConnectNamedPipe: error %lu", err);
+	conn_close(sv, c);
+	return 0;
+}
+
+static void
+start_read(struct wfpb_pipe_server *sv, struct pconn *c)
+{
+	DWORD err;
+
+	memset(&c->ov_read, 0, sizeof(c->ov_read));
+	c->pending++;
+	if (ReadFile(c->pipe, c->rbuf, sizeof(c->rbuf), NULL, &c->ov_read))
+		return;
+	if ((err = GetLastError()) == ERROR_IO_PENDING)
+		return;
+	c->pending--;
+	conn_close(sv, c);
+}
+
+/* Starts a write of all pending session output if none is in flight. */
+static void
+pump_write(struct wfpb_pipe_server *sv, struct pconn *c)
+{
+	const uint8_t	*p;
+	size_t		len;
+
+	if (c->wbuf != NULL || c->s == NULL)
+		return;
+	if ((p = wfpb_session_output(c->s, &len)) == NULL) {
+		if (c->s->closing)
+			conn_close(sv, c);
+		return;
+	}
+	if ((c->wbuf = malloc(len)) == NULL) {
+		conn_close(sv, c);
+		return;
+	}
+	/* Copied: the session may append (and reallocate) while this write is in flight. */
+	memcpy(c->wbuf, p, len);
+	wfpb_session_output_done(c->s, len);
+	memset(&c->ov_write, 0, sizeof(c->ov_write));
+	c->pending++;
+	if (!WriteFile(c->pipe, c->wbuf, (DWORD)len, NULL, &c->ov_write) && GetLastError() != ERROR_IO_PENDING) {
+		c->pending--;
+		free(c->wbuf);
+		c->wbuf = NULL;
+		conn_close(sv, c);
+	}
+}
+
+static void
+on_read(struct wfpb_pipe_server *sv, struct pconn *c, DWORD n)
+{
+	struct wfpb_identity	id;
+	int			rc;
+
+	if (c->s == NULL) {
+		/* The token is readable once the client has written: identify on the first read. */
+		if (sv->b->sessions >= sv->b->cfg.max_sessions) {
+			struct wfpb_channel ch;
+			const uint8_t *p;
+			size_t len;
+
+			wfpb_channel_server_init(&ch, sv->b->key, NULL, NULL);
+			wfpb_channel_reject(&ch, WFPB_REJECT_BUSY);
+			p = wfpb_channel_output(&ch, &len);
+			if (p != NULL && (c->wbuf = malloc(len)) != NULL) {
+				memcpy(c->wbuf, p, len);
+				memset(&c->ov_write, 0, sizeof(c->ov_write));
+				c->pending++;
+				if (!WriteFile(c->pipe, c->wbuf, (DWORD)len, NULL, &c->ov_write) &&
+				    GetLastError() != ERROR_IO_PENDING)
+					c->pending--;
+			}
+			wfpb_channel_free(&ch);
+			sv->b->n.sessions_rejected++;
+			c->closing = 1;	/* the write completion closes it */
+			if (c->pending == 0)
+				conn_close(sv, c);
+			return;
+		}
+		wfpb__identify_pipe_client(c->pipe, &id);
+		if ((c->s = wfpb_session_new(sv->b, &id, now_ms())) == NULL) {
+			conn_close(sv, c);
+			return;
+		}
+	}
+	rc = wfpb_session_input(c->s, c->rbuf, n, now_ms());
+	if (rc < 0 && rc != WFPB_E_STATE)
+		wfpb_log(WFPB_LOG_INFO, "session pid %u closed: %s", (unsigned)c->s->id.pid, wfpb_strerror(rc));
+	pump_write(sv, c);
+	if (!c->closing && !c->s->closing)
+		start_read(sv, c);
+}
+
+static void
+on_completion(struct wfpb_pipe_server *sv, struct pconn *c, OVERLAPPED *ov, DWORD n, BOOL ok)
+{
+	int is_read, is_write;
+
+	if (ov != &c->ov_connect && ov != &c->ov_read && ov != &c->ov_write)
+		abort();	/* a completion for an unknown operation: our bookkeeping is broken */
+	c->pending--;
+	is_read = ov == &c->ov_read;
+	is_write = ov == &c->ov_write;
+	if (is_write) {
+		free(c->wbuf);
+		c->wbuf = NULL;
+	}
+	if (c->closing || sv->stop) {
+		conn_close(sv, c);
+		return;
+	}
+	if (ov == &c->ov_connect) {
+		/* A client holds this instance now; the next one waits for the next client. */
+		if (listen_instance(sv, 0) != 0)
+			wfpb_log(WFPB_LOG_ERR, "pipe: cannot create a new listening instance");
+		if (!ok && GetLastError() != ERROR_PIPE_CONNECTED) {
+			conn_close(sv, c);
+			return;
+		}
+		c->connected = 1;
+		start_read(sv, c);
+		return;
+	}
+	if (!ok || (is_read && n == 0)) {
+		conn_close(sv, c);
+		return;
+	}
+	if (is_read)
+		on_read(sv, c, n);
+	else if (is_write && c->s != NULL)
+		pump_write(sv, c);
+	else if (is_write)
+		conn_close(sv, c);	/* a busy-reject notice went out */
+}
+
+static void
+sweep(struct wfpb_pipe_server *sv)
+{
+	struct pconn	*c, *next;
+	uint64_t	now = now_ms();
+
+	for (c = sv->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->s == NULL || c->closing || now < wfpb_session_deadline(c->s))
+			continue;
+		if (c->s->closing) {
+			conn_close(sv, c);
+			continue;
+		}
+		wfpb_session_expire(c->s);
+		pump_write(sv, c);
+	}
+}
+
+int
+wfpb_pipe_server_new(struct wfpb_broker *b, struct wfpb_pipe_server **out)
+{
+	struct wfpb_pipe_server	*sv;
+	int			rc;
+
+	*out = NULL;
+	if (_strnicmp(b->cfg.endpoint, "\\\\.\\pipe\\", 9) != 0 || strlen(b->cfg.endpoint) > 256) {
+		wfpb_log(WFPB_LOG_ERR, "endpoint %s: must be a local pipe name \\\\.\\pipe\\NAME", b->cfg.endpoint);
+		return WFPB_E_CONFIG;
+	}
+	if ((sv = calloc(1, sizeof(*sv))) == NULL || (sv->name = widen(b->cfg.endpoint)) == NULL) {
+		free(sv);
+		return WFPB_E_NOMEM;
+	}
+	sv->b = b;
+	if ((sv->iocp = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1)) == NULL) {
+		wfpb_pipe_server_free(sv);
+		return WFPB_E_IO;
+	}
+	if ((rc = listen_instance(sv, 1)) != 0) {
+		wfpb_pipe_server_free(sv);
+		return rc;
+	}
+	*out = sv;
+	return 0;
+}
+
+int
+wfpb_pipe_server_run(struct wfpb_pipe_server *sv)
+{
+	OVERLAPPED	*ov;
+	ULONG_PTR	key;
+	DWORD		n;
+	BOOL		ok;
+	uint64_t	last_sweep = now_ms(), until;
+	struct pconn	*c, *next;
+
+	wfpb_log(WFPB_LOG_INFO, "listening on %s", sv->b->cfg.endpoint);
+	while (!sv->stop) {
+		ov = NULL;
+		ok = GetQueuedCompletionStatus(sv->iocp, &n, &key, &ov, TICK_MS);
+		if (ov != NULL)
+			on_completion(sv, (struct pconn *)key, ov, n, ok);
+		else if (key == KEY_STOP && ok)
+			break;
+		if (now_ms() - last_sweep >= TICK_MS) {
+			sweep(sv);
+			last_sweep = now_ms();
+		}
+	}
+	sv->stop = 1;
+	wfpb_log(WFPB_LOG_INFO, "stopping: closing %u sessions", sv->b->sessions);
+	for (c = sv->conns; c != NULL; c = next) {
+		next = c->next;
+		conn_close(sv, c);
+	}
+	/* Drain: every cancelled operation still completes before its memory goes. */
+	until = now_ms() + DRAIN_MS;
+	while (sv->conns != NULL && now_ms() < until) {
+		ov = NULL;
+		ok = GetQueuedCompletionStatus(sv->iocp, &n, &key, &ov, TICK_MS);
+		if (ov != NULL)
+			on_completion(sv, (struct pconn *)key, ov, n, ok);
+	}
+	return sv->conns == NULL ? 0 : WFPB_E_TIMEOUT;
+}
+
+void
+wfpb_pipe_server_stop(struct wfpb_pipe_server *sv)
+{
+	InterlockedExchange(&sv->stop, 1);
+	PostQueuedCompletionStatus(sv->iocp, 0, KEY_STOP, NULL);
+}
+
+void
+wfpb_pipe_server_free(struct wfpb_pipe_server *sv)
+{
+	if (sv == NULL)
+		return;
+	/* Only instances whose operations all completed are freed; others leak deliberately. */
+	while (sv->conns != NULL && sv->conns->pending == 0)
+		unlink_free(sv, sv->conns);
+	if (sv->iocp != NULL)
+		CloseHandle(sv->iocp);
+	free(sv->name);
+	free(sv);
+}
