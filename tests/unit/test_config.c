@@ -1,0 +1,140 @@
+/* The INI reader and the configuration built on it: values, limits, line-numbered errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static struct wfpb_config base;
+
+static int
+setup(void **state)
+{
+	(void)state;
+	wfpb_config_defaults(&base, "/run/x.sock", "/var/lib/x");
+	return 0;
+}
+
+static int
+parse(const char *text, struct wfpb_config *out, struct wfpb_ini_error *err)
+{
+	return wfpb_config_parse(text, strlen(text), &base, out, err);
+}
+
+static void
+defaults_follow_design(void **state)
+{
+	(void)state;
+	assert_int_equal(base.handshake_timeout_ms, 5000);
+	assert_int_equal(base.idle_timeout_ms, 300000);
+	assert_int_equal(base.max_sessions, 256);
+	assert_int_equal(base.max_sessions_per_principal, 64);
+	assert_int_equal(base.blob_max, 16384);
+	assert_int_equal(base.stash_max_per_principal, 1024);
+	assert_int_equal(base.stash_ttl_ms, 120000);
+	assert_string_equal(base.backend, "sim");
+}
+
+static void
+values_are_read(void **state)
+{
+	struct wfpb_config	c;
+	struct wfpb_ini_error	err;
+	uint8_t			k[32];
+
+	(void)state;
+	assert_int_equal(parse("; comment\n# another\n[service]\n  endpoint = /tmp/a.sock \n"
+	    "max_sessions=9\r\nhandshake_timeout_ms = 250\nbackend = netfilter\n\n[clients]\n"
+	    "key = 0101010101010101010101010101010101010101010101010101010101010101\n"
+	    "key = 0202020202020202020202020202020202020202020202020202020202020202\n", &c, &err), 0);
+	assert_string_equal(c.endpoint, "/tmp/a.sock");
+	assert_string_equal(c.state_dir, "/var/lib/x");
+	assert_int_equal(c.max_sessions, 9);
+	assert_int_equal(c.handshake_timeout_ms, 250);
+	assert_string_equal(c.backend, "netfilter");
+	assert_int_equal(c.nkeys, 2);
+	memset(k, 2, sizeof(k));
+	assert_true(wfpb_config_key_enrolled(&c, k));
+	memset(k, 3, sizeof(k));
+	assert_false(wfpb_config_key_enrolled(&c, k));
+	wfpb_config_free(&c);
+	/* base is untouched. */
+	assert_int_equal(base.max_sessions, 256);
+}
+
+static void
+expect_error(const char *text, unsigned line)
+{
+	struct wfpb_config	c;
+	struct wfpb_ini_error	err;
+
+	assert_int_equal(parse(text, &c, &err), WFPB_E_CONFIG);
+	assert_int_equal(err.line, line);
+	assert_true(strlen(err.message) > 0);
+	assert_null(c.keys);
+}
+
+static void
+errors_name_their_line(void **state)
+{
+	(void)state;
+	expect_error("[service]\nmax_sessions = 0\n", 2);
+	expect_error("[service]\nmax_sessions = -1\n", 2);
+	expect_error("[service]\nmax_sessions = 12x\n", 2);
+	expect_error("[service]\nmax_sessions = 99999999999999999999\n", 2);
+	expect_error("[service]\n\nbackend = magic\n", 3);
+	expect_error("[service]\nno_such_key = 1\n", 2);
+	expect_error("[nosuchsection]\nkey = 1\n", 2);
+	expect_error("key = 1\n", 1);
+	expect_error("[service\n", 1);
+	expect_error("[service]\njust words\n", 2);
+	expect_error("[clients]\nkey = 1234\n", 2);
+	expect_error("[clients]\nkey = zz01010101010101010101010101010101010101010101010101010101010101\n", 2);
+	expect_error("[service]\n = 5\n", 2);
+}
+
+static void
+overlong_line_and_nul_are_errors(void **state)
+{
+	struct wfpb_config	c;
+	struct wfpb_ini_error	err;
+	char			big[WFPB_INI_LINE_MAX + 64];
+	const char		nul[] = "[service]\nendpoint = a\0b\n";
+
+	(void)state;
+	memcpy(big, "[service]\nendpoint = ", 21);
+	memset(big + 21, 'a', sizeof(big) - 22);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(parse(big, &c, &err), WFPB_E_CONFIG);
+	assert_int_equal(err.line, 2);
+	assert_int_equal(wfpb_config_parse(nul, sizeof(nul) - 1, &base, &c, &err), WFPB_E_CONFIG);
+	assert_int_equal(err.line, 2);
+}
+
+static void
+missing_file_is_noent(void **state)
+{
+	struct wfpb_config	c;
+	struct wfpb_ini_error	err;
+
+	(void)state;
+	assert_int_equal(wfpb_config_load("/nonexistent/wfpbroker.conf", &base, &c, &err), WFPB_E_NOENT);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(defaults_follow_design),
+		cmocka_unit_test(values_are_read),
+		cmocka_unit_test(errors_name_their_line),
+		cmocka_unit_test(overlong_line_and_nul_are_errors),
+		cmocka_unit_test(missing_file_is_noent),
+	};
+
+	return cmocka_run_group_tests(tests, setup, NULL);
+}

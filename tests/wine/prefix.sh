@@ -1,0 +1,31 @@
+#!/bin/sh
+# prefix.sh setup|shutdown WINESERVER: creates the run's Wine prefix once and
+# keeps its wineserver alive for the run; shutdown stops every Wine process of
+# the prefix so nothing outlives the test run.
+set -eu
+cmd=$1
+wineserver=$2
+: "${WINEPREFIX:?}"
+case "$cmd" in
+setup)
+	if [ ! -d "$WINEPREFIX/drive_c/windows" ]; then
+		mkdir -p "$WINEPREFIX"
+		wineboot -i </dev/null >/dev/null 2>&1
+	fi
+	# Persistent server for the whole run; its stdio must not hold ctest's pipes open.
+	"$wineserver" -p </dev/null >/dev/null 2>&1 || true
+	# Start Wine's own services now, detached from ctest's pipes; a test that
+	# started them would hand them its output pipe and ctest would wait forever.
+	wineboot </dev/null >/dev/null 2>&1
+	test -d "$WINEPREFIX/drive_c/windows"
+	echo "wine prefix ready: $WINEPREFIX"
+	;;
+shutdown)
+	"$wineserver" -k 2>/dev/null || true
+	echo "wine processes stopped"
+	;;
+*)
+	echo "usage: prefix.sh setup|shutdown WINESERVER" >&2
+	exit 2
+	;;
+esac
