@@ -325,15 +325,26 @@ listen_socket(struct server *sv)
 		wfpb_log(WFPB_LOG_ERR, "socket_group %s: no such group", sv->b->cfg.socket_group);
 		return WFPB_E_CONFIG;
 	}
-	/* A stale socket from a previous run is replaced; anything else is not ours to delete. */
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	/*
+	 * A stale socket from a previous run is replaced; a live one belongs to
+	 * another broker and is left alone; anything else is not ours to delete.
+	 */
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			wfpb_log(WFPB_LOG_ERR, "%s exists and is not a socket", path);
 			return WFPB_E_IO;
 		}
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0 &&
+		    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			close(fd);
+			wfpb_log(WFPB_LOG_ERR, "%s: another broker is already listening", path);
+			return WFPB_E_ACCESS;
+		}
+		if (fd >= 0)
+			close(fd);
 		unlink(path);
 	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
 		return WFPB_E_IO;
 	old = umask(0117);

@@ -1,0 +1,527 @@
+/*
+ * broker-test: drives a running wfpbrokerd over its real endpoint (Unix socket
+ * or named pipe) with good and hostile clients, and after every hostile case
+ * proves the broker still serves. The broker must run with the limits in
+ * tests/integration/broker_e2e.sh: handshake_timeout_ms=500,
+ * idle_timeout_ms=3000, max_sessions=8.
+ *
+ *   broker-test ENDPOINT SERVER_PUB ENROLLED_KEY UNENROLLED_KEY
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "channel.h"
+#include "keyfile.h"
+#include "transport.h"
+#include "wfpb.h"
+#include "wfpbroker.pb-c.h"
+
+#define MAX_SESSIONS		8
+#define HANDSHAKE_MS		500
+#define IDLE_MS			3000
+
+static const char	*endpoint, *server_pub_path, *enrolled_path, *unenrolled_path;
+static uint8_t		server_pub[WFPB_NOISE_DHLEN];
+static struct wfpb_client *witness;
+static int		passed, failed;
+
+#define CHECK(cond, ...) do {							\
+	if (!(cond)) {								\
+		printf("  check failed at line %d: %s: ", __LINE__, #cond);	\
+		printf(__VA_ARGS__);						\
+		printf("\n");							\
+		return -1;							\
+	}									\
+} while (0)
+
+static int
+open_client(const char *client_key, struct wfpb_client **c, char *err, size_t errlen)
+{
+	struct wfpb_open_opts o = { 0 };
+
+	o.endpoint = endpoint;
+	o.server_key_path = server_pub_path;
+	o.client_key_path = client_key;
+	o.timeout_ms = 5000;
+	return wfpb_open(&o, c, err, errlen);
+}
+
+static int
+ping_once(const char *client_key)
+{
+	struct wfpb_client	*c;
+	char			err[256];
+	uint32_t		v = 0;
+	int			rc;
+
+	if ((rc = open_client(client_key, &c, err, sizeof(err))) != 0) {
+		printf("  open: %s\n", err);
+		return rc;
+	}
+	rc = wfpb_ping(c, (const uint8_t *)"witness", 7, &v);
+	if (rc != 0)
+		printf("  ping: %s\n", wfpb_errmsg(c));
+	wfpb_close(c);
+	return rc == 0 && v == 1 ? 0 : -1;
+}
+
+/* A raw connection: transport plus a client channel we can misuse. */
+struct raw {
+	struct wfpb_transport	*t;
+	struct wfpb_channel	ch;
+	int			started;
+};
+
+static int
+raw_connect(struct raw *r)
+{
+	char err[256];
+
+	memset(r, 0, sizeof(*r));
+	if (wfpb__transport_connect(endpoint, 5000, &r->t, err, sizeof(err)) != 0) {
+		printf("  connect: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+raw_close(struct raw *r)
+{
+	wfpb__transport_close(r->t);
+	if (r->started)
+		wfpb_channel_free(&r->ch);
+	memset(r, 0, sizeof(*r));
+}
+
+static int
+raw_write(struct raw *r, const void *p, size_t len)
+{
+	return wfpb__transport_write(r->t, p, len, 5000);
+}
+
+static int
+raw_flush(struct raw *r)
+{
+	const uint8_t	*p;
+	size_t		len;
+
+	if ((p = wfpb_channel_output(&r->ch, &len)) == NULL)
+		return 0;
+	wfpb_channel_output_done(&r->ch, len);
+	return raw_write(r, p, len);
+}
+
+/* Feeds the channel until an event; returns it or a negative code. */
+static int
+raw_event(struct raw *r, uint32_t timeout_ms)
+{
+	uint8_t	buf[4096];
+	size_t	got, used, off;
+	int	rc, ev;
+
+	for (;;) {
+		if ((rc = wfpb__transport_read(r->t, buf, sizeof(buf), &got, timeout_ms)) != 0)
+			return rc;
+		for (off = 0; off < got; off += used) {
+			ev = wfpb_channel_feed(&r->ch, buf + off, got - off, &used);
+			if (ev != WFPB_CHANNEL_MORE)
+				return ev;
+		}
+	}
+}
+
+static int
+raw_establish(struct raw *r)
+{
+	if (raw_connect(r) != 0)
+		return -1;
+	if (wfpb_channel_client_start(&r->ch, server_pub, NULL) != 0)
+		return -1;
+	r->started = 1;
+	if (raw_flush(r) != 0)
+		return -1;
+	return raw_event(r, 5000) == WFPB_CHANNEL_ESTABLISHED ? 0 : -1;
+}
+
+/* Reads until the broker closes; returns the reject reason seen (0 none) or -1 on timeout. */
+static int
+raw_expect_close(struct raw *r, uint32_t timeout_ms, int *reject)
+{
+	uint8_t	buf[512];
+	size_t	got, have = 0;
+	int	rc;
+
+	*reject = 0;
+	for (;;) {
+		rc = wfpb__transport_read(r->t, buf + have, sizeof(buf) - have, &got, timeout_ms);
+		if (rc == WFPB_E_CLOSED)
+			break;
+		if (rc != 0)
+			return -1;
+		have += got;
+		if (have == sizeof(buf))
+			return -1;
+	}
+	/* A reject notice: 2-byte length <= WFPB_REJECT_MAX, then the reason byte. */
+	if (have >= 3 && (size_t)((buf[0] << 8) | buf[1]) == have - 2 && have - 2 <= WFPB_REJECT_MAX)
+		*reject = buf[2];
+	else if (have != 0)
+		*reject = -1;
+	return 0;
+}
+
+static int
+make_ping_request(uint8_t *buf, size_t cap, size_t *len, uint64_t id)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__PingRequest	ping = WFPBROKER__V1__PING_REQUEST__INIT;
+
+	rq.request_id = id;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_PING;
+	rq.ping = &ping;
+	*len = wfpbroker__v1__request__get_packed_size(&rq);
+	if (*len > cap)
+		return -1;
+	wfpbroker__v1__request__pack(&rq, buf);
+	return 0;
+}
+
+/* --- cases ---------------------------------------------------------------- */
+
+static int
+case_nk_ping(void)
+{
+	CHECK(ping_once(NULL) == 0, "NK ping failed");
+	return 0;
+}
+
+static int
+case_ik_ping(void)
+{
+	CHECK(ping_once(enrolled_path) == 0, "IK ping with the enrolled key failed");
+	return 0;
+}
+
+static int
+case_ik_unenrolled(void)
+{
+	struct wfpb_client	*c = NULL;
+	char			err[256] = "";
+	int			rc = open_client(unenrolled_path, &c, err, sizeof(err));
+
+	CHECK(rc == WFPB_E_REJECTED, "rc %d (%s)", rc, err);
+	CHECK(strstr(err, "not enrolled") != NULL, "message: %s", err);
+	CHECK(c == NULL, "client handle returned on failure");
+	return 0;
+}
+
+static int
+case_wrong_pinned_key(void)
+{
+	struct wfpb_open_opts	o = { 0 };
+	struct wfpb_client	*c = NULL;
+	uint8_t			bogus[WFPB_NOISE_DHLEN];
+	char			err[256] = "";
+	int			rc;
+
+	memcpy(bogus, server_pub, sizeof(bogus));
+	bogus[7] ^= 0x40;
+	o.endpoint = endpoint;
+	o.server_key = bogus;
+	o.timeout_ms = 5000;
+	rc = wfpb_open(&o, &c, err, sizeof(err));
+	CHECK(rc != 0 && c == NULL, "handshake with a wrong pinned key succeeded");
+	CHECK(strlen(err) > 0, "no message");
+	return 0;
+}
+
+static int
+expect_reject(const void *bytes, size_t len, int want)
+{
+	struct raw	r;
+	int		reason;
+
+	CHECK(raw_connect(&r) == 0, "connect");
+	CHECK(raw_write(&r, bytes, len) == 0, "write");
+	CHECK(raw_expect_close(&r, 5000, &reason) == 0, "broker did not close the session");
+	raw_close(&r);
+	CHECK(reason == want, "reject reason %d, want %d (%s)", reason, want, wfpb_reject_str(want));
+	return 0;
+}
+
+static int
+case_garbage_bytes(void)
+{
+	uint8_t junk[1024];
+
+	randombytes_buf(junk, sizeof(junk));
+	junk[0] = 'G';	/* never a valid first magic byte */
+	return expect_reject(junk, sizeof(junk), WFPB_REJECT_BAD_MAGIC);
+}
+
+static int
+case_bad_version(void)
+{
+	uint8_t p[WFPB_PREAMBLE_LEN];
+
+	wfpb_preamble_encode(p, 2, WFPB_PATTERN_NK);
+	return expect_reject(p, sizeof(p), WFPB_REJECT_VERSION);
+}
+
+static int
+case_bad_pattern(void)
+{
+	uint8_t p[WFPB_PREAMBLE_LEN];
+
+	wfpb_preamble_encode(p, WFPB_PROTOCOL_VERSION, 9);
+	return expect_reject(p, sizeof(p), WFPB_REJECT_PATTERN);
+}
+
+static int
+case_oversize_frame(void)
+{
+	uint8_t p[WFPB_PREAMBLE_LEN + 2];
+
+	wfpb_preamble_encode(p, WFPB_PROTOCOL_VERSION, WFPB_PATTERN_NK);
+	p[WFPB_PREAMBLE_LEN] = 0xff;
+	p[WFPB_PREAMBLE_LEN + 1] = 0xff;
+	return expect_reject(p, sizeof(p), WFPB_REJECT_HANDSHAKE);
+}
+
+/* Establishes a session, sends one valid ping frame mangled by `how`, expects the broker to hang up. */
+enum { TAMPER, REPLAY, REORDER, TRUNCATE };
+
+static int
+transport_attack(int how)
+{
+	struct raw	r;
+	uint8_t		msg[64], f1[128], f2[128];
+	const uint8_t	*p;
+	size_t		mlen, l1, l2;
+	int		reason, ev;
+
+	CHECK(raw_establish(&r) == 0, "establish");
+	CHECK(make_ping_request(msg, sizeof(msg), &mlen, 1) == 0, "pack");
+	CHECK(wfpb_channel_send(&r.ch, msg, mlen) == 0, "send 1");
+	p = wfpb_channel_output(&r.ch, &l1);
+	memcpy(f1, p, l1);
+	wfpb_channel_output_done(&r.ch, l1);
+	CHECK(make_ping_request(msg, sizeof(msg), &mlen, 2) == 0, "pack");
+	CHECK(wfpb_channel_send(&r.ch, msg, mlen) == 0, "send 2");
+	p = wfpb_channel_output(&r.ch, &l2);
+	memcpy(f2, p, l2);
+	wfpb_channel_output_done(&r.ch, l2);
+
+	switch (how) {
+	case TAMPER:
+		f1[l1 - 1] ^= 0x20;
+		CHECK(raw_write(&r, f1, l1) == 0, "write");
+		break;
+	case REPLAY:
+		CHECK(raw_write(&r, f1, l1) == 0, "write");
+		ev = raw_event(&r, 5000);
+		CHECK(ev == WFPB_CHANNEL_MESSAGE, "first copy not answered (%d)", ev);
+		CHECK(raw_write(&r, f1, l1) == 0, "write replay");
+		break;
+	case REORDER:
+		CHECK(raw_write(&r, f2, l2) == 0, "write");
+		CHECK(raw_write(&r, f1, l1) == 0, "write");
+		break;
+	case TRUNCATE:
+		/* Half a frame, then a new frame header: the broker reads them as one frame that fails its MAC. */
+		CHECK(raw_write(&r, f1, l1 / 2) == 0, "write");
+		CHECK(raw_write(&r, f2, l2) == 0, "write");
+		break;
+	}
+	CHECK(raw_expect_close(&r, 5000, &reason) == 0, "broker kept the session open");
+	CHECK(reason == 0, "unexpected bytes after the attack (%d)", reason);
+	raw_close(&r);
+	return 0;
+}
+
+static int case_tampered_frame(void) { return transport_attack(TAMPER); }
+static int case_replayed_frame(void) { return transport_attack(REPLAY); }
+static int case_reordered_frames(void) { return transport_attack(REORDER); }
+static int case_truncated_frame(void) { return transport_attack(TRUNCATE); }
+
+static int
+case_valid_mac_invalid_protobuf(void)
+{
+	struct raw				r;
+	static const uint8_t			bad[] = { 0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f };
+	const uint8_t				*m;
+	uint8_t					msg[64];
+	size_t					mlen;
+	Wfpbroker__V1__Response			*resp;
+	int					ev;
+
+	CHECK(raw_establish(&r) == 0, "establish");
+	CHECK(wfpb_channel_send(&r.ch, bad, sizeof(bad)) == 0 && raw_flush(&r) == 0, "send");
+	ev = raw_event(&r, 5000);
+	CHECK(ev == WFPB_CHANNEL_MESSAGE, "no response (%d)", ev);
+	m = wfpb_channel_message(&r.ch, &mlen);
+	resp = wfpbroker__v1__response__unpack(NULL, mlen, m);
+	CHECK(resp != NULL && resp->status != NULL, "response did not decode");
+	CHECK(resp->status->code == WFPBROKER__V1__STATUS_CODE__BAD_REQUEST, "code %d", resp->status->code);
+	printf("  broker said: %s\n", resp->status->message);
+	wfpbroker__v1__response__free_unpacked(resp, NULL);
+	/* The same session still works. */
+	CHECK(make_ping_request(msg, sizeof(msg), &mlen, 3) == 0, "pack");
+	CHECK(wfpb_channel_send(&r.ch, msg, mlen) == 0 && raw_flush(&r) == 0, "send");
+	CHECK(raw_event(&r, 5000) == WFPB_CHANNEL_MESSAGE, "session died after a bad request");
+	m = wfpb_channel_message(&r.ch, &mlen);
+	resp = wfpbroker__v1__response__unpack(NULL, mlen, m);
+	CHECK(resp != NULL && resp->request_id == 3 && resp->status->code == 0, "ping after bad request");
+	wfpbroker__v1__response__free_unpacked(resp, NULL);
+	raw_close(&r);
+	return 0;
+}
+
+static int
+case_handshake_deadline(void)
+{
+	struct raw	r;
+	uint8_t		p[WFPB_PREAMBLE_LEN];
+	uint64_t	t0, dt;
+	int		reason;
+
+	/* A slow-loris: the preamble, then nothing. */
+	CHECK(raw_connect(&r) == 0, "connect");
+	wfpb_preamble_encode(p, WFPB_PROTOCOL_VERSION, WFPB_PATTERN_NK);
+	CHECK(raw_write(&r, p, sizeof(p)) == 0, "write");
+	t0 = wfpb_monotonic_us();
+	CHECK(raw_expect_close(&r, 5000, &reason) == 0, "not dropped");
+	dt = (wfpb_monotonic_us() - t0) / 1000;
+	raw_close(&r);
+	CHECK(reason == WFPB_REJECT_DEADLINE, "reason %d", reason);
+	CHECK(dt + 50 >= HANDSHAKE_MS && dt < HANDSHAKE_MS + 2000, "dropped after %llu ms",
+	    (unsigned long long)dt);
+	return 0;
+}
+
+static int
+case_session_cap(void)
+{
+	struct wfpb_client	*c[MAX_SESSIONS];
+	struct raw		r;
+	char			err[256];
+	int			i, n = 0, reason, rc = 0;
+
+	/* The witness holds one session already. */
+	for (i = 0; i < MAX_SESSIONS - 1; i++) {
+		if (open_client(NULL, &c[n], err, sizeof(err)) != 0) {
+			printf("  session %d: %s\n", i, err);
+			rc = -1;
+			break;
+		}
+		n++;
+	}
+	if (rc == 0) {
+		if (raw_connect(&r) == 0) {
+			if (raw_expect_close(&r, 5000, &reason) != 0 || reason != WFPB_REJECT_BUSY) {
+				printf("  session past the cap not refused as busy (%d)\n", reason);
+				rc = -1;
+			}
+			raw_close(&r);
+		} else {
+			rc = -1;
+		}
+	}
+	while (n > 0)
+		wfpb_close(c[--n]);
+	CHECK(rc == 0, "session cap");
+	return 0;
+}
+
+static int
+case_idle_timeout(void)
+{
+	struct raw	r;
+	uint64_t	t0, dt;
+	int		reason;
+
+	CHECK(raw_establish(&r) == 0, "establish");
+	t0 = wfpb_monotonic_us();
+	CHECK(raw_expect_close(&r, IDLE_MS + 3000, &reason) == 0, "idle session not reaped");
+	dt = (wfpb_monotonic_us() - t0) / 1000;
+	raw_close(&r);
+	CHECK(dt + 50 >= IDLE_MS, "reaped after only %llu ms", (unsigned long long)dt);
+	return 0;
+}
+
+struct tcase {
+	const char	*name;
+	int		(*fn)(void);
+};
+
+static const struct tcase cases[] = {
+	{ "nk_ping", case_nk_ping },
+	{ "ik_ping_enrolled", case_ik_ping },
+	{ "ik_unenrolled_key_refused", case_ik_unenrolled },
+	{ "wrong_pinned_key_fails_closed", case_wrong_pinned_key },
+	{ "garbage_bytes_rejected", case_garbage_bytes },
+	{ "unknown_version_rejected", case_bad_version },
+	{ "unknown_pattern_rejected", case_bad_pattern },
+	{ "oversize_handshake_frame_rejected", case_oversize_frame },
+	{ "tampered_frame_drops_session", case_tampered_frame },
+	{ "replayed_frame_drops_session", case_replayed_frame },
+	{ "reordered_frames_drop_session", case_reordered_frames },
+	{ "truncated_frame_drops_session", case_truncated_frame },
+	{ "valid_mac_invalid_protobuf_bad_request", case_valid_mac_invalid_protobuf },
+	{ "handshake_deadline_drops_slow_client", case_handshake_deadline },
+	{ "session_cap_refuses_busy", case_session_cap },
+};
+
+int
+main(int argc, char **argv)
+{
+	char	err[256];
+	size_t	i;
+	int	rc;
+
+	if (argc != 5) {
+		fprintf(stderr, "usage: broker-test ENDPOINT SERVER_PUB ENROLLED_KEY UNENROLLED_KEY\n");
+		return 2;
+	}
+	endpoint = argv[1];
+	server_pub_path = argv[2];
+	enrolled_path = argv[3];
+	unenrolled_path = argv[4];
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (sodium_init() < 0 || wfpb_keyfile_load_public(server_pub_path, server_pub) != 0) {
+		fprintf(stderr, "broker-test: cannot read %s\n", server_pub_path);
+		return 2;
+	}
+	/* A session that lives through every case and must keep working. */
+	if ((rc = open_client(NULL, &witness, err, sizeof(err))) != 0) {
+		fprintf(stderr, "broker-test: broker not reachable: %s\n", err);
+		return 1;
+	}
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rc = cases[i].fn();
+		if (rc == 0 && wfpb_ping(witness, (const uint8_t *)"w", 1, NULL) != 0) {
+			printf("  the witness session failed after this case: %s\n", wfpb_errmsg(witness));
+			rc = -1;
+		}
+		if (rc == 0 && ping_once(NULL) != 0) {
+			printf("  a new session failed after this case\n");
+			rc = -1;
+		}
+		printf("%s %s\n", rc == 0 ? "ok  " : "FAIL", cases[i].name);
+		rc == 0 ? passed++ : failed++;
+	}
+	wfpb_close(witness);
+	/* Last, as it outlives the idle timeout. */
+	rc = case_idle_timeout();
+	if (rc == 0 && ping_once(NULL) != 0)
+		rc = -1;
+	printf("%s %s\n", rc == 0 ? "ok  " : "FAIL", "idle_session_reaped");
+	rc == 0 ? passed++ : failed++;
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed == 0 ? 0 : 1;
+}
