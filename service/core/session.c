@@ -29,6 +29,12 @@ wfpb_session_new(struct wfpb_broker *b, const struct wfpb_identity *id, uint64_t
 	return s;
 }
 
+void
+wfpb_session_set_identity(struct wfpb_session *s, const struct wfpb_identity *id)
+{
+	s->id = *id;
+}
+
 int
 wfpb_session_input(struct wfpb_session *s, const uint8_t *in, size_t len, uint64_t now_ms)
 {

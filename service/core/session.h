@@ -26,6 +26,13 @@ struct wfpb_session {
 struct wfpb_session *wfpb_session_new(struct wfpb_broker *b, const struct wfpb_identity *id, uint64_t now_ms);
 
 /*
+ * Sets the identity once the platform could read it (a named pipe's client
+ * token is readable only after the client wrote). Until then it is unknown
+ * and every permission-bearing request is denied.
+ */
+void wfpb_session_set_identity(struct wfpb_session *s, const struct wfpb_identity *id);
+
+/*
  * Processes received bytes, queueing any responses. Returns 0 to keep the
  * connection, or a negative WFPB_E_* when it must close once the pending
  * output (a reject notice, say) is written.

@@ -27,6 +27,7 @@ struct pconn {
 	OVERLAPPED		ov_connect, ov_read, ov_write;
 	int			pending;	/* operations in flight */
 	int			connected;
+	int			identified;
 	int			closing;
 	struct wfpb_session	*s;
 	uint8_t			*wbuf;		/* the in-flight write's bytes */
@@ -199,42 +200,64 @@ pump_write(struct wfpb_pipe_server *sv, struct pconn *c)
 	}
 }
 
+/* Refuses a connection past the session limit: a busy notice, then close. */
+static void
+refuse_busy(struct wfpb_pipe_server *sv, struct pconn *c)
+{
+	struct wfpb_channel	ch;
+	const uint8_t		*p;
+	size_t			len;
+
+	wfpb_channel_server_init(&ch, sv->b->key, NULL, NULL);
+	wfpb_channel_reject(&ch, WFPB_REJECT_BUSY);
+	p = wfpb_channel_output(&ch, &len);
+	c->closing = 1;
+	if (p != NULL && (c->wbuf = malloc(len)) != NULL) {
+		memcpy(c->wbuf, p, len);
+		memset(&c->ov_write, 0, sizeof(c->ov_write));
+		c->pending++;
+		if (!WriteFile(c->pipe, c->wbuf, (DWORD)len, NULL, &c->ov_write) &&
+		    GetLastError() != ERROR_IO_PENDING)
+			c->pending--;
+	}
+	wfpb_channel_free(&ch);
+	sv->b->n.sessions_rejected++;
+	/* With the write in flight, its completion closes the instance. */
+	if (c->pending == 0) {
+		c->closing = 0;
+		conn_close(sv, c);
+	}
+}
+
+/* A client connected: it counts against the limit from now, not from its first byte. */
+static void
+on_connect(struct wfpb_pipe_server *sv, struct pconn *c)
+{
+	struct wfpb_identity unknown = { .known = 0, .uid = -1, .gid = -1 };
+
+	if (sv->b->sessions >= sv->b->cfg.max_sessions) {
+		refuse_busy(sv, c);
+		return;
+	}
+	if ((c->s = wfpb_session_new(sv->b, &unknown, now_ms())) == NULL) {
+		conn_close(sv, c);
+		return;
+	}
+	c->connected = 1;
+	start_read(sv, c);
+}
+
 static void
 on_read(struct wfpb_pipe_server *sv, struct pconn *c, DWORD n)
 {
 	struct wfpb_identity	id;
 	int			rc;
 
-	if (c->s == NULL) {
-		/* The token is readable once the client has written: identify on the first read. */
-		if (sv->b->sessions >= sv->b->cfg.max_sessions) {
-			struct wfpb_channel ch;
-			const uint8_t *p;
-			size_t len;
-
-			wfpb_channel_server_init(&ch, sv->b->key, NULL, NULL);
-			wfpb_channel_reject(&ch, WFPB_REJECT_BUSY);
-			p = wfpb_channel_output(&ch, &len);
-			if (p != NULL && (c->wbuf = malloc(len)) != NULL) {
-				memcpy(c->wbuf, p, len);
-				memset(&c->ov_write, 0, sizeof(c->ov_write));
-				c->pending++;
-				if (!WriteFile(c->pipe, c->wbuf, (DWORD)len, NULL, &c->ov_write) &&
-				    GetLastError() != ERROR_IO_PENDING)
-					c->pending--;
-			}
-			wfpb_channel_free(&ch);
-			sv->b->n.sessions_rejected++;
-			c->closing = 1;	/* the write completion closes it */
-			if (c->pending == 0)
-				conn_close(sv, c);
-			return;
-		}
+	/* The client's token is readable once it has written: identify on the first read. */
+	if (!c->identified) {
 		wfpb__identify_pipe_client(c->pipe, &id);
-		if ((c->s = wfpb_session_new(sv->b, &id, now_ms())) == NULL) {
-			conn_close(sv, c);
-			return;
-		}
+		wfpb_session_set_identity(c->s, &id);
+		c->identified = 1;
 	}
 	rc = wfpb_session_input(c->s, c->rbuf, n, now_ms());
 	if (rc < 0 && rc != WFPB_E_STATE)
@@ -270,8 +293,7 @@ on_completion(struct wfpb_pipe_server *sv, struct pconn *c, OVERLAPPED *ov, DWOR
 			conn_close(sv, c);
 			return;
 		}
-		c->connected = 1;
-		start_read(sv, c);
+		on_connect(sv, c);
 		return;
 	}
 	if (!ok || (is_read && n == 0)) {
