@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# wfpbroker developer entry point.
+#
+#   ./dev.sh setup   install build dependencies (Debian packages; Windows deps from Debian sources)
+#   ./dev.sh build   build build/native (Linux) and build/win64 (Windows, mingw-w64)
+#   ./dev.sh test    setup + build + every test of both targets (Windows tests under Wine)
+#   ./dev.sh run     setup + native build + run wfpbrokerd in the foreground with a local config
+set -euo pipefail
+cd "$(dirname "$0")"
+root=$(pwd)
+jobs=$(nproc)
+
+apt_packages=(
+	build-essential cmake pkg-config ca-certificates
+	libsodium-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libjansson-dev
+	mingw-w64 wine wine64 wixl
+	autoconf automake libtool dpkg-dev
+)
+
+export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+wine_prefix=$root/build/win64/wineprefix
+wineserver_bin=/usr/lib/wine/wineserver
+
+log() { printf '== %s\n' "$*"; }
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+setup_packages() {
+	local missing=()
+	for p in "${apt_packages[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		log "installing: ${missing[*]}"
+		# A third-party list that cannot be fetched must not stop Debian's from installing.
+		as_root apt-get update -qq || true
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+	fi
+}
+
+setup_win_deps() {
+	as_root bash scripts/build-win-deps.sh
+}
+
+configure() {
+	[ -f build/native/CMakeCache.txt ] ||
+		cmake -S . -B build/native -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	if [ "${1:-}" = both ]; then
+		[ -f build/win64/CMakeCache.txt ] ||
+			cmake -S . -B build/win64 -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64-x86_64.cmake \
+				-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	fi
+}
+
+build() {
+	configure both
+	log "building build/native"
+	cmake --build build/native -j"$jobs"
+	log "building build/win64"
+	cmake --build build/win64 -j"$jobs"
+}
+
+stop_wine() {
+	[ -x "$wineserver_bin" ] && WINEPREFIX=$wine_prefix "$wineserver_bin" -k 2>/dev/null || true
+}
+
+run_tests() {
+	local rc=0
+	trap stop_wine EXIT
+	log "native tests"
+	(cd build/native && ctest --output-on-failure) || rc=1
+	log "windows tests (Wine)"
+	(cd build/win64 && ctest --output-on-failure) || rc=1
+	stop_wine
+	trap - EXIT
+	if [ $rc -eq 0 ]; then log "all tests passed"; else log "TESTS FAILED"; fi
+	return $rc
+}
+
+run_broker() {
+	local dir=$root/build/run
+	mkdir -p "$dir"
+	chmod 755 "$dir"
+	if [ ! -f "$dir/wfpbroker.conf" ]; then
+		cat >"$dir/wfpbroker.conf" <<CONF
+; Local development configuration written by ./dev.sh run.
+[service]
+endpoint = $dir/wfpbroker.sock
+state_dir = $dir/state
+backend = sim
+CONF
+	fi
+	cat <<MSG
+== wfpbrokerd starting with $dir/wfpbroker.conf
+   In another terminal:
+     $root/build/native/client/wfpbctl --endpoint $dir/wfpbroker.sock --server-key $dir/state/server.pub ping
+   Ctrl+C stops the broker.
+MSG
+	exec "$root/build/native/service/wfpbrokerd" --config "$dir/wfpbroker.conf"
+}
+
+case "${1:-}" in
+setup)
+	setup_packages
+	setup_win_deps
+	;;
+build)
+	build
+	;;
+test)
+	setup_packages
+	setup_win_deps
+	build
+	run_tests
+	;;
+run)
+	setup_packages
+	configure
+	cmake --build build/native -j"$jobs" --target wfpbrokerd wfpbctl
+	run_broker
+	;;
+*)
+	sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+	exit 2
+	;;
+esac
