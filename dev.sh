@@ -5,6 +5,7 @@
 #   ./dev.sh build   build build/native (Linux) and build/win64 (Windows, mingw-w64)
 #   ./dev.sh test    setup + build + every test of both targets (Windows tests under Wine)
 #   ./dev.sh run     setup + native build + run wfpbrokerd in the foreground with a local config
+#   ./dev.sh bench   release build of the native tree, then the benchmark table
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
@@ -121,8 +122,15 @@ run)
 	cmake --build build/native -j"$jobs" --target wfpbrokerd wfpbctl
 	run_broker
 	;;
+bench)
+	setup_packages
+	[ -f build/bench/CMakeCache.txt ] || cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build build/bench -j"$jobs" --target bench-channel wfpbrokerd wfpbctl
+	printf 'machine: %s cores, %s\n' "$(nproc)" "$(uname -sr)"
+	build/bench/bench/bench-channel build/bench/service/wfpbrokerd build/bench/client/wfpbctl
+	;;
 *)
-	sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac

@@ -1,0 +1,319 @@
+/*
+ * bench-channel WFPBROKERD WFPBCTL: the cost of the secure channel against its limit,
+ * all measured in this one run on this machine.
+ *
+ *   raw ping-pong   two processes, a Unix stream socket, one message each way
+ *                   of the size of an encrypted Ping frame
+ *   broker ping     authenticated Ping round trip through a real wfpbrokerd (NK)
+ *   handshake       wfpb_open + wfpb_close, NK and IK, per second; compared with
+ *                   the X25519 operations the two sides perform (NK 6, IK 10)
+ *
+ * Prints a table; every ratio's baseline comes from the same run.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "wfpb.h"
+
+#define REPS		5
+#define ROUNDS_MAX	4000
+
+/* WFPB_BENCH_QUICK=1 (the test suite's smoke run) shrinks rounds and timings, not the table. */
+static int	ROUNDS = ROUNDS_MAX;
+static double	HS_SECONDS = 1.0;
+#define MSG_SIZE	56	/* a 32-byte-payload Ping: 2 + 38 + 16 */
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Where the peer process runs relative to this one: placement dominates small round trips. */
+static int peer_cpu;
+
+static void
+set_cpu(pid_t pid, int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu % (int)sysconf(_SC_NPROCESSORS_ONLN), &set);
+	(void)sched_setaffinity(pid, sizeof(set), &set);
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct stats {
+	double median, p99;
+};
+
+static struct stats
+summarize(double *v, size_t n)
+{
+	struct stats s;
+
+	qsort(v, n, sizeof(*v), cmp_double);
+	s.median = v[n / 2];
+	s.p99 = v[(n * 99) / 100];
+	return s;
+}
+
+static int
+full_io(int fd, void *p, size_t n, int wr)
+{
+	size_t	done = 0;
+	ssize_t	k;
+
+	while (done < n) {
+		k = wr ? write(fd, (char *)p + done, n - done) : read(fd, (char *)p + done, n - done);
+		if (k <= 0)
+			return -1;
+		done += (size_t)k;
+	}
+	return 0;
+}
+
+/*
+ * The limit: the same wait pattern as the real path (client poll() then
+ * recv(), server epoll_wait() then recv()/send()), with no framing, crypto or
+ * protobuf, so the ratio isolates what the broker adds.
+ */
+static struct stats
+raw_pingpong(void)
+{
+	static double		lat[ROUNDS_MAX];
+	struct epoll_event	ev = { .events = EPOLLIN };
+	struct pollfd		pfd;
+	char			buf[MSG_SIZE];
+	int			sv[2], i, ep;
+	pid_t			pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+		exit(1);
+	if ((pid = fork()) == 0) {
+		set_cpu(0, peer_cpu);
+		close(sv[0]);
+		ep = epoll_create1(0);
+		epoll_ctl(ep, EPOLL_CTL_ADD, sv[1], &ev);
+		for (;;) {
+			if (epoll_wait(ep, &ev, 1, -1) != 1 || full_io(sv[1], buf, sizeof(buf), 0) != 0 ||
+			    full_io(sv[1], buf, sizeof(buf), 1) != 0)
+				_exit(0);
+		}
+	}
+	close(sv[1]);
+	memset(buf, 7, sizeof(buf));
+	pfd.fd = sv[0];
+	pfd.events = POLLIN;
+	for (i = -200; i < ROUNDS; i++) {	/* 200 rounds of warm-up */
+		double t0 = now_s();
+
+		full_io(sv[0], buf, sizeof(buf), 1);
+		poll(&pfd, 1, -1);
+		full_io(sv[0], buf, sizeof(buf), 0);
+		if (i >= 0)
+			lat[i] = now_s() - t0;
+	}
+	close(sv[0]);
+	waitpid(pid, NULL, 0);
+	return summarize(lat, ROUNDS);
+}
+
+static struct stats
+broker_ping(struct wfpb_open_opts *o)
+{
+	static double		lat[ROUNDS_MAX];
+	struct wfpb_client	*c;
+	char			err[256];
+	uint8_t			payload[32] = { 0 };
+	int			i;
+
+	if (wfpb_open(o, &c, err, sizeof(err)) != 0) {
+		fprintf(stderr, "bench: %s\n", err);
+		exit(1);
+	}
+	for (i = 0; i < 200; i++)
+		if (wfpb_ping(c, payload, sizeof(payload), NULL) != 0)
+			exit(1);
+	for (i = 0; i < ROUNDS; i++) {
+		double t0 = now_s();
+
+		if (wfpb_ping(c, payload, sizeof(payload), NULL) != 0) {
+			fprintf(stderr, "bench: ping: %s\n", wfpb_errmsg(c));
+			exit(1);
+		}
+		lat[i] = now_s() - t0;
+	}
+	wfpb_close(c);
+	return summarize(lat, ROUNDS);
+}
+
+static double
+handshakes_per_s(struct wfpb_open_opts *o)
+{
+	struct wfpb_client	*c;
+	char			err[256];
+	double			t0 = now_s(), t;
+	long			n = 0;
+
+	do {
+		if (wfpb_open(o, &c, err, sizeof(err)) != 0) {
+			fprintf(stderr, "bench: %s\n", err);
+			exit(1);
+		}
+		wfpb_close(c);
+		n++;
+		t = now_s() - t0;
+	} while (t < HS_SECONDS);
+	return (double)n / t;
+}
+
+static double
+x25519_per_s(void)
+{
+	uint8_t	sk[32], pk[32], out[32];
+	double	t0 = now_s(), t;
+	long	n = 0;
+
+	randombytes_buf(sk, sizeof(sk));
+	crypto_scalarmult_base(pk, sk);
+	do {
+		for (int i = 0; i < 100; i++)
+			if (crypto_scalarmult(out, sk, pk) != 0)
+				exit(1);
+		n += 100;
+		t = now_s() - t0;
+	} while (t < HS_SECONDS);
+	return (double)n / t;
+}
+
+static void
+spread(const char *label, double *v, double base_median, const char *unit, double scale)
+{
+	double sorted[REPS];
+
+	memcpy(sorted, v, sizeof(sorted));
+	qsort(sorted, REPS, sizeof(double), cmp_double);
+	printf("%-28s %10.1f %10.1f %10.1f %-6s", label, sorted[0] * scale, sorted[REPS / 2] * scale,
+	    sorted[REPS - 1] * scale, unit);
+	if (base_median > 0)
+		printf("  %6.2fx", sorted[REPS / 2] / base_median);
+	printf("\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	char			dir[] = "/tmp/wfpb-bench-XXXXXX", conf[256], sock[256], pub[256], ckey[256];
+	char			cmd[1024];
+	struct wfpb_open_opts	nk = { 0 }, ik = { 0 };
+	double			raw_med[REPS], raw_p99[REPS], br_med[REPS], br_p99[REPS];
+	double			nk_hs[REPS], ik_hs[REPS], x[REPS], nk_ratio[REPS], ik_ratio[REPS];
+	FILE			*f;
+	pid_t			pid;
+	int			r, i;
+	char			hex[80];
+
+	if (argc != 3 || sodium_init() < 0) {
+		fprintf(stderr, "usage: bench-channel WFPBROKERD WFPBCTL\n");
+		return 2;
+	}
+	if (getenv("WFPB_BENCH_QUICK") != NULL) {
+		ROUNDS = 200;
+		HS_SECONDS = 0.05;
+	}
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	snprintf(conf, sizeof(conf), "%s/conf", dir);
+	snprintf(sock, sizeof(sock), "%s/run/b.sock", dir);
+	snprintf(pub, sizeof(pub), "%s/state/server.pub", dir);
+	snprintf(ckey, sizeof(ckey), "%s/client.key", dir);
+	snprintf(cmd, sizeof(cmd), "%s keygen --out %s/client | tail -n 1", argv[2], dir);
+	if ((f = popen(cmd, "r")) == NULL || fgets(hex, sizeof(hex), f) == NULL)
+		return 1;
+	pclose(f);
+	hex[strcspn(hex, "\n")] = '\0';
+	if ((f = fopen(conf, "w")) == NULL)
+		return 1;
+	fprintf(f, "[service]\nendpoint = %s\nstate_dir = %s/state\nmax_sessions = 1024\n[clients]\nkey = %s\n",
+	    sock, dir, hex);
+	fclose(f);
+	if ((pid = fork()) == 0) {
+		freopen("/dev/null", "w", stderr);
+		execl(argv[1], argv[1], "--config", conf, (char *)NULL);
+		_exit(127);
+	}
+	nk.endpoint = ik.endpoint = sock;
+	nk.server_key_path = ik.server_key_path = pub;
+	ik.client_key_path = ckey;
+	for (i = 0; i < 100; i++) {
+		struct wfpb_client *c;
+
+		if (wfpb_open(&nk, &c, NULL, 0) == 0) {
+			wfpb_close(c);
+			break;
+		}
+		usleep(50000);
+	}
+
+	set_cpu(0, 0);
+	for (peer_cpu = 0; peer_cpu < 2; peer_cpu++) {
+		set_cpu(pid, peer_cpu);
+		for (r = 0; r < REPS; r++) {
+			struct stats a = raw_pingpong(), b = broker_ping(&nk);
+
+			raw_med[r] = a.median;
+			raw_p99[r] = a.p99;
+			br_med[r] = b.median;
+			br_p99[r] = b.p99;
+			nk_hs[r] = handshakes_per_s(&nk);
+			ik_hs[r] = handshakes_per_s(&ik);
+			x[r] = x25519_per_s();
+			/* Time per handshake over the time of the X25519 operations inside it. */
+			nk_ratio[r] = (1.0 / nk_hs[r]) / (6.0 / x[r]);
+			ik_ratio[r] = (1.0 / ik_hs[r]) / (10.0 / x[r]);
+		}
+		qsort(raw_med, REPS, sizeof(double), cmp_double);
+		printf("\n%s: client on CPU 0, peer (echo server or wfpbrokerd) on CPU %d\n",
+		    peer_cpu == 0 ? "same core" : "cross core", peer_cpu);
+		printf("%d repetitions of %d round trips; min / median / max of the per-repetition figure\n",
+		    REPS, ROUNDS);
+		printf("%-30s %10s %10s %10s %-6s  %s\n", "", "min", "median", "max", "", "ratio");
+		spread("raw ping-pong median", raw_med, 0, "us", 1e6);
+		spread("raw ping-pong p99", raw_p99, 0, "us", 1e6);
+		spread("broker Ping (NK) median", br_med, raw_med[REPS / 2], "us", 1e6);
+		spread("broker Ping (NK) p99", br_p99, 0, "us", 1e6);
+		spread("handshakes NK", nk_hs, 0, "/s", 1);
+		spread("handshakes IK", ik_hs, 0, "/s", 1);
+		spread("X25519 operations", x, 0, "/s", 1);
+		spread("NK handshake / its 6 X25519", nk_ratio, 0, "x", 1);
+		spread("IK handshake / its 10 X25519", ik_ratio, 0, "x", 1);
+	}
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : 1;
+}
