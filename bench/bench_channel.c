@@ -258,7 +258,7 @@ main(int argc, char **argv)
 	hex[strcspn(hex, "\n")] = '\0';
 	if ((f = fopen(conf, "w")) == NULL)
 		return 1;
-	fprintf(f, "[service]\nendpoint = %s\nstate_dir = %s/state\nmax_sessions = 1024\n[clients]\nkey = %s\n",
+	fprintf(f, "[service]\nendpoint = %s\nstate_dir = %s/state\nmax_sessions = 1024\n[principal bench]\nkey = %s\n",
 	    sock, dir, hex);
 	fclose(f);
 	if ((pid = fork()) == 0) {

@@ -53,6 +53,47 @@ void wfpb_close(struct wfpb_client *c);
 int WFPB_MUST_CHECK wfpb_ping(struct wfpb_client *c, const uint8_t *payload, size_t len,
     uint32_t *protocol_version);
 
+#define WFPB_HANDLE_LEN	16
+
+/*
+ * Stores a blob (1..16 KiB by default) with the broker; writes its handle.
+ * principal_lifetime: 0 releases it when this session ends, 1 keeps it (until
+ * its TTL) for later sessions of the same principal. Needs the `stash` grant.
+ */
+int WFPB_MUST_CHECK wfpb_stash(struct wfpb_client *c, const uint8_t *blob, size_t len, int principal_lifetime,
+    uint8_t handle[WFPB_HANDLE_LEN]);
+
+/* Reads a stashed blob back. On success *blob is malloc'd (free with wfpb_free). Needs `fetch`. */
+int WFPB_MUST_CHECK wfpb_fetch(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN], uint8_t **blob,
+    size_t *len);
+
+/* Releases a stash entry this principal owns. */
+int WFPB_MUST_CHECK wfpb_release(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN]);
+
+struct wfpb_status_info {
+	uint32_t	sessions;
+	uint64_t	requests;
+	uint64_t	denials;
+	uint32_t	stash_entries;
+	uint64_t	stash_bytes;
+	uint32_t	listeners;
+	uint64_t	uptime_ms;
+	uint64_t	records_applied;
+	char		backend[16];
+};
+
+/* Broker counters (admin). */
+int WFPB_MUST_CHECK wfpb_server_status(struct wfpb_client *c, struct wfpb_status_info *out);
+
+/* Asks the broker to re-read its configuration (admin); *principals may be NULL. */
+int WFPB_MUST_CHECK wfpb_reload(struct wfpb_client *c, uint32_t *principals);
+
+/* Frees memory libwfpb returned. */
+void wfpb_free(void *p);
+
+/* The name of a status code ("DENIED", "QUOTA", ...), for messages. */
+const char *wfpb_status_name(int code);
+
 /* A monotonic clock in microseconds, for callers that time calls. */
 uint64_t wfpb_monotonic_us(void);
 

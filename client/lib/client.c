@@ -262,7 +262,8 @@ call(struct wfpb_client *c, Wfpbroker__V1__Request *rq, Wfpbroker__V1__Response_
 	}
 	if (r->status->code != WFPBROKER__V1__STATUS_CODE__OK) {
 		c->status = r->status->code;
-		fail(c, WFPB_E_STATUS, "%s", r->status->message ? r->status->message : "error");
+		fail(c, WFPB_E_STATUS, "%s: %s", wfpb_status_name(r->status->code),
+		    r->status->message ? r->status->message : "error");
 		wfpbroker__v1__response__free_unpacked(r, NULL);
 		return WFPB_E_STATUS;
 	}
@@ -294,4 +295,138 @@ wfpb_ping(struct wfpb_client *c, const uint8_t *payload, size_t len, uint32_t *p
 		*protocol_version = r->ping->protocol_version;
 	wfpbroker__v1__response__free_unpacked(r, NULL);
 	return rc;
+}
+
+const char *
+wfpb_status_name(int code)
+{
+	const ProtobufCEnumValue *v =
+	    protobuf_c_enum_descriptor_get_value(&wfpbroker__v1__status_code__descriptor, code);
+
+	return v != NULL ? v->name : "UNKNOWN";
+}
+
+void
+wfpb_free(void *p)
+{
+	free(p);
+}
+
+int
+wfpb_stash(struct wfpb_client *c, const uint8_t *blob, size_t len, int principal_lifetime,
+    uint8_t handle[WFPB_HANDLE_LEN])
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__StashRequest	st = WFPBROKER__V1__STASH_REQUEST__INIT;
+	Wfpbroker__V1__Response		*r;
+	int				rc;
+
+	st.blob.data = (uint8_t *)(uintptr_t)blob;
+	st.blob.len = len;
+	st.lifetime = principal_lifetime ? WFPBROKER__V1__LIFETIME__PRINCIPAL : WFPBROKER__V1__LIFETIME__SESSION;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_STASH;
+	rq.stash = &st;
+	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_STASH, &r)) != 0)
+		return rc;
+	if (r->stash->handle == NULL || r->stash->handle->id.len != WFPB_HANDLE_LEN)
+		rc = fail(c, WFPB_E_PROTOCOL, "stash: the broker returned a malformed handle");
+	else
+		memcpy(handle, r->stash->handle->id.data, WFPB_HANDLE_LEN);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	return rc;
+}
+
+int
+wfpb_fetch(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN], uint8_t **blob, size_t *len)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__FetchRequest	f = WFPBROKER__V1__FETCH_REQUEST__INIT;
+	Wfpbroker__V1__StashHandle	h = WFPBROKER__V1__STASH_HANDLE__INIT;
+	Wfpbroker__V1__Response		*r;
+	int				rc;
+
+	*blob = NULL;
+	*len = 0;
+	h.id.data = (uint8_t *)(uintptr_t)handle;
+	h.id.len = WFPB_HANDLE_LEN;
+	f.handle = &h;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_FETCH;
+	rq.fetch = &f;
+	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_FETCH, &r)) != 0)
+		return rc;
+	if ((*blob = malloc(r->fetch->blob.len ? r->fetch->blob.len : 1)) == NULL) {
+		rc = WFPB_E_NOMEM;
+	} else {
+		memcpy(*blob, r->fetch->blob.data, r->fetch->blob.len);
+		*len = r->fetch->blob.len;
+	}
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	return rc;
+}
+
+int
+wfpb_release(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN])
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__ReleaseRequest	rl = WFPBROKER__V1__RELEASE_REQUEST__INIT;
+	Wfpbroker__V1__StashHandle	h = WFPBROKER__V1__STASH_HANDLE__INIT;
+	Wfpbroker__V1__Response		*r;
+	int				rc;
+
+	h.id.data = (uint8_t *)(uintptr_t)handle;
+	h.id.len = WFPB_HANDLE_LEN;
+	rl.target_case = WFPBROKER__V1__RELEASE_REQUEST__TARGET_HANDLE;
+	rl.handle = &h;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_RELEASE;
+	rq.release = &rl;
+	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_RELEASE, &r)) != 0)
+		return rc;
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	return 0;
+}
+
+int
+wfpb_server_status(struct wfpb_client *c, struct wfpb_status_info *out)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__StatusRequest	st = WFPBROKER__V1__STATUS_REQUEST__INIT;
+	Wfpbroker__V1__Response		*r;
+	Wfpbroker__V1__StatusResponse	*s;
+	int				rc;
+
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_STATUS;
+	rq.status = &st;
+	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_STATUS_RESULT, &r)) != 0)
+		return rc;
+	s = r->status_result;
+	memset(out, 0, sizeof(*out));
+	out->sessions = s->sessions;
+	out->requests = s->requests;
+	out->denials = s->denials;
+	out->stash_entries = s->stash_entries;
+	out->stash_bytes = s->stash_bytes;
+	out->listeners = s->listeners;
+	out->uptime_ms = s->uptime_ms;
+	out->records_applied = s->records_applied;
+	snprintf(out->backend, sizeof(out->backend), "%s", s->backend ? s->backend : "");
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	return 0;
+}
+
+int
+wfpb_reload(struct wfpb_client *c, uint32_t *principals)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__ReloadRequest	rl = WFPBROKER__V1__RELOAD_REQUEST__INIT;
+	Wfpbroker__V1__Response		*r;
+	int				rc;
+
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_RELOAD;
+	rq.reload = &rl;
+	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_RELOAD, &r)) != 0)
+		return rc;
+	if (principals != NULL)
+		*principals = r->reload->principals;
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	return 0;
 }

@@ -1,13 +1,26 @@
-/* Broker lifetime: configuration ownership and the guarded static key. */
+/* Broker lifetime, reload, usage accounting and policy matching. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
 
 #include "broker.h"
+#include "log.h"
+
+static void
+stash_freed(void *arg, const struct wfpb_stash_entry *e)
+{
+	struct wfpb_broker	*b = arg;
+	struct wfpb_usage	*u = wfpb_broker_usage(b, e->owner);
+
+	if (u != NULL && u->stash > 0)
+		u->stash--;
+}
 
 int
-wfpb_broker_init(struct wfpb_broker *b, struct wfpb_config *cfg, const struct wfpb_noise_keypair *key,
-    uint64_t now_ms)
+wfpb_broker_init(struct wfpb_broker *b, struct wfpb_config *cfg, const char *config_path,
+    const struct wfpb_noise_keypair *key, uint64_t now_ms)
 {
 	memset(b, 0, sizeof(*b));
 	if ((b->key = sodium_malloc(sizeof(*b->key))) == NULL)
@@ -15,24 +28,124 @@ wfpb_broker_init(struct wfpb_broker *b, struct wfpb_config *cfg, const struct wf
 	memcpy(b->key, key, sizeof(*key));
 	sodium_mprotect_readonly(b->key);
 	b->cfg = *cfg;
-	cfg->keys = NULL;
-	cfg->nkeys = 0;
+	cfg->principals = NULL;
+	cfg->nprincipals = 0;
+	if (config_path != NULL)
+		snprintf(b->config_path, sizeof(b->config_path), "%s", config_path);
 	b->start_ms = now_ms;
+	wfpb_stash_init(&b->stash, stash_freed, b);
 	return 0;
 }
 
 void
 wfpb_broker_reload(struct wfpb_broker *b, struct wfpb_config *cfg)
 {
+	if (strcmp(cfg->endpoint, b->cfg.endpoint) != 0)
+		wfpb_log(WFPB_LOG_WARN, "reload: endpoint changes take effect at the next start");
+	/* The endpoint in use stays what the server bound. */
+	memcpy(cfg->endpoint, b->cfg.endpoint, sizeof(cfg->endpoint));
 	wfpb_config_free(&b->cfg);
 	b->cfg = *cfg;
-	cfg->keys = NULL;
-	cfg->nkeys = 0;
+	cfg->principals = NULL;
+	cfg->nprincipals = 0;
+	b->policy_gen++;
+	b->n.reloads++;
+}
+
+int
+wfpb_broker_reload_file(struct wfpb_broker *b, struct wfpb_ini_error *err)
+{
+	struct wfpb_config	cfg;
+	int			rc;
+
+	if (b->config_path[0] == '\0') {
+		err->line = 0;
+		snprintf(err->message, sizeof(err->message), "the broker was started without a configuration file");
+		return WFPB_E_NOENT;
+	}
+	if ((rc = wfpb_config_load(b->config_path, &b->cfg, &cfg, err)) != 0) {
+		wfpb_log(WFPB_LOG_WARN, "reload rejected, keeping the old configuration: %s:%u: %s", b->config_path,
+		    err->line, err->message);
+		return rc;
+	}
+	wfpb_broker_reload(b, &cfg);
+	wfpb_log(WFPB_LOG_INFO, "configuration reloaded: %u principals", (unsigned)b->cfg.nprincipals);
+	return 0;
+}
+
+void
+wfpb_broker_tick(struct wfpb_broker *b, uint64_t now_ms)
+{
+	wfpb_stash_expire(&b->stash, now_ms);
+}
+
+struct wfpb_usage *
+wfpb_broker_usage(struct wfpb_broker *b, const char *name)
+{
+	struct wfpb_usage	*u, *idle = NULL;
+	size_t			i;
+
+	for (i = 0; i < b->nusage; i++) {
+		if (strcmp(b->usage[i].name, name) == 0)
+			return &b->usage[i];
+		if (idle == NULL && b->usage[i].sessions == 0 && b->usage[i].stash == 0)
+			idle = &b->usage[i];
+	}
+	/* Names come from the policy: reuse an idle record before growing. */
+	if (idle == NULL) {
+		if ((u = realloc(b->usage, (b->nusage + 1) * sizeof(*u))) == NULL)
+			return NULL;
+		b->usage = u;
+		idle = &b->usage[b->nusage++];
+	}
+	memset(idle, 0, sizeof(*idle));
+	snprintf(idle->name, sizeof(idle->name), "%s", name);
+	return idle;
+}
+
+static int
+in_groups(const struct wfpb_identity *id, uint32_t gid)
+{
+	uint32_t i;
+
+	if (id->gid >= 0 && (uint32_t)id->gid == gid)
+		return 1;
+	for (i = 0; i < id->ngroups && i < WFPB_GROUPS_MAX; i++)
+		if (id->groups[i] == gid)
+			return 1;
+	return 0;
+}
+
+const struct wfpb_principal *
+wfpb_policy_match(const struct wfpb_config *cfg, const struct wfpb_identity *id, const uint8_t *peer_key)
+{
+	const struct wfpb_principal	*p;
+	size_t				i;
+
+	if (!id->known)
+		return NULL;
+	for (i = 0; i < cfg->nprincipals; i++) {
+		p = &cfg->principals[i];
+		if (p->has_uid && (id->uid < 0 || (uint32_t)id->uid != p->uid))
+			continue;
+		if (p->has_gid && !in_groups(id, p->gid))
+			continue;
+		if (p->sid[0] != '\0' && (id->uid >= 0 || strcmp(p->sid, id->user) != 0))
+			continue;
+		if (p->has_key && (peer_key == NULL || sodium_memcmp(p->key, peer_key, WFPB_NOISE_DHLEN) != 0))
+			continue;
+		return p;
+	}
+	return NULL;
 }
 
 void
 wfpb_broker_fini(struct wfpb_broker *b)
 {
+	wfpb_stash_fini(&b->stash);
+	free(b->usage);
+	b->usage = NULL;
+	b->nusage = 0;
 	wfpb_config_free(&b->cfg);
 	sodium_free(b->key);	/* wipes */
 	b->key = NULL;

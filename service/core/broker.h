@@ -1,7 +1,8 @@
 /*
- * The broker's shared state and the identity a platform server attaches to
- * each session. Core code is single-threaded: each platform runs every
- * session of the broker on one event loop thread, so nothing here locks.
+ * The broker's shared state: configuration and policy, the static key, the
+ * stash, per-principal usage and counters; and the identity a platform server
+ * attaches to each session. Core code is single-threaded: each platform runs
+ * every session on one event-loop thread, so nothing here locks.
  */
 #ifndef WFPB_BROKER_H
 #define WFPB_BROKER_H
@@ -10,15 +11,19 @@
 
 #include "config.h"
 #include "noise.h"
+#include "stash.h"
 
 #define WFPB_SERVICE_VERSION	"0.1.0"
+#define WFPB_GROUPS_MAX		32u
 
 /* Who is at the other end of a session, as the kernel told the platform server. */
 struct wfpb_identity {
-	int		known;		/* 0: could not be read; every request is denied */
+	int		known;		/* 0: could not be read; every request but Ping is denied */
 	uint32_t	pid;
 	int64_t		uid, gid;	/* POSIX; -1 on Windows */
-	char		user[192];	/* decimal uid or SID string */
+	uint32_t	groups[WFPB_GROUPS_MAX];	/* POSIX supplementary groups */
+	uint32_t	ngroups;
+	char		user[WFPB_SID_MAX];	/* decimal uid or SID string */
 	char		image[512];	/* executable path, "" if unknown */
 };
 
@@ -28,25 +33,60 @@ struct wfpb_counters {
 	uint64_t	bad_requests;
 	uint64_t	sessions_opened;
 	uint64_t	sessions_rejected;
+	uint64_t	reloads;
+};
+
+/* What one principal (by name) holds now. Entries are reused, never freed before the broker. */
+struct wfpb_usage {
+	char		name[WFPB_NAME_MAX];
+	uint32_t	sessions;
+	uint32_t	stash;
 };
 
 struct wfpb_broker {
 	struct wfpb_config		cfg;
-	struct wfpb_noise_keypair	*key;	/* sodium_malloc'd, read-only after init */
+	char				config_path[WFPB_PATH_MAX];	/* "" when none */
+	uint64_t			policy_gen;	/* bumped by every reload */
+	struct wfpb_noise_keypair	*key;		/* sodium_malloc'd, read-only after init */
 	uint64_t			start_ms;
 	uint32_t			sessions;
 	struct wfpb_counters		n;
+	struct wfpb_stash		stash;
+	struct wfpb_usage		*usage;
+	size_t				nusage;
 };
 
 /*
- * Takes ownership of *cfg (its key list) and copies key into guarded memory.
- * Returns 0 or WFPB_E_NOMEM.
+ * Takes ownership of *cfg and copies key into guarded memory. config_path
+ * (may be NULL) is what Reload and SIGHUP re-read. Returns 0 or WFPB_E_NOMEM.
  */
-int WFPB_MUST_CHECK wfpb_broker_init(struct wfpb_broker *b, struct wfpb_config *cfg,
+int WFPB_MUST_CHECK wfpb_broker_init(struct wfpb_broker *b, struct wfpb_config *cfg, const char *config_path,
     const struct wfpb_noise_keypair *key, uint64_t now_ms);
 
-/* Replaces the configuration (taking ownership of *cfg); sessions keep running. */
+/* Replaces the configuration and policy (taking ownership of *cfg); sessions re-resolve. */
 void wfpb_broker_reload(struct wfpb_broker *b, struct wfpb_config *cfg);
+
+/*
+ * Re-reads config_path and applies it atomically. Returns 0, WFPB_E_NOENT
+ * (no file configured), or the parse error with err naming the line; on any
+ * error the running configuration stays. Either outcome is logged.
+ */
+int wfpb_broker_reload_file(struct wfpb_broker *b, struct wfpb_ini_error *err);
+
+/* Periodic work: expires stash entries. Call every ~100 ms. */
+void wfpb_broker_tick(struct wfpb_broker *b, uint64_t now_ms);
+
+/* The usage record for a principal name, created at first use; NULL on allocation failure. */
+struct wfpb_usage *wfpb_broker_usage(struct wfpb_broker *b, const char *name);
+
+/*
+ * The first principal whose matchers all match this identity and (for key
+ * matchers) the session's Noise static key, or NULL (default deny). An
+ * unknown identity matches nothing: the crypto layer adds to the kernel's
+ * identity, never replaces it.
+ */
+const struct wfpb_principal *wfpb_policy_match(const struct wfpb_config *cfg, const struct wfpb_identity *id,
+    const uint8_t *peer_key);
 
 void wfpb_broker_fini(struct wfpb_broker *b);
 

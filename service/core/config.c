@@ -59,19 +59,146 @@ set_str(char *dst, size_t cap, const char *v)
 	return 0;
 }
 
-static int
-add_key(struct wfpb_config *c, const char *hex)
+unsigned
+wfpb_perm_from_name(const char *name, size_t len)
 {
-	uint8_t	(*keys)[WFPB_NOISE_DHLEN];
-	uint8_t	key[WFPB_NOISE_DHLEN];
+	static const struct {
+		const char	*name;
+		unsigned	perm;
+	} perms[] = {
+		{ "listen", WFPB_PERM_LISTEN }, { "accept", WFPB_PERM_ACCEPT }, { "query", WFPB_PERM_QUERY },
+		{ "stash", WFPB_PERM_STASH }, { "fetch", WFPB_PERM_FETCH }, { "connect", WFPB_PERM_CONNECT },
+		{ "apply", WFPB_PERM_APPLY }, { "admin", WFPB_PERM_ADMIN },
+	};
+	size_t i;
 
-	if (wfpb_key_from_hex(hex, strlen(hex), key) != 0 || c->nkeys >= WFPB_KEYS_MAX)
-		return WFPB_E_CONFIG;
-	if ((keys = realloc(c->keys, (c->nkeys + 1) * sizeof(*keys))) == NULL)
-		return WFPB_E_NOMEM;
-	c->keys = keys;
-	memcpy(c->keys[c->nkeys++], key, sizeof(key));
+	for (i = 0; i < sizeof(perms) / sizeof(perms[0]); i++)
+		if (strlen(perms[i].name) == len && memcmp(perms[i].name, name, len) == 0)
+			return perms[i].perm;
 	return 0;
+}
+
+/* "listen accept, stash": names separated by spaces or commas. */
+static int
+set_perms(unsigned *dst, const char *v)
+{
+	size_t		n;
+	unsigned	p;
+
+	*dst = 0;
+	while (*v != '\0') {
+		while (*v == ' ' || *v == ',' || *v == '\t')
+			v++;
+		n = strcspn(v, " ,\t");
+		if (n == 0)
+			break;
+		if ((p = wfpb_perm_from_name(v, n)) == 0)
+			return WFPB_E_CONFIG;
+		*dst |= p;
+		v += n;
+	}
+	return 0;
+}
+
+static int
+set_hex32(uint32_t *dst, const char *v)
+{
+	char			*end;
+	unsigned long long	n;
+
+	errno = 0;
+	n = strtoull(v, &end, 0);
+	if (errno != 0 || *end != '\0' || end == v || n > UINT32_MAX)
+		return WFPB_E_CONFIG;
+	*dst = (uint32_t)n;
+	return 0;
+}
+
+/* A SID string: "S-1-" then digits and dashes only. */
+static int
+set_sid(char *dst, const char *v)
+{
+	size_t i, n = strlen(v);
+
+	if (n < 5 || n >= WFPB_SID_MAX || strncmp(v, "S-1-", 4) != 0)
+		return WFPB_E_CONFIG;
+	for (i = 4; i < n; i++)
+		if (!((v[i] >= '0' && v[i] <= '9') || v[i] == '-'))
+			return WFPB_E_CONFIG;
+	memcpy(dst, v, n + 1);
+	return 0;
+}
+
+static int
+principal_key(struct wfpb_principal *p, const char *key, const char *v)
+{
+	int rc;
+
+	if (strcmp(key, "uid") == 0) {
+		p->has_uid = 1;
+		return set_u32(&p->uid, v, 0, UINT32_MAX - 1);
+	}
+	if (strcmp(key, "gid") == 0) {
+		p->has_gid = 1;
+		return set_u32(&p->gid, v, 0, UINT32_MAX - 1);
+	}
+	if (strcmp(key, "sid") == 0)
+		return set_sid(p->sid, v);
+	if (strcmp(key, "key") == 0) {
+		if ((rc = wfpb_key_from_hex(v, strlen(v), p->key)) != 0)
+			return WFPB_E_CONFIG;
+		p->has_key = 1;
+		return 0;
+	}
+	if (strcmp(key, "ops") == 0)
+		return set_perms(&p->perms, v);
+	if (strcmp(key, "max_sessions") == 0)
+		return set_u32(&p->max_sessions, v, 1, 1000000);
+	if (strcmp(key, "max_stash") == 0)
+		return set_u32(&p->max_stash, v, 1, 1000000);
+	if (strcmp(key, "mark") == 0) {
+		p->has_mark = 1;
+		return set_hex32(&p->mark, v);
+	}
+	return WFPB_E_CONFIG;
+}
+
+/* Returns the principal for a "principal NAME" section, adding it at its first key. */
+static struct wfpb_principal *
+principal_for(struct wfpb_config *c, const char *section, int *rc)
+{
+	struct wfpb_principal	*p;
+	const char		*name = section + strlen("principal");
+	size_t			n, i;
+
+	*rc = WFPB_E_CONFIG;
+	if (*name != ' ' && *name != '\t')
+		return NULL;
+	while (*name == ' ' || *name == '\t')
+		name++;
+	n = strlen(name);
+	if (n == 0 || n >= WFPB_NAME_MAX)
+		return NULL;
+	for (i = 0; i < n; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+		    (name[i] >= '0' && name[i] <= '9') || name[i] == '-' || name[i] == '_' || name[i] == '.'))
+			return NULL;
+	if (c->nprincipals > 0 && strcmp(c->principals[c->nprincipals - 1].name, name) == 0)
+		return &c->principals[c->nprincipals - 1];
+	for (i = 0; i < c->nprincipals; i++)
+		if (strcmp(c->principals[i].name, name) == 0)
+			return NULL;	/* a section may not be split or repeated */
+	if (c->nprincipals >= WFPB_PRINCIPALS_MAX)
+		return NULL;
+	if ((p = realloc(c->principals, (c->nprincipals + 1) * sizeof(*p))) == NULL) {
+		*rc = WFPB_E_NOMEM;
+		return NULL;
+	}
+	c->principals = p;
+	p = &c->principals[c->nprincipals++];
+	memset(p, 0, sizeof(*p));
+	memcpy(p->name, name, n + 1);
+	return p;
 }
 
 static int
@@ -106,9 +233,19 @@ on_pair(void *arg, const char *section, const char *key, const char *v)
 			return set_u32(&c->stash_max_per_principal, v, 0, 1000000);
 		if (strcmp(key, "stash_ttl_ms") == 0)
 			return set_u32(&c->stash_ttl_ms, v, 1, 86400000);
-	} else if (strcmp(section, "clients") == 0) {
-		if (strcmp(key, "key") == 0)
-			return add_key(c, v);
+	} else if (strncmp(section, "principal", 9) == 0) {
+		struct wfpb_principal	*pr;
+		int			rc;
+
+		if ((pr = principal_for(c, section, &rc)) == NULL) {
+			snprintf(p->err->message, sizeof(p->err->message),
+			    "[%s]: bad, repeated or too many principal sections", section);
+			return rc;
+		}
+		if ((rc = principal_key(pr, key, v)) != 0)
+			snprintf(p->err->message, sizeof(p->err->message), "[%s]: invalid %s '%s'", section,
+			    key, v);
+		return rc;
 	}
 	snprintf(p->err->message, sizeof(p->err->message), "unknown key '%s' in [%s]", key, section);
 	return WFPB_E_CONFIG;
@@ -121,12 +258,25 @@ wfpb_config_parse(const char *text, size_t len, const struct wfpb_config *base, 
 	struct parse_ctx	p = { out, err };
 	int			rc;
 
+	size_t			i;
+
 	*out = *base;
-	out->keys = NULL;
-	out->nkeys = 0;
+	out->principals = NULL;
+	out->nprincipals = 0;
 	if ((rc = wfpb_ini_parse(text, len, on_pair, &p, err)) != 0) {
 		wfpb_config_free(out);
 		return rc;
+	}
+	for (i = 0; i < out->nprincipals; i++) {
+		const struct wfpb_principal *pr = &out->principals[i];
+
+		if (!pr->has_uid && !pr->has_gid && !pr->has_key && pr->sid[0] == '\0') {
+			err->line = 0;
+			snprintf(err->message, sizeof(err->message),
+			    "[principal %s] matches nobody: set uid, gid, sid or key", pr->name);
+			wfpb_config_free(out);
+			return WFPB_E_CONFIG;
+		}
 	}
 	return 0;
 }
@@ -166,8 +316,8 @@ wfpb_config_key_enrolled(const struct wfpb_config *c, const uint8_t pub[WFPB_NOI
 {
 	size_t i;
 
-	for (i = 0; i < c->nkeys; i++)
-		if (sodium_memcmp(c->keys[i], pub, WFPB_NOISE_DHLEN) == 0)
+	for (i = 0; i < c->nprincipals; i++)
+		if (c->principals[i].has_key && sodium_memcmp(c->principals[i].key, pub, WFPB_NOISE_DHLEN) == 0)
 			return 1;
 	return 0;
 }
@@ -175,7 +325,7 @@ wfpb_config_key_enrolled(const struct wfpb_config *c, const uint8_t pub[WFPB_NOI
 void
 wfpb_config_free(struct wfpb_config *c)
 {
-	free(c->keys);
-	c->keys = NULL;
-	c->nkeys = 0;
+	free(c->principals);
+	c->principals = NULL;
+	c->nprincipals = 0;
 }

@@ -1,8 +1,9 @@
 /*
- * The broker's configuration: endpoint, state directory, limits and the
- * enrolled client keys, read from an INI file (docs/OPERATIONS.md). A file is
- * parsed into a fresh struct; the running one is replaced only when the parse
- * succeeded, so a bad file never leaves the broker half configured.
+ * The broker's configuration and policy: endpoint, state directory, limits,
+ * and the principals — who may do what — read from one INI file
+ * (docs/OPERATIONS.md). A file is parsed into a fresh struct; the running one
+ * is replaced only when the parse succeeded, so a bad file never leaves the
+ * broker half configured. Policy is default deny.
  */
 #ifndef WFPB_CONFIG_H
 #define WFPB_CONFIG_H
@@ -14,7 +15,40 @@
 #include "noise.h"
 
 #define WFPB_PATH_MAX		512u
-#define WFPB_KEYS_MAX		4096u
+#define WFPB_PRINCIPALS_MAX	1024u
+#define WFPB_NAME_MAX		64u
+#define WFPB_SID_MAX		192u
+
+/* Permissions a principal can be granted (config `ops = ...`). */
+enum wfpb_perm {
+	WFPB_PERM_LISTEN = 1u << 0,
+	WFPB_PERM_ACCEPT = 1u << 1,
+	WFPB_PERM_QUERY = 1u << 2,
+	WFPB_PERM_STASH = 1u << 3,
+	WFPB_PERM_FETCH = 1u << 4,
+	WFPB_PERM_CONNECT = 1u << 5,
+	WFPB_PERM_APPLY = 1u << 6,
+	WFPB_PERM_ADMIN = 1u << 7,
+};
+
+/*
+ * A [principal NAME] section. It matches a session when every matcher it
+ * sets matches (uid AND gid AND sid AND key); a section with no matcher is
+ * a configuration error, so nothing ever matches everyone by accident.
+ */
+struct wfpb_principal {
+	char		name[WFPB_NAME_MAX];
+	int		has_uid, has_gid, has_key;
+	uint32_t	uid;			/* POSIX user */
+	uint32_t	gid;			/* POSIX group: primary or supplementary */
+	char		sid[WFPB_SID_MAX];	/* Windows user SID, "" when unset */
+	uint8_t		key[WFPB_NOISE_DHLEN];	/* enrolled Noise static key (IK) */
+	unsigned	perms;			/* enum wfpb_perm bits */
+	uint32_t	max_sessions;		/* 0: the service default */
+	uint32_t	max_stash;		/* 0: the service default */
+	int		has_mark;
+	uint32_t	mark;			/* netfilter backend: this principal's mark bit */
+};
 
 struct wfpb_config {
 	char		endpoint[WFPB_PATH_MAX];	/* Unix socket path or pipe name */
@@ -28,8 +62,8 @@ struct wfpb_config {
 	uint32_t	blob_max;
 	uint32_t	stash_max_per_principal;
 	uint32_t	stash_ttl_ms;
-	size_t		nkeys;
-	uint8_t		(*keys)[WFPB_NOISE_DHLEN];	/* enrolled IK client keys */
+	size_t			nprincipals;
+	struct wfpb_principal	*principals;		/* in file order; first match wins */
 };
 
 /* Fills c with the DESIGN.md §4 defaults and the given platform paths. */
@@ -37,7 +71,7 @@ void wfpb_config_defaults(struct wfpb_config *c, const char *endpoint, const cha
 
 /*
  * Parses text on top of a copy of base (which is not modified). On success
- * *out owns its key list (free with wfpb_config_free). On failure returns
+ * *out owns its principals (free with wfpb_config_free). On failure returns
  * WFPB_E_CONFIG or WFPB_E_NOMEM with err naming the line.
  */
 int WFPB_MUST_CHECK wfpb_config_parse(const char *text, size_t len, const struct wfpb_config *base,
@@ -47,8 +81,11 @@ int WFPB_MUST_CHECK wfpb_config_parse(const char *text, size_t len, const struct
 int WFPB_MUST_CHECK wfpb_config_load(const char *path, const struct wfpb_config *base, struct wfpb_config *out,
     struct wfpb_ini_error *err);
 
-/* 1 when pub is an enrolled client key. */
+/* 1 when pub is the key of some principal (the IK enrolment check). */
 int wfpb_config_key_enrolled(const struct wfpb_config *c, const uint8_t pub[WFPB_NOISE_DHLEN]);
+
+/* Permission bit for an op name ("listen" ... "admin"), or 0. */
+unsigned wfpb_perm_from_name(const char *name, size_t len);
 
 void wfpb_config_free(struct wfpb_config *c);
 

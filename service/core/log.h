@@ -13,7 +13,9 @@ enum wfpb_log_level {
 	WFPB_LOG_DEBUG = 7,
 };
 
-#if defined(__GNUC__)
+#if defined(__MINGW32__)
+__attribute__((format(gnu_printf, 2, 3)))	/* C99 stdio: __USE_MINGW_ANSI_STDIO */
+#elif defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
 void wfpb_log(int level, const char *fmt, ...);

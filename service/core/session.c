@@ -1,4 +1,5 @@
 /* Session: channel events in, dispatched responses out. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,47 @@ wfpb_session_new(struct wfpb_broker *b, const struct wfpb_identity *id, uint64_t
 	return s;
 }
 
+static void
+uncount(struct wfpb_session *s)
+{
+	struct wfpb_usage *u;
+
+	if (s->counted && (u = wfpb_broker_usage(s->broker, s->principal)) != NULL && u->sessions > 0)
+		u->sessions--;
+	s->counted = 0;
+}
+
+void
+wfpb_session_resolve(struct wfpb_session *s)
+{
+	struct wfpb_broker		*b = s->broker;
+	const struct wfpb_principal	*p;
+	struct wfpb_usage		*u;
+	uint32_t			limit;
+
+	if (s->resolved && s->policy_gen == b->policy_gen)
+		return;
+	p = wfpb_policy_match(&b->cfg, &s->id, wfpb_channel_peer_key(&s->ch));
+	if (!s->resolved || strcmp(s->principal, p ? p->name : "") != 0) {
+		uncount(s);
+		s->over_limit = 0;
+		snprintf(s->principal, sizeof(s->principal), "%s", p ? p->name : "");
+		if (p != NULL) {
+			limit = p->max_sessions ? p->max_sessions : b->cfg.max_sessions_per_principal;
+			if ((u = wfpb_broker_usage(b, p->name)) == NULL || u->sessions >= limit) {
+				s->over_limit = 1;
+			} else {
+				u->sessions++;
+				s->counted = 1;
+			}
+		}
+	}
+	s->perms = p ? p->perms : 0;
+	s->max_stash = p && p->max_stash ? p->max_stash : b->cfg.stash_max_per_principal;
+	s->policy_gen = b->policy_gen;
+	s->resolved = 1;
+}
+
 void
 wfpb_session_set_identity(struct wfpb_session *s, const struct wfpb_identity *id)
 {
@@ -55,6 +97,7 @@ wfpb_session_input(struct wfpb_session *s, const uint8_t *in, size_t len, uint64
 		}
 		if (ev == WFPB_CHANNEL_ESTABLISHED) {
 			s->last_ms = now_ms;
+			wfpb_session_resolve(s);
 		} else if (ev == WFPB_CHANNEL_MESSAGE) {
 			s->last_ms = now_ms;
 			msg = wfpb_channel_message(&s->ch, &mlen);
@@ -106,6 +149,8 @@ wfpb_session_free(struct wfpb_session *s)
 {
 	if (s == NULL)
 		return;
+	wfpb_stash_release_session(&s->broker->stash, &s->stash_list);
+	uncount(s);
 	wfpb_channel_free(&s->ch);
 	s->broker->sessions--;
 	free(s);

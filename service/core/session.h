@@ -20,6 +20,15 @@ struct wfpb_session {
 	uint64_t		opened_ms;
 	uint64_t		last_ms;	/* last complete message */
 	int			closing;	/* flush the output, then close */
+	/* The policy's verdict on this session, refreshed after every reload. */
+	int			resolved;
+	uint64_t		policy_gen;
+	char			principal[WFPB_NAME_MAX];	/* "" when no principal matched */
+	unsigned		perms;
+	uint32_t		max_stash;
+	int			counted;	/* counted in its principal's session usage */
+	int			over_limit;	/* principal's max_sessions reached: QUOTA for everything */
+	struct wfpb_stash_entry	*stash_list;	/* session-lifetime stash entries */
 };
 
 /* Opens a session for a connection; NULL on allocation failure. */
@@ -48,6 +57,12 @@ uint64_t wfpb_session_deadline(const struct wfpb_session *s);
 
 /* The deadline passed: queues a reject notice if still in the handshake. */
 void wfpb_session_expire(struct wfpb_session *s);
+
+/*
+ * Matches the session against the current policy if it has not been since
+ * the last reload, updating principal, perms and usage.
+ */
+void wfpb_session_resolve(struct wfpb_session *s);
 
 /* Releases everything the session owns. NULL is a no-op. */
 void wfpb_session_free(struct wfpb_session *s);

@@ -98,7 +98,7 @@ main(int argc, char **argv)
 		wfpb_config_free(&cfg);
 		return 0;
 	}
-	rc = wfpb_broker_init(&b, &cfg, &key, now_ms());
+	rc = wfpb_broker_init(&b, &cfg, config_path, &key, now_ms());
 	sodium_memzero(&key, sizeof(key));
 	if (rc != 0) {
 		wfpb_config_free(&cfg);
@@ -106,7 +106,6 @@ main(int argc, char **argv)
 	}
 	wfpb_log(WFPB_LOG_INFO, "version %s, server key %s, backend %s", WFPB_SERVICE_VERSION, pub_path,
 	    b.cfg.backend);
-	opts.config_path = config_path;
 	opts.notify = 1;
 	rc = wfpb_server_run(&b, &opts);
 	wfpb_broker_fini(&b);

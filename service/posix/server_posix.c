@@ -59,6 +59,36 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/*
+ * Supplementary groups from /proc/PID/status. SO_PEERCRED gives the primary
+ * group only; SO_PEERGROUPS would be race-free but needs Linux 4.13 headers.
+ * If the file cannot be read the groups list stays empty: a gid matcher can
+ * then only fail, never succeed wrongly.
+ */
+static void
+read_groups(pid_t pid, struct wfpb_identity *id)
+{
+	char	path[64], line[1024], *p, *end;
+	FILE	*f;
+	unsigned long g;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "Groups:", 7) != 0)
+			continue;
+		for (p = line + 7; id->ngroups < WFPB_GROUPS_MAX; p = end) {
+			g = strtoul(p, &end, 10);
+			if (end == p)
+				break;
+			id->groups[id->ngroups++] = (uint32_t)g;
+		}
+		break;
+	}
+	fclose(f);
+}
+
 static void
 identify(int fd, struct wfpb_identity *id)
 {
@@ -77,6 +107,7 @@ identify(int fd, struct wfpb_identity *id)
 	id->uid = cred.uid;
 	id->gid = cred.gid;
 	snprintf(id->user, sizeof(id->user), "%u", (unsigned)cred.uid);
+	read_groups(cred.pid, id);
 	snprintf(link, sizeof(link), "/proc/%d/exe", (int)cred.pid);
 	n = readlink(link, id->image, sizeof(id->image) - 1);
 	id->image[n > 0 ? n : 0] = '\0';
@@ -258,24 +289,10 @@ sweep(struct server *sv)
 static void
 reload(struct server *sv)
 {
-	struct wfpb_config	cfg;
-	struct wfpb_ini_error	err;
-	int			rc;
+	struct wfpb_ini_error err;
 
-	if (sv->opts->config_path == NULL) {
-		wfpb_log(WFPB_LOG_INFO, "SIGHUP: no configuration file to reload");
-		return;
-	}
-	rc = wfpb_config_load(sv->opts->config_path, &sv->b->cfg, &cfg, &err);
-	if (rc != 0) {
-		wfpb_log(WFPB_LOG_WARN, "reload rejected, keeping the old configuration: %s:%u: %s",
-		    sv->opts->config_path, err.line, err.message);
-		return;
-	}
-	if (strcmp(cfg.endpoint, sv->b->cfg.endpoint) != 0)
-		wfpb_log(WFPB_LOG_WARN, "reload: endpoint changes take effect at the next start");
-	wfpb_broker_reload(sv->b, &cfg);
-	wfpb_log(WFPB_LOG_INFO, "configuration reloaded (%zu enrolled client keys)", sv->b->cfg.nkeys);
+	/* The broker logs the outcome, including a rejected file and its line. */
+	(void)wfpb_broker_reload_file(sv->b, &err);
 }
 
 static void
@@ -446,6 +463,7 @@ wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts)
 		bury(&sv);
 		if (now_ms() - last_sweep >= TICK_MS) {
 			sweep(&sv);
+			wfpb_broker_tick(b, now_ms());
 			last_sweep = now_ms();
 		}
 	}

@@ -8,13 +8,13 @@
 #include "broker.h"
 
 struct wfpb_server_opts {
-	const char	*config_path;	/* re-read on SIGHUP */
 	int		notify;		/* send READY=1 to $NOTIFY_SOCKET once listening */
 };
 
 /*
  * Creates the socket (directory root-owned, socket 0660, group from config),
- * serves until SIGTERM or SIGINT, then closes every session. Returns 0 after
+ * serves until SIGTERM or SIGINT (SIGHUP reloads the configuration file the
+ * broker was given), then closes every session. Returns 0 after
  * a clean stop or a negative WFPB_E_* when the endpoint cannot be set up.
  */
 int WFPB_MUST_CHECK wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts);

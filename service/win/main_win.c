@@ -132,7 +132,7 @@ main(int argc, char **argv)
 		wfpb_config_free(&cfg);
 		return 0;
 	}
-	rc = wfpb_broker_init(&b, &cfg, &key, GetTickCount64());
+	rc = wfpb_broker_init(&b, &cfg, config_path ? config_path : conf, &key, GetTickCount64());
 	sodium_memzero(&key, sizeof(key));
 	if (rc != 0) {
 		wfpb_config_free(&cfg);

@@ -375,6 +375,7 @@ wfpb_pipe_server_run(struct wfpb_pipe_server *sv)
 			break;
 		if (now_ms() - last_sweep >= TICK_MS) {
 			sweep(sv);
+			wfpb_broker_tick(sv->b, now_ms());
 			last_sweep = now_ms();
 		}
 	}

@@ -48,6 +48,8 @@ run "$wfpbctl" keygen --out "$(prefix_arg stranger)" >/dev/null
 stranger_hex=$(tr -d '\r\n' <"$work/stranger.pub")
 check "client keys generated" test ${#enrolled_hex} -eq 64 -a ${#stranger_hex} -eq 64
 
+group_line=
+[ "$mode" = native ] && group_line="socket_group = nogroup"
 write_conf() {
 	cat >"$work/wfpbroker.conf" <<CONF
 ; written by broker_e2e.sh
@@ -57,9 +59,23 @@ state_dir = $state
 handshake_timeout_ms = 500
 idle_timeout_ms = 3000
 max_sessions = 8
+$group_line
 
-[clients]
+[principal root]
+uid = 0
+ops = stash fetch admin
+
+[principal ik-client]
 key = $enrolled_hex
+
+[principal app1]
+uid = 1001
+ops = stash fetch
+max_stash = 3
+
+[principal app2]
+uid = 1002
+ops = stash fetch
 $1
 CONF
 }
@@ -115,9 +131,48 @@ fi
 sed 's/^/    /' "$work/broker-test.out"
 
 if [ "$mode" = native ]; then
+	# The policy with real, distinct, unprivileged uids: identity from SO_PEERCRED.
+	as() {
+		local uid=$1
+		shift
+		setpriv --reuid="$uid" --regid=65534 --clear-groups "$wfpbctl" --endpoint "$endpoint" \
+			--server-key "$pub_arg" "$@"
+	}
+	fails_with() { # fails_with WORDS CMD...: the command fails and stderr says WORDS
+		local words=$1 out
+		shift
+		out=$("$@" 2>&1 >/dev/null) && return 1
+		echo "$out" | grep -q "$words" || { echo "    got: $out"; return 1; }
+	}
+	h=$(as 1001 stash 0a0b0c --keep)
+	check "app1 (uid 1001) stashes a blob and gets a 16-byte handle" test ${#h} -eq 32
+	check "app1 fetches its own blob" test "$(as 1001 fetch "$h")" = 0a0b0c
+	check "app2 (uid 1002) cannot fetch app1's handle" fails_with "NOT_FOUND" as 1002 fetch "$h"
+	check "app2 cannot release app1's handle" fails_with "NOT_FOUND" as 1002 release "$h"
+	check "uid 1003 matches no principal: denied" fails_with "DENIED: stash: no principal matches user 1003" as 1003 stash 01
+	check "app1 is not admin: status denied" fails_with "DENIED: status: not granted to principal app1" as 1001 status
+	hs=$(as 1001 stash 0102)
+	check "a session-lifetime entry goes with its session" fails_with "NOT_FOUND" as 1001 fetch "$hs"
+	h2=$(as 1001 stash 02 --keep) && as 1001 stash 03 --keep >/dev/null
+	check "app1's fourth entry exceeds max_stash = 3" fails_with "QUOTA" as 1001 stash 04 --keep
+	check "app2 is unaffected by app1's quota" eval 'as 1002 stash 05 --keep >/dev/null'
+	check "release frees a quota slot" as 1001 release "$h"
+	check "app1 can stash again after the release" eval 'as 1001 stash 06 --keep >/dev/null'
+	check "a released handle is gone" fails_with "NOT_FOUND" as 1001 fetch "$h"
+	check "empty blob is a bad request naming the field" fails_with "BAD_REQUEST: stash.blob: empty" as 1001 stash ""
+	check "status (root, admin) counts 4 stash entries" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status | grep -qx "stash_entries 4"'
+	cp "$work/wfpbroker.conf" "$work/good.conf"
+	printf '[service]\nmax_sessions = 8\n[principal x]\nops = admin\n' >"$work/wfpbroker.conf"
+	check "Reload op rejects a bad file and says why" fails_with "EINVAL: reload: .*matches nobody.*old policy kept" \
+		"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" reload
+	check "app1 keeps its grants and entries after the rejected reload" test "$(as 1001 fetch "$h2")" = 02
+	cp "$work/good.conf" "$work/wfpbroker.conf"
+	check "Reload op applies a good file" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" reload | grep -q "reloaded: 4 principals"'
+
 	ik_stranger() { "$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" --client-key "$work/stranger.key" ping >/dev/null 2>&1; }
 	check "unenrolled key refused before reload" eval '! ik_stranger'
-	write_conf "key = $stranger_hex"
+	write_conf "[principal stranger]
+key = $stranger_hex"
 	kill -HUP "$pid"
 	sleep 0.3
 	check "SIGHUP reload enrols a new key" ik_stranger

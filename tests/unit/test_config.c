@@ -48,15 +48,23 @@ values_are_read(void **state)
 
 	(void)state;
 	assert_int_equal(parse("; comment\n# another\n[service]\n  endpoint = /tmp/a.sock \n"
-	    "max_sessions=9\r\nhandshake_timeout_ms = 250\nbackend = netfilter\n\n[clients]\n"
+	    "max_sessions=9\r\nhandshake_timeout_ms = 250\nbackend = netfilter\n\n[principal a]\n"
 	    "key = 0101010101010101010101010101010101010101010101010101010101010101\n"
-	    "key = 0202020202020202020202020202020202020202020202020202020202020202\n", &c, &err), 0);
+	    "[principal b]\nuid = 7\nkey = 0202020202020202020202020202020202020202020202020202020202020202\n"
+	    "ops = stash fetch,admin\nmark = 0x10\nmax_stash = 3\n", &c, &err), 0);
 	assert_string_equal(c.endpoint, "/tmp/a.sock");
 	assert_string_equal(c.state_dir, "/var/lib/x");
 	assert_int_equal(c.max_sessions, 9);
 	assert_int_equal(c.handshake_timeout_ms, 250);
 	assert_string_equal(c.backend, "netfilter");
-	assert_int_equal(c.nkeys, 2);
+	assert_int_equal(c.nprincipals, 2);
+	assert_string_equal(c.principals[1].name, "b");
+	assert_true(c.principals[1].has_uid);
+	assert_int_equal(c.principals[1].uid, 7);
+	assert_int_equal(c.principals[1].perms, WFPB_PERM_STASH | WFPB_PERM_FETCH | WFPB_PERM_ADMIN);
+	assert_int_equal(c.principals[1].mark, 0x10);
+	assert_int_equal(c.principals[1].max_stash, 3);
+	assert_int_equal(c.principals[0].perms, 0);
 	memset(k, 2, sizeof(k));
 	assert_true(wfpb_config_key_enrolled(&c, k));
 	memset(k, 3, sizeof(k));
@@ -75,7 +83,7 @@ expect_error(const char *text, unsigned line)
 	assert_int_equal(parse(text, &c, &err), WFPB_E_CONFIG);
 	assert_int_equal(err.line, line);
 	assert_true(strlen(err.message) > 0);
-	assert_null(c.keys);
+	assert_null(c.principals);
 }
 
 static void
@@ -92,9 +100,25 @@ errors_name_their_line(void **state)
 	expect_error("key = 1\n", 1);
 	expect_error("[service\n", 1);
 	expect_error("[service]\njust words\n", 2);
-	expect_error("[clients]\nkey = 1234\n", 2);
-	expect_error("[clients]\nkey = zz01010101010101010101010101010101010101010101010101010101010101\n", 2);
+	expect_error("[principal p]\nkey = 1234\n", 2);
+	expect_error("[principal p]\nkey = zz01010101010101010101010101010101010101010101010101010101010101\n", 2);
+	expect_error("[principal p]\nuid = 1\nops = stash teleport\n", 3);
+	expect_error("[principal p]\nuid = 1\nsid = 1-5-18\n", 3);
+	expect_error("[principal p]\nuid = 1\n[principal q]\nuid = 2\n[principal p]\nuid = 3\n", 6);
+	expect_error("[principal bad name!]\nuid = 1\n", 2);
+	expect_error("[principalx]\nuid = 1\n", 2);
 	expect_error("[service]\n = 5\n", 2);
+}
+
+static void
+principal_without_matcher_is_an_error(void **state)
+{
+	struct wfpb_config	c;
+	struct wfpb_ini_error	err;
+
+	(void)state;
+	assert_int_equal(parse("[principal everyone]\nops = admin\n", &c, &err), WFPB_E_CONFIG);
+	assert_non_null(strstr(err.message, "matches nobody"));
 }
 
 static void
@@ -132,6 +156,7 @@ main(void)
 		cmocka_unit_test(defaults_follow_design),
 		cmocka_unit_test(values_are_read),
 		cmocka_unit_test(errors_name_their_line),
+		cmocka_unit_test(principal_without_matcher_is_an_error),
 		cmocka_unit_test(overlong_line_and_nul_are_errors),
 		cmocka_unit_test(missing_file_is_noent),
 	};

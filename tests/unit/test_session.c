@@ -36,7 +36,7 @@ setup(void **state)
 		return -1;
 	wfpb_config_defaults(&cfg, "/x", "/y");
 	wfpb_noise_keypair_generate(&f->key);
-	if (wfpb_broker_init(&f->b, &cfg, &f->key, 1000) != 0)
+	if (wfpb_broker_init(&f->b, &cfg, NULL, &f->key, 1000) != 0)
 		return -1;
 	f->s = wfpb_session_new(&f->b, &id, 1000);
 	if (wfpb_channel_client_start(&f->c, f->key.pub, NULL) != 0)

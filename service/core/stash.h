@@ -1,0 +1,76 @@
+/*
+ * The blob store behind Stash/Fetch/Release and the records Accept and
+ * QueryRecords keep. Handles are 16 random bytes; lookup is O(1) through a
+ * hash table keyed by the handle. An entry belongs to one principal (by
+ * name) and, unless created with principal lifetime, to one session. Every
+ * blob is wiped when its entry goes. A lookup by any other principal is
+ * indistinguishable from a missing handle.
+ */
+#ifndef WFPB_STASH_H
+#define WFPB_STASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "wfpb_error.h"
+
+#define WFPB_STASH_ID_LEN	16u
+
+struct wfpb_stash_entry {
+	uint8_t			id[WFPB_STASH_ID_LEN];
+	char			owner[WFPB_NAME_MAX];
+	struct wfpb_stash_entry	**slist;	/* owning session's list head, NULL for principal lifetime */
+	struct wfpb_stash_entry	*sprev, *snext;	/* that list */
+	uint64_t		expires_ms;
+	uint8_t			*blob;
+	size_t			len;
+	struct wfpb_stash_entry	*hnext;		/* hash chain */
+	struct wfpb_stash_entry	*prev, *next;	/* creation order, for expiry */
+};
+
+/* Called for every entry that leaves the store, before it is wiped. */
+typedef void (*wfpb_stash_free_fn)(void *arg, const struct wfpb_stash_entry *e);
+
+struct wfpb_stash {
+	struct wfpb_stash_entry	**buckets;
+	size_t			nbuckets;	/* a power of two */
+	size_t			count;
+	size_t			bytes;
+	struct wfpb_stash_entry	*oldest, *newest;
+	wfpb_stash_free_fn	on_free;
+	void			*on_free_arg;
+};
+
+void wfpb_stash_init(struct wfpb_stash *st, wfpb_stash_free_fn on_free, void *arg);
+
+/*
+ * Copies blob into a new entry. session_list is the owning session's list
+ * head (the session keeps it, initialised to NULL), or NULL for principal
+ * lifetime. Writes the new handle into id. Returns 0 or WFPB_E_NOMEM.
+ */
+int WFPB_MUST_CHECK wfpb_stash_put(struct wfpb_stash *st, const char *owner, struct wfpb_stash_entry **session_list,
+    const uint8_t *blob, size_t len, uint64_t expires_ms, uint8_t id[WFPB_STASH_ID_LEN]);
+
+/* The entry for id if owner owns it and it has not expired, else NULL. */
+const struct wfpb_stash_entry *wfpb_stash_get(struct wfpb_stash *st, const uint8_t id[WFPB_STASH_ID_LEN],
+    const char *owner, uint64_t now_ms);
+
+/* Removes an entry owner owns. 0 or WFPB_E_NOENT. */
+int WFPB_MUST_CHECK wfpb_stash_release(struct wfpb_stash *st, const uint8_t id[WFPB_STASH_ID_LEN],
+    const char *owner);
+
+/* Removes every entry on a session's list (undo on disconnect): O(its entries). */
+void wfpb_stash_release_session(struct wfpb_stash *st, struct wfpb_stash_entry **session_list);
+
+/*
+ * Removes expired entries from the oldest on, stopping at the first live one:
+ * O(expired). After a reload shortens the TTL, a later entry may outlive its
+ * expiry here until those before it go, but wfpb_stash_get never returns it.
+ */
+void wfpb_stash_expire(struct wfpb_stash *st, uint64_t now_ms);
+
+/* Removes everything. */
+void wfpb_stash_fini(struct wfpb_stash *st);
+
+#endif
