@@ -32,6 +32,9 @@ wfpb_strerror(int err)
 	case WFPB_E_STATUS: return "broker returned an error status";
 	case WFPB_E_PROTOCOL: return "protocol violation";
 	case WFPB_E_LIMIT: return "limit reached";
+	case WFPB_E_AGAIN: return "operation would block";
+	case WFPB_E_OS: return "operating system error";
+	case WFPB_E_UNSUPPORTED: return "not supported on this platform";
 	}
 	return "unknown error";
 }

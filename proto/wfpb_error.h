@@ -40,6 +40,9 @@ enum wfpb_error {
 	WFPB_E_STATUS = -24,        /* the broker answered with a non-OK status */
 	WFPB_E_PROTOCOL = -25,      /* the peer broke the protocol (e.g. wrong request_id) */
 	WFPB_E_LIMIT = -26,         /* a configured limit was reached */
+	WFPB_E_AGAIN = -27,         /* would block / in progress: wait for readiness */
+	WFPB_E_OS = -28,            /* an OS call failed; the OS code travels beside it */
+	WFPB_E_UNSUPPORTED = -29,   /* not available on this platform or build */
 };
 
 /* Returns a static, human-readable description of a WFPB_E_* code. */

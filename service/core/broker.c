@@ -33,7 +33,13 @@ wfpb_broker_init(struct wfpb_broker *b, struct wfpb_config *cfg, const char *con
 	if (config_path != NULL)
 		snprintf(b->config_path, sizeof(b->config_path), "%s", config_path);
 	b->start_ms = now_ms;
+	b->next_listener_id = 1;
 	wfpb_stash_init(&b->stash, stash_freed, b);
+	if (wfpb_backend_open(b->cfg.backend, &b->backend) != 0) {
+		wfpb_log(WFPB_LOG_ERR, "backend %s is not available in this build", b->cfg.backend);
+		wfpb_broker_fini(b);
+		return WFPB_E_UNSUPPORTED;
+	}
 	return 0;
 }
 
@@ -42,8 +48,11 @@ wfpb_broker_reload(struct wfpb_broker *b, struct wfpb_config *cfg)
 {
 	if (strcmp(cfg->endpoint, b->cfg.endpoint) != 0)
 		wfpb_log(WFPB_LOG_WARN, "reload: endpoint changes take effect at the next start");
-	/* The endpoint in use stays what the server bound. */
+	if (strcmp(cfg->backend, b->cfg.backend) != 0)
+		wfpb_log(WFPB_LOG_WARN, "reload: backend changes take effect at the next start");
+	/* The endpoint and backend in use stay what the service started with. */
 	memcpy(cfg->endpoint, b->cfg.endpoint, sizeof(cfg->endpoint));
+	memcpy(cfg->backend, b->cfg.backend, sizeof(cfg->backend));
 	wfpb_config_free(&b->cfg);
 	b->cfg = *cfg;
 	cfg->principals = NULL;
@@ -143,10 +152,11 @@ void
 wfpb_broker_fini(struct wfpb_broker *b)
 {
 	wfpb_stash_fini(&b->stash);
+	wfpb_backend_close(&b->backend);
 	free(b->usage);
 	b->usage = NULL;
 	b->nusage = 0;
 	wfpb_config_free(&b->cfg);
-	sodium_free(b->key);	/* wipes */
+	sodium_free(b->key);	/* wipes; NULL is a no-op */
 	b->key = NULL;
 }

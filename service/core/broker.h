@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "backend.h"
 #include "config.h"
 #include "noise.h"
 #include "stash.h"
@@ -54,11 +55,16 @@ struct wfpb_broker {
 	struct wfpb_stash		stash;
 	struct wfpb_usage		*usage;
 	size_t				nusage;
+	struct wfpb_backend		backend;	/* fixed at start; reload does not change it */
+	uint32_t			listeners;
+	uint64_t			next_listener_id;
 };
 
 /*
  * Takes ownership of *cfg and copies key into guarded memory. config_path
- * (may be NULL) is what Reload and SIGHUP re-read. Returns 0 or WFPB_E_NOMEM.
+ * (may be NULL) is what Reload and SIGHUP re-read. Opens the configured
+ * backend. Returns 0, WFPB_E_NOMEM, or WFPB_E_UNSUPPORTED (backend not in
+ * this build; logged).
  */
 int WFPB_MUST_CHECK wfpb_broker_init(struct wfpb_broker *b, struct wfpb_config *cfg, const char *config_path,
     const struct wfpb_noise_keypair *key, uint64_t now_ms);

@@ -129,6 +129,26 @@ set_sid(char *dst, const char *v)
 	return 0;
 }
 
+/* "10.0.0.0/8:*, [::1]/128:8000-8999": appended to what earlier lines gave. */
+static int
+add_ranges(struct wfpb_range *r, unsigned *n, const char *v)
+{
+	size_t len;
+
+	while (*v != '\0') {
+		while (*v == ' ' || *v == ',' || *v == '\t')
+			v++;
+		len = strcspn(v, " ,\t");
+		if (len == 0)
+			break;
+		if (*n >= WFPB_RANGES_MAX || wfpb_range_parse(v, len, &r[*n]) != 0)
+			return WFPB_E_CONFIG;
+		(*n)++;
+		v += len;
+	}
+	return 0;
+}
+
 static int
 principal_key(struct wfpb_principal *p, const char *key, const char *v)
 {
@@ -160,6 +180,10 @@ principal_key(struct wfpb_principal *p, const char *key, const char *v)
 		p->has_mark = 1;
 		return set_hex32(&p->mark, v);
 	}
+	if (strcmp(key, "listen") == 0)
+		return add_ranges(p->listen, &p->nlisten, v);
+	if (strcmp(key, "connect") == 0)
+		return add_ranges(p->connect, &p->nconnect, v);
 	return WFPB_E_CONFIG;
 }
 

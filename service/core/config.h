@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "addr.h"
 #include "ini.h"
 #include "noise.h"
 
@@ -18,6 +19,7 @@
 #define WFPB_PRINCIPALS_MAX	1024u
 #define WFPB_NAME_MAX		64u
 #define WFPB_SID_MAX		192u
+#define WFPB_RANGES_MAX		16u
 
 /* Permissions a principal can be granted (config `ops = ...`). */
 enum wfpb_perm {
@@ -48,6 +50,10 @@ struct wfpb_principal {
 	uint32_t	max_stash;		/* 0: the service default */
 	int		has_mark;
 	uint32_t	mark;			/* netfilter backend: this principal's mark bit */
+	struct wfpb_range listen[WFPB_RANGES_MAX];	/* where it may Listen (none: nowhere) */
+	unsigned	nlisten;
+	struct wfpb_range connect[WFPB_RANGES_MAX];	/* where it may Connect (none: nowhere) */
+	unsigned	nconnect;
 };
 
 struct wfpb_config {

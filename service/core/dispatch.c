@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "dispatch.h"
+#include "net.h"
 #include "stash.h"
 #include "wfpbroker.pb-c.h"
 
@@ -40,12 +41,59 @@ struct req_release {
 	uint64_t	listener_id;
 };
 
+/* Records named by a request: a stash handle or the blob itself. */
+struct req_records {
+	const uint8_t	*handle;	/* WFPB_STASH_ID_LEN bytes, or NULL */
+	const uint8_t	*blob;
+	size_t		len;
+};
+
+struct req_listen {
+	struct wfpb_addr	local;
+	int			backlog;
+};
+
+struct req_accept {
+	uint64_t	listener_id;
+	uint32_t	timeout_ms;
+	int		principal_lifetime;
+};
+
+struct req_connect {
+	struct req_records	records;
+	struct wfpb_addr	remote;
+	struct wfpb_addr	local;	/* family 0: none */
+	uint32_t		timeout_ms;
+};
+
+struct req_query {
+	unsigned	fd;		/* index into the session's received descriptors */
+	int		principal_lifetime;
+};
+
+struct req_apply {
+	unsigned		fd;
+	struct req_records	records;
+};
+
 union wfpb_req {
 	struct req_ping		ping;
 	struct req_stash	stash;
 	struct req_handle	fetch;
 	struct req_release	release;
+	struct req_listen	listen;
+	struct req_accept	accept;
+	struct req_connect	connect;
+	struct req_query	query;
+	struct req_apply	apply;
 };
+
+#define BACKLOG_DEFAULT		128
+#define BACKLOG_MAX		1024u
+#define ACCEPT_TIMEOUT_DEFAULT	30000u
+#define ACCEPT_TIMEOUT_MAX	600000u
+#define CONNECT_TIMEOUT_DEFAULT	10000u
+#define CONNECT_TIMEOUT_MAX	120000u
 
 /* What a validator or handler reports: a status code and a message. */
 struct outcome {
@@ -67,6 +115,9 @@ set_outcome(struct outcome *o, Wfpbroker__V1__StatusCode code, const char *fmt, 
 
 #define BAD(o, ...)	(set_outcome((o), WFPBROKER__V1__STATUS_CODE__BAD_REQUEST, __VA_ARGS__), -1)
 
+/* A handler that left the operation pending sets this instead of a status. */
+#define OUTCOME_PENDING	((Wfpbroker__V1__StatusCode)-1)
+
 /* Response parts a handler fills; they live until the Response is packed. */
 struct reply {
 	Response				resp;
@@ -78,11 +129,23 @@ struct reply {
 	Wfpbroker__V1__ReleaseResponse		release;
 	Wfpbroker__V1__StatusResponse		status;
 	Wfpbroker__V1__ReloadResponse		reload;
+	Wfpbroker__V1__ListenResponse		listen;
+	Wfpbroker__V1__AcceptResponse		accept;
+	Wfpbroker__V1__ConnectResponse		connect;
+	Wfpbroker__V1__QueryRecordsResponse	query;
+	Wfpbroker__V1__ApplyRecordsResponse	apply;
+	Wfpbroker__V1__SocketTransfer		xfer;
+	Wfpbroker__V1__Address			addr[2];
+	uint8_t					addr_bytes[2][16];
+	struct wfpb_buf				records, context;	/* freed after packing */
+	wfpb_sock				attach;			/* handed over with the response */
 };
 
 typedef int (*validate_fn)(const struct wfpb_session *, const Request *, union wfpb_req *, struct outcome *);
 typedef void (*handle_fn)(struct wfpb_session *, const union wfpb_req *, struct reply *, struct outcome *,
     uint64_t);
+
+static void finish_accept(struct wfpb_session *, wfpb_sock, struct reply *, struct outcome *, uint64_t);
 
 /* Flags of a table row. */
 #define NEEDS_PRINCIPAL	0x1u	/* refused to sessions no principal matched */
@@ -241,12 +304,33 @@ op_fetch(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 	rp->resp.fetch = &rp->fetch;
 }
 
+static struct wfpb_listener *find_listener(struct wfpb_session *, uint64_t, struct wfpb_listener ***);
+
+static int
+release_listener(struct wfpb_session *s, uint64_t id)
+{
+	struct wfpb_listener **link, *l = find_listener(s, id, &link);
+
+	if (l == NULL)
+		return WFPB_E_NOENT;
+	*link = l->next;
+	wfpb__net_close(l->sock);
+	free(l);
+	s->nlisteners--;
+	s->broker->listeners--;
+	return 0;
+}
+
 static void
 op_release(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o,
     uint64_t now_ms)
 {
+	int rc;
+
 	(void)now_ms;
-	if (r->release.is_listener || wfpb_stash_release(&s->broker->stash, r->release.id, s->principal) != 0) {
+	rc = r->release.is_listener ? release_listener(s, r->release.listener_id) :
+	    wfpb_stash_release(&s->broker->stash, r->release.id, s->principal);
+	if (rc != 0) {
 		set_outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "release: no such %s for principal %s",
 		    r->release.is_listener ? "listener" : "handle", s->principal);
 		return;
@@ -269,10 +353,10 @@ op_status(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, str
 	rp->status.denials = b->n.denials;
 	rp->status.stash_entries = (uint32_t)b->stash.count;
 	rp->status.stash_bytes = b->stash.bytes;
-	rp->status.listeners = 0;
+	rp->status.listeners = b->listeners;
 	rp->status.backend = b->cfg.backend;
 	rp->status.uptime_ms = now_ms - b->start_ms;
-	rp->status.records_applied = 0;
+	rp->status.records_applied = b->backend.ops->records_applied(b->backend.ctx);
 	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_STATUS_RESULT;
 	rp->resp.status_result = &rp->status;
 }
@@ -299,9 +383,505 @@ op_reload(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, str
 	rp->resp.reload = &rp->reload;
 }
 
+/* --- addresses, records and sockets ---------------------------------------- */
+
+static int
+addr_from_pb(const Wfpbroker__V1__Address *a, const char *field, int need_port, struct wfpb_addr *out,
+    struct outcome *o)
+{
+	memset(out, 0, sizeof(*out));
+	if (a == NULL)
+		return BAD(o, "%s: missing", field);
+	if (a->family == WFPBROKER__V1__ADDRESS_FAMILY__AF_INET)
+		out->family = WFPB_AF_INET;
+	else if (a->family == WFPBROKER__V1__ADDRESS_FAMILY__AF_INET6)
+		out->family = WFPB_AF_INET6;
+	else
+		return BAD(o, "%s.family: must be AF_INET or AF_INET6", field);
+	if (a->addr.len != wfpb_addr_len(out->family))
+		return BAD(o, "%s.addr: %zu bytes, %s needs %zu", field, a->addr.len,
+		    out->family == WFPB_AF_INET ? "AF_INET" : "AF_INET6", wfpb_addr_len(out->family));
+	if (a->port > 65535 || (need_port && a->port == 0))
+		return BAD(o, "%s.port: %u is not a valid port", field, a->port);
+	if (a->scope_id != 0 && out->family != WFPB_AF_INET6)
+		return BAD(o, "%s.scope_id: only for AF_INET6", field);
+	memcpy(out->addr, a->addr.data, a->addr.len);
+	out->port = (uint16_t)a->port;
+	out->scope_id = a->scope_id;
+	return 0;
+}
+
+static Wfpbroker__V1__Address *
+addr_to_pb(struct reply *rp, int slot, const struct wfpb_addr *a)
+{
+	Wfpbroker__V1__Address *pb = &rp->addr[slot];
+
+	wfpbroker__v1__address__init(pb);
+	pb->family = a->family == WFPB_AF_INET ? WFPBROKER__V1__ADDRESS_FAMILY__AF_INET :
+	    WFPBROKER__V1__ADDRESS_FAMILY__AF_INET6;
+	memcpy(rp->addr_bytes[slot], a->addr, 16);
+	pb->addr.data = rp->addr_bytes[slot];
+	pb->addr.len = wfpb_addr_len(a->family);
+	pb->port = a->port;
+	pb->scope_id = a->scope_id;
+	return pb;
+}
+
+static int
+records_from_pb(const struct wfpb_session *s, const Wfpbroker__V1__RecordSource *src, const char *field,
+    struct req_records *out, struct outcome *o)
+{
+	memset(out, 0, sizeof(*out));
+	if (src == NULL)
+		return BAD(o, "%s: missing", field);
+	switch (src->source_case) {
+	case WFPBROKER__V1__RECORD_SOURCE__SOURCE_HANDLE:
+		return validate_handle(src->handle, field, &out->handle, o);
+	case WFPBROKER__V1__RECORD_SOURCE__SOURCE_BLOB:
+		if (src->blob.len == 0)
+			return BAD(o, "%s.blob: empty", field);
+		if (src->blob.len > s->broker->cfg.blob_max)
+			return BAD(o, "%s.blob: %zu bytes, the limit is %u", field, src->blob.len,
+			    s->broker->cfg.blob_max);
+		out->blob = src->blob.data;
+		out->len = src->blob.len;
+		return 0;
+	default:
+		return BAD(o, "%s: neither handle nor blob set", field);
+	}
+}
+
+/* Resolves records to bytes: a stash entry this principal owns, or the inline blob. */
+static int
+records_bytes(struct wfpb_session *s, const struct req_records *r, const uint8_t **blob, size_t *len,
+    struct outcome *o, uint64_t now_ms)
+{
+	const struct wfpb_stash_entry *e;
+
+	if (r->handle == NULL) {
+		*blob = r->blob;
+		*len = r->len;
+		return 0;
+	}
+	if ((e = wfpb_stash_get(&s->broker->stash, r->handle, s->principal, now_ms)) == NULL) {
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "records: no such handle for principal %s",
+		    s->principal);
+		return -1;
+	}
+	*blob = e->blob;
+	*len = e->len;
+	return 0;
+}
+
+static int
+socket_from_pb(const struct wfpb_session *s, const Wfpbroker__V1__SocketTransfer *x, const char *field,
+    unsigned *fd, struct outcome *o)
+{
+	if (x == NULL)
+		return BAD(o, "%s: missing", field);
+	if (x->kind_case != WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX) {
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP,
+		    "%s: this broker takes client sockets as SCM_RIGHTS descriptors only", field);
+		return -1;
+	}
+	if (x->fd_index >= s->n_in)
+		return BAD(o, "%s.fd_index: %u, but %u descriptors came with the request", field, x->fd_index, s->n_in);
+	*fd = x->fd_index;
+	return 0;
+}
+
+static int
+in_ranges(const struct wfpb_range *r, unsigned n, const struct wfpb_addr *a)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		if (wfpb_range_contains(&r[i], a))
+			return 1;
+	return 0;
+}
+
+static void
+os_outcome(struct outcome *o, const char *what, int os_err)
+{
+	set_outcome(o, (Wfpbroker__V1__StatusCode)wfpb__net_status(os_err), "%s: %s", what,
+	    wfpb__net_strerror(os_err));
+	o->os_error = os_err;
+}
+
+static void
+backend_outcome(struct outcome *o, const char *what, int code, int os_err)
+{
+	const ProtobufCEnumValue *v =
+	    protobuf_c_enum_descriptor_get_value(&wfpbroker__v1__status_code__descriptor, code);
+
+	set_outcome(o, v != NULL ? (Wfpbroker__V1__StatusCode)code : WFPBROKER__V1__STATUS_CODE__INTERNAL,
+	    "%s: the backend refused (%s)", what, v != NULL ? v->name : "unknown code");
+	o->os_error = os_err;
+}
+
+static void
+give_socket(struct reply *rp, wfpb_sock sock, Wfpbroker__V1__SocketTransfer **field)
+{
+	wfpbroker__v1__socket_transfer__init(&rp->xfer);
+	rp->xfer.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX;
+	rp->xfer.fd_index = 0;
+	*field = &rp->xfer;
+	rp->attach = sock;
+}
+
+/* --- Listen, Accept, Connect, QueryRecords, ApplyRecords ------------------- */
+
+static int
+validate_listen(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+{
+	(void)s;
+	if (addr_from_pb(rq->listen->local, "listen.local", 0, &r->listen.local, o) != 0)
+		return -1;
+	if (rq->listen->backlog > BACKLOG_MAX)
+		return BAD(o, "listen.backlog: %u, the limit is %u", rq->listen->backlog, BACKLOG_MAX);
+	r->listen.backlog = rq->listen->backlog ? (int)rq->listen->backlog : BACKLOG_DEFAULT;
+	return 0;
+}
+
+static void
+op_listen(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+{
+	struct wfpb_listener	*l;
+	char			text[WFPB_ADDR_STRLEN];
+	int			os_err = 0;
+
+	(void)now_ms;
+	wfpb_addr_format(&r->listen.local, text);
+	if (!in_ranges(s->policy->listen, s->policy->nlisten, &r->listen.local)) {
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "listen: %s is outside principal %s's listen ranges",
+		    text, s->principal);
+		return;
+	}
+	if (s->nlisteners >= WFPB_LISTENERS_MAX) {
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__QUOTA, "listen: this session already holds %u listeners",
+		    WFPB_LISTENERS_MAX);
+		return;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "listen: out of memory");
+		return;
+	}
+	if (wfpb__net_listen(&r->listen.local, r->listen.backlog, &l->sock, &l->local, &os_err) != 0) {
+		free(l);
+		os_outcome(o, "listen", os_err);
+		return;
+	}
+	l->id = s->broker->next_listener_id++;
+	l->next = s->listeners;
+	s->listeners = l;
+	s->nlisteners++;
+	s->broker->listeners++;
+	wfpbroker__v1__listen_response__init(&rp->listen);
+	rp->listen.listener_id = l->id;
+	rp->listen.local = addr_to_pb(rp, 0, &l->local);
+	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_LISTEN;
+	rp->resp.listen = &rp->listen;
+}
+
+static struct wfpb_listener *
+find_listener(struct wfpb_session *s, uint64_t id, struct wfpb_listener ***link)
+{
+	struct wfpb_listener **pp;
+
+	for (pp = &s->listeners; *pp != NULL; pp = &(*pp)->next) {
+		if ((*pp)->id == id) {
+			if (link != NULL)
+				*link = pp;
+			return *pp;
+		}
+	}
+	return NULL;
+}
+
+static int
+validate_accept(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+{
+	const Wfpbroker__V1__AcceptRequest *a = rq->accept;
+
+	(void)s;
+	if (a->listener_id == 0)
+		return BAD(o, "accept.listener_id: missing");
+	if (a->timeout_ms > ACCEPT_TIMEOUT_MAX)
+		return BAD(o, "accept.timeout_ms: %u, the limit is %u", a->timeout_ms, ACCEPT_TIMEOUT_MAX);
+	r->accept.listener_id = a->listener_id;
+	r->accept.timeout_ms = a->timeout_ms ? a->timeout_ms : ACCEPT_TIMEOUT_DEFAULT;
+	return validate_lifetime(a->lifetime, "accept.lifetime", &r->accept.principal_lifetime, o);
+}
+
+static void
+op_accept(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+{
+	struct wfpb_listener	*l = find_listener(s, r->accept.listener_id, NULL);
+	wfpb_sock		sock;
+	int			os_err = 0, rc;
+
+	if (l == NULL) {
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "accept: no listener %llu in this session",
+		    (unsigned long long)r->accept.listener_id);
+		return;
+	}
+	rc = wfpb__net_accept(l->sock, &sock, &os_err);
+	if (rc == WFPB_E_AGAIN) {
+		s->pending.kind = WFPB_PENDING_ACCEPT;
+		s->pending.watch = l->sock;
+		s->pending.want_write = 0;
+		s->pending.started_ms = now_ms;
+		s->pending.deadline_ms = now_ms + r->accept.timeout_ms;
+		s->pending.principal_lifetime = r->accept.principal_lifetime;
+		o->code = OUTCOME_PENDING;
+		return;
+	}
+	if (rc != 0) {
+		os_outcome(o, "accept", os_err);
+		return;
+	}
+	s->pending.principal_lifetime = r->accept.principal_lifetime;
+	finish_accept(s, sock, rp, o, now_ms);
+}
+
+/* An accepted connection: query its records and context natively, stash the records, hand it over. */
+static void
+finish_accept(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct outcome *o, uint64_t now_ms)
+{
+	const struct wfpb_backend	*be = &s->broker->backend;
+	struct wfpb_addr		peer, local;
+	struct wfpb_usage		*u;
+	int				os_err = 0, code;
+
+	if (wfpb__net_addrs(sock, &peer, &local, &os_err) != 0) {
+		os_outcome(o, "accept", os_err);
+		goto close_sock;
+	}
+	if ((code = be->ops->query_records(be->ctx, sock, &rp->records, &os_err)) != 0) {
+		backend_outcome(o, "accept: query records", code, os_err);
+		goto close_sock;
+	}
+	if ((code = be->ops->query_context(be->ctx, sock, &rp->context, &os_err)) != 0) {
+		backend_outcome(o, "accept: query context", code, os_err);
+		goto close_sock;
+	}
+	wfpbroker__v1__accept_response__init(&rp->accept);
+	if (rp->records.len > 0) {
+		u = wfpb_broker_usage(s->broker, s->principal);
+		if (u == NULL || u->stash >= s->max_stash) {
+			set_outcome(o, WFPBROKER__V1__STATUS_CODE__QUOTA,
+			    "accept: principal %s's stash is full; the connection was closed", s->principal);
+			goto close_sock;
+		}
+		if (wfpb_stash_put(&s->broker->stash, s->principal,
+		    s->pending.principal_lifetime ? NULL : &s->stash_list, rp->records.data, rp->records.len,
+		    now_ms + s->broker->cfg.stash_ttl_ms, rp->handle_id) != 0) {
+			set_outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "accept: out of memory");
+			goto close_sock;
+		}
+		u->stash++;
+		wfpbroker__v1__stash_handle__init(&rp->handle);
+		rp->handle.id.data = rp->handle_id;
+		rp->handle.id.len = WFPB_STASH_ID_LEN;
+		rp->accept.records = &rp->handle;
+	}
+	rp->accept.peer = addr_to_pb(rp, 0, &peer);
+	rp->accept.local = addr_to_pb(rp, 1, &local);
+	rp->accept.context.data = rp->context.data;
+	rp->accept.context.len = rp->context.len;
+	give_socket(rp, sock, &rp->accept.socket);
+	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_ACCEPT;
+	rp->resp.accept = &rp->accept;
+	return;
+close_sock:
+	wfpb__net_close(sock);
+}
+
+static int
+validate_connect(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+{
+	const Wfpbroker__V1__ConnectRequest *c = rq->connect;
+
+	if (records_from_pb(s, c->records, "connect.records", &r->connect.records, o) != 0 ||
+	    addr_from_pb(c->remote, "connect.remote", 1, &r->connect.remote, o) != 0)
+		return -1;
+	memset(&r->connect.local, 0, sizeof(r->connect.local));
+	if (c->local != NULL && addr_from_pb(c->local, "connect.local", 0, &r->connect.local, o) != 0)
+		return -1;
+	if (c->local != NULL && r->connect.local.family != r->connect.remote.family)
+		return BAD(o, "connect.local: family differs from connect.remote");
+	if (c->timeout_ms > CONNECT_TIMEOUT_MAX)
+		return BAD(o, "connect.timeout_ms: %u, the limit is %u", c->timeout_ms, CONNECT_TIMEOUT_MAX);
+	r->connect.timeout_ms = c->timeout_ms ? c->timeout_ms : CONNECT_TIMEOUT_DEFAULT;
+	return 0;
+}
+
+static void
+finish_connect(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct outcome *o)
+{
+	struct wfpb_addr	local;
+	int			os_err = 0;
+
+	(void)s;
+	if (wfpb__net_addrs(sock, NULL, &local, &os_err) != 0) {
+		os_outcome(o, "connect", os_err);
+		wfpb__net_close(sock);
+		return;
+	}
+	wfpbroker__v1__connect_response__init(&rp->connect);
+	rp->connect.local = addr_to_pb(rp, 0, &local);
+	give_socket(rp, sock, &rp->connect.socket);
+	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_CONNECT;
+	rp->resp.connect = &rp->connect;
+}
+
+static void
+op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o,
+    uint64_t now_ms)
+{
+	const struct wfpb_backend	*be = &s->broker->backend;
+	const uint8_t			*blob;
+	char				text[WFPB_ADDR_STRLEN];
+	size_t				len;
+	wfpb_sock			sock;
+	int				os_err = 0, code, rc;
+
+	wfpb_addr_format(&r->connect.remote, text);
+	if (!in_ranges(s->policy->connect, s->policy->nconnect, &r->connect.remote)) {
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED,
+		    "connect: %s is outside principal %s's connect ranges", text, s->principal);
+		return;
+	}
+	if (records_bytes(s, &r->connect.records, &blob, &len, o, now_ms) != 0)
+		return;
+	if (wfpb__net_socket(r->connect.remote.family, &sock, &os_err) != 0) {
+		os_outcome(o, "connect: socket", os_err);
+		return;
+	}
+	/* The records go on before bind or connect, or WFP cannot correlate the connection. */
+	if ((code = be->ops->set_records(be->ctx, sock, blob, len, &os_err)) != 0) {
+		backend_outcome(o, "connect: set records", code, os_err);
+		wfpb__net_close(sock);
+		return;
+	}
+	if (r->connect.local.family != 0 && wfpb__net_bind(sock, &r->connect.local, &os_err) != 0) {
+		os_outcome(o, "connect: bind", os_err);
+		wfpb__net_close(sock);
+		return;
+	}
+	rc = wfpb__net_connect(sock, &r->connect.remote, &os_err);
+	if (rc == WFPB_E_AGAIN) {
+		s->pending.kind = WFPB_PENDING_CONNECT;
+		s->pending.watch = sock;
+		s->pending.sock = sock;
+		s->pending.want_write = 1;
+		s->pending.started_ms = now_ms;
+		s->pending.deadline_ms = now_ms + r->connect.timeout_ms;
+		o->code = OUTCOME_PENDING;
+		return;
+	}
+	if (rc != 0) {
+		os_outcome(o, "connect", os_err);
+		wfpb__net_close(sock);
+		return;
+	}
+	finish_connect(s, sock, rp, o);
+}
+
+static int
+validate_query(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+{
+	if (socket_from_pb(s, rq->query_records->socket, "query_records.socket", &r->query.fd, o) != 0)
+		return -1;
+	return validate_lifetime(rq->query_records->lifetime, "query_records.lifetime",
+	    &r->query.principal_lifetime, o);
+}
+
+static void
+op_query(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+{
+	const struct wfpb_backend	*be = &s->broker->backend;
+	wfpb_sock			sock = s->in_fds[r->query.fd];
+	struct wfpb_usage		*u;
+	int				os_err = 0, code;
+
+	if ((code = be->ops->query_records(be->ctx, sock, &rp->records, &os_err)) != 0) {
+		backend_outcome(o, "query_records", code, os_err);
+		return;
+	}
+	if ((code = be->ops->query_context(be->ctx, sock, &rp->context, &os_err)) != 0) {
+		backend_outcome(o, "query_records: context", code, os_err);
+		return;
+	}
+	wfpbroker__v1__query_records_response__init(&rp->query);
+	if (rp->records.len > 0) {
+		u = wfpb_broker_usage(s->broker, s->principal);
+		if (u == NULL || u->stash >= s->max_stash) {
+			set_outcome(o, WFPBROKER__V1__STATUS_CODE__QUOTA, "query_records: principal %s's stash is full",
+			    s->principal);
+			return;
+		}
+		if (wfpb_stash_put(&s->broker->stash, s->principal, r->query.principal_lifetime ? NULL :
+		    &s->stash_list, rp->records.data, rp->records.len, now_ms + s->broker->cfg.stash_ttl_ms,
+		    rp->handle_id) != 0) {
+			set_outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "query_records: out of memory");
+			return;
+		}
+		u->stash++;
+		wfpbroker__v1__stash_handle__init(&rp->handle);
+		rp->handle.id.data = rp->handle_id;
+		rp->handle.id.len = WFPB_STASH_ID_LEN;
+		rp->query.records = &rp->handle;
+	}
+	rp->query.blob.data = rp->records.data;
+	rp->query.blob.len = rp->records.len;
+	rp->query.context.data = rp->context.data;
+	rp->query.context.len = rp->context.len;
+	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_QUERY_RECORDS;
+	rp->resp.query_records = &rp->query;
+}
+
+static int
+validate_apply(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+{
+	if (socket_from_pb(s, rq->apply_records->socket, "apply_records.socket", &r->apply.fd, o) != 0)
+		return -1;
+	return records_from_pb(s, rq->apply_records->records, "apply_records.records", &r->apply.records, o);
+}
+
+static void
+op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+{
+	const struct wfpb_backend	*be = &s->broker->backend;
+	const uint8_t			*blob;
+	size_t				len;
+	int				os_err = 0, code;
+
+	if (records_bytes(s, &r->apply.records, &blob, &len, o, now_ms) != 0)
+		return;
+	if ((code = be->ops->set_records(be->ctx, s->in_fds[r->apply.fd], blob, len, &os_err)) != 0) {
+		backend_outcome(o, "apply_records", code, os_err);
+		return;
+	}
+	wfpbroker__v1__apply_records_response__init(&rp->apply);
+	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_APPLY_RECORDS;
+	rp->resp.apply_records = &rp->apply;
+}
+
 /* Every operation the broker performs for a client. Nothing else runs. */
 static const struct wfpb_op ops[] = {
 	{ WFPBROKER__V1__REQUEST__OP_PING, "ping", 0, 0, validate_ping, op_ping },
+	{ WFPBROKER__V1__REQUEST__OP_LISTEN, "listen", WFPB_PERM_LISTEN, NEEDS_PRINCIPAL, validate_listen,
+	    op_listen },
+	{ WFPBROKER__V1__REQUEST__OP_ACCEPT, "accept", WFPB_PERM_ACCEPT, NEEDS_PRINCIPAL, validate_accept,
+	    op_accept },
+	{ WFPBROKER__V1__REQUEST__OP_CONNECT, "connect", WFPB_PERM_CONNECT, NEEDS_PRINCIPAL, validate_connect,
+	    op_connect },
+	{ WFPBROKER__V1__REQUEST__OP_QUERY_RECORDS, "query_records", WFPB_PERM_QUERY, NEEDS_PRINCIPAL,
+	    validate_query, op_query },
+	{ WFPBROKER__V1__REQUEST__OP_APPLY_RECORDS, "apply_records", WFPB_PERM_APPLY, NEEDS_PRINCIPAL,
+	    validate_apply, op_apply },
 	{ WFPBROKER__V1__REQUEST__OP_STASH, "stash", WFPB_PERM_STASH, NEEDS_PRINCIPAL, validate_stash, op_stash },
 	{ WFPBROKER__V1__REQUEST__OP_FETCH, "fetch", WFPB_PERM_FETCH, NEEDS_PRINCIPAL, validate_fetch, op_fetch },
 	{ WFPBROKER__V1__REQUEST__OP_RELEASE, "release", 0, NEEDS_PRINCIPAL, validate_release, op_release },
@@ -351,27 +931,74 @@ authorize(struct wfpb_session *s, const struct wfpb_op *op, struct outcome *o)
 	return 0;
 }
 
-int
-wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint8_t **out, size_t *out_len,
-    uint64_t now_ms)
+/* Packs and queues the Response for request_id; frees what the reply borrowed. */
+static int
+respond(struct wfpb_session *s, uint64_t request_id, struct reply *rp, struct outcome *o)
 {
-	Request				*rq;
-	struct reply			rp;
-	struct outcome			o = { WFPBROKER__V1__STATUS_CODE__OK, 0, "" };
-	Wfpbroker__V1__Status		st;
-	const struct wfpb_op		*op;
-	union wfpb_req			r;
-	size_t				n;
+	Wfpbroker__V1__Status	st;
+	uint8_t			*buf;
+	size_t			n;
+	int			rc;
 
-	memset(&rp, 0, sizeof(rp));
-	wfpbroker__v1__response__init(&rp.resp);
+	rp->resp.request_id = request_id;
+	if (o->code == WFPBROKER__V1__STATUS_CODE__BAD_REQUEST)
+		s->broker->n.bad_requests++;
+	else if (o->code == WFPBROKER__V1__STATUS_CODE__DENIED)
+		s->broker->n.denials++;
+	if (o->code != WFPBROKER__V1__STATUS_CODE__OK) {
+		rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT__NOT_SET;
+		/* A failed operation hands nothing over. */
+		wfpb__net_close(rp->attach);
+		rp->attach = WFPB_SOCK_NONE;
+	}
+	wfpbroker__v1__status__init(&st);
+	st.code = o->code;
+	st.message = o->message;
+	st.os_error = o->os_error;
+	rp->resp.status = &st;
+
+	n = wfpbroker__v1__response__get_packed_size(&rp->resp);
+	if (n > WFPB_CHANNEL_MSG_MAX)
+		abort();	/* responses are bounded by construction */
+	if ((buf = malloc(n ? n : 1)) == NULL) {
+		wfpb__net_close(rp->attach);
+		rc = WFPB_E_NOMEM;
+	} else {
+		n = wfpbroker__v1__response__pack(&rp->resp, buf);
+		rc = wfpb__session_send(s, buf, n, rp->attach);
+		free(buf);
+	}
+	free(rp->records.data);
+	free(rp->context.data);
+	return rc;
+}
+
+static void
+reply_init(struct reply *rp)
+{
+	memset(rp, 0, sizeof(*rp));
+	wfpbroker__v1__response__init(&rp->resp);
+	rp->attach = WFPB_SOCK_NONE;
+}
+
+int
+wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t now_ms)
+{
+	Request			*rq;
+	struct reply		rp;
+	struct outcome		o = { WFPBROKER__V1__STATUS_CODE__OK, 0, "" };
+	const struct wfpb_op	*op;
+	union wfpb_req		r;
+	uint64_t		request_id = 0;
+	int			rc;
+
+	reply_init(&rp);
 	s->broker->n.requests++;
-
 	rq = wfpbroker__v1__request__unpack(NULL, len, msg);
 	if (rq == NULL) {
 		set_outcome(&o, WFPBROKER__V1__STATUS_CODE__BAD_REQUEST, "request: not a valid Request message");
 	} else {
-		rp.resp.request_id = rq->request_id;
+		request_id = rq->request_id;
 		if (rq->op_case == WFPBROKER__V1__REQUEST__OP__NOT_SET)
 			set_outcome(&o, WFPBROKER__V1__STATUS_CODE__BAD_REQUEST, "request: no operation set");
 		else if ((op = find_op(rq->op_case)) == NULL)
@@ -380,26 +1007,50 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint8_t **
 		else if (authorize(s, op, &o) == 0 && op->validate(s, rq, &r, &o) == 0)
 			op->handle(s, &r, &rp, &o, now_ms);
 	}
-	if (o.code == WFPBROKER__V1__STATUS_CODE__BAD_REQUEST)
-		s->broker->n.bad_requests++;
-	else if (o.code == WFPBROKER__V1__STATUS_CODE__DENIED)
-		s->broker->n.denials++;
-	if (o.code != WFPBROKER__V1__STATUS_CODE__OK)
-		rp.resp.result_case = WFPBROKER__V1__RESPONSE__RESULT__NOT_SET;
-
-	wfpbroker__v1__status__init(&st);
-	st.code = o.code;
-	st.message = o.message;
-	st.os_error = o.os_error;
-	rp.resp.status = &st;
-
-	n = wfpbroker__v1__response__get_packed_size(&rp.resp);
-	if (n > WFPB_CHANNEL_MSG_MAX)
-		abort();	/* responses are bounded by construction */
-	*out = malloc(n ? n : 1);
-	if (*out != NULL)
-		*out_len = wfpbroker__v1__response__pack(&rp.resp, *out);
+	if (o.code == OUTCOME_PENDING) {
+		s->pending.request_id = request_id;
+		rc = 0;
+	} else {
+		/* The reply may point into the request (Ping's echo): pack before freeing it. */
+		rc = respond(s, request_id, &rp, &o);
+	}
 	if (rq != NULL)
 		wfpbroker__v1__request__free_unpacked(rq, NULL);
-	return *out == NULL ? WFPB_E_NOMEM : 0;
+	return rc;
+}
+
+int
+wfpb__dispatch_resume(struct wfpb_session *s, uint64_t now_ms, int timed_out)
+{
+	struct wfpb_pending	p = s->pending;
+	struct reply		rp;
+	struct outcome		o = { WFPBROKER__V1__STATUS_CODE__OK, 0, "" };
+	const char		*what = p.kind == WFPB_PENDING_ACCEPT ? "accept" : "connect";
+	wfpb_sock		sock;
+	int			os_err = 0, rc;
+
+	reply_init(&rp);
+	if (timed_out) {
+		set_outcome(&o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "%s: nothing within %llu ms", what,
+		    (unsigned long long)(p.deadline_ms - p.started_ms));
+		wfpb__net_close(p.sock);
+	} else if (p.kind == WFPB_PENDING_ACCEPT) {
+		rc = wfpb__net_accept(p.watch, &sock, &os_err);
+		if (rc == WFPB_E_AGAIN)
+			return 0;	/* another wake-up will come, or the deadline */
+		if (rc != 0)
+			os_outcome(&o, "accept", os_err);
+		else
+			finish_accept(s, sock, &rp, &o, now_ms);
+	} else {
+		if (wfpb__net_connect_result(p.sock, &os_err) != 0) {
+			os_outcome(&o, "connect", os_err);
+			wfpb__net_close(p.sock);
+		} else {
+			finish_connect(s, p.sock, &rp, &o);
+		}
+	}
+	memset(&s->pending, 0, sizeof(s->pending));
+	s->pending.watch = s->pending.sock = WFPB_SOCK_NONE;
+	return respond(s, p.request_id, &rp, &o);
 }

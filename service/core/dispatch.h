@@ -12,11 +12,14 @@
 #include "session.h"
 
 /*
- * Handles one decrypted request message and writes the packed Response into
- * *out (malloc'd, caller frees). Returns 0, or WFPB_E_NOMEM (the session
- * closes). Bad input yields a BAD_REQUEST response, not an error.
+ * Handles one decrypted request message and queues its Response on the
+ * session, or leaves the operation pending (s->pending) for
+ * wfpb__dispatch_resume. Returns 0, or a negative WFPB_E_* when the session
+ * must close. Bad input yields a BAD_REQUEST response, not an error.
  */
-int WFPB_MUST_CHECK wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint8_t **out,
-    size_t *out_len, uint64_t now_ms);
+int WFPB_MUST_CHECK wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t now_ms);
+
+/* Retries (or, when timed_out, ends with TIMEOUT) the session's pending operation. */
+int WFPB_MUST_CHECK wfpb__dispatch_resume(struct wfpb_session *s, uint64_t now_ms, int timed_out);
 
 #endif

@@ -1,4 +1,4 @@
-/* Session: channel events in, dispatched responses out. */
+/* Session: channel events in, dispatched responses out, and what the session owns. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +24,7 @@ wfpb_session_new(struct wfpb_broker *b, const struct wfpb_identity *id, uint64_t
 	s->broker = b;
 	s->id = *id;
 	s->opened_ms = s->last_ms = now_ms;
+	s->pending.watch = s->pending.sock = WFPB_SOCK_NONE;
 	wfpb_channel_server_init(&s->ch, b->key, key_enrolled, b);
 	b->sessions++;
 	b->n.sessions_opened++;
@@ -65,6 +66,7 @@ wfpb_session_resolve(struct wfpb_session *s)
 			}
 		}
 	}
+	s->policy = p;
 	s->perms = p ? p->perms : 0;
 	s->max_stash = p && p->max_stash ? p->max_stash : b->cfg.stash_max_per_principal;
 	s->policy_gen = b->policy_gen;
@@ -77,17 +79,59 @@ wfpb_session_set_identity(struct wfpb_session *s, const struct wfpb_identity *id
 	s->id = *id;
 }
 
+void
+wfpb_session_add_fds(struct wfpb_session *s, const wfpb_sock *fds, unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		if (s->n_in < WFPB_SESSION_FDS_MAX && !s->closing)
+			s->in_fds[s->n_in++] = fds[i];
+		else
+			wfpb__net_close(fds[i]);
+	}
+}
+
+static void
+close_in_fds(struct wfpb_session *s)
+{
+	while (s->n_in > 0)
+		wfpb__net_close(s->in_fds[--s->n_in]);
+}
+
+/* Keeps bytes that arrive while an operation is pending; a client that floods them is cut off. */
+static int
+hold(struct wfpb_session *s, const uint8_t *in, size_t len)
+{
+	uint8_t *p;
+
+	if (s->held_len + len > WFPB_HELD_MAX)
+		return WFPB_E_LIMIT;
+	if ((p = realloc(s->held, s->held_len + len)) == NULL)
+		return WFPB_E_NOMEM;
+	memcpy(p + s->held_len, in, len);
+	s->held = p;
+	s->held_len += len;
+	return 0;
+}
+
 int
 wfpb_session_input(struct wfpb_session *s, const uint8_t *in, size_t len, uint64_t now_ms)
 {
 	const uint8_t	*msg;
-	uint8_t		*resp;
-	size_t		used, mlen, rlen;
+	size_t		used, mlen;
 	int		ev, rc;
 
 	if (s->closing)
 		return WFPB_E_STATE;
 	while (len > 0) {
+		if (s->pending.kind != WFPB_PENDING_NONE) {
+			if ((rc = hold(s, in, len)) != 0) {
+				s->closing = 1;
+				return rc;
+			}
+			return 0;
+		}
 		ev = wfpb_channel_feed(&s->ch, in, len, &used);
 		in += used;
 		len -= used;
@@ -101,12 +145,9 @@ wfpb_session_input(struct wfpb_session *s, const uint8_t *in, size_t len, uint64
 		} else if (ev == WFPB_CHANNEL_MESSAGE) {
 			s->last_ms = now_ms;
 			msg = wfpb_channel_message(&s->ch, &mlen);
-			if ((rc = wfpb_dispatch(s, msg, mlen, &resp, &rlen, now_ms)) != 0) {
-				s->closing = 1;
-				return rc;
-			}
-			rc = wfpb_channel_send(&s->ch, resp, rlen);
-			free(resp);
+			rc = wfpb_dispatch(s, msg, mlen, now_ms);
+			/* Descriptors belong to the request they came with. */
+			close_in_fds(s);
 			if (rc != 0) {
 				s->closing = 1;
 				return rc;
@@ -116,41 +157,157 @@ wfpb_session_input(struct wfpb_session *s, const uint8_t *in, size_t len, uint64
 	return 0;
 }
 
-const uint8_t *
-wfpb_session_output(const struct wfpb_session *s, size_t *len)
+/* Feeds input held during a pending operation, now that it has completed. */
+static int
+drain_held(struct wfpb_session *s, uint64_t now_ms)
 {
-	return wfpb_channel_output(&s->ch, len);
+	uint8_t	*held = s->held;
+	size_t	len = s->held_len;
+	int	rc;
+
+	if (held == NULL || s->pending.kind != WFPB_PENDING_NONE)
+		return 0;
+	s->held = NULL;
+	s->held_len = 0;
+	rc = wfpb_session_input(s, held, len, now_ms);
+	free(held);
+	return rc;
+}
+
+int
+wfpb_session_resume(struct wfpb_session *s, uint64_t now_ms)
+{
+	int rc;
+
+	if (s->pending.kind == WFPB_PENDING_NONE || s->closing)
+		return 0;
+	if ((rc = wfpb__dispatch_resume(s, now_ms, 0)) != 0) {
+		s->closing = 1;
+		return rc;
+	}
+	s->last_ms = now_ms;
+	return drain_held(s, now_ms);
+}
+
+int
+wfpb_session_waits(const struct wfpb_session *s, wfpb_sock *sock, int *want_write)
+{
+	if (s->pending.kind == WFPB_PENDING_NONE || s->closing)
+		return 0;
+	*sock = s->pending.watch;
+	*want_write = s->pending.want_write;
+	return 1;
+}
+
+int
+wfpb__session_send(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_sock attach)
+{
+	size_t	before;
+	int	rc;
+
+	(void)wfpb_channel_output(&s->ch, &before);
+	if (attach != WFPB_SOCK_NONE && s->n_out >= WFPB_SESSION_OUT_FDS_MAX) {
+		/* The client is not reading its sockets; it gets no more. */
+		wfpb__net_close(attach);
+		return WFPB_E_LIMIT;
+	}
+	if ((rc = wfpb_channel_send(&s->ch, msg, len)) != 0) {
+		wfpb__net_close(attach);
+		return rc;
+	}
+	if (attach != WFPB_SOCK_NONE) {
+		s->out_fds[s->n_out].offset = s->out_sent + before;
+		s->out_fds[s->n_out].sock = attach;
+		s->n_out++;
+	}
+	return 0;
+}
+
+const uint8_t *
+wfpb_session_output(const struct wfpb_session *s, size_t *len, wfpb_sock *attach)
+{
+	const uint8_t	*p = wfpb_channel_output(&s->ch, len);
+	uint64_t	next;
+
+	*attach = WFPB_SOCK_NONE;
+	if (p == NULL || s->n_out == 0)
+		return p;
+	if (s->out_fds[0].offset == s->out_sent) {
+		*attach = s->out_fds[0].sock;
+		next = s->n_out > 1 ? s->out_fds[1].offset : UINT64_MAX;
+	} else {
+		next = s->out_fds[0].offset;
+	}
+	if (next - s->out_sent < *len)
+		*len = (size_t)(next - s->out_sent);
+	return p;
 }
 
 void
 wfpb_session_output_done(struct wfpb_session *s, size_t n)
 {
+	if (n == 0)
+		return;
+	if (s->n_out > 0 && s->out_fds[0].offset == s->out_sent) {
+		/* The kernel holds the client's reference now; ours goes. */
+		wfpb__net_close(s->out_fds[0].sock);
+		memmove(&s->out_fds[0], &s->out_fds[1], (s->n_out - 1) * sizeof(s->out_fds[0]));
+		s->n_out--;
+	}
+	s->out_sent += n;
 	wfpb_channel_output_done(&s->ch, n);
 }
 
 uint64_t
 wfpb_session_deadline(const struct wfpb_session *s)
 {
+	if (s->pending.kind != WFPB_PENDING_NONE && !s->closing)
+		return s->pending.deadline_ms;
 	if (!wfpb_channel_established(&s->ch))
 		return s->opened_ms + s->broker->cfg.handshake_timeout_ms;
 	return s->last_ms + s->broker->cfg.idle_timeout_ms;
 }
 
-void
-wfpb_session_expire(struct wfpb_session *s)
+int
+wfpb_session_expire(struct wfpb_session *s, uint64_t now_ms)
 {
+	int rc;
+
+	if (s->pending.kind != WFPB_PENDING_NONE && !s->closing) {
+		if ((rc = wfpb__dispatch_resume(s, now_ms, 1)) != 0) {
+			s->closing = 1;
+			return rc;
+		}
+		s->last_ms = now_ms;
+		return drain_held(s, now_ms);
+	}
 	if (!wfpb_channel_established(&s->ch) && !s->closing)
 		wfpb_channel_reject(&s->ch, WFPB_REJECT_DEADLINE);
 	s->closing = 1;
+	return WFPB_E_TIMEOUT;
 }
 
 void
 wfpb_session_free(struct wfpb_session *s)
 {
+	struct wfpb_listener *l;
+
 	if (s == NULL)
 		return;
+	/* Undo on disconnect: everything the session owned goes with it. */
+	wfpb__net_close(s->pending.sock);
+	while ((l = s->listeners) != NULL) {
+		s->listeners = l->next;
+		wfpb__net_close(l->sock);
+		s->broker->listeners--;
+		free(l);
+	}
+	close_in_fds(s);
+	while (s->n_out > 0)
+		wfpb__net_close(s->out_fds[--s->n_out].sock);
 	wfpb_stash_release_session(&s->broker->stash, &s->stash_list);
 	uncount(s);
+	free(s->held);
 	wfpb_channel_free(&s->ch);
 	s->broker->sessions--;
 	free(s);

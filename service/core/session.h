@@ -1,8 +1,11 @@
 /*
- * One client session: the secure channel plus request dispatch, without any
- * I/O. The platform server feeds it the bytes it read, writes the bytes it
- * produces, and closes the connection when it says so or when its deadline
- * passes. Everything a client sends is untrusted.
+ * One client session: the secure channel, request dispatch, and everything
+ * the session owns (listeners, a pending Accept or Connect, sockets waiting
+ * to be handed over, stash entries), without any I/O of its own. The
+ * platform server feeds it bytes and received descriptors, writes what it
+ * produces (passing a descriptor along where it says so), watches the socket
+ * it names while an operation is pending, and closes the connection when it
+ * says so or when its deadline passes. Everything a client sends is untrusted.
  */
 #ifndef WFPB_SESSION_H
 #define WFPB_SESSION_H
@@ -12,6 +15,42 @@
 
 #include "broker.h"
 #include "channel.h"
+#include "net.h"
+
+#define WFPB_SESSION_FDS_MAX	4u	/* descriptors received with one request */
+#define WFPB_SESSION_OUT_FDS_MAX 8u	/* sockets queued for hand-over, not yet written */
+#define WFPB_LISTENERS_MAX	16u	/* per session */
+#define WFPB_HELD_MAX		(2u * 65537u)	/* input held while an operation is pending */
+
+struct wfpb_listener {
+	uint64_t		id;
+	wfpb_sock		sock;
+	struct wfpb_addr	local;
+	struct wfpb_listener	*next;
+};
+
+enum wfpb_pending_kind {
+	WFPB_PENDING_NONE,
+	WFPB_PENDING_ACCEPT,
+	WFPB_PENDING_CONNECT,
+};
+
+/* An Accept or Connect waiting for its socket; the session answers nothing else meanwhile. */
+struct wfpb_pending {
+	int			kind;
+	uint64_t		request_id;
+	uint64_t		deadline_ms;
+	uint64_t		started_ms;
+	wfpb_sock		watch;		/* listener (readable) or connecting socket (writable) */
+	int			want_write;
+	int			principal_lifetime;	/* Accept: lifetime of the records' stash entry */
+	wfpb_sock		sock;		/* Connect: the socket being connected (owned) */
+};
+
+struct wfpb_attach {
+	uint64_t	offset;		/* position in the output stream of the frame that carries it */
+	wfpb_sock	sock;
+};
 
 struct wfpb_session {
 	struct wfpb_broker	*broker;
@@ -24,11 +63,22 @@ struct wfpb_session {
 	int			resolved;
 	uint64_t		policy_gen;
 	char			principal[WFPB_NAME_MAX];	/* "" when no principal matched */
+	const struct wfpb_principal *policy;	/* into broker->cfg; valid while policy_gen matches */
 	unsigned		perms;
 	uint32_t		max_stash;
 	int			counted;	/* counted in its principal's session usage */
 	int			over_limit;	/* principal's max_sessions reached: QUOTA for everything */
 	struct wfpb_stash_entry	*stash_list;	/* session-lifetime stash entries */
+	struct wfpb_listener	*listeners;
+	unsigned		nlisteners;
+	struct wfpb_pending	pending;
+	uint8_t			*held;		/* input received while pending */
+	size_t			held_len;
+	wfpb_sock		in_fds[WFPB_SESSION_FDS_MAX];	/* received with the current request */
+	unsigned		n_in;
+	struct wfpb_attach	out_fds[WFPB_SESSION_OUT_FDS_MAX];
+	unsigned		n_out;
+	uint64_t		out_sent;	/* bytes of output written so far */
 };
 
 /* Opens a session for a connection; NULL on allocation failure. */
@@ -42,27 +92,52 @@ struct wfpb_session *wfpb_session_new(struct wfpb_broker *b, const struct wfpb_i
 void wfpb_session_set_identity(struct wfpb_session *s, const struct wfpb_identity *id);
 
 /*
+ * Hands the session descriptors that arrived with the bytes about to be fed
+ * (POSIX SCM_RIGHTS). Takes ownership; beyond WFPB_SESSION_FDS_MAX they are
+ * closed. They belong to the next request and are closed after it.
+ */
+void wfpb_session_add_fds(struct wfpb_session *s, const wfpb_sock *fds, unsigned n);
+
+/*
  * Processes received bytes, queueing any responses. Returns 0 to keep the
  * connection, or a negative WFPB_E_* when it must close once the pending
  * output (a reject notice, say) is written.
  */
 int WFPB_MUST_CHECK wfpb_session_input(struct wfpb_session *s, const uint8_t *in, size_t len, uint64_t now_ms);
 
-/* Pending output, and marking n bytes of it written. */
-const uint8_t *wfpb_session_output(const struct wfpb_session *s, size_t *len);
+/*
+ * Pending output. *attach is WFPB_SOCK_NONE, or a socket to send with the
+ * first byte returned (SCM_RIGHTS); the bytes returned never reach the next
+ * attachment. After writing n > 0 bytes call _output_done: the session then
+ * closes its copy of an attached socket.
+ */
+const uint8_t *wfpb_session_output(const struct wfpb_session *s, size_t *len, wfpb_sock *attach);
 void wfpb_session_output_done(struct wfpb_session *s, size_t n);
 
-/* Absolute time (ms) at which the session expires: handshake deadline or idle timeout. */
+/* While an operation is pending: 1 and the socket to watch (for writing if *want_write), else 0. */
+int wfpb_session_waits(const struct wfpb_session *s, wfpb_sock *sock, int *want_write);
+
+/* The watched socket is ready: retry the pending operation. Returns as _input does. */
+int WFPB_MUST_CHECK wfpb_session_resume(struct wfpb_session *s, uint64_t now_ms);
+
+/* Absolute time (ms) of the next deadline: pending operation, handshake or idle timeout. */
 uint64_t wfpb_session_deadline(const struct wfpb_session *s);
 
-/* The deadline passed: queues a reject notice if still in the handshake. */
-void wfpb_session_expire(struct wfpb_session *s);
+/*
+ * The deadline passed. A pending operation is answered TIMEOUT (returns 0);
+ * otherwise the session is closing (a reject notice queued if still in the
+ * handshake) and a negative code is returned.
+ */
+int wfpb_session_expire(struct wfpb_session *s, uint64_t now_ms);
 
 /*
  * Matches the session against the current policy if it has not been since
  * the last reload, updating principal, perms and usage.
  */
 void wfpb_session_resolve(struct wfpb_session *s);
+
+/* Queues one packed Response, with a socket to hand over (or WFPB_SOCK_NONE, ownership taken). */
+int WFPB_MUST_CHECK wfpb__session_send(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_sock attach);
 
 /* Releases everything the session owns. NULL is a no-op. */
 void wfpb_session_free(struct wfpb_session *s);

@@ -17,6 +17,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,11 +30,22 @@
 #define READ_CHUNK	65536
 #define EVENTS_MAX	64
 
+enum { TAG_LISTENER, TAG_SIGNAL, TAG_IO, TAG_WATCH };
+
+/* What an epoll event refers to: the listener, the signalfd, a connection, or a socket its session waits on. */
+struct tag {
+	int		kind;
+	struct conn	*c;
+};
+
 struct conn {
 	int			fd;
 	struct wfpb_session	*s;
 	struct conn		*prev, *next;
+	struct tag		io_tag, watch_tag;
 	int			out_armed;	/* EPOLLOUT requested */
+	wfpb_sock		watched;	/* socket registered for the pending operation */
+	int			watched_write;
 	int			dead;		/* closed; freed after the current event batch */
 };
 
@@ -47,8 +59,9 @@ struct server {
 	char				path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
-/* Marker pointers in epoll data for the two non-connection fds. */
-static char listener_tag, signal_tag;
+static struct tag listener_tag = { TAG_LISTENER, NULL }, signal_tag = { TAG_SIGNAL, NULL };
+
+#define FDS_PER_READ	4
 
 static uint64_t
 now_ms(void)
@@ -121,6 +134,8 @@ identify(int fd, struct wfpb_identity *id)
 static void
 conn_close(struct server *sv, struct conn *c)
 {
+	if (c->watched != WFPB_SOCK_NONE)
+		epoll_ctl(sv->ep, EPOLL_CTL_DEL, (int)c->watched, NULL);
 	epoll_ctl(sv->ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	if (c->prev)
@@ -147,17 +162,69 @@ bury(struct server *sv)
 	}
 }
 
+/* Sends bytes, with one descriptor as SCM_RIGHTS when attach is set. */
+static ssize_t
+send_with(int fd, const uint8_t *p, size_t len, wfpb_sock attach)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct iovec	iov = { .iov_base = (void *)(uintptr_t)p, .iov_len = len };
+	struct msghdr	msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr	*cmsg;
+	int		afd = (int)attach;
+
+	if (attach != WFPB_SOCK_NONE) {
+		memset(&cm, 0, sizeof(cm));
+		msg.msg_control = cm.buf;
+		msg.msg_controllen = sizeof(cm.buf);
+		cmsg = CMSG_FIRSTHDR(&msg);
+		cmsg->cmsg_level = SOL_SOCKET;
+		cmsg->cmsg_type = SCM_RIGHTS;
+		cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cmsg), &afd, sizeof(int));
+	}
+	return sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Keeps epoll watching the socket the session's pending operation waits on. */
+static void
+sync_watch(struct server *sv, struct conn *c)
+{
+	struct epoll_event	ev = { 0 };
+	wfpb_sock		sock = WFPB_SOCK_NONE;
+	int			want_write = 0;
+
+	if (!wfpb_session_waits(c->s, &sock, &want_write))
+		sock = WFPB_SOCK_NONE;
+	if (sock == c->watched && want_write == c->watched_write)
+		return;
+	if (c->watched != WFPB_SOCK_NONE && c->watched != sock)
+		epoll_ctl(sv->ep, EPOLL_CTL_DEL, (int)c->watched, NULL);
+	if (sock != WFPB_SOCK_NONE) {
+		ev.events = want_write ? EPOLLOUT : EPOLLIN;
+		ev.data.ptr = &c->watch_tag;
+		if (epoll_ctl(sv->ep, sock == c->watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, (int)sock, &ev) != 0)
+			wfpb_log(WFPB_LOG_ERR, "epoll_ctl (pending operation): %s", strerror(errno));
+	}
+	c->watched = sock;
+	c->watched_write = want_write;
+}
+
 /* Writes pending output; returns 0, or -1 when the connection is gone. */
 static int
 conn_flush(struct server *sv, struct conn *c)
 {
 	struct epoll_event	ev = { 0 };
 	const uint8_t		*p;
+	wfpb_sock		attach;
 	size_t			len;
 	ssize_t			n;
 
-	while ((p = wfpb_session_output(c->s, &len)) != NULL) {
-		n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	sync_watch(sv, c);
+	while ((p = wfpb_session_output(c->s, &len, &attach)) != NULL) {
+		n = send_with(c->fd, p, len, attach);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -170,7 +237,7 @@ conn_flush(struct server *sv, struct conn *c)
 	if ((p != NULL) != c->out_armed) {
 		c->out_armed = p != NULL;
 		ev.events = EPOLLIN | EPOLLRDHUP | (c->out_armed ? EPOLLOUT : 0);
-		ev.data.ptr = c;
+		ev.data.ptr = &c->io_tag;
 		epoll_ctl(sv->ep, EPOLL_CTL_MOD, c->fd, &ev);
 	}
 	if (p == NULL && c->s->closing)
@@ -224,12 +291,17 @@ on_accept(struct server *sv)
 			continue;
 		}
 		c->fd = fd;
+		c->io_tag.kind = TAG_IO;
+		c->io_tag.c = c;
+		c->watch_tag.kind = TAG_WATCH;
+		c->watch_tag.c = c;
+		c->watched = WFPB_SOCK_NONE;
 		c->next = sv->conns;
 		if (sv->conns)
 			sv->conns->prev = c;
 		sv->conns = c;
 		ev.events = EPOLLIN | EPOLLRDHUP;
-		ev.data.ptr = c;
+		ev.data.ptr = &c->io_tag;
 		if (epoll_ctl(sv->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
 			wfpb_log(WFPB_LOG_ERR, "epoll_ctl: %s", strerror(errno));
 			conn_close(sv, c);
@@ -237,19 +309,58 @@ on_accept(struct server *sv)
 	}
 }
 
+/* Receives bytes and any SCM_RIGHTS descriptors; extra or truncated descriptors are closed. */
+static ssize_t
+recv_with(int fd, uint8_t *buf, size_t cap, wfpb_sock *fds, unsigned *nfds)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(FDS_PER_READ * sizeof(int))];
+	} cm;
+	struct iovec	iov = { .iov_base = buf, .iov_len = cap };
+	struct msghdr	msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+			    .msg_controllen = sizeof(cm.buf) };
+	struct cmsghdr	*cmsg;
+	ssize_t		n;
+	size_t		i, k;
+	int		rfd;
+
+	*nfds = 0;
+	n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return n;
+	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+		if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < k; i++) {
+			memcpy(&rfd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+			if (*nfds < FDS_PER_READ)
+				fds[(*nfds)++] = rfd;
+			else
+				close(rfd);
+		}
+	}
+	return n;
+}
+
 static void
 on_readable(struct server *sv, struct conn *c)
 {
 	static uint8_t	buf[READ_CHUNK];
+	wfpb_sock	fds[FDS_PER_READ];
+	unsigned	nfds;
 	ssize_t		n;
 	int		rc;
 
 	for (;;) {
-		n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		n = recv_with(c->fd, buf, sizeof(buf), fds, &nfds);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
+		if (nfds > 0)
+			wfpb_session_add_fds(c->s, fds, nfds);
 		if (n <= 0) {
 			conn_close(sv, c);
 			return;
@@ -261,6 +372,18 @@ on_readable(struct server *sv, struct conn *c)
 		if (rc < 0)
 			break;
 	}
+	if (conn_flush(sv, c) != 0)
+		conn_close(sv, c);
+}
+
+/* The socket a pending operation waits on is ready. */
+static void
+on_watch(struct server *sv, struct conn *c)
+{
+	int rc = wfpb_session_resume(c->s, now_ms());
+
+	if (rc < 0)
+		wfpb_log(WFPB_LOG_INFO, "session pid %u closed: %s", (unsigned)c->s->id.pid, wfpb_strerror(rc));
 	if (conn_flush(sv, c) != 0)
 		conn_close(sv, c);
 }
@@ -280,7 +403,7 @@ sweep(struct server *sv)
 			conn_close(sv, c);
 			continue;
 		}
-		wfpb_session_expire(c->s);
+		(void)wfpb_session_expire(c->s, now);
 		if (conn_flush(sv, c) != 0)
 			conn_close(sv, c);
 	}
@@ -443,21 +566,20 @@ wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts)
 			break;
 		}
 		for (i = 0; i < n; i++) {
-			void *tag = evs[i].data.ptr;
+			struct tag *tag = evs[i].data.ptr;
 
-			if (tag == &listener_tag) {
+			if (tag->kind == TAG_LISTENER) {
 				on_accept(&sv);
-			} else if (tag == &signal_tag) {
+			} else if (tag->kind == TAG_SIGNAL) {
 				on_signal(&sv);
-			} else {
-				struct conn *c = tag;
-
-				if (c->dead)
-					continue;
-				if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-					on_readable(&sv, c);
-				else if ((evs[i].events & EPOLLOUT) && conn_flush(&sv, c) != 0)
-					conn_close(&sv, c);
+			} else if (tag->c->dead) {
+				continue;
+			} else if (tag->kind == TAG_WATCH) {
+				on_watch(&sv, tag->c);
+			} else if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+				on_readable(&sv, tag->c);
+			} else if ((evs[i].events & EPOLLOUT) && conn_flush(&sv, tag->c) != 0) {
+				conn_close(&sv, tag->c);
 			}
 		}
 		bury(&sv);

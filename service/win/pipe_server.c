@@ -174,11 +174,13 @@ static void
 pump_write(struct wfpb_pipe_server *sv, struct pconn *c)
 {
 	const uint8_t	*p;
+	wfpb_sock	attach;
 	size_t		len;
 
 	if (c->wbuf != NULL || c->s == NULL)
 		return;
-	if ((p = wfpb_session_output(c->s, &len)) == NULL) {
+	/* No operation creates sockets for pipe clients yet (net_win.c), so nothing is attached. */
+	if ((p = wfpb_session_output(c->s, &len, &attach)) == NULL) {
 		if (c->s->closing)
 			conn_close(sv, c);
 		return;
@@ -322,7 +324,7 @@ sweep(struct wfpb_pipe_server *sv)
 			conn_close(sv, c);
 			continue;
 		}
-		wfpb_session_expire(c->s);
+		(void)wfpb_session_expire(c->s, now);
 		pump_write(sv, c);
 	}
 }

@@ -19,6 +19,9 @@
 #include "session.h"
 #include "wfpbroker.pb-c.h"
 
+/* Nothing here hands sockets over. */
+static wfpb_sock no_attach;
+
 static struct wfpb_noise_keypair server_kp, agent_kp;
 
 static const char *policy_text =
@@ -145,7 +148,7 @@ client_open(struct client *cl, struct wfpb_identity id, const struct wfpb_noise_
 	p = wfpb_channel_output(&cl->c, &len);
 	assert_int_equal(wfpb_session_input(cl->s, p, len, 1001), 0);
 	wfpb_channel_output_done(&cl->c, len);
-	p = wfpb_session_output(cl->s, &len);
+	p = wfpb_session_output(cl->s, &len, &no_attach);
 	assert_int_equal(wfpb_channel_feed(&cl->c, p, len, &used), WFPB_CHANNEL_ESTABLISHED);
 	wfpb_session_output_done(cl->s, len);
 }
@@ -170,7 +173,7 @@ call(struct client *cl, Wfpbroker__V1__Request *rq)
 	p = wfpb_channel_output(&cl->c, &len);
 	assert_int_equal(wfpb_session_input(cl->s, p, len, 2000), 0);
 	wfpb_channel_output_done(&cl->c, len);
-	p = wfpb_session_output(cl->s, &len);
+	p = wfpb_session_output(cl->s, &len, &no_attach);
 	assert_int_equal(wfpb_channel_feed(&cl->c, p, len, &used), WFPB_CHANNEL_MESSAGE);
 	wfpb_session_output_done(cl->s, len);
 	m = wfpb_channel_message(&cl->c, &mlen);

@@ -16,6 +16,9 @@
 #include "session.h"
 #include "wfpbroker.pb-c.h"
 
+/* Nothing here hands sockets over. */
+static wfpb_sock no_attach;
+
 struct fixture {
 	struct wfpb_broker		b;
 	struct wfpb_session		*s;
@@ -45,7 +48,7 @@ setup(void **state)
 	if (wfpb_session_input(f->s, p, len, 1001) != 0)
 		return -1;
 	wfpb_channel_output_done(&f->c, len);
-	p = wfpb_session_output(f->s, &len);
+	p = wfpb_session_output(f->s, &len, &no_attach);
 	if (wfpb_channel_feed(&f->c, p, len, &used) != WFPB_CHANNEL_ESTABLISHED)
 		return -1;
 	wfpb_session_output_done(f->s, len);
@@ -77,7 +80,7 @@ roundtrip_raw(struct fixture *f, const uint8_t *msg, size_t len)
 	p = wfpb_channel_output(&f->c, &olen);
 	assert_int_equal(wfpb_session_input(f->s, p, olen, 2000), 0);
 	wfpb_channel_output_done(&f->c, olen);
-	p = wfpb_session_output(f->s, &olen);
+	p = wfpb_session_output(f->s, &olen, &no_attach);
 	assert_non_null(p);
 	assert_int_equal(wfpb_channel_feed(&f->c, p, olen, &used), WFPB_CHANNEL_MESSAGE);
 	wfpb_session_output_done(f->s, olen);
@@ -204,9 +207,9 @@ deadlines(void **state)
 	s2 = wfpb_session_new(&f->b, &id, 5000);
 	assert_int_equal(f->b.sessions, 2);
 	assert_int_equal(wfpb_session_deadline(s2), 5000 + f->b.cfg.handshake_timeout_ms);
-	wfpb_session_expire(s2);
+	assert_int_equal(wfpb_session_expire(s2, 5001), WFPB_E_TIMEOUT);
 	assert_true(s2->closing);
-	p = wfpb_session_output(s2, &len);
+	p = wfpb_session_output(s2, &len, &no_attach);
 	assert_non_null(p);
 	assert_int_equal(p[2], WFPB_REJECT_DEADLINE);
 	assert_int_equal(wfpb_session_input(s2, (const uint8_t *)"W", 1, 5001), WFPB_E_STATE);

@@ -1,0 +1,55 @@
+/*
+ * The redirect backends: the three privileged operations on a socket the
+ * broker owns. wfp (Windows) performs the SIO_*_WFP_CONNECTION_REDIRECT_*
+ * ioctls; netfilter (Linux) reads SO_ORIGINAL_DST and sets SO_MARK; sim is a
+ * deterministic stand-in for tests and demos, chosen only by configuration.
+ * Each operation returns 0 or a wfpbroker.v1.StatusCode value (EINVAL,
+ * EACCES, EOPNOTSUPP, ...) with the OS error in *os_err when there is one.
+ */
+#ifndef WFPB_BACKEND_H
+#define WFPB_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net.h"
+
+/* A malloc'd byte buffer a backend fills; the caller frees data. */
+struct wfpb_buf {
+	uint8_t	*data;
+	size_t	len;
+};
+
+struct wfpb_backend_ops {
+	const char	*name;
+	int		(*query_records)(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err);
+	int		(*query_context)(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err);
+	int		(*set_records)(void *ctx, wfpb_sock s, const uint8_t *blob, size_t len, int *os_err);
+	uint64_t	(*records_applied)(void *ctx);
+};
+
+struct wfpb_backend {
+	const struct wfpb_backend_ops	*ops;
+	void				*ctx;
+};
+
+/*
+ * Opens the backend a configuration names ("sim", "netfilter", "wfp").
+ * Returns 0, or WFPB_E_UNSUPPORTED when this build or platform lacks it, or
+ * WFPB_E_NOMEM. Never falls back to another backend.
+ */
+int WFPB_MUST_CHECK wfpb_backend_open(const char *name, struct wfpb_backend *out);
+void wfpb_backend_close(struct wfpb_backend *be);
+
+/* The sim backend (backend/sim.c). */
+extern const struct wfpb_backend_ops wfpb_backend_sim;
+void *wfpb_sim_new(void);
+void wfpb_sim_free(void *ctx);
+
+/* The sim record format, exposed for tests: magic "WFPS", version 1. */
+#define WFPB_SIM_MAGIC		"WFPS"
+#define WFPB_SIM_HDR_LEN	16u	/* magic 4, version 1, flags 1, hops 2 (BE), serial 8 (BE) */
+#define WFPB_SIM_HOP_LEN	19u	/* family 1, address 16, port 2 (BE) */
+#define WFPB_SIM_HOPS_MAX	16u
+
+#endif

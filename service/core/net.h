@@ -1,0 +1,42 @@
+/*
+ * The sockets the broker owns, behind one internal contract that
+ * service/posix/net_posix.c and service/win/net_win.c implement (the build
+ * picks one). Core decides what to do; these functions only do it, and
+ * translate OS errors in exactly one place (wfpb__net_status). Every socket
+ * is non-blocking and close-on-exec/non-inheritable.
+ */
+#ifndef WFPB_NET_H
+#define WFPB_NET_H
+
+#include <stdint.h>
+
+#include "addr.h"
+#include "wfpb_error.h"
+
+typedef intptr_t wfpb_sock;
+#define WFPB_SOCK_NONE	((wfpb_sock)-1)
+
+/*
+ * Each returns 0, WFPB_E_AGAIN (accept: nobody waiting; connect: in
+ * progress — wait for readability / writability), or WFPB_E_OS with the OS
+ * error code in *os_err.
+ */
+int wfpb__net_listen(const struct wfpb_addr *local, int backlog, wfpb_sock *out, struct wfpb_addr *bound,
+    int *os_err);
+int wfpb__net_accept(wfpb_sock listener, wfpb_sock *out, int *os_err);
+int wfpb__net_socket(int family, wfpb_sock *out, int *os_err);
+int wfpb__net_bind(wfpb_sock s, const struct wfpb_addr *local, int *os_err);
+int wfpb__net_connect(wfpb_sock s, const struct wfpb_addr *remote, int *os_err);
+/* After a pending connect became writable: 0 or WFPB_E_OS with the connect's error. */
+int wfpb__net_connect_result(wfpb_sock s, int *os_err);
+/* Peer and local address of a connected socket (either may be NULL). */
+int wfpb__net_addrs(wfpb_sock s, struct wfpb_addr *peer, struct wfpb_addr *local, int *os_err);
+void wfpb__net_close(wfpb_sock s);
+
+/* The protocol StatusCode (wfpbroker.v1.StatusCode value) for an OS error code. */
+int wfpb__net_status(int os_err);
+
+/* A short description of an OS error code, for status messages. */
+const char *wfpb__net_strerror(int os_err);
+
+#endif
