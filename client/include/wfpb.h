@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "addr.h"
 #include "wfpb_error.h"
 
 #ifdef __cplusplus
@@ -87,6 +88,72 @@ int WFPB_MUST_CHECK wfpb_server_status(struct wfpb_client *c, struct wfpb_status
 
 /* Asks the broker to re-read its configuration (admin); *principals may be NULL. */
 int WFPB_MUST_CHECK wfpb_reload(struct wfpb_client *c, uint32_t *principals);
+
+/* A socket handed over by the broker: a file descriptor on POSIX, a SOCKET on Windows. */
+typedef intptr_t wfpb_socket_t;
+#define WFPB_SOCKET_NONE	((wfpb_socket_t)-1)
+
+/*
+ * Creates a listener owned by this session (released with it). Needs the
+ * `listen` grant and an address inside the principal's listen ranges; port 0
+ * picks one, reported in *bound (may be NULL).
+ */
+int WFPB_MUST_CHECK wfpb_listen(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backlog,
+    uint64_t *listener_id, struct wfpb_addr *bound);
+
+/* Releases a listener. */
+int WFPB_MUST_CHECK wfpb_release_listener(struct wfpb_client *c, uint64_t listener_id);
+
+struct wfpb_accepted {
+	wfpb_socket_t		sock;		/* owned by the caller */
+	struct wfpb_addr	peer, local;
+	int			has_records;
+	uint8_t			records[WFPB_HANDLE_LEN];	/* stash handle of the redirect records */
+	uint8_t			*context;	/* redirect context, malloc'd, may be NULL */
+	size_t			context_len;
+};
+
+/*
+ * Waits up to timeout_ms (0: 30 s) for a connection on a listener; the broker
+ * queries its records and context natively and stashes the records. Needs
+ * `accept`. Release *out with wfpb_accepted_free (closes sock unless the
+ * caller reset it to WFPB_SOCKET_NONE after taking it).
+ */
+int WFPB_MUST_CHECK wfpb_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms,
+    int principal_lifetime, struct wfpb_accepted *out);
+void wfpb_accepted_free(struct wfpb_accepted *a);
+
+/*
+ * The broker creates a socket, applies the records (a stash handle, or the
+ * blob when handle is NULL) before any bind or connect, binds to local if
+ * given, connects to remote within timeout_ms (0: 10 s) and hands the socket
+ * over in *sock. Needs `connect` and a remote inside the connect ranges.
+ */
+int WFPB_MUST_CHECK wfpb_connect(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob,
+    size_t blob_len, const struct wfpb_addr *remote, const struct wfpb_addr *local, uint32_t timeout_ms,
+    wfpb_socket_t *sock, struct wfpb_addr *local_out);
+
+struct wfpb_records {
+	int	has_handle;
+	uint8_t	handle[WFPB_HANDLE_LEN];
+	uint8_t	*blob;		/* malloc'd */
+	size_t	blob_len;
+	uint8_t	*context;	/* malloc'd */
+	size_t	context_len;
+};
+
+/*
+ * Secondary mode: the broker queries the records of a socket the client
+ * owns (sent along with the request; the client keeps its own). Needs
+ * `query`. Free *out with wfpb_records_free.
+ */
+int WFPB_MUST_CHECK wfpb_query_records(struct wfpb_client *c, wfpb_socket_t sock, int principal_lifetime,
+    struct wfpb_records *out);
+void wfpb_records_free(struct wfpb_records *r);
+
+/* Secondary mode: the broker applies records to the client's socket, which then connects itself. Needs `apply`. */
+int WFPB_MUST_CHECK wfpb_apply_records(struct wfpb_client *c, wfpb_socket_t sock, const uint8_t *handle,
+    const uint8_t *blob, size_t blob_len);
 
 /* Frees memory libwfpb returned. */
 void wfpb_free(void *p);

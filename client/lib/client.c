@@ -66,6 +66,21 @@ flush(struct wfpb_client *c)
 	return 0;
 }
 
+static int
+flush_sock(struct wfpb_client *c, intptr_t sock)
+{
+	const uint8_t	*p;
+	size_t		len;
+	int		rc;
+
+	if ((p = wfpb_channel_output(&c->ch, &len)) == NULL)
+		return 0;
+	if ((rc = wfpb__transport_write_sock(c->t, p, len, sock, c->timeout_ms)) != 0)
+		return fail(c, rc, "sending a socket to the broker: %s", wfpb_strerror(rc));
+	wfpb_channel_output_done(&c->ch, len);
+	return 0;
+}
+
 /*
  * Reads until the channel reports an event. Input is fed a chunk at a time;
  * the broker sends one response per request, so no bytes past the event are
@@ -215,9 +230,20 @@ wfpb_errmsg(const struct wfpb_client *c)
  * checked for id, status and result kind. *resp is freed by the caller with
  * wfpbroker__v1__response__free_unpacked.
  */
+static int call_sock(struct wfpb_client *, Wfpbroker__V1__Request *, Wfpbroker__V1__Response__ResultCase,
+    Wfpbroker__V1__Response **, intptr_t);
+
 static int
 call(struct wfpb_client *c, Wfpbroker__V1__Request *rq, Wfpbroker__V1__Response__ResultCase want,
     Wfpbroker__V1__Response **resp)
+{
+	return call_sock(c, rq, want, resp, -1);
+}
+
+/* As call(), passing sock (>= 0) with the request's first byte. */
+static int
+call_sock(struct wfpb_client *c, Wfpbroker__V1__Request *rq, Wfpbroker__V1__Response__ResultCase want,
+    Wfpbroker__V1__Response **resp, intptr_t sock)
 {
 	Wfpbroker__V1__Response	*r;
 	const uint8_t		*msg;
@@ -228,6 +254,8 @@ call(struct wfpb_client *c, Wfpbroker__V1__Request *rq, Wfpbroker__V1__Response_
 	*resp = NULL;
 	c->status = 0;
 	c->err[0] = '\0';
+	/* A socket left over from an earlier answer is nobody's: close it. */
+	wfpb__transport_drop_socks(c->t);
 	rq->request_id = c->next_id++;
 	len = wfpbroker__v1__request__get_packed_size(rq);
 	if (len > WFPB_CHANNEL_MSG_MAX)
@@ -236,7 +264,9 @@ call(struct wfpb_client *c, Wfpbroker__V1__Request *rq, Wfpbroker__V1__Response_
 		return WFPB_E_NOMEM;
 	wfpbroker__v1__request__pack(rq, buf);
 	rc = wfpb_channel_send(&c->ch, buf, len);
-	if (rc == 0)
+	if (rc == 0 && sock >= 0)
+		rc = flush_sock(c, sock);
+	else if (rc == 0)
 		rc = flush(c);
 	if (rc == 0) {
 		rc = wait_event(c, buf, &off, &pending);
@@ -427,6 +457,288 @@ wfpb_reload(struct wfpb_client *c, uint32_t *principals)
 		return rc;
 	if (principals != NULL)
 		*principals = r->reload->principals;
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	return 0;
+}
+
+static void
+addr_to_pb(const struct wfpb_addr *a, Wfpbroker__V1__Address *pb)
+{
+	wfpbroker__v1__address__init(pb);
+	pb->family = a->family == WFPB_AF_INET6 ? WFPBROKER__V1__ADDRESS_FAMILY__AF_INET6 :
+	    WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
+	pb->addr.data = (uint8_t *)(uintptr_t)a->addr;
+	pb->addr.len = wfpb_addr_len(a->family);
+	pb->port = a->port;
+	pb->scope_id = a->scope_id;
+}
+
+static int
+addr_from_pb(const Wfpbroker__V1__Address *pb, struct wfpb_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (pb == NULL)
+		return -1;
+	a->family = pb->family == WFPBROKER__V1__ADDRESS_FAMILY__AF_INET6 ? WFPB_AF_INET6 : WFPB_AF_INET;
+	if (pb->addr.len != wfpb_addr_len(a->family) || pb->port > 65535)
+		return -1;
+	memcpy(a->addr, pb->addr.data, pb->addr.len);
+	a->port = (uint16_t)pb->port;
+	a->scope_id = pb->scope_id;
+	return 0;
+}
+
+/* The socket a response hands over: it must be there, exactly as announced. */
+static int
+take_socket(struct wfpb_client *c, const Wfpbroker__V1__SocketTransfer *x, wfpb_socket_t *out)
+{
+	intptr_t s;
+
+	if (x == NULL || x->kind_case != WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX || x->fd_index != 0)
+		return fail(c, WFPB_E_PROTOCOL, "the broker's socket hand-over is not one this client can take");
+	if ((s = wfpb__transport_take_sock(c->t)) < 0)
+		return fail(c, WFPB_E_PROTOCOL, "the broker announced a socket but none arrived");
+	*out = (wfpb_socket_t)s;
+	return 0;
+}
+
+int
+wfpb_listen(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backlog, uint64_t *listener_id,
+    struct wfpb_addr *bound)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__ListenRequest	l = WFPBROKER__V1__LISTEN_REQUEST__INIT;
+	Wfpbroker__V1__Address		a;
+	Wfpbroker__V1__Response		*r;
+	int				rc;
+
+	addr_to_pb(local, &a);
+	l.local = &a;
+	l.backlog = backlog;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_LISTEN;
+	rq.listen = &l;
+	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_LISTEN, &r)) != 0)
+		return rc;
+	*listener_id = r->listen->listener_id;
+	if (bound != NULL && addr_from_pb(r->listen->local, bound) != 0)
+		rc = fail(c, WFPB_E_PROTOCOL, "listen: malformed bound address");
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	return rc;
+}
+
+int
+wfpb_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms, int principal_lifetime,
+    struct wfpb_accepted *out)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__AcceptRequest	a = WFPBROKER__V1__ACCEPT_REQUEST__INIT;
+	Wfpbroker__V1__Response		*r;
+	Wfpbroker__V1__AcceptResponse	*ar;
+	uint32_t			saved = c->timeout_ms;
+	int				rc;
+
+	memset(out, 0, sizeof(*out));
+	out->sock = WFPB_SOCKET_NONE;
+	a.listener_id = listener_id;
+	a.timeout_ms = timeout_ms;
+	a.lifetime = principal_lifetime ? WFPBROKER__V1__LIFETIME__PRINCIPAL : WFPBROKER__V1__LIFETIME__SESSION;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_ACCEPT;
+	rq.accept = &a;
+	/* The broker answers within timeout_ms; wait for it a little longer than that. */
+	if (timeout_ms == 0 || timeout_ms + 5000 > c->timeout_ms)
+		c->timeout_ms = (timeout_ms ? timeout_ms : 30000) + 5000;
+	rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_ACCEPT, &r);
+	c->timeout_ms = saved;
+	if (rc != 0)
+		return rc;
+	ar = r->accept;
+	if ((rc = take_socket(c, ar->socket, &out->sock)) == 0) {
+		if (addr_from_pb(ar->peer, &out->peer) != 0 || addr_from_pb(ar->local, &out->local) != 0)
+			rc = fail(c, WFPB_E_PROTOCOL, "accept: malformed address");
+		if (ar->records != NULL && ar->records->id.len == WFPB_HANDLE_LEN) {
+			memcpy(out->records, ar->records->id.data, WFPB_HANDLE_LEN);
+			out->has_records = 1;
+		}
+		if (rc == 0 && ar->context.len > 0) {
+			if ((out->context = malloc(ar->context.len)) == NULL) {
+				rc = WFPB_E_NOMEM;
+			} else {
+				memcpy(out->context, ar->context.data, ar->context.len);
+				out->context_len = ar->context.len;
+			}
+		}
+	}
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	if (rc != 0)
+		wfpb_accepted_free(out);
+	return rc;
+}
+
+void
+wfpb_accepted_free(struct wfpb_accepted *a)
+{
+	if (a->sock != WFPB_SOCKET_NONE)
+		wfpb__close_socket(a->sock);
+	a->sock = WFPB_SOCKET_NONE;
+	free(a->context);
+	a->context = NULL;
+	a->context_len = 0;
+}
+
+static void
+records_to_pb(const uint8_t *handle, const uint8_t *blob, size_t len, Wfpbroker__V1__RecordSource *src,
+    Wfpbroker__V1__StashHandle *h)
+{
+	wfpbroker__v1__record_source__init(src);
+	wfpbroker__v1__stash_handle__init(h);
+	if (handle != NULL) {
+		h->id.data = (uint8_t *)(uintptr_t)handle;
+		h->id.len = WFPB_HANDLE_LEN;
+		src->source_case = WFPBROKER__V1__RECORD_SOURCE__SOURCE_HANDLE;
+		src->handle = h;
+	} else {
+		src->source_case = WFPBROKER__V1__RECORD_SOURCE__SOURCE_BLOB;
+		src->blob.data = (uint8_t *)(uintptr_t)blob;
+		src->blob.len = len;
+	}
+}
+
+int
+wfpb_connect(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, size_t blob_len,
+    const struct wfpb_addr *remote, const struct wfpb_addr *local, uint32_t timeout_ms, wfpb_socket_t *sock,
+    struct wfpb_addr *local_out)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__ConnectRequest	cr = WFPBROKER__V1__CONNECT_REQUEST__INIT;
+	Wfpbroker__V1__RecordSource	src;
+	Wfpbroker__V1__StashHandle	h;
+	Wfpbroker__V1__Address		ra, la;
+	Wfpbroker__V1__Response		*r;
+	uint32_t			saved = c->timeout_ms;
+	int				rc;
+
+	*sock = WFPB_SOCKET_NONE;
+	records_to_pb(handle, blob, blob_len, &src, &h);
+	addr_to_pb(remote, &ra);
+	cr.records = &src;
+	cr.remote = &ra;
+	if (local != NULL) {
+		addr_to_pb(local, &la);
+		cr.local = &la;
+	}
+	cr.timeout_ms = timeout_ms;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_CONNECT;
+	rq.connect = &cr;
+	if (timeout_ms == 0 || timeout_ms + 5000 > c->timeout_ms)
+		c->timeout_ms = (timeout_ms ? timeout_ms : 10000) + 5000;
+	rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_CONNECT, &r);
+	c->timeout_ms = saved;
+	if (rc != 0)
+		return rc;
+	if ((rc = take_socket(c, r->connect->socket, sock)) == 0 && local_out != NULL &&
+	    addr_from_pb(r->connect->local, local_out) != 0)
+		rc = fail(c, WFPB_E_PROTOCOL, "connect: malformed local address");
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	if (rc != 0 && *sock != WFPB_SOCKET_NONE) {
+		wfpb__close_socket(*sock);
+		*sock = WFPB_SOCKET_NONE;
+	}
+	return rc;
+}
+
+static void
+socket_to_pb(Wfpbroker__V1__SocketTransfer *x)
+{
+	wfpbroker__v1__socket_transfer__init(x);
+	x->kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX;
+	x->fd_index = 0;
+}
+
+int
+wfpb_query_records(struct wfpb_client *c, wfpb_socket_t sock, int principal_lifetime, struct wfpb_records *out)
+{
+	Wfpbroker__V1__Request			rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__QueryRecordsRequest	q = WFPBROKER__V1__QUERY_RECORDS_REQUEST__INIT;
+	Wfpbroker__V1__SocketTransfer		x;
+	Wfpbroker__V1__Response			*r;
+	Wfpbroker__V1__QueryRecordsResponse	*qr;
+	int					rc;
+
+	memset(out, 0, sizeof(*out));
+	socket_to_pb(&x);
+	q.socket = &x;
+	q.lifetime = principal_lifetime ? WFPBROKER__V1__LIFETIME__PRINCIPAL : WFPBROKER__V1__LIFETIME__SESSION;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_QUERY_RECORDS;
+	rq.query_records = &q;
+	if ((rc = call_sock(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_QUERY_RECORDS, &r, (intptr_t)sock)) != 0)
+		return rc;
+	qr = r->query_records;
+	if (qr->records != NULL && qr->records->id.len == WFPB_HANDLE_LEN) {
+		memcpy(out->handle, qr->records->id.data, WFPB_HANDLE_LEN);
+		out->has_handle = 1;
+	}
+	if ((qr->blob.len && (out->blob = malloc(qr->blob.len)) == NULL) ||
+	    (qr->context.len && (out->context = malloc(qr->context.len)) == NULL)) {
+		wfpb_records_free(out);
+		rc = WFPB_E_NOMEM;
+	} else {
+		if (qr->blob.len)
+			memcpy(out->blob, qr->blob.data, qr->blob.len);
+		if (qr->context.len)
+			memcpy(out->context, qr->context.data, qr->context.len);
+		out->blob_len = qr->blob.len;
+		out->context_len = qr->context.len;
+	}
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	return rc;
+}
+
+void
+wfpb_records_free(struct wfpb_records *r)
+{
+	free(r->blob);
+	free(r->context);
+	memset(r, 0, sizeof(*r));
+}
+
+int
+wfpb_apply_records(struct wfpb_client *c, wfpb_socket_t sock, const uint8_t *handle, const uint8_t *blob,
+    size_t blob_len)
+{
+	Wfpbroker__V1__Request			rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__ApplyRecordsRequest	a = WFPBROKER__V1__APPLY_RECORDS_REQUEST__INIT;
+	Wfpbroker__V1__SocketTransfer		x;
+	Wfpbroker__V1__RecordSource		src;
+	Wfpbroker__V1__StashHandle		h;
+	Wfpbroker__V1__Response			*r;
+	int					rc;
+
+	socket_to_pb(&x);
+	records_to_pb(handle, blob, blob_len, &src, &h);
+	a.socket = &x;
+	a.records = &src;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_APPLY_RECORDS;
+	rq.apply_records = &a;
+	if ((rc = call_sock(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_APPLY_RECORDS, &r, (intptr_t)sock)) != 0)
+		return rc;
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	return 0;
+}
+
+int
+wfpb_release_listener(struct wfpb_client *c, uint64_t listener_id)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__ReleaseRequest	rl = WFPBROKER__V1__RELEASE_REQUEST__INIT;
+	Wfpbroker__V1__Response		*r;
+	int				rc;
+
+	rl.target_case = WFPBROKER__V1__RELEASE_REQUEST__TARGET_LISTENER_ID;
+	rl.listener_id = listener_id;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_RELEASE;
+	rq.release = &rl;
+	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_RELEASE, &r)) != 0)
+		return rc;
 	wfpbroker__v1__response__free_unpacked(r, NULL);
 	return 0;
 }

@@ -19,6 +19,19 @@ int wfpb__transport_connect(const char *endpoint, uint32_t timeout_ms, struct wf
 /* Writes all len bytes or fails (WFPB_E_IO, WFPB_E_CLOSED, WFPB_E_TIMEOUT). */
 int wfpb__transport_write(struct wfpb_transport *t, const uint8_t *p, size_t len, uint32_t timeout_ms);
 
+/*
+ * As _write, passing the socket sock with the first byte (POSIX SCM_RIGHTS;
+ * WFPB_E_UNSUPPORTED where the platform cannot). The caller keeps sock.
+ */
+int wfpb__transport_write_sock(struct wfpb_transport *t, const uint8_t *p, size_t len, intptr_t sock,
+    uint32_t timeout_ms);
+
+/* The oldest socket received with the bytes read so far (ownership passes), or -1. */
+intptr_t wfpb__transport_take_sock(struct wfpb_transport *t);
+
+/* Closes every received socket nobody took. */
+void wfpb__transport_drop_socks(struct wfpb_transport *t);
+
 /* Reads 1..cap bytes; WFPB_E_CLOSED at end of stream, WFPB_E_TIMEOUT, WFPB_E_IO. */
 int wfpb__transport_read(struct wfpb_transport *t, uint8_t *p, size_t cap, size_t *got, uint32_t timeout_ms);
 
@@ -27,6 +40,9 @@ void wfpb__transport_close(struct wfpb_transport *t);
 /* Platform defaults for wfpb_default_endpoint / wfpb_default_server_key. */
 const char *wfpb__default_endpoint(void);
 const char *wfpb__default_server_key(void);
+
+/* Closes a socket the broker handed over. */
+void wfpb__close_socket(intptr_t sock);
 
 /* A monotonic clock in microseconds. */
 uint64_t wfpb__monotonic_us(void);

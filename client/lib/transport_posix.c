@@ -5,14 +5,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "transport.h"
 
+#define SOCKS_MAX	8
+
 struct wfpb_transport {
-	int fd;
+	int	fd;
+	int	socks[SOCKS_MAX];	/* received with SCM_RIGHTS, oldest first */
+	int	nsocks;
 };
 
 const char *
@@ -57,6 +62,7 @@ wfpb__transport_connect(const char *endpoint, uint32_t timeout_ms, struct wfpb_t
 		return WFPB_E_NOMEM;
 	}
 	t->fd = fd;
+	t->nsocks = 0;
 	*out = t;
 	return 0;
 }
@@ -97,6 +103,92 @@ wfpb__transport_write(struct wfpb_transport *t, const uint8_t *p, size_t len, ui
 }
 
 int
+wfpb__transport_write_sock(struct wfpb_transport *t, const uint8_t *p, size_t len, intptr_t sock,
+    uint32_t timeout_ms)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct iovec	iov = { .iov_base = (void *)(uintptr_t)p, .iov_len = len };
+	struct msghdr	msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+			    .msg_controllen = sizeof(cm.buf) };
+	struct cmsghdr	*cmsg;
+	int		fd = (int)sock, rc;
+	ssize_t		n;
+
+	memset(&cm, 0, sizeof(cm));
+	cmsg = CMSG_FIRSTHDR(&msg);
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+	do {
+		if ((rc = wait_fd(t->fd, POLLOUT, timeout_ms)) != 0)
+			return rc;
+		n = sendmsg(t->fd, &msg, MSG_NOSIGNAL);
+	} while (n < 0 && (errno == EINTR || errno == EAGAIN));
+	if (n < 0)
+		return errno == EPIPE || errno == ECONNRESET ? WFPB_E_CLOSED : WFPB_E_IO;
+	/* The descriptor went with the first byte; the rest is ordinary data. */
+	return wfpb__transport_write(t, p + n, len - (size_t)n, timeout_ms);
+}
+
+intptr_t
+wfpb__transport_take_sock(struct wfpb_transport *t)
+{
+	int fd;
+
+	if (t->nsocks == 0)
+		return -1;
+	fd = t->socks[0];
+	memmove(&t->socks[0], &t->socks[1], (size_t)(t->nsocks - 1) * sizeof(int));
+	t->nsocks--;
+	return fd;
+}
+
+void
+wfpb__transport_drop_socks(struct wfpb_transport *t)
+{
+	while (t->nsocks > 0)
+		close(t->socks[--t->nsocks]);
+}
+
+/* recv() that keeps SCM_RIGHTS descriptors; beyond SOCKS_MAX they are closed. */
+static ssize_t
+recv_socks(struct wfpb_transport *t, uint8_t *p, size_t cap)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(SOCKS_MAX * sizeof(int))];
+	} cm;
+	struct iovec	iov = { .iov_base = p, .iov_len = cap };
+	struct msghdr	msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+			    .msg_controllen = sizeof(cm.buf) };
+	struct cmsghdr	*cmsg;
+	ssize_t		n;
+	size_t		i, k;
+	int		fd;
+
+	n = recvmsg(t->fd, &msg, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return n;
+	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+		if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < k; i++) {
+			memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+			if (t->nsocks < SOCKS_MAX)
+				t->socks[t->nsocks++] = fd;
+			else
+				close(fd);
+		}
+	}
+	return n;
+}
+
+int
 wfpb__transport_read(struct wfpb_transport *t, uint8_t *p, size_t cap, size_t *got, uint32_t timeout_ms)
 {
 	ssize_t	n;
@@ -106,7 +198,7 @@ wfpb__transport_read(struct wfpb_transport *t, uint8_t *p, size_t cap, size_t *g
 	for (;;) {
 		if ((rc = wait_fd(t->fd, POLLIN, timeout_ms)) != 0)
 			return rc;
-		n = recv(t->fd, p, cap, 0);
+		n = recv_socks(t, p, cap);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0)
@@ -123,6 +215,7 @@ wfpb__transport_close(struct wfpb_transport *t)
 {
 	if (t == NULL)
 		return;
+	wfpb__transport_drop_socks(t);
 	close(t->fd);
 	free(t);
 }
@@ -134,4 +227,10 @@ wfpb__monotonic_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void
+wfpb__close_socket(intptr_t sock)
+{
+	close((int)sock);
 }

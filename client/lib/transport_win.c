@@ -4,6 +4,7 @@
  * who we are but cannot act as us. Reads and writes are overlapped so every
  * call has a deadline.
  */
+#include <winsock2.h>
 #include <windows.h>
 
 #include <stdio.h>
@@ -157,6 +158,32 @@ wfpb__transport_read(struct wfpb_transport *t, uint8_t *p, size_t cap, size_t *g
 	return 0;
 }
 
+int
+wfpb__transport_write_sock(struct wfpb_transport *t, const uint8_t *p, size_t len, intptr_t sock,
+    uint32_t timeout_ms)
+{
+	/* Client-owned sockets reach the broker by handle value, not through the pipe. */
+	(void)t;
+	(void)p;
+	(void)len;
+	(void)sock;
+	(void)timeout_ms;
+	return WFPB_E_UNSUPPORTED;
+}
+
+intptr_t
+wfpb__transport_take_sock(struct wfpb_transport *t)
+{
+	(void)t;
+	return -1;
+}
+
+void
+wfpb__transport_drop_socks(struct wfpb_transport *t)
+{
+	(void)t;
+}
+
 void
 wfpb__transport_close(struct wfpb_transport *t)
 {
@@ -175,4 +202,10 @@ wfpb__monotonic_us(void)
 	QueryPerformanceFrequency(&f);
 	QueryPerformanceCounter(&c);
 	return (uint64_t)((c.QuadPart / f.QuadPart) * 1000000 + (c.QuadPart % f.QuadPart) * 1000000 / f.QuadPart);
+}
+
+void
+wfpb__close_socket(intptr_t sock)
+{
+	closesocket((SOCKET)sock);
 }

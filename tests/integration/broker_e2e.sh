@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# broker_e2e.sh native|wine BROKERD WFPBCTL BROKER_TEST WORKDIR
+# broker_e2e.sh native|wine BROKERD WFPBCTL BROKER_TEST WORKDIR [HANDOVER_TEST]
 #
 # Starts the real broker (natively, or the .exe under Wine on a real named
 # pipe), pings it with wfpbctl over NK and IK, runs broker-test's good and
 # hostile clients against it, then (natively) checks reload, a second broker,
 # file modes and a graceful SIGTERM. Ends with "N passed, M failed".
 set -u
-mode=$1 brokerd=$2 wfpbctl=$3 broker_test=$4 work=$5
+mode=$1 brokerd=$2 wfpbctl=$3 broker_test=$4 work=$5 handover_test=${6:-}
 pass=0 fail=0
 ok() { echo "ok   $*"; pass=$((pass + 1)); }
 ko() { echo "FAIL $*"; fail=$((fail + 1)); }
@@ -63,7 +63,9 @@ $group_line
 
 [principal root]
 uid = 0
-ops = stash fetch admin
+ops = stash fetch admin listen accept connect query apply
+listen = 127.0.0.1/32:*
+connect = 127.0.0.1/32:*
 
 [principal ik-client]
 key = $enrolled_hex
@@ -129,6 +131,15 @@ else
 	ko "broker-test hostile and good clients"
 fi
 sed 's/^/    /' "$work/broker-test.out"
+
+if [ -n "$handover_test" ]; then
+	if "$handover_test" "$endpoint" "$pub_arg" >"$work/handover-test.out" 2>&1; then
+		ok "handover-test: Listen/Accept/Connect/QueryRecords/ApplyRecords with real sockets"
+	else
+		ko "handover-test: Listen/Accept/Connect/QueryRecords/ApplyRecords with real sockets"
+	fi
+	sed 's/^/    /' "$work/handover-test.out"
+fi
 
 if [ "$mode" = native ]; then
 	# The policy with real, distinct, unprivileged uids: identity from SO_PEERCRED.

@@ -1,0 +1,368 @@
+/*
+ * handover-test ENDPOINT SERVER_PUB: the socket operations through a running
+ * wfpbrokerd (sim backend) with real TCP connections on loopback: Listen,
+ * Accept with records and context, Connect with records, secondary mode, the
+ * policy's address ranges, timeouts, errors, and undo when a client dies
+ * holding a pending Accept. The caller's principal needs listen, accept,
+ * connect, query, apply, stash, fetch and admin, with listen ranges
+ * 127.0.0.1/32:* and connect ranges 127.0.0.1/32:*.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "wfpb.h"
+
+static const char	*endpoint, *server_pub;
+static int		passed, failed;
+
+#define CHECK(cond, ...) do {							\
+	if (!(cond)) {								\
+		printf("  check failed at line %d: %s: ", __LINE__, #cond);	\
+		printf(__VA_ARGS__);						\
+		printf("\n");							\
+		return -1;							\
+	}									\
+} while (0)
+
+static struct wfpb_client *
+open_client(void)
+{
+	struct wfpb_open_opts	o = { .endpoint = endpoint, .server_key_path = server_pub, .timeout_ms = 5000 };
+	struct wfpb_client	*c;
+	char			err[256];
+
+	if (wfpb_open(&o, &c, err, sizeof(err)) != 0) {
+		printf("  open: %s\n", err);
+		return NULL;
+	}
+	return c;
+}
+
+static struct wfpb_addr
+loopback(uint16_t port)
+{
+	struct wfpb_addr a = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 }, .port = port };
+
+	return a;
+}
+
+/* A plain TCP connection from this process to 127.0.0.1:port; returns the fd and its local port. */
+static int
+tcp_connect(uint16_t port, uint16_t *local_port)
+{
+	struct sockaddr_in	sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	socklen_t		len = sizeof(sin);
+	int			fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
+		return -1;
+	if (local_port != NULL && getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+		*local_port = ntohs(sin.sin_port);
+	return fd;
+}
+
+/* A listening socket of our own, the "origin" a relay connects to. */
+static int
+tcp_listen(uint16_t *port)
+{
+	struct sockaddr_in	sin = { .sin_family = AF_INET };
+	socklen_t		len = sizeof(sin);
+	int			fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(fd, 8) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) != 0)
+		return -1;
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+static int
+roundtrip(int a, int b, const char *text)
+{
+	char	buf[64];
+	ssize_t	n;
+
+	if (write(a, text, strlen(text)) != (ssize_t)strlen(text))
+		return -1;
+	n = read(b, buf, sizeof(buf));
+	return n == (ssize_t)strlen(text) && memcmp(buf, text, (size_t)n) == 0 ? 0 : -1;
+}
+
+static int
+case_listen_accept_records(void)
+{
+	struct wfpb_client	*c = open_client();
+	struct wfpb_accepted	acc;
+	struct wfpb_addr	bound, any = loopback(0);
+	uint64_t		lid;
+	uint8_t			*blob;
+	size_t			len;
+	uint16_t		cport = 0;
+	int			fd;
+
+	CHECK(c != NULL, "open");
+	CHECK(wfpb_listen(c, &any, 0, &lid, &bound) == 0, "listen: %s", wfpb_errmsg(c));
+	CHECK(bound.port != 0, "no port bound");
+	CHECK((fd = tcp_connect(bound.port, &cport)) >= 0, "tcp connect");
+	CHECK(wfpb_accept(c, lid, 2000, 0, &acc) == 0, "accept: %s", wfpb_errmsg(c));
+	CHECK(acc.sock >= 0, "no socket");
+	CHECK(acc.peer.port == cport, "peer port %u, ours %u", acc.peer.port, cport);
+	CHECK(acc.local.port == bound.port, "local port");
+	CHECK(acc.has_records, "no records handle");
+	CHECK(acc.context_len == 2 * WFPB_SIM_HOP_LEN, "context %zu bytes", acc.context_len);
+	/* The handed-over socket is the accepted connection, usable in this process. */
+	CHECK(roundtrip(fd, (int)acc.sock, "hello through the handed-over socket") == 0, "data path");
+	CHECK(roundtrip((int)acc.sock, fd, "and back") == 0, "data path back");
+	/* The records were queried natively and stashed: fetch shows the sim blob. */
+	CHECK(wfpb_fetch(c, acc.records, &blob, &len) == 0, "fetch: %s", wfpb_errmsg(c));
+	CHECK(len == WFPB_SIM_HDR_LEN + WFPB_SIM_HOP_LEN && memcmp(blob, WFPB_SIM_MAGIC, 4) == 0, "blob");
+	wfpb_free(blob);
+	close(fd);
+	wfpb_accepted_free(&acc);
+	wfpb_close(c);
+	return 0;
+}
+
+static int
+case_connect_with_records(void)
+{
+	struct wfpb_client	*c = open_client();
+	struct wfpb_accepted	acc;
+	struct wfpb_status_info	st0, st1;
+	struct wfpb_addr	bound, any = loopback(0), origin_addr;
+	wfpb_socket_t		up;
+	uint64_t		lid;
+	uint16_t		oport;
+	int			origin, fd, ofd;
+
+	CHECK(c != NULL, "open");
+	CHECK((origin = tcp_listen(&oport)) >= 0, "origin");
+	CHECK(wfpb_server_status(c, &st0) == 0, "status: %s", wfpb_errmsg(c));
+	CHECK(wfpb_listen(c, &any, 0, &lid, &bound) == 0, "listen: %s", wfpb_errmsg(c));
+	CHECK((fd = tcp_connect(bound.port, NULL)) >= 0, "tcp connect");
+	CHECK(wfpb_accept(c, lid, 2000, 0, &acc) == 0, "accept: %s", wfpb_errmsg(c));
+	/* A relay's second half: a new connection to the origin carrying the records. */
+	origin_addr = loopback(oport);
+	CHECK(wfpb_connect(c, acc.records, NULL, 0, &origin_addr, NULL, 2000, &up, NULL) == 0, "connect: %s",
+	    wfpb_errmsg(c));
+	CHECK((ofd = accept(origin, NULL, NULL)) >= 0, "origin accept");
+	CHECK(roundtrip((int)up, ofd, "via the broker's socket") == 0, "connected socket works");
+	CHECK(wfpb_server_status(c, &st1) == 0, "status");
+	CHECK(st1.records_applied == st0.records_applied + 1, "records_applied %llu -> %llu",
+	    (unsigned long long)st0.records_applied, (unsigned long long)st1.records_applied);
+	CHECK(st1.listeners >= 1, "listeners %u", st1.listeners);
+	close((int)up);
+	close(ofd);
+	close(fd);
+	close(origin);
+	wfpb_accepted_free(&acc);
+	wfpb_close(c);
+	return 0;
+}
+
+static int
+case_connect_errors(void)
+{
+	struct wfpb_client	*c = open_client();
+	struct wfpb_addr	closed, outside = loopback(80);
+	wfpb_socket_t		s = WFPB_SOCKET_NONE;
+	static const uint8_t	garbage[] = "not a record";
+	uint8_t			good[WFPB_SIM_HDR_LEN + WFPB_SIM_HOP_LEN] = "WFPS\x01\x00\x00\x01";
+	uint16_t		port;
+	int			l;
+
+	CHECK(c != NULL, "open");
+	good[WFPB_SIM_HDR_LEN] = WFPB_AF_INET;
+	/* A port nobody listens on: bind and close a listener to find one. */
+	CHECK((l = tcp_listen(&port)) >= 0, "listen");
+	close(l);
+	closed = loopback(port);
+	CHECK(wfpb_connect(c, NULL, garbage, sizeof(garbage), &closed, NULL, 1000, &s, NULL) == WFPB_E_STATUS,
+	    "garbage records accepted");
+	CHECK(strstr(wfpb_errmsg(c), "EINVAL") != NULL, "message: %s", wfpb_errmsg(c));
+	CHECK(s == WFPB_SOCKET_NONE, "socket handed over on failure");
+	CHECK(wfpb_connect(c, NULL, good, sizeof(good), &closed, NULL, 1000, &s, NULL) == WFPB_E_STATUS,
+	    "connect to a closed port succeeded");
+	CHECK(strstr(wfpb_errmsg(c), "ECONNREFUSED") != NULL, "message: %s", wfpb_errmsg(c));
+	outside.addr[0] = 10;
+	CHECK(wfpb_connect(c, NULL, good, sizeof(good), &outside, NULL, 1000, &s, NULL) == WFPB_E_STATUS,
+	    "connect outside the ranges succeeded");
+	CHECK(strstr(wfpb_errmsg(c), "DENIED: connect: 10.0.0.1:80 is outside") != NULL, "message: %s",
+	    wfpb_errmsg(c));
+	CHECK(wfpb_ping(c, NULL, 0, NULL) == 0, "session died after errors");
+	wfpb_close(c);
+	return 0;
+}
+
+static int
+case_listen_policy_and_release(void)
+{
+	struct wfpb_client	*c = open_client();
+	struct wfpb_accepted	acc;
+	struct wfpb_addr	outside = loopback(0), any = loopback(0), bound;
+	uint64_t		lid;
+
+	CHECK(c != NULL, "open");
+	outside.addr[3] = 2;	/* 127.0.0.2 is outside 127.0.0.1/32 */
+	CHECK(wfpb_listen(c, &outside, 0, &lid, NULL) == WFPB_E_STATUS, "listen outside the ranges");
+	CHECK(strstr(wfpb_errmsg(c), "DENIED") != NULL, "message: %s", wfpb_errmsg(c));
+	CHECK(wfpb_listen(c, &any, 0, &lid, &bound) == 0, "listen: %s", wfpb_errmsg(c));
+	CHECK(wfpb_release_listener(c, lid) == 0, "release: %s", wfpb_errmsg(c));
+	CHECK(wfpb_accept(c, lid, 200, 0, &acc) == WFPB_E_STATUS, "accept on a released listener");
+	CHECK(strstr(wfpb_errmsg(c), "NOT_FOUND") != NULL, "message: %s", wfpb_errmsg(c));
+	/* The port is really closed. */
+	CHECK(tcp_connect(bound.port, NULL) < 0, "released listener still accepts");
+	wfpb_close(c);
+	return 0;
+}
+
+static int
+case_accept_timeout(void)
+{
+	struct wfpb_client	*c = open_client();
+	struct wfpb_accepted	acc;
+	struct wfpb_addr	any = loopback(0);
+	uint64_t		lid, t0, dt;
+
+	CHECK(c != NULL, "open");
+	CHECK(wfpb_listen(c, &any, 0, &lid, NULL) == 0, "listen");
+	t0 = wfpb_monotonic_us();
+	CHECK(wfpb_accept(c, lid, 300, 0, &acc) == WFPB_E_STATUS, "accept returned without a connection");
+	dt = (wfpb_monotonic_us() - t0) / 1000;
+	CHECK(strstr(wfpb_errmsg(c), "TIMEOUT") != NULL, "message: %s", wfpb_errmsg(c));
+	CHECK(dt >= 250 && dt < 2000, "timed out after %llu ms", (unsigned long long)dt);
+	CHECK(wfpb_ping(c, NULL, 0, NULL) == 0, "session after timeout");
+	wfpb_close(c);
+	return 0;
+}
+
+static int
+case_secondary_mode(void)
+{
+	struct wfpb_client	*c = open_client();
+	struct wfpb_records	rec;
+	uint16_t		port;
+	int			l, cfd, afd, fresh;
+
+	CHECK(c != NULL, "open");
+	CHECK((l = tcp_listen(&port)) >= 0, "listen");
+	CHECK((cfd = tcp_connect(port, NULL)) >= 0, "connect");
+	CHECK((afd = accept(l, NULL, NULL)) >= 0, "accept");
+	/* The client owns afd; the broker queries it through a descriptor passed with the request. */
+	CHECK(wfpb_query_records(c, afd, 0, &rec) == 0, "query_records: %s", wfpb_errmsg(c));
+	CHECK(rec.has_handle && rec.blob_len == WFPB_SIM_HDR_LEN + WFPB_SIM_HOP_LEN, "records");
+	CHECK(rec.context_len == 2 * WFPB_SIM_HOP_LEN, "context");
+	/* The client keeps its own socket. */
+	CHECK(roundtrip(cfd, afd, "still mine") == 0, "client socket after query");
+	fresh = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(wfpb_apply_records(c, fresh, rec.handle, NULL, 0) == 0, "apply (handle): %s", wfpb_errmsg(c));
+	CHECK(wfpb_apply_records(c, fresh, NULL, rec.blob, rec.blob_len) == 0, "apply (blob): %s", wfpb_errmsg(c));
+	CHECK(wfpb_apply_records(c, fresh, NULL, (const uint8_t *)"junk", 4) == WFPB_E_STATUS, "junk applied");
+	CHECK(strstr(wfpb_errmsg(c), "EINVAL") != NULL, "message: %s", wfpb_errmsg(c));
+	wfpb_records_free(&rec);
+	close(fresh);
+	close(afd);
+	close(cfd);
+	close(l);
+	wfpb_close(c);
+	return 0;
+}
+
+/* A client killed while its Accept is pending: the broker releases its listener. */
+static int
+case_client_killed_mid_accept(void)
+{
+	struct wfpb_client	*admin = open_client();
+	struct wfpb_status_info	st;
+	uint32_t		before;
+	pid_t			pid;
+	int			i, pfd[2];
+
+	CHECK(admin != NULL, "open");
+	CHECK(wfpb_server_status(admin, &st) == 0, "status");
+	before = st.listeners;
+	CHECK(pipe(pfd) == 0, "pipe");
+	if ((pid = fork()) == 0) {
+		struct wfpb_client	*c = open_client();
+		struct wfpb_accepted	acc;
+		struct wfpb_addr	any = loopback(0);
+		uint64_t		lid;
+
+		if (c == NULL || wfpb_listen(c, &any, 0, &lid, NULL) != 0)
+			_exit(1);
+		(void)!write(pfd[1], "L", 1);
+		if (wfpb_accept(c, lid, 60000, 0, &acc) == 0)
+			wfpb_accepted_free(&acc);
+		_exit(0);
+	}
+	close(pfd[1]);
+	{
+		char ch;
+
+		CHECK(read(pfd[0], &ch, 1) == 1, "child did not listen");
+	}
+	close(pfd[0]);
+	usleep(100000);
+	CHECK(wfpb_server_status(admin, &st) == 0 && st.listeners == before + 1, "listener not counted");
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	for (i = 0; i < 50; i++) {
+		CHECK(wfpb_server_status(admin, &st) == 0, "status");
+		if (st.listeners == before)
+			break;
+		usleep(20000);
+	}
+	CHECK(st.listeners == before, "listener of the killed client still held (%u)", st.listeners);
+	wfpb_close(admin);
+	return 0;
+}
+
+struct tcase {
+	const char	*name;
+	int		(*fn)(void);
+};
+
+static const struct tcase cases[] = {
+	{ "listen_accept_hands_over_socket_records_context", case_listen_accept_records },
+	{ "connect_applies_records_and_hands_over", case_connect_with_records },
+	{ "connect_errors_are_statuses", case_connect_errors },
+	{ "listen_ranges_and_release", case_listen_policy_and_release },
+	{ "accept_times_out_and_session_lives", case_accept_timeout },
+	{ "secondary_mode_query_and_apply", case_secondary_mode },
+	{ "client_killed_mid_accept_releases_listener", case_client_killed_mid_accept },
+};
+
+int
+main(int argc, char **argv)
+{
+	size_t i;
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: handover-test ENDPOINT SERVER_PUB\n");
+		return 2;
+	}
+	endpoint = argv[1];
+	server_pub = argv[2];
+	setvbuf(stdout, NULL, _IONBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = cases[i].fn();
+
+		printf("%s %s\n", rc == 0 ? "ok  " : "FAIL", cases[i].name);
+		rc == 0 ? passed++ : failed++;
+	}
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed == 0 ? 0 : 1;
+}
