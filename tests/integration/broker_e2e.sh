@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# broker_e2e.sh native|wine BROKERD WFPBCTL BROKER_TEST WORKDIR [HANDOVER_TEST]
+# broker_e2e.sh native|wine BROKERD WFPBCTL BROKER_TEST WORKDIR [HANDOVER_TEST RELAY TCP_ECHO]
 #
 # Starts the real broker (natively, or the .exe under Wine on a real named
 # pipe), pings it with wfpbctl over NK and IK, runs broker-test's good and
 # hostile clients against it, then (natively) checks reload, a second broker,
 # file modes and a graceful SIGTERM. Ends with "N passed, M failed".
 set -u
-mode=$1 brokerd=$2 wfpbctl=$3 broker_test=$4 work=$5 handover_test=${6:-}
+mode=$1 brokerd=$2 wfpbctl=$3 broker_test=$4 work=$5 handover_test=${6:-} relay=${7:-} tcp_echo=${8:-}
 pass=0 fail=0
 ok() { echo "ok   $*"; pass=$((pass + 1)); }
 ko() { echo "FAIL $*"; fail=$((fail + 1)); }
@@ -16,6 +16,7 @@ rm -rf "$work"
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 pid=
+helpers=
 
 if [ "$mode" = wine ]; then
 	winpath() { printf 'Z:%s' "${1//\//\\}"; }
@@ -37,6 +38,7 @@ else
 fi
 
 cleanup() {
+	for h in $helpers; do kill "$h" 2>/dev/null; done
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	true
 }
@@ -78,6 +80,12 @@ max_stash = 3
 [principal app2]
 uid = 1002
 ops = stash fetch
+
+[principal relay]
+uid = 1004
+ops = listen accept connect
+listen = 127.0.0.1/32:*
+connect = 127.0.0.1/32:*
 $1
 CONF
 }
@@ -172,13 +180,38 @@ if [ "$mode" = native ]; then
 	check "a released handle is gone" fails_with "NOT_FOUND" as 1001 fetch "$h"
 	check "empty blob is a bad request naming the field" fails_with "BAD_REQUEST: stash.blob: empty" as 1001 stash ""
 	check "status (root, admin) counts 4 stash entries" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status | grep -qx "stash_entries 4"'
+	# An unprivileged wfpb-relay (uid 1004) carries bytes to an echo server and back.
+	status_field() { "$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status | awk -v k="$1" '$1 == k { print $2 }'; }
+	"$tcp_echo" server "$work/echo.port" &
+	helpers="$helpers $!"
+	for _ in $(seq 1 50); do [ -s "$work/echo.port" ] && break; sleep 0.1; done
+	eport=$(cat "$work/echo.port")
+	applied0=$(status_field records_applied)
+	listeners0=$(status_field listeners)
+	setpriv --reuid=1004 --regid=65534 --clear-groups "$relay" --endpoint "$endpoint" --server-key "$pub_arg" \
+		--listen 127.0.0.1:0 --to "127.0.0.1:$eport" >"$work/relay.out" 2>&1 &
+	relay_pid=$!
+	helpers="$helpers $relay_pid"
+	for _ in $(seq 1 50); do grep -q 'listening on' "$work/relay.out" && break; sleep 0.1; done
+	rport=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\),.*/\1/p' "$work/relay.out")
+	check "wfpb-relay (uid 1004) listens through the broker" test -n "$rport"
+	reply=$("$tcp_echo" client "$rport" "through the relay and back")
+	check "bytes go client -> relay -> echo server -> relay -> client" test "$reply" = "through the relay and back"
+	check "the relay connected upstream with the records applied" grep -q "=> 127.0.0.1:$eport (records applied)" "$work/relay.out"
+	check "Status counts the records the relay applied" test "$(status_field records_applied)" -gt "$applied0"
+	kill "$relay_pid"
+	wait "$relay_pid" 2>/dev/null
+	sleep 0.3
+	check "killing the relay releases its listener (Status)" test "$(status_field listeners)" = "$listeners0"
+	sed 's/^/    /' "$work/relay.out"
+
 	cp "$work/wfpbroker.conf" "$work/good.conf"
 	printf '[service]\nmax_sessions = 8\n[principal x]\nops = admin\n' >"$work/wfpbroker.conf"
 	check "Reload op rejects a bad file and says why" fails_with "EINVAL: reload: .*matches nobody.*old policy kept" \
 		"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" reload
 	check "app1 keeps its grants and entries after the rejected reload" test "$(as 1001 fetch "$h2")" = 02
 	cp "$work/good.conf" "$work/wfpbroker.conf"
-	check "Reload op applies a good file" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" reload | grep -q "reloaded: 4 principals"'
+	check "Reload op applies a good file" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" reload | grep -q "reloaded: 5 principals"'
 
 	ik_stranger() { "$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" --client-key "$work/stranger.key" ping >/dev/null 2>&1; }
 	check "unenrolled key refused before reload" eval '! ik_stranger'

@@ -286,13 +286,14 @@ case_client_killed_mid_accept(void)
 {
 	struct wfpb_client	*admin = open_client();
 	struct wfpb_status_info	st;
-	uint32_t		before;
+	uint32_t		before, stash_before;
 	pid_t			pid;
 	int			i, pfd[2];
 
 	CHECK(admin != NULL, "open");
 	CHECK(wfpb_server_status(admin, &st) == 0, "status");
 	before = st.listeners;
+	stash_before = st.stash_entries;
 	CHECK(pipe(pfd) == 0, "pipe");
 	if ((pid = fork()) == 0) {
 		struct wfpb_client	*c = open_client();
@@ -300,7 +301,10 @@ case_client_killed_mid_accept(void)
 		struct wfpb_addr	any = loopback(0);
 		uint64_t		lid;
 
-		if (c == NULL || wfpb_listen(c, &any, 0, &lid, NULL) != 0)
+		uint8_t			h[WFPB_HANDLE_LEN];
+
+		if (c == NULL || wfpb_listen(c, &any, 0, &lid, NULL) != 0 ||
+		    wfpb_stash(c, (const uint8_t *)"mine", 4, 0, h) != 0)
 			_exit(1);
 		(void)!write(pfd[1], "L", 1);
 		if (wfpb_accept(c, lid, 60000, 0, &acc) == 0)
@@ -316,15 +320,17 @@ case_client_killed_mid_accept(void)
 	close(pfd[0]);
 	usleep(100000);
 	CHECK(wfpb_server_status(admin, &st) == 0 && st.listeners == before + 1, "listener not counted");
+	CHECK(st.stash_entries == stash_before + 1, "stash entry not counted");
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	for (i = 0; i < 50; i++) {
 		CHECK(wfpb_server_status(admin, &st) == 0, "status");
-		if (st.listeners == before)
+		if (st.listeners == before && st.stash_entries == stash_before)
 			break;
 		usleep(20000);
 	}
 	CHECK(st.listeners == before, "listener of the killed client still held (%u)", st.listeners);
+	CHECK(st.stash_entries == stash_before, "stash entry of the killed client still held");
 	wfpb_close(admin);
 	return 0;
 }
@@ -341,7 +347,7 @@ static const struct tcase cases[] = {
 	{ "listen_ranges_and_release", case_listen_policy_and_release },
 	{ "accept_times_out_and_session_lives", case_accept_timeout },
 	{ "secondary_mode_query_and_apply", case_secondary_mode },
-	{ "client_killed_mid_accept_releases_listener", case_client_killed_mid_accept },
+	{ "client_killed_mid_accept_releases_listener_and_stash", case_client_killed_mid_accept },
 };
 
 int
