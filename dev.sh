@@ -81,22 +81,39 @@ run_tests() {
 }
 
 run_broker() {
-	local dir=$root/build/run
+	local dir=$root/build/run uid gid group_line=
+	# The user who asked for the broker (through sudo, if so) gets a principal.
+	uid=${SUDO_UID:-$(id -u)}
+	gid=${SUDO_GID:-$(id -g)}
+	if [ "$uid" != 0 ]; then
+		group_line="socket_group = $(getent group "$gid" | cut -d: -f1)"
+	fi
 	mkdir -p "$dir"
 	chmod 755 "$dir"
-	if [ ! -f "$dir/wfpbroker.conf" ]; then
-		cat >"$dir/wfpbroker.conf" <<CONF
-; Local development configuration written by ./dev.sh run.
+	cat >"$dir/wfpbroker.conf" <<CONF
+; Local development configuration written by ./dev.sh run (rewritten at every run).
 [service]
 endpoint = $dir/wfpbroker.sock
 state_dir = $dir/state
 backend = sim
+$group_line
+
+; The invoking user (uid $uid) may run wfpb-relay on loopback and inspect the broker.
+[principal operator]
+uid = $uid
+ops = listen accept connect query apply stash fetch admin
+listen = 127.0.0.0/8:*
+connect = 127.0.0.0/8:*
 CONF
-	fi
 	cat <<MSG
-== wfpbrokerd starting with $dir/wfpbroker.conf
+== wfpbrokerd starting with $dir/wfpbroker.conf (sim backend)
    In another terminal:
-     $root/build/native/client/wfpbctl --endpoint $dir/wfpbroker.sock --server-key $dir/state/server.pub ping
+     build/native/client/wfpbctl --endpoint $dir/wfpbroker.sock --server-key $dir/state/server.pub ping
+   A relay in front of an echo server:
+     build/native/tests/tcp-echo server /tmp/echo.port &
+     build/native/client/wfpb-relay --endpoint $dir/wfpbroker.sock --server-key $dir/state/server.pub \\
+         --listen 127.0.0.1:9000 --to 127.0.0.1:\$(cat /tmp/echo.port) &
+     build/native/tests/tcp-echo client 9000 hello
    Ctrl+C stops the broker.
 MSG
 	exec "$root/build/native/service/wfpbrokerd" --config "$dir/wfpbroker.conf"
@@ -119,7 +136,7 @@ test)
 run)
 	setup_packages
 	configure
-	cmake --build build/native -j"$jobs" --target wfpbrokerd wfpbctl
+	cmake --build build/native -j"$jobs" --target wfpbrokerd wfpbctl wfpb-relay tcp-echo
 	run_broker
 	;;
 bench)

@@ -205,6 +205,11 @@ if [ "$mode" = native ]; then
 	check "killing the relay releases its listener (Status)" test "$(status_field listeners)" = "$listeners0"
 	sed 's/^/    /' "$work/relay.out"
 
+	check "wfpbctl status --json is one JSON object" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status --json | grep -q "^{\"backend\":\"sim\",.*\"records_applied\":[0-9]*}$"'
+	check "wfpbctl policy check accepts the running policy" eval '"$wfpbctl" policy check "$work/wfpbroker.conf" | grep -q "ok, 5 principals"'
+	printf '[principal p]\nuid = 1\nops = fly\n' >"$work/bad-policy.conf"
+	check "wfpbctl policy check names the bad line" fails_with "bad-policy.conf:3: \[principal p\]: invalid ops" "$wfpbctl" policy check "$work/bad-policy.conf"
+
 	cp "$work/wfpbroker.conf" "$work/good.conf"
 	printf '[service]\nmax_sessions = 8\n[principal x]\nops = admin\n' >"$work/wfpbroker.conf"
 	check "Reload op rejects a bad file and says why" fails_with "EINVAL: reload: .*matches nobody.*old policy kept" \
