@@ -19,6 +19,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -171,6 +172,138 @@ broker_ping(struct wfpb_open_opts *o)
 	return summarize(lat, ROUNDS);
 }
 
+/* Stash once, then Fetch round trips: the broker request DESIGN.md §9 names. */
+static struct stats
+broker_fetch(struct wfpb_open_opts *o)
+{
+	static double		lat[ROUNDS_MAX];
+	struct wfpb_client	*c;
+	uint8_t			blob[24] = { 1 }, h[WFPB_HANDLE_LEN], *out;
+	size_t			len;
+	int			i;
+
+	if (wfpb_open(o, &c, NULL, 0) != 0 || wfpb_stash(c, blob, sizeof(blob), 0, h) != 0)
+		exit(1);
+	for (i = -200; i < ROUNDS; i++) {
+		double t0 = now_s();
+
+		if (wfpb_fetch(c, h, &out, &len) != 0)
+			exit(1);
+		wfpb_free(out);
+		if (i >= 0)
+			lat[i] = now_s() - t0;
+	}
+	wfpb_close(c);
+	return summarize(lat, ROUNDS);
+}
+
+/* A plain single-threaded epoll echo server on a Unix socket: the concurrency baseline. */
+static pid_t
+start_echo_server(const char *path)
+{
+	struct sockaddr_un	sa = { .sun_family = AF_UNIX };
+	struct epoll_event	ev, evs[64];
+	char			buf[4096];
+	int			l, ep, n, i, fd;
+	ssize_t			k;
+	pid_t			pid;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		exit(1);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if ((l = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 || bind(l, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    listen(l, 256) != 0)
+		exit(1);
+	if ((pid = fork()) != 0) {
+		close(l);
+		return pid;
+	}
+	ep = epoll_create1(0);
+	ev.events = EPOLLIN;
+	ev.data.fd = l;
+	epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev);
+	for (;;) {
+		n = epoll_wait(ep, evs, 64, -1);
+		for (i = 0; i < n; i++) {
+			if (evs[i].data.fd == l) {
+				if ((fd = accept(l, NULL, NULL)) >= 0) {
+					ev.events = EPOLLIN;
+					ev.data.fd = fd;
+					epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+				}
+				continue;
+			}
+			fd = evs[i].data.fd;
+			if ((k = read(fd, buf, sizeof(buf))) <= 0 || write(fd, buf, (size_t)k) != k) {
+				epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+				close(fd);
+			}
+		}
+	}
+}
+
+/* N client processes for `seconds`: Fetch round trips (broker) or ping-pongs (echo). Returns requests/s. */
+static double
+concurrent(int nclients, double seconds, struct wfpb_open_opts *o, const char *echo_path)
+{
+	int	pfd[2], i;
+	long	total = 0, n;
+	pid_t	pids[256];
+	double	t0;
+
+	if (pipe(pfd) != 0 || nclients > 256)
+		exit(1);
+	t0 = now_s();
+	for (i = 0; i < nclients; i++) {
+		if ((pids[i] = fork()) == 0) {
+			long count = 0;
+
+			set_cpu(0, 0);
+			{
+				cpu_set_t all;
+
+				/* Clients may run anywhere: this measures the machine, not a placement. */
+				CPU_ZERO(&all);
+				for (int cpu = 0; cpu < (int)sysconf(_SC_NPROCESSORS_ONLN); cpu++)
+					CPU_SET(cpu, &all);
+				sched_setaffinity(0, sizeof(all), &all);
+			}
+			if (echo_path == NULL) {
+				struct wfpb_client	*c;
+				uint8_t			blob[24] = { 2 }, h[WFPB_HANDLE_LEN], *out;
+				size_t			len;
+
+				if (wfpb_open(o, &c, NULL, 0) != 0 || wfpb_stash(c, blob, sizeof(blob), 0, h) != 0)
+					_exit(1);
+				while (now_s() - t0 < seconds && wfpb_fetch(c, h, &out, &len) == 0) {
+					wfpb_free(out);
+					count++;
+				}
+			} else {
+				struct sockaddr_un	sa = { .sun_family = AF_UNIX };
+				char			buf[MSG_SIZE] = { 0 };
+				int			s = socket(AF_UNIX, SOCK_STREAM, 0);
+
+				memcpy(sa.sun_path, echo_path, strlen(echo_path) + 1);
+				if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+					_exit(1);
+				while (now_s() - t0 < seconds && full_io(s, buf, sizeof(buf), 1) == 0 &&
+				    full_io(s, buf, sizeof(buf), 0) == 0)
+					count++;
+			}
+			(void)!write(pfd[1], &count, sizeof(count));
+			_exit(0);
+		}
+	}
+	close(pfd[1]);
+	while (read(pfd[0], &n, sizeof(n)) == (ssize_t)sizeof(n))
+		total += n;
+	close(pfd[0]);
+	for (i = 0; i < nclients; i++)
+		waitpid(pids[i], NULL, 0);
+	return (double)total / seconds;
+}
+
 static double
 handshakes_per_s(struct wfpb_open_opts *o)
 {
@@ -217,8 +350,12 @@ spread(const char *label, double *v, double base_median, const char *unit, doubl
 
 	memcpy(sorted, v, sizeof(sorted));
 	qsort(sorted, REPS, sizeof(double), cmp_double);
-	printf("%-28s %10.1f %10.1f %10.1f %-6s", label, sorted[0] * scale, sorted[REPS / 2] * scale,
-	    sorted[REPS - 1] * scale, unit);
+	/* Ratios need two decimals; times and rates do not. */
+	if (strcmp(unit, "x") == 0)
+		printf("%-30s %10.2f %10.2f %10.2f %-6s", label, sorted[0], sorted[REPS / 2], sorted[REPS - 1], unit);
+	else
+		printf("%-30s %10.1f %10.1f %10.1f %-6s", label, sorted[0] * scale, sorted[REPS / 2] * scale,
+		    sorted[REPS - 1] * scale, unit);
 	if (base_median > 0)
 		printf("  %6.2fx", sorted[REPS / 2] / base_median);
 	printf("\n");
@@ -232,6 +369,9 @@ main(int argc, char **argv)
 	struct wfpb_open_opts	nk = { 0 }, ik = { 0 };
 	double			raw_med[REPS], raw_p99[REPS], br_med[REPS], br_p99[REPS];
 	double			nk_hs[REPS], ik_hs[REPS], x[REPS], nk_ratio[REPS], ik_ratio[REPS];
+	double			fe_med[REPS], fe_p99[REPS], conc_b[REPS], conc_e[REPS], conc_ratio[REPS];
+	char			echo_path[256];
+	pid_t			echo_pid;
 	FILE			*f;
 	pid_t			pid;
 	int			r, i;
@@ -258,8 +398,8 @@ main(int argc, char **argv)
 	hex[strcspn(hex, "\n")] = '\0';
 	if ((f = fopen(conf, "w")) == NULL)
 		return 1;
-	fprintf(f, "[service]\nendpoint = %s\nstate_dir = %s/state\nmax_sessions = 1024\n[principal bench]\nkey = %s\n",
-	    sock, dir, hex);
+	fprintf(f, "[service]\nendpoint = %s\nstate_dir = %s/state\nmax_sessions = 1024\n[principal bench]\nkey = %s\nops = stash fetch\n[principal bench-uid]\nuid = %u\nops = stash fetch\n",
+	    sock, dir, hex, (unsigned)getuid());
 	fclose(f);
 	if ((pid = fork()) == 0) {
 		freopen("/dev/null", "w", stderr);
@@ -283,8 +423,10 @@ main(int argc, char **argv)
 	for (peer_cpu = 0; peer_cpu < 2; peer_cpu++) {
 		set_cpu(pid, peer_cpu);
 		for (r = 0; r < REPS; r++) {
-			struct stats a = raw_pingpong(), b = broker_ping(&nk);
+			struct stats a = raw_pingpong(), b = broker_ping(&nk), fe = broker_fetch(&nk);
 
+			fe_med[r] = fe.median;
+			fe_p99[r] = fe.p99;
 			raw_med[r] = a.median;
 			raw_p99[r] = a.p99;
 			br_med[r] = b.median;
@@ -306,12 +448,38 @@ main(int argc, char **argv)
 		spread("raw ping-pong p99", raw_p99, 0, "us", 1e6);
 		spread("broker Ping (NK) median", br_med, raw_med[REPS / 2], "us", 1e6);
 		spread("broker Ping (NK) p99", br_p99, 0, "us", 1e6);
+		spread("broker Fetch median", fe_med, raw_med[REPS / 2], "us", 1e6);
+		spread("broker Fetch p99", fe_p99, 0, "us", 1e6);
 		spread("handshakes NK", nk_hs, 0, "/s", 1);
 		spread("handshakes IK", ik_hs, 0, "/s", 1);
 		spread("X25519 operations", x, 0, "/s", 1);
 		spread("NK handshake / its 6 X25519", nk_ratio, 0, "x", 1);
 		spread("IK handshake / its 10 X25519", ik_ratio, 0, "x", 1);
 	}
+	/* Throughput with 32 clients on every core: broker Fetch against a plain epoll echo server. */
+	snprintf(echo_path, sizeof(echo_path), "%s/echo.sock", dir);
+	echo_pid = start_echo_server(echo_path);
+	{
+		cpu_set_t all;
+
+		CPU_ZERO(&all);
+		for (i = 0; i < (int)sysconf(_SC_NPROCESSORS_ONLN); i++)
+			CPU_SET(i, &all);
+		sched_setaffinity(pid, sizeof(all), &all);
+		sched_setaffinity(echo_pid, sizeof(all), &all);
+	}
+	for (r = 0; r < REPS; r++) {
+		conc_e[r] = concurrent(32, HS_SECONDS, NULL, echo_path);
+		conc_b[r] = concurrent(32, HS_SECONDS, &nk, NULL);
+		conc_ratio[r] = conc_b[r] / conc_e[r];
+	}
+	kill(echo_pid, SIGKILL);
+	waitpid(echo_pid, NULL, 0);
+	printf("\n32 concurrent clients, %.1f s per repetition, no CPU pinning (audit log not built yet)\n", HS_SECONDS);
+	printf("%-30s %10s %10s %10s\n", "", "min", "median", "max");
+	spread("plain epoll echo server", conc_e, 0, "req/s", 1);
+	spread("broker Fetch", conc_b, 0, "req/s", 1);
+	spread("broker / echo throughput", conc_ratio, 0, "x", 1);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
