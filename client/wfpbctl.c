@@ -9,6 +9,7 @@
  *   wfpbctl [options] reload               re-read the broker's configuration (admin)
  *   wfpbctl keygen --out PREFIX            writes PREFIX.key (private) and PREFIX.pub
  *   wfpbctl policy check FILE              validates a configuration/policy file offline
+ *   wfpbctl audit verify FILE --pubkey KEY [--live] | audit tail [-f] [-n N] FILE | audit export --json FILE
  *
  * Exit status: 0 success; 1 the broker refused or failed (the message names
  * the status, e.g. "DENIED: ..."), or it could not be reached; 2 bad usage.
@@ -21,6 +22,7 @@
 
 #include <sodium.h>
 
+#include "audit_cmd.h"
 #include "config.h"
 #include "keyfile.h"
 #include "wfpb.h"
@@ -33,7 +35,9 @@ usage(void)
 	    "commands: ping [--count N] | stash HEX [--keep] | fetch HANDLE | release HANDLE | status [--json] |\n"
 	    "          reload\n"
 	    "       wfpbctl keygen --out PREFIX\n"
-	    "       wfpbctl policy check FILE\n");
+	    "       wfpbctl policy check FILE\n"
+	    "       wfpbctl audit verify FILE --pubkey KEY [--live] | audit tail [-f] [-n N] FILE |\n"
+	    "                     audit export --json FILE\n");
 }
 
 static int
@@ -191,10 +195,12 @@ cmd_status(struct wfpb_open_opts *o, int json)
 		return 0;
 	}
 	printf("backend %s\nuptime_ms %llu\nsessions %u\nrequests %llu\ndenials %llu\n"
-	    "stash_entries %u\nstash_bytes %llu\nlisteners %u\nrecords_applied %llu\n", st.backend,
+	    "stash_entries %u\nstash_bytes %llu\nlisteners %u\nrecords_applied %llu\n"
+	    "audit_durable_seq %llu\naudit_commits %llu\naudit_max_batch %llu\naudit_broken %d\n", st.backend,
 	    (unsigned long long)st.uptime_ms, st.sessions, (unsigned long long)st.requests,
 	    (unsigned long long)st.denials, st.stash_entries, (unsigned long long)st.stash_bytes, st.listeners,
-	    (unsigned long long)st.records_applied);
+	    (unsigned long long)st.records_applied, (unsigned long long)st.audit_durable_seq,
+	    (unsigned long long)st.audit_commits, (unsigned long long)st.audit_max_batch, st.audit_broken);
 	wfpb_close(c);
 	return 0;
 }
@@ -345,6 +351,13 @@ main(int argc, char **argv)
 		return cmd_status(&o, 1);
 	if (strcmp(argv[i], "policy") == 0)
 		return cmd_policy_check(argc - i, argv + i);
+	if (strcmp(argv[i], "audit") == 0) {
+		int rc = wfpbctl_audit(argc - i - 1, argv + i + 1);
+
+		if (rc == 2)
+			usage();
+		return rc;
+	}
 	if (strcmp(argv[i], "reload") == 0 && argc - i == 1)
 		return cmd_reload(&o);
 	usage();

@@ -106,3 +106,24 @@ wfpb_keyfile_load_or_create(const char *priv_path, const char *pub_path, struct 
 		rc = store(pub_path, kp->pub, 0);
 	return rc;
 }
+
+int
+wfpb_keyfile_load_or_create_ed25519(const char *priv_path, const char *pub_path, unsigned char sk[64],
+    unsigned char pk[32])
+{
+	uint8_t	seed[32], on_disk[32];
+	int	rc;
+
+	rc = load(priv_path, seed, 1);
+	if (rc == WFPB_E_NOENT) {
+		randombytes_buf(seed, sizeof(seed));
+		rc = store(priv_path, seed, 1);
+	}
+	if (rc == 0) {
+		crypto_sign_seed_keypair(pk, sk, seed);
+		if (wfpb_keyfile_load_public(pub_path, on_disk) != 0 || sodium_memcmp(on_disk, pk, 32) != 0)
+			rc = store(pub_path, pk, 0);
+	}
+	sodium_memzero(seed, sizeof(seed));
+	return rc;
+}

@@ -35,6 +35,14 @@ int WFPB_MUST_CHECK wfpb_keyfile_generate(const char *priv_path, const char *pub
 int WFPB_MUST_CHECK wfpb_keyfile_load_or_create(const char *priv_path, const char *pub_path,
     struct wfpb_noise_keypair *kp);
 
+/*
+ * The audit signing key: an Ed25519 seed in priv_path (same format and modes
+ * as an X25519 private key) and the public key in pub_path. Loads or creates
+ * both; sk receives the 64-byte libsodium secret key (caller wipes it).
+ */
+int WFPB_MUST_CHECK wfpb_keyfile_load_or_create_ed25519(const char *priv_path, const char *pub_path,
+    unsigned char sk[64], unsigned char pk[32]);
+
 /* Parses 64 hex digits (surrounding whitespace allowed). 0 or WFPB_E_KEYFILE. */
 int WFPB_MUST_CHECK wfpb_key_from_hex(const char *hex, size_t len, uint8_t key[WFPB_NOISE_DHLEN]);
 

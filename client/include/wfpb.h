@@ -80,6 +80,10 @@ struct wfpb_status_info {
 	uint32_t	listeners;
 	uint64_t	uptime_ms;
 	uint64_t	records_applied;
+	uint64_t	audit_durable_seq;
+	uint64_t	audit_commits;
+	uint64_t	audit_max_batch;
+	int		audit_broken;
 	char		backend[16];
 };
 

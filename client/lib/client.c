@@ -438,6 +438,10 @@ wfpb_server_status(struct wfpb_client *c, struct wfpb_status_info *out)
 	out->listeners = s->listeners;
 	out->uptime_ms = s->uptime_ms;
 	out->records_applied = s->records_applied;
+	out->audit_durable_seq = s->audit_durable_seq;
+	out->audit_commits = s->audit_commits;
+	out->audit_max_batch = s->audit_max_batch;
+	out->audit_broken = s->audit_broken;
 	snprintf(out->backend, sizeof(out->backend), "%s", s->backend ? s->backend : "");
 	wfpbroker__v1__response__free_unpacked(r, NULL);
 	return 0;

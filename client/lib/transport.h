@@ -44,6 +44,9 @@ const char *wfpb__default_server_key(void);
 /* Closes a socket the broker handed over. */
 void wfpb__close_socket(intptr_t sock);
 
+/* Sleeps ms milliseconds. */
+void wfpb__sleep_ms(unsigned ms);
+
 /* A monotonic clock in microseconds. */
 uint64_t wfpb__monotonic_us(void);
 

@@ -234,3 +234,11 @@ wfpb__close_socket(intptr_t sock)
 {
 	close((int)sock);
 }
+
+void
+wfpb__sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}

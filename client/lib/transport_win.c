@@ -209,3 +209,9 @@ wfpb__close_socket(intptr_t sock)
 {
 	closesocket((SOCKET)sock);
 }
+
+void
+wfpb__sleep_ms(unsigned ms)
+{
+	Sleep(ms);
+}

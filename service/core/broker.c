@@ -7,6 +7,8 @@
 
 #include "broker.h"
 #include "log.h"
+#include "session.h"
+#include "wfpbroker.pb-c.h"
 
 static void
 stash_freed(void *arg, const struct wfpb_stash_entry *e)
@@ -78,6 +80,7 @@ wfpb_broker_reload_file(struct wfpb_broker *b, struct wfpb_ini_error *err)
 		return rc;
 	}
 	wfpb_broker_reload(b, &cfg);
+	wfpb_broker_audit_event(b, WFPBROKER__V1__AUDIT_KIND__AUDIT_RELOAD, b->config_path, 0);
 	wfpb_log(WFPB_LOG_INFO, "configuration reloaded: %u principals", (unsigned)b->cfg.nprincipals);
 	return 0;
 }
@@ -148,9 +151,107 @@ wfpb_policy_match(const struct wfpb_config *cfg, const struct wfpb_identity *id,
 	return NULL;
 }
 
+int
+wfpb_broker_open_audit(struct wfpb_broker *b, const unsigned char sk[64], uint64_t now_ms, char *err,
+    size_t errlen)
+{
+	char	path[WFPB_PATH_MAX + 16];
+	int	rc;
+
+	if (!b->cfg.audit)
+		return 0;
+	if (b->cfg.audit_log[0] != '\0')
+		snprintf(path, sizeof(path), "%s", b->cfg.audit_log);
+	else
+		snprintf(path, sizeof(path), "%s/audit.log", b->cfg.state_dir);
+	if ((rc = wfpb_audit_open(&b->audit, path, sk, b->cfg.checkpoint_every, b->cfg.checkpoint_ms, now_ms,
+	    err, errlen)) != 0) {
+		wfpb_audit_close(&b->audit);
+		return rc;
+	}
+	b->audit_on = 1;
+	wfpb_broker_audit_event(b, WFPBROKER__V1__AUDIT_KIND__AUDIT_SERVICE_START, "wfpbrokerd " WFPB_SERVICE_VERSION,
+	    now_ms);
+	(void)wfpb_audit_checkpoint(&b->audit, now_ms);
+	if (wfpb_audit_commit(&b->audit, now_ms) < 0) {
+		snprintf(err, errlen, "%s: cannot write (error %d)", path, b->audit.os_err);
+		wfpb_audit_close(&b->audit);
+		b->audit_on = 0;
+		return WFPB_E_OS;
+	}
+	wfpb_log(WFPB_LOG_INFO, "audit log %s: continuing at seq %llu", path,
+	    (unsigned long long)b->audit.next_seq);
+	return 0;
+}
+
+void
+wfpb_broker_audit_event(struct wfpb_broker *b, int kind, const char *note, uint64_t now_ms)
+{
+	Wfpbroker__V1__AuditRecord r = WFPBROKER__V1__AUDIT_RECORD__INIT;
+
+	if (!b->audit_on)
+		return;
+	r.kind = (Wfpbroker__V1__AuditKind)kind;
+	r.message = (char *)(uintptr_t)note;
+	(void)wfpb_audit_append(&b->audit, &r, now_ms);
+}
+
+int
+wfpb_broker_commit(struct wfpb_broker *b, uint64_t now_ms)
+{
+	struct wfpb_session	*s;
+	int			rc;
+
+	if (!b->audit_on)
+		return 0;
+	rc = wfpb_audit_commit(&b->audit, now_ms);
+	if (rc == 0 && b->waiting == NULL)
+		return 0;
+	if (rc < 0 && b->audit.broken)
+		wfpb_log(WFPB_LOG_ERR, "audit log cannot be written (error %d): refusing operations with effects",
+		    b->audit.os_err);
+	/* Everything queued was in this commit: every waiter is released, or fails with it. */
+	while ((s = b->waiting) != NULL) {
+		b->waiting = s->wait_next;
+		if (rc < 0) {
+			s->audit_failed = 1;
+			s->closing = 1;
+		}
+		s->wait_state = WFPB_WAIT_READY;
+		s->wait_prev = NULL;
+		s->wait_next = b->ready;
+		if (b->ready)
+			b->ready->wait_prev = s;
+		b->ready = s;
+	}
+	return b->ready != NULL;
+}
+
+struct wfpb_session *
+wfpb_broker_next_ready(struct wfpb_broker *b)
+{
+	struct wfpb_session *s = b->ready;
+
+	if (s == NULL)
+		return NULL;
+	b->ready = s->wait_next;
+	if (b->ready)
+		b->ready->wait_prev = NULL;
+	s->wait_next = s->wait_prev = NULL;
+	s->wait_state = WFPB_WAIT_NONE;
+	return s;
+}
+
 void
 wfpb_broker_fini(struct wfpb_broker *b)
 {
+	if (b->audit_on) {
+		wfpb_broker_audit_event(b, WFPBROKER__V1__AUDIT_KIND__AUDIT_SERVICE_STOP, "stopping", 0);
+		(void)wfpb_audit_checkpoint(&b->audit, 0);
+		(void)wfpb_audit_commit(&b->audit, 0);
+		wfpb_audit_close(&b->audit);
+		b->audit_on = 0;
+	}
 	wfpb_stash_fini(&b->stash);
 	wfpb_backend_close(&b->backend);
 	free(b->usage);

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "audit.h"
 #include "backend.h"
 #include "config.h"
 #include "noise.h"
@@ -44,6 +45,8 @@ struct wfpb_usage {
 	uint32_t	stash;
 };
 
+struct wfpb_session;
+
 struct wfpb_broker {
 	struct wfpb_config		cfg;
 	char				config_path[WFPB_PATH_MAX];	/* "" when none */
@@ -58,6 +61,11 @@ struct wfpb_broker {
 	struct wfpb_backend		backend;	/* fixed at start; reload does not change it */
 	uint32_t			listeners;
 	uint64_t			next_listener_id;
+	uint64_t			next_session_id;
+	int				audit_on;
+	struct wfpb_audit		audit;
+	/* Sessions whose output waits for the audit log, and those it has released. */
+	struct wfpb_session		*waiting, *ready;
 };
 
 /*
@@ -93,6 +101,28 @@ struct wfpb_usage *wfpb_broker_usage(struct wfpb_broker *b, const char *name);
  */
 const struct wfpb_principal *wfpb_policy_match(const struct wfpb_config *cfg, const struct wfpb_identity *id,
     const uint8_t *peer_key);
+
+/*
+ * Opens the audit log named by the configuration (after wfpb_broker_init)
+ * and records the service start. Returns 0 or an error with err filled; the
+ * caller must not serve without it when audit is on.
+ */
+int WFPB_MUST_CHECK wfpb_broker_open_audit(struct wfpb_broker *b, const unsigned char sk[64], uint64_t now_ms,
+    char *err, size_t errlen);
+
+/* Records a service-level event (start, stop, reload) with a note. */
+void wfpb_broker_audit_event(struct wfpb_broker *b, int kind, const char *note, uint64_t now_ms);
+
+/*
+ * Group commit: makes every queued audit record durable with one sync and
+ * moves the sessions that waited for it to the ready list (on failure they
+ * are marked closing: their responses are never sent). Call once per event
+ * loop iteration. Returns 1 when sessions became ready, else 0.
+ */
+int wfpb_broker_commit(struct wfpb_broker *b, uint64_t now_ms);
+
+/* The next session released by a commit (flush its output), or NULL. */
+struct wfpb_session *wfpb_broker_next_ready(struct wfpb_broker *b);
 
 void wfpb_broker_fini(struct wfpb_broker *b);
 

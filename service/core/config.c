@@ -25,6 +25,9 @@ wfpb_config_defaults(struct wfpb_config *c, const char *endpoint, const char *st
 	c->blob_max = 16 * 1024;
 	c->stash_max_per_principal = 1024;
 	c->stash_ttl_ms = 120 * 1000;
+	c->audit = 1;
+	c->checkpoint_every = 1000;
+	c->checkpoint_ms = 10000;
 }
 
 struct parse_ctx {
@@ -257,6 +260,18 @@ on_pair(void *arg, const char *section, const char *key, const char *v)
 			return set_u32(&c->stash_max_per_principal, v, 0, 1000000);
 		if (strcmp(key, "stash_ttl_ms") == 0)
 			return set_u32(&c->stash_ttl_ms, v, 1, 86400000);
+		if (strcmp(key, "audit") == 0) {
+			if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+				return WFPB_E_CONFIG;
+			c->audit = strcmp(v, "on") == 0;
+			return 0;
+		}
+		if (strcmp(key, "audit_log") == 0)
+			return set_str(c->audit_log, sizeof(c->audit_log), v);
+		if (strcmp(key, "checkpoint_every") == 0)
+			return set_u32(&c->checkpoint_every, v, 1, 1000000);
+		if (strcmp(key, "checkpoint_ms") == 0)
+			return set_u32(&c->checkpoint_ms, v, 10, 86400000);
 	} else if (strncmp(section, "principal", 9) == 0) {
 		struct wfpb_principal	*pr;
 		int			rc;

@@ -68,6 +68,10 @@ struct wfpb_config {
 	uint32_t	blob_max;
 	uint32_t	stash_max_per_principal;
 	uint32_t	stash_ttl_ms;
+	int		audit;				/* 1: on (default) */
+	char		audit_log[WFPB_PATH_MAX];	/* "" : state_dir/audit.log */
+	uint32_t	checkpoint_every;		/* records between signed checkpoints */
+	uint32_t	checkpoint_ms;			/* or this long, whichever comes first */
 	size_t			nprincipals;
 	struct wfpb_principal	*principals;		/* in file order; first match wins */
 };

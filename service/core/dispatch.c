@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "dispatch.h"
 #include "net.h"
 #include "stash.h"
@@ -139,7 +141,21 @@ struct reply {
 	uint8_t					addr_bytes[2][16];
 	struct wfpb_buf				records, context;	/* freed after packing */
 	wfpb_sock				attach;			/* handed over with the response */
+	/* What the audit record names: addresses and the blob involved (hashed, never stored). */
+	struct wfpb_addr			audit_addr[2];
+	unsigned				n_audit_addr;
+	const uint8_t				*audit_blob;
+	size_t					audit_blob_len;
+	uint8_t					audit_hash[32];	/* used when audit_blob is NULL */
+	int					has_audit_hash;
 };
+
+static void
+audit_addr(struct reply *rp, const struct wfpb_addr *a)
+{
+	if (rp->n_audit_addr < 2)
+		rp->audit_addr[rp->n_audit_addr++] = *a;
+}
 
 typedef int (*validate_fn)(const struct wfpb_session *, const Request *, union wfpb_req *, struct outcome *);
 typedef void (*handle_fn)(struct wfpb_session *, const union wfpb_req *, struct reply *, struct outcome *,
@@ -149,6 +165,7 @@ static void finish_accept(struct wfpb_session *, wfpb_sock, struct reply *, stru
 
 /* Flags of a table row. */
 #define NEEDS_PRINCIPAL	0x1u	/* refused to sessions no principal matched */
+#define DURABLE		0x2u	/* has an effect outside the broker: answered only once audited durably */
 
 struct wfpb_op {
 	Wfpbroker__V1__Request__OpCase	op;
@@ -278,6 +295,8 @@ op_stash(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 		return;
 	}
 	u->stash++;
+	rp->audit_blob = r->stash.blob;
+	rp->audit_blob_len = r->stash.len;
 	wfpbroker__v1__stash_response__init(&rp->stash);
 	wfpbroker__v1__stash_handle__init(&rp->handle);
 	rp->handle.id.data = rp->handle_id;
@@ -297,6 +316,8 @@ op_fetch(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 		    s->principal);
 		return;
 	}
+	rp->audit_blob = e->blob;
+	rp->audit_blob_len = e->len;
 	wfpbroker__v1__fetch_response__init(&rp->fetch);
 	rp->fetch.blob.data = e->blob;
 	rp->fetch.blob.len = e->len;
@@ -357,6 +378,12 @@ op_status(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, str
 	rp->status.backend = b->cfg.backend;
 	rp->status.uptime_ms = now_ms - b->start_ms;
 	rp->status.records_applied = b->backend.ops->records_applied(b->backend.ctx);
+	if (b->audit_on) {
+		rp->status.audit_durable_seq = b->audit.durable_seq;
+		rp->status.audit_commits = b->audit.commits;
+		rp->status.audit_max_batch = b->audit.max_batch;
+		rp->status.audit_broken = b->audit.broken;
+	}
 	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_STATUS_RESULT;
 	rp->resp.status_result = &rp->status;
 }
@@ -572,6 +599,7 @@ op_listen(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, str
 		os_outcome(o, "listen", os_err);
 		return;
 	}
+	audit_addr(rp, &l->local);
 	l->id = s->broker->next_listener_id++;
 	l->next = s->listeners;
 	s->listeners = l;
@@ -686,6 +714,10 @@ finish_accept(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct o
 		rp->handle.id.len = WFPB_STASH_ID_LEN;
 		rp->accept.records = &rp->handle;
 	}
+	audit_addr(rp, &peer);
+	audit_addr(rp, &local);
+	rp->audit_blob = rp->records.data;
+	rp->audit_blob_len = rp->records.len;
 	rp->accept.peer = addr_to_pb(rp, 0, &peer);
 	rp->accept.local = addr_to_pb(rp, 1, &local);
 	rp->accept.context.data = rp->context.data;
@@ -729,6 +761,7 @@ finish_connect(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct 
 		wfpb__net_close(sock);
 		return;
 	}
+	audit_addr(rp, &local);
 	wfpbroker__v1__connect_response__init(&rp->connect);
 	rp->connect.local = addr_to_pb(rp, 0, &local);
 	give_socket(rp, sock, &rp->connect.socket);
@@ -748,6 +781,7 @@ op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, st
 	int				os_err = 0, code, rc;
 
 	wfpb_addr_format(&r->connect.remote, text);
+	audit_addr(rp, &r->connect.remote);
 	if (!in_ranges(s->policy->connect, s->policy->nconnect, &r->connect.remote)) {
 		set_outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED,
 		    "connect: %s is outside principal %s's connect ranges", text, s->principal);
@@ -755,6 +789,8 @@ op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, st
 	}
 	if (records_bytes(s, &r->connect.records, &blob, &len, o, now_ms) != 0)
 		return;
+	rp->audit_blob = blob;
+	rp->audit_blob_len = len;
 	if (wfpb__net_socket(r->connect.remote.family, &sock, &os_err) != 0) {
 		os_outcome(o, "connect: socket", os_err);
 		return;
@@ -773,6 +809,9 @@ op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, st
 	rc = wfpb__net_connect(sock, &r->connect.remote, &os_err);
 	if (rc == WFPB_E_AGAIN) {
 		s->pending.kind = WFPB_PENDING_CONNECT;
+		s->pending.remote = r->connect.remote;
+		crypto_generichash(s->pending.blob_hash, sizeof(s->pending.blob_hash), blob, len, NULL, 0);
+		s->pending.has_blob_hash = 1;
 		s->pending.watch = sock;
 		s->pending.sock = sock;
 		s->pending.want_write = 1;
@@ -834,6 +873,8 @@ op_query(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 		rp->handle.id.len = WFPB_STASH_ID_LEN;
 		rp->query.records = &rp->handle;
 	}
+	rp->audit_blob = rp->records.data;
+	rp->audit_blob_len = rp->records.len;
 	rp->query.blob.data = rp->records.data;
 	rp->query.blob.len = rp->records.len;
 	rp->query.context.data = rp->context.data;
@@ -860,6 +901,8 @@ op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 
 	if (records_bytes(s, &r->apply.records, &blob, &len, o, now_ms) != 0)
 		return;
+	rp->audit_blob = blob;
+	rp->audit_blob_len = len;
 	if ((code = be->ops->set_records(be->ctx, s->in_fds[r->apply.fd], blob, len, &os_err)) != 0) {
 		backend_outcome(o, "apply_records", code, os_err);
 		return;
@@ -872,22 +915,22 @@ op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 /* Every operation the broker performs for a client. Nothing else runs. */
 static const struct wfpb_op ops[] = {
 	{ WFPBROKER__V1__REQUEST__OP_PING, "ping", 0, 0, validate_ping, op_ping },
-	{ WFPBROKER__V1__REQUEST__OP_LISTEN, "listen", WFPB_PERM_LISTEN, NEEDS_PRINCIPAL, validate_listen,
+	{ WFPBROKER__V1__REQUEST__OP_LISTEN, "listen", WFPB_PERM_LISTEN, NEEDS_PRINCIPAL | DURABLE, validate_listen,
 	    op_listen },
-	{ WFPBROKER__V1__REQUEST__OP_ACCEPT, "accept", WFPB_PERM_ACCEPT, NEEDS_PRINCIPAL, validate_accept,
+	{ WFPBROKER__V1__REQUEST__OP_ACCEPT, "accept", WFPB_PERM_ACCEPT, NEEDS_PRINCIPAL | DURABLE, validate_accept,
 	    op_accept },
-	{ WFPBROKER__V1__REQUEST__OP_CONNECT, "connect", WFPB_PERM_CONNECT, NEEDS_PRINCIPAL, validate_connect,
+	{ WFPBROKER__V1__REQUEST__OP_CONNECT, "connect", WFPB_PERM_CONNECT, NEEDS_PRINCIPAL | DURABLE, validate_connect,
 	    op_connect },
-	{ WFPBROKER__V1__REQUEST__OP_QUERY_RECORDS, "query_records", WFPB_PERM_QUERY, NEEDS_PRINCIPAL,
+	{ WFPBROKER__V1__REQUEST__OP_QUERY_RECORDS, "query_records", WFPB_PERM_QUERY, NEEDS_PRINCIPAL | DURABLE,
 	    validate_query, op_query },
-	{ WFPBROKER__V1__REQUEST__OP_APPLY_RECORDS, "apply_records", WFPB_PERM_APPLY, NEEDS_PRINCIPAL,
+	{ WFPBROKER__V1__REQUEST__OP_APPLY_RECORDS, "apply_records", WFPB_PERM_APPLY, NEEDS_PRINCIPAL | DURABLE,
 	    validate_apply, op_apply },
 	{ WFPBROKER__V1__REQUEST__OP_STASH, "stash", WFPB_PERM_STASH, NEEDS_PRINCIPAL, validate_stash, op_stash },
 	{ WFPBROKER__V1__REQUEST__OP_FETCH, "fetch", WFPB_PERM_FETCH, NEEDS_PRINCIPAL, validate_fetch, op_fetch },
 	{ WFPBROKER__V1__REQUEST__OP_RELEASE, "release", 0, NEEDS_PRINCIPAL, validate_release, op_release },
 	{ WFPBROKER__V1__REQUEST__OP_STATUS, "status", WFPB_PERM_ADMIN, NEEDS_PRINCIPAL, validate_empty,
 	    op_status },
-	{ WFPBROKER__V1__REQUEST__OP_RELOAD, "reload", WFPB_PERM_ADMIN, NEEDS_PRINCIPAL, validate_empty,
+	{ WFPBROKER__V1__REQUEST__OP_RELOAD, "reload", WFPB_PERM_ADMIN, NEEDS_PRINCIPAL | DURABLE, validate_empty,
 	    op_reload },
 };
 
@@ -928,12 +971,114 @@ authorize(struct wfpb_session *s, const struct wfpb_op *op, struct outcome *o)
 		    s->principal);
 		return -1;
 	}
+	/* No effect without its record: with the log unwritable, refuse rather than act unaudited. */
+	if ((op->flags & DURABLE) && s->broker->audit_on && s->broker->audit.broken) {
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__UNAVAILABLE, "%s: the audit log cannot be written",
+		    op->name);
+		return -1;
+	}
 	return 0;
 }
 
-/* Packs and queues the Response for request_id; frees what the reply borrowed. */
+static void
+principal_pb(const struct wfpb_session *s, Wfpbroker__V1__Principal *p, uint8_t fp[32])
+{
+	const uint8_t *key = wfpb_channel_peer_key(&s->ch);
+
+	wfpbroker__v1__principal__init(p);
+	p->user = (char *)(uintptr_t)s->id.user;
+	p->pid = s->id.pid;
+	p->image = (char *)(uintptr_t)s->id.image;
+	p->name = (char *)(uintptr_t)s->principal;
+	if (key != NULL) {
+		crypto_generichash(fp, 32, key, WFPB_NOISE_DHLEN, NULL, 0);
+		p->key_fingerprint.data = fp;
+		p->key_fingerprint.len = 32;
+	}
+}
+
+/*
+ * Queues the audit record of one request. For an effectful op the session's
+ * output then waits for the record to be durable (the response is already
+ * queued behind it).
+ */
+static void
+audit_request(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id, const struct reply *rp,
+    const struct outcome *o, uint64_t started_ms, uint64_t now_ms)
+{
+	Wfpbroker__V1__AuditRecord	r = WFPBROKER__V1__AUDIT_RECORD__INIT;
+	Wfpbroker__V1__Principal	p;
+	Wfpbroker__V1__Address		a[2], *ap[2];
+	uint8_t				abytes[2][16], fp[32], bh[32];
+	ProtobufCBinaryData		hash;
+	unsigned			i;
+	uint64_t			seq;
+
+	if (!s->broker->audit_on)
+		return;
+	principal_pb(s, &p, fp);
+	r.kind = WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST;
+	r.principal = &p;
+	r.op = (char *)(uintptr_t)(op ? op->name : "unknown");
+	for (i = 0; i < rp->n_audit_addr; i++) {
+		wfpbroker__v1__address__init(&a[i]);
+		a[i].family = rp->audit_addr[i].family == WFPB_AF_INET6 ? WFPBROKER__V1__ADDRESS_FAMILY__AF_INET6 :
+		    WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
+		memcpy(abytes[i], rp->audit_addr[i].addr, 16);
+		a[i].addr.data = abytes[i];
+		a[i].addr.len = wfpb_addr_len(rp->audit_addr[i].family);
+		a[i].port = rp->audit_addr[i].port;
+		ap[i] = &a[i];
+	}
+	r.n_addresses = rp->n_audit_addr;
+	r.addresses = ap;
+	if ((rp->audit_blob != NULL && rp->audit_blob_len > 0) || rp->has_audit_hash) {
+		if (rp->has_audit_hash)
+			memcpy(bh, rp->audit_hash, sizeof(bh));
+		else
+			crypto_generichash(bh, sizeof(bh), rp->audit_blob, rp->audit_blob_len, NULL, 0);
+		hash.data = bh;
+		hash.len = sizeof(bh);
+		r.n_blob_hashes = 1;
+		r.blob_hashes = &hash;
+	}
+	r.status = o->code;
+	r.latency_us = (uint32_t)((now_ms - started_ms) * 1000u);
+	r.request_id = request_id;
+	r.session_id = s->session_id;
+	r.message = (char *)(uintptr_t)o->message;
+	seq = wfpb_audit_append(&s->broker->audit, &r, now_ms);
+	if (op != NULL && (op->flags & DURABLE)) {
+		if (seq == 0) {
+			/* The record could not even be queued: the answer must not go out. */
+			s->audit_failed = 1;
+			s->closing = 1;
+		} else {
+			wfpb__session_wait_audit(s, seq);
+		}
+	}
+}
+
+void
+wfpb__dispatch_session_event(struct wfpb_session *s, int start)
+{
+	Wfpbroker__V1__AuditRecord	r = WFPBROKER__V1__AUDIT_RECORD__INIT;
+	Wfpbroker__V1__Principal	p;
+	uint8_t				fp[32];
+
+	if (!s->broker->audit_on)
+		return;
+	principal_pb(s, &p, fp);
+	r.kind = start ? WFPBROKER__V1__AUDIT_KIND__AUDIT_SESSION_START : WFPBROKER__V1__AUDIT_KIND__AUDIT_SESSION_END;
+	r.principal = &p;
+	r.session_id = s->session_id;
+	(void)wfpb_audit_append(&s->broker->audit, &r, s->last_ms);
+}
+
+/* Packs and queues the Response for request_id; audits it; frees what the reply borrowed. */
 static int
-respond(struct wfpb_session *s, uint64_t request_id, struct reply *rp, struct outcome *o)
+respond(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id, struct reply *rp,
+    struct outcome *o, uint64_t started_ms, uint64_t now_ms)
 {
 	Wfpbroker__V1__Status	st;
 	uint8_t			*buf;
@@ -968,6 +1113,7 @@ respond(struct wfpb_session *s, uint64_t request_id, struct reply *rp, struct ou
 		rc = wfpb__session_send(s, buf, n, rp->attach);
 		free(buf);
 	}
+	audit_request(s, op, request_id, rp, o, started_ms, now_ms);
 	free(rp->records.data);
 	free(rp->context.data);
 	return rc;
@@ -987,7 +1133,7 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 	Request			*rq;
 	struct reply		rp;
 	struct outcome		o = { WFPBROKER__V1__STATUS_CODE__OK, 0, "" };
-	const struct wfpb_op	*op;
+	const struct wfpb_op	*op = NULL;
 	union wfpb_req		r;
 	uint64_t		request_id = 0;
 	int			rc;
@@ -1012,7 +1158,7 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 		rc = 0;
 	} else {
 		/* The reply may point into the request (Ping's echo): pack before freeing it. */
-		rc = respond(s, request_id, &rp, &o);
+		rc = respond(s, op, request_id, &rp, &o, now_ms, now_ms);
 	}
 	if (rq != NULL)
 		wfpbroker__v1__request__free_unpacked(rq, NULL);
@@ -1030,6 +1176,12 @@ wfpb__dispatch_resume(struct wfpb_session *s, uint64_t now_ms, int timed_out)
 	int			os_err = 0, rc;
 
 	reply_init(&rp);
+	if (p.kind == WFPB_PENDING_CONNECT) {
+		/* The audit record names what the request did, though the reply is built now. */
+		audit_addr(&rp, &p.remote);
+		memcpy(rp.audit_hash, p.blob_hash, sizeof(rp.audit_hash));
+		rp.has_audit_hash = p.has_blob_hash;
+	}
 	if (timed_out) {
 		set_outcome(&o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "%s: nothing within %llu ms", what,
 		    (unsigned long long)(p.deadline_ms - p.started_ms));
@@ -1052,5 +1204,6 @@ wfpb__dispatch_resume(struct wfpb_session *s, uint64_t now_ms, int timed_out)
 	}
 	memset(&s->pending, 0, sizeof(s->pending));
 	s->pending.watch = s->pending.sock = WFPB_SOCK_NONE;
-	return respond(s, p.request_id, &rp, &o);
+	return respond(s, find_op(p.kind == WFPB_PENDING_ACCEPT ? WFPBROKER__V1__REQUEST__OP_ACCEPT :
+	    WFPBROKER__V1__REQUEST__OP_CONNECT), p.request_id, &rp, &o, p.started_ms, now_ms);
 }

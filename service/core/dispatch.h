@@ -19,6 +19,9 @@
  */
 int WFPB_MUST_CHECK wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t now_ms);
 
+/* Audits a session's start (1) or end (0). */
+void wfpb__dispatch_session_event(struct wfpb_session *s, int start);
+
 /* Retries (or, when timed_out, ends with TIMEOUT) the session's pending operation. */
 int WFPB_MUST_CHECK wfpb__dispatch_resume(struct wfpb_session *s, uint64_t now_ms, int timed_out);
 

@@ -22,6 +22,7 @@ wfpb_session_new(struct wfpb_broker *b, const struct wfpb_identity *id, uint64_t
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->broker = b;
+	s->session_id = ++b->next_session_id;
 	s->id = *id;
 	s->opened_ms = s->last_ms = now_ms;
 	s->pending.watch = s->pending.sock = WFPB_SOCK_NONE;
@@ -142,6 +143,7 @@ wfpb_session_input(struct wfpb_session *s, const uint8_t *in, size_t len, uint64
 		if (ev == WFPB_CHANNEL_ESTABLISHED) {
 			s->last_ms = now_ms;
 			wfpb_session_resolve(s);
+			wfpb__dispatch_session_event(s, 1);
 		} else if (ev == WFPB_CHANNEL_MESSAGE) {
 			s->last_ms = now_ms;
 			msg = wfpb_channel_message(&s->ch, &mlen);
@@ -223,13 +225,54 @@ wfpb__session_send(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_
 	return 0;
 }
 
+static void
+wait_unlink(struct wfpb_session *s)
+{
+	struct wfpb_broker *b = s->broker;
+
+	if (s->wait_state == WFPB_WAIT_NONE)
+		return;
+	if (s->wait_prev)
+		s->wait_prev->wait_next = s->wait_next;
+	else if (s->wait_state == WFPB_WAIT_AUDIT)
+		b->waiting = s->wait_next;
+	else
+		b->ready = s->wait_next;
+	if (s->wait_next)
+		s->wait_next->wait_prev = s->wait_prev;
+	s->wait_prev = s->wait_next = NULL;
+	s->wait_state = WFPB_WAIT_NONE;
+}
+
+void
+wfpb__session_wait_audit(struct wfpb_session *s, uint64_t seq)
+{
+	struct wfpb_broker *b = s->broker;
+
+	s->audit_wait = seq;
+	if (s->wait_state == WFPB_WAIT_AUDIT)
+		return;
+	wait_unlink(s);
+	s->wait_state = WFPB_WAIT_AUDIT;
+	s->wait_next = b->waiting;
+	if (b->waiting)
+		b->waiting->wait_prev = s;
+	b->waiting = s;
+}
+
 const uint8_t *
 wfpb_session_output(const struct wfpb_session *s, size_t *len, wfpb_sock *attach)
 {
-	const uint8_t	*p = wfpb_channel_output(&s->ch, len);
+	const uint8_t	*p;
 	uint64_t	next;
 
 	*attach = WFPB_SOCK_NONE;
+	/* An effectful answer leaves only once its audit record is durable; if it cannot be, never. */
+	if (s->audit_failed || (s->broker->audit_on && s->audit_wait > s->broker->audit.durable_seq)) {
+		*len = 0;
+		return NULL;
+	}
+	p = wfpb_channel_output(&s->ch, len);
 	if (p == NULL || s->n_out == 0)
 		return p;
 	if (s->out_fds[0].offset == s->out_sent) {
@@ -294,6 +337,9 @@ wfpb_session_free(struct wfpb_session *s)
 
 	if (s == NULL)
 		return;
+	wait_unlink(s);
+	if (wfpb_channel_established(&s->ch))
+		wfpb__dispatch_session_event(s, 0);
 	/* Undo on disconnect: everything the session owned goes with it. */
 	wfpb__net_close(s->pending.sock);
 	while ((l = s->listeners) != NULL) {

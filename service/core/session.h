@@ -45,6 +45,9 @@ struct wfpb_pending {
 	int			want_write;
 	int			principal_lifetime;	/* Accept: lifetime of the records' stash entry */
 	wfpb_sock		sock;		/* Connect: the socket being connected (owned) */
+	struct wfpb_addr	remote;		/* Connect: for the audit record */
+	uint8_t			blob_hash[32];	/* Connect: BLAKE2b-256 of the records applied */
+	int			has_blob_hash;
 };
 
 struct wfpb_attach {
@@ -52,8 +55,12 @@ struct wfpb_attach {
 	wfpb_sock	sock;
 };
 
+enum { WFPB_WAIT_NONE, WFPB_WAIT_AUDIT, WFPB_WAIT_READY };
+
 struct wfpb_session {
 	struct wfpb_broker	*broker;
+	uint64_t		session_id;
+	void			*user;		/* the platform's connection, for wfpb_broker_next_ready */
 	struct wfpb_channel	ch;
 	struct wfpb_identity	id;
 	uint64_t		opened_ms;
@@ -79,7 +86,15 @@ struct wfpb_session {
 	struct wfpb_attach	out_fds[WFPB_SESSION_OUT_FDS_MAX];
 	unsigned		n_out;
 	uint64_t		out_sent;	/* bytes of output written so far */
+	/* Output waits until the audit record of its last effectful request is durable. */
+	uint64_t		audit_wait;
+	int			audit_failed;	/* that record could not be made durable: never send */
+	int			wait_state;
+	struct wfpb_session	*wait_prev, *wait_next;
 };
+
+/* Parks the session's output until audit record seq is durable (group commit). */
+void wfpb__session_wait_audit(struct wfpb_session *s, uint64_t seq);
 
 /* Opens a session for a connection; NULL on allocation failure. */
 struct wfpb_session *wfpb_session_new(struct wfpb_broker *b, const struct wfpb_identity *id, uint64_t now_ms);

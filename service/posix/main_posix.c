@@ -104,6 +104,26 @@ main(int argc, char **argv)
 		wfpb_config_free(&cfg);
 		return 1;
 	}
+	if (b.cfg.audit) {
+		unsigned char	sk[64], pk[32];
+		char		err2[512];
+
+		snprintf(priv_path, sizeof(priv_path), "%s/audit.key", b.cfg.state_dir);
+		snprintf(pub_path, sizeof(pub_path), "%s/audit.pub", b.cfg.state_dir);
+		if ((rc = wfpb_keyfile_load_or_create_ed25519(priv_path, pub_path, sk, pk)) != 0) {
+			fprintf(stderr, "wfpbrokerd: audit key %s: %s\n", priv_path, wfpb_strerror(rc));
+			wfpb_broker_fini(&b);
+			return 1;
+		}
+		rc = wfpb_broker_open_audit(&b, sk, now_ms(), err2, sizeof(err2));
+		sodium_memzero(sk, sizeof(sk));
+		if (rc != 0) {
+			fprintf(stderr, "wfpbrokerd: audit log: %s\n", err2);
+			wfpb_broker_fini(&b);
+			return 1;
+		}
+		snprintf(pub_path, sizeof(pub_path), "%s/server.pub", b.cfg.state_dir);
+	}
 	wfpb_log(WFPB_LOG_INFO, "version %s, server key %s, backend %s", WFPB_SERVICE_VERSION, pub_path,
 	    b.cfg.backend);
 	opts.notify = 1;

@@ -296,6 +296,7 @@ on_accept(struct server *sv)
 		c->watch_tag.kind = TAG_WATCH;
 		c->watch_tag.c = c;
 		c->watched = WFPB_SOCK_NONE;
+		c->s->user = c;
 		c->next = sv->conns;
 		if (sv->conns)
 			sv->conns->prev = c;
@@ -582,12 +583,23 @@ wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts)
 				conn_close(&sv, tag->c);
 			}
 		}
-		bury(&sv);
 		if (now_ms() - last_sweep >= TICK_MS) {
 			sweep(&sv);
 			wfpb_broker_tick(b, now_ms());
 			last_sweep = now_ms();
 		}
+		/* Group commit: one sync for every record this iteration queued, then release the answers. */
+		if (wfpb_broker_commit(b, now_ms())) {
+			struct wfpb_session *s;
+
+			while ((s = wfpb_broker_next_ready(b)) != NULL) {
+				struct conn *c = s->user;
+
+				if (!c->dead && conn_flush(&sv, c) != 0)
+					conn_close(&sv, c);
+			}
+		}
+		bury(&sv);
 	}
 	wfpb_log(WFPB_LOG_INFO, "stopping: closing %u sessions", b->sessions);
 	while (sv.conns != NULL) {

@@ -245,6 +245,7 @@ on_connect(struct wfpb_pipe_server *sv, struct pconn *c)
 		conn_close(sv, c);
 		return;
 	}
+	c->s->user = c;
 	c->connected = 1;
 	start_read(sv, c);
 }
@@ -379,6 +380,13 @@ wfpb_pipe_server_run(struct wfpb_pipe_server *sv)
 			sweep(sv);
 			wfpb_broker_tick(sv->b, now_ms());
 			last_sweep = now_ms();
+		}
+		/* Group commit: one FlushFileBuffers for every record queued, then release the answers. */
+		if (wfpb_broker_commit(sv->b, now_ms())) {
+			struct wfpb_session *s;
+
+			while ((s = wfpb_broker_next_ready(sv->b)) != NULL)
+				pump_write(sv, s->user);
 		}
 	}
 	sv->stop = 1;

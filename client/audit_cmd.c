@@ -1,0 +1,307 @@
+/*
+ * wfpbctl audit: verify, tail and export the broker's audit log. The file is
+ * read whole and treated as untrusted; verification is the same code the
+ * broker runs at start (service/core/audit.c).
+ *
+ *   wfpbctl audit verify FILE --pubkey AUDIT_PUB [--live]
+ *   wfpbctl audit tail [-f] [-n N] FILE
+ *   wfpbctl audit export --json FILE
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "audit.h"
+#include "audit_cmd.h"
+#include "keyfile.h"
+#include "wfpb.h"
+#include "wfpbroker.pb-c.h"
+
+static int
+read_log(const char *path, uint8_t **buf, size_t *len)
+{
+	int os_err = 0, rc = wfpb__file_read_all(path, WFPB_AUDIT_FILE_MAX, buf, len, &os_err);
+
+	if (rc != 0)
+		fprintf(stderr, "wfpbctl: cannot read %s (%s)\n", path, rc == WFPB_E_NOENT ? "no such file" :
+		    wfpb_strerror(rc));
+	return rc;
+}
+
+static int
+verify(int argc, char **argv)
+{
+	struct wfpb_audit_report	rep;
+	uint8_t				pk[32], *buf;
+	const char			*file = NULL, *key = NULL;
+	size_t				len;
+	int				i, live = 0, rc;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--pubkey") == 0 && i + 1 < argc)
+			key = argv[++i];
+		else if (strcmp(argv[i], "--live") == 0)
+			live = 1;
+		else if (file == NULL)
+			file = argv[i];
+		else
+			return 2;
+	}
+	if (file == NULL || key == NULL)
+		return 2;
+	if ((rc = wfpb_keyfile_load_public(key, pk)) != 0) {
+		fprintf(stderr, "wfpbctl: audit public key %s: %s\n", key, wfpb_strerror(rc));
+		return 1;
+	}
+	if (read_log(file, &buf, &len) != 0)
+		return 1;
+	rc = wfpb_audit_verify(buf, len, pk, &rep);
+	free(buf);
+	if (rc != 0) {
+		printf("%s: FAIL at seq %llu: %s\n", file, (unsigned long long)rep.bad_seq, rep.error);
+		return 1;
+	}
+	if (rep.torn) {
+		printf("%s: FAIL at seq %llu: the file ends inside this record (cut short)\n", file,
+		    (unsigned long long)rep.bad_seq);
+		return 1;
+	}
+	if (rep.records == 0) {
+		printf("%s: FAIL: no records\n", file);
+		return 1;
+	}
+	if (rep.last_checkpoint_seq != rep.last_seq && !live) {
+		printf("%s: FAIL at seq %llu: records %llu..%llu are not covered by a signed checkpoint "
+		    "(a checkpoint was removed, or the log is still being written: --live)\n", file,
+		    (unsigned long long)(rep.last_checkpoint_seq + 1), (unsigned long long)(rep.last_checkpoint_seq + 1),
+		    (unsigned long long)rep.last_seq);
+		return 1;
+	}
+	printf("%s: ok, %llu records, %llu signed checkpoints, last seq %llu%s\n", file,
+	    (unsigned long long)rep.records, (unsigned long long)rep.checkpoints, (unsigned long long)rep.last_seq,
+	    rep.last_checkpoint_seq != rep.last_seq ? " (tail after the last checkpoint not yet signed)" : "");
+	return 0;
+}
+
+static void
+json_str(const char *s)
+{
+	putchar('"');
+	for (; s != NULL && *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static void
+json_hex(const uint8_t *p, size_t n)
+{
+	size_t i;
+
+	putchar('"');
+	for (i = 0; i < n; i++)
+		printf("%02x", p[i]);
+	putchar('"');
+}
+
+static const char *
+enum_name(const ProtobufCEnumDescriptor *d, int v)
+{
+	const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(d, v);
+
+	return ev ? ev->name : "UNKNOWN";
+}
+
+static void
+addr_text(const Wfpbroker__V1__Address *a, char out[WFPB_ADDR_STRLEN])
+{
+	struct wfpb_addr w = { 0 };
+
+	w.family = a->family == WFPBROKER__V1__ADDRESS_FAMILY__AF_INET6 ? WFPB_AF_INET6 : WFPB_AF_INET;
+	if (a->addr.len == wfpb_addr_len(w.family))
+		memcpy(w.addr, a->addr.data, a->addr.len);
+	w.port = (uint16_t)a->port;
+	wfpb_addr_format(&w, out);
+}
+
+static void
+print_json(const Wfpbroker__V1__AuditRecord *r)
+{
+	char	a[WFPB_ADDR_STRLEN];
+	size_t	i;
+
+	printf("{\"seq\":%llu,\"time_unix_ms\":%llu,\"kind\":", (unsigned long long)r->seq,
+	    (unsigned long long)r->time_unix_ms);
+	json_str(enum_name(&wfpbroker__v1__audit_kind__descriptor, r->kind));
+	printf(",\"session_id\":%llu,\"request_id\":%llu,\"op\":", (unsigned long long)r->session_id,
+	    (unsigned long long)r->request_id);
+	json_str(r->op);
+	if (r->principal != NULL) {
+		printf(",\"principal\":{\"user\":");
+		json_str(r->principal->user);
+		printf(",\"pid\":%u,\"image\":", r->principal->pid);
+		json_str(r->principal->image);
+		printf(",\"name\":");
+		json_str(r->principal->name);
+		if (r->principal->key_fingerprint.len > 0) {
+			printf(",\"key_fingerprint\":");
+			json_hex(r->principal->key_fingerprint.data, r->principal->key_fingerprint.len);
+		}
+		putchar('}');
+	}
+	printf(",\"addresses\":[");
+	for (i = 0; i < r->n_addresses; i++) {
+		addr_text(r->addresses[i], a);
+		printf("%s", i ? "," : "");
+		json_str(a);
+	}
+	printf("],\"blob_hashes\":[");
+	for (i = 0; i < r->n_blob_hashes; i++) {
+		printf("%s", i ? "," : "");
+		json_hex(r->blob_hashes[i].data, r->blob_hashes[i].len);
+	}
+	printf("],\"status\":");
+	json_str(enum_name(&wfpbroker__v1__status_code__descriptor, r->status));
+	printf(",\"latency_us\":%u,\"message\":", r->latency_us);
+	json_str(r->message);
+	printf(",\"prev_hash\":");
+	json_hex(r->prev_hash.data, r->prev_hash.len);
+	if (r->signature.len > 0) {
+		printf(",\"signature\":");
+		json_hex(r->signature.data, r->signature.len);
+	}
+	printf("}\n");
+}
+
+static void
+print_line(const Wfpbroker__V1__AuditRecord *r)
+{
+	char	a[WFPB_ADDR_STRLEN] = "";
+	size_t	i;
+
+	printf("%llu %llu %s", (unsigned long long)r->seq, (unsigned long long)r->time_unix_ms,
+	    enum_name(&wfpbroker__v1__audit_kind__descriptor, r->kind));
+	if (r->principal != NULL)
+		printf(" user=%s pid=%u principal=%s", r->principal->user, r->principal->pid,
+		    r->principal->name[0] ? r->principal->name : "-");
+	if (r->op != NULL && r->op[0] != '\0')
+		printf(" op=%s", r->op);
+	for (i = 0; i < r->n_addresses; i++) {
+		addr_text(r->addresses[i], a);
+		printf(" %s", a);
+	}
+	if (r->kind == WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST)
+		printf(" status=%s", enum_name(&wfpbroker__v1__status_code__descriptor, r->status));
+	if (r->message != NULL && r->message[0] != '\0')
+		printf(" \"%s\"", r->message);
+	printf("\n");
+}
+
+/* Calls fn for each complete record from offset *off on; returns the number printed. */
+static size_t
+walk(const uint8_t *buf, size_t len, size_t *off, uint64_t from_seq, void (*fn)(const Wfpbroker__V1__AuditRecord *))
+{
+	Wfpbroker__V1__AuditRecord	*r;
+	size_t				rlen, n = 0;
+
+	while (len - *off >= 4) {
+		rlen = ((size_t)buf[*off] << 24) | ((size_t)buf[*off + 1] << 16) | ((size_t)buf[*off + 2] << 8) |
+		    buf[*off + 3];
+		if (rlen == 0 || rlen > WFPB_AUDIT_RECORD_MAX || len - *off - 4 < rlen)
+			break;
+		if ((r = wfpbroker__v1__audit_record__unpack(NULL, rlen, buf + *off + 4)) == NULL)
+			break;
+		if (r->seq >= from_seq) {
+			fn(r);
+			n++;
+		}
+		wfpbroker__v1__audit_record__free_unpacked(r, NULL);
+		*off += rlen + 4;
+	}
+	return n;
+}
+
+static uint64_t
+count_records(const uint8_t *buf, size_t len)
+{
+	struct wfpb_audit_report rep;
+
+	/* tail shows what is there, verified or not: verification is `audit verify`'s job. */
+	if (wfpb_audit_verify(buf, len, NULL, &rep) != 0)
+		return rep.last_seq;
+	return rep.last_seq;
+}
+
+static int
+tail(int argc, char **argv)
+{
+	const char	*file = NULL;
+	uint8_t		*buf;
+	size_t		len, off = 0;
+	long		n = 20;
+	int		i, follow = 0;
+	uint64_t	last;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "-f") == 0)
+			follow = 1;
+		else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
+			n = strtol(argv[++i], NULL, 10);
+		else if (file == NULL)
+			file = argv[i];
+		else
+			return 2;
+	}
+	if (file == NULL || n < 0)
+		return 2;
+	if (read_log(file, &buf, &len) != 0)
+		return 1;
+	last = count_records(buf, len);
+	(void)walk(buf, len, &off, last >= (uint64_t)n ? last - (uint64_t)n + 1 : 0, print_line);
+	free(buf);
+	while (follow) {
+		fflush(stdout);
+		wfpb__sleep_ms(500);
+		if (read_log(file, &buf, &len) != 0)
+			return 1;
+		(void)walk(buf, len, &off, 0, print_line);
+		free(buf);
+	}
+	return 0;
+}
+
+static int
+export_json(int argc, char **argv)
+{
+	uint8_t	*buf;
+	size_t	len, off = 0;
+
+	if (argc != 2 || strcmp(argv[0], "--json") != 0)
+		return 2;
+	if (read_log(argv[1], &buf, &len) != 0)
+		return 1;
+	(void)walk(buf, len, &off, 0, print_json);
+	free(buf);
+	return 0;
+}
+
+int
+wfpbctl_audit(int argc, char **argv)
+{
+	if (argc >= 1 && strcmp(argv[0], "verify") == 0)
+		return verify(argc - 1, argv + 1);
+	if (argc >= 1 && strcmp(argv[0], "tail") == 0)
+		return tail(argc - 1, argv + 1);
+	if (argc >= 1 && strcmp(argv[0], "export") == 0)
+		return export_json(argc - 1, argv + 1);
+	return 2;
+}

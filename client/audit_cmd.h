@@ -1,0 +1,10 @@
+/* wfpbctl's audit subcommands (audit_cmd.c). Returns an exit status; 2 means bad usage. */
+#ifndef WFPBCTL_AUDIT_CMD_H
+#define WFPBCTL_AUDIT_CMD_H
+
+int wfpbctl_audit(int argc, char **argv);
+
+/* Sleeps for ms milliseconds (audit tail -f). */
+void wfpb__sleep_ms(unsigned ms);
+
+#endif

@@ -1,0 +1,313 @@
+/*
+ * Audit log writer and verifier. The verifier treats the file as hostile
+ * (it may have been edited): lengths are capped before use, every record is
+ * decoded, and the first inconsistency is reported with its seq.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "audit.h"
+#include "wfpbroker.pb-c.h"
+
+typedef Wfpbroker__V1__AuditRecord AuditRecord;
+
+static void
+chain_hash(const uint8_t *framed, size_t len, uint8_t out[WFPB_AUDIT_HASH_LEN])
+{
+	crypto_generichash(out, WFPB_AUDIT_HASH_LEN, framed, len, NULL, 0);
+}
+
+/* Ed25519 over the record encoded with an empty signature field. */
+static int
+signed_bytes(const AuditRecord *r, uint8_t **out, size_t *len)
+{
+	AuditRecord copy = *r;
+
+	copy.signature.data = NULL;
+	copy.signature.len = 0;
+	*len = wfpbroker__v1__audit_record__get_packed_size(&copy);
+	if ((*out = malloc(*len ? *len : 1)) == NULL)
+		return WFPB_E_NOMEM;
+	wfpbroker__v1__audit_record__pack(&copy, *out);
+	return 0;
+}
+
+static int
+fail_report(struct wfpb_audit_report *rep, uint64_t seq, const char *fmt, const char *detail)
+{
+	rep->bad_seq = seq;
+	snprintf(rep->error, sizeof(rep->error), fmt, detail);
+	return WFPB_E_DECODE;
+}
+
+int
+wfpb_audit_verify(const uint8_t *buf, size_t len, const uint8_t *pubkey, struct wfpb_audit_report *rep)
+{
+	uint8_t		prev[WFPB_AUDIT_HASH_LEN] = { 0 };
+	size_t		off = 0, rlen;
+	AuditRecord	*r;
+	uint64_t	expect = 1;
+	int		rc = 0;
+
+	memset(rep, 0, sizeof(*rep));
+	while (off < len) {
+		if (len - off < 4) {
+			rep->torn = 1;
+			break;
+		}
+		rlen = ((size_t)buf[off] << 24) | ((size_t)buf[off + 1] << 16) | ((size_t)buf[off + 2] << 8) |
+		    buf[off + 3];
+		if (rlen == 0 || rlen > WFPB_AUDIT_RECORD_MAX)
+			return fail_report(rep, expect, "record %s: impossible length", "after the last good one");
+		if (len - off - 4 < rlen) {
+			rep->torn = 1;
+			break;
+		}
+		if ((r = wfpbroker__v1__audit_record__unpack(NULL, rlen, buf + off + 4)) == NULL)
+			return fail_report(rep, expect, "record %s does not decode", "after the last good one");
+		if (r->seq != expect) {
+			char s[64];
+
+			snprintf(s, sizeof(s), "%llu, expected %llu", (unsigned long long)r->seq,
+			    (unsigned long long)expect);
+			wfpbroker__v1__audit_record__free_unpacked(r, NULL);
+			return fail_report(rep, expect, "sequence number %s (a record was removed or moved)", s);
+		}
+		if (r->prev_hash.len != WFPB_AUDIT_HASH_LEN || sodium_memcmp(r->prev_hash.data, prev, sizeof(prev)) != 0) {
+			wfpbroker__v1__audit_record__free_unpacked(r, NULL);
+			return fail_report(rep, expect, "hash chain broken at this record%s", " (an earlier record changed)");
+		}
+		if (r->kind == WFPBROKER__V1__AUDIT_KIND__AUDIT_CHECKPOINT) {
+			uint8_t	*sb;
+			size_t	sl;
+
+			if (r->signature.len != crypto_sign_BYTES || signed_bytes(r, &sb, &sl) != 0) {
+				wfpbroker__v1__audit_record__free_unpacked(r, NULL);
+				return fail_report(rep, expect, "checkpoint %s", "has no valid signature field");
+			}
+			if (pubkey != NULL && crypto_sign_verify_detached(r->signature.data, sb, sl, pubkey) != 0)
+				rc = fail_report(rep, expect, "checkpoint signature %s",
+				    "does not verify with this public key");
+			free(sb);
+			if (rc != 0) {
+				wfpbroker__v1__audit_record__free_unpacked(r, NULL);
+				return rc;
+			}
+			rep->checkpoints++;
+			rep->last_checkpoint_seq = r->seq;
+		}
+		wfpbroker__v1__audit_record__free_unpacked(r, NULL);
+		chain_hash(buf + off, rlen + 4, prev);
+		off += rlen + 4;
+		rep->records++;
+		rep->last_seq = expect++;
+		rep->valid_len = off;
+	}
+	rep->bad_seq = expect;
+	memcpy(rep->last_hash, prev, sizeof(prev));
+	return 0;
+}
+
+int
+wfpb_audit_open(struct wfpb_audit *a, const char *path, const unsigned char sk[64], uint32_t checkpoint_every,
+    uint32_t checkpoint_ms, uint64_t now_ms, char *err, size_t errlen)
+{
+	struct wfpb_audit_report	rep;
+	uint8_t				*buf = NULL, pk[crypto_sign_PUBLICKEYBYTES];
+	size_t				len = 0;
+	int				os_err = 0, rc;
+
+	memset(a, 0, sizeof(*a));
+	a->f = WFPB_FILE_NONE;
+	snprintf(a->path, sizeof(a->path), "%s", path);
+	a->checkpoint_every = checkpoint_every;
+	a->checkpoint_ms = checkpoint_ms;
+	a->last_checkpoint_ms = now_ms;
+	if ((a->sign_sk = sodium_malloc(64)) == NULL)
+		return WFPB_E_NOMEM;
+	memcpy(a->sign_sk, sk, 64);
+	sodium_mprotect_readonly(a->sign_sk);
+	crypto_sign_ed25519_sk_to_pk(pk, sk);
+
+	rc = wfpb__file_read_all(path, WFPB_AUDIT_FILE_MAX, &buf, &len, &os_err);
+	if (rc != 0 && rc != WFPB_E_NOENT) {
+		snprintf(err, errlen, "cannot read %s (error %d)", path, os_err);
+		return rc;
+	}
+	if (wfpb_audit_verify(buf, len, pk, &rep) != 0) {
+		snprintf(err, errlen, "%s does not verify at seq %llu: %s; refusing to extend it", path,
+		    (unsigned long long)rep.bad_seq, rep.error);
+		free(buf);
+		return WFPB_E_DECODE;
+	}
+	free(buf);
+	if ((rc = wfpb__file_open_append(path, &a->f, &a->size, &os_err)) != 0) {
+		snprintf(err, errlen, rc == WFPB_E_ACCESS ? "%s is held by another broker" :
+		    "cannot open %s for appending", path);
+		return rc;
+	}
+	if (rep.torn) {
+		/* A crash cut the last record short: it was never acknowledged, so it goes. */
+		if ((rc = wfpb__file_truncate(a->f, rep.valid_len, &os_err)) != 0 ||
+		    (rc = wfpb__file_sync(a->f, &os_err)) != 0) {
+			snprintf(err, errlen, "cannot truncate the torn tail of %s (error %d)", path, os_err);
+			return rc;
+		}
+		a->size = rep.valid_len;
+	}
+	a->next_seq = rep.last_seq + 1;
+	a->durable_seq = rep.last_seq;
+	a->pending_last_seq = rep.last_seq;
+	memcpy(a->prev_hash, rep.last_hash, sizeof(a->prev_hash));
+	return 0;
+}
+
+/* Encodes r onto the pending queue and advances the chain. stamp: fill seq, time and prev_hash. */
+static int
+queue(struct wfpb_audit *a, AuditRecord *r, int stamp)
+{
+	uint8_t	*p;
+	size_t	body, need;
+
+	if (stamp) {
+		r->seq = a->next_seq;
+		r->time_unix_ms = wfpb__wall_ms();
+		r->prev_hash.data = a->prev_hash;
+		r->prev_hash.len = sizeof(a->prev_hash);
+	}
+	body = wfpbroker__v1__audit_record__get_packed_size(r);
+	if (body > WFPB_AUDIT_RECORD_MAX)
+		abort();	/* records are bounded by construction */
+	need = a->pending_len + 4 + body;
+	if (need > WFPB_AUDIT_PENDING_MAX) {
+		a->dropped++;
+		return -1;
+	}
+	if (need > a->pending_cap) {
+		size_t cap = a->pending_cap ? a->pending_cap : 4096;
+
+		while (cap < need)
+			cap *= 2;
+		if ((p = realloc(a->pending, cap)) == NULL) {
+			a->dropped++;
+			return -1;
+		}
+		a->pending = p;
+		a->pending_cap = cap;
+	}
+	p = a->pending + a->pending_len;
+	p[0] = (uint8_t)(body >> 24);
+	p[1] = (uint8_t)(body >> 16);
+	p[2] = (uint8_t)(body >> 8);
+	p[3] = (uint8_t)body;
+	wfpbroker__v1__audit_record__pack(r, p + 4);
+	chain_hash(p, body + 4, a->prev_hash);
+	a->pending_len = need;
+	a->pending_last_seq = a->next_seq++;
+	return 0;
+}
+
+uint64_t
+wfpb_audit_checkpoint(struct wfpb_audit *a, uint64_t now_ms)
+{
+	AuditRecord	r = WFPBROKER__V1__AUDIT_RECORD__INIT;
+	uint8_t		sig[crypto_sign_BYTES], *sb;
+	size_t		sl;
+	uint8_t		prev[WFPB_AUDIT_HASH_LEN];
+
+	r.kind = WFPBROKER__V1__AUDIT_KIND__AUDIT_CHECKPOINT;
+	r.op = (char *)(uintptr_t)"checkpoint";
+	/* Sign exactly what queue() will encode: seq, time and prev_hash fixed first. */
+	memcpy(prev, a->prev_hash, sizeof(prev));
+	r.seq = a->next_seq;
+	r.time_unix_ms = wfpb__wall_ms();
+	r.prev_hash.data = prev;
+	r.prev_hash.len = sizeof(prev);
+	if (signed_bytes(&r, &sb, &sl) != 0)
+		return 0;
+	crypto_sign_detached(sig, NULL, sb, sl, a->sign_sk);
+	free(sb);
+	r.signature.data = sig;
+	r.signature.len = sizeof(sig);
+	if (queue(a, &r, 0) != 0)
+		return 0;
+	a->since_checkpoint = 0;
+	a->last_checkpoint_ms = now_ms;
+	return a->pending_last_seq;
+}
+
+int
+wfpb_audit_checkpoint_due(const struct wfpb_audit *a, uint64_t now_ms)
+{
+	if (a->since_checkpoint == 0)
+		return 0;
+	if (a->since_checkpoint >= a->checkpoint_every)
+		return 1;
+	/* A caller without a clock passes 0: that never makes a checkpoint due by time. */
+	return now_ms >= a->last_checkpoint_ms && now_ms - a->last_checkpoint_ms >= a->checkpoint_ms;
+}
+
+uint64_t
+wfpb_audit_append(struct wfpb_audit *a, AuditRecord *rec, uint64_t now_ms)
+{
+	uint64_t seq;
+
+	if (queue(a, rec, 1) != 0)
+		return 0;
+	seq = a->pending_last_seq;
+	a->since_checkpoint++;
+	if (wfpb_audit_checkpoint_due(a, now_ms))
+		(void)wfpb_audit_checkpoint(a, now_ms);
+	return seq;
+}
+
+int
+wfpb_audit_commit(struct wfpb_audit *a, uint64_t now_ms)
+{
+	uint64_t	batch;
+	int		os_err = 0, rc;
+
+	if (wfpb_audit_checkpoint_due(a, now_ms) && a->pending_len == 0)
+		(void)wfpb_audit_checkpoint(a, now_ms);
+	if (a->pending_len == 0)
+		return 0;
+	/*
+	 * A failed write may have left part of the batch in the file: cut back
+	 * to the last durable byte before trying again, so the chain stays whole.
+	 */
+	if (a->broken && (rc = wfpb__file_truncate(a->f, a->size, &os_err)) != 0)
+		goto fail;
+	if ((rc = wfpb__file_write(a->f, a->pending, a->pending_len, &os_err)) != 0 ||
+	    (rc = wfpb__file_sync(a->f, &os_err)) != 0)
+		goto fail;
+	batch = a->pending_last_seq - a->durable_seq;
+	a->size += a->pending_len;
+	a->pending_len = 0;
+	a->durable_seq = a->pending_last_seq;
+	a->commits++;
+	a->committed_records += batch;
+	if (batch > a->max_batch)
+		a->max_batch = batch;
+	a->broken = 0;
+	a->os_err = 0;
+	return 1;
+fail:
+	a->broken = 1;
+	a->os_err = os_err;
+	return rc < 0 ? rc : WFPB_E_OS;
+}
+
+void
+wfpb_audit_close(struct wfpb_audit *a)
+{
+	wfpb__file_close(a->f);
+	a->f = WFPB_FILE_NONE;
+	free(a->pending);
+	a->pending = NULL;
+	a->pending_len = a->pending_cap = 0;
+	sodium_free(a->sign_sk);
+	a->sign_sk = NULL;
+}

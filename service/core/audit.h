@@ -1,0 +1,108 @@
+/*
+ * The tamper-evident audit log (docs/AUDIT.md): an append-only file of
+ * records, each a 4-byte big-endian length and a protobuf AuditRecord whose
+ * prev_hash is the BLAKE2b-256 of the previous record's bytes (length
+ * included). Every `checkpoint_every` records or `checkpoint_ms` a
+ * checkpoint record is signed with the broker's Ed25519 audit key.
+ *
+ * Records are queued in memory and made durable in groups: one write and
+ * one fdatasync/FlushFileBuffers for everything queued since the last
+ * commit. A response that must wait for its record names the record's seq;
+ * the platform releases it once wfpb_audit_durable() reaches that seq.
+ * If the log cannot be written the writer turns `broken`: the broker then
+ * refuses operations with effects (fail closed) and retries each commit.
+ */
+#ifndef WFPB_AUDIT_H
+#define WFPB_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fileio.h"
+#include "wfpb_error.h"
+
+#define WFPB_AUDIT_HASH_LEN	32u
+#define WFPB_AUDIT_RECORD_MAX	65536u	/* a longer length prefix is corruption */
+#define WFPB_AUDIT_FILE_MAX	(1024u * 1024u * 1024u)
+#define WFPB_AUDIT_PENDING_MAX	(4u * 1024u * 1024u)
+
+struct wfpb_audit {
+	char		path[512];
+	wfpb_file	f;
+	uint64_t	size;			/* bytes on disk (written) */
+	uint64_t	next_seq;
+	uint8_t		prev_hash[WFPB_AUDIT_HASH_LEN];
+	uint8_t		*pending;		/* encoded records not yet written */
+	size_t		pending_len, pending_cap;
+	uint64_t	pending_last_seq;
+	uint64_t	durable_seq;		/* every record up to here is on stable storage */
+	int		broken;			/* the last write or sync failed */
+	int		os_err;
+	unsigned char	*sign_sk;		/* Ed25519 secret key, sodium_malloc'd */
+	uint32_t	checkpoint_every;
+	uint32_t	checkpoint_ms;
+	uint32_t	since_checkpoint;
+	uint64_t	last_checkpoint_ms;
+	/* Figures for Status and the benchmarks. */
+	uint64_t	commits;
+	uint64_t	committed_records;
+	uint64_t	max_batch;
+	uint64_t	dropped;		/* records lost while broken */
+};
+
+/* What verification found (wfpb_audit_verify). */
+struct wfpb_audit_report {
+	uint64_t	records;
+	uint64_t	last_seq;
+	uint64_t	checkpoints;
+	uint64_t	last_checkpoint_seq;	/* 0: none */
+	size_t		valid_len;		/* bytes up to the end of the last good record */
+	int		torn;			/* the file ends inside a record */
+	uint64_t	bad_seq;		/* the first record that failed, or the one after the last good */
+	char		error[192];		/* "" when the chain verified */
+	uint8_t		last_hash[WFPB_AUDIT_HASH_LEN];
+};
+
+/*
+ * Walks a log held in memory: framing, decoding, consecutive seq numbers,
+ * the hash chain, and (if pubkey is not NULL) every checkpoint signature.
+ * Returns 0 when everything before a possibly torn tail verified, else
+ * WFPB_E_DECODE with report->error and report->bad_seq naming the fault.
+ */
+int WFPB_MUST_CHECK wfpb_audit_verify(const uint8_t *buf, size_t len, const uint8_t *pubkey,
+    struct wfpb_audit_report *report);
+
+/*
+ * Opens the log at path: verifies what is there, truncates a torn last
+ * record, continues the chain. sk is the Ed25519 secret key (copied).
+ * Returns 0, or WFPB_E_DECODE (the existing chain does not verify: the
+ * broker refuses to start rather than extend a tampered log), WFPB_E_OS.
+ */
+int WFPB_MUST_CHECK wfpb_audit_open(struct wfpb_audit *a, const char *path, const unsigned char sk[64],
+    uint32_t checkpoint_every, uint32_t checkpoint_ms, uint64_t now_ms, char *err, size_t errlen);
+
+struct Wfpbroker__V1__AuditRecord;
+
+/*
+ * Queues one record; seq, time, prev_hash and signature are filled here (the
+ * caller's struct is modified). A checkpoint follows it when one is due.
+ * Returns the record's seq, or 0 when it could not be queued (the writer is
+ * broken and its queue full: the record is counted as dropped).
+ */
+uint64_t wfpb_audit_append(struct wfpb_audit *a, struct Wfpbroker__V1__AuditRecord *rec, uint64_t now_ms);
+
+/* Queues a signed checkpoint now (at stop, and after recovery). Returns its seq or 0. */
+uint64_t wfpb_audit_checkpoint(struct wfpb_audit *a, uint64_t now_ms);
+
+/*
+ * Writes and syncs everything queued. Returns 1 when records became
+ * durable, 0 when nothing was pending, or a negative code (now broken).
+ */
+int wfpb_audit_commit(struct wfpb_audit *a, uint64_t now_ms);
+
+/* 1 when a checkpoint is due (by count or time). */
+int wfpb_audit_checkpoint_due(const struct wfpb_audit *a, uint64_t now_ms);
+
+void wfpb_audit_close(struct wfpb_audit *a);
+
+#endif

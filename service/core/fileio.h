@@ -1,0 +1,34 @@
+/*
+ * Append-only file I/O for the audit log, behind one internal contract that
+ * service/posix/fileio_posix.c and service/win/fileio_win.c implement. Each
+ * returns 0 or WFPB_E_OS with the OS error in *os_err.
+ */
+#ifndef WFPB_FILEIO_H
+#define WFPB_FILEIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wfpb_error.h"
+
+typedef intptr_t wfpb_file;
+#define WFPB_FILE_NONE	((wfpb_file)-1)
+
+/*
+ * Opens (creating, mode 0600 / SYSTEM+Administrators) for appending, as the
+ * only writer (WFPB_E_ACCESS when another process holds it); *size is the
+ * current length.
+ */
+int wfpb__file_open_append(const char *path, wfpb_file *out, uint64_t *size, int *os_err);
+int wfpb__file_write(wfpb_file f, const uint8_t *p, size_t len, int *os_err);
+/* Makes everything written so far durable (fdatasync / FlushFileBuffers). */
+int wfpb__file_sync(wfpb_file f, int *os_err);
+int wfpb__file_truncate(wfpb_file f, uint64_t len, int *os_err);
+void wfpb__file_close(wfpb_file f);
+/* Reads a whole file (at most max bytes) into a malloc'd buffer. WFPB_E_NOENT when absent. */
+int wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, int *os_err);
+
+/* Wall-clock time in milliseconds since the Unix epoch. */
+uint64_t wfpb__wall_ms(void);
+
+#endif

@@ -1,0 +1,116 @@
+/* The audit file contract (core/fileio.h) on POSIX. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fileio.h"
+
+static int
+os_fail(int *os_err)
+{
+	*os_err = errno;
+	return errno == ENOENT ? WFPB_E_NOENT : WFPB_E_OS;
+}
+
+int
+wfpb__file_open_append(const char *path, wfpb_file *out, uint64_t *size, int *os_err)
+{
+	struct stat	st;
+	int		fd;
+
+	*out = WFPB_FILE_NONE;
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+		return os_fail(os_err);
+	/* One writer per log: a second broker on the same file would fork the chain. */
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		*os_err = errno;
+		close(fd);
+		return WFPB_E_ACCESS;
+	}
+	if (fstat(fd, &st) != 0) {
+		close(fd);
+		return os_fail(os_err);
+	}
+	*size = (uint64_t)st.st_size;
+	*out = fd;
+	return 0;
+}
+
+int
+wfpb__file_write(wfpb_file f, const uint8_t *p, size_t len, int *os_err)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = write((int)f, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return os_fail(os_err);
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+wfpb__file_sync(wfpb_file f, int *os_err)
+{
+	return fdatasync((int)f) == 0 ? 0 : os_fail(os_err);
+}
+
+int
+wfpb__file_truncate(wfpb_file f, uint64_t len, int *os_err)
+{
+	return ftruncate((int)f, (off_t)len) == 0 ? 0 : os_fail(os_err);
+}
+
+void
+wfpb__file_close(wfpb_file f)
+{
+	if (f != WFPB_FILE_NONE)
+		close((int)f);
+}
+
+int
+wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, int *os_err)
+{
+	struct stat	st;
+	uint8_t		*buf;
+	size_t		done = 0;
+	ssize_t		n;
+	int		fd, rc;
+
+	*out = NULL;
+	*len = 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return os_fail(os_err);
+	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size > max) {
+		rc = fstat(fd, &st) != 0 ? os_fail(os_err) : WFPB_E_LIMIT;
+		close(fd);
+		return rc;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		close(fd);
+		return WFPB_E_NOMEM;
+	}
+	while (done < (size_t)st.st_size && (n = read(fd, buf + done, (size_t)st.st_size - done)) > 0)
+		done += (size_t)n;
+	close(fd);
+	*out = buf;
+	*len = done;
+	return 0;
+}
+
+uint64_t
+wfpb__wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}

@@ -1,0 +1,161 @@
+/*
+ * The audit file contract (core/fileio.h) on Windows: the log is created
+ * with a DACL for SYSTEM and Administrators only, written at its end, and
+ * made durable with FlushFileBuffers.
+ */
+#include <windows.h>
+#include <sddl.h>
+
+#include <stdlib.h>
+
+#include "fileio.h"
+
+#define SDDL_LOG	L"D:P(A;;FA;;;SY)(A;;FA;;;BA)"
+
+static wchar_t *
+widen(const char *s)
+{
+	int	n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0);
+	wchar_t	*w;
+
+	if (n <= 0 || (w = malloc((size_t)n * sizeof(wchar_t))) == NULL)
+		return NULL;
+	MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, w, n);
+	return w;
+}
+
+static int
+os_fail(int *os_err)
+{
+	DWORD e = GetLastError();
+
+	*os_err = (int)e;
+	return e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND ? WFPB_E_NOENT : WFPB_E_OS;
+}
+
+int
+wfpb__file_open_append(const char *path, wfpb_file *out, uint64_t *size, int *os_err)
+{
+	SECURITY_ATTRIBUTES	sa = { .nLength = sizeof(sa) };
+	wchar_t			*w = widen(path);
+	LARGE_INTEGER		sz;
+	HANDLE			h;
+	int			rc;
+
+	*out = WFPB_FILE_NONE;
+	if (w == NULL)
+		return WFPB_E_INVAL;
+	if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(SDDL_LOG, SDDL_REVISION_1,
+	    &sa.lpSecurityDescriptor, NULL)) {
+		free(w);
+		return os_fail(os_err);
+	}
+	/* FILE_SHARE_READ only: a second writer (another broker) cannot open it. */
+	h = CreateFileW(w, GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ, &sa, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL,
+	    NULL);
+	rc = h == INVALID_HANDLE_VALUE ? os_fail(os_err) : 0;
+	LocalFree(sa.lpSecurityDescriptor);
+	free(w);
+	if (rc != 0)
+		return rc;
+	if (!GetFileSizeEx(h, &sz)) {
+		rc = os_fail(os_err);
+		CloseHandle(h);
+		return rc;
+	}
+	*size = (uint64_t)sz.QuadPart;
+	*out = (wfpb_file)h;
+	return 0;
+}
+
+int
+wfpb__file_write(wfpb_file f, const uint8_t *p, size_t len, int *os_err)
+{
+	LARGE_INTEGER	zero = { 0 };
+	DWORD		n;
+
+	if (!SetFilePointerEx((HANDLE)f, zero, NULL, FILE_END))
+		return os_fail(os_err);
+	while (len > 0) {
+		if (!WriteFile((HANDLE)f, p, (DWORD)len, &n, NULL))
+			return os_fail(os_err);
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int
+wfpb__file_sync(wfpb_file f, int *os_err)
+{
+	return FlushFileBuffers((HANDLE)f) ? 0 : os_fail(os_err);
+}
+
+int
+wfpb__file_truncate(wfpb_file f, uint64_t len, int *os_err)
+{
+	LARGE_INTEGER at;
+
+	at.QuadPart = (LONGLONG)len;
+	if (!SetFilePointerEx((HANDLE)f, at, NULL, FILE_BEGIN) || !SetEndOfFile((HANDLE)f))
+		return os_fail(os_err);
+	return 0;
+}
+
+void
+wfpb__file_close(wfpb_file f)
+{
+	if (f != WFPB_FILE_NONE)
+		CloseHandle((HANDLE)f);
+}
+
+int
+wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, int *os_err)
+{
+	wchar_t		*w = widen(path);
+	LARGE_INTEGER	sz;
+	HANDLE		h;
+	uint8_t		*buf;
+	DWORD		n;
+	size_t		done = 0;
+	int		rc;
+
+	*out = NULL;
+	*len = 0;
+	if (w == NULL)
+		return WFPB_E_INVAL;
+	h = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_EXISTING,
+	    FILE_ATTRIBUTE_NORMAL, NULL);
+	free(w);
+	if (h == INVALID_HANDLE_VALUE)
+		return os_fail(os_err);
+	if (!GetFileSizeEx(h, &sz) || (uint64_t)sz.QuadPart > max) {
+		rc = (uint64_t)sz.QuadPart > max ? WFPB_E_LIMIT : os_fail(os_err);
+		CloseHandle(h);
+		return rc;
+	}
+	if ((buf = malloc((size_t)sz.QuadPart + 1)) == NULL) {
+		CloseHandle(h);
+		return WFPB_E_NOMEM;
+	}
+	while (done < (size_t)sz.QuadPart && ReadFile(h, buf + done, (DWORD)((size_t)sz.QuadPart - done), &n, NULL) &&
+	    n > 0)
+		done += n;
+	CloseHandle(h);
+	*out = buf;
+	*len = done;
+	return 0;
+}
+
+uint64_t
+wfpb__wall_ms(void)
+{
+	FILETIME	ft;
+	ULARGE_INTEGER	u;
+
+	GetSystemTimeAsFileTime(&ft);
+	u.LowPart = ft.dwLowDateTime;
+	u.HighPart = ft.dwHighDateTime;
+	/* 100 ns ticks since 1601 to ms since 1970. */
+	return (u.QuadPart - 116444736000000000ULL) / 10000u;
+}
