@@ -1048,6 +1048,12 @@ audit_request(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request
 	r.session_id = s->session_id;
 	r.message = (char *)(uintptr_t)o->message;
 	seq = wfpb_audit_append(&s->broker->audit, &r, now_ms);
+	/*
+	 * A refusal because the log is unwritable did nothing and cannot wait for
+	 * the log: it goes out at once, its record queued for when the log returns.
+	 */
+	if (o->code == WFPBROKER__V1__STATUS_CODE__UNAVAILABLE && s->broker->audit.broken)
+		return;
 	if (op != NULL && (op->flags & DURABLE)) {
 		if (seq == 0) {
 			/* The record could not even be queued: the answer must not go out. */

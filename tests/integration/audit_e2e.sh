@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# audit_e2e.sh BROKERD WFPBCTL ACK_CLIENT WORKDIR [ITERATIONS]
+#
+# 1. Crash consistency: SIGKILL the broker at random moments while a client
+#    makes durably audited requests, restart it each time (it verifies and
+#    repairs the log), and prove that every request the client saw
+#    acknowledged has its record and that the whole chain verifies.
+# 2. Full disk: the log on a tiny tmpfs; when it fills, effectful requests
+#    get UNAVAILABLE, the broker stays up and says so in its log, and it
+#    recovers by itself when space returns.
+# Ends with "N passed, M failed".
+set -u
+brokerd=$1 wfpbctl=$2 ack=$3 work=$4 iterations=${5:-200}
+pass=0 fail=0
+ok() { echo "ok   $*"; pass=$((pass + 1)); }
+ko() { echo "FAIL $*"; fail=$((fail + 1)); }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else ko "$what"; fi; }
+
+rm -rf "$work"
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+pid= disk=
+cleanup() {
+	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+	[ -n "$disk" ] && umount "$disk" 2>/dev/null
+	true
+}
+trap cleanup EXIT
+
+endpoint=$work/run/b.sock
+pub=$work/state/server.pub
+write_conf() {
+	cat >"$work/b.conf" <<CONF
+[service]
+endpoint = $endpoint
+state_dir = $work/state
+checkpoint_every = 50
+$1
+
+[principal root]
+uid = 0
+ops = listen admin
+listen = 127.0.0.1/32:*
+CONF
+}
+ctl() { "$wfpbctl" --endpoint "$endpoint" --server-key "$pub" "$@"; }
+start() {
+	"$brokerd" --config "$work/b.conf" >>"$work/broker.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 1 300); do
+		ctl --timeout 500 ping >/dev/null 2>&1 && return 0
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.01
+	done
+	return 1
+}
+
+# --- 1. crash consistency ---------------------------------------------------
+write_conf ""
+: >"$work/acked.txt"
+starts=0
+for i in $(seq 1 "$iterations"); do
+	if ! start; then
+		ko "broker restarts after SIGKILL (iteration $i)"
+		tail -n 5 "$work/broker.log"
+		break
+	fi
+	starts=$((starts + 1))
+	"$ack" "$endpoint" "$pub" "$work/acked.txt" 2>/dev/null &
+	client=$!
+	sleep "0.0$((RANDOM % 60 + 5))"
+	kill -9 "$pid"
+	wait "$pid" 2>/dev/null
+	pid=
+	wait "$client" 2>/dev/null
+done
+check "broker restarted after each of $iterations SIGKILLs" test "$starts" -eq "$iterations"
+start && ctl status >"$work/status.txt" && kill -TERM "$pid" && wait "$pid"
+pid=
+acked=$(wc -l <"$work/acked.txt")
+echo "    $acked requests acknowledged across $iterations crashes"
+check "clients saw requests acknowledged" test "$acked" -gt "$iterations"
+check "the whole log verifies (chain and signatures)" \
+	"$wfpbctl" audit verify "$work/state/audit.log" --pubkey "$work/state/audit.pub"
+"$wfpbctl" audit export --json "$work/state/audit.log" |
+	sed -n 's/.*"op":"listen","principal".*"addresses":\["127.0.0.1:\([0-9]*\)"\].*"status":"OK".*/\1/p' |
+	sort -u >"$work/recorded.txt"
+sort -u "$work/acked.txt" >"$work/acked.sorted"
+missing=$(comm -23 "$work/acked.sorted" "$work/recorded.txt" | wc -l)
+check "every acknowledged request has its record ($missing missing)" test "$missing" -eq 0
+grep -E '^audit_(commits|max_batch)' "$work/status.txt" | sed 's/^/    last run: /'
+
+# --- 2. full disk -----------------------------------------------------------
+disk=$work/disk
+mkdir -p "$disk"
+if ! mount -t tmpfs -o size=256k tmpfs "$disk"; then
+	ko "mount a small tmpfs for the full-disk test (needs root and mount rights)"
+	disk=
+	echo "$pass passed, $fail failed"
+	exit 1
+fi
+write_conf "audit_log = $disk/audit.log"
+: >"$work/broker.log"
+check "broker starts with its log on the small disk" start
+check "an effectful request succeeds while there is space" "$ack" "$endpoint" "$pub" "$work/acked2.txt" 1
+dd if=/dev/zero of="$disk/filler" bs=4k 2>/dev/null
+# The log's last page may still take a few records; go on until one cannot be written.
+for _ in $(seq 1 200); do
+	"$ack" "$endpoint" "$pub" "$work/acked2.txt" 1 >/dev/null 2>&1 || break
+done
+# A failed commit closes the session whose answer it held; small records may still fit in the
+# log's last page for a while, so ask until the broker refuses up front.
+for _ in $(seq 1 50); do
+	out=$("$ack" "$endpoint" "$pub" "$work/acked2.txt" 1 2>&1) && continue
+	echo "$out" | grep -q UNAVAILABLE && break
+done
+echo "    after the disk filled: $out"
+check "with the disk full, effectful requests get UNAVAILABLE" eval 'echo "$out" | grep -q "UNAVAILABLE: listen: the audit log cannot be written"'
+check "the broker is still up and answers" ctl ping
+check "status reports the log as broken" eval 'ctl status | grep -qx "audit_broken 1"'
+check "the broker says so in its log" grep -q "audit log cannot be written" "$work/broker.log"
+rm -f "$disk/filler"
+sleep 0.3
+recovered=1
+"$ack" "$endpoint" "$pub" "$work/acked2.txt" 1 >"$work/ack2.out" 2>&1 || recovered=0
+check "when space returns, effectful requests work again" test $recovered -eq 1
+check "status no longer reports the log as broken" eval 'ctl status | grep -qx "audit_broken 0"'
+kill -TERM "$pid"
+wait "$pid"
+pid=
+check "the log written around the full disk verifies" \
+	"$wfpbctl" audit verify "$disk/audit.log" --pubkey "$work/state/audit.pub"
+"$wfpbctl" audit export --json "$disk/audit.log" |
+	sed -n 's/.*"op":"listen","principal".*"addresses":\["127.0.0.1:\([0-9]*\)"\].*"status":"OK".*/\1/p' |
+	sort -u >"$work/recorded2.txt"
+missing=$(sort -u "$work/acked2.txt" | comm -23 - "$work/recorded2.txt" | wc -l)
+check "every request acknowledged around the full disk has its record ($missing missing)" test "$missing" -eq 0
+umount "$disk" && disk=
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,253 @@
+/*
+ * The audit log on disk: a writer's output verifies; every kind of tampering
+ * is caught and named; a torn tail is cut on reopen and the chain goes on; a
+ * tampered log is never extended. Runs on both targets (the Windows writer
+ * under Wine).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "audit.h"
+#include "wfpbroker.pb-c.h"
+
+#define LOG	"test-audit.log"
+
+static unsigned char	sk[64], pk[32], other_sk[64], other_pk[32];
+
+static int
+setup(void **state)
+{
+	(void)state;
+	if (sodium_init() < 0)
+		return -1;
+	crypto_sign_keypair(pk, sk);
+	crypto_sign_keypair(other_pk, other_sk);
+	return 0;
+}
+
+/* Writes a fresh log of n request records with a checkpoint every `every`, closed with a checkpoint. */
+static void
+write_log(unsigned n, unsigned every)
+{
+	struct wfpb_audit	a;
+	char			err[256];
+	unsigned		i;
+
+	remove(LOG);
+	assert_int_equal(wfpb_audit_open(&a, LOG, sk, every, 3600000, 1, err, sizeof(err)), 0);
+	for (i = 0; i < n; i++) {
+		Wfpbroker__V1__AuditRecord r = WFPBROKER__V1__AUDIT_RECORD__INIT;
+
+		r.kind = WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST;
+		r.op = (char *)"stash";
+		r.request_id = i + 1;
+		assert_true(wfpb_audit_append(&a, &r, 2) != 0);
+		if (i % 3 == 0)
+			assert_int_equal(wfpb_audit_commit(&a, 2), 1);
+	}
+	assert_true(wfpb_audit_checkpoint(&a, 3) != 0);
+	assert_int_equal(wfpb_audit_commit(&a, 3), 1);
+	assert_int_equal(a.durable_seq, a.next_seq - 1);
+	wfpb_audit_close(&a);
+}
+
+static uint8_t *
+slurp(size_t *len)
+{
+	FILE	*f = fopen(LOG, "rb");
+	uint8_t	*buf = malloc(1 << 20);
+
+	assert_non_null(f);
+	*len = fread(buf, 1, 1 << 20, f);
+	fclose(f);
+	return buf;
+}
+
+static void
+spill(const uint8_t *buf, size_t len)
+{
+	FILE *f = fopen(LOG, "wb");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(buf, 1, len, f), len);
+	fclose(f);
+}
+
+/* Byte offsets of each record in buf. */
+static size_t
+offsets(const uint8_t *buf, size_t len, size_t *off, size_t max)
+{
+	size_t n = 0, o = 0;
+
+	while (o + 4 <= len && n < max) {
+		off[n++] = o;
+		o += 4 + (((size_t)buf[o] << 24) | ((size_t)buf[o + 1] << 16) | ((size_t)buf[o + 2] << 8) | buf[o + 3]);
+	}
+	return n;
+}
+
+static void
+clean_log_verifies(void **state)
+{
+	struct wfpb_audit_report	rep;
+	uint8_t				*buf;
+	size_t				len;
+
+	(void)state;
+	write_log(10, 4);
+	buf = slurp(&len);
+	assert_int_equal(wfpb_audit_verify(buf, len, pk, &rep), 0);
+	assert_int_equal(rep.records, 13);	/* 10 requests, 2 periodic checkpoints, 1 final */
+	assert_int_equal(rep.checkpoints, 3);
+	assert_int_equal(rep.last_checkpoint_seq, rep.last_seq);
+	assert_false(rep.torn);
+	free(buf);
+}
+
+static void
+expect_bad(const uint8_t *buf, size_t len, const unsigned char *key, uint64_t seq, const char *words)
+{
+	struct wfpb_audit_report rep;
+
+	assert_int_equal(wfpb_audit_verify(buf, len, key, &rep), WFPB_E_DECODE);
+	assert_int_equal(rep.bad_seq, seq);
+	if (strstr(rep.error, words) == NULL)
+		fail_msg("error '%s' lacks '%s'", rep.error, words);
+}
+
+static void
+tampering_is_named(void **state)
+{
+	uint8_t	*buf, *copy;
+	size_t	len, off[64], n;
+
+	(void)state;
+	write_log(10, 4);
+	buf = slurp(&len);
+	n = offsets(buf, len, off, 64);
+	assert_int_equal(n, 13);
+	copy = malloc(len);
+
+	/* A flipped byte inside record 5 breaks the hash chain at record 6. */
+	memcpy(copy, buf, len);
+	copy[off[4] + 10] ^= 0x01;
+	{
+		struct wfpb_audit_report rep;
+
+		assert_int_equal(wfpb_audit_verify(copy, len, pk, &rep), WFPB_E_DECODE);
+		assert_true(rep.bad_seq == 5 || rep.bad_seq == 6);
+	}
+	/* A deleted record: the next seq is wrong. */
+	memcpy(copy, buf, off[3]);
+	memcpy(copy + off[3], buf + off[4], len - off[4]);
+	expect_bad(copy, len - (off[4] - off[3]), pk, 4, "sequence number 5, expected 4");
+	/* Two records swapped. */
+	memcpy(copy, buf, len);
+	memcpy(copy + off[2], buf + off[3], off[4] - off[3]);
+	memcpy(copy + off[2] + (off[4] - off[3]), buf + off[2], off[3] - off[2]);
+	expect_bad(copy, len, pk, 3, "sequence number 4, expected 3");
+	/* Verified with a different key: the first checkpoint's signature fails. */
+	expect_bad(buf, len, other_pk, 5, "signature");
+	free(copy);
+	free(buf);
+}
+
+static void
+cut_and_dropped_checkpoint_are_visible(void **state)
+{
+	struct wfpb_audit_report	rep;
+	uint8_t				*buf;
+	size_t				len, off[64], n;
+
+	(void)state;
+	write_log(10, 4);
+	buf = slurp(&len);
+	n = offsets(buf, len, off, 64);
+	/* Cut in the middle of the last record: the rest verifies, the tail is torn. */
+	assert_int_equal(wfpb_audit_verify(buf, off[n - 1] + 7, pk, &rep), 0);
+	assert_true(rep.torn);
+	assert_int_equal(rep.bad_seq, n);
+	/* The final checkpoint removed: the chain holds but its tail is not signed. */
+	assert_int_equal(wfpb_audit_verify(buf, off[n - 1], pk, &rep), 0);
+	assert_false(rep.torn);
+	assert_int_equal(rep.last_seq, n - 1);
+	assert_true(rep.last_checkpoint_seq < rep.last_seq);
+	free(buf);
+}
+
+static void
+reopen_truncates_a_torn_tail_and_continues(void **state)
+{
+	struct wfpb_audit		a;
+	struct wfpb_audit_report	rep;
+	uint8_t				*buf;
+	size_t				len, off[64], n;
+	char				err[256];
+	Wfpbroker__V1__AuditRecord	r = WFPBROKER__V1__AUDIT_RECORD__INIT;
+
+	(void)state;
+	write_log(5, 100);
+	buf = slurp(&len);
+	n = offsets(buf, len, off, 64);
+	spill(buf, off[n - 1] + 5);	/* a crash in the middle of the last write */
+	free(buf);
+	assert_int_equal(wfpb_audit_open(&a, LOG, sk, 100, 3600000, 1, err, sizeof(err)), 0);
+	assert_int_equal(a.next_seq, n);	/* the torn record's seq is reused */
+	r.kind = WFPBROKER__V1__AUDIT_KIND__AUDIT_SERVICE_START;
+	assert_int_equal(wfpb_audit_append(&a, &r, 5), n);
+	assert_true(wfpb_audit_checkpoint(&a, 5) != 0);
+	assert_int_equal(wfpb_audit_commit(&a, 5), 1);
+	wfpb_audit_close(&a);
+	buf = slurp(&len);
+	assert_int_equal(wfpb_audit_verify(buf, len, pk, &rep), 0);
+	assert_false(rep.torn);
+	assert_int_equal(rep.last_seq, n + 1);
+	free(buf);
+}
+
+static void
+tampered_log_is_never_extended(void **state)
+{
+	struct wfpb_audit	a;
+	uint8_t			*buf;
+	size_t			len, off[64], before;
+	char			err[256];
+
+	(void)state;
+	write_log(6, 100);
+	buf = slurp(&len);
+	before = len;
+	(void)offsets(buf, len, off, 64);
+	buf[off[2] + 12] ^= 0x40;
+	spill(buf, len);
+	free(buf);
+	assert_int_equal(wfpb_audit_open(&a, LOG, sk, 100, 3600000, 1, err, sizeof(err)), WFPB_E_DECODE);
+	assert_non_null(strstr(err, "refusing to extend"));
+	wfpb_audit_close(&a);
+	buf = slurp(&len);
+	assert_int_equal(len, before);	/* nothing appended, nothing cut */
+	free(buf);
+	remove(LOG);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(clean_log_verifies),
+		cmocka_unit_test(tampering_is_named),
+		cmocka_unit_test(cut_and_dropped_checkpoint_are_visible),
+		cmocka_unit_test(reopen_truncates_a_torn_tail_and_continues),
+		cmocka_unit_test(tampered_log_is_never_extended),
+	};
+
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
