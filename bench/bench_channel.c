@@ -242,9 +242,9 @@ start_echo_server(const char *path)
 	}
 }
 
-/* N client processes for `seconds`: Fetch round trips (broker) or ping-pongs (echo). Returns requests/s. */
+/* N client processes for `seconds`: Fetch or Listen+Release round trips (broker) or ping-pongs (echo). Returns requests/s. */
 static double
-concurrent(int nclients, double seconds, struct wfpb_open_opts *o, const char *echo_path)
+concurrent(int nclients, double seconds, struct wfpb_open_opts *o, const char *echo_path, int listen_mode)
 {
 	int	pfd[2], i;
 	long	total = 0, n;
@@ -273,11 +273,24 @@ concurrent(int nclients, double seconds, struct wfpb_open_opts *o, const char *e
 				uint8_t			blob[24] = { 2 }, h[WFPB_HANDLE_LEN], *out;
 				size_t			len;
 
+				struct wfpb_addr	any = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 } };
+				uint64_t		lid;
+
 				if (wfpb_open(o, &c, NULL, 0) != 0 || wfpb_stash(c, blob, sizeof(blob), 0, h) != 0)
 					_exit(1);
-				while (now_s() - t0 < seconds && wfpb_fetch(c, h, &out, &len) == 0) {
-					wfpb_free(out);
-					count++;
+				/* Listen is audited durably (its answer waits for the group commit); Release is not. */
+				while (now_s() - t0 < seconds) {
+					if (listen_mode) {
+						if (wfpb_listen(c, &any, 0, &lid, NULL) != 0 ||
+						    wfpb_release_listener(c, lid) != 0)
+							break;
+						count += 2;
+					} else {
+						if (wfpb_fetch(c, h, &out, &len) != 0)
+							break;
+						wfpb_free(out);
+						count++;
+					}
 				}
 			} else {
 				struct sockaddr_un	sa = { .sun_family = AF_UNIX };
@@ -370,6 +383,10 @@ main(int argc, char **argv)
 	double			raw_med[REPS], raw_p99[REPS], br_med[REPS], br_p99[REPS];
 	double			nk_hs[REPS], ik_hs[REPS], x[REPS], nk_ratio[REPS], ik_ratio[REPS];
 	double			fe_med[REPS], fe_p99[REPS], conc_b[REPS], conc_e[REPS], conc_ratio[REPS];
+	double			conc_l[REPS], conc_ln[REPS], conc_lratio[REPS], conc_aratio[REPS];
+	char			conf2[256], sock2[256], pub2[256];
+	struct wfpb_open_opts	noaudit = { 0 };
+	pid_t			pid2;
 	char			echo_path[256];
 	pid_t			echo_pid;
 	FILE			*f;
@@ -398,7 +415,7 @@ main(int argc, char **argv)
 	hex[strcspn(hex, "\n")] = '\0';
 	if ((f = fopen(conf, "w")) == NULL)
 		return 1;
-	fprintf(f, "[service]\nendpoint = %s\nstate_dir = %s/state\nmax_sessions = 1024\n[principal bench]\nkey = %s\nops = stash fetch\n[principal bench-uid]\nuid = %u\nops = stash fetch\n",
+	fprintf(f, "[service]\nendpoint = %s\nstate_dir = %s/state\nmax_sessions = 1024\n[principal bench]\nkey = %s\nops = stash fetch\n[principal bench-uid]\nuid = %u\nops = stash fetch listen admin\nlisten = 127.0.0.1/32:*\n",
 	    sock, dir, hex, (unsigned)getuid());
 	fclose(f);
 	if ((pid = fork()) == 0) {
@@ -468,18 +485,77 @@ main(int argc, char **argv)
 		sched_setaffinity(pid, sizeof(all), &all);
 		sched_setaffinity(echo_pid, sizeof(all), &all);
 	}
+	/* The same broker with the audit log off, for the durable-audit ratio. */
+	{
+		FILE *f2;
+
+		snprintf(conf2, sizeof(conf2), "%s/conf-noaudit", dir);
+		snprintf(sock2, sizeof(sock2), "%s/run/b2.sock", dir);
+		if ((f2 = fopen(conf2, "w")) == NULL)
+			return 1;
+		fprintf(f2, "[service]\nendpoint = %s\nstate_dir = %s/state2\nmax_sessions = 1024\naudit = off\n"
+		    "[principal bench-uid]\nuid = %u\nops = stash fetch listen\nlisten = 127.0.0.1/32:*\n",
+		    sock2, dir, (unsigned)getuid());
+		fclose(f2);
+		if ((pid2 = fork()) == 0) {
+			freopen("/dev/null", "w", stderr);
+			execl(argv[1], argv[1], "--config", conf2, (char *)NULL);
+			_exit(127);
+		}
+		noaudit.endpoint = sock2;
+		snprintf(pub2, sizeof(pub2), "%s/state2/server.pub", dir);
+		noaudit.server_key_path = pub2;
+		for (i = 0; i < 100; i++) {
+			struct wfpb_client *c;
+
+			if (wfpb_open(&noaudit, &c, NULL, 0) == 0) {
+				wfpb_close(c);
+				break;
+			}
+			usleep(50000);
+		}
+		{
+			cpu_set_t all;
+
+			CPU_ZERO(&all);
+			for (i = 0; i < (int)sysconf(_SC_NPROCESSORS_ONLN); i++)
+				CPU_SET(i, &all);
+			sched_setaffinity(pid2, sizeof(all), &all);
+		}
+	}
 	for (r = 0; r < REPS; r++) {
-		conc_e[r] = concurrent(32, HS_SECONDS, NULL, echo_path);
-		conc_b[r] = concurrent(32, HS_SECONDS, &nk, NULL);
+		conc_e[r] = concurrent(32, HS_SECONDS, NULL, echo_path, 0);
+		conc_b[r] = concurrent(32, HS_SECONDS, &nk, NULL, 0);
 		conc_ratio[r] = conc_b[r] / conc_e[r];
+		conc_l[r] = concurrent(32, HS_SECONDS, &nk, NULL, 1);
+		conc_ln[r] = concurrent(32, HS_SECONDS, &noaudit, NULL, 1);
+		conc_lratio[r] = conc_l[r] / conc_e[r];
+		conc_aratio[r] = conc_l[r] / conc_ln[r];
 	}
 	kill(echo_pid, SIGKILL);
 	waitpid(echo_pid, NULL, 0);
-	printf("\n32 concurrent clients, %.1f s per repetition, no CPU pinning (audit log not built yet)\n", HS_SECONDS);
+	printf("\n32 concurrent clients, %.1f s per repetition, no CPU pinning\n", HS_SECONDS);
 	printf("%-30s %10s %10s %10s\n", "", "min", "median", "max");
 	spread("plain epoll echo server", conc_e, 0, "req/s", 1);
 	spread("broker Fetch", conc_b, 0, "req/s", 1);
-	spread("broker / echo throughput", conc_ratio, 0, "x", 1);
+	spread("broker Fetch / echo", conc_ratio, 0, "x", 1);
+	spread("Listen+Release, audit on", conc_l, 0, "req/s", 1);
+	spread("Listen+Release, audit off", conc_ln, 0, "req/s", 1);
+	spread("audit on / echo", conc_lratio, 0, "x", 1);
+	spread("audit on / audit off", conc_aratio, 0, "x", 1);
+	{
+		struct wfpb_client	*c;
+		struct wfpb_status_info	st;
+
+		if (wfpb_open(&nk, &c, NULL, 0) == 0 && wfpb_server_status(c, &st) == 0) {
+			printf("group commit (audit on): %llu records durable in %llu commits, largest batch %llu\n",
+			    (unsigned long long)st.audit_durable_seq, (unsigned long long)st.audit_commits,
+			    (unsigned long long)st.audit_max_batch);
+			wfpb_close(c);
+		}
+	}
+	kill(pid2, SIGTERM);
+	waitpid(pid2, NULL, 0);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -43,6 +43,7 @@ struct wfpb_audit {
 	uint32_t	checkpoint_ms;
 	uint32_t	since_checkpoint;
 	uint64_t	last_checkpoint_ms;
+	uint64_t	last_commit_ms;
 	/* Figures for Status and the benchmarks. */
 	uint64_t	commits;
 	uint64_t	committed_records;

@@ -10,6 +10,10 @@
 #include "session.h"
 #include "wfpbroker.pb-c.h"
 
+/* Bounds on how long, and how much, unwaited-for records stay in memory. */
+#define AUDIT_LAZY_MS		200u
+#define AUDIT_LAZY_BYTES	(64u * 1024u)
+
 static void
 stash_freed(void *arg, const struct wfpb_stash_entry *e)
 {
@@ -204,7 +208,15 @@ wfpb_broker_commit(struct wfpb_broker *b, uint64_t now_ms)
 
 	if (!b->audit_on)
 		return 0;
+	/*
+	 * Records nobody waits for ride the next commit: sync only for a waiter,
+	 * a retry of a broken log, or when they have been queued long enough.
+	 */
+	if (b->waiting == NULL && !b->audit.broken && b->audit.pending_len < AUDIT_LAZY_BYTES &&
+	    now_ms - b->audit.last_commit_ms < AUDIT_LAZY_MS)
+		return 0;
 	rc = wfpb_audit_commit(&b->audit, now_ms);
+	b->audit.last_commit_ms = now_ms;
 	if (rc == 0 && b->waiting == NULL)
 		return 0;
 	if (rc < 0 && b->audit.broken)
