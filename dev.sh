@@ -3,7 +3,8 @@
 #
 #   ./dev.sh setup   install build dependencies (Debian packages; Windows deps from Debian sources)
 #   ./dev.sh build   build build/native (Linux) and build/win64 (Windows, mingw-w64)
-#   ./dev.sh test    setup + build + every test of both targets (Windows tests under Wine)
+#   ./dev.sh test    setup + build + every test of both targets (Windows tests under Wine),
+#                    then the native suite again under AddressSanitizer + UBSan
 #   ./dev.sh run     setup + native build + run wfpbrokerd in the foreground with a local config
 #   ./dev.sh bench   release build of the native tree, then the benchmark table
 set -euo pipefail
@@ -76,6 +77,11 @@ run_tests() {
 	(cd build/win64 && ctest --output-on-failure) || rc=1
 	stop_wine
 	trap - EXIT
+	log "native tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+	[ -f build/asan/CMakeCache.txt ] ||
+		cmake -S . -B build/asan -DWFPB_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake --build build/asan -j"$jobs" >/dev/null || rc=1
+	(cd build/asan && ctest --output-on-failure) || rc=1
 	if [ $rc -eq 0 ]; then log "all tests passed"; else log "TESTS FAILED"; fi
 	return $rc
 }
@@ -147,7 +153,7 @@ bench)
 	build/bench/bench/bench-channel build/bench/service/wfpbrokerd build/bench/client/wfpbctl
 	;;
 *)
-	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac

@@ -83,7 +83,7 @@ wfpb_ini_parse(const char *text, size_t len, wfpb_ini_fn fn, void *arg, struct w
 		if ((rc = fn(arg, section, key, value)) != 0) {
 			err->line = line;
 			if (err->message[0] == '\0')
-				snprintf(err->message, sizeof(err->message), "invalid value for '%s' in [%s]", key,
+				snprintf(err->message, sizeof(err->message), "invalid value for '%.60s' in [%.60s]", key,
 				    section);
 			return rc;
 		}

@@ -503,7 +503,7 @@ listen_socket(struct server *sv)
 		unlink(path);
 		return WFPB_E_IO;
 	}
-	snprintf(sv->path, sizeof(sv->path), "%s", path);
+	memcpy(sv->path, path, strlen(path) + 1);	/* length checked against sun_path above */
 	sv->lfd = fd;
 	return 0;
 }
