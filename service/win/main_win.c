@@ -1,12 +1,16 @@
 /*
  * wfpbrokerd.exe: the broker on Windows.
  *
- *   wfpbrokerd.exe --console [--config FILE]   serve in the foreground (Ctrl+C stops)
- *   wfpbrokerd.exe keygen [--config FILE]      create the static key if missing
+ *   wfpbrokerd.exe [--service] [--config FILE]  run under the SCM (what the installed service runs)
+ *   wfpbrokerd.exe --console [--config FILE]    serve in the foreground (Ctrl+C stops)
+ *   wfpbrokerd.exe install [--config FILE]      register the service
+ *   wfpbrokerd.exe uninstall                    stop and remove it
+ *   wfpbrokerd.exe keygen [--config FILE]       create the static key if missing
  *
  * Default configuration: %ProgramData%\wfpbroker\wfpbroker.conf; state
- * (keys) in %ProgramData%\wfpbroker\, created with an explicit DACL.
+ * (keys, audit log) in %ProgramData%\wfpbroker\, created with an explicit DACL.
  */
+#include <winsock2.h>
 #include <windows.h>
 #include <sddl.h>
 
@@ -19,27 +23,39 @@
 #include "keyfile.h"
 #include "log.h"
 #include "pipe_server.h"
+#include "service_win.h"
 
 #define DEFAULT_PIPE	"\\\\.\\pipe\\wfpbroker"
 /* State directory: SYSTEM and Administrators full; Users may read (server.pub). */
 #define STATE_SDDL	L"D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;;FRFX;;;BU)"
 
-static struct wfpb_pipe_server *running;
+static struct wfpb_pipe_server	*running;
+static volatile LONG		stop_requested;
+static CRITICAL_SECTION		running_lock;
+
+static void
+stop_broker(void)
+{
+	EnterCriticalSection(&running_lock);
+	InterlockedExchange(&stop_requested, 1);
+	if (running != NULL)
+		wfpb_pipe_server_stop(running);
+	LeaveCriticalSection(&running_lock);
+}
 
 static BOOL WINAPI
 on_console_ctrl(DWORD type)
 {
 	(void)type;
-	if (running != NULL)
-		wfpb_pipe_server_stop(running);
+	stop_broker();
 	return TRUE;
 }
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: wfpbrokerd.exe --console [--config FILE]\n"
-	    "       wfpbrokerd.exe keygen [--config FILE]\n");
+	fprintf(stderr, "usage: wfpbrokerd.exe [--service | --console] [--config FILE]\n"
+	    "       wfpbrokerd.exe install [--config FILE] | uninstall | keygen [--config FILE]\n");
 }
 
 static void
@@ -73,24 +89,144 @@ prepare_state_dir(const char *dir)
 	return 0;
 }
 
-int
-main(int argc, char **argv)
+/* Loads the configuration (the default file may be absent). Returns 0 or 1 after printing why. */
+static int
+load_config(const char *config_path, struct wfpb_config *cfg, char *conf_used, size_t cap)
 {
-	struct wfpb_config		defaults, cfg;
-	struct wfpb_ini_error		err;
+	struct wfpb_config	defaults;
+	struct wfpb_ini_error	err;
+	char			pd[MAX_PATH], state[MAX_PATH + 16];
+	int			rc;
+
+	program_data(pd, sizeof(pd));
+	snprintf(state, sizeof(state), "%s\\wfpbroker", pd);
+	if (config_path != NULL)
+		snprintf(conf_used, cap, "%s", config_path);
+	else
+		snprintf(conf_used, cap, "%s\\wfpbroker.conf", state);
+	wfpb_config_defaults(&defaults, DEFAULT_PIPE, state);
+	rc = wfpb_config_load(conf_used, &defaults, cfg, &err);
+	if (rc == WFPB_E_NOENT && config_path == NULL) {
+		*cfg = defaults;
+		return 0;
+	}
+	if (rc != 0) {
+		wfpb_log(WFPB_LOG_ERR, "%s:%u: %s", conf_used, err.line, err.message);
+		return 1;
+	}
+	return 0;
+}
+
+static int
+load_server_key(const struct wfpb_config *cfg, struct wfpb_noise_keypair *key, char *pub_path, size_t cap)
+{
+	char	priv_path[WFPB_PATH_MAX + 16];
+	int	rc;
+
+	if (prepare_state_dir(cfg->state_dir) != 0)
+		return 1;
+	snprintf(priv_path, sizeof(priv_path), "%s\\server.key", cfg->state_dir);
+	snprintf(pub_path, cap, "%s\\server.pub", cfg->state_dir);
+	if ((rc = wfpb_keyfile_load_or_create(priv_path, pub_path, key)) != 0) {
+		wfpb_log(WFPB_LOG_ERR, "static key %s: %s", priv_path, wfpb_strerror(rc));
+		return 1;
+	}
+	return 0;
+}
+
+static int
+open_audit(struct wfpb_broker *b)
+{
+	unsigned char	sk[64], pk[32];
+	char		priv[WFPB_PATH_MAX + 16], pub[WFPB_PATH_MAX + 16], err[512];
+	int		rc;
+
+	if (!b->cfg.audit)
+		return 0;
+	snprintf(priv, sizeof(priv), "%s\\audit.key", b->cfg.state_dir);
+	snprintf(pub, sizeof(pub), "%s\\audit.pub", b->cfg.state_dir);
+	if ((rc = wfpb_keyfile_load_or_create_ed25519(priv, pub, sk, pk)) != 0) {
+		wfpb_log(WFPB_LOG_ERR, "audit key %s: %s", priv, wfpb_strerror(rc));
+		return 1;
+	}
+	rc = wfpb_broker_open_audit(b, sk, GetTickCount64(), err, sizeof(err));
+	SecureZeroMemory(sk, sizeof(sk));
+	if (rc != 0) {
+		wfpb_log(WFPB_LOG_ERR, "audit log: %s", err);
+		return 1;
+	}
+	return 0;
+}
+
+/* The broker's whole life, for --console and for the SCM alike. */
+static int
+run_broker(const char *config_path)
+{
+	struct wfpb_config		cfg;
 	struct wfpb_noise_keypair	key;
 	struct wfpb_broker		b;
 	struct wfpb_pipe_server		*sv;
-	const char			*config_path = NULL;
-	char				pd[MAX_PATH], state[MAX_PATH + 16], conf[MAX_PATH + 32];
-	char				priv_path[WFPB_PATH_MAX + 16], pub_path[WFPB_PATH_MAX + 16];
-	int				i, keygen = 0, console = 0, rc;
+	char				conf[MAX_PATH + 64], pub_path[WFPB_PATH_MAX + 16];
+	int				rc;
+
+	if (load_config(config_path, &cfg, conf, sizeof(conf)) != 0)
+		return 1;
+	wfpb_service_report_starting();
+	if (load_server_key(&cfg, &key, pub_path, sizeof(pub_path)) != 0) {
+		wfpb_config_free(&cfg);
+		return 1;
+	}
+	rc = wfpb_broker_init(&b, &cfg, conf, &key, GetTickCount64());
+	sodium_memzero(&key, sizeof(key));
+	if (rc != 0) {
+		wfpb_config_free(&cfg);
+		return 1;
+	}
+	wfpb_service_report_starting();
+	if (open_audit(&b) != 0) {
+		wfpb_broker_fini(&b);
+		return 1;
+	}
+	wfpb_log(WFPB_LOG_INFO, "version %s, server key %s, backend %s", WFPB_SERVICE_VERSION, pub_path,
+	    b.cfg.backend);
+	/* The first pipe instance exists before RUNNING is reported: no squatting window. */
+	if ((rc = wfpb_pipe_server_new(&b, &sv)) != 0) {
+		wfpb_broker_fini(&b);
+		return 1;
+	}
+	EnterCriticalSection(&running_lock);
+	running = sv;
+	if (stop_requested)
+		wfpb_pipe_server_stop(sv);
+	LeaveCriticalSection(&running_lock);
+	wfpb_service_report_running();
+	rc = wfpb_pipe_server_run(sv);
+	EnterCriticalSection(&running_lock);
+	running = NULL;
+	LeaveCriticalSection(&running_lock);
+	wfpb_pipe_server_free(sv);
+	wfpb_broker_fini(&b);
+	return rc == 0 ? 0 : 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct wfpb_config		cfg;
+	struct wfpb_noise_keypair	key;
+	const char			*config_path = NULL, *cmd = NULL;
+	char				conf[MAX_PATH + 64], pub_path[WFPB_PATH_MAX + 16];
+	WSADATA				wsa;
+	int				i, console = 0, service = 0, rc;
 
 	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "keygen") == 0 && i == 1)
-			keygen = 1;
+		if (i == 1 && (strcmp(argv[i], "keygen") == 0 || strcmp(argv[i], "install") == 0 ||
+		    strcmp(argv[i], "uninstall") == 0))
+			cmd = argv[i];
 		else if (strcmp(argv[i], "--console") == 0)
 			console = 1;
+		else if (strcmp(argv[i], "--service") == 0)
+			service = 1;
 		else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
 			config_path = argv[++i];
 		else {
@@ -98,77 +234,48 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!keygen && !console) {
+	if (sodium_init() < 0 || WSAStartup(MAKEWORD(2, 2), &wsa) != 0)
+		return 1;
+	InitializeCriticalSection(&running_lock);
+	if (cmd != NULL && strcmp(cmd, "install") == 0) {
+		if ((rc = wfpb_service_install(config_path)) != 0) {
+			fprintf(stderr, "wfpbrokerd: install: error %d%s\n", rc,
+			    rc == ERROR_SERVICE_EXISTS ? " (already installed)" :
+			    rc == ERROR_ACCESS_DENIED ? " (run as an administrator)" : "");
+			return 1;
+		}
+		printf("service wfpbroker installed\n");
+		return 0;
+	}
+	if (cmd != NULL && strcmp(cmd, "uninstall") == 0) {
+		if ((rc = wfpb_service_uninstall()) != 0) {
+			fprintf(stderr, "wfpbrokerd: uninstall: error %d\n", rc);
+			return 1;
+		}
+		printf("service wfpbroker removed\n");
+		return 0;
+	}
+	if (cmd != NULL) {	/* keygen */
+		if (load_config(config_path, &cfg, conf, sizeof(conf)) != 0)
+			return 1;
+		rc = load_server_key(&cfg, &key, pub_path, sizeof(pub_path));
+		sodium_memzero(&key, sizeof(key));
+		wfpb_config_free(&cfg);
+		if (rc == 0)
+			printf("%s\n", pub_path);
+		return rc;
+	}
+	if (console) {
+		SetConsoleCtrlHandler(on_console_ctrl, TRUE);
+		return run_broker(config_path);
+	}
+	(void)service;
+	rc = wfpb_service_dispatch(run_broker, stop_broker, config_path);
+	if (rc == ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) {
+		fprintf(stderr, "wfpbrokerd: not started by the Service Control Manager; use --console to run in "
+		    "the foreground, or install\n");
 		usage();
 		return 2;
 	}
-	if (sodium_init() < 0)
-		return 1;
-	program_data(pd, sizeof(pd));
-	snprintf(state, sizeof(state), "%s\\wfpbroker", pd);
-	snprintf(conf, sizeof(conf), "%s\\wfpbroker.conf", state);
-	wfpb_config_defaults(&defaults, DEFAULT_PIPE, state);
-	rc = wfpb_config_load(config_path ? config_path : conf, &defaults, &cfg, &err);
-	if (rc == WFPB_E_NOENT && config_path == NULL) {
-		cfg = defaults;
-	} else if (rc != 0) {
-		fprintf(stderr, "wfpbrokerd: %s:%u: %s\n", config_path ? config_path : conf, err.line, err.message);
-		return 1;
-	}
-	if (prepare_state_dir(cfg.state_dir) != 0) {
-		wfpb_config_free(&cfg);
-		return 1;
-	}
-	snprintf(priv_path, sizeof(priv_path), "%s\\server.key", cfg.state_dir);
-	snprintf(pub_path, sizeof(pub_path), "%s\\server.pub", cfg.state_dir);
-	if ((rc = wfpb_keyfile_load_or_create(priv_path, pub_path, &key)) != 0) {
-		fprintf(stderr, "wfpbrokerd: static key %s: %s\n", priv_path, wfpb_strerror(rc));
-		wfpb_config_free(&cfg);
-		return 1;
-	}
-	if (keygen) {
-		printf("%s\n", pub_path);
-		sodium_memzero(&key, sizeof(key));
-		wfpb_config_free(&cfg);
-		return 0;
-	}
-	rc = wfpb_broker_init(&b, &cfg, config_path ? config_path : conf, &key, GetTickCount64());
-	sodium_memzero(&key, sizeof(key));
-	if (rc != 0) {
-		wfpb_config_free(&cfg);
-		return 1;
-	}
-	if (b.cfg.audit) {
-		unsigned char	sk[64], pk[32];
-		char		err2[512];
-
-		snprintf(priv_path, sizeof(priv_path), "%s\\audit.key", b.cfg.state_dir);
-		snprintf(pub_path, sizeof(pub_path), "%s\\audit.pub", b.cfg.state_dir);
-		if ((rc = wfpb_keyfile_load_or_create_ed25519(priv_path, pub_path, sk, pk)) != 0) {
-			fprintf(stderr, "wfpbrokerd: audit key %s: %s\n", priv_path, wfpb_strerror(rc));
-			wfpb_broker_fini(&b);
-			return 1;
-		}
-		rc = wfpb_broker_open_audit(&b, sk, GetTickCount64(), err2, sizeof(err2));
-		SecureZeroMemory(sk, sizeof(sk));
-		if (rc != 0) {
-			fprintf(stderr, "wfpbrokerd: audit log: %s\n", err2);
-			wfpb_broker_fini(&b);
-			return 1;
-		}
-		snprintf(pub_path, sizeof(pub_path), "%s\\server.pub", b.cfg.state_dir);
-	}
-	wfpb_log(WFPB_LOG_INFO, "version %s, server key %s, backend %s", WFPB_SERVICE_VERSION, pub_path,
-	    b.cfg.backend);
-	if ((rc = wfpb_pipe_server_new(&b, &sv)) != 0) {
-		wfpb_broker_fini(&b);
-		return 1;
-	}
-	running = sv;
-	SetConsoleCtrlHandler(on_console_ctrl, TRUE);
-	rc = wfpb_pipe_server_run(sv);
-	running = NULL;
-	wfpb_pipe_server_free(sv);
-	wfpb_broker_fini(&b);
 	return rc == 0 ? 0 : 1;
 }

@@ -1,0 +1,185 @@
+/*
+ * Running under the Service Control Manager, and installing into it.
+ *
+ * The service reports START_PENDING with checkpoints while it loads keys,
+ * opens the audit log and creates the first pipe instance, and RUNNING only
+ * once clients can connect. Stop, shutdown and preshutdown all stop the
+ * pipe server, which cancels pending I/O and drains sessions (within 5 s)
+ * before STOPPED is reported.
+ */
+#include <windows.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "service_win.h"
+
+#define SERVICE_NAME	L"wfpbroker"
+#define DISPLAY_NAME	L"wfpbroker WFP redirect broker"
+#define DESCRIPTION	L"Performs the WFP connection-redirect ioctls for unprivileged proxies, by policy, with an audit log."
+
+static SERVICE_STATUS_HANDLE	status_handle;
+static SERVICE_STATUS		status;
+static wfpb_service_run_fn	run_fn;
+static wfpb_service_stop_fn	stop_fn;
+static const char		*service_config;
+
+static void
+report(DWORD state, DWORD exit_code, DWORD wait_hint)
+{
+	static DWORD checkpoint = 1;
+
+	status.dwServiceType = SERVICE_WIN32_OWN_PROCESS;
+	status.dwCurrentState = state;
+	status.dwWin32ExitCode = exit_code;
+	status.dwWaitHint = wait_hint;
+	status.dwControlsAccepted = state == SERVICE_RUNNING ?
+	    SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN | SERVICE_ACCEPT_PRESHUTDOWN : 0;
+	status.dwCheckPoint = (state == SERVICE_RUNNING || state == SERVICE_STOPPED) ? 0 : checkpoint++;
+	SetServiceStatus(status_handle, &status);
+}
+
+void
+wfpb_service_report_starting(void)
+{
+	if (status_handle != NULL)
+		report(SERVICE_START_PENDING, NO_ERROR, 10000);
+}
+
+void
+wfpb_service_report_running(void)
+{
+	if (status_handle != NULL)
+		report(SERVICE_RUNNING, NO_ERROR, 0);
+}
+
+static DWORD WINAPI
+control_handler(DWORD control, DWORD type, void *data, void *context)
+{
+	(void)type;
+	(void)data;
+	(void)context;
+	switch (control) {
+	case SERVICE_CONTROL_STOP:
+	case SERVICE_CONTROL_SHUTDOWN:
+	case SERVICE_CONTROL_PRESHUTDOWN:
+		report(SERVICE_STOP_PENDING, NO_ERROR, 6000);
+		stop_fn();
+		return NO_ERROR;
+	case SERVICE_CONTROL_INTERROGATE:
+		return NO_ERROR;
+	}
+	return ERROR_CALL_NOT_IMPLEMENTED;
+}
+
+static void WINAPI
+service_main(DWORD argc, LPWSTR *argv)
+{
+	int rc;
+
+	(void)argc;
+	(void)argv;
+	if ((status_handle = RegisterServiceCtrlHandlerExW(SERVICE_NAME, control_handler, NULL)) == NULL)
+		return;
+	report(SERVICE_START_PENDING, NO_ERROR, 10000);
+	rc = run_fn(service_config);
+	/* A failed start is a non-crash failure: the recovery actions apply to it too. */
+	report(SERVICE_STOPPED, rc == 0 ? NO_ERROR : ERROR_SERVICE_SPECIFIC_ERROR, 0);
+}
+
+int
+wfpb_service_dispatch(wfpb_service_run_fn run, wfpb_service_stop_fn stop, const char *config_path)
+{
+	SERVICE_TABLE_ENTRYW table[] = {
+		{ (LPWSTR)SERVICE_NAME, service_main },
+		{ NULL, NULL },
+	};
+
+	run_fn = run;
+	stop_fn = stop;
+	service_config = config_path;
+	if (!StartServiceCtrlDispatcherW(table))
+		return (int)GetLastError();
+	return 0;
+}
+
+/* Applies one optional configuration; failures are reported, not fatal. */
+static void
+config2(SC_HANDLE svc, DWORD level, void *info, const char *what)
+{
+	if (!ChangeServiceConfig2W(svc, level, info))
+		fprintf(stderr, "wfpbrokerd: install: %s: error %lu\n", what, GetLastError());
+}
+
+int
+wfpb_service_install(const char *config_path)
+{
+	wchar_t				exe[MAX_PATH], cmd[2 * MAX_PATH + 64], wconf[MAX_PATH];
+	SC_HANDLE			scm, svc;
+	SERVICE_DESCRIPTIONW		desc = { (LPWSTR)DESCRIPTION };
+	SERVICE_SID_INFO		sid = { SERVICE_SID_TYPE_UNRESTRICTED };
+	SC_ACTION			actions[3] = {
+		{ SC_ACTION_RESTART, 1000 }, { SC_ACTION_RESTART, 5000 }, { SC_ACTION_RESTART, 30000 },
+	};
+	SERVICE_FAILURE_ACTIONSW	fa = { 86400, NULL, NULL, 3, actions };
+	SERVICE_FAILURE_ACTIONS_FLAG	faf = { TRUE };
+	SERVICE_REQUIRED_PRIVILEGES_INFOW priv = {
+		(LPWSTR)L"SeChangeNotifyPrivilege\0SeImpersonatePrivilege\0SeAuditPrivilege\0"
+	};
+	DWORD				err;
+
+	if (GetModuleFileNameW(NULL, exe, MAX_PATH) == 0)
+		return (int)GetLastError();
+	if (config_path != NULL) {
+		MultiByteToWideChar(CP_UTF8, 0, config_path, -1, wconf, MAX_PATH);
+		_snwprintf(cmd, sizeof(cmd) / sizeof(cmd[0]), L"\"%ls\" --service --config \"%ls\"", exe, wconf);
+	} else {
+		_snwprintf(cmd, sizeof(cmd) / sizeof(cmd[0]), L"\"%ls\" --service", exe);
+	}
+	cmd[sizeof(cmd) / sizeof(cmd[0]) - 1] = L'\0';
+	if ((scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CREATE_SERVICE)) == NULL)
+		return (int)GetLastError();
+	svc = CreateServiceW(scm, SERVICE_NAME, DISPLAY_NAME, SERVICE_ALL_ACCESS, SERVICE_WIN32_OWN_PROCESS,
+	    SERVICE_AUTO_START, SERVICE_ERROR_NORMAL, cmd, NULL, NULL, L"Tcpip\0BFE\0", NULL /* LocalSystem */,
+	    NULL);
+	if (svc == NULL) {
+		err = GetLastError();
+		CloseServiceHandle(scm);
+		return (int)err;
+	}
+	config2(svc, SERVICE_CONFIG_DESCRIPTION, &desc, "description");
+	config2(svc, SERVICE_CONFIG_SERVICE_SID_INFO, &sid, "service SID");
+	config2(svc, SERVICE_CONFIG_FAILURE_ACTIONS, &fa, "recovery actions");
+	config2(svc, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, &faf, "recovery on non-crash failures");
+	config2(svc, SERVICE_CONFIG_REQUIRED_PRIVILEGES_INFO, &priv, "required privileges");
+	CloseServiceHandle(svc);
+	CloseServiceHandle(scm);
+	return 0;
+}
+
+int
+wfpb_service_uninstall(void)
+{
+	SC_HANDLE	scm, svc;
+	SERVICE_STATUS	st;
+	DWORD		err = 0;
+	int		i;
+
+	if ((scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT)) == NULL)
+		return (int)GetLastError();
+	if ((svc = OpenServiceW(scm, SERVICE_NAME, SERVICE_STOP | SERVICE_QUERY_STATUS | DELETE)) == NULL) {
+		err = GetLastError();
+		CloseServiceHandle(scm);
+		return (int)err;
+	}
+	if (ControlService(svc, SERVICE_CONTROL_STOP, &st)) {
+		for (i = 0; i < 100 && QueryServiceStatus(svc, &st) && st.dwCurrentState != SERVICE_STOPPED; i++)
+			Sleep(100);
+	}
+	if (!DeleteService(svc))
+		err = GetLastError();
+	CloseServiceHandle(svc);
+	CloseServiceHandle(scm);
+	return (int)err;
+}
