@@ -496,8 +496,16 @@ addr_from_pb(const Wfpbroker__V1__Address *pb, struct wfpb_addr *a)
 static int
 take_socket(struct wfpb_client *c, const Wfpbroker__V1__SocketTransfer *x, wfpb_socket_t *out)
 {
-	intptr_t s;
+	intptr_t	s;
+	int		rc;
 
+	if (x != NULL && x->kind_case == WFPBROKER__V1__SOCKET_TRANSFER__KIND_WSA_PROTOCOL_INFO) {
+		rc = wfpb__socket_from_info(x->wsa_protocol_info.data, x->wsa_protocol_info.len, &s);
+		if (rc != 0)
+			return fail(c, rc, "cannot open the socket the broker handed over: %s", wfpb_strerror(rc));
+		*out = (wfpb_socket_t)s;
+		return 0;
+	}
 	if (x == NULL || x->kind_case != WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX || x->fd_index != 0)
 		return fail(c, WFPB_E_PROTOCOL, "the broker's socket hand-over is not one this client can take");
 	if ((s = wfpb__transport_take_sock(c->t)) < 0)

@@ -41,6 +41,12 @@ void wfpb__transport_close(struct wfpb_transport *t);
 const char *wfpb__default_endpoint(void);
 const char *wfpb__default_server_key(void);
 
+/*
+ * Rebuilds a socket from the WSAPROTOCOL_INFOW bytes the broker produced for
+ * this process (Windows). Returns 0, WFPB_E_OS, or WFPB_E_UNSUPPORTED (POSIX).
+ */
+int wfpb__socket_from_info(const uint8_t *info, size_t len, intptr_t *out);
+
 /* Closes a socket the broker handed over. */
 void wfpb__close_socket(intptr_t sock);
 

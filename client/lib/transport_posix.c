@@ -242,3 +242,12 @@ wfpb__sleep_ms(unsigned ms)
 
 	nanosleep(&ts, NULL);
 }
+
+int
+wfpb__socket_from_info(const uint8_t *info, size_t len, intptr_t *out)
+{
+	(void)info;
+	(void)len;
+	*out = -1;
+	return WFPB_E_UNSUPPORTED;
+}

@@ -51,6 +51,37 @@ widen(const char *s)
 	return w;
 }
 
+static void
+winsock_init(void)
+{
+	static volatile LONG	done;
+	WSADATA			wsa;
+
+	if (InterlockedExchange(&done, 1) == 0)
+		(void)WSAStartup(MAKEWORD(2, 2), &wsa);
+}
+
+int
+wfpb__socket_from_info(const uint8_t *info, size_t len, intptr_t *out)
+{
+	WSAPROTOCOL_INFOW	pi;
+	SOCKET			s;
+	u_long			blocking = 0;
+
+	*out = -1;
+	if (len != sizeof(pi))
+		return WFPB_E_PROTOCOL;
+	winsock_init();
+	memcpy(&pi, info, sizeof(pi));
+	s = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &pi, 0, WSA_FLAG_OVERLAPPED);
+	if (s == INVALID_SOCKET)
+		return WFPB_E_OS;
+	/* The broker worked on it non-blocking; the application gets an ordinary blocking socket. */
+	(void)ioctlsocket(s, FIONBIO, &blocking);
+	*out = (intptr_t)s;
+	return 0;
+}
+
 int
 wfpb__transport_connect(const char *endpoint, uint32_t timeout_ms, struct wfpb_transport **out, char *err,
     size_t errlen)
@@ -61,6 +92,7 @@ wfpb__transport_connect(const char *endpoint, uint32_t timeout_ms, struct wfpb_t
 	DWORD			e, start = GetTickCount();
 
 	*out = NULL;
+	winsock_init();
 	if ((name = widen(endpoint)) == NULL) {
 		snprintf(err, errlen, "endpoint is not valid UTF-8");
 		return WFPB_E_INVAL;

@@ -141,6 +141,7 @@ struct reply {
 	uint8_t					addr_bytes[2][16];
 	struct wfpb_buf				records, context;	/* freed after packing */
 	wfpb_sock				attach;			/* handed over with the response */
+	uint8_t					handover[WFPB_HANDOVER_MAX];	/* WSAPROTOCOL_INFOW */
 	/* What the audit record names: addresses and the blob involved (hashed, never stored). */
 	struct wfpb_addr			audit_addr[2];
 	unsigned				n_audit_addr;
@@ -508,7 +509,7 @@ socket_from_pb(const struct wfpb_session *s, const Wfpbroker__V1__SocketTransfer
 		return BAD(o, "%s: missing", field);
 	if (x->kind_case != WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX) {
 		set_outcome(o, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP,
-		    "%s: this broker takes client sockets as SCM_RIGHTS descriptors only", field);
+		    "%s: client-owned sockets are taken as SCM_RIGHTS descriptors only (not yet by handle)", field);
 		return -1;
 	}
 	if (x->fd_index >= s->n_in)
@@ -547,14 +548,34 @@ backend_outcome(struct outcome *o, const char *what, int code, int os_err)
 	o->os_error = os_err;
 }
 
-static void
-give_socket(struct reply *rp, wfpb_sock sock, Wfpbroker__V1__SocketTransfer **field)
+/*
+ * Hands sock to the client: WSAPROTOCOL_INFOW bytes for the client's PID
+ * (Windows), or an SCM_RIGHTS attachment (POSIX). Takes ownership of sock.
+ */
+static int
+give_socket(struct wfpb_session *s, struct reply *rp, wfpb_sock sock, Wfpbroker__V1__SocketTransfer **field,
+    struct outcome *o)
 {
+	size_t	len;
+	int	os_err = 0, rc;
+
 	wfpbroker__v1__socket_transfer__init(&rp->xfer);
-	rp->xfer.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX;
-	rp->xfer.fd_index = 0;
+	rc = wfpb__net_handover(sock, s->id.pid, rp->handover, sizeof(rp->handover), &len, &os_err);
+	if (rc == 0) {
+		rp->xfer.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_WSA_PROTOCOL_INFO;
+		rp->xfer.wsa_protocol_info.data = rp->handover;
+		rp->xfer.wsa_protocol_info.len = len;
+	} else if (rc == WFPB_E_UNSUPPORTED) {
+		rp->xfer.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX;
+		rp->xfer.fd_index = 0;
+		rp->attach = sock;
+	} else {
+		os_outcome(o, "socket hand-over", os_err);
+		wfpb__net_close(sock);
+		return -1;
+	}
 	*field = &rp->xfer;
-	rp->attach = sock;
+	return 0;
 }
 
 /* --- Listen, Accept, Connect, QueryRecords, ApplyRecords ------------------- */
@@ -722,7 +743,8 @@ finish_accept(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct o
 	rp->accept.local = addr_to_pb(rp, 1, &local);
 	rp->accept.context.data = rp->context.data;
 	rp->accept.context.len = rp->context.len;
-	give_socket(rp, sock, &rp->accept.socket);
+	if (give_socket(s, rp, sock, &rp->accept.socket, o) != 0)
+		return;
 	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_ACCEPT;
 	rp->resp.accept = &rp->accept;
 	return;
@@ -764,7 +786,8 @@ finish_connect(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct 
 	audit_addr(rp, &local);
 	wfpbroker__v1__connect_response__init(&rp->connect);
 	rp->connect.local = addr_to_pb(rp, 0, &local);
-	give_socket(rp, sock, &rp->connect.socket);
+	if (give_socket(s, rp, sock, &rp->connect.socket, o) != 0)
+		return;
 	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_CONNECT;
 	rp->resp.connect = &rp->connect;
 }

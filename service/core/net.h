@@ -33,6 +33,16 @@ int wfpb__net_connect_result(wfpb_sock s, int *os_err);
 int wfpb__net_addrs(wfpb_sock s, struct wfpb_addr *peer, struct wfpb_addr *local, int *os_err);
 void wfpb__net_close(wfpb_sock s);
 
+#define WFPB_HANDOVER_MAX	1024u	/* WSAPROTOCOL_INFOW is 628 bytes */
+
+/*
+ * Prepares s for the client process pid. Windows: WSADuplicateSocketW into
+ * pid, the WSAPROTOCOL_INFOW bytes in out, and s is closed (ownership
+ * taken) — returns 0 or WFPB_E_OS. POSIX: WFPB_E_UNSUPPORTED, s untouched:
+ * the descriptor itself travels with SCM_RIGHTS.
+ */
+int wfpb__net_handover(wfpb_sock s, uint32_t pid, uint8_t *out, size_t cap, size_t *len, int *os_err);
+
 /* The protocol StatusCode (wfpbroker.v1.StatusCode value) for an OS error code. */
 int wfpb__net_status(int os_err);
 

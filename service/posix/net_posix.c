@@ -209,3 +209,16 @@ wfpb__net_strerror(int e)
 {
 	return strerror(e);
 }
+
+int
+wfpb__net_handover(wfpb_sock s, uint32_t pid, uint8_t *out, size_t cap, size_t *len, int *os_err)
+{
+	/* POSIX hands the descriptor itself over with SCM_RIGHTS. */
+	(void)s;
+	(void)pid;
+	(void)out;
+	(void)cap;
+	(void)len;
+	(void)os_err;
+	return WFPB_E_UNSUPPORTED;
+}

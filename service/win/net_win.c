@@ -1,81 +1,210 @@
 /*
- * The socket contract (core/net.h) on Windows. Socket hand-over to pipe
- * clients (WSADuplicateSocketW into the client's PID) and readiness waits on
- * the completion port are not built yet, so every operation that would
- * create a socket for a client answers WSAEOPNOTSUPP, which the client sees
- * as EOPNOTSUPP with a sentence saying so. The WSA error translation below is
- * the one the finished implementation uses.
+ * The socket contract (core/net.h) on Windows: non-blocking, non-inheritable
+ * Winsock sockets, exclusive address use on listeners, WSA errors translated
+ * here and nowhere else. Sockets reach pipe clients through
+ * WSADuplicateSocketW into the client's PID (taken from the pipe).
  */
 #include <winsock2.h>
+#include <ws2tcpip.h>
 #include <windows.h>
+
+#include <string.h>
 
 #include "net.h"
 #include "wfpbroker.pb-c.h"
 
 static int
-unsupported(int *os_err)
+to_sockaddr(const struct wfpb_addr *a, struct sockaddr_storage *ss)
 {
-	*os_err = WSAEOPNOTSUPP;
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == WFPB_AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(a->port);
+		memcpy(&sin->sin_addr, a->addr, 4);
+		return sizeof(*sin);
+	}
+	if (a->family == WFPB_AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(a->port);
+		sin6->sin6_scope_id = a->scope_id;
+		memcpy(&sin6->sin6_addr, a->addr, 16);
+		return sizeof(*sin6);
+	}
+	return 0;
+}
+
+static void
+from_sockaddr(const struct sockaddr_storage *ss, struct wfpb_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+
+		a->family = WFPB_AF_INET;
+		a->port = ntohs(sin->sin_port);
+		memcpy(a->addr, &sin->sin_addr, 4);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+
+		a->family = WFPB_AF_INET6;
+		a->port = ntohs(sin6->sin6_port);
+		a->scope_id = sin6->sin6_scope_id;
+		memcpy(a->addr, &sin6->sin6_addr, 16);
+	}
+}
+
+static int
+wsa_fail(int *os_err)
+{
+	*os_err = WSAGetLastError();
 	return WFPB_E_OS;
+}
+
+int
+wfpb__net_socket(int family, wfpb_sock *out, int *os_err)
+{
+	SOCKET	s;
+	u_long	nb = 1;
+
+	*out = WFPB_SOCK_NONE;
+	s = WSASocketW(family == WFPB_AF_INET6 ? AF_INET6 : AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 0,
+	    WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+	if (s == INVALID_SOCKET)
+		return wsa_fail(os_err);
+	if (ioctlsocket(s, FIONBIO, &nb) != 0) {
+		*os_err = WSAGetLastError();
+		closesocket(s);
+		return WFPB_E_OS;
+	}
+	*out = (wfpb_sock)s;
+	return 0;
+}
+
+int
+wfpb__net_bind(wfpb_sock s, const struct wfpb_addr *local, int *os_err)
+{
+	struct sockaddr_storage	ss;
+	int			len = to_sockaddr(local, &ss);
+
+	return bind((SOCKET)s, (struct sockaddr *)&ss, len) == 0 ? 0 : wsa_fail(os_err);
 }
 
 int
 wfpb__net_listen(const struct wfpb_addr *local, int backlog, wfpb_sock *out, struct wfpb_addr *bound,
     int *os_err)
 {
-	(void)local;
-	(void)backlog;
-	(void)bound;
-	*out = WFPB_SOCK_NONE;
-	return unsupported(os_err);
+	struct sockaddr_storage	ss;
+	int			len = sizeof(ss), one = 1, rc;
+	wfpb_sock		s;
+
+	if ((rc = wfpb__net_socket(local->family, &s, os_err)) != 0)
+		return rc;
+	/* No other process may bind the same port and steal connections meant for a broker listener. */
+	(void)setsockopt((SOCKET)s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&one, sizeof(one));
+	if ((rc = wfpb__net_bind(s, local, os_err)) != 0 || listen((SOCKET)s, backlog) != 0 ||
+	    getsockname((SOCKET)s, (struct sockaddr *)&ss, &len) != 0) {
+		if (rc == 0)
+			*os_err = WSAGetLastError();
+		closesocket((SOCKET)s);
+		return WFPB_E_OS;
+	}
+	from_sockaddr(&ss, bound);
+	*out = s;
+	return 0;
 }
 
 int
 wfpb__net_accept(wfpb_sock listener, wfpb_sock *out, int *os_err)
 {
-	(void)listener;
-	*out = WFPB_SOCK_NONE;
-	return unsupported(os_err);
-}
+	SOCKET	s;
+	u_long	nb = 1;
+	int	e;
 
-int
-wfpb__net_socket(int family, wfpb_sock *out, int *os_err)
-{
-	(void)family;
 	*out = WFPB_SOCK_NONE;
-	return unsupported(os_err);
-}
-
-int
-wfpb__net_bind(wfpb_sock s, const struct wfpb_addr *local, int *os_err)
-{
-	(void)s;
-	(void)local;
-	return unsupported(os_err);
+	s = accept((SOCKET)listener, NULL, NULL);
+	if (s == INVALID_SOCKET) {
+		e = WSAGetLastError();
+		if (e == WSAEWOULDBLOCK || e == WSAECONNRESET)
+			return WFPB_E_AGAIN;
+		*os_err = e;
+		return WFPB_E_OS;
+	}
+	/* An accepted socket inherits the listener's WSAEventSelect association: drop it. */
+	WSAEventSelect(s, NULL, 0);
+	(void)ioctlsocket(s, FIONBIO, &nb);
+	*out = (wfpb_sock)s;
+	return 0;
 }
 
 int
 wfpb__net_connect(wfpb_sock s, const struct wfpb_addr *remote, int *os_err)
 {
-	(void)s;
-	(void)remote;
-	return unsupported(os_err);
+	struct sockaddr_storage	ss;
+	int			len = to_sockaddr(remote, &ss), e;
+
+	if (connect((SOCKET)s, (struct sockaddr *)&ss, len) == 0)
+		return 0;
+	e = WSAGetLastError();
+	if (e == WSAEWOULDBLOCK || e == WSAEINPROGRESS)
+		return WFPB_E_AGAIN;
+	*os_err = e;
+	return WFPB_E_OS;
 }
 
 int
 wfpb__net_connect_result(wfpb_sock s, int *os_err)
 {
-	(void)s;
-	return unsupported(os_err);
+	int	err = 0, len = sizeof(err);
+
+	WSAEventSelect((SOCKET)s, NULL, 0);	/* the wait for it is over */
+	if (getsockopt((SOCKET)s, SOL_SOCKET, SO_ERROR, (char *)&err, &len) != 0)
+		return wsa_fail(os_err);
+	if (err != 0) {
+		*os_err = err;
+		return WFPB_E_OS;
+	}
+	return 0;
 }
 
 int
 wfpb__net_addrs(wfpb_sock s, struct wfpb_addr *peer, struct wfpb_addr *local, int *os_err)
 {
-	(void)s;
-	(void)peer;
-	(void)local;
-	return unsupported(os_err);
+	struct sockaddr_storage	ss;
+	int			len;
+
+	if (peer != NULL) {
+		len = sizeof(ss);
+		if (getpeername((SOCKET)s, (struct sockaddr *)&ss, &len) != 0)
+			return wsa_fail(os_err);
+		from_sockaddr(&ss, peer);
+	}
+	if (local != NULL) {
+		len = sizeof(ss);
+		if (getsockname((SOCKET)s, (struct sockaddr *)&ss, &len) != 0)
+			return wsa_fail(os_err);
+		from_sockaddr(&ss, local);
+	}
+	return 0;
+}
+
+int
+wfpb__net_handover(wfpb_sock s, uint32_t pid, uint8_t *out, size_t cap, size_t *len, int *os_err)
+{
+	WSAPROTOCOL_INFOW info;
+
+	if (cap < sizeof(info))
+		return WFPB_E_INVAL;
+	if (WSADuplicateSocketW((SOCKET)s, pid, &info) != 0)
+		return wsa_fail(os_err);
+	memcpy(out, &info, sizeof(info));
+	*len = sizeof(info);
+	/* The target process holds its own reference now; ours can go. */
+	closesocket((SOCKET)s);
+	return 0;
 }
 
 void
@@ -108,7 +237,12 @@ wfpb__net_status(int e)
 const char *
 wfpb__net_strerror(int e)
 {
-	if (e == WSAEOPNOTSUPP)
-		return "socket hand-over to pipe clients is not built for Windows yet";
-	return "Winsock error";
+	static char	buf[256];
+	wchar_t		w[256];
+
+	if (FormatMessageW(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, (DWORD)e, 0, w, 256,
+	    NULL) == 0 || WideCharToMultiByte(CP_UTF8, 0, w, -1, buf, sizeof(buf), NULL, NULL) == 0)
+		return "Winsock error";
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return buf;
 }

@@ -5,6 +5,7 @@
  * freed memory. ERROR_PIPE_CONNECTED and ERROR_NO_DATA are the normal races of
  * a client that connected, or left, before we looked.
  */
+#include <winsock2.h>
 #include <windows.h>
 #include <sddl.h>
 
@@ -24,7 +25,13 @@
 
 struct pconn {
 	HANDLE			pipe;
-	OVERLAPPED		ov_connect, ov_read, ov_write;
+	OVERLAPPED		ov_connect, ov_read, ov_write, ov_watch;
+	struct wfpb_pipe_server	*sv;
+	/* The socket a pending Accept/Connect waits on: an event, a registered wait, a posted completion. */
+	wfpb_sock		watched;
+	int			watched_write;
+	HANDLE			watch_event, wait_handle;
+	volatile LONG		fired;
 	int			pending;	/* operations in flight */
 	int			connected;
 	int			identified;
@@ -81,9 +88,68 @@ unlink_free(struct wfpb_pipe_server *sv, struct pconn *c)
 		c->next->prev = c->prev;
 	if (c->pipe != INVALID_HANDLE_VALUE)
 		CloseHandle(c->pipe);
+	if (c->watch_event != NULL)
+		CloseHandle(c->watch_event);
 	wfpb_session_free(c->s);
 	free(c->wbuf);
 	free(c);
+}
+
+static void CALLBACK
+watch_fired(void *arg, BOOLEAN timed_out)
+{
+	struct pconn *c = arg;
+
+	(void)timed_out;
+	InterlockedExchange(&c->fired, 1);
+	PostQueuedCompletionStatus(c->sv->iocp, 0, (ULONG_PTR)c, &c->ov_watch);
+}
+
+/* Stops watching; a completion already posted still arrives and is counted then. */
+static void
+disarm(struct pconn *c)
+{
+	if (c->wait_handle == NULL)
+		return;
+	UnregisterWaitEx(c->wait_handle, INVALID_HANDLE_VALUE);
+	c->wait_handle = NULL;
+	if (c->watched != WFPB_SOCK_NONE)
+		WSAEventSelect((SOCKET)c->watched, NULL, 0);
+	if (!InterlockedExchange(&c->fired, 0))
+		c->pending--;
+	c->watched = WFPB_SOCK_NONE;
+}
+
+/* Keeps a wait registered on the socket the session's pending operation needs. */
+static void
+sync_watch(struct pconn *c)
+{
+	wfpb_sock	sock = WFPB_SOCK_NONE;
+	int		want_write = 0;
+
+	if (c->s == NULL || c->closing || !wfpb_session_waits(c->s, &sock, &want_write))
+		sock = WFPB_SOCK_NONE;
+	if (sock == c->watched && want_write == c->watched_write && (sock == WFPB_SOCK_NONE || c->wait_handle))
+		return;
+	disarm(c);
+	if (sock == WFPB_SOCK_NONE)
+		return;
+	if (c->watch_event == NULL && (c->watch_event = CreateEventW(NULL, FALSE, FALSE, NULL)) == NULL)
+		return;
+	if (WSAEventSelect((SOCKET)sock, c->watch_event, want_write ? FD_CONNECT : FD_ACCEPT) != 0) {
+		wfpb_log(WFPB_LOG_WARN, "WSAEventSelect: error %d", WSAGetLastError());
+		return;
+	}
+	c->fired = 0;
+	if (!RegisterWaitForSingleObject(&c->wait_handle, c->watch_event, watch_fired, c, INFINITE,
+	    WT_EXECUTEONLYONCE)) {
+		wfpb_log(WFPB_LOG_WARN, "RegisterWaitForSingleObject: error %lu", GetLastError());
+		c->wait_handle = NULL;
+		return;
+	}
+	c->pending++;
+	c->watched = sock;
+	c->watched_write = want_write;
 }
 
 /* Starts closing: cancel what is in flight; the last completion frees it. */
@@ -91,6 +157,7 @@ static void
 conn_close(struct wfpb_pipe_server *sv, struct pconn *c)
 {
 	if (!c->closing) {
+		disarm(c);
 		c->closing = 1;
 		if (c->pending > 0)
 			CancelIoEx(c->pipe, NULL);
@@ -110,6 +177,8 @@ listen_instance(struct wfpb_pipe_server *sv, int first)
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return WFPB_E_NOMEM;
+	c->sv = sv;
+	c->watched = WFPB_SOCK_NONE;
 	if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(WFPB_PIPE_SDDL, SDDL_REVISION_1,
 	    &sa.lpSecurityDescriptor, NULL)) {
 		err = GetLastError();
@@ -265,6 +334,7 @@ on_read(struct wfpb_pipe_server *sv, struct pconn *c, DWORD n)
 	rc = wfpb_session_input(c->s, c->rbuf, n, now_ms());
 	if (rc < 0 && rc != WFPB_E_STATE)
 		wfpb_log(WFPB_LOG_INFO, "session pid %u closed: %s", (unsigned)c->s->id.pid, wfpb_strerror(rc));
+	sync_watch(c);
 	pump_write(sv, c);
 	if (!c->closing && !c->s->closing)
 		start_read(sv, c);
@@ -273,11 +343,31 @@ on_read(struct wfpb_pipe_server *sv, struct pconn *c, DWORD n)
 static void
 on_completion(struct wfpb_pipe_server *sv, struct pconn *c, OVERLAPPED *ov, DWORD n, BOOL ok)
 {
-	int is_read, is_write;
+	int is_read, is_write, rc;
 
-	if (ov != &c->ov_connect && ov != &c->ov_read && ov != &c->ov_write)
+	if (ov != &c->ov_connect && ov != &c->ov_read && ov != &c->ov_write && ov != &c->ov_watch)
 		abort();	/* a completion for an unknown operation: our bookkeeping is broken */
 	c->pending--;
+	if (ov == &c->ov_watch) {
+		/* The wait fired once; release it before anything re-arms. */
+		if (c->wait_handle != NULL)
+			UnregisterWaitEx(c->wait_handle, INVALID_HANDLE_VALUE);
+		c->wait_handle = NULL;
+		c->fired = 0;
+		if (c->watched != WFPB_SOCK_NONE)
+			WSAEventSelect((SOCKET)c->watched, NULL, 0);
+		c->watched = WFPB_SOCK_NONE;
+		if (c->closing || sv->stop || c->s == NULL) {
+			conn_close(sv, c);
+			return;
+		}
+		if ((rc = wfpb_session_resume(c->s, now_ms())) < 0)
+			wfpb_log(WFPB_LOG_INFO, "session pid %u closed: %s", (unsigned)c->s->id.pid,
+			    wfpb_strerror(rc));
+		sync_watch(c);
+		pump_write(sv, c);
+		return;
+	}
 	is_read = ov == &c->ov_read;
 	is_write = ov == &c->ov_write;
 	if (is_write) {
@@ -326,6 +416,7 @@ sweep(struct wfpb_pipe_server *sv)
 			continue;
 		}
 		(void)wfpb_session_expire(c->s, now);
+		sync_watch(c);
 		pump_write(sv, c);
 	}
 }

@@ -81,6 +81,12 @@ max_stash = 3
 uid = 1002
 ops = stash fetch
 
+[principal wine-user]
+sid = S-1-5-21-0-0-0-1000
+ops = listen accept connect fetch
+listen = 127.0.0.1/32:*
+connect = 127.0.0.1/32:*
+
 [principal relay]
 uid = 1004
 ops = listen accept connect
@@ -141,7 +147,7 @@ fi
 sed 's/^/    /' "$work/broker-test.out"
 
 if [ -n "$handover_test" ]; then
-	if "$handover_test" "$endpoint" "$pub_arg" >"$work/handover-test.out" 2>&1; then
+	if run "$handover_test" "$endpoint" "$pub_arg" >"$work/handover-test.out" 2>&1; then
 		ok "handover-test: Listen/Accept/Connect/QueryRecords/ApplyRecords with real sockets"
 	else
 		ko "handover-test: Listen/Accept/Connect/QueryRecords/ApplyRecords with real sockets"
@@ -206,7 +212,7 @@ if [ "$mode" = native ]; then
 	sed 's/^/    /' "$work/relay.out"
 
 	check "wfpbctl status --json is one JSON object" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status --json | grep -q "^{\"backend\":\"sim\",.*\"records_applied\":[0-9]*}$"'
-	check "wfpbctl policy check accepts the running policy" eval '"$wfpbctl" policy check "$work/wfpbroker.conf" | grep -q "ok, 5 principals"'
+	check "wfpbctl policy check accepts the running policy" eval '"$wfpbctl" policy check "$work/wfpbroker.conf" | grep -q "ok, 6 principals"'
 	printf '[principal p]\nuid = 1\nops = fly\n' >"$work/bad-policy.conf"
 	check "wfpbctl policy check names the bad line" fails_with "bad-policy.conf:3: \[principal p\]: invalid ops" "$wfpbctl" policy check "$work/bad-policy.conf"
 
@@ -216,7 +222,7 @@ if [ "$mode" = native ]; then
 		"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" reload
 	check "app1 keeps its grants and entries after the rejected reload" test "$(as 1001 fetch "$h2")" = 02
 	cp "$work/good.conf" "$work/wfpbroker.conf"
-	check "Reload op applies a good file" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" reload | grep -q "reloaded: 5 principals"'
+	check "Reload op applies a good file" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" reload | grep -q "reloaded: 6 principals"'
 
 	ik_stranger() { "$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" --client-key "$work/stranger.key" ping >/dev/null 2>&1; }
 	check "unenrolled key refused before reload" eval '! ik_stranger'

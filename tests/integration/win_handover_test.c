@@ -1,0 +1,186 @@
+/*
+ * win-handover-test ENDPOINT SERVER_PUB: the socket operations through
+ * wfpbrokerd.exe over its named pipe, with real Winsock sockets handed over
+ * by WSADuplicateSocketW (sim backend): Listen/Accept with records and
+ * context, Connect with records, errors as statuses, Accept timeout.
+ * The caller's principal needs listen, accept, connect, fetch with ranges
+ * 127.0.0.1/32:*.
+ */
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <windows.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "wfpb.h"
+
+static const char	*endpoint, *server_pub;
+static int		passed, failed;
+
+#define CHECK(cond, ...) do {							\
+	if (!(cond)) {								\
+		printf("  check failed at line %d: %s: ", __LINE__, #cond);	\
+		printf(__VA_ARGS__);						\
+		printf("\n");							\
+		return -1;							\
+	}									\
+} while (0)
+
+static struct wfpb_client *
+open_client(void)
+{
+	struct wfpb_open_opts	o = { .endpoint = endpoint, .server_key_path = server_pub, .timeout_ms = 5000 };
+	struct wfpb_client	*c;
+	char			err[256];
+
+	if (wfpb_open(&o, &c, err, sizeof(err)) != 0) {
+		printf("  open: %s\n", err);
+		return NULL;
+	}
+	return c;
+}
+
+static struct wfpb_addr
+loopback(uint16_t port)
+{
+	struct wfpb_addr a = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 }, .port = port };
+
+	return a;
+}
+
+static SOCKET
+tcp_connect(uint16_t port)
+{
+	struct sockaddr_in	sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	SOCKET			s = socket(AF_INET, SOCK_STREAM, 0);
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (s == INVALID_SOCKET || connect(s, (struct sockaddr *)&sin, sizeof(sin)) != 0)
+		return INVALID_SOCKET;
+	return s;
+}
+
+static SOCKET
+tcp_listen(uint16_t *port)
+{
+	struct sockaddr_in	sin = { .sin_family = AF_INET };
+	int			len = sizeof(sin);
+	SOCKET			s = socket(AF_INET, SOCK_STREAM, 0);
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (s == INVALID_SOCKET || bind(s, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(s, 8) != 0 ||
+	    getsockname(s, (struct sockaddr *)&sin, &len) != 0)
+		return INVALID_SOCKET;
+	*port = ntohs(sin.sin_port);
+	return s;
+}
+
+static int
+roundtrip(SOCKET a, SOCKET b, const char *text)
+{
+	char	buf[128];
+	int	n, want = (int)strlen(text);
+
+	if (send(a, text, want, 0) != want)
+		return -1;
+	n = recv(b, buf, sizeof(buf), 0);
+	return n == want && memcmp(buf, text, (size_t)n) == 0 ? 0 : -1;
+}
+
+static int
+case_accept_and_connect(void)
+{
+	struct wfpb_client	*c = open_client();
+	struct wfpb_accepted	acc;
+	struct wfpb_addr	any = loopback(0), bound, origin_addr;
+	wfpb_socket_t		up;
+	uint64_t		lid;
+	uint8_t			*blob;
+	size_t			len;
+	uint16_t		oport;
+	SOCKET			cl, origin, ofd;
+
+	CHECK(c != NULL, "open");
+	CHECK(wfpb_listen(c, &any, 0, &lid, &bound) == 0, "listen: %s", wfpb_errmsg(c));
+	CHECK((cl = tcp_connect(bound.port)) != INVALID_SOCKET, "tcp connect");
+	CHECK(wfpb_accept(c, lid, 5000, 0, &acc) == 0, "accept: %s", wfpb_errmsg(c));
+	CHECK(acc.has_records && acc.context_len > 0, "records and context");
+	CHECK(roundtrip(cl, (SOCKET)acc.sock, "through a duplicated socket") == 0, "data path");
+	CHECK(roundtrip((SOCKET)acc.sock, cl, "and back") == 0, "data path back");
+	CHECK(wfpb_fetch(c, acc.records, &blob, &len) == 0 && len > 4 && memcmp(blob, "WFPS", 4) == 0,
+	    "records blob: %s", wfpb_errmsg(c));
+	wfpb_free(blob);
+	CHECK((origin = tcp_listen(&oport)) != INVALID_SOCKET, "origin");
+	origin_addr = loopback(oport);
+	CHECK(wfpb_connect(c, acc.records, NULL, 0, &origin_addr, NULL, 5000, &up, NULL) == 0, "connect: %s",
+	    wfpb_errmsg(c));
+	CHECK((ofd = accept(origin, NULL, NULL)) != INVALID_SOCKET, "origin accept");
+	CHECK(roundtrip((SOCKET)up, ofd, "upstream with records") == 0, "connected socket works");
+	closesocket((SOCKET)up);
+	closesocket(ofd);
+	closesocket(origin);
+	closesocket(cl);
+	wfpb_accepted_free(&acc);
+	wfpb_close(c);
+	return 0;
+}
+
+static int
+case_errors(void)
+{
+	struct wfpb_client	*c = open_client();
+	struct wfpb_accepted	acc;
+	struct wfpb_addr	any = loopback(0), outside = loopback(0), closed;
+	wfpb_socket_t		s = WFPB_SOCKET_NONE;
+	uint64_t		lid;
+	uint16_t		port;
+	SOCKET			l;
+
+	CHECK(c != NULL, "open");
+	CHECK((l = tcp_listen(&port)) != INVALID_SOCKET, "listen");
+	closesocket(l);
+	closed = loopback(port);
+	CHECK(wfpb_connect(c, NULL, (const uint8_t *)"junk", 4, &closed, NULL, 2000, &s, NULL) == WFPB_E_STATUS &&
+	    strstr(wfpb_errmsg(c), "EINVAL") != NULL, "garbage records: %s", wfpb_errmsg(c));
+	outside.addr[3] = 2;
+	CHECK(wfpb_listen(c, &outside, 0, &lid, NULL) == WFPB_E_STATUS && strstr(wfpb_errmsg(c), "DENIED") != NULL,
+	    "listen outside the ranges: %s", wfpb_errmsg(c));
+	CHECK(wfpb_listen(c, &any, 0, &lid, NULL) == 0, "listen: %s", wfpb_errmsg(c));
+	CHECK(wfpb_accept(c, lid, 300, 0, &acc) == WFPB_E_STATUS && strstr(wfpb_errmsg(c), "TIMEOUT") != NULL,
+	    "accept without a peer: %s", wfpb_errmsg(c));
+	CHECK(wfpb_ping(c, NULL, 0, NULL) == 0, "session after errors");
+	CHECK(s == WFPB_SOCKET_NONE, "socket handed over on failure");
+	wfpb_close(c);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct {
+		const char	*name;
+		int		(*fn)(void);
+	} cases[] = {
+		{ "accept_and_connect_hand_over_duplicated_sockets", case_accept_and_connect },
+		{ "errors_are_statuses_and_accept_times_out", case_errors },
+	};
+	WSADATA	wsa;
+	size_t	i;
+
+	if (argc != 3 || WSAStartup(MAKEWORD(2, 2), &wsa) != 0) {
+		fprintf(stderr, "usage: win-handover-test ENDPOINT SERVER_PUB\n");
+		return 2;
+	}
+	endpoint = argv[1];
+	server_pub = argv[2];
+	setvbuf(stdout, NULL, _IONBF, 0);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = cases[i].fn();
+
+		printf("%s %s\n", rc == 0 ? "ok  " : "FAIL", cases[i].name);
+		rc == 0 ? passed++ : failed++;
+	}
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed == 0 ? 0 : 1;
+}
