@@ -41,6 +41,9 @@ struct wfpb_backend {
 int WFPB_MUST_CHECK wfpb_backend_open(const char *name, struct wfpb_backend *out);
 void wfpb_backend_close(struct wfpb_backend *be);
 
+/* The platform's own backends by name (wfp on Windows), with ctx malloc'd; NULL when not built. */
+const struct wfpb_backend_ops *wfpb__platform_backend(const char *name, void **ctx);
+
 /* The sim backend (backend/sim.c). */
 extern const struct wfpb_backend_ops wfpb_backend_sim;
 void *wfpb_sim_new(void);

@@ -1,0 +1,163 @@
+/*
+ * The wfp backend (Windows build). Real WSAIoctl on a real socket: whatever
+ * the platform answers (Wine: WSAEOPNOTSUPP; Windows without a redirect:
+ * WSAEACCES or WSAEINVAL) surfaces as its Status with the WSA code kept.
+ * Buffer growth, "no context" and error mapping are driven by named fakes of
+ * WSAIoctl, since no platform here produces redirect records.
+ */
+#include <winsock2.h>
+#include <windows.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "wfp.h"
+#include "wfpbroker.pb-c.h"
+
+static DWORD	fake_size;		/* bytes the fake "records" have */
+static int	fake_error;		/* WSA error the fake reports */
+static DWORD	largest_buffer;		/* the largest output buffer the backend offered */
+
+static int WSAAPI
+fake_records_of_size(SOCKET s, DWORD code, LPVOID in, DWORD inlen, LPVOID out, DWORD outlen, LPDWORD ret,
+    LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr)
+{
+	(void)s; (void)code; (void)in; (void)inlen; (void)ov; (void)cr;
+	if (outlen > largest_buffer)
+		largest_buffer = outlen;
+	if (outlen < fake_size) {
+		WSASetLastError(fake_error);
+		return SOCKET_ERROR;
+	}
+	memset(out, 0x5a, fake_size);
+	*ret = fake_size;
+	return 0;
+}
+
+static int WSAAPI
+fake_fails_with(SOCKET s, DWORD code, LPVOID in, DWORD inlen, LPVOID out, DWORD outlen, LPDWORD ret,
+    LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr)
+{
+	(void)s; (void)code; (void)in; (void)inlen; (void)out; (void)outlen; (void)ret; (void)ov; (void)cr;
+	WSASetLastError(fake_error);
+	return SOCKET_ERROR;
+}
+
+static int
+setup(void **state)
+{
+	WSADATA wsa;
+
+	(void)state;
+	return WSAStartup(MAKEWORD(2, 2), &wsa) == 0 ? 0 : -1;
+}
+
+static void
+real_ioctl_errors_surface_as_statuses(void **state)
+{
+	struct wfpb_buf	out = { 0 };
+	SOCKET		s = socket(AF_INET, SOCK_STREAM, 0);
+	int		os_err = 0, code;
+
+	(void)state;
+	assert_true(s != INVALID_SOCKET);
+	wfpb__wfp_set_ioctl(NULL);
+	code = wfpb_backend_wfp.query_records(NULL, (wfpb_sock)s, &out, &os_err);
+	/* An unconnected, unredirected socket has no records: every platform refuses. */
+	assert_int_not_equal(code, 0);
+	assert_int_not_equal(os_err, 0);
+	assert_int_equal(code, wfpb__net_status(os_err));
+	assert_null(out.data);
+	print_message("query_records on this platform: WSA error %d -> status %d\n", os_err, code);
+	closesocket(s);
+}
+
+static void
+query_grows_the_buffer(void **state)
+{
+	static const int	errors[] = { WSAEFAULT, WSAENOBUFS, ERROR_INSUFFICIENT_BUFFER };
+	struct wfpb_buf		out;
+	int			os_err, i;
+
+	(void)state;
+	wfpb__wfp_set_ioctl(fake_records_of_size);
+	for (i = 0; i < 3; i++) {
+		fake_size = 5000;
+		fake_error = errors[i];
+		largest_buffer = 0;
+		assert_int_equal(wfpb_backend_wfp.query_records(NULL, 1, &out, &os_err), 0);
+		assert_int_equal(out.len, 5000);
+		assert_int_equal(out.data[4999], 0x5a);
+		assert_int_equal(largest_buffer, 8192);	/* 2048, then x4 */
+		free(out.data);
+	}
+	/* Records larger than the cap: ENOBUFS, never an unbounded allocation. */
+	fake_size = 1u << 20;
+	fake_error = WSAEFAULT;
+	largest_buffer = 0;
+	assert_int_equal(wfpb_backend_wfp.query_records(NULL, 1, &out, &os_err),
+	    WFPBROKER__V1__STATUS_CODE__ENOBUFS);
+	assert_true(largest_buffer <= 64u * 1024u * 4u);
+	assert_null(out.data);
+	wfpb__wfp_set_ioctl(NULL);
+}
+
+static void
+no_context_is_not_an_error(void **state)
+{
+	struct wfpb_buf	out;
+	int		os_err;
+
+	(void)state;
+	wfpb__wfp_set_ioctl(fake_fails_with);
+	fake_error = (int)FWP_E_NOT_FOUND;
+	assert_int_equal(wfpb_backend_wfp.query_context(NULL, 1, &out, &os_err), 0);
+	assert_int_equal(out.len, 0);
+	/* For records, the same answer is an error. */
+	assert_int_not_equal(wfpb_backend_wfp.query_records(NULL, 1, &out, &os_err), 0);
+	wfpb__wfp_set_ioctl(NULL);
+}
+
+static void
+set_maps_errors_and_counts(void **state)
+{
+	struct wfpb_backend	be;
+	int			os_err;
+
+	(void)state;
+	assert_int_equal(wfpb_backend_open("wfp", &be), 0);
+	wfpb__wfp_set_ioctl(fake_fails_with);
+	fake_error = WSAEACCES;
+	assert_int_equal(be.ops->set_records(be.ctx, 1, (const uint8_t *)"r", 1, &os_err),
+	    WFPBROKER__V1__STATUS_CODE__EACCES);
+	assert_int_equal(os_err, WSAEACCES);
+	fake_error = WSAEINVAL;
+	assert_int_equal(be.ops->set_records(be.ctx, 1, (const uint8_t *)"r", 1, &os_err),
+	    WFPBROKER__V1__STATUS_CODE__EINVAL);
+	assert_int_equal(be.ops->records_applied(be.ctx), 0);
+	wfpb__wfp_set_ioctl(fake_records_of_size);
+	fake_size = 0;
+	assert_int_equal(be.ops->set_records(be.ctx, 1, (const uint8_t *)"r", 1, &os_err), 0);
+	assert_int_equal(be.ops->records_applied(be.ctx), 1);
+	wfpb__wfp_set_ioctl(NULL);
+	wfpb_backend_close(&be);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(real_ioctl_errors_surface_as_statuses),
+		cmocka_unit_test(query_grows_the_buffer),
+		cmocka_unit_test(no_context_is_not_an_error),
+		cmocka_unit_test(set_maps_errors_and_counts),
+	};
+
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
