@@ -196,11 +196,13 @@ cmd_status(struct wfpb_open_opts *o, int json)
 	}
 	printf("backend %s\nuptime_ms %llu\nsessions %u\nrequests %llu\ndenials %llu\n"
 	    "stash_entries %u\nstash_bytes %llu\nlisteners %u\nrecords_applied %llu\n"
-	    "audit_durable_seq %llu\naudit_commits %llu\naudit_max_batch %llu\naudit_broken %d\n", st.backend,
+	    "audit_durable_seq %llu\naudit_commits %llu\naudit_max_batch %llu\naudit_broken %d\n"
+	    "events_reported %llu\n", st.backend,
 	    (unsigned long long)st.uptime_ms, st.sessions, (unsigned long long)st.requests,
 	    (unsigned long long)st.denials, st.stash_entries, (unsigned long long)st.stash_bytes, st.listeners,
 	    (unsigned long long)st.records_applied, (unsigned long long)st.audit_durable_seq,
-	    (unsigned long long)st.audit_commits, (unsigned long long)st.audit_max_batch, st.audit_broken);
+	    (unsigned long long)st.audit_commits, (unsigned long long)st.audit_max_batch, st.audit_broken,
+	    (unsigned long long)st.events_reported);
 	wfpb_close(c);
 	return 0;
 }

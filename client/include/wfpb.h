@@ -84,6 +84,7 @@ struct wfpb_status_info {
 	uint64_t	audit_commits;
 	uint64_t	audit_max_batch;
 	int		audit_broken;
+	uint64_t	events_reported;
 	char		backend[16];
 };
 

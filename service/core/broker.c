@@ -43,9 +43,12 @@ wfpb_broker_init(struct wfpb_broker *b, struct wfpb_config *cfg, const char *con
 	wfpb_stash_init(&b->stash, stash_freed, b);
 	if (wfpb_backend_open(b->cfg.backend, &b->backend) != 0) {
 		wfpb_log(WFPB_LOG_ERR, "backend %s is not available in this build", b->cfg.backend);
+		wfpb_event(WFPB_EVENT_BACKEND, "backend %s is not available in this build", b->cfg.backend);
 		wfpb_broker_fini(b);
 		return WFPB_E_UNSUPPORTED;
 	}
+	b->started = 1;
+	wfpb_event(WFPB_EVENT_START, "version %s, backend %s", WFPB_SERVICE_VERSION, b->cfg.backend);
 	return 0;
 }
 
@@ -85,6 +88,7 @@ wfpb_broker_reload_file(struct wfpb_broker *b, struct wfpb_ini_error *err)
 	}
 	wfpb_broker_reload(b, &cfg);
 	wfpb_broker_audit_event(b, WFPBROKER__V1__AUDIT_KIND__AUDIT_RELOAD, b->config_path, 0);
+	wfpb_event(WFPB_EVENT_RELOAD, "%s: %u principals", b->config_path, (unsigned)b->cfg.nprincipals);
 	wfpb_log(WFPB_LOG_INFO, "configuration reloaded: %u principals", (unsigned)b->cfg.nprincipals);
 	return 0;
 }
@@ -219,9 +223,12 @@ wfpb_broker_commit(struct wfpb_broker *b, uint64_t now_ms)
 	b->audit.last_commit_ms = now_ms;
 	if (rc == 0 && b->waiting == NULL)
 		return 0;
-	if (rc < 0 && b->audit.broken)
+	if (rc < 0 && b->audit.broken) {
 		wfpb_log(WFPB_LOG_ERR, "audit log cannot be written (error %d): refusing operations with effects",
 		    b->audit.os_err);
+		wfpb_event(WFPB_EVENT_AUDIT, "cannot be written (error %d): operations with effects are refused",
+		    b->audit.os_err);
+	}
 	/* Everything queued was in this commit: every waiter is released, or fails with it. */
 	while ((s = b->waiting) != NULL) {
 		b->waiting = s->wait_next;
@@ -257,6 +264,9 @@ wfpb_broker_next_ready(struct wfpb_broker *b)
 void
 wfpb_broker_fini(struct wfpb_broker *b)
 {
+	if (b->started)
+		wfpb_event(WFPB_EVENT_STOP, "%u sessions open at stop", b->sessions);
+	b->started = 0;
 	if (b->audit_on) {
 		wfpb_broker_audit_event(b, WFPBROKER__V1__AUDIT_KIND__AUDIT_SERVICE_STOP, "stopping", 0);
 		(void)wfpb_audit_checkpoint(&b->audit, 0);

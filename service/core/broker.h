@@ -62,6 +62,7 @@ struct wfpb_broker {
 	uint32_t			listeners;
 	uint64_t			next_listener_id;
 	uint64_t			next_session_id;
+	int				started;	/* the start event was reported */
 	int				audit_on;
 	struct wfpb_audit		audit;
 	/* Sessions whose output waits for the audit log, and those it has released. */

@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "dispatch.h"
+#include "log.h"
 #include "net.h"
 #include "stash.h"
 #include "wfpbroker.pb-c.h"
@@ -379,6 +380,12 @@ op_status(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, str
 	rp->status.backend = b->cfg.backend;
 	rp->status.uptime_ms = now_ms - b->start_ms;
 	rp->status.records_applied = b->backend.ops->records_applied(b->backend.ctx);
+	{
+		int k;
+
+		for (k = 0; k < WFPB_EVENT_MAX; k++)
+			rp->status.events_reported += wfpb_events_reported[k];
+	}
 	if (b->audit_on) {
 		rp->status.audit_durable_seq = b->audit.durable_seq;
 		rp->status.audit_commits = b->audit.commits;
@@ -546,6 +553,7 @@ backend_outcome(struct outcome *o, const char *what, int code, int os_err)
 	set_outcome(o, v != NULL ? (Wfpbroker__V1__StatusCode)code : WFPBROKER__V1__STATUS_CODE__INTERNAL,
 	    "%s: the backend refused (%s)", what, v != NULL ? v->name : "unknown code");
 	o->os_error = os_err;
+	wfpb_event(WFPB_EVENT_BACKEND, "%s (OS error %d)", o->message, os_err);
 }
 
 /*
@@ -1117,8 +1125,11 @@ respond(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id, s
 	rp->resp.request_id = request_id;
 	if (o->code == WFPBROKER__V1__STATUS_CODE__BAD_REQUEST)
 		s->broker->n.bad_requests++;
-	else if (o->code == WFPBROKER__V1__STATUS_CODE__DENIED)
+	else if (o->code == WFPBROKER__V1__STATUS_CODE__DENIED) {
 		s->broker->n.denials++;
+		wfpb_event(WFPB_EVENT_DENIAL, "user %s pid %u (%s): %s", s->id.user, (unsigned)s->id.pid,
+		    s->principal[0] ? s->principal : "no principal", o->message);
+	}
 	if (o->code != WFPBROKER__V1__STATUS_CODE__OK) {
 		rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT__NOT_SET;
 		/* A failed operation hands nothing over. */

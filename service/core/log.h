@@ -23,4 +23,31 @@ void wfpb_log(int level, const char *fmt, ...);
 /* Platform sink: one formatted line without a trailing newline. */
 void wfpb__log_sink(int level, const char *line);
 
+/*
+ * Events an operator's tooling watches for, each with its own Event Log ID
+ * on Windows (service/win/messages.mc) and a syslog line on POSIX.
+ */
+enum wfpb_event {
+	WFPB_EVENT_START = 1,
+	WFPB_EVENT_STOP = 2,
+	WFPB_EVENT_DENIAL = 3,
+	WFPB_EVENT_BACKEND = 4,
+	WFPB_EVENT_RELOAD = 5,
+	WFPB_EVENT_AUDIT = 6,
+	WFPB_EVENT_MAX = 7,
+};
+
+#if defined(__MINGW32__)
+__attribute__((format(gnu_printf, 2, 3)))
+#elif defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+void wfpb_event(int event, const char *fmt, ...);
+
+/* Platform sink for events; returns 1 when the OS accepted the report. */
+int wfpb__event_sink(int event, const char *text);
+
+/* Events reported so far, per kind (tests and Status). */
+extern unsigned long wfpb_events_reported[WFPB_EVENT_MAX];
+
 #endif

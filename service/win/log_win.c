@@ -1,7 +1,26 @@
-/* Windows log sink: stderr (visible with --console). */
+/*
+ * Windows log sink: stderr (visible with --console), and events to the
+ * Application Event Log under the source "wfpbroker", whose message table
+ * (messages.mc) is compiled into wfpbrokerd.exe and registered by install.
+ */
+#include <windows.h>
+
 #include <stdio.h>
 
 #include "log.h"
+#include "messages.h"
+
+static const struct {
+	DWORD	id;
+	WORD	type;
+} events[WFPB_EVENT_MAX] = {
+	[WFPB_EVENT_START] = { WFPB_MSG_START, EVENTLOG_INFORMATION_TYPE },
+	[WFPB_EVENT_STOP] = { WFPB_MSG_STOP, EVENTLOG_INFORMATION_TYPE },
+	[WFPB_EVENT_DENIAL] = { WFPB_MSG_DENIAL, EVENTLOG_WARNING_TYPE },
+	[WFPB_EVENT_BACKEND] = { WFPB_MSG_BACKEND, EVENTLOG_ERROR_TYPE },
+	[WFPB_EVENT_RELOAD] = { WFPB_MSG_RELOAD, EVENTLOG_INFORMATION_TYPE },
+	[WFPB_EVENT_AUDIT] = { WFPB_MSG_AUDIT, EVENTLOG_ERROR_TYPE },
+};
 
 void
 wfpb__log_sink(int level, const char *line)
@@ -9,4 +28,18 @@ wfpb__log_sink(int level, const char *line)
 	(void)level;
 	fprintf(stderr, "wfpbrokerd: %s\n", line);
 	fflush(stderr);
+}
+
+int
+wfpb__event_sink(int event, const char *text)
+{
+	static HANDLE	source;
+	wchar_t		w[1024];
+	LPCWSTR		strings[1] = { w };
+
+	if (source == NULL && (source = RegisterEventSourceW(NULL, L"wfpbroker")) == NULL)
+		return 0;
+	if (MultiByteToWideChar(CP_UTF8, 0, text, -1, w, 1024) == 0)
+		w[0] = L'\0';
+	return ReportEventW(source, events[event].type, 0, events[event].id, NULL, 1, 0, strings, NULL) ? 1 : 0;
 }

@@ -112,6 +112,26 @@ config2(SC_HANDLE svc, DWORD level, void *info, const char *what)
 		fprintf(stderr, "wfpbrokerd: install: %s: error %lu\n", what, GetLastError());
 }
 
+#define EVENTLOG_KEY	L"SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\wfpbroker"
+
+/* Registers wfpbrokerd.exe as the Event Log source "wfpbroker" (its message table is compiled in). */
+static DWORD
+register_event_source(const wchar_t *exe)
+{
+	HKEY	key;
+	DWORD	types = EVENTLOG_ERROR_TYPE | EVENTLOG_WARNING_TYPE | EVENTLOG_INFORMATION_TYPE, err;
+
+	err = RegCreateKeyExW(HKEY_LOCAL_MACHINE, EVENTLOG_KEY, 0, NULL, 0, KEY_SET_VALUE, NULL, &key, NULL);
+	if (err != ERROR_SUCCESS)
+		return err;
+	err = RegSetValueExW(key, L"EventMessageFile", 0, REG_EXPAND_SZ, (const BYTE *)exe,
+	    (DWORD)((wcslen(exe) + 1) * sizeof(wchar_t)));
+	if (err == ERROR_SUCCESS)
+		err = RegSetValueExW(key, L"TypesSupported", 0, REG_DWORD, (const BYTE *)&types, sizeof(types));
+	RegCloseKey(key);
+	return err;
+}
+
 int
 wfpb_service_install(const char *config_path)
 {
@@ -155,6 +175,8 @@ wfpb_service_install(const char *config_path)
 	config2(svc, SERVICE_CONFIG_REQUIRED_PRIVILEGES_INFO, &priv, "required privileges");
 	CloseServiceHandle(svc);
 	CloseServiceHandle(scm);
+	if ((err = register_event_source(exe)) != ERROR_SUCCESS)
+		fprintf(stderr, "wfpbrokerd: install: event source: error %lu\n", err);
 	return 0;
 }
 
@@ -181,5 +203,6 @@ wfpb_service_uninstall(void)
 		err = GetLastError();
 	CloseServiceHandle(svc);
 	CloseServiceHandle(scm);
+	(void)RegDeleteKeyW(HKEY_LOCAL_MACHINE, EVENTLOG_KEY);
 	return (int)err;
 }

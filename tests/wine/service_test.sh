@@ -17,7 +17,8 @@ mkdir -p "$work"
 work=$(cd "$work" && pwd)
 pipe="\\\\.\\pipe\\wfpbsvc-$$"
 state=$(winpath "$work/state")
-printf '[service]\nendpoint = %s\nstate_dir = %s\n' "$pipe" "$state" >"$work/wfpbroker.conf"
+printf '[service]\nendpoint = %s\nstate_dir = %s\n[principal wine-user]\nsid = S-1-5-21-0-0-0-1000\nops = admin\n' \
+	"$pipe" "$state" >"$work/wfpbroker.conf"
 
 wine "$brokerd" uninstall >/dev/null 2>&1	# a leftover from an interrupted run
 check "install registers the service" eval 'wine "$brokerd" install --config "$(winpath "$work/wfpbroker.conf")" 2>"$work/install.err" | grep -q installed'
@@ -28,11 +29,19 @@ check "depends on Tcpip and BFE" grep -q 'DependOnService.*Tcpip.*BFE' "$work/re
 check "runs with --service and the given configuration" grep -q 'ImagePath.*--service --config' "$work/reg.txt"
 check "net start reports the service started" eval 'timeout 60 wine net start wfpbroker 2>&1 | tr -d "\r" | grep -q "started successfully"'
 check "the running service answers a ping on its pipe" wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" --timeout 5000 ping
+events() { wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" status | tr -d '\r' | awk '$1 == "events_reported" { print $2 }'; }
+check "the event source is registered for the Event Log" eval 'wine reg query "HKLM\\System\\CurrentControlSet\\Services\\EventLog\\Application\\wfpbroker" 2>/dev/null | tr -d "\r" | grep -q "EventMessageFile.*wfpbrokerd.exe"'
+e0=$(events)
+check "the start was reported to the Event Log (ReportEventW accepted)" test "${e0:-0}" -ge 1
+wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" stash 00 >/dev/null 2>&1
+e1=$(events)
+check "a denial is reported to the Event Log" test "${e1:-0}" -gt "${e0:-0}"
 check "net stop stops it" eval 'timeout 60 wine net stop wfpbroker 2>&1 | tr -d "\r" | grep -q "stopped successfully"'
 check "after the stop the pipe is gone" eval '! wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" --timeout 1000 ping >/dev/null 2>&1'
 check "the stopped service's audit log verifies, signed to the end" wine "$wfpbctl" audit verify "$state\\audit.log" --pubkey "$state\\audit.pub"
 check "uninstall removes the service" eval 'wine "$brokerd" uninstall | grep -q removed'
 check "the service is gone from the registry" eval '! wine reg query "HKLM\\System\\CurrentControlSet\\Services\\wfpbroker" >/dev/null 2>&1'
+check "the event source is gone too" eval '! wine reg query "HKLM\\System\\CurrentControlSet\\Services\\EventLog\\Application\\wfpbroker" >/dev/null 2>&1'
 check "outside the SCM, without --console, it explains itself" eval 'wine "$brokerd" 2>&1 | grep -q "not started by the Service Control Manager"'
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
