@@ -6,6 +6,8 @@
  */
 #include <winsock2.h>
 #include <windows.h>
+#include <shlobj.h>
+#include <knownfolders.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,12 +30,14 @@ wfpb__default_server_key(void)
 {
 	static char	path[MAX_PATH + 64];
 	char		base[MAX_PATH];
-	DWORD		n;
+	PWSTR		w = NULL;
 
+	/* The shell's ProgramData, as the service computes it (its environment differs from ours). */
 	if (path[0] == '\0') {
-		n = GetEnvironmentVariableA("ProgramData", base, sizeof(base));
-		if (n == 0 || n >= sizeof(base))
+		if (SHGetKnownFolderPath(&FOLDERID_ProgramData, 0, NULL, &w) != S_OK ||
+		    WideCharToMultiByte(CP_UTF8, 0, w, -1, base, sizeof(base), NULL, NULL) == 0)
 			snprintf(base, sizeof(base), "C:\\ProgramData");
+		CoTaskMemFree(w);
 		snprintf(path, sizeof(path), "%s\\wfpbroker\\server.pub", base);
 	}
 	return path;

@@ -13,6 +13,8 @@
 #include <winsock2.h>
 #include <windows.h>
 #include <sddl.h>
+#include <shlobj.h>
+#include <knownfolders.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -58,13 +60,16 @@ usage(void)
 	    "       wfpbrokerd.exe install [--config FILE] | uninstall | keygen [--config FILE]\n");
 }
 
+/* The ProgramData folder from the shell, not the environment: a service's environment differs from a user's. */
 static void
 program_data(char *out, size_t cap)
 {
-	DWORD n = GetEnvironmentVariableA("ProgramData", out, (DWORD)cap);
+	PWSTR path = NULL;
 
-	if (n == 0 || n >= cap)
+	if (SHGetKnownFolderPath(&FOLDERID_ProgramData, 0, NULL, &path) != S_OK ||
+	    WideCharToMultiByte(CP_UTF8, 0, path, -1, out, (int)cap, NULL, NULL) == 0)
 		snprintf(out, cap, "C:\\ProgramData");
+	CoTaskMemFree(path);
 }
 
 static int
