@@ -55,6 +55,40 @@ widen(const char *s)
 	return w;
 }
 
+/*
+ * On the default pipe, when the wfpbroker service is running, the pipe must
+ * be served by that service's process: a squatter that got the name first is
+ * refused before any byte is sent (the pinned key would refuse it anyway).
+ * Returns 0, or the squatter's PID.
+ */
+static DWORD
+squatter_pid(HANDLE pipe, const char *endpoint, DWORD *service_pid)
+{
+	SERVICE_STATUS_PROCESS	st;
+	SC_HANDLE		scm, svc;
+	ULONG			server = 0;
+	DWORD			need;
+	int			running = 0;
+
+	*service_pid = 0;
+	if (_stricmp(endpoint, "\\\\.\\pipe\\wfpbroker") != 0)
+		return 0;
+	if ((scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT)) == NULL)
+		return 0;
+	if ((svc = OpenServiceW(scm, L"wfpbroker", SERVICE_QUERY_STATUS)) != NULL) {
+		if (QueryServiceStatusEx(svc, SC_STATUS_PROCESS_INFO, (BYTE *)&st, sizeof(st), &need) &&
+		    st.dwCurrentState == SERVICE_RUNNING) {
+			running = 1;
+			*service_pid = st.dwProcessId;
+		}
+		CloseServiceHandle(svc);
+	}
+	CloseServiceHandle(scm);
+	if (!running || !GetNamedPipeServerProcessId(pipe, &server))
+		return 0;
+	return server == *service_pid ? 0 : server;
+}
+
 static void
 winsock_init(void)
 {
@@ -117,6 +151,16 @@ wfpb__transport_connect(const char *endpoint, uint32_t timeout_ms, struct wfpb_t
 		WaitNamedPipeW(name, 100);
 	}
 	free(name);
+	{
+		DWORD svc_pid, other = squatter_pid(h, endpoint, &svc_pid);
+
+		if (other != 0) {
+			CloseHandle(h);
+			snprintf(err, errlen, "%s is served by process %lu, not by the wfpbroker service (process %lu)",
+			    endpoint, (unsigned long)other, (unsigned long)svc_pid);
+			return WFPB_E_PEER_KEY;
+		}
+	}
 	if ((t = calloc(1, sizeof(*t))) == NULL || (t->event = CreateEventW(NULL, TRUE, FALSE, NULL)) == NULL) {
 		free(t);
 		CloseHandle(h);
