@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # msi_test.sh MSI WFPBCTL_EXE: the MSI under Wine's msiexec: installs the files and the
-# service, starts it (default pipe, keys in ProgramData), answers wfpbctl with its defaults,
-# and uninstalls cleanly. Ends with "N passed, M failed".
+# service; net start runs it (default pipe, keys in ProgramData); it answers wfpbctl with its
+# defaults; msiexec /x stops and removes it. Ends with "N passed, M failed".
 set -u
 msi=$1 wfpbctl=$2
 pass=0 fail=0
 ok() { echo "ok   $*"; pass=$((pass + 1)); }
 ko() { echo "FAIL $*"; fail=$((fail + 1)); }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else ko "$what"; fi; }
+. "$(dirname "$0")/scm.sh"
 
 timeout 120 wine msiexec /x "$msi" /qn >/dev/null 2>&1	# a leftover from an interrupted run
 check "msiexec /i installs silently" timeout 120 wine msiexec /i "$msi" /qn
 reg=$(wine reg query 'HKLM\System\CurrentControlSet\Services\wfpbroker' 2>/dev/null | tr -d '\r')
 check "the service is registered: auto start, LocalSystem, --service" eval 'echo "$reg" | grep -q "Start.*0x2" && echo "$reg" | grep -q "ObjectName.*LocalSystem" && echo "$reg" | grep -q "ImagePath.*wfpbrokerd.exe --service"'
 check "the Event Log source is registered" eval 'wine reg query "HKLM\\System\\CurrentControlSet\\Services\\EventLog\\Application\\wfpbroker" 2>/dev/null | tr -d "\r" | grep -q EventMessageFile'
-check "the service is running after install" eval 'wine sc query wfpbroker 2>/dev/null | tr -d "\r" | grep -q RUNNING'
+check "net start brings the installed service to RUNNING" start_service
 ok=0
 for _ in $(seq 1 50); do
 	wine "$wfpbctl" --timeout 2000 ping >/dev/null 2>&1 && { ok=1; break; }
@@ -22,7 +23,7 @@ for _ in $(seq 1 50); do
 done
 check "wfpbctl with no options reaches it (default pipe, pinned ProgramData key)" test $ok -eq 1
 check "msiexec /x uninstalls silently" timeout 120 wine msiexec /x "$msi" /qn
-check "the service is gone" eval '! wine reg query "HKLM\\System\\CurrentControlSet\\Services\\wfpbroker" >/dev/null 2>&1'
+check "the service is gone" service_gone
 check "the pipe is gone" eval '! wine "$wfpbctl" --timeout 1000 ping >/dev/null 2>&1'
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
