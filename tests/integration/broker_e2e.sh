@@ -185,6 +185,8 @@ if [ "$mode" = native ]; then
 	check "app1 can stash again after the release" eval 'as 1001 stash 06 --keep >/dev/null'
 	check "a released handle is gone" fails_with "NOT_FOUND" as 1001 fetch "$h"
 	check "empty blob is a bad request naming the field" fails_with "BAD_REQUEST: stash.blob: empty" as 1001 stash ""
+	big=$(printf '00%.0s' $(seq 1 16385))
+	check "a blob over blob_max is a bad request naming the limit" fails_with "BAD_REQUEST: stash.blob: 16385 bytes, the limit is 16384" as 1001 stash "$big"
 	check "status (root, admin) counts 4 stash entries" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status | grep -qx "stash_entries 4"'
 	# An unprivileged wfpb-relay (uid 1004) carries bytes to an echo server and back.
 	status_field() { "$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status | awk -v k="$1" '$1 == k { print $2 }'; }
