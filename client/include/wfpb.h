@@ -169,6 +169,17 @@ const char *wfpb_status_name(int code);
 /* A monotonic clock in microseconds, for callers that time calls. */
 uint64_t wfpb_monotonic_us(void);
 
+/* Status codes callers commonly test for (values of wfpbroker.v1.StatusCode). */
+#define WFPBROKER_STATUS_EACCES		1
+#define WFPBROKER_STATUS_EINVAL		2
+#define WFPBROKER_STATUS_EOPNOTSUPP	3
+#define WFPBROKER_STATUS_DENIED		32
+#define WFPBROKER_STATUS_QUOTA		33
+#define WFPBROKER_STATUS_NOT_FOUND	34
+#define WFPBROKER_STATUS_BAD_REQUEST	35
+#define WFPBROKER_STATUS_TIMEOUT	36
+#define WFPBROKER_STATUS_UNAVAILABLE	37
+
 /* The status code of the last WFPB_E_STATUS failure (the .proto's StatusCode), else 0. */
 int wfpb_status(const struct wfpb_client *c);
 

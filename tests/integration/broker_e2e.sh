@@ -155,6 +155,30 @@ if [ -n "$handover_test" ]; then
 	sed 's/^/    /' "$work/handover-test.out"
 fi
 
+if [ "$mode" = wine ] && [ -n "$handover_test" ]; then
+	# A second broker with the real wfp backend: Wine refuses the redirect ioctls.
+	wfp_pipe="\\\\.\\pipe\\wfpbtest-wfp-$$"
+	wfp_state=$(winpath "$work/state-wfp")
+	{
+		printf '[service]\nendpoint = %s\nstate_dir = %s\nbackend = wfp\n' "$wfp_pipe" "$wfp_state"
+		printf '[principal wine-user]\nsid = S-1-5-21-0-0-0-1000\nops = listen accept connect\n'
+		printf 'listen = 127.0.0.1/32:*\nconnect = 127.0.0.1/32:*\n'
+	} >"$work/wfp.conf"
+	wine "$brokerd" --console --config "$(winpath "$work/wfp.conf")" >"$work/wfp-broker.log" 2>&1 &
+	helpers="$helpers $!"
+	for _ in $(seq 1 100); do
+		run "$wfpbctl" --endpoint "$wfp_pipe" --server-key "$wfp_state\\server.pub" --timeout 2000 ping \
+			>/dev/null 2>&1 && break
+		sleep 0.2
+	done
+	if run "$handover_test" "$wfp_pipe" "$wfp_state\\server.pub" --wfp >"$work/wfp-test.out" 2>&1; then
+		ok "backend = wfp: the ioctls' refusal reaches the client as EOPNOTSUPP, the broker serves on"
+	else
+		ko "backend = wfp: the ioctls' refusal reaches the client as EOPNOTSUPP, the broker serves on"
+	fi
+	sed 's/^/    /' "$work/wfp-test.out"
+fi
+
 if [ "$mode" = native ]; then
 	# The policy with real, distinct, unprivileged uids: identity from SO_PEERCRED.
 	as() {

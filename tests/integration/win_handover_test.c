@@ -5,6 +5,11 @@
  * context, Connect with records, errors as statuses, Accept timeout.
  * The caller's principal needs listen, accept, connect, fetch with ranges
  * 127.0.0.1/32:*.
+ *
+ * win-handover-test ENDPOINT SERVER_PUB --wfp: against a broker with
+ * backend = wfp under Wine, whose WSAIoctl refuses the redirect codes: the
+ * refusal reaches the client as EOPNOTSUPP with a clear message, and the
+ * broker keeps serving.
  */
 #include <winsock2.h>
 #include <ws2tcpip.h>
@@ -155,6 +160,39 @@ case_errors(void)
 	return 0;
 }
 
+static int
+case_wfp_refusal(void)
+{
+	struct wfpb_client	*c = open_client();
+	struct wfpb_accepted	acc;
+	struct wfpb_addr	any = loopback(0), bound, dest;
+	wfpb_socket_t		s = WFPB_SOCKET_NONE;
+	uint64_t		lid;
+	uint16_t		port;
+	SOCKET			cl, l;
+
+	CHECK(c != NULL, "open");
+	CHECK(wfpb_listen(c, &any, 0, &lid, &bound) == 0, "listen: %s", wfpb_errmsg(c));
+	CHECK((cl = tcp_connect(bound.port)) != INVALID_SOCKET, "tcp connect");
+	CHECK(wfpb_accept(c, lid, 5000, 0, &acc) == WFPB_E_STATUS, "accept succeeded without WFP");
+	printf("  accept: %s\n", wfpb_errmsg(c));
+	CHECK(wfpb_status(c) == WFPBROKER_STATUS_EOPNOTSUPP && strstr(wfpb_errmsg(c), "query records") != NULL,
+	    "accept: %s", wfpb_errmsg(c));
+	closesocket(cl);
+	CHECK((l = tcp_listen(&port)) != INVALID_SOCKET, "origin");
+	dest = loopback(port);
+	CHECK(wfpb_connect(c, NULL, (const uint8_t *)"records", 7, &dest, NULL, 2000, &s, NULL) == WFPB_E_STATUS,
+	    "connect succeeded without WFP");
+	printf("  connect: %s\n", wfpb_errmsg(c));
+	CHECK(wfpb_status(c) == WFPBROKER_STATUS_EOPNOTSUPP && strstr(wfpb_errmsg(c), "set records") != NULL,
+	    "connect: %s", wfpb_errmsg(c));
+	CHECK(s == WFPB_SOCKET_NONE, "a socket was handed over on failure");
+	closesocket(l);
+	CHECK(wfpb_ping(c, NULL, 0, NULL) == 0, "the session after the refusals");
+	wfpb_close(c);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -168,13 +206,20 @@ main(int argc, char **argv)
 	WSADATA	wsa;
 	size_t	i;
 
-	if (argc != 3 || WSAStartup(MAKEWORD(2, 2), &wsa) != 0) {
-		fprintf(stderr, "usage: win-handover-test ENDPOINT SERVER_PUB\n");
+	if ((argc != 3 && argc != 4) || WSAStartup(MAKEWORD(2, 2), &wsa) != 0) {
+		fprintf(stderr, "usage: win-handover-test ENDPOINT SERVER_PUB [--wfp]\n");
 		return 2;
 	}
 	endpoint = argv[1];
 	server_pub = argv[2];
 	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc == 4) {
+		int rc = case_wfp_refusal();
+
+		printf("%s %s\n", rc == 0 ? "ok  " : "FAIL", "wfp_backend_refusal_is_eopnotsupp_and_broker_serves");
+		printf("%d passed, %d failed\n", rc == 0, rc != 0);
+		return rc == 0 ? 0 : 1;
+	}
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int rc = cases[i].fn();
 
