@@ -3,7 +3,7 @@
  * read whole and treated as untrusted; verification is the same code the
  * broker runs at start (service/core/audit.c).
  *
- *   wfpbctl audit verify FILE --pubkey AUDIT_PUB [--live]
+ *   wfpbctl audit verify FILE... --pubkey AUDIT_PUB [--live]   (rotated files oldest first)
  *   wfpbctl audit tail [-f] [-n N] FILE
  *   wfpbctl audit export --json FILE
  */
@@ -30,58 +30,83 @@ read_log(const char *path, uint8_t **buf, size_t *len)
 	return rc;
 }
 
+/* Verifies one file; returns 0 and fills rep, or prints the failure and returns 1. */
+static int
+verify_one(const char *file, const uint8_t *pk, int last, int live, struct wfpb_audit_report *rep)
+{
+	uint8_t	*buf;
+	size_t	len;
+	int	rc;
+
+	if (read_log(file, &buf, &len) != 0)
+		return 1;
+	rc = wfpb_audit_verify(buf, len, pk, rep);
+	free(buf);
+	if (rc != 0) {
+		printf("%s: FAIL at seq %llu: %s\n", file, (unsigned long long)rep->bad_seq, rep->error);
+		return 1;
+	}
+	if (rep->torn) {
+		printf("%s: FAIL at seq %llu: the file ends inside this record (cut short)\n", file,
+		    (unsigned long long)rep->bad_seq);
+		return 1;
+	}
+	if (rep->records == 0) {
+		printf("%s: FAIL: no records\n", file);
+		return 1;
+	}
+	if (rep->last_checkpoint_seq != rep->last_seq && !(last && live)) {
+		printf("%s: FAIL at seq %llu: records %llu..%llu are not covered by a signed checkpoint "
+		    "(a checkpoint was removed, or the log is still being written: --live)\n", file,
+		    (unsigned long long)(rep->last_checkpoint_seq + 1), (unsigned long long)(rep->last_checkpoint_seq + 1),
+		    (unsigned long long)rep->last_seq);
+		return 1;
+	}
+	printf("%s: ok, seq %llu..%llu, %llu records, %llu signed checkpoints%s\n", file,
+	    (unsigned long long)rep->first_seq, (unsigned long long)rep->last_seq, (unsigned long long)rep->records,
+	    (unsigned long long)rep->checkpoints,
+	    rep->last_checkpoint_seq != rep->last_seq ? " (tail after the last checkpoint not yet signed)" : "");
+	return 0;
+}
+
+/* verify FILE... --pubkey KEY [--live]: files oldest first; each link between them is checked. */
 static int
 verify(int argc, char **argv)
 {
-	struct wfpb_audit_report	rep;
-	uint8_t				pk[32], *buf;
-	const char			*file = NULL, *key = NULL;
-	size_t				len;
-	int				i, live = 0, rc;
+	struct wfpb_audit_report	rep, prev;
+	uint8_t				pk[32];
+	const char			*files[64], *key = NULL;
+	int				i, n = 0, live = 0, rc;
 
 	for (i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--pubkey") == 0 && i + 1 < argc)
 			key = argv[++i];
 		else if (strcmp(argv[i], "--live") == 0)
 			live = 1;
-		else if (file == NULL)
-			file = argv[i];
+		else if (n < 64)
+			files[n++] = argv[i];
 		else
 			return 2;
 	}
-	if (file == NULL || key == NULL)
+	if (n == 0 || key == NULL)
 		return 2;
 	if ((rc = wfpb_keyfile_load_public(key, pk)) != 0) {
 		fprintf(stderr, "wfpbctl: audit public key %s: %s\n", key, wfpb_strerror(rc));
 		return 1;
 	}
-	if (read_log(file, &buf, &len) != 0)
-		return 1;
-	rc = wfpb_audit_verify(buf, len, pk, &rep);
-	free(buf);
-	if (rc != 0) {
-		printf("%s: FAIL at seq %llu: %s\n", file, (unsigned long long)rep.bad_seq, rep.error);
-		return 1;
+	for (i = 0; i < n; i++) {
+		if (verify_one(files[i], pk, i == n - 1, live, &rep) != 0)
+			return 1;
+		if (i > 0 && (rep.first_seq != prev.last_seq + 1 ||
+		    sodium_memcmp(rep.first_prev_hash, prev.last_hash, WFPB_AUDIT_HASH_LEN) != 0)) {
+			printf("%s: FAIL at seq %llu: does not continue %s (seq or hash link broken)\n", files[i],
+			    (unsigned long long)rep.first_seq, files[i - 1]);
+			return 1;
+		}
+		if (i == 0 && n > 1 && rep.first_seq != 1)
+			printf("%s: continues an earlier file not given here\n", files[0]);
+		prev = rep;
 	}
-	if (rep.torn) {
-		printf("%s: FAIL at seq %llu: the file ends inside this record (cut short)\n", file,
-		    (unsigned long long)rep.bad_seq);
-		return 1;
-	}
-	if (rep.records == 0) {
-		printf("%s: FAIL: no records\n", file);
-		return 1;
-	}
-	if (rep.last_checkpoint_seq != rep.last_seq && !live) {
-		printf("%s: FAIL at seq %llu: records %llu..%llu are not covered by a signed checkpoint "
-		    "(a checkpoint was removed, or the log is still being written: --live)\n", file,
-		    (unsigned long long)(rep.last_checkpoint_seq + 1), (unsigned long long)(rep.last_checkpoint_seq + 1),
-		    (unsigned long long)rep.last_seq);
-		return 1;
-	}
-	printf("%s: ok, %llu records, %llu signed checkpoints, last seq %llu%s\n", file,
-	    (unsigned long long)rep.records, (unsigned long long)rep.checkpoints, (unsigned long long)rep.last_seq,
-	    rep.last_checkpoint_seq != rep.last_seq ? " (tail after the last checkpoint not yet signed)" : "");
 	return 0;
 }
 

@@ -68,6 +68,21 @@ wfpb_audit_verify(const uint8_t *buf, size_t len, const uint8_t *pubkey, struct 
 		}
 		if ((r = wfpbroker__v1__audit_record__unpack(NULL, rlen, buf + off + 4)) == NULL)
 			return fail_report(rep, expect, "record %s does not decode", "after the last good one");
+		if (rep->records == 0 && r->seq != 1) {
+			/* A rotated-in file: it must open with a signed checkpoint naming what it continues. */
+			if (r->kind != WFPBROKER__V1__AUDIT_KIND__AUDIT_CHECKPOINT || r->message == NULL ||
+			    strncmp(r->message, "continues ", 10) != 0 || r->prev_hash.len != WFPB_AUDIT_HASH_LEN) {
+				wfpbroker__v1__audit_record__free_unpacked(r, NULL);
+				return fail_report(rep, 1, "the file starts %s",
+				    "after seq 1 without a continuation checkpoint (records were removed)");
+			}
+			expect = r->seq;
+			memcpy(prev, r->prev_hash.data, sizeof(prev));
+		}
+		if (rep->records == 0) {
+			rep->first_seq = r->seq;
+			memcpy(rep->first_prev_hash, prev, sizeof(prev));
+		}
 		if (r->seq != expect) {
 			char s[64];
 
@@ -211,7 +226,7 @@ queue(struct wfpb_audit *a, AuditRecord *r, int stamp)
 }
 
 uint64_t
-wfpb_audit_checkpoint(struct wfpb_audit *a, uint64_t now_ms)
+wfpb_audit_checkpoint(struct wfpb_audit *a, uint64_t now_ms, const char *note)
 {
 	AuditRecord	r = WFPBROKER__V1__AUDIT_RECORD__INIT;
 	uint8_t		sig[crypto_sign_BYTES], *sb;
@@ -220,6 +235,8 @@ wfpb_audit_checkpoint(struct wfpb_audit *a, uint64_t now_ms)
 
 	r.kind = WFPBROKER__V1__AUDIT_KIND__AUDIT_CHECKPOINT;
 	r.op = (char *)(uintptr_t)"checkpoint";
+	if (note != NULL)
+		r.message = (char *)(uintptr_t)note;
 	/* Sign exactly what queue() will encode: seq, time and prev_hash fixed first. */
 	memcpy(prev, a->prev_hash, sizeof(prev));
 	r.seq = a->next_seq;
@@ -260,24 +277,83 @@ wfpb_audit_append(struct wfpb_audit *a, AuditRecord *rec, uint64_t now_ms)
 	seq = a->pending_last_seq;
 	a->since_checkpoint++;
 	if (wfpb_audit_checkpoint_due(a, now_ms))
-		(void)wfpb_audit_checkpoint(a, now_ms);
+		(void)wfpb_audit_checkpoint(a, now_ms, NULL);
 	return seq;
+}
+
+/* Writes and syncs the queue; 0 or WFPB_E_OS (the writer turns broken). */
+static int
+flush_queue(struct wfpb_audit *a)
+{
+	int os_err = 0, rc;
+
+	if (a->pending_len == 0)
+		return 0;
+	if ((rc = wfpb__file_write(a->f, a->pending, a->pending_len, &os_err)) != 0 ||
+	    (rc = wfpb__file_sync(a->f, &os_err)) != 0) {
+		a->broken = 1;
+		a->os_err = os_err;
+		return WFPB_E_OS;
+	}
+	a->size += a->pending_len;
+	a->pending_len = 0;
+	a->durable_seq = a->pending_last_seq;
+	return 0;
+}
+
+/*
+ * Seals the current file with a checkpoint, moves it to PATH.LASTSEQ and
+ * continues the chain in a new PATH. On any failure the writer stays on the
+ * old file (still valid) and tries again at the next commit past the limit.
+ */
+static void
+rotate(struct wfpb_audit *a, uint64_t now_ms)
+{
+	char		old[sizeof(a->path) + 32], note[sizeof(a->path) + 48];
+	const char	*base;
+	uint64_t	size;
+	wfpb_file	nf;
+	int		os_err;
+
+	if (wfpb_audit_checkpoint(a, now_ms, "sealed for rotation") == 0 || flush_queue(a) != 0)
+		return;
+	snprintf(old, sizeof(old), "%s.%llu", a->path, (unsigned long long)a->durable_seq);
+	wfpb__file_close(a->f);
+	a->f = WFPB_FILE_NONE;
+	if (rename(a->path, old) != 0 || wfpb__file_open_append(a->path, &nf, &size, &os_err) != 0) {
+		/* Back on the old name, or nothing: broken until a commit can write again. */
+		(void)rename(old, a->path);
+		if (wfpb__file_open_append(a->path, &a->f, &a->size, &os_err) != 0)
+			a->broken = 1;
+		return;
+	}
+	a->f = nf;
+	a->size = size;
+	a->rotations++;
+	base = strrchr(old, '/');
+	if (base == NULL)
+		base = strrchr(old, '\\');
+	snprintf(note, sizeof(note), "continues %s", base ? base + 1 : old);
+	if (wfpb_audit_checkpoint(a, now_ms, note) != 0)
+		(void)flush_queue(a);
 }
 
 int
 wfpb_audit_commit(struct wfpb_audit *a, uint64_t now_ms)
 {
 	uint64_t	batch;
-	int		os_err = 0, rc;
+	int		os_err = 0, rc = WFPB_E_OS;
 
 	if (wfpb_audit_checkpoint_due(a, now_ms) && a->pending_len == 0)
-		(void)wfpb_audit_checkpoint(a, now_ms);
+		(void)wfpb_audit_checkpoint(a, now_ms, NULL);
 	if (a->pending_len == 0)
 		return 0;
 	/*
 	 * A failed write may have left part of the batch in the file: cut back
 	 * to the last durable byte before trying again, so the chain stays whole.
 	 */
+	if (a->f == WFPB_FILE_NONE)
+		goto fail;
 	if (a->broken && (rc = wfpb__file_truncate(a->f, a->size, &os_err)) != 0)
 		goto fail;
 	if ((rc = wfpb__file_write(a->f, a->pending, a->pending_len, &os_err)) != 0 ||
@@ -293,6 +369,8 @@ wfpb_audit_commit(struct wfpb_audit *a, uint64_t now_ms)
 		a->max_batch = batch;
 	a->broken = 0;
 	a->os_err = 0;
+	if (a->max_bytes != 0 && a->size >= a->max_bytes)
+		rotate(a, now_ms);
 	return 1;
 fail:
 	a->broken = 1;

@@ -41,6 +41,8 @@ struct wfpb_audit {
 	unsigned char	*sign_sk;		/* Ed25519 secret key, sodium_malloc'd */
 	uint32_t	checkpoint_every;
 	uint32_t	checkpoint_ms;
+	uint64_t	max_bytes;		/* rotate past this size; 0: never */
+	uint64_t	rotations;
 	uint32_t	since_checkpoint;
 	uint64_t	last_checkpoint_ms;
 	uint64_t	last_commit_ms;
@@ -57,6 +59,8 @@ struct wfpb_audit_report {
 	uint64_t	last_seq;
 	uint64_t	checkpoints;
 	uint64_t	last_checkpoint_seq;	/* 0: none */
+	uint64_t	first_seq;		/* 1, or where a rotated-in file continues the chain */
+	uint8_t		first_prev_hash[WFPB_AUDIT_HASH_LEN];	/* the chain link to the previous file */
 	size_t		valid_len;		/* bytes up to the end of the last good record */
 	int		torn;			/* the file ends inside a record */
 	uint64_t	bad_seq;		/* the first record that failed, or the one after the last good */
@@ -67,6 +71,9 @@ struct wfpb_audit_report {
 /*
  * Walks a log held in memory: framing, decoding, consecutive seq numbers,
  * the hash chain, and (if pubkey is not NULL) every checkpoint signature.
+ * A file may start after seq 1 only with a signed checkpoint saying which
+ * file it continues (rotation); report->first_seq and first_prev_hash then
+ * let the caller check the link to that file.
  * Returns 0 when everything before a possibly torn tail verified, else
  * WFPB_E_DECODE with report->error and report->bad_seq naming the fault.
  */
@@ -92,11 +99,13 @@ struct Wfpbroker__V1__AuditRecord;
  */
 uint64_t wfpb_audit_append(struct wfpb_audit *a, struct Wfpbroker__V1__AuditRecord *rec, uint64_t now_ms);
 
-/* Queues a signed checkpoint now (at stop, and after recovery). Returns its seq or 0. */
-uint64_t wfpb_audit_checkpoint(struct wfpb_audit *a, uint64_t now_ms);
+/* Queues a signed checkpoint now (at stop, at start, at rotation) with an optional note. Returns its seq or 0. */
+uint64_t wfpb_audit_checkpoint(struct wfpb_audit *a, uint64_t now_ms, const char *note);
 
 /*
- * Writes and syncs everything queued. Returns 1 when records became
+ * Writes and syncs everything queued; then, past max_bytes, seals the file
+ * with a checkpoint, renames it to PATH.SEQ (its last seq) and starts a new
+ * PATH whose first record is a signed checkpoint naming it. Returns 1 when records became
  * durable, 0 when nothing was pending, or a negative code (now broken).
  */
 int wfpb_audit_commit(struct wfpb_audit *a, uint64_t now_ms);

@@ -180,7 +180,8 @@ wfpb_broker_open_audit(struct wfpb_broker *b, const unsigned char sk[64], uint64
 	b->audit_on = 1;
 	wfpb_broker_audit_event(b, WFPBROKER__V1__AUDIT_KIND__AUDIT_SERVICE_START, "wfpbrokerd " WFPB_SERVICE_VERSION,
 	    now_ms);
-	(void)wfpb_audit_checkpoint(&b->audit, now_ms);
+	b->audit.max_bytes = b->cfg.audit_max_bytes;
+	(void)wfpb_audit_checkpoint(&b->audit, now_ms, NULL);
 	if (wfpb_audit_commit(&b->audit, now_ms) < 0) {
 		snprintf(err, errlen, "%s: cannot write (error %d)", path, b->audit.os_err);
 		wfpb_audit_close(&b->audit);
@@ -269,7 +270,7 @@ wfpb_broker_fini(struct wfpb_broker *b)
 	b->started = 0;
 	if (b->audit_on) {
 		wfpb_broker_audit_event(b, WFPBROKER__V1__AUDIT_KIND__AUDIT_SERVICE_STOP, "stopping", 0);
-		(void)wfpb_audit_checkpoint(&b->audit, 0);
+		(void)wfpb_audit_checkpoint(&b->audit, 0, "stopping");
 		(void)wfpb_audit_commit(&b->audit, 0);
 		wfpb_audit_close(&b->audit);
 		b->audit_on = 0;

@@ -28,6 +28,7 @@ wfpb_config_defaults(struct wfpb_config *c, const char *endpoint, const char *st
 	c->audit = 1;
 	c->checkpoint_every = 1000;
 	c->checkpoint_ms = 10000;
+	c->audit_max_bytes = 64u * 1024u * 1024u;
 }
 
 struct parse_ctx {
@@ -272,6 +273,13 @@ on_pair(void *arg, const char *section, const char *key, const char *v)
 			return set_u32(&c->checkpoint_every, v, 1, 1000000);
 		if (strcmp(key, "checkpoint_ms") == 0)
 			return set_u32(&c->checkpoint_ms, v, 10, 86400000);
+		if (strcmp(key, "audit_max_kib") == 0) {
+			uint32_t kib;
+			int rc = set_u32(&kib, v, 0, 1024u * 1024u);
+
+			c->audit_max_bytes = (uint64_t)kib * 1024u;
+			return rc;
+		}
 	} else if (strncmp(section, "principal", 9) == 0) {
 		struct wfpb_principal	*pr;
 		int			rc;

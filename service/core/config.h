@@ -72,6 +72,7 @@ struct wfpb_config {
 	char		audit_log[WFPB_PATH_MAX];	/* "" : state_dir/audit.log */
 	uint32_t	checkpoint_every;		/* records between signed checkpoints */
 	uint32_t	checkpoint_ms;			/* or this long, whichever comes first */
+	uint64_t	audit_max_bytes;		/* rotate the log past this size; 0: never */
 	size_t			nprincipals;
 	struct wfpb_principal	*principals;		/* in file order; first match wins */
 };

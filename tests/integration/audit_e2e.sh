@@ -55,8 +55,8 @@ start() {
 	return 1
 }
 
-# --- 1. crash consistency ---------------------------------------------------
-write_conf ""
+# --- 1. crash consistency (with rotation every 512 KiB) -----------------------
+write_conf "audit_max_kib = 512"
 : >"$work/acked.txt"
 starts=0
 for i in $(seq 1 "$iterations"); do
@@ -80,9 +80,14 @@ pid=
 acked=$(wc -l <"$work/acked.txt")
 echo "    $acked requests acknowledged across $iterations crashes"
 check "clients saw requests acknowledged" test "$acked" -gt "$iterations"
-check "the whole log verifies (chain and signatures)" \
-	"$wfpbctl" audit verify "$work/state/audit.log" --pubkey "$work/state/audit.pub"
-"$wfpbctl" audit export --json "$work/state/audit.log" |
+# Rotated files, oldest first, then the current one: verified as one chain.
+logs=$(ls "$work"/state/audit.log.* 2>/dev/null | sort -t. -k3 -n; echo "$work/state/audit.log")
+echo "    $(echo "$logs" | wc -l) log files after rotation"
+check "the log rotated while the broker was being killed" test "$(echo "$logs" | wc -l)" -gt 1
+# shellcheck disable=SC2086
+check "the whole chain verifies across every file (links, chain, signatures)" \
+	"$wfpbctl" audit verify $logs --pubkey "$work/state/audit.pub"
+for f in $logs; do "$wfpbctl" audit export --json "$f"; done |
 	sed -n 's/.*"op":"listen","principal".*"addresses":\["127.0.0.1:\([0-9]*\)"\].*"status":"OK".*/\1/p' |
 	sort -u >"$work/recorded.txt"
 sort -u "$work/acked.txt" >"$work/acked.sorted"

@@ -53,7 +53,7 @@ write_log(unsigned n, unsigned every)
 		if (i % 3 == 0)
 			assert_int_equal(wfpb_audit_commit(&a, 2), 1);
 	}
-	assert_true(wfpb_audit_checkpoint(&a, 3) != 0);
+	assert_true(wfpb_audit_checkpoint(&a, 3, NULL) != 0);
 	assert_int_equal(wfpb_audit_commit(&a, 3), 1);
 	assert_int_equal(a.durable_seq, a.next_seq - 1);
 	wfpb_audit_close(&a);
@@ -203,7 +203,7 @@ reopen_truncates_a_torn_tail_and_continues(void **state)
 	assert_int_equal(a.next_seq, n);	/* the torn record's seq is reused */
 	r.kind = WFPBROKER__V1__AUDIT_KIND__AUDIT_SERVICE_START;
 	assert_int_equal(wfpb_audit_append(&a, &r, 5), n);
-	assert_true(wfpb_audit_checkpoint(&a, 5) != 0);
+	assert_true(wfpb_audit_checkpoint(&a, 5, NULL) != 0);
 	assert_int_equal(wfpb_audit_commit(&a, 5), 1);
 	wfpb_audit_close(&a);
 	buf = slurp(&len);
@@ -238,6 +238,73 @@ tampered_log_is_never_extended(void **state)
 	remove(LOG);
 }
 
+static uint8_t *
+slurp_path(const char *path, size_t *len)
+{
+	FILE	*f = fopen(path, "rb");
+	uint8_t	*buf = malloc(1 << 20);
+
+	assert_non_null(f);
+	*len = fread(buf, 1, 1 << 20, f);
+	fclose(f);
+	return buf;
+}
+
+static void
+rotation_carries_the_chain_across_files(void **state)
+{
+	struct wfpb_audit		a;
+	struct wfpb_audit_report	cur, prev;
+	uint8_t				*buf, *pbuf;
+	size_t				len, plen, off[8];
+	char				err[256], name[64];
+	unsigned			i;
+	uint64_t			first;
+
+	(void)state;
+	remove(LOG);
+	assert_int_equal(wfpb_audit_open(&a, LOG, sk, 1000, 3600000, 1, err, sizeof(err)), 0);
+	a.max_bytes = 1500;
+	for (i = 0; i < 60; i++) {
+		Wfpbroker__V1__AuditRecord r = WFPBROKER__V1__AUDIT_RECORD__INIT;
+
+		r.kind = WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST;
+		r.op = (char *)"listen";
+		assert_true(wfpb_audit_append(&a, &r, 2) != 0);
+		assert_int_equal(wfpb_audit_commit(&a, 2), 1);
+	}
+	assert_true(a.rotations >= 2);
+	wfpb_audit_close(&a);
+
+	/* The current file opens with a signed continuation checkpoint and verifies on its own. */
+	buf = slurp(&len);
+	assert_int_equal(wfpb_audit_verify(buf, len, pk, &cur), 0);
+	assert_true(cur.first_seq > 1);
+	/* Its link: the previous file ends exactly where it begins. */
+	snprintf(name, sizeof(name), "%s.%llu", LOG, (unsigned long long)(cur.first_seq - 1));
+	pbuf = slurp_path(name, &plen);
+	assert_int_equal(wfpb_audit_verify(pbuf, plen, pk, &prev), 0);
+	assert_int_equal(prev.last_seq, cur.first_seq - 1);
+	assert_int_equal(prev.last_checkpoint_seq, prev.last_seq);	/* sealed */
+	assert_memory_equal(prev.last_hash, cur.first_prev_hash, WFPB_AUDIT_HASH_LEN);
+	/* Without its continuation checkpoint the file is refused. */
+	(void)offsets(buf, len, off, 8);
+	expect_bad(buf + off[1], len - off[1], pk, 1, "without a continuation checkpoint");
+	free(pbuf);
+	free(buf);
+	/* Clean up every rotated file, walking the chain back. */
+	first = cur.first_seq;
+	remove(LOG);
+	while (first > 1) {
+		snprintf(name, sizeof(name), "%s.%llu", LOG, (unsigned long long)(first - 1));
+		pbuf = slurp_path(name, &plen);
+		assert_int_equal(wfpb_audit_verify(pbuf, plen, pk, &prev), 0);
+		free(pbuf);
+		remove(name);
+		first = prev.first_seq;
+	}
+}
+
 int
 main(void)
 {
@@ -247,6 +314,7 @@ main(void)
 		cmocka_unit_test(cut_and_dropped_checkpoint_are_visible),
 		cmocka_unit_test(reopen_truncates_a_torn_tail_and_continues),
 		cmocka_unit_test(tampered_log_is_never_extended),
+		cmocka_unit_test(rotation_carries_the_chain_across_files),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
