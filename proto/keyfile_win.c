@@ -6,7 +6,10 @@
 #include <windows.h>
 #include <sddl.h>
 
+#include <stdlib.h>
+
 #include "keyfile.h"
+#include "wide_win.h"
 
 #define SDDL_SECRET	L"D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FA;;;OW)"
 #define SDDL_PUBLIC	L"D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FA;;;OW)(A;;FR;;;WD)"
@@ -21,22 +24,10 @@ from_win32(DWORD e)
 	return WFPB_E_IO;
 }
 
-static wchar_t *
-widen(const char *s)
-{
-	int	n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0);
-	wchar_t	*w;
-
-	if (n <= 0 || (w = HeapAlloc(GetProcessHeap(), 0, (size_t)n * sizeof(wchar_t))) == NULL)
-		return NULL;
-	MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, w, n);
-	return w;
-}
-
 int
 wfpb__keyfile_read(const char *path, char *buf, size_t cap, size_t *len, int secret)
 {
-	wchar_t	*wpath = widen(path);
+	wchar_t	*wpath = wfpb__widen(path);
 	HANDLE	h;
 	DWORD	n, err;
 	int	rc = 0;
@@ -46,7 +37,7 @@ wfpb__keyfile_read(const char *path, char *buf, size_t cap, size_t *len, int sec
 		return WFPB_E_INVAL;
 	h = CreateFileW(wpath, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
 	err = GetLastError();
-	HeapFree(GetProcessHeap(), 0, wpath);
+	free(wpath);
 	if (h == INVALID_HANDLE_VALUE)
 		return from_win32(err);
 	if (!ReadFile(h, buf, (DWORD)cap, &n, NULL))
@@ -63,7 +54,7 @@ int
 wfpb__keyfile_write(const char *path, const char *data, size_t len, int secret)
 {
 	SECURITY_ATTRIBUTES	sa = { .nLength = sizeof(sa) };
-	wchar_t			*wpath = widen(path), *wtmp = NULL;
+	wchar_t			*wpath = wfpb__widen(path), *wtmp = NULL;
 	size_t			n;
 	HANDLE			h;
 	DWORD			written, err = 0;
@@ -104,6 +95,6 @@ wfpb__keyfile_write(const char *path, const char *data, size_t len, int secret)
 free_tmp:
 	HeapFree(GetProcessHeap(), 0, wtmp);
 free_path:
-	HeapFree(GetProcessHeap(), 0, wpath);
+	free(wpath);
 	return rc;
 }

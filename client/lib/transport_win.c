@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "transport.h"
+#include "wide_win.h"
 
 struct wfpb_transport {
 	HANDLE		pipe;
@@ -41,18 +42,6 @@ wfpb__default_server_key(void)
 		snprintf(path, sizeof(path), "%s\\wfpbroker\\server.pub", base);
 	}
 	return path;
-}
-
-static wchar_t *
-widen(const char *s)
-{
-	int	n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0);
-	wchar_t	*w;
-
-	if (n <= 0 || (w = malloc((size_t)n * sizeof(wchar_t))) == NULL)
-		return NULL;
-	MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, w, n);
-	return w;
 }
 
 /*
@@ -131,7 +120,7 @@ wfpb__transport_connect(const char *endpoint, uint32_t timeout_ms, struct wfpb_t
 
 	*out = NULL;
 	winsock_init();
-	if ((name = widen(endpoint)) == NULL) {
+	if ((name = wfpb__widen(endpoint)) == NULL) {
 		snprintf(err, errlen, "endpoint is not valid UTF-8");
 		return WFPB_E_INVAL;
 	}

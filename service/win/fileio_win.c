@@ -9,20 +9,9 @@
 #include <stdlib.h>
 
 #include "fileio.h"
+#include "wide_win.h"
 
 #define SDDL_LOG	L"D:P(A;;FA;;;SY)(A;;FA;;;BA)"
-
-static wchar_t *
-widen(const char *s)
-{
-	int	n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0);
-	wchar_t	*w;
-
-	if (n <= 0 || (w = malloc((size_t)n * sizeof(wchar_t))) == NULL)
-		return NULL;
-	MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, w, n);
-	return w;
-}
 
 static int
 os_fail(int *os_err)
@@ -37,7 +26,7 @@ int
 wfpb__file_open_append(const char *path, wfpb_file *out, uint64_t *size, int *os_err)
 {
 	SECURITY_ATTRIBUTES	sa = { .nLength = sizeof(sa) };
-	wchar_t			*w = widen(path);
+	wchar_t			*w = wfpb__widen(path);
 	LARGE_INTEGER		sz;
 	HANDLE			h;
 	int			rc;
@@ -112,7 +101,7 @@ wfpb__file_close(wfpb_file f)
 int
 wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, int *os_err)
 {
-	wchar_t		*w = widen(path);
+	wchar_t		*w = wfpb__widen(path);
 	LARGE_INTEGER	sz;
 	HANDLE		h;
 	uint8_t		*buf;

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "pipe_server.h"
 #include "session.h"
+#include "wide_win.h"
 
 #define PIPE_BUF_SIZE	65536u
 #define READ_CHUNK	16384u
@@ -54,18 +55,6 @@ static uint64_t
 now_ms(void)
 {
 	return GetTickCount64();
-}
-
-static wchar_t *
-widen(const char *s)
-{
-	int	n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0);
-	wchar_t	*w;
-
-	if (n <= 0 || (w = malloc((size_t)n * sizeof(wchar_t))) == NULL)
-		return NULL;
-	MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, w, n);
-	return w;
 }
 
 static void
@@ -432,7 +421,7 @@ wfpb_pipe_server_new(struct wfpb_broker *b, struct wfpb_pipe_server **out)
 		wfpb_log(WFPB_LOG_ERR, "endpoint %s: must be a local pipe name \\\\.\\pipe\\NAME", b->cfg.endpoint);
 		return WFPB_E_CONFIG;
 	}
-	if ((sv = calloc(1, sizeof(*sv))) == NULL || (sv->name = widen(b->cfg.endpoint)) == NULL) {
+	if ((sv = calloc(1, sizeof(*sv))) == NULL || (sv->name = wfpb__widen(b->cfg.endpoint)) == NULL) {
 		free(sv);
 		return WFPB_E_NOMEM;
 	}
