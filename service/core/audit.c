@@ -147,6 +147,20 @@ wfpb_audit_open(struct wfpb_audit *a, const char *path, const unsigned char sk[6
 	sodium_mprotect_readonly(a->sign_sk);
 	crypto_sign_ed25519_sk_to_pk(pk, sk);
 
+	{
+		char		next[sizeof(a->path) + 8];
+		uint8_t		*probe;
+		size_t		plen;
+		int		e2;
+
+		/* An interrupted rotation: finish it (PATH gone) or drop its half-made file (PATH intact). */
+		snprintf(next, sizeof(next), "%s.next", path);
+		if (wfpb__file_read_all(path, 1, &probe, &plen, &e2) == WFPB_E_NOENT)
+			(void)rename(next, path);
+		else
+			(void)remove(next);
+		free(probe);
+	}
 	rc = wfpb__file_read_all(path, WFPB_AUDIT_FILE_MAX, &buf, &len, &os_err);
 	if (rc != 0 && rc != WFPB_E_NOENT) {
 		snprintf(err, errlen, "cannot read %s (error %d)", path, os_err);
@@ -309,7 +323,7 @@ flush_queue(struct wfpb_audit *a)
 static void
 rotate(struct wfpb_audit *a, uint64_t now_ms)
 {
-	char		old[sizeof(a->path) + 32], note[sizeof(a->path) + 48];
+	char		old[sizeof(a->path) + 32], next[sizeof(a->path) + 8], note[sizeof(a->path) + 48];
 	const char	*base;
 	uint64_t	size;
 	wfpb_file	nf;
@@ -318,24 +332,45 @@ rotate(struct wfpb_audit *a, uint64_t now_ms)
 	if (wfpb_audit_checkpoint(a, now_ms, "sealed for rotation") == 0 || flush_queue(a) != 0)
 		return;
 	snprintf(old, sizeof(old), "%s.%llu", a->path, (unsigned long long)a->durable_seq);
-	wfpb__file_close(a->f);
-	a->f = WFPB_FILE_NONE;
-	if (rename(a->path, old) != 0 || wfpb__file_open_append(a->path, &nf, &size, &os_err) != 0) {
-		/* Back on the old name, or nothing: broken until a commit can write again. */
-		(void)rename(old, a->path);
-		if (wfpb__file_open_append(a->path, &a->f, &a->size, &os_err) != 0)
-			a->broken = 1;
-		return;
-	}
-	a->f = nf;
-	a->size = size;
-	a->rotations++;
+	snprintf(next, sizeof(next), "%s.next", a->path);
 	base = strrchr(old, '/');
 	if (base == NULL)
 		base = strrchr(old, '\\');
 	snprintf(note, sizeof(note), "continues %s", base ? base + 1 : old);
-	if (wfpb_audit_checkpoint(a, now_ms, note) != 0)
-		(void)flush_queue(a);
+	/*
+	 * The new file is complete (its continuation checkpoint durable) before
+	 * either rename, so a crash leaves one of: PATH + a stale PATH.next
+	 * (discarded at open), or PATH.SEQ + PATH.next (renamed into place at
+	 * open). The chain never restarts.
+	 */
+	(void)remove(next);
+	if (wfpb__file_open_append(next, &nf, &size, &os_err) != 0)
+		return;
+	{
+		wfpb_file cur = a->f;
+		uint64_t cur_size = a->size;
+
+		a->f = nf;
+		a->size = 0;
+		if (wfpb_audit_checkpoint(a, now_ms, note) == 0 || flush_queue(a) != 0) {
+			/* The queue still holds the checkpoint's chain step: undo by staying broken. */
+			wfpb__file_close(nf);
+			(void)remove(next);
+			a->f = cur;
+			a->size = cur_size;
+			a->broken = 1;
+			return;
+		}
+		wfpb__file_close(cur);
+	}
+	wfpb__file_close(a->f);
+	a->f = WFPB_FILE_NONE;
+	if (rename(a->path, old) != 0 || rename(next, a->path) != 0 ||
+	    wfpb__file_open_append(a->path, &a->f, &a->size, &os_err) != 0) {
+		a->broken = 1;
+		return;
+	}
+	a->rotations++;
 }
 
 int

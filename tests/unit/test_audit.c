@@ -305,6 +305,53 @@ rotation_carries_the_chain_across_files(void **state)
 	}
 }
 
+static void
+interrupted_rotation_is_completed_or_discarded(void **state)
+{
+	struct wfpb_audit		a;
+	struct wfpb_audit_report	rep;
+	uint8_t				*buf;
+	size_t				len;
+	char				err[256], name[64];
+	unsigned			i;
+	uint64_t			first;
+	FILE				*f;
+
+	(void)state;
+	remove(LOG);
+	assert_int_equal(wfpb_audit_open(&a, LOG, sk, 1000, 3600000, 1, err, sizeof(err)), 0);
+	a.max_bytes = 1500;
+	for (i = 0; i < 200 && a.rotations == 0; i++) {
+		Wfpbroker__V1__AuditRecord r = WFPBROKER__V1__AUDIT_RECORD__INIT;
+
+		r.kind = WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST;
+		assert_true(wfpb_audit_append(&a, &r, 2) != 0);
+		assert_int_equal(wfpb_audit_commit(&a, 2), 1);
+	}
+	assert_int_equal(a.rotations, 1);
+	wfpb_audit_close(&a);
+	/* A crash between the two renames: the sealed file moved, the new one still PATH.next. */
+	assert_int_equal(rename(LOG, LOG ".next"), 0);
+	assert_int_equal(wfpb_audit_open(&a, LOG, sk, 1000, 3600000, 1, err, sizeof(err)), 0);
+	wfpb_audit_close(&a);
+	buf = slurp(&len);
+	assert_int_equal(wfpb_audit_verify(buf, len, pk, &rep), 0);
+	assert_true(rep.first_seq > 1);	/* the chain went on, it did not restart */
+	free(buf);
+	/* A crash before either rename: PATH intact, a half-made PATH.next is dropped. */
+	f = fopen(LOG ".next", "wb");
+	assert_non_null(f);
+	fputs("half-made", f);
+	fclose(f);
+	assert_int_equal(wfpb_audit_open(&a, LOG, sk, 1000, 3600000, 1, err, sizeof(err)), 0);
+	wfpb_audit_close(&a);
+	assert_null(fopen(LOG ".next", "rb"));
+	first = rep.first_seq;
+	remove(LOG);
+	snprintf(name, sizeof(name), "%s.%llu", LOG, (unsigned long long)(first - 1));
+	remove(name);
+}
+
 int
 main(void)
 {
@@ -315,6 +362,7 @@ main(void)
 		cmocka_unit_test(reopen_truncates_a_torn_tail_and_continues),
 		cmocka_unit_test(tampered_log_is_never_extended),
 		cmocka_unit_test(rotation_carries_the_chain_across_files),
+		cmocka_unit_test(interrupted_rotation_is_completed_or_discarded),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
