@@ -4,7 +4,8 @@
 #   ./dev.sh setup   install build dependencies (Debian packages; Windows deps from Debian sources)
 #   ./dev.sh build   build build/native (Linux) and build/win64 (Windows, mingw-w64)
 #   ./dev.sh test    setup + build + every test of both targets (Windows tests under Wine),
-#                    then the native suite again under AddressSanitizer + UBSan
+#                    the native suite again under AddressSanitizer + UBSan, and each fuzzer briefly
+#   ./dev.sh fuzz [SECONDS]  every libFuzzer harness for SECONDS each (default 60)
 #   ./dev.sh run     setup + native build + run wfpbrokerd in the foreground with a local config
 #   ./dev.sh bench   release build of the native tree, then the benchmark table
 set -euo pipefail
@@ -17,6 +18,7 @@ apt_packages=(
 	libsodium-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libjansson-dev
 	mingw-w64 wine wine64 wixl
 	autoconf automake libtool dpkg-dev
+	clang libclang-rt-14-dev
 )
 
 export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
@@ -82,7 +84,39 @@ run_tests() {
 		cmake -S . -B build/asan -DWFPB_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build build/asan -j"$jobs" >/dev/null || rc=1
 	(cd build/asan && ctest --output-on-failure) || rc=1
+	log "fuzzers, 10 s each"
+	run_fuzzers 10 || rc=1
 	if [ $rc -eq 0 ]; then log "all tests passed"; else log "TESTS FAILED"; fi
+	return $rc
+}
+
+fuzz_targets="frame handshake request policy records audit"
+
+# run_fuzzers SECONDS: each harness from the committed seeds (copied: the corpus in git stays
+# as committed); a crash, leak or timeout fails the run and leaves its input in build/fuzz/.
+run_fuzzers() {
+	local secs=$1 t rc=0 work=$root/build/fuzz/work pass=0 fail=0
+	[ -f build/fuzz/CMakeCache.txt ] ||
+		CC=clang cmake -S . -B build/fuzz -DWFPB_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	# shellcheck disable=SC2086
+	cmake --build build/fuzz -j"$jobs" --target $(for t in $fuzz_targets; do printf 'fuzz_%s ' "$t"; done) \
+		>/dev/null || return 1
+	for t in $fuzz_targets; do
+		rm -rf "$work/$t"
+		mkdir -p "$work/$t"
+		cp tests/fuzz/corpus/"$t"/* "$work/$t/"
+		if build/fuzz/tests/fuzz/fuzz_"$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+			-artifact_prefix="$root/build/fuzz/$t-" "$work/$t" >"$root/build/fuzz/$t.log" 2>&1; then
+			echo "ok   fuzz_$t: $(grep -E '^Done' "$root/build/fuzz/$t.log" | tail -1)"
+			pass=$((pass + 1))
+		else
+			fail=$((fail + 1))
+			echo "FAIL fuzz_$t: see build/fuzz/$t.log"
+			grep -E 'ERROR|SUMMARY' "$root/build/fuzz/$t.log" | head -5
+			rc=1
+		fi
+	done
+	echo "fuzzers: $pass passed, $fail failed"
 	return $rc
 }
 
@@ -145,6 +179,10 @@ run)
 	cmake --build build/native -j"$jobs" --target wfpbrokerd wfpbctl wfpb-relay tcp-echo
 	run_broker
 	;;
+fuzz)
+	setup_packages
+	run_fuzzers "${2:-60}"
+	;;
 bench)
 	setup_packages
 	[ -f build/bench/CMakeCache.txt ] || cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -153,7 +191,7 @@ bench)
 	build/bench/bench/bench-channel build/bench/service/wfpbrokerd build/bench/client/wfpbctl
 	;;
 *)
-	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac
