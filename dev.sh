@@ -18,7 +18,7 @@ apt_packages=(
 	libsodium-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libjansson-dev
 	mingw-w64 wine wine64 wixl
 	autoconf automake libtool dpkg-dev
-	clang libclang-rt-14-dev
+	clang libclang-rt-14-dev valgrind
 )
 
 export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
