@@ -377,7 +377,7 @@ spread(const char *label, double *v, double base_median, const char *unit, doubl
 int
 main(int argc, char **argv)
 {
-	char			dir[] = "/tmp/wfpb-bench-XXXXXX", conf[256], sock[256], pub[256], ckey[256];
+	char			dir[32] = "/tmp/wfpb-bench-", conf[256], sock[256], pub[256], ckey[256];
 	char			cmd[1024];
 	struct wfpb_open_opts	nk = { 0 }, ik = { 0 };
 	double			raw_med[REPS], raw_p99[REPS], br_med[REPS], br_p99[REPS];
@@ -402,6 +402,8 @@ main(int argc, char **argv)
 		ROUNDS = 200;
 		HS_SECONDS = 0.05;
 	}
+	/* mkdtemp's template: six X after the prefix. */
+	memset(dir + strlen(dir), 'X', 6);
 	if (mkdtemp(dir) == NULL)
 		return 1;
 	snprintf(conf, sizeof(conf), "%s/conf", dir);
