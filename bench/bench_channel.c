@@ -59,6 +59,19 @@ set_cpu(pid_t pid, int cpu)
 	(void)sched_setaffinity(pid, sizeof(set), &set);
 }
 
+/* Lets pid run on every core again (undoes set_cpu). */
+static void
+set_any_cpu(pid_t pid)
+{
+	cpu_set_t	all;
+	int		cpu;
+
+	CPU_ZERO(&all);
+	for (cpu = 0; cpu < (int)sysconf(_SC_NPROCESSORS_ONLN); cpu++)
+		CPU_SET(cpu, &all);
+	(void)sched_setaffinity(pid, sizeof(all), &all);
+}
+
 static int
 cmp_double(const void *a, const void *b)
 {
@@ -258,16 +271,8 @@ concurrent(int nclients, double seconds, struct wfpb_open_opts *o, const char *e
 		if ((pids[i] = fork()) == 0) {
 			long count = 0;
 
-			set_cpu(0, 0);
-			{
-				cpu_set_t all;
-
-				/* Clients may run anywhere: this measures the machine, not a placement. */
-				CPU_ZERO(&all);
-				for (int cpu = 0; cpu < (int)sysconf(_SC_NPROCESSORS_ONLN); cpu++)
-					CPU_SET(cpu, &all);
-				sched_setaffinity(0, sizeof(all), &all);
-			}
+			/* Clients may run anywhere: this measures the machine, not a placement. */
+			set_any_cpu(0);
 			if (echo_path == NULL) {
 				struct wfpb_client	*c;
 				uint8_t			blob[24] = { 2 }, h[WFPB_HANDLE_LEN], *out;
@@ -478,15 +483,8 @@ main(int argc, char **argv)
 	/* Throughput with 32 clients on every core: broker Fetch against a plain epoll echo server. */
 	snprintf(echo_path, sizeof(echo_path), "%s/echo.sock", dir);
 	echo_pid = start_echo_server(echo_path);
-	{
-		cpu_set_t all;
-
-		CPU_ZERO(&all);
-		for (i = 0; i < (int)sysconf(_SC_NPROCESSORS_ONLN); i++)
-			CPU_SET(i, &all);
-		sched_setaffinity(pid, sizeof(all), &all);
-		sched_setaffinity(echo_pid, sizeof(all), &all);
-	}
+	set_any_cpu(pid);
+	set_any_cpu(echo_pid);
 	/* The same broker with the audit log off, for the durable-audit ratio. */
 	{
 		FILE *f2;
@@ -516,14 +514,7 @@ main(int argc, char **argv)
 			}
 			usleep(50000);
 		}
-		{
-			cpu_set_t all;
-
-			CPU_ZERO(&all);
-			for (i = 0; i < (int)sysconf(_SC_NPROCESSORS_ONLN); i++)
-				CPU_SET(i, &all);
-			sched_setaffinity(pid2, sizeof(all), &all);
-		}
+		set_any_cpu(pid2);
 	}
 	for (r = 0; r < REPS; r++) {
 		conc_e[r] = concurrent(32, HS_SECONDS, NULL, echo_path, 0);

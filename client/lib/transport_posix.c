@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdpass_posix.h"
 #include "transport.h"
 
 #define SOCKS_MAX	8
@@ -106,27 +107,13 @@ int
 wfpb__transport_write_sock(struct wfpb_transport *t, const uint8_t *p, size_t len, intptr_t sock,
     uint32_t timeout_ms)
 {
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int))];
-	} cm;
-	struct iovec	iov = { .iov_base = (void *)(uintptr_t)p, .iov_len = len };
-	struct msghdr	msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
-			    .msg_controllen = sizeof(cm.buf) };
-	struct cmsghdr	*cmsg;
-	int		fd = (int)sock, rc;
-	ssize_t		n;
+	ssize_t	n;
+	int	rc;
 
-	memset(&cm, 0, sizeof(cm));
-	cmsg = CMSG_FIRSTHDR(&msg);
-	cmsg->cmsg_level = SOL_SOCKET;
-	cmsg->cmsg_type = SCM_RIGHTS;
-	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
 	do {
 		if ((rc = wait_fd(t->fd, POLLOUT, timeout_ms)) != 0)
 			return rc;
-		n = sendmsg(t->fd, &msg, MSG_NOSIGNAL);
+		n = wfpb__send_fd(t->fd, p, len, (int)sock, 0);
 	} while (n < 0 && (errno == EINTR || errno == EAGAIN));
 	if (n < 0)
 		return errno == EPIPE || errno == ECONNRESET ? WFPB_E_CLOSED : WFPB_E_IO;
@@ -158,34 +145,11 @@ wfpb__transport_drop_socks(struct wfpb_transport *t)
 static ssize_t
 recv_socks(struct wfpb_transport *t, uint8_t *p, size_t cap)
 {
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(SOCKS_MAX * sizeof(int))];
-	} cm;
-	struct iovec	iov = { .iov_base = p, .iov_len = cap };
-	struct msghdr	msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
-			    .msg_controllen = sizeof(cm.buf) };
-	struct cmsghdr	*cmsg;
-	ssize_t		n;
-	size_t		i, k;
-	int		fd;
+	unsigned n;
+	ssize_t got = wfpb__recv_fds(t->fd, p, cap, t->socks + t->nsocks, (unsigned)(SOCKS_MAX - t->nsocks), &n, 0);
 
-	n = recvmsg(t->fd, &msg, MSG_CMSG_CLOEXEC);
-	if (n < 0)
-		return n;
-	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-		if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
-			continue;
-		k = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (i = 0; i < k; i++) {
-			memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
-			if (t->nsocks < SOCKS_MAX)
-				t->socks[t->nsocks++] = fd;
-			else
-				close(fd);
-		}
-	}
-	return n;
+	t->nsocks += (int)n;
+	return got;
 }
 
 int

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdpass_posix.h"
 #include "log.h"
 #include "server_posix.h"
 #include "session.h"
@@ -162,32 +163,6 @@ bury(struct server *sv)
 	}
 }
 
-/* Sends bytes, with one descriptor as SCM_RIGHTS when attach is set. */
-static ssize_t
-send_with(int fd, const uint8_t *p, size_t len, wfpb_sock attach)
-{
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int))];
-	} cm;
-	struct iovec	iov = { .iov_base = (void *)(uintptr_t)p, .iov_len = len };
-	struct msghdr	msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr	*cmsg;
-	int		afd = (int)attach;
-
-	if (attach != WFPB_SOCK_NONE) {
-		memset(&cm, 0, sizeof(cm));
-		msg.msg_control = cm.buf;
-		msg.msg_controllen = sizeof(cm.buf);
-		cmsg = CMSG_FIRSTHDR(&msg);
-		cmsg->cmsg_level = SOL_SOCKET;
-		cmsg->cmsg_type = SCM_RIGHTS;
-		cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cmsg), &afd, sizeof(int));
-	}
-	return sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-}
-
 /* Keeps epoll watching the socket the session's pending operation waits on. */
 static void
 sync_watch(struct server *sv, struct conn *c)
@@ -224,7 +199,7 @@ conn_flush(struct server *sv, struct conn *c)
 
 	sync_watch(sv, c);
 	while ((p = wfpb_session_output(c->s, &len, &attach)) != NULL) {
-		n = send_with(c->fd, p, len, attach);
+		n = wfpb__send_fd(c->fd, p, len, (int)attach, MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -310,52 +285,20 @@ on_accept(struct server *sv)
 	}
 }
 
-/* Receives bytes and any SCM_RIGHTS descriptors; extra or truncated descriptors are closed. */
-static ssize_t
-recv_with(int fd, uint8_t *buf, size_t cap, wfpb_sock *fds, unsigned *nfds)
-{
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(FDS_PER_READ * sizeof(int))];
-	} cm;
-	struct iovec	iov = { .iov_base = buf, .iov_len = cap };
-	struct msghdr	msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
-			    .msg_controllen = sizeof(cm.buf) };
-	struct cmsghdr	*cmsg;
-	ssize_t		n;
-	size_t		i, k;
-	int		rfd;
-
-	*nfds = 0;
-	n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	if (n < 0)
-		return n;
-	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-		if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
-			continue;
-		k = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (i = 0; i < k; i++) {
-			memcpy(&rfd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
-			if (*nfds < FDS_PER_READ)
-				fds[(*nfds)++] = rfd;
-			else
-				close(rfd);
-		}
-	}
-	return n;
-}
-
 static void
 on_readable(struct server *sv, struct conn *c)
 {
 	static uint8_t	buf[READ_CHUNK];
 	wfpb_sock	fds[FDS_PER_READ];
-	unsigned	nfds;
+	int		raw[FDS_PER_READ];
+	unsigned	nfds, i;
 	ssize_t		n;
 	int		rc;
 
 	for (;;) {
-		n = recv_with(c->fd, buf, sizeof(buf), fds, &nfds);
+		n = wfpb__recv_fds(c->fd, buf, sizeof(buf), raw, FDS_PER_READ, &nfds, MSG_DONTWAIT);
+		for (i = 0; i < nfds; i++)
+			fds[i] = raw[i];
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
