@@ -17,6 +17,7 @@
 #include "channel.h"
 #include "keyfile.h"
 #include "transport.h"
+#include "itest.h"
 #include "wfpb.h"
 #include "wfpbroker.pb-c.h"
 
@@ -28,15 +29,6 @@ static const char	*endpoint, *server_pub_path, *enrolled_path, *unenrolled_path;
 static uint8_t		server_pub[WFPB_NOISE_DHLEN];
 static struct wfpb_client *witness;
 static int		passed, failed;
-
-#define CHECK(cond, ...) do {							\
-	if (!(cond)) {								\
-		printf("  check failed at line %d: %s: ", __LINE__, #cond);	\
-		printf(__VA_ARGS__);						\
-		printf("\n");							\
-		return -1;							\
-	}									\
-} while (0)
 
 static int
 open_client(const char *client_key, struct wfpb_client **c, char *err, size_t errlen)

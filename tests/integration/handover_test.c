@@ -20,40 +20,16 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "itest.h"
 #include "wfpb.h"
 
 static const char	*endpoint, *server_pub;
 static int		passed, failed;
 
-#define CHECK(cond, ...) do {							\
-	if (!(cond)) {								\
-		printf("  check failed at line %d: %s: ", __LINE__, #cond);	\
-		printf(__VA_ARGS__);						\
-		printf("\n");							\
-		return -1;							\
-	}									\
-} while (0)
-
 static struct wfpb_client *
 open_client(void)
 {
-	struct wfpb_open_opts	o = { .endpoint = endpoint, .server_key_path = server_pub, .timeout_ms = 5000 };
-	struct wfpb_client	*c;
-	char			err[256];
-
-	if (wfpb_open(&o, &c, err, sizeof(err)) != 0) {
-		printf("  open: %s\n", err);
-		return NULL;
-	}
-	return c;
-}
-
-static struct wfpb_addr
-loopback(uint16_t port)
-{
-	struct wfpb_addr a = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 }, .port = port };
-
-	return a;
+	return itest_open(endpoint, server_pub, NULL);
 }
 
 /* A plain TCP connection from this process to 127.0.0.1:port; returns the fd and its local port. */
@@ -105,7 +81,7 @@ case_listen_accept_records(void)
 {
 	struct wfpb_client	*c = open_client();
 	struct wfpb_accepted	acc;
-	struct wfpb_addr	bound, any = loopback(0);
+	struct wfpb_addr	bound, any = itest_loopback(0);
 	uint64_t		lid;
 	uint8_t			*blob;
 	size_t			len;
@@ -141,7 +117,7 @@ case_connect_with_records(void)
 	struct wfpb_client	*c = open_client();
 	struct wfpb_accepted	acc;
 	struct wfpb_status_info	st0, st1;
-	struct wfpb_addr	bound, any = loopback(0), origin_addr;
+	struct wfpb_addr	bound, any = itest_loopback(0), origin_addr;
 	wfpb_socket_t		up;
 	uint64_t		lid;
 	uint16_t		oport;
@@ -154,7 +130,7 @@ case_connect_with_records(void)
 	CHECK((fd = tcp_connect(bound.port, NULL)) >= 0, "tcp connect");
 	CHECK(wfpb_accept(c, lid, 2000, 0, &acc) == 0, "accept: %s", wfpb_errmsg(c));
 	/* A relay's second half: a new connection to the origin carrying the records. */
-	origin_addr = loopback(oport);
+	origin_addr = itest_loopback(oport);
 	CHECK(wfpb_connect(c, acc.records, NULL, 0, &origin_addr, NULL, 2000, &up, NULL) == 0, "connect: %s",
 	    wfpb_errmsg(c));
 	CHECK((ofd = accept(origin, NULL, NULL)) >= 0, "origin accept");
@@ -176,7 +152,7 @@ static int
 case_connect_errors(void)
 {
 	struct wfpb_client	*c = open_client();
-	struct wfpb_addr	closed, outside = loopback(80);
+	struct wfpb_addr	closed, outside = itest_loopback(80);
 	wfpb_socket_t		s = WFPB_SOCKET_NONE;
 	static const uint8_t	garbage[] = "not a record";
 	uint8_t			good[WFPB_SIM_HDR_LEN + WFPB_SIM_HOP_LEN] = "WFPS\x01\x00\x00\x01";
@@ -188,7 +164,7 @@ case_connect_errors(void)
 	/* A port nobody listens on: bind and close a listener to find one. */
 	CHECK((l = tcp_listen(&port)) >= 0, "listen");
 	close(l);
-	closed = loopback(port);
+	closed = itest_loopback(port);
 	CHECK(wfpb_connect(c, NULL, garbage, sizeof(garbage), &closed, NULL, 1000, &s, NULL) == WFPB_E_STATUS,
 	    "garbage records accepted");
 	CHECK(strstr(wfpb_errmsg(c), "EINVAL") != NULL, "message: %s", wfpb_errmsg(c));
@@ -211,7 +187,7 @@ case_listen_policy_and_release(void)
 {
 	struct wfpb_client	*c = open_client();
 	struct wfpb_accepted	acc;
-	struct wfpb_addr	outside = loopback(0), any = loopback(0), bound;
+	struct wfpb_addr	outside = itest_loopback(0), any = itest_loopback(0), bound;
 	uint64_t		lid;
 
 	CHECK(c != NULL, "open");
@@ -233,7 +209,7 @@ case_accept_timeout(void)
 {
 	struct wfpb_client	*c = open_client();
 	struct wfpb_accepted	acc;
-	struct wfpb_addr	any = loopback(0);
+	struct wfpb_addr	any = itest_loopback(0);
 	uint64_t		lid, t0, dt;
 
 	CHECK(c != NULL, "open");
@@ -298,7 +274,7 @@ case_client_killed_mid_accept(void)
 	if ((pid = fork()) == 0) {
 		struct wfpb_client	*c = open_client();
 		struct wfpb_accepted	acc;
-		struct wfpb_addr	any = loopback(0);
+		struct wfpb_addr	any = itest_loopback(0);
 		uint64_t		lid;
 
 		uint8_t			h[WFPB_HANDLE_LEN];

@@ -18,40 +18,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "itest.h"
 #include "wfpb.h"
 
 static const char	*endpoint, *server_pub;
 static int		passed, failed;
 
-#define CHECK(cond, ...) do {							\
-	if (!(cond)) {								\
-		printf("  check failed at line %d: %s: ", __LINE__, #cond);	\
-		printf(__VA_ARGS__);						\
-		printf("\n");							\
-		return -1;							\
-	}									\
-} while (0)
-
 static struct wfpb_client *
 open_client(void)
 {
-	struct wfpb_open_opts	o = { .endpoint = endpoint, .server_key_path = server_pub, .timeout_ms = 5000 };
-	struct wfpb_client	*c;
-	char			err[256];
-
-	if (wfpb_open(&o, &c, err, sizeof(err)) != 0) {
-		printf("  open: %s\n", err);
-		return NULL;
-	}
-	return c;
-}
-
-static struct wfpb_addr
-loopback(uint16_t port)
-{
-	struct wfpb_addr a = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 }, .port = port };
-
-	return a;
+	return itest_open(endpoint, server_pub, NULL);
 }
 
 static SOCKET
@@ -98,7 +74,7 @@ case_accept_and_connect(void)
 {
 	struct wfpb_client	*c = open_client();
 	struct wfpb_accepted	acc;
-	struct wfpb_addr	any = loopback(0), bound, origin_addr;
+	struct wfpb_addr	any = itest_loopback(0), bound, origin_addr;
 	wfpb_socket_t		up;
 	uint64_t		lid;
 	uint8_t			*blob;
@@ -117,7 +93,7 @@ case_accept_and_connect(void)
 	    "records blob: %s", wfpb_errmsg(c));
 	wfpb_free(blob);
 	CHECK((origin = tcp_listen(&oport)) != INVALID_SOCKET, "origin");
-	origin_addr = loopback(oport);
+	origin_addr = itest_loopback(oport);
 	CHECK(wfpb_connect(c, acc.records, NULL, 0, &origin_addr, NULL, 5000, &up, NULL) == 0, "connect: %s",
 	    wfpb_errmsg(c));
 	CHECK((ofd = accept(origin, NULL, NULL)) != INVALID_SOCKET, "origin accept");
@@ -136,7 +112,7 @@ case_errors(void)
 {
 	struct wfpb_client	*c = open_client();
 	struct wfpb_accepted	acc;
-	struct wfpb_addr	any = loopback(0), outside = loopback(0), closed;
+	struct wfpb_addr	any = itest_loopback(0), outside = itest_loopback(0), closed;
 	wfpb_socket_t		s = WFPB_SOCKET_NONE;
 	uint64_t		lid;
 	uint16_t		port;
@@ -145,7 +121,7 @@ case_errors(void)
 	CHECK(c != NULL, "open");
 	CHECK((l = tcp_listen(&port)) != INVALID_SOCKET, "listen");
 	closesocket(l);
-	closed = loopback(port);
+	closed = itest_loopback(port);
 	CHECK(wfpb_connect(c, NULL, (const uint8_t *)"junk", 4, &closed, NULL, 2000, &s, NULL) == WFPB_E_STATUS &&
 	    strstr(wfpb_errmsg(c), "EINVAL") != NULL, "garbage records: %s", wfpb_errmsg(c));
 	outside.addr[3] = 2;
@@ -165,7 +141,7 @@ case_wfp_refusal(void)
 {
 	struct wfpb_client	*c = open_client();
 	struct wfpb_accepted	acc;
-	struct wfpb_addr	any = loopback(0), bound, dest;
+	struct wfpb_addr	any = itest_loopback(0), bound, dest;
 	wfpb_socket_t		s = WFPB_SOCKET_NONE;
 	uint64_t		lid;
 	uint16_t		port;
@@ -180,7 +156,7 @@ case_wfp_refusal(void)
 	    "accept: %s", wfpb_errmsg(c));
 	closesocket(cl);
 	CHECK((l = tcp_listen(&port)) != INVALID_SOCKET, "origin");
-	dest = loopback(port);
+	dest = itest_loopback(port);
 	CHECK(wfpb_connect(c, NULL, (const uint8_t *)"records", 7, &dest, NULL, 2000, &s, NULL) == WFPB_E_STATUS,
 	    "connect succeeded without WFP");
 	printf("  connect: %s\n", wfpb_errmsg(c));
