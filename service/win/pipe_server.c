@@ -150,7 +150,11 @@ conn_close(struct wfpb_pipe_server *sv, struct pconn *c)
 		c->closing = 1;
 		if (c->pending > 0)
 			CancelIoEx(c->pipe, NULL);
-		DisconnectNamedPipe(c->pipe);
+		/*
+		 * No DisconnectNamedPipe: it discards what the client has not read
+		 * yet (a reject notice, a last answer). Instances are never reused,
+		 * so closing the handle is enough, and the client reads to the end.
+		 */
 	}
 	if (c->pending == 0)
 		unlink_free(sv, c);
