@@ -8,6 +8,7 @@
 #   ./dev.sh fuzz [SECONDS]  every libFuzzer harness for SECONDS each (default 60)
 #   ./dev.sh run     setup + native build + run wfpbrokerd in the foreground with a local config
 #   ./dev.sh bench   release build of the native tree, then the benchmark table
+#   ./dev.sh demo    (root) two proxies redirecting each other forever, then the broker fixing it
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
@@ -19,6 +20,7 @@ apt_packages=(
 	mingw-w64 wine wine64 wixl
 	autoconf automake libtool dpkg-dev
 	clang libclang-rt-14-dev valgrind
+	iproute2 nftables util-linux
 )
 
 export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
@@ -190,8 +192,15 @@ bench)
 	printf 'machine: %s cores, %s\n' "$(nproc)" "$(uname -sr)"
 	build/bench/bench/bench-channel build/bench/service/wfpbrokerd build/bench/client/wfpbctl
 	;;
+demo)
+	setup_packages
+	configure
+	cmake --build build/native -j"$jobs" --target wfpbrokerd wfpbctl wfpb-relay tcp-echo
+	bash tests/integration/proxy_loop.sh build/native/service/wfpbrokerd build/native/client/wfpbctl \
+		build/native/client/wfpb-relay build/native/tests/tcp-echo build/native/demo --demo
+	;;
 *)
-	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac

@@ -130,7 +130,8 @@ void wfpb_accepted_free(struct wfpb_accepted *a);
 
 /*
  * The broker creates a socket, applies the records (a stash handle, or the
- * blob when handle is NULL) before any bind or connect, binds to local if
+ * blob when handle is NULL; neither: no records, though under netfilter the
+ * principal's own mark still goes on) before any bind or connect, binds to local if
  * given, connects to remote within timeout_ms (0: 10 s) and hands the socket
  * over in *sock. Needs `connect` and a remote inside the connect ranges.
  */

@@ -633,7 +633,8 @@ wfpb_connect(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, 
 	*sock = WFPB_SOCKET_NONE;
 	records_to_pb(handle, blob, blob_len, &src, &h);
 	addr_to_pb(remote, &ra);
-	cr.records = &src;
+	if (handle != NULL || blob != NULL)
+		cr.records = &src;
 	cr.remote = &ra;
 	if (local != NULL) {
 		addr_to_pb(local, &la);

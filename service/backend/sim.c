@@ -30,15 +30,6 @@ wfpb_sim_free(void *ctx)
 	free(ctx);
 }
 
-static void
-put_hop(uint8_t *p, const struct wfpb_addr *a)
-{
-	p[0] = (uint8_t)a->family;
-	memcpy(p + 1, a->addr, 16);
-	p[17] = (uint8_t)(a->port >> 8);
-	p[18] = (uint8_t)a->port;
-}
-
 static int
 sim_query_records(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
 {
@@ -59,7 +50,7 @@ sim_query_records(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
 	sim->serial++;
 	for (i = 0; i < 8; i++)
 		p[8 + i] = (uint8_t)(sim->serial >> (56 - 8 * i));
-	put_hop(p + WFPB_SIM_HDR_LEN, &local);
+	wfpb__hop_put(p + WFPB_SIM_HDR_LEN, &local);
 	out->data = p;
 	out->len = WFPB_SIM_HDR_LEN + WFPB_SIM_HOP_LEN;
 	return 0;
@@ -77,21 +68,24 @@ sim_query_context(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
 	if ((p = malloc(2 * WFPB_SIM_HOP_LEN)) == NULL)
 		return WFPBROKER__V1__STATUS_CODE__ENOBUFS;
 	/* The original remote and local addresses, as a WFP callout commonly attaches them. */
-	put_hop(p, &peer);
-	put_hop(p + WFPB_SIM_HOP_LEN, &local);
+	wfpb__hop_put(p, &peer);
+	wfpb__hop_put(p + WFPB_SIM_HOP_LEN, &local);
 	out->data = p;
 	out->len = 2 * WFPB_SIM_HOP_LEN;
 	return 0;
 }
 
 static int
-sim_set_records(void *ctx, wfpb_sock s, const uint8_t *blob, size_t len, int *os_err)
+sim_set_records(void *ctx, wfpb_sock s, const uint8_t *blob, size_t len, uint32_t own_mark, int *os_err)
 {
 	struct sim	*sim = ctx;
 	size_t		hops, i;
 
 	(void)s;
+	(void)own_mark;
 	*os_err = 0;
+	if (len == 0)
+		return 0;	/* a connection without records: nothing to apply */
 	if (len < WFPB_SIM_HDR_LEN || memcmp(blob, WFPB_SIM_MAGIC, 4) != 0 || blob[4] != 1 || blob[5] != 0)
 		return WFPBROKER__V1__STATUS_CODE__EINVAL;
 	hops = ((size_t)blob[6] << 8) | blob[7];

@@ -5,6 +5,11 @@
  * deterministic stand-in for tests and demos, chosen only by configuration.
  * Each operation returns 0 or a wfpbroker.v1.StatusCode value (EINVAL,
  * EACCES, EOPNOTSUPP, ...) with the OS error in *os_err when there is one.
+ *
+ * set_records is called on a socket before bind or connect. blob may be NULL
+ * with len 0: the connection carries no records (a Connect without them).
+ * own_mark is the calling principal's policy mark (0: none); only netfilter
+ * uses it, and it never comes from the request.
  */
 #ifndef WFPB_BACKEND_H
 #define WFPB_BACKEND_H
@@ -24,7 +29,8 @@ struct wfpb_backend_ops {
 	const char	*name;
 	int		(*query_records)(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err);
 	int		(*query_context)(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err);
-	int		(*set_records)(void *ctx, wfpb_sock s, const uint8_t *blob, size_t len, int *os_err);
+	int		(*set_records)(void *ctx, wfpb_sock s, const uint8_t *blob, size_t len, uint32_t own_mark,
+			    int *os_err);
 	uint64_t	(*records_applied)(void *ctx);
 };
 
@@ -44,6 +50,10 @@ void wfpb_backend_close(struct wfpb_backend *be);
 /* The platform's own backends by name (wfp on Windows), with ctx malloc'd; NULL when not built. */
 const struct wfpb_backend_ops *wfpb__platform_backend(const char *name, void **ctx);
 
+/* Writes one context hop (WFPB_CONTEXT_HOP_LEN bytes): family 1, address 16, port 2 (BE). */
+#define WFPB_CONTEXT_HOP_LEN	19u
+void wfpb__hop_put(uint8_t *p, const struct wfpb_addr *a);
+
 /* The sim backend (backend/sim.c). */
 extern const struct wfpb_backend_ops wfpb_backend_sim;
 void *wfpb_sim_new(void);
@@ -54,5 +64,19 @@ void wfpb_sim_free(void *ctx);
 #define WFPB_SIM_HDR_LEN	16u	/* magic 4, version 1, flags 1, hops 2 (BE), serial 8 (BE) */
 #define WFPB_SIM_HOP_LEN	19u	/* family 1, address 16, port 2 (BE) */
 #define WFPB_SIM_HOPS_MAX	16u
+
+/* The netfilter backend (backend/netfilter_linux.c) and its record format, exposed for tests and fuzzing. */
+extern const struct wfpb_backend_ops wfpb_backend_netfilter;
+#define WFPB_NF_MAGIC		"WFPN"
+#define WFPB_NF_RECORD_LEN	30u	/* magic 4, version 1, family 1, reserved 2, mark 4 (BE), address 16, port 2 (BE) */
+
+struct wfpb_nf_record {
+	uint32_t		mark;	/* the marks the accepted connection arrived with */
+	struct wfpb_addr	orig_dst;
+};
+
+/* Strict: exact length, version 1, a known family, zero padding. 0 or WFPBROKER__V1__STATUS_CODE__EINVAL. */
+int wfpb_nf_record_parse(const uint8_t *blob, size_t len, struct wfpb_nf_record *out);
+void wfpb_nf_record_encode(const struct wfpb_nf_record *r, uint8_t out[WFPB_NF_RECORD_LEN]);
 
 #endif

@@ -324,6 +324,16 @@ wfpb_config_parse(const char *text, size_t len, const struct wfpb_config *base, 
 			wfpb_config_free(out);
 			return WFPB_E_CONFIG;
 		}
+		/* Under netfilter a proxy without its own mark would be redirected back to itself: refuse. */
+		if (strcmp(out->backend, "netfilter") == 0 && (pr->perms & (WFPB_PERM_CONNECT | WFPB_PERM_APPLY)) &&
+		    (!pr->has_mark || pr->mark == 0)) {
+			err->line = 0;
+			snprintf(err->message, sizeof(err->message),
+			    "[principal %s] may connect or apply records under backend netfilter but has no mark = 0x...",
+			    pr->name);
+			wfpb_config_free(out);
+			return WFPB_E_CONFIG;
+		}
 	}
 	return 0;
 }

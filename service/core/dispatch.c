@@ -486,7 +486,14 @@ records_from_pb(const struct wfpb_session *s, const Wfpbroker__V1__RecordSource 
 	}
 }
 
-/* Resolves records to bytes: a stash entry this principal owns, or the inline blob. */
+/* The principal's own mark from policy (netfilter), never from a request; 0 when it has none. */
+static uint32_t
+own_mark(const struct wfpb_session *s)
+{
+	return s->policy != NULL && s->policy->has_mark ? s->policy->mark : 0;
+}
+
+/* Resolves records to bytes: a stash entry this principal owns, the inline blob, or none (NULL, 0). */
 static int
 records_bytes(struct wfpb_session *s, const struct req_records *r, const uint8_t **blob, size_t *len,
     struct outcome *o, uint64_t now_ms)
@@ -765,7 +772,9 @@ validate_connect(const struct wfpb_session *s, const Request *rq, union wfpb_req
 {
 	const Wfpbroker__V1__ConnectRequest *c = rq->connect;
 
-	if (records_from_pb(s, c->records, "connect.records", &r->connect.records, o) != 0 ||
+	memset(&r->connect.records, 0, sizeof(r->connect.records));
+	/* Records are optional: a connection that continues none (the principal's own mark still applies). */
+	if ((c->records != NULL && records_from_pb(s, c->records, "connect.records", &r->connect.records, o) != 0) ||
 	    addr_from_pb(c->remote, "connect.remote", 1, &r->connect.remote, o) != 0)
 		return -1;
 	memset(&r->connect.local, 0, sizeof(r->connect.local));
@@ -827,7 +836,7 @@ op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, st
 		return;
 	}
 	/* The records go on before bind or connect, or WFP cannot correlate the connection. */
-	if ((code = be->ops->set_records(be->ctx, sock, blob, len, &os_err)) != 0) {
+	if ((code = be->ops->set_records(be->ctx, sock, blob, len, own_mark(s), &os_err)) != 0) {
 		backend_outcome(o, "connect: set records", code, os_err);
 		wfpb__net_close(sock);
 		return;
@@ -841,8 +850,9 @@ op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, st
 	if (rc == WFPB_E_AGAIN) {
 		s->pending.kind = WFPB_PENDING_CONNECT;
 		s->pending.remote = r->connect.remote;
-		crypto_generichash(s->pending.blob_hash, sizeof(s->pending.blob_hash), blob, len, NULL, 0);
-		s->pending.has_blob_hash = 1;
+		if (len > 0)
+			crypto_generichash(s->pending.blob_hash, sizeof(s->pending.blob_hash), blob, len, NULL, 0);
+		s->pending.has_blob_hash = len > 0;
 		s->pending.watch = sock;
 		s->pending.sock = sock;
 		s->pending.want_write = 1;
@@ -934,7 +944,7 @@ op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 		return;
 	rp->audit_blob = blob;
 	rp->audit_blob_len = len;
-	if ((code = be->ops->set_records(be->ctx, s->in_fds[r->apply.fd], blob, len, &os_err)) != 0) {
+	if ((code = be->ops->set_records(be->ctx, s->in_fds[r->apply.fd], blob, len, own_mark(s), &os_err)) != 0) {
 		backend_outcome(o, "apply_records", code, os_err);
 		return;
 	}

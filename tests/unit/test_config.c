@@ -122,6 +122,27 @@ principal_without_matcher_is_an_error(void **state)
 }
 
 static void
+netfilter_proxies_need_a_mark(void **state)
+{
+	struct wfpb_config	c;
+	struct wfpb_ini_error	err;
+
+	(void)state;
+	assert_int_equal(parse("[service]\nbackend = netfilter\n[principal p]\nuid = 5\nops = listen accept connect\n",
+	    &c, &err), WFPB_E_CONFIG);
+	assert_non_null(strstr(err.message, "no mark"));
+	assert_int_equal(parse("[service]\nbackend = netfilter\n[principal p]\nuid = 5\nops = apply\nmark = 0\n",
+	    &c, &err), WFPB_E_CONFIG);
+	/* With a mark, or without a grant that makes connections, or under sim: accepted. */
+	assert_int_equal(parse("[service]\nbackend = netfilter\n[principal p]\nuid = 5\nops = connect\nmark = 0x2\n"
+	    "[principal q]\nuid = 6\nops = stash fetch\n", &c, &err), 0);
+	assert_int_equal(c.principals[0].mark, 2);
+	wfpb_config_free(&c);
+	assert_int_equal(parse("[principal p]\nuid = 5\nops = connect\n", &c, &err), 0);
+	wfpb_config_free(&c);
+}
+
+static void
 overlong_line_and_nul_are_errors(void **state)
 {
 	struct wfpb_config	c;
@@ -157,6 +178,7 @@ main(void)
 		cmocka_unit_test(values_are_read),
 		cmocka_unit_test(errors_name_their_line),
 		cmocka_unit_test(principal_without_matcher_is_an_error),
+		cmocka_unit_test(netfilter_proxies_need_a_mark),
 		cmocka_unit_test(overlong_line_and_nul_are_errors),
 		cmocka_unit_test(missing_file_is_noent),
 	};

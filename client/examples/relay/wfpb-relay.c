@@ -2,6 +2,7 @@
  * wfpb-relay: a transparent relay built on libwfpb, and the example to copy.
  *
  *   wfpb-relay [--endpoint PATH] [--server-key FILE] [--client-key FILE]
+ *              [--name NAME] [--no-records] [--max-connections N]
  *              --listen ADDR:PORT [--to ADDR:PORT]
  *
  * The broker owns every socket: it creates the listener, accepts each
@@ -10,6 +11,12 @@
  * before the connect, so the next hop — or WFP — knows this connection is the
  * continuation of the one accepted. The relay only moves bytes. Without --to
  * the upstream is the original destination from the redirect context.
+ *
+ * --no-records connects upstream without the accepted connection's records:
+ * what a proxy that cannot carry them does, and how cooperating proxies end
+ * up redirecting each other's connections forever (tests/integration/
+ * proxy_loop.sh shows it). On Linux each line also shows the socket marks,
+ * which an unprivileged process may read but not set.
  *
  * One thread per relayed connection; the broker session is used by the main
  * thread only (a libwfpb client is not thread-safe).
@@ -35,12 +42,53 @@ struct pair {
 	int	up;	/* the connection to the destination */
 };
 
+static const char *name = "wfpb-relay";
+
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: wfpb-relay [--endpoint PATH] [--server-key FILE] [--client-key FILE] "
-	    "--listen ADDR:PORT [--to ADDR:PORT]\n");
+	    "[--name NAME] [--no-records] [--max-connections N] --listen ADDR:PORT [--to ADDR:PORT]\n");
 	exit(2);
+}
+
+/* " mark 0x..." for a socket on Linux, "" elsewhere. */
+static const char *
+mark_text(int fd, char *buf, size_t size)
+{
+	buf[0] = '\0';
+#ifdef SO_MARK
+	{
+		unsigned	m = 0;
+		socklen_t	len = sizeof(m);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_MARK, &m, &len) == 0)
+			snprintf(buf, size, " mark 0x%x", m);
+	}
+#else
+	(void)fd;
+	(void)size;
+#endif
+	return buf;
+}
+
+/* Says whether this process could mark its own sockets: a relay that can needs no broker for it. */
+static void
+report_own_mark_privilege(void)
+{
+#ifdef SO_MARK
+	unsigned	m = 0x1;
+	int		s = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (s < 0)
+		return;
+	if (setsockopt(s, SOL_SOCKET, SO_MARK, &m, sizeof(m)) == 0)
+		printf("%s: SO_MARK on its own sockets: allowed (privileged)\n", name);
+	else
+		printf("%s: SO_MARK on its own sockets: refused (%s); the broker marks them\n", name,
+		    errno == EPERM ? "EPERM" : strerror(errno));
+	close(s);
+#endif
 }
 
 /* The redirect context holds the original remote, then the original destination. */
@@ -124,19 +172,33 @@ main(int argc, char **argv)
 	char			err[256], a[WFPB_ADDR_STRLEN], b[WFPB_ADDR_STRLEN], d[WFPB_ADDR_STRLEN];
 	const char		*listen_arg = NULL, *to_arg = NULL;
 	uint64_t		lid;
-	int			i;
+	unsigned long		max_conns = 0, relayed = 0;
+	int			i, carry_records = 1;
 
-	for (i = 1; i + 1 < argc; i += 2) {
-		if (strcmp(argv[i], "--endpoint") == 0)
-			o.endpoint = argv[i + 1];
-		else if (strcmp(argv[i], "--server-key") == 0)
-			o.server_key_path = argv[i + 1];
-		else if (strcmp(argv[i], "--client-key") == 0)
-			o.client_key_path = argv[i + 1];
-		else if (strcmp(argv[i], "--listen") == 0)
-			listen_arg = argv[i + 1];
-		else if (strcmp(argv[i], "--to") == 0)
-			to_arg = argv[i + 1];
+	for (i = 1; i < argc; i++) {
+		const char *v = argv[i + 1];
+
+		if (strcmp(argv[i], "--no-records") == 0) {
+			carry_records = 0;
+			continue;
+		}
+		if (i + 1 >= argc)
+			usage();
+		i++;
+		if (strcmp(argv[i - 1], "--name") == 0)
+			name = v;
+		else if (strcmp(argv[i - 1], "--endpoint") == 0)
+			o.endpoint = v;
+		else if (strcmp(argv[i - 1], "--server-key") == 0)
+			o.server_key_path = v;
+		else if (strcmp(argv[i - 1], "--client-key") == 0)
+			o.client_key_path = v;
+		else if (strcmp(argv[i - 1], "--listen") == 0)
+			listen_arg = v;
+		else if (strcmp(argv[i - 1], "--to") == 0)
+			to_arg = v;
+		else if (strcmp(argv[i - 1], "--max-connections") == 0 && (max_conns = strtoul(v, NULL, 10)) > 0)
+			continue;
 		else
 			usage();
 	}
@@ -145,30 +207,34 @@ main(int argc, char **argv)
 		usage();
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	report_own_mark_privilege();
 
 	if (wfpb_open(&o, &c, err, sizeof(err)) != 0) {
-		fprintf(stderr, "wfpb-relay: %s\n", err);
+		fprintf(stderr, "%s: %s\n", name, err);
 		return 1;
 	}
 	if (wfpb_listen(c, &listen_at, 0, &lid, &bound) != 0) {
-		fprintf(stderr, "wfpb-relay: listen %s: %s\n", listen_arg, wfpb_errmsg(c));
+		fprintf(stderr, "%s: listen %s: %s\n", name, listen_arg, wfpb_errmsg(c));
 		return 1;
 	}
 	wfpb_addr_format(&bound, a);
-	printf("wfpb-relay: listening on %s, forwarding to %s\n", a, to_arg ? to_arg : "the original destination");
+	printf("%s: listening on %s, forwarding to %s%s\n", name, a, to_arg ? to_arg : "the original destination",
+	    carry_records ? "" : ", without records");
 
-	for (;;) {
+	while (max_conns == 0 || relayed < max_conns) {
 		struct wfpb_accepted	acc;
 		struct pair		*p;
 		pthread_t		t;
 		wfpb_socket_t		up;
+		const uint8_t		*records;
+		char			m_in[32], m_out[32];
 		int			rc;
 
 		rc = wfpb_accept(c, lid, ACCEPT_TIMEOUT_MS, 0, &acc);
 		if (rc == WFPB_E_STATUS && strncmp(wfpb_errmsg(c), "TIMEOUT", 7) == 0)
 			continue;
 		if (rc != 0) {
-			fprintf(stderr, "wfpb-relay: accept: %s\n", wfpb_errmsg(c));
+			fprintf(stderr, "%s: accept: %s\n", name, wfpb_errmsg(c));
 			return 1;
 		}
 		wfpb_addr_format(&acc.peer, a);
@@ -177,22 +243,26 @@ main(int argc, char **argv)
 			dest = to;
 		} else if (original_destination(&acc, &dest) != 0 || same_addr(&dest, &bound)) {
 			/* Connecting to ourselves would loop; without a destination there is nowhere to go. */
-			fprintf(stderr, "wfpb-relay: %s -> %s: no usable original destination; closed\n", a, b);
+			fprintf(stderr, "%s: %s -> %s: no usable original destination; closed\n", name, a, b);
 			wfpb_accepted_free(&acc);
 			continue;
 		}
 		wfpb_addr_format(&dest, d);
 		/* The upstream connection carries the accepted connection's records. */
-		rc = wfpb_connect(c, acc.has_records ? acc.records : NULL, NULL, 0, &dest, NULL, CONNECT_TIMEOUT_MS,
-		    &up, NULL);
+		records = acc.has_records && carry_records ? acc.records : NULL;
+		rc = wfpb_connect(c, records, NULL, 0, &dest, NULL, CONNECT_TIMEOUT_MS, &up, NULL);
+		if (rc != 0)	/* before the release below replaces the message */
+			fprintf(stderr, "%s: %s -> %s => %s: %s\n", name, a, b, d, wfpb_errmsg(c));
 		if (acc.has_records && wfpb_release(c, acc.records) != 0)
-			fprintf(stderr, "wfpb-relay: release records: %s\n", wfpb_errmsg(c));
+			fprintf(stderr, "%s: release records: %s\n", name, wfpb_errmsg(c));
 		if (rc != 0) {
-			fprintf(stderr, "wfpb-relay: %s -> %s => %s: %s\n", a, b, d, wfpb_errmsg(c));
 			wfpb_accepted_free(&acc);
 			continue;
 		}
-		printf("wfpb-relay: %s -> %s => %s (records %s)\n", a, b, d, acc.has_records ? "applied" : "none");
+		relayed++;
+		printf("%s: accepted %s -> %s%s, upstream => %s%s (records %s)\n", name, a, b,
+		    mark_text((int)acc.sock, m_in, sizeof(m_in)), d, mark_text((int)up, m_out, sizeof(m_out)),
+		    records != NULL ? "applied" : acc.has_records ? "withheld" : "none");
 		if ((p = malloc(sizeof(*p))) == NULL) {
 			close((int)up);
 			wfpb_accepted_free(&acc);
@@ -210,4 +280,7 @@ main(int argc, char **argv)
 		}
 		pthread_detach(t);
 	}
+	printf("%s: relayed %lu connections, the --max-connections bound; exiting\n", name, relayed);
+	wfpb_close(c);
+	return 0;
 }

@@ -1,0 +1,176 @@
+/*
+ * netfilter: the Linux form of the redirect backend, for transparent proxies
+ * behind nftables/iptables REDIRECT or DNAT rules.
+ *
+ *   query_records  SO_ORIGINAL_DST (IPv4) or IP6T_SO_ORIGINAL_DST (IPv6) of
+ *                  the accepted socket, plus the mark its SYN carried (an
+ *                  accepted socket inherits it when net.ipv4.tcp_fwmark_accept
+ *                  is 1), as a "WFPN" record. A connection conntrack does not
+ *                  know (ENOENT, or no conntrack at all) has no records.
+ *   query_context  the original remote and original local addresses.
+ *   set_records    SO_MARK = the record's mark | the calling principal's own
+ *                  mark from policy. Needs CAP_NET_ADMIN, so an unprivileged
+ *                  proxy cannot do it itself (EPERM): the Linux form of the
+ *                  admin-only WFP ioctl. Marks accumulate along a chain of
+ *                  proxies, and each proxy's rule skips connections bearing
+ *                  its own bit — what WFP's redirect records do on Windows.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "backend.h"
+#include "wfpbroker.pb-c.h"
+
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST		80	/* linux/netfilter_ipv4.h */
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST	80	/* linux/netfilter_ipv6/ip6_tables.h */
+#endif
+
+struct netfilter {
+	_Atomic uint64_t	applied;
+};
+
+static int
+os_fail(int *os_err)
+{
+	*os_err = errno;
+	return wfpb__net_status(errno);
+}
+
+/* The original destination; 1 when conntrack has none for this socket, 0 found, else a status. */
+static int
+original_dst(int fd, struct wfpb_addr *out, int *os_err)
+{
+	struct wfpb_addr	local;
+	socklen_t		len;
+
+	if (wfpb__net_addrs(fd, NULL, &local, os_err) != 0)
+		return wfpb__net_status(*os_err);
+	memset(out, 0, sizeof(*out));
+	if (local.family == WFPB_AF_INET) {
+		struct sockaddr_in sin;
+
+		len = sizeof(sin);
+		if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &sin, &len) != 0)
+			goto failed;
+		out->family = WFPB_AF_INET;
+		memcpy(out->addr, &sin.sin_addr, 4);
+		out->port = ntohs(sin.sin_port);
+		return 0;
+	}
+	if (local.family == WFPB_AF_INET6) {
+		struct sockaddr_in6 sin6;
+
+		len = sizeof(sin6);
+		if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &sin6, &len) != 0)
+			goto failed;
+		out->family = WFPB_AF_INET6;
+		memcpy(out->addr, &sin6.sin6_addr, 16);
+		out->port = ntohs(sin6.sin6_port);
+		out->scope_id = sin6.sin6_scope_id;
+		return 0;
+	}
+	*os_err = EAFNOSUPPORT;
+	return WFPBROKER__V1__STATUS_CODE__EAFNOSUPPORT;
+failed:
+	/* ENOENT: conntrack has no entry; ENOPROTOOPT: conntrack is not loaded. Neither is a redirect. */
+	if (errno == ENOENT || errno == ENOPROTOOPT)
+		return 1;
+	return os_fail(os_err);
+}
+
+static int
+nf_query_records(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
+{
+	struct wfpb_nf_record	r;
+	uint32_t		mark = 0;
+	socklen_t		len = sizeof(mark);
+	int			rc;
+
+	(void)ctx;
+	*os_err = 0;
+	out->data = NULL;
+	out->len = 0;
+	if ((rc = original_dst((int)s, &r.orig_dst, os_err)) != 0)
+		return rc == 1 ? 0 : rc;
+	if (getsockopt((int)s, SOL_SOCKET, SO_MARK, &mark, &len) != 0)
+		return os_fail(os_err);
+	r.mark = mark;
+	if ((out->data = malloc(WFPB_NF_RECORD_LEN)) == NULL)
+		return WFPBROKER__V1__STATUS_CODE__ENOBUFS;
+	wfpb_nf_record_encode(&r, out->data);
+	out->len = WFPB_NF_RECORD_LEN;
+	return 0;
+}
+
+static int
+nf_query_context(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
+{
+	struct wfpb_addr	peer, dst;
+	int			rc;
+
+	(void)ctx;
+	*os_err = 0;
+	if (wfpb__net_addrs((int)s, &peer, &dst, os_err) != 0)
+		return wfpb__net_status(*os_err);
+	if ((rc = original_dst((int)s, &dst, os_err)) > 1)
+		return rc;
+	if (rc == 1 && wfpb__net_addrs((int)s, NULL, &dst, os_err) != 0)
+		return wfpb__net_status(*os_err);
+	if ((out->data = malloc(2 * WFPB_CONTEXT_HOP_LEN)) == NULL)
+		return WFPBROKER__V1__STATUS_CODE__ENOBUFS;
+	wfpb__hop_put(out->data, &peer);
+	wfpb__hop_put(out->data + WFPB_CONTEXT_HOP_LEN, &dst);
+	out->len = 2 * WFPB_CONTEXT_HOP_LEN;
+	return 0;
+}
+
+static int
+nf_set_records(void *ctx, wfpb_sock s, const uint8_t *blob, size_t len, uint32_t own_mark, int *os_err)
+{
+	struct netfilter	*nf = ctx;
+	struct wfpb_nf_record	r = { 0 };
+	uint32_t		mark;
+	int			rc;
+
+	*os_err = 0;
+	if (len > 0 && (rc = wfpb_nf_record_parse(blob, len, &r)) != 0)
+		return rc;
+	mark = r.mark | own_mark;
+	if (mark != 0 && setsockopt((int)s, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0)
+		return os_fail(os_err);
+	if (len > 0)
+		atomic_fetch_add(&nf->applied, 1);
+	return 0;
+}
+
+static uint64_t
+nf_records_applied(void *ctx)
+{
+	return atomic_load(&((struct netfilter *)ctx)->applied);
+}
+
+const struct wfpb_backend_ops wfpb_backend_netfilter = {
+	.name = "netfilter",
+	.query_records = nf_query_records,
+	.query_context = nf_query_context,
+	.set_records = nf_set_records,
+	.records_applied = nf_records_applied,
+};
+
+const struct wfpb_backend_ops *
+wfpb__platform_backend(const char *name, void **ctx)
+{
+	*ctx = NULL;
+	if (strcmp(name, "netfilter") != 0)
+		return NULL;
+	if ((*ctx = calloc(1, sizeof(struct netfilter))) == NULL)
+		return NULL;
+	return &wfpb_backend_netfilter;
+}

@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# proxy_loop.sh BROKERD WFPBCTL RELAY TCP_ECHO WORKDIR [--demo]
+#
+# The problem wfpbroker exists for, with the real Linux kernel: two
+# cooperating transparent proxies, A and B, each an unprivileged wfpb-relay
+# under its own uid with its own mark bit. nftables sends connections for the
+# origin to A unless they bear A's bit, and to B unless they bear B's bit.
+#
+#   1. Without records (each relay connects upstream with only its own bit),
+#      A's upstream connection is B's to intercept and B's is A's: the
+#      connection bounces A -> B -> A -> ... and never reaches the origin.
+#   2. With the broker carrying the records (the SYN's marks, inherited by the
+#      accepted socket, OR the principal's bit), the connection passes A and B
+#      exactly once each and the reply comes back intact.
+#
+# Everything runs in two network namespaces this script creates ("proxy"
+# with the client, broker and relays; "origin" with the echo server, over a
+# veth pair) and removes on every exit path, pass or fail. Needs root. If
+# namespaces or nftables are unavailable it fails and says why; it does not
+# skip. --demo prints the story hop by hop (./dev.sh demo).
+set -u
+brokerd=$1 wfpbctl=$2 relay=$3 tcp_echo=$4 work=$5 demo=${6:-}
+pass=0 fail=0
+ok() { [ -n "$demo" ] || echo "ok   $*"; pass=$((pass + 1)); }
+ko() { echo "FAIL $*"; fail=$((fail + 1)); }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else ko "$what"; fi; }
+say() { [ -z "$demo" ] || printf '%s\n' "$*"; }
+die() { echo "FAIL $*"; echo "0 passed, 1 failed"; exit 1; }
+
+tag=$$
+px=wfpb-px-$tag og=wfpb-og-$tag
+veth_px=wpx$tag veth_og=wog$tag
+origin=10.77.0.2 port=7000 a_port=7101 b_port=7102 mark_a=0x1 mark_b=0x2
+pids=
+
+[ "$(id -u)" = 0 ] || die "needs root: it creates network namespaces and nftables rules"
+for tool in ip nft setpriv; do
+	command -v "$tool" >/dev/null || die "needs $tool (./dev.sh setup installs it)"
+done
+
+rm -rf "$work"
+mkdir -p "$work/run" "$work/state"
+work=$(cd "$work" && pwd)
+chmod 755 "$work" "$work/run"
+
+in_px() { ip netns exec "$px" "$@"; }
+
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null; done
+	for p in $pids; do wait "$p" 2>/dev/null; done
+	# Deleting a namespace takes its nftables table, its veth end (and so the peer) and its routes.
+	ip netns pids "$px" 2>/dev/null | xargs -r kill -9 2>/dev/null
+	ip netns pids "$og" 2>/dev/null | xargs -r kill -9 2>/dev/null
+	ip netns del "$px" 2>/dev/null
+	ip netns del "$og" 2>/dev/null
+	true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The two hosts.
+ip netns add "$px" || die "cannot create network namespace $px (ip netns add)"
+ip netns add "$og" || die "cannot create network namespace $og"
+ip link add "$veth_px" type veth peer name "$veth_og" || die "cannot create a veth pair"
+ip link set "$veth_px" netns "$px" && ip link set "$veth_og" netns "$og" || die "cannot move the veth ends"
+ip -n "$px" addr add 10.77.0.1/24 dev "$veth_px" && ip -n "$og" addr add "$origin/24" dev "$veth_og" ||
+	die "cannot address the veth pair"
+for ns in "$px" "$og"; do ip -n "$ns" link set lo up; done
+ip -n "$px" link set "$veth_px" up && ip -n "$og" link set "$veth_og" up || die "cannot bring the veth pair up"
+# An accepted socket inherits the mark of the SYN that made it: the marks a proxy's records carry.
+in_px sysctl -qw net.ipv4.tcp_fwmark_accept=1 || die "cannot set net.ipv4.tcp_fwmark_accept in $px"
+in_px nft -f - <<NFT || die "nftables refused the redirect rules (is nf_tables/nft_nat available?)"
+table ip wfpb_loop {
+	chain output {
+		type nat hook output priority -100; policy accept;
+		ip daddr $origin tcp dport $port meta mark & $mark_a == 0 counter redirect to :$a_port comment "to proxy A"
+		ip daddr $origin tcp dport $port meta mark & $mark_b == 0 counter redirect to :$b_port comment "to proxy B"
+	}
+}
+NFT
+redirects() { # prints "A B": connections the kernel redirected to each proxy since the last mark_counters
+	in_px nft list chain ip wfpb_loop output | awk '/to proxy A/ { for (i = 1; i < NF; i++) if ($i == "packets") a = $(i + 1) }
+		/to proxy B/ { for (i = 1; i < NF; i++) if ($i == "packets") b = $(i + 1) } END { print a + 0, b + 0 }' |
+		{ read -r a b; echo $((a - base_a)) $((b - base_b)); }
+}
+base_a=0 base_b=0
+mark_counters() { read -r da db < <(redirects); base_a=$((base_a + da)) base_b=$((base_b + db)); }
+
+# The origin: an echo server on 10.77.0.2:7000.
+ip netns exec "$og" "$tcp_echo" server "$work/origin.port" "$origin" "$port" &
+pids="$pids $!"
+for _ in $(seq 1 50); do [ -s "$work/origin.port" ] && break; sleep 0.1; done
+[ -s "$work/origin.port" ] || die "the origin echo server did not start"
+
+# The broker, as root in the proxy host, with the netfilter backend.
+endpoint=$work/run/wfpbroker.sock
+pub=$work/state/server.pub
+cat >"$work/wfpbroker.conf" <<CONF
+; written by proxy_loop.sh
+[service]
+endpoint = $endpoint
+state_dir = $work/state
+socket_group = nogroup
+backend = netfilter
+
+[principal operator]
+uid = 0
+ops = admin
+
+[principal proxy-a]
+uid = 1001
+ops = listen accept connect
+listen = 127.0.0.1/32:$a_port
+connect = $origin/32:$port
+mark = $mark_a
+
+[principal proxy-b]
+uid = 1002
+ops = listen accept connect
+listen = 127.0.0.1/32:$b_port
+connect = $origin/32:$port
+mark = $mark_b
+CONF
+ip netns exec "$px" "$brokerd" --config "$work/wfpbroker.conf" >"$work/broker.log" 2>&1 &
+pids="$pids $!"
+ctl() { in_px "$wfpbctl" --endpoint "$endpoint" --server-key "$pub" --timeout 3000 "$@"; }
+for _ in $(seq 1 100); do ctl ping >/dev/null 2>&1 && break; sleep 0.1; done
+check "the broker (backend netfilter) answers in the proxy namespace" eval "ctl ping >/dev/null"
+status_field() { ctl status | awk -v k="$1" '$1 == k { print $2 }'; }
+
+relay_pids=
+start_relays() { # start_relays PHASE [RELAY OPTIONS...]
+	local phase=$1 uid p name port
+	shift
+	relay_pids=
+	for name in A B; do
+		if [ "$name" = A ]; then uid=1001 port=$a_port; else uid=1002 port=$b_port; fi
+		ip netns exec "$px" setpriv --reuid="$uid" --regid=65534 --clear-groups "$relay" --name "proxy-$name" \
+			--endpoint "$endpoint" --server-key "$pub" "$@" --listen "127.0.0.1:$port" \
+			>"$work/$phase-$name.log" 2>&1 &
+		p=$!
+		relay_pids="$relay_pids $p"
+		pids="$pids $p"
+	done
+	for name in A B; do
+		for _ in $(seq 1 50); do grep -q 'listening on' "$work/$phase-$name.log" && break; sleep 0.1; done
+	done
+}
+stop_relays() {
+	for p in $relay_pids; do kill "$p" 2>/dev/null; done
+	for p in $relay_pids; do wait "$p" 2>/dev/null; done
+	relay_pids=
+}
+hops() { grep -c 'accepted' "$work/$1-$2.log"; }
+
+# --- 1. Without records: the loop ---------------------------------------------
+say "== 1. Two proxies that do not carry redirect records"
+say "   nftables in the proxy host: to $origin:$port -> proxy A (127.0.0.1:$a_port) unless mark & $mark_a,"
+say "                                                -> proxy B (127.0.0.1:$b_port) unless mark & $mark_b"
+mark_counters
+# The bound: each proxy gives up after relaying this many connections.
+bound=25
+start_relays loop --no-records --max-connections "$bound"
+for name in A B; do
+	check "proxy $name (unprivileged) cannot set SO_MARK itself: EPERM" \
+		grep -q 'SO_MARK on its own sockets: refused (EPERM)' "$work/loop-$name.log"
+done
+in_px "$tcp_echo" client "$port" "hello origin" "$origin" 5 >"$work/loop-client.out" 2>&1
+for _ in $(seq 1 50); do
+	grep -q 'bound; exiting' "$work/loop-A.log" "$work/loop-B.log" && break
+	sleep 0.1
+done
+sleep 0.2
+read -r ra rb < <(redirects)
+stop_relays
+say "   the client's one connection, as the proxies saw it (first 6 hops):"
+[ -z "$demo" ] || paste -d '\n' <(grep accepted "$work/loop-A.log") <(grep accepted "$work/loop-B.log") |
+	grep -v '^$' | head -n 6 | sed 's/^/     /'
+say "   ... the kernel redirected it $ra times to A and $rb times to B, until a proxy reached its bound of $bound;"
+say "   the client got: \"$(tr -d '\n' <"$work/loop-client.out")\" (not its echo)"
+# Whichever proxy reaches the bound first closes its listener, so the other stops one short.
+check "without records the connection loops until a proxy hits its bound of $bound: A $(hops loop A), B $(hops loop B)" \
+	test $(($(hops loop A) + $(hops loop B))) -ge $((2 * bound - 1))
+check "the kernel redirected it back and forth: $ra times to A, $rb to B" test "$ra" -ge "$bound" -a "$rb" -ge "$bound"
+check "without records the client never hears from the origin" eval "! grep -q 'hello origin' '$work/loop-client.out'"
+check "each proxy's upstream bore only its own bit (A: $mark_a, B: $mark_b)" eval \
+	"grep -q 'upstream => $origin:$port mark $mark_a (records withheld)' '$work/loop-A.log' &&
+	 grep -q 'upstream => $origin:$port mark $mark_b (records withheld)' '$work/loop-B.log'"
+sleep 0.3
+check "stopping the looping proxies released their listeners" test "$(status_field listeners)" = 0
+
+# --- 2. With the broker carrying records -----------------------------------------
+say ""
+say "== 2. The same proxies carrying records through wfpbroker"
+mark_counters
+applied0=$(status_field records_applied)
+start_relays fixed
+reply=$(in_px "$tcp_echo" client "$port" "hello origin" "$origin" 5 2>&1)
+read -r ra rb < <(redirects)
+say "   the client's one connection, hop by hop:"
+[ -z "$demo" ] || cat "$work/fixed-A.log" "$work/fixed-B.log" | grep accepted | sed 's/^/     /'
+say "   kernel redirects: $ra to A, $rb to B; the client got back: \"$reply\""
+check "with records the reply comes back intact" test "$reply" = "hello origin"
+check "with records the kernel redirected the connection once to A and once to B (counters: $ra $rb)" test "$ra $rb" = "1 1"
+check "proxy A accepted it once, arriving unmarked, and went upstream with A's bit" \
+	eval "test $(hops fixed A) = 1 && grep -q 'mark 0x0, upstream => $origin:$port mark $mark_a (records applied)' '$work/fixed-A.log'"
+check "proxy B accepted it once, arriving with A's bit, and went upstream with both bits" \
+	eval "test $(hops fixed B) = 1 && grep -q 'mark $mark_a, upstream => $origin:$port mark 0x3 (records applied)' '$work/fixed-B.log'"
+check "Status: the broker applied two records (one per proxy)" \
+	test "$(status_field records_applied)" = $((applied0 + 2))
+stop_relays
+check "the audit log verifies" eval "in_px '$wfpbctl' audit verify '$work/state/audit.log' --pubkey '$work/state/audit.pub' --live >'$work/verify.out' 2>&1"
+in_px "$wfpbctl" audit export --json "$work/state/audit.log" >"$work/audit.json" 2>"$work/audit.err"
+for who in proxy-a proxy-b; do
+	check "the audit log shows $who's connect with the records it applied" grep -qE \
+		"\"op\":\"connect\",\"principal\":\{[^}]*\"name\":\"$who\"\},\"addresses\":\[[^]]*\],\"blob_hashes\":\[\"[0-9a-f]{64}\"\],\"status\":\"OK\"" \
+		"$work/audit.json"
+done
+say "   audit: $(grep -c '"op":"connect".*"blob_hashes":\["' "$work/audit.json") connects with records; $(cat "$work/verify.out")"
+
+cleanup
+trap - EXIT
+check "tear-down leaves no namespace behind" eval "! ip netns list | grep -q 'wfpb-..-$tag'"
+check "tear-down leaves no veth behind" eval "! ip link show | grep -q 'w[po][xg]$tag'"
+check "tear-down leaves no process behind" eval "! pgrep -f -- '--endpoint $endpoint' >/dev/null"
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
