@@ -85,6 +85,8 @@ struct wfpb_status_info {
 	uint64_t	audit_max_batch;
 	int		audit_broken;
 	uint64_t	events_reported;
+	uint64_t	rss_bytes;	/* the broker's resident memory; 0 if unknown */
+	uint32_t	open_handles;	/* its open descriptors or handles; 0 if unknown */
 	char		backend[16];
 };
 

@@ -443,6 +443,8 @@ wfpb_server_status(struct wfpb_client *c, struct wfpb_status_info *out)
 	out->audit_max_batch = s->audit_max_batch;
 	out->audit_broken = s->audit_broken;
 	out->events_reported = s->events_reported;
+	out->rss_bytes = s->rss_bytes;
+	out->open_handles = s->open_handles;
 	snprintf(out->backend, sizeof(out->backend), "%s", s->backend ? s->backend : "");
 	wfpbroker__v1__response__free_unpacked(r, NULL);
 	return 0;

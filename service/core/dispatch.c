@@ -386,6 +386,7 @@ op_status(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, str
 		for (k = 0; k < WFPB_EVENT_MAX; k++)
 			rp->status.events_reported += wfpb_events_reported[k];
 	}
+	wfpb__process_usage(&rp->status.rss_bytes, &rp->status.open_handles);
 	if (b->audit_on) {
 		rp->status.audit_durable_seq = b->audit.durable_seq;
 		rp->status.audit_commits = b->audit.commits;

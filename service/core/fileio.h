@@ -28,6 +28,9 @@ void wfpb__file_close(wfpb_file f);
 /* Reads a whole file (at most max bytes) into a malloc'd buffer. WFPB_E_NOENT when absent. */
 int wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, int *os_err);
 
+/* The process's resident memory and open descriptors/handles, each 0 when the OS does not say. */
+void wfpb__process_usage(uint64_t *rss_bytes, uint32_t *open_handles);
+
 /* Wall-clock time in milliseconds since the Unix epoch. */
 uint64_t wfpb__wall_ms(void);
 

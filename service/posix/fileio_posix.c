@@ -1,6 +1,8 @@
 /* The audit file contract (core/fileio.h) on POSIX. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -113,4 +115,28 @@ wfpb__wall_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void
+wfpb__process_usage(uint64_t *rss_bytes, uint32_t *open_handles)
+{
+	unsigned long long	size, resident;
+	struct dirent		*e;
+	FILE			*f;
+	DIR			*d;
+
+	*rss_bytes = 0;
+	*open_handles = 0;
+	if ((f = fopen("/proc/self/statm", "r")) != NULL) {
+		if (fscanf(f, "%llu %llu", &size, &resident) == 2)
+			*rss_bytes = resident * (unsigned long long)sysconf(_SC_PAGESIZE);
+		fclose(f);
+	}
+	if ((d = opendir("/proc/self/fd")) != NULL) {
+		while ((e = readdir(d)) != NULL)
+			if (e->d_name[0] != '.')
+				(*open_handles)++;
+		(*open_handles)--;	/* the directory's own descriptor */
+		closedir(d);
+	}
 }

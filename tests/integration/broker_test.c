@@ -9,6 +9,12 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <pthread.h>
+#include <unistd.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +30,12 @@
 #define MAX_SESSIONS		8
 #define HANDSHAKE_MS		500
 #define IDLE_MS			3000
+#define RANDOM_BYTES		(1024u * 1024u)
+#define FLOOD_PINGS		2000
+/* The round trip a legitimate client keeps while others flood the endpoint (docs/SECURITY.md). */
+#define FLOOD_P99_BOUND_US	50000u
+/* After a case the broker's resident memory may exceed the baseline by this much (allocator caches). */
+#define RSS_SLACK		(4u * 1024u * 1024u)
 
 static const char	*endpoint, *server_pub_path, *enrolled_path, *unenrolled_path;
 static uint8_t		server_pub[WFPB_NOISE_DHLEN];
@@ -181,6 +193,50 @@ make_ping_request(uint8_t *buf, size_t cap, size_t *len, uint64_t id)
 		return -1;
 	wfpbroker__v1__request__pack(&rq, buf);
 	return 0;
+}
+
+static int
+make_stash_request(uint8_t *buf, size_t cap, size_t *len, uint64_t id)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__StashRequest	st = WFPBROKER__V1__STASH_REQUEST__INIT;
+
+	st.blob.data = (uint8_t *)"records of a client about to vanish";
+	st.blob.len = 35;
+	rq.request_id = id;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_STASH;
+	rq.stash = &st;
+	*len = wfpbroker__v1__request__get_packed_size(&rq);
+	if (*len > cap)
+		return -1;
+	wfpbroker__v1__request__pack(&rq, buf);
+	return 0;
+}
+
+/* One thread beside the main one, on either platform. */
+#ifdef _WIN32
+typedef HANDLE thread_t;
+static DWORD WINAPI thread_tramp(LPVOID arg) { ((void (*)(void))arg)(); return 0; }
+static int thread_start(thread_t *t, void (*fn)(void))
+{
+	return (*t = CreateThread(NULL, 0, thread_tramp, (LPVOID)fn, 0, NULL)) != NULL ? 0 : -1;
+}
+static void thread_join(thread_t t) { WaitForSingleObject(t, INFINITE); CloseHandle(t); }
+static void sleep_ms(unsigned ms) { Sleep(ms); }
+#else
+typedef pthread_t thread_t;
+static void *thread_tramp(void *arg) { ((void (*)(void))arg)(); return NULL; }
+static int thread_start(thread_t *t, void (*fn)(void)) { return pthread_create(t, NULL, thread_tramp, (void *)fn); }
+static void thread_join(thread_t t) { pthread_join(t, NULL); }
+static void sleep_ms(unsigned ms) { usleep(ms * 1000u); }
+#endif
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
 }
 
 /* --- cases ---------------------------------------------------------------- */
@@ -433,6 +489,150 @@ case_session_cap(void)
 	return 0;
 }
 
+/* 1 MiB of random bytes: before the handshake (not our preamble), or after it (frames that fail their MAC). */
+static int
+random_megabyte(int after_handshake)
+{
+	struct raw	r;
+	uint8_t		*junk = malloc(RANDOM_BYTES);
+	int		rc, reason;
+
+	CHECK(junk != NULL, "malloc");
+	randombytes_buf(junk, RANDOM_BYTES);
+	junk[0] = 0;	/* never "WFPB" by chance */
+	if (after_handshake) {
+		if (raw_establish(&r) != 0) {
+			free(junk);
+			CHECK(0, "establish");
+		}
+	} else if (raw_connect(&r) != 0) {
+		free(junk);
+		CHECK(0, "connect");
+	}
+	/* The broker hangs up part way: the write then fails with "closed", which is the point. */
+	rc = raw_write(&r, junk, RANDOM_BYTES);
+	free(junk);
+	CHECK(rc == 0 || rc == WFPB_E_CLOSED, "write failed otherwise (%d)", rc);
+	CHECK(raw_expect_close(&r, 5000, &reason) == 0, "the broker kept the connection open");
+	raw_close(&r);
+	if (after_handshake)
+		CHECK(reason == 0, "bytes after the garbage (%d)", reason);
+	else
+		CHECK(reason == WFPB_REJECT_BAD_MAGIC || reason == 0, "reason %d", reason);
+	printf("  %s: write %s, connection closed\n", after_handshake ? "after the handshake" : "before it",
+	    rc == 0 ? "completed" : "cut short");
+	return 0;
+}
+
+static int case_random_megabyte(void) { return random_megabyte(0); }
+static int case_random_megabyte_established(void) { return random_megabyte(1); }
+
+/* The flood: connections hammered at a full broker, each of which must be refused as busy. */
+static volatile int	flood_stop;
+static unsigned long	flood_refused, flood_other;
+
+static void
+flood(void)
+{
+	struct raw	r;
+	int		reason;
+
+	while (!flood_stop) {
+		if (raw_connect(&r) != 0) {
+			flood_other++;
+			continue;
+		}
+		if (raw_expect_close(&r, 5000, &reason) == 0 && reason == WFPB_REJECT_BUSY)
+			flood_refused++;
+		else
+			flood_other++;
+		raw_close(&r);
+	}
+}
+
+static int
+case_flood_keeps_round_trip(void)
+{
+	struct wfpb_client	*c[MAX_SESSIONS];
+	static uint64_t		rtt[FLOOD_PINGS];
+	char			err[256];
+	thread_t		t;
+	int			i, n = 0, rc = 0;
+
+	/* The witness holds one session; fill the rest, so every flood connection is past the cap. */
+	for (i = 0; i < MAX_SESSIONS - 1 && rc == 0; i++) {
+		if (open_client(NULL, &c[n], err, sizeof(err)) != 0) {
+			printf("  session %d: %s\n", i, err);
+			rc = -1;
+		} else {
+			n++;
+		}
+	}
+	flood_stop = 0;
+	flood_refused = flood_other = 0;
+	if (rc == 0 && thread_start(&t, flood) != 0)
+		rc = -1;
+	for (i = 0; rc == 0 && i < FLOOD_PINGS; i++) {
+		uint64_t t0 = wfpb_monotonic_us();
+
+		if (wfpb_ping(witness, (const uint8_t *)"f", 1, NULL) != 0) {
+			printf("  ping %d: %s\n", i, wfpb_errmsg(witness));
+			rc = -1;
+		}
+		rtt[i] = wfpb_monotonic_us() - t0;
+	}
+	if (n == MAX_SESSIONS - 1) {
+		flood_stop = 1;
+		thread_join(t);
+	}
+	while (n > 0)
+		wfpb_close(c[--n]);
+	CHECK(rc == 0, "the legitimate client failed during the flood");
+	qsort(rtt, FLOOD_PINGS, sizeof(rtt[0]), cmp_u64);
+	printf("  %d pings during %lu refused connections: p50 %llu us, p99 %llu us (bound %u us)\n", FLOOD_PINGS,
+	    flood_refused, (unsigned long long)rtt[FLOOD_PINGS / 2], (unsigned long long)rtt[FLOOD_PINGS * 99 / 100],
+	    FLOOD_P99_BOUND_US);
+	CHECK(flood_other == 0, "%lu flood connections were not refused as busy", flood_other);
+	CHECK(flood_refused >= 100, "only %lu flood connections made", flood_refused);
+	CHECK(rtt[FLOOD_PINGS * 99 / 100] < FLOOD_P99_BOUND_US, "p99 above the bound");
+	return 0;
+}
+
+/* A client that stashed records, then vanished half way through sending a request. */
+static int
+case_client_vanishes_mid_request(void)
+{
+	struct raw				r;
+	struct wfpb_status_info			st;
+	uint8_t					msg[128];
+	const uint8_t				*p, *m;
+	size_t					mlen, len;
+	Wfpbroker__V1__Response			*resp;
+	int					i;
+
+	CHECK(raw_establish(&r) == 0, "establish");
+	for (i = 1; i <= 3; i++) {
+		CHECK(make_stash_request(msg, sizeof(msg), &mlen, (uint64_t)i) == 0, "pack");
+		CHECK(wfpb_channel_send(&r.ch, msg, mlen) == 0 && raw_flush(&r) == 0, "send");
+		CHECK(raw_event(&r, 5000) == WFPB_CHANNEL_MESSAGE, "no answer");
+		m = wfpb_channel_message(&r.ch, &mlen);
+		resp = wfpbroker__v1__response__unpack(NULL, mlen, m);
+		CHECK(resp != NULL && resp->status != NULL && resp->status->code == 0, "stash refused");
+		wfpbroker__v1__response__free_unpacked(resp, NULL);
+	}
+	CHECK(wfpb_server_status(witness, &st) == 0, "status: %s", wfpb_errmsg(witness));
+	CHECK(st.stash_entries >= 3, "the stash holds %u entries", st.stash_entries);
+	/* Half of the next request's frame, then gone. */
+	CHECK(make_ping_request(msg, sizeof(msg), &mlen, 4) == 0, "pack");
+	CHECK(wfpb_channel_send(&r.ch, msg, mlen) == 0, "send");
+	p = wfpb_channel_output(&r.ch, &len);
+	CHECK(raw_write(&r, p, len / 2) == 0, "write");
+	wfpb_channel_output_done(&r.ch, len);
+	raw_close(&r);
+	/* The resource check after every case proves the entries, the session and its handle went. */
+	return 0;
+}
+
 static int
 case_idle_timeout(void)
 {
@@ -470,14 +670,68 @@ static const struct tcase cases[] = {
 	{ "valid_mac_invalid_protobuf_bad_request", case_valid_mac_invalid_protobuf },
 	{ "handshake_deadline_drops_slow_client", case_handshake_deadline },
 	{ "session_cap_refuses_busy", case_session_cap },
+	{ "random_megabyte_before_handshake_dropped", case_random_megabyte },
+	{ "random_megabyte_after_handshake_dropped", case_random_megabyte_established },
+	{ "flood_past_cap_refused_while_client_keeps_p99", case_flood_keeps_round_trip },
+	{ "client_vanishes_mid_request_releases_everything", case_client_vanishes_mid_request },
 };
+
+/* The broker's own figures, through the witness session (which needs the admin grant). */
+struct usage {
+	uint32_t	sessions, stash, listeners, handles;
+	uint64_t	rss;
+};
+
+static int
+usage_now(struct usage *u)
+{
+	struct wfpb_status_info st;
+
+	if (wfpb_server_status(witness, &st) != 0) {
+		printf("  status: %s\n", wfpb_errmsg(witness));
+		return -1;
+	}
+	u->sessions = st.sessions;
+	u->stash = st.stash_entries;
+	u->listeners = st.listeners;
+	u->handles = st.open_handles;
+	u->rss = st.rss_bytes;
+	return 0;
+}
+
+/*
+ * After a case: within 3 s the broker is back to the baseline's sessions, stash
+ * entries, listeners and open descriptors/handles, and its resident memory is
+ * within RSS_SLACK of the baseline.
+ */
+static int
+back_to_baseline(const struct usage *base)
+{
+	struct usage	u = { 0 };
+	int		i;
+
+	for (i = 0; i < 30; i++) {
+		if (usage_now(&u) != 0)
+			return -1;
+		if (u.sessions == base->sessions && u.stash == base->stash && u.listeners == base->listeners &&
+		    u.handles == base->handles && u.rss <= base->rss + RSS_SLACK)
+			return 0;
+		sleep_ms(100);
+	}
+	printf("  not back to the baseline: sessions %u (%u), stash %u (%u), listeners %u (%u), "
+	    "handles %u (%u), rss %llu KiB (%llu KiB + %u KiB)\n", u.sessions, base->sessions, u.stash, base->stash,
+	    u.listeners, base->listeners, u.handles, base->handles, (unsigned long long)(u.rss >> 10),
+	    (unsigned long long)(base->rss >> 10), RSS_SLACK >> 10);
+	return -1;
+}
 
 int
 main(int argc, char **argv)
 {
-	char	err[256];
-	size_t	i;
-	int	rc;
+	struct usage	base = { 0 };
+	char		err[256];
+	size_t		i;
+	int		rc;
 
 	if (argc != 5) {
 		fprintf(stderr, "usage: broker-test ENDPOINT SERVER_PUB ENROLLED_KEY UNENROLLED_KEY\n");
@@ -499,6 +753,16 @@ main(int argc, char **argv)
 	}
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		rc = cases[i].fn();
+		/* The baseline is taken after the first case, once the broker's lazy set-up is done. */
+		if (rc == 0 && i == 0 && (usage_now(&base) != 0 || base.handles == 0 || base.rss == 0)) {
+			printf("  the broker does not report its descriptors and memory\n");
+			rc = -1;
+		}
+		if (rc == 0 && i == 0)
+			printf("  baseline: %u sessions, %u open handles, %llu KiB resident\n", base.sessions,
+			    base.handles, (unsigned long long)(base.rss >> 10));
+		if (rc == 0 && i > 0 && back_to_baseline(&base) != 0)
+			rc = -1;
 		if (rc == 0 && wfpb_ping(witness, (const uint8_t *)"w", 1, NULL) != 0) {
 			printf("  the witness session failed after this case: %s\n", wfpb_errmsg(witness));
 			rc = -1;
