@@ -13,7 +13,6 @@
 #include <windows.h>
 #else
 #include <pthread.h>
-#include <unistd.h>
 #endif
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +33,6 @@
 #define FLOOD_PINGS		2000
 /* The round trip a legitimate client keeps while others flood the endpoint (docs/SECURITY.md). */
 #define FLOOD_P99_BOUND_US	50000u
-/* After a case the broker's resident memory may exceed the baseline by this much (allocator caches). */
-#define RSS_SLACK		(4u * 1024u * 1024u)
 
 static const char	*endpoint, *server_pub_path, *enrolled_path, *unenrolled_path;
 static uint8_t		server_pub[WFPB_NOISE_DHLEN];
@@ -222,13 +219,11 @@ static int thread_start(thread_t *t, void (*fn)(void))
 	return (*t = CreateThread(NULL, 0, thread_tramp, (LPVOID)fn, 0, NULL)) != NULL ? 0 : -1;
 }
 static void thread_join(thread_t t) { WaitForSingleObject(t, INFINITE); CloseHandle(t); }
-static void sleep_ms(unsigned ms) { Sleep(ms); }
 #else
 typedef pthread_t thread_t;
 static void *thread_tramp(void *arg) { ((void (*)(void))arg)(); return NULL; }
 static int thread_start(thread_t *t, void (*fn)(void)) { return pthread_create(t, NULL, thread_tramp, (void *)fn); }
 static void thread_join(thread_t t) { pthread_join(t, NULL); }
-static void sleep_ms(unsigned ms) { usleep(ms * 1000u); }
 #endif
 
 static int
@@ -676,59 +671,10 @@ static const struct tcase cases[] = {
 	{ "client_vanishes_mid_request_releases_everything", case_client_vanishes_mid_request },
 };
 
-/* The broker's own figures, through the witness session (which needs the admin grant). */
-struct usage {
-	uint32_t	sessions, stash, listeners, handles;
-	uint64_t	rss;
-};
-
-static int
-usage_now(struct usage *u)
-{
-	struct wfpb_status_info st;
-
-	if (wfpb_server_status(witness, &st) != 0) {
-		printf("  status: %s\n", wfpb_errmsg(witness));
-		return -1;
-	}
-	u->sessions = st.sessions;
-	u->stash = st.stash_entries;
-	u->listeners = st.listeners;
-	u->handles = st.open_handles;
-	u->rss = st.rss_bytes;
-	return 0;
-}
-
-/*
- * After a case: within 3 s the broker is back to the baseline's sessions, stash
- * entries, listeners and open descriptors/handles, and its resident memory is
- * within RSS_SLACK of the baseline.
- */
-static int
-back_to_baseline(const struct usage *base)
-{
-	struct usage	u = { 0 };
-	int		i;
-
-	for (i = 0; i < 30; i++) {
-		if (usage_now(&u) != 0)
-			return -1;
-		if (u.sessions == base->sessions && u.stash == base->stash && u.listeners == base->listeners &&
-		    u.handles == base->handles && u.rss <= base->rss + RSS_SLACK)
-			return 0;
-		sleep_ms(100);
-	}
-	printf("  not back to the baseline: sessions %u (%u), stash %u (%u), listeners %u (%u), "
-	    "handles %u (%u), rss %llu KiB (%llu KiB + %u KiB)\n", u.sessions, base->sessions, u.stash, base->stash,
-	    u.listeners, base->listeners, u.handles, base->handles, (unsigned long long)(u.rss >> 10),
-	    (unsigned long long)(base->rss >> 10), RSS_SLACK >> 10);
-	return -1;
-}
-
 int
 main(int argc, char **argv)
 {
-	struct usage	base = { 0 };
+	struct itest_usage base = { 0 };
 	char		err[256];
 	size_t		i;
 	int		rc;
@@ -754,15 +700,10 @@ main(int argc, char **argv)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		rc = cases[i].fn();
 		/* The baseline is taken after the first case, once the broker's lazy set-up is done. */
-		if (rc == 0 && i == 0 && (usage_now(&base) != 0 || base.handles == 0 || base.rss == 0)) {
-			printf("  the broker does not report its descriptors and memory\n");
-			rc = -1;
-		}
 		if (rc == 0 && i == 0)
-			printf("  baseline: %u sessions, %u open handles, %llu KiB resident\n", base.sessions,
-			    base.handles, (unsigned long long)(base.rss >> 10));
-		if (rc == 0 && i > 0 && back_to_baseline(&base) != 0)
-			rc = -1;
+			rc = itest_baseline(witness, &base);
+		if (rc == 0 && i > 0)
+			rc = itest_back_to_baseline(witness, &base);
 		if (rc == 0 && wfpb_ping(witness, (const uint8_t *)"w", 1, NULL) != 0) {
 			printf("  the witness session failed after this case: %s\n", wfpb_errmsg(witness));
 			rc = -1;

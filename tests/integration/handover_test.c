@@ -329,7 +329,9 @@ static const struct tcase cases[] = {
 int
 main(int argc, char **argv)
 {
-	size_t i;
+	struct itest_usage	base;
+	struct wfpb_client	*admin;
+	size_t			i;
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: handover-test ENDPOINT SERVER_PUB\n");
@@ -339,12 +341,21 @@ main(int argc, char **argv)
 	server_pub = argv[2];
 	setvbuf(stdout, NULL, _IONBF, 0);
 	signal(SIGPIPE, SIG_IGN);
+	/* A session that outlives every case and reads the broker's resource figures after each. */
+	if ((admin = open_client()) == NULL || itest_baseline(admin, &base) != 0) {
+		printf("FAIL the broker's resource baseline\n");
+		return 1;
+	}
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int rc = cases[i].fn();
+
+		if (rc == 0)
+			rc = itest_back_to_baseline(admin, &base);
 
 		printf("%s %s\n", rc == 0 ? "ok  " : "FAIL", cases[i].name);
 		rc == 0 ? passed++ : failed++;
 	}
+	wfpb_close(admin);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }

@@ -1,14 +1,22 @@
 /*
  * Shared pieces of the integration test programs (broker-test, handover-test,
- * win-handover-test): the CHECK macro and opening a session that reports why
- * it could not.
+ * win-handover-test): the CHECK macro, opening a session that reports why it
+ * could not, and the check that the broker is back to its resource baseline.
  */
 #ifndef WFPB_ITEST_H
 #define WFPB_ITEST_H
 
 #include <stdio.h>
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <unistd.h>
+#endif
 
 #include "wfpb.h"
+
+/* After a case the broker's resident memory may exceed the baseline by this much (allocator caches). */
+#define ITEST_RSS_SLACK	(4u * 1024u * 1024u)
 
 /* In a case function returning int: print the failed condition and a message, return -1. */
 #define CHECK(cond, ...) do {							\
@@ -46,6 +54,80 @@ itest_loopback(uint16_t port)
 	struct wfpb_addr a = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 }, .port = port };
 
 	return a;
+}
+
+static inline void
+itest_sleep_ms(unsigned ms)
+{
+#ifdef _WIN32
+	Sleep(ms);
+#else
+	usleep(ms * 1000u);
+#endif
+}
+
+/* The broker's own figures, read through an admin session. */
+struct itest_usage {
+	uint32_t	sessions, stash, listeners, handles;
+	uint64_t	rss;
+};
+
+static inline int
+itest_usage_now(struct wfpb_client *admin, struct itest_usage *u)
+{
+	struct wfpb_status_info st;
+
+	if (wfpb_server_status(admin, &st) != 0) {
+		printf("  status: %s\n", wfpb_errmsg(admin));
+		return -1;
+	}
+	u->sessions = st.sessions;
+	u->stash = st.stash_entries;
+	u->listeners = st.listeners;
+	u->handles = st.open_handles;
+	u->rss = st.rss_bytes;
+	return 0;
+}
+
+/* Takes the baseline; fails when the broker does not report descriptors and memory. */
+static inline int
+itest_baseline(struct wfpb_client *admin, struct itest_usage *base)
+{
+	if (itest_usage_now(admin, base) != 0)
+		return -1;
+	if (base->handles == 0 || base->rss == 0) {
+		printf("  the broker does not report its descriptors and memory\n");
+		return -1;
+	}
+	printf("  baseline: %u sessions, %u open handles, %llu KiB resident\n", base->sessions, base->handles,
+	    (unsigned long long)(base->rss >> 10));
+	return 0;
+}
+
+/*
+ * After a case: within 3 s the broker is back to the baseline's sessions, stash
+ * entries, listeners and open descriptors/handles, and its resident memory is
+ * within ITEST_RSS_SLACK of the baseline.
+ */
+static inline int
+itest_back_to_baseline(struct wfpb_client *admin, const struct itest_usage *base)
+{
+	struct itest_usage	u = { 0 };
+	int			i;
+
+	for (i = 0; i < 30; i++) {
+		if (itest_usage_now(admin, &u) != 0)
+			return -1;
+		if (u.sessions == base->sessions && u.stash == base->stash && u.listeners == base->listeners &&
+		    u.handles == base->handles && u.rss <= base->rss + ITEST_RSS_SLACK)
+			return 0;
+		itest_sleep_ms(100);
+	}
+	printf("  not back to the baseline: sessions %u (%u), stash %u (%u), listeners %u (%u), "
+	    "handles %u (%u), rss %llu KiB (%llu KiB + %u KiB)\n", u.sessions, base->sessions, u.stash, base->stash,
+	    u.listeners, base->listeners, u.handles, base->handles, (unsigned long long)(u.rss >> 10),
+	    (unsigned long long)(base->rss >> 10), ITEST_RSS_SLACK >> 10);
+	return -1;
 }
 
 #endif
