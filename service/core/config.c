@@ -274,7 +274,7 @@ on_pair(void *arg, const char *section, const char *key, const char *v)
 		if (strcmp(key, "checkpoint_ms") == 0)
 			return set_u32(&c->checkpoint_ms, v, 10, 86400000);
 		if (strcmp(key, "audit_max_kib") == 0) {
-			uint32_t kib;
+			uint32_t kib = 0;
 			int rc = set_u32(&kib, v, 0, 1024u * 1024u);
 
 			c->audit_max_bytes = (uint64_t)kib * 1024u;
