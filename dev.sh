@@ -21,6 +21,7 @@ apt_packages=(
 	autoconf automake libtool dpkg-dev
 	clang libclang-rt-14-dev valgrind
 	iproute2 nftables util-linux
+	libsystemd-dev dbus-daemon
 )
 
 export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="

@@ -89,12 +89,16 @@ wfpb__transport_write(struct wfpb_transport *t, const uint8_t *p, size_t len, ui
 	int	rc;
 
 	while (len > 0) {
-		if ((rc = wait_fd(t->fd, POLLOUT, timeout_ms)) != 0)
-			return rc;
-		n = send(t->fd, p, len, MSG_NOSIGNAL);
+		/* Send first and wait only when the socket is full: a request almost always fits. */
+		n = send(t->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				if ((rc = wait_fd(t->fd, POLLOUT, timeout_ms)) != 0)
+					return rc;
+				continue;
+			}
 			return errno == EPIPE || errno == ECONNRESET ? WFPB_E_CLOSED : WFPB_E_IO;
 		}
 		p += n;

@@ -313,7 +313,11 @@ on_readable(struct server *sv, struct conn *c)
 		if (rc < 0 && rc != WFPB_E_STATE)
 			wfpb_log(WFPB_LOG_INFO, "session pid %u closed: %s", (unsigned)c->s->id.pid,
 			    wfpb_strerror(rc));
-		if (rc < 0)
+		/*
+		 * Epoll is level-triggered: a short read means the socket is drained
+		 * for now, and reading on to EAGAIN would cost a system call per request.
+		 */
+		if (rc < 0 || (size_t)n < sizeof(buf))
 			break;
 	}
 	if (conn_flush(sv, c) != 0)
