@@ -276,6 +276,19 @@ op_ping(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struc
 	rp->resp.ping = &rp->ping;
 }
 
+/* The blob an answer's audit record names: its hash is the stash entry's when it came from one. */
+static void
+audit_blob(struct reply *rp, const uint8_t *blob, size_t len, const uint8_t *hash)
+{
+	if (hash != NULL) {
+		memcpy(rp->audit_hash, hash, sizeof(rp->audit_hash));
+		rp->has_audit_hash = 1;
+		return;
+	}
+	rp->audit_blob = blob;
+	rp->audit_blob_len = len;
+}
+
 static void
 op_stash(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
@@ -297,8 +310,11 @@ op_stash(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 		return;
 	}
 	u->stash++;
-	rp->audit_blob = r->stash.blob;
-	rp->audit_blob_len = r->stash.len;
+	{
+		const struct wfpb_stash_entry *e = wfpb_stash_get(&b->stash, rp->handle_id, s->principal, now_ms);
+
+		audit_blob(rp, r->stash.blob, r->stash.len, e != NULL ? e->hash : NULL);
+	}
 	wfpbroker__v1__stash_response__init(&rp->stash);
 	wfpbroker__v1__stash_handle__init(&rp->handle);
 	rp->handle.id.data = rp->handle_id;
@@ -318,8 +334,7 @@ op_fetch(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 		    s->principal);
 		return;
 	}
-	rp->audit_blob = e->blob;
-	rp->audit_blob_len = e->len;
+	audit_blob(rp, e->blob, e->len, e->hash);
 	wfpbroker__v1__fetch_response__init(&rp->fetch);
 	rp->fetch.blob.data = e->blob;
 	rp->fetch.blob.len = e->len;
@@ -497,10 +512,11 @@ own_mark(const struct wfpb_session *s)
 /* Resolves records to bytes: a stash entry this principal owns, the inline blob, or none (NULL, 0). */
 static int
 records_bytes(struct wfpb_session *s, const struct req_records *r, const uint8_t **blob, size_t *len,
-    struct outcome *o, uint64_t now_ms)
+    const uint8_t **hash, struct outcome *o, uint64_t now_ms)
 {
 	const struct wfpb_stash_entry *e;
 
+	*hash = NULL;
 	if (r->handle == NULL) {
 		*blob = r->blob;
 		*len = r->len;
@@ -513,6 +529,7 @@ records_bytes(struct wfpb_session *s, const struct req_records *r, const uint8_t
 	}
 	*blob = e->blob;
 	*len = e->len;
+	*hash = e->hash;
 	return 0;
 }
 
@@ -815,7 +832,7 @@ op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, st
     uint64_t now_ms)
 {
 	const struct wfpb_backend	*be = &s->broker->backend;
-	const uint8_t			*blob;
+	const uint8_t			*blob, *hash;
 	char				text[WFPB_ADDR_STRLEN];
 	size_t				len;
 	wfpb_sock			sock;
@@ -828,10 +845,9 @@ op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, st
 		    "connect: %s is outside principal %s's connect ranges", text, s->principal);
 		return;
 	}
-	if (records_bytes(s, &r->connect.records, &blob, &len, o, now_ms) != 0)
+	if (records_bytes(s, &r->connect.records, &blob, &len, &hash, o, now_ms) != 0)
 		return;
-	rp->audit_blob = blob;
-	rp->audit_blob_len = len;
+	audit_blob(rp, blob, len, hash);
 	if (wfpb__net_socket(r->connect.remote.family, &sock, &os_err) != 0) {
 		os_outcome(o, "connect: socket", os_err);
 		return;
@@ -851,7 +867,9 @@ op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, st
 	if (rc == WFPB_E_AGAIN) {
 		s->pending.kind = WFPB_PENDING_CONNECT;
 		s->pending.remote = r->connect.remote;
-		if (len > 0)
+		if (hash != NULL)
+			memcpy(s->pending.blob_hash, hash, sizeof(s->pending.blob_hash));
+		else if (len > 0)
 			crypto_generichash(s->pending.blob_hash, sizeof(s->pending.blob_hash), blob, len, NULL, 0);
 		s->pending.has_blob_hash = len > 0;
 		s->pending.watch = sock;
@@ -937,14 +955,13 @@ static void
 op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
 	const struct wfpb_backend	*be = &s->broker->backend;
-	const uint8_t			*blob;
+	const uint8_t			*blob, *hash;
 	size_t				len;
 	int				os_err = 0, code;
 
-	if (records_bytes(s, &r->apply.records, &blob, &len, o, now_ms) != 0)
+	if (records_bytes(s, &r->apply.records, &blob, &len, &hash, o, now_ms) != 0)
 		return;
-	rp->audit_blob = blob;
-	rp->audit_blob_len = len;
+	audit_blob(rp, blob, len, hash);
 	if ((code = be->ops->set_records(be->ctx, s->in_fds[r->apply.fd], blob, len, own_mark(s), &os_err)) != 0) {
 		backend_outcome(o, "apply_records", code, os_err);
 		return;

@@ -80,6 +80,7 @@ wfpb_stash_put(struct wfpb_stash *st, const char *owner, struct wfpb_stash_entry
 	e->expires_ms = expires_ms;
 	memcpy(e->blob, blob, len);
 	e->len = len;
+	crypto_generichash(e->hash, sizeof(e->hash), blob, len, NULL, 0);
 	b = bucket_of(st, e->id);
 	e->hnext = st->buckets[b];
 	st->buckets[b] = e;

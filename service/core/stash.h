@@ -25,6 +25,7 @@ struct wfpb_stash_entry {
 	uint64_t		expires_ms;
 	uint8_t			*blob;
 	size_t			len;
+	uint8_t			hash[32];	/* BLAKE2b-256 of blob, computed once, for the audit log */
 	struct wfpb_stash_entry	*hnext;		/* hash chain */
 	struct wfpb_stash_entry	*prev, *next;	/* creation order, for expiry */
 };

@@ -46,6 +46,13 @@ owner_only(void **state)
 	assert_non_null(e);
 	assert_int_equal(e->len, 3);
 	assert_memory_equal(e->blob, "abc", 3);
+	{
+		uint8_t h[32];
+
+		/* The hash the audit log records for this blob, computed once when stashed. */
+		crypto_generichash(h, sizeof(h), (const uint8_t *)"abc", 3, NULL, 0);
+		assert_memory_equal(e->hash, h, sizeof(h));
+	}
 	/* Another principal sees nothing, cannot release it, and the entry stays. */
 	assert_null(wfpb_stash_get(&st, id, "app2", 10));
 	assert_int_equal(wfpb_stash_release(&st, id, "app2"), WFPB_E_NOENT);
