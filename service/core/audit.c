@@ -199,7 +199,7 @@ static int
 queue(struct wfpb_audit *a, AuditRecord *r, int stamp)
 {
 	uint8_t	*p;
-	size_t	body, need;
+	size_t	body, need, room;
 
 	if (stamp) {
 		r->seq = a->next_seq;
@@ -207,14 +207,15 @@ queue(struct wfpb_audit *a, AuditRecord *r, int stamp)
 		r->prev_hash.data = a->prev_hash;
 		r->prev_hash.len = sizeof(a->prev_hash);
 	}
-	body = wfpbroker__v1__audit_record__get_packed_size(r);
-	if (body > WFPB_AUDIT_RECORD_MAX)
-		abort();	/* records are bounded by construction */
-	need = a->pending_len + 4 + body;
-	if (need > WFPB_AUDIT_PENDING_MAX) {
+	/* Room for the largest record, or what the queue has left; the encoder says how much it took. */
+	if (a->pending_len + 4 >= WFPB_AUDIT_PENDING_MAX) {
 		a->dropped++;
 		return -1;
 	}
+	room = WFPB_AUDIT_PENDING_MAX - a->pending_len - 4;
+	if (room > WFPB_AUDIT_RECORD_MAX)
+		room = WFPB_AUDIT_RECORD_MAX;
+	need = a->pending_len + 4 + room;
 	if (need > a->pending_cap) {
 		size_t cap = a->pending_cap ? a->pending_cap : 4096;
 
@@ -228,13 +229,18 @@ queue(struct wfpb_audit *a, AuditRecord *r, int stamp)
 		a->pending_cap = cap;
 	}
 	p = a->pending + a->pending_len;
+	if ((body = wfpb__audit_encode(r, p + 4, room)) == 0) {
+		if (room == WFPB_AUDIT_RECORD_MAX)
+			abort();	/* records are bounded by construction */
+		a->dropped++;		/* the queue is full */
+		return -1;
+	}
 	p[0] = (uint8_t)(body >> 24);
 	p[1] = (uint8_t)(body >> 16);
 	p[2] = (uint8_t)(body >> 8);
 	p[3] = (uint8_t)body;
-	wfpbroker__v1__audit_record__pack(r, p + 4);
 	chain_hash(p, body + 4, a->prev_hash);
-	a->pending_len = need;
+	a->pending_len += 4 + body;
 	a->pending_last_seq = a->next_seq++;
 	return 0;
 }

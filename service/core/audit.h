@@ -99,6 +99,13 @@ struct Wfpbroker__V1__AuditRecord;
  */
 uint64_t wfpb_audit_append(struct wfpb_audit *a, struct Wfpbroker__V1__AuditRecord *rec, uint64_t now_ms);
 
+/*
+ * Encodes a record into out (cap bytes) exactly as protobuf-c would; returns
+ * its length, or 0 when it does not fit (a stamped record, seq >= 1, is never
+ * empty) (audit_encode.c).
+ */
+size_t wfpb__audit_encode(const struct Wfpbroker__V1__AuditRecord *r, uint8_t *out, size_t cap);
+
 /* Queues a signed checkpoint now (at stop, at start, at rotation) with an optional note. Returns its seq or 0. */
 uint64_t wfpb_audit_checkpoint(struct wfpb_audit *a, uint64_t now_ms, const char *note);
 
