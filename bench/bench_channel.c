@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
@@ -232,6 +233,42 @@ start_echo_server(const char *path)
 
 #define CONC_SAMPLES	20000	/* latencies each client keeps for the p99 */
 
+/* CPU seconds (user + system) a process has used, from /proc. */
+static double
+proc_cpu_s(pid_t pid)
+{
+	char			path[64], buf[1024], *p;
+	unsigned long long	ut = 0, st = 0;
+	FILE			*f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	/* After the ")" that ends the command name: state is field 3, utime 14, stime 15. */
+	if (p == NULL || (p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* CPU seconds used by this process's waited-for children so far. */
+static double
+children_cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_CHILDREN, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	    ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Where the CPU of a concurrency run went, per request. */
+struct cpu_split {
+	double	server_s, clients_s;
+};
+
 struct conc_report {
 	long	count;
 	double	lat[64];
@@ -244,8 +281,9 @@ struct conc_report {
  */
 static double
 concurrent(int nclients, double seconds, struct wfpb_open_opts *o, const char *echo_path, int listen_mode,
-    double *p99)
+    double *p99, pid_t server, struct cpu_split *cpu)
 {
+	double		server0 = proc_cpu_s(server), clients0 = children_cpu_s();
 	static double	all[256 * 64];
 	int		pfd[2], ready[2], go[2], i;
 	long		total = 0;
@@ -346,6 +384,11 @@ concurrent(int nclients, double seconds, struct wfpb_open_opts *o, const char *e
 	for (i = 0; i < nclients; i++)
 		waitpid(pids[i], NULL, 0);
 	*p99 = nall > 0 ? summarize(all, nall).p99 : 0;
+	if (cpu != NULL && total > 0) {
+		/* Includes the clients' set-up (handshakes): an upper bound, small against the run. */
+		cpu->server_s = (proc_cpu_s(server) - server0) / (double)total;
+		cpu->clients_s = (children_cpu_s() - clients0) / (double)total;
+	}
 	return (double)total / seconds;
 }
 
@@ -678,7 +721,7 @@ main(int argc, char **argv)
 	double			la[REPS], la_direct[REPS], la_ratio[REPS], la_parts[REPS];
 	double			ce[REPS], ce99[REPS], con[REPS], con99[REPS], coff[REPS], coff99[REPS];
 	double			r_on[REPS], r_off[REPS], cl[REPS], cl99[REPS], cln[REPS], cln99[REPS], cl_r[REPS];
-	double			cl_ra[REPS];
+	double			cl_ra[REPS], es[REPS], ec[REPS], bs[REPS], bc[REPS];
 	uint16_t		sink_port;
 	pid_t			pid, pid2, echo_pid, sink_pid;
 	FILE			*f;
@@ -835,14 +878,20 @@ main(int argc, char **argv)
 		char label[64];
 
 		for (r = 0; r < REPS; r++) {
-			ce[r] = concurrent(nclients[n], HS_SECONDS / 2, NULL, echo_path, 0, &ce99[r]);
-			con[r] = concurrent(nclients[n], HS_SECONDS / 2, &nk, NULL, 0, &con99[r]);
-			coff[r] = concurrent(nclients[n], HS_SECONDS / 2, &noaudit, NULL, 0, &coff99[r]);
+			struct cpu_split ecpu = { 0 }, bcpu = { 0 };
+
+			ce[r] = concurrent(nclients[n], HS_SECONDS / 2, NULL, echo_path, 0, &ce99[r], echo_pid, &ecpu);
+			con[r] = concurrent(nclients[n], HS_SECONDS / 2, &nk, NULL, 0, &con99[r], pid, &bcpu);
+			coff[r] = concurrent(nclients[n], HS_SECONDS / 2, &noaudit, NULL, 0, &coff99[r], pid2, NULL);
+			es[r] = ecpu.server_s;
+			ec[r] = ecpu.clients_s;
+			bs[r] = bcpu.server_s;
+			bc[r] = bcpu.clients_s;
 			r_on[r] = con[r] / ce[r];
 			r_off[r] = coff[r] / ce[r];
 			if (nclients[n] == 32) {
-				cl[r] = concurrent(32, HS_SECONDS / 2, &nk, NULL, 1, &cl99[r]);
-				cln[r] = concurrent(32, HS_SECONDS / 2, &noaudit, NULL, 1, &cln99[r]);
+				cl[r] = concurrent(32, HS_SECONDS / 2, &nk, NULL, 1, &cl99[r], pid, NULL);
+				cln[r] = concurrent(32, HS_SECONDS / 2, &noaudit, NULL, 1, &cln99[r], pid2, NULL);
 				cl_r[r] = cl[r] / ce[r];
 				cl_ra[r] = cl[r] / cln[r];
 			}
@@ -859,6 +908,10 @@ main(int argc, char **argv)
 		spread("broker Fetch, audit off", coff, 0, "req/s", 1);
 		spread("  p99", coff99, 0, "us", 1e6);
 		spread("  / echo", r_off, 0, "x", 1);
+		spread("CPU per request: echo server", es, 0, "us", 1e6);
+		spread("  echo clients", ec, 0, "us", 1e6);
+		spread("  broker (audit on)", bs, 0, "us", 1e6);
+		spread("  broker clients", bc, 0, "us", 1e6);
 		if (nclients[n] == 32) {
 			spread("Listen+Release, audit on (durable)", cl, 0, "req/s", 1);
 			spread("  p99", cl99, 0, "us", 1e6);
