@@ -19,6 +19,14 @@
 #define WFPB_GROUPS_MAX		32u
 
 /* Who is at the other end of a session, as the kernel told the platform server. */
+/* Windows token groups kept per session; a token with more has the rest ignored (they only ever grant). */
+#ifdef _WIN32
+#define WFPB_GROUP_SIDS_MAX	128u
+#else
+#define WFPB_GROUP_SIDS_MAX	1u
+#endif
+#define WFPB_GROUP_SID_LEN	72u	/* "S-1-5-21-" and four 32-bit sub-authorities, with room */
+
 struct wfpb_identity {
 	int		known;		/* 0: could not be read; every request but Ping is denied */
 	uint32_t	pid;
@@ -27,6 +35,11 @@ struct wfpb_identity {
 	uint32_t	ngroups;
 	char		user[WFPB_SID_MAX];	/* decimal uid or SID string */
 	char		image[512];	/* executable path, "" if unknown */
+	/* Windows: the token's enabled group SIDs (deny-only ones left out), elevation, session. */
+	char		group_sids[WFPB_GROUP_SIDS_MAX][WFPB_GROUP_SID_LEN];
+	uint32_t	ngroup_sids;
+	int		elevated;	/* 1 elevated, 0 not, -1 unknown or not Windows */
+	uint32_t	logon_session;	/* Windows session id (TokenSessionId) */
 };
 
 struct wfpb_counters {

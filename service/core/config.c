@@ -168,6 +168,15 @@ principal_key(struct wfpb_principal *p, const char *key, const char *v)
 	}
 	if (strcmp(key, "sid") == 0)
 		return set_sid(p->sid, v);
+	if (strcmp(key, "group_sid") == 0)
+		return set_sid(p->group_sid, v);
+	if (strcmp(key, "elevated") == 0) {
+		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+			return WFPB_E_CONFIG;
+		p->has_elevated = 1;
+		p->elevated = strcmp(v, "yes") == 0;
+		return 0;
+	}
 	if (strcmp(key, "key") == 0) {
 		if ((rc = wfpb_key_from_hex(v, strlen(v), p->key)) != 0)
 			return WFPB_E_CONFIG;
@@ -317,10 +326,10 @@ wfpb_config_parse(const char *text, size_t len, const struct wfpb_config *base, 
 	for (i = 0; i < out->nprincipals; i++) {
 		const struct wfpb_principal *pr = &out->principals[i];
 
-		if (!pr->has_uid && !pr->has_gid && !pr->has_key && pr->sid[0] == '\0') {
+		if (!pr->has_uid && !pr->has_gid && !pr->has_key && pr->sid[0] == '\0' && pr->group_sid[0] == '\0') {
 			err->line = 0;
 			snprintf(err->message, sizeof(err->message),
-			    "[principal %s] matches nobody: set uid, gid, sid or key", pr->name);
+			    "[principal %s] matches nobody: set uid, gid, sid, group_sid or key", pr->name);
 			wfpb_config_free(out);
 			return WFPB_E_CONFIG;
 		}

@@ -35,7 +35,8 @@ enum wfpb_perm {
 
 /*
  * A [principal NAME] section. It matches a session when every matcher it
- * sets matches (uid AND gid AND sid AND key); a section with no matcher is
+ * sets matches (uid AND gid AND sid AND group_sid AND elevated AND key); a
+ * section with no identifying matcher (elevated alone does not identify) is
  * a configuration error, so nothing ever matches everyone by accident.
  */
 struct wfpb_principal {
@@ -44,6 +45,8 @@ struct wfpb_principal {
 	uint32_t	uid;			/* POSIX user */
 	uint32_t	gid;			/* POSIX group: primary or supplementary */
 	char		sid[WFPB_SID_MAX];	/* Windows user SID, "" when unset */
+	char		group_sid[WFPB_SID_MAX];	/* Windows: a group the token holds enabled, "" when unset */
+	int		has_elevated, elevated;	/* Windows: the token must (1) or must not (0) be elevated */
 	uint8_t		key[WFPB_NOISE_DHLEN];	/* enrolled Noise static key (IK) */
 	unsigned	perms;			/* enum wfpb_perm bits */
 	uint32_t	max_sessions;		/* 0: the service default */

@@ -113,6 +113,7 @@ identify(int fd, struct wfpb_identity *id)
 
 	memset(id, 0, sizeof(*id));
 	id->uid = id->gid = -1;
+	id->elevated = -1;	/* a Windows notion */
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof(cred)) {
 		wfpb_log(WFPB_LOG_WARN, "SO_PEERCRED failed (%s): session will be denied", strerror(errno));
 		return;

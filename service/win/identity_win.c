@@ -1,7 +1,7 @@
 /*
- * Reads a pipe client's identity: PID from the pipe, user SID from its token
- * (impersonating at identification level, then reverting), image path from
- * the process. A failed RevertToSelf ends the process: serving on the
+ * Reads a pipe client's identity: PID from the pipe; user SID, enabled group
+ * SIDs, elevation and session id from its token (impersonating at
+ * identification level, then reverting); image path from the process. A failed RevertToSelf ends the process: serving on the
  * client's token would be an escalation.
  */
 #include <windows.h>
@@ -20,14 +20,54 @@ narrow(const wchar_t *w, char *out, size_t cap)
 		out[0] = '\0';
 }
 
-static int
-token_user(HANDLE pipe, char *out, size_t cap)
+/* The token's enabled groups, without the deny-only ones (they never grant). */
+static void
+token_groups(HANDLE tok, struct wfpb_identity *id)
 {
-	HANDLE	tok = NULL;
-	BYTE	buf[256];
-	DWORD	len;
-	LPWSTR	sid = NULL;
-	int	ok = 0;
+	TOKEN_GROUPS	*g;
+	DWORD		len = 0, i;
+	LPWSTR		sid;
+
+	(void)GetTokenInformation(tok, TokenGroups, NULL, 0, &len);
+	if (len == 0 || (g = malloc(len)) == NULL)
+		return;
+	if (GetTokenInformation(tok, TokenGroups, g, len, &len)) {
+		for (i = 0; i < g->GroupCount && id->ngroup_sids < WFPB_GROUP_SIDS_MAX; i++) {
+			DWORD attr = g->Groups[i].Attributes;
+
+			if (!(attr & SE_GROUP_ENABLED) || (attr & SE_GROUP_USE_FOR_DENY_ONLY))
+				continue;
+			if (!ConvertSidToStringSidW(g->Groups[i].Sid, &sid))
+				continue;
+			/* A SID too long to keep is left out: it could only have granted. */
+			if (wcslen(sid) < WFPB_GROUP_SID_LEN) {
+				narrow(sid, id->group_sids[id->ngroup_sids], WFPB_GROUP_SID_LEN);
+				if (id->group_sids[id->ngroup_sids][0] != '\0')
+					id->ngroup_sids++;
+			}
+			LocalFree(sid);
+		}
+		if (i < g->GroupCount)
+			wfpb_log(WFPB_LOG_WARN, "pid %u: token has %lu groups, %u kept", (unsigned)id->pid,
+			    (unsigned long)g->GroupCount, WFPB_GROUP_SIDS_MAX);
+	}
+	free(g);
+}
+
+/*
+ * The client's token, read while impersonating it at identification level:
+ * user SID (required), groups, elevation and session. 1 when the user SID
+ * was read.
+ */
+static int
+read_token(HANDLE pipe, struct wfpb_identity *id)
+{
+	TOKEN_ELEVATION	elev;
+	HANDLE		tok = NULL;
+	BYTE		buf[256];
+	DWORD		len, session;
+	LPWSTR		sid = NULL;
+	int		ok = 0;
 
 	if (!ImpersonateNamedPipeClient(pipe)) {
 		wfpb_log(WFPB_LOG_WARN, "ImpersonateNamedPipeClient: error %lu", GetLastError());
@@ -43,10 +83,15 @@ token_user(HANDLE pipe, char *out, size_t cap)
 		return 0;
 	if (GetTokenInformation(tok, TokenUser, buf, sizeof(buf), &len) &&
 	    ConvertSidToStringSidW(((TOKEN_USER *)buf)->User.Sid, &sid)) {
-		narrow(sid, out, cap);
+		narrow(sid, id->user, sizeof(id->user));
 		LocalFree(sid);
-		ok = out[0] != '\0';
+		ok = id->user[0] != '\0';
 	}
+	token_groups(tok, id);
+	if (GetTokenInformation(tok, TokenElevation, &elev, sizeof(elev), &len))
+		id->elevated = elev.TokenIsElevated != 0;
+	if (GetTokenInformation(tok, TokenSessionId, &session, sizeof(session), &len))
+		id->logon_session = session;
 	CloseHandle(tok);
 	return ok;
 }
@@ -61,12 +106,13 @@ wfpb__identify_pipe_client(HANDLE pipe, struct wfpb_identity *id)
 
 	memset(id, 0, sizeof(*id));
 	id->uid = id->gid = -1;
+	id->elevated = -1;
 	if (!GetNamedPipeClientProcessId(pipe, &pid)) {
 		wfpb_log(WFPB_LOG_WARN, "GetNamedPipeClientProcessId: error %lu", GetLastError());
 		return;
 	}
 	id->pid = pid;
-	if (!token_user(pipe, id->user, sizeof(id->user)))
+	if (!read_token(pipe, id))
 		return;
 	if ((proc = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid)) != NULL) {
 		if (QueryFullProcessImageNameW(proc, 0, image, &n))

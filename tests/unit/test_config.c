@@ -119,6 +119,15 @@ principal_without_matcher_is_an_error(void **state)
 	(void)state;
 	assert_int_equal(parse("[principal everyone]\nops = admin\n", &c, &err), WFPB_E_CONFIG);
 	assert_non_null(strstr(err.message, "matches nobody"));
+	/* elevated narrows a match; it identifies nobody by itself. */
+	assert_int_equal(parse("[principal admins]\nelevated = yes\nops = admin\n", &c, &err), WFPB_E_CONFIG);
+	assert_non_null(strstr(err.message, "matches nobody"));
+	assert_int_equal(parse("[principal admins]\ngroup_sid = S-1-5-32-544\nelevated = maybe\n", &c, &err),
+	    WFPB_E_CONFIG);
+	assert_int_equal(parse("[principal admins]\ngroup_sid = S-1-5-32-544\nelevated = no\n", &c, &err), 0);
+	assert_string_equal(c.principals[0].group_sid, "S-1-5-32-544");
+	assert_true(c.principals[0].has_elevated && !c.principals[0].elevated);
+	wfpb_config_free(&c);
 }
 
 static void

@@ -32,7 +32,9 @@ static const char *policy_text =
     "[principal ops-group]\ngid = 600\nops = admin\n"
     "[principal win-admin]\nsid = S-1-5-21-1-2-3-500\nops = admin stash fetch\n"
     "[principal agent]\nuid = 1005\nkey = %s\nops = stash\n"
-    "[principal solo]\nuid = 1006\nops = stash\nmax_sessions = 1\n";
+    "[principal solo]\nuid = 1006\nops = stash\nmax_sessions = 1\n"
+    "[principal win-admins]\ngroup_sid = S-1-5-32-544\nelevated = yes\nops = admin\n"
+    "[principal win-users]\ngroup_sid = S-1-5-32-545\nops = stash\n";
 
 static struct wfpb_broker	b;
 
@@ -110,6 +112,26 @@ matching(void **state)
 	assert_non_null(p);
 	assert_string_equal(p->name, "win-admin");
 	id = win_id("S-1-5-21-1-2-3-5000");
+	assert_null(wfpb_policy_match(&b.cfg, &id, NULL));
+	/* Windows groups: the token's enabled group SIDs, and its elevation where the section asks. */
+	id = win_id("S-1-5-21-9-9-9-1001");
+	snprintf(id.group_sids[0], sizeof(id.group_sids[0]), "S-1-5-32-544");
+	id.ngroup_sids = 1;
+	id.elevated = 1;
+	assert_string_equal(wfpb_policy_match(&b.cfg, &id, NULL)->name, "win-admins");
+	id.elevated = 0;	/* the same administrator, not elevated */
+	assert_null(wfpb_policy_match(&b.cfg, &id, NULL));
+	id.elevated = -1;	/* elevation unknown: never assumed */
+	assert_null(wfpb_policy_match(&b.cfg, &id, NULL));
+	snprintf(id.group_sids[0], sizeof(id.group_sids[0]), "s-1-5-32-545");	/* SIDs ignore case */
+	assert_string_equal(wfpb_policy_match(&b.cfg, &id, NULL)->name, "win-users");
+	id.ngroup_sids = 0;
+	assert_null(wfpb_policy_match(&b.cfg, &id, NULL));
+	/* Group SIDs and elevation are Windows matchers: a POSIX identity never meets them. */
+	id = posix_id(4001, 4001);
+	snprintf(id.group_sids[0], sizeof(id.group_sids[0]), "S-1-5-32-545");
+	id.ngroup_sids = 1;
+	id.elevated = 1;
 	assert_null(wfpb_policy_match(&b.cfg, &id, NULL));
 	/* uid AND key: either alone is not enough. */
 	id = posix_id(1005, 1005);
