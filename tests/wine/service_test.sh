@@ -21,7 +21,8 @@ pipe="\\\\.\\pipe\\wfpbsvc-$$"
 state=$(winpath "$work/state")
 # An enrolled client key, for the IK ping.
 ik_hex=$(wine "$wfpbctl" keygen --out "$(winpath "$work/client")" 2>/dev/null | tail -n 1 | tr -d '\r')
-printf '[service]\nendpoint = %s\nstate_dir = %s\n[principal wine-user]\nsid = S-1-5-21-0-0-0-1000\nops = admin\n[principal enrolled]\nkey = %s\n' \
+# Admin comes from the token's groups: Wine's token holds Administrators, elevated.
+printf '[service]\nendpoint = %s\nstate_dir = %s\n[principal wine-admins]\ngroup_sid = S-1-5-32-544\nelevated = yes\nops = admin\n[principal wine-user]\nsid = S-1-5-21-0-0-0-1000\nops = fetch\n[principal enrolled]\nkey = %s\n' \
 	"$pipe" "$state" "$ik_hex" >"$work/wfpbroker.conf"
 
 wine "$brokerd" uninstall >/dev/null 2>&1	# a leftover from an interrupted run
@@ -34,6 +35,7 @@ check "runs with --service and the given configuration" grep -q 'ImagePath.*--se
 check "net start brings the service to RUNNING" start_service
 check "the running service answers a ping on its pipe (NK)" eval 'wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" --timeout 5000 ping | grep -q ", NK,"'
 check "and an enrolled client's ping (IK)" eval 'wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" --client-key "$(winpath "$work/client.key")" --timeout 5000 ping | grep -q ", IK,"'
+check "the token's Administrators group, elevated, grants admin (Status answers)" eval 'wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" status | grep -q "^backend sim"'
 events() { wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" status | tr -d '\r' | awk '$1 == "events_reported" { print $2 }'; }
 check "the event source is registered for the Event Log" eval 'wine reg query "HKLM\\System\\CurrentControlSet\\Services\\EventLog\\Application\\wfpbroker" 2>/dev/null | tr -d "\r" | grep -q "EventMessageFile.*wfpbrokerd.exe"'
 e0=$(events)
