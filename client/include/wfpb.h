@@ -111,6 +111,7 @@ int WFPB_MUST_CHECK wfpb_listen(struct wfpb_client *c, const struct wfpb_addr *l
 /* Releases a listener. */
 int WFPB_MUST_CHECK wfpb_release_listener(struct wfpb_client *c, uint64_t listener_id);
 
+/* Sockets the broker hands over (Accept, Connect) arrive in blocking mode, like accept()'s and socket()'s. */
 struct wfpb_accepted {
 	wfpb_socket_t		sock;		/* owned by the caller */
 	struct wfpb_addr	peer, local;

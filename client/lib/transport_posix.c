@@ -1,5 +1,6 @@
 /* libwfpb over a Unix stream socket, with poll() deadlines. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,13 +132,16 @@ wfpb__transport_write_sock(struct wfpb_transport *t, const uint8_t *p, size_t le
 intptr_t
 wfpb__transport_take_sock(struct wfpb_transport *t)
 {
-	int fd;
+	int fd, flags;
 
 	if (t->nsocks == 0)
 		return -1;
 	fd = t->socks[0];
 	memmove(&t->socks[0], &t->socks[1], (size_t)(t->nsocks - 1) * sizeof(int));
 	t->nsocks--;
+	/* The broker worked on it non-blocking; the application gets an ordinary blocking socket. */
+	if ((flags = fcntl(fd, F_GETFL)) >= 0 && (flags & O_NONBLOCK))
+		(void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 	return fd;
 }
 

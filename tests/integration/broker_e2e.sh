@@ -155,6 +155,34 @@ if [ -n "$handover_test" ]; then
 	sed 's/^/    /' "$work/handover-test.out"
 fi
 
+if [ "$mode" = wine ] && [ -n "$relay" ]; then
+	# wfpb-relay.exe carries bytes between the host's echo client and server through sockets the
+	# broker handed over with WSADuplicateSocketW.
+	if [ ! -x "$tcp_echo" ]; then
+		ko "wfpb-relay.exe: the native tcp-echo helper is missing ($tcp_echo): build build/native first"
+	else
+		status_field() { run "$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status | tr -d '\r' | awk -v k="$1" '$1 == k { print $2 }'; }
+		"$tcp_echo" server "$work/echo.port" &
+		helpers="$helpers $!"
+		for _ in $(seq 1 50); do [ -s "$work/echo.port" ] && break; sleep 0.1; done
+		eport=$(cat "$work/echo.port")
+		applied0=$(status_field records_applied)
+		wine "$relay" --endpoint "$endpoint" --server-key "$pub_arg" --listen 127.0.0.1:0 \
+			--to "127.0.0.1:$eport" >"$work/relay.out" 2>&1 &
+		relay_pid=$!
+		helpers="$helpers $relay_pid"
+		for _ in $(seq 1 100); do grep -q 'listening on' "$work/relay.out" && break; sleep 0.1; done
+		rport=$(tr -d '\r' <"$work/relay.out" | sed -n 's/.*listening on 127.0.0.1:\([0-9]*\),.*/\1/p')
+		check "wfpb-relay.exe listens through the broker" test -n "$rport"
+		reply=$("$tcp_echo" client "${rport:-1}" "through wfpb-relay.exe and back" 127.0.0.1 10)
+		check "bytes go client -> wfpb-relay.exe -> echo server -> back" test "$reply" = "through wfpb-relay.exe and back"
+		check "wfpb-relay.exe connected upstream with the records applied" grep -q "upstream => 127.0.0.1:$eport (records applied)" "$work/relay.out"
+		check "Status counts the records wfpb-relay.exe applied" test "$(status_field records_applied)" -gt "${applied0:-0}"
+		kill "$relay_pid" 2>/dev/null
+		sed 's/^/    /' "$work/relay.out"
+	fi
+fi
+
 if [ "$mode" = wine ] && [ -n "$handover_test" ]; then
 	# A second broker with the real wfp backend: Wine refuses the redirect ioctls.
 	wfp_pipe="\\\\.\\pipe\\wfpbtest-wfp-$$"

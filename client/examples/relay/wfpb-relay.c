@@ -18,28 +18,97 @@
  * proxy_loop.sh shows it). On Linux each line also shows the socket marks,
  * which an unprivileged process may read but not set.
  *
- * One thread per relayed connection; the broker session is used by the main
- * thread only (a libwfpb client is not thread-safe).
+ * Two threads per relayed connection, one per direction; the broker session
+ * is used by the main thread only (a libwfpb client is not thread-safe).
+ * Builds for Linux and Windows (wfpb-relay.exe, sockets by WSADuplicateSocketW).
  */
-#include <errno.h>
-#include <poll.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#include <windows.h>
+#else
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#endif
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "wfpb.h"
+
+/* The few socket and thread calls that differ between the platforms. */
+#ifdef _WIN32
+typedef SOCKET sock_t;
+#define SHUT_WR		SD_SEND
+#define sock_close(s)	closesocket(s)
+
+struct thread_start {
+	void	*(*fn)(void *);
+	void	*arg;
+};
+
+static DWORD WINAPI
+thread_tramp(LPVOID p)
+{
+	struct thread_start t = *(struct thread_start *)p;
+
+	free(p);
+	t.fn(t.arg);
+	return 0;
+}
+
+/* Starts a detached thread; 0 or -1. */
+static int
+thread_detached(void *(*fn)(void *), void *arg)
+{
+	struct thread_start	*t = malloc(sizeof(*t));
+	HANDLE			h;
+
+	if (t == NULL)
+		return -1;
+	t->fn = fn;
+	t->arg = arg;
+	if ((h = CreateThread(NULL, 0, thread_tramp, t, 0, NULL)) == NULL) {
+		free(t);
+		return -1;
+	}
+	CloseHandle(h);
+	return 0;
+}
+#else
+typedef int sock_t;
+#define sock_close(s)	close(s)
+
+static int
+thread_detached(void *(*fn)(void *), void *arg)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, fn, arg) != 0)
+		return -1;
+	pthread_detach(t);
+	return 0;
+}
+#endif
 
 #define ACCEPT_TIMEOUT_MS	30000u
 #define CONNECT_TIMEOUT_MS	10000u
 #define CONTEXT_HOP_LEN		19u	/* family 1, address 16, port 2 (big-endian) */
 
+/* A relayed connection: one thread per direction; the last one out closes both sockets. */
 struct pair {
-	int	down;	/* the accepted client connection */
-	int	up;	/* the connection to the destination */
+	sock_t		down;	/* the accepted client connection */
+	sock_t		up;	/* the connection to the destination */
+	atomic_int	refs;
+};
+
+struct direction {
+	struct pair	*p;
+	sock_t		from, to;
 };
 
 static const char *name = "wfpb-relay";
@@ -54,7 +123,7 @@ usage(void)
 
 /* " mark 0x..." for a socket on Linux, "" elsewhere. */
 static const char *
-mark_text(int fd, char *buf, size_t size)
+mark_text(wfpb_socket_t fd, char *buf, size_t size)
 {
 	buf[0] = '\0';
 #ifdef SO_MARK
@@ -62,7 +131,7 @@ mark_text(int fd, char *buf, size_t size)
 		unsigned	m = 0;
 		socklen_t	len = sizeof(m);
 
-		if (getsockopt(fd, SOL_SOCKET, SO_MARK, &m, &len) == 0)
+		if (getsockopt((int)fd, SOL_SOCKET, SO_MARK, &m, &len) == 0)
 			snprintf(buf, size, " mark 0x%x", m);
 	}
 #else
@@ -115,52 +184,66 @@ same_addr(const struct wfpb_addr *a, const struct wfpb_addr *b)
 	return a->family == b->family && a->port == b->port && memcmp(a->addr, b->addr, 16) == 0;
 }
 
-/* Copies what one side has to the other; on EOF passes the half-close on. */
-static int
-pump_once(int from, int to, int *open_from)
+/* Copies one direction until EOF or an error, then passes the half-close on. */
+static void *
+pump(void *arg)
 {
-	char	buf[16384];
-	ssize_t	n = read(from, buf, sizeof(buf)), off = 0, w;
+	struct direction	*d = arg;
+	struct pair		*p = d->p;
+	char			buf[16384];
+	int			n, off, w;
 
-	if (n <= 0) {
-		shutdown(to, SHUT_WR);
-		*open_from = 0;
-		return n < 0 && errno != ECONNRESET ? -1 : 0;
+	while ((n = (int)recv(d->from, buf, sizeof(buf), 0)) > 0) {
+		for (off = 0; off < n; off += w)
+			if ((w = (int)send(d->to, buf + off, n - off, 0)) <= 0)
+				goto done;
 	}
-	while (off < n) {
-		if ((w = write(to, buf + off, (size_t)(n - off))) < 0)
-			return -1;
-		off += w;
+done:
+	shutdown(d->to, SHUT_WR);
+	free(d);
+	if (atomic_fetch_sub(&p->refs, 1) == 1) {
+		sock_close(p->down);
+		sock_close(p->up);
+		free(p);
 	}
-	return 0;
+	return NULL;
 }
 
-static void *
-relay_pair(void *arg)
+/* Starts both directions of a pair; 0, or -1 with nothing started and both sockets closed. */
+static int
+relay_pair(sock_t down, sock_t up)
 {
-	struct pair	*p = arg;
-	int		down_open = 1, up_open = 1;
+	struct pair		*p = malloc(sizeof(*p));
+	struct direction	*a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
 
-	while (down_open || up_open) {
-		struct pollfd pfd[2] = {
-			{ .fd = down_open ? p->down : -1, .events = POLLIN },
-			{ .fd = up_open ? p->up : -1, .events = POLLIN },
-		};
-
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
+	if (p == NULL || a == NULL || b == NULL)
+		goto fail;
+	p->down = down;
+	p->up = up;
+	atomic_init(&p->refs, 2);
+	*a = (struct direction){ p, down, up };
+	*b = (struct direction){ p, up, down };
+	if (thread_detached(pump, a) != 0)
+		goto fail;
+	if (thread_detached(pump, b) != 0) {
+		/* a runs and owns p; make it the last reference and end the other half ourselves. */
+		shutdown(up, SHUT_WR);
+		free(b);
+		if (atomic_fetch_sub(&p->refs, 1) == 1) {
+			sock_close(down);
+			sock_close(up);
+			free(p);
 		}
-		if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) && pump_once(p->down, p->up, &down_open) != 0)
-			break;
-		if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) && pump_once(p->up, p->down, &up_open) != 0)
-			break;
+		return -1;
 	}
-	close(p->down);
-	close(p->up);
+	return 0;
+fail:
 	free(p);
-	return NULL;
+	free(a);
+	free(b);
+	sock_close(down);
+	sock_close(up);
+	return -1;
 }
 
 int
@@ -205,8 +288,15 @@ main(int argc, char **argv)
 	if (i != argc || listen_arg == NULL || wfpb_addr_parse(listen_arg, &listen_at) != 0 ||
 	    (to_arg != NULL && wfpb_addr_parse(to_arg, &to) != 0))
 		usage();
+#ifndef _WIN32
 	signal(SIGPIPE, SIG_IGN);
+#endif
+	/* Line by line where the C library can (on Windows _IOLBF means full buffering). */
+#ifdef _WIN32
+	setvbuf(stdout, NULL, _IONBF, 0);
+#else
 	setvbuf(stdout, NULL, _IOLBF, 0);
+#endif
 	report_own_mark_privilege();
 
 	if (wfpb_open(&o, &c, err, sizeof(err)) != 0) {
@@ -223,9 +313,8 @@ main(int argc, char **argv)
 
 	while (max_conns == 0 || relayed < max_conns) {
 		struct wfpb_accepted	acc;
-		struct pair		*p;
-		pthread_t		t;
 		wfpb_socket_t		up;
+		sock_t			down;
 		const uint8_t		*records;
 		char			m_in[32], m_out[32];
 		int			rc;
@@ -261,24 +350,13 @@ main(int argc, char **argv)
 		}
 		relayed++;
 		printf("%s: accepted %s -> %s%s, upstream => %s%s (records %s)\n", name, a, b,
-		    mark_text((int)acc.sock, m_in, sizeof(m_in)), d, mark_text((int)up, m_out, sizeof(m_out)),
+		    mark_text(acc.sock, m_in, sizeof(m_in)), d, mark_text(up, m_out, sizeof(m_out)),
 		    records != NULL ? "applied" : acc.has_records ? "withheld" : "none");
-		if ((p = malloc(sizeof(*p))) == NULL) {
-			close((int)up);
-			wfpb_accepted_free(&acc);
-			continue;
-		}
-		p->down = (int)acc.sock;
-		p->up = (int)up;
+		down = (sock_t)acc.sock;
 		acc.sock = WFPB_SOCKET_NONE;	/* the pair owns it now */
 		wfpb_accepted_free(&acc);
-		if (pthread_create(&t, NULL, relay_pair, p) != 0) {
-			close(p->down);
-			close(p->up);
-			free(p);
-			continue;
-		}
-		pthread_detach(t);
+		if (relay_pair(down, (sock_t)up) != 0)
+			fprintf(stderr, "%s: out of threads or memory; connection closed\n", name);
 	}
 	printf("%s: relayed %lu connections, the --max-connections bound; exiting\n", name, relayed);
 	wfpb_close(c);
