@@ -662,12 +662,24 @@ wfpb_connect(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, 
 	return rc;
 }
 
-static void
-socket_to_pb(Wfpbroker__V1__SocketTransfer *x)
+/*
+ * A socket of ours for the broker: on POSIX the descriptor travels with the
+ * request (SCM_RIGHTS, index 0); on Windows the broker takes it from this
+ * process by its handle value. Returns what call_sock should send alongside.
+ */
+static intptr_t
+socket_to_pb(Wfpbroker__V1__SocketTransfer *x, wfpb_socket_t sock)
 {
 	wfpbroker__v1__socket_transfer__init(x);
+#ifdef _WIN32
+	x->kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_HANDLE;
+	x->handle = (uint64_t)(uintptr_t)sock;
+	return -1;
+#else
 	x->kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX;
 	x->fd_index = 0;
+	return (intptr_t)sock;
+#endif
 }
 
 int
@@ -678,15 +690,16 @@ wfpb_query_records(struct wfpb_client *c, wfpb_socket_t sock, int principal_life
 	Wfpbroker__V1__SocketTransfer		x;
 	Wfpbroker__V1__Response			*r;
 	Wfpbroker__V1__QueryRecordsResponse	*qr;
+	intptr_t				send_sock;
 	int					rc;
 
 	memset(out, 0, sizeof(*out));
-	socket_to_pb(&x);
+	send_sock = socket_to_pb(&x, sock);
 	q.socket = &x;
 	q.lifetime = principal_lifetime ? WFPBROKER__V1__LIFETIME__PRINCIPAL : WFPBROKER__V1__LIFETIME__SESSION;
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_QUERY_RECORDS;
 	rq.query_records = &q;
-	if ((rc = call_sock(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_QUERY_RECORDS, &r, (intptr_t)sock)) != 0)
+	if ((rc = call_sock(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_QUERY_RECORDS, &r, send_sock)) != 0)
 		return rc;
 	qr = r->query_records;
 	if (qr->records != NULL && qr->records->id.len == WFPB_HANDLE_LEN) {
@@ -727,15 +740,16 @@ wfpb_apply_records(struct wfpb_client *c, wfpb_socket_t sock, const uint8_t *han
 	Wfpbroker__V1__RecordSource		src;
 	Wfpbroker__V1__StashHandle		h;
 	Wfpbroker__V1__Response			*r;
+	intptr_t				send_sock;
 	int					rc;
 
-	socket_to_pb(&x);
+	send_sock = socket_to_pb(&x, sock);
 	records_to_pb(handle, blob, blob_len, &src, &h);
 	a.socket = &x;
 	a.records = &src;
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_APPLY_RECORDS;
 	rq.apply_records = &a;
-	if ((rc = call_sock(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_APPLY_RECORDS, &r, (intptr_t)sock)) != 0)
+	if ((rc = call_sock(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_APPLY_RECORDS, &r, send_sock)) != 0)
 		return rc;
 	wfpbroker__v1__response__free_unpacked(r, NULL);
 	return 0;

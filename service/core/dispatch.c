@@ -69,13 +69,20 @@ struct req_connect {
 	uint32_t		timeout_ms;
 };
 
-struct req_query {
+/* A client-owned socket: a received descriptor (POSIX) or a handle in the client's process (Windows). */
+struct req_sock {
 	unsigned	fd;		/* index into the session's received descriptors */
+	int		by_handle;
+	uint64_t	handle;
+};
+
+struct req_query {
+	struct req_sock	sock;
 	int		principal_lifetime;
 };
 
 struct req_apply {
-	unsigned		fd;
+	struct req_sock		sock;
 	struct req_records	records;
 };
 
@@ -535,18 +542,58 @@ records_bytes(struct wfpb_session *s, const struct req_records *r, const uint8_t
 
 static int
 socket_from_pb(const struct wfpb_session *s, const Wfpbroker__V1__SocketTransfer *x, const char *field,
-    unsigned *fd, struct outcome *o)
+    struct req_sock *out, struct outcome *o)
 {
+	memset(out, 0, sizeof(*out));
 	if (x == NULL)
 		return BAD(o, "%s: missing", field);
-	if (x->kind_case != WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX) {
-		set_outcome(o, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP,
-		    "%s: client-owned sockets are taken as SCM_RIGHTS descriptors only (not yet by handle)", field);
-		return -1;
+	if (x->kind_case == WFPBROKER__V1__SOCKET_TRANSFER__KIND_HANDLE) {
+		if (x->handle == 0)
+			return BAD(o, "%s.handle: 0", field);
+		out->by_handle = 1;
+		out->handle = x->handle;
+		return 0;
 	}
+	if (x->kind_case != WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX)
+		return BAD(o, "%s: neither fd_index nor handle set", field);
 	if (x->fd_index >= s->n_in)
 		return BAD(o, "%s.fd_index: %u, but %u descriptors came with the request", field, x->fd_index, s->n_in);
-	*fd = x->fd_index;
+	out->fd = x->fd_index;
+	return 0;
+}
+
+/*
+ * The client-owned socket a request names. One pulled by handle joins the
+ * request's received descriptors, so it is closed after the request as they are.
+ */
+static int
+request_socket(struct wfpb_session *s, const struct req_sock *r, const char *what, wfpb_sock *out,
+    struct outcome *o)
+{
+	int os_err = 0, rc;
+
+	if (!r->by_handle) {
+		*out = s->in_fds[r->fd];
+		return 0;
+	}
+	rc = wfpb__net_pull(s->id.pid, r->handle, out, &os_err);
+	if (rc == WFPB_E_UNSUPPORTED) {
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP,
+		    "%s: sockets by handle are a Windows transfer; send the descriptor with SCM_RIGHTS", what);
+		return -1;
+	}
+	if (rc == WFPB_E_INVAL) {
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL, "%s: handle %llu is not a stream socket here (%s, error %d)",
+		    what, (unsigned long long)r->handle, wfpb__net_strerror(os_err), os_err);
+		return -1;
+	}
+	if (rc != 0) {
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL,
+		    "%s: cannot take handle %llu from process %u (error %d)", what, (unsigned long long)r->handle,
+		    (unsigned)s->id.pid, os_err);
+		return -1;
+	}
+	wfpb_session_add_fds(s, out, 1);
 	return 0;
 }
 
@@ -891,7 +938,7 @@ op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, st
 static int
 validate_query(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
 {
-	if (socket_from_pb(s, rq->query_records->socket, "query_records.socket", &r->query.fd, o) != 0)
+	if (socket_from_pb(s, rq->query_records->socket, "query_records.socket", &r->query.sock, o) != 0)
 		return -1;
 	return validate_lifetime(rq->query_records->lifetime, "query_records.lifetime",
 	    &r->query.principal_lifetime, o);
@@ -901,10 +948,12 @@ static void
 op_query(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
 	const struct wfpb_backend	*be = &s->broker->backend;
-	wfpb_sock			sock = s->in_fds[r->query.fd];
+	wfpb_sock			sock;
 	struct wfpb_usage		*u;
 	int				os_err = 0, code;
 
+	if (request_socket(s, &r->query.sock, "query_records", &sock, o) != 0)
+		return;
 	if ((code = be->ops->query_records(be->ctx, sock, &rp->records, &os_err)) != 0) {
 		backend_outcome(o, "query_records", code, os_err);
 		return;
@@ -946,7 +995,7 @@ op_query(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 static int
 validate_apply(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
 {
-	if (socket_from_pb(s, rq->apply_records->socket, "apply_records.socket", &r->apply.fd, o) != 0)
+	if (socket_from_pb(s, rq->apply_records->socket, "apply_records.socket", &r->apply.sock, o) != 0)
 		return -1;
 	return records_from_pb(s, rq->apply_records->records, "apply_records.records", &r->apply.records, o);
 }
@@ -956,13 +1005,16 @@ op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 {
 	const struct wfpb_backend	*be = &s->broker->backend;
 	const uint8_t			*blob, *hash;
+	wfpb_sock			sock;
 	size_t				len;
 	int				os_err = 0, code;
 
 	if (records_bytes(s, &r->apply.records, &blob, &len, &hash, o, now_ms) != 0)
 		return;
 	audit_blob(rp, blob, len, hash);
-	if ((code = be->ops->set_records(be->ctx, s->in_fds[r->apply.fd], blob, len, own_mark(s), &os_err)) != 0) {
+	if (request_socket(s, &r->apply.sock, "apply_records", &sock, o) != 0)
+		return;
+	if ((code = be->ops->set_records(be->ctx, sock, blob, len, own_mark(s), &os_err)) != 0) {
 		backend_outcome(o, "apply_records", code, os_err);
 		return;
 	}

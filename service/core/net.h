@@ -43,6 +43,18 @@ void wfpb__net_close(wfpb_sock s);
  */
 int wfpb__net_handover(wfpb_sock s, uint32_t pid, uint8_t *out, size_t cap, size_t *len, int *os_err);
 
+/*
+ * Secondary mode on Windows: takes a socket the client process pid owns,
+ * named by its handle value there, with DuplicateHandle (Winsock's own
+ * WSADuplicateSocketW works only from the owner's side). The caveat is
+ * Microsoft's: a socket duplicated this way is not supported when a layered
+ * service provider sits over it (docs/SECURITY.md). Returns 0, WFPB_E_INVAL
+ * (with the WSA error in *os_err) when Winsock does not take the handle as a
+ * stream socket, WFPB_E_OS (with *os_err), or
+ * WFPB_E_UNSUPPORTED on POSIX (descriptors travel with SCM_RIGHTS).
+ */
+int wfpb__net_pull(uint32_t pid, uint64_t handle, wfpb_sock *out, int *os_err);
+
 /* The protocol StatusCode (wfpbroker.v1.StatusCode value) for an OS error code. */
 int wfpb__net_status(int os_err);
 

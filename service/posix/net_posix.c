@@ -170,6 +170,16 @@ wfpb__net_strerror(int e)
 }
 
 int
+wfpb__net_pull(uint32_t pid, uint64_t handle, wfpb_sock *out, int *os_err)
+{
+	(void)pid;
+	(void)handle;
+	(void)os_err;
+	*out = WFPB_SOCK_NONE;
+	return WFPB_E_UNSUPPORTED;
+}
+
+int
 wfpb__net_handover(wfpb_sock s, uint32_t pid, uint8_t *out, size_t cap, size_t *len, int *os_err)
 {
 	/* POSIX hands the descriptor itself over with SCM_RIGHTS. */

@@ -166,6 +166,39 @@ wfpb__net_handover(wfpb_sock s, uint32_t pid, uint8_t *out, size_t cap, size_t *
 	return 0;
 }
 
+int
+wfpb__net_pull(uint32_t pid, uint64_t handle, wfpb_sock *out, int *os_err)
+{
+	HANDLE	proc, dup = NULL;
+	int	type = 0, len = sizeof(type);
+
+	*out = WFPB_SOCK_NONE;
+	*os_err = 0;
+	if ((proc = OpenProcess(PROCESS_DUP_HANDLE, FALSE, pid)) == NULL) {
+		*os_err = (int)GetLastError();
+		return WFPB_E_OS;
+	}
+	if (!DuplicateHandle(proc, (HANDLE)(uintptr_t)handle, GetCurrentProcess(), &dup, 0, FALSE,
+	    DUPLICATE_SAME_ACCESS)) {
+		*os_err = (int)GetLastError();
+		CloseHandle(proc);
+		return WFPB_E_OS;
+	}
+	CloseHandle(proc);
+	/*
+	 * Whatever the client named must be a stream socket Winsock accepts in this
+	 * process; anything else goes back unused. (Wine's Winsock refuses every
+	 * duplicated socket handle with WSAENOTSOCK.)
+	 */
+	if (getsockopt((SOCKET)(uintptr_t)dup, SOL_SOCKET, SO_TYPE, (char *)&type, &len) != 0 || type != SOCK_STREAM) {
+		*os_err = type != 0 ? WSAESOCKTNOSUPPORT : WSAGetLastError();
+		CloseHandle(dup);
+		return WFPB_E_INVAL;
+	}
+	*out = (wfpb_sock)(uintptr_t)dup;
+	return 0;
+}
+
 void
 wfpb__net_close(wfpb_sock s)
 {

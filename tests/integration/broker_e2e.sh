@@ -83,7 +83,7 @@ ops = stash fetch
 
 [principal wine-user]
 sid = S-1-5-21-0-0-0-1000
-ops = listen accept connect fetch stash admin
+ops = listen accept connect fetch stash query apply admin
 listen = 127.0.0.1/32:*
 connect = 127.0.0.1/32:*
 

@@ -2,9 +2,10 @@
  * win-handover-test ENDPOINT SERVER_PUB: the socket operations through
  * wfpbrokerd.exe over its named pipe, with real Winsock sockets handed over
  * by WSADuplicateSocketW (sim backend): Listen/Accept with records and
- * context, Connect with records, errors as statuses, Accept timeout.
- * The caller's principal needs listen, accept, connect, fetch with ranges
- * 127.0.0.1/32:*.
+ * context, Connect with records, errors as statuses, Accept timeout, and
+ * QueryRecords/ApplyRecords on the client's own socket taken by handle.
+ * The caller's principal needs listen, accept, connect, fetch, query, apply
+ * and admin, with ranges 127.0.0.1/32:*.
  *
  * win-handover-test ENDPOINT SERVER_PUB --wfp: against a broker with
  * backend = wfp under Wine, whose WSAIoctl refuses the redirect codes: the
@@ -169,6 +170,86 @@ case_wfp_refusal(void)
 	return 0;
 }
 
+/* Wine exports wine_get_version from ntdll; Windows does not. */
+static int
+under_wine(void)
+{
+	HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+
+	return ntdll != NULL && GetProcAddress(ntdll, "wine_get_version") != NULL;
+}
+
+/*
+ * Secondary mode by handle: the broker takes the client's own socket with
+ * DuplicateHandle, queries or applies records on it, and closes only its copy.
+ * Wine's Winsock refuses every duplicated socket handle (WSAENOTSOCK), so
+ * there the refusal is what is checked: a clear EINVAL, the client's socket
+ * untouched, the session alive. The success path needs real Windows.
+ */
+static int
+case_secondary_by_handle(void)
+{
+	struct wfpb_client	*c = open_client();
+	struct wfpb_status_info	st0, st1;
+	struct wfpb_records	rec;
+	struct sockaddr_in	sin;
+	int			slen = sizeof(sin);
+	uint16_t		port;
+	SOCKET			l, cl, a, fresh;
+	HANDLE			ev;
+	char			buf[8];
+
+	CHECK(c != NULL, "open");
+	CHECK((l = tcp_listen(&port)) != INVALID_SOCKET, "listen");
+	CHECK((cl = tcp_connect(port)) != INVALID_SOCKET, "connect");
+	CHECK((a = accept(l, NULL, NULL)) != INVALID_SOCKET, "accept");
+	CHECK(getsockname(cl, (struct sockaddr *)&sin, &slen) == 0, "getsockname");
+	if (under_wine()) {
+		CHECK(wfpb_query_records(c, (wfpb_socket_t)a, 0, &rec) == WFPB_E_STATUS &&
+		    wfpb_status(c) == WFPBROKER_STATUS_EINVAL && strstr(wfpb_errmsg(c), "not a stream socket") != NULL,
+		    "query_records under Wine: %s", wfpb_errmsg(c));
+		printf("  Wine refuses the duplicated socket: %s\n", wfpb_errmsg(c));
+	} else {
+		CHECK(wfpb_query_records(c, (wfpb_socket_t)a, 0, &rec) == 0, "query_records: %s", wfpb_errmsg(c));
+		/* sim records name the local address the connection arrived on; the context its peer, then that. */
+		CHECK(rec.has_handle && rec.blob_len == 35, "records: handle %d, %zu bytes", rec.has_handle,
+		    rec.blob_len);
+		CHECK(((rec.blob[33] << 8) | rec.blob[34]) == port, "records name another port");
+		CHECK(rec.context_len == 38 && ((rec.context[17] << 8) | rec.context[18]) == ntohs(sin.sin_port),
+		    "context names the peer");
+		CHECK(wfpb_server_status(c, &st0) == 0, "status: %s", wfpb_errmsg(c));
+		CHECK((fresh = socket(AF_INET, SOCK_STREAM, 0)) != INVALID_SOCKET, "socket");
+		CHECK(wfpb_apply_records(c, (wfpb_socket_t)fresh, rec.handle, NULL, 0) == 0, "apply_records: %s",
+		    wfpb_errmsg(c));
+		CHECK(wfpb_server_status(c, &st1) == 0 && st1.records_applied == st0.records_applied + 1,
+		    "records_applied did not grow");
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons(port);
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		CHECK(connect(fresh, (struct sockaddr *)&sin, sizeof(sin)) == 0, "the socket connects after apply");
+		closesocket(fresh);
+		wfpb_records_free(&rec);
+	}
+	/* Our socket is still ours and still works. */
+	CHECK(send(cl, "abc", 3, 0) == 3 && recv(a, buf, sizeof(buf), 0) == 3 && memcmp(buf, "abc", 3) == 0,
+	    "the socket after the broker closed its copy");
+	/* A handle that is not a socket, and one that does not exist: refused, the session lives on. */
+	CHECK((ev = CreateEventW(NULL, FALSE, FALSE, NULL)) != NULL, "event");
+	CHECK(wfpb_query_records(c, (wfpb_socket_t)ev, 0, &rec) == WFPB_E_STATUS &&
+	    wfpb_status(c) == WFPBROKER_STATUS_EINVAL && strstr(wfpb_errmsg(c), "not a stream socket") != NULL,
+	    "event handle: %s", wfpb_errmsg(c));
+	CloseHandle(ev);
+	CHECK(wfpb_query_records(c, (wfpb_socket_t)0x7ff0, 0, &rec) == WFPB_E_STATUS &&
+	    wfpb_status(c) == WFPBROKER_STATUS_EINVAL, "bogus handle: %s", wfpb_errmsg(c));
+	printf("  a bogus handle: %s\n", wfpb_errmsg(c));
+	CHECK(wfpb_ping(c, NULL, 0, NULL) == 0, "the session after the refusals");
+	closesocket(a);
+	closesocket(cl);
+	closesocket(l);
+	wfpb_close(c);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -178,6 +259,7 @@ main(int argc, char **argv)
 	} cases[] = {
 		{ "accept_and_connect_hand_over_duplicated_sockets", case_accept_and_connect },
 		{ "errors_are_statuses_and_accept_times_out", case_errors },
+		{ "secondary_mode_takes_the_clients_socket_by_handle", case_secondary_by_handle },
 	};
 	WSADATA	wsa;
 	size_t	i;
