@@ -875,8 +875,6 @@ main(int argc, char **argv)
 	echo_pid = helper(start_echo_server(echo_path));
 	set_any_cpu(echo_pid);
 	for (n = 0; n < (int)(sizeof(nclients) / sizeof(nclients[0])); n++) {
-		char label[64];
-
 		for (r = 0; r < REPS; r++) {
 			struct cpu_split ecpu = { 0 }, bcpu = { 0 };
 
@@ -903,8 +901,7 @@ main(int argc, char **argv)
 		spread("  echo p99", ce99, 0, "us", 1e6);
 		spread("broker Fetch, audit on", con, 0, "req/s", 1);
 		spread("  p99", con99, 0, "us", 1e6);
-		snprintf(label, sizeof(label), "  / echo");
-		spread(label, r_on, 0, "x", 1);
+		spread("  / echo", r_on, 0, "x", 1);
 		spread("broker Fetch, audit off", coff, 0, "req/s", 1);
 		spread("  p99", coff99, 0, "us", 1e6);
 		spread("  / echo", r_off, 0, "x", 1);

@@ -176,6 +176,17 @@ raw_expect_close(struct raw *r, uint32_t timeout_ms, int *reject)
 	return 0;
 }
 
+/* Packs a request for the raw clients. */
+static int
+pack_request(Wfpbroker__V1__Request *rq, uint8_t *buf, size_t cap, size_t *len)
+{
+	*len = wfpbroker__v1__request__get_packed_size(rq);
+	if (*len > cap)
+		return -1;
+	wfpbroker__v1__request__pack(rq, buf);
+	return 0;
+}
+
 static int
 make_ping_request(uint8_t *buf, size_t cap, size_t *len, uint64_t id)
 {
@@ -185,11 +196,7 @@ make_ping_request(uint8_t *buf, size_t cap, size_t *len, uint64_t id)
 	rq.request_id = id;
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_PING;
 	rq.ping = &ping;
-	*len = wfpbroker__v1__request__get_packed_size(&rq);
-	if (*len > cap)
-		return -1;
-	wfpbroker__v1__request__pack(&rq, buf);
-	return 0;
+	return pack_request(&rq, buf, cap, len);
 }
 
 static int
@@ -203,11 +210,7 @@ make_stash_request(uint8_t *buf, size_t cap, size_t *len, uint64_t id)
 	rq.request_id = id;
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_STASH;
 	rq.stash = &st;
-	*len = wfpbroker__v1__request__get_packed_size(&rq);
-	if (*len > cap)
-		return -1;
-	wfpbroker__v1__request__pack(&rq, buf);
-	return 0;
+	return pack_request(&rq, buf, cap, len);
 }
 
 /* One thread beside the main one, on either platform. */

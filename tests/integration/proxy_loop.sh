@@ -95,6 +95,10 @@ for _ in $(seq 1 50); do [ -s "$work/origin.port" ] && break; sleep 0.1; done
 # The broker, as root in the proxy host, with the netfilter backend.
 endpoint=$work/run/wfpbroker.sock
 pub=$work/state/server.pub
+proxy_section() { # NAME UID PORT MARK: a proxy may listen on its port and reach the origin, with its own bit
+	printf '[principal %s]\nuid = %s\nops = listen accept connect\nlisten = 127.0.0.1/32:%s\nconnect = %s/32:%s\nmark = %s\n\n' \
+		"$1" "$2" "$3" "$origin" "$port" "$4"
+}
 cat >"$work/wfpbroker.conf" <<CONF
 ; written by proxy_loop.sh
 [service]
@@ -107,19 +111,8 @@ backend = netfilter
 uid = 0
 ops = admin
 
-[principal proxy-a]
-uid = 1001
-ops = listen accept connect
-listen = 127.0.0.1/32:$a_port
-connect = $origin/32:$port
-mark = $mark_a
-
-[principal proxy-b]
-uid = 1002
-ops = listen accept connect
-listen = 127.0.0.1/32:$b_port
-connect = $origin/32:$port
-mark = $mark_b
+$(proxy_section proxy-a 1001 "$a_port" "$mark_a")
+$(proxy_section proxy-b 1002 "$b_port" "$mark_b")
 CONF
 ip netns exec "$px" "$brokerd" --config "$work/wfpbroker.conf" >"$work/broker.log" 2>&1 &
 pids="$pids $!"
