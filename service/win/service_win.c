@@ -73,6 +73,8 @@ control_handler(DWORD control, DWORD type, void *data, void *context)
 	return ERROR_CALL_NOT_IMPLEMENTED;
 }
 
+static void configure_self(void);
+
 static void WINAPI
 service_main(DWORD argc, LPWSTR *argv)
 {
@@ -83,6 +85,7 @@ service_main(DWORD argc, LPWSTR *argv)
 	if ((status_handle = RegisterServiceCtrlHandlerExW(SERVICE_NAME, control_handler, NULL)) == NULL)
 		return;
 	report(SERVICE_START_PENDING, NO_ERROR, 10000);
+	configure_self();
 	rc = run_fn(service_config);
 	/* A failed start is a non-crash failure: the recovery actions apply to it too. */
 	report(SERVICE_STOPPED, rc == 0 ? NO_ERROR : ERROR_SERVICE_SPECIFIC_ERROR, 0);
@@ -104,12 +107,66 @@ wfpb_service_dispatch(wfpb_service_run_fn run, wfpb_service_stop_fn stop, const 
 	return 0;
 }
 
-/* Applies one optional configuration; failures are reported, not fatal. */
-static void
-config2(SC_HANDLE svc, DWORD level, void *info, const char *what)
+/*
+ * The optional configuration DESIGN.md §7 asks for: description, unrestricted
+ * service SID, recovery (restart after 1 s, 5 s, 30 s; reset after a day;
+ * also on non-crash failures) and the required-privileges list. Applied by
+ * `install`, and again by the service at every start, so a service the MSI
+ * registered (wixl has no ServiceConfig) converges at its first start.
+ * Failures are reported, not fatal (Wine implements only some levels).
+ */
+static int
+apply_config2(SC_HANDLE svc, int from_service)
 {
-	if (!ChangeServiceConfig2W(svc, level, info))
-		fprintf(stderr, "wfpbrokerd: install: %s: error %lu\n", what, GetLastError());
+	SERVICE_DESCRIPTIONW		desc = { (LPWSTR)DESCRIPTION };
+	SERVICE_SID_INFO		sid = { SERVICE_SID_TYPE_UNRESTRICTED };
+	SC_ACTION			actions[3] = {
+		{ SC_ACTION_RESTART, 1000 }, { SC_ACTION_RESTART, 5000 }, { SC_ACTION_RESTART, 30000 },
+	};
+	SERVICE_FAILURE_ACTIONSW	fa = { 86400, NULL, NULL, 3, actions };
+	SERVICE_FAILURE_ACTIONS_FLAG	faf = { TRUE };
+	SERVICE_REQUIRED_PRIVILEGES_INFOW priv = {
+		(LPWSTR)L"SeChangeNotifyPrivilege\0SeImpersonatePrivilege\0SeAuditPrivilege\0"
+	};
+	const struct {
+		DWORD		level;
+		void		*info;
+		const char	*what;
+	} levels[] = {
+		{ SERVICE_CONFIG_DESCRIPTION, &desc, "description" },
+		{ SERVICE_CONFIG_SERVICE_SID_INFO, &sid, "service SID" },
+		{ SERVICE_CONFIG_FAILURE_ACTIONS, &fa, "recovery actions" },
+		{ SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, &faf, "recovery on non-crash failures" },
+		{ SERVICE_CONFIG_REQUIRED_PRIVILEGES_INFO, &priv, "required privileges" },
+	};
+	size_t	i;
+	int	failed = 0;
+
+	for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		if (ChangeServiceConfig2W(svc, levels[i].level, levels[i].info))
+			continue;
+		failed++;
+		if (from_service)
+			wfpb_log(WFPB_LOG_WARN, "service configuration: %s: error %lu", levels[i].what, GetLastError());
+		else
+			fprintf(stderr, "wfpbrokerd: install: %s: error %lu\n", levels[i].what, GetLastError());
+	}
+	return failed;
+}
+
+/* At start: the service applies its own configuration (see apply_config2). */
+static void
+configure_self(void)
+{
+	SC_HANDLE scm, svc;
+
+	if ((scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT)) == NULL)
+		return;
+	if ((svc = OpenServiceW(scm, SERVICE_NAME, SERVICE_CHANGE_CONFIG | SERVICE_START)) != NULL) {
+		(void)apply_config2(svc, 1);
+		CloseServiceHandle(svc);
+	}
+	CloseServiceHandle(scm);
 }
 
 #define EVENTLOG_KEY	L"SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\wfpbroker"
@@ -137,16 +194,6 @@ wfpb_service_install(const char *config_path)
 {
 	wchar_t				exe[MAX_PATH], cmd[2 * MAX_PATH + 64], wconf[MAX_PATH];
 	SC_HANDLE			scm, svc;
-	SERVICE_DESCRIPTIONW		desc = { (LPWSTR)DESCRIPTION };
-	SERVICE_SID_INFO		sid = { SERVICE_SID_TYPE_UNRESTRICTED };
-	SC_ACTION			actions[3] = {
-		{ SC_ACTION_RESTART, 1000 }, { SC_ACTION_RESTART, 5000 }, { SC_ACTION_RESTART, 30000 },
-	};
-	SERVICE_FAILURE_ACTIONSW	fa = { 86400, NULL, NULL, 3, actions };
-	SERVICE_FAILURE_ACTIONS_FLAG	faf = { TRUE };
-	SERVICE_REQUIRED_PRIVILEGES_INFOW priv = {
-		(LPWSTR)L"SeChangeNotifyPrivilege\0SeImpersonatePrivilege\0SeAuditPrivilege\0"
-	};
 	DWORD				err;
 
 	if (GetModuleFileNameW(NULL, exe, MAX_PATH) == 0)
@@ -168,11 +215,7 @@ wfpb_service_install(const char *config_path)
 		CloseServiceHandle(scm);
 		return (int)err;
 	}
-	config2(svc, SERVICE_CONFIG_DESCRIPTION, &desc, "description");
-	config2(svc, SERVICE_CONFIG_SERVICE_SID_INFO, &sid, "service SID");
-	config2(svc, SERVICE_CONFIG_FAILURE_ACTIONS, &fa, "recovery actions");
-	config2(svc, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, &faf, "recovery on non-crash failures");
-	config2(svc, SERVICE_CONFIG_REQUIRED_PRIVILEGES_INFO, &priv, "required privileges");
+	(void)apply_config2(svc, 0);
 	CloseServiceHandle(svc);
 	CloseServiceHandle(scm);
 	if ((err = register_event_source(exe)) != ERROR_SUCCESS)
