@@ -153,6 +153,51 @@ unredirected_connection_reports_itself(void **state)
 	wfpb_backend_close(&be);
 }
 
+/* The same over IPv6 loopback: IP6T_SO_ORIGINAL_DST's path. */
+static void
+unredirected_ipv6_connection_reports_itself(void **state)
+{
+	struct wfpb_backend	be;
+	struct wfpb_buf		rec = { 0 }, ctx = { 0 };
+	struct sockaddr_in6	sin6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	socklen_t		len = sizeof(sin6);
+	int			l, acc, con, os_err = 0;
+
+	(void)state;
+	assert_int_equal(wfpb_backend_open("netfilter", &be), 0);
+	l = socket(AF_INET6, SOCK_STREAM, 0);
+	assert_true(l >= 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&sin6, sizeof(sin6)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&sin6, &len), 0);
+	con = socket(AF_INET6, SOCK_STREAM, 0);
+	assert_int_equal(connect(con, (struct sockaddr *)&sin6, sizeof(sin6)), 0);
+	acc = accept(l, NULL, NULL);
+	assert_true(acc >= 0);
+	assert_int_equal(be.ops->query_records(be.ctx, acc, &rec, &os_err), 0);
+	if (rec.len > 0) {
+		struct wfpb_nf_record r;
+
+		assert_int_equal(wfpb_nf_record_parse(rec.data, rec.len, &r), 0);
+		assert_int_equal(r.orig_dst.family, WFPB_AF_INET6);
+		assert_memory_equal(r.orig_dst.addr, &sin6.sin6_addr, 16);
+		assert_int_equal(r.orig_dst.port, ntohs(sin6.sin6_port));
+	}
+	assert_int_equal(be.ops->query_context(be.ctx, acc, &ctx, &os_err), 0);
+	assert_int_equal(ctx.len, 2 * WFPB_CONTEXT_HOP_LEN);
+	assert_int_equal(ctx.data[0], WFPB_AF_INET6);
+	assert_int_equal(ctx.data[WFPB_CONTEXT_HOP_LEN], WFPB_AF_INET6);
+	assert_memory_equal(ctx.data + WFPB_CONTEXT_HOP_LEN + 1, &sin6.sin6_addr, 16);
+	assert_int_equal((ctx.data[WFPB_CONTEXT_HOP_LEN + 17] << 8) | ctx.data[WFPB_CONTEXT_HOP_LEN + 18],
+	    ntohs(sin6.sin6_port));
+	free(rec.data);
+	free(ctx.data);
+	close(acc);
+	close(con);
+	close(l);
+	wfpb_backend_close(&be);
+}
+
 static uint32_t
 mark_of(int fd)
 {
@@ -248,6 +293,7 @@ main(void)
 		cmocka_unit_test(record_round_trips),
 		cmocka_unit_test(record_parse_is_strict),
 		cmocka_unit_test(unredirected_connection_reports_itself),
+		cmocka_unit_test(unredirected_ipv6_connection_reports_itself),
 		cmocka_unit_test(set_records_ors_the_marks),
 		cmocka_unit_test(unprivileged_set_is_refused),
 	};
