@@ -380,30 +380,89 @@ rotate(struct wfpb_audit *a, uint64_t now_ms)
 }
 
 int
-wfpb_audit_commit(struct wfpb_audit *a, uint64_t now_ms)
+wfpb_audit_begin(struct wfpb_audit *a, uint64_t now_ms)
 {
-	uint64_t	batch;
-	int		os_err = 0, rc = WFPB_E_OS;
+	uint8_t	*buf;
+	size_t	cap;
 
+	if (a->inflight)
+		return 0;
 	if (wfpb_audit_checkpoint_due(a, now_ms) && a->pending_len == 0)
 		(void)wfpb_audit_checkpoint(a, now_ms, NULL);
 	if (a->pending_len == 0)
 		return 0;
-	/*
-	 * A failed write may have left part of the batch in the file: cut back
-	 * to the last durable byte before trying again, so the chain stays whole.
-	 */
-	if (a->f == WFPB_FILE_NONE)
-		goto fail;
-	if (a->broken && (rc = wfpb__file_truncate(a->f, a->size, &os_err)) != 0)
-		goto fail;
-	if ((rc = wfpb__file_write(a->f, a->pending, a->pending_len, &os_err)) != 0 ||
-	    (rc = wfpb__file_sync(a->f, &os_err)) != 0)
-		goto fail;
-	batch = a->pending_last_seq - a->durable_seq;
-	a->size += a->pending_len;
+	/* The queue becomes the batch; the batch's old buffer becomes the (empty) queue. */
+	buf = a->inflight_buf;
+	cap = a->inflight_cap;
+	a->inflight_buf = a->pending;
+	a->inflight_cap = a->pending_cap;
+	a->inflight_len = a->pending_len;
+	a->pending = buf;
+	a->pending_cap = cap;
 	a->pending_len = 0;
-	a->durable_seq = a->pending_last_seq;
+	a->inflight_last_seq = a->pending_last_seq;
+	a->inflight_truncate = a->broken;
+	a->inflight_rc = 0;
+	a->inflight_os_err = 0;
+	a->inflight = 1;
+	return 1;
+}
+
+void
+wfpb_audit_flush_inflight(struct wfpb_audit *a)
+{
+	int os_err = 0, rc = WFPB_E_OS;
+
+	/*
+	 * A failed write may have left part of a batch in the file: cut back to
+	 * the last durable byte before writing again, so the chain stays whole.
+	 */
+	if (a->f != WFPB_FILE_NONE && (!a->inflight_truncate || (rc = wfpb__file_truncate(a->f, a->size, &os_err)) == 0) &&
+	    (rc = wfpb__file_write(a->f, a->inflight_buf, a->inflight_len, &os_err)) == 0)
+		rc = wfpb__file_sync(a->f, &os_err);
+	a->inflight_rc = rc;
+	a->inflight_os_err = os_err;
+}
+
+int
+wfpb_audit_end(struct wfpb_audit *a, uint64_t now_ms)
+{
+	uint64_t	batch;
+	size_t		need;
+	uint8_t		*p;
+
+	if (!a->inflight)
+		return 0;
+	a->inflight = 0;
+	if (a->inflight_rc != 0) {
+		/* The batch goes back in front of whatever was queued since, to be written again. */
+		need = a->inflight_len + a->pending_len;
+		if (need > a->inflight_cap) {
+			if ((p = realloc(a->inflight_buf, need)) == NULL) {
+				a->dropped += a->pending_last_seq - a->inflight_last_seq;
+				a->pending_len = 0;	/* lose the newer records, never the older ones */
+				a->pending_last_seq = a->inflight_last_seq;
+				need = a->inflight_len;
+			} else {
+				a->inflight_buf = p;
+				a->inflight_cap = need;
+			}
+		}
+		memcpy(a->inflight_buf + a->inflight_len, a->pending, need - a->inflight_len);
+		p = a->pending;
+		a->pending = a->inflight_buf;
+		a->pending_cap = a->inflight_cap;
+		a->pending_len = need;
+		a->inflight_buf = p;
+		a->inflight_len = 0;
+		a->broken = 1;
+		a->os_err = a->inflight_os_err;
+		return a->inflight_rc < 0 ? a->inflight_rc : WFPB_E_OS;
+	}
+	batch = a->inflight_last_seq - a->durable_seq;
+	a->size += a->inflight_len;
+	a->inflight_len = 0;
+	a->durable_seq = a->inflight_last_seq;
 	a->commits++;
 	a->committed_records += batch;
 	if (batch > a->max_batch)
@@ -413,10 +472,17 @@ wfpb_audit_commit(struct wfpb_audit *a, uint64_t now_ms)
 	if (a->max_bytes != 0 && a->size >= a->max_bytes)
 		rotate(a, now_ms);
 	return 1;
-fail:
-	a->broken = 1;
-	a->os_err = os_err;
-	return rc < 0 ? rc : WFPB_E_OS;
+}
+
+int
+wfpb_audit_commit(struct wfpb_audit *a, uint64_t now_ms)
+{
+	if (a->inflight)
+		return WFPB_E_STATE;	/* the owner finishes the batch in flight first */
+	if (wfpb_audit_begin(a, now_ms) == 0)
+		return 0;
+	wfpb_audit_flush_inflight(a);
+	return wfpb_audit_end(a, now_ms);
 }
 
 void
@@ -427,6 +493,10 @@ wfpb_audit_close(struct wfpb_audit *a)
 	free(a->pending);
 	a->pending = NULL;
 	a->pending_len = a->pending_cap = 0;
+	free(a->inflight_buf);
+	a->inflight_buf = NULL;
+	a->inflight_len = a->inflight_cap = 0;
+	a->inflight = 0;
 	sodium_free(a->sign_sk);
 	a->sign_sk = NULL;
 }

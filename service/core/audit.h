@@ -35,6 +35,17 @@ struct wfpb_audit {
 	uint8_t		*pending;		/* encoded records not yet written */
 	size_t		pending_len, pending_cap;
 	uint64_t	pending_last_seq;
+	/*
+	 * A batch being written and synced, by a committer thread or inline
+	 * (wfpb_audit_begin / _flush_inflight / _end). While one is in flight
+	 * only the flusher touches f, size and these fields.
+	 */
+	int		inflight;
+	uint8_t		*inflight_buf;
+	size_t		inflight_len, inflight_cap;
+	uint64_t	inflight_last_seq;
+	int		inflight_truncate;	/* cut back to size first (after a failed write) */
+	int		inflight_rc, inflight_os_err;
 	uint64_t	durable_seq;		/* every record up to here is on stable storage */
 	int		broken;			/* the last write or sync failed */
 	int		os_err;
@@ -116,6 +127,22 @@ uint64_t wfpb_audit_checkpoint(struct wfpb_audit *a, uint64_t now_ms, const char
  * durable, 0 when nothing was pending, or a negative code (now broken).
  */
 int wfpb_audit_commit(struct wfpb_audit *a, uint64_t now_ms);
+
+/*
+ * The same commit in three steps, so the write and sync can run on another
+ * thread while the caller goes on queueing records:
+ *   wfpb_audit_begin         (owner's thread) moves the queue into the batch;
+ *                            1 when there is one, 0 when nothing is queued or
+ *                            a batch is already in flight
+ *   wfpb_audit_flush_inflight (any one thread) writes and syncs the batch; it
+ *                            touches nothing the owner uses meanwhile
+ *   wfpb_audit_end           (owner's thread, after the flush) makes the
+ *                            batch durable, or puts it back at the head of
+ *                            the queue and turns broken; returns as commit.
+ */
+int wfpb_audit_begin(struct wfpb_audit *a, uint64_t now_ms);
+void wfpb_audit_flush_inflight(struct wfpb_audit *a);
+int wfpb_audit_end(struct wfpb_audit *a, uint64_t now_ms);
 
 /* 1 when a checkpoint is due (by count or time). */
 int wfpb_audit_checkpoint_due(const struct wfpb_audit *a, uint64_t now_ms);

@@ -229,12 +229,9 @@ wfpb_broker_audit_event(struct wfpb_broker *b, int kind, const char *note, uint6
 }
 
 int
-wfpb_broker_commit(struct wfpb_broker *b, uint64_t now_ms)
+wfpb_broker_commit_start(struct wfpb_broker *b, uint64_t now_ms)
 {
-	struct wfpb_session	*s;
-	int			rc;
-
-	if (!b->audit_on)
+	if (!b->audit_on || b->audit.inflight)
 		return 0;
 	/*
 	 * Records nobody waits for ride the next commit: sync only for a waiter,
@@ -243,19 +240,40 @@ wfpb_broker_commit(struct wfpb_broker *b, uint64_t now_ms)
 	if (b->waiting == NULL && !b->audit.broken && b->audit.pending_len < AUDIT_LAZY_BYTES &&
 	    now_ms - b->audit.last_commit_ms < AUDIT_LAZY_MS)
 		return 0;
-	rc = wfpb_audit_commit(&b->audit, now_ms);
 	b->audit.last_commit_ms = now_ms;
-	if (rc == 0 && b->waiting == NULL)
+	return wfpb_audit_begin(&b->audit, now_ms);
+}
+
+int
+wfpb_broker_commit_finish(struct wfpb_broker *b, uint64_t now_ms)
+{
+	struct wfpb_session	*s, *next;
+	uint64_t		batch_last = b->audit.inflight_last_seq;
+	int			rc;
+
+	if (!b->audit.inflight)
 		return 0;
+	rc = wfpb_audit_end(&b->audit, now_ms);
 	if (rc < 0 && b->audit.broken) {
 		wfpb_log(WFPB_LOG_ERR, "audit log cannot be written (error %d): refusing operations with effects",
 		    b->audit.os_err);
 		wfpb_event(WFPB_EVENT_AUDIT, "cannot be written (error %d): operations with effects are refused",
 		    b->audit.os_err);
 	}
-	/* Everything queued was in this commit: every waiter is released, or fails with it. */
-	while ((s = b->waiting) != NULL) {
-		b->waiting = s->wait_next;
+	/*
+	 * Every waiter whose record was in this batch is released, or fails with
+	 * it; those whose records were queued meanwhile wait for the next batch.
+	 */
+	for (s = b->waiting; s != NULL; s = next) {
+		next = s->wait_next;
+		if (s->audit_wait > batch_last)
+			continue;
+		if (s->wait_prev)
+			s->wait_prev->wait_next = s->wait_next;
+		else
+			b->waiting = s->wait_next;
+		if (s->wait_next)
+			s->wait_next->wait_prev = s->wait_prev;
 		if (rc < 0) {
 			s->audit_failed = 1;
 			s->closing = 1;
@@ -268,6 +286,15 @@ wfpb_broker_commit(struct wfpb_broker *b, uint64_t now_ms)
 		b->ready = s;
 	}
 	return b->ready != NULL;
+}
+
+int
+wfpb_broker_commit(struct wfpb_broker *b, uint64_t now_ms)
+{
+	if (wfpb_broker_commit_start(b, now_ms) == 0)
+		return 0;
+	wfpb_audit_flush_inflight(&b->audit);
+	return wfpb_broker_commit_finish(b, now_ms);
 }
 
 struct wfpb_session *

@@ -135,6 +135,17 @@ void wfpb_broker_audit_event(struct wfpb_broker *b, int kind, const char *note, 
  */
 int wfpb_broker_commit(struct wfpb_broker *b, uint64_t now_ms);
 
+/*
+ * The same with the write and sync on a committer thread, so the event loop
+ * keeps serving meanwhile: _start (loop thread) returns 1 when a batch is to
+ * be flushed — hand wfpb_audit_flush_inflight(&b->audit) to the committer;
+ * when it is done, _finish (loop thread) releases the sessions whose records
+ * were in it and returns as wfpb_broker_commit. Records queued during the
+ * flush go in the next batch.
+ */
+int wfpb_broker_commit_start(struct wfpb_broker *b, uint64_t now_ms);
+int wfpb_broker_commit_finish(struct wfpb_broker *b, uint64_t now_ms);
+
 /* The next session released by a commit (flush its output), or NULL. */
 struct wfpb_session *wfpb_broker_next_ready(struct wfpb_broker *b);
 

@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -31,7 +34,7 @@
 #define READ_CHUNK	65536
 #define EVENTS_MAX	64
 
-enum { TAG_LISTENER, TAG_SIGNAL, TAG_IO, TAG_WATCH };
+enum { TAG_LISTENER, TAG_SIGNAL, TAG_IO, TAG_WATCH, TAG_COMMIT };
 
 /* What an epoll event refers to: the listener, the signalfd, a connection, or a socket its session waits on. */
 struct tag {
@@ -50,8 +53,25 @@ struct conn {
 	int			dead;		/* closed; freed after the current event batch */
 };
 
+/*
+ * The committer thread writes and syncs audit batches (wfpb_audit_flush_inflight)
+ * while the event loop goes on serving; it says it is done through an eventfd
+ * the loop polls. Everything else stays on the loop thread.
+ */
+struct committer {
+	pthread_t		thread;
+	pthread_mutex_t		mu;
+	pthread_cond_t		cv;
+	struct wfpb_audit	*audit;
+	int			efd;		/* readable when a batch is done */
+	int			go, quit;	/* under mu */
+	int			running;	/* the thread exists; else commits are inline */
+	int			busy;		/* loop thread: a batch is in flight */
+};
+
 struct server {
 	struct wfpb_broker		*b;
+	struct committer		cm;
 	const struct wfpb_server_opts	*opts;
 	int				ep, lfd, sfd;
 	struct conn			*conns;
@@ -61,6 +81,8 @@ struct server {
 };
 
 static struct tag listener_tag = { TAG_LISTENER, NULL }, signal_tag = { TAG_SIGNAL, NULL };
+static struct tag commit_tag = { TAG_COMMIT, NULL };
+
 
 #define FDS_PER_READ	4
 
@@ -477,6 +499,126 @@ notify_ready(void)
 	close(fd);
 }
 
+static void *
+committer_main(void *arg)
+{
+	struct committer	*cm = arg;
+	uint64_t		one = 1;
+
+	pthread_mutex_lock(&cm->mu);
+	for (;;) {
+		while (!cm->go && !cm->quit)
+			pthread_cond_wait(&cm->cv, &cm->mu);
+		if (!cm->go)
+			break;
+		cm->go = 0;
+		pthread_mutex_unlock(&cm->mu);
+		wfpb_audit_flush_inflight(cm->audit);
+		pthread_mutex_lock(&cm->mu);
+		/* Written under the lock: the loop reads the batch's result only after taking it. */
+		(void)!write(cm->efd, &one, sizeof(one));
+	}
+	pthread_mutex_unlock(&cm->mu);
+	return NULL;
+}
+
+/* Starts the committer; without one (no thread, no eventfd) commits stay inline. */
+static void
+committer_start(struct server *sv)
+{
+	struct committer	*cm = &sv->cm;
+	struct epoll_event	ev = { .events = EPOLLIN, .data.ptr = &commit_tag };
+
+	cm->audit = &sv->b->audit;
+	if ((cm->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+		return;
+	pthread_mutex_init(&cm->mu, NULL);
+	pthread_cond_init(&cm->cv, NULL);
+	/* Created after the signals are blocked, so it inherits the mask and signalfd sees them all. */
+	if (pthread_create(&cm->thread, NULL, committer_main, cm) != 0 ||
+	    epoll_ctl(sv->ep, EPOLL_CTL_ADD, cm->efd, &ev) != 0) {
+		wfpb_log(WFPB_LOG_WARN, "no committer thread: audit commits run on the event loop");
+		close(cm->efd);
+		cm->efd = -1;
+		return;
+	}
+	cm->running = 1;
+}
+
+/* The sessions a commit released get their answers. */
+static void
+flush_ready(struct server *sv)
+{
+	struct wfpb_session *s;
+
+	while ((s = wfpb_broker_next_ready(sv->b)) != NULL) {
+		struct conn *c = s->user;
+
+		if (!c->dead && conn_flush(sv, c) != 0)
+			conn_close(sv, c);
+	}
+}
+
+/* The batch in flight is written: finish it on the loop thread. */
+static void
+committer_done(struct server *sv)
+{
+	struct committer	*cm = &sv->cm;
+	uint64_t		n;
+
+	if (read(cm->efd, &n, sizeof(n)) != (ssize_t)sizeof(n))
+		return;
+	pthread_mutex_lock(&cm->mu);	/* pairs with the thread's write under the lock */
+	pthread_mutex_unlock(&cm->mu);
+	cm->busy = 0;
+	if (wfpb_broker_commit_finish(sv->b, now_ms()))
+		flush_ready(sv);
+}
+
+/* Once per loop iteration: start a batch if one is due (inline when there is no committer). */
+static void
+commit_step(struct server *sv)
+{
+	struct committer *cm = &sv->cm;
+
+	if (!cm->running) {
+		if (wfpb_broker_commit(sv->b, now_ms()))
+			flush_ready(sv);
+		return;
+	}
+	if (cm->busy || !wfpb_broker_commit_start(sv->b, now_ms()))
+		return;
+	cm->busy = 1;
+	pthread_mutex_lock(&cm->mu);
+	cm->go = 1;
+	pthread_cond_signal(&cm->cv);
+	pthread_mutex_unlock(&cm->mu);
+}
+
+/* At stop: the batch in flight is finished, then the thread ends. */
+static void
+committer_stop(struct server *sv)
+{
+	struct committer	*cm = &sv->cm;
+	struct pollfd		pfd = { .fd = cm->efd, .events = POLLIN };
+
+	if (!cm->running)
+		return;
+	while (cm->busy) {
+		(void)poll(&pfd, 1, 1000);
+		committer_done(sv);
+	}
+	pthread_mutex_lock(&cm->mu);
+	cm->quit = 1;
+	pthread_cond_signal(&cm->cv);
+	pthread_mutex_unlock(&cm->mu);
+	pthread_join(cm->thread, NULL);
+	close(cm->efd);
+	pthread_mutex_destroy(&cm->mu);
+	pthread_cond_destroy(&cm->cv);
+	cm->running = 0;
+}
+
 int
 wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts)
 {
@@ -504,6 +646,7 @@ wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts)
 	epoll_ctl(sv.ep, EPOLL_CTL_ADD, sv.lfd, &ev);
 	ev.data.ptr = &signal_tag;
 	epoll_ctl(sv.ep, EPOLL_CTL_ADD, sv.sfd, &ev);
+	committer_start(&sv);
 	wfpb_log(WFPB_LOG_INFO, "listening on %s", sv.path);
 	if (opts->notify)
 		notify_ready();
@@ -519,6 +662,8 @@ wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts)
 
 			if (tag->kind == TAG_LISTENER) {
 				on_accept(&sv);
+			} else if (tag->kind == TAG_COMMIT) {
+				committer_done(&sv);
 			} else if (tag->kind == TAG_SIGNAL) {
 				on_signal(&sv);
 			} else if (tag->c->dead) {
@@ -536,19 +681,11 @@ wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts)
 			wfpb_broker_tick(b, now_ms());
 			last_sweep = now_ms();
 		}
-		/* Group commit: one sync for every record this iteration queued, then release the answers. */
-		if (wfpb_broker_commit(b, now_ms())) {
-			struct wfpb_session *s;
-
-			while ((s = wfpb_broker_next_ready(b)) != NULL) {
-				struct conn *c = s->user;
-
-				if (!c->dead && conn_flush(&sv, c) != 0)
-					conn_close(&sv, c);
-			}
-		}
+		/* Group commit: one sync for the records queued so far, while the loop serves on. */
+		commit_step(&sv);
 		bury(&sv);
 	}
+	committer_stop(&sv);
 	wfpb_log(WFPB_LOG_INFO, "stopping: closing %u sessions", b->sessions);
 	while (sv.conns != NULL) {
 		(void)conn_flush(&sv, sv.conns);
