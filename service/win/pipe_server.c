@@ -22,6 +22,7 @@
 #define READ_CHUNK	16384u
 #define TICK_MS		100u
 #define KEY_STOP	1u
+#define KEY_COMMIT	2u	/* the committer thread finished a batch */
 #define DRAIN_MS	5000u
 
 struct pconn {
@@ -49,6 +50,13 @@ struct wfpb_pipe_server {
 	wchar_t			*name;
 	struct pconn		*conns;		/* every live instance, listening ones included */
 	volatile LONG		stop;
+	/*
+	 * The committer thread writes and flushes audit batches while the
+	 * completion-port thread serves; it posts KEY_COMMIT when one is done.
+	 */
+	HANDLE			committer, commit_go;
+	volatile LONG		commit_quit;
+	int			commit_busy;	/* completion-port thread only */
 };
 
 static uint64_t
@@ -442,6 +450,82 @@ wfpb_pipe_server_new(struct wfpb_broker *b, struct wfpb_pipe_server **out)
 	return 0;
 }
 
+static DWORD WINAPI
+committer_main(LPVOID arg)
+{
+	struct wfpb_pipe_server *sv = arg;
+
+	for (;;) {
+		WaitForSingleObject(sv->commit_go, INFINITE);
+		if (InterlockedCompareExchange(&sv->commit_quit, 0, 0))
+			return 0;
+		wfpb_audit_flush_inflight(&sv->b->audit);
+		PostQueuedCompletionStatus(sv->iocp, 0, KEY_COMMIT, NULL);
+	}
+}
+
+/* The sessions a commit released get their answers. */
+static void
+release_ready(struct wfpb_pipe_server *sv)
+{
+	struct wfpb_session *s;
+
+	while ((s = wfpb_broker_next_ready(sv->b)) != NULL)
+		pump_write(sv, s->user);
+}
+
+/* Once per loop turn: start a batch if one is due (inline when there is no committer). */
+static void
+commit_step(struct wfpb_pipe_server *sv)
+{
+	if (sv->committer == NULL) {
+		if (wfpb_broker_commit(sv->b, now_ms()))
+			release_ready(sv);
+		return;
+	}
+	if (sv->commit_busy || !wfpb_broker_commit_start(sv->b, now_ms()))
+		return;
+	sv->commit_busy = 1;
+	SetEvent(sv->commit_go);
+}
+
+static void
+commit_done(struct wfpb_pipe_server *sv)
+{
+	sv->commit_busy = 0;
+	if (wfpb_broker_commit_finish(sv->b, now_ms()))
+		release_ready(sv);
+}
+
+/* At stop: the batch in flight is finished, serving completions meanwhile, then the thread ends. */
+static void
+committer_stop(struct wfpb_pipe_server *sv, uint64_t until)
+{
+	OVERLAPPED	*ov;
+	ULONG_PTR	key;
+	DWORD		n;
+	BOOL		ok;
+
+	if (sv->committer == NULL)
+		return;
+	while (sv->commit_busy && now_ms() < until) {
+		ov = NULL;
+		ok = GetQueuedCompletionStatus(sv->iocp, &n, &key, &ov, TICK_MS);
+		if (ov != NULL)
+			on_completion(sv, (struct pconn *)key, ov, n, ok);
+		else if (ok && key == KEY_COMMIT)
+			commit_done(sv);
+	}
+	/* The thread must be gone before the audit log closes, even if its flush is slow. */
+	InterlockedExchange(&sv->commit_quit, 1);
+	SetEvent(sv->commit_go);
+	WaitForSingleObject(sv->committer, INFINITE);
+	CloseHandle(sv->committer);
+	sv->committer = NULL;
+	if (sv->commit_busy)
+		commit_done(sv);	/* its KEY_COMMIT is left in the port, unread */
+}
+
 int
 wfpb_pipe_server_run(struct wfpb_pipe_server *sv)
 {
@@ -452,12 +536,17 @@ wfpb_pipe_server_run(struct wfpb_pipe_server *sv)
 	uint64_t	last_sweep = now_ms(), until;
 	struct pconn	*c, *next;
 
+	if ((sv->commit_go = CreateEventW(NULL, FALSE, FALSE, NULL)) != NULL &&
+	    (sv->committer = CreateThread(NULL, 0, committer_main, sv, 0, NULL)) == NULL)
+		wfpb_log(WFPB_LOG_WARN, "no committer thread: audit commits run on the completion-port thread");
 	wfpb_log(WFPB_LOG_INFO, "listening on %s", sv->b->cfg.endpoint);
 	while (!sv->stop) {
 		ov = NULL;
 		ok = GetQueuedCompletionStatus(sv->iocp, &n, &key, &ov, TICK_MS);
 		if (ov != NULL)
 			on_completion(sv, (struct pconn *)key, ov, n, ok);
+		else if (key == KEY_COMMIT && ok)
+			commit_done(sv);
 		else if (key == KEY_STOP && ok)
 			break;
 		if (now_ms() - last_sweep >= TICK_MS) {
@@ -465,15 +554,11 @@ wfpb_pipe_server_run(struct wfpb_pipe_server *sv)
 			wfpb_broker_tick(sv->b, now_ms());
 			last_sweep = now_ms();
 		}
-		/* Group commit: one FlushFileBuffers for every record queued, then release the answers. */
-		if (wfpb_broker_commit(sv->b, now_ms())) {
-			struct wfpb_session *s;
-
-			while ((s = wfpb_broker_next_ready(sv->b)) != NULL)
-				pump_write(sv, s->user);
-		}
+		/* Group commit: one FlushFileBuffers for the records queued so far, while serving on. */
+		commit_step(sv);
 	}
 	sv->stop = 1;
+	committer_stop(sv, now_ms() + DRAIN_MS);
 	wfpb_log(WFPB_LOG_INFO, "stopping: closing %u sessions", sv->b->sessions);
 	for (c = sv->conns; c != NULL; c = next) {
 		next = c->next;
@@ -505,6 +590,8 @@ wfpb_pipe_server_free(struct wfpb_pipe_server *sv)
 	/* Only instances whose operations all completed are freed; others leak deliberately. */
 	while (sv->conns != NULL && sv->conns->pending == 0)
 		unlink_free(sv, sv->conns);
+	if (sv->commit_go != NULL)
+		CloseHandle(sv->commit_go);
 	if (sv->iocp != NULL)
 		CloseHandle(sv->iocp);
 	free(sv->name);
