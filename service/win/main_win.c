@@ -5,6 +5,7 @@
  *   wfpbrokerd.exe --console [--config FILE]    serve in the foreground (Ctrl+C stops)
  *   wfpbrokerd.exe install [--config FILE]      register the service
  *   wfpbrokerd.exe uninstall                    stop and remove it
+ *   wfpbrokerd.exe start                        start the installed service, wait for RUNNING
  *   wfpbrokerd.exe keygen [--config FILE]       create the static key if missing
  *
  * Default configuration: %ProgramData%\wfpbroker\wfpbroker.conf; state
@@ -57,7 +58,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: wfpbrokerd.exe [--service | --console] [--config FILE]\n"
-	    "       wfpbrokerd.exe install [--config FILE] | uninstall | keygen [--config FILE]\n");
+	    "       wfpbrokerd.exe install [--config FILE] | uninstall | start | keygen [--config FILE]\n");
 }
 
 /* The ProgramData folder from the shell, not the environment: a service's environment differs from a user's. */
@@ -226,7 +227,7 @@ main(int argc, char **argv)
 
 	for (i = 1; i < argc; i++) {
 		if (i == 1 && (strcmp(argv[i], "keygen") == 0 || strcmp(argv[i], "install") == 0 ||
-		    strcmp(argv[i], "uninstall") == 0))
+		    strcmp(argv[i], "uninstall") == 0 || strcmp(argv[i], "start") == 0))
 			cmd = argv[i];
 		else if (strcmp(argv[i], "--console") == 0)
 			console = 1;
@@ -258,6 +259,14 @@ main(int argc, char **argv)
 			return 1;
 		}
 		printf("service wfpbroker removed\n");
+		return 0;
+	}
+	if (cmd != NULL && strcmp(cmd, "start") == 0) {
+		if ((rc = wfpb_service_start()) != 0) {
+			fprintf(stderr, "wfpbrokerd: start: error %d\n", rc);
+			return 1;
+		}
+		printf("service wfpbroker running\n");
 		return 0;
 	}
 	if (cmd != NULL) {	/* keygen */

@@ -224,6 +224,37 @@ wfpb_service_install(const char *config_path)
 }
 
 int
+wfpb_service_start(void)
+{
+	SC_HANDLE	scm, svc;
+	SERVICE_STATUS	st;
+	DWORD		err = 0;
+	int		i;
+
+	if ((scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT)) == NULL)
+		return (int)GetLastError();
+	if ((svc = OpenServiceW(scm, SERVICE_NAME, SERVICE_START | SERVICE_QUERY_STATUS)) == NULL) {
+		err = GetLastError();
+		CloseServiceHandle(scm);
+		return (int)err;
+	}
+	if (!StartServiceW(svc, 0, NULL) && (err = GetLastError()) == ERROR_SERVICE_ALREADY_RUNNING)
+		err = 0;
+	for (i = 0; err == 0 && i < 300 && QueryServiceStatus(svc, &st) && st.dwCurrentState != SERVICE_RUNNING; i++) {
+		if (st.dwCurrentState == SERVICE_STOPPED && i > 10) {
+			err = st.dwWin32ExitCode ? st.dwWin32ExitCode : ERROR_SERVICE_NOT_ACTIVE;
+			break;
+		}
+		Sleep(100);
+	}
+	if (err == 0 && (!QueryServiceStatus(svc, &st) || st.dwCurrentState != SERVICE_RUNNING))
+		err = ERROR_SERVICE_REQUEST_TIMEOUT;
+	CloseServiceHandle(svc);
+	CloseServiceHandle(scm);
+	return (int)err;
+}
+
+int
 wfpb_service_uninstall(void)
 {
 	SC_HANDLE	scm, svc;

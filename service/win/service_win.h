@@ -24,4 +24,7 @@ int wfpb_service_install(const char *config_path);
 /* Stops (waiting up to 10 s) and deletes the service. */
 int wfpb_service_uninstall(void);
 
+/* Starts the installed service and waits up to 30 s for RUNNING; 0 or a Win32 error. */
+int wfpb_service_start(void);
+
 #endif
