@@ -30,7 +30,7 @@ die() { echo "FAIL $*"; echo "0 passed, 1 failed"; exit 1; }
 tag=$$
 px=wfpb-px-$tag og=wfpb-og-$tag
 veth_px=wpx$tag veth_og=wog$tag
-origin=10.77.0.2 port=7000 a_port=7101 b_port=7102 mark_a=0x1 mark_b=0x2
+origin=10.77.0.2 origin6=fd77::2 port=7000 a_port=7101 b_port=7102 mark_a=0x1 mark_b=0x2
 pids=
 
 [ "$(id -u)" = 0 ] || die "needs root: it creates network namespaces and nftables rules"
@@ -65,6 +65,8 @@ ip link add "$veth_px" type veth peer name "$veth_og" || die "cannot create a ve
 ip link set "$veth_px" netns "$px" && ip link set "$veth_og" netns "$og" || die "cannot move the veth ends"
 ip -n "$px" addr add 10.77.0.1/24 dev "$veth_px" && ip -n "$og" addr add "$origin/24" dev "$veth_og" ||
 	die "cannot address the veth pair"
+ip -n "$px" addr add fd77::1/64 dev "$veth_px" nodad && ip -n "$og" addr add "$origin6/64" dev "$veth_og" nodad ||
+	die "cannot give the veth pair IPv6 addresses"
 for ns in "$px" "$og"; do ip -n "$ns" link set lo up; done
 ip -n "$px" link set "$veth_px" up && ip -n "$og" link set "$veth_og" up || die "cannot bring the veth pair up"
 # An accepted socket inherits the mark of the SYN that made it: the marks a proxy's records carry.
@@ -77,17 +79,26 @@ table ip wfpb_loop {
 		ip daddr $origin tcp dport $port meta mark & $mark_b == 0 counter redirect to :$b_port comment "to proxy B"
 	}
 }
+table ip6 wfpb_loop {
+	chain output {
+		type nat hook output priority -100; policy accept;
+		ip6 daddr $origin6 tcp dport $port meta mark & $mark_a == 0 counter redirect to :$a_port comment "to proxy A"
+		ip6 daddr $origin6 tcp dport $port meta mark & $mark_b == 0 counter redirect to :$b_port comment "to proxy B"
+	}
+}
 NFT
 redirects() { # prints "A B": connections the kernel redirected to each proxy since the last mark_counters
-	in_px nft list chain ip wfpb_loop output | awk '/to proxy A/ { for (i = 1; i < NF; i++) if ($i == "packets") a = $(i + 1) }
+	in_px nft list chain "$fam" wfpb_loop output | awk '/to proxy A/ { for (i = 1; i < NF; i++) if ($i == "packets") a = $(i + 1) }
 		/to proxy B/ { for (i = 1; i < NF; i++) if ($i == "packets") b = $(i + 1) } END { print a + 0, b + 0 }' |
 		{ read -r a b; echo $((a - base_a)) $((b - base_b)); }
 }
-base_a=0 base_b=0
+fam=ip base_a=0 base_b=0
 mark_counters() { read -r da db < <(redirects); base_a=$((base_a + da)) base_b=$((base_b + db)); }
 
 # The origin: an echo server on 10.77.0.2:7000.
 ip netns exec "$og" "$tcp_echo" server "$work/origin.port" "$origin" "$port" &
+pids="$pids $!"
+ip netns exec "$og" "$tcp_echo" server "$work/origin6.port" "$origin6" "$port" &
 pids="$pids $!"
 for _ in $(seq 1 50); do [ -s "$work/origin.port" ] && break; sleep 0.1; done
 [ -s "$work/origin.port" ] || die "the origin echo server did not start"
@@ -96,8 +107,9 @@ for _ in $(seq 1 50); do [ -s "$work/origin.port" ] && break; sleep 0.1; done
 endpoint=$work/run/wfpbroker.sock
 pub=$work/state/server.pub
 proxy_section() { # NAME UID PORT MARK: a proxy may listen on its port and reach the origin, with its own bit
-	printf '[principal %s]\nuid = %s\nops = listen accept connect\nlisten = 127.0.0.1/32:%s\nconnect = %s/32:%s\nmark = %s\n\n' \
-		"$1" "$2" "$3" "$origin" "$port" "$4"
+	printf '[principal %s]\nuid = %s\nops = listen accept connect\nlisten = 127.0.0.1/32:%s, [::1]/128:%s\n' \
+		"$1" "$2" "$3" "$3"
+	printf 'connect = %s/32:%s, [%s]/128:%s\nmark = %s\n\n' "$origin" "$port" "$origin6" "$port" "$4"
 }
 cat >"$work/wfpbroker.conf" <<CONF
 ; written by proxy_loop.sh
@@ -122,14 +134,15 @@ check "the broker (backend netfilter) answers in the proxy namespace" eval "ctl 
 status_field() { ctl status | awk -v k="$1" '$1 == k { print $2 }'; }
 
 relay_pids=
-start_relays() { # start_relays PHASE [RELAY OPTIONS...]
+relay_host=127.0.0.1
+start_relays() { # start_relays PHASE [RELAY OPTIONS...]: the two proxies listening on $relay_host
 	local phase=$1 uid p name port
 	shift
 	relay_pids=
 	for name in A B; do
 		if [ "$name" = A ]; then uid=1001 port=$a_port; else uid=1002 port=$b_port; fi
 		ip netns exec "$px" setpriv --reuid="$uid" --regid=65534 --clear-groups "$relay" --name "proxy-$name" \
-			--endpoint "$endpoint" --server-key "$pub" "$@" --listen "127.0.0.1:$port" \
+			--endpoint "$endpoint" --server-key "$pub" "$@" --listen "$relay_host:$port" \
 			>"$work/$phase-$name.log" 2>&1 &
 		p=$!
 		relay_pids="$relay_pids $p"
@@ -210,6 +223,24 @@ for who in proxy-a proxy-b; do
 		"$work/audit.json"
 done
 say "   audit: $(grep -c '"op":"connect".*"blob_hashes":\["' "$work/audit.json") connects with records; $(cat "$work/verify.out")"
+
+# --- 3. The same over IPv6 (IP6T_SO_ORIGINAL_DST) ---------------------------------
+say ""
+say "== 3. The same proxies and records over IPv6"
+fam=ip6 base_a=0 base_b=0
+mark_counters
+relay_host="[::1]"
+start_relays v6
+reply=$(in_px "$tcp_echo" client "$port" "hello over IPv6" "$origin6" 5 2>&1)
+read -r ra rb < <(redirects)
+[ -z "$demo" ] || cat "$work/v6-A.log" "$work/v6-B.log" | grep accepted | sed 's/^/     /'
+say "   kernel redirects: $ra to A, $rb to B; the client got back: \"$reply\""
+check "IPv6: the reply comes back intact" test "$reply" = "hello over IPv6"
+check "IPv6: redirected once to A and once to B (counters: $ra $rb)" test "$ra $rb" = "1 1"
+check "IPv6: each proxy found the original destination [$origin6]:$port and passed the marks on" eval \
+	"grep -q 'mark 0x0, upstream => \\[$origin6\\]:$port mark $mark_a (records applied)' '$work/v6-A.log' &&
+	 grep -q 'mark $mark_a, upstream => \\[$origin6\\]:$port mark 0x3 (records applied)' '$work/v6-B.log'"
+stop_relays
 
 cleanup
 trap - EXIT

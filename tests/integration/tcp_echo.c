@@ -1,7 +1,7 @@
 /*
  * tcp-echo: test helper.
  *   tcp-echo server PORTFILE [ADDR [PORT]]
- *       echo server on ADDR:PORT (default 127.0.0.1:0); writes its port to
+ *       echo server on ADDR:PORT (IPv4 or IPv6; default 127.0.0.1:0); writes its port to
  *       PORTFILE; forks per connection
  *   tcp-echo client PORT TEXT [ADDR [TIMEOUT_S]]
  *       sends TEXT to ADDR:PORT (default 127.0.0.1), half-closes, prints what
@@ -19,26 +19,46 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* ADDR (IPv4 or IPv6, default 127.0.0.1) and PORT into ss; the length, or 0 when ADDR is not an address. */
+static socklen_t
+make_addr(const char *addr, unsigned port, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (addr != NULL && strchr(addr, ':') != NULL) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		return inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1 ? sizeof(*sin6) : 0;
+	}
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons((uint16_t)port);
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (addr != NULL && inet_pton(AF_INET, addr, &sin->sin_addr) != 1)
+		return 0;
+	return sizeof(*sin);
+}
+
 static int
 serve(const char *portfile, const char *addr, const char *port)
 {
-	struct sockaddr_in	sin = { .sin_family = AF_INET };
-	socklen_t		len = sizeof(sin);
+	struct sockaddr_storage	ss;
+	socklen_t		len = make_addr(addr, port != NULL ? (unsigned)atoi(port) : 0, &ss);
 	FILE			*f;
 	char			buf[4096];
 	ssize_t			n;
-	int			l = socket(AF_INET, SOCK_STREAM, 0), c;
+	int			l, c;
 
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (addr != NULL && inet_pton(AF_INET, addr, &sin.sin_addr) != 1)
+	if (len == 0)
 		return 2;
-	if (port != NULL)
-		sin.sin_port = htons((uint16_t)atoi(port));
+	l = socket(ss.ss_family, SOCK_STREAM, 0);
 	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
-	if (l < 0 || bind(l, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(l, 16) != 0 ||
-	    getsockname(l, (struct sockaddr *)&sin, &len) != 0 || (f = fopen(portfile, "w")) == NULL)
+	if (l < 0 || bind(l, (struct sockaddr *)&ss, len) != 0 || listen(l, 16) != 0 ||
+	    getsockname(l, (struct sockaddr *)&ss, &len) != 0 || (f = fopen(portfile, "w")) == NULL)
 		return 1;
-	fprintf(f, "%u\n", ntohs(sin.sin_port));
+	fprintf(f, "%u\n", ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+	    ((struct sockaddr_in *)&ss)->sin_port));
 	fclose(f);
 	signal(SIGCHLD, SIG_IGN);
 	for (;;) {
@@ -58,21 +78,22 @@ serve(const char *portfile, const char *addr, const char *port)
 static int
 client(const char *port, const char *text, const char *addr, const char *timeout_s)
 {
-	struct sockaddr_in	sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port)) };
+	struct sockaddr_storage	ss;
+	socklen_t		len = make_addr(addr, (unsigned)atoi(port), &ss);
 	char			buf[4096];
 	ssize_t			n;
 	size_t			got = 0;
-	int			s = socket(AF_INET, SOCK_STREAM, 0);
+	int			s;
 
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (addr != NULL && inet_pton(AF_INET, addr, &sin.sin_addr) != 1)
+	if (len == 0)
 		return 2;
+	s = socket(ss.ss_family, SOCK_STREAM, 0);
 	if (timeout_s != NULL) {
 		struct timeval tv = { .tv_sec = atoi(timeout_s) };
 
 		setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	}
-	if (s < 0 || connect(s, (struct sockaddr *)&sin, sizeof(sin)) != 0)
+	if (s < 0 || connect(s, (struct sockaddr *)&ss, len) != 0)
 		return 1;
 	if (write(s, text, strlen(text)) != (ssize_t)strlen(text))
 		return 1;
