@@ -12,6 +12,7 @@
 
 #include "channel.h"
 #include "keyfile.h"
+#include "pb_arena.h"
 #include "transport.h"
 #include "wfpb.h"
 #include "wfpbroker.pb-c.h"
@@ -26,7 +27,16 @@ struct wfpb_client {
 	uint64_t		next_id;
 	int			status;
 	char			err[256];
+	struct pb_arena		arena;		/* the one response being read; given back by response_free */
 };
+
+/* Frees the response of the last call and gives its arena back (one response at a time). */
+static void
+response_free(struct wfpb_client *c, Wfpbroker__V1__Response *r)
+{
+	wfpbroker__v1__response__free_unpacked(r, pb_arena_allocator(&c->arena));
+	pb_arena_release(&c->arena, 0);
+}
 
 const char *
 wfpb_default_endpoint(void)
@@ -228,7 +238,7 @@ wfpb_errmsg(const struct wfpb_client *c)
 /*
  * Sends rq (request_id filled in here) and returns the unpacked response,
  * checked for id, status and result kind. *resp is freed by the caller with
- * wfpbroker__v1__response__free_unpacked.
+ * response_free.
  */
 static int call_sock(struct wfpb_client *, Wfpbroker__V1__Request *, Wfpbroker__V1__Response__ResultCase,
     Wfpbroker__V1__Response **, intptr_t);
@@ -282,23 +292,23 @@ call_sock(struct wfpb_client *c, Wfpbroker__V1__Request *rq, Wfpbroker__V1__Resp
 		return rc;
 	}
 	msg = wfpb_channel_message(&c->ch, &mlen);
-	r = wfpbroker__v1__response__unpack(NULL, mlen, msg);
+	r = wfpbroker__v1__response__unpack(pb_arena_allocator(&c->arena), mlen, msg);
 	free(buf);
 	if (r == NULL)
 		return fail(c, WFPB_E_DECODE, "the broker's response did not decode");
 	if (r->request_id != rq->request_id || r->status == NULL) {
-		wfpbroker__v1__response__free_unpacked(r, NULL);
+		response_free(c, r);
 		return fail(c, WFPB_E_PROTOCOL, "response does not match the request");
 	}
 	if (r->status->code != WFPBROKER__V1__STATUS_CODE__OK) {
 		c->status = r->status->code;
 		fail(c, WFPB_E_STATUS, "%s: %s", wfpb_status_name(r->status->code),
 		    r->status->message ? r->status->message : "error");
-		wfpbroker__v1__response__free_unpacked(r, NULL);
+		response_free(c, r);
 		return WFPB_E_STATUS;
 	}
 	if (r->result_case != want) {
-		wfpbroker__v1__response__free_unpacked(r, NULL);
+		response_free(c, r);
 		return fail(c, WFPB_E_PROTOCOL, "response carries the wrong result");
 	}
 	*resp = r;
@@ -323,7 +333,7 @@ wfpb_ping(struct wfpb_client *c, const uint8_t *payload, size_t len, uint32_t *p
 		rc = fail(c, WFPB_E_PROTOCOL, "ping payload came back altered");
 	else if (protocol_version != NULL)
 		*protocol_version = r->ping->protocol_version;
-	wfpbroker__v1__response__free_unpacked(r, NULL);
+	response_free(c, r);
 	return rc;
 }
 
@@ -362,7 +372,7 @@ wfpb_stash(struct wfpb_client *c, const uint8_t *blob, size_t len, int principal
 		rc = fail(c, WFPB_E_PROTOCOL, "stash: the broker returned a malformed handle");
 	else
 		memcpy(handle, r->stash->handle->id.data, WFPB_HANDLE_LEN);
-	wfpbroker__v1__response__free_unpacked(r, NULL);
+	response_free(c, r);
 	return rc;
 }
 
@@ -390,7 +400,7 @@ wfpb_fetch(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN], uint8_t
 		memcpy(*blob, r->fetch->blob.data, r->fetch->blob.len);
 		*len = r->fetch->blob.len;
 	}
-	wfpbroker__v1__response__free_unpacked(r, NULL);
+	response_free(c, r);
 	return rc;
 }
 
@@ -411,7 +421,7 @@ wfpb_release(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN])
 	rq.release = &rl;
 	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_RELEASE, &r)) != 0)
 		return rc;
-	wfpbroker__v1__response__free_unpacked(r, NULL);
+	response_free(c, r);
 	return 0;
 }
 
@@ -446,7 +456,7 @@ wfpb_server_status(struct wfpb_client *c, struct wfpb_status_info *out)
 	out->rss_bytes = s->rss_bytes;
 	out->open_handles = s->open_handles;
 	snprintf(out->backend, sizeof(out->backend), "%s", s->backend ? s->backend : "");
-	wfpbroker__v1__response__free_unpacked(r, NULL);
+	response_free(c, r);
 	return 0;
 }
 
@@ -464,7 +474,7 @@ wfpb_reload(struct wfpb_client *c, uint32_t *principals)
 		return rc;
 	if (principals != NULL)
 		*principals = r->reload->principals;
-	wfpbroker__v1__response__free_unpacked(r, NULL);
+	response_free(c, r);
 	return 0;
 }
 
@@ -537,7 +547,7 @@ wfpb_listen(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backl
 	*listener_id = r->listen->listener_id;
 	if (bound != NULL && addr_from_pb(r->listen->local, bound) != 0)
 		rc = fail(c, WFPB_E_PROTOCOL, "listen: malformed bound address");
-	wfpbroker__v1__response__free_unpacked(r, NULL);
+	response_free(c, r);
 	return rc;
 }
 
@@ -583,7 +593,7 @@ wfpb_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms, in
 			}
 		}
 	}
-	wfpbroker__v1__response__free_unpacked(r, NULL);
+	response_free(c, r);
 	if (rc != 0)
 		wfpb_accepted_free(out);
 	return rc;
@@ -654,7 +664,7 @@ wfpb_connect(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, 
 	if ((rc = take_socket(c, r->connect->socket, sock)) == 0 && local_out != NULL &&
 	    addr_from_pb(r->connect->local, local_out) != 0)
 		rc = fail(c, WFPB_E_PROTOCOL, "connect: malformed local address");
-	wfpbroker__v1__response__free_unpacked(r, NULL);
+	response_free(c, r);
 	if (rc != 0 && *sock != WFPB_SOCKET_NONE) {
 		wfpb__close_socket(*sock);
 		*sock = WFPB_SOCKET_NONE;
@@ -718,7 +728,7 @@ wfpb_query_records(struct wfpb_client *c, wfpb_socket_t sock, int principal_life
 		out->blob_len = qr->blob.len;
 		out->context_len = qr->context.len;
 	}
-	wfpbroker__v1__response__free_unpacked(r, NULL);
+	response_free(c, r);
 	return rc;
 }
 
@@ -751,7 +761,7 @@ wfpb_apply_records(struct wfpb_client *c, wfpb_socket_t sock, const uint8_t *han
 	rq.apply_records = &a;
 	if ((rc = call_sock(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_APPLY_RECORDS, &r, send_sock)) != 0)
 		return rc;
-	wfpbroker__v1__response__free_unpacked(r, NULL);
+	response_free(c, r);
 	return 0;
 }
 
@@ -769,6 +779,6 @@ wfpb_release_listener(struct wfpb_client *c, uint64_t listener_id)
 	rq.release = &rl;
 	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_RELEASE, &r)) != 0)
 		return rc;
-	wfpbroker__v1__response__free_unpacked(r, NULL);
+	response_free(c, r);
 	return 0;
 }

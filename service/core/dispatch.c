@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "dispatch.h"
+#include "pb_arena.h"
 #include "log.h"
 #include "net.h"
 #include "stash.h"
@@ -1247,9 +1248,14 @@ reply_init(struct reply *rp)
 	rp->attach = WFPB_SOCK_NONE;
 }
 
+/* Requests are unpacked, handled and freed within wfpb_dispatch; the core runs on one thread. */
+static struct pb_arena	request_arena;
+
 int
 wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t now_ms)
 {
+	ProtobufCAllocator	*alloc = pb_arena_allocator(&request_arena);
+	size_t			mark = pb_arena_mark(&request_arena);
 	Request			*rq;
 	struct reply		rp;
 	struct outcome		o = { WFPBROKER__V1__STATUS_CODE__OK, 0, "" };
@@ -1260,7 +1266,7 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 
 	reply_init(&rp);
 	s->broker->n.requests++;
-	rq = wfpbroker__v1__request__unpack(NULL, len, msg);
+	rq = wfpbroker__v1__request__unpack(alloc, len, msg);
 	if (rq == NULL) {
 		set_outcome(&o, WFPBROKER__V1__STATUS_CODE__BAD_REQUEST, "request: not a valid Request message");
 	} else {
@@ -1281,7 +1287,8 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 		rc = respond(s, op, request_id, &rp, &o, now_ms, now_ms);
 	}
 	if (rq != NULL)
-		wfpbroker__v1__request__free_unpacked(rq, NULL);
+		wfpbroker__v1__request__free_unpacked(rq, alloc);
+	pb_arena_release(&request_arena, mark);
 	return rc;
 }
 

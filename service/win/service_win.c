@@ -233,13 +233,30 @@ wfpb_service_start(void)
 
 	if ((scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT)) == NULL)
 		return (int)GetLastError();
-	if ((svc = OpenServiceW(scm, SERVICE_NAME, SERVICE_START | SERVICE_QUERY_STATUS)) == NULL) {
+	/*
+	 * Right after an installation the SCM may not show the new service yet, or
+	 * hold its database lock (both seen under Wine): ask again for 15 s.
+	 */
+	for (i = 0; (svc = OpenServiceW(scm, SERVICE_NAME, SERVICE_START | SERVICE_QUERY_STATUS)) == NULL; i++) {
 		err = GetLastError();
-		CloseServiceHandle(scm);
-		return (int)err;
+		if (err != ERROR_SERVICE_DOES_NOT_EXIST || i >= 75) {
+			CloseServiceHandle(scm);
+			return (int)err;
+		}
+		Sleep(200);
 	}
-	if (!StartServiceW(svc, 0, NULL) && (err = GetLastError()) == ERROR_SERVICE_ALREADY_RUNNING)
+	err = 0;
+	for (i = 0; !StartServiceW(svc, 0, NULL); i++) {
+		err = GetLastError();
+		if (err == ERROR_SERVICE_ALREADY_RUNNING) {
+			err = 0;
+			break;
+		}
+		if ((err != ERROR_SERVICE_DATABASE_LOCKED && err != ERROR_SERVICE_DOES_NOT_EXIST) || i >= 75)
+			break;
+		Sleep(200);
 		err = 0;
+	}
 	for (i = 0; err == 0 && i < 300 && QueryServiceStatus(svc, &st) && st.dwCurrentState != SERVICE_RUNNING; i++) {
 		if (st.dwCurrentState == SERVICE_STOPPED && i > 10) {
 			err = st.dwWin32ExitCode ? st.dwWin32ExitCode : ERROR_SERVICE_NOT_ACTIVE;
