@@ -268,22 +268,11 @@ wfpb_broker_commit_finish(struct wfpb_broker *b, uint64_t now_ms)
 		next = s->wait_next;
 		if (s->audit_wait > batch_last)
 			continue;
-		if (s->wait_prev)
-			s->wait_prev->wait_next = s->wait_next;
-		else
-			b->waiting = s->wait_next;
-		if (s->wait_next)
-			s->wait_next->wait_prev = s->wait_prev;
 		if (rc < 0) {
 			s->audit_failed = 1;
 			s->closing = 1;
 		}
-		s->wait_state = WFPB_WAIT_READY;
-		s->wait_prev = NULL;
-		s->wait_next = b->ready;
-		if (b->ready)
-			b->ready->wait_prev = s;
-		b->ready = s;
+		wfpb__session_wait_ready(s);
 	}
 	return b->ready != NULL;
 }

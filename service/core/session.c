@@ -260,6 +260,19 @@ wfpb__session_wait_audit(struct wfpb_session *s, uint64_t seq)
 	b->waiting = s;
 }
 
+void
+wfpb__session_wait_ready(struct wfpb_session *s)
+{
+	struct wfpb_broker *b = s->broker;
+
+	wait_unlink(s);
+	s->wait_state = WFPB_WAIT_READY;
+	s->wait_next = b->ready;
+	if (b->ready)
+		b->ready->wait_prev = s;
+	b->ready = s;
+}
+
 const uint8_t *
 wfpb_session_output(const struct wfpb_session *s, size_t *len, wfpb_sock *attach)
 {

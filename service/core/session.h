@@ -96,6 +96,9 @@ struct wfpb_session {
 /* Parks the session's output until audit record seq is durable (group commit). */
 void wfpb__session_wait_audit(struct wfpb_session *s, uint64_t seq);
 
+/* Moves the session from the audit wait list to the broker's ready list (its commit is done). */
+void wfpb__session_wait_ready(struct wfpb_session *s);
+
 /* Opens a session for a connection; NULL on allocation failure. */
 struct wfpb_session *wfpb_session_new(struct wfpb_broker *b, const struct wfpb_identity *id, uint64_t now_ms);
 
