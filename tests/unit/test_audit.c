@@ -352,6 +352,81 @@ interrupted_rotation_is_completed_or_discarded(void **state)
 	remove(name);
 }
 
+static uint64_t
+append_request(struct wfpb_audit *a, uint64_t id)
+{
+	Wfpbroker__V1__AuditRecord r = WFPBROKER__V1__AUDIT_RECORD__INIT;
+
+	r.kind = WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST;
+	r.op = (char *)"listen";
+	r.request_id = id;
+	return wfpb_audit_append(a, &r, 2);
+}
+
+/*
+ * The committer's three steps: records queued while a batch is in flight
+ * form the next batch; a failed batch goes back in front of them, in order,
+ * and the retry makes all of them durable in one verifying chain.
+ */
+static void
+commit_in_three_steps_keeps_order_through_a_failure(void **state)
+{
+	struct wfpb_audit		a;
+	struct wfpb_audit_report	rep;
+	char				err[256];
+	uint64_t			first, last_in_flight, last;
+	uint8_t				*buf;
+	size_t				len;
+	wfpb_file			f;
+	int				i;
+
+	(void)state;
+	remove(LOG);
+	assert_int_equal(wfpb_audit_open(&a, LOG, sk, 1000, 3600000, 1, err, sizeof(err)), 0);
+	first = append_request(&a, 1);
+	for (i = 2; i <= 3; i++)
+		last_in_flight = append_request(&a, (uint64_t)i);
+	assert_int_equal(wfpb_audit_begin(&a, 2), 1);
+	assert_int_equal(wfpb_audit_begin(&a, 2), 0);		/* one batch at a time */
+	assert_int_equal(wfpb_audit_commit(&a, 2), WFPB_E_STATE);	/* nor inline meanwhile */
+	for (i = 4; i <= 5; i++)
+		last = append_request(&a, (uint64_t)i);		/* queued during the flight */
+	/* The flush fails (no file), and the batch comes back in front of the newer records. */
+	f = a.f;
+	a.f = WFPB_FILE_NONE;
+	wfpb_audit_flush_inflight(&a);
+	a.f = f;
+	assert_true(wfpb_audit_end(&a, 2) < 0);
+	assert_true(a.broken);
+	assert_true(a.durable_seq < first);
+	/* The retry writes all five, in order; the chain verifies. */
+	assert_int_equal(wfpb_audit_begin(&a, 2), 1);
+	assert_int_equal(a.inflight_last_seq, last);
+	wfpb_audit_flush_inflight(&a);
+	assert_int_equal(wfpb_audit_end(&a, 2), 1);
+	assert_false(a.broken);
+	assert_int_equal(a.durable_seq, last);
+	assert_true(last_in_flight < last);
+	/* Success with records queued during the flight: only the batch becomes durable. */
+	assert_true(append_request(&a, 6) != 0);
+	assert_int_equal(wfpb_audit_begin(&a, 2), 1);
+	last_in_flight = a.inflight_last_seq;
+	last = append_request(&a, 7);
+	wfpb_audit_flush_inflight(&a);
+	assert_int_equal(wfpb_audit_end(&a, 2), 1);
+	assert_int_equal(a.durable_seq, last_in_flight);
+	assert_int_equal(wfpb_audit_commit(&a, 2), 1);
+	assert_int_equal(a.durable_seq, last);
+	assert_true(wfpb_audit_checkpoint(&a, 3, NULL) != 0);
+	assert_int_equal(wfpb_audit_commit(&a, 3), 1);
+	wfpb_audit_close(&a);
+	buf = slurp(&len);
+	assert_int_equal(wfpb_audit_verify(buf, len, pk, &rep), 0);
+	assert_string_equal(rep.error, "");
+	assert_int_equal(rep.last_seq, last + 1);
+	free(buf);
+}
+
 /* Random text of random length, or NULL, or "": every case proto3 treats differently. */
 static char *
 rand_string(char *buf, size_t cap)
@@ -458,6 +533,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(encoder_matches_protobuf_c),
+		cmocka_unit_test(commit_in_three_steps_keeps_order_through_a_failure),
 		cmocka_unit_test(clean_log_verifies),
 		cmocka_unit_test(tampering_is_named),
 		cmocka_unit_test(cut_and_dropped_checkpoint_are_visible),
