@@ -188,11 +188,15 @@ cmd_status(struct wfpb_open_opts *o, int json)
 		/* backend is one of a fixed set of plain names: no escaping needed. */
 		printf("{\"backend\":\"%s\",\"uptime_ms\":%llu,\"sessions\":%u,\"requests\":%llu,"
 		    "\"denials\":%llu,\"stash_entries\":%u,\"stash_bytes\":%llu,\"listeners\":%u,"
-		    "\"records_applied\":%llu,\"rss_bytes\":%llu,\"open_handles\":%u}\n", st.backend,
+		    "\"records_applied\":%llu,\"audit_durable_seq\":%llu,\"audit_commits\":%llu,"
+		    "\"audit_max_batch\":%llu,\"audit_broken\":%s,\"events_reported\":%llu,"
+		    "\"rss_bytes\":%llu,\"open_handles\":%u}\n", st.backend,
 		    (unsigned long long)st.uptime_ms, st.sessions,
 		    (unsigned long long)st.requests, (unsigned long long)st.denials, st.stash_entries,
 		    (unsigned long long)st.stash_bytes, st.listeners, (unsigned long long)st.records_applied,
-		    (unsigned long long)st.rss_bytes, st.open_handles);
+		    (unsigned long long)st.audit_durable_seq, (unsigned long long)st.audit_commits,
+		    (unsigned long long)st.audit_max_batch, st.audit_broken ? "true" : "false",
+		    (unsigned long long)st.events_reported, (unsigned long long)st.rss_bytes, st.open_handles);
 		wfpb_close(c);
 		return 0;
 	}

@@ -265,7 +265,7 @@ if [ "$mode" = native ]; then
 	check "killing the relay releases its listener (Status)" test "$(status_field listeners)" = "$listeners0"
 	sed 's/^/    /' "$work/relay.out"
 
-	check "wfpbctl status --json is one JSON object" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status --json | grep -q "^{\"backend\":\"sim\",.*\"records_applied\":[0-9]*,\"rss_bytes\":[1-9][0-9]*,\"open_handles\":[1-9][0-9]*}$"'
+	check "wfpbctl status --json is one JSON object" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status --json | grep -q "^{\"backend\":\"sim\",.*\"records_applied\":[0-9]*,\"audit_durable_seq\":[1-9][0-9]*,.*\"audit_broken\":false,.*\"rss_bytes\":[1-9][0-9]*,\"open_handles\":[1-9][0-9]*}$"'
 	check "wfpbctl policy check accepts the running policy" eval '"$wfpbctl" policy check "$work/wfpbroker.conf" | grep -q "ok, 6 principals"'
 	printf '[principal p]\nuid = 1\nops = fly\n' >"$work/bad-policy.conf"
 	check "wfpbctl policy check names the bad line" fails_with "bad-policy.conf:3: \[principal p\]: invalid ops" "$wfpbctl" policy check "$work/bad-policy.conf"
