@@ -387,6 +387,12 @@ wfpb_audit_begin(struct wfpb_audit *a, uint64_t now_ms)
 
 	if (a->inflight)
 		return 0;
+	if (a->inflight_len > 0) {
+		/* A batch that failed is written again first, whole and alone, after a cut back. */
+		a->inflight_truncate = 1;
+		a->inflight = 1;
+		return 1;
+	}
 	if (wfpb_audit_checkpoint_due(a, now_ms) && a->pending_len == 0)
 		(void)wfpb_audit_checkpoint(a, now_ms, NULL);
 	if (a->pending_len == 0)
@@ -427,34 +433,17 @@ wfpb_audit_flush_inflight(struct wfpb_audit *a)
 int
 wfpb_audit_end(struct wfpb_audit *a, uint64_t now_ms)
 {
-	uint64_t	batch;
-	size_t		need;
-	uint8_t		*p;
+	uint64_t batch;
 
 	if (!a->inflight)
 		return 0;
 	a->inflight = 0;
 	if (a->inflight_rc != 0) {
-		/* The batch goes back in front of whatever was queued since, to be written again. */
-		need = a->inflight_len + a->pending_len;
-		if (need > a->inflight_cap) {
-			if ((p = realloc(a->inflight_buf, need)) == NULL) {
-				a->dropped += a->pending_last_seq - a->inflight_last_seq;
-				a->pending_len = 0;	/* lose the newer records, never the older ones */
-				a->pending_last_seq = a->inflight_last_seq;
-				need = a->inflight_len;
-			} else {
-				a->inflight_buf = p;
-				a->inflight_cap = need;
-			}
-		}
-		memcpy(a->inflight_buf + a->inflight_len, a->pending, need - a->inflight_len);
-		p = a->pending;
-		a->pending = a->inflight_buf;
-		a->pending_cap = a->inflight_cap;
-		a->pending_len = need;
-		a->inflight_buf = p;
-		a->inflight_len = 0;
+		/*
+		 * The batch stays as it is, ahead of whatever was queued since: the
+		 * next begin writes it again before anything newer, so no record is
+		 * lost or reordered and nothing is copied.
+		 */
 		a->broken = 1;
 		a->os_err = a->inflight_os_err;
 		return a->inflight_rc < 0 ? a->inflight_rc : WFPB_E_OS;
@@ -477,12 +466,17 @@ wfpb_audit_end(struct wfpb_audit *a, uint64_t now_ms)
 int
 wfpb_audit_commit(struct wfpb_audit *a, uint64_t now_ms)
 {
+	int rc = 0;
+
 	if (a->inflight)
 		return WFPB_E_STATE;	/* the owner finishes the batch in flight first */
-	if (wfpb_audit_begin(a, now_ms) == 0)
-		return 0;
-	wfpb_audit_flush_inflight(a);
-	return wfpb_audit_end(a, now_ms);
+	/* A batch that failed before goes first, then the queue: two rounds at most. */
+	while (wfpb_audit_begin(a, now_ms) == 1) {
+		wfpb_audit_flush_inflight(a);
+		if ((rc = wfpb_audit_end(a, now_ms)) < 0)
+			return rc;
+	}
+	return rc;
 }
 
 void

@@ -41,7 +41,7 @@ struct wfpb_audit {
 	 * only the flusher touches f, size and these fields.
 	 */
 	int		inflight;
-	uint8_t		*inflight_buf;
+	uint8_t		*inflight_buf;		/* with inflight 0 and a length: a failed batch to retry */
 	size_t		inflight_len, inflight_cap;
 	uint64_t	inflight_last_seq;
 	int		inflight_truncate;	/* cut back to size first (after a failed write) */
@@ -137,8 +137,9 @@ int wfpb_audit_commit(struct wfpb_audit *a, uint64_t now_ms);
  *   wfpb_audit_flush_inflight (any one thread) writes and syncs the batch; it
  *                            touches nothing the owner uses meanwhile
  *   wfpb_audit_end           (owner's thread, after the flush) makes the
- *                            batch durable, or puts it back at the head of
- *                            the queue and turns broken; returns as commit.
+ *                            batch durable, or keeps it (turning broken) for
+ *                            the next begin to write again before anything
+ *                            queued since; returns as commit.
  */
 int wfpb_audit_begin(struct wfpb_audit *a, uint64_t now_ms);
 void wfpb_audit_flush_inflight(struct wfpb_audit *a);

@@ -365,8 +365,8 @@ append_request(struct wfpb_audit *a, uint64_t id)
 
 /*
  * The committer's three steps: records queued while a batch is in flight
- * form the next batch; a failed batch goes back in front of them, in order,
- * and the retry makes all of them durable in one verifying chain.
+ * form the next batch; a failed batch is written again before them, and
+ * the retry makes all of them durable in one verifying chain.
  */
 static void
 commit_in_three_steps_keeps_order_through_a_failure(void **state)
@@ -391,7 +391,7 @@ commit_in_three_steps_keeps_order_through_a_failure(void **state)
 	assert_int_equal(wfpb_audit_commit(&a, 2), WFPB_E_STATE);	/* nor inline meanwhile */
 	for (i = 4; i <= 5; i++)
 		last = append_request(&a, (uint64_t)i);		/* queued during the flight */
-	/* The flush fails (no file), and the batch comes back in front of the newer records. */
+	/* The flush fails (no file); the batch is kept to go again before the newer records. */
 	f = a.f;
 	a.f = WFPB_FILE_NONE;
 	wfpb_audit_flush_inflight(&a);
@@ -399,12 +399,14 @@ commit_in_three_steps_keeps_order_through_a_failure(void **state)
 	assert_true(wfpb_audit_end(&a, 2) < 0);
 	assert_true(a.broken);
 	assert_true(a.durable_seq < first);
-	/* The retry writes all five, in order; the chain verifies. */
+	/* The retry writes the failed batch whole, then the newer records; the chain verifies. */
 	assert_int_equal(wfpb_audit_begin(&a, 2), 1);
-	assert_int_equal(a.inflight_last_seq, last);
+	assert_int_equal(a.inflight_last_seq, last_in_flight);
 	wfpb_audit_flush_inflight(&a);
 	assert_int_equal(wfpb_audit_end(&a, 2), 1);
 	assert_false(a.broken);
+	assert_int_equal(a.durable_seq, last_in_flight);
+	assert_int_equal(wfpb_audit_commit(&a, 2), 1);
 	assert_int_equal(a.durable_seq, last);
 	assert_true(last_in_flight < last);
 	/* Success with records queued during the flight: only the batch becomes durable. */
