@@ -297,36 +297,49 @@ audit_blob(struct reply *rp, const uint8_t *blob, size_t len, const uint8_t *has
 	rp->audit_blob_len = len;
 }
 
-static void
-op_stash(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+/*
+ * Stashes blob under the session's principal, within its quota: Stash itself,
+ * and the records Accept and QueryRecords read. Fills rp->handle and names the
+ * entry's hash (computed once, by the stash) in the audit record. 0, or -1
+ * with the outcome set; `what` names the operation and `full` what its
+ * refusal means for the caller.
+ */
+static int
+stash_blob(struct wfpb_session *s, const uint8_t *blob, size_t len, int principal_lifetime, struct reply *rp,
+    struct outcome *o, const char *what, const char *full, uint64_t now_ms)
 {
-	struct wfpb_broker	*b = s->broker;
-	struct wfpb_usage	*u = wfpb_broker_usage(b, s->principal);
+	struct wfpb_broker		*b = s->broker;
+	struct wfpb_usage		*u = wfpb_broker_usage(b, s->principal);
+	const struct wfpb_stash_entry	*e;
 
 	if (u == NULL) {
-		set_outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "stash: out of memory");
-		return;
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "%s: out of memory", what);
+		return -1;
 	}
 	if (u->stash >= s->max_stash) {
-		set_outcome(o, WFPBROKER__V1__STATUS_CODE__QUOTA, "stash: principal %s holds %u entries, its limit",
-		    s->principal, u->stash);
-		return;
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__QUOTA, "%s: principal %s holds %u entries, its limit%s",
+		    what, s->principal, u->stash, full);
+		return -1;
 	}
-	if (wfpb_stash_put(&b->stash, s->principal, r->stash.principal_lifetime ? NULL : &s->stash_list,
-	    r->stash.blob, r->stash.len, now_ms + b->cfg.stash_ttl_ms, rp->handle_id) != 0) {
-		set_outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "stash: out of memory");
-		return;
+	if (wfpb_stash_put(&b->stash, s->principal, principal_lifetime ? NULL : &s->stash_list, blob, len,
+	    now_ms + b->cfg.stash_ttl_ms, rp->handle_id, &e) != 0) {
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "%s: out of memory", what);
+		return -1;
 	}
 	u->stash++;
-	{
-		const struct wfpb_stash_entry *e = wfpb_stash_get(&b->stash, rp->handle_id, s->principal, now_ms);
-
-		audit_blob(rp, r->stash.blob, r->stash.len, e != NULL ? e->hash : NULL);
-	}
-	wfpbroker__v1__stash_response__init(&rp->stash);
+	audit_blob(rp, blob, len, e->hash);
 	wfpbroker__v1__stash_handle__init(&rp->handle);
 	rp->handle.id.data = rp->handle_id;
 	rp->handle.id.len = WFPB_STASH_ID_LEN;
+	return 0;
+}
+
+static void
+op_stash(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+{
+	if (stash_blob(s, r->stash.blob, r->stash.len, r->stash.principal_lifetime, rp, o, "stash", "", now_ms) != 0)
+		return;
+	wfpbroker__v1__stash_response__init(&rp->stash);
 	rp->stash.handle = &rp->handle;
 	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_STASH;
 	rp->resp.stash = &rp->stash;
@@ -781,7 +794,6 @@ finish_accept(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct o
 {
 	const struct wfpb_backend	*be = &s->broker->backend;
 	struct wfpb_addr		peer, local;
-	struct wfpb_usage		*u;
 	int				os_err = 0, code;
 
 	if (wfpb__net_addrs(sock, &peer, &local, &os_err) != 0) {
@@ -798,28 +810,13 @@ finish_accept(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct o
 	}
 	wfpbroker__v1__accept_response__init(&rp->accept);
 	if (rp->records.len > 0) {
-		u = wfpb_broker_usage(s->broker, s->principal);
-		if (u == NULL || u->stash >= s->max_stash) {
-			set_outcome(o, WFPBROKER__V1__STATUS_CODE__QUOTA,
-			    "accept: principal %s's stash is full; the connection was closed", s->principal);
+		if (stash_blob(s, rp->records.data, rp->records.len, s->pending.principal_lifetime, rp, o, "accept",
+		    "; the connection was closed", now_ms) != 0)
 			goto close_sock;
-		}
-		if (wfpb_stash_put(&s->broker->stash, s->principal,
-		    s->pending.principal_lifetime ? NULL : &s->stash_list, rp->records.data, rp->records.len,
-		    now_ms + s->broker->cfg.stash_ttl_ms, rp->handle_id) != 0) {
-			set_outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "accept: out of memory");
-			goto close_sock;
-		}
-		u->stash++;
-		wfpbroker__v1__stash_handle__init(&rp->handle);
-		rp->handle.id.data = rp->handle_id;
-		rp->handle.id.len = WFPB_STASH_ID_LEN;
 		rp->accept.records = &rp->handle;
 	}
 	audit_addr(rp, &peer);
 	audit_addr(rp, &local);
-	rp->audit_blob = rp->records.data;
-	rp->audit_blob_len = rp->records.len;
 	rp->accept.peer = addr_to_pb(rp, 0, &peer);
 	rp->accept.local = addr_to_pb(rp, 1, &local);
 	rp->accept.context.data = rp->context.data;
@@ -950,7 +947,6 @@ op_query(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 {
 	const struct wfpb_backend	*be = &s->broker->backend;
 	wfpb_sock			sock;
-	struct wfpb_usage		*u;
 	int				os_err = 0, code;
 
 	if (request_socket(s, &r->query.sock, "query_records", &sock, o) != 0)
@@ -965,26 +961,11 @@ op_query(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 	}
 	wfpbroker__v1__query_records_response__init(&rp->query);
 	if (rp->records.len > 0) {
-		u = wfpb_broker_usage(s->broker, s->principal);
-		if (u == NULL || u->stash >= s->max_stash) {
-			set_outcome(o, WFPBROKER__V1__STATUS_CODE__QUOTA, "query_records: principal %s's stash is full",
-			    s->principal);
+		if (stash_blob(s, rp->records.data, rp->records.len, r->query.principal_lifetime, rp, o,
+		    "query_records", "", now_ms) != 0)
 			return;
-		}
-		if (wfpb_stash_put(&s->broker->stash, s->principal, r->query.principal_lifetime ? NULL :
-		    &s->stash_list, rp->records.data, rp->records.len, now_ms + s->broker->cfg.stash_ttl_ms,
-		    rp->handle_id) != 0) {
-			set_outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "query_records: out of memory");
-			return;
-		}
-		u->stash++;
-		wfpbroker__v1__stash_handle__init(&rp->handle);
-		rp->handle.id.data = rp->handle_id;
-		rp->handle.id.len = WFPB_STASH_ID_LEN;
 		rp->query.records = &rp->handle;
 	}
-	rp->audit_blob = rp->records.data;
-	rp->audit_blob_len = rp->records.len;
 	rp->query.blob.data = rp->records.data;
 	rp->query.blob.len = rp->records.len;
 	rp->query.context.data = rp->context.data;

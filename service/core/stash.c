@@ -53,8 +53,8 @@ grow(struct wfpb_stash *st)
 
 int
 wfpb_stash_put(struct wfpb_stash *st, const char *owner, struct wfpb_stash_entry **session_list,
-    const uint8_t *blob, size_t len,
-    uint64_t expires_ms, uint8_t id[WFPB_STASH_ID_LEN])
+    const uint8_t *blob, size_t len, uint64_t expires_ms, uint8_t id[WFPB_STASH_ID_LEN],
+    const struct wfpb_stash_entry **entry)
 {
 	struct wfpb_stash_entry	*e;
 	size_t			b;
@@ -93,6 +93,8 @@ wfpb_stash_put(struct wfpb_stash *st, const char *owner, struct wfpb_stash_entry
 	st->count++;
 	st->bytes += len;
 	memcpy(id, e->id, WFPB_STASH_ID_LEN);
+	if (entry != NULL)
+		*entry = e;
 	return 0;
 }
 
