@@ -11,10 +11,7 @@
 # Ends with "N passed, M failed".
 set -u
 brokerd=$1 wfpbctl=$2 ack=$3 work=$4 iterations=${5:-200}
-pass=0 fail=0
-ok() { echo "ok   $*"; pass=$((pass + 1)); }
-ko() { echo "FAIL $*"; fail=$((fail + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else ko "$what"; fi; }
+. "$(dirname "$0")/../check.sh"
 
 rm -rf "$work"
 mkdir -p "$work"
@@ -101,7 +98,7 @@ mkdir -p "$disk"
 if ! mount -t tmpfs -o size=256k tmpfs "$disk"; then
 	ko "mount a small tmpfs for the full-disk test (needs root and mount rights)"
 	disk=
-	echo "$pass passed, $fail failed"
+	summary
 	exit 1
 fi
 write_conf "audit_log = $disk/audit.log"
@@ -142,5 +139,4 @@ missing=$(sort -u "$work/acked2.txt" | comm -23 - "$work/recorded2.txt" | wc -l)
 check "every request acknowledged around the full disk has its record ($missing missing)" test "$missing" -eq 0
 umount "$disk" && disk=
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary

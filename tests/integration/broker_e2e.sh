@@ -7,10 +7,7 @@
 # file modes and a graceful SIGTERM. Ends with "N passed, M failed".
 set -u
 mode=$1 brokerd=$2 wfpbctl=$3 broker_test=$4 work=$5 handover_test=${6:-} relay=${7:-} tcp_echo=${8:-}
-pass=0 fail=0
-ok() { echo "ok   $*"; pass=$((pass + 1)); }
-ko() { echo "FAIL $*"; fail=$((fail + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else ko "$what"; fi; }
+. "$(dirname "$0")/../check.sh"
 
 rm -rf "$work"
 mkdir -p "$work"
@@ -118,7 +115,7 @@ start_broker() {
 if ! start_broker; then
 	ko "broker starts and answers wfpbctl ping"
 	cat "$work/broker.log" "$work/ping.out"
-	echo "$pass passed, $fail failed"
+	summary
 	exit 1
 fi
 ok "broker starts and answers wfpbctl ping"
@@ -155,31 +152,49 @@ if [ -n "$handover_test" ]; then
 	sed 's/^/    /' "$work/handover-test.out"
 fi
 
+# The broker's counters, one by name (wfpbctl status: "name value" lines).
+status_field() { run "$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status | tr -d '\r' | awk -v k="$1" '$1 == k { print $2 }'; }
+
+# relay_round_trip NAME CMD...: the relay command CMD (wfpb-relay, run as it must be) carries bytes
+# from tcp-echo's client to its server and back through sockets the broker handed over, with the
+# records applied and counted; on Linux, killing it releases its listener.
+relay_round_trip() {
+	local name=$1 eport applied0 listeners0 relay_pid rport reply
+	shift
+	rm -f "$work/echo.port"
+	"$tcp_echo" server "$work/echo.port" &
+	helpers="$helpers $!"
+	for _ in $(seq 1 50); do [ -s "$work/echo.port" ] && break; sleep 0.1; done
+	eport=$(cat "$work/echo.port")
+	applied0=$(status_field records_applied)
+	listeners0=$(status_field listeners)
+	"$@" --endpoint "$endpoint" --server-key "$pub_arg" --listen 127.0.0.1:0 --to "127.0.0.1:$eport" \
+		>"$work/relay.out" 2>&1 &
+	relay_pid=$!
+	helpers="$helpers $relay_pid"
+	for _ in $(seq 1 100); do grep -q 'listening on' "$work/relay.out" && break; sleep 0.1; done
+	rport=$(tr -d '\r' <"$work/relay.out" | sed -n 's/.*listening on 127.0.0.1:\([0-9]*\),.*/\1/p')
+	check "$name listens through the broker" test -n "$rport"
+	reply=$("$tcp_echo" client "${rport:-1}" "through $name and back" 127.0.0.1 10)
+	check "bytes go client -> $name -> echo server -> back" test "$reply" = "through $name and back"
+	check "$name connected upstream with the records applied" \
+		grep -qE "upstream => 127.0.0.1:$eport( mark 0x[0-9a-f]+)? \(records applied\)" "$work/relay.out"
+	check "Status counts the records $name applied" test "$(status_field records_applied)" -gt "${applied0:-0}"
+	kill "$relay_pid" 2>/dev/null
+	wait "$relay_pid" 2>/dev/null
+	if [ "$mode" = native ]; then
+		sleep 0.3
+		check "killing $name releases its listener (Status)" test "$(status_field listeners)" = "$listeners0"
+	fi
+	sed 's/^/    /' "$work/relay.out"
+}
+
 if [ "$mode" = wine ] && [ -n "$relay" ]; then
-	# wfpb-relay.exe carries bytes between the host's echo client and server through sockets the
-	# broker handed over with WSADuplicateSocketW.
+	# wfpb-relay.exe between the host's echo client and server, sockets by WSADuplicateSocketW.
 	if [ ! -x "$tcp_echo" ]; then
 		ko "wfpb-relay.exe: the native tcp-echo helper is missing ($tcp_echo): build build/native first"
 	else
-		status_field() { run "$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status | tr -d '\r' | awk -v k="$1" '$1 == k { print $2 }'; }
-		"$tcp_echo" server "$work/echo.port" &
-		helpers="$helpers $!"
-		for _ in $(seq 1 50); do [ -s "$work/echo.port" ] && break; sleep 0.1; done
-		eport=$(cat "$work/echo.port")
-		applied0=$(status_field records_applied)
-		wine "$relay" --endpoint "$endpoint" --server-key "$pub_arg" --listen 127.0.0.1:0 \
-			--to "127.0.0.1:$eport" >"$work/relay.out" 2>&1 &
-		relay_pid=$!
-		helpers="$helpers $relay_pid"
-		for _ in $(seq 1 100); do grep -q 'listening on' "$work/relay.out" && break; sleep 0.1; done
-		rport=$(tr -d '\r' <"$work/relay.out" | sed -n 's/.*listening on 127.0.0.1:\([0-9]*\),.*/\1/p')
-		check "wfpb-relay.exe listens through the broker" test -n "$rport"
-		reply=$("$tcp_echo" client "${rport:-1}" "through wfpb-relay.exe and back" 127.0.0.1 10)
-		check "bytes go client -> wfpb-relay.exe -> echo server -> back" test "$reply" = "through wfpb-relay.exe and back"
-		check "wfpb-relay.exe connected upstream with the records applied" grep -q "upstream => 127.0.0.1:$eport (records applied)" "$work/relay.out"
-		check "Status counts the records wfpb-relay.exe applied" test "$(status_field records_applied)" -gt "${applied0:-0}"
-		kill "$relay_pid" 2>/dev/null
-		sed 's/^/    /' "$work/relay.out"
+		relay_round_trip wfpb-relay.exe wine "$relay"
 	fi
 fi
 
@@ -241,29 +256,7 @@ if [ "$mode" = native ]; then
 	check "a blob over blob_max is a bad request naming the limit" fails_with "BAD_REQUEST: stash.blob: 16385 bytes, the limit is 16384" as 1001 stash "$big"
 	check "status (root, admin) counts 4 stash entries" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status | grep -qx "stash_entries 4"'
 	# An unprivileged wfpb-relay (uid 1004) carries bytes to an echo server and back.
-	status_field() { "$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status | awk -v k="$1" '$1 == k { print $2 }'; }
-	"$tcp_echo" server "$work/echo.port" &
-	helpers="$helpers $!"
-	for _ in $(seq 1 50); do [ -s "$work/echo.port" ] && break; sleep 0.1; done
-	eport=$(cat "$work/echo.port")
-	applied0=$(status_field records_applied)
-	listeners0=$(status_field listeners)
-	setpriv --reuid=1004 --regid=65534 --clear-groups "$relay" --endpoint "$endpoint" --server-key "$pub_arg" \
-		--listen 127.0.0.1:0 --to "127.0.0.1:$eport" >"$work/relay.out" 2>&1 &
-	relay_pid=$!
-	helpers="$helpers $relay_pid"
-	for _ in $(seq 1 50); do grep -q 'listening on' "$work/relay.out" && break; sleep 0.1; done
-	rport=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\),.*/\1/p' "$work/relay.out")
-	check "wfpb-relay (uid 1004) listens through the broker" test -n "$rport"
-	reply=$("$tcp_echo" client "$rport" "through the relay and back")
-	check "bytes go client -> relay -> echo server -> relay -> client" test "$reply" = "through the relay and back"
-	check "the relay connected upstream with the records applied" grep -qE "upstream => 127.0.0.1:$eport( mark 0x[0-9a-f]+)? \(records applied\)" "$work/relay.out"
-	check "Status counts the records the relay applied" test "$(status_field records_applied)" -gt "$applied0"
-	kill "$relay_pid"
-	wait "$relay_pid" 2>/dev/null
-	sleep 0.3
-	check "killing the relay releases its listener (Status)" test "$(status_field listeners)" = "$listeners0"
-	sed 's/^/    /' "$work/relay.out"
+	relay_round_trip "wfpb-relay (uid 1004)" setpriv --reuid=1004 --regid=65534 --clear-groups "$relay"
 
 	check "wfpbctl status --json is one JSON object" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status --json | grep -q "^{\"backend\":\"sim\",.*\"records_applied\":[0-9]*,\"audit_durable_seq\":[1-9][0-9]*,.*\"audit_broken\":false,.*\"rss_bytes\":[1-9][0-9]*,\"open_handles\":[1-9][0-9]*}$"'
 	check "wfpbctl policy check accepts the running policy" eval '"$wfpbctl" policy check "$work/wfpbroker.conf" | grep -q "ok, 6 principals"'
@@ -308,5 +301,4 @@ key = $stranger_hex"
 	check "the socket is removed on stop" test ! -e "$endpoint"
 fi
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary

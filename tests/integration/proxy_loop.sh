@@ -20,10 +20,8 @@
 # skip. --demo prints the story hop by hop (./dev.sh demo).
 set -u
 brokerd=$1 wfpbctl=$2 relay=$3 tcp_echo=$4 work=$5 demo=${6:-}
-pass=0 fail=0
-ok() { [ -n "$demo" ] || echo "ok   $*"; pass=$((pass + 1)); }
-ko() { echo "FAIL $*"; fail=$((fail + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else ko "$what"; fi; }
+CHECK_QUIET=$demo
+. "$(dirname "$0")/../check.sh"
 say() { [ -z "$demo" ] || printf '%s\n' "$*"; }
 die() { echo "FAIL $*"; echo "0 passed, 1 failed"; exit 1; }
 
@@ -247,5 +245,4 @@ trap - EXIT
 check "tear-down leaves no namespace behind" eval "! ip netns list | grep -q 'wfpb-..-$tag'"
 check "tear-down leaves no veth behind" eval "! ip link show | grep -q 'w[po][xg]$tag'"
 check "tear-down leaves no process behind" eval "! pgrep -f -- '--endpoint $endpoint' >/dev/null"
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+summary

@@ -4,10 +4,7 @@
 # defaults; msiexec /x stops and removes it. Ends with "N passed, M failed".
 set -u
 msi=$1 wfpbctl=$2
-pass=0 fail=0
-ok() { echo "ok   $*"; pass=$((pass + 1)); }
-ko() { echo "FAIL $*"; fail=$((fail + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else ko "$what"; fi; }
+. "$(dirname "$0")/../check.sh"
 . "$(dirname "$0")/scm.sh"
 
 timeout 120 wine msiexec /x "$msi" /qn >/dev/null 2>&1	# a leftover from an interrupted run
@@ -25,5 +22,4 @@ check "wfpbctl with no options reaches it (default pipe, pinned ProgramData key)
 check "msiexec /x uninstalls silently" timeout 120 wine msiexec /x "$msi" /qn
 check "the service is gone" service_gone
 check "the pipe is gone" eval '! wine "$wfpbctl" --timeout 1000 ping >/dev/null 2>&1'
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary

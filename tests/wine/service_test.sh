@@ -7,10 +7,7 @@
 # uninstall removes it. Ends with "N passed, M failed".
 set -u
 brokerd=$1 wfpbctl=$2 work=$3
-pass=0 fail=0
-ok() { echo "ok   $*"; pass=$((pass + 1)); }
-ko() { echo "FAIL $*"; fail=$((fail + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else ko "$what"; fi; }
+. "$(dirname "$0")/../check.sh"
 winpath() { printf 'Z:%s' "${1//\//\\}"; }
 . "$(dirname "$0")/scm.sh"
 
@@ -61,5 +58,4 @@ check "uninstall removes the service" eval 'wine "$brokerd" uninstall | grep -q 
 check "the service is gone from the registry" service_gone
 check "the event source is gone too" eval '! wine reg query "HKLM\\System\\CurrentControlSet\\Services\\EventLog\\Application\\wfpbroker" >/dev/null 2>&1'
 check "outside the SCM, without --console, it explains itself" eval 'wine "$brokerd" 2>&1 | grep -q "not started by the Service Control Manager"'
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary
