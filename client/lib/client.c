@@ -455,6 +455,7 @@ wfpb_server_status(struct wfpb_client *c, struct wfpb_status_info *out)
 	out->events_reported = s->events_reported;
 	out->rss_bytes = s->rss_bytes;
 	out->open_handles = s->open_handles;
+	out->workers = s->workers;
 	snprintf(out->backend, sizeof(out->backend), "%s", s->backend ? s->backend : "");
 	response_free(c, r);
 	return 0;

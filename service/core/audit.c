@@ -317,7 +317,7 @@ flush_queue(struct wfpb_audit *a)
 	}
 	a->size += a->pending_len;
 	a->pending_len = 0;
-	a->durable_seq = a->pending_last_seq;
+	__atomic_store_n(&a->durable_seq, a->pending_last_seq, __ATOMIC_RELEASE);	/* read outside the core lock */
 	return 0;
 }
 
@@ -451,7 +451,7 @@ wfpb_audit_end(struct wfpb_audit *a, uint64_t now_ms)
 	batch = a->inflight_last_seq - a->durable_seq;
 	a->size += a->inflight_len;
 	a->inflight_len = 0;
-	a->durable_seq = a->inflight_last_seq;
+	__atomic_store_n(&a->durable_seq, a->inflight_last_seq, __ATOMIC_RELEASE);	/* read outside the core lock */
 	a->commits++;
 	a->committed_records += batch;
 	if (batch > a->max_batch)

@@ -14,6 +14,14 @@
 #define AUDIT_LAZY_MS		200u
 #define AUDIT_LAZY_BYTES	(64u * 1024u)
 
+void
+wfpb__core_unowned(const char *where)
+{
+	/* Serving on with shared state touched by two threads could corrupt the stash or the audit chain. */
+	wfpb_log(WFPB_LOG_ERR, "%s: reached without the core lock; stopping", where);
+	abort();
+}
+
 static void
 stash_freed(void *arg, const struct wfpb_stash_entry *e)
 {
@@ -40,6 +48,7 @@ wfpb_broker_init(struct wfpb_broker *b, struct wfpb_config *cfg, const char *con
 		snprintf(b->config_path, sizeof(b->config_path), "%s", config_path);
 	b->start_ms = now_ms;
 	b->next_listener_id = 1;
+	b->workers = 1;
 	wfpb_stash_init(&b->stash, stash_freed, b);
 	if (wfpb_backend_open(b->cfg.backend, &b->backend) != 0) {
 		wfpb_log(WFPB_LOG_ERR, "backend %s is not available in this build", b->cfg.backend);
@@ -96,6 +105,7 @@ wfpb_broker_reload_file(struct wfpb_broker *b, struct wfpb_ini_error *err)
 void
 wfpb_broker_tick(struct wfpb_broker *b, uint64_t now_ms)
 {
+	WFPB_CORE_OWNED(b);
 	wfpb_stash_expire(&b->stash, now_ms);
 }
 
@@ -231,6 +241,7 @@ wfpb_broker_audit_event(struct wfpb_broker *b, int kind, const char *note, uint6
 int
 wfpb_broker_commit_start(struct wfpb_broker *b, uint64_t now_ms)
 {
+	WFPB_CORE_OWNED(b);
 	if (!b->audit_on || b->audit.inflight)
 		return 0;
 	/*
@@ -251,6 +262,7 @@ wfpb_broker_commit_finish(struct wfpb_broker *b, uint64_t now_ms)
 	uint64_t		batch_last = b->audit.inflight_last_seq;
 	int			rc;
 
+	WFPB_CORE_OWNED(b);
 	if (!b->audit.inflight)
 		return 0;
 	rc = wfpb_audit_end(&b->audit, now_ms);
@@ -268,10 +280,9 @@ wfpb_broker_commit_finish(struct wfpb_broker *b, uint64_t now_ms)
 		next = s->wait_next;
 		if (s->audit_wait > batch_last)
 			continue;
-		if (rc < 0) {
-			s->audit_failed = 1;
-			s->closing = 1;
-		}
+		/* The session's own thread turns this into closing (wfpb_session_released). */
+		if (rc < 0)
+			s->wait_failed = 1;
 		wfpb__session_wait_ready(s);
 	}
 	return b->ready != NULL;
@@ -291,6 +302,7 @@ wfpb_broker_next_ready(struct wfpb_broker *b)
 {
 	struct wfpb_session *s = b->ready;
 
+	WFPB_CORE_OWNED(b);
 	if (s == NULL)
 		return NULL;
 	b->ready = s->wait_next;

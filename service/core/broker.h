@@ -1,8 +1,18 @@
 /*
  * The broker's shared state: configuration and policy, the static key, the
  * stash, per-principal usage and counters; and the identity a platform server
- * attaches to each session. Core code is single-threaded: each platform runs
- * every session on one event-loop thread, so nothing here locks.
+ * attaches to each session.
+ *
+ * Threads. The POSIX server runs every session on one event-loop thread. The
+ * Windows server runs a pool of completion-port workers; each connection is
+ * served by one worker at a time (under that connection's lock), and
+ * everything shared between sessions (this struct, the stash, the audit
+ * queue, the audit wait lists, policy) is guarded by the core lock below.
+ * session.c takes the core lock itself in wfpb_session_input, _resume,
+ * _expire and _deadline, around the parts that touch shared state, so the
+ * channel's handshake and decryption run outside it; every other core call
+ * (wfpb_session_new, _free, wfpb_broker_*) is made with it held. With no lock
+ * installed (POSIX, tests) it costs one test of a NULL pointer.
  */
 #ifndef WFPB_BROKER_H
 #define WFPB_BROKER_H
@@ -80,7 +90,36 @@ struct wfpb_broker {
 	struct wfpb_audit		audit;
 	/* Sessions whose output waits for the audit log, and those it has released. */
 	struct wfpb_session		*waiting, *ready;
+	/* The core lock (see the top of this file); NULL when one thread serves. */
+	void				(*lock)(void *arg);
+	void				(*unlock)(void *arg);
+	int				(*owned)(void *arg);	/* held by the calling thread? */
+	void				*lock_arg;
+	uint32_t			workers;	/* threads serving sessions, for Status */
 };
+
+static inline void
+wfpb_core_enter(struct wfpb_broker *b)
+{
+	if (b->lock != NULL)
+		b->lock(b->lock_arg);
+}
+
+static inline void
+wfpb_core_leave(struct wfpb_broker *b)
+{
+	if (b->unlock != NULL)
+		b->unlock(b->lock_arg);
+}
+
+/* A core entry point reached without the core lock: a bug that must not serve on. */
+_Noreturn void wfpb__core_unowned(const char *where);
+
+/* Asserts, where core state is touched, that the calling thread holds the core lock. */
+#define WFPB_CORE_OWNED(b) do {							\
+	if ((b)->owned != NULL && !(b)->owned((b)->lock_arg))			\
+		wfpb__core_unowned(__func__);					\
+} while (0)
 
 /*
  * Takes ownership of *cfg and copies key into guarded memory. config_path

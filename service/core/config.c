@@ -264,6 +264,8 @@ on_pair(void *arg, const char *section, const char *key, const char *v)
 			return set_u32(&c->max_sessions, v, 1, 1000000);
 		if (strcmp(key, "max_sessions_per_principal") == 0)
 			return set_u32(&c->max_sessions_per_principal, v, 1, 1000000);
+		if (strcmp(key, "workers") == 0)
+			return set_u32(&c->workers, v, 0, WFPB_WORKERS_MAX);
 		if (strcmp(key, "blob_max") == 0)
 			return set_u32(&c->blob_max, v, 1, 60 * 1024);
 		if (strcmp(key, "stash_max_per_principal") == 0)

@@ -20,6 +20,7 @@
 #define WFPB_NAME_MAX		64u
 #define WFPB_SID_MAX		192u
 #define WFPB_RANGES_MAX		16u
+#define WFPB_WORKERS_MAX	64u
 
 /* Permissions a principal can be granted (config `ops = ...`). */
 enum wfpb_perm {
@@ -68,6 +69,7 @@ struct wfpb_config {
 	uint32_t	idle_timeout_ms;
 	uint32_t	max_sessions;
 	uint32_t	max_sessions_per_principal;
+	uint32_t	workers;		/* Windows completion-port threads; 0: by processor count */
 	uint32_t	blob_max;
 	uint32_t	stash_max_per_principal;
 	uint32_t	stash_ttl_ms;

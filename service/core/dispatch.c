@@ -423,6 +423,7 @@ op_status(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, str
 			rp->status.events_reported += wfpb_events_reported[k];
 	}
 	wfpb__process_usage(&rp->status.rss_bytes, &rp->status.open_handles);
+	rp->status.workers = b->workers;
 	if (b->audit_on) {
 		rp->status.audit_durable_seq = b->audit.durable_seq;
 		rp->status.audit_commits = b->audit.commits;
@@ -1165,6 +1166,7 @@ wfpb__dispatch_session_event(struct wfpb_session *s, int start)
 	Wfpbroker__V1__Principal	p;
 	uint8_t				fp[32];
 
+	WFPB_CORE_OWNED(s->broker);
 	if (!s->broker->audit_on)
 		return;
 	principal_pb(s, &p, fp);
@@ -1245,6 +1247,7 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 	uint64_t		request_id = 0;
 	int			rc;
 
+	WFPB_CORE_OWNED(s->broker);
 	reply_init(&rp);
 	s->broker->n.requests++;
 	rq = wfpbroker__v1__request__unpack(alloc, len, msg);
@@ -1283,6 +1286,7 @@ wfpb__dispatch_resume(struct wfpb_session *s, uint64_t now_ms, int timed_out)
 	wfpb_sock		sock;
 	int			os_err = 0, rc;
 
+	WFPB_CORE_OWNED(s->broker);
 	reply_init(&rp);
 	if (p.kind == WFPB_PENDING_CONNECT) {
 		/* The audit record names what the request did, though the reply is built now. */

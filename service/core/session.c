@@ -9,9 +9,14 @@
 static int
 key_enrolled(void *arg, const uint8_t pub[WFPB_NOISE_DHLEN])
 {
-	const struct wfpb_broker *b = arg;
+	struct wfpb_broker	*b = arg;
+	int			yes;
 
-	return wfpb_config_key_enrolled(&b->cfg, pub);
+	/* Runs inside the handshake, outside the core lock; the policy may be reloaded meanwhile. */
+	wfpb_core_enter(b);
+	yes = wfpb_config_key_enrolled(&b->cfg, pub);
+	wfpb_core_leave(b);
+	return yes;
 }
 
 struct wfpb_session *
@@ -19,6 +24,7 @@ wfpb_session_new(struct wfpb_broker *b, const struct wfpb_identity *id, uint64_t
 {
 	struct wfpb_session *s;
 
+	WFPB_CORE_OWNED(b);
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->broker = b;
@@ -50,6 +56,7 @@ wfpb_session_resolve(struct wfpb_session *s)
 	struct wfpb_usage		*u;
 	uint32_t			limit;
 
+	WFPB_CORE_OWNED(b);
 	if (s->resolved && s->policy_gen == b->policy_gen)
 		return;
 	p = wfpb_policy_match(&b->cfg, &s->id, wfpb_channel_peer_key(&s->ch));
@@ -142,12 +149,16 @@ wfpb_session_input(struct wfpb_session *s, const uint8_t *in, size_t len, uint64
 		}
 		if (ev == WFPB_CHANNEL_ESTABLISHED) {
 			s->last_ms = now_ms;
+			wfpb_core_enter(s->broker);
 			wfpb_session_resolve(s);
 			wfpb__dispatch_session_event(s, 1);
+			wfpb_core_leave(s->broker);
 		} else if (ev == WFPB_CHANNEL_MESSAGE) {
 			s->last_ms = now_ms;
 			msg = wfpb_channel_message(&s->ch, &mlen);
+			wfpb_core_enter(s->broker);
 			rc = wfpb_dispatch(s, msg, mlen, now_ms);
+			wfpb_core_leave(s->broker);
 			/* Descriptors belong to the request they came with. */
 			close_in_fds(s);
 			if (rc != 0) {
@@ -183,7 +194,10 @@ wfpb_session_resume(struct wfpb_session *s, uint64_t now_ms)
 
 	if (s->pending.kind == WFPB_PENDING_NONE || s->closing)
 		return 0;
-	if ((rc = wfpb__dispatch_resume(s, now_ms, 0)) != 0) {
+	wfpb_core_enter(s->broker);
+	rc = wfpb__dispatch_resume(s, now_ms, 0);
+	wfpb_core_leave(s->broker);
+	if (rc != 0) {
 		s->closing = 1;
 		return rc;
 	}
@@ -273,6 +287,21 @@ wfpb__session_wait_ready(struct wfpb_session *s)
 	b->ready = s;
 }
 
+void
+wfpb_session_released(struct wfpb_session *s)
+{
+	int failed;
+
+	wfpb_core_enter(s->broker);
+	failed = s->wait_failed;
+	s->wait_failed = 0;
+	wfpb_core_leave(s->broker);
+	if (failed) {
+		s->audit_failed = 1;
+		s->closing = 1;
+	}
+}
+
 const uint8_t *
 wfpb_session_output(const struct wfpb_session *s, size_t *len, wfpb_sock *attach)
 {
@@ -280,8 +309,13 @@ wfpb_session_output(const struct wfpb_session *s, size_t *len, wfpb_sock *attach
 	uint64_t	next;
 
 	*attach = WFPB_SOCK_NONE;
-	/* An effectful answer leaves only once its audit record is durable; if it cannot be, never. */
-	if (s->audit_failed || (s->broker->audit_on && s->audit_wait > s->broker->audit.durable_seq)) {
+	/*
+	 * An effectful answer leaves only once its audit record is durable; if it
+	 * cannot be, never. durable_seq only grows and is written under the core
+	 * lock; a stale read here only defers the write to the commit's own release.
+	 */
+	if (s->audit_failed || (s->broker->audit_on &&
+	    s->audit_wait > __atomic_load_n(&s->broker->audit.durable_seq, __ATOMIC_ACQUIRE))) {
 		*len = 0;
 		return NULL;
 	}
@@ -317,11 +351,19 @@ wfpb_session_output_done(struct wfpb_session *s, size_t n)
 uint64_t
 wfpb_session_deadline(const struct wfpb_session *s)
 {
+	struct wfpb_broker	*b = s->broker;
+	uint64_t		at;
+
 	if (s->pending.kind != WFPB_PENDING_NONE && !s->closing)
 		return s->pending.deadline_ms;
+	/* The timeouts are policy, which a reload on another worker may be replacing. */
+	wfpb_core_enter(b);
 	if (!wfpb_channel_established(&s->ch))
-		return s->opened_ms + s->broker->cfg.handshake_timeout_ms;
-	return s->last_ms + s->broker->cfg.idle_timeout_ms;
+		at = s->opened_ms + b->cfg.handshake_timeout_ms;
+	else
+		at = s->last_ms + b->cfg.idle_timeout_ms;
+	wfpb_core_leave(b);
+	return at;
 }
 
 int
@@ -330,7 +372,10 @@ wfpb_session_expire(struct wfpb_session *s, uint64_t now_ms)
 	int rc;
 
 	if (s->pending.kind != WFPB_PENDING_NONE && !s->closing) {
-		if ((rc = wfpb__dispatch_resume(s, now_ms, 1)) != 0) {
+		wfpb_core_enter(s->broker);
+		rc = wfpb__dispatch_resume(s, now_ms, 1);
+		wfpb_core_leave(s->broker);
+		if (rc != 0) {
 			s->closing = 1;
 			return rc;
 		}
@@ -350,6 +395,7 @@ wfpb_session_free(struct wfpb_session *s)
 
 	if (s == NULL)
 		return;
+	WFPB_CORE_OWNED(s->broker);
 	wait_unlink(s);
 	if (wfpb_channel_established(&s->ch))
 		wfpb__dispatch_session_event(s, 0);

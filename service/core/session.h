@@ -90,6 +90,7 @@ struct wfpb_session {
 	uint64_t		audit_wait;
 	int			audit_failed;	/* that record could not be made durable: never send */
 	int			wait_state;
+	int			wait_failed;	/* a commit it waited for failed (core lock) */
 	struct wfpb_session	*wait_prev, *wait_next;
 };
 
@@ -98,6 +99,13 @@ void wfpb__session_wait_audit(struct wfpb_session *s, uint64_t seq);
 
 /* Moves the session from the audit wait list to the broker's ready list (its commit is done). */
 void wfpb__session_wait_ready(struct wfpb_session *s);
+
+/*
+ * After wfpb_broker_next_ready gave the session back, its connection's thread
+ * calls this before writing: if the commit it waited for failed, the session
+ * is closing and its answer is never sent.
+ */
+void wfpb_session_released(struct wfpb_session *s);
 
 /* Opens a session for a connection; NULL on allocation failure. */
 struct wfpb_session *wfpb_session_new(struct wfpb_broker *b, const struct wfpb_identity *id, uint64_t now_ms);

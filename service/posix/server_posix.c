@@ -554,6 +554,7 @@ flush_ready(struct server *sv)
 	while ((s = wfpb_broker_next_ready(sv->b)) != NULL) {
 		struct conn *c = s->user;
 
+		wfpb_session_released(s);
 		if (!c->dead && conn_flush(sv, c) != 0)
 			conn_close(sv, c);
 	}

@@ -34,11 +34,17 @@ int
 wfpb__event_sink(int event, const char *text)
 {
 	static HANDLE	source;
+	HANDLE		h;
 	wchar_t		w[1024];
 	LPCWSTR		strings[1] = { w };
 
-	if (source == NULL && (source = RegisterEventSourceW(NULL, L"wfpbroker")) == NULL)
-		return 0;
+	/* Workers may report at once: one registration wins, the others' go. */
+	if (source == NULL) {
+		if ((h = RegisterEventSourceW(NULL, L"wfpbroker")) == NULL)
+			return 0;
+		if (InterlockedCompareExchangePointer(&source, h, NULL) != NULL)
+			DeregisterEventSource(h);
+	}
 	if (MultiByteToWideChar(CP_UTF8, 0, text, -1, w, 1024) == 0)
 		w[0] = L'\0';
 	return ReportEventW(source, events[event].type, 0, events[event].id, NULL, 1, 0, strings, NULL) ? 1 : 0;

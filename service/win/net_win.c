@@ -229,7 +229,7 @@ wfpb__net_status(int e)
 const char *
 wfpb__net_strerror(int e)
 {
-	static char	buf[256];
+	static __thread char	buf[256];	/* per worker thread */
 	wchar_t		w[256];
 
 	if (FormatMessageW(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, (DWORD)e, 0, w, 256,

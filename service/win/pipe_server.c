@@ -1,9 +1,19 @@
 /*
- * Named-pipe server on one I/O completion port. Each connection has at most
- * one read and one write in flight; a connection being closed is freed only
- * when every operation it started has completed, so no completion ever names
- * freed memory. ERROR_PIPE_CONNECTED and ERROR_NO_DATA are the normal races of
- * a client that connected, or left, before we looked.
+ * Named-pipe server on one I/O completion port, served by a pool of worker
+ * threads. Each connection has at most one read and one write in flight.
+ *
+ * Locks, always taken in this order:
+ *   conn->lock	a connection and its session; held by the one worker
+ *		serving a completion (or a sweep, or a commit's release) for it
+ *   core	everything sessions share (broker.h), installed as the broker's
+ *		core lock; session.c takes it around dispatch, so handshakes and
+ *		decryption of different clients run in parallel
+ *   sv->list	the list of connections and each one's holds
+ * A connection is freed by whoever leaves it last: closing, no operation in
+ * flight and no hold (a sweep or a release that found it in the list and is
+ * about to take its lock), so no completion or waiter ever names freed
+ * memory. ERROR_PIPE_CONNECTED and ERROR_NO_DATA are the normal races of a
+ * client that connected, or left, before we looked.
  */
 #include <winsock2.h>
 #include <windows.h>
@@ -24,8 +34,12 @@
 #define KEY_STOP	1u
 #define KEY_COMMIT	2u	/* the committer thread finished a batch */
 #define DRAIN_MS	5000u
+#define WORKERS_AUTO_MIN 2u
+#define WORKERS_AUTO_MAX 8u
+#define RELEASE_BATCH	64u	/* sessions a commit releases per turn of the core lock */
 
 struct pconn {
+	CRITICAL_SECTION	lock;
 	HANDLE			pipe;
 	OVERLAPPED		ov_connect, ov_read, ov_write, ov_watch;
 	struct wfpb_pipe_server	*sv;
@@ -40,6 +54,9 @@ struct pconn {
 	int			closing;
 	struct wfpb_session	*s;
 	uint8_t			*wbuf;		/* the in-flight write's bytes */
+	/* sv->list: */
+	int			holds;		/* threads about to take the lock without a completion */
+	int			linked;
 	struct pconn		*prev, *next;
 	uint8_t			rbuf[READ_CHUNK];
 };
@@ -48,15 +65,23 @@ struct wfpb_pipe_server {
 	struct wfpb_broker	*b;
 	HANDLE			iocp;
 	wchar_t			*name;
+	SRWLOCK			core;		/* the broker's core lock */
+	volatile LONG		core_owner;	/* the thread id holding it, 0 when free */
+	SRWLOCK			list;		/* conns, nconns, and every conn's holds and linked */
 	struct pconn		*conns;		/* every live instance, listening ones included */
+	size_t			nconns;
 	volatile LONG		stop;
+	HANDLE			*workers;	/* the pool beyond the thread that calls _run */
+	unsigned		nworkers;	/* threads serving, that one included */
+	volatile LONG64		last_sweep;
+	volatile LONG		sweeping;
 	/*
 	 * The committer thread writes and flushes audit batches while the
-	 * completion-port thread serves; it posts KEY_COMMIT when one is done.
+	 * workers serve; it posts KEY_COMMIT when one is done.
 	 */
 	HANDLE			committer, commit_go;
 	volatile LONG		commit_quit;
-	int			commit_busy;	/* completion-port thread only */
+	int			commit_busy;	/* core lock */
 };
 
 static uint64_t
@@ -66,30 +91,96 @@ now_ms(void)
 }
 
 static void
-link_conn(struct wfpb_pipe_server *sv, struct pconn *c)
+core_enter(struct wfpb_pipe_server *sv)
 {
-	c->next = sv->conns;
-	if (sv->conns)
-		sv->conns->prev = c;
-	sv->conns = c;
+	AcquireSRWLockExclusive(&sv->core);
+	InterlockedExchange(&sv->core_owner, (LONG)GetCurrentThreadId());
 }
 
 static void
-unlink_free(struct wfpb_pipe_server *sv, struct pconn *c)
+core_leave(struct wfpb_pipe_server *sv)
 {
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		sv->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	InterlockedExchange(&sv->core_owner, 0);
+	ReleaseSRWLockExclusive(&sv->core);
+}
+
+/* The broker's core-lock hooks (broker.h). */
+static void
+core_lock(void *arg)
+{
+	core_enter(arg);
+}
+
+static void
+core_unlock(void *arg)
+{
+	core_leave(arg);
+}
+
+static int
+core_owned(void *arg)
+{
+	struct wfpb_pipe_server *sv = arg;
+
+	return InterlockedCompareExchange(&sv->core_owner, 0, 0) == (LONG)GetCurrentThreadId();
+}
+
+static void
+conn_free(struct wfpb_pipe_server *sv, struct pconn *c)
+{
 	if (c->pipe != INVALID_HANDLE_VALUE)
 		CloseHandle(c->pipe);
 	if (c->watch_event != NULL)
 		CloseHandle(c->watch_event);
-	wfpb_session_free(c->s);
+	if (c->s != NULL) {
+		core_enter(sv);
+		wfpb_session_free(c->s);
+		core_leave(sv);
+	}
 	free(c->wbuf);
+	DeleteCriticalSection(&c->lock);
 	free(c);
+}
+
+/*
+ * Releases the connection's lock; frees it if this was the last use: closing,
+ * nothing in flight, nobody holding it. Only a linked connection can gain a
+ * hold, and unlinking happens under the same list lock, so exactly one thread
+ * frees it and nobody waits on its lock then.
+ */
+static void
+conn_leave(struct wfpb_pipe_server *sv, struct pconn *c)
+{
+	int gone = 0;
+
+	if (c->closing && c->pending == 0) {
+		AcquireSRWLockExclusive(&sv->list);
+		if (c->holds == 0 && c->linked) {
+			if (c->prev)
+				c->prev->next = c->next;
+			else
+				sv->conns = c->next;
+			if (c->next)
+				c->next->prev = c->prev;
+			c->linked = 0;
+			sv->nconns--;
+			gone = 1;
+		}
+		ReleaseSRWLockExclusive(&sv->list);
+	}
+	LeaveCriticalSection(&c->lock);
+	if (gone)
+		conn_free(sv, c);
+}
+
+/* Takes the lock of a connection held with hold_locked; the hold goes. */
+static void
+conn_enter_held(struct wfpb_pipe_server *sv, struct pconn *c)
+{
+	EnterCriticalSection(&c->lock);
+	AcquireSRWLockExclusive(&sv->list);
+	c->holds--;
+	ReleaseSRWLockExclusive(&sv->list);
 }
 
 static void CALLBACK
@@ -149,23 +240,21 @@ sync_watch(struct pconn *c)
 	c->watched_write = want_write;
 }
 
-/* Starts closing: cancel what is in flight; the last completion frees it. */
+/* Starts closing: cancel what is in flight; conn_leave frees it once the last completion is in. */
 static void
-conn_close(struct wfpb_pipe_server *sv, struct pconn *c)
+conn_close(struct pconn *c)
 {
-	if (!c->closing) {
-		disarm(c);
-		c->closing = 1;
-		if (c->pending > 0)
-			CancelIoEx(c->pipe, NULL);
-		/*
-		 * No DisconnectNamedPipe: it discards what the client has not read
-		 * yet (a reject notice, a last answer). Instances are never reused,
-		 * so closing the handle is enough, and the client reads to the end.
-		 */
-	}
-	if (c->pending == 0)
-		unlink_free(sv, c);
+	if (c->closing)
+		return;
+	disarm(c);
+	c->closing = 1;
+	if (c->pending > 0)
+		CancelIoEx(c->pipe, NULL);
+	/*
+	 * No DisconnectNamedPipe: it discards what the client has not read yet
+	 * (a reject notice, a last answer). Instances are never reused, so
+	 * closing the handle is enough, and the client reads to the end.
+	 */
 }
 
 /* Creates a listening instance and starts ConnectNamedPipe on it. */
@@ -206,57 +295,62 @@ listen_instance(struct wfpb_pipe_server *sv, int first)
 		wfpb_log(WFPB_LOG_ERR, "pipe: CreateIoCompletionPort: error %lu", err);
 		return WFPB_E_IO;
 	}
-	link_conn(sv, c);
+	InitializeCriticalSection(&c->lock);
+	/* Held from before its first operation: that completion may reach another worker at once. */
+	EnterCriticalSection(&c->lock);
+	AcquireSRWLockExclusive(&sv->list);
+	c->next = sv->conns;
+	if (sv->conns)
+		sv->conns->prev = c;
+	sv->conns = c;
+	c->linked = 1;
+	sv->nconns++;
+	ReleaseSRWLockExclusive(&sv->list);
 	c->pending++;
-	if (ConnectNamedPipe(c->pipe, &c->ov_connect))
-		return 0;	/* completion still queued */
-	err = GetLastError();
-	if (err == ERROR_IO_PENDING)
-		return 0;
-	if (err == ERROR_PIPE_CONNECTED) {
-		/* The client beat us to it; no packet was queued, so post one. */
-		PostQueuedCompletionStatus(sv->iocp, 0, (ULONG_PTR)c, &c->ov_connect);
-		return 0;
+	if (!ConnectNamedPipe(c->pipe, &c->ov_connect)) {
+		err = GetLastError();
+		if (err == ERROR_PIPE_CONNECTED) {
+			/* The client beat us to it; no packet was queued, so post one. */
+			PostQueuedCompletionStatus(sv->iocp, 0, (ULONG_PTR)c, &c->ov_connect);
+		} else if (err != ERROR_IO_PENDING) {
+			c->pending--;
+			wfpb_log(WFPB_LOG_WARN, "pipe: ConnectNamedPipe: error %lu", err);
+			conn_close(c);
+		}
 	}
-	c->pending--;
-	wfpb_log(WFPB_LOG_WARN, "pipe: ConnectNamedPipe: error %lu", err);
-	conn_close(sv, c);
+	conn_leave(sv, c);
 	return 0;
 }
 
 static void
-start_read(struct wfpb_pipe_server *sv, struct pconn *c)
+start_read(struct pconn *c)
 {
-	DWORD err;
-
 	memset(&c->ov_read, 0, sizeof(c->ov_read));
 	c->pending++;
-	if (ReadFile(c->pipe, c->rbuf, sizeof(c->rbuf), NULL, &c->ov_read))
-		return;
-	if ((err = GetLastError()) == ERROR_IO_PENDING)
+	if (ReadFile(c->pipe, c->rbuf, sizeof(c->rbuf), NULL, &c->ov_read) || GetLastError() == ERROR_IO_PENDING)
 		return;
 	c->pending--;
-	conn_close(sv, c);
+	conn_close(c);
 }
 
 /* Starts a write of all pending session output if none is in flight. */
 static void
-pump_write(struct wfpb_pipe_server *sv, struct pconn *c)
+pump_write(struct pconn *c)
 {
 	const uint8_t	*p;
 	wfpb_sock	attach;
 	size_t		len;
 
-	if (c->wbuf != NULL || c->s == NULL)
+	if (c->wbuf != NULL || c->s == NULL || c->closing)
 		return;
 	/* No operation creates sockets for pipe clients yet (net_win.c), so nothing is attached. */
 	if ((p = wfpb_session_output(c->s, &len, &attach)) == NULL) {
 		if (c->s->closing)
-			conn_close(sv, c);
+			conn_close(c);
 		return;
 	}
 	if ((c->wbuf = malloc(len)) == NULL) {
-		conn_close(sv, c);
+		conn_close(c);
 		return;
 	}
 	/* Copied: the session may append (and reallocate) while this write is in flight. */
@@ -268,7 +362,7 @@ pump_write(struct wfpb_pipe_server *sv, struct pconn *c)
 		c->pending--;
 		free(c->wbuf);
 		c->wbuf = NULL;
-		conn_close(sv, c);
+		conn_close(c);
 	}
 }
 
@@ -283,7 +377,6 @@ refuse_busy(struct wfpb_pipe_server *sv, struct pconn *c)
 	wfpb_channel_server_init(&ch, sv->b->key, NULL, NULL);
 	wfpb_channel_reject(&ch, WFPB_REJECT_BUSY);
 	p = wfpb_channel_output(&ch, &len);
-	c->closing = 1;
 	if (p != NULL && (c->wbuf = malloc(len)) != NULL) {
 		memcpy(c->wbuf, p, len);
 		memset(&c->ov_write, 0, sizeof(c->ov_write));
@@ -293,35 +386,39 @@ refuse_busy(struct wfpb_pipe_server *sv, struct pconn *c)
 			c->pending--;
 	}
 	wfpb_channel_free(&ch);
-	sv->b->n.sessions_rejected++;
-	/* With the write in flight, its completion closes the instance. */
-	if (c->pending == 0) {
-		c->closing = 0;
-		conn_close(sv, c);
-	}
+	/* Closing, but not cancelled: the notice's write completes, and then the instance goes. */
+	c->closing = 1;
 }
 
 /* A client connected: it counts against the limit from now, not from its first byte. */
 static void
 on_connect(struct wfpb_pipe_server *sv, struct pconn *c)
 {
-	struct wfpb_identity unknown = { .known = 0, .uid = -1, .gid = -1 };
+	struct wfpb_identity	unknown = { .known = 0, .uid = -1, .gid = -1 };
+	int			busy;
 
-	if (sv->b->sessions >= sv->b->cfg.max_sessions) {
+	core_enter(sv);
+	busy = sv->b->sessions >= sv->b->cfg.max_sessions;
+	if (busy)
+		sv->b->n.sessions_rejected++;
+	else
+		c->s = wfpb_session_new(sv->b, &unknown, now_ms());
+	core_leave(sv);
+	if (busy) {
 		refuse_busy(sv, c);
 		return;
 	}
-	if ((c->s = wfpb_session_new(sv->b, &unknown, now_ms())) == NULL) {
-		conn_close(sv, c);
+	if (c->s == NULL) {
+		conn_close(c);
 		return;
 	}
 	c->s->user = c;
 	c->connected = 1;
-	start_read(sv, c);
+	start_read(c);
 }
 
 static void
-on_read(struct wfpb_pipe_server *sv, struct pconn *c, DWORD n)
+on_read(struct pconn *c, DWORD n)
 {
 	struct wfpb_identity	id;
 	int			rc;
@@ -336,13 +433,14 @@ on_read(struct wfpb_pipe_server *sv, struct pconn *c, DWORD n)
 	if (rc < 0 && rc != WFPB_E_STATE)
 		wfpb_log(WFPB_LOG_INFO, "session pid %u closed: %s", (unsigned)c->s->id.pid, wfpb_strerror(rc));
 	sync_watch(c);
-	pump_write(sv, c);
+	pump_write(c);
 	if (!c->closing && !c->s->closing)
-		start_read(sv, c);
+		start_read(c);
 }
 
+/* Serves one completion for c, whose lock the caller holds. */
 static void
-on_completion(struct wfpb_pipe_server *sv, struct pconn *c, OVERLAPPED *ov, DWORD n, BOOL ok)
+on_completion(struct wfpb_pipe_server *sv, struct pconn *c, OVERLAPPED *ov, DWORD n, BOOL ok, DWORD err)
 {
 	int is_read, is_write, rc;
 
@@ -359,14 +457,14 @@ on_completion(struct wfpb_pipe_server *sv, struct pconn *c, OVERLAPPED *ov, DWOR
 			WSAEventSelect((SOCKET)c->watched, NULL, 0);
 		c->watched = WFPB_SOCK_NONE;
 		if (c->closing || sv->stop || c->s == NULL) {
-			conn_close(sv, c);
+			conn_close(c);
 			return;
 		}
 		if ((rc = wfpb_session_resume(c->s, now_ms())) < 0)
 			wfpb_log(WFPB_LOG_INFO, "session pid %u closed: %s", (unsigned)c->s->id.pid,
 			    wfpb_strerror(rc));
 		sync_watch(c);
-		pump_write(sv, c);
+		pump_write(c);
 		return;
 	}
 	is_read = ov == &c->ov_read;
@@ -376,56 +474,73 @@ on_completion(struct wfpb_pipe_server *sv, struct pconn *c, OVERLAPPED *ov, DWOR
 		c->wbuf = NULL;
 	}
 	if (c->closing || sv->stop) {
-		conn_close(sv, c);
+		conn_close(c);
 		return;
 	}
 	if (ov == &c->ov_connect) {
 		/* A client holds this instance now; the next one waits for the next client. */
 		if (listen_instance(sv, 0) != 0)
 			wfpb_log(WFPB_LOG_ERR, "pipe: cannot create a new listening instance");
-		if (!ok && GetLastError() != ERROR_PIPE_CONNECTED) {
-			conn_close(sv, c);
+		if (!ok && err != ERROR_PIPE_CONNECTED) {
+			conn_close(c);
 			return;
 		}
 		on_connect(sv, c);
 		return;
 	}
 	if (!ok || (is_read && n == 0)) {
-		conn_close(sv, c);
+		conn_close(c);
 		return;
 	}
 	if (is_read)
-		on_read(sv, c, n);
-	else if (is_write && c->s != NULL)
-		pump_write(sv, c);
+		on_read(c, n);
 	else if (is_write)
-		conn_close(sv, c);	/* a busy-reject notice went out */
+		pump_write(c);
 }
 
+/*
+ * Every connection whose deadline passed: a pending operation times out, a
+ * silent handshake or idle session is closed. One worker at a time sweeps.
+ */
 static void
 sweep(struct wfpb_pipe_server *sv)
 {
-	struct pconn	*c, *next;
+	struct pconn	**held, *c;
+	size_t		n = 0, i;
 	uint64_t	now = now_ms();
 
-	for (c = sv->conns; c != NULL; c = next) {
-		next = c->next;
-		if (c->s == NULL || c->closing || now < wfpb_session_deadline(c->s))
-			continue;
-		if (c->s->closing) {
-			conn_close(sv, c);
-			continue;
+	AcquireSRWLockExclusive(&sv->list);
+	if ((held = malloc((sv->nconns + 1) * sizeof(*held))) != NULL) {
+		for (c = sv->conns; c != NULL; c = c->next) {
+			c->holds++;
+			held[n++] = c;
 		}
-		(void)wfpb_session_expire(c->s, now);
-		sync_watch(c);
-		pump_write(sv, c);
 	}
+	ReleaseSRWLockExclusive(&sv->list);
+	if (held == NULL)
+		return;	/* out of memory: the next tick tries again */
+	for (i = 0; i < n; i++) {
+		c = held[i];
+		conn_enter_held(sv, c);
+		if (c->s != NULL && !c->closing && now >= wfpb_session_deadline(c->s)) {
+			if (c->s->closing) {
+				conn_close(c);
+			} else {
+				(void)wfpb_session_expire(c->s, now);
+				sync_watch(c);
+				pump_write(c);
+			}
+		}
+		conn_leave(sv, c);
+	}
+	free(held);
 }
 
 int
 wfpb_pipe_server_new(struct wfpb_broker *b, struct wfpb_pipe_server **out)
 {
 	struct wfpb_pipe_server	*sv;
+	SYSTEM_INFO		si;
 	int			rc;
 
 	*out = NULL;
@@ -438,7 +553,18 @@ wfpb_pipe_server_new(struct wfpb_broker *b, struct wfpb_pipe_server **out)
 		return WFPB_E_NOMEM;
 	}
 	sv->b = b;
-	if ((sv->iocp = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1)) == NULL) {
+	InitializeSRWLock(&sv->core);
+	InitializeSRWLock(&sv->list);
+	sv->nworkers = b->cfg.workers;
+	if (sv->nworkers == 0) {
+		GetSystemInfo(&si);
+		sv->nworkers = si.dwNumberOfProcessors;
+		if (sv->nworkers < WORKERS_AUTO_MIN)
+			sv->nworkers = WORKERS_AUTO_MIN;
+		if (sv->nworkers > WORKERS_AUTO_MAX)
+			sv->nworkers = WORKERS_AUTO_MAX;
+	}
+	if ((sv->iocp = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, sv->nworkers)) == NULL) {
 		wfpb_pipe_server_free(sv);
 		return WFPB_E_IO;
 	}
@@ -464,57 +590,151 @@ committer_main(LPVOID arg)
 	}
 }
 
-/* The sessions a commit released get their answers. */
+/*
+ * The sessions a commit released get their answers. Called with the core
+ * lock held; returns with it released. They are taken off the ready list a
+ * batch at a time under the core lock, held, and written under their own.
+ */
 static void
 release_ready(struct wfpb_pipe_server *sv)
 {
-	struct wfpb_session *s;
+	struct wfpb_session	*s;
+	struct pconn		*batch[RELEASE_BATCH];
+	unsigned		n, i;
 
-	while ((s = wfpb_broker_next_ready(sv->b)) != NULL)
-		pump_write(sv, s->user);
+	for (;;) {
+		n = 0;
+		AcquireSRWLockExclusive(&sv->list);
+		while (n < RELEASE_BATCH && (s = wfpb_broker_next_ready(sv->b)) != NULL) {
+			/* Unlinked: its connection is on its way to conn_free, which frees the session. */
+			if (!((struct pconn *)s->user)->linked)
+				continue;
+			batch[n] = s->user;
+			batch[n++]->holds++;
+		}
+		ReleaseSRWLockExclusive(&sv->list);
+		core_leave(sv);
+		if (n == 0)
+			return;
+		for (i = 0; i < n; i++) {
+			conn_enter_held(sv, batch[i]);
+			if (batch[i]->s != NULL) {
+				wfpb_session_released(batch[i]->s);
+				pump_write(batch[i]);
+			}
+			conn_leave(sv, batch[i]);
+		}
+		core_enter(sv);
+	}
 }
 
-/* Once per loop turn: start a batch if one is due (inline when there is no committer). */
+/* After a completion: start a batch if one is due (inline when there is no committer). */
 static void
 commit_step(struct wfpb_pipe_server *sv)
 {
+	core_enter(sv);
 	if (sv->committer == NULL) {
-		if (wfpb_broker_commit(sv->b, now_ms()))
+		if (wfpb_broker_commit(sv->b, now_ms())) {
 			release_ready(sv);
-		return;
+			return;
+		}
+	} else if (!sv->commit_busy && wfpb_broker_commit_start(sv->b, now_ms())) {
+		sv->commit_busy = 1;
+		SetEvent(sv->commit_go);
 	}
-	if (sv->commit_busy || !wfpb_broker_commit_start(sv->b, now_ms()))
-		return;
-	sv->commit_busy = 1;
-	SetEvent(sv->commit_go);
+	core_leave(sv);
 }
 
 static void
 commit_done(struct wfpb_pipe_server *sv)
 {
+	core_enter(sv);
 	sv->commit_busy = 0;
-	if (wfpb_broker_commit_finish(sv->b, now_ms()))
+	if (wfpb_broker_commit_finish(sv->b, now_ms())) {
 		release_ready(sv);
+		return;
+	}
+	core_leave(sv);
+}
+
+/* One dequeued packet. Returns 0, or 1 for KEY_STOP. */
+static int
+serve_packet(struct wfpb_pipe_server *sv, OVERLAPPED *ov, ULONG_PTR key, DWORD n, BOOL ok, DWORD err)
+{
+	struct pconn *c;
+
+	if (ov != NULL) {
+		c = (struct pconn *)key;
+		EnterCriticalSection(&c->lock);
+		on_completion(sv, c, ov, n, ok, err);
+		conn_leave(sv, c);
+	} else if (ok && key == KEY_COMMIT) {
+		commit_done(sv);
+	} else if (ok && key == KEY_STOP) {
+		return 1;
+	}
+	return 0;
+}
+
+/* Waits up to ms for one packet and serves it. Returns as serve_packet, or 0 on a timeout. */
+static int
+serve_one(struct wfpb_pipe_server *sv, DWORD ms)
+{
+	OVERLAPPED	*ov = NULL;
+	ULONG_PTR	key = 0;
+	DWORD		n = 0, err;
+	BOOL		ok;
+
+	ok = GetQueuedCompletionStatus(sv->iocp, &n, &key, &ov, ms);
+	err = ok ? 0 : GetLastError();
+	if (!ok && ov == NULL)
+		return 0;	/* timed out */
+	return serve_packet(sv, ov, key, n, ok, err);
+}
+
+/* Every worker: serve packets; whoever first sees the tick due sweeps and ticks the broker. */
+static DWORD WINAPI
+worker_main(LPVOID arg)
+{
+	struct wfpb_pipe_server	*sv = arg;
+	LONG64			last;
+	uint64_t		now;
+
+	while (!sv->stop) {
+		if (serve_one(sv, TICK_MS))
+			break;
+		now = now_ms();
+		last = InterlockedCompareExchange64(&sv->last_sweep, 0, 0);
+		if (now - (uint64_t)last >= TICK_MS && !InterlockedExchange(&sv->sweeping, 1)) {
+			if (InterlockedCompareExchange64(&sv->last_sweep, (LONG64)now, last) == last) {
+				sweep(sv);
+				core_enter(sv);
+				wfpb_broker_tick(sv->b, now_ms());
+				core_leave(sv);
+			}
+			InterlockedExchange(&sv->sweeping, 0);
+		}
+		/* Group commit: one FlushFileBuffers for the records queued so far, while serving on. */
+		commit_step(sv);
+	}
+	return 0;
 }
 
 /* At stop: the batch in flight is finished, serving completions meanwhile, then the thread ends. */
 static void
 committer_stop(struct wfpb_pipe_server *sv, uint64_t until)
 {
-	OVERLAPPED	*ov;
-	ULONG_PTR	key;
-	DWORD		n;
-	BOOL		ok;
+	int busy = 1;
 
 	if (sv->committer == NULL)
 		return;
-	while (sv->commit_busy && now_ms() < until) {
-		ov = NULL;
-		ok = GetQueuedCompletionStatus(sv->iocp, &n, &key, &ov, TICK_MS);
-		if (ov != NULL)
-			on_completion(sv, (struct pconn *)key, ov, n, ok);
-		else if (ok && key == KEY_COMMIT)
-			commit_done(sv);
+	while (now_ms() < until) {
+		core_enter(sv);
+		busy = sv->commit_busy;
+		core_leave(sv);
+		if (!busy)
+			break;
+		(void)serve_one(sv, TICK_MS);
 	}
 	/* The thread must be gone before the audit log closes, even if its flush is slow. */
 	InterlockedExchange(&sv->commit_quit, 1);
@@ -522,74 +742,91 @@ committer_stop(struct wfpb_pipe_server *sv, uint64_t until)
 	WaitForSingleObject(sv->committer, INFINITE);
 	CloseHandle(sv->committer);
 	sv->committer = NULL;
-	if (sv->commit_busy)
+	if (busy)
 		commit_done(sv);	/* its KEY_COMMIT is left in the port, unread */
 }
 
 int
 wfpb_pipe_server_run(struct wfpb_pipe_server *sv)
 {
-	OVERLAPPED	*ov;
-	ULONG_PTR	key;
-	DWORD		n;
-	BOOL		ok;
-	uint64_t	last_sweep = now_ms(), until;
+	uint64_t	until;
 	struct pconn	*c, *next;
+	unsigned	i, started = 0;
 
 	if ((sv->commit_go = CreateEventW(NULL, FALSE, FALSE, NULL)) != NULL &&
 	    (sv->committer = CreateThread(NULL, 0, committer_main, sv, 0, NULL)) == NULL)
-		wfpb_log(WFPB_LOG_WARN, "no committer thread: audit commits run on the completion-port thread");
-	wfpb_log(WFPB_LOG_INFO, "listening on %s", sv->b->cfg.endpoint);
-	while (!sv->stop) {
-		ov = NULL;
-		ok = GetQueuedCompletionStatus(sv->iocp, &n, &key, &ov, TICK_MS);
-		if (ov != NULL)
-			on_completion(sv, (struct pconn *)key, ov, n, ok);
-		else if (key == KEY_COMMIT && ok)
-			commit_done(sv);
-		else if (key == KEY_STOP && ok)
-			break;
-		if (now_ms() - last_sweep >= TICK_MS) {
-			sweep(sv);
-			wfpb_broker_tick(sv->b, now_ms());
-			last_sweep = now_ms();
+		wfpb_log(WFPB_LOG_WARN, "no committer thread: audit commits run on the workers");
+	/* From here the core is shared: install its lock before any second thread can touch it. */
+	sv->b->lock = core_lock;
+	sv->b->unlock = core_unlock;
+	sv->b->owned = core_owned;
+	sv->b->lock_arg = sv;
+	sv->last_sweep = (LONG64)now_ms();
+	if (sv->nworkers > 1 && (sv->workers = calloc(sv->nworkers - 1, sizeof(*sv->workers))) != NULL) {
+		for (i = 0; i + 1 < sv->nworkers; i++) {
+			if ((sv->workers[i] = CreateThread(NULL, 0, worker_main, sv, 0, NULL)) == NULL)
+				break;
+			started++;
 		}
-		/* Group commit: one FlushFileBuffers for the records queued so far, while serving on. */
-		commit_step(sv);
 	}
-	sv->stop = 1;
+	if (started + 1 < sv->nworkers)
+		wfpb_log(WFPB_LOG_WARN, "started %u of %u workers", started + 1, sv->nworkers);
+	sv->nworkers = started + 1;
+	core_enter(sv);
+	sv->b->workers = sv->nworkers;
+	core_leave(sv);
+	wfpb_log(WFPB_LOG_INFO, "listening on %s with %u workers", sv->b->cfg.endpoint, sv->nworkers);
+	(void)worker_main(sv);
+	InterlockedExchange(&sv->stop, 1);
+	/* Each worker ends on its own KEY_STOP or, at the latest, one tick after stop was set. */
+	for (i = 0; i < started; i++) {
+		WaitForSingleObject(sv->workers[i], INFINITE);
+		CloseHandle(sv->workers[i]);
+	}
+	free(sv->workers);
+	sv->workers = NULL;
+	/* One thread from here on: finish the audit batch in flight, then close every session. */
 	committer_stop(sv, now_ms() + DRAIN_MS);
 	wfpb_log(WFPB_LOG_INFO, "stopping: closing %u sessions", sv->b->sessions);
 	for (c = sv->conns; c != NULL; c = next) {
 		next = c->next;
-		conn_close(sv, c);
+		EnterCriticalSection(&c->lock);
+		conn_close(c);
+		conn_leave(sv, c);
 	}
 	/* Drain: every cancelled operation still completes before its memory goes. */
 	until = now_ms() + DRAIN_MS;
-	while (sv->conns != NULL && now_ms() < until) {
-		ov = NULL;
-		ok = GetQueuedCompletionStatus(sv->iocp, &n, &key, &ov, TICK_MS);
-		if (ov != NULL)
-			on_completion(sv, (struct pconn *)key, ov, n, ok);
-	}
+	while (sv->conns != NULL && now_ms() < until)
+		(void)serve_one(sv, TICK_MS);
 	return sv->conns == NULL ? 0 : WFPB_E_TIMEOUT;
 }
 
 void
 wfpb_pipe_server_stop(struct wfpb_pipe_server *sv)
 {
+	unsigned i;
+
 	InterlockedExchange(&sv->stop, 1);
-	PostQueuedCompletionStatus(sv->iocp, 0, KEY_STOP, NULL);
+	for (i = 0; i < (sv->nworkers ? sv->nworkers : 1); i++)
+		PostQueuedCompletionStatus(sv->iocp, 0, KEY_STOP, NULL);
 }
 
 void
 wfpb_pipe_server_free(struct wfpb_pipe_server *sv)
 {
+	struct pconn *c;
+
 	if (sv == NULL)
 		return;
 	/* Only instances whose operations all completed are freed; others leak deliberately. */
-	while (sv->conns != NULL && sv->conns->pending == 0)
-		unlink_free(sv, sv->conns);
+	while ((c = sv->conns) != NULL && c->pending == 0) {
+		sv->conns = c->next;
+		conn_free(sv, c);
+	}
+	/* The broker outlives the server: it is single-threaded again. */
+	sv->b->lock = sv->b->unlock = NULL;
+	sv->b->owned = NULL;
+	sv->b->lock_arg = NULL;
 	if (sv->commit_go != NULL)
 		CloseHandle(sv->commit_go);
 	if (sv->iocp != NULL)

@@ -1,8 +1,10 @@
 /*
  * The Windows front end: named-pipe instances on overlapped I/O and one I/O
- * completion port, serviced by a single thread that owns every core session
- * (core code is single-threaded by design). Identity comes from the pipe:
- * the client PID and its token, read at identification level.
+ * completion port, served by a pool of workers ([service] workers; by
+ * default one per processor, 2 to 8). A connection is served by one worker
+ * at a time; what sessions share is under the broker's core lock, which
+ * this server installs (broker.h). Identity comes from the pipe: the client
+ * PID and its token, read at identification level.
  */
 #ifndef WFPB_PIPE_SERVER_H
 #define WFPB_PIPE_SERVER_H

@@ -58,6 +58,7 @@ state_dir = $state
 handshake_timeout_ms = 500
 idle_timeout_ms = 3000
 max_sessions = 8
+workers = 4
 $group_line
 
 [principal root]
@@ -154,6 +155,13 @@ fi
 
 # The broker's counters, one by name (wfpbctl status: "name value" lines).
 status_field() { run "$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status | tr -d '\r' | awk -v k="$1" '$1 == k { print $2 }'; }
+
+# workers = 4 sizes the Windows completion-port pool; the Linux server is one thread.
+if [ "$mode" = wine ]; then
+	check "the broker serves with the 4 workers configured" test "$(status_field workers)" = 4
+else
+	check "the Linux broker serves on one thread whatever workers says" test "$(status_field workers)" = 1
+fi
 
 # relay_round_trip NAME CMD...: the relay command CMD (wfpb-relay, run as it must be) carries bytes
 # from tcp-echo's client to its server and back through sockets the broker handed over, with the
@@ -258,7 +266,7 @@ if [ "$mode" = native ]; then
 	# An unprivileged wfpb-relay (uid 1004) carries bytes to an echo server and back.
 	relay_round_trip "wfpb-relay (uid 1004)" setpriv --reuid=1004 --regid=65534 --clear-groups "$relay"
 
-	check "wfpbctl status --json is one JSON object" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status --json | grep -q "^{\"backend\":\"sim\",.*\"records_applied\":[0-9]*,\"audit_durable_seq\":[1-9][0-9]*,.*\"audit_broken\":false,.*\"rss_bytes\":[1-9][0-9]*,\"open_handles\":[1-9][0-9]*}$"'
+	check "wfpbctl status --json is one JSON object" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status --json | grep -q "^{\"backend\":\"sim\",.*\"records_applied\":[0-9]*,\"audit_durable_seq\":[1-9][0-9]*,.*\"audit_broken\":false,.*\"rss_bytes\":[1-9][0-9]*,\"open_handles\":[1-9][0-9]*,\"workers\":1}$"'
 	check "wfpbctl policy check accepts the running policy" eval '"$wfpbctl" policy check "$work/wfpbroker.conf" | grep -q "ok, 6 principals"'
 	printf '[principal p]\nuid = 1\nops = fly\n' >"$work/bad-policy.conf"
 	check "wfpbctl policy check names the bad line" fails_with "bad-policy.conf:3: \[principal p\]: invalid ops" "$wfpbctl" policy check "$work/bad-policy.conf"

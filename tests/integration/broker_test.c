@@ -596,6 +596,119 @@ case_flood_keeps_round_trip(void)
 	return 0;
 }
 
+/*
+ * Clients at once, each opening sessions in turn (every fourth one IK) and
+ * stashing, fetching back and releasing a blob of its own. On Windows they
+ * are served by the completion-port workers side by side; the broker's
+ * shared figures must come out exact and no client may see another's blob.
+ */
+#define PAR_THREADS	4
+#define PAR_ROUNDS	25
+
+static volatile long	par_requests, par_failures;
+static volatile long	par_next_id;
+
+static void
+par_fail(const char *what, struct wfpb_client *c)
+{
+	printf("  %s: %s\n", what, c ? wfpb_errmsg(c) : "cannot open");
+#ifdef _WIN32
+	InterlockedIncrement(&par_failures);
+#else
+	__atomic_add_fetch(&par_failures, 1, __ATOMIC_SEQ_CST);
+#endif
+}
+
+static void
+par_count(long n)
+{
+#ifdef _WIN32
+	InterlockedExchangeAdd(&par_requests, n);
+#else
+	__atomic_add_fetch(&par_requests, n, __ATOMIC_SEQ_CST);
+#endif
+}
+
+static void
+parallel_client(void)
+{
+	struct wfpb_client	*c;
+	char			err[256], blob[64];
+	uint8_t			handle[WFPB_HANDLE_LEN], *back;
+	size_t			len;
+	long			me;
+	int			round;
+
+#ifdef _WIN32
+	me = InterlockedIncrement(&par_next_id);
+#else
+	me = __atomic_add_fetch(&par_next_id, 1, __ATOMIC_SEQ_CST);
+#endif
+	for (round = 0; round < PAR_ROUNDS; round++) {
+		int ik = round % 4 == 3;
+
+		if (open_client(ik ? enrolled_path : NULL, &c, err, sizeof(err)) != 0) {
+			printf("  client %ld round %d: %s\n", me, round, err);
+			par_fail("open", NULL);
+			continue;
+		}
+		if (ik) {
+			if (wfpb_ping(c, (const uint8_t *)"p", 1, NULL) != 0)
+				par_fail("IK ping", c);
+			par_count(1);
+			wfpb_close(c);
+			continue;
+		}
+		len = (size_t)snprintf(blob, sizeof(blob), "client %ld round %d", me, round);
+		if (wfpb_stash(c, (const uint8_t *)blob, len, 0, handle) != 0) {
+			par_fail("stash", c);
+		} else if (wfpb_fetch(c, handle, &back, &len) != 0) {
+			par_fail("fetch", c);
+		} else {
+			if (len != strlen(blob) || memcmp(back, blob, len) != 0)
+				par_fail("fetch returned another blob", c);
+			wfpb_free(back);
+			if (wfpb_release(c, handle) != 0)
+				par_fail("release", c);
+		}
+		if (wfpb_ping(c, (const uint8_t *)"p", 1, NULL) != 0)
+			par_fail("ping", c);
+		par_count(4);
+		wfpb_close(c);
+	}
+}
+
+static int
+case_parallel_clients(void)
+{
+	struct wfpb_status_info	before, after;
+	thread_t		t[PAR_THREADS];
+	long			expected;
+	int			i, n = 0;
+
+	par_requests = par_failures = par_next_id = 0;
+	CHECK(wfpb_server_status(witness, &before) == 0, "status: %s", wfpb_errmsg(witness));
+	for (i = 0; i < PAR_THREADS; i++)
+		if (thread_start(&t[n], parallel_client) == 0)
+			n++;
+	while (n > 0)
+		thread_join(t[--n]);
+	CHECK(wfpb_server_status(witness, &after) == 0, "status: %s", wfpb_errmsg(witness));
+	printf("  %d clients, %ld requests; the broker serves with %u workers\n", PAR_THREADS, par_requests,
+	    after.workers);
+	CHECK(par_failures == 0, "%ld failures", par_failures);
+	for (i = 0, expected = 0; i < PAR_ROUNDS; i++)
+		expected += i % 4 == 3 ? 1 : 4;
+	expected *= PAR_THREADS;
+	CHECK(par_requests == expected, "%ld requests made, %ld planned", par_requests, expected);
+	/* Status counts itself: the second one is in its own figure. */
+	CHECK(after.requests - before.requests == (uint64_t)par_requests + 1,
+	    "the broker counted %llu requests, the clients made %ld",
+	    (unsigned long long)(after.requests - before.requests - 1), par_requests);
+	CHECK(after.workers >= 1, "Status reports no workers");
+	return 0;
+}
+
 /* A client that stashed records, then vanished half way through sending a request. */
 static int
 case_client_vanishes_mid_request(void)
@@ -672,6 +785,7 @@ static const struct tcase cases[] = {
 	{ "random_megabyte_after_handshake_dropped", case_random_megabyte_established },
 	{ "flood_past_cap_refused_while_client_keeps_p99", case_flood_keeps_round_trip },
 	{ "client_vanishes_mid_request_releases_everything", case_client_vanishes_mid_request },
+	{ "parallel_clients_counted_exactly", case_parallel_clients },
 };
 
 int
