@@ -235,11 +235,12 @@ wfpb_service_start(void)
 		return (int)GetLastError();
 	/*
 	 * Right after an installation the SCM may not show the new service yet, or
-	 * hold its database lock (both seen under Wine): ask again for 15 s.
+	 * hold its database lock: ask again for 15 s.
 	 */
 	for (i = 0; (svc = OpenServiceW(scm, SERVICE_NAME, SERVICE_START | SERVICE_QUERY_STATUS)) == NULL; i++) {
 		err = GetLastError();
 		if (err != ERROR_SERVICE_DOES_NOT_EXIST || i >= 75) {
+			fprintf(stderr, "wfpbrokerd: start: OpenServiceW: error %lu\n", err);
 			CloseServiceHandle(scm);
 			return (int)err;
 		}
@@ -252,8 +253,10 @@ wfpb_service_start(void)
 			err = 0;
 			break;
 		}
-		if ((err != ERROR_SERVICE_DATABASE_LOCKED && err != ERROR_SERVICE_DOES_NOT_EXIST) || i >= 75)
+		if ((err != ERROR_SERVICE_DATABASE_LOCKED && err != ERROR_SERVICE_DOES_NOT_EXIST) || i >= 75) {
+			fprintf(stderr, "wfpbrokerd: start: StartServiceW: error %lu after %d tries\n", err, i + 1);
 			break;
+		}
 		Sleep(200);
 		err = 0;
 	}

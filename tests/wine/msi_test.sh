@@ -8,12 +8,24 @@ msi=$1 wfpbctl=$2
 . "$(dirname "$0")/scm.sh"
 
 timeout 120 wine msiexec /x "$msi" /qn >/dev/null 2>&1	# a leftover from an interrupted run
+programdata="$WINEPREFIX/drive_c/ProgramData/wfpbroker"
+installed="$WINEPREFIX/drive_c/Program Files/wfpbroker/wfpbrokerd.exe"
+
+# A service that cannot start (here: a configuration it refuses) fails the installation, which
+# rolls back rather than leave a product installed and not running.
+mkdir -p "$programdata"
+printf '[service]\nmax_sessions = lots\n' >"$programdata/wfpbroker.conf"
+check "with a configuration the service refuses, msiexec /i fails" eval '! timeout 120 wine msiexec /i "$msi" /qn'
+check "and rolls back: no service, no program files" eval \
+	'! wine reg query "HKLM\\System\\CurrentControlSet\\Services\\wfpbroker" >/dev/null 2>&1 && ! test -e "$installed"'
+rm -f "$programdata/wfpbroker.conf"
+
 check "msiexec /i installs silently" timeout 120 wine msiexec /i "$msi" /qn
 reg=$(wine reg query 'HKLM\System\CurrentControlSet\Services\wfpbroker' 2>/dev/null | tr -d '\r')
 check "the service is registered: auto start, LocalSystem, --service" eval 'echo "$reg" | grep -q "Start.*0x2" && echo "$reg" | grep -q "ObjectName.*LocalSystem" && echo "$reg" | grep -q "ImagePath.*wfpbrokerd.exe --service"'
 check "the Event Log source is registered" eval 'wine reg query "HKLM\\System\\CurrentControlSet\\Services\\EventLog\\Application\\wfpbroker" 2>/dev/null | tr -d "\r" | grep -q EventMessageFile'
-# No net start: the MSI's own start action brings it up.
-check "the install started the service: RUNNING" wait_state RUNNING
+# No net start: the installation waited for it to run.
+check "the service is RUNNING when msiexec returns" test "$(state_of)" = RUNNING
 ok=0
 for _ in $(seq 1 50); do
 	wine "$wfpbctl" --timeout 2000 ping >/dev/null 2>&1 && { ok=1; break; }
@@ -23,4 +35,5 @@ check "wfpbctl with no options reaches it (default pipe, pinned ProgramData key)
 check "msiexec /x uninstalls silently" timeout 120 wine msiexec /x "$msi" /qn
 check "the service is gone" service_gone
 check "the pipe is gone" eval '! wine "$wfpbctl" --timeout 1000 ping >/dev/null 2>&1'
+check "the keys stay in ProgramData for the next installation" test -s "$programdata/server.key"
 summary

@@ -11,6 +11,10 @@ setup)
 	if [ ! -d "$WINEPREFIX/drive_c/windows" ]; then
 		mkdir -p "$WINEPREFIX"
 		wineboot -i </dev/null >/dev/null 2>&1
+		# Let that first server and its services.exe end before the persistent one starts:
+		# otherwise the wineboot below starts a second services.exe beside the first, and
+		# the two SCMs answer alternately, each with its own idea of which services exist.
+		"$wineserver" -w 2>/dev/null || true
 	fi
 	# Persistent server for the whole run; its stdio must not hold ctest's pipes open.
 	"$wineserver" -p </dev/null >/dev/null 2>&1 || true

@@ -1,6 +1,6 @@
 # Helpers for tests that drive Wine's Service Control Manager; sourced, not run.
-# Wine's SCM may still hold its database lock right after an install, and a first start in a
-# fresh prefix is slow: these ask again until the state is reached (60 s at most).
+# A service's state changes after the call that asked for it returns: these ask again until the
+# state is reached (60 s at most).
 state_of() { wine sc query wfpbroker 2>/dev/null | tr -d '\r' | awk '/STATE/ { print $4 }'; }
 wait_state() {
 	for _ in $(seq 1 120); do
