@@ -7,7 +7,8 @@
 #                    the native suite again under AddressSanitizer + UBSan, and each fuzzer briefly
 #   ./dev.sh fuzz [SECONDS]  every libFuzzer harness for SECONDS each (default 60)
 #   ./dev.sh run     setup + native build + run wfpbrokerd in the foreground with a local config
-#   ./dev.sh bench   release build of the native tree, then the benchmark table
+#   ./dev.sh bench   release build of the native tree, then the benchmark table; then the
+#                    Windows service's worker pool under Wine
 #   ./dev.sh demo    (root) two proxies redirecting each other forever, then the broker fixing it
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -192,6 +193,11 @@ bench)
 	cmake --build build/bench -j"$jobs" --target bench-channel wfpbrokerd wfpbctl
 	printf 'machine: %s cores, %s\n' "$(nproc)" "$(uname -sr)"
 	build/bench/bench/bench-channel build/bench/service/wfpbrokerd build/bench/client/wfpbctl
+	# The Windows service's worker pool, under Wine.
+	setup_win_deps
+	configure both
+	cmake --build build/win64 -j"$jobs" --target wfpbrokerd bench-pool
+	bash bench/wine_pool.sh build/win64
 	;;
 demo)
 	setup_packages
