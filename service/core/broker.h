@@ -3,16 +3,18 @@
  * stash, per-principal usage and counters; and the identity a platform server
  * attaches to each session.
  *
- * Threads. The POSIX server runs every session on one event-loop thread. The
- * Windows server runs a pool of completion-port workers; each connection is
- * served by one worker at a time (under that connection's lock), and
- * everything shared between sessions (this struct, the stash, the audit
- * queue, the audit wait lists, policy) is guarded by the core lock below.
- * session.c takes the core lock itself in wfpb_session_input, _resume,
- * _expire and _deadline, around the parts that touch shared state, so the
- * channel's handshake and decryption run outside it; every other core call
- * (wfpb_session_new, _free, wfpb_broker_*) is made with it held. With no lock
- * installed (POSIX, tests) it costs one test of a NULL pointer.
+ * Threads. The Windows server runs a pool of completion-port workers; each
+ * connection is served by one worker at a time (under that connection's
+ * lock), and everything shared between sessions (this struct, the stash,
+ * the audit queue, the audit wait lists, policy) is guarded by the core lock
+ * below. session.c takes the core lock itself in wfpb_session_input,
+ * _resume, _expire, _deadline and _released, around the parts that touch
+ * shared state, so the channel's handshake and decryption run outside it;
+ * every other core call (wfpb_session_new, _free, wfpb_broker_*) is made
+ * with it held, and asserts so (WFPB_CORE_OWNED). The POSIX server runs one
+ * thread but installs the lock too, as an error-checking mutex, so every
+ * Linux test checks the same discipline. With no lock installed (unit tests,
+ * fuzzers) the hooks cost one test of a NULL pointer.
  */
 #ifndef WFPB_BROKER_H
 #define WFPB_BROKER_H

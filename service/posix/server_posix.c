@@ -78,6 +78,15 @@ struct server {
 	struct conn			*graveyard;	/* closed during this batch */
 	int				stop;
 	char				path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	/*
+	 * The core lock (broker.h). One thread serves here, so it is never
+	 * contended; it is installed anyway, as an error-checking mutex, so that
+	 * every Linux test also checks the discipline the Windows worker pool
+	 * relies on: shared state touched only with it held, never taken twice.
+	 */
+	pthread_mutex_t			core;
+	pthread_t			core_owner;
+	int				core_held;
 };
 
 static struct tag listener_tag = { TAG_LISTENER, NULL }, signal_tag = { TAG_SIGNAL, NULL };
@@ -85,6 +94,38 @@ static struct tag commit_tag = { TAG_COMMIT, NULL };
 
 
 #define FDS_PER_READ	4
+
+static void
+core_lock(void *arg)
+{
+	struct server	*sv = arg;
+	int		e;
+
+	if ((e = pthread_mutex_lock(&sv->core)) != 0) {
+		/* EDEADLK: taken twice on one path, which would deadlock the Windows workers. */
+		wfpb_log(WFPB_LOG_ERR, "core lock: %s; stopping", strerror(e));
+		abort();
+	}
+	sv->core_owner = pthread_self();
+	sv->core_held = 1;
+}
+
+static void
+core_unlock(void *arg)
+{
+	struct server *sv = arg;
+
+	sv->core_held = 0;
+	pthread_mutex_unlock(&sv->core);
+}
+
+static int
+core_owned(void *arg)
+{
+	struct server *sv = arg;
+
+	return sv->core_held && pthread_equal(sv->core_owner, pthread_self());
+}
 
 static uint64_t
 now_ms(void)
@@ -168,7 +209,9 @@ conn_close(struct server *sv, struct conn *c)
 		sv->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	wfpb_core_enter(sv->b);
 	wfpb_session_free(c->s);
+	wfpb_core_leave(sv->b);
 	c->s = NULL;
 	c->dead = 1;
 	c->next = sv->graveyard;
@@ -257,7 +300,6 @@ refuse_busy(struct server *sv, int fd)
 		(void)!send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	wfpb_channel_free(&ch);
 	close(fd);
-	sv->b->n.sessions_rejected++;
 }
 
 static void
@@ -266,7 +308,7 @@ on_accept(struct server *sv)
 	struct epoll_event	ev = { 0 };
 	struct wfpb_identity	id;
 	struct conn		*c;
-	int			fd;
+	int			fd, busy;
 
 	for (;;) {
 		fd = accept4(sv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -277,12 +319,21 @@ on_accept(struct server *sv)
 				wfpb_log(WFPB_LOG_WARN, "accept: %s", strerror(errno));
 			return;
 		}
-		if (sv->b->sessions >= sv->b->cfg.max_sessions) {
+		wfpb_core_enter(sv->b);
+		if ((busy = sv->b->sessions >= sv->b->cfg.max_sessions))
+			sv->b->n.sessions_rejected++;
+		wfpb_core_leave(sv->b);
+		if (busy) {
 			refuse_busy(sv, fd);
 			continue;
 		}
 		identify(fd, &id);
-		if ((c = calloc(1, sizeof(*c))) == NULL || (c->s = wfpb_session_new(sv->b, &id, now_ms())) == NULL) {
+		if ((c = calloc(1, sizeof(*c))) != NULL) {
+			wfpb_core_enter(sv->b);
+			c->s = wfpb_session_new(sv->b, &id, now_ms());
+			wfpb_core_leave(sv->b);
+		}
+		if (c == NULL || c->s == NULL) {
 			wfpb_log(WFPB_LOG_ERR, "out of memory accepting a session");
 			free(c);
 			close(fd);
@@ -386,7 +437,9 @@ reload(struct server *sv)
 	struct wfpb_ini_error err;
 
 	/* The broker logs the outcome, including a rejected file and its line. */
+	wfpb_core_enter(sv->b);
 	(void)wfpb_broker_reload_file(sv->b, &err);
+	wfpb_core_leave(sv->b);
 }
 
 static void
@@ -551,9 +604,15 @@ flush_ready(struct server *sv)
 {
 	struct wfpb_session *s;
 
-	while ((s = wfpb_broker_next_ready(sv->b)) != NULL) {
-		struct conn *c = s->user;
+	for (;;) {
+		struct conn *c;
 
+		wfpb_core_enter(sv->b);
+		s = wfpb_broker_next_ready(sv->b);
+		wfpb_core_leave(sv->b);
+		if (s == NULL)
+			return;
+		c = s->user;
 		wfpb_session_released(s);
 		if (!c->dead && conn_flush(sv, c) != 0)
 			conn_close(sv, c);
@@ -566,13 +625,17 @@ committer_done(struct server *sv)
 {
 	struct committer	*cm = &sv->cm;
 	uint64_t		n;
+	int			released;
 
 	if (read(cm->efd, &n, sizeof(n)) != (ssize_t)sizeof(n))
 		return;
 	pthread_mutex_lock(&cm->mu);	/* pairs with the thread's write under the lock */
 	pthread_mutex_unlock(&cm->mu);
 	cm->busy = 0;
-	if (wfpb_broker_commit_finish(sv->b, now_ms()))
+	wfpb_core_enter(sv->b);
+	released = wfpb_broker_commit_finish(sv->b, now_ms());
+	wfpb_core_leave(sv->b);
+	if (released)
 		flush_ready(sv);
 }
 
@@ -580,14 +643,23 @@ committer_done(struct server *sv)
 static void
 commit_step(struct server *sv)
 {
-	struct committer *cm = &sv->cm;
+	struct committer	*cm = &sv->cm;
+	int			due;
 
 	if (!cm->running) {
-		if (wfpb_broker_commit(sv->b, now_ms()))
+		wfpb_core_enter(sv->b);
+		due = wfpb_broker_commit(sv->b, now_ms());
+		wfpb_core_leave(sv->b);
+		if (due)
 			flush_ready(sv);
 		return;
 	}
-	if (cm->busy || !wfpb_broker_commit_start(sv->b, now_ms()))
+	if (cm->busy)
+		return;
+	wfpb_core_enter(sv->b);
+	due = wfpb_broker_commit_start(sv->b, now_ms());
+	wfpb_core_leave(sv->b);
+	if (!due)
 		return;
 	cm->busy = 1;
 	pthread_mutex_lock(&cm->mu);
@@ -626,9 +698,18 @@ wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts)
 	struct server		sv = { .b = b, .opts = opts, .ep = -1, .lfd = -1, .sfd = -1 };
 	struct epoll_event	ev = { 0 }, evs[EVENTS_MAX];
 	sigset_t		mask;
+	pthread_mutexattr_t	ma;
 	uint64_t		last_sweep = 0;
 	int			i, n, rc;
 
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ERRORCHECK);
+	pthread_mutex_init(&sv.core, &ma);
+	pthread_mutexattr_destroy(&ma);
+	b->lock = core_lock;
+	b->unlock = core_unlock;
+	b->owned = core_owned;
+	b->lock_arg = &sv;
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -679,7 +760,9 @@ wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts)
 		}
 		if (now_ms() - last_sweep >= TICK_MS) {
 			sweep(&sv);
+			wfpb_core_enter(b);
 			wfpb_broker_tick(b, now_ms());
+			wfpb_core_leave(b);
 			last_sweep = now_ms();
 		}
 		/* Group commit: one sync for the records queued so far, while the loop serves on. */
@@ -702,5 +785,10 @@ close_fds:
 		close(sv.ep);
 	if (sv.sfd >= 0)
 		close(sv.sfd);
+	/* The broker outlives the server: one thread again, no lock. */
+	b->lock = b->unlock = NULL;
+	b->owned = NULL;
+	b->lock_arg = NULL;
+	pthread_mutex_destroy(&sv.core);
 	return rc;
 }
