@@ -19,7 +19,7 @@
 /*
  * After a case the broker's resident memory may exceed the baseline by this
  * much (allocator caches): 4 MiB, or WFPB_RSS_SLACK_KIB where the broker runs
- * under a tool whose own memory grows with the work (valgrind).
+ * under a tool whose own memory grows with the work (valgrind, ASan's quarantine).
  */
 static inline uint64_t
 itest_rss_slack(void)
