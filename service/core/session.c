@@ -258,33 +258,30 @@ wait_unlink(struct wfpb_session *s)
 	s->wait_state = WFPB_WAIT_NONE;
 }
 
+/* Moves the session to the head of the broker's waiting or ready list. */
+static void
+wait_push(struct wfpb_session *s, int state, struct wfpb_session **head)
+{
+	wait_unlink(s);
+	s->wait_state = state;
+	s->wait_next = *head;
+	if (*head)
+		(*head)->wait_prev = s;
+	*head = s;
+}
+
 void
 wfpb__session_wait_audit(struct wfpb_session *s, uint64_t seq)
 {
-	struct wfpb_broker *b = s->broker;
-
 	s->audit_wait = seq;
-	if (s->wait_state == WFPB_WAIT_AUDIT)
-		return;
-	wait_unlink(s);
-	s->wait_state = WFPB_WAIT_AUDIT;
-	s->wait_next = b->waiting;
-	if (b->waiting)
-		b->waiting->wait_prev = s;
-	b->waiting = s;
+	if (s->wait_state != WFPB_WAIT_AUDIT)
+		wait_push(s, WFPB_WAIT_AUDIT, &s->broker->waiting);
 }
 
 void
 wfpb__session_wait_ready(struct wfpb_session *s)
 {
-	struct wfpb_broker *b = s->broker;
-
-	wait_unlink(s);
-	s->wait_state = WFPB_WAIT_READY;
-	s->wait_next = b->ready;
-	if (b->ready)
-		b->ready->wait_prev = s;
-	b->ready = s;
+	wait_push(s, WFPB_WAIT_READY, &s->broker->ready);
 }
 
 void
