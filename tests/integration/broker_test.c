@@ -608,25 +608,18 @@ case_flood_keeps_round_trip(void)
 static volatile long	par_requests, par_failures;
 static volatile long	par_next_id;
 
+/* Both compilers (gcc, mingw-w64 gcc) have the __atomic builtins: no per-platform calls. */
+static long
+par_add(volatile long *v, long n)
+{
+	return __atomic_add_fetch(v, n, __ATOMIC_SEQ_CST);
+}
+
 static void
 par_fail(const char *what, struct wfpb_client *c)
 {
 	printf("  %s: %s\n", what, c ? wfpb_errmsg(c) : "cannot open");
-#ifdef _WIN32
-	InterlockedIncrement(&par_failures);
-#else
-	__atomic_add_fetch(&par_failures, 1, __ATOMIC_SEQ_CST);
-#endif
-}
-
-static void
-par_count(long n)
-{
-#ifdef _WIN32
-	InterlockedExchangeAdd(&par_requests, n);
-#else
-	__atomic_add_fetch(&par_requests, n, __ATOMIC_SEQ_CST);
-#endif
+	par_add(&par_failures, 1);
 }
 
 static void
@@ -639,11 +632,7 @@ parallel_client(void)
 	long			me;
 	int			round;
 
-#ifdef _WIN32
-	me = InterlockedIncrement(&par_next_id);
-#else
-	me = __atomic_add_fetch(&par_next_id, 1, __ATOMIC_SEQ_CST);
-#endif
+	me = par_add(&par_next_id, 1);
 	for (round = 0; round < PAR_ROUNDS; round++) {
 		int ik = round % 4 == 3;
 
@@ -655,7 +644,7 @@ parallel_client(void)
 		if (ik) {
 			if (wfpb_ping(c, (const uint8_t *)"p", 1, NULL) != 0)
 				par_fail("IK ping", c);
-			par_count(1);
+			par_add(&par_requests, 1);
 			wfpb_close(c);
 			continue;
 		}
@@ -673,7 +662,7 @@ parallel_client(void)
 		}
 		if (wfpb_ping(c, (const uint8_t *)"p", 1, NULL) != 0)
 			par_fail("ping", c);
-		par_count(4);
+		par_add(&par_requests, 4);
 		wfpb_close(c);
 	}
 }
