@@ -49,7 +49,6 @@ struct pconn {
 	HANDLE			watch_event, wait_handle;
 	volatile LONG		fired;
 	int			pending;	/* operations in flight */
-	int			connected;
 	int			identified;
 	int			closing;
 	struct wfpb_session	*s;
@@ -413,7 +412,6 @@ on_connect(struct wfpb_pipe_server *sv, struct pconn *c)
 		return;
 	}
 	c->s->user = c;
-	c->connected = 1;
 	start_read(c);
 }
 
