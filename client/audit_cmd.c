@@ -231,13 +231,19 @@ print_line(const Wfpbroker__V1__AuditRecord *r)
 	printf("\n");
 }
 
-/* Calls fn for each complete record from offset *off on; returns the number printed. */
+/*
+ * Calls fn for each complete record from offset *off on whose seq is at
+ * least from_seq; returns the number printed. An offset past the end (the
+ * file was replaced by a shorter one) starts over from the beginning.
+ */
 static size_t
 walk(const uint8_t *buf, size_t len, size_t *off, uint64_t from_seq, void (*fn)(const Wfpbroker__V1__AuditRecord *))
 {
 	Wfpbroker__V1__AuditRecord	*r;
 	size_t				rlen, n = 0;
 
+	if (*off > len)
+		*off = 0;
 	while (len - *off >= 4) {
 		rlen = ((size_t)buf[*off] << 24) | ((size_t)buf[*off + 1] << 16) | ((size_t)buf[*off + 2] << 8) |
 		    buf[*off + 3];
@@ -253,6 +259,116 @@ walk(const uint8_t *buf, size_t len, size_t *off, uint64_t from_seq, void (*fn)(
 		*off += rlen + 4;
 	}
 	return n;
+}
+
+/* The seq of the record at off (0 when there is none), and its message if note is not NULL. */
+static uint64_t
+record_at(const uint8_t *buf, size_t len, size_t off, char *note, size_t cap)
+{
+	Wfpbroker__V1__AuditRecord	*r;
+	size_t				rlen;
+	uint64_t			seq;
+
+	if (note != NULL)
+		note[0] = '\0';
+	if (off > len || len - off < 4)
+		return 0;
+	rlen = ((size_t)buf[off] << 24) | ((size_t)buf[off + 1] << 16) | ((size_t)buf[off + 2] << 8) | buf[off + 3];
+	if (rlen == 0 || rlen > WFPB_AUDIT_RECORD_MAX || len - off - 4 < rlen ||
+	    (r = wfpbroker__v1__audit_record__unpack(NULL, rlen, buf + off + 4)) == NULL)
+		return 0;
+	seq = r->seq;
+	if (note != NULL && r->message != NULL)
+		snprintf(note, cap, "%s", r->message);
+	wfpbroker__v1__audit_record__free_unpacked(r, NULL);
+	return seq;
+}
+
+static uint64_t follow_next;	/* the seq tail -f prints next */
+
+static void
+print_followed(const Wfpbroker__V1__AuditRecord *r)
+{
+	print_line(r);
+	follow_next = r->seq + 1;
+}
+
+#define FOLLOW_FILES_MAX	64	/* rotated files read back in one poll */
+#define FOLLOW_PATH_MAX		1024
+
+/*
+ * The rotated files that hold records from follow_next up to where path
+ * begins, oldest first: each file opens with a checkpoint "continues NAME"
+ * naming the one before it (audit.c rotate). Returns how many were found.
+ */
+static int
+rotated_behind(const char *path, const uint8_t *buf, size_t len, char names[][FOLLOW_PATH_MAX], int max)
+{
+	char		note[FOLLOW_PATH_MAX + 16], dir[FOLLOW_PATH_MAX];
+	const char	*slash;
+	uint8_t		*b = NULL;
+	size_t		blen;
+	int		n = 0, i, os_err;
+	uint64_t	first = record_at(buf, len, 0, note, sizeof(note));
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		slash = strrchr(dir, '\\');
+	dir[slash != NULL ? (size_t)(slash - dir) + 1 : 0] = '\0';
+	while (first > follow_next && n < max && strncmp(note, "continues ", 10) == 0 &&
+	    strchr(note + 10, '/') == NULL && strchr(note + 10, '\\') == NULL) {
+		if ((size_t)snprintf(names[n], FOLLOW_PATH_MAX, "%s%s", dir, note + 10) >= FOLLOW_PATH_MAX)
+			break;
+		free(b);
+		b = NULL;
+		if (wfpb__file_read_all(names[n], WFPB_AUDIT_FILE_MAX, &b, &blen, &os_err) != 0)
+			break;
+		n++;
+		first = record_at(b, blen, 0, note, sizeof(note));
+	}
+	free(b);
+	/* Oldest first. */
+	for (i = 0; i < n / 2; i++) {
+		char t[FOLLOW_PATH_MAX];
+
+		memcpy(t, names[i], sizeof(t));
+		memcpy(names[i], names[n - 1 - i], sizeof(t));
+		memcpy(names[n - 1 - i], t, sizeof(t));
+	}
+	return n;
+}
+
+/*
+ * One poll of tail -f: the records from follow_next on, wherever they are.
+ * While the file is only appended to, reading resumes at the offset where
+ * the last poll stopped; after a rotation (the record there is not the next
+ * one) the rotated files are read first, then the new file from its start.
+ */
+static int
+follow_poll(const char *path, size_t *off)
+{
+	static char	names[FOLLOW_FILES_MAX][FOLLOW_PATH_MAX];
+	uint8_t		*buf, *b;
+	size_t		len, blen, o;
+	int		n, i, os_err;
+
+	if (read_log(path, &buf, &len) != 0)
+		return 1;
+	if (*off > len || (*off < len && record_at(buf, len, *off, NULL, 0) != follow_next)) {
+		n = rotated_behind(path, buf, len, names, FOLLOW_FILES_MAX);
+		for (i = 0; i < n; i++) {
+			if (wfpb__file_read_all(names[i], WFPB_AUDIT_FILE_MAX, &b, &blen, &os_err) != 0)
+				continue;
+			o = 0;
+			(void)walk(b, blen, &o, follow_next, print_followed);
+			free(b);
+		}
+		*off = 0;
+	}
+	(void)walk(buf, len, off, follow_next, print_followed);
+	free(buf);
+	return 0;
 }
 
 static uint64_t
@@ -291,15 +407,14 @@ tail(int argc, char **argv)
 	if (read_log(file, &buf, &len) != 0)
 		return 1;
 	last = count_records(buf, len);
-	(void)walk(buf, len, &off, last >= (uint64_t)n ? last - (uint64_t)n + 1 : 0, print_line);
+	follow_next = last >= (uint64_t)n ? last - (uint64_t)n + 1 : 0;
+	(void)walk(buf, len, &off, follow_next, print_followed);
 	free(buf);
 	while (follow) {
 		fflush(stdout);
 		wfpb__sleep_ms(500);
-		if (read_log(file, &buf, &len) != 0)
-			return 1;
-		(void)walk(buf, len, &off, 0, print_line);
-		free(buf);
+		/* A log being rotated may be missing for an instant: try again at the next poll. */
+		(void)follow_poll(file, &off);
 	}
 	return 0;
 }

@@ -226,6 +226,40 @@ wfpb_addr_format(const struct wfpb_addr *a, char out[WFPB_ADDR_STRLEN])
 	snprintf(p + pos, WFPB_ADDR_STRLEN - (size_t)pos, "]:%u", a->port);
 }
 
+static const uint8_t zero12[12];
+
+static int
+is_mapped(const uint8_t a[16])
+{
+	return memcmp(a, zero12, 10) == 0 && a[10] == 0xff && a[11] == 0xff;
+}
+
+int
+wfpb_addr_canonical(struct wfpb_addr *a)
+{
+	int compat;
+
+	if (a->family != WFPB_AF_INET6)
+		return 0;
+	compat = memcmp(a->addr, zero12, 12) == 0 &&
+	    !(a->addr[12] == 0 && a->addr[13] == 0 && a->addr[14] == 0 && a->addr[15] <= 1);
+	if (!compat && !is_mapped(a->addr))
+		return 0;
+	memmove(a->addr, a->addr + 12, 4);
+	memset(a->addr + 4, 0, 12);
+	a->family = WFPB_AF_INET;
+	a->scope_id = 0;
+	return 1;
+}
+
+int
+wfpb_addr_unspecified(const struct wfpb_addr *a)
+{
+	static const uint8_t zero[16];
+
+	return memcmp(a->addr, zero, wfpb_addr_len(a->family)) == 0;
+}
+
 int
 wfpb_range_parse(const char *s, size_t n, struct wfpb_range *out)
 {
@@ -259,9 +293,16 @@ wfpb_range_parse(const char *s, size_t n, struct wfpb_range *out)
 	if (parse_host(host, hlen, &out->family, out->addr) != 0 || prefix > 8 * wfpb_addr_len(out->family))
 		return WFPB_E_INVAL;
 	out->prefix = prefix;
+	if (out->family == WFPB_AF_INET6 && prefix >= 96 && is_mapped(out->addr)) {
+		memmove(out->addr, out->addr + 12, 4);
+		memset(out->addr + 4, 0, 12);
+		out->family = WFPB_AF_INET;
+		out->prefix = prefix - 96;
+	}
 	if (plen == 1 && ports[0] == '*') {
 		out->port_lo = 0;
 		out->port_hi = 65535;
+		out->any_port = 1;
 	} else if ((dash = memchr(ports, '-', plen)) != NULL) {
 		if (parse_u16(ports, (size_t)(dash - ports), &out->port_lo) != 0 ||
 		    parse_u16(dash + 1, plen - (size_t)(dash - ports) - 1, &out->port_hi) != 0 ||

@@ -28,6 +28,7 @@ struct wfpb_range {
 	uint8_t		addr[16];
 	unsigned	prefix;		/* bits */
 	uint16_t	port_lo, port_hi;
+	int		any_port;	/* written "*" rather than with numbers */
 };
 
 /* Bytes of address for a family: 4, 16, or 0 for an unknown family. */
@@ -42,7 +43,23 @@ void wfpb_addr_format(const struct wfpb_addr *a, char out[WFPB_ADDR_STRLEN]);
 /* Parses "ADDR/PREFIX:PORTS" with PORTS = "*", "N" or "N-M". 0 or WFPB_E_INVAL. */
 int WFPB_MUST_CHECK wfpb_range_parse(const char *s, size_t len, struct wfpb_range *out);
 
-/* 1 when a falls in r (family, prefix and port range). */
+/*
+ * Rewrites an IPv6 address that carries an IPv4 one — IPv4-mapped
+ * (::ffff:a.b.c.d) or IPv4-compatible (::a.b.c.d, but not :: or ::1) — as
+ * that IPv4 address, port kept, scope dropped. Policy sees addresses only in
+ * this form, so no IPv6 spelling reaches around an IPv4 range. Returns 1 when
+ * it rewrote a, else 0.
+ */
+int wfpb_addr_canonical(struct wfpb_addr *a);
+
+/* 1 for the unspecified address (0.0.0.0 or ::), which as a destination means this host. */
+int wfpb_addr_unspecified(const struct wfpb_addr *a);
+
+/*
+ * 1 when a falls in r (family, prefix and port range). Ranges are kept in
+ * the canonical form too: an IPv4-mapped range (prefix 96 or more) is parsed
+ * as the IPv4 range it names.
+ */
 int wfpb_range_contains(const struct wfpb_range *r, const struct wfpb_addr *a);
 
 #endif

@@ -316,6 +316,7 @@ wfpb_broker_next_ready(struct wfpb_broker *b)
 void
 wfpb_broker_fini(struct wfpb_broker *b)
 {
+	wfpb__admit_fini(b);
 	if (b->started)
 		wfpb_event(WFPB_EVENT_STOP, "%u sessions open at stop", b->sessions);
 	b->started = 0;

@@ -21,6 +21,7 @@
 
 #include <stdint.h>
 
+#include "admit.h"
 #include "audit.h"
 #include "backend.h"
 #include "config.h"
@@ -98,6 +99,7 @@ struct wfpb_broker {
 	int				(*owned)(void *arg);	/* held by the calling thread? */
 	void				*lock_arg;
 	uint32_t			workers;	/* threads serving sessions, for Status */
+	struct wfpb_admit		admit;		/* sessions per OS identity */
 };
 
 static inline void

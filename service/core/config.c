@@ -22,6 +22,10 @@ wfpb_config_defaults(struct wfpb_config *c, const char *endpoint, const char *st
 	c->idle_timeout_ms = 5 * 60 * 1000;
 	c->max_sessions = 256;
 	c->max_sessions_per_principal = 64;
+	c->max_sessions_per_user = 64;
+	c->unmatched_timeout_ms = 10000;
+	c->output_max = 256u * 1024u;
+	c->output_stall_ms = 10000;
 	c->blob_max = 16 * 1024;
 	c->stash_max_per_principal = 1024;
 	c->stash_ttl_ms = 120 * 1000;
@@ -197,6 +201,8 @@ principal_key(struct wfpb_principal *p, const char *key, const char *v)
 		return add_ranges(p->listen, &p->nlisten, v);
 	if (strcmp(key, "connect") == 0)
 		return add_ranges(p->connect, &p->nconnect, v);
+	if (strcmp(key, "bind") == 0)
+		return add_ranges(p->bind, &p->nbind, v);
 	return WFPB_E_CONFIG;
 }
 
@@ -264,6 +270,19 @@ on_pair(void *arg, const char *section, const char *key, const char *v)
 			return set_u32(&c->max_sessions, v, 1, 1000000);
 		if (strcmp(key, "max_sessions_per_principal") == 0)
 			return set_u32(&c->max_sessions_per_principal, v, 1, 1000000);
+		if (strcmp(key, "max_sessions_per_user") == 0)
+			return set_u32(&c->max_sessions_per_user, v, 1, 1000000);
+		if (strcmp(key, "unmatched_timeout_ms") == 0)
+			return set_u32(&c->unmatched_timeout_ms, v, 10, 86400000);
+		if (strcmp(key, "output_max_kib") == 0) {
+			uint32_t kib = 0;
+			int rc = set_u32(&kib, v, 64, 64u * 1024u);
+
+			c->output_max = kib * 1024u;
+			return rc;
+		}
+		if (strcmp(key, "output_stall_ms") == 0)
+			return set_u32(&c->output_stall_ms, v, 100, 600000);
 		if (strcmp(key, "workers") == 0)
 			return set_u32(&c->workers, v, 0, WFPB_WORKERS_MAX);
 		if (strcmp(key, "blob_max") == 0)

@@ -58,6 +58,9 @@ struct wfpb_principal {
 	unsigned	nlisten;
 	struct wfpb_range connect[WFPB_RANGES_MAX];	/* where it may Connect (none: nowhere) */
 	unsigned	nconnect;
+	/* Local addresses a Connect may bind (none: no explicit bind); ports < 1024 only if named. */
+	struct wfpb_range bind[WFPB_RANGES_MAX];
+	unsigned	nbind;
 };
 
 struct wfpb_config {
@@ -69,6 +72,10 @@ struct wfpb_config {
 	uint32_t	idle_timeout_ms;
 	uint32_t	max_sessions;
 	uint32_t	max_sessions_per_principal;
+	uint32_t	max_sessions_per_user;	/* per OS identity (uid, user SID), principal or not */
+	uint32_t	unmatched_timeout_ms;	/* sessions of identities no principal matches */
+	uint32_t	output_max;		/* bytes queued for a client before it is not read */
+	uint32_t	output_stall_ms;	/* how long a session may stay over output_max */
 	uint32_t	workers;		/* Windows completion-port threads; 0: by processor count */
 	uint32_t	blob_max;
 	uint32_t	stash_max_per_principal;

@@ -481,6 +481,8 @@ addr_from_pb(const Wfpbroker__V1__Address *a, const char *field, int need_port, 
 	memcpy(out->addr, a->addr.data, a->addr.len);
 	out->port = (uint16_t)a->port;
 	out->scope_id = a->scope_id;
+	/* Every policy check and every socket call sees one spelling of an IPv4 address. */
+	(void)wfpb_addr_canonical(out);
 	return 0;
 }
 
@@ -585,9 +587,15 @@ static int
 request_socket(struct wfpb_session *s, const struct req_sock *r, const char *what, wfpb_sock *out,
     struct outcome *o)
 {
-	int os_err = 0, rc;
+	int os_err = 0, rc, family;
 
 	if (!r->by_handle) {
+		/* Whatever a client sends is checked for what it is before any ioctl or sockopt touches it. */
+		if (!wfpb__net_is_tcp(s->in_fds[r->fd], &family)) {
+			set_outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL,
+			    "%s: descriptor %u is not a TCP socket of AF_INET or AF_INET6", what, r->fd);
+			return -1;
+		}
 		*out = s->in_fds[r->fd];
 		return 0;
 	}
@@ -619,6 +627,22 @@ in_ranges(const struct wfpb_range *r, unsigned n, const struct wfpb_addr *a)
 
 	for (i = 0; i < n; i++)
 		if (wfpb_range_contains(&r[i], a))
+			return 1;
+	return 0;
+}
+
+/*
+ * A local address a Connect may bind as the broker: inside a bind range,
+ * and a port below 1024 (which only a privileged process may bind) only
+ * when the range names ports with numbers, not "*".
+ */
+static int
+in_bind_ranges(const struct wfpb_principal *p, const struct wfpb_addr *a)
+{
+	unsigned i;
+
+	for (i = 0; i < p->nbind; i++)
+		if (wfpb_range_contains(&p->bind[i], a) && (a->port == 0 || a->port >= 1024 || !p->bind[i].any_port))
 			return 1;
 	return 0;
 }
@@ -846,6 +870,9 @@ validate_connect(const struct wfpb_session *s, const Request *rq, union wfpb_req
 		return -1;
 	if (c->local != NULL && r->connect.local.family != r->connect.remote.family)
 		return BAD(o, "connect.local: family differs from connect.remote");
+	/* As a destination the unspecified address means this host, whatever the ranges say. */
+	if (wfpb_addr_unspecified(&r->connect.remote))
+		return BAD(o, "connect.remote: the unspecified address is not a destination");
 	if (c->timeout_ms > CONNECT_TIMEOUT_MAX)
 		return BAD(o, "connect.timeout_ms: %u, the limit is %u", c->timeout_ms, CONNECT_TIMEOUT_MAX);
 	r->connect.timeout_ms = c->timeout_ms ? c->timeout_ms : CONNECT_TIMEOUT_DEFAULT;
@@ -889,6 +916,12 @@ op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, st
 	if (!in_ranges(s->policy->connect, s->policy->nconnect, &r->connect.remote)) {
 		set_outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED,
 		    "connect: %s is outside principal %s's connect ranges", text, s->principal);
+		return;
+	}
+	if (r->connect.local.family != 0 && !in_bind_ranges(s->policy, &r->connect.local)) {
+		wfpb_addr_format(&r->connect.local, text);
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED,
+		    "connect: local %s is outside principal %s's bind ranges", text, s->principal);
 		return;
 	}
 	if (records_bytes(s, &r->connect.records, &blob, &len, &hash, o, now_ms) != 0)
@@ -997,6 +1030,11 @@ op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 	audit_blob(rp, blob, len, hash);
 	if (request_socket(s, &r->apply.sock, "apply_records", &sock, o) != 0)
 		return;
+	if (wfpb__net_is_bound(sock)) {
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL,
+		    "apply_records: records must be set before bind and connect");
+		return;
+	}
 	if ((code = be->ops->set_records(be->ctx, sock, blob, len, own_mark(s), &os_err)) != 0) {
 		backend_outcome(o, "apply_records", code, os_err);
 		return;

@@ -33,6 +33,25 @@ int wfpb__net_connect_result(wfpb_sock s, int *os_err);
 int wfpb__net_addrs(wfpb_sock s, struct wfpb_addr *peer, struct wfpb_addr *local, int *os_err);
 void wfpb__net_close(wfpb_sock s);
 
+/*
+ * Closes a descriptor or handle a client gave the broker, without ever
+ * blocking the calling thread: a client's socket may linger on close
+ * (SO_LINGER with unsent data) and a client's file may sit on a FUSE mount
+ * that never answers. Sockets have their linger cleared first; anything
+ * else is closed on a reaper thread. WFPB_SOCK_NONE is a no-op.
+ */
+void wfpb__net_discard(wfpb_sock s);
+
+/*
+ * 1 when s is a TCP socket of AF_INET or AF_INET6 (the only kind an op
+ * takes from a client), with its family in *family (WFPB_AF_*); 0 for
+ * anything else (a file, a pipe, a Unix or UDP socket).
+ */
+int wfpb__net_is_tcp(wfpb_sock s, int *family);
+
+/* 1 when s is bound or connected already (records must go on before either), else 0. */
+int wfpb__net_is_bound(wfpb_sock s);
+
 #define WFPB_HANDOVER_MAX	1024u	/* WSAPROTOCOL_INFOW is 628 bytes */
 
 /*

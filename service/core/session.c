@@ -32,6 +32,11 @@ wfpb_session_new(struct wfpb_broker *b, const struct wfpb_identity *id, uint64_t
 	s->id = *id;
 	s->opened_ms = s->last_ms = now_ms;
 	s->pending.watch = s->pending.sock = WFPB_SOCK_NONE;
+	s->output_max = b->cfg.output_max;
+	if (wfpb__admit_user_take(b, id, &s->user_slot) != 0) {
+		free(s);
+		return NULL;
+	}
 	wfpb_channel_server_init(&s->ch, b->key, key_enrolled, b);
 	b->sessions++;
 	b->n.sessions_opened++;
@@ -75,16 +80,30 @@ wfpb_session_resolve(struct wfpb_session *s)
 		}
 	}
 	s->policy = p;
+	s->output_max = b->cfg.output_max;
 	s->perms = p ? p->perms : 0;
 	s->max_stash = p && p->max_stash ? p->max_stash : b->cfg.stash_max_per_principal;
 	s->policy_gen = b->policy_gen;
 	s->resolved = 1;
 }
 
-void
+int
 wfpb_session_set_identity(struct wfpb_session *s, const struct wfpb_identity *id)
 {
+	struct wfpb_broker	*b = s->broker;
+	int			rc;
+
+	wfpb_core_enter(b);
+	wfpb__admit_user_drop(b, &s->user_slot);
 	s->id = *id;
+	rc = wfpb__admit_user_take(b, id, &s->user_slot);
+	wfpb_core_leave(b);
+	if (rc != 0) {
+		/* The identity holds its share already (or memory ran out): this one is refused as busy. */
+		wfpb_channel_reject(&s->ch, WFPB_REJECT_BUSY);
+		s->closing = 1;
+	}
+	return rc;
 }
 
 void
@@ -92,11 +111,12 @@ wfpb_session_add_fds(struct wfpb_session *s, const wfpb_sock *fds, unsigned n)
 {
 	unsigned i;
 
+	/* Descriptors are taken only from an authenticated peer, for the request they came with. */
 	for (i = 0; i < n; i++) {
-		if (s->n_in < WFPB_SESSION_FDS_MAX && !s->closing)
+		if (s->n_in < WFPB_SESSION_FDS_MAX && !s->closing && wfpb_channel_established(&s->ch))
 			s->in_fds[s->n_in++] = fds[i];
 		else
-			wfpb__net_close(fds[i]);
+			wfpb__net_discard(fds[i]);
 	}
 }
 
@@ -104,7 +124,21 @@ static void
 close_in_fds(struct wfpb_session *s)
 {
 	while (s->n_in > 0)
-		wfpb__net_close(s->in_fds[--s->n_in]);
+		wfpb__net_discard(s->in_fds[--s->n_in]);
+}
+
+/* The output budget is spent: hold further requests until the client reads (backpressure). */
+static int
+over_budget(struct wfpb_session *s, uint64_t now_ms)
+{
+	size_t len = 0;
+
+	(void)wfpb_channel_output(&s->ch, &len);
+	if (len <= s->output_max)
+		return 0;
+	if (s->over_since_ms == 0)
+		s->over_since_ms = now_ms ? now_ms : 1;
+	return 1;
 }
 
 /* Keeps bytes that arrive while an operation is pending; a client that floods them is cut off. */
@@ -133,7 +167,7 @@ wfpb_session_input(struct wfpb_session *s, const uint8_t *in, size_t len, uint64
 	if (s->closing)
 		return WFPB_E_STATE;
 	while (len > 0) {
-		if (s->pending.kind != WFPB_PENDING_NONE) {
+		if (s->pending.kind != WFPB_PENDING_NONE || over_budget(s, now_ms)) {
 			if ((rc = hold(s, in, len)) != 0) {
 				s->closing = 1;
 				return rc;
@@ -203,6 +237,31 @@ wfpb_session_resume(struct wfpb_session *s, uint64_t now_ms)
 	}
 	s->last_ms = now_ms;
 	return drain_held(s, now_ms);
+}
+
+int
+wfpb_session_wants_input(const struct wfpb_session *s)
+{
+	return !s->closing && s->over_since_ms == 0;
+}
+
+int
+wfpb_session_unthrottle(struct wfpb_session *s, uint64_t now_ms)
+{
+	size_t	len = 0;
+	int	rc;
+
+	if (s->over_since_ms == 0 || s->closing)
+		return 0;
+	(void)wfpb_channel_output(&s->ch, &len);
+	if (len > s->output_max / 2)
+		return 0;
+	s->over_since_ms = 0;
+	if (s->held == NULL)
+		return 0;
+	if ((rc = drain_held(s, now_ms)) < 0)
+		return rc;
+	return 1;
 }
 
 int
@@ -351,6 +410,8 @@ wfpb_session_deadline(const struct wfpb_session *s)
 	struct wfpb_broker	*b = s->broker;
 	uint64_t		at;
 
+	uint64_t		stall = UINT64_MAX;
+
 	if (s->pending.kind != WFPB_PENDING_NONE && !s->closing)
 		return s->pending.deadline_ms;
 	/* The timeouts are policy, which a reload on another worker may be replacing. */
@@ -358,9 +419,11 @@ wfpb_session_deadline(const struct wfpb_session *s)
 	if (!wfpb_channel_established(&s->ch))
 		at = s->opened_ms + b->cfg.handshake_timeout_ms;
 	else
-		at = s->last_ms + b->cfg.idle_timeout_ms;
+		at = s->last_ms + wfpb_admit_idle_ms(s);
+	if (s->over_since_ms != 0)
+		stall = s->over_since_ms + b->cfg.output_stall_ms;
 	wfpb_core_leave(b);
-	return at;
+	return at < stall ? at : stall;
 }
 
 int
@@ -378,6 +441,11 @@ wfpb_session_expire(struct wfpb_session *s, uint64_t now_ms)
 		}
 		s->last_ms = now_ms;
 		return drain_held(s, now_ms);
+	}
+	if (s->over_since_ms != 0 && !s->closing) {
+		/* Its client left the output unread past output_stall_ms: it gets none of it. */
+		s->closing = 1;
+		return WFPB_E_LIMIT;
 	}
 	if (!wfpb_channel_established(&s->ch) && !s->closing)
 		wfpb_channel_reject(&s->ch, WFPB_REJECT_DEADLINE);
@@ -409,6 +477,7 @@ wfpb_session_free(struct wfpb_session *s)
 		wfpb__net_close(s->out_fds[--s->n_out].sock);
 	wfpb_stash_release_session(&s->broker->stash, &s->stash_list);
 	uncount(s);
+	wfpb__admit_user_drop(s->broker, &s->user_slot);
 	free(s->held);
 	wfpb_channel_free(&s->ch);
 	s->broker->sessions--;

@@ -92,6 +92,9 @@ struct wfpb_session {
 	int			wait_state;
 	int			wait_failed;	/* a commit it waited for failed (core lock) */
 	struct wfpb_session	*wait_prev, *wait_next;
+	struct wfpb_user_slot	*user_slot;	/* counted against its OS identity (admit.h) */
+	uint64_t		over_since_ms;	/* output over output_max since then; 0 when not */
+	uint32_t		output_max;	/* the policy's output budget, read under the core lock */
 };
 
 /* Parks the session's output until audit record seq is durable (group commit). */
@@ -113,14 +116,32 @@ struct wfpb_session *wfpb_session_new(struct wfpb_broker *b, const struct wfpb_i
 /*
  * Sets the identity once the platform could read it (a named pipe's client
  * token is readable only after the client wrote). Until then it is unknown
- * and every permission-bearing request is denied.
+ * and every permission-bearing request is denied. Returns 0, or
+ * WFPB_E_LIMIT when that identity already holds max_sessions_per_user: the
+ * session then queues a busy notice and is closing.
  */
-void wfpb_session_set_identity(struct wfpb_session *s, const struct wfpb_identity *id);
+int wfpb_session_set_identity(struct wfpb_session *s, const struct wfpb_identity *id);
+
+/*
+ * Backpressure: 0 while the session holds more output than output_max (or
+ * is closing), and the server must not read from its client; else 1.
+ */
+int wfpb_session_wants_input(const struct wfpb_session *s);
+
+/*
+ * After output was written: a session that stopped taking requests because
+ * its output was over the budget takes the ones it held once the output is
+ * back under half of it. Returns 1 when it produced output (write again), 0
+ * when there was nothing to do, or a negative WFPB_E_* (close).
+ */
+int WFPB_MUST_CHECK wfpb_session_unthrottle(struct wfpb_session *s, uint64_t now_ms);
 
 /*
  * Hands the session descriptors that arrived with the bytes about to be fed
- * (POSIX SCM_RIGHTS). Takes ownership; beyond WFPB_SESSION_FDS_MAX they are
- * closed. They belong to the next request and are closed after it.
+ * (POSIX SCM_RIGHTS). Takes ownership. Before the handshake is complete, or
+ * beyond WFPB_SESSION_FDS_MAX, they are discarded at once; otherwise they
+ * belong to the next request and are discarded after it unless it took one.
+ * Discarding never blocks the calling thread (wfpb__net_discard).
  */
 void wfpb_session_add_fds(struct wfpb_session *s, const wfpb_sock *fds, unsigned n);
 
@@ -152,7 +173,9 @@ uint64_t wfpb_session_deadline(const struct wfpb_session *s);
 /*
  * The deadline passed. A pending operation is answered TIMEOUT (returns 0);
  * otherwise the session is closing (a reject notice queued if still in the
- * handshake) and a negative code is returned.
+ * handshake) and a negative code is returned: WFPB_E_LIMIT when its client
+ * left output unread past output_stall_ms, and the server then closes it at
+ * once without flushing.
  */
 int wfpb_session_expire(struct wfpb_session *s, uint64_t now_ms);
 

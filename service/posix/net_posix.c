@@ -2,8 +2,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "net.h"
@@ -28,6 +31,16 @@ wfpb__net_socket(int family, wfpb_sock *out, int *os_err)
 	fd = socket(family == WFPB_AF_INET6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return os_fail(os_err);
+	/* An IPv6 socket reaches IPv6 only: an IPv4-mapped remote must not slip past the IPv4 ranges. */
+	if (family == WFPB_AF_INET6) {
+		int one = 1;
+
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) {
+			*os_err = errno;
+			close(fd);
+			return WFPB_E_OS;
+		}
+	}
 	*out = fd;
 	return 0;
 }
@@ -141,6 +154,122 @@ wfpb__net_close(wfpb_sock s)
 {
 	if (s != WFPB_SOCK_NONE)
 		close((int)s);
+}
+
+/*
+ * The reaper: one thread that closes client descriptors which are not
+ * sockets (a close on a FUSE file waits for its daemon). The event loop
+ * writes them to a pipe and never waits on it.
+ */
+static int		reaper_in = -1;
+static pthread_once_t	reaper_once = PTHREAD_ONCE_INIT;
+
+static void *
+reaper_main(void *arg)
+{
+	int fd, rfd = (int)(intptr_t)arg;
+
+	for (;;) {
+		ssize_t n = read(rfd, &fd, sizeof(fd));
+
+		if (n == (ssize_t)sizeof(fd))
+			close(fd);
+		else if (n == 0 || (n < 0 && errno != EINTR))
+			return NULL;
+	}
+}
+
+static void
+reaper_start(void)
+{
+	pthread_attr_t	attr;
+	pthread_t	t;
+	sigset_t	all, old;
+	int		p[2];
+
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return;
+	(void)fcntl(p[1], F_SETFL, O_NONBLOCK);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	/* It takes no signals: they stay with the event loop's signalfd. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	if (pthread_create(&t, &attr, reaper_main, (void *)(intptr_t)p[0]) == 0) {
+		reaper_in = p[1];
+	} else {
+		close(p[0]);
+		close(p[1]);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+}
+
+void
+wfpb__net_discard(wfpb_sock s)
+{
+	struct linger	off = { 0, 0 };
+	struct stat	st;
+	int		fd = (int)s;
+
+	if (s == WFPB_SOCK_NONE)
+		return;
+	if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		/* Linger off: close returns at once and the kernel ends the connection in the background. */
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof(off));
+		close(fd);
+		return;
+	}
+	pthread_once(&reaper_once, reaper_start);
+	if (reaper_in >= 0 && write(reaper_in, &fd, sizeof(fd)) == (ssize_t)sizeof(fd))
+		return;
+	/*
+	 * No reaper, or 16 384 closes already stuck behind it: closing here may
+	 * block, but holding the descriptor would leak it for good.
+	 */
+	close(fd);
+}
+
+int
+wfpb__net_is_tcp(wfpb_sock s, int *family)
+{
+	struct stat	st;
+	int		v = 0;
+	socklen_t	len = sizeof(v);
+
+	*family = 0;
+	if (fstat((int)s, &st) != 0 || !S_ISSOCK(st.st_mode))
+		return 0;
+	if (getsockopt((int)s, SOL_SOCKET, SO_TYPE, &v, &len) != 0 || v != SOCK_STREAM)
+		return 0;
+	len = sizeof(v);
+	if (getsockopt((int)s, SOL_SOCKET, SO_PROTOCOL, &v, &len) != 0 || v != IPPROTO_TCP)
+		return 0;
+	len = sizeof(v);
+	if (getsockopt((int)s, SOL_SOCKET, SO_DOMAIN, &v, &len) != 0)
+		return 0;
+	if (v == AF_INET)
+		*family = WFPB_AF_INET;
+	else if (v == AF_INET6)
+		*family = WFPB_AF_INET6;
+	return *family != 0;
+}
+
+int
+wfpb__net_is_bound(wfpb_sock s)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		len = sizeof(ss);
+	struct wfpb_addr	a;
+	static const uint8_t	zero[16];
+
+	if (getpeername((int)s, (struct sockaddr *)&ss, &len) == 0 || errno != ENOTCONN)
+		return 1;
+	len = sizeof(ss);
+	if (getsockname((int)s, (struct sockaddr *)&ss, &len) != 0)
+		return 1;
+	from_sockaddr(&ss, &a);
+	return a.port != 0 || memcmp(a.addr, zero, sizeof(zero)) != 0;
 }
 
 int

@@ -48,6 +48,7 @@ struct conn {
 	struct conn		*prev, *next;
 	struct tag		io_tag, watch_tag;
 	int			out_armed;	/* EPOLLOUT requested */
+	int			in_armed;	/* EPOLLIN requested (off while the session is over its output budget) */
 	wfpb_sock		watched;	/* socket registered for the pending operation */
 	int			watched_write;
 	int			dead;		/* closed; freed after the current event batch */
@@ -263,21 +264,34 @@ conn_flush(struct server *sv, struct conn *c)
 	size_t			len;
 	ssize_t			n;
 
+	int			rc, want_in;
+
 	sync_watch(sv, c);
-	while ((p = wfpb_session_output(c->s, &len, &attach)) != NULL) {
-		n = wfpb__send_fd(c->fd, p, len, (int)attach, MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			return -1;
+	for (;;) {
+		while ((p = wfpb_session_output(c->s, &len, &attach)) != NULL) {
+			n = wfpb__send_fd(c->fd, p, len, (int)attach, MSG_DONTWAIT);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN || errno == EWOULDBLOCK)
+					break;
+				return -1;
+			}
+			wfpb_session_output_done(c->s, (size_t)n);
 		}
-		wfpb_session_output_done(c->s, (size_t)n);
+		/* Output drained below the budget: the requests held meanwhile run now. */
+		if ((rc = wfpb_session_unthrottle(c->s, now_ms())) < 0)
+			return -1;
+		if (rc == 0)
+			break;
+		sync_watch(sv, c);
 	}
-	if ((p != NULL) != c->out_armed) {
+	want_in = wfpb_session_wants_input(c->s);
+	if ((p != NULL) != c->out_armed || want_in != c->in_armed) {
 		c->out_armed = p != NULL;
-		ev.events = EPOLLIN | EPOLLRDHUP | (c->out_armed ? EPOLLOUT : 0);
+		c->in_armed = want_in;
+		/* Hang-ups and errors are reported whatever is asked, so a paused client can still be reaped. */
+		ev.events = (c->in_armed ? EPOLLIN | EPOLLRDHUP : 0) | (c->out_armed ? EPOLLOUT : 0);
 		ev.data.ptr = &c->io_tag;
 		epoll_ctl(sv->ep, EPOLL_CTL_MOD, c->fd, &ev);
 	}
@@ -319,19 +333,17 @@ on_accept(struct server *sv)
 				wfpb_log(WFPB_LOG_WARN, "accept: %s", strerror(errno));
 			return;
 		}
+		/* Admission (admit.h) knows the identity before a byte is read: per-user caps apply at once. */
+		identify(fd, &id);
+		c = NULL;
 		wfpb_core_enter(sv->b);
-		if ((busy = sv->b->sessions >= sv->b->cfg.max_sessions))
-			sv->b->n.sessions_rejected++;
+		busy = wfpb_admit_session(sv->b, &id) != 0;
+		if (!busy && (c = calloc(1, sizeof(*c))) != NULL)
+			c->s = wfpb_session_new(sv->b, &id, now_ms());
 		wfpb_core_leave(sv->b);
 		if (busy) {
 			refuse_busy(sv, fd);
 			continue;
-		}
-		identify(fd, &id);
-		if ((c = calloc(1, sizeof(*c))) != NULL) {
-			wfpb_core_enter(sv->b);
-			c->s = wfpb_session_new(sv->b, &id, now_ms());
-			wfpb_core_leave(sv->b);
 		}
 		if (c == NULL || c->s == NULL) {
 			wfpb_log(WFPB_LOG_ERR, "out of memory accepting a session");
@@ -345,6 +357,7 @@ on_accept(struct server *sv)
 		c->watch_tag.kind = TAG_WATCH;
 		c->watch_tag.c = c;
 		c->watched = WFPB_SOCK_NONE;
+		c->in_armed = 1;
 		c->s->user = c;
 		c->next = sv->conns;
 		if (sv->conns)
@@ -391,7 +404,7 @@ on_readable(struct server *sv, struct conn *c)
 		 * Epoll is level-triggered: a short read means the socket is drained
 		 * for now, and reading on to EAGAIN would cost a system call per request.
 		 */
-		if (rc < 0 || (size_t)n < sizeof(buf))
+		if (rc < 0 || (size_t)n < sizeof(buf) || !wfpb_session_wants_input(c->s))
 			break;
 	}
 	if (conn_flush(sv, c) != 0)
@@ -425,7 +438,10 @@ sweep(struct server *sv)
 			conn_close(sv, c);
 			continue;
 		}
-		(void)wfpb_session_expire(c->s, now);
+		if (wfpb_session_expire(c->s, now) == WFPB_E_LIMIT) {
+			conn_close(sv, c);	/* it would not read: nothing more is written to it */
+			continue;
+		}
 		if (conn_flush(sv, c) != 0)
 			conn_close(sv, c);
 	}

@@ -39,6 +39,16 @@ wfpb__net_socket(int family, wfpb_sock *out, int *os_err)
 		closesocket(s);
 		return WFPB_E_OS;
 	}
+	/* Windows' default already, made explicit: an IPv4-mapped remote must not pass as IPv6. */
+	if (family == WFPB_AF_INET6) {
+		DWORD one = 1;
+
+		if (setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&one, sizeof(one)) != 0) {
+			*os_err = WSAGetLastError();
+			closesocket(s);
+			return WFPB_E_OS;
+		}
+	}
 	*out = (wfpb_sock)s;
 	return 0;
 }
@@ -204,6 +214,45 @@ wfpb__net_close(wfpb_sock s)
 {
 	if (s != WFPB_SOCK_NONE)
 		closesocket((SOCKET)s);
+}
+
+void
+wfpb__net_discard(wfpb_sock s)
+{
+	struct linger off = { 0, 0 };
+
+	if (s == WFPB_SOCK_NONE)
+		return;
+	/* A blocking socket with linger set would hold closesocket until its data drains. */
+	(void)setsockopt((SOCKET)s, SOL_SOCKET, SO_LINGER, (const char *)&off, sizeof(off));
+	closesocket((SOCKET)s);
+}
+
+int
+wfpb__net_is_tcp(wfpb_sock s, int *family)
+{
+	WSAPROTOCOL_INFOW	pi;
+	int			len = sizeof(pi);
+
+	*family = 0;
+	if (getsockopt((SOCKET)s, SOL_SOCKET, SO_PROTOCOL_INFOW, (char *)&pi, &len) != 0 ||
+	    pi.iSocketType != SOCK_STREAM || pi.iProtocol != IPPROTO_TCP)
+		return 0;
+	if (pi.iAddressFamily == AF_INET)
+		*family = WFPB_AF_INET;
+	else if (pi.iAddressFamily == AF_INET6)
+		*family = WFPB_AF_INET6;
+	return *family != 0;
+}
+
+int
+wfpb__net_is_bound(wfpb_sock s)
+{
+	struct sockaddr_storage	ss;
+	int			len = sizeof(ss);
+
+	/* An unbound socket has no name (WSAEINVAL); a bound or connected one has. */
+	return getsockname((SOCKET)s, (struct sockaddr *)&ss, &len) == 0;
 }
 
 int

@@ -50,6 +50,7 @@ struct pconn {
 	volatile LONG		fired;
 	int			pending;	/* operations in flight */
 	int			identified;
+	int			read_paused;	/* no read armed: the session is over its output budget */
 	int			closing;
 	struct wfpb_session	*s;
 	uint8_t			*wbuf;		/* the in-flight write's bytes */
@@ -396,11 +397,10 @@ on_connect(struct wfpb_pipe_server *sv, struct pconn *c)
 	struct wfpb_identity	unknown = { .known = 0, .uid = -1, .gid = -1 };
 	int			busy;
 
+	/* The identity is readable only after the client writes; its per-user cap applies then (on_read). */
 	core_enter(sv);
-	busy = sv->b->sessions >= sv->b->cfg.max_sessions;
-	if (busy)
-		sv->b->n.sessions_rejected++;
-	else
+	busy = wfpb_admit_session(sv->b, NULL) != 0;
+	if (!busy)
 		c->s = wfpb_session_new(sv->b, &unknown, now_ms());
 	core_leave(sv);
 	if (busy) {
@@ -424,7 +424,8 @@ on_read(struct pconn *c, DWORD n)
 	/* The client's token is readable once it has written: identify on the first read. */
 	if (!c->identified) {
 		wfpb__identify_pipe_client(c->pipe, &id);
-		wfpb_session_set_identity(c->s, &id);
+		/* Past the identity's session cap the session queues a busy notice and is closing. */
+		(void)wfpb_session_set_identity(c->s, &id);
 		c->identified = 1;
 	}
 	rc = wfpb_session_input(c->s, c->rbuf, n, now_ms());
@@ -432,8 +433,31 @@ on_read(struct pconn *c, DWORD n)
 		wfpb_log(WFPB_LOG_INFO, "session pid %u closed: %s", (unsigned)c->s->id.pid, wfpb_strerror(rc));
 	sync_watch(c);
 	pump_write(c);
-	if (!c->closing && !c->s->closing)
+	if (c->closing || c->s->closing)
+		return;
+	/* Backpressure: a client that does not read its answers is not read either. */
+	if (wfpb_session_wants_input(c->s))
 		start_read(c);
+	else
+		c->read_paused = 1;
+}
+
+/* A write completed: held requests may run again, and a paused read resumes. */
+static void
+on_written(struct pconn *c)
+{
+	if (c->s == NULL)
+		return;
+	if (wfpb_session_unthrottle(c->s, now_ms()) < 0) {
+		conn_close(c);
+		return;
+	}
+	sync_watch(c);
+	pump_write(c);
+	if (c->closing || c->s->closing || !c->read_paused || !wfpb_session_wants_input(c->s))
+		return;
+	c->read_paused = 0;
+	start_read(c);
 }
 
 /* Serves one completion for c, whose lock the caller holds. */
@@ -493,7 +517,7 @@ on_completion(struct wfpb_pipe_server *sv, struct pconn *c, OVERLAPPED *ov, DWOR
 	if (is_read)
 		on_read(c, n);
 	else if (is_write)
-		pump_write(c);
+		on_written(c);
 }
 
 /*
@@ -523,8 +547,9 @@ sweep(struct wfpb_pipe_server *sv)
 		if (c->s != NULL && !c->closing && now >= wfpb_session_deadline(c->s)) {
 			if (c->s->closing) {
 				conn_close(c);
+			} else if (wfpb_session_expire(c->s, now) == WFPB_E_LIMIT) {
+				conn_close(c);	/* it would not read: nothing more is written to it */
 			} else {
-				(void)wfpb_session_expire(c->s, now);
 				sync_watch(c);
 				pump_write(c);
 			}

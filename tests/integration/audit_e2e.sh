@@ -139,4 +139,32 @@ missing=$(sort -u "$work/acked2.txt" | comm -23 - "$work/recorded2.txt" | wc -l)
 check "every request acknowledged around the full disk has its record ($missing missing)" test "$missing" -eq 0
 umount "$disk" && disk=
 
+# --- 3. audit tail -f across rotations ------------------------------------------
+# The log rotates every few records while `audit tail -f` follows it: it must print every
+# record once, in order, across each rotated file, and never read past a file it had open.
+rm -rf "$work/state/audit.log"*
+write_conf "audit_max_kib = 4
+checkpoint_every = 1000"
+check "broker starts with a log that rotates every 4 KiB" start
+"$wfpbctl" audit tail -f -n 1000 "$work/state/audit.log" >"$work/tail.out" 2>"$work/tail.err" &
+tailer=$!
+"$ack" "$endpoint" "$pub" "$work/acked3.txt" 300 >/dev/null 2>&1
+sleep 1.2
+tail_alive=0
+kill -0 "$tailer" 2>/dev/null && tail_alive=1
+kill "$tailer" 2>/dev/null
+wait "$tailer" 2>/dev/null
+rotations=$(ls "$work/state/" | grep -c '^audit\.log\.[0-9]*$')
+check "the log rotated while tail -f followed it ($rotations rotated files)" test "$rotations" -ge 3
+check "tail -f is still running after the rotations" test "$tail_alive" -eq 1
+last=$("$wfpbctl" audit export --json "$work/state/audit.log" | tail -n 1 | sed -n 's/^{"seq":\([0-9]*\),.*/\1/p')
+first=$(head -n 1 "$work/tail.out" | cut -d' ' -f1)
+seqs_ok() {
+	awk -v first="$first" -v last="$last" 'NR == 1 { want = first } $1 != want { print "    line " NR ": seq " $1 ", expected " want; bad = 1; exit 1 } { want++ } END { if (!bad && want != last + 1) { print "    ends at " want - 1 ", the log at " last; exit 1 } }' "$work/tail.out"
+}
+check "tail -f printed every record from $first to $last once, in order" seqs_ok
+kill -TERM "$pid"
+wait "$pid"
+pid=
+
 summary

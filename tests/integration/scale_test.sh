@@ -6,8 +6,9 @@ brokerd=$1 scale=$2 work=$3 n=${4:-10000}
 rm -rf "$work"
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
-printf '[service]\nendpoint = %s/run/b.sock\nstate_dir = %s/state\nmax_sessions = %d\nidle_timeout_ms = 600000\n' \
-	"$work" "$work" $((n + 16)) >"$work/b.conf"
+# One uid opens them all, and they match no principal: lift the per-user cap and the short timeout.
+printf '[service]\nendpoint = %s/run/b.sock\nstate_dir = %s/state\nmax_sessions = %d\nmax_sessions_per_user = %d\nidle_timeout_ms = 600000\nunmatched_timeout_ms = 600000\n' \
+	"$work" "$work" $((n + 16)) $((n + 16)) >"$work/b.conf"
 ulimit -n $((n + 256)) || { echo "FAIL cannot raise the descriptor limit to $((n + 256))"; exit 1; }
 "$brokerd" --config "$work/b.conf" >"$work/broker.log" 2>&1 &
 pid=$!

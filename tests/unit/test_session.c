@@ -11,6 +11,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#ifndef _WIN32
+#include <fcntl.h>
+#include <unistd.h>
+#endif
 #include <sodium.h>
 
 #include "session.h"
@@ -207,8 +211,8 @@ deadlines(void **state)
 	const uint8_t		*p;
 	size_t			len;
 
-	/* Established: idle deadline from the last message. */
-	assert_int_equal(wfpb_session_deadline(f->s), 1001 + f->b.cfg.idle_timeout_ms);
+	/* Established, and no principal matches uid 1000: the short unmatched timeout from the last message. */
+	assert_int_equal(wfpb_session_deadline(f->s), 1001 + f->b.cfg.unmatched_timeout_ms);
 	/* Handshake: deadline from the open, and expiry queues a reject notice. */
 	s2 = wfpb_session_new(&f->b, &id, 5000);
 	assert_int_equal(f->b.sessions, 2);
@@ -223,6 +227,133 @@ deadlines(void **state)
 	assert_int_equal(f->b.sessions, 1);
 }
 
+/* One OS identity holds at most max_sessions_per_user sessions; others are not affected. */
+static void
+per_user_cap(void **state)
+{
+	struct fixture		*f = *state;
+	struct wfpb_identity	same = { .known = 1, .uid = 1000, .user = "1000" };
+	struct wfpb_identity	other = { .known = 1, .uid = 1001, .user = "1001" };
+	struct wfpb_identity	unknown = { .known = 0 };
+	struct wfpb_session	*s2, *s3, *s4;
+
+	f->b.cfg.max_sessions_per_user = 2;
+	assert_int_equal(wfpb_admit_user_sessions(&f->b, "1000"), 1);
+	assert_int_equal(wfpb_admit_session(&f->b, &same), 0);
+	assert_non_null(s2 = wfpb_session_new(&f->b, &same, 2000));
+	assert_int_equal(wfpb_admit_session(&f->b, &same), WFPB_E_LIMIT);
+	assert_int_equal(f->b.admit.rejected_user, 1);
+	assert_int_equal(wfpb_admit_session(&f->b, &other), 0);
+	/* A pipe session is opened unknown and learns its identity later: the cap applies then. */
+	assert_non_null(s3 = wfpb_session_new(&f->b, &unknown, 2000));
+	assert_int_equal(wfpb_session_set_identity(s3, &other), 0);
+	assert_non_null(s4 = wfpb_session_new(&f->b, &unknown, 2000));
+	assert_int_equal(wfpb_session_set_identity(s4, &same), WFPB_E_LIMIT);
+	assert_true(s4->closing);
+	wfpb_session_free(s4);
+	wfpb_session_free(s3);
+	assert_int_equal(wfpb_admit_user_sessions(&f->b, "1001"), 0);
+	wfpb_session_free(s2);
+	assert_int_equal(wfpb_admit_session(&f->b, &same), 0);
+	f->b.cfg.max_sessions = 1;
+	assert_int_equal(wfpb_admit_session(&f->b, &other), WFPB_E_LIMIT);
+}
+
+/*
+ * A client that sends requests and reads no answers: past output_max the
+ * session holds the rest (the server stops reading it), answers them once
+ * the output is read, and is cut off if it stays over past output_stall_ms.
+ */
+static void
+output_budget(void **state)
+{
+	struct fixture			*f = *state;
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__PingRequest	ping = WFPBROKER__V1__PING_REQUEST__INIT;
+	static uint8_t			payload[1000], buf[2048];
+	const uint8_t			*p;
+	size_t				n, len, used, off;
+	unsigned			i, answers = 0;
+	int				rc;
+
+	f->s->output_max = 4096;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_PING;
+	rq.ping = &ping;
+	ping.payload.data = payload;
+	ping.payload.len = sizeof(payload);
+	for (i = 0; i < 20; i++) {
+		rq.request_id = i + 1;
+		n = wfpbroker__v1__request__get_packed_size(&rq);
+		wfpbroker__v1__request__pack(&rq, buf);
+		assert_int_equal(wfpb_channel_send(&f->c, buf, n), 0);
+	}
+	p = wfpb_channel_output(&f->c, &len);
+	assert_int_equal(wfpb_session_input(f->s, p, len, 3000), 0);
+	wfpb_channel_output_done(&f->c, len);
+	assert_false(wfpb_session_wants_input(f->s));
+	assert_non_null(wfpb_session_output(f->s, &len, &no_attach));
+	assert_true(len <= 4096 + 1100);
+	assert_int_equal(wfpb_session_deadline(f->s), 3000 + f->b.cfg.output_stall_ms);
+	/* Reading the answers lets the held requests run, in order, until all twenty are answered. */
+	for (;;) {
+		while ((p = wfpb_session_output(f->s, &len, &no_attach)) != NULL) {
+			for (off = 0; off < len; off += used) {
+				if (wfpb_channel_feed(&f->c, p + off, len - off, &used) == WFPB_CHANNEL_MESSAGE)
+					answers++;
+			}
+			wfpb_session_output_done(f->s, len);
+		}
+		if ((rc = wfpb_session_unthrottle(f->s, 3100)) == 0)
+			break;
+		assert_int_equal(rc, 1);
+	}
+	assert_int_equal(answers, 20);
+	assert_true(wfpb_session_wants_input(f->s));
+	/* Over again, and never read: past the stall deadline the session is cut off. */
+	for (i = 0; i < 20; i++) {
+		rq.request_id = 100 + i;
+		n = wfpbroker__v1__request__get_packed_size(&rq);
+		wfpbroker__v1__request__pack(&rq, buf);
+		assert_int_equal(wfpb_channel_send(&f->c, buf, n), 0);
+	}
+	p = wfpb_channel_output(&f->c, &len);
+	assert_int_equal(wfpb_session_input(f->s, p, len, 4000), 0);
+	wfpb_channel_output_done(&f->c, len);
+	assert_int_equal(wfpb_session_expire(f->s, 4000 + f->b.cfg.output_stall_ms), WFPB_E_LIMIT);
+	assert_true(f->s->closing);
+}
+
+#ifndef _WIN32
+/* Descriptors sent before the handshake is complete are never kept. */
+static void
+descriptors_before_handshake_are_discarded(void **state)
+{
+	struct fixture		*f = *state;
+	struct wfpb_identity	id = { .known = 1, .uid = 1000, .user = "1000" };
+	struct wfpb_session	*s2 = wfpb_session_new(&f->b, &id, 5000);
+	wfpb_sock		fds[2];
+	int			p[2];
+
+	assert_non_null(s2);
+	assert_int_equal(pipe(p), 0);
+	fds[0] = p[0];
+	fds[1] = p[1];
+	wfpb_session_add_fds(s2, fds, 2);
+	assert_int_equal(s2->n_in, 0);
+	/* Closed (on the reaper thread: a pipe is not a socket); wait for it. */
+	for (int i = 0; i < 100 && fcntl(p[1], F_GETFD) != -1; i++)
+		usleep(10000);
+	assert_int_equal(fcntl(p[1], F_GETFD), -1);
+	/* After the handshake they are held for the next request. */
+	assert_int_equal(pipe(p), 0);
+	fds[0] = p[0];
+	wfpb_session_add_fds(f->s, fds, 1);
+	assert_int_equal(f->s->n_in, 1);
+	close(p[1]);
+	wfpb_session_free(s2);
+}
+#endif
+
 int
 main(void)
 {
@@ -232,6 +363,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(empty_and_unknown_ops, setup, teardown),
 		cmocka_unit_test_setup_teardown(oversized_ping_names_the_field, setup, teardown),
 		cmocka_unit_test_setup_teardown(deadlines, setup, teardown),
+		cmocka_unit_test_setup_teardown(per_user_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(output_budget, setup, teardown),
+#ifndef _WIN32
+		cmocka_unit_test_setup_teardown(descriptors_before_handshake_are_discarded, setup, teardown),
+#endif
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Admission and budgets (admit.h): the per-identity session table and the limits both servers apply. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "admit.h"
+#include "session.h"
+
+/* "" stands for an identity the kernel would not tell: such sessions share one slot. */
+static const char *
+user_key(const struct wfpb_identity *id)
+{
+	return id->known ? id->user : "";
+}
+
+static size_t
+bucket_of(const char *user)
+{
+	uint32_t	h = 2166136261u;	/* FNV-1a */
+
+	while (*user != '\0')
+		h = (h ^ (uint8_t)*user++) * 16777619u;
+	return h % WFPB_USER_BUCKETS;
+}
+
+static struct wfpb_user_slot *
+find_slot(const struct wfpb_admit *a, const char *user)
+{
+	struct wfpb_user_slot *u;
+
+	for (u = a->buckets[bucket_of(user)]; u != NULL; u = u->next)
+		if (strcmp(u->user, user) == 0)
+			return u;
+	return NULL;
+}
+
+uint32_t
+wfpb_admit_user_sessions(const struct wfpb_broker *b, const char *user)
+{
+	const struct wfpb_user_slot *u = find_slot(&b->admit, user);
+
+	return u != NULL ? u->sessions : 0;
+}
+
+int
+wfpb_admit_session(struct wfpb_broker *b, const struct wfpb_identity *id)
+{
+	WFPB_CORE_OWNED(b);
+	if (b->sessions >= b->cfg.max_sessions) {
+		b->n.sessions_rejected++;
+		return WFPB_E_LIMIT;
+	}
+	if (id != NULL && id->known && wfpb_admit_user_sessions(b, user_key(id)) >= b->cfg.max_sessions_per_user) {
+		b->n.sessions_rejected++;
+		b->admit.rejected_user++;
+		return WFPB_E_LIMIT;
+	}
+	return 0;
+}
+
+int
+wfpb__admit_user_take(struct wfpb_broker *b, const struct wfpb_identity *id, struct wfpb_user_slot **slot)
+{
+	struct wfpb_user_slot	*u;
+	const char		*key = user_key(id);
+	size_t			at;
+
+	*slot = NULL;
+	if (!id->known)
+		return 0;
+	if ((u = find_slot(&b->admit, key)) == NULL) {
+		if ((u = calloc(1, sizeof(*u))) == NULL)
+			return WFPB_E_NOMEM;
+		/* Both are WFPB_SID_MAX bytes: the identity's string always fits. */
+		memcpy(u->user, key, strnlen(key, sizeof(u->user) - 1));
+		at = bucket_of(u->user);
+		u->next = b->admit.buckets[at];
+		b->admit.buckets[at] = u;
+	}
+	if (u->sessions >= b->cfg.max_sessions_per_user) {
+		b->n.sessions_rejected++;
+		b->admit.rejected_user++;
+		if (u->sessions == 0)
+			wfpb__admit_user_drop(b, &u);
+		return WFPB_E_LIMIT;
+	}
+	u->sessions++;
+	*slot = u;
+	return 0;
+}
+
+void
+wfpb__admit_user_drop(struct wfpb_broker *b, struct wfpb_user_slot **slot)
+{
+	struct wfpb_user_slot *u = *slot, **link;
+
+	*slot = NULL;
+	if (u == NULL)
+		return;
+	if (u->sessions > 0)
+		u->sessions--;
+	if (u->sessions > 0)
+		return;
+	/* The table holds only identities with sessions: it cannot grow past max_sessions. */
+	for (link = &b->admit.buckets[bucket_of(u->user)]; *link != NULL; link = &(*link)->next) {
+		if (*link == u) {
+			*link = u->next;
+			free(u);
+			return;
+		}
+	}
+}
+
+int
+wfpb_admit_output_over(const struct wfpb_session *s)
+{
+	size_t len = 0;
+
+	(void)wfpb_channel_output(&s->ch, &len);
+	return len > s->broker->cfg.output_max;
+}
+
+uint32_t
+wfpb_admit_idle_ms(const struct wfpb_session *s)
+{
+	const struct wfpb_config *c = &s->broker->cfg;
+
+	if (s->resolved && s->principal[0] == '\0' && c->unmatched_timeout_ms < c->idle_timeout_ms)
+		return c->unmatched_timeout_ms;
+	return c->idle_timeout_ms;
+}
+
+void
+wfpb__admit_fini(struct wfpb_broker *b)
+{
+	struct wfpb_user_slot	*u;
+	size_t			i;
+
+	for (i = 0; i < WFPB_USER_BUCKETS; i++) {
+		while ((u = b->admit.buckets[i]) != NULL) {
+			b->admit.buckets[i] = u->next;
+			free(u);
+		}
+	}
+}
