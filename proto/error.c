@@ -28,7 +28,7 @@ wfpb_strerror(int err)
 	case WFPB_E_ACCESS: return "access denied";
 	case WFPB_E_REJECTED: return "broker rejected the session";
 	case WFPB_E_CONFIG: return "invalid configuration";
-	case WFPB_E_KEYFILE: return "invalid key file";
+	case WFPB_E_KEYFILE: return "key file malformed, readable by others or owned by another user";
 	case WFPB_E_STATUS: return "broker returned an error status";
 	case WFPB_E_PROTOCOL: return "protocol violation";
 	case WFPB_E_LIMIT: return "limit reached";

@@ -31,8 +31,11 @@ wfpb__keyfile_read(const char *path, char *buf, size_t cap, size_t *len, int sec
 		rc = from_errno(errno);
 		goto close_fd;
 	}
-	/* A secret others can read is no longer a secret: refuse it, as ssh does. */
-	if (!S_ISREG(st.st_mode) || (secret && (st.st_mode & 077) != 0)) {
+	/*
+	 * A secret others can read is no longer a secret, and one another user
+	 * owns may have been planted: refuse both, as ssh does.
+	 */
+	if (!S_ISREG(st.st_mode) || (secret && ((st.st_mode & 077) != 0 || st.st_uid != geteuid()))) {
 		rc = WFPB_E_KEYFILE;
 		goto close_fd;
 	}

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -37,12 +38,24 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* The state directory holds the private key: owner-only writes, world-traversable for server.pub. */
+/*
+ * The state directory holds the private keys and the audit log: owner-only
+ * writes, world-traversable for server.pub. One that exists already must be
+ * a real directory of ours that nobody else may write, or whoever made it
+ * could have planted keys or swap them later.
+ */
 static int
 prepare_state_dir(const char *dir)
 {
+	struct stat st;
+
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
 		wfpb_log(WFPB_LOG_ERR, "mkdir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+		wfpb_log(WFPB_LOG_ERR, "state directory %s must be owned by uid %u and not group/other-writable "
+		    "(and not a symbolic link)", dir, (unsigned)geteuid());
 		return -1;
 	}
 	return 0;

@@ -20,6 +20,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
@@ -137,11 +138,50 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS	59	/* Linux 4.13 */
+#endif
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD	77	/* Linux 6.5 */
+#endif
+
 /*
- * Supplementary groups from /proc/PID/status. SO_PEERCRED gives the primary
- * group only; SO_PEERGROUPS would be race-free but needs Linux 4.13 headers.
- * If the file cannot be read the groups list stays empty: a gid matcher can
- * then only fail, never succeed wrongly.
+ * Supplementary groups as the kernel recorded them at connect
+ * (SO_PEERGROUPS), like SO_PEERCRED's uid and gid: what the process holds
+ * later, or whatever process holds its PID later, does not count. 0, or -1
+ * when the kernel cannot say (older than 4.13).
+ */
+static int
+peer_groups(int fd, struct wfpb_identity *id)
+{
+	gid_t		small[WFPB_GROUPS_MAX], *g = small;
+	socklen_t	len = sizeof(small);
+	unsigned	i, n;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) != 0) {
+		/* ERANGE: len is what it needs (at most NGROUPS_MAX, 65 536 groups). */
+		if (errno != ERANGE || len > 65536u * sizeof(gid_t) || (g = malloc(len)) == NULL)
+			return -1;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) != 0) {
+			free(g);
+			return -1;
+		}
+	}
+	/* Past WFPB_GROUPS_MAX the rest are left out: a group only ever grants, so that fails closed. */
+	n = (unsigned)(len / sizeof(g[0]));
+	for (i = 0; i < n && i < WFPB_GROUPS_MAX; i++)
+		id->groups[i] = (uint32_t)g[i];
+	id->ngroups = i;
+	if (g != small)
+		free(g);
+	return 0;
+}
+
+/*
+ * The fallback for kernels without SO_PEERGROUPS: supplementary groups from
+ * /proc/PID/status, read after the fact. If the file cannot be read the
+ * groups list stays empty: a gid matcher can then only fail, never succeed
+ * wrongly.
  */
 static void
 read_groups(pid_t pid, struct wfpb_identity *id)
@@ -174,6 +214,7 @@ identify(int fd, struct wfpb_identity *id)
 	socklen_t	len = sizeof(cred);
 	char		link[64];
 	ssize_t		n;
+	int		pidfd;
 
 	memset(id, 0, sizeof(*id));
 	id->uid = id->gid = -1;
@@ -186,10 +227,24 @@ identify(int fd, struct wfpb_identity *id)
 	id->uid = cred.uid;
 	id->gid = cred.gid;
 	snprintf(id->user, sizeof(id->user), "%u", (unsigned)cred.uid);
-	read_groups(cred.pid, id);
+	if (peer_groups(fd, id) != 0)
+		read_groups(cred.pid, id);
+	/*
+	 * The image is only ever read from /proc. A pidfd of the peer (Linux 6.5)
+	 * pins its PID: if the process is still alive after the read, the path
+	 * was that process's and not a successor's under a recycled PID.
+	 */
+	len = sizeof(pidfd);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0)
+		pidfd = -1;
 	snprintf(link, sizeof(link), "/proc/%d/exe", (int)cred.pid);
 	n = readlink(link, id->image, sizeof(id->image) - 1);
 	id->image[n > 0 ? n : 0] = '\0';
+	if (pidfd >= 0) {
+		if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) != 0)
+			id->image[0] = '\0';	/* it is gone: the path may name another process */
+		close(pidfd);
+	}
 	id->known = 1;
 }
 

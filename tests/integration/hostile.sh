@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# hostile.sh BROKERD HOSTILE_TEST WORKDIR: the hostile suite. Starts the real broker (as root) with
-# the limits hostile-test expects, then runs each attack from processes under real, unprivileged
-# uids while a root witness session measures the broker. Ends with "N passed, M failed".
+# hostile.sh BROKERD HOSTILE_TEST WORKDIR: the hostile suite. Checks that the broker refuses a
+# state directory or key another user could have planted, then starts the real broker (as root)
+# with the limits hostile-test expects and runs each attack from processes under real,
+# unprivileged uids while a root witness session measures the broker. WFPB_HOSTILE_CASES picks
+# cases. Ends with "N passed, M failed".
 set -u
 brokerd=$1 hostile=$2 work=$3
+. "$(dirname "$0")/../check.sh"
 if [ "$(id -u)" -ne 0 ]; then
-	echo "FAIL the hostile suite needs root: it starts attackers under uids 1001 and 1003"
-	echo "0 passed, 1 failed"
+	ko "the hostile suite needs root: it starts attackers under uids 1001, 1003 and 1005"
+	summary
 	exit 1
 fi
 rm -rf "$work"
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
+pid=
+trap '[ -n "$pid" ] && kill -CONT $pid 2>/dev/null; [ -n "$pid" ] && kill $pid 2>/dev/null; wait 2>/dev/null' EXIT
 # The attackers are other users: they must reach the socket (group nogroup) and its directory.
 chmod 755 "$work"
-cat >"$work/b.conf" <<CONF
+write_conf() {
+	cat >"$work/b.conf" <<CONF
 ; written by hostile.sh: the limits tests/integration/hostile_test.c assumes
 [service]
 endpoint = $work/run/b.sock
-state_dir = $work/state
+state_dir = $1
 socket_group = nogroup
 max_sessions = 32
 max_sessions_per_user = 8
@@ -40,17 +46,45 @@ uid = 1001
 ops = stash fetch connect
 connect = 127.0.0.2/32:*, [::]/0:*
 bind = 127.0.0.1/32:40000-40100
+
+[principal grp]
+gid = 1500
+ops = stash
 CONF
+}
+
+# 12. A state directory or private key someone else owns, or others may write, is not ours.
+refuses() { # refuses WORDS: the broker exits non-zero at start and its message says WORDS
+	local out
+	out=$(timeout 10 "$brokerd" --config "$work/b.conf" 2>&1) && return 1
+	echo "$out" | grep -q "$1" || { echo "    got: $out"; return 1; }
+}
+mkdir "$work/planted"
+chown 1003 "$work/planted"
+write_conf "$work/planted"
+check "a state directory owned by another user: refused at start" refuses "planted.*must be owned by"
+chown 0 "$work/planted"
+chmod 777 "$work/planted"
+check "a state directory others may write: refused at start" refuses "planted.*must be owned by"
+chmod 755 "$work/planted"
+"$brokerd" keygen --config "$work/b.conf" >/dev/null 2>&1
+chown 1003 "$work/planted/server.key"
+check "a private key owned by another user: refused at start" refuses "server.key"
+rm -rf "$work/planted"
+
+write_conf "$work/state"
 "$brokerd" --config "$work/b.conf" >"$work/broker.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
 for _ in $(seq 1 100); do [ -S "$work/run/b.sock" ] && break; sleep 0.05; done
-"$hostile" "$work/run/b.sock" "$work/state/server.pub" ${WFPB_HOSTILE_CASES:-linger_fd linger_fd_with_ping output_flood \
-	identity_flood unmatched_timeout mapped_ipv4 bind_policy}
-rc=$?
-if ! kill -0 "$pid" 2>/dev/null; then
-	echo "FAIL the broker did not survive the hostile suite"
-	rc=1
+# shellcheck disable=SC2086
+if "$hostile" "$work/run/b.sock" "$work/state/server.pub" "$pid" ${WFPB_HOSTILE_CASES:-linger_fd \
+	linger_fd_with_ping output_flood identity_flood unmatched_timeout mapped_ipv4 bind_policy \
+	groups_at_connect} >"$work/hostile.out" 2>&1; then
+	ok "hostile-test: every attack held"
+else
+	ko "hostile-test: an attack got through"
 fi
-[ $rc -eq 0 ] || sed 's/^/    broker: /' "$work/broker.log" | tail -40
-exit $rc
+sed 's/^/    /' "$work/hostile.out"
+check "the broker survived the hostile suite" kill -0 "$pid"
+[ "$fail" -eq 0 ] || sed 's/^/    broker: /' "$work/broker.log" | tail -40
+summary

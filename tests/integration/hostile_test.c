@@ -6,7 +6,7 @@
  * measures that the broker keeps serving. The broker runs with the
  * configuration hostile.sh writes; each case states what must hold.
  *
- *   hostile-test ENDPOINT SERVER_PUB CASE...
+ *   hostile-test ENDPOINT SERVER_PUB BROKER_PID CASE...
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -41,11 +41,14 @@
 #define UNMATCHED_MS		1000
 #define OUTPUT_STALL_MS		2000
 #define BIND_LO			40000	/* app's bind range: 127.0.0.1/32:40000-40100 */
+#define UID_GROUPED		1005	/* matches principal grp only through supplementary group GID_GRP */
+#define GID_GRP			1500
 
 /* What a witness ping may take while an attack runs (docs/SECURITY.md). */
 #define WITNESS_MAX_US		250000u
 
 static const char	*endpoint, *server_pub_path;
+static pid_t		broker_pid;
 static uint8_t		server_pub[WFPB_NOISE_DHLEN];
 static struct wfpb_client *admin;
 
@@ -639,6 +642,80 @@ case_bind_policy(void)
 	return 0;
 }
 
+/* --- 12. identity is what the kernel recorded at connect ------------------- */
+
+/*
+ * uid 1005 connects holding group 1500 (which principal grp is granted
+ * through), then drops the group before the broker has looked (the broker is
+ * stopped meanwhile, so the order is certain). The broker must judge the
+ * credentials the connection was made with, not whatever /proc shows later:
+ * the same gap lets a process that exits be replaced by another under its PID.
+ */
+static int
+case_groups_at_connect(void)
+{
+	int	st, go[2], done[2];
+	char	b;
+	pid_t	pid;
+
+	CHECK(pipe(go) == 0 && pipe(done) == 0, "pipe");
+	if ((pid = fork()) == 0) {
+		Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+		Wfpbroker__V1__StashRequest	sr = WFPBROKER__V1__STASH_REQUEST__INIT;
+		Wfpbroker__V1__Response		*resp;
+		gid_t				g = GID_GRP;
+		struct raw			r;
+		const uint8_t			*m;
+		char				err[256];
+		size_t				mlen;
+		int				code;
+
+		close(go[1]);
+		close(done[0]);
+		/* Real and effective uid 1005, saved uid 0: able to change its groups once more. */
+		if (setgroups(1, &g) != 0 || setresgid(65534, 65534, 65534) != 0 || setresuid(UID_GROUPED, UID_GROUPED, 0) != 0)
+			_exit(90);
+		if (read(go[0], &b, 1) != 1)
+			_exit(91);
+		memset(&r, 0, sizeof(r));
+		if (wfpb__transport_connect(endpoint, 5000, &r.t, err, sizeof(err)) != 0)
+			_exit(92);
+		if (seteuid(0) != 0 || setgroups(0, NULL) != 0 || setresuid(UID_GROUPED, UID_GROUPED, UID_GROUPED) != 0)
+			_exit(93);
+		(void)!write(done[1], "x", 1);
+		if (wfpb_channel_client_start(&r.ch, server_pub, NULL) != 0 || raw_flush(&r) != 0 ||
+		    raw_next(&r, 5000) != WFPB_CHANNEL_ESTABLISHED)
+			_exit(94);
+		sr.blob.data = (uint8_t *)"g";
+		sr.blob.len = 1;
+		rq.request_id = 1;
+		rq.op_case = WFPBROKER__V1__REQUEST__OP_STASH;
+		rq.stash = &sr;
+		if (raw_request(&r, &rq) != 0 || raw_next(&r, 5000) != WFPB_CHANNEL_MESSAGE)
+			_exit(95);
+		m = wfpb_channel_message(&r.ch, &mlen);
+		if ((resp = wfpbroker__v1__response__unpack(NULL, mlen, m)) == NULL || resp->status == NULL)
+			_exit(96);
+		code = (int)resp->status->code;
+		if (code != 0)
+			printf("    stash as uid %d: %s\n", UID_GROUPED, resp->status->message);
+		_exit(code == 0 ? 0 : 97);
+	}
+	close(go[0]);
+	close(done[1]);
+	CHECK(kill(broker_pid, SIGSTOP) == 0, "stop the broker: %s", strerror(errno));
+	(void)!write(go[1], "x", 1);
+	/* The connection is made (the kernel queues it) and the group dropped while the broker sleeps. */
+	st = read(done[0], &b, 1) == 1;
+	kill(broker_pid, SIGCONT);
+	close(go[1]);
+	close(done[0]);
+	CHECK(st, "the client could not connect and drop its group");
+	st = reap(pid, 8000);
+	CHECK(st == 0, "the broker judged the groups read after connect, not the connection's (exit %d)", st);
+	return 0;
+}
+
 /* --- driver ------------------------------------------------------------------ */
 
 struct tcase {
@@ -654,6 +731,7 @@ static const struct tcase cases[] = {
 	{ "unmatched_timeout", case_unmatched_timeout },
 	{ "mapped_ipv4", case_mapped_ipv4 },
 	{ "bind_policy", case_bind_policy },
+	{ "groups_at_connect", case_groups_at_connect },
 };
 
 int
@@ -662,21 +740,22 @@ main(int argc, char **argv)
 	int	passed = 0, failed = 0, i;
 	size_t	j;
 
-	if (argc < 4) {
-		fprintf(stderr, "usage: hostile-test ENDPOINT SERVER_PUB CASE...\n");
+	if (argc < 5) {
+		fprintf(stderr, "usage: hostile-test ENDPOINT SERVER_PUB BROKER_PID CASE...\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	endpoint = argv[1];
 	server_pub_path = argv[2];
+	broker_pid = (pid_t)atoi(argv[3]);
 	if (wfpb_keyfile_load_public(server_pub_path, server_pub) != 0) {
 		fprintf(stderr, "cannot read %s\n", server_pub_path);
 		return 2;
 	}
 	if ((admin = itest_open(endpoint, server_pub_path, NULL)) == NULL)
 		return 2;
-	for (i = 3; i < argc; i++) {
+	for (i = 4; i < argc; i++) {
 		for (j = 0; j < sizeof(cases) / sizeof(cases[0]); j++)
 			if (strcmp(cases[j].name, argv[i]) == 0)
 				break;
