@@ -756,7 +756,7 @@ main(int argc, char **argv)
 		return 1;
 	fprintf(f, "[service]\nendpoint = %s\nstate_dir = %s/state\nmax_sessions = 1024\nmax_sessions_per_principal = 256\n"
 	    "[principal bench]\nkey = %s\nops = stash fetch\n"
-	    "[principal bench-uid]\nuid = %u\nops = stash fetch listen accept connect admin\n"
+	    "[principal bench-uid]\nuid = %u\nops = stash fetch listen accept connect apply_foreign admin\n"
 	    "listen = 127.0.0.1/32:*\nconnect = 127.0.0.1/32:*\n", sock, dir, hex, (unsigned)getuid());
 	fclose(f);
 	snprintf(conf2, sizeof(conf2), "%s/conf-noaudit", dir);

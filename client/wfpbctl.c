@@ -237,8 +237,7 @@ cmd_policy_check(int argc, char **argv)
 	}
 	for (i = 0; i < cfg.nprincipals; i++) {
 		const struct wfpb_principal	*p = &cfg.principals[i];
-		static const char		*names[] = { "listen", "accept", "query", "stash", "fetch",
-						    "connect", "apply", "admin" };
+		const char			*sep = "";
 		unsigned			b;
 
 		printf("principal %s:", p->name);
@@ -251,10 +250,13 @@ cmd_policy_check(int argc, char **argv)
 		if (p->has_key)
 			printf(" key");
 		printf(" ops=");
-		for (b = 0; b < 8; b++)
-			if (p->perms & (1u << b))
-				printf("%s%s", names[b], (p->perms >> (b + 1)) ? "," : "");
-		printf(" listen-ranges=%u connect-ranges=%u\n", p->nlisten, p->nconnect);
+		for (b = 0; b < 32; b++) {
+			if ((p->perms & (1u << b)) && wfpb_perm_name(1u << b) != NULL) {
+				printf("%s%s", sep, wfpb_perm_name(1u << b));
+				sep = ",";
+			}
+		}
+		printf(" listen-ranges=%u connect-ranges=%u bind-ranges=%u\n", p->nlisten, p->nconnect, p->nbind);
 	}
 	printf("%s: ok, %zu principals\n", argv[2], cfg.nprincipals);
 	wfpb_config_free(&cfg);

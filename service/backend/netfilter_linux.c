@@ -8,8 +8,8 @@
  *                  is 1), as a "WFPN" record. A connection conntrack does not
  *                  know (ENOENT, or no conntrack at all) has no records.
  *   query_context  the original remote and original local addresses.
- *   set_records    SO_MARK = the record's mark | the calling principal's own
- *                  mark from policy. Needs CAP_NET_ADMIN, so an unprivileged
+ *   set_records    SO_MARK = (the record's mark & the principal's mark_mask) |
+ *                  the calling principal's own mark, both from policy. Needs CAP_NET_ADMIN, so an unprivileged
  *                  proxy cannot do it itself (EPERM): the Linux form of the
  *                  admin-only WFP ioctl. Marks accumulate along a chain of
  *                  proxies, and each proxy's rule skips connections bearing
@@ -132,7 +132,8 @@ nf_query_context(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
 }
 
 static int
-nf_set_records(void *ctx, wfpb_sock s, const uint8_t *blob, size_t len, uint32_t own_mark, int *os_err)
+nf_set_records(void *ctx, wfpb_sock s, const uint8_t *blob, size_t len, uint32_t own_mark,
+    uint32_t mark_mask, int *os_err)
 {
 	struct netfilter	*nf = ctx;
 	struct wfpb_nf_record	r = { 0 };
@@ -142,7 +143,8 @@ nf_set_records(void *ctx, wfpb_sock s, const uint8_t *blob, size_t len, uint32_t
 	*os_err = 0;
 	if (len > 0 && (rc = wfpb_nf_record_parse(blob, len, &r)) != 0)
 		return rc;
-	mark = r.mark | own_mark;
+	/* The principal's mask keeps other owners' bits (fwmark routing, kill switches) out of its connections. */
+	mark = (r.mark & mark_mask) | own_mark;
 	if (mark != 0 && setsockopt((int)s, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0)
 		return os_fail(os_err);
 	if (len > 0)

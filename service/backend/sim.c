@@ -76,13 +76,15 @@ sim_query_context(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
 }
 
 static int
-sim_set_records(void *ctx, wfpb_sock s, const uint8_t *blob, size_t len, uint32_t own_mark, int *os_err)
+sim_set_records(void *ctx, wfpb_sock s, const uint8_t *blob, size_t len, uint32_t own_mark,
+    uint32_t mark_mask, int *os_err)
 {
 	struct sim	*sim = ctx;
 	size_t		hops, i;
 
 	(void)s;
 	(void)own_mark;
+	(void)mark_mask;
 	*os_err = 0;
 	if (len == 0)
 		return 0;	/* a connection without records: nothing to apply */

@@ -106,12 +106,14 @@ wfp_query_context(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
 }
 
 static int
-wfp_set_records(void *ctx, wfpb_sock s, const uint8_t *blob, size_t len, uint32_t own_mark, int *os_err)
+wfp_set_records(void *ctx, wfpb_sock s, const uint8_t *blob, size_t len, uint32_t own_mark,
+    uint32_t mark_mask, int *os_err)
 {
 	struct wfp	*w = ctx;
 	DWORD		got = 0;
 
 	(void)own_mark;
+	(void)mark_mask;
 	*os_err = 0;
 	if (len == 0)
 		return 0;	/* a connection without records: WFP has nothing to correlate */

@@ -8,8 +8,9 @@
  *
  * set_records is called on a socket before bind or connect. blob may be NULL
  * with len 0: the connection carries no records (a Connect without them).
- * own_mark is the calling principal's policy mark (0: none); only netfilter
- * uses it, and it never comes from the request.
+ * own_mark is the calling principal's policy mark (0: none) and mark_mask
+ * the bits of a record's marks it may carry on (policy mark_mask, default
+ * all); only netfilter uses them, and neither ever comes from the request.
  */
 #ifndef WFPB_BACKEND_H
 #define WFPB_BACKEND_H
@@ -30,7 +31,7 @@ struct wfpb_backend_ops {
 	int		(*query_records)(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err);
 	int		(*query_context)(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err);
 	int		(*set_records)(void *ctx, wfpb_sock s, const uint8_t *blob, size_t len, uint32_t own_mark,
-			    int *os_err);
+			    uint32_t mark_mask, int *os_err);
 	uint64_t	(*records_applied)(void *ctx);
 };
 

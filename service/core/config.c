@@ -67,17 +67,30 @@ set_str(char *dst, size_t cap, const char *v)
 	return 0;
 }
 
+static const struct {
+	const char	*name;
+	unsigned	perm;
+} perms[] = {
+	{ "listen", WFPB_PERM_LISTEN }, { "accept", WFPB_PERM_ACCEPT }, { "query", WFPB_PERM_QUERY },
+	{ "stash", WFPB_PERM_STASH }, { "fetch", WFPB_PERM_FETCH }, { "connect", WFPB_PERM_CONNECT },
+	{ "apply", WFPB_PERM_APPLY }, { "admin", WFPB_PERM_ADMIN },
+	{ "apply_foreign", WFPB_PERM_APPLY_FOREIGN },
+};
+
+const char *
+wfpb_perm_name(unsigned perm)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(perms) / sizeof(perms[0]); i++)
+		if (perms[i].perm == perm)
+			return perms[i].name;
+	return NULL;
+}
+
 unsigned
 wfpb_perm_from_name(const char *name, size_t len)
 {
-	static const struct {
-		const char	*name;
-		unsigned	perm;
-	} perms[] = {
-		{ "listen", WFPB_PERM_LISTEN }, { "accept", WFPB_PERM_ACCEPT }, { "query", WFPB_PERM_QUERY },
-		{ "stash", WFPB_PERM_STASH }, { "fetch", WFPB_PERM_FETCH }, { "connect", WFPB_PERM_CONNECT },
-		{ "apply", WFPB_PERM_APPLY }, { "admin", WFPB_PERM_ADMIN },
-	};
 	size_t i;
 
 	for (i = 0; i < sizeof(perms) / sizeof(perms[0]); i++)
@@ -197,6 +210,8 @@ principal_key(struct wfpb_principal *p, const char *key, const char *v)
 		p->has_mark = 1;
 		return set_hex32(&p->mark, v);
 	}
+	if (strcmp(key, "mark_mask") == 0)
+		return set_hex32(&p->mark_mask, v);
 	if (strcmp(key, "listen") == 0)
 		return add_ranges(p->listen, &p->nlisten, v);
 	if (strcmp(key, "connect") == 0)
@@ -241,6 +256,7 @@ principal_for(struct wfpb_config *c, const char *section, int *rc)
 	p = &c->principals[c->nprincipals++];
 	memset(p, 0, sizeof(*p));
 	memcpy(p->name, name, n + 1);
+	p->mark_mask = UINT32_MAX;
 	return p;
 }
 

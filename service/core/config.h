@@ -32,6 +32,12 @@ enum wfpb_perm {
 	WFPB_PERM_CONNECT = 1u << 5,
 	WFPB_PERM_APPLY = 1u << 6,
 	WFPB_PERM_ADMIN = 1u << 7,
+	/*
+	 * Connect and ApplyRecords may apply records the client supplied (an
+	 * inline blob, or a Stash of its own) rather than ones the broker
+	 * queried itself: trusting the principal to forge redirect state.
+	 */
+	WFPB_PERM_APPLY_FOREIGN = 1u << 8,
 };
 
 /*
@@ -54,6 +60,7 @@ struct wfpb_principal {
 	uint32_t	max_stash;		/* 0: the service default */
 	int		has_mark;
 	uint32_t	mark;			/* netfilter backend: this principal's mark bit */
+	uint32_t	mark_mask;		/* netfilter: record marks it may carry on (default all) */
 	struct wfpb_range listen[WFPB_RANGES_MAX];	/* where it may Listen (none: nowhere) */
 	unsigned	nlisten;
 	struct wfpb_range connect[WFPB_RANGES_MAX];	/* where it may Connect (none: nowhere) */
@@ -109,6 +116,9 @@ int wfpb_config_key_enrolled(const struct wfpb_config *c, const uint8_t pub[WFPB
 
 /* Permission bit for an op name ("listen" ... "admin"), or 0. */
 unsigned wfpb_perm_from_name(const char *name, size_t len);
+
+/* The name of one permission bit, or NULL. */
+const char *wfpb_perm_name(unsigned perm);
 
 void wfpb_config_free(struct wfpb_config *c);
 

@@ -305,8 +305,8 @@ audit_blob(struct reply *rp, const uint8_t *blob, size_t len, const uint8_t *has
  * refusal means for the caller.
  */
 static int
-stash_blob(struct wfpb_session *s, const uint8_t *blob, size_t len, int principal_lifetime, struct reply *rp,
-    struct outcome *o, const char *what, const char *full, uint64_t now_ms)
+stash_blob(struct wfpb_session *s, const uint8_t *blob, size_t len, int queried, int principal_lifetime,
+    struct reply *rp, struct outcome *o, const char *what, const char *full, uint64_t now_ms)
 {
 	struct wfpb_broker		*b = s->broker;
 	struct wfpb_usage		*u = wfpb_broker_usage(b, s->principal);
@@ -321,7 +321,7 @@ stash_blob(struct wfpb_session *s, const uint8_t *blob, size_t len, int principa
 		    what, s->principal, u->stash, full);
 		return -1;
 	}
-	if (wfpb_stash_put(&b->stash, s->principal, principal_lifetime ? NULL : &s->stash_list, blob, len,
+	if (wfpb_stash_put(&b->stash, s->principal, principal_lifetime ? NULL : &s->stash_list, blob, len, queried,
 	    now_ms + b->cfg.stash_ttl_ms, rp->handle_id, &e) != 0) {
 		set_outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "%s: out of memory", what);
 		return -1;
@@ -337,7 +337,7 @@ stash_blob(struct wfpb_session *s, const uint8_t *blob, size_t len, int principa
 static void
 op_stash(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
-	if (stash_blob(s, r->stash.blob, r->stash.len, r->stash.principal_lifetime, rp, o, "stash", "", now_ms) != 0)
+	if (stash_blob(s, r->stash.blob, r->stash.len, 0, r->stash.principal_lifetime, rp, o, "stash", "", now_ms) != 0)
 		return;
 	wfpbroker__v1__stash_response__init(&rp->stash);
 	rp->stash.handle = &rp->handle;
@@ -533,28 +533,49 @@ own_mark(const struct wfpb_session *s)
 	return s->policy != NULL && s->policy->has_mark ? s->policy->mark : 0;
 }
 
-/* Resolves records to bytes: a stash entry this principal owns, the inline blob, or none (NULL, 0). */
+/*
+ * Resolves records to bytes: a stash entry this principal owns, the inline
+ * blob, or none (NULL, 0). Provenance: records the broker queried itself
+ * (Accept, QueryRecords) are applied for any principal with the op's grant;
+ * bytes the client supplied (inline, or a Stash of its own) could be any
+ * redirect state or mark, so only for a principal granted apply_foreign.
+ */
 static int
-records_bytes(struct wfpb_session *s, const struct req_records *r, const uint8_t **blob, size_t *len,
-    const uint8_t **hash, struct outcome *o, uint64_t now_ms)
+records_bytes(struct wfpb_session *s, const struct req_records *r, const char *what, const uint8_t **blob,
+    size_t *len, const uint8_t **hash, struct outcome *o, uint64_t now_ms)
 {
-	const struct wfpb_stash_entry *e;
+	const struct wfpb_stash_entry	*e = NULL;
+	int				foreign;
 
 	*hash = NULL;
 	if (r->handle == NULL) {
 		*blob = r->blob;
 		*len = r->len;
-		return 0;
-	}
-	if ((e = wfpb_stash_get(&s->broker->stash, r->handle, s->principal, now_ms)) == NULL) {
+		foreign = r->len > 0;
+	} else if ((e = wfpb_stash_get(&s->broker->stash, r->handle, s->principal, now_ms)) == NULL) {
 		set_outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "records: no such handle for principal %s",
 		    s->principal);
 		return -1;
+	} else {
+		*blob = e->blob;
+		*len = e->len;
+		*hash = e->hash;
+		foreign = !e->queried;
 	}
-	*blob = e->blob;
-	*len = e->len;
-	*hash = e->hash;
+	if (foreign && !(s->perms & WFPB_PERM_APPLY_FOREIGN)) {
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "%s: records %s were not queried by the broker, and "
+		    "principal %s is not granted apply_foreign", what, e != NULL ? "stashed by the client" : "sent inline",
+		    s->principal);
+		return -1;
+	}
 	return 0;
+}
+
+/* The record marks a principal may carry on (netfilter; policy, never the request). */
+static uint32_t
+mark_mask(const struct wfpb_session *s)
+{
+	return s->policy != NULL ? s->policy->mark_mask : 0;
 }
 
 static int
@@ -835,7 +856,7 @@ finish_accept(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct o
 	}
 	wfpbroker__v1__accept_response__init(&rp->accept);
 	if (rp->records.len > 0) {
-		if (stash_blob(s, rp->records.data, rp->records.len, s->pending.principal_lifetime, rp, o, "accept",
+		if (stash_blob(s, rp->records.data, rp->records.len, 1, s->pending.principal_lifetime, rp, o, "accept",
 		    "; the connection was closed", now_ms) != 0)
 			goto close_sock;
 		rp->accept.records = &rp->handle;
@@ -924,7 +945,7 @@ op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, st
 		    "connect: local %s is outside principal %s's bind ranges", text, s->principal);
 		return;
 	}
-	if (records_bytes(s, &r->connect.records, &blob, &len, &hash, o, now_ms) != 0)
+	if (records_bytes(s, &r->connect.records, "connect", &blob, &len, &hash, o, now_ms) != 0)
 		return;
 	audit_blob(rp, blob, len, hash);
 	if (wfpb__net_socket(r->connect.remote.family, &sock, &os_err) != 0) {
@@ -932,7 +953,7 @@ op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, st
 		return;
 	}
 	/* The records go on before bind or connect, or WFP cannot correlate the connection. */
-	if ((code = be->ops->set_records(be->ctx, sock, blob, len, own_mark(s), &os_err)) != 0) {
+	if ((code = be->ops->set_records(be->ctx, sock, blob, len, own_mark(s), mark_mask(s), &os_err)) != 0) {
 		backend_outcome(o, "connect: set records", code, os_err);
 		wfpb__net_close(sock);
 		return;
@@ -995,7 +1016,7 @@ op_query(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 	}
 	wfpbroker__v1__query_records_response__init(&rp->query);
 	if (rp->records.len > 0) {
-		if (stash_blob(s, rp->records.data, rp->records.len, r->query.principal_lifetime, rp, o,
+		if (stash_blob(s, rp->records.data, rp->records.len, 1, r->query.principal_lifetime, rp, o,
 		    "query_records", "", now_ms) != 0)
 			return;
 		rp->query.records = &rp->handle;
@@ -1025,7 +1046,7 @@ op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 	size_t				len;
 	int				os_err = 0, code;
 
-	if (records_bytes(s, &r->apply.records, &blob, &len, &hash, o, now_ms) != 0)
+	if (records_bytes(s, &r->apply.records, "apply_records", &blob, &len, &hash, o, now_ms) != 0)
 		return;
 	audit_blob(rp, blob, len, hash);
 	if (request_socket(s, &r->apply.sock, "apply_records", &sock, o) != 0)
@@ -1035,7 +1056,7 @@ op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 		    "apply_records: records must be set before bind and connect");
 		return;
 	}
-	if ((code = be->ops->set_records(be->ctx, sock, blob, len, own_mark(s), &os_err)) != 0) {
+	if ((code = be->ops->set_records(be->ctx, sock, blob, len, own_mark(s), mark_mask(s), &os_err)) != 0) {
 		backend_outcome(o, "apply_records", code, os_err);
 		return;
 	}

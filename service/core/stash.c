@@ -53,7 +53,7 @@ grow(struct wfpb_stash *st)
 
 int
 wfpb_stash_put(struct wfpb_stash *st, const char *owner, struct wfpb_stash_entry **session_list,
-    const uint8_t *blob, size_t len, uint64_t expires_ms, uint8_t id[WFPB_STASH_ID_LEN],
+    const uint8_t *blob, size_t len, int queried, uint64_t expires_ms, uint8_t id[WFPB_STASH_ID_LEN],
     const struct wfpb_stash_entry **entry)
 {
 	struct wfpb_stash_entry	*e;
@@ -78,6 +78,7 @@ wfpb_stash_put(struct wfpb_stash *st, const char *owner, struct wfpb_stash_entry
 		*session_list = e;
 	}
 	e->expires_ms = expires_ms;
+	e->queried = queried;
 	memcpy(e->blob, blob, len);
 	e->len = len;
 	crypto_generichash(e->hash, sizeof(e->hash), blob, len, NULL, 0);

@@ -22,7 +22,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (sim == NULL && (sim = wfpb_sim_new()) == NULL)
 		abort();
-	rc = wfpb_backend_sim.set_records(sim, WFPB_SOCK_NONE, data, size, 0, &os_err);
+	rc = wfpb_backend_sim.set_records(sim, WFPB_SOCK_NONE, data, size, 0, 0xffffffffu, &os_err);
 	if (rc != 0 && rc != WFPBROKER__V1__STATUS_CODE__EINVAL)
 		__builtin_trap();
 	rc = wfpb_nf_record_parse(data, size, &r);

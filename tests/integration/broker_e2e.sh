@@ -61,9 +61,11 @@ max_sessions = 8
 workers = 4
 $group_line
 
+; root and wine-user may apply records they wrote (apply_foreign): handover-test sends garbage
+; and re-sent records on purpose, to prove the backend parses them strictly.
 [principal root]
 uid = 0
-ops = stash fetch admin listen accept connect query apply
+ops = stash fetch admin listen accept connect query apply apply_foreign
 listen = 127.0.0.1/32:*
 connect = 127.0.0.1/32:*
 
@@ -81,7 +83,7 @@ ops = stash fetch
 
 [principal wine-user]
 sid = S-1-5-21-0-0-0-1000
-ops = listen accept connect fetch stash query apply admin
+ops = listen accept connect fetch stash query apply apply_foreign admin
 listen = 127.0.0.1/32:*
 connect = 127.0.0.1/32:*
 
@@ -212,7 +214,7 @@ if [ "$mode" = wine ] && [ -n "$handover_test" ]; then
 	wfp_state=$(winpath "$work/state-wfp")
 	{
 		printf '[service]\nendpoint = %s\nstate_dir = %s\nbackend = wfp\n' "$wfp_pipe" "$wfp_state"
-		printf '[principal wine-user]\nsid = S-1-5-21-0-0-0-1000\nops = listen accept connect\n'
+		printf '[principal wine-user]\nsid = S-1-5-21-0-0-0-1000\nops = listen accept connect apply_foreign\n'
 		printf 'listen = 127.0.0.1/32:*\nconnect = 127.0.0.1/32:*\n'
 	} >"$work/wfp.conf"
 	wine "$brokerd" --console --config "$(winpath "$work/wfp.conf")" >"$work/wfp-broker.log" 2>&1 &

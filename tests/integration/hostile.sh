@@ -79,7 +79,7 @@ for _ in $(seq 1 100); do [ -S "$work/run/b.sock" ] && break; sleep 0.05; done
 # shellcheck disable=SC2086
 if "$hostile" "$work/run/b.sock" "$work/state/server.pub" "$pid" ${WFPB_HOSTILE_CASES:-linger_fd \
 	linger_fd_with_ping output_flood identity_flood unmatched_timeout mapped_ipv4 bind_policy \
-	groups_at_connect} >"$work/hostile.out" 2>&1; then
+	groups_at_connect foreign_records} >"$work/hostile.out" 2>&1; then
 	ok "hostile-test: every attack held"
 else
 	ko "hostile-test: an attack got through"

@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "channel.h"
 #include "itest.h"
 #include "keyfile.h"
@@ -642,6 +643,56 @@ case_bind_policy(void)
 	return 0;
 }
 
+/* --- 6. records provenance ------------------------------------------------------ */
+
+/*
+ * app (granted connect, not apply_foreign) hands the broker records it wrote
+ * itself — a well-formed sim record, inline and through a Stash of its own —
+ * to make its connection look like another vendor's redirected one. Only
+ * records the broker queried may be applied for it.
+ */
+static int
+case_foreign_records(void)
+{
+	int	st, fd;
+	uint16_t p;
+	pid_t	pid;
+
+	CHECK((fd = tcp_listener("127.0.0.2", 0, AF_INET, &p)) >= 0, "listener");
+	if ((pid = fork()) == 0) {
+		uint8_t			rec[WFPB_SIM_HDR_LEN + WFPB_SIM_HOP_LEN] = "WFPS\x01\x00\x00\x01";
+		uint8_t			h[WFPB_HANDLE_LEN];
+		struct wfpb_addr	to = v4(127, 0, 0, 2, p);
+		struct wfpb_client	*c;
+		wfpb_socket_t		s;
+		int			rc;
+
+		rec[WFPB_SIM_HDR_LEN] = WFPB_AF_INET;
+		become(UID_APP);
+		if ((c = itest_open(endpoint, server_pub_path, NULL)) == NULL)
+			_exit(90);
+		rc = wfpb_connect(c, NULL, rec, sizeof(rec), &to, NULL, 3000, &s, NULL);
+		printf("    inline records: %s\n", rc == 0 ? "applied" : wfpb_errmsg(c));
+		if (rc != WFPB_E_STATUS || wfpb_status(c) != WFPBROKER_STATUS_DENIED)
+			_exit(91);
+		if (wfpb_stash(c, rec, sizeof(rec), 0, h) != 0)
+			_exit(92);
+		rc = wfpb_connect(c, h, NULL, 0, &to, NULL, 3000, &s, NULL);
+		printf("    records stashed by the client: %s\n", rc == 0 ? "applied" : wfpb_errmsg(c));
+		if (rc != WFPB_E_STATUS || wfpb_status(c) != WFPBROKER_STATUS_DENIED)
+			_exit(93);
+		/* Without records the connection is still made: provenance bars forging, not connecting. */
+		if (wfpb_connect(c, NULL, NULL, 0, &to, NULL, 3000, &s, NULL) != 0)
+			_exit(94);
+		close((int)s);
+		_exit(0);
+	}
+	st = reap(pid, 10000);
+	close(fd);
+	CHECK(st == 0, "client-written records were applied for a principal without apply_foreign (exit %d)", st);
+	return 0;
+}
+
 /* --- 12. identity is what the kernel recorded at connect ------------------- */
 
 /*
@@ -732,6 +783,7 @@ static const struct tcase cases[] = {
 	{ "mapped_ipv4", case_mapped_ipv4 },
 	{ "bind_policy", case_bind_policy },
 	{ "groups_at_connect", case_groups_at_connect },
+	{ "foreign_records", case_foreign_records },
 };
 
 int

@@ -224,25 +224,35 @@ set_records_ors_the_marks(void **state)
 	wfpb_nf_record_encode(&r, blob);
 	s = socket(AF_INET, SOCK_STREAM, 0);
 	if (geteuid() != 0) {
-		assert_int_equal(be.ops->set_records(be.ctx, s, blob, sizeof(blob), 0x1, &os_err),
+		assert_int_equal(be.ops->set_records(be.ctx, s, blob, sizeof(blob), 0x1, 0xffffffffu, &os_err),
 		    WFPBROKER__V1__STATUS_CODE__EACCES);
 		assert_int_equal(os_err, EPERM);
 		assert_int_equal(be.ops->records_applied(be.ctx), 0);
 		goto out;
 	}
-	assert_int_equal(be.ops->set_records(be.ctx, s, blob, sizeof(blob), 0x1, &os_err), 0);
+	assert_int_equal(be.ops->set_records(be.ctx, s, blob, sizeof(blob), 0x1, 0xffffffffu, &os_err), 0);
 	assert_int_equal(mark_of(s), 0x11);
 	assert_int_equal(be.ops->records_applied(be.ctx), 1);
 	blob[4] = 2;
-	assert_int_equal(be.ops->set_records(be.ctx, s, blob, sizeof(blob), 0x4, &os_err), EINVAL_STATUS);
+	assert_int_equal(be.ops->set_records(be.ctx, s, blob, sizeof(blob), 0x4, 0xffffffffu, &os_err), EINVAL_STATUS);
 	assert_int_equal(mark_of(s), 0x11);
 	assert_int_equal(be.ops->records_applied(be.ctx), 1);
 	close(s);
 	/* No records: only the principal's own bit. */
 	s = socket(AF_INET, SOCK_STREAM, 0);
-	assert_int_equal(be.ops->set_records(be.ctx, s, NULL, 0, 0x2, &os_err), 0);
+	assert_int_equal(be.ops->set_records(be.ctx, s, NULL, 0, 0x2, 0xffffffffu, &os_err), 0);
 	assert_int_equal(mark_of(s), 0x2);
 	assert_int_equal(be.ops->records_applied(be.ctx), 1);
+	close(s);
+	/*
+	 * A record carrying bits outside the principal's mark_mask (0xca6c is
+	 * wg-quick's fwmark) keeps only the bits inside it, plus its own.
+	 */
+	r.mark = 0xca6c;
+	wfpb_nf_record_encode(&r, blob);
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(be.ops->set_records(be.ctx, s, blob, sizeof(blob), 0x1, 0xff, &os_err), 0);
+	assert_int_equal(mark_of(s), 0x6d);
 out:
 	close(s);
 	wfpb_backend_close(&be);
@@ -278,7 +288,7 @@ unprivileged_set_is_refused(void **state)
 		sample(&r, WFPB_AF_INET);
 		wfpb_nf_record_encode(&r, blob);
 		s = socket(AF_INET, SOCK_STREAM, 0);
-		rc = be.ops->set_records(be.ctx, s, blob, sizeof(blob), 0x1, &os_err);
+		rc = be.ops->set_records(be.ctx, s, blob, sizeof(blob), 0x1, 0xffffffffu, &os_err);
 		_exit(rc == WFPBROKER__V1__STATUS_CODE__EACCES && os_err == EPERM && mark_of(s) == 0 ? 0 : 1);
 	}
 	assert_int_equal(waitpid(pid, &st, 0), pid);

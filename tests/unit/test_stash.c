@@ -39,7 +39,7 @@ owner_only(void **state)
 
 	(void)state;
 	wfpb_stash_init(&st, on_free, NULL);
-	assert_int_equal(wfpb_stash_put(&st, "app1", NULL, (const uint8_t *)"abc", 3, 1000, id, NULL), 0);
+	assert_int_equal(wfpb_stash_put(&st, "app1", NULL, (const uint8_t *)"abc", 3, 0, 1000, id, NULL), 0);
 	assert_int_equal(st.count, 1);
 	assert_int_equal(st.bytes, 3);
 	e = wfpb_stash_get(&st, id, "app1", 10);
@@ -77,8 +77,8 @@ handles_are_random(void **state)
 
 	(void)state;
 	wfpb_stash_init(&st, NULL, NULL);
-	assert_int_equal(wfpb_stash_put(&st, "p", NULL, (const uint8_t *)"x", 1, 1000, a, NULL), 0);
-	assert_int_equal(wfpb_stash_put(&st, "p", NULL, (const uint8_t *)"x", 1, 1000, b, NULL), 0);
+	assert_int_equal(wfpb_stash_put(&st, "p", NULL, (const uint8_t *)"x", 1, 0, 1000, a, NULL), 0);
+	assert_int_equal(wfpb_stash_put(&st, "p", NULL, (const uint8_t *)"x", 1, 0, 1000, b, NULL), 0);
 	assert_memory_not_equal(a, b, sizeof(a));
 	wfpb_stash_fini(&st);
 }
@@ -92,10 +92,10 @@ session_lifetime(void **state)
 
 	(void)state;
 	wfpb_stash_init(&st, on_free, NULL);
-	assert_int_equal(wfpb_stash_put(&st, "p", &s1, (const uint8_t *)"1", 1, 1000, a, NULL), 0);
-	assert_int_equal(wfpb_stash_put(&st, "p", &s2, (const uint8_t *)"2", 1, 1000, b, NULL), 0);
-	assert_int_equal(wfpb_stash_put(&st, "p", &s1, (const uint8_t *)"3", 1, 1000, c, NULL), 0);
-	assert_int_equal(wfpb_stash_put(&st, "p", NULL, (const uint8_t *)"4", 1, 1000, d, NULL), 0);
+	assert_int_equal(wfpb_stash_put(&st, "p", &s1, (const uint8_t *)"1", 1, 0, 1000, a, NULL), 0);
+	assert_int_equal(wfpb_stash_put(&st, "p", &s2, (const uint8_t *)"2", 1, 0, 1000, b, NULL), 0);
+	assert_int_equal(wfpb_stash_put(&st, "p", &s1, (const uint8_t *)"3", 1, 0, 1000, c, NULL), 0);
+	assert_int_equal(wfpb_stash_put(&st, "p", NULL, (const uint8_t *)"4", 1, 0, 1000, d, NULL), 0);
 	/* Releasing one of s1's entries by hand keeps its list consistent. */
 	assert_int_equal(wfpb_stash_release(&st, c, "p"), 0);
 	wfpb_stash_release_session(&st, &s1);
@@ -120,8 +120,8 @@ expiry(void **state)
 
 	(void)state;
 	wfpb_stash_init(&st, on_free, NULL);
-	assert_int_equal(wfpb_stash_put(&st, "p", NULL, (const uint8_t *)"a", 1, 100, a, NULL), 0);
-	assert_int_equal(wfpb_stash_put(&st, "p", NULL, (const uint8_t *)"b", 1, 200, b, NULL), 0);
+	assert_int_equal(wfpb_stash_put(&st, "p", NULL, (const uint8_t *)"a", 1, 0, 100, a, NULL), 0);
+	assert_int_equal(wfpb_stash_put(&st, "p", NULL, (const uint8_t *)"b", 1, 0, 200, b, NULL), 0);
 	wfpb_stash_expire(&st, 99);
 	assert_int_equal(st.count, 2);
 	wfpb_stash_expire(&st, 100);
@@ -145,7 +145,7 @@ many_entries_grow_the_table(void **state)
 	wfpb_stash_init(&st, NULL, NULL);
 	for (i = 0; i < 5000; i++) {
 		memcpy(v, &i, sizeof(v));
-		assert_int_equal(wfpb_stash_put(&st, "p", NULL, v, sizeof(v), 1000, ids[i], NULL), 0);
+		assert_int_equal(wfpb_stash_put(&st, "p", NULL, v, sizeof(v), 0, 1000, ids[i], NULL), 0);
 	}
 	assert_true(st.nbuckets >= 4096);
 	for (i = 0; i < 5000; i++) {

@@ -134,16 +134,16 @@ set_maps_errors_and_counts(void **state)
 	assert_int_equal(wfpb_backend_open("wfp", &be), 0);
 	wfpb__wfp_set_ioctl(fake_fails_with);
 	fake_error = WSAEACCES;
-	assert_int_equal(be.ops->set_records(be.ctx, 1, (const uint8_t *)"r", 1, 0, &os_err),
+	assert_int_equal(be.ops->set_records(be.ctx, 1, (const uint8_t *)"r", 1, 0, 0xffffffffu, &os_err),
 	    WFPBROKER__V1__STATUS_CODE__EACCES);
 	assert_int_equal(os_err, WSAEACCES);
 	fake_error = WSAEINVAL;
-	assert_int_equal(be.ops->set_records(be.ctx, 1, (const uint8_t *)"r", 1, 0, &os_err),
+	assert_int_equal(be.ops->set_records(be.ctx, 1, (const uint8_t *)"r", 1, 0, 0xffffffffu, &os_err),
 	    WFPBROKER__V1__STATUS_CODE__EINVAL);
 	assert_int_equal(be.ops->records_applied(be.ctx), 0);
 	wfpb__wfp_set_ioctl(fake_records_of_size);
 	fake_size = 0;
-	assert_int_equal(be.ops->set_records(be.ctx, 1, (const uint8_t *)"r", 1, 0, &os_err), 0);
+	assert_int_equal(be.ops->set_records(be.ctx, 1, (const uint8_t *)"r", 1, 0, 0xffffffffu, &os_err), 0);
 	assert_int_equal(be.ops->records_applied(be.ctx), 1);
 	wfpb__wfp_set_ioctl(NULL);
 	wfpb_backend_close(&be);
