@@ -158,6 +158,7 @@ struct reply {
 	size_t					audit_blob_len;
 	uint8_t					audit_hash[32];	/* used when audit_blob is NULL */
 	int					has_audit_hash;
+	int					audited;	/* its record was written before the effect */
 };
 
 static void
@@ -176,6 +177,8 @@ static void finish_accept(struct wfpb_session *, wfpb_sock, struct reply *, stru
 /* Flags of a table row. */
 #define NEEDS_PRINCIPAL	0x1u	/* refused to sessions no principal matched */
 #define DURABLE		0x2u	/* has an effect outside the broker: answered only once audited durably */
+/* How long an ApplyRecords waits for its record to be durable before it gives up, having done nothing. */
+#define APPLY_AUDIT_WAIT_MS	30000u
 
 struct wfpb_op {
 	Wfpbroker__V1__Request__OpCase	op;
@@ -598,6 +601,17 @@ socket_from_pb(const struct wfpb_session *s, const Wfpbroker__V1__SocketTransfer
 		return BAD(o, "%s.fd_index: %u, but %u descriptors came with the request", field, x->fd_index, s->n_in);
 	out->fd = x->fd_index;
 	return 0;
+}
+
+/* The request's socket stays with a pending operation: it is no longer closed after the request. */
+static void
+take_request_socket(struct wfpb_session *s, wfpb_sock sock)
+{
+	unsigned i;
+
+	for (i = 0; i < s->n_in; i++)
+		if (s->in_fds[i] == sock)
+			s->in_fds[i] = WFPB_SOCK_NONE;
 }
 
 /*
@@ -1056,6 +1070,28 @@ op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 		    "apply_records: records must be set before bind and connect");
 		return;
 	}
+	if (s->broker->audit_on) {
+		/*
+		 * The effect is on the client's own socket, which the broker cannot
+		 * take back: the record goes first (wfpb_dispatch writes it), and the
+		 * records are set once it is durable (wfpb__dispatch_resume).
+		 */
+		if (len > 0 && (s->pending.blob = malloc(len)) == NULL) {
+			set_outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "apply_records: out of memory");
+			return;
+		}
+		if (len > 0)
+			memcpy(s->pending.blob, blob, len);
+		s->pending.blob_len = len;
+		take_request_socket(s, sock);
+		s->pending.kind = WFPB_PENDING_APPLY;
+		s->pending.sock = sock;
+		s->pending.watch = WFPB_SOCK_NONE;
+		s->pending.started_ms = now_ms;
+		s->pending.deadline_ms = now_ms + APPLY_AUDIT_WAIT_MS;
+		o->code = OUTCOME_PENDING;
+		return;
+	}
 	if ((code = be->ops->set_records(be->ctx, sock, blob, len, own_mark(s), mark_mask(s), &os_err)) != 0) {
 		backend_outcome(o, "apply_records", code, os_err);
 		return;
@@ -1153,9 +1189,9 @@ principal_pb(const struct wfpb_session *s, Wfpbroker__V1__Principal *p, uint8_t 
 /*
  * Queues the audit record of one request. For an effectful op the session's
  * output then waits for the record to be durable (the response is already
- * queued behind it).
+ * queued behind it). Returns the record's seq, 0 when none was queued.
  */
-static void
+static uint64_t
 audit_request(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id, const struct reply *rp,
     const struct outcome *o, uint64_t started_ms, uint64_t now_ms)
 {
@@ -1168,7 +1204,7 @@ audit_request(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request
 	uint64_t			seq;
 
 	if (!s->broker->audit_on)
-		return;
+		return 0;
 	principal_pb(s, &p, fp);
 	r.kind = WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST;
 	r.principal = &p;
@@ -1206,7 +1242,7 @@ audit_request(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request
 	 * the log: it goes out at once, its record queued for when the log returns.
 	 */
 	if (o->code == WFPBROKER__V1__STATUS_CODE__UNAVAILABLE && s->broker->audit.broken)
-		return;
+		return seq;
 	if (op != NULL && (op->flags & DURABLE)) {
 		if (seq == 0) {
 			/* The record could not even be queued: the answer must not go out. */
@@ -1216,6 +1252,7 @@ audit_request(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request
 			wfpb__session_wait_audit(s, seq);
 		}
 	}
+	return seq;
 }
 
 void
@@ -1276,7 +1313,8 @@ respond(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id, s
 		rc = wfpb__session_send(s, buf, n, rp->attach);
 		free(buf);
 	}
-	audit_request(s, op, request_id, rp, o, started_ms, now_ms);
+	if (!rp->audited)
+		audit_request(s, op, request_id, rp, o, started_ms, now_ms);
 	free(rp->records.data);
 	free(rp->context.data);
 	return rc;
@@ -1324,6 +1362,14 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 	}
 	if (o.code == OUTCOME_PENDING) {
 		s->pending.request_id = request_id;
+		if (s->pending.kind == WFPB_PENDING_APPLY) {
+			/* Recorded before the effect; the session waits for it like a durable answer. */
+			struct outcome intent = { WFPBROKER__V1__STATUS_CODE__OK, 0, "" };
+
+			set_outcome(&intent, WFPBROKER__V1__STATUS_CODE__OK,
+			    "apply_records: recorded before the records are set");
+			s->pending.audit_seq = audit_request(s, op, request_id, &rp, &intent, now_ms, now_ms);
+		}
 		rc = 0;
 	} else {
 		/* The reply may point into the request (Ping's echo): pack before freeing it. */
@@ -1332,6 +1378,46 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 	if (rq != NULL)
 		wfpbroker__v1__request__free_unpacked(rq, alloc);
 	pb_arena_release(&request_arena, mark);
+	return rc;
+}
+
+/* ApplyRecords, its record durable (or the wait over): set the records, or give up having done nothing. */
+static int
+resume_apply(struct wfpb_session *s, uint64_t now_ms, int timed_out)
+{
+	const struct wfpb_backend	*be = &s->broker->backend;
+	struct wfpb_pending		p = s->pending;
+	struct reply			rp;
+	struct outcome			o = { WFPBROKER__V1__STATUS_CODE__OK, 0, "" };
+	int				os_err = 0, code, rc;
+
+	if (!timed_out && __atomic_load_n(&s->broker->audit.durable_seq, __ATOMIC_ACQUIRE) < p.audit_seq)
+		return 0;	/* not yet: the commit that holds it releases the session */
+	reply_init(&rp);
+	audit_blob(&rp, p.blob, p.blob_len, NULL);
+	wfpb_session_resolve(s);
+	if (timed_out) {
+		set_outcome(&o, WFPBROKER__V1__STATUS_CODE__TIMEOUT,
+		    "apply_records: its audit record was not durable within %u ms; nothing applied", APPLY_AUDIT_WAIT_MS);
+	} else if (s->policy == NULL || !(s->perms & WFPB_PERM_APPLY)) {
+		set_outcome(&o, WFPBROKER__V1__STATUS_CODE__DENIED, "apply_records: the grant was withdrawn meanwhile");
+	} else if ((code = be->ops->set_records(be->ctx, p.sock, p.blob, p.blob_len, own_mark(s), mark_mask(s),
+	    &os_err)) != 0) {
+		backend_outcome(&o, "apply_records", code, os_err);
+	} else {
+		/* Its record, written before the effect, stands for it: no second one. */
+		rp.audited = 1;
+		wfpbroker__v1__apply_records_response__init(&rp.apply);
+		rp.resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_APPLY_RECORDS;
+		rp.resp.apply_records = &rp.apply;
+	}
+	wfpb__net_discard(p.sock);
+	memset(&s->pending, 0, sizeof(s->pending));
+	s->pending.watch = s->pending.sock = WFPB_SOCK_NONE;
+	/* The audit record of a failure hashes the blob: it goes after the answer is built. */
+	rc = respond(s, find_op(WFPBROKER__V1__REQUEST__OP_APPLY_RECORDS), p.request_id, &rp, &o, p.started_ms,
+	    now_ms);
+	free(p.blob);
 	return rc;
 }
 
@@ -1346,6 +1432,8 @@ wfpb__dispatch_resume(struct wfpb_session *s, uint64_t now_ms, int timed_out)
 	int			os_err = 0, rc;
 
 	WFPB_CORE_OWNED(s->broker);
+	if (p.kind == WFPB_PENDING_APPLY)
+		return resume_apply(s, now_ms, timed_out);
 	reply_init(&rp);
 	if (p.kind == WFPB_PENDING_CONNECT) {
 		/* The audit record names what the request did, though the reply is built now. */

@@ -344,18 +344,24 @@ wfpb__session_wait_ready(struct wfpb_session *s)
 }
 
 void
-wfpb_session_released(struct wfpb_session *s)
+wfpb_session_released(struct wfpb_session *s, uint64_t now_ms)
 {
-	int failed;
+	int failed, rc = 0;
 
 	wfpb_core_enter(s->broker);
 	failed = s->wait_failed;
 	s->wait_failed = 0;
+	/* The record of an ApplyRecords is durable now: only now may its effect happen. */
+	if (!failed && !s->closing && s->pending.kind == WFPB_PENDING_APPLY)
+		rc = wfpb__dispatch_resume(s, now_ms, 0);
 	wfpb_core_leave(s->broker);
 	if (failed) {
 		s->audit_failed = 1;
 		s->closing = 1;
+		return;
 	}
+	if (rc != 0 || (rc = drain_held(s, now_ms)) < 0)
+		s->closing = 1;
 }
 
 const uint8_t *
@@ -465,7 +471,11 @@ wfpb_session_free(struct wfpb_session *s)
 	if (wfpb_channel_established(&s->ch))
 		wfpb__dispatch_session_event(s, 0);
 	/* Undo on disconnect: everything the session owned goes with it. */
-	wfpb__net_close(s->pending.sock);
+	if (s->pending.kind == WFPB_PENDING_APPLY)
+		wfpb__net_discard(s->pending.sock);	/* the client's socket, untouched */
+	else
+		wfpb__net_close(s->pending.sock);
+	free(s->pending.blob);
 	while ((l = s->listeners) != NULL) {
 		s->listeners = l->next;
 		wfpb__net_close(l->sock);

@@ -33,6 +33,7 @@ enum wfpb_pending_kind {
 	WFPB_PENDING_NONE,
 	WFPB_PENDING_ACCEPT,
 	WFPB_PENDING_CONNECT,
+	WFPB_PENDING_APPLY,	/* ApplyRecords: waits for its audit record to be durable, then acts */
 };
 
 /* An Accept or Connect waiting for its socket; the session answers nothing else meanwhile. */
@@ -48,6 +49,9 @@ struct wfpb_pending {
 	struct wfpb_addr	remote;		/* Connect: for the audit record */
 	uint8_t			blob_hash[32];	/* Connect: BLAKE2b-256 of the records applied */
 	int			has_blob_hash;
+	uint64_t		audit_seq;	/* Apply: the record that must be durable first */
+	uint8_t			*blob;		/* Apply: the records to set (owned) */
+	size_t			blob_len;
 };
 
 struct wfpb_attach {
@@ -106,9 +110,10 @@ void wfpb__session_wait_ready(struct wfpb_session *s);
 /*
  * After wfpb_broker_next_ready gave the session back, its connection's thread
  * calls this before writing: if the commit it waited for failed, the session
- * is closing and its answer is never sent.
+ * is closing and its answer is never sent. An ApplyRecords that waited for
+ * its record to be durable acts now and queues its answer.
  */
-void wfpb_session_released(struct wfpb_session *s);
+void wfpb_session_released(struct wfpb_session *s, uint64_t now_ms);
 
 /* Opens a session for a connection; NULL on allocation failure. */
 struct wfpb_session *wfpb_session_new(struct wfpb_broker *b, const struct wfpb_identity *id, uint64_t now_ms);

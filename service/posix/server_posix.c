@@ -241,8 +241,9 @@ identify(int fd, struct wfpb_identity *id)
 	n = readlink(link, id->image, sizeof(id->image) - 1);
 	id->image[n > 0 ? n : 0] = '\0';
 	if (pidfd >= 0) {
-		if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) != 0)
-			id->image[0] = '\0';	/* it is gone: the path may name another process */
+		/* ESRCH: it is gone, and the path may name another process. (ENOSYS: cannot tell; keep it.) */
+		if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) != 0 && errno != ENOSYS)
+			id->image[0] = '\0';
 		close(pidfd);
 	}
 	id->known = 1;
@@ -684,7 +685,7 @@ flush_ready(struct server *sv)
 		if (s == NULL)
 			return;
 		c = s->user;
-		wfpb_session_released(s);
+		wfpb_session_released(s, now_ms());
 		if (!c->dead && conn_flush(sv, c) != 0)
 			conn_close(sv, c);
 	}

@@ -642,7 +642,7 @@ release_ready(struct wfpb_pipe_server *sv)
 		for (i = 0; i < n; i++) {
 			conn_enter_held(sv, batch[i]);
 			if (batch[i]->s != NULL) {
-				wfpb_session_released(batch[i]->s);
+				wfpb_session_released(batch[i]->s, now_ms());
 				pump_write(batch[i]);
 			}
 			conn_leave(sv, batch[i]);

@@ -13,10 +13,14 @@
 #include <cmocka.h>
 #ifndef _WIN32
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 #include <unistd.h>
 #endif
 #include <sodium.h>
 
+#include "backend.h"
+#include "fileio.h"
 #include "session.h"
 #include "wfpbroker.pb-c.h"
 
@@ -352,6 +356,111 @@ descriptors_before_handshake_are_discarded(void **state)
 	close(p[1]);
 	wfpb_session_free(s2);
 }
+
+/*
+ * ApplyRecords acts on the client's own socket, which the broker cannot take
+ * back: its audit record is durable before the records are set, and when the
+ * record cannot be made durable they never are.
+ */
+static void
+apply_records_waits_for_its_record(void **state)
+{
+	static const char		policy[] = "[principal p]\nuid = 1000\nops = apply apply_foreign\n";
+	struct wfpb_noise_keypair	*key = &((struct fixture *)*state)->key;
+	struct wfpb_identity		id = { .known = 1, .pid = 42, .uid = 1000, .gid = 1000, .user = "1000" };
+	struct wfpb_config		base, cfg;
+	struct wfpb_ini_error		err;
+	struct wfpb_broker		b;
+	struct wfpb_session		*s;
+	struct wfpb_channel		c;
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__ApplyRecordsRequest ap = WFPBROKER__V1__APPLY_RECORDS_REQUEST__INIT;
+	Wfpbroker__V1__SocketTransfer	x = WFPBROKER__V1__SOCKET_TRANSFER__INIT;
+	Wfpbroker__V1__RecordSource	src = WFPBROKER__V1__RECORD_SOURCE__INIT;
+	Wfpbroker__V1__Response		*r;
+	uint8_t				rec[WFPB_SIM_HDR_LEN + WFPB_SIM_HOP_LEN] = "WFPS\x01\x00\x00\x01";
+	unsigned char			pk[32], sk[64];
+	char				dir[] = "/tmp/wfpb-apply-XXXXXX", msg[256];
+	uint8_t				buf[512];
+	const uint8_t			*p, *m;
+	size_t				n, len, used, mlen;
+	wfpb_sock			fd;
+
+	assert_non_null(mkdtemp(dir));
+	wfpb_config_defaults(&base, "/x", dir);
+	assert_int_equal(wfpb_config_parse(policy, sizeof(policy) - 1, &base, &cfg, &err), 0);
+	assert_int_equal(wfpb_broker_init(&b, &cfg, NULL, key, 1000), 0);
+	crypto_sign_keypair(pk, sk);
+	assert_int_equal(wfpb_broker_open_audit(&b, sk, 1000, msg, sizeof(msg)), 0);
+	assert_int_equal(wfpb_broker_commit(&b, 1000), 0);
+	s = wfpb_session_new(&b, &id, 1000);
+	assert_int_equal(wfpb_channel_client_start(&c, key->pub, NULL), 0);
+	p = wfpb_channel_output(&c, &len);
+	assert_int_equal(wfpb_session_input(s, p, len, 1001), 0);
+	wfpb_channel_output_done(&c, len);
+	p = wfpb_session_output(s, &len, &no_attach);
+	assert_int_equal(wfpb_channel_feed(&c, p, len, &used), WFPB_CHANNEL_ESTABLISHED);
+	wfpb_session_output_done(s, len);
+
+	rec[WFPB_SIM_HDR_LEN] = WFPB_AF_INET;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	wfpb_session_add_fds(s, &fd, 1);
+	x.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX;
+	src.source_case = WFPBROKER__V1__RECORD_SOURCE__SOURCE_BLOB;
+	src.blob.data = rec;
+	src.blob.len = sizeof(rec);
+	ap.socket = &x;
+	ap.records = &src;
+	rq.request_id = 9;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_APPLY_RECORDS;
+	rq.apply_records = &ap;
+	n = wfpbroker__v1__request__get_packed_size(&rq);
+	wfpbroker__v1__request__pack(&rq, buf);
+	assert_int_equal(wfpb_channel_send(&c, buf, n), 0);
+	p = wfpb_channel_output(&c, &len);
+	assert_int_equal(wfpb_session_input(s, p, len, 1002), 0);
+	wfpb_channel_output_done(&c, len);
+	/* Recorded, not yet durable: nothing is applied and nothing answered. */
+	assert_int_equal(b.backend.ops->records_applied(b.backend.ctx), 0);
+	assert_null(wfpb_session_output(s, &len, &no_attach));
+	assert_int_equal(wfpb_broker_commit(&b, 1003), 1);
+	assert_ptr_equal(wfpb_broker_next_ready(&b), s);
+	wfpb_session_released(s, 1003);
+	assert_int_equal(b.backend.ops->records_applied(b.backend.ctx), 1);
+	assert_non_null(p = wfpb_session_output(s, &len, &no_attach));
+	assert_int_equal(wfpb_channel_feed(&c, p, len, &used), WFPB_CHANNEL_MESSAGE);
+	wfpb_session_output_done(s, len);
+	m = wfpb_channel_message(&c, &mlen);
+	assert_non_null(r = wfpbroker__v1__response__unpack(NULL, mlen, m));
+	assert_int_equal(r->request_id, 9);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_int_equal(r->result_case, WFPBROKER__V1__RESPONSE__RESULT_APPLY_RECORDS);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+
+	/* The log cannot take the next record: the commit fails and the records are never set. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	wfpb_session_add_fds(s, &fd, 1);
+	rq.request_id = 10;
+	n = wfpbroker__v1__request__get_packed_size(&rq);
+	wfpbroker__v1__request__pack(&rq, buf);
+	assert_int_equal(wfpb_channel_send(&c, buf, n), 0);
+	p = wfpb_channel_output(&c, &len);
+	assert_int_equal(wfpb_session_input(s, p, len, 1004), 0);
+	wfpb_channel_output_done(&c, len);
+	wfpb__file_close(b.audit.f);
+	b.audit.f = WFPB_FILE_NONE;
+	(void)wfpb_broker_commit(&b, 1005);
+	while (wfpb_broker_next_ready(&b) != NULL)
+		;
+	wfpb_session_released(s, 1005);
+	assert_true(s->closing);
+	assert_int_equal(b.backend.ops->records_applied(b.backend.ctx), 1);
+	assert_null(wfpb_session_output(s, &len, &no_attach));
+	wfpb_session_free(s);
+	wfpb_channel_free(&c);
+	wfpb_broker_fini(&b);
+	sodium_memzero(sk, sizeof(sk));
+}
 #endif
 
 int
@@ -367,6 +476,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(output_budget, setup, teardown),
 #ifndef _WIN32
 		cmocka_unit_test_setup_teardown(descriptors_before_handshake_are_discarded, setup, teardown),
+		cmocka_unit_test_setup_teardown(apply_records_waits_for_its_record, setup, teardown),
 #endif
 	};
 
