@@ -130,6 +130,27 @@ wfpb_admit_idle_ms(const struct wfpb_session *s)
 	return c->idle_timeout_ms;
 }
 
+int
+wfpb__admit_listener_take(struct wfpb_session *s, char *owner)
+{
+	struct wfpb_usage *u = wfpb_broker_usage(s->broker, s->principal);
+
+	if (u == NULL || u->listeners >= s->broker->cfg.max_listeners_per_principal)
+		return WFPB_E_LIMIT;
+	u->listeners++;
+	memcpy(owner, s->principal, sizeof(s->principal));
+	return 0;
+}
+
+void
+wfpb__admit_listener_drop(struct wfpb_broker *b, const char *owner)
+{
+	struct wfpb_usage *u = wfpb_broker_usage(b, owner);
+
+	if (u != NULL && u->listeners > 0)
+		u->listeners--;
+}
+
 void
 wfpb__admit_fini(struct wfpb_broker *b)
 {

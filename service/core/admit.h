@@ -63,6 +63,15 @@ int wfpb_admit_output_over(const struct wfpb_session *s);
  */
 uint32_t wfpb_admit_idle_ms(const struct wfpb_session *s);
 
+/*
+ * Descriptor budget: a listener counts against its principal's
+ * max_listeners_per_principal (sessions and their pending sockets are bounded
+ * by the session caps). _take copies the principal's name into owner
+ * (WFPB_NAME_MAX bytes) for the matching _drop; 0 or WFPB_E_LIMIT.
+ */
+int wfpb__admit_listener_take(struct wfpb_session *s, char *owner);
+void wfpb__admit_listener_drop(struct wfpb_broker *b, const char *owner);
+
 /* Frees the identity table (broker teardown). */
 void wfpb__admit_fini(struct wfpb_broker *b);
 

@@ -69,6 +69,7 @@ struct wfpb_usage {
 	char		name[WFPB_NAME_MAX];
 	uint32_t	sessions;
 	uint32_t	stash;
+	uint32_t	listeners;	/* descriptors it holds in listeners (admit.h) */
 };
 
 struct wfpb_session;

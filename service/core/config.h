@@ -80,6 +80,7 @@ struct wfpb_config {
 	uint32_t	max_sessions;
 	uint32_t	max_sessions_per_principal;
 	uint32_t	max_sessions_per_user;	/* per OS identity (uid, user SID), principal or not */
+	uint32_t	max_listeners_per_principal;	/* its descriptor budget for listeners */
 	uint32_t	unmatched_timeout_ms;	/* sessions of identities no principal matches */
 	uint32_t	output_max;		/* bytes queued for a client before it is not read */
 	uint32_t	output_stall_ms;	/* how long a session may stay over output_max */

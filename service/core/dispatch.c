@@ -376,10 +376,7 @@ release_listener(struct wfpb_session *s, uint64_t id)
 	if (l == NULL)
 		return WFPB_E_NOENT;
 	*link = l->next;
-	wfpb__net_close(l->sock);
-	free(l);
-	s->nlisteners--;
-	s->broker->listeners--;
+	wfpb__listener_free(s, l);
 	return 0;
 }
 
@@ -769,7 +766,14 @@ op_listen(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, str
 		set_outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "listen: out of memory");
 		return;
 	}
+	if (wfpb__admit_listener_take(s, l->owner) != 0) {
+		free(l);
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__QUOTA, "listen: principal %s holds %u listeners, its limit",
+		    s->principal, s->broker->cfg.max_listeners_per_principal);
+		return;
+	}
 	if (wfpb__net_listen(&r->listen.local, r->listen.backlog, &l->sock, &l->local, &os_err) != 0) {
+		wfpb__admit_listener_drop(s->broker, l->owner);
 		free(l);
 		os_outcome(o, "listen", os_err);
 		return;

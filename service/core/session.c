@@ -460,6 +460,16 @@ wfpb_session_expire(struct wfpb_session *s, uint64_t now_ms)
 }
 
 void
+wfpb__listener_free(struct wfpb_session *s, struct wfpb_listener *l)
+{
+	wfpb__net_close(l->sock);
+	wfpb__admit_listener_drop(s->broker, l->owner);
+	s->nlisteners--;
+	s->broker->listeners--;
+	free(l);
+}
+
+void
 wfpb_session_free(struct wfpb_session *s)
 {
 	struct wfpb_listener *l;
@@ -478,9 +488,7 @@ wfpb_session_free(struct wfpb_session *s)
 	free(s->pending.blob);
 	while ((l = s->listeners) != NULL) {
 		s->listeners = l->next;
-		wfpb__net_close(l->sock);
-		s->broker->listeners--;
-		free(l);
+		wfpb__listener_free(s, l);
 	}
 	close_in_fds(s);
 	while (s->n_out > 0)

@@ -25,6 +25,7 @@
 struct wfpb_listener {
 	uint64_t		id;
 	wfpb_sock		sock;
+	char			owner[WFPB_NAME_MAX];	/* the principal whose budget it counts in */
 	struct wfpb_addr	local;
 	struct wfpb_listener	*next;
 };
@@ -192,6 +193,9 @@ void wfpb_session_resolve(struct wfpb_session *s);
 
 /* Queues one packed Response, with a socket to hand over (or WFPB_SOCK_NONE, ownership taken). */
 int WFPB_MUST_CHECK wfpb__session_send(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_sock attach);
+
+/* Closes one of the session's listeners (already unlinked) and gives its descriptor back to the budget. */
+void wfpb__listener_free(struct wfpb_session *s, struct wfpb_listener *l);
 
 /* Releases everything the session owns. NULL is a no-op. */
 void wfpb_session_free(struct wfpb_session *s);

@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -32,6 +33,7 @@
 #include "session.h"
 
 #define TICK_MS		100
+#define LISTEN_BACKOFF_MS	100
 #define READ_CHUNK	65536
 #define EVENTS_MAX	64
 
@@ -76,6 +78,14 @@ struct server {
 	struct committer		cm;
 	const struct wfpb_server_opts	*opts;
 	int				ep, lfd, sfd;
+	/*
+	 * Out of descriptors: one held in reserve lets the loop accept a waiting
+	 * client to tell it the broker is busy; the listener then rests for
+	 * LISTEN_BACKOFF_MS instead of staying readable and spinning the loop.
+	 */
+	int				reserve;
+	uint64_t			listen_paused_until;	/* 0: the listener is armed */
+	int				fd_short;		/* reported once per shortage */
 	struct conn			*conns;
 	struct conn			*graveyard;	/* closed during this batch */
 	int				stop;
@@ -372,6 +382,49 @@ refuse_busy(struct server *sv, int fd)
 	close(fd);
 }
 
+/*
+ * No descriptor for a new connection. The reserve makes room to accept the
+ * oldest waiting client and refuse it as busy (it learns why, rather than
+ * hanging), and the listener rests so the loop does not spin on it.
+ */
+static void
+out_of_descriptors(struct server *sv, int err)
+{
+	int fd;
+
+	if (!sv->fd_short) {
+		wfpb_log(WFPB_LOG_WARN, "out of descriptors (%s): new connections are refused as busy until "
+		    "some are free", strerror(err));
+		sv->fd_short = 1;
+	}
+	if (sv->reserve >= 0) {
+		close(sv->reserve);
+		sv->reserve = -1;
+		if ((fd = accept4(sv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+			wfpb_core_enter(sv->b);
+			sv->b->n.sessions_rejected++;
+			wfpb_core_leave(sv->b);
+			refuse_busy(sv, fd);
+		}
+		sv->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	epoll_ctl(sv->ep, EPOLL_CTL_DEL, sv->lfd, NULL);
+	sv->listen_paused_until = now_ms() + LISTEN_BACKOFF_MS;
+}
+
+/* The rest is over: listen again (and find out whether descriptors are back). */
+static void
+listener_rearm(struct server *sv)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &listener_tag };
+
+	if (sv->listen_paused_until == 0 || now_ms() < sv->listen_paused_until)
+		return;
+	sv->listen_paused_until = 0;
+	if (epoll_ctl(sv->ep, EPOLL_CTL_ADD, sv->lfd, &ev) != 0)
+		wfpb_log(WFPB_LOG_ERR, "epoll_ctl (listener): %s", strerror(errno));
+}
+
 static void
 on_accept(struct server *sv)
 {
@@ -385,9 +438,15 @@ on_accept(struct server *sv)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				out_of_descriptors(sv, errno);
+			else if (errno != EAGAIN && errno != EWOULDBLOCK)
 				wfpb_log(WFPB_LOG_WARN, "accept: %s", strerror(errno));
 			return;
+		}
+		if (sv->fd_short) {
+			wfpb_log(WFPB_LOG_INFO, "descriptors available again: accepting connections");
+			sv->fd_short = 0;
 		}
 		/* Admission (admit.h) knows the identity before a byte is read: per-user caps apply at once. */
 		identify(fd, &id);
@@ -603,6 +662,20 @@ listen_socket(struct server *sv)
 	return 0;
 }
 
+/* Every descriptor the hard limit allows: sessions, listeners and passed sockets all take one. */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		wfpb_log(WFPB_LOG_WARN, "cannot raise the descriptor limit to %llu: %s",
+		    (unsigned long long)rl.rlim_max, strerror(errno));
+}
+
 /* systemd Type=notify: one datagram to $NOTIFY_SOCKET. */
 static void
 notify_ready(void)
@@ -767,7 +840,7 @@ committer_stop(struct server *sv)
 int
 wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts)
 {
-	struct server		sv = { .b = b, .opts = opts, .ep = -1, .lfd = -1, .sfd = -1 };
+	struct server		sv = { .b = b, .opts = opts, .ep = -1, .lfd = -1, .sfd = -1, .reserve = -1 };
 	struct epoll_event	ev = { 0 }, evs[EVENTS_MAX];
 	sigset_t		mask;
 	pthread_mutexattr_t	ma;
@@ -795,6 +868,8 @@ wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts)
 	}
 	if ((rc = listen_socket(&sv)) != 0)
 		goto close_fds;
+	raise_fd_limit();
+	sv.reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	ev.events = EPOLLIN;
 	ev.data.ptr = &listener_tag;
 	epoll_ctl(sv.ep, EPOLL_CTL_ADD, sv.lfd, &ev);
@@ -830,6 +905,7 @@ wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts)
 				conn_close(&sv, tag->c);
 			}
 		}
+		listener_rearm(&sv);
 		if (now_ms() - last_sweep >= TICK_MS) {
 			sweep(&sv);
 			wfpb_core_enter(b);
@@ -851,6 +927,8 @@ wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts)
 	unlink(sv.path);
 	rc = 0;
 close_fds:
+	if (sv.reserve >= 0)
+		close(sv.reserve);
 	if (sv.lfd >= 0)
 		close(sv.lfd);
 	if (sv.ep >= 0)

@@ -27,8 +27,8 @@ write_conf() {
 endpoint = $work/run/b.sock
 state_dir = $1
 socket_group = nogroup
-max_sessions = 32
-max_sessions_per_user = 8
+max_sessions = ${2:-32}
+max_sessions_per_user = ${3:-8}
 idle_timeout_ms = 30000
 unmatched_timeout_ms = 1000
 output_max_kib = 256
@@ -87,4 +87,27 @@ fi
 sed 's/^/    /' "$work/hostile.out"
 check "the broker survived the hostile suite" kill -0 "$pid"
 [ "$fail" -eq 0 ] || sed 's/^/    broker: /' "$work/broker.log" | tail -40
+kill "$pid"
+wait "$pid"
+pid=
+
+# 4. Descriptor exhaustion: a broker held to 64 descriptors (soft and hard), with session caps
+# that do not stop the attacker first.
+if [ -z "${WFPB_HOSTILE_CASES:-}" ] || [[ " $WFPB_HOSTILE_CASES " == *" fd_exhaustion "* ]]; then
+	write_conf "$work/state" 1000 1000
+	(ulimit -n 64 && exec "$brokerd" --config "$work/b.conf") >"$work/broker-fd.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 1 100); do [ -S "$work/run/b.sock" ] && break; sleep 0.05; done
+	log0=$(stat -c %s "$work/broker-fd.log")
+	if "$hostile" "$work/run/b.sock" "$work/state/server.pub" "$pid" fd_exhaustion >"$work/hostile-fd.out" 2>&1; then
+		ok "hostile-test fd_exhaustion: no spin, witness served, service back after"
+	else
+		ko "hostile-test fd_exhaustion"
+	fi
+	sed 's/^/    /' "$work/hostile-fd.out"
+	grown=$(( $(stat -c %s "$work/broker-fd.log") - log0 ))
+	check "the broker's log grew $grown bytes during the attack (bound 4096)" test "$grown" -le 4096
+	check "the broker survived descriptor exhaustion" kill -0 "$pid"
+	[ "$fail" -eq 0 ] || sed 's/^/    broker: /' "$work/broker-fd.log" | tail -20
+fi
 summary

@@ -643,6 +643,89 @@ case_bind_policy(void)
 	return 0;
 }
 
+/* --- 4. running the broker out of descriptors ------------------------------- */
+
+/* CPU seconds (user + system) the broker has used, from /proc/PID/stat. */
+static double
+broker_cpu_s(void)
+{
+	char		path[64], buf[1024], *p;
+	unsigned long	ut = 0, st = 0;
+	FILE		*f;
+	int		i;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)broker_pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	if (p == NULL || (p = strrchr(buf, ')')) == NULL)
+		return -1;
+	/* After "(comm)": state is field 3; utime and stime are fields 14 and 15. */
+	for (i = 3; i < 14 && p != NULL; i++)
+		p = strchr(p + 1, ' ');
+	if (p == NULL || sscanf(p, " %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+#define FD_ATTACK_CONNS	200	/* well past the broker's 64 descriptors (hostile.sh: ulimit -n 64) */
+
+/*
+ * uid nobody opens connection after connection and holds them until the
+ * broker has no descriptor left. The broker must not spin on a listener that
+ * stays readable, must keep serving its open sessions, tell new clients it is
+ * busy, and take connections again once the attacker leaves.
+ */
+static int
+case_fd_exhaustion(void)
+{
+	double		cpu0, cpu1;
+	uint64_t	worst;
+	int		ready[2], st;
+	char		b;
+	pid_t		pid;
+
+	CHECK(pipe(ready) == 0, "pipe");
+	if ((pid = fork()) == 0) {
+		int i;
+
+		become(UID_NOBODY);
+		close(ready[0]);
+		for (i = 0; i < FD_ATTACK_CONNS; i++)
+			(void)unix_connect();	/* the broker's backlog holds what it cannot accept */
+		(void)!write(ready[1], "x", 1);
+		sleep(30);
+		_exit(0);
+	}
+	close(ready[1]);
+	CHECK(read(ready[0], &b, 1) == 1, "attacker did not get going");
+	close(ready[0]);
+	itest_sleep_ms(300);
+	cpu0 = broker_cpu_s();
+	worst = witness_worst_us(2000, 20);
+	cpu1 = broker_cpu_s();
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	printf("  out of descriptors for 2 s: broker CPU %.2f s, slowest witness ping %llu us\n", cpu1 - cpu0,
+	    (unsigned long long)worst);
+	CHECK(cpu0 >= 0 && cpu1 - cpu0 < 0.3, "the broker spun: %.2f CPU seconds in 2 s", cpu1 - cpu0);
+	CHECK(worst < WITNESS_MAX_US, "the witness waited %llu us", (unsigned long long)worst);
+	/* Once the attacker is gone, new sessions are served again. */
+	itest_sleep_ms(500);
+	if ((pid = fork()) == 0) {
+		struct wfpb_client *c;
+
+		become(UID_APP);
+		if ((c = itest_open(endpoint, server_pub_path, NULL)) == NULL)
+			_exit(2);
+		_exit(wfpb_ping(c, (const uint8_t *)"x", 1, NULL) == 0 ? 0 : 3);
+	}
+	st = reap(pid, 8000);
+	CHECK(st == 0, "no new session after the attacker left (exit %d)", st);
+	return 0;
+}
+
 /* --- 6. records provenance ------------------------------------------------------ */
 
 /*
@@ -784,6 +867,7 @@ static const struct tcase cases[] = {
 	{ "bind_policy", case_bind_policy },
 	{ "groups_at_connect", case_groups_at_connect },
 	{ "foreign_records", case_foreign_records },
+	{ "fd_exhaustion", case_fd_exhaustion },
 };
 
 int

@@ -231,6 +231,76 @@ deadlines(void **state)
 	assert_int_equal(f->b.sessions, 1);
 }
 
+/* Replaces the fixture's broker policy (the session re-resolves at its next request). */
+static void
+set_policy(struct fixture *f, const char *text)
+{
+	struct wfpb_config	cfg;
+	struct wfpb_ini_error	err;
+
+	assert_int_equal(wfpb_config_parse(text, strlen(text), &f->b.cfg, &cfg, &err), 0);
+	wfpb_broker_reload(&f->b, &cfg);
+}
+
+static Wfpbroker__V1__Response *
+listen_loopback(struct fixture *f, uint64_t id)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__ListenRequest	l = WFPBROKER__V1__LISTEN_REQUEST__INIT;
+	Wfpbroker__V1__Address		a = WFPBROKER__V1__ADDRESS__INIT;
+	static uint8_t			lo[4] = { 127, 0, 0, 1 };
+
+	a.family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
+	a.addr.data = lo;
+	a.addr.len = 4;
+	l.local = &a;
+	rq.request_id = id;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_LISTEN;
+	rq.listen = &l;
+	return roundtrip(f, &rq);
+}
+
+/*
+ * Listeners are descriptors: a principal holds at most
+ * max_listeners_per_principal across its sessions, and a released one
+ * counts no more.
+ */
+static void
+listener_budget(void **state)
+{
+	struct fixture			*f = *state;
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__ReleaseRequest	rel = WFPBROKER__V1__RELEASE_REQUEST__INIT;
+	Wfpbroker__V1__Response		*r;
+	uint64_t			first;
+
+	set_policy(f, "[service]\nmax_listeners_per_principal = 2\n"
+	    "[principal p]\nuid = 1000\nops = listen\nlisten = 127.0.0.1/32:*\n");
+	assert_non_null(r = listen_loopback(f, 1));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	first = r->listen->listener_id;
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_non_null(r = listen_loopback(f, 2));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_non_null(r = listen_loopback(f, 3));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__QUOTA);
+	assert_non_null(strstr(r->status->message, "holds 2 listeners"));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	rel.target_case = WFPBROKER__V1__RELEASE_REQUEST__TARGET_LISTENER_ID;
+	rel.listener_id = first;
+	rq.request_id = 4;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_RELEASE;
+	rq.release = &rel;
+	assert_non_null(r = roundtrip(f, &rq));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_non_null(r = listen_loopback(f, 5));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_int_equal(wfpb_broker_usage(&f->b, "p")->listeners, 2);
+}
+
 /* One OS identity holds at most max_sessions_per_user sessions; others are not affected. */
 static void
 per_user_cap(void **state)
@@ -473,6 +543,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(oversized_ping_names_the_field, setup, teardown),
 		cmocka_unit_test_setup_teardown(deadlines, setup, teardown),
 		cmocka_unit_test_setup_teardown(per_user_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(listener_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(output_budget, setup, teardown),
 #ifndef _WIN32
 		cmocka_unit_test_setup_teardown(descriptors_before_handshake_are_discarded, setup, teardown),
