@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Admission and budgets (admit.h): the per-identity session table and the limits both servers apply. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "admit.h"
 #include "session.h"
+#include "wfpbroker.pb-c.h"
 
 /* "" stands for an identity the kernel would not tell: such sessions share one slot. */
 static const char *
@@ -149,6 +151,68 @@ wfpb__admit_listener_drop(struct wfpb_broker *b, const char *owner)
 
 	if (u != NULL && u->listeners > 0)
 		u->listeners--;
+}
+
+int
+wfpb_admit_summarised(const struct wfpb_session *s, int effectful)
+{
+	return s->broker->audit_on && s->resolved && s->principal[0] == '\0' && !effectful;
+}
+
+int
+wfpb_admit_audit_token(struct wfpb_session *s, uint64_t now_ms)
+{
+	struct wfpb_user_slot	*u = s->user_slot;
+	uint64_t		rate, cap, add;
+
+	if (!s->broker->audit_on || u == NULL)
+		return 1;
+	if (s->policy != NULL)
+		rate = s->policy->audit_rate ? s->policy->audit_rate : WFPB_AUDIT_RATE_DEFAULT;
+	else
+		rate = s->broker->cfg.audit_rate_unmatched;
+	cap = rate * 1000u;	/* a second's worth */
+	if (u->refill_ms == 0) {
+		u->tokens_milli = cap;
+	} else if (now_ms > u->refill_ms) {
+		add = (now_ms - u->refill_ms) * rate;	/* tokens/s * ms = thousandths */
+		u->tokens_milli = u->tokens_milli + add > cap ? cap : u->tokens_milli + add;
+	}
+	u->refill_ms = now_ms;
+	if (u->tokens_milli < 1000u) {
+		s->broker->admit.summary.limited++;
+		return 0;
+	}
+	u->tokens_milli -= 1000u;
+	return 1;
+}
+
+void
+wfpb__admit_summary_flush(struct wfpb_broker *b, uint64_t now_ms, int force)
+{
+	struct wfpb_summary		*m = &b->admit.summary;
+	Wfpbroker__V1__AuditRecord	r = WFPBROKER__V1__AUDIT_RECORD__INIT;
+	char				text[192];
+
+	if (now_ms == 0)
+		now_ms = m->last_tick_ms;
+	m->last_tick_ms = now_ms;
+	if (m->since_ms == 0)
+		m->since_ms = now_ms;
+	if (!b->audit_on || (!force && now_ms - m->since_ms < b->cfg.audit_summary_ms))
+		return;
+	if (m->sessions != 0 || m->pings != 0 || m->limited != 0) {
+		snprintf(text, sizeof(text), "sessions without a principal: %llu, their requests without effect: %llu; "
+		    "requests over the audit rate limit: %llu; in the last %llu ms", (unsigned long long)m->sessions,
+		    (unsigned long long)m->pings, (unsigned long long)m->limited,
+		    (unsigned long long)(now_ms > m->since_ms ? now_ms - m->since_ms : 0));
+		r.kind = WFPBROKER__V1__AUDIT_KIND__AUDIT_SUMMARY;
+		r.op = (char *)(uintptr_t)"summary";
+		r.message = text;
+		(void)wfpb_audit_append(&b->audit, &r, now_ms);
+	}
+	m->sessions = m->pings = m->limited = 0;
+	m->since_ms = now_ms;
 }
 
 void

@@ -22,7 +22,21 @@ struct wfpb_session;
 struct wfpb_user_slot {
 	char			user[WFPB_SID_MAX];
 	uint32_t		sessions;
+	uint64_t		tokens_milli;	/* audit rate limit: a token bucket, in thousandths */
+	uint64_t		refill_ms;
 	struct wfpb_user_slot	*next;
+};
+
+/* Default audited requests per second for an identity a principal matches (principal key audit_rate). */
+#define WFPB_AUDIT_RATE_DEFAULT	5000u
+
+/* What the periodic summary record counts instead of writing a record each. */
+struct wfpb_summary {
+	uint64_t	sessions;	/* sessions no principal matched */
+	uint64_t	pings;		/* their Pings and other requests without effect */
+	uint64_t	limited;	/* requests refused QUOTA by the audit rate limit */
+	uint64_t	since_ms;	/* the previous summary */
+	uint64_t	last_tick_ms;	/* the clock at the last tick (the stop has none of its own) */
 };
 
 #define WFPB_USER_BUCKETS	256u
@@ -30,6 +44,7 @@ struct wfpb_user_slot {
 struct wfpb_admit {
 	struct wfpb_user_slot	*buckets[WFPB_USER_BUCKETS];
 	uint64_t		rejected_user;	/* sessions refused by the per-user cap */
+	struct wfpb_summary	summary;
 };
 
 /*
@@ -71,6 +86,24 @@ uint32_t wfpb_admit_idle_ms(const struct wfpb_session *s);
  */
 int wfpb__admit_listener_take(struct wfpb_session *s, char *owner);
 void wfpb__admit_listener_drop(struct wfpb_broker *b, const char *owner);
+
+/*
+ * Audit budget. A session no principal matches is not worth a record per
+ * request: its Pings (and anything else without an effect) and the session
+ * itself only count into the summary; wfpb_admit_summarised says so. Every
+ * other audited request takes a token from its identity's bucket
+ * (audit_rate_unmatched, or the principal's audit_rate, per second, a
+ * second's worth of burst); wfpb_admit_audit_token answers 0 when there is
+ * none left, and the request is then refused QUOTA and only counted.
+ */
+int wfpb_admit_summarised(const struct wfpb_session *s, int effectful);
+int wfpb_admit_audit_token(struct wfpb_session *s, uint64_t now_ms);
+
+/*
+ * Writes the summary record when audit_summary_ms has passed (or force) and
+ * anything was counted; called from the broker's tick and at stop.
+ */
+void wfpb__admit_summary_flush(struct wfpb_broker *b, uint64_t now_ms, int force);
 
 /* Frees the identity table (broker teardown). */
 void wfpb__admit_fini(struct wfpb_broker *b);

@@ -321,6 +321,44 @@ flush_queue(struct wfpb_audit *a)
 	return 0;
 }
 
+static int
+cmp_u64(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+#define PRUNE_LIST_MAX	4096u	/* rotated files looked at per rotation; older ones go at the next */
+
+/*
+ * Retention: only the keep_files newest rotated files stay. Each new file
+ * names the one it continues, and `audit verify` checks a set that starts
+ * at a continuation, so what remains still verifies; a follower or shipper
+ * must have taken the older ones (docs/AUDIT.md).
+ */
+static void
+prune(struct wfpb_audit *a)
+{
+	uint64_t	*seqs;
+	size_t		n = 0, i, listed;
+	char		name[sizeof(a->path) + 24];
+	int		os_err;
+
+	if (a->keep_files == 0 || (seqs = malloc(PRUNE_LIST_MAX * sizeof(*seqs))) == NULL)
+		return;
+	if (wfpb__file_rotated(a->path, seqs, PRUNE_LIST_MAX, &n, &os_err) == 0) {
+		listed = n < PRUNE_LIST_MAX ? n : PRUNE_LIST_MAX;
+		qsort(seqs, listed, sizeof(*seqs), cmp_u64);
+		for (i = 0; listed > a->keep_files && i < listed - a->keep_files; i++) {
+			snprintf(name, sizeof(name), "%s.%llu", a->path, (unsigned long long)seqs[i]);
+			if (remove(name) == 0)
+				a->pruned++;
+		}
+	}
+	free(seqs);
+}
+
 /*
  * Seals the current file with a checkpoint, moves it to PATH.LASTSEQ and
  * continues the chain in a new PATH. On any failure the writer stays on the
@@ -377,6 +415,7 @@ rotate(struct wfpb_audit *a, uint64_t now_ms)
 		return;
 	}
 	a->rotations++;
+	prune(a);
 }
 
 int

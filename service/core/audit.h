@@ -53,6 +53,8 @@ struct wfpb_audit {
 	uint32_t	checkpoint_every;
 	uint32_t	checkpoint_ms;
 	uint64_t	max_bytes;		/* rotate past this size; 0: never */
+	uint32_t	keep_files;		/* rotated files kept after a rotation; 0: all */
+	uint64_t	pruned;			/* rotated files removed by retention */
 	uint64_t	rotations;
 	uint32_t	since_checkpoint;
 	uint64_t	last_checkpoint_ms;

@@ -12,6 +12,8 @@
 
 /* Bounds on how long, and how much, unwaited-for records stay in memory. */
 #define AUDIT_LAZY_MS		200u
+#define AUDIT_RETRY_MIN_MS	100u	/* first pause before a broken log is tried again */
+#define AUDIT_RETRY_MAX_MS	5000u	/* the longest */
 #define AUDIT_LAZY_BYTES	(64u * 1024u)
 
 void
@@ -107,6 +109,7 @@ wfpb_broker_tick(struct wfpb_broker *b, uint64_t now_ms)
 {
 	WFPB_CORE_OWNED(b);
 	wfpb_stash_expire(&b->stash, now_ms);
+	wfpb__admit_summary_flush(b, now_ms, 0);
 }
 
 struct wfpb_usage *
@@ -214,6 +217,7 @@ wfpb_broker_open_audit(struct wfpb_broker *b, const unsigned char sk[64], uint64
 	wfpb_broker_audit_event(b, WFPBROKER__V1__AUDIT_KIND__AUDIT_SERVICE_START, "wfpbrokerd " WFPB_SERVICE_VERSION,
 	    now_ms);
 	b->audit.max_bytes = b->cfg.audit_max_bytes;
+	b->audit.keep_files = b->cfg.audit_keep_files;
 	(void)wfpb_audit_checkpoint(&b->audit, now_ms, NULL);
 	if (wfpb_audit_commit(&b->audit, now_ms) < 0) {
 		snprintf(err, errlen, "%s: cannot write (error %d)", path, b->audit.os_err);
@@ -244,6 +248,9 @@ wfpb_broker_commit_start(struct wfpb_broker *b, uint64_t now_ms)
 	WFPB_CORE_OWNED(b);
 	if (!b->audit_on || b->audit.inflight)
 		return 0;
+	/* A broken log is tried again after a pause that doubles up to AUDIT_RETRY_MAX_MS, not every iteration. */
+	if (b->audit.broken && now_ms < b->audit_retry_at_ms)
+		return 0;
 	/*
 	 * Records nobody waits for ride the next commit: sync only for a waiter,
 	 * a retry of a broken log, or when they have been queued long enough.
@@ -267,10 +274,23 @@ wfpb_broker_commit_finish(struct wfpb_broker *b, uint64_t now_ms)
 		return 0;
 	rc = wfpb_audit_end(&b->audit, now_ms);
 	if (rc < 0 && b->audit.broken) {
-		wfpb_log(WFPB_LOG_ERR, "audit log cannot be written (error %d): refusing operations with effects",
-		    b->audit.os_err);
-		wfpb_event(WFPB_EVENT_AUDIT, "cannot be written (error %d): operations with effects are refused",
-		    b->audit.os_err);
+		b->audit_retry_ms = b->audit_retry_ms == 0 ? AUDIT_RETRY_MIN_MS :
+		    b->audit_retry_ms >= AUDIT_RETRY_MAX_MS / 2 ? AUDIT_RETRY_MAX_MS : 2 * b->audit_retry_ms;
+		b->audit_retry_at_ms = now_ms + b->audit_retry_ms;
+		if (!b->audit_reported_broken) {
+			wfpb_log(WFPB_LOG_ERR, "audit log cannot be written (error %d): refusing operations with "
+			    "effects; retrying every %u s at most", b->audit.os_err, AUDIT_RETRY_MAX_MS / 1000u);
+			wfpb_event(WFPB_EVENT_AUDIT, "cannot be written (error %d): operations with effects are refused",
+			    b->audit.os_err);
+			b->audit_reported_broken = 1;
+		}
+	} else if (!b->audit.broken) {
+		b->audit_retry_ms = 0;
+		if (b->audit_reported_broken) {
+			wfpb_log(WFPB_LOG_INFO, "audit log written again: operations with effects are served");
+			wfpb_event(WFPB_EVENT_AUDIT, "written again: operations with effects are served");
+			b->audit_reported_broken = 0;
+		}
 	}
 	/*
 	 * Every waiter whose record was in this batch is released, or fails with
@@ -321,6 +341,7 @@ wfpb_broker_fini(struct wfpb_broker *b)
 		wfpb_event(WFPB_EVENT_STOP, "%u sessions open at stop", b->sessions);
 	b->started = 0;
 	if (b->audit_on) {
+		wfpb__admit_summary_flush(b, 0, 1);
 		wfpb_broker_audit_event(b, WFPBROKER__V1__AUDIT_KIND__AUDIT_SERVICE_STOP, "stopping", 0);
 		(void)wfpb_audit_checkpoint(&b->audit, 0, "stopping");
 		(void)wfpb_audit_commit(&b->audit, 0);

@@ -100,6 +100,10 @@ struct wfpb_broker {
 	int				(*owned)(void *arg);	/* held by the calling thread? */
 	void				*lock_arg;
 	uint32_t			workers;	/* threads serving sessions, for Status */
+	/* A log that cannot be written is retried with back-off and reported once per change. */
+	uint64_t			audit_retry_at_ms;
+	uint32_t			audit_retry_ms;
+	int				audit_reported_broken;
 	struct wfpb_admit		admit;		/* sessions per OS identity */
 };
 

@@ -27,6 +27,9 @@ wfpb_config_defaults(struct wfpb_config *c, const char *endpoint, const char *st
 	c->unmatched_timeout_ms = 10000;
 	c->output_max = 256u * 1024u;
 	c->output_stall_ms = 10000;
+	c->audit_rate_unmatched = 20;
+	c->audit_summary_ms = 60000;
+	c->audit_keep_files = 16;
 	c->blob_max = 16 * 1024;
 	c->stash_max_per_principal = 1024;
 	c->stash_ttl_ms = 120 * 1000;
@@ -213,6 +216,8 @@ principal_key(struct wfpb_principal *p, const char *key, const char *v)
 	}
 	if (strcmp(key, "mark_mask") == 0)
 		return set_hex32(&p->mark_mask, v);
+	if (strcmp(key, "audit_rate") == 0)
+		return set_u32(&p->audit_rate, v, 1, 10000000);
 	if (strcmp(key, "listen") == 0)
 		return add_ranges(p->listen, &p->nlisten, v);
 	if (strcmp(key, "connect") == 0)
@@ -302,6 +307,12 @@ on_pair(void *arg, const char *section, const char *key, const char *v)
 		}
 		if (strcmp(key, "output_stall_ms") == 0)
 			return set_u32(&c->output_stall_ms, v, 100, 600000);
+		if (strcmp(key, "audit_rate_unmatched") == 0)
+			return set_u32(&c->audit_rate_unmatched, v, 1, 1000000);
+		if (strcmp(key, "audit_summary_ms") == 0)
+			return set_u32(&c->audit_summary_ms, v, 100, 86400000);
+		if (strcmp(key, "audit_keep_files") == 0)
+			return set_u32(&c->audit_keep_files, v, 0, 1000000);
 		if (strcmp(key, "workers") == 0)
 			return set_u32(&c->workers, v, 0, WFPB_WORKERS_MAX);
 		if (strcmp(key, "blob_max") == 0)

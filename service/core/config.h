@@ -61,6 +61,7 @@ struct wfpb_principal {
 	int		has_mark;
 	uint32_t	mark;			/* netfilter backend: this principal's mark bit */
 	uint32_t	mark_mask;		/* netfilter: record marks it may carry on (default all) */
+	uint32_t	audit_rate;		/* audited requests/s per identity (0: the service default) */
 	struct wfpb_range listen[WFPB_RANGES_MAX];	/* where it may Listen (none: nowhere) */
 	unsigned	nlisten;
 	struct wfpb_range connect[WFPB_RANGES_MAX];	/* where it may Connect (none: nowhere) */
@@ -84,6 +85,9 @@ struct wfpb_config {
 	uint32_t	unmatched_timeout_ms;	/* sessions of identities no principal matches */
 	uint32_t	output_max;		/* bytes queued for a client before it is not read */
 	uint32_t	output_stall_ms;	/* how long a session may stay over output_max */
+	uint32_t	audit_rate_unmatched;	/* audited requests/s per identity with no principal */
+	uint32_t	audit_summary_ms;	/* how often the summary record is written */
+	uint32_t	audit_keep_files;	/* rotated audit files kept; 0: all */
 	uint32_t	workers;		/* Windows completion-port threads; 0: by processor count */
 	uint32_t	blob_max;
 	uint32_t	stash_max_per_principal;

@@ -159,6 +159,7 @@ struct reply {
 	uint8_t					audit_hash[32];	/* used when audit_blob is NULL */
 	int					has_audit_hash;
 	int					audited;	/* its record was written before the effect */
+	int					rate_limited;	/* refused by the audit rate limit */
 };
 
 static void
@@ -1209,6 +1210,14 @@ audit_request(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request
 
 	if (!s->broker->audit_on)
 		return 0;
+	/* Requests without effect from a session no principal claims: counted into the summary. */
+	if (wfpb_admit_summarised(s, op != NULL && (op->flags & DURABLE))) {
+		s->broker->admit.summary.pings++;
+		return 0;
+	}
+	/* Refused by the audit rate limit: counted too, or the refusals would be the flood. */
+	if (o->code == WFPBROKER__V1__STATUS_CODE__QUOTA && rp->rate_limited)
+		return 0;
 	principal_pb(s, &p, fp);
 	r.kind = WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST;
 	r.principal = &p;
@@ -1269,6 +1278,12 @@ wfpb__dispatch_session_event(struct wfpb_session *s, int start)
 	WFPB_CORE_OWNED(s->broker);
 	if (!s->broker->audit_on)
 		return;
+	/* A session no principal claims is counted, not recorded: anyone can open one. */
+	if (wfpb_admit_summarised(s, 0)) {
+		if (start)
+			s->broker->admit.summary.sessions++;
+		return;
+	}
 	principal_pb(s, &p, fp);
 	r.kind = start ? WFPBROKER__V1__AUDIT_KIND__AUDIT_SESSION_START : WFPBROKER__V1__AUDIT_KIND__AUDIT_SESSION_END;
 	r.principal = &p;
@@ -1332,6 +1347,25 @@ reply_init(struct reply *rp)
 	rp->attach = WFPB_SOCK_NONE;
 }
 
+/*
+ * Every request that will be a record of its own takes a token of its
+ * identity's audit budget (admit.h); 0 with o set to QUOTA when there is none.
+ */
+static int
+audit_budget(struct wfpb_session *s, const struct wfpb_op *op, struct reply *rp, struct outcome *o, uint64_t now_ms)
+{
+	if (!s->broker->audit_on)
+		return 1;
+	if (!s->resolved && s->id.known && wfpb_channel_established(&s->ch))
+		wfpb_session_resolve(s);
+	if (wfpb_admit_summarised(s, (op->flags & DURABLE) != 0) || wfpb_admit_audit_token(s, now_ms))
+		return 1;
+	set_outcome(o, WFPBROKER__V1__STATUS_CODE__QUOTA, "%s: user %s is over its audited requests per second",
+	    op->name, s->id.user);
+	rp->rate_limited = 1;
+	return 0;
+}
+
 /* Requests are unpacked, handled and freed within wfpb_dispatch; the core runs on one thread. */
 static struct pb_arena	request_arena;
 
@@ -1361,6 +1395,8 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 		else if ((op = find_op(rq->op_case)) == NULL)
 			set_outcome(&o, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP,
 			    "operation %d is not available in this broker", (int)rq->op_case);
+		else if (!audit_budget(s, op, &rp, &o, now_ms))
+			;	/* refused QUOTA: this identity's audited requests are over its rate */
 		else if (authorize(s, op, &o) == 0 && op->validate(s, rq, &r, &o) == 0)
 			op->handle(s, &r, &rp, &o, now_ms);
 	}

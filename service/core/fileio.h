@@ -28,6 +28,13 @@ void wfpb__file_close(wfpb_file f);
 /* Reads a whole file (at most max bytes) into a malloc'd buffer. WFPB_E_NOENT when absent. */
 int wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, int *os_err);
 
+/*
+ * The rotated siblings of the log at path: files in its directory named
+ * BASENAME.N with N all digits. Writes up to cap of the N into seqs (in no
+ * order) and how many there are in *n. 0 or WFPB_E_OS.
+ */
+int wfpb__file_rotated(const char *path, uint64_t *seqs, size_t cap, size_t *n, int *os_err);
+
 /* The process's resident memory and open descriptors/handles, each 0 when the OS does not say. */
 void wfpb__process_usage(uint64_t *rss_bytes, uint32_t *open_handles);
 

@@ -4,12 +4,62 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fileio.h"
+
+/* "BASE.DIGITS" after base: the digits as a number, or 0 when name is not one. */
+static uint64_t
+rotated_seq(const char *name, const char *base, size_t blen)
+{
+	const char	*p;
+	uint64_t	v = 0;
+
+	if (strncmp(name, base, blen) != 0 || name[blen] != '.' || name[blen + 1] == '\0')
+		return 0;
+	for (p = name + blen + 1; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9' || v > UINT64_MAX / 10)
+			return 0;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	return v;
+}
+
+int
+wfpb__file_rotated(const char *path, uint64_t *seqs, size_t cap, size_t *n, int *os_err)
+{
+	char		dir[4096];
+	const char	*slash = strrchr(path, '/'), *base;
+	struct dirent	*de;
+	DIR		*d;
+	uint64_t	v;
+
+	*n = 0;
+	if (slash == NULL) {
+		snprintf(dir, sizeof(dir), ".");
+		base = path;
+	} else {
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path) ? (int)(slash - path) : 1, path);
+		base = slash + 1;
+	}
+	if ((d = opendir(dir)) == NULL) {
+		*os_err = errno;
+		return WFPB_E_OS;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if ((v = rotated_seq(de->d_name, base, strlen(base))) == 0)
+			continue;
+		if (*n < cap)
+			seqs[*n] = v;
+		(*n)++;
+	}
+	closedir(d);
+	return 0;
+}
 
 static int
 os_fail(int *os_err)

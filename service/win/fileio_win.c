@@ -9,6 +9,7 @@
 #include <sddl.h>
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "fileio.h"
 #include "wide_win.h"
@@ -98,6 +99,43 @@ wfpb__file_close(wfpb_file f)
 {
 	if (f != WFPB_FILE_NONE)
 		CloseHandle((HANDLE)f);
+}
+
+int
+wfpb__file_rotated(const char *path, uint64_t *seqs, size_t cap, size_t *n, int *os_err)
+{
+	WIN32_FIND_DATAW	fd;
+	char			pattern[1024];
+	const wchar_t		*p;
+	wchar_t			*w;
+	HANDLE			h;
+	uint64_t		v;
+
+	*n = 0;
+	if ((size_t)snprintf(pattern, sizeof(pattern), "%s.*", path) >= sizeof(pattern) ||
+	    (w = wfpb__widen(pattern)) == NULL)
+		return WFPB_E_INVAL;
+	h = FindFirstFileW(w, &fd);
+	free(w);
+	if (h == INVALID_HANDLE_VALUE) {
+		if (GetLastError() == ERROR_FILE_NOT_FOUND)
+			return 0;
+		return os_fail(os_err);
+	}
+	do {
+		/* The pattern matched BASENAME. and anything after it: keep only all-digit suffixes. */
+		if ((p = wcsrchr(fd.cFileName, L'.')) == NULL || p[1] == L'\0')
+			continue;
+		for (v = 0, p++; *p >= L'0' && *p <= L'9' && v <= UINT64_MAX / 10; p++)
+			v = v * 10 + (uint64_t)(*p - L'0');
+		if (*p != L'\0' || v == 0)
+			continue;
+		if (*n < cap)
+			seqs[*n] = v;
+		(*n)++;
+	} while (FindNextFileW(h, &fd));
+	FindClose(h);
+	return 0;
 }
 
 int

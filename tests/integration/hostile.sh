@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# hostile.sh BROKERD HOSTILE_TEST WORKDIR: the hostile suite. Checks that the broker refuses a
+# hostile.sh BROKERD HOSTILE_TEST WORKDIR WFPBCTL: the hostile suite. Checks that the broker refuses a
 # state directory or key another user could have planted, then starts the real broker (as root)
 # with the limits hostile-test expects and runs each attack from processes under real,
 # unprivileged uids while a root witness session measures the broker. WFPB_HOSTILE_CASES picks
 # cases. Ends with "N passed, M failed".
 set -u
-brokerd=$1 hostile=$2 work=$3
+brokerd=$1 hostile=$2 work=$3 wfpbctl=$4
 . "$(dirname "$0")/../check.sh"
 if [ "$(id -u)" -ne 0 ]; then
 	ko "the hostile suite needs root: it starts attackers under uids 1001, 1003 and 1005"
@@ -76,10 +76,11 @@ write_conf "$work/state"
 "$brokerd" --config "$work/b.conf" >"$work/broker.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do [ -S "$work/run/b.sock" ] && break; sleep 0.05; done
+export WFPB_HOSTILE_AUDIT_LOG=$work/state/audit.log
 # shellcheck disable=SC2086
 if "$hostile" "$work/run/b.sock" "$work/state/server.pub" "$pid" ${WFPB_HOSTILE_CASES:-linger_fd \
 	linger_fd_with_ping output_flood identity_flood unmatched_timeout mapped_ipv4 bind_policy \
-	groups_at_connect foreign_records} >"$work/hostile.out" 2>&1; then
+	groups_at_connect foreign_records audit_flood} >"$work/hostile.out" 2>&1; then
 	ok "hostile-test: every attack held"
 else
 	ko "hostile-test: an attack got through"
@@ -90,6 +91,13 @@ check "the broker survived the hostile suite" kill -0 "$pid"
 kill "$pid"
 wait "$pid"
 pid=
+# 5. The chain, summary records included, still verifies, and the summary counted the flood.
+check "the audit log of the hostile run verifies" "$wfpbctl" audit verify "$work/state/audit.log" \
+	--pubkey "$work/state/audit.pub"
+if [ -z "${WFPB_HOSTILE_CASES:-}" ] || [[ " $WFPB_HOSTILE_CASES " == *" audit_flood "* ]]; then
+	check "a summary record counts the Pings of sessions without a principal" eval \
+		'"$wfpbctl" audit tail -n 100000 "$work/state/audit.log" | grep -q "AUDIT_SUMMARY .*their requests without effect: [1-9]"'
+fi
 
 # 4. Descriptor exhaustion: a broker held to 64 descriptors (soft and hard), with session caps
 # that do not stop the attacker first.

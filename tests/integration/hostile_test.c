@@ -213,6 +213,8 @@ reap(pid_t pid, unsigned ms)
 struct raw {
 	struct wfpb_transport	*t;
 	struct wfpb_channel	ch;
+	uint8_t			buf[65536];	/* bytes read and not yet fed */
+	size_t			off, len;
 };
 
 static int
@@ -229,21 +231,23 @@ raw_flush(struct raw *r)
 	return rc;
 }
 
+/* The next channel event; several messages may come in one read, so the rest is kept. */
 static int
 raw_next(struct raw *r, uint32_t timeout_ms)
 {
-	uint8_t	buf[4096];
-	size_t	got, used, off;
+	size_t	used;
 	int	rc, ev;
 
 	for (;;) {
-		if ((rc = wfpb__transport_read(r->t, buf, sizeof(buf), &got, timeout_ms)) != 0)
-			return rc;
-		for (off = 0; off < got; off += used) {
-			ev = wfpb_channel_feed(&r->ch, buf + off, got - off, &used);
+		while (r->off < r->len) {
+			ev = wfpb_channel_feed(&r->ch, r->buf + r->off, r->len - r->off, &used);
+			r->off += used;
 			if (ev != WFPB_CHANNEL_MORE)
 				return ev;
 		}
+		r->off = r->len = 0;
+		if ((rc = wfpb__transport_read(r->t, r->buf, sizeof(r->buf), &r->len, timeout_ms)) != 0)
+			return rc;
 	}
 }
 
@@ -252,7 +256,9 @@ raw_open(struct raw *r)
 {
 	char err[256];
 
-	memset(r, 0, sizeof(*r));
+	r->t = NULL;
+	r->off = r->len = 0;
+	memset(&r->ch, 0, sizeof(r->ch));
 	if (wfpb__transport_connect(endpoint, 5000, &r->t, err, sizeof(err)) != 0)
 		return -1;
 	if (wfpb_channel_client_start(&r->ch, server_pub, NULL) != 0 || raw_flush(r) != 0)
@@ -643,6 +649,135 @@ case_bind_policy(void)
 	return 0;
 }
 
+/* --- 5. filling the disk through the audit log ------------------------------- */
+
+static long long
+file_size(const char *path)
+{
+	FILE		*f = fopen(path, "rb");
+	long long	n;
+
+	if (f == NULL)
+		return -1;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fclose(f);
+	return n;
+}
+
+/* Pipelines n requests (built by make) on a raw session, reading the answers as they come; returns codes seen. */
+static int
+pipeline(struct raw *r, unsigned n, void (*make)(Wfpbroker__V1__Request *, unsigned), unsigned *ok,
+    unsigned *quota)
+{
+	Wfpbroker__V1__Request	rq;
+	Wfpbroker__V1__Response	*resp;
+	const uint8_t		*m;
+	size_t			mlen;
+	unsigned		sent = 0, got = 0;
+	int			ev;
+
+	*ok = *quota = 0;
+	while (got < n) {
+		/* Keep up to 32 in flight: fast, and within any output budget. */
+		while (sent < n && sent - got < 32) {
+			wfpbroker__v1__request__init(&rq);
+			make(&rq, sent);
+			rq.request_id = ++sent;
+			if (raw_request(r, &rq) != 0)
+				return -1;
+		}
+		if ((ev = raw_next(r, 5000)) != WFPB_CHANNEL_MESSAGE)
+			return -1;
+		m = wfpb_channel_message(&r->ch, &mlen);
+		if ((resp = wfpbroker__v1__response__unpack(NULL, mlen, m)) == NULL || resp->status == NULL)
+			return -1;
+		if (resp->status->code == 0)
+			(*ok)++;
+		else if (resp->status->code == WFPBROKER_STATUS_QUOTA)
+			(*quota)++;
+		wfpbroker__v1__response__free_unpacked(resp, NULL);
+		got++;
+	}
+	return 0;
+}
+
+static Wfpbroker__V1__PingRequest flood_ping = WFPBROKER__V1__PING_REQUEST__INIT;
+
+static void
+make_ping(Wfpbroker__V1__Request *rq, unsigned i)
+{
+	(void)i;
+	rq->op_case = WFPBROKER__V1__REQUEST__OP_PING;
+	rq->ping = &flood_ping;
+}
+
+static void
+make_listen_denied(Wfpbroker__V1__Request *rq, unsigned i)
+{
+	static Wfpbroker__V1__ListenRequest	l = WFPBROKER__V1__LISTEN_REQUEST__INIT;
+	static Wfpbroker__V1__Address		a = WFPBROKER__V1__ADDRESS__INIT;
+	static uint8_t				lo[4] = { 127, 0, 0, 1 };
+
+	(void)i;
+	a.family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
+	a.addr.data = lo;
+	a.addr.len = 4;
+	l.local = &a;
+	rq->op_case = WFPBROKER__V1__REQUEST__OP_LISTEN;
+	rq->listen = &l;
+}
+
+#define FLOOD_PINGS		20000u
+#define FLOOD_DENIALS		5000u
+#define AUDIT_GROWTH_BOUND	(256 * 1024)	/* bytes the log may grow under both floods (docs/SECURITY.md) */
+
+/*
+ * uid nobody, which matches no principal, pings as fast as it can and asks
+ * for Listen (denied) as fast as it can, in sessions it opens and drops. Every
+ * one of those was a record of its own: about 10 MB/s of log from a user with
+ * no grants. Pings and sessions without a principal go into a periodic
+ * summary; denials stay records but an identity gets only so many a second
+ * (QUOTA past that).
+ */
+static int
+case_audit_flood(void)
+{
+	const char	*log = getenv("WFPB_HOSTILE_AUDIT_LOG");
+	long long	before, after;
+	int		st;
+	pid_t		pid;
+
+	CHECK(log != NULL && (before = file_size(log)) >= 0, "WFPB_HOSTILE_AUDIT_LOG names the audit log");
+	if ((pid = fork()) == 0) {
+		struct raw	r;
+		unsigned	ok, quota, i;
+
+		become(UID_NOBODY);
+		for (i = 0; i < 4; i++) {
+			if (raw_open(&r) != 0 || pipeline(&r, FLOOD_PINGS / 4, make_ping, &ok, &quota) != 0)
+				_exit(2);
+			if (ok != FLOOD_PINGS / 4)
+				_exit(3);	/* pings are answered; only their records are summarised */
+			wfpb__transport_close(r.t);
+			wfpb_channel_free(&r.ch);
+		}
+		if (raw_open(&r) != 0 || pipeline(&r, FLOOD_DENIALS, make_listen_denied, &ok, &quota) != 0)
+			_exit(4);
+		printf("    %u denials asked for: %u answered QUOTA (rate limit)\n", FLOOD_DENIALS, quota);
+		_exit(quota > 0 ? 0 : 5);
+	}
+	st = reap(pid, 60000);
+	itest_sleep_ms(300);	/* lazily committed records reach the file */
+	after = file_size(log);
+	printf("  audit log grew %lld bytes for %u pings in 4 sessions and %u denials\n", after - before,
+	    FLOOD_PINGS, FLOOD_DENIALS);
+	CHECK(st == 0, "the flooder failed (exit %d)", st);
+	CHECK(after - before <= AUDIT_GROWTH_BOUND, "the log grew %lld bytes, the bound is %d", after - before,
+	    AUDIT_GROWTH_BOUND);
+	return 0;
+}
+
 /* --- 4. running the broker out of descriptors ------------------------------- */
 
 /* CPU seconds (user + system) the broker has used, from /proc/PID/stat. */
@@ -811,7 +946,7 @@ case_groups_at_connect(void)
 			_exit(90);
 		if (read(go[0], &b, 1) != 1)
 			_exit(91);
-		memset(&r, 0, sizeof(r));
+		r.off = r.len = 0;
 		if (wfpb__transport_connect(endpoint, 5000, &r.t, err, sizeof(err)) != 0)
 			_exit(92);
 		if (seteuid(0) != 0 || setgroups(0, NULL) != 0 || setresuid(UID_GROUPED, UID_GROUPED, UID_GROUPED) != 0)
@@ -868,6 +1003,7 @@ static const struct tcase cases[] = {
 	{ "groups_at_connect", case_groups_at_connect },
 	{ "foreign_records", case_foreign_records },
 	{ "fd_exhaustion", case_fd_exhaustion },
+	{ "audit_flood", case_audit_flood },
 };
 
 int
