@@ -3,7 +3,7 @@
  * read whole and treated as untrusted; verification is the same code the
  * broker runs at start (service/core/audit.c).
  *
- *   wfpbctl audit verify FILE... --pubkey AUDIT_PUB [--live]   (rotated files oldest first)
+ *   wfpbctl audit verify FILE... --pubkey AUDIT_PUB [--live] [--expect SEQ:HASH]   (rotated files oldest first)
  *   wfpbctl audit tail [-f] [-n N] FILE
  *   wfpbctl audit export --json FILE
  */
@@ -69,13 +69,67 @@ verify_one(const char *file, const uint8_t *pk, int last, int live, struct wfpb_
 	return 0;
 }
 
-/* verify FILE... --pubkey KEY [--live]: files oldest first; each link between them is checked. */
+/* "SEQ:HEX64" as the broker reports its anchor; 0, or -1 when it is not that. */
+static int
+parse_anchor(const char *s, uint64_t *seq, uint8_t hash[WFPB_AUDIT_HASH_LEN])
+{
+	const char	*colon = strchr(s, ':');
+	char		*end;
+	size_t		got = 0;
+
+	if (colon == NULL || colon == s || *s < '0' || *s > '9')
+		return -1;
+	*seq = strtoull(s, &end, 10);
+	if (end != colon || *seq == 0 || strlen(colon + 1) != 2 * WFPB_AUDIT_HASH_LEN ||
+	    sodium_hex2bin(hash, WFPB_AUDIT_HASH_LEN, colon + 1, 2 * WFPB_AUDIT_HASH_LEN, NULL, &got, NULL) != 0 ||
+	    got != WFPB_AUDIT_HASH_LEN)
+		return -1;
+	return 0;
+}
+
+/* The anchor check: the record at seq is in one of the files and hashes as reported. */
+static int
+check_anchor(const char **files, int n, uint64_t last_seq, uint64_t seq, const uint8_t want[WFPB_AUDIT_HASH_LEN])
+{
+	uint8_t	*buf, got[WFPB_AUDIT_HASH_LEN];
+	size_t	len;
+	int	i, found = 0;
+
+	if (last_seq < seq) {
+		printf("FAIL: the log ends at seq %llu, before the anchor at seq %llu: records were cut off the end\n",
+		    (unsigned long long)last_seq, (unsigned long long)seq);
+		return 1;
+	}
+	for (i = 0; i < n && !found; i++) {
+		if (read_log(files[i], &buf, &len) != 0)
+			return 1;
+		found = wfpb_audit_hash_at(buf, len, seq, got) == 0;
+		free(buf);
+	}
+	if (!found) {
+		printf("FAIL: no file given holds seq %llu, the anchor\n", (unsigned long long)seq);
+		return 1;
+	}
+	if (sodium_memcmp(got, want, WFPB_AUDIT_HASH_LEN) != 0) {
+		printf("FAIL at seq %llu: the record there is not the one the anchor names\n", (unsigned long long)seq);
+		return 1;
+	}
+	printf("anchor %llu: ok\n", (unsigned long long)seq);
+	return 0;
+}
+
+/*
+ * verify FILE... --pubkey KEY [--live] [--expect SEQ:HASH]: files oldest
+ * first; each link between them is checked, and with --expect the log must
+ * reach the anchor the broker reported outside it.
+ */
 static int
 verify(int argc, char **argv)
 {
 	struct wfpb_audit_report	rep, prev;
-	uint8_t				pk[32];
+	uint8_t				pk[32], anchor[WFPB_AUDIT_HASH_LEN];
 	const char			*files[64], *key = NULL;
+	uint64_t			anchor_seq = 0;
 	int				i, n = 0, live = 0, rc;
 
 	for (i = 0; i < argc; i++) {
@@ -83,7 +137,12 @@ verify(int argc, char **argv)
 			key = argv[++i];
 		else if (strcmp(argv[i], "--live") == 0)
 			live = 1;
-		else if (n < 64)
+		else if (strcmp(argv[i], "--expect") == 0 && i + 1 < argc) {
+			if (parse_anchor(argv[++i], &anchor_seq, anchor) != 0) {
+				fprintf(stderr, "wfpbctl: --expect %s: want SEQ:HASH as the broker reports it\n", argv[i]);
+				return 2;
+			}
+		} else if (n < 64)
 			files[n++] = argv[i];
 		else
 			return 2;
@@ -107,6 +166,8 @@ verify(int argc, char **argv)
 			printf("%s: continues an earlier file not given here\n", files[0]);
 		prev = rep;
 	}
+	if (anchor_seq != 0)
+		return check_anchor(files, n, rep.last_seq, anchor_seq, anchor);
 	return 0;
 }
 

@@ -9,7 +9,7 @@
  *   wfpbctl [options] reload               re-read the broker's configuration (admin)
  *   wfpbctl keygen --out PREFIX            writes PREFIX.key (private) and PREFIX.pub
  *   wfpbctl policy check FILE              validates a configuration/policy file offline
- *   wfpbctl audit verify FILE --pubkey KEY [--live] | audit tail [-f] [-n N] FILE | audit export --json FILE
+ *   wfpbctl audit verify FILE --pubkey KEY [--live] [--expect SEQ:HASH] | audit tail [-f] [-n N] FILE | audit export --json FILE
  *
  * Exit status: 0 success; 1 the broker refused or failed (the message names
  * the status, e.g. "DENIED: ..."), or it could not be reached; 2 bad usage.
@@ -36,7 +36,7 @@ usage(void)
 	    "          reload\n"
 	    "       wfpbctl keygen --out PREFIX\n"
 	    "       wfpbctl policy check FILE\n"
-	    "       wfpbctl audit verify FILE --pubkey KEY [--live] | audit tail [-f] [-n N] FILE |\n"
+	    "       wfpbctl audit verify FILE --pubkey KEY [--live] [--expect SEQ:HASH] | audit tail [-f] [-n N] FILE |\n"
 	    "                     audit export --json FILE\n");
 }
 

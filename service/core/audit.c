@@ -271,9 +271,46 @@ wfpb_audit_checkpoint(struct wfpb_audit *a, uint64_t now_ms, const char *note)
 	r.signature.len = sizeof(sig);
 	if (queue(a, &r, 0) != 0)
 		return 0;
+	a->cp_seq = a->pending_last_seq;
+	memcpy(a->cp_hash, a->prev_hash, sizeof(a->cp_hash));
 	a->since_checkpoint = 0;
 	a->last_checkpoint_ms = now_ms;
 	return a->pending_last_seq;
+}
+
+int
+wfpb_audit_anchor(struct wfpb_audit *a, uint64_t *seq, uint8_t hash[WFPB_AUDIT_HASH_LEN])
+{
+	if (a->cp_seq == 0 || a->cp_seq <= a->anchored_seq || a->durable_seq < a->cp_seq)
+		return 0;
+	a->anchored_seq = a->cp_seq;
+	*seq = a->cp_seq;
+	memcpy(hash, a->cp_hash, WFPB_AUDIT_HASH_LEN);
+	return 1;
+}
+
+int
+wfpb_audit_hash_at(const uint8_t *buf, size_t len, uint64_t seq, uint8_t hash[WFPB_AUDIT_HASH_LEN])
+{
+	AuditRecord	*r;
+	size_t		off = 0, rlen;
+	uint64_t	s;
+
+	while (len - off >= 4) {
+		rlen = ((size_t)buf[off] << 24) | ((size_t)buf[off + 1] << 16) | ((size_t)buf[off + 2] << 8) |
+		    buf[off + 3];
+		if (rlen == 0 || rlen > WFPB_AUDIT_RECORD_MAX || len - off - 4 < rlen ||
+		    (r = wfpbroker__v1__audit_record__unpack(NULL, rlen, buf + off + 4)) == NULL)
+			break;
+		s = r->seq;
+		wfpbroker__v1__audit_record__free_unpacked(r, NULL);
+		if (s == seq) {
+			chain_hash(buf + off, rlen + 4, hash);
+			return 0;
+		}
+		off += rlen + 4;
+	}
+	return WFPB_E_NOENT;
 }
 
 int

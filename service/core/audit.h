@@ -55,6 +55,10 @@ struct wfpb_audit {
 	uint64_t	max_bytes;		/* rotate past this size; 0: never */
 	uint32_t	keep_files;		/* rotated files kept after a rotation; 0: all */
 	uint64_t	pruned;			/* rotated files removed by retention */
+	/* The newest checkpoint queued (its seq and chain hash), and the newest reported as the anchor. */
+	uint64_t	cp_seq;
+	uint8_t		cp_hash[WFPB_AUDIT_HASH_LEN];
+	uint64_t	anchored_seq;
 	uint64_t	rotations;
 	uint32_t	since_checkpoint;
 	uint64_t	last_checkpoint_ms;
@@ -149,6 +153,22 @@ int wfpb_audit_end(struct wfpb_audit *a, uint64_t now_ms);
 
 /* 1 when a checkpoint is due (by count or time). */
 int wfpb_audit_checkpoint_due(const struct wfpb_audit *a, uint64_t now_ms);
+
+/*
+ * The anchor: once the newest checkpoint is durable and not yet reported,
+ * returns 1 with its seq and chain hash (what the next record's prev_hash
+ * holds) and marks it reported; else 0. The broker reports it outside the
+ * file (syslog, the Event Log) so a log cut back to an earlier checkpoint
+ * can be told from a complete one (`audit verify --expect SEQ:HASH`).
+ */
+int wfpb_audit_anchor(struct wfpb_audit *a, uint64_t *seq, uint8_t hash[WFPB_AUDIT_HASH_LEN]);
+
+/*
+ * The chain hash of record seq in a log held in memory (the hash the record
+ * after it carries as prev_hash). 0, or WFPB_E_NOENT when the log has no
+ * such complete record.
+ */
+int wfpb_audit_hash_at(const uint8_t *buf, size_t len, uint64_t seq, uint8_t hash[WFPB_AUDIT_HASH_LEN]);
 
 void wfpb_audit_close(struct wfpb_audit *a);
 

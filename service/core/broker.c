@@ -262,6 +262,21 @@ wfpb_broker_commit_start(struct wfpb_broker *b, uint64_t now_ms)
 	return wfpb_audit_begin(&b->audit, now_ms);
 }
 
+/* A checkpoint became durable: its seq and hash go where editing the file cannot reach (log.h). */
+static void
+report_anchor(struct wfpb_broker *b)
+{
+	uint8_t		hash[WFPB_AUDIT_HASH_LEN];
+	char		hex[2 * WFPB_AUDIT_HASH_LEN + 1];
+	uint64_t	seq;
+
+	if (!wfpb_audit_anchor(&b->audit, &seq, hash))
+		return;
+	sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
+	wfpb_log(WFPB_LOG_INFO, "audit anchor %llu:%s", (unsigned long long)seq, hex);
+	wfpb_event(WFPB_EVENT_ANCHOR, "%llu:%s", (unsigned long long)seq, hex);
+}
+
 int
 wfpb_broker_commit_finish(struct wfpb_broker *b, uint64_t now_ms)
 {
@@ -285,6 +300,7 @@ wfpb_broker_commit_finish(struct wfpb_broker *b, uint64_t now_ms)
 			b->audit_reported_broken = 1;
 		}
 	} else if (!b->audit.broken) {
+		report_anchor(b);
 		b->audit_retry_ms = 0;
 		if (b->audit_reported_broken) {
 			wfpb_log(WFPB_LOG_INFO, "audit log written again: operations with effects are served");
@@ -344,7 +360,8 @@ wfpb_broker_fini(struct wfpb_broker *b)
 		wfpb__admit_summary_flush(b, 0, 1);
 		wfpb_broker_audit_event(b, WFPBROKER__V1__AUDIT_KIND__AUDIT_SERVICE_STOP, "stopping", 0);
 		(void)wfpb_audit_checkpoint(&b->audit, 0, "stopping");
-		(void)wfpb_audit_commit(&b->audit, 0);
+		if (wfpb_audit_commit(&b->audit, 0) > 0)
+			report_anchor(b);
 		wfpb_audit_close(&b->audit);
 		b->audit_on = 0;
 	}

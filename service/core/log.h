@@ -34,7 +34,8 @@ enum wfpb_event {
 	WFPB_EVENT_BACKEND = 4,
 	WFPB_EVENT_RELOAD = 5,
 	WFPB_EVENT_AUDIT = 6,
-	WFPB_EVENT_MAX = 7,
+	WFPB_EVENT_ANCHOR = 7,	/* the audit chain's durable seq and checkpoint hash, kept outside the file */
+	WFPB_EVENT_MAX = 8,
 };
 
 #if defined(__MINGW32__)

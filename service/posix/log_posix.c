@@ -23,7 +23,7 @@ int
 wfpb__event_sink(int event, const char *text)
 {
 	static const char *names[WFPB_EVENT_MAX] = { "", "start", "stop", "denial", "backend error", "policy reload",
-	    "audit" };
+	    "audit", "audit anchor" };
 	int prio = event == WFPB_EVENT_BACKEND || event == WFPB_EVENT_AUDIT ? LOG_ERR :
 	    event == WFPB_EVENT_DENIAL ? LOG_WARNING : LOG_NOTICE;
 

@@ -8,6 +8,7 @@
 #include <winternl.h>
 #include <sddl.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

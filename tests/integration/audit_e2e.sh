@@ -175,6 +175,36 @@ kill -TERM "$pid"
 wait "$pid"
 pid=
 
+# --- 5. the anchor outside the file ----------------------------------------------
+# A log cut back to an earlier checkpoint verifies on its own; the anchor the broker reported
+# (its stderr here, syslog and the Event Log in production) tells it from the complete one.
+rm -rf "$work/state/audit.log"*
+write_conf "checkpoint_every = 20"
+: >"$work/broker.log"
+check "broker starts for the anchor test" start
+"$ack" "$endpoint" "$pub" "$work/acked5.txt" 30 >/dev/null 2>&1
+kill -TERM "$pid"
+wait "$pid"
+pid=
+cp "$work/state/audit.log" "$work/cut.log"
+check "broker restarts on the same log" start
+"$ack" "$endpoint" "$pub" "$work/acked5.txt" 30 >/dev/null 2>&1
+kill -TERM "$pid"
+wait "$pid"
+pid=
+anchor=$(sed -n 's/.*audit anchor \([0-9]*:[0-9a-f]*\).*/\1/p' "$work/broker.log" | tail -n 1)
+check "the broker reported an anchor ($anchor)" test -n "$anchor"
+check "the earlier log, cut at a checkpoint, verifies on its own" \
+	"$wfpbctl" audit verify "$work/cut.log" --pubkey "$work/state/audit.pub"
+expect_fails() {
+	local out
+	out=$("$wfpbctl" audit verify "$work/cut.log" --pubkey "$work/state/audit.pub" --expect "$anchor") && return 1
+	echo "$out" | grep -q "before the anchor" || { echo "    got: $out"; return 1; }
+}
+check "with the anchor it fails: records were cut off the end" expect_fails
+check "the whole log verifies with the anchor" \
+	"$wfpbctl" audit verify "$work/state/audit.log" --pubkey "$work/state/audit.pub" --expect "$anchor"
+
 # --- 4. retention of rotated files ----------------------------------------------
 rm -rf "$work/state/audit.log"*
 write_conf "audit_max_kib = 4

@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include <cmocka.h>
-#ifndef _WIN32
+#ifdef _WIN32
+#include <winsock2.h>
+#else
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -551,5 +553,11 @@ main(void)
 #endif
 	};
 
+#ifdef _WIN32
+	WSADATA wsa;
+
+	if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0)
+		return 1;
+#endif
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
