@@ -74,7 +74,14 @@ wfpb__keyfile_write(const char *path, const char *data, size_t len, int secret)
 		rc = from_win32(GetLastError());
 		goto free_tmp;
 	}
-	h = CreateFileW(wtmp, GENERIC_WRITE, 0, &sa, CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL, NULL);
+	/*
+	 * A new file, always: CREATE_ALWAYS over a planted .tmp would keep the
+	 * planter's DACL (the security attributes apply only when the file is
+	 * created). What stands there is removed first; if it cannot be, the
+	 * write fails rather than use it.
+	 */
+	(void)DeleteFileW(wtmp);
+	h = CreateFileW(wtmp, GENERIC_WRITE, 0, &sa, CREATE_NEW, FILE_ATTRIBUTE_NORMAL, NULL);
 	err = GetLastError();
 	LocalFree(sa.lpSecurityDescriptor);
 	if (h == INVALID_HANDLE_VALUE) {

@@ -35,7 +35,8 @@ enum wfpb_event {
 	WFPB_EVENT_RELOAD = 5,
 	WFPB_EVENT_AUDIT = 6,
 	WFPB_EVENT_ANCHOR = 7,	/* the audit chain's durable seq and checkpoint hash, kept outside the file */
-	WFPB_EVENT_MAX = 8,
+	WFPB_EVENT_STATE = 8,	/* the state directory or a key file is not the service's alone: not started */
+	WFPB_EVENT_MAX = 9,
 };
 
 #if defined(__MINGW32__)

@@ -23,8 +23,8 @@ int
 wfpb__event_sink(int event, const char *text)
 {
 	static const char *names[WFPB_EVENT_MAX] = { "", "start", "stop", "denial", "backend error", "policy reload",
-	    "audit", "audit anchor" };
-	int prio = event == WFPB_EVENT_BACKEND || event == WFPB_EVENT_AUDIT ? LOG_ERR :
+	    "audit", "audit anchor", "state" };
+	int prio = event == WFPB_EVENT_BACKEND || event == WFPB_EVENT_AUDIT || event == WFPB_EVENT_STATE ? LOG_ERR :
 	    event == WFPB_EVENT_DENIAL ? LOG_WARNING : LOG_NOTICE;
 
 	if (!opened) {

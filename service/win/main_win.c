@@ -24,13 +24,17 @@
 
 #include "broker.h"
 #include "keyfile.h"
+#include "secure_win.h"
 #include "log.h"
 #include "pipe_server.h"
 #include "service_win.h"
 
 #define DEFAULT_PIPE	"\\\\.\\pipe\\wfpbroker"
 /* State directory: SYSTEM and Administrators full; Users may read (server.pub). */
-#define STATE_SDDL	L"D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;;FRFX;;;BU)"
+/* Owned by Administrators, protected from inheritance: SYSTEM and Administrators full, Users list and read. */
+#define STATE_SDDL	L"O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;;FRFX;;;BU)"
+/* What a private key that others could read is reset to (keyfile_win.c creates them so). */
+#define SECRET_SDDL	L"D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FA;;;OW)"
 
 static struct wfpb_pipe_server	*running;
 static volatile LONG		stop_requested;
@@ -73,6 +77,43 @@ program_data(char *out, size_t cap)
 	CoTaskMemFree(path);
 }
 
+/*
+ * Refuses to go on with a path someone other than SYSTEM, Administrators or
+ * the service itself owns or may modify (a standard user who made
+ * %ProgramData%\wfpbroker first would control the keys and the policy). A
+ * private key others may read has its DACL put back. Missing paths pass
+ * (they are created with their DACL). 0, or -1 after the Event Log error.
+ */
+static int
+check_state_path(const char *path, int secret)
+{
+	struct wfpb_sd_facts	f;
+	char			self[WFPB_SID_MAX] = "", why[256];
+	unsigned long		err;
+	int			verdict;
+
+	if ((err = wfpb__sd_facts_read(path, &f)) == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND)
+		return 0;
+	if (err != 0 || wfpb__sd_self(self, sizeof(self)) != 0) {
+		wfpb_log(WFPB_LOG_ERR, "%s: cannot read its owner and DACL (error %lu)", path, err);
+		wfpb_event(WFPB_EVENT_STATE, "%s: cannot read its owner and DACL (error %lu)", path, err);
+		return -1;
+	}
+	verdict = wfpb__sd_trusted(&f, self, secret, why, sizeof(why));
+	if (verdict == WFPB_SD_READERS) {
+		err = wfpb__sd_reset(path, SECRET_SDDL);
+		wfpb_log(WFPB_LOG_WARN, "%s %s: its DACL was %s; if others read it, make a new key", path, why,
+		    err == 0 ? "reset to SYSTEM and Administrators" : "not reset");
+		return 0;
+	}
+	if (verdict != WFPB_SD_OK) {
+		wfpb_log(WFPB_LOG_ERR, "%s %s: refusing to start", path, why);
+		wfpb_event(WFPB_EVENT_STATE, "%s %s", path, why);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 prepare_state_dir(const char *dir)
 {
@@ -92,7 +133,27 @@ prepare_state_dir(const char *dir)
 		wfpb_log(WFPB_LOG_ERR, "create %s: error %lu", dir, err);
 		return -1;
 	}
-	return 0;
+	/* One that existed already may have been made by anyone: it must be ours alone. */
+	return check_state_path(dir, 0);
+}
+
+/* The key files in the state directory, and the configuration, before any is read. */
+static int
+check_state_files(const char *dir, const char *conf)
+{
+	static const struct {
+		const char	*name;
+		int		secret;
+	} files[] = { { "server.key", 1 }, { "server.pub", 0 }, { "audit.key", 1 }, { "audit.pub", 0 } };
+	char	path[WFPB_PATH_MAX + 16];
+	size_t	i;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s\\%s", dir, files[i].name);
+		if (check_state_path(path, files[i].secret) != 0)
+			return -1;
+	}
+	return conf != NULL && conf[0] != '\0' ? check_state_path(conf, 0) : 0;
 }
 
 /* Loads the configuration (the default file may be absent). Returns 0 or 1 after printing why. */
@@ -124,12 +185,13 @@ load_config(const char *config_path, struct wfpb_config *cfg, char *conf_used, s
 }
 
 static int
-load_server_key(const struct wfpb_config *cfg, struct wfpb_noise_keypair *key, char *pub_path, size_t cap)
+load_server_key(const struct wfpb_config *cfg, const char *conf, struct wfpb_noise_keypair *key, char *pub_path,
+    size_t cap)
 {
 	char	priv_path[WFPB_PATH_MAX + 16];
 	int	rc;
 
-	if (prepare_state_dir(cfg->state_dir) != 0)
+	if (prepare_state_dir(cfg->state_dir) != 0 || check_state_files(cfg->state_dir, conf) != 0)
 		return 1;
 	snprintf(priv_path, sizeof(priv_path), "%s\\server.key", cfg->state_dir);
 	snprintf(pub_path, cap, "%s\\server.pub", cfg->state_dir);
@@ -178,7 +240,7 @@ run_broker(const char *config_path)
 	if (load_config(config_path, &cfg, conf, sizeof(conf)) != 0)
 		return 1;
 	wfpb_service_report_starting();
-	if (load_server_key(&cfg, &key, pub_path, sizeof(pub_path)) != 0) {
+	if (load_server_key(&cfg, conf, &key, pub_path, sizeof(pub_path)) != 0) {
 		wfpb_config_free(&cfg);
 		return 1;
 	}
@@ -272,7 +334,7 @@ main(int argc, char **argv)
 	if (cmd != NULL) {	/* keygen */
 		if (load_config(config_path, &cfg, conf, sizeof(conf)) != 0)
 			return 1;
-		rc = load_server_key(&cfg, &key, pub_path, sizeof(pub_path));
+		rc = load_server_key(&cfg, conf, &key, pub_path, sizeof(pub_path));
 		sodium_memzero(&key, sizeof(key));
 		wfpb_config_free(&cfg);
 		if (rc == 0)

@@ -232,6 +232,22 @@ if [ "$mode" = wine ] && [ -n "$handover_test" ]; then
 	sed 's/^/    /' "$work/wfp-test.out"
 fi
 
+if [ "$mode" = wine ]; then
+	# A state directory someone else made, that others may write (Wine derives the DACL from the
+	# Unix mode: 0777 grants Everyone write): the service refuses it and names it. The owner and
+	# key-file cases need facts Wine cannot show: test_secure.
+	mkdir -p "$work/planted"
+	chmod 777 "$work/planted"
+	printf '[service]\nendpoint = \\\\.\\pipe\\wfpbplanted-%s\nstate_dir = %s\n' "$$" "$(winpath "$work/planted")" \
+		>"$work/planted.conf"
+	planted_refused() {
+		local out
+		out=$(wine "$brokerd" --console --config "$(winpath "$work/planted.conf")" 2>&1) && return 1
+		echo "$out" | grep -q "planted lets S-1-1-0 modify it.*refusing to start" || { echo "    got: $out"; return 1; }
+	}
+	check "a state directory others may write: the service refuses to start and names it" planted_refused
+fi
+
 if [ "$mode" = native ]; then
 	# The policy with real, distinct, unprivileged uids: identity from SO_PEERCRED.
 	as() {
