@@ -53,6 +53,13 @@ struct wfpb_identity {
 	uint32_t	ngroup_sids;
 	int		elevated;	/* 1 elevated, 0 not, -1 unknown or not Windows */
 	uint32_t	logon_session;	/* Windows session id (TokenSessionId) */
+	/*
+	 * Windows: a handle to the client process, opened when the identity was
+	 * read and held by the pipe server for the whole connection, so the PID
+	 * cannot be recycled under the session (hand-over and pulls target that
+	 * process). 0 on POSIX. Core passes it on and never closes it.
+	 */
+	intptr_t	process;
 };
 
 struct wfpb_counters {

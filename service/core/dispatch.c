@@ -632,7 +632,7 @@ request_socket(struct wfpb_session *s, const struct req_sock *r, const char *wha
 		*out = s->in_fds[r->fd];
 		return 0;
 	}
-	rc = wfpb__net_pull(s->id.pid, r->handle, out, &os_err);
+	rc = wfpb__net_pull(s->id.process, r->handle, out, &os_err);
 	if (rc == WFPB_E_UNSUPPORTED) {
 		set_outcome(o, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP,
 		    "%s: sockets by handle are a Windows transfer; send the descriptor with SCM_RIGHTS", what);
@@ -712,7 +712,7 @@ give_socket(struct wfpb_session *s, struct reply *rp, wfpb_sock sock, Wfpbroker_
 	int	os_err = 0, rc;
 
 	wfpbroker__v1__socket_transfer__init(&rp->xfer);
-	rc = wfpb__net_handover(sock, s->id.pid, rp->handover, sizeof(rp->handover), &len, &os_err);
+	rc = wfpb__net_handover(sock, s->id.pid, s->id.process, rp->handover, sizeof(rp->handover), &len, &os_err);
 	if (rc == 0) {
 		rp->xfer.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_WSA_PROTOCOL_INFO;
 		rp->xfer.wsa_protocol_info.data = rp->handover;

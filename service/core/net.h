@@ -57,13 +57,17 @@ int wfpb__net_is_bound(wfpb_sock s);
 /*
  * Prepares s for the client process pid. Windows: WSADuplicateSocketW into
  * pid, the WSAPROTOCOL_INFOW bytes in out, and s is closed (ownership
- * taken) — returns 0 or WFPB_E_OS. POSIX: WFPB_E_UNSUPPORTED, s untouched:
+ * taken) — returns 0 or WFPB_E_OS. process is the handle that pins pid
+ * (struct wfpb_identity): without one (0) nothing is duplicated, since the
+ * PID might name another process by now. POSIX: WFPB_E_UNSUPPORTED, s untouched:
  * the descriptor itself travels with SCM_RIGHTS.
  */
-int wfpb__net_handover(wfpb_sock s, uint32_t pid, uint8_t *out, size_t cap, size_t *len, int *os_err);
+int wfpb__net_handover(wfpb_sock s, uint32_t pid, intptr_t process, uint8_t *out, size_t cap, size_t *len,
+    int *os_err);
 
 /*
- * Secondary mode on Windows: takes a socket the client process pid owns,
+ * Secondary mode on Windows: takes a socket the client process owns (process:
+ * the handle that pins it, struct wfpb_identity),
  * named by its handle value there, with DuplicateHandle (Winsock's own
  * WSADuplicateSocketW works only from the owner's side). The caveat is
  * Microsoft's: a socket duplicated this way is not supported when a layered
@@ -72,7 +76,7 @@ int wfpb__net_handover(wfpb_sock s, uint32_t pid, uint8_t *out, size_t cap, size
  * stream socket, WFPB_E_OS (with *os_err), or
  * WFPB_E_UNSUPPORTED on POSIX (descriptors travel with SCM_RIGHTS).
  */
-int wfpb__net_pull(uint32_t pid, uint64_t handle, wfpb_sock *out, int *os_err);
+int wfpb__net_pull(intptr_t process, uint64_t handle, wfpb_sock *out, int *os_err);
 
 /* The protocol StatusCode (wfpbroker.v1.StatusCode value) for an OS error code. */
 int wfpb__net_status(int os_err);

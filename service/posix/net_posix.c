@@ -299,9 +299,9 @@ wfpb__net_strerror(int e)
 }
 
 int
-wfpb__net_pull(uint32_t pid, uint64_t handle, wfpb_sock *out, int *os_err)
+wfpb__net_pull(intptr_t process, uint64_t handle, wfpb_sock *out, int *os_err)
 {
-	(void)pid;
+	(void)process;
 	(void)handle;
 	(void)os_err;
 	*out = WFPB_SOCK_NONE;
@@ -309,11 +309,13 @@ wfpb__net_pull(uint32_t pid, uint64_t handle, wfpb_sock *out, int *os_err)
 }
 
 int
-wfpb__net_handover(wfpb_sock s, uint32_t pid, uint8_t *out, size_t cap, size_t *len, int *os_err)
+wfpb__net_handover(wfpb_sock s, uint32_t pid, intptr_t process, uint8_t *out, size_t cap, size_t *len,
+    int *os_err)
 {
 	/* POSIX hands the descriptor itself over with SCM_RIGHTS. */
 	(void)s;
 	(void)pid;
+	(void)process;
 	(void)out;
 	(void)cap;
 	(void)len;

@@ -54,6 +54,27 @@ token_groups(HANDLE tok, struct wfpb_identity *id)
 	free(g);
 }
 
+/* 1 when the process's token user is the SID string user. */
+static int
+process_user_is(HANDLE proc, const char *user)
+{
+	BYTE	buf[256];
+	HANDLE	tok;
+	DWORD	len;
+	LPWSTR	sid = NULL;
+	char	text[WFPB_SID_MAX] = "";
+
+	if (!OpenProcessToken(proc, TOKEN_QUERY, &tok))
+		return 0;
+	if (GetTokenInformation(tok, TokenUser, buf, sizeof(buf), &len) &&
+	    ConvertSidToStringSidW(((TOKEN_USER *)buf)->User.Sid, &sid)) {
+		narrow(sid, text, sizeof(text));
+		LocalFree(sid);
+	}
+	CloseHandle(tok);
+	return text[0] != '\0' && strcmp(text, user) == 0;
+}
+
 /*
  * The client's token, read while impersonating it at identification level:
  * user SID (required), groups, elevation and session. 1 when the user SID
@@ -114,10 +135,24 @@ wfpb__identify_pipe_client(HANDLE pipe, struct wfpb_identity *id)
 	id->pid = pid;
 	if (!read_token(pipe, id))
 		return;
-	if ((proc = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid)) != NULL) {
-		if (QueryFullProcessImageNameW(proc, 0, image, &n))
-			narrow(image, id->image, sizeof(id->image));
-		CloseHandle(proc);
+	/*
+	 * Pin the PID: while this handle is open the process object exists and its
+	 * PID cannot be given to another. It must run as the pipe's client, or the
+	 * PID already names someone else (the client exited and was replaced).
+	 */
+	if ((proc = OpenProcess(PROCESS_DUP_HANDLE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid)) == NULL) {
+		wfpb_log(WFPB_LOG_WARN, "pipe client pid %lu: cannot open it (error %lu): session denied", pid,
+		    GetLastError());
+		return;
 	}
+	if (!process_user_is(proc, id->user)) {
+		wfpb_log(WFPB_LOG_WARN, "pipe client pid %lu does not run as the pipe's client %s: session denied",
+		    pid, id->user);
+		CloseHandle(proc);
+		return;
+	}
+	if (QueryFullProcessImageNameW(proc, 0, image, &n))
+		narrow(image, id->image, sizeof(id->image));
+	id->process = (intptr_t)proc;
 	id->known = 1;
 }

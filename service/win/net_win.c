@@ -7,6 +7,7 @@
 #include <winsock2.h>
 #include <ws2tcpip.h>
 #include <windows.h>
+#include <winternl.h>
 
 #include <string.h>
 
@@ -161,12 +162,19 @@ wfpb__net_addrs(wfpb_sock s, struct wfpb_addr *peer, struct wfpb_addr *local, in
 }
 
 int
-wfpb__net_handover(wfpb_sock s, uint32_t pid, uint8_t *out, size_t cap, size_t *len, int *os_err)
+wfpb__net_handover(wfpb_sock s, uint32_t pid, intptr_t process, uint8_t *out, size_t cap, size_t *len,
+    int *os_err)
 {
 	WSAPROTOCOL_INFOW info;
 
 	if (cap < sizeof(info))
 		return WFPB_E_INVAL;
+	/* WSADuplicateSocketW names the target by PID; only a held handle to it makes that PID certain. */
+	if (process == 0) {
+		*os_err = ERROR_INVALID_HANDLE;
+		closesocket((SOCKET)s);
+		return WFPB_E_OS;
+	}
 	if (WSADuplicateSocketW((SOCKET)s, pid, &info) != 0)
 		return wsa_fail(os_err);
 	memcpy(out, &info, sizeof(info));
@@ -176,25 +184,48 @@ wfpb__net_handover(wfpb_sock s, uint32_t pid, uint8_t *out, size_t cap, size_t *
 	return 0;
 }
 
-int
-wfpb__net_pull(uint32_t pid, uint64_t handle, wfpb_sock *out, int *os_err)
+/*
+ * The object's type name from its header (NtQueryObject ObjectTypeInformation),
+ * which does not wait on the object: "File" for sockets, files and pipes.
+ */
+static int
+is_file_object(HANDLE h)
 {
-	HANDLE	proc, dup = NULL;
+	union {
+		PUBLIC_OBJECT_TYPE_INFORMATION	info;
+		uint8_t				b[512];
+	} u;
+	ULONG len = 0;
+
+	if (NtQueryObject(h, ObjectTypeInformation, &u, sizeof(u), &len) != 0)
+		return 0;
+	return u.info.TypeName.Length == 8 && memcmp(u.info.TypeName.Buffer, L"File", 8) == 0;
+}
+
+int
+wfpb__net_pull(intptr_t process, uint64_t handle, wfpb_sock *out, int *os_err)
+{
+	HANDLE	proc = (HANDLE)process, dup = NULL;
 	int	type = 0, len = sizeof(type);
 
 	*out = WFPB_SOCK_NONE;
 	*os_err = 0;
-	if ((proc = OpenProcess(PROCESS_DUP_HANDLE, FALSE, pid)) == NULL) {
-		*os_err = (int)GetLastError();
+	/* The client process pinned when the pipe's client was identified, never a PID opened again now. */
+	if (proc == NULL) {
+		*os_err = ERROR_INVALID_HANDLE;
 		return WFPB_E_OS;
 	}
 	if (!DuplicateHandle(proc, (HANDLE)(uintptr_t)handle, GetCurrentProcess(), &dup, 0, FALSE,
 	    DUPLICATE_SAME_ACCESS)) {
 		*os_err = (int)GetLastError();
-		CloseHandle(proc);
 		return WFPB_E_OS;
 	}
-	CloseHandle(proc);
+	/* Only a file object can be a socket: anything else (an event, a process, a mutex) goes back unused. */
+	if (!is_file_object(dup)) {
+		*os_err = WSAENOTSOCK;
+		CloseHandle(dup);
+		return WFPB_E_INVAL;
+	}
 	/*
 	 * Whatever the client named must be a stream socket Winsock accepts in this
 	 * process; anything else goes back unused. (Wine's Winsock refuses every

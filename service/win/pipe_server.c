@@ -50,6 +50,7 @@ struct pconn {
 	volatile LONG		fired;
 	int			pending;	/* operations in flight */
 	int			identified;
+	HANDLE			process;	/* the client process, pinned for the connection (identity_win.h) */
 	int			read_paused;	/* no read armed: the session is over its output budget */
 	int			closing;
 	struct wfpb_session	*s;
@@ -137,6 +138,9 @@ conn_free(struct wfpb_pipe_server *sv, struct pconn *c)
 		wfpb_session_free(c->s);
 		core_leave(sv);
 	}
+	/* After the session: nothing names the process any more. */
+	if (c->process != NULL)
+		CloseHandle(c->process);
 	free(c->wbuf);
 	DeleteCriticalSection(&c->lock);
 	free(c);
@@ -424,6 +428,7 @@ on_read(struct pconn *c, DWORD n)
 	/* The client's token is readable once it has written: identify on the first read. */
 	if (!c->identified) {
 		wfpb__identify_pipe_client(c->pipe, &id);
+		c->process = (HANDLE)id.process;
 		/* Past the identity's session cap the session queues a busy notice and is closing. */
 		(void)wfpb_session_set_identity(c->s, &id);
 		c->identified = 1;
