@@ -215,6 +215,23 @@ wfpb__admit_summary_flush(struct wfpb_broker *b, uint64_t now_ms, int force)
 	m->since_ms = now_ms;
 }
 
+size_t
+wfpb_admit_busy_notice(const struct wfpb_broker *b, uint8_t *out, size_t cap)
+{
+	struct wfpb_channel	ch;
+	const uint8_t		*p;
+	size_t			len = 0;
+
+	wfpb_channel_server_init(&ch, b->key, NULL, NULL);
+	wfpb_channel_reject(&ch, WFPB_REJECT_BUSY);
+	if ((p = wfpb_channel_output(&ch, &len)) == NULL || len > cap)
+		len = 0;
+	else
+		memcpy(out, p, len);
+	wfpb_channel_free(&ch);
+	return len;
+}
+
 void
 wfpb__admit_fini(struct wfpb_broker *b)
 {

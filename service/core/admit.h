@@ -105,6 +105,13 @@ int wfpb_admit_audit_token(struct wfpb_session *s, uint64_t now_ms);
  */
 void wfpb__admit_summary_flush(struct wfpb_broker *b, uint64_t now_ms, int force);
 
+/*
+ * The busy notice a server sends a connection it refuses (the session cap,
+ * an identity's cap, no descriptor left) before it closes it: the bytes
+ * into out; returns their length, 0 if cap is too small.
+ */
+size_t wfpb_admit_busy_notice(const struct wfpb_broker *b, uint8_t *out, size_t cap);
+
 /* Frees the identity table (broker teardown). */
 void wfpb__admit_fini(struct wfpb_broker *b);
 

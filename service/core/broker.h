@@ -26,6 +26,7 @@
 #include "backend.h"
 #include "config.h"
 #include "noise.h"
+#include "policy.h"
 #include "stash.h"
 
 #define WFPB_SERVICE_VERSION	"0.1.0"
@@ -162,14 +163,6 @@ void wfpb_broker_tick(struct wfpb_broker *b, uint64_t now_ms);
 /* The usage record for a principal name, created at first use; NULL on allocation failure. */
 struct wfpb_usage *wfpb_broker_usage(struct wfpb_broker *b, const char *name);
 
-/*
- * The first principal whose matchers all match this identity and (for key
- * matchers) the session's Noise static key, or NULL (default deny). An
- * unknown identity matches nothing: the crypto layer adds to the kernel's
- * identity, never replaces it.
- */
-const struct wfpb_principal *wfpb_policy_match(const struct wfpb_config *cfg, const struct wfpb_identity *id,
-    const uint8_t *peer_key);
 
 /*
  * Opens the audit log named by the configuration (after wfpb_broker_init)

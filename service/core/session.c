@@ -469,6 +469,17 @@ wfpb__listener_free(struct wfpb_session *s, struct wfpb_listener *l)
 	free(l);
 }
 
+enum wfpb_sweep
+wfpb_session_sweep(struct wfpb_session *s, uint64_t now_ms)
+{
+	if (now_ms < wfpb_session_deadline(s))
+		return WFPB_SWEEP_KEEP;
+	/* Already closing and still not flushed by its deadline: it gets no more time. */
+	if (s->closing || wfpb_session_expire(s, now_ms) == WFPB_E_LIMIT)
+		return WFPB_SWEEP_CLOSE;
+	return WFPB_SWEEP_FLUSH;
+}
+
 void
 wfpb_session_free(struct wfpb_session *s)
 {

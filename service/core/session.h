@@ -197,6 +197,21 @@ int WFPB_MUST_CHECK wfpb__session_send(struct wfpb_session *s, const uint8_t *ms
 /* Closes one of the session's listeners (already unlinked) and gives its descriptor back to the budget. */
 void wfpb__listener_free(struct wfpb_session *s, struct wfpb_listener *l);
 
+/* What a server does with a session at its periodic sweep (wfpb_session_sweep). */
+enum wfpb_sweep {
+	WFPB_SWEEP_KEEP,	/* no deadline passed */
+	WFPB_SWEEP_FLUSH,	/* a deadline passed and was answered: write its output */
+	WFPB_SWEEP_CLOSE,	/* close it now, without writing more */
+};
+
+/*
+ * The sweep, decided once for both servers: a pending operation past its
+ * deadline is answered TIMEOUT, a silent handshake or idle session gets its
+ * notice and is closing; a session already closing that could not flush,
+ * or whose client left its output unread past output_stall_ms, is closed.
+ */
+enum wfpb_sweep wfpb_session_sweep(struct wfpb_session *s, uint64_t now_ms);
+
 /* Releases everything the session owns. NULL is a no-op. */
 void wfpb_session_free(struct wfpb_session *s);
 

@@ -370,15 +370,11 @@ conn_flush(struct server *sv, struct conn *c)
 static void
 refuse_busy(struct server *sv, int fd)
 {
-	struct wfpb_channel	ch;
-	const uint8_t		*p;
-	size_t			len;
+	uint8_t	notice[WFPB_REJECT_MAX + 2];
+	size_t	len = wfpb_admit_busy_notice(sv->b, notice, sizeof(notice));
 
-	wfpb_channel_server_init(&ch, sv->b->key, NULL, NULL);
-	wfpb_channel_reject(&ch, WFPB_REJECT_BUSY);
-	if ((p = wfpb_channel_output(&ch, &len)) != NULL)
-		(void)!send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-	wfpb_channel_free(&ch);
+	if (len > 0)
+		(void)!send(fd, notice, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(fd);
 }
 
@@ -546,19 +542,17 @@ sweep(struct server *sv)
 
 	for (c = sv->conns; c != NULL; c = next) {
 		next = c->next;
-		if (now < wfpb_session_deadline(c->s))
-			continue;
-		/* A session already closing that still could not flush gets no more time. */
-		if (c->s->closing) {
+		switch (wfpb_session_sweep(c->s, now)) {
+		case WFPB_SWEEP_KEEP:
+			break;
+		case WFPB_SWEEP_CLOSE:
 			conn_close(sv, c);
-			continue;
+			break;
+		case WFPB_SWEEP_FLUSH:
+			if (conn_flush(sv, c) != 0)
+				conn_close(sv, c);
+			break;
 		}
-		if (wfpb_session_expire(c->s, now) == WFPB_E_LIMIT) {
-			conn_close(sv, c);	/* it would not read: nothing more is written to it */
-			continue;
-		}
-		if (conn_flush(sv, c) != 0)
-			conn_close(sv, c);
 	}
 }
 

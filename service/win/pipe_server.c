@@ -374,22 +374,17 @@ pump_write(struct pconn *c)
 static void
 refuse_busy(struct wfpb_pipe_server *sv, struct pconn *c)
 {
-	struct wfpb_channel	ch;
-	const uint8_t		*p;
-	size_t			len;
+	uint8_t	notice[WFPB_REJECT_MAX + 2];
+	size_t	len = wfpb_admit_busy_notice(sv->b, notice, sizeof(notice));
 
-	wfpb_channel_server_init(&ch, sv->b->key, NULL, NULL);
-	wfpb_channel_reject(&ch, WFPB_REJECT_BUSY);
-	p = wfpb_channel_output(&ch, &len);
-	if (p != NULL && (c->wbuf = malloc(len)) != NULL) {
-		memcpy(c->wbuf, p, len);
+	if (len > 0 && (c->wbuf = malloc(len)) != NULL) {
+		memcpy(c->wbuf, notice, len);
 		memset(&c->ov_write, 0, sizeof(c->ov_write));
 		c->pending++;
 		if (!WriteFile(c->pipe, c->wbuf, (DWORD)len, NULL, &c->ov_write) &&
 		    GetLastError() != ERROR_IO_PENDING)
 			c->pending--;
 	}
-	wfpb_channel_free(&ch);
 	/* Closing, but not cancelled: the notice's write completes, and then the instance goes. */
 	c->closing = 1;
 }
@@ -549,14 +544,17 @@ sweep(struct wfpb_pipe_server *sv)
 	for (i = 0; i < n; i++) {
 		c = held[i];
 		conn_enter_held(sv, c);
-		if (c->s != NULL && !c->closing && now >= wfpb_session_deadline(c->s)) {
-			if (c->s->closing) {
+		if (c->s != NULL && !c->closing) {
+			switch (wfpb_session_sweep(c->s, now)) {
+			case WFPB_SWEEP_KEEP:
+				break;
+			case WFPB_SWEEP_CLOSE:
 				conn_close(c);
-			} else if (wfpb_session_expire(c->s, now) == WFPB_E_LIMIT) {
-				conn_close(c);	/* it would not read: nothing more is written to it */
-			} else {
+				break;
+			case WFPB_SWEEP_FLUSH:
 				sync_watch(c);
 				pump_write(c);
+				break;
 			}
 		}
 		conn_leave(sv, c);
