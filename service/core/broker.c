@@ -274,6 +274,32 @@ wfpb_broker_commit(struct wfpb_broker *b, uint64_t now_ms)
 	return wfpb_broker_commit_finish(b, now_ms);
 }
 
+int
+wfpb_broker_commit_step(struct wfpb_broker *b, int threaded, uint64_t now_ms)
+{
+	WFPB_CORE_OWNED(b);
+	if (!threaded)
+		return wfpb_broker_commit(b, now_ms) ? WFPB_COMMIT_READY : WFPB_COMMIT_IDLE;
+	if (b->commit_handed || !wfpb_broker_commit_start(b, now_ms))
+		return WFPB_COMMIT_IDLE;
+	b->commit_handed = 1;
+	return WFPB_COMMIT_HANDOFF;
+}
+
+int
+wfpb_broker_commit_done(struct wfpb_broker *b, uint64_t now_ms)
+{
+	WFPB_CORE_OWNED(b);
+	b->commit_handed = 0;
+	return wfpb_broker_commit_finish(b, now_ms);
+}
+
+int
+wfpb_broker_commit_busy(const struct wfpb_broker *b)
+{
+	return b->commit_handed;
+}
+
 struct wfpb_session *
 wfpb_broker_next_ready(struct wfpb_broker *b)
 {

@@ -109,6 +109,7 @@ struct wfpb_broker {
 	void				*lock_arg;
 	uint32_t			workers;	/* threads serving sessions, for Status */
 	/* A log that cannot be written is retried with back-off and reported once per change. */
+	int				commit_handed;	/* a batch is with the server's committer thread */
 	uint64_t			audit_retry_at_ms;
 	uint32_t			audit_retry_ms;
 	int				audit_reported_broken;
@@ -193,6 +194,21 @@ int wfpb_broker_commit(struct wfpb_broker *b, uint64_t now_ms);
  */
 int wfpb_broker_commit_start(struct wfpb_broker *b, uint64_t now_ms);
 int wfpb_broker_commit_finish(struct wfpb_broker *b, uint64_t now_ms);
+
+/*
+ * The committer's state machine, once for both servers. Call _step once per
+ * turn of the server's loop with threaded = whether the server runs a
+ * committer thread: WFPB_COMMIT_HANDOFF means a batch is ready — hand
+ * wfpb_audit_flush_inflight(&b->audit) to the thread and call _done when it
+ * has finished; WFPB_COMMIT_READY means a commit ran inline and sessions
+ * were released (wfpb_broker_next_ready); WFPB_COMMIT_IDLE, nothing to do
+ * (nothing due, or a batch is already in flight). _done returns 1 when it
+ * released sessions. wfpb_broker_commit_busy says whether a batch is in flight.
+ */
+enum { WFPB_COMMIT_IDLE, WFPB_COMMIT_HANDOFF, WFPB_COMMIT_READY };
+int wfpb_broker_commit_step(struct wfpb_broker *b, int threaded, uint64_t now_ms);
+int wfpb_broker_commit_done(struct wfpb_broker *b, uint64_t now_ms);
+int wfpb_broker_commit_busy(const struct wfpb_broker *b);
 
 /* The next session released by a commit (flush its output), or NULL. */
 struct wfpb_session *wfpb_broker_next_ready(struct wfpb_broker *b);

@@ -70,7 +70,6 @@ struct committer {
 	int			efd;		/* readable when a batch is done */
 	int			go, quit;	/* under mu */
 	int			running;	/* the thread exists; else commits are inline */
-	int			busy;		/* loop thread: a batch is in flight */
 };
 
 struct server {
@@ -770,9 +769,8 @@ committer_done(struct server *sv)
 		return;
 	pthread_mutex_lock(&cm->mu);	/* pairs with the thread's write under the lock */
 	pthread_mutex_unlock(&cm->mu);
-	cm->busy = 0;
 	wfpb_core_enter(sv->b);
-	released = wfpb_broker_commit_finish(sv->b, now_ms());
+	released = wfpb_broker_commit_done(sv->b, now_ms());
 	wfpb_core_leave(sv->b);
 	if (released)
 		flush_ready(sv);
@@ -783,28 +781,19 @@ static void
 commit_step(struct server *sv)
 {
 	struct committer	*cm = &sv->cm;
-	int			due;
+	int			step;
 
-	if (!cm->running) {
-		wfpb_core_enter(sv->b);
-		due = wfpb_broker_commit(sv->b, now_ms());
-		wfpb_core_leave(sv->b);
-		if (due)
-			flush_ready(sv);
-		return;
-	}
-	if (cm->busy)
-		return;
 	wfpb_core_enter(sv->b);
-	due = wfpb_broker_commit_start(sv->b, now_ms());
+	step = wfpb_broker_commit_step(sv->b, cm->running, now_ms());
 	wfpb_core_leave(sv->b);
-	if (!due)
-		return;
-	cm->busy = 1;
-	pthread_mutex_lock(&cm->mu);
-	cm->go = 1;
-	pthread_cond_signal(&cm->cv);
-	pthread_mutex_unlock(&cm->mu);
+	if (step == WFPB_COMMIT_READY) {
+		flush_ready(sv);
+	} else if (step == WFPB_COMMIT_HANDOFF) {
+		pthread_mutex_lock(&cm->mu);
+		cm->go = 1;
+		pthread_cond_signal(&cm->cv);
+		pthread_mutex_unlock(&cm->mu);
+	}
 }
 
 /* At stop: the batch in flight is finished, then the thread ends. */
@@ -816,7 +805,7 @@ committer_stop(struct server *sv)
 
 	if (!cm->running)
 		return;
-	while (cm->busy) {
+	while (wfpb_broker_commit_busy(sv->b)) {
 		(void)poll(&pfd, 1, 1000);
 		committer_done(sv);
 	}

@@ -82,7 +82,7 @@ struct wfpb_pipe_server {
 	 */
 	HANDLE			committer, commit_go;
 	volatile LONG		commit_quit;
-	int			commit_busy;	/* core lock */
+
 };
 
 static uint64_t
@@ -658,16 +658,16 @@ release_ready(struct wfpb_pipe_server *sv)
 static void
 commit_step(struct wfpb_pipe_server *sv)
 {
+	int step;
+
 	core_enter(sv);
-	if (sv->committer == NULL) {
-		if (wfpb_broker_commit(sv->b, now_ms())) {
-			release_ready(sv);
-			return;
-		}
-	} else if (!sv->commit_busy && wfpb_broker_commit_start(sv->b, now_ms())) {
-		sv->commit_busy = 1;
-		SetEvent(sv->commit_go);
+	step = wfpb_broker_commit_step(sv->b, sv->committer != NULL, now_ms());
+	if (step == WFPB_COMMIT_READY) {
+		release_ready(sv);
+		return;
 	}
+	if (step == WFPB_COMMIT_HANDOFF)
+		SetEvent(sv->commit_go);
 	core_leave(sv);
 }
 
@@ -675,8 +675,7 @@ static void
 commit_done(struct wfpb_pipe_server *sv)
 {
 	core_enter(sv);
-	sv->commit_busy = 0;
-	if (wfpb_broker_commit_finish(sv->b, now_ms())) {
+	if (wfpb_broker_commit_done(sv->b, now_ms())) {
 		release_ready(sv);
 		return;
 	}
@@ -756,7 +755,7 @@ committer_stop(struct wfpb_pipe_server *sv, uint64_t until)
 		return;
 	while (now_ms() < until) {
 		core_enter(sv);
-		busy = sv->commit_busy;
+		busy = wfpb_broker_commit_busy(sv->b);
 		core_leave(sv);
 		if (!busy)
 			break;
