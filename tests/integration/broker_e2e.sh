@@ -58,6 +58,7 @@ state_dir = $state
 handshake_timeout_ms = 500
 idle_timeout_ms = 3000
 max_sessions = 8
+output_stall_ms = 1000
 workers = 4
 $group_line
 

@@ -110,11 +110,14 @@ raw_flush(struct raw *r)
 {
 	const uint8_t	*p;
 	size_t		len;
+	int		rc;
 
 	if ((p = wfpb_channel_output(&r->ch, &len)) == NULL)
 		return 0;
+	/* Written before it is marked done: done may free the buffer p points into. */
+	rc = raw_write(r, p, len);
 	wfpb_channel_output_done(&r->ch, len);
-	return raw_write(r, p, len);
+	return rc;
 }
 
 /* Feeds the channel until an event; returns it or a negative code. */
@@ -749,6 +752,98 @@ case_idle_timeout(void)
 	return 0;
 }
 
+/*
+ * A client that writes Fetch after Fetch of a 16 KiB blob and never reads:
+ * the broker stops reading it once its answers pass the output budget, its
+ * memory stays bounded, and it closes the session once the client has left
+ * them unread past output_stall_ms (broker_e2e.sh: 1000 ms) — on the Unix
+ * socket and on the named pipe alike.
+ */
+#define FLOOD_RSS_BOUND	(24u * 1024u * 1024u)
+#define OUTPUT_STALL_MS	1000u
+
+static int
+case_reader_that_never_reads(void)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__StashRequest	st = WFPBROKER__V1__STASH_REQUEST__INIT;
+	Wfpbroker__V1__FetchRequest	fe = WFPBROKER__V1__FETCH_REQUEST__INIT;
+	Wfpbroker__V1__StashHandle	h = WFPBROKER__V1__STASH_HANDLE__INIT;
+	Wfpbroker__V1__Response		*resp;
+	struct itest_usage		base, u;
+	static uint8_t			blob[16384];
+	uint8_t				buf[512], id[16];
+	const uint8_t			*m, *p;
+	struct raw			r;
+	uint64_t			peak = 0, t0;
+	size_t				len, mlen;
+	unsigned			sent = 0, i;
+	int				gone = 0, rc;
+
+	CHECK(itest_usage_now(witness, &base) == 0, "status");
+	CHECK(raw_establish(&r) == 0, "establish");
+	memset(blob, 0x5a, sizeof(blob));
+	st.blob.data = blob;
+	st.blob.len = sizeof(blob);
+	rq.request_id = 1;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_STASH;
+	rq.stash = &st;
+	len = wfpbroker__v1__request__get_packed_size(&rq);
+	{
+		uint8_t *big = malloc(len);
+
+		CHECK(big != NULL, "malloc");
+		wfpbroker__v1__request__pack(&rq, big);
+		CHECK(wfpb_channel_send(&r.ch, big, len) == 0 && raw_flush(&r) == 0, "send stash");
+		free(big);
+	}
+	CHECK((rc = raw_event(&r, 5000)) == WFPB_CHANNEL_MESSAGE, "stash answer: %d", rc);
+	m = wfpb_channel_message(&r.ch, &mlen);
+	CHECK((resp = wfpbroker__v1__response__unpack(NULL, mlen, m)) != NULL && resp->stash != NULL &&
+	    resp->stash->handle != NULL && resp->stash->handle->id.len == 16, "stash refused");
+	memcpy(id, resp->stash->handle->id.data, 16);
+	wfpbroker__v1__response__free_unpacked(resp, NULL);
+	h.id.data = id;
+	h.id.len = 16;
+	fe.handle = &h;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_FETCH;
+	rq.fetch = &fe;
+	/* Write until the broker stops taking requests (a write that cannot finish in 1.5 s). */
+	for (i = 0; i < 20000; i++) {
+		rq.request_id = 2 + i;
+		len = wfpbroker__v1__request__get_packed_size(&rq);
+		wfpbroker__v1__request__pack(&rq, buf);
+		if (wfpb_channel_send(&r.ch, buf, len) != 0 || (p = wfpb_channel_output(&r.ch, &len)) == NULL)
+			break;
+		rc = wfpb__transport_write(r.t, p, len, 1500);
+		wfpb_channel_output_done(&r.ch, len);
+		if (rc != 0)
+			break;
+		sent++;
+	}
+	printf("  wrote %u Fetch requests before the broker stopped reading\n", sent);
+	/* Hold the connection without reading: the broker must end the session by itself. */
+	for (t0 = wfpb_monotonic_us(); wfpb_monotonic_us() - t0 < (OUTPUT_STALL_MS + 4000u) * 1000u;) {
+		CHECK(itest_usage_now(witness, &u) == 0, "status");
+		if (u.rss > peak)
+			peak = u.rss;
+		if (u.sessions == base.sessions) {
+			gone = 1;
+			break;
+		}
+		itest_sleep_ms(100);
+	}
+	raw_close(&r);
+	printf("  broker RSS %llu KiB at the start, %llu KiB at most under the flood\n",
+	    (unsigned long long)(base.rss >> 10), (unsigned long long)(peak >> 10));
+	CHECK(sent < 20000, "the broker read all 20 000 requests of a client that reads nothing");
+	CHECK(peak <= base.rss + FLOOD_RSS_BOUND, "RSS grew %llu KiB, the bound is %u KiB",
+	    (unsigned long long)((peak - base.rss) >> 10), FLOOD_RSS_BOUND >> 10);
+	CHECK(gone, "the session of a client that never reads was still open %u ms after the stall deadline",
+	    4000u);
+	return 0;
+}
+
 struct tcase {
 	const char	*name;
 	int		(*fn)(void);
@@ -775,6 +870,7 @@ static const struct tcase cases[] = {
 	{ "flood_past_cap_refused_while_client_keeps_p99", case_flood_keeps_round_trip },
 	{ "client_vanishes_mid_request_releases_everything", case_client_vanishes_mid_request },
 	{ "parallel_clients_counted_exactly", case_parallel_clients },
+	{ "client_that_never_reads_is_bounded_and_cut_off", case_reader_that_never_reads },
 };
 
 int
