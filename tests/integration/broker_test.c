@@ -23,6 +23,7 @@
 #include "keyfile.h"
 #include "transport.h"
 #include "itest.h"
+#include "itest_raw.h"
 #include "wfpb.h"
 #include "wfpbroker.pb-c.h"
 
@@ -70,91 +71,9 @@ ping_once(const char *client_key)
 	return rc == 0 && v == 1 ? 0 : -1;
 }
 
-/* A raw connection: transport plus a client channel we can misuse. */
-struct raw {
-	struct wfpb_transport	*t;
-	struct wfpb_channel	ch;
-	int			started;
-};
-
-static int
-raw_connect(struct raw *r)
-{
-	char err[256];
-
-	memset(r, 0, sizeof(*r));
-	if (wfpb__transport_connect(endpoint, 5000, &r->t, err, sizeof(err)) != 0) {
-		printf("  connect: %s\n", err);
-		return -1;
-	}
-	return 0;
-}
-
-static void
-raw_close(struct raw *r)
-{
-	wfpb__transport_close(r->t);
-	if (r->started)
-		wfpb_channel_free(&r->ch);
-	memset(r, 0, sizeof(*r));
-}
-
-static int
-raw_write(struct raw *r, const void *p, size_t len)
-{
-	return wfpb__transport_write(r->t, p, len, 5000);
-}
-
-static int
-raw_flush(struct raw *r)
-{
-	const uint8_t	*p;
-	size_t		len;
-	int		rc;
-
-	if ((p = wfpb_channel_output(&r->ch, &len)) == NULL)
-		return 0;
-	/* Written before it is marked done: done may free the buffer p points into. */
-	rc = raw_write(r, p, len);
-	wfpb_channel_output_done(&r->ch, len);
-	return rc;
-}
-
-/* Feeds the channel until an event; returns it or a negative code. */
-static int
-raw_event(struct raw *r, uint32_t timeout_ms)
-{
-	uint8_t	buf[4096];
-	size_t	got, used, off;
-	int	rc, ev;
-
-	for (;;) {
-		if ((rc = wfpb__transport_read(r->t, buf, sizeof(buf), &got, timeout_ms)) != 0)
-			return rc;
-		for (off = 0; off < got; off += used) {
-			ev = wfpb_channel_feed(&r->ch, buf + off, got - off, &used);
-			if (ev != WFPB_CHANNEL_MORE)
-				return ev;
-		}
-	}
-}
-
-static int
-raw_establish(struct raw *r)
-{
-	if (raw_connect(r) != 0)
-		return -1;
-	if (wfpb_channel_client_start(&r->ch, server_pub, NULL) != 0)
-		return -1;
-	r->started = 1;
-	if (raw_flush(r) != 0)
-		return -1;
-	return raw_event(r, 5000) == WFPB_CHANNEL_ESTABLISHED ? 0 : -1;
-}
-
 /* Reads until the broker closes; returns the reject reason seen (0 none) or -1 on timeout. */
 static int
-raw_expect_close(struct raw *r, uint32_t timeout_ms, int *reject)
+raw_expect_close(struct itest_raw *r, uint32_t timeout_ms, int *reject)
 {
 	uint8_t	buf[512];
 	size_t	got, have = 0;
@@ -292,13 +211,13 @@ case_wrong_pinned_key(void)
 static int
 expect_reject(const void *bytes, size_t len, int want)
 {
-	struct raw	r;
+	struct itest_raw	r;
 	int		reason;
 
-	CHECK(raw_connect(&r) == 0, "connect");
-	CHECK(raw_write(&r, bytes, len) == 0, "write");
+	CHECK(itest_raw_connect(&r, endpoint) == 0, "connect");
+	CHECK(itest_raw_write(&r, bytes, len) == 0, "write");
 	CHECK(raw_expect_close(&r, 5000, &reason) == 0, "broker did not close the session");
-	raw_close(&r);
+	itest_raw_close(&r);
 	CHECK(reason == want, "reject reason %d, want %d (%s)", reason, want, wfpb_reject_str(want));
 	return 0;
 }
@@ -348,13 +267,13 @@ enum { TAMPER, REPLAY, REORDER, TRUNCATE };
 static int
 transport_attack(int how)
 {
-	struct raw	r;
+	struct itest_raw	r;
 	uint8_t		msg[64], f1[128], f2[128], both[256];
 	const uint8_t	*p;
 	size_t		mlen, l1, l2;
 	int		reason, ev;
 
-	CHECK(raw_establish(&r) == 0, "establish");
+	CHECK(itest_raw_establish(&r, endpoint, server_pub) == 0, "establish");
 	CHECK(make_ping_request(msg, sizeof(msg), &mlen, 1) == 0, "pack");
 	CHECK(wfpb_channel_send(&r.ch, msg, mlen) == 0, "send 1");
 	p = wfpb_channel_output(&r.ch, &l1);
@@ -369,30 +288,30 @@ transport_attack(int how)
 	switch (how) {
 	case TAMPER:
 		f1[l1 - 1] ^= 0x20;
-		CHECK(raw_write(&r, f1, l1) == 0, "write");
+		CHECK(itest_raw_write(&r, f1, l1) == 0, "write");
 		break;
 	case REPLAY:
-		CHECK(raw_write(&r, f1, l1) == 0, "write");
-		ev = raw_event(&r, 5000);
+		CHECK(itest_raw_write(&r, f1, l1) == 0, "write");
+		ev = itest_raw_event(&r, 5000);
 		CHECK(ev == WFPB_CHANNEL_MESSAGE, "first copy not answered (%d)", ev);
-		CHECK(raw_write(&r, f1, l1) == 0, "write replay");
+		CHECK(itest_raw_write(&r, f1, l1) == 0, "write replay");
 		break;
 	case REORDER:
 		/* One write: the broker may hang up after the first frame, before a second write. */
 		memcpy(both, f2, l2);
 		memcpy(both + l2, f1, l1);
-		CHECK(raw_write(&r, both, l1 + l2) == 0, "write");
+		CHECK(itest_raw_write(&r, both, l1 + l2) == 0, "write");
 		break;
 	case TRUNCATE:
 		/* Half a frame, then a new frame header: the broker reads them as one frame that fails its MAC. */
 		memcpy(both, f1, l1 / 2);
 		memcpy(both + l1 / 2, f2, l2);
-		CHECK(raw_write(&r, both, l1 / 2 + l2) == 0, "write");
+		CHECK(itest_raw_write(&r, both, l1 / 2 + l2) == 0, "write");
 		break;
 	}
 	CHECK(raw_expect_close(&r, 5000, &reason) == 0, "broker kept the session open");
 	CHECK(reason == 0, "unexpected bytes after the attack (%d)", reason);
-	raw_close(&r);
+	itest_raw_close(&r);
 	return 0;
 }
 
@@ -404,7 +323,7 @@ static int case_truncated_frame(void) { return transport_attack(TRUNCATE); }
 static int
 case_valid_mac_invalid_protobuf(void)
 {
-	struct raw				r;
+	struct itest_raw				r;
 	static const uint8_t			bad[] = { 0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f };
 	const uint8_t				*m;
 	uint8_t					msg[64];
@@ -412,9 +331,9 @@ case_valid_mac_invalid_protobuf(void)
 	Wfpbroker__V1__Response			*resp;
 	int					ev;
 
-	CHECK(raw_establish(&r) == 0, "establish");
-	CHECK(wfpb_channel_send(&r.ch, bad, sizeof(bad)) == 0 && raw_flush(&r) == 0, "send");
-	ev = raw_event(&r, 5000);
+	CHECK(itest_raw_establish(&r, endpoint, server_pub) == 0, "establish");
+	CHECK(wfpb_channel_send(&r.ch, bad, sizeof(bad)) == 0 && itest_raw_flush(&r) == 0, "send");
+	ev = itest_raw_event(&r, 5000);
 	CHECK(ev == WFPB_CHANNEL_MESSAGE, "no response (%d)", ev);
 	m = wfpb_channel_message(&r.ch, &mlen);
 	resp = wfpbroker__v1__response__unpack(NULL, mlen, m);
@@ -424,32 +343,32 @@ case_valid_mac_invalid_protobuf(void)
 	wfpbroker__v1__response__free_unpacked(resp, NULL);
 	/* The same session still works. */
 	CHECK(make_ping_request(msg, sizeof(msg), &mlen, 3) == 0, "pack");
-	CHECK(wfpb_channel_send(&r.ch, msg, mlen) == 0 && raw_flush(&r) == 0, "send");
-	CHECK(raw_event(&r, 5000) == WFPB_CHANNEL_MESSAGE, "session died after a bad request");
+	CHECK(wfpb_channel_send(&r.ch, msg, mlen) == 0 && itest_raw_flush(&r) == 0, "send");
+	CHECK(itest_raw_event(&r, 5000) == WFPB_CHANNEL_MESSAGE, "session died after a bad request");
 	m = wfpb_channel_message(&r.ch, &mlen);
 	resp = wfpbroker__v1__response__unpack(NULL, mlen, m);
 	CHECK(resp != NULL && resp->request_id == 3 && resp->status->code == 0, "ping after bad request");
 	wfpbroker__v1__response__free_unpacked(resp, NULL);
-	raw_close(&r);
+	itest_raw_close(&r);
 	return 0;
 }
 
 static int
 case_handshake_deadline(void)
 {
-	struct raw	r;
+	struct itest_raw	r;
 	uint8_t		p[WFPB_PREAMBLE_LEN];
 	uint64_t	t0, dt;
 	int		reason;
 
 	/* A slow-loris: the preamble, then nothing. */
-	CHECK(raw_connect(&r) == 0, "connect");
+	CHECK(itest_raw_connect(&r, endpoint) == 0, "connect");
 	wfpb_preamble_encode(p, WFPB_PROTOCOL_VERSION, WFPB_PATTERN_NK);
-	CHECK(raw_write(&r, p, sizeof(p)) == 0, "write");
+	CHECK(itest_raw_write(&r, p, sizeof(p)) == 0, "write");
 	t0 = wfpb_monotonic_us();
 	CHECK(raw_expect_close(&r, 5000, &reason) == 0, "not dropped");
 	dt = (wfpb_monotonic_us() - t0) / 1000;
-	raw_close(&r);
+	itest_raw_close(&r);
 	CHECK(reason == WFPB_REJECT_DEADLINE, "reason %d", reason);
 	CHECK(dt + 50 >= HANDSHAKE_MS && dt < HANDSHAKE_MS + 2000, "dropped after %llu ms",
 	    (unsigned long long)dt);
@@ -460,7 +379,7 @@ static int
 case_session_cap(void)
 {
 	struct wfpb_client	*c[MAX_SESSIONS];
-	struct raw		r;
+	struct itest_raw		r;
 	char			err[256];
 	int			i, n = 0, reason, rc = 0;
 
@@ -474,12 +393,12 @@ case_session_cap(void)
 		n++;
 	}
 	if (rc == 0) {
-		if (raw_connect(&r) == 0) {
+		if (itest_raw_connect(&r, endpoint) == 0) {
 			if (raw_expect_close(&r, 5000, &reason) != 0 || reason != WFPB_REJECT_BUSY) {
 				printf("  session past the cap not refused as busy (%d)\n", reason);
 				rc = -1;
 			}
-			raw_close(&r);
+			itest_raw_close(&r);
 		} else {
 			rc = -1;
 		}
@@ -494,7 +413,7 @@ case_session_cap(void)
 static int
 random_megabyte(int after_handshake)
 {
-	struct raw	r;
+	struct itest_raw	r;
 	uint8_t		*junk = malloc(RANDOM_BYTES);
 	int		rc, reason;
 
@@ -502,20 +421,20 @@ random_megabyte(int after_handshake)
 	randombytes_buf(junk, RANDOM_BYTES);
 	junk[0] = 0;	/* never "WFPB" by chance */
 	if (after_handshake) {
-		if (raw_establish(&r) != 0) {
+		if (itest_raw_establish(&r, endpoint, server_pub) != 0) {
 			free(junk);
 			CHECK(0, "establish");
 		}
-	} else if (raw_connect(&r) != 0) {
+	} else if (itest_raw_connect(&r, endpoint) != 0) {
 		free(junk);
 		CHECK(0, "connect");
 	}
 	/* The broker hangs up part way: the write then fails with "closed", which is the point. */
-	rc = raw_write(&r, junk, RANDOM_BYTES);
+	rc = itest_raw_write(&r, junk, RANDOM_BYTES);
 	free(junk);
 	CHECK(rc == 0 || rc == WFPB_E_CLOSED, "write failed otherwise (%d)", rc);
 	CHECK(raw_expect_close(&r, 5000, &reason) == 0, "the broker kept the connection open");
-	raw_close(&r);
+	itest_raw_close(&r);
 	if (after_handshake)
 		CHECK(reason == 0, "bytes after the garbage (%d)", reason);
 	else
@@ -535,11 +454,11 @@ static unsigned long	flood_refused, flood_other;
 static void
 flood(void)
 {
-	struct raw	r;
+	struct itest_raw	r;
 	int		reason;
 
 	while (!flood_stop) {
-		if (raw_connect(&r) != 0) {
+		if (itest_raw_connect(&r, endpoint) != 0) {
 			flood_other++;
 			continue;
 		}
@@ -547,7 +466,7 @@ flood(void)
 			flood_refused++;
 		else
 			flood_other++;
-		raw_close(&r);
+		itest_raw_close(&r);
 	}
 }
 
@@ -705,7 +624,7 @@ case_parallel_clients(void)
 static int
 case_client_vanishes_mid_request(void)
 {
-	struct raw				r;
+	struct itest_raw				r;
 	struct wfpb_status_info			st;
 	uint8_t					msg[128];
 	const uint8_t				*p, *m;
@@ -713,11 +632,11 @@ case_client_vanishes_mid_request(void)
 	Wfpbroker__V1__Response			*resp;
 	int					i;
 
-	CHECK(raw_establish(&r) == 0, "establish");
+	CHECK(itest_raw_establish(&r, endpoint, server_pub) == 0, "establish");
 	for (i = 1; i <= 3; i++) {
 		CHECK(make_stash_request(msg, sizeof(msg), &mlen, (uint64_t)i) == 0, "pack");
-		CHECK(wfpb_channel_send(&r.ch, msg, mlen) == 0 && raw_flush(&r) == 0, "send");
-		CHECK(raw_event(&r, 5000) == WFPB_CHANNEL_MESSAGE, "no answer");
+		CHECK(wfpb_channel_send(&r.ch, msg, mlen) == 0 && itest_raw_flush(&r) == 0, "send");
+		CHECK(itest_raw_event(&r, 5000) == WFPB_CHANNEL_MESSAGE, "no answer");
 		m = wfpb_channel_message(&r.ch, &mlen);
 		resp = wfpbroker__v1__response__unpack(NULL, mlen, m);
 		CHECK(resp != NULL && resp->status != NULL && resp->status->code == 0, "stash refused");
@@ -729,9 +648,9 @@ case_client_vanishes_mid_request(void)
 	CHECK(make_ping_request(msg, sizeof(msg), &mlen, 4) == 0, "pack");
 	CHECK(wfpb_channel_send(&r.ch, msg, mlen) == 0, "send");
 	p = wfpb_channel_output(&r.ch, &len);
-	CHECK(raw_write(&r, p, len / 2) == 0, "write");
+	CHECK(itest_raw_write(&r, p, len / 2) == 0, "write");
 	wfpb_channel_output_done(&r.ch, len);
-	raw_close(&r);
+	itest_raw_close(&r);
 	/* The resource check after every case proves the entries, the session and its handle went. */
 	return 0;
 }
@@ -739,15 +658,15 @@ case_client_vanishes_mid_request(void)
 static int
 case_idle_timeout(void)
 {
-	struct raw	r;
+	struct itest_raw	r;
 	uint64_t	t0, dt;
 	int		reason;
 
-	CHECK(raw_establish(&r) == 0, "establish");
+	CHECK(itest_raw_establish(&r, endpoint, server_pub) == 0, "establish");
 	t0 = wfpb_monotonic_us();
 	CHECK(raw_expect_close(&r, IDLE_MS + 3000, &reason) == 0, "idle session not reaped");
 	dt = (wfpb_monotonic_us() - t0) / 1000;
-	raw_close(&r);
+	itest_raw_close(&r);
 	CHECK(dt + 50 >= IDLE_MS, "reaped after only %llu ms", (unsigned long long)dt);
 	return 0;
 }
@@ -774,14 +693,14 @@ case_reader_that_never_reads(void)
 	static uint8_t			blob[16384];
 	uint8_t				buf[512], id[16];
 	const uint8_t			*m, *p;
-	struct raw			r;
+	struct itest_raw			r;
 	uint64_t			peak = 0, t0;
 	size_t				len, mlen;
 	unsigned			sent = 0, i;
 	int				gone = 0, rc;
 
 	CHECK(itest_usage_now(witness, &base) == 0, "status");
-	CHECK(raw_establish(&r) == 0, "establish");
+	CHECK(itest_raw_establish(&r, endpoint, server_pub) == 0, "establish");
 	memset(blob, 0x5a, sizeof(blob));
 	st.blob.data = blob;
 	st.blob.len = sizeof(blob);
@@ -794,10 +713,10 @@ case_reader_that_never_reads(void)
 
 		CHECK(big != NULL, "malloc");
 		wfpbroker__v1__request__pack(&rq, big);
-		CHECK(wfpb_channel_send(&r.ch, big, len) == 0 && raw_flush(&r) == 0, "send stash");
+		CHECK(wfpb_channel_send(&r.ch, big, len) == 0 && itest_raw_flush(&r) == 0, "send stash");
 		free(big);
 	}
-	CHECK((rc = raw_event(&r, 5000)) == WFPB_CHANNEL_MESSAGE, "stash answer: %d", rc);
+	CHECK((rc = itest_raw_event(&r, 5000)) == WFPB_CHANNEL_MESSAGE, "stash answer: %d", rc);
 	m = wfpb_channel_message(&r.ch, &mlen);
 	CHECK((resp = wfpbroker__v1__response__unpack(NULL, mlen, m)) != NULL && resp->stash != NULL &&
 	    resp->stash->handle != NULL && resp->stash->handle->id.len == 16, "stash refused");
@@ -833,7 +752,7 @@ case_reader_that_never_reads(void)
 		}
 		itest_sleep_ms(100);
 	}
-	raw_close(&r);
+	itest_raw_close(&r);
 	printf("  broker RSS %llu KiB at the start, %llu KiB at most under the flood\n",
 	    (unsigned long long)(base.rss >> 10), (unsigned long long)(peak >> 10));
 	CHECK(sent < 20000, "the broker read all 20 000 requests of a client that reads nothing");

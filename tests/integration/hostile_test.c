@@ -29,6 +29,7 @@
 #include "backend.h"
 #include "channel.h"
 #include "itest.h"
+#include "itest_raw.h"
 #include "keyfile.h"
 #include "transport.h"
 #include "wfpb.h"
@@ -209,86 +210,15 @@ reap(pid_t pid, unsigned ms)
 	return -1;
 }
 
-/* A raw established session (to send what a well-behaved client would not). */
-struct raw {
-	struct wfpb_transport	*t;
-	struct wfpb_channel	ch;
-	uint8_t			buf[65536];	/* bytes read and not yet fed */
-	size_t			off, len;
-};
-
-static int
-raw_flush(struct raw *r)
-{
-	const uint8_t	*p;
-	size_t		len;
-	int		rc;
-
-	if ((p = wfpb_channel_output(&r->ch, &len)) == NULL)
-		return 0;
-	rc = wfpb__transport_write(r->t, p, len, 5000);
-	wfpb_channel_output_done(&r->ch, len);
-	return rc;
-}
-
-/* The next channel event; several messages may come in one read, so the rest is kept. */
-static int
-raw_next(struct raw *r, uint32_t timeout_ms)
-{
-	size_t	used;
-	int	rc, ev;
-
-	for (;;) {
-		while (r->off < r->len) {
-			ev = wfpb_channel_feed(&r->ch, r->buf + r->off, r->len - r->off, &used);
-			r->off += used;
-			if (ev != WFPB_CHANNEL_MORE)
-				return ev;
-		}
-		r->off = r->len = 0;
-		if ((rc = wfpb__transport_read(r->t, r->buf, sizeof(r->buf), &r->len, timeout_ms)) != 0)
-			return rc;
-	}
-}
-
-static int
-raw_open(struct raw *r)
-{
-	char err[256];
-
-	r->t = NULL;
-	r->off = r->len = 0;
-	memset(&r->ch, 0, sizeof(r->ch));
-	if (wfpb__transport_connect(endpoint, 5000, &r->t, err, sizeof(err)) != 0)
-		return -1;
-	if (wfpb_channel_client_start(&r->ch, server_pub, NULL) != 0 || raw_flush(r) != 0)
-		return -1;
-	return raw_next(r, 5000) == WFPB_CHANNEL_ESTABLISHED ? 0 : -1;
-}
-
-static int
-raw_request(struct raw *r, Wfpbroker__V1__Request *rq)
-{
-	uint8_t	buf[WFPB_NOISE_MSG_MAX];
-	size_t	len = wfpbroker__v1__request__get_packed_size(rq);
-
-	if (len > sizeof(buf))
-		return -1;
-	wfpbroker__v1__request__pack(rq, buf);
-	if (wfpb_channel_send(&r->ch, buf, len) != 0)
-		return -1;
-	return raw_flush(r);
-}
-
 /* --- 1. a passed descriptor must not freeze the event loop ----------------- */
 
 /*
- * uid nobody passes a lingering TCP socket with SCM_RIGHTS (before any
- * handshake, and again with a Ping after one), drops its own copy and hangs
- * up: the broker holds the last reference. Its close must not stall the loop.
+ * The harness of both cases: a listener that never reads (so the attacker's
+ * socket lingers), the attacker forked under uid nobody, and the witness
+ * pinging meanwhile.
  */
 static int
-case_linger_fd(void)
+linger_attack(void (*attacker)(uint16_t port), unsigned reap_ms, const char *what)
 {
 	uint16_t	port;
 	int		lfd, st;
@@ -297,74 +227,78 @@ case_linger_fd(void)
 
 	CHECK((lfd = tcp_listener("127.0.0.1", 0, AF_INET, &port)) >= 0, "listener: %s", strerror(errno));
 	if ((pid = fork()) == 0) {
-		static uint8_t preamble[8] = { 'W', 'F', 'P', 'B', 0, 1, 0, 1 };
-		int u, s, i;
-
 		become(UID_NOBODY);
-		for (i = 0; i < 3; i++) {
-			if ((u = unix_connect()) < 0 || (s = lingering_socket(port)) < 0)
-				_exit(2);
-			if (send_with_fd(u, preamble, sizeof(preamble), s) != 0)
-				_exit(3);
-			close(s);
-			usleep(50000);
-			close(u);
-		}
+		attacker(port);
 		_exit(0);
 	}
 	worst = witness_worst_us(1500, 30);
-	st = reap(pid, 3000);
+	st = reap(pid, reap_ms);
 	close(lfd);
 	CHECK(st == 0, "attacker exit %d", st);
-	printf("  slowest witness ping while descriptors were dropped: %llu us\n", (unsigned long long)worst);
-	CHECK(worst < WITNESS_MAX_US, "the loop stalled %llu us closing a client's descriptor",
-	    (unsigned long long)worst);
+	printf("  slowest witness ping while %s: %llu us\n", what, (unsigned long long)worst);
+	CHECK(worst < WITNESS_MAX_US, "the loop stalled %llu us %s", (unsigned long long)worst, what);
 	return 0;
 }
 
-/* The same after the handshake: a descriptor sent with a Ping (which takes none). */
+/*
+ * Before any handshake: passes a lingering TCP socket with SCM_RIGHTS, drops
+ * its own copy and hangs up, three times. The broker holds the last
+ * reference; its close must not stall the loop.
+ */
+static void
+linger_before_handshake(uint16_t port)
+{
+	static uint8_t	preamble[8] = { 'W', 'F', 'P', 'B', 0, 1, 0, 1 };
+	int		u, s, i;
+
+	for (i = 0; i < 3; i++) {
+		if ((u = unix_connect()) < 0 || (s = lingering_socket(port)) < 0)
+			_exit(2);
+		if (send_with_fd(u, preamble, sizeof(preamble), s) != 0)
+			_exit(3);
+		close(s);
+		usleep(50000);
+		close(u);
+	}
+}
+
+/* After the handshake: the lingering socket rides a Ping, an op that takes none. */
+static void
+linger_with_ping(uint16_t port)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__PingRequest	ping = WFPBROKER__V1__PING_REQUEST__INIT;
+	struct itest_raw			r;
+	uint8_t				buf[256];
+	const uint8_t			*p;
+	size_t				len;
+	int				s;
+
+	if (itest_raw_establish(&r, endpoint, server_pub) != 0 || (s = lingering_socket(port)) < 0)
+		_exit(2);
+	rq.request_id = 1;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_PING;
+	rq.ping = &ping;
+	len = wfpbroker__v1__request__get_packed_size(&rq);
+	wfpbroker__v1__request__pack(&rq, buf);
+	if (wfpb_channel_send(&r.ch, buf, len) != 0 || (p = wfpb_channel_output(&r.ch, &len)) == NULL)
+		_exit(3);
+	if (wfpb__transport_write_sock(r.t, p, len, s, 5000) != 0)
+		_exit(4);
+	close(s);
+	(void)itest_raw_event(&r, 2000);
+}
+
+static int
+case_linger_fd(void)
+{
+	return linger_attack(linger_before_handshake, 3000, "descriptors were dropped before the handshake");
+}
+
 static int
 case_linger_fd_with_ping(void)
 {
-	uint16_t	port;
-	int		lfd, st;
-	pid_t		pid;
-	uint64_t	worst;
-
-	CHECK((lfd = tcp_listener("127.0.0.1", 0, AF_INET, &port)) >= 0, "listener: %s", strerror(errno));
-	if ((pid = fork()) == 0) {
-		Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
-		Wfpbroker__V1__PingRequest	ping = WFPBROKER__V1__PING_REQUEST__INIT;
-		struct raw			r;
-		uint8_t				buf[256];
-		const uint8_t			*p;
-		size_t				len;
-		int				s;
-
-		become(UID_NOBODY);
-		if (raw_open(&r) != 0 || (s = lingering_socket(port)) < 0)
-			_exit(2);
-		rq.request_id = 1;
-		rq.op_case = WFPBROKER__V1__REQUEST__OP_PING;
-		rq.ping = &ping;
-		len = wfpbroker__v1__request__get_packed_size(&rq);
-		wfpbroker__v1__request__pack(&rq, buf);
-		if (wfpb_channel_send(&r.ch, buf, len) != 0 || (p = wfpb_channel_output(&r.ch, &len)) == NULL)
-			_exit(3);
-		if (wfpb__transport_write_sock(r.t, p, len, s, 5000) != 0)
-			_exit(4);
-		close(s);
-		(void)raw_next(&r, 2000);
-		_exit(0);
-	}
-	worst = witness_worst_us(1500, 30);
-	st = reap(pid, 4000);
-	close(lfd);
-	CHECK(st == 0, "attacker exit %d", st);
-	printf("  slowest witness ping: %llu us\n", (unsigned long long)worst);
-	CHECK(worst < WITNESS_MAX_US, "the loop stalled %llu us closing a descriptor sent with a Ping",
-	    (unsigned long long)worst);
-	return 0;
+	return linger_attack(linger_with_ping, 4000, "a descriptor sent with a Ping was dropped");
 }
 
 /* --- 2. a client that never reads cannot grow the broker ------------------- */
@@ -383,20 +317,20 @@ fetch_flood(void)
 	static uint8_t			blob[16384];
 	uint8_t				id[16];
 	const uint8_t			*m;
-	struct raw			r;
+	struct itest_raw			r;
 	size_t				mlen;
 	unsigned			i;
 
 	become(UID_APP);
 	memset(blob, 0xab, sizeof(blob));
-	if (raw_open(&r) != 0)
+	if (itest_raw_establish(&r, endpoint, server_pub) != 0)
 		_exit(2);
 	st.blob.data = blob;
 	st.blob.len = sizeof(blob);
 	rq.request_id = 1;
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_STASH;
 	rq.stash = &st;
-	if (raw_request(&r, &rq) != 0 || raw_next(&r, 5000) != WFPB_CHANNEL_MESSAGE)
+	if (itest_raw_request(&r, &rq) != 0 || itest_raw_event(&r, 5000) != WFPB_CHANNEL_MESSAGE)
 		_exit(3);
 	m = wfpb_channel_message(&r.ch, &mlen);
 	if ((resp = wfpbroker__v1__response__unpack(NULL, mlen, m)) == NULL || resp->stash == NULL ||
@@ -412,7 +346,7 @@ fetch_flood(void)
 	/* Write Fetch after Fetch and never read; stop once the broker stops taking them. */
 	for (i = 0; i < FLOOD_FETCHES; i++) {
 		rq.request_id = 2 + i;
-		if (raw_request(&r, &rq) != 0)
+		if (itest_raw_request(&r, &rq) != 0)
 			break;
 	}
 	/* Hold the connection open without reading: the broker must end it. */
@@ -529,13 +463,13 @@ case_unmatched_timeout(void)
 	pid_t	pid;
 
 	if ((pid = fork()) == 0) {
-		struct raw r;
+		struct itest_raw r;
 		int rc;
 
 		become(UID_NOBODY);
-		if (raw_open(&r) != 0)
+		if (itest_raw_establish(&r, endpoint, server_pub) != 0)
 			_exit(2);
-		rc = raw_next(&r, UNMATCHED_MS * 4);
+		rc = itest_raw_event(&r, UNMATCHED_MS * 4);
 		/* The broker hangs up; a read timeout means it did not. */
 		_exit(rc == WFPB_E_CLOSED ? 0 : 3);
 	}
@@ -667,7 +601,7 @@ file_size(const char *path)
 
 /* Pipelines n requests (built by make) on a raw session, reading the answers as they come; returns codes seen. */
 static int
-pipeline(struct raw *r, unsigned n, void (*make)(Wfpbroker__V1__Request *, unsigned), unsigned *ok,
+pipeline(struct itest_raw *r, unsigned n, void (*make)(Wfpbroker__V1__Request *, unsigned), unsigned *ok,
     unsigned *quota)
 {
 	Wfpbroker__V1__Request	rq;
@@ -684,10 +618,10 @@ pipeline(struct raw *r, unsigned n, void (*make)(Wfpbroker__V1__Request *, unsig
 			wfpbroker__v1__request__init(&rq);
 			make(&rq, sent);
 			rq.request_id = ++sent;
-			if (raw_request(r, &rq) != 0)
+			if (itest_raw_request(r, &rq) != 0)
 				return -1;
 		}
-		if ((ev = raw_next(r, 5000)) != WFPB_CHANNEL_MESSAGE)
+		if ((ev = itest_raw_event(r, 5000)) != WFPB_CHANNEL_MESSAGE)
 			return -1;
 		m = wfpb_channel_message(&r->ch, &mlen);
 		if ((resp = wfpbroker__v1__response__unpack(NULL, mlen, m)) == NULL || resp->status == NULL)
@@ -750,19 +684,18 @@ case_audit_flood(void)
 
 	CHECK(log != NULL && (before = file_size(log)) >= 0, "WFPB_HOSTILE_AUDIT_LOG names the audit log");
 	if ((pid = fork()) == 0) {
-		struct raw	r;
+		struct itest_raw	r;
 		unsigned	ok, quota, i;
 
 		become(UID_NOBODY);
 		for (i = 0; i < 4; i++) {
-			if (raw_open(&r) != 0 || pipeline(&r, FLOOD_PINGS / 4, make_ping, &ok, &quota) != 0)
+			if (itest_raw_establish(&r, endpoint, server_pub) != 0 || pipeline(&r, FLOOD_PINGS / 4, make_ping, &ok, &quota) != 0)
 				_exit(2);
 			if (ok != FLOOD_PINGS / 4)
 				_exit(3);	/* pings are answered; only their records are summarised */
-			wfpb__transport_close(r.t);
-			wfpb_channel_free(&r.ch);
+			itest_raw_close(&r);
 		}
-		if (raw_open(&r) != 0 || pipeline(&r, FLOOD_DENIALS, make_listen_denied, &ok, &quota) != 0)
+		if (itest_raw_establish(&r, endpoint, server_pub) != 0 || pipeline(&r, FLOOD_DENIALS, make_listen_denied, &ok, &quota) != 0)
 			_exit(4);
 		printf("    %u denials asked for: %u answered QUOTA (rate limit)\n", FLOOD_DENIALS, quota);
 		_exit(quota > 0 ? 0 : 5);
@@ -933,9 +866,8 @@ case_groups_at_connect(void)
 		Wfpbroker__V1__StashRequest	sr = WFPBROKER__V1__STASH_REQUEST__INIT;
 		Wfpbroker__V1__Response		*resp;
 		gid_t				g = GID_GRP;
-		struct raw			r;
+		struct itest_raw			r;
 		const uint8_t			*m;
-		char				err[256];
 		size_t				mlen;
 		int				code;
 
@@ -946,21 +878,20 @@ case_groups_at_connect(void)
 			_exit(90);
 		if (read(go[0], &b, 1) != 1)
 			_exit(91);
-		r.off = r.len = 0;
-		if (wfpb__transport_connect(endpoint, 5000, &r.t, err, sizeof(err)) != 0)
+		if (itest_raw_connect(&r, endpoint) != 0)
 			_exit(92);
 		if (seteuid(0) != 0 || setgroups(0, NULL) != 0 || setresuid(UID_GROUPED, UID_GROUPED, UID_GROUPED) != 0)
 			_exit(93);
 		(void)!write(done[1], "x", 1);
-		if (wfpb_channel_client_start(&r.ch, server_pub, NULL) != 0 || raw_flush(&r) != 0 ||
-		    raw_next(&r, 5000) != WFPB_CHANNEL_ESTABLISHED)
+		if (wfpb_channel_client_start(&r.ch, server_pub, NULL) != 0 || itest_raw_flush(&r) != 0 ||
+		    itest_raw_event(&r, 5000) != WFPB_CHANNEL_ESTABLISHED)
 			_exit(94);
 		sr.blob.data = (uint8_t *)"g";
 		sr.blob.len = 1;
 		rq.request_id = 1;
 		rq.op_case = WFPBROKER__V1__REQUEST__OP_STASH;
 		rq.stash = &sr;
-		if (raw_request(&r, &rq) != 0 || raw_next(&r, 5000) != WFPB_CHANNEL_MESSAGE)
+		if (itest_raw_request(&r, &rq) != 0 || itest_raw_event(&r, 5000) != WFPB_CHANNEL_MESSAGE)
 			_exit(95);
 		m = wfpb_channel_message(&r.ch, &mlen);
 		if ((resp = wfpbroker__v1__response__unpack(NULL, mlen, m)) == NULL || resp->status == NULL)
