@@ -684,63 +684,17 @@ case_idle_timeout(void)
 static int
 case_reader_that_never_reads(void)
 {
-	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
-	Wfpbroker__V1__StashRequest	st = WFPBROKER__V1__STASH_REQUEST__INIT;
-	Wfpbroker__V1__FetchRequest	fe = WFPBROKER__V1__FETCH_REQUEST__INIT;
-	Wfpbroker__V1__StashHandle	h = WFPBROKER__V1__STASH_HANDLE__INIT;
-	Wfpbroker__V1__Response		*resp;
-	struct itest_usage		base, u;
-	static uint8_t			blob[16384];
-	uint8_t				buf[512], id[16];
-	const uint8_t			*m, *p;
-	struct itest_raw			r;
-	uint64_t			peak = 0, t0;
-	size_t				len, mlen;
-	unsigned			sent = 0, i;
-	int				gone = 0, rc;
+	struct itest_usage	base, u;
+	struct itest_raw	r;
+	uint64_t		peak = 0, t0;
+	long			sent;
+	int			gone = 0;
 
 	CHECK(itest_usage_now(witness, &base) == 0, "status");
 	CHECK(itest_raw_establish(&r, endpoint, server_pub) == 0, "establish");
-	memset(blob, 0x5a, sizeof(blob));
-	st.blob.data = blob;
-	st.blob.len = sizeof(blob);
-	rq.request_id = 1;
-	rq.op_case = WFPBROKER__V1__REQUEST__OP_STASH;
-	rq.stash = &st;
-	len = wfpbroker__v1__request__get_packed_size(&rq);
-	{
-		uint8_t *big = malloc(len);
-
-		CHECK(big != NULL, "malloc");
-		wfpbroker__v1__request__pack(&rq, big);
-		CHECK(wfpb_channel_send(&r.ch, big, len) == 0 && itest_raw_flush(&r) == 0, "send stash");
-		free(big);
-	}
-	CHECK((rc = itest_raw_event(&r, 5000)) == WFPB_CHANNEL_MESSAGE, "stash answer: %d", rc);
-	m = wfpb_channel_message(&r.ch, &mlen);
-	CHECK((resp = wfpbroker__v1__response__unpack(NULL, mlen, m)) != NULL && resp->stash != NULL &&
-	    resp->stash->handle != NULL && resp->stash->handle->id.len == 16, "stash refused");
-	memcpy(id, resp->stash->handle->id.data, 16);
-	wfpbroker__v1__response__free_unpacked(resp, NULL);
-	h.id.data = id;
-	h.id.len = 16;
-	fe.handle = &h;
-	rq.op_case = WFPBROKER__V1__REQUEST__OP_FETCH;
-	rq.fetch = &fe;
 	/* Write until the broker stops taking requests (a write that cannot finish in 1.5 s). */
-	for (i = 0; i < 20000; i++) {
-		rq.request_id = 2 + i;
-		len = wfpbroker__v1__request__get_packed_size(&rq);
-		wfpbroker__v1__request__pack(&rq, buf);
-		if (wfpb_channel_send(&r.ch, buf, len) != 0 || (p = wfpb_channel_output(&r.ch, &len)) == NULL)
-			break;
-		rc = wfpb__transport_write(r.t, p, len, 1500);
-		wfpb_channel_output_done(&r.ch, len);
-		if (rc != 0)
-			break;
-		sent++;
-	}
-	printf("  wrote %u Fetch requests before the broker stopped reading\n", sent);
+	CHECK((sent = itest_raw_fetch_flood(&r, 20000, 1500)) >= 0, "the 16 KiB stash was refused");
+	printf("  wrote %ld Fetch requests before the broker stopped reading\n", sent);
 	/* Hold the connection without reading: the broker must end the session by itself. */
 	for (t0 = wfpb_monotonic_us(); wfpb_monotonic_us() - t0 < (OUTPUT_STALL_MS + 4000u) * 1000u;) {
 		CHECK(itest_usage_now(witness, &u) == 0, "status");

@@ -309,46 +309,11 @@ case_linger_fd_with_ping(void)
 static void
 fetch_flood(void)
 {
-	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
-	Wfpbroker__V1__StashRequest	st = WFPBROKER__V1__STASH_REQUEST__INIT;
-	Wfpbroker__V1__FetchRequest	fe = WFPBROKER__V1__FETCH_REQUEST__INIT;
-	Wfpbroker__V1__StashHandle	h = WFPBROKER__V1__STASH_HANDLE__INIT;
-	Wfpbroker__V1__Response		*resp;
-	static uint8_t			blob[16384];
-	uint8_t				id[16];
-	const uint8_t			*m;
-	struct itest_raw			r;
-	size_t				mlen;
-	unsigned			i;
+	struct itest_raw r;
 
 	become(UID_APP);
-	memset(blob, 0xab, sizeof(blob));
-	if (itest_raw_establish(&r, endpoint, server_pub) != 0)
+	if (itest_raw_establish(&r, endpoint, server_pub) != 0 || itest_raw_fetch_flood(&r, FLOOD_FETCHES, 5000) < 0)
 		_exit(2);
-	st.blob.data = blob;
-	st.blob.len = sizeof(blob);
-	rq.request_id = 1;
-	rq.op_case = WFPBROKER__V1__REQUEST__OP_STASH;
-	rq.stash = &st;
-	if (itest_raw_request(&r, &rq) != 0 || itest_raw_event(&r, 5000) != WFPB_CHANNEL_MESSAGE)
-		_exit(3);
-	m = wfpb_channel_message(&r.ch, &mlen);
-	if ((resp = wfpbroker__v1__response__unpack(NULL, mlen, m)) == NULL || resp->stash == NULL ||
-	    resp->stash->handle == NULL || resp->stash->handle->id.len != 16)
-		_exit(4);
-	memcpy(id, resp->stash->handle->id.data, 16);
-	wfpbroker__v1__response__free_unpacked(resp, NULL);
-	h.id.data = id;
-	h.id.len = 16;
-	fe.handle = &h;
-	rq.op_case = WFPBROKER__V1__REQUEST__OP_FETCH;
-	rq.fetch = &fe;
-	/* Write Fetch after Fetch and never read; stop once the broker stops taking them. */
-	for (i = 0; i < FLOOD_FETCHES; i++) {
-		rq.request_id = 2 + i;
-		if (itest_raw_request(&r, &rq) != 0)
-			break;
-	}
 	/* Hold the connection open without reading: the broker must end it. */
 	sleep(30);
 	_exit(0);

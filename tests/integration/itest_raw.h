@@ -119,4 +119,62 @@ itest_raw_request(struct itest_raw *r, Wfpbroker__V1__Request *rq)
 	return itest_raw_flush(r);
 }
 
+/*
+ * The reader that never reads: on an established session, stashes a 16 KiB
+ * blob, then writes up to max Fetch requests for it without reading a single
+ * answer, and stops at the first write that cannot finish within
+ * write_ms (the broker stopped reading). Returns how many were written, or -1
+ * when the stash itself failed.
+ */
+static inline long
+itest_raw_fetch_flood(struct itest_raw *r, unsigned max, uint32_t write_ms)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__StashRequest	st = WFPBROKER__V1__STASH_REQUEST__INIT;
+	Wfpbroker__V1__FetchRequest	fe = WFPBROKER__V1__FETCH_REQUEST__INIT;
+	Wfpbroker__V1__StashHandle	h = WFPBROKER__V1__STASH_HANDLE__INIT;
+	Wfpbroker__V1__Response		*resp;
+	static uint8_t			blob[16384];
+	uint8_t				buf[512], id[16];
+	const uint8_t			*m, *p;
+	size_t				len, mlen;
+	unsigned			i;
+	int				rc;
+
+	memset(blob, 0x5a, sizeof(blob));
+	st.blob.data = blob;
+	st.blob.len = sizeof(blob);
+	rq.request_id = 1;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_STASH;
+	rq.stash = &st;
+	if (itest_raw_request(r, &rq) != 0 || itest_raw_event(r, 5000) != WFPB_CHANNEL_MESSAGE)
+		return -1;
+	m = wfpb_channel_message(&r->ch, &mlen);
+	if ((resp = wfpbroker__v1__response__unpack(NULL, mlen, m)) == NULL)
+		return -1;
+	rc = resp->stash != NULL && resp->stash->handle != NULL && resp->stash->handle->id.len == 16;
+	if (rc)
+		memcpy(id, resp->stash->handle->id.data, 16);
+	wfpbroker__v1__response__free_unpacked(resp, NULL);
+	if (!rc)
+		return -1;
+	h.id.data = id;
+	h.id.len = 16;
+	fe.handle = &h;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_FETCH;
+	rq.fetch = &fe;
+	for (i = 0; i < max; i++) {
+		rq.request_id = 2 + i;
+		len = wfpbroker__v1__request__get_packed_size(&rq);
+		wfpbroker__v1__request__pack(&rq, buf);
+		if (wfpb_channel_send(&r->ch, buf, len) != 0 || (p = wfpb_channel_output(&r->ch, &len)) == NULL)
+			break;
+		rc = wfpb__transport_write(r->t, p, len, write_ms);
+		wfpb_channel_output_done(&r->ch, len);
+		if (rc != 0)
+			break;
+	}
+	return (long)i;
+}
+
 #endif
