@@ -751,20 +751,27 @@ main(int argc, char **argv)
 		return 1;
 	pclose(f);
 	hex[strcspn(hex, "\n")] = '\0';
-	/* Two brokers: the default (audit log on), and one with the audit log off for the ratios. */
+	/*
+	 * Two brokers: the default (audit log on), and one with the audit log off for the ratios.
+	 * Every client runs as this one user, so the per-user session cap and the audit rate are
+	 * lifted: the benchmark measures the broker's work, not its throttles.
+	 */
 	if ((f = fopen(conf, "w")) == NULL)
 		return 1;
 	fprintf(f, "[service]\nendpoint = %s\nstate_dir = %s/state\nmax_sessions = 1024\nmax_sessions_per_principal = 256\n"
-	    "[principal bench]\nkey = %s\nops = stash fetch\n"
+	    "max_sessions_per_user = 1024\n"
+	    "[principal bench]\nkey = %s\nops = stash fetch\naudit_rate = 10000000\n"
 	    "[principal bench-uid]\nuid = %u\nops = stash fetch listen accept connect apply_foreign admin\n"
-	    "listen = 127.0.0.1/32:*\nconnect = 127.0.0.1/32:*\n", sock, dir, hex, (unsigned)getuid());
+	    "audit_rate = 10000000\nlisten = 127.0.0.1/32:*\nconnect = 127.0.0.1/32:*\n", sock, dir, hex,
+	    (unsigned)getuid());
 	fclose(f);
 	snprintf(conf2, sizeof(conf2), "%s/conf-noaudit", dir);
 	snprintf(sock2, sizeof(sock2), "%s/run/b2.sock", dir);
 	snprintf(pub2, sizeof(pub2), "%s/state2/server.pub", dir);
 	if ((f = fopen(conf2, "w")) == NULL)
 		return 1;
-	fprintf(f, "[service]\nendpoint = %s\nstate_dir = %s/state2\nmax_sessions = 1024\nmax_sessions_per_principal = 256\naudit = off\n"
+	fprintf(f, "[service]\nendpoint = %s\nstate_dir = %s/state2\nmax_sessions = 1024\nmax_sessions_per_principal = 256\n"
+	    "max_sessions_per_user = 1024\naudit = off\n"
 	    "[principal bench-uid]\nuid = %u\nops = stash fetch listen\nlisten = 127.0.0.1/32:*\n",
 	    sock2, dir, (unsigned)getuid());
 	fclose(f);
