@@ -28,7 +28,7 @@ struct wfpb_user_slot {
 };
 
 /* Default audited requests per second for an identity a principal matches (principal key audit_rate). */
-#define WFPB_AUDIT_RATE_DEFAULT	5000u
+#define WFPB_AUDIT_RATE_DEFAULT	20000u
 
 /* What the periodic summary record counts instead of writing a record each. */
 struct wfpb_summary {
