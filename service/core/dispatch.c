@@ -617,7 +617,7 @@ take_request_socket(struct wfpb_session *s, wfpb_sock sock)
  * request's received descriptors, so it is closed after the request as they are.
  */
 static int
-request_socket(struct wfpb_session *s, const struct req_sock *r, const char *what, wfpb_sock *out,
+request_socket(struct wfpb_session *s, const struct req_sock *r, unsigned perm, const char *what, wfpb_sock *out,
     struct outcome *o)
 {
 	int os_err = 0, rc, family;
@@ -632,7 +632,39 @@ request_socket(struct wfpb_session *s, const struct req_sock *r, const char *wha
 		*out = s->in_fds[r->fd];
 		return 0;
 	}
+	/*
+	 * The pull may wait on whatever the client named, so it runs without the
+	 * core lock (the connection's own lock still keeps this session to this
+	 * thread). Meanwhile a reload may have changed the policy: the grant is
+	 * looked at again once the lock is back.
+	 */
+	wfpb_core_leave(s->broker);
 	rc = wfpb__net_pull(s->id.process, r->handle, out, &os_err);
+	wfpb_core_enter(s->broker);
+	wfpb_session_resolve(s);
+	if (rc == 0 && !(s->perms & perm)) {
+		wfpb__net_close(*out);
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "%s: no longer granted to principal %s", what,
+		    s->principal[0] ? s->principal : "(none)");
+		return -1;
+	}
+	if (rc == 0 && !wfpb__net_is_tcp(*out, &family)) {
+		wfpb__net_close(*out);
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL,
+		    "%s: handle %llu is not a TCP socket of AF_INET or AF_INET6", what, (unsigned long long)r->handle);
+		return -1;
+	}
+	if (rc == WFPB_E_TIMEOUT) {
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL,
+		    "%s: handle %llu did not answer as a socket in time (a file with I/O pending?)", what,
+		    (unsigned long long)r->handle);
+		return -1;
+	}
+	if (rc == WFPB_E_LIMIT) {
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__UNAVAILABLE,
+		    "%s: too many handles pulled earlier still do not answer; try later", what);
+		return -1;
+	}
 	if (rc == WFPB_E_UNSUPPORTED) {
 		set_outcome(o, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP,
 		    "%s: sockets by handle are a Windows transfer; send the descriptor with SCM_RIGHTS", what);
@@ -1023,7 +1055,7 @@ op_query(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 	wfpb_sock			sock;
 	int				os_err = 0, code;
 
-	if (request_socket(s, &r->query.sock, "query_records", &sock, o) != 0)
+	if (request_socket(s, &r->query.sock, WFPB_PERM_QUERY, "query_records", &sock, o) != 0)
 		return;
 	if ((code = be->ops->query_records(be->ctx, sock, &rp->records, &os_err)) != 0) {
 		backend_outcome(o, "query_records", code, os_err);
@@ -1065,11 +1097,12 @@ op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 	size_t				len;
 	int				os_err = 0, code;
 
+	/* The socket first: its pull may give up the core lock, and the records point into the stash. */
+	if (request_socket(s, &r->apply.sock, WFPB_PERM_APPLY, "apply_records", &sock, o) != 0)
+		return;
 	if (records_bytes(s, &r->apply.records, "apply_records", &blob, &len, &hash, o, now_ms) != 0)
 		return;
 	audit_blob(rp, blob, len, hash);
-	if (request_socket(s, &r->apply.sock, "apply_records", &sock, o) != 0)
-		return;
 	if (wfpb__net_is_bound(sock)) {
 		set_outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL,
 		    "apply_records: records must be set before bind and connect");
@@ -1366,8 +1399,12 @@ audit_budget(struct wfpb_session *s, const struct wfpb_op *op, struct reply *rp,
 	return 0;
 }
 
-/* Requests are unpacked, handled and freed within wfpb_dispatch; the core runs on one thread. */
-static struct pb_arena	request_arena;
+/*
+ * Requests are unpacked, handled and freed within wfpb_dispatch, one arena
+ * per thread: a pull of a client's handle gives the core lock up for its
+ * wait, and another worker may dispatch meanwhile.
+ */
+static _Thread_local struct pb_arena	request_arena;
 
 int
 wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t now_ms)

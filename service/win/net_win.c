@@ -9,9 +9,11 @@
 #include <windows.h>
 #include <winternl.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "net.h"
+#include "net_win.h"
 
 #define WFPB_SOCKLEN int
 #include "sockaddr_conv.h"
@@ -185,6 +187,123 @@ wfpb__net_handover(wfpb_sock s, uint32_t pid, intptr_t process, uint8_t *out, si
 }
 
 /*
+ * Whatever the client named must be a stream socket Winsock accepts in this
+ * process; anything else goes back unused. (Wine's Winsock refuses every
+ * duplicated socket handle with WSAENOTSOCK.)
+ */
+static int
+real_pull_probe(intptr_t h, int *os_err)
+{
+	int type = 0, len = sizeof(type);
+
+	if (getsockopt((SOCKET)(uintptr_t)h, SOL_SOCKET, SO_TYPE, (char *)&type, &len) != 0 || type != SOCK_STREAM) {
+		*os_err = type != 0 ? WSAESOCKTNOSUPPORT : WSAGetLastError();
+		return 0;
+	}
+	return 1;
+}
+
+static wfpb_pull_probe_fn pull_probe = real_pull_probe;
+
+wfpb_pull_probe_fn
+wfpb__net_set_pull_probe(wfpb_pull_probe_fn probe)
+{
+	wfpb_pull_probe_fn old = pull_probe;
+
+	pull_probe = probe != NULL ? probe : real_pull_probe;
+	return old;
+}
+
+/*
+ * The probe runs on a thread of its own and is waited for PULL_WAIT_MS: a
+ * handle that does not answer by then is given up (the thread keeps it and
+ * closes it when, if ever, its query returns). At most PULLS_STUCK_MAX such
+ * threads may be waiting at once; past that pulls are refused up front.
+ */
+#define PULL_WAIT_MS	500u
+#define PULLS_STUCK_MAX	8
+
+enum { JOB_RUNNING, JOB_DONE, JOB_ABANDONED };
+
+struct pull_job {
+	HANDLE		h;		/* the pulled handle; whoever ends the job last closes it if still set */
+	HANDLE		done;
+	int		ok, err;
+	volatile LONG	state;
+	volatile LONG	refs;
+};
+
+static volatile LONG	pulls_stuck;
+
+static void
+job_release(struct pull_job *j)
+{
+	if (InterlockedDecrement(&j->refs) != 0)
+		return;
+	if (j->h != NULL)
+		CloseHandle(j->h);
+	CloseHandle(j->done);
+	free(j);
+}
+
+static DWORD WINAPI
+probe_main(LPVOID arg)
+{
+	struct pull_job *j = arg;
+
+	j->ok = pull_probe((intptr_t)j->h, &j->err);
+	if (InterlockedCompareExchange(&j->state, JOB_DONE, JOB_RUNNING) == JOB_ABANDONED)
+		InterlockedDecrement(&pulls_stuck);	/* it answered at last; nobody wants it now */
+	SetEvent(j->done);
+	job_release(j);
+	return 0;
+}
+
+/* Takes ownership of h: on success it becomes *out, else it is closed (now, or by the job later). */
+static int
+probe_in_time(HANDLE h, wfpb_sock *out, int *os_err)
+{
+	struct pull_job	*j;
+	HANDLE		t;
+
+	if (InterlockedCompareExchange(&pulls_stuck, 0, 0) >= PULLS_STUCK_MAX) {
+		CloseHandle(h);
+		return WFPB_E_LIMIT;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL || (j->done = CreateEventW(NULL, TRUE, FALSE, NULL)) == NULL) {
+		free(j);
+		CloseHandle(h);
+		*os_err = ERROR_NOT_ENOUGH_MEMORY;
+		return WFPB_E_OS;
+	}
+	j->h = h;
+	j->refs = 2;
+	if ((t = CreateThread(NULL, 64 * 1024, probe_main, j, STACK_SIZE_PARAM_IS_A_RESERVATION, NULL)) == NULL) {
+		*os_err = (int)GetLastError();
+		j->refs = 1;
+		job_release(j);
+		return WFPB_E_OS;
+	}
+	CloseHandle(t);
+	if (WaitForSingleObject(j->done, PULL_WAIT_MS) != WAIT_OBJECT_0 &&
+	    InterlockedCompareExchange(&j->state, JOB_ABANDONED, JOB_RUNNING) == JOB_RUNNING) {
+		InterlockedIncrement(&pulls_stuck);
+		job_release(j);
+		return WFPB_E_TIMEOUT;
+	}
+	WaitForSingleObject(j->done, INFINITE);	/* it finished as the wait ended: take its answer */
+	*os_err = j->err;
+	if (!j->ok) {
+		job_release(j);
+		return WFPB_E_INVAL;
+	}
+	*out = (wfpb_sock)(uintptr_t)j->h;
+	j->h = NULL;
+	job_release(j);
+	return 0;
+}
+
+/*
  * The object's type name from its header (NtQueryObject ObjectTypeInformation),
  * which does not wait on the object: "File" for sockets, files and pipes.
  */
@@ -206,7 +325,6 @@ int
 wfpb__net_pull(intptr_t process, uint64_t handle, wfpb_sock *out, int *os_err)
 {
 	HANDLE	proc = (HANDLE)process, dup = NULL;
-	int	type = 0, len = sizeof(type);
 
 	*out = WFPB_SOCK_NONE;
 	*os_err = 0;
@@ -226,18 +344,7 @@ wfpb__net_pull(intptr_t process, uint64_t handle, wfpb_sock *out, int *os_err)
 		CloseHandle(dup);
 		return WFPB_E_INVAL;
 	}
-	/*
-	 * Whatever the client named must be a stream socket Winsock accepts in this
-	 * process; anything else goes back unused. (Wine's Winsock refuses every
-	 * duplicated socket handle with WSAENOTSOCK.)
-	 */
-	if (getsockopt((SOCKET)(uintptr_t)dup, SOL_SOCKET, SO_TYPE, (char *)&type, &len) != 0 || type != SOCK_STREAM) {
-		*os_err = type != 0 ? WSAESOCKTNOSUPPORT : WSAGetLastError();
-		CloseHandle(dup);
-		return WFPB_E_INVAL;
-	}
-	*out = (wfpb_sock)(uintptr_t)dup;
-	return 0;
+	return probe_in_time(dup, out, os_err);
 }
 
 void

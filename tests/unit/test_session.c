@@ -13,6 +13,9 @@
 #include <cmocka.h>
 #ifdef _WIN32
 #include <winsock2.h>
+#include <windows.h>
+
+#include "net_win.h"
 #else
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -535,6 +538,77 @@ apply_records_waits_for_its_record(void **state)
 }
 #endif
 
+#ifdef _WIN32
+/*
+ * A handle pulled from a client (secondary mode) may be a synchronous file
+ * with a read pending, which answers no query until the read completes: the
+ * probe that tells it from a socket then waits. Wine never waits, so the wait
+ * is injected. It must not run under the core lock (every other session
+ * would stop), and it must give up in bounded time with a clear status.
+ */
+static int	core_held;
+static int	probe_saw_core_held = -1;
+
+static void test_lock(void *arg) { (void)arg; core_held = 1; }
+static void test_unlock(void *arg) { (void)arg; core_held = 0; }
+static int test_owned(void *arg) { (void)arg; return core_held; }
+
+static int
+hanging_probe(intptr_t h, int *os_err)
+{
+	(void)h;
+	probe_saw_core_held = core_held;
+	Sleep(3000);	/* a read that completes late, if ever */
+	*os_err = 0;
+	return 1;
+}
+
+static void
+pull_waits_off_the_core_lock_and_gives_up(void **state)
+{
+	struct fixture			*f = *state;
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__QueryRecordsRequest qr = WFPBROKER__V1__QUERY_RECORDS_REQUEST__INIT;
+	Wfpbroker__V1__SocketTransfer	x = WFPBROKER__V1__SOCKET_TRANSFER__INIT;
+	Wfpbroker__V1__Response		*r;
+	char				path[MAX_PATH + 32];
+	HANDLE				file;
+	ULONGLONG			t0, dt;
+
+	set_policy(f, "[principal p]\nuid = 1000\nops = query\n");
+	GetTempPathA(MAX_PATH, path);
+	strcat(path, "wfpb-pull-test");
+	file = CreateFileA(path, GENERIC_READ | GENERIC_WRITE, 0, NULL, CREATE_ALWAYS,
+	    FILE_ATTRIBUTE_TEMPORARY | FILE_FLAG_DELETE_ON_CLOSE, NULL);
+	assert_true(file != INVALID_HANDLE_VALUE);
+	/* The client is this process, pinned as the pipe server would (a pseudo-handle will do). */
+	f->s->id.process = (intptr_t)GetCurrentProcess();
+	f->b.lock = test_lock;
+	f->b.unlock = test_unlock;
+	f->b.owned = test_owned;
+	(void)wfpb__net_set_pull_probe(hanging_probe);
+	x.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_HANDLE;
+	x.handle = (uint64_t)(uintptr_t)file;
+	qr.socket = &x;
+	rq.request_id = 3;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_QUERY_RECORDS;
+	rq.query_records = &qr;
+	t0 = GetTickCount64();
+	r = roundtrip(f, &rq);
+	dt = GetTickCount64() - t0;
+	(void)wfpb__net_set_pull_probe(NULL);
+	f->b.lock = f->b.unlock = NULL;
+	f->b.owned = NULL;
+	assert_non_null(r);
+	assert_int_equal(probe_saw_core_held, 0);
+	assert_true(dt < 1500);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__EINVAL);
+	assert_non_null(strstr(r->status->message, "did not answer"));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	CloseHandle(file);
+}
+#endif
+
 int
 main(void)
 {
@@ -550,6 +624,8 @@ main(void)
 #ifndef _WIN32
 		cmocka_unit_test_setup_teardown(descriptors_before_handshake_are_discarded, setup, teardown),
 		cmocka_unit_test_setup_teardown(apply_records_waits_for_its_record, setup, teardown),
+#else
+		cmocka_unit_test_setup_teardown(pull_waits_off_the_core_lock_and_gives_up, setup, teardown),
 #endif
 	};
 
