@@ -100,7 +100,9 @@ wfpb__socket_from_info(const uint8_t *info, size_t len, intptr_t *out)
 		return WFPB_E_PROTOCOL;
 	winsock_init();
 	memcpy(&pi, info, sizeof(pi));
-	s = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &pi, 0, WSA_FLAG_OVERLAPPED);
+	/* The broker's own flags: overlapped, and not inherited by processes the application starts. */
+	s = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &pi, 0,
+	    WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
 	if (s == INVALID_SOCKET)
 		return WFPB_E_OS;
 	/* The broker worked on it non-blocking; the application gets an ordinary blocking socket. */

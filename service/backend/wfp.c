@@ -3,11 +3,14 @@
  * with the service's privileges on sockets the broker owns.
  *
  * mingw-w64 lacks the codes, so they are defined here. A query starts with a
- * 2048-byte buffer and grows (x4, up to 64 KiB) while Winsock says it is too
- * small — which error it uses for that is one of the questions only real
- * Windows answers, so all three candidates are accepted. "No context"
- * (FWP_E_NOT_FOUND) is an empty context, not an error. The records must be
- * set before bind or connect; core guarantees the order.
+ * 2048-byte buffer and grows while Winsock says it is too small, to
+ * WFPB_REDIRECT_MAX at most: the size comes from a callout, and a callout
+ * must not make the LocalSystem service allocate or answer without bound.
+ * Microsoft documents ERROR_INSUFFICIENT_BUFFER with the needed size in
+ * lpcbBytesReturned, and WSAEINVAL; both are handled (and WSAEFAULT and
+ * WSAENOBUFS, in case), the returned size used when it says more than the
+ * buffer. "No context" (FWP_E_NOT_FOUND) is an empty context, not an error.
+ * The records must be set before bind or connect; core guarantees the order.
  */
 #include <winsock2.h>
 #include <windows.h>
@@ -33,7 +36,6 @@ _Static_assert(SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT == 0x980000DDu, "ioctl 
 _Static_assert(SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS == 0x980000DEu, "ioctl code");
 
 #define QUERY_FIRST	2048u
-#define QUERY_MAX	(64u * 1024u)
 
 static wfpb_wsaioctl_fn ioctl_fn = WSAIoctl;
 
@@ -47,17 +49,33 @@ struct wfp {
 	volatile LONG64 applied;
 };
 
+/* Errors that mean "the buffer is too small" (WSAEINVAL only while the buffer can still grow). */
 static int
 too_small(int e)
 {
 	return e == WSAEFAULT || e == WSAENOBUFS || e == ERROR_INSUFFICIENT_BUFFER;
 }
 
+/*
+ * The next buffer size after a too-small answer: the size the answer named
+ * when it names a larger one, else four times the last; never past the cap.
+ * 0 when the answer named more than the cap (a callout's oversized data).
+ */
+static DWORD
+next_cap(DWORD cap, DWORD named)
+{
+	if (named > WFPB_REDIRECT_MAX)
+		return 0;
+	if (named > cap)
+		return named;
+	return cap >= WFPB_REDIRECT_MAX / 4 ? WFPB_REDIRECT_MAX : cap * 4;
+}
+
 static int
 query(wfpb_sock s, DWORD code, int context, struct wfpb_buf *out, int *os_err)
 {
 	uint8_t	*buf = NULL, *p;
-	DWORD	cap = QUERY_FIRST, got = 0;
+	DWORD	cap = QUERY_FIRST, got;
 	int	e;
 
 	out->data = NULL;
@@ -69,11 +87,16 @@ query(wfpb_sock s, DWORD code, int context, struct wfpb_buf *out, int *os_err)
 			return WFPBROKER__V1__STATUS_CODE__ENOBUFS;
 		}
 		buf = p;
+		got = 0;
 		if (ioctl_fn((SOCKET)s, code, NULL, 0, buf, cap, &got, NULL, NULL) == 0)
 			break;
 		e = WSAGetLastError();
-		if (too_small(e) && cap < QUERY_MAX) {
-			cap *= 4;
+		if ((too_small(e) || e == WSAEINVAL) && cap < WFPB_REDIRECT_MAX) {
+			if ((cap = next_cap(cap, e == ERROR_INSUFFICIENT_BUFFER ? got : 0)) == 0) {
+				free(buf);
+				*os_err = e;
+				return WFPBROKER__V1__STATUS_CODE__ENOBUFS;	/* the data named is past the cap */
+			}
 			continue;
 		}
 		free(buf);
@@ -81,6 +104,10 @@ query(wfpb_sock s, DWORD code, int context, struct wfpb_buf *out, int *os_err)
 			return 0;	/* the callout attached no context */
 		*os_err = e;
 		return too_small(e) ? WFPBROKER__V1__STATUS_CODE__ENOBUFS : wfpb__net_status(e);
+	}
+	if (got > cap) {
+		free(buf);	/* it claims more than it could have written: not read past the buffer */
+		return WFPBROKER__V1__STATUS_CODE__ENOBUFS;
 	}
 	if (got == 0) {
 		free(buf);

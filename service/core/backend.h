@@ -20,6 +20,14 @@
 
 #include "net.h"
 
+/*
+ * The most a backend returns for records or for a context: what a callout
+ * chooses is bounded here, so that both fit one response (QueryRecords
+ * carries both, Accept a context and a WSAPROTOCOL_INFOW) with room to spare
+ * in a 65 535-byte frame. Past it a query answers ENOBUFS.
+ */
+#define WFPB_REDIRECT_MAX	(16u * 1024u)
+
 /* A malloc'd byte buffer a backend fills; the caller frees data. */
 struct wfpb_buf {
 	uint8_t	*data;

@@ -325,6 +325,12 @@ stash_blob(struct wfpb_session *s, const uint8_t *blob, size_t len, int queried,
 		    what, s->principal, u->stash, full);
 		return -1;
 	}
+	/* Records a backend read are bounded like a client's blob: every stash entry fits blob_max. */
+	if (len > b->cfg.blob_max) {
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__ENOBUFS, "%s: %zu bytes of records, more than blob_max (%u)",
+		    what, len, b->cfg.blob_max);
+		return -1;
+	}
 	if (wfpb_stash_put(&b->stash, s->principal, principal_lifetime ? NULL : &s->stash_list, blob, len, queried,
 	    now_ms + b->cfg.stash_ttl_ms, rp->handle_id, &e) != 0) {
 		set_outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "%s: out of memory", what);
@@ -726,8 +732,12 @@ backend_outcome(struct outcome *o, const char *what, int code, int os_err)
 	const ProtobufCEnumValue *v =
 	    protobuf_c_enum_descriptor_get_value(&wfpbroker__v1__status_code__descriptor, code);
 
-	set_outcome(o, v != NULL ? (Wfpbroker__V1__StatusCode)code : WFPBROKER__V1__STATUS_CODE__INTERNAL,
-	    "%s: the backend refused (%s)", what, v != NULL ? v->name : "unknown code");
+	if (code == WFPBROKER__V1__STATUS_CODE__ENOBUFS)
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__ENOBUFS, "%s: the redirect data is larger than %u bytes, "
+		    "the limit", what, WFPB_REDIRECT_MAX);
+	else
+		set_outcome(o, v != NULL ? (Wfpbroker__V1__StatusCode)code : WFPBROKER__V1__STATUS_CODE__INTERNAL,
+		    "%s: the backend refused (%s)", what, v != NULL ? v->name : "unknown code");
 	o->os_error = os_err;
 	wfpb_event(WFPB_EVENT_BACKEND, "%s (OS error %d)", o->message, os_err);
 }
@@ -1355,8 +1365,21 @@ respond(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id, s
 	rp->resp.status = &st;
 
 	n = wfpbroker__v1__response__get_packed_size(&rp->resp);
-	if (n > WFPB_CHANNEL_MSG_MAX)
-		abort();	/* responses are bounded by construction */
+	if (n > WFPB_CHANNEL_MSG_MAX) {
+		/*
+		 * Responses are bounded by construction (WFPB_REDIRECT_MAX); if one is
+		 * not, the client gets a status, not a dead service, and nothing handed over.
+		 */
+		rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT__NOT_SET;
+		wfpb__net_close(rp->attach);
+		rp->attach = WFPB_SOCK_NONE;
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__ENOBUFS, "%s: the answer would be %zu bytes, more than a frame",
+		    op != NULL ? op->name : "request", n);
+		st.code = o->code;
+		st.message = o->message;
+		st.os_error = 0;
+		n = wfpbroker__v1__response__get_packed_size(&rp->resp);
+	}
 	if ((buf = malloc(n ? n : 1)) == NULL) {
 		wfpb__net_close(rp->attach);
 		rc = WFPB_E_NOMEM;

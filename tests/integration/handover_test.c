@@ -247,6 +247,28 @@ case_secondary_mode(void)
 	CHECK(wfpb_apply_records(c, fresh, NULL, rec.blob, rec.blob_len) == 0, "apply (blob): %s", wfpb_errmsg(c));
 	CHECK(wfpb_apply_records(c, fresh, NULL, (const uint8_t *)"junk", 4) == WFPB_E_STATUS, "junk applied");
 	CHECK(strstr(wfpb_errmsg(c), "EINVAL") != NULL, "message: %s", wfpb_errmsg(c));
+	/* Records go on before bind and connect: a connected socket is refused without the ioctl. */
+	CHECK(wfpb_apply_records(c, cfd, rec.handle, NULL, 0) == WFPB_E_STATUS &&
+	    wfpb_status(c) == WFPBROKER_STATUS_EINVAL, "records applied to a connected socket");
+	CHECK(strstr(wfpb_errmsg(c), "before bind and connect") != NULL, "message: %s", wfpb_errmsg(c));
+	{
+		int			bound = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in	sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+		CHECK(bound >= 0 && bind(bound, (struct sockaddr *)&sin, sizeof(sin)) == 0, "bind");
+		CHECK(wfpb_apply_records(c, bound, rec.handle, NULL, 0) == WFPB_E_STATUS &&
+		    wfpb_status(c) == WFPBROKER_STATUS_EINVAL, "records applied to a bound socket");
+		close(bound);
+	}
+	{
+		/* Only a TCP socket of AF_INET/AF_INET6: a UDP one of the client's own is refused too. */
+		int udp = socket(AF_INET, SOCK_DGRAM, 0);
+
+		CHECK(wfpb_apply_records(c, udp, rec.handle, NULL, 0) == WFPB_E_STATUS &&
+		    wfpb_status(c) == WFPBROKER_STATUS_EINVAL, "records applied to a UDP socket");
+		CHECK(strstr(wfpb_errmsg(c), "not a TCP socket") != NULL, "message: %s", wfpb_errmsg(c));
+		close(udp);
+	}
 	wfpb_records_free(&rec);
 	close(fresh);
 	close(afd);

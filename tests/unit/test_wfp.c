@@ -40,6 +40,36 @@ fake_records_of_size(SOCKET s, DWORD code, LPVOID in, DWORD inlen, LPVOID out, D
 	return 0;
 }
 
+/* Answers every query "too small" with the size it needs in *ret, as Microsoft documents: a callout chose it. */
+static DWORD	fake_needed;
+
+static int WSAAPI
+fake_needs(SOCKET s, DWORD code, LPVOID in, DWORD inlen, LPVOID out, DWORD outlen, LPDWORD ret,
+    LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr)
+{
+	(void)s; (void)code; (void)in; (void)inlen; (void)ov; (void)cr;
+	if (outlen > largest_buffer)
+		largest_buffer = outlen;
+	if (outlen < fake_needed) {
+		*ret = fake_needed;
+		WSASetLastError(fake_error);
+		return SOCKET_ERROR;
+	}
+	memset(out, 0x5a, fake_needed);
+	*ret = fake_needed;
+	return 0;
+}
+
+/* Claims to have written more than the buffer it was given. */
+static int WSAAPI
+fake_overstates(SOCKET s, DWORD code, LPVOID in, DWORD inlen, LPVOID out, DWORD outlen, LPDWORD ret,
+    LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr)
+{
+	(void)s; (void)code; (void)in; (void)inlen; (void)out; (void)ov; (void)cr;
+	*ret = outlen + 100;
+	return 0;
+}
+
 static int WSAAPI
 fake_fails_with(SOCKET s, DWORD code, LPVOID in, DWORD inlen, LPVOID out, DWORD outlen, LPDWORD ret,
     LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr)
@@ -94,7 +124,8 @@ query_grows_the_buffer(void **state)
 		assert_int_equal(wfpb_backend_wfp.query_records(NULL, 1, &out, &os_err), 0);
 		assert_int_equal(out.len, 5000);
 		assert_int_equal(out.data[4999], 0x5a);
-		assert_int_equal(largest_buffer, 8192);	/* 2048, then x4 */
+		/* 2048, then x4 (ERROR_INSUFFICIENT_BUFFER here names no size: the fake leaves *ret alone) */
+		assert_int_equal(largest_buffer, 8192);
 		free(out.data);
 	}
 	/* Records larger than the cap: ENOBUFS, never an unbounded allocation. */
@@ -103,7 +134,52 @@ query_grows_the_buffer(void **state)
 	largest_buffer = 0;
 	assert_int_equal(wfpb_backend_wfp.query_records(NULL, 1, &out, &os_err),
 	    WFPBROKER__V1__STATUS_CODE__ENOBUFS);
-	assert_true(largest_buffer <= 64u * 1024u * 4u);
+	assert_true(largest_buffer <= WFPB_REDIRECT_MAX);
+	assert_null(out.data);
+	wfpb__wfp_set_ioctl(NULL);
+}
+
+/*
+ * The sizes a callout and the kernel choose are bounded, and none reaches an
+ * allocation past the cap or an abort: a 1 MiB context is ENOBUFS at once,
+ * a size returned with ERROR_INSUFFICIENT_BUFFER is used rather than guessed,
+ * WSAEINVAL (Microsoft's other too-small answer) grows the buffer too, and a
+ * returned length past the buffer is refused.
+ */
+static void
+sizes_are_bounded_and_taken_from_the_answer(void **state)
+{
+	struct wfpb_buf	out;
+	int		os_err;
+
+	(void)state;
+	wfpb__wfp_set_ioctl(fake_needs);
+	fake_error = ERROR_INSUFFICIENT_BUFFER;
+	fake_needed = 1u << 20;
+	largest_buffer = 0;
+	assert_int_equal(wfpb_backend_wfp.query_context(NULL, 1, &out, &os_err), WFPBROKER__V1__STATUS_CODE__ENOBUFS);
+	assert_null(out.data);
+	assert_true(largest_buffer <= WFPB_REDIRECT_MAX);
+	/* The needed size is used directly: 2048, then 3000, not 8192. */
+	fake_needed = 3000;
+	largest_buffer = 0;
+	assert_int_equal(wfpb_backend_wfp.query_records(NULL, 1, &out, &os_err), 0);
+	assert_int_equal(out.len, 3000);
+	assert_int_equal(largest_buffer, 3000);
+	free(out.data);
+	/* WSAEINVAL: grows too, to the cap at most. */
+	fake_error = WSAEINVAL;
+	fake_needed = 10000;
+	largest_buffer = 0;
+	assert_int_equal(wfpb_backend_wfp.query_records(NULL, 1, &out, &os_err), 0);
+	assert_int_equal(out.len, 10000);
+	free(out.data);
+	fake_needed = WFPB_REDIRECT_MAX + 1;
+	assert_int_equal(wfpb_backend_wfp.query_records(NULL, 1, &out, &os_err), WFPBROKER__V1__STATUS_CODE__EINVAL);
+	assert_null(out.data);
+	/* An answer that claims more than the buffer holds is not read past its end. */
+	wfpb__wfp_set_ioctl(fake_overstates);
+	assert_int_equal(wfpb_backend_wfp.query_records(NULL, 1, &out, &os_err), WFPBROKER__V1__STATUS_CODE__ENOBUFS);
 	assert_null(out.data);
 	wfpb__wfp_set_ioctl(NULL);
 }
@@ -155,6 +231,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(real_ioctl_errors_surface_as_statuses),
 		cmocka_unit_test(query_grows_the_buffer),
+		cmocka_unit_test(sizes_are_bounded_and_taken_from_the_answer),
 		cmocka_unit_test(no_context_is_not_an_error),
 		cmocka_unit_test(set_maps_errors_and_counts),
 	};
