@@ -120,11 +120,20 @@ struct wfpb_accepted {
 	uint8_t			records[WFPB_HANDLE_LEN];	/* stash handle of the redirect records */
 	uint8_t			*context;	/* redirect context, malloc'd, may be NULL */
 	size_t			context_len;
+	/*
+	 * The OS error of the query when the connection carried no records (it
+	 * was not redirected) or no context; 0 when the query succeeded.
+	 */
+	int			records_error;
+	int			context_error;
 };
 
 /*
  * Waits up to timeout_ms (0: 30 s) for a connection on a listener; the broker
- * queries its records and context natively and stashes the records. Needs
+ * queries its records and context natively and stashes the records. A
+ * connection that was not redirected is accepted without records
+ * (has_records 0, records_error the OS error), unless the principal has
+ * require_records, which is then WFPB_E_STATUS NOT_FOUND. Needs
  * `accept`. Release *out with wfpb_accepted_free (closes sock unless the
  * caller reset it to WFPB_SOCKET_NONE after taking it).
  */
@@ -150,6 +159,8 @@ struct wfpb_records {
 	size_t	blob_len;
 	uint8_t	*context;	/* malloc'd */
 	size_t	context_len;
+	int	records_error;	/* as in struct wfpb_accepted */
+	int	context_error;
 };
 
 /*

@@ -585,6 +585,8 @@ wfpb_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms, in
 			memcpy(out->records, ar->records->id.data, WFPB_HANDLE_LEN);
 			out->has_records = 1;
 		}
+		out->records_error = ar->records_error;
+		out->context_error = ar->context_error;
 		if (rc == 0 && ar->context.len > 0) {
 			if ((out->context = malloc(ar->context.len)) == NULL) {
 				rc = WFPB_E_NOMEM;
@@ -728,6 +730,8 @@ wfpb_query_records(struct wfpb_client *c, wfpb_socket_t sock, int principal_life
 			memcpy(out->context, qr->context.data, qr->context.len);
 		out->blob_len = qr->blob.len;
 		out->context_len = qr->context.len;
+		out->records_error = qr->records_error;
+		out->context_error = qr->context_error;
 	}
 	response_free(c, r);
 	return rc;

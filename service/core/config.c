@@ -218,6 +218,12 @@ principal_key(struct wfpb_principal *p, const char *key, const char *v)
 		return set_hex32(&p->mark_mask, v);
 	if (strcmp(key, "audit_rate") == 0)
 		return set_u32(&p->audit_rate, v, 1, 10000000);
+	if (strcmp(key, "require_records") == 0) {
+		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+			return WFPB_E_CONFIG;
+		p->require_records = strcmp(v, "yes") == 0;
+		return 0;
+	}
 	if (strcmp(key, "listen") == 0)
 		return add_ranges(p->listen, &p->nlisten, v);
 	if (strcmp(key, "connect") == 0)

@@ -62,6 +62,7 @@ struct wfpb_principal {
 	uint32_t	mark;			/* netfilter backend: this principal's mark bit */
 	uint32_t	mark_mask;		/* netfilter: record marks it may carry on (default all) */
 	uint32_t	audit_rate;		/* audited requests/s per identity (0: the service default) */
+	int		require_records;	/* Accept refuses (and closes) a connection with no records */
 	struct wfpb_range listen[WFPB_RANGES_MAX];	/* where it may Listen (none: nowhere) */
 	unsigned	nlisten;
 	struct wfpb_range connect[WFPB_RANGES_MAX];	/* where it may Connect (none: nowhere) */

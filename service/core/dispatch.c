@@ -896,26 +896,71 @@ op_accept(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, str
 }
 
 /* An accepted connection: query its records and context natively, stash the records, hand it over. */
+/*
+ * The records and the context of an accepted or client-owned socket. A
+ * connection no callout redirected (a health check, a direct connection)
+ * has no records, and a callout may attach no context: neither is an error.
+ * The query's OS error is carried in *records_error / *context_error and
+ * named in the answer's (OK) message and so in the audit record. A
+ * principal with require_records is refused NOT_FOUND instead. Data past
+ * WFPB_REDIRECT_MAX fails the request (ENOBUFS). 0, or -1 with o set.
+ */
+static int
+query_redirect(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct outcome *o, const char *what,
+    int32_t *records_error, int32_t *context_error)
+{
+	const struct wfpb_backend	*be = &s->broker->backend;
+	char				why[128] = "";
+	int				os_err = 0, code;
+
+	*records_error = *context_error = 0;
+	if ((code = be->ops->query_records(be->ctx, sock, &rp->records, &os_err)) != 0) {
+		free(rp->records.data);
+		rp->records.data = NULL;
+		rp->records.len = 0;
+		if (code == WFPBROKER__V1__STATUS_CODE__ENOBUFS) {
+			backend_outcome(o, what, code, os_err);
+			return -1;
+		}
+		*records_error = os_err != 0 ? os_err : code;
+		if (s->policy != NULL && s->policy->require_records) {
+			set_outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "%s: the connection carries no redirect "
+			    "records (%s, error %d) and principal %s requires them; it was closed", what,
+			    wfpb__net_strerror(*records_error), (int)*records_error, s->principal);
+			return -1;
+		}
+		snprintf(why, sizeof(why), "no redirect records (error %d)", (int)*records_error);
+	}
+	if ((code = be->ops->query_context(be->ctx, sock, &rp->context, &os_err)) != 0) {
+		free(rp->context.data);
+		rp->context.data = NULL;
+		rp->context.len = 0;
+		if (code == WFPBROKER__V1__STATUS_CODE__ENOBUFS) {
+			backend_outcome(o, what, code, os_err);
+			return -1;
+		}
+		*context_error = os_err != 0 ? os_err : code;
+		snprintf(why + strlen(why), sizeof(why) - strlen(why), "%sno context (error %d)", why[0] ? "; " : "",
+		    (int)*context_error);
+	}
+	if (why[0] != '\0')
+		set_outcome(o, WFPBROKER__V1__STATUS_CODE__OK, "%s: %s", what, why);
+	return 0;
+}
+
 static void
 finish_accept(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
-	const struct wfpb_backend	*be = &s->broker->backend;
-	struct wfpb_addr		peer, local;
-	int				os_err = 0, code;
+	struct wfpb_addr	peer, local;
+	int			os_err = 0;
 
 	if (wfpb__net_addrs(sock, &peer, &local, &os_err) != 0) {
 		os_outcome(o, "accept", os_err);
 		goto close_sock;
 	}
-	if ((code = be->ops->query_records(be->ctx, sock, &rp->records, &os_err)) != 0) {
-		backend_outcome(o, "accept: query records", code, os_err);
-		goto close_sock;
-	}
-	if ((code = be->ops->query_context(be->ctx, sock, &rp->context, &os_err)) != 0) {
-		backend_outcome(o, "accept: query context", code, os_err);
-		goto close_sock;
-	}
 	wfpbroker__v1__accept_response__init(&rp->accept);
+	if (query_redirect(s, sock, rp, o, "accept", &rp->accept.records_error, &rp->accept.context_error) != 0)
+		goto close_sock;
 	if (rp->records.len > 0) {
 		if (stash_blob(s, rp->records.data, rp->records.len, 1, s->pending.principal_lifetime, rp, o, "accept",
 		    "; the connection was closed", now_ms) != 0)
@@ -1061,21 +1106,13 @@ validate_query(const struct wfpb_session *s, const Request *rq, union wfpb_req *
 static void
 op_query(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
-	const struct wfpb_backend	*be = &s->broker->backend;
-	wfpb_sock			sock;
-	int				os_err = 0, code;
+	wfpb_sock sock;
 
 	if (request_socket(s, &r->query.sock, WFPB_PERM_QUERY, "query_records", &sock, o) != 0)
 		return;
-	if ((code = be->ops->query_records(be->ctx, sock, &rp->records, &os_err)) != 0) {
-		backend_outcome(o, "query_records", code, os_err);
-		return;
-	}
-	if ((code = be->ops->query_context(be->ctx, sock, &rp->context, &os_err)) != 0) {
-		backend_outcome(o, "query_records: context", code, os_err);
-		return;
-	}
 	wfpbroker__v1__query_records_response__init(&rp->query);
+	if (query_redirect(s, sock, rp, o, "query_records", &rp->query.records_error, &rp->query.context_error) != 0)
+		return;
 	if (rp->records.len > 0) {
 		if (stash_blob(s, rp->records.data, rp->records.len, 1, r->query.principal_lifetime, rp, o,
 		    "query_records", "", now_ms) != 0)

@@ -226,9 +226,9 @@ if [ "$mode" = wine ] && [ -n "$handover_test" ]; then
 		sleep 0.2
 	done
 	if run "$handover_test" "$wfp_pipe" "$wfp_state\\server.pub" --wfp >"$work/wfp-test.out" 2>&1; then
-		ok "backend = wfp: the ioctls' refusal reaches the client as EOPNOTSUPP, the broker serves on"
+		ok "backend = wfp: a connection WFP did not redirect is accepted without records, Connect's refusal is EOPNOTSUPP, the broker serves on"
 	else
-		ko "backend = wfp: the ioctls' refusal reaches the client as EOPNOTSUPP, the broker serves on"
+		ko "backend = wfp: a connection WFP did not redirect is accepted without records, Connect's refusal is EOPNOTSUPP, the broker serves on"
 	fi
 	sed 's/^/    /' "$work/wfp-test.out"
 fi

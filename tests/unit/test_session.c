@@ -306,6 +306,107 @@ listener_budget(void **state)
 	assert_int_equal(wfpb_broker_usage(&f->b, "p")->listeners, 2);
 }
 
+/*
+ * A backend test double, named for what it is: its queries fail with the
+ * OS errors the test chooses, as the wfp ioctls do on a connection no
+ * callout redirected (a health check, a direct connection to the proxy).
+ */
+static int	double_records_err, double_context_err;
+
+static int
+double_query_records(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
+{
+	(void)ctx;
+	(void)s;
+	out->data = NULL;
+	out->len = 0;
+	*os_err = double_records_err;
+	return double_records_err ? WFPBROKER__V1__STATUS_CODE__EINVAL : 0;
+}
+
+static int
+double_query_context(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
+{
+	(void)ctx;
+	(void)s;
+	out->data = NULL;
+	out->len = 0;
+	*os_err = double_context_err;
+	return double_context_err ? WFPBROKER__V1__STATUS_CODE__EACCES : 0;
+}
+
+/* Listens on loopback through the session, connects to it directly, and Accepts; returns the response. */
+static Wfpbroker__V1__Response *
+accept_one(struct fixture *f, wfpb_sock *client)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__AcceptRequest	ac = WFPBROKER__V1__ACCEPT_REQUEST__INIT;
+	Wfpbroker__V1__Response		*r;
+	struct wfpb_addr		to = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 } };
+	uint64_t			lid;
+	int				os_err = 0, rc;
+
+	assert_non_null(r = listen_loopback(f, 1));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	lid = r->listen->listener_id;
+	to.port = (uint16_t)r->listen->local->port;
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_int_equal(wfpb__net_socket(WFPB_AF_INET, client, &os_err), 0);
+	rc = wfpb__net_connect(*client, &to, &os_err);
+	assert_true(rc == 0 || rc == WFPB_E_AGAIN);
+	/* The connection is in the listener's queue: the Accept completes at once. */
+	ac.listener_id = lid;
+	rq.request_id = 2;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_ACCEPT;
+	rq.accept = &ac;
+	return roundtrip(f, &rq);
+}
+
+static void
+accept_without_redirect(void **state)
+{
+	static const struct wfpb_backend_ops double_ops = {
+		.name = "double", .query_records = double_query_records, .query_context = double_query_context,
+	};
+	struct fixture			*f = *state;
+	const struct wfpb_backend_ops	*real = f->b.backend.ops;
+	Wfpbroker__V1__Response		*r;
+	wfpb_sock			client, attach;
+	size_t				len;
+
+#ifdef _WIN32
+	f->s->id.pid = GetCurrentProcessId();
+	f->s->id.process = (intptr_t)GetCurrentProcess();
+#endif
+	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\n");
+	f->b.backend.ops = &double_ops;
+	/* Not redirected, no context: the Accept succeeds with neither, and says why. */
+	double_records_err = 10022;
+	double_context_err = 5;
+	assert_non_null(r = accept_one(f, &client));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_int_equal(r->result_case, WFPBROKER__V1__RESPONSE__RESULT_ACCEPT);
+	assert_null(r->accept->records);
+	assert_int_equal(r->accept->context.len, 0);
+	assert_int_equal(r->accept->records_error, 10022);
+	assert_int_equal(r->accept->context_error, 5);
+	assert_non_null(strstr(r->status->message, "no redirect records"));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	(void)wfpb_session_output(f->s, &len, &attach);
+	wfpb__net_close(attach);
+	wfpb__net_close(client);
+	/* A principal that requires records gets a clear refusal, and the connection is closed. */
+	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\nrequire_records = yes\n");
+	assert_non_null(r = accept_one(f, &client));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__NOT_FOUND);
+	assert_non_null(strstr(r->status->message, "requires them"));
+	assert_int_equal(r->result_case, WFPBROKER__V1__RESPONSE__RESULT__NOT_SET);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	wfpb__net_close(client);
+	f->b.backend.ops = real;
+	double_records_err = double_context_err = 0;
+}
+
 /* One OS identity holds at most max_sessions_per_user sessions; others are not affected. */
 static void
 per_user_cap(void **state)
@@ -620,6 +721,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(deadlines, setup, teardown),
 		cmocka_unit_test_setup_teardown(per_user_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(listener_budget, setup, teardown),
+		cmocka_unit_test_setup_teardown(accept_without_redirect, setup, teardown),
 		cmocka_unit_test_setup_teardown(output_budget, setup, teardown),
 #ifndef _WIN32
 		cmocka_unit_test_setup_teardown(descriptors_before_handshake_are_discarded, setup, teardown),
