@@ -23,7 +23,8 @@
 #include <sys/socket.h>
 
 #include "backend.h"
-#include "wfpbroker.pb-c.h"
+#include "netfilter.h"
+#include "status.h"
 
 #ifndef SO_ORIGINAL_DST
 #define SO_ORIGINAL_DST		80	/* linux/netfilter_ipv4.h */
@@ -31,6 +32,14 @@
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST	80	/* linux/netfilter_ipv6/ip6_tables.h */
 #endif
+
+static wfpb_getsockopt_fn orig_getsockopt = getsockopt;
+
+void
+wfpb__nf_set_getsockopt(wfpb_getsockopt_fn fn)
+{
+	orig_getsockopt = fn != NULL ? fn : getsockopt;
+}
 
 struct netfilter {
 	_Atomic uint64_t	applied;
@@ -43,7 +52,13 @@ os_fail(int *os_err)
 	return wfpb__net_status(errno);
 }
 
-/* The original destination; 1 when conntrack has none for this socket, 0 found, else a status. */
+/*
+ * "Conntrack has no entry for this socket": an answer of original_dst, not
+ * a status. Negative, so it can never be mistaken for one (EACCES is 1).
+ */
+#define NO_ENTRY	(-1)
+
+/* The original destination: 0 found, NO_ENTRY when conntrack has none for this socket, else a status. */
 static int
 original_dst(int fd, struct wfpb_addr *out, int *os_err)
 {
@@ -57,7 +72,7 @@ original_dst(int fd, struct wfpb_addr *out, int *os_err)
 		struct sockaddr_in sin;
 
 		len = sizeof(sin);
-		if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &sin, &len) != 0)
+		if (orig_getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &sin, &len) != 0)
 			goto failed;
 		out->family = WFPB_AF_INET;
 		memcpy(out->addr, &sin.sin_addr, 4);
@@ -68,7 +83,7 @@ original_dst(int fd, struct wfpb_addr *out, int *os_err)
 		struct sockaddr_in6 sin6;
 
 		len = sizeof(sin6);
-		if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &sin6, &len) != 0)
+		if (orig_getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &sin6, &len) != 0)
 			goto failed;
 		out->family = WFPB_AF_INET6;
 		memcpy(out->addr, &sin6.sin6_addr, 16);
@@ -77,11 +92,11 @@ original_dst(int fd, struct wfpb_addr *out, int *os_err)
 		return 0;
 	}
 	*os_err = EAFNOSUPPORT;
-	return WFPBROKER__V1__STATUS_CODE__EAFNOSUPPORT;
+	return WFPB_ST_EAFNOSUPPORT;
 failed:
 	/* ENOENT: conntrack has no entry; ENOPROTOOPT: conntrack is not loaded. Neither is a redirect. */
 	if (errno == ENOENT || errno == ENOPROTOOPT)
-		return 1;
+		return NO_ENTRY;
 	return os_fail(os_err);
 }
 
@@ -98,12 +113,12 @@ nf_query_records(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
 	out->data = NULL;
 	out->len = 0;
 	if ((rc = original_dst((int)s, &r.orig_dst, os_err)) != 0)
-		return rc == 1 ? 0 : rc;
+		return rc == NO_ENTRY ? 0 : rc;	/* not redirected: no records, not an error */
 	if (getsockopt((int)s, SOL_SOCKET, SO_MARK, &mark, &len) != 0)
 		return os_fail(os_err);
 	r.mark = mark;
 	if ((out->data = malloc(WFPB_NF_RECORD_LEN)) == NULL)
-		return WFPBROKER__V1__STATUS_CODE__ENOBUFS;
+		return WFPB_ST_ENOBUFS;
 	wfpb_nf_record_encode(&r, out->data);
 	out->len = WFPB_NF_RECORD_LEN;
 	return 0;
@@ -119,12 +134,12 @@ nf_query_context(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
 	*os_err = 0;
 	if (wfpb__net_addrs((int)s, &peer, &dst, os_err) != 0)
 		return wfpb__net_status(*os_err);
-	if ((rc = original_dst((int)s, &dst, os_err)) > 1)
+	if ((rc = original_dst((int)s, &dst, os_err)) != 0 && rc != NO_ENTRY)
 		return rc;
-	if (rc == 1 && wfpb__net_addrs((int)s, NULL, &dst, os_err) != 0)
+	if (rc == NO_ENTRY && wfpb__net_addrs((int)s, NULL, &dst, os_err) != 0)
 		return wfpb__net_status(*os_err);
 	if ((out->data = malloc(2 * WFPB_CONTEXT_HOP_LEN)) == NULL)
-		return WFPBROKER__V1__STATUS_CODE__ENOBUFS;
+		return WFPB_ST_ENOBUFS;
 	wfpb__hop_put(out->data, &peer);
 	wfpb__hop_put(out->data + WFPB_CONTEXT_HOP_LEN, &dst);
 	out->len = 2 * WFPB_CONTEXT_HOP_LEN;

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "backend.h"
-#include "wfpbroker.pb-c.h"
+#include "status.h"
 
 void
 wfpb__hop_put(uint8_t *p, const struct wfpb_addr *a)
@@ -46,11 +46,11 @@ wfpb_nf_record_parse(const uint8_t *blob, size_t len, struct wfpb_nf_record *out
 	memset(out, 0, sizeof(*out));
 	if (blob == NULL || len != WFPB_NF_RECORD_LEN || memcmp(blob, WFPB_NF_MAGIC, 4) != 0 || blob[4] != 1 ||
 	    blob[6] != 0 || blob[7] != 0)
-		return WFPBROKER__V1__STATUS_CODE__EINVAL;
+		return WFPB_ST_EINVAL;
 	if (blob[5] != WFPB_AF_INET && blob[5] != WFPB_AF_INET6)
-		return WFPBROKER__V1__STATUS_CODE__EINVAL;
+		return WFPB_ST_EINVAL;
 	if (blob[5] == WFPB_AF_INET && memcmp(blob + 16, zero, 12) != 0)
-		return WFPBROKER__V1__STATUS_CODE__EINVAL;
+		return WFPB_ST_EINVAL;
 	out->orig_dst.family = blob[5];
 	out->mark = ((uint32_t)blob[8] << 24) | ((uint32_t)blob[9] << 16) | ((uint32_t)blob[10] << 8) | blob[11];
 	memcpy(out->orig_dst.addr, blob + 12, 16);

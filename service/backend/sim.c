@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "backend.h"
-#include "wfpbroker.pb-c.h"
+#include "status.h"
 
 struct sim {
 	uint64_t	serial;
@@ -41,7 +41,7 @@ sim_query_records(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
 	if (wfpb__net_addrs(s, NULL, &local, os_err) != 0)
 		return wfpb__net_status(*os_err);
 	if ((p = malloc(WFPB_SIM_HDR_LEN + WFPB_SIM_HOP_LEN)) == NULL)
-		return WFPBROKER__V1__STATUS_CODE__ENOBUFS;
+		return WFPB_ST_ENOBUFS;
 	memcpy(p, WFPB_SIM_MAGIC, 4);
 	p[4] = 1;
 	p[5] = 0;
@@ -66,7 +66,7 @@ sim_query_context(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
 	if (wfpb__net_addrs(s, &peer, &local, os_err) != 0)
 		return wfpb__net_status(*os_err);
 	if ((p = malloc(2 * WFPB_SIM_HOP_LEN)) == NULL)
-		return WFPBROKER__V1__STATUS_CODE__ENOBUFS;
+		return WFPB_ST_ENOBUFS;
 	/* The original remote and local addresses, as a WFP callout commonly attaches them. */
 	wfpb__hop_put(p, &peer);
 	wfpb__hop_put(p + WFPB_SIM_HOP_LEN, &local);
@@ -89,17 +89,17 @@ sim_set_records(void *ctx, wfpb_sock s, const uint8_t *blob, size_t len, uint32_
 	if (len == 0)
 		return 0;	/* a connection without records: nothing to apply */
 	if (len < WFPB_SIM_HDR_LEN || memcmp(blob, WFPB_SIM_MAGIC, 4) != 0 || blob[4] != 1 || blob[5] != 0)
-		return WFPBROKER__V1__STATUS_CODE__EINVAL;
+		return WFPB_ST_EINVAL;
 	hops = ((size_t)blob[6] << 8) | blob[7];
 	if (hops == 0 || hops > WFPB_SIM_HOPS_MAX || len != WFPB_SIM_HDR_LEN + hops * WFPB_SIM_HOP_LEN)
-		return WFPBROKER__V1__STATUS_CODE__EINVAL;
+		return WFPB_ST_EINVAL;
 	for (i = 0; i < hops; i++) {
 		const uint8_t *h = blob + WFPB_SIM_HDR_LEN + i * WFPB_SIM_HOP_LEN;
 
 		if (h[0] != WFPB_AF_INET && h[0] != WFPB_AF_INET6)
-			return WFPBROKER__V1__STATUS_CODE__EINVAL;
+			return WFPB_ST_EINVAL;
 		if (h[0] == WFPB_AF_INET && memcmp(h + 5, "\0\0\0\0\0\0\0\0\0\0\0\0", 12) != 0)
-			return WFPBROKER__V1__STATUS_CODE__EINVAL;
+			return WFPB_ST_EINVAL;
 	}
 	sim->applied++;
 	return 0;

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "wfp.h"
-#include "wfpbroker.pb-c.h"
+#include "status.h"
 
 #ifndef SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS
 #define SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS	_WSAIOW(IOC_VENDOR, 220)
@@ -84,7 +84,7 @@ query(wfpb_sock s, DWORD code, int context, struct wfpb_buf *out, int *os_err)
 	for (;;) {
 		if ((p = realloc(buf, cap)) == NULL) {
 			free(buf);
-			return WFPBROKER__V1__STATUS_CODE__ENOBUFS;
+			return WFPB_ST_ENOBUFS;
 		}
 		buf = p;
 		got = 0;
@@ -95,7 +95,7 @@ query(wfpb_sock s, DWORD code, int context, struct wfpb_buf *out, int *os_err)
 			if ((cap = next_cap(cap, e == ERROR_INSUFFICIENT_BUFFER ? got : 0)) == 0) {
 				free(buf);
 				*os_err = e;
-				return WFPBROKER__V1__STATUS_CODE__ENOBUFS;	/* the data named is past the cap */
+				return WFPB_ST_ENOBUFS;	/* the data named is past the cap */
 			}
 			continue;
 		}
@@ -103,11 +103,11 @@ query(wfpb_sock s, DWORD code, int context, struct wfpb_buf *out, int *os_err)
 		if (context && e == (int)FWP_E_NOT_FOUND)
 			return 0;	/* the callout attached no context */
 		*os_err = e;
-		return too_small(e) ? WFPBROKER__V1__STATUS_CODE__ENOBUFS : wfpb__net_status(e);
+		return too_small(e) ? WFPB_ST_ENOBUFS : wfpb__net_status(e);
 	}
 	if (got > cap) {
 		free(buf);	/* it claims more than it could have written: not read past the buffer */
-		return WFPBROKER__V1__STATUS_CODE__ENOBUFS;
+		return WFPB_ST_ENOBUFS;
 	}
 	if (got == 0) {
 		free(buf);

@@ -3,8 +3,9 @@
  * broker owns. wfp (Windows) performs the SIO_*_WFP_CONNECTION_REDIRECT_*
  * ioctls; netfilter (Linux) reads SO_ORIGINAL_DST and sets SO_MARK; sim is a
  * deterministic stand-in for tests and demos, chosen only by configuration.
- * Each operation returns 0 or a wfpbroker.v1.StatusCode value (EINVAL,
- * EACCES, EOPNOTSUPP, ...) with the OS error in *os_err when there is one.
+ * Each operation returns 0 or an enum wfpb_status (status.h: EINVAL,
+ * EACCES, EOPNOTSUPP, ..., each the wire StatusCode it maps to) with the OS
+ * error in *os_err when there is one.
  *
  * set_records is called on a socket before bind or connect. blob may be NULL
  * with len 0: the connection carries no records (a Connect without them).

@@ -19,21 +19,21 @@ typedef intptr_t wfpb_file;
  * only writer (WFPB_E_ACCESS when another process holds it); *size is the
  * current length.
  */
-int wfpb__file_open_append(const char *path, wfpb_file *out, uint64_t *size, int *os_err);
-int wfpb__file_write(wfpb_file f, const uint8_t *p, size_t len, int *os_err);
+int WFPB_MUST_CHECK wfpb__file_open_append(const char *path, wfpb_file *out, uint64_t *size, int *os_err);
+int WFPB_MUST_CHECK wfpb__file_write(wfpb_file f, const uint8_t *p, size_t len, int *os_err);
 /* Makes everything written so far durable (fdatasync / FlushFileBuffers). */
-int wfpb__file_sync(wfpb_file f, int *os_err);
-int wfpb__file_truncate(wfpb_file f, uint64_t len, int *os_err);
+int WFPB_MUST_CHECK wfpb__file_sync(wfpb_file f, int *os_err);
+int WFPB_MUST_CHECK wfpb__file_truncate(wfpb_file f, uint64_t len, int *os_err);
 void wfpb__file_close(wfpb_file f);
 /* Reads a whole file (at most max bytes) into a malloc'd buffer. WFPB_E_NOENT when absent. */
-int wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, int *os_err);
+int WFPB_MUST_CHECK wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, int *os_err);
 
 /*
  * The rotated siblings of the log at path: files in its directory named
  * BASENAME.N with N all digits. Writes up to cap of the N into seqs (in no
  * order) and how many there are in *n. 0 or WFPB_E_OS.
  */
-int wfpb__file_rotated(const char *path, uint64_t *seqs, size_t cap, size_t *n, int *os_err);
+int WFPB_MUST_CHECK wfpb__file_rotated(const char *path, uint64_t *seqs, size_t cap, size_t *n, int *os_err);
 
 /* The process's resident memory and open descriptors/handles, each 0 when the OS does not say. */
 void wfpb__process_usage(uint64_t *rss_bytes, uint32_t *open_handles);

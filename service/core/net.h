@@ -21,16 +21,16 @@ typedef intptr_t wfpb_sock;
  * progress — wait for readability / writability), or WFPB_E_OS with the OS
  * error code in *os_err.
  */
-int wfpb__net_listen(const struct wfpb_addr *local, int backlog, wfpb_sock *out, struct wfpb_addr *bound,
+int WFPB_MUST_CHECK wfpb__net_listen(const struct wfpb_addr *local, int backlog, wfpb_sock *out, struct wfpb_addr *bound,
     int *os_err);
-int wfpb__net_accept(wfpb_sock listener, wfpb_sock *out, int *os_err);
-int wfpb__net_socket(int family, wfpb_sock *out, int *os_err);
-int wfpb__net_bind(wfpb_sock s, const struct wfpb_addr *local, int *os_err);
-int wfpb__net_connect(wfpb_sock s, const struct wfpb_addr *remote, int *os_err);
+int WFPB_MUST_CHECK wfpb__net_accept(wfpb_sock listener, wfpb_sock *out, int *os_err);
+int WFPB_MUST_CHECK wfpb__net_socket(int family, wfpb_sock *out, int *os_err);
+int WFPB_MUST_CHECK wfpb__net_bind(wfpb_sock s, const struct wfpb_addr *local, int *os_err);
+int WFPB_MUST_CHECK wfpb__net_connect(wfpb_sock s, const struct wfpb_addr *remote, int *os_err);
 /* After a pending connect became writable: 0 or WFPB_E_OS with the connect's error. */
-int wfpb__net_connect_result(wfpb_sock s, int *os_err);
+int WFPB_MUST_CHECK wfpb__net_connect_result(wfpb_sock s, int *os_err);
 /* Peer and local address of a connected socket (either may be NULL). */
-int wfpb__net_addrs(wfpb_sock s, struct wfpb_addr *peer, struct wfpb_addr *local, int *os_err);
+int WFPB_MUST_CHECK wfpb__net_addrs(wfpb_sock s, struct wfpb_addr *peer, struct wfpb_addr *local, int *os_err);
 void wfpb__net_close(wfpb_sock s);
 
 /*
@@ -47,10 +47,10 @@ void wfpb__net_discard(wfpb_sock s);
  * takes from a client), with its family in *family (WFPB_AF_*); 0 for
  * anything else (a file, a pipe, a Unix or UDP socket).
  */
-int wfpb__net_is_tcp(wfpb_sock s, int *family);
+int WFPB_MUST_CHECK wfpb__net_is_tcp(wfpb_sock s, int *family);
 
 /* 1 when s is bound or connected already (records must go on before either), else 0. */
-int wfpb__net_is_bound(wfpb_sock s);
+int WFPB_MUST_CHECK wfpb__net_is_bound(wfpb_sock s);
 
 #define WFPB_HANDOVER_MAX	1024u	/* WSAPROTOCOL_INFOW is 628 bytes */
 
@@ -62,7 +62,7 @@ int wfpb__net_is_bound(wfpb_sock s);
  * PID might name another process by now. POSIX: WFPB_E_UNSUPPORTED, s untouched:
  * the descriptor itself travels with SCM_RIGHTS.
  */
-int wfpb__net_handover(wfpb_sock s, uint32_t pid, intptr_t process, uint8_t *out, size_t cap, size_t *len,
+int WFPB_MUST_CHECK wfpb__net_handover(wfpb_sock s, uint32_t pid, intptr_t process, uint8_t *out, size_t cap, size_t *len,
     int *os_err);
 
 /*
@@ -76,10 +76,10 @@ int wfpb__net_handover(wfpb_sock s, uint32_t pid, intptr_t process, uint8_t *out
  * stream socket, WFPB_E_OS (with *os_err), or
  * WFPB_E_UNSUPPORTED on POSIX (descriptors travel with SCM_RIGHTS).
  */
-int wfpb__net_pull(intptr_t process, uint64_t handle, wfpb_sock *out, int *os_err);
+int WFPB_MUST_CHECK wfpb__net_pull(intptr_t process, uint64_t handle, wfpb_sock *out, int *os_err);
 
 /* The protocol StatusCode (wfpbroker.v1.StatusCode value) for an OS error code. */
-int wfpb__net_status(int os_err);
+int WFPB_MUST_CHECK wfpb__net_status(int os_err);
 
 /* A short description of an OS error code, for status messages. */
 const char *wfpb__net_strerror(int os_err);

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "backend.h"
+#include "netfilter.h"
 #include "wfpbroker.pb-c.h"
 
 #define EINVAL_STATUS	WFPBROKER__V1__STATUS_CODE__EINVAL
@@ -148,6 +149,53 @@ unredirected_connection_reports_itself(void **state)
 	    ntohs(sin.sin_port));
 	free(rec.data);
 	free(ctx.data);
+	close(acc);
+	close(con);
+	wfpb_backend_close(&be);
+}
+
+static int	fake_errno;
+
+static int
+original_dst_fails(int fd, int level, int name, void *val, socklen_t *len)
+{
+	(void)fd; (void)level; (void)name; (void)val; (void)len;
+	errno = fake_errno;
+	return -1;
+}
+
+/*
+ * Only "conntrack has no entry" (ENOENT) or "no conntrack" (ENOPROTOOPT)
+ * means not redirected; an EACCES or EPERM from SO_ORIGINAL_DST is the
+ * kernel refusing the broker, and must reach the caller as EACCES — not be
+ * read as "no entry" because its status number equals an in-band sentinel.
+ */
+static void
+refused_query_is_not_no_entry(void **state)
+{
+	static const int	errs[] = { EACCES, EPERM };
+	struct wfpb_backend	be;
+	struct wfpb_buf		rec = { 0 }, ctx = { 0 };
+	struct sockaddr_in	sin;
+	int			acc, con, os_err, i;
+
+	(void)state;
+	assert_int_equal(wfpb_backend_open("netfilter", &be), 0);
+	tcp_pair(&acc, &con, &sin);
+	wfpb__nf_set_getsockopt(original_dst_fails);
+	for (i = 0; i < 2; i++) {
+		fake_errno = errs[i];
+		os_err = 0;
+		assert_int_equal(be.ops->query_records(be.ctx, acc, &rec, &os_err), WFPBROKER__V1__STATUS_CODE__EACCES);
+		assert_int_equal(os_err, errs[i]);
+		assert_null(rec.data);
+		assert_int_equal(be.ops->query_context(be.ctx, acc, &ctx, &os_err), WFPBROKER__V1__STATUS_CODE__EACCES);
+		assert_null(ctx.data);
+	}
+	fake_errno = ENOENT;
+	assert_int_equal(be.ops->query_records(be.ctx, acc, &rec, &os_err), 0);
+	assert_int_equal(rec.len, 0);
+	wfpb__nf_set_getsockopt(NULL);
 	close(acc);
 	close(con);
 	wfpb_backend_close(&be);
@@ -304,6 +352,7 @@ main(void)
 		cmocka_unit_test(record_parse_is_strict),
 		cmocka_unit_test(unredirected_connection_reports_itself),
 		cmocka_unit_test(unredirected_ipv6_connection_reports_itself),
+		cmocka_unit_test(refused_query_is_not_no_entry),
 		cmocka_unit_test(set_records_ors_the_marks),
 		cmocka_unit_test(unprivileged_set_is_refused),
 	};
