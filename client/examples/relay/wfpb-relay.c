@@ -3,14 +3,18 @@
  *
  *   wfpb-relay [--endpoint PATH] [--server-key FILE] [--client-key FILE]
  *              [--name NAME] [--no-records] [--max-connections N]
- *              --listen ADDR:PORT [--to ADDR:PORT]
+ *              [--context auto|wfpsampler|wfpb|none] --listen ADDR:PORT [--to ADDR:PORT]
  *
  * The broker owns every socket: it creates the listener, accepts each
  * connection (querying its redirect records and context with the privileges
  * the relay does not have), and connects upstream with those records applied
  * before the connect, so the next hop — or WFP — knows this connection is the
  * continuation of the one accepted. The relay only moves bytes. Without --to
- * the upstream is the original destination from the redirect context.
+ * the upstream is the original destination from the redirect context, read in
+ * the callout's format (--context, context.c): auto (the default) tells
+ * Microsoft's WFPSampler layout (two SOCKADDR_STORAGE) from the broker's own
+ * backends' (two 19-byte hops) by length; a connection whose context is
+ * neither is closed with the reason.
  *
  * --no-records connects upstream without the accepted connection's records:
  * what a proxy that cannot carry them does, and how cooperating proxies end
@@ -38,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "context.h"
 #include "wfpb.h"
 
 /* The few socket and thread calls that differ between the platforms. */
@@ -97,7 +102,6 @@ thread_detached(void *(*fn)(void *), void *arg)
 
 #define ACCEPT_TIMEOUT_MS	30000u
 #define CONNECT_TIMEOUT_MS	10000u
-#define CONTEXT_HOP_LEN		19u	/* family 1, address 16, port 2 (big-endian) */
 
 /* A relayed connection: one thread per direction; the last one out closes both sockets. */
 struct pair {
@@ -117,7 +121,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: wfpb-relay [--endpoint PATH] [--server-key FILE] [--client-key FILE] "
-	    "[--name NAME] [--no-records] [--max-connections N] --listen ADDR:PORT [--to ADDR:PORT]\n");
+	    "[--name NAME] [--no-records] [--max-connections N] [--context auto|wfpsampler|wfpb|none]\n"
+	    "       --listen ADDR:PORT [--to ADDR:PORT]\n");
 	exit(2);
 }
 
@@ -158,24 +163,6 @@ report_own_mark_privilege(void)
 		    errno == EPERM ? "EPERM" : strerror(errno));
 	close(s);
 #endif
-}
-
-/* The redirect context holds the original remote, then the original destination. */
-static int
-original_destination(const struct wfpb_accepted *acc, struct wfpb_addr *out)
-{
-	const uint8_t *hop;
-
-	if (acc->context == NULL || acc->context_len < 2 * CONTEXT_HOP_LEN)
-		return -1;
-	hop = acc->context + CONTEXT_HOP_LEN;
-	memset(out, 0, sizeof(*out));
-	out->family = hop[0];
-	if (wfpb_addr_len(out->family) == 0)
-		return -1;
-	memcpy(out->addr, hop + 1, wfpb_addr_len(out->family));
-	out->port = (uint16_t)((hop[17] << 8) | hop[18]);
-	return 0;
 }
 
 static int
@@ -252,10 +239,11 @@ main(int argc, char **argv)
 	struct wfpb_open_opts	o = { 0 };
 	struct wfpb_client	*c;
 	struct wfpb_addr	listen_at, to, bound, dest;
-	char			err[256], a[WFPB_ADDR_STRLEN], b[WFPB_ADDR_STRLEN], d[WFPB_ADDR_STRLEN];
+	char			err[256], a[WFPB_ADDR_STRLEN], b[WFPB_ADDR_STRLEN], d[WFPB_ADDR_STRLEN], why[160];
 	const char		*listen_arg = NULL, *to_arg = NULL;
 	uint64_t		lid;
 	unsigned long		max_conns = 0, relayed = 0;
+	enum relay_context	context_kind = RELAY_CONTEXT_AUTO;
 	int			i, carry_records = 1;
 
 	for (i = 1; i < argc; i++) {
@@ -280,6 +268,8 @@ main(int argc, char **argv)
 			listen_arg = v;
 		else if (strcmp(argv[i - 1], "--to") == 0)
 			to_arg = v;
+		else if (strcmp(argv[i - 1], "--context") == 0 && relay_context_kind(v, &context_kind) == 0)
+			continue;
 		else if (strcmp(argv[i - 1], "--max-connections") == 0 && (max_conns = strtoul(v, NULL, 10)) > 0)
 			continue;
 		else
@@ -330,9 +320,11 @@ main(int argc, char **argv)
 		wfpb_addr_format(&acc.local, b);
 		if (to_arg != NULL) {
 			dest = to;
-		} else if (original_destination(&acc, &dest) != 0 || same_addr(&dest, &bound)) {
+		} else if (relay_original_destination(context_kind, acc.context, acc.context_len, &dest, why,
+		    sizeof(why)) != 0 || same_addr(&dest, &bound)) {
 			/* Connecting to ourselves would loop; without a destination there is nowhere to go. */
-			fprintf(stderr, "%s: %s -> %s: no usable original destination; closed\n", name, a, b);
+			fprintf(stderr, "%s: %s -> %s: no usable original destination (%s); closed\n", name, a, b,
+			    why[0] ? why : "it is this relay");
 			wfpb_accepted_free(&acc);
 			continue;
 		}
