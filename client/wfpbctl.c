@@ -190,27 +190,27 @@ cmd_status(struct wfpb_open_opts *o, int json)
 		    "\"denials\":%llu,\"stash_entries\":%u,\"stash_bytes\":%llu,\"listeners\":%u,"
 		    "\"records_applied\":%llu,\"audit_durable_seq\":%llu,\"audit_commits\":%llu,"
 		    "\"audit_max_batch\":%llu,\"audit_broken\":%s,\"events_reported\":%llu,"
-		    "\"rss_bytes\":%llu,\"open_handles\":%u,\"workers\":%u}\n", st.backend,
+		    "\"rss_bytes\":%llu,\"open_handles\":%u,\"workers\":%u,\"pid\":%u}\n", st.backend,
 		    (unsigned long long)st.uptime_ms, st.sessions,
 		    (unsigned long long)st.requests, (unsigned long long)st.denials, st.stash_entries,
 		    (unsigned long long)st.stash_bytes, st.listeners, (unsigned long long)st.records_applied,
 		    (unsigned long long)st.audit_durable_seq, (unsigned long long)st.audit_commits,
 		    (unsigned long long)st.audit_max_batch, st.audit_broken ? "true" : "false",
 		    (unsigned long long)st.events_reported, (unsigned long long)st.rss_bytes, st.open_handles,
-		    st.workers);
+		    st.workers, st.pid);
 		wfpb_close(c);
 		return 0;
 	}
 	printf("backend %s\nuptime_ms %llu\nsessions %u\nrequests %llu\ndenials %llu\n"
 	    "stash_entries %u\nstash_bytes %llu\nlisteners %u\nrecords_applied %llu\n"
 	    "audit_durable_seq %llu\naudit_commits %llu\naudit_max_batch %llu\naudit_broken %d\n"
-	    "events_reported %llu\nrss_bytes %llu\nopen_handles %u\nworkers %u\n", st.backend,
+	    "events_reported %llu\nrss_bytes %llu\nopen_handles %u\nworkers %u\npid %u\n", st.backend,
 	    (unsigned long long)st.uptime_ms, st.sessions, (unsigned long long)st.requests,
 	    (unsigned long long)st.denials, st.stash_entries, (unsigned long long)st.stash_bytes, st.listeners,
 	    (unsigned long long)st.records_applied, (unsigned long long)st.audit_durable_seq,
 	    (unsigned long long)st.audit_commits, (unsigned long long)st.audit_max_batch, st.audit_broken,
 	    (unsigned long long)st.events_reported, (unsigned long long)st.rss_bytes, st.open_handles,
-	    st.workers);
+	    st.workers, st.pid);
 	wfpb_close(c);
 	return 0;
 }

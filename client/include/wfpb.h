@@ -88,6 +88,7 @@ struct wfpb_status_info {
 	uint64_t	rss_bytes;	/* the broker's resident memory; 0 if unknown */
 	uint32_t	open_handles;	/* its open descriptors or handles; 0 if unknown */
 	uint32_t	workers;	/* threads serving sessions (the Windows completion-port pool) */
+	uint32_t	pid;		/* the broker's process id: a WFP callout's localRedirectTargetPID */
 	char		backend[16];
 };
 

@@ -456,6 +456,7 @@ wfpb_server_status(struct wfpb_client *c, struct wfpb_status_info *out)
 	out->rss_bytes = s->rss_bytes;
 	out->open_handles = s->open_handles;
 	out->workers = s->workers;
+	out->pid = s->pid;
 	snprintf(out->backend, sizeof(out->backend), "%s", s->backend ? s->backend : "");
 	response_free(c, r);
 	return 0;

@@ -431,6 +431,7 @@ op_status(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, str
 	}
 	wfpb__process_usage(&rp->status.rss_bytes, &rp->status.open_handles);
 	rp->status.workers = b->workers;
+	rp->status.pid = wfpb__process_id();
 	if (b->audit_on) {
 		rp->status.audit_durable_seq = b->audit.durable_seq;
 		rp->status.audit_commits = b->audit.commits;

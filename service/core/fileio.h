@@ -38,6 +38,9 @@ int WFPB_MUST_CHECK wfpb__file_rotated(const char *path, uint64_t *seqs, size_t 
 /* The process's resident memory and open descriptors/handles, each 0 when the OS does not say. */
 void wfpb__process_usage(uint64_t *rss_bytes, uint32_t *open_handles);
 
+/* This process's id (getpid / GetCurrentProcessId). */
+uint32_t wfpb__process_id(void);
+
 /* Wall-clock time in milliseconds since the Unix epoch. */
 uint64_t wfpb__wall_ms(void);
 

@@ -167,6 +167,12 @@ wfpb__wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint32_t
+wfpb__process_id(void)
+{
+	return (uint32_t)getpid();
+}
+
 void
 wfpb__process_usage(uint64_t *rss_bytes, uint32_t *open_handles)
 {

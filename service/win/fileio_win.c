@@ -233,6 +233,12 @@ out:
 	return n;
 }
 
+uint32_t
+wfpb__process_id(void)
+{
+	return (uint32_t)GetCurrentProcessId();
+}
+
 void
 wfpb__process_usage(uint64_t *rss_bytes, uint32_t *open_handles)
 {

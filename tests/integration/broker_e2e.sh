@@ -162,6 +162,8 @@ status_field() { run "$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" s
 # workers = 4 sizes the Windows completion-port pool; the Linux server is one thread.
 if [ "$mode" = wine ]; then
 	check "the broker serves with the 4 workers configured" test "$(status_field workers)" = 4
+	check "status names the broker's process id (a callout's localRedirectTargetPID)" \
+		test "$(status_field pid)" -gt 0
 else
 	check "the Linux broker serves on one thread whatever workers says" test "$(status_field workers)" = 1
 fi
@@ -285,7 +287,7 @@ if [ "$mode" = native ]; then
 	# An unprivileged wfpb-relay (uid 1004) carries bytes to an echo server and back.
 	relay_round_trip "wfpb-relay (uid 1004)" setpriv --reuid=1004 --regid=65534 --clear-groups "$relay"
 
-	check "wfpbctl status --json is one JSON object" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status --json | grep -q "^{\"backend\":\"sim\",.*\"records_applied\":[0-9]*,\"audit_durable_seq\":[1-9][0-9]*,.*\"audit_broken\":false,.*\"rss_bytes\":[1-9][0-9]*,\"open_handles\":[1-9][0-9]*,\"workers\":1}$"'
+	check "wfpbctl status --json is one JSON object" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status --json | grep -q "^{\"backend\":\"sim\",.*\"records_applied\":[0-9]*,\"audit_durable_seq\":[1-9][0-9]*,.*\"audit_broken\":false,.*\"rss_bytes\":[1-9][0-9]*,\"open_handles\":[1-9][0-9]*,\"workers\":1,\"pid\":$pid}$"'
 	check "wfpbctl policy check accepts the running policy" eval '"$wfpbctl" policy check "$work/wfpbroker.conf" | grep -q "ok, 6 principals"'
 	printf '[principal p]\nuid = 1\nops = fly\n' >"$work/bad-policy.conf"
 	check "wfpbctl policy check names the bad line" fails_with "bad-policy.conf:3: \[principal p\]: invalid ops" "$wfpbctl" policy check "$work/bad-policy.conf"
