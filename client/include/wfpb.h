@@ -173,6 +173,19 @@ int WFPB_MUST_CHECK wfpb_query_records(struct wfpb_client *c, wfpb_socket_t sock
     struct wfpb_records *out);
 void wfpb_records_free(struct wfpb_records *r);
 
+/*
+ * For a client that connects itself: the broker creates an unconnected TCP
+ * socket of family (WFPB_AF_INET or WFPB_AF_INET6), applies the records (a
+ * stash handle from Accept or QueryRecords; a blob, or a handle of the
+ * client's own Stash, only with the `apply_foreign` grant; neither: none,
+ * though under netfilter the principal's own mark still goes on) and hands it
+ * over in *sock, in blocking mode. The client then sets its options, binds
+ * and connects it; the broker's connect ranges do not apply. Needs `prepare`.
+ * The supported alternative to wfpb_apply_records on Windows.
+ */
+int WFPB_MUST_CHECK wfpb_prepare(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, size_t blob_len,
+    int family, wfpb_socket_t *sock);
+
 /* Secondary mode: the broker applies records to the client's socket, which then connects itself. Needs `apply`. */
 int WFPB_MUST_CHECK wfpb_apply_records(struct wfpb_client *c, wfpb_socket_t sock, const uint8_t *handle,
     const uint8_t *blob, size_t blob_len);

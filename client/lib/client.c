@@ -747,6 +747,33 @@ wfpb_records_free(struct wfpb_records *r)
 }
 
 int
+wfpb_prepare(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, size_t blob_len, int family,
+    wfpb_socket_t *sock)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__PrepareRequest	pr = WFPBROKER__V1__PREPARE_REQUEST__INIT;
+	Wfpbroker__V1__RecordSource	src;
+	Wfpbroker__V1__StashHandle	h;
+	Wfpbroker__V1__Response		*r;
+	int				rc;
+
+	*sock = WFPB_SOCKET_NONE;
+	records_to_pb(handle, blob, blob_len, &src, &h);
+	if (handle != NULL || blob != NULL)
+		pr.records = &src;
+	/* Any other value goes as it is: the broker names a bad family, and a test can send one. */
+	pr.family = family == WFPB_AF_INET ? WFPBROKER__V1__ADDRESS_FAMILY__AF_INET :
+	    family == WFPB_AF_INET6 ? WFPBROKER__V1__ADDRESS_FAMILY__AF_INET6 : (Wfpbroker__V1__AddressFamily)family;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_PREPARE;
+	rq.prepare = &pr;
+	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_PREPARE, &r)) != 0)
+		return rc;
+	rc = take_socket(c, r->prepare->socket, sock);
+	response_free(c, r);
+	return rc;
+}
+
+int
 wfpb_apply_records(struct wfpb_client *c, wfpb_socket_t sock, const uint8_t *handle, const uint8_t *blob,
     size_t blob_len)
 {

@@ -78,7 +78,7 @@ static const struct {
 	{ "listen", WFPB_PERM_LISTEN }, { "accept", WFPB_PERM_ACCEPT }, { "query", WFPB_PERM_QUERY },
 	{ "stash", WFPB_PERM_STASH }, { "fetch", WFPB_PERM_FETCH }, { "connect", WFPB_PERM_CONNECT },
 	{ "apply", WFPB_PERM_APPLY }, { "admin", WFPB_PERM_ADMIN },
-	{ "apply_foreign", WFPB_PERM_APPLY_FOREIGN },
+	{ "apply_foreign", WFPB_PERM_APPLY_FOREIGN }, { "prepare", WFPB_PERM_PREPARE },
 };
 
 const char *
@@ -391,7 +391,7 @@ wfpb_config_parse(const char *text, size_t len, const struct wfpb_config *base, 
 			return WFPB_E_CONFIG;
 		}
 		/* Under netfilter a proxy without its own mark would be redirected back to itself: refuse. */
-		if (strcmp(out->backend, "netfilter") == 0 && (pr->perms & (WFPB_PERM_CONNECT | WFPB_PERM_APPLY)) &&
+		if (strcmp(out->backend, "netfilter") == 0 && (pr->perms & (WFPB_PERM_CONNECT | WFPB_PERM_APPLY | WFPB_PERM_PREPARE)) &&
 		    (!pr->has_mark || pr->mark == 0)) {
 			err->line = 0;
 			snprintf(err->message, sizeof(err->message),

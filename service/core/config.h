@@ -38,6 +38,7 @@ enum wfpb_perm {
 	 * queried itself: trusting the principal to forge redirect state.
 	 */
 	WFPB_PERM_APPLY_FOREIGN = 1u << 8,
+	WFPB_PERM_PREPARE = 1u << 9,	/* Prepare: a socket with records applied, connected by the client */
 };
 
 /*

@@ -87,6 +87,11 @@ struct req_apply {
 	struct req_records	records;
 };
 
+struct req_prepare {
+	struct req_records	records;
+	int			family;		/* WFPB_AF_* */
+};
+
 union wfpb_req {
 	struct req_ping		ping;
 	struct req_stash	stash;
@@ -97,6 +102,7 @@ union wfpb_req {
 	struct req_connect	connect;
 	struct req_query	query;
 	struct req_apply	apply;
+	struct req_prepare	prepare;
 };
 
 #define BACKLOG_DEFAULT		128
@@ -145,6 +151,7 @@ struct reply {
 	Wfpbroker__V1__ConnectResponse		connect;
 	Wfpbroker__V1__QueryRecordsResponse	query;
 	Wfpbroker__V1__ApplyRecordsResponse	apply;
+	Wfpbroker__V1__PrepareResponse		prepare;
 	Wfpbroker__V1__SocketTransfer		xfer;
 	Wfpbroker__V1__Address			addr[2];
 	uint8_t					addr_bytes[2][16];
@@ -1187,6 +1194,58 @@ op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, stru
 	rp->resp.apply_records = &rp->apply;
 }
 
+static int
+validate_prepare(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+{
+	const Wfpbroker__V1__PrepareRequest *p = rq->prepare;
+
+	memset(&r->prepare.records, 0, sizeof(r->prepare.records));
+	if (p->records != NULL && records_from_pb(s, p->records, "prepare.records", &r->prepare.records, o) != 0)
+		return -1;
+	if (p->family == WFPBROKER__V1__ADDRESS_FAMILY__AF_INET)
+		r->prepare.family = WFPB_AF_INET;
+	else if (p->family == WFPBROKER__V1__ADDRESS_FAMILY__AF_INET6)
+		r->prepare.family = WFPB_AF_INET6;
+	else
+		return BAD(o, "prepare.family: must be AF_INET or AF_INET6");
+	return 0;
+}
+
+/*
+ * Prepare: a new unconnected TCP socket with the records applied, handed
+ * over for the client to set its options, bind and connect itself. The
+ * destination is the client's choice: the connect ranges do not apply, so
+ * `prepare` is a grant of its own. The answer waits for its audit record like
+ * Connect's, and a socket not handed over is closed.
+ */
+static void
+op_prepare(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+{
+	const struct wfpb_backend	*be = &s->broker->backend;
+	const uint8_t			*blob, *hash;
+	size_t				len;
+	wfpb_sock			sock;
+	int				os_err = 0, code;
+
+	if (records_bytes(s, &r->prepare.records, "prepare", &blob, &len, &hash, o, now_ms) != 0)
+		return;
+	audit_blob(rp, blob, len, hash);
+	if (wfpb__net_socket(r->prepare.family, &sock, &os_err) != 0) {
+		os_outcome(o, "prepare: socket", os_err);
+		return;
+	}
+	if ((code = be->ops->set_records(be->ctx, sock, blob, len, own_mark(s), mark_mask(s), &os_err)) != 0) {
+		backend_outcome(o, "prepare: set records", code, os_err);
+		wfpb__net_close(sock);
+		return;
+	}
+	wfpbroker__v1__prepare_response__init(&rp->prepare);
+	if (give_socket(s, rp, sock, &rp->prepare.socket, o) != 0)
+		return;
+	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_PREPARE;
+	rp->resp.prepare = &rp->prepare;
+}
+
 /* Every operation the broker performs for a client. Nothing else runs. */
 static const struct wfpb_op ops[] = {
 	{ WFPBROKER__V1__REQUEST__OP_PING, "ping", 0, 0, validate_ping, op_ping },
@@ -1200,6 +1259,8 @@ static const struct wfpb_op ops[] = {
 	    validate_query, op_query },
 	{ WFPBROKER__V1__REQUEST__OP_APPLY_RECORDS, "apply_records", WFPB_PERM_APPLY, NEEDS_PRINCIPAL | DURABLE,
 	    validate_apply, op_apply },
+	{ WFPBROKER__V1__REQUEST__OP_PREPARE, "prepare", WFPB_PERM_PREPARE, NEEDS_PRINCIPAL | DURABLE, validate_prepare,
+	    op_prepare },
 	{ WFPBROKER__V1__REQUEST__OP_STASH, "stash", WFPB_PERM_STASH, NEEDS_PRINCIPAL, validate_stash, op_stash },
 	{ WFPBROKER__V1__REQUEST__OP_FETCH, "fetch", WFPB_PERM_FETCH, NEEDS_PRINCIPAL, validate_fetch, op_fetch },
 	{ WFPBROKER__V1__REQUEST__OP_RELEASE, "release", 0, NEEDS_PRINCIPAL, validate_release, op_release },

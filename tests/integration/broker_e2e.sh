@@ -66,7 +66,7 @@ $group_line
 ; and re-sent records on purpose, to prove the backend parses them strictly.
 [principal root]
 uid = 0
-ops = stash fetch admin listen accept connect query apply apply_foreign
+ops = stash fetch admin listen accept connect query apply apply_foreign prepare
 listen = 127.0.0.1/32:*
 connect = 127.0.0.1/32:*
 
@@ -84,7 +84,7 @@ ops = stash fetch
 
 [principal wine-user]
 sid = S-1-5-21-0-0-0-1000
-ops = listen accept connect fetch stash query apply apply_foreign admin
+ops = listen accept connect fetch stash query apply apply_foreign prepare admin
 listen = 127.0.0.1/32:*
 connect = 127.0.0.1/32:*
 

@@ -338,7 +338,59 @@ struct tcase {
 	int		(*fn)(void);
 };
 
+/*
+ * Prepare: the supported path for a client that connects itself. The broker
+ * makes an unconnected TCP socket, applies the records it queried (the
+ * accepted connection's), and hands it over; the client connects it.
+ */
+static int
+case_prepare(void)
+{
+	struct wfpb_client	*c = open_client();
+	struct wfpb_accepted	acc;
+	struct wfpb_status_info	st0, st1;
+	struct wfpb_addr	bound, any = itest_loopback(0);
+	struct sockaddr_in	to = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	wfpb_socket_t		s;
+	uint64_t		lid;
+	uint16_t		oport;
+	int			origin, fd, ofd, type = 0;
+	socklen_t		len = sizeof(type);
+
+	CHECK(c != NULL, "open");
+	CHECK((origin = tcp_listen(&oport)) >= 0, "origin");
+	CHECK(wfpb_server_status(c, &st0) == 0, "status: %s", wfpb_errmsg(c));
+	CHECK(wfpb_listen(c, &any, 0, &lid, &bound) == 0, "listen: %s", wfpb_errmsg(c));
+	CHECK((fd = tcp_connect(bound.port, NULL)) >= 0, "tcp connect");
+	CHECK(wfpb_accept(c, lid, 2000, 0, &acc) == 0, "accept: %s", wfpb_errmsg(c));
+	CHECK(wfpb_prepare(c, acc.records, NULL, 0, WFPB_AF_INET, &s) == 0, "prepare: %s", wfpb_errmsg(c));
+	CHECK(getsockopt((int)s, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM, "not a TCP socket");
+	len = sizeof(to);
+	CHECK(getpeername((int)s, (struct sockaddr *)&to, &len) != 0 && errno == ENOTCONN, "handed over connected");
+	CHECK(wfpb_server_status(c, &st1) == 0, "status");
+	CHECK(st1.records_applied == st0.records_applied + 1, "records_applied %llu -> %llu",
+	    (unsigned long long)st0.records_applied, (unsigned long long)st1.records_applied);
+	/* The client connects it itself. */
+	to.sin_family = AF_INET;
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	to.sin_port = htons(oport);
+	CHECK(connect((int)s, (struct sockaddr *)&to, sizeof(to)) == 0, "connect: %s", strerror(errno));
+	CHECK((ofd = accept(origin, NULL, NULL)) >= 0, "origin accept");
+	CHECK(roundtrip((int)s, ofd, "a prepared socket, connected by its owner") == 0, "data path");
+	close((int)s);
+	/* Provenance holds as for Connect: a blob of the client's own needs apply_foreign (root has it here). */
+	CHECK(wfpb_prepare(c, NULL, NULL, 0, 99, &s) == WFPB_E_STATUS &&
+	    wfpb_status(c) == WFPBROKER_STATUS_BAD_REQUEST, "a family that is not one: %s", wfpb_errmsg(c));
+	close(ofd);
+	close(fd);
+	close(origin);
+	wfpb_accepted_free(&acc);
+	wfpb_close(c);
+	return 0;
+}
+
 static const struct tcase cases[] = {
+	{ "prepare_hands_over_an_unconnected_socket_with_records", case_prepare },
 	{ "listen_accept_hands_over_socket_records_context", case_listen_accept_records },
 	{ "connect_applies_records_and_hands_over", case_connect_with_records },
 	{ "connect_errors_are_statuses", case_connect_errors },

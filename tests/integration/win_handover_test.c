@@ -70,6 +70,43 @@ roundtrip(SOCKET a, SOCKET b, const char *text)
 	return n == want && memcmp(buf, text, (size_t)n) == 0 ? 0 : -1;
 }
 
+/* Prepare: a socket with the accepted connection's records, duplicated unconnected, connected by us. */
+static int
+case_prepare(void)
+{
+	struct wfpb_client	*c = open_client();
+	struct wfpb_accepted	acc;
+	struct wfpb_addr	any = itest_loopback(0), bound;
+	struct sockaddr_in	to = { .sin_family = AF_INET };
+	wfpb_socket_t		s;
+	uint64_t		lid;
+	uint16_t		oport;
+	SOCKET			cl, origin, ofd;
+	int			len = sizeof(to);
+
+	CHECK(c != NULL, "open");
+	CHECK(wfpb_listen(c, &any, 0, &lid, &bound) == 0, "listen: %s", wfpb_errmsg(c));
+	CHECK((cl = tcp_connect(bound.port)) != INVALID_SOCKET, "tcp connect");
+	CHECK(wfpb_accept(c, lid, 5000, 0, &acc) == 0 && acc.has_records, "accept: %s", wfpb_errmsg(c));
+	CHECK(wfpb_prepare(c, acc.records, NULL, 0, WFPB_AF_INET, &s) == 0, "prepare: %s", wfpb_errmsg(c));
+	CHECK(getpeername((SOCKET)s, (struct sockaddr *)&to, &len) != 0 && WSAGetLastError() == WSAENOTCONN,
+	    "the prepared socket came connected");
+	CHECK((origin = tcp_listen(&oport)) != INVALID_SOCKET, "origin");
+	to.sin_family = AF_INET;
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	to.sin_port = htons(oport);
+	CHECK(connect((SOCKET)s, (struct sockaddr *)&to, sizeof(to)) == 0, "connect: %d", WSAGetLastError());
+	CHECK((ofd = accept(origin, NULL, NULL)) != INVALID_SOCKET, "origin accept");
+	CHECK(roundtrip((SOCKET)s, ofd, "a prepared socket, connected by its owner") == 0, "data path");
+	closesocket((SOCKET)s);
+	closesocket(ofd);
+	closesocket(origin);
+	closesocket(cl);
+	wfpb_accepted_free(&acc);
+	wfpb_close(c);
+	return 0;
+}
+
 static int
 case_accept_and_connect(void)
 {
@@ -280,6 +317,7 @@ main(int argc, char **argv)
 		int		(*fn)(void);
 	} cases[] = {
 		{ "accept_and_connect_hand_over_duplicated_sockets", case_accept_and_connect },
+		{ "prepare_hands_over_an_unconnected_socket_with_records", case_prepare },
 		{ "errors_are_statuses_and_accept_times_out", case_errors },
 		{ "secondary_mode_takes_the_clients_socket_by_handle", case_secondary_by_handle },
 	};
