@@ -25,6 +25,7 @@
 #include "broker.h"
 #include "keyfile.h"
 #include "secure_win.h"
+#include "selftest_win.h"
 #include "log.h"
 #include "pipe_server.h"
 #include "service_win.h"
@@ -62,7 +63,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: wfpbrokerd.exe [--service | --console] [--config FILE]\n"
-	    "       wfpbrokerd.exe install [--config FILE] | uninstall | start | keygen [--config FILE]\n");
+	    "       wfpbrokerd.exe install [--config FILE] | uninstall | start | keygen [--config FILE]\n"
+	    "       wfpbrokerd.exe selftest [--json FILE]   (as an administrator: what this Windows answers)\n");
 }
 
 /* The ProgramData folder from the shell, not the environment: a service's environment differs from a user's. */
@@ -287,6 +289,22 @@ main(int argc, char **argv)
 	WSADATA				wsa;
 	int				i, console = 0, service = 0, rc;
 
+	if (argc >= 2 && (strcmp(argv[1], "selftest") == 0 || strcmp(argv[1], "selftest-child") == 0)) {
+		const char *json = NULL;
+
+		if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0)
+			return 1;
+		setvbuf(stdout, NULL, _IONBF, 0);
+		if (strcmp(argv[1], "selftest-child") == 0)
+			return argc == 3 ? wfpb_selftest_child(argv[2]) : 2;
+		if (argc == 4 && strcmp(argv[2], "--json") == 0)
+			json = argv[3];
+		else if (argc != 2) {
+			usage();
+			return 2;
+		}
+		return wfpb_selftest(json);
+	}
 	for (i = 1; i < argc; i++) {
 		if (i == 1 && (strcmp(argv[i], "keygen") == 0 || strcmp(argv[i], "install") == 0 ||
 		    strcmp(argv[i], "uninstall") == 0 || strcmp(argv[i], "start") == 0))

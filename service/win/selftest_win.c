@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * wfpbrokerd.exe selftest: answers, on the machine it runs on, the questions
+ * about the redirect ioctls that only real Windows can (DESIGN.md §11), on
+ * loopback and without touching the service's state: what the two queries
+ * say on a connection no callout redirected, what SET says to an empty and
+ * to a garbage blob, which error a too-small query buffer gets and whether
+ * the needed size comes back, whether Winsock in this process takes a socket
+ * pulled from a child with DuplicateHandle, and whether the queries need
+ * elevation (a child with a filtered token). Each call and its result is
+ * printed and written as JSON for a bug report. Nothing here is trusted
+ * input: the children are this same program.
+ */
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <windows.h>
+#include <winternl.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "selftest_win.h"
+
+#ifndef SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS
+#define SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS	_WSAIOW(IOC_VENDOR, 220)
+#endif
+#ifndef SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT
+#define SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT	_WSAIOW(IOC_VENDOR, 221)
+#endif
+#ifndef SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS
+#define SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS		_WSAIOW(IOC_VENDOR, 222)
+#endif
+
+#define PROBES_MAX	16
+
+struct probe {
+	char	name[64];
+	char	call[96];
+	int	rc;		/* the call's return value */
+	int	err;		/* WSAGetLastError / GetLastError after it, 0 on success */
+	DWORD	bytes;		/* lpcbBytesReturned, where there is one */
+	char	note[160];
+};
+
+static struct probe	probes[PROBES_MAX];
+static int		nprobes;
+
+static struct probe *
+record(const char *name, const char *call, int rc, int err, DWORD bytes, const char *note)
+{
+	struct probe *p;
+
+	if (nprobes == PROBES_MAX)
+		return NULL;
+	p = &probes[nprobes++];
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	snprintf(p->call, sizeof(p->call), "%s", call);
+	p->rc = rc;
+	p->err = err;
+	p->bytes = bytes;
+	snprintf(p->note, sizeof(p->note), "%s", note ? note : "");
+	printf("%-34s %-44s rc %d, error %d, %lu bytes%s%s\n", name, call, rc, err, (unsigned long)bytes,
+	    p->note[0] ? ": " : "", p->note);
+	return p;
+}
+
+/* A loopback TCP pair: *acc accepted from a listener, *cl its client end. 0 or -1. */
+static int
+loopback_pair(SOCKET *acc, SOCKET *cl)
+{
+	struct sockaddr_in	sin = { .sin_family = AF_INET };
+	int			len = sizeof(sin);
+	SOCKET			l;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	*acc = *cl = INVALID_SOCKET;
+	if ((l = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP)) == INVALID_SOCKET)
+		return -1;
+	if (bind(l, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(l, 1) != 0 ||
+	    getsockname(l, (struct sockaddr *)&sin, &len) != 0 ||
+	    (*cl = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP)) == INVALID_SOCKET ||
+	    connect(*cl, (struct sockaddr *)&sin, sizeof(sin)) != 0 || (*acc = accept(l, NULL, NULL)) == INVALID_SOCKET) {
+		closesocket(l);
+		return -1;
+	}
+	closesocket(l);
+	return 0;
+}
+
+static void
+query(const char *name, SOCKET s, DWORD code, DWORD cap)
+{
+	char	call[96], *buf = calloc(1, cap ? cap : 1);
+	DWORD	got = 0;
+	int	rc;
+
+	snprintf(call, sizeof(call), "WSAIoctl(%s, out %lu B)", code == SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS ?
+	    "QUERY_RECORDS" : "QUERY_CONTEXT", (unsigned long)cap);
+	rc = WSAIoctl(s, code, NULL, 0, buf, cap, &got, NULL, NULL);
+	(void)record(name, call, rc, rc == 0 ? 0 : WSAGetLastError(), got,
+	    rc != 0 && got > cap ? "the needed size came back in lpcbBytesReturned" : NULL);
+	free(buf);
+}
+
+static void
+set_records(const char *name, const void *blob, DWORD len)
+{
+	SOCKET	s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+	DWORD	got = 0;
+	char	call[96];
+	int	rc;
+
+	snprintf(call, sizeof(call), "WSAIoctl(SET_RECORDS, in %lu B)", (unsigned long)len);
+	rc = WSAIoctl(s, SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS, (void *)(uintptr_t)blob, len, NULL, 0, &got, NULL,
+	    NULL);
+	(void)record(name, call, rc, rc == 0 ? 0 : WSAGetLastError(), got, NULL);
+	closesocket(s);
+}
+
+/* Runs this program as `selftest-child MODE` (with token, if not NULL); its first stdout line into out. */
+static int
+run_child(const char *mode, HANDLE token, char *out, size_t cap, PROCESS_INFORMATION *pi_out, HANDLE *to_child)
+{
+	SECURITY_ATTRIBUTES	sa = { .nLength = sizeof(sa), .bInheritHandle = TRUE };
+	STARTUPINFOW		si = { .cb = sizeof(si) };
+	PROCESS_INFORMATION	pi;
+	wchar_t			exe[MAX_PATH], cmd[MAX_PATH + 64];
+	HANDLE			rd, wr, in_rd = NULL, in_wr = NULL;
+	DWORD			n = 0, got;
+	BOOL			ok;
+
+	out[0] = '\0';
+	if (GetModuleFileNameW(NULL, exe, MAX_PATH) == 0 || !CreatePipe(&rd, &wr, &sa, 0))
+		return -1;
+	SetHandleInformation(rd, HANDLE_FLAG_INHERIT, 0);
+	if (to_child != NULL) {
+		if (!CreatePipe(&in_rd, &in_wr, &sa, 0))
+			return -1;
+		SetHandleInformation(in_wr, HANDLE_FLAG_INHERIT, 0);
+	}
+	_snwprintf(cmd, sizeof(cmd) / sizeof(cmd[0]), L"\"%ls\" selftest-child %hs", exe, mode);
+	si.dwFlags = STARTF_USESTDHANDLES;
+	si.hStdOutput = wr;
+	si.hStdError = GetStdHandle(STD_ERROR_HANDLE);
+	si.hStdInput = in_rd != NULL ? in_rd : GetStdHandle(STD_INPUT_HANDLE);
+	if (token != NULL)
+		ok = CreateProcessAsUserW(token, exe, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+	else
+		ok = CreateProcessW(exe, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+	CloseHandle(wr);
+	if (in_rd != NULL)
+		CloseHandle(in_rd);
+	if (!ok) {
+		n = GetLastError();
+		CloseHandle(rd);
+		if (in_wr != NULL)
+			CloseHandle(in_wr);
+		snprintf(out, cap, "cannot start the child (error %lu)", (unsigned long)n);
+		return (int)n;
+	}
+	/* One line, read byte by byte so that nothing past it is consumed. */
+	for (n = 0; n + 1 < cap && ReadFile(rd, out + n, 1, &got, NULL) && got == 1 && out[n] != '\n'; n++)
+		;
+	out[n] = '\0';
+	CloseHandle(rd);
+	if (pi_out != NULL) {
+		*pi_out = pi;
+	} else {
+		WaitForSingleObject(pi.hProcess, 10000);
+		CloseHandle(pi.hProcess);
+		CloseHandle(pi.hThread);
+	}
+	if (to_child != NULL)
+		*to_child = in_wr;
+	return 0;
+}
+
+/* Whether Winsock here takes a socket handle pulled from a child with DuplicateHandle. */
+static void
+pulled_socket(void)
+{
+	PROCESS_INFORMATION	pi;
+	unsigned long long	h = 0;
+	unsigned long		pid = 0;
+	HANDLE			proc, dup = NULL, to_child = NULL;
+	char			line[128], note[160];
+	int			type = 0, len = sizeof(type), rc;
+
+	if ((rc = run_child("socket", NULL, line, sizeof(line), &pi, &to_child)) != 0 ||
+	    sscanf(line, "%lu %llu", &pid, &h) != 2) {
+		(void)record("pulled socket: DuplicateHandle", "child: socket()", -1, rc, 0, line);
+		return;
+	}
+	if ((proc = OpenProcess(PROCESS_DUP_HANDLE, FALSE, (DWORD)pid)) == NULL ||
+	    !DuplicateHandle(proc, (HANDLE)(uintptr_t)h, GetCurrentProcess(), &dup, 0, FALSE, DUPLICATE_SAME_ACCESS)) {
+		(void)record("pulled socket: DuplicateHandle", "OpenProcess + DuplicateHandle", -1, (int)GetLastError(), 0,
+		    NULL);
+	} else {
+		rc = getsockopt((SOCKET)(uintptr_t)dup, SOL_SOCKET, SO_TYPE, (char *)&type, &len);
+		snprintf(note, sizeof(note), "%s", rc == 0 && type == SOCK_STREAM ?
+		    "Winsock takes the pulled handle as a stream socket" : "Winsock does not take the pulled handle");
+		(void)record("pulled socket: DuplicateHandle", "getsockopt(SO_TYPE) on the copy", rc,
+		    rc == 0 ? 0 : WSAGetLastError(), 0, note);
+		CloseHandle(dup);
+	}
+	if (proc != NULL)
+		CloseHandle(proc);
+	CloseHandle(to_child);	/* the child reads EOF and exits */
+	WaitForSingleObject(pi.hProcess, 10000);
+	CloseHandle(pi.hProcess);
+	CloseHandle(pi.hThread);
+}
+
+/* Whether the queries need elevation: the same two queries in a child with a filtered (LUA) token. */
+static void
+filtered_token_queries(void)
+{
+	HANDLE	tok = NULL, lua = NULL;
+	char	line[200];
+	int	rc;
+
+	if (!OpenProcessToken(GetCurrentProcess(), TOKEN_DUPLICATE | TOKEN_QUERY | TOKEN_ASSIGN_PRIMARY, &tok) ||
+	    !CreateRestrictedToken(tok, LUA_TOKEN | DISABLE_MAX_PRIVILEGE, 0, NULL, 0, NULL, 0, NULL, &lua)) {
+		(void)record("queries with a filtered token", "CreateRestrictedToken(LUA_TOKEN)", -1, (int)GetLastError(), 0,
+		    NULL);
+		if (tok != NULL)
+			CloseHandle(tok);
+		return;
+	}
+	rc = run_child("query", lua, line, sizeof(line), NULL, NULL);
+	(void)record("queries with a filtered token", "child: both queries, not elevated", rc == 0 ? 0 : -1, rc, 0,
+	    line);
+	CloseHandle(lua);
+	CloseHandle(tok);
+}
+
+static void
+json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(f, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", (unsigned char)*s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void
+os_build(char *out, size_t cap)
+{
+	RTL_OSVERSIONINFOW	v = { .dwOSVersionInfoSize = sizeof(v) };
+	LONG (WINAPI *get)(RTL_OSVERSIONINFOW *) = NULL;
+	HMODULE			nt = GetModuleHandleW(L"ntdll.dll");
+	const char *(CDECL *wine)(void) = NULL;
+
+	if (nt != NULL) {
+		get = (LONG (WINAPI *)(RTL_OSVERSIONINFOW *))(void (*)(void))GetProcAddress(nt, "RtlGetVersion");
+		wine = (const char *(CDECL *)(void))(void (*)(void))GetProcAddress(nt, "wine_get_version");
+	}
+	if (get == NULL || get(&v) != 0)
+		snprintf(out, cap, "unknown");
+	else
+		snprintf(out, cap, "Windows %lu.%lu build %lu%s%s", (unsigned long)v.dwMajorVersion,
+		    (unsigned long)v.dwMinorVersion, (unsigned long)v.dwBuildNumber, wine ? ", Wine " : "",
+		    wine ? wine() : "");
+}
+
+int
+wfpb_selftest_child(const char *mode)
+{
+	SOCKET	acc, cl;
+	char	buf[2048];
+	DWORD	got = 0;
+	int	r1, e1, r2, e2;
+
+	if (strcmp(mode, "socket") == 0) {
+		SOCKET s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+
+		printf("%lu %llu\n", (unsigned long)GetCurrentProcessId(), (unsigned long long)(uintptr_t)s);
+		fflush(stdout);
+		(void)getchar();	/* until the parent closes our stdin */
+		closesocket(s);
+		return 0;
+	}
+	if (strcmp(mode, "query") == 0) {
+		if (loopback_pair(&acc, &cl) != 0) {
+			printf("no loopback connection (error %d)\n", WSAGetLastError());
+			return 1;
+		}
+		r1 = WSAIoctl(acc, SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS, NULL, 0, buf, sizeof(buf), &got, NULL, NULL);
+		e1 = r1 == 0 ? 0 : WSAGetLastError();
+		r2 = WSAIoctl(acc, SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT, NULL, 0, buf, sizeof(buf), &got, NULL, NULL);
+		e2 = r2 == 0 ? 0 : WSAGetLastError();
+		printf("QUERY_RECORDS rc %d error %d; QUERY_CONTEXT rc %d error %d\n", r1, e1, r2, e2);
+		closesocket(acc);
+		closesocket(cl);
+		return 0;
+	}
+	return 2;
+}
+
+int
+wfpb_selftest(const char *json_path)
+{
+	static const char	garbage[] = "wfpbroker selftest: not a redirect record";
+	HANDLE			tok;
+	TOKEN_ELEVATION		elev = { 0 };
+	DWORD			len;
+	SOCKET			acc, cl;
+	char			build[128];
+	FILE			*f;
+	int			i;
+
+	nprobes = 0;
+	os_build(build, sizeof(build));
+	if (OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok)) {
+		(void)GetTokenInformation(tok, TokenElevation, &elev, sizeof(elev), &len);
+		CloseHandle(tok);
+	}
+	printf("wfpbrokerd selftest on %s, %s\n", build, elev.TokenIsElevated ? "elevated" : "not elevated");
+	if (loopback_pair(&acc, &cl) != 0) {
+		fprintf(stderr, "wfpbrokerd: selftest: no loopback connection (error %d)\n", WSAGetLastError());
+		return 1;
+	}
+	query("accepted, not redirected", acc, SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS, 2048);
+	query("accepted, not redirected", acc, SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT, 2048);
+	query("too-small buffer", acc, SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS, 1);
+	query("too-small buffer", acc, SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT, 1);
+	closesocket(acc);
+	closesocket(cl);
+	set_records("SET, empty blob, new socket", NULL, 0);
+	set_records("SET, garbage blob, new socket", garbage, sizeof(garbage));
+	pulled_socket();
+	filtered_token_queries();
+	if (json_path != NULL) {
+		if ((f = fopen(json_path, "w")) == NULL) {
+			fprintf(stderr, "wfpbrokerd: selftest: cannot write %s\n", json_path);
+			return 1;
+		}
+		fprintf(f, "{\"os\":");
+		json_string(f, build);
+		fprintf(f, ",\"elevated\":%s,\"probes\":[", elev.TokenIsElevated ? "true" : "false");
+		for (i = 0; i < nprobes; i++) {
+			fprintf(f, "%s{\"name\":", i ? "," : "");
+			json_string(f, probes[i].name);
+			fprintf(f, ",\"call\":");
+			json_string(f, probes[i].call);
+			fprintf(f, ",\"rc\":%d,\"error\":%d,\"bytes\":%lu,\"note\":", probes[i].rc, probes[i].err,
+			    (unsigned long)probes[i].bytes);
+			json_string(f, probes[i].note);
+			fputc('}', f);
+		}
+		fprintf(f, "]}\n");
+		fclose(f);
+		printf("written to %s\n", json_path);
+	}
+	return 0;
+}
