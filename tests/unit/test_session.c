@@ -637,6 +637,94 @@ apply_records_waits_for_its_record(void **state)
 	wfpb_broker_fini(&b);
 	sodium_memzero(sk, sizeof(sk));
 }
+
+/*
+ * Prepare under the netfilter backend: the socket handed over carries the
+ * accepted connection's marks (inside the principal's mark_mask) and the
+ * principal's own bit, set by the broker with CAP_NET_ADMIN; the client
+ * could not have set them itself.
+ */
+static void
+prepare_carries_the_marks(void **state)
+{
+	static const char		policy[] = "[service]\nbackend = netfilter\n[principal p]\nuid = 1000\n"
+					    "ops = prepare apply_foreign\nmark = 0x10\nmark_mask = 0xff\n";
+	struct wfpb_noise_keypair	*key = &((struct fixture *)*state)->key;
+	struct wfpb_identity		id = { .known = 1, .pid = 42, .uid = 1000, .gid = 1000, .user = "1000" };
+	struct wfpb_config		base, cfg;
+	struct wfpb_ini_error		err;
+	struct wfpb_nf_record		rec;
+	struct wfpb_broker		b;
+	struct fixture			g;
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__PrepareRequest	pr = WFPBROKER__V1__PREPARE_REQUEST__INIT;
+	Wfpbroker__V1__RecordSource	src = WFPBROKER__V1__RECORD_SOURCE__INIT;
+	Wfpbroker__V1__Response		*r;
+	uint8_t				blob[WFPB_NF_RECORD_LEN];
+	const uint8_t			*p;
+	wfpb_sock			attach;
+	size_t				len, used;
+	uint32_t			mark = 0;
+	socklen_t			mlen = sizeof(mark);
+
+	if (geteuid() != 0) {
+		print_message("not root: SO_MARK cannot be set here, nothing to check\n");
+		return;
+	}
+	wfpb_config_defaults(&base, "/x", "/y");
+	assert_int_equal(wfpb_config_parse(policy, sizeof(policy) - 1, &base, &cfg, &err), 0);
+	assert_int_equal(wfpb_broker_init(&b, &cfg, NULL, key, 1000), 0);
+	memset(&g, 0, sizeof(g));
+	g.s = wfpb_session_new(&b, &id, 1000);
+	assert_int_equal(wfpb_channel_client_start(&g.c, key->pub, NULL), 0);
+	p = wfpb_channel_output(&g.c, &len);
+	assert_int_equal(wfpb_session_input(g.s, p, len, 1001), 0);
+	wfpb_channel_output_done(&g.c, len);
+	p = wfpb_session_output(g.s, &len, &no_attach);
+	assert_int_equal(wfpb_channel_feed(&g.c, p, len, &used), WFPB_CHANNEL_ESTABLISHED);
+	wfpb_session_output_done(g.s, len);
+	/* Records as a first proxy left them: its bit 0x1, and a routing mark outside the mask. */
+	memset(&rec, 0, sizeof(rec));
+	rec.orig_dst.family = WFPB_AF_INET;
+	rec.orig_dst.addr[0] = 127;
+	rec.orig_dst.addr[3] = 1;
+	rec.orig_dst.port = 80;
+	rec.mark = 0xca01;
+	wfpb_nf_record_encode(&rec, blob);
+	src.source_case = WFPBROKER__V1__RECORD_SOURCE__SOURCE_BLOB;
+	src.blob.data = blob;
+	src.blob.len = sizeof(blob);
+	pr.records = &src;
+	pr.family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
+	rq.request_id = 4;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_PREPARE;
+	rq.prepare = &pr;
+	{
+		uint8_t	buf[256];
+		size_t	n = wfpbroker__v1__request__get_packed_size(&rq);
+		const uint8_t *m;
+
+		wfpbroker__v1__request__pack(&rq, buf);
+		assert_int_equal(wfpb_channel_send(&g.c, buf, n), 0);
+		p = wfpb_channel_output(&g.c, &len);
+		assert_int_equal(wfpb_session_input(g.s, p, len, 1002), 0);
+		wfpb_channel_output_done(&g.c, len);
+		assert_non_null(p = wfpb_session_output(g.s, &len, &attach));
+		assert_true(attach != WFPB_SOCK_NONE);
+		assert_int_equal(wfpb_channel_feed(&g.c, p, len, &used), WFPB_CHANNEL_MESSAGE);
+		m = wfpb_channel_message(&g.c, &n);
+		assert_non_null(r = wfpbroker__v1__response__unpack(NULL, n, m));
+	}
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_int_equal(r->result_case, WFPBROKER__V1__RESPONSE__RESULT_PREPARE);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_int_equal(getsockopt((int)attach, SOL_SOCKET, SO_MARK, &mark, &mlen), 0);
+	assert_int_equal(mark, 0x11);	/* (0xca01 & 0xff) | 0x10 */
+	wfpb_session_output_done(g.s, len);	/* closes the broker's copy of the attachment */
+	wfpb_session_free(g.s);
+	wfpb_channel_free(&g.c);
+	wfpb_broker_fini(&b);
+}
 #endif
 
 #ifdef _WIN32
@@ -726,6 +814,7 @@ main(void)
 #ifndef _WIN32
 		cmocka_unit_test_setup_teardown(descriptors_before_handshake_are_discarded, setup, teardown),
 		cmocka_unit_test_setup_teardown(apply_records_waits_for_its_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(prepare_carries_the_marks, setup, teardown),
 #else
 		cmocka_unit_test_setup_teardown(pull_waits_off_the_core_lock_and_gives_up, setup, teardown),
 #endif
