@@ -16,6 +16,7 @@
 #include <windows.h>
 
 #include "net_win.h"
+#include "wfp.h"
 #else
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -752,6 +753,59 @@ hanging_probe(intptr_t h, int *os_err)
 	return 1;
 }
 
+/*
+ * A callout chooses the context's size. One that names 1 MiB (the injected
+ * WSAIoctl answers ERROR_INSUFFICIENT_BUFFER with that size) makes the
+ * Accept ENOBUFS — the connection is closed, nothing is allocated for it —
+ * and the session, and so the LocalSystem service, serves on.
+ */
+static int WSAAPI
+callout_huge_context(SOCKET s, DWORD code, LPVOID in, DWORD inlen, LPVOID out, DWORD outlen, LPDWORD ret,
+    LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr)
+{
+	(void)s; (void)in; (void)inlen; (void)ov; (void)cr;
+	if (code == _WSAIOW(IOC_VENDOR, 221)) {	/* QUERY_CONTEXT */
+		*ret = 1u << 20;
+		WSASetLastError(ERROR_INSUFFICIENT_BUFFER);
+		return SOCKET_ERROR;
+	}
+	memset(out, 0x5a, outlen < 64 ? outlen : 64);	/* QUERY_RECORDS: 64 bytes of records */
+	*ret = outlen < 64 ? outlen : 64;
+	return 0;
+}
+
+static void
+callout_sized_context_is_enobufs_and_the_service_serves_on(void **state)
+{
+	struct fixture			*f = *state;
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__PingRequest	ping = WFPBROKER__V1__PING_REQUEST__INIT;
+	const struct wfpb_backend	real = f->b.backend;
+	Wfpbroker__V1__Response		*r;
+	wfpb_sock			client;
+
+	f->s->id.pid = GetCurrentProcessId();
+	f->s->id.process = (intptr_t)GetCurrentProcess();
+	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\n");
+	assert_int_equal(wfpb_backend_open("wfp", &f->b.backend), 0);
+	wfpb__wfp_set_ioctl(callout_huge_context);
+	assert_non_null(r = accept_one(f, &client));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__ENOBUFS);
+	assert_non_null(strstr(r->status->message, "16384"));
+	assert_int_equal(r->result_case, WFPBROKER__V1__RESPONSE__RESULT__NOT_SET);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	wfpb__wfp_set_ioctl(NULL);
+	wfpb__net_close(client);
+	rq.request_id = 9;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_PING;
+	rq.ping = &ping;
+	assert_non_null(r = roundtrip(f, &rq));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	wfpb_backend_close(&f->b.backend);
+	f->b.backend = real;
+}
+
 static void
 pull_waits_off_the_core_lock_and_gives_up(void **state)
 {
@@ -817,6 +871,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(prepare_carries_the_marks, setup, teardown),
 #else
 		cmocka_unit_test_setup_teardown(pull_waits_off_the_core_lock_and_gives_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(callout_sized_context_is_enobufs_and_the_service_serves_on, setup,
+		    teardown),
 #endif
 	};
 
