@@ -6,6 +6,17 @@
 
 #include "backend.h"
 
+/* mingw-w64 lacks the codes of the three redirect ioctls (mstcpip.h on Windows SDKs). */
+#ifndef SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS
+#define SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS	_WSAIOW(IOC_VENDOR, 220)
+#endif
+#ifndef SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT
+#define SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT	_WSAIOW(IOC_VENDOR, 221)
+#endif
+#ifndef SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS
+#define SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS		_WSAIOW(IOC_VENDOR, 222)
+#endif
+
 extern const struct wfpb_backend_ops wfpb_backend_wfp;
 
 /* The ioctl entry point, replaceable by tests with a named fake (NULL restores WSAIoctl). */

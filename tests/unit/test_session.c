@@ -764,7 +764,7 @@ callout_huge_context(SOCKET s, DWORD code, LPVOID in, DWORD inlen, LPVOID out, D
     LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr)
 {
 	(void)s; (void)in; (void)inlen; (void)ov; (void)cr;
-	if (code == _WSAIOW(IOC_VENDOR, 221)) {	/* QUERY_CONTEXT */
+	if (code == SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT) {
 		*ret = 1u << 20;
 		WSASetLastError(ERROR_INSUFFICIENT_BUFFER);
 		return SOCKET_ERROR;
