@@ -1035,16 +1035,48 @@ finish_connect(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct 
 	rp->resp.connect = &rp->connect;
 }
 
+/*
+ * A new TCP socket of family with the records applied before anything else
+ * touches it (or WFP cannot correlate the connection): Connect's and
+ * Prepare's first half. The records are resolved (provenance) and named in
+ * the audit record. 0 with *sock owned by the caller, or -1 with o set.
+ */
+static int
+socket_with_records(struct wfpb_session *s, const struct req_records *records, int family, const char *what,
+    struct reply *rp, struct outcome *o, uint64_t now_ms, wfpb_sock *sock, const uint8_t **blob, size_t *len,
+    const uint8_t **hash)
+{
+	const struct wfpb_backend	*be = &s->broker->backend;
+	char				step[64];
+	int				os_err = 0, code;
+
+	if (records_bytes(s, records, what, blob, len, hash, o, now_ms) != 0)
+		return -1;
+	audit_blob(rp, *blob, *len, *hash);
+	if (wfpb__net_socket(family, sock, &os_err) != 0) {
+		snprintf(step, sizeof(step), "%s: socket", what);
+		os_outcome(o, step, os_err);
+		return -1;
+	}
+	if ((code = be->ops->set_records(be->ctx, *sock, *blob, *len, own_mark(s), mark_mask(s), &os_err)) != 0) {
+		snprintf(step, sizeof(step), "%s: set records", what);
+		backend_outcome(o, step, code, os_err);
+		wfpb__net_close(*sock);
+		*sock = WFPB_SOCK_NONE;
+		return -1;
+	}
+	return 0;
+}
+
 static void
 op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o,
     uint64_t now_ms)
 {
-	const struct wfpb_backend	*be = &s->broker->backend;
-	const uint8_t			*blob, *hash;
-	char				text[WFPB_ADDR_STRLEN];
-	size_t				len;
-	wfpb_sock			sock;
-	int				os_err = 0, code, rc;
+	const uint8_t	*blob, *hash;
+	char		text[WFPB_ADDR_STRLEN];
+	size_t		len;
+	wfpb_sock	sock;
+	int		os_err = 0, rc;
 
 	wfpb_addr_format(&r->connect.remote, text);
 	audit_addr(rp, &r->connect.remote);
@@ -1059,19 +1091,9 @@ op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, st
 		    "connect: local %s is outside principal %s's bind ranges", text, s->principal);
 		return;
 	}
-	if (records_bytes(s, &r->connect.records, "connect", &blob, &len, &hash, o, now_ms) != 0)
+	if (socket_with_records(s, &r->connect.records, r->connect.remote.family, "connect", rp, o, now_ms, &sock,
+	    &blob, &len, &hash) != 0)
 		return;
-	audit_blob(rp, blob, len, hash);
-	if (wfpb__net_socket(r->connect.remote.family, &sock, &os_err) != 0) {
-		os_outcome(o, "connect: socket", os_err);
-		return;
-	}
-	/* The records go on before bind or connect, or WFP cannot correlate the connection. */
-	if ((code = be->ops->set_records(be->ctx, sock, blob, len, own_mark(s), mark_mask(s), &os_err)) != 0) {
-		backend_outcome(o, "connect: set records", code, os_err);
-		wfpb__net_close(sock);
-		return;
-	}
 	if (r->connect.local.family != 0 && wfpb__net_bind(sock, &r->connect.local, &os_err) != 0) {
 		os_outcome(o, "connect: bind", os_err);
 		wfpb__net_close(sock);
@@ -1221,24 +1243,13 @@ validate_prepare(const struct wfpb_session *s, const Request *rq, union wfpb_req
 static void
 op_prepare(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
-	const struct wfpb_backend	*be = &s->broker->backend;
-	const uint8_t			*blob, *hash;
-	size_t				len;
-	wfpb_sock			sock;
-	int				os_err = 0, code;
+	const uint8_t	*blob, *hash;
+	size_t		len;
+	wfpb_sock	sock;
 
-	if (records_bytes(s, &r->prepare.records, "prepare", &blob, &len, &hash, o, now_ms) != 0)
+	if (socket_with_records(s, &r->prepare.records, r->prepare.family, "prepare", rp, o, now_ms, &sock, &blob,
+	    &len, &hash) != 0)
 		return;
-	audit_blob(rp, blob, len, hash);
-	if (wfpb__net_socket(r->prepare.family, &sock, &os_err) != 0) {
-		os_outcome(o, "prepare: socket", os_err);
-		return;
-	}
-	if ((code = be->ops->set_records(be->ctx, sock, blob, len, own_mark(s), mark_mask(s), &os_err)) != 0) {
-		backend_outcome(o, "prepare: set records", code, os_err);
-		wfpb__net_close(sock);
-		return;
-	}
 	wfpbroker__v1__prepare_response__init(&rp->prepare);
 	if (give_socket(s, rp, sock, &rp->prepare.socket, o) != 0)
 		return;
