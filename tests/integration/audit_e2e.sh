@@ -157,7 +157,7 @@ check "broker starts with a log that rotates every 4 KiB" start
 "$wfpbctl" audit tail -f -n 1000 "$work/state/audit.log" >"$work/tail.out" 2>"$work/tail.err" &
 tailer=$!
 "$ack" "$endpoint" "$pub" "$work/acked3.txt" 300 >/dev/null 2>&1
-sleep 1.2
+sleep 2
 tail_alive=0
 kill -0 "$tailer" 2>/dev/null && tail_alive=1
 kill "$tailer" 2>/dev/null
