@@ -23,21 +23,39 @@
 #include <sodium.h>
 
 #include "audit_cmd.h"
+#include "broker.h"
 #include "config.h"
 #include "keyfile.h"
+#include "num.h"
 #include "wfpb.h"
 
+/* Usage to f: stdout when asked for (--help, status 0), stderr for a usage error (status 2). */
 static void
-usage(void)
+usage_to(FILE *f)
 {
-	fprintf(stderr,
+	fprintf(f,
 	    "usage: wfpbctl [--endpoint E] [--server-key FILE] [--client-key FILE] [--timeout MS] COMMAND\n"
 	    "commands: ping [--count N] | stash HEX [--keep] | fetch HANDLE | release HANDLE | status [--json] |\n"
 	    "          reload\n"
 	    "       wfpbctl keygen --out PREFIX\n"
 	    "       wfpbctl policy check FILE\n"
 	    "       wfpbctl audit verify FILE --pubkey KEY [--live] [--expect SEQ:HASH] | audit tail [-f] [-n N] FILE |\n"
-	    "                     audit export --json FILE\n");
+	    "                     audit export --json FILE\n"
+	    "       wfpbctl --help | --version\n");
+}
+
+static void
+usage(void)
+{
+	usage_to(stderr);
+}
+
+/* A usage error naming the option and what it takes; returns 2, the usage exit status. */
+static int
+bad_number(const char *opt, const char *v, const char *what)
+{
+	fprintf(stderr, "wfpbctl: %s %s: %s\n", opt, v, what);
+	return 2;
 }
 
 static int
@@ -284,15 +302,12 @@ cmd_ping(struct wfpb_open_opts *o, int argc, char **argv)
 	uint8_t			payload[32];
 	uint32_t		version;
 	uint64_t		t0, t1;
-	long			count = 1, i;
+	uint32_t		count = 1, i;
 	int			rc;
 
 	if (argc == 3 && strcmp(argv[1], "--count") == 0) {
-		count = strtol(argv[2], NULL, 10);
-		if (count < 1 || count > 1000000) {
-			usage();
-			return 2;
-		}
+		if (wfpb_parse_u32(argv[2], 1, 1000000, &count) != 0)
+			return bad_number("--count", argv[2], "not a number of pings (1..1000000)");
 	} else if (argc != 1) {
 		usage();
 		return 2;
@@ -325,6 +340,14 @@ main(int argc, char **argv)
 	struct wfpb_open_opts	o = { 0 };
 	int			i;
 
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		usage_to(stdout);
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("wfpbctl %s\n", WFPB_SERVICE_VERSION);
+		return 0;
+	}
 	for (i = 1; i < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
 		if (i + 1 >= argc) {
 			usage();
@@ -336,8 +359,10 @@ main(int argc, char **argv)
 			o.server_key_path = argv[i + 1];
 		else if (strcmp(argv[i], "--client-key") == 0)
 			o.client_key_path = argv[i + 1];
-		else if (strcmp(argv[i], "--timeout") == 0)
-			o.timeout_ms = (uint32_t)strtoul(argv[i + 1], NULL, 10);
+		else if (strcmp(argv[i], "--timeout") == 0) {
+			if (wfpb_parse_u32(argv[i + 1], 1, 3600000, &o.timeout_ms) != 0)
+				return bad_number("--timeout", argv[i + 1], "not a number of milliseconds (1..3600000)");
+		}
 		else {
 			usage();
 			return 2;

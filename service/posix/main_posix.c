@@ -23,10 +23,20 @@
 #define DEFAULT_ENDPOINT	"/run/wfpbroker/wfpbroker.sock"
 #define DEFAULT_STATE		"/var/lib/wfpbroker"
 
+/*
+ * Exit statuses, for a supervisor (systemd's RestartPreventExitStatus=): 0 a
+ * clean stop, 1 a runtime failure, 2 a usage error, EXIT_CONFIG a
+ * configuration the broker refuses (sysexits' EX_CONFIG): restarting will
+ * not help until someone fixes it.
+ */
+#define EXIT_CONFIG	78
+
 static void
-usage(void)
+usage(FILE *f)
 {
-	fprintf(stderr, "usage: wfpbrokerd [keygen] [--config FILE]\n");
+	fprintf(f, "usage: wfpbrokerd [keygen] [--config FILE]\n"
+	    "       wfpbrokerd --help | --version\n"
+	    "exit status: 0 stopped, 1 runtime failure, 2 usage error, 78 configuration refused\n");
 }
 
 static uint64_t
@@ -73,13 +83,21 @@ main(int argc, char **argv)
 	char				priv_path[WFPB_PATH_MAX + 16], pub_path[WFPB_PATH_MAX + 16];
 	int				i, keygen = 0, rc;
 
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("wfpbrokerd %s\n", WFPB_SERVICE_VERSION);
+		return 0;
+	}
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "keygen") == 0 && i == 1)
 			keygen = 1;
 		else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
 			config_path = argv[++i];
 		else {
-			usage();
+			usage(stderr);
 			return 2;
 		}
 	}
@@ -94,10 +112,10 @@ main(int argc, char **argv)
 	} else if (rc != 0) {
 		fprintf(stderr, "wfpbrokerd: %s:%u: %s\n", config_path ? config_path : DEFAULT_CONFIG, err.line,
 		    err.message);
-		return 1;
+		return rc == WFPB_E_CONFIG ? EXIT_CONFIG : 1;
 	}
 	if (prepare_state_dir(cfg.state_dir) != 0)
-		return 1;
+		return EXIT_CONFIG;	/* a state directory the broker will not trust is the operator's to fix */
 	snprintf(priv_path, sizeof(priv_path), "%s/server.key", cfg.state_dir);
 	snprintf(pub_path, sizeof(pub_path), "%s/server.pub", cfg.state_dir);
 	if ((rc = wfpb_keyfile_load_or_create(priv_path, pub_path, &key)) != 0) {

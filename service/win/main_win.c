@@ -60,11 +60,18 @@ on_console_ctrl(DWORD type)
 }
 
 static void
+usage_to(FILE *f)
+{
+	fprintf(f, "usage: wfpbrokerd.exe [--service | --console] [--config FILE]\n"
+	    "       wfpbrokerd.exe install [--config FILE] | uninstall | start | keygen [--config FILE]\n"
+	    "       wfpbrokerd.exe selftest [--json FILE]   (as an administrator: what this Windows answers)\n"
+	    "       wfpbrokerd.exe --help | --version\n");
+}
+
+static void
 usage(void)
 {
-	fprintf(stderr, "usage: wfpbrokerd.exe [--service | --console] [--config FILE]\n"
-	    "       wfpbrokerd.exe install [--config FILE] | uninstall | start | keygen [--config FILE]\n"
-	    "       wfpbrokerd.exe selftest [--json FILE]   (as an administrator: what this Windows answers)\n");
+	usage_to(stderr);
 }
 
 /* The ProgramData folder from the shell, not the environment: a service's environment differs from a user's. */
@@ -289,6 +296,14 @@ main(int argc, char **argv)
 	WSADATA				wsa;
 	int				i, console = 0, service = 0, rc;
 
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		usage_to(stdout);
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("wfpbrokerd %s\n", WFPB_SERVICE_VERSION);
+		return 0;
+	}
 	if (argc >= 2 && (strcmp(argv[1], "selftest") == 0 || strcmp(argv[1], "selftest-child") == 0)) {
 		const char *json = NULL;
 

@@ -303,6 +303,25 @@ if [ "$mode" = native ]; then
 	check "wfpbctl policy check accepts the running policy" eval '"$wfpbctl" policy check "$work/wfpbroker.conf" | grep -q "ok, 6 principals"'
 	printf '[principal p]\nuid = 1\nops = fly\n' >"$work/bad-policy.conf"
 	check "wfpbctl policy check names the bad line" fails_with "bad-policy.conf:3: \[principal p\]: invalid ops" "$wfpbctl" policy check "$work/bad-policy.conf"
+	# The command lines: help on stdout with status 0, a version, strict numbers, distinct exit codes.
+	exits() { # exits CODE CMD...: the command exits with CODE
+		local want=$1
+		shift
+		"$@" >"$work/cli.out" 2>"$work/cli.err"
+		[ $? -eq "$want" ] || { echo "    exit $?, stderr: $(cat "$work/cli.err")"; return 1; }
+	}
+	check "wfpbctl --help: usage on stdout, status 0" eval 'exits 0 "$wfpbctl" --help && grep -q "^usage: wfpbctl" "$work/cli.out"'
+	check "wfpbrokerd --help: usage on stdout, status 0" eval 'exits 0 "$brokerd" --help && grep -q "^usage: wfpbrokerd" "$work/cli.out"'
+	check "wfpb-relay --help: usage on stdout, status 0" eval 'exits 0 "$relay" --help && grep -q "^usage: wfpb-relay" "$work/cli.out"'
+	check "wfpbrokerd --version and wfpbctl --version print the version" eval \
+		'exits 0 "$brokerd" --version && grep -qx "wfpbrokerd [0-9.]*" "$work/cli.out" && exits 0 "$wfpbctl" --version && grep -qx "wfpbctl [0-9.]*" "$work/cli.out"'
+	check "wfpbctl --timeout abc: a usage error naming the option" eval \
+		'exits 2 "$wfpbctl" --endpoint "$endpoint" --timeout abc ping && grep -q -- "--timeout abc" "$work/cli.err"'
+	check "wfpbctl ping --count 2x: a usage error naming the option" eval \
+		'exits 2 "$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" ping --count 2x && grep -q -- "--count 2x" "$work/cli.err"'
+	check "wfpb-relay --max-connections 3x: a usage error naming the option" eval \
+		'exits 2 "$relay" --listen 127.0.0.1:0 --max-connections 3x && grep -q -- "--max-connections 3x" "$work/cli.err"'
+	check "wfpbrokerd exits 78 (EX_CONFIG) for a configuration it refuses" exits 78 "$brokerd" --config "$work/bad-policy.conf"
 
 	cp "$work/wfpbroker.conf" "$work/good.conf"
 	printf '[service]\nmax_sessions = 8\n[principal x]\nops = admin\n' >"$work/wfpbroker.conf"

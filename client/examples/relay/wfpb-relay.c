@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "context.h"
+#include "num.h"
 #include "wfpb.h"
 
 /* The few socket and thread calls that differ between the platforms. */
@@ -117,13 +118,21 @@ struct direction {
 
 static const char *name = "wfpb-relay";
 
+/* Usage to stdout with status 0 when asked for (--help), else to stderr with status 2. */
+static void
+usage_exit(int status)
+{
+	fprintf(status == 0 ? stdout : stderr, "usage: wfpb-relay [--endpoint PATH] [--server-key FILE] "
+	    "[--client-key FILE] [--name NAME] [--no-records] [--max-connections N]\n"
+	    "       [--context auto|wfpsampler|wfpb|none] --listen ADDR:PORT [--to ADDR:PORT]\n"
+	    "       wfpb-relay --help\n");
+	exit(status);
+}
+
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: wfpb-relay [--endpoint PATH] [--server-key FILE] [--client-key FILE] "
-	    "[--name NAME] [--no-records] [--max-connections N] [--context auto|wfpsampler|wfpb|none]\n"
-	    "       --listen ADDR:PORT [--to ADDR:PORT]\n");
-	exit(2);
+	usage_exit(2);
 }
 
 /* " mark 0x..." for a socket on Linux, "" elsewhere. */
@@ -242,10 +251,13 @@ main(int argc, char **argv)
 	char			err[256], a[WFPB_ADDR_STRLEN], b[WFPB_ADDR_STRLEN], d[WFPB_ADDR_STRLEN], why[160];
 	const char		*listen_arg = NULL, *to_arg = NULL;
 	uint64_t		lid;
-	unsigned long		max_conns = 0, relayed = 0;
+	uint32_t		max_conns = 0;
+	unsigned long		relayed = 0;
 	enum relay_context	context_kind = RELAY_CONTEXT_AUTO;
 	int			i, carry_records = 1;
 
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+		usage_exit(0);
 	for (i = 1; i < argc; i++) {
 		const char *v = argv[i + 1];
 
@@ -270,8 +282,12 @@ main(int argc, char **argv)
 			to_arg = v;
 		else if (strcmp(argv[i - 1], "--context") == 0 && relay_context_kind(v, &context_kind) == 0)
 			continue;
-		else if (strcmp(argv[i - 1], "--max-connections") == 0 && (max_conns = strtoul(v, NULL, 10)) > 0)
-			continue;
+		else if (strcmp(argv[i - 1], "--max-connections") == 0) {
+			if (wfpb_parse_u32(v, 1, UINT32_MAX, &max_conns) != 0) {
+				fprintf(stderr, "%s: --max-connections %s: not a number of connections (1..)\n", name, v);
+				return 2;
+			}
+		}
 		else
 			usage();
 	}
