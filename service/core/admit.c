@@ -119,7 +119,7 @@ wfpb_admit_output_over(const struct wfpb_session *s)
 	size_t len = 0;
 
 	(void)wfpb_channel_output(&s->ch, &len);
-	return len > s->broker->cfg.output_max;
+	return len > s->output_max;	/* the policy's budget, cached by the session under the core lock */
 }
 
 uint32_t

@@ -131,10 +131,7 @@ close_in_fds(struct wfpb_session *s)
 static int
 over_budget(struct wfpb_session *s, uint64_t now_ms)
 {
-	size_t len = 0;
-
-	(void)wfpb_channel_output(&s->ch, &len);
-	if (len <= s->output_max)
+	if (!wfpb_admit_output_over(s))
 		return 0;
 	if (s->over_since_ms == 0)
 		s->over_since_ms = now_ms ? now_ms : 1;
