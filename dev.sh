@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # wfpbroker developer entry point.
 #
 #   ./dev.sh setup   install build dependencies (Debian packages; Windows deps from Debian sources)

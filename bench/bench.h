@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Pieces the bench programs share: the clock, latency summaries, and the
  * D-Bus peer (dbus_peer.c).

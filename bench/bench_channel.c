@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench-channel WFPBROKERD WFPBCTL: wfpbroker against its limits and a peer,
  * every figure measured in this one run on this machine (bench/README.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench-pool: load for the Windows service's worker pool. CLIENTS threads,
  * started together, each for SECONDS either opens and closes NK sessions

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The peer a Linux privileged helper would use instead of wfpbroker: a method
  * call through a private dbus-daemon to a small sd-bus service. The method

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # wine_pool.sh WIN64_BUILD_DIR [SECONDS]: the Windows service's worker pool under Wine. The same
 # wfpbrokerd.exe runs with workers = 1, 2 and 4 in turn; against each, bench-pool.exe drives 4
 # clients that open and close NK sessions (handshakes: the work the pool spreads) and then 4

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * wfpbctl audit: verify, tail and export the broker's audit log. The file is
  * read whole and treated as untrusted; verification is the same code the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* wfpbctl's audit subcommands (audit_cmd.c). Returns an exit status; 2 means bad usage. */
 #ifndef WFPBCTL_AUDIT_CMD_H
 #define WFPBCTL_AUDIT_CMD_H

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Dependencies as imported targets: wfpb::sodium, wfpb::protobuf_c, wfpb::cmocka.
 # Native builds use Debian's packages through pkg-config; the Windows build uses
 # the static prefix scripts/build-win-deps.sh fills (WFPB_WIN_DEPS).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Code generation with the host protoc-c for both targets; output is build output.
 find_program(WFPB_PROTOC_C NAMES protoc-c protoc-gen-c REQUIRED)
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Address text <-> struct, written out so core needs no inet_pton. Input may be hostile. */
 #include <stdio.h>
 #include <string.h>

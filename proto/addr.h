@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Transport addresses and address ranges as plain data, with a parser and a
  * formatter that need no OS headers, so core policy and the client library

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The secure channel state machine (docs/PROTOCOL.md §2). The responder
  * checks the preamble byte by byte as it arrives, caps handshake messages at

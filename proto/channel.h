@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The secure channel: preamble, Noise handshake and transport messages over
  * frames, as a state machine that never touches a socket. The caller moves

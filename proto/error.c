@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Human-readable descriptions of the WFPB_E_* codes. */
 #include "wfpb_error.h"
 

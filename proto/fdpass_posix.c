@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* SCM_RIGHTS send and receive, written once for both sides. Received control data is untrusted. */
 #include <string.h>
 #include <sys/socket.h>

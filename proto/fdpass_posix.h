@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Descriptors over a Unix stream socket (SCM_RIGHTS), for the broker and
  * libwfpb alike (fdpass_posix.c). POSIX builds only.

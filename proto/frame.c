@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Frame and preamble codec. Input is untrusted: lengths are checked against
  * the limit before anything is allocated.

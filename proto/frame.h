@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Stream framing of the wfpbroker protocol (docs/PROTOCOL.md §1): a client
  * opens with an 8-byte preamble, then both sides exchange frames of a 2-byte

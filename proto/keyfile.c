@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Key file format and the load/generate logic shared by both platforms. */
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Key files: one line of 64 hex digits. A private key file is created
  * readable by its owner alone (POSIX 0600; Windows DACL SYSTEM and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* POSIX key file I/O: 0600 private files, 0644 public, fsync then rename. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Windows key file I/O. Files are created with an explicit DACL: the private
  * key for SYSTEM and Administrators alone, the public key also readable by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Noise NK and IK over X25519, ChaCha20-Poly1305 (IETF) and BLAKE2b, following
  * the Noise Protocol Framework revision 34 section by section. The peer's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A bump allocator for protobuf-c unpacking: a message unpacked, used and
  * freed within one call allocates from a fixed buffer instead of one malloc

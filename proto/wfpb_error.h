@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The one error type of wfpbroker: an int that is 0 on success or a negative
  * WFPB_E_* code. OS errors (errno, Win32, WSA) are translated into these at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The one UTF-8 to UTF-16 conversion the Windows code uses. */
 #include <windows.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* UTF-8 to UTF-16 for Win32 calls (wide_win.c). Windows builds only. */
 #ifndef WFPB_WIDE_WIN_H
 #define WFPB_WIDE_WIN_H

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the Windows (x86_64-w64-mingw32) dependencies from Debian's source
 # packages into a static prefix: libsodium, the protobuf-c runtime and cmocka. Each library is rebuilt only when its stamp (package version plus this
 # script's hash) changes, so a second run costs a few apt-cache lookups.

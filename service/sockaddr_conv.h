@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * struct wfpb_addr <-> sockaddr, shared by net_posix.c and net_win.c: both
  * platforms name the fields alike. Include after the platform's socket

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Pass/fail bookkeeping for the shell tests; sourced, not run.
 #   check WHAT CMD...   runs CMD and records "ok   WHAT" or "FAIL WHAT"
 #   summary             prints "N passed, M failed" and returns non-zero on any failure

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * noise-vectors FILE...: runs both sides of every Noise test vector whose
  * protocol proto/noise.c supports (NK and IK, 25519, ChaChaPoly, BLAKE2b, no

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libwfpb: the client side of the wfpbroker protocol.
  *

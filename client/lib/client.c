@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libwfpb: handshake and request/response over the secure channel. Responses
  * come from the broker we pinned, but are still checked: request_id must

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The byte pipe under libwfpb: a Unix socket (transport_posix.c) or a named
  * pipe (transport_win.c). Both implement this contract; CMake picks one.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libwfpb over a Unix stream socket, with poll() deadlines. */
 #include <errno.h>
 #include <fcntl.h>

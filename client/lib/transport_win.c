@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libwfpb over a named pipe. The pipe is opened at identification level
  * (SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION) so the broker can read

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Backend selection: by configuration only, never as a fallback. */
 #include <stdlib.h>
 #include <string.h>

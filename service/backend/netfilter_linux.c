@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * netfilter: the Linux form of the redirect backend, for transparent proxies
  * behind nftables/iptables REDIRECT or DNAT rules.

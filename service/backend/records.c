@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Record and context encodings shared by the backends, as plain bytes with no
  * OS headers so tests and fuzzers use the same code on every platform.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sim: a deterministic redirect backend for tests and demos on any platform
  * (Wine has no WFP). Records are a recognisable blob: "WFPS", version 1, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * wfp: the Windows Filtering Platform connection-redirect ioctls, performed
  * with the service's privileges on sockets the broker owns.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The wfp backend's Windows-only surface (backend/wfp.c), for the service and its tests. */
 #ifndef WFPB_WFP_H
 #define WFPB_WFP_H

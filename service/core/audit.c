@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Audit log writer and verifier. The verifier treats the file as hostile
  * (it may have been edited): lengths are capped before use, every record is

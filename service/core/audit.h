@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The tamper-evident audit log (docs/AUDIT.md): an append-only file of
  * records, each a 4-byte big-endian length and a protobuf AuditRecord whose

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The audit record's protobuf encoding, written out by hand: the log encodes
  * one record per request, and protobuf-c's reflective packer (a sizing pass,

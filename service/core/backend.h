@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The redirect backends: the three privileged operations on a socket the
  * broker owns. wfp (Windows) performs the SIO_*_WFP_CONNECTION_REDIRECT_*

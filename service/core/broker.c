@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Broker lifetime, reload, usage accounting and policy matching. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The broker's shared state: configuration and policy, the static key, the
  * stash, per-principal usage and counters; and the identity a platform server

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Configuration parsing. Values are range-checked; unknown keys are errors. */
 #include <errno.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The broker's configuration and policy: endpoint, state directory, limits,
  * and the principals — who may do what — read from one INI file

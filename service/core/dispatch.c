@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The operation table and the request path: decode, validate into a C
  * struct, check permission, run the handler, encode the Response. Handlers

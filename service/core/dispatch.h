@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Request dispatch: one table row per operation, each with its permission,
  * its validator (protobuf in, checked C struct out) and its handler. An op

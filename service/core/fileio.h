@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Append-only file I/O for the audit log, behind one internal contract that
  * service/posix/fileio_posix.c and service/win/fileio_win.c implement. Each

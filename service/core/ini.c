@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The INI reader. Input is a configuration file an administrator wrote. */
 #include <stdio.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A strict INI reader for the broker's configuration and policy: sections,
  * key = value pairs, ';' or '#' comment lines. No OS calls; the caller hands

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Formats a log line and hands it to the platform sink. */
 #include <stdarg.h>
 #include <stdio.h>

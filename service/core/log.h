@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Service log. Core code reports through wfpb_log; each platform supplies the
  * sink (stderr and syslog on POSIX; stderr and the Event Log on Windows).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The sockets the broker owns, behind one internal contract that
  * service/posix/net_posix.c and service/win/net_win.c implement (the build

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Session: channel events in, dispatched responses out, and what the session owns. */
 #include <stdio.h>
 #include <stdlib.h>

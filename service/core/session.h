@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * One client session: the secure channel, request dispatch, and everything
  * the session owns (listeners, a pending Accept or Connect, sockets waiting

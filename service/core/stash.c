@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The stash: a chained hash table over random handles plus a creation-order list. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The blob store behind Stash/Fetch/Release and the records Accept and
  * QueryRecords keep. Handles are 16 random bytes; lookup is O(1) through a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The audit file contract (core/fileio.h) on POSIX. */
 #include <dirent.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* POSIX log sink: stderr always; warnings and errors also to syslog. */
 #include <stdio.h>
 #include <syslog.h>

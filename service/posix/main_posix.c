@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * wfpbrokerd for POSIX: reads the configuration, loads or creates the static
  * key, and serves in the foreground (systemd Type=notify compatible).

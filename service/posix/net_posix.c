@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The socket contract (core/net.h) on POSIX: non-blocking, close-on-exec, errno translated here. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unix-socket server. One thread, one epoll set: the listener, a signalfd for
  * SIGTERM/SIGINT/SIGHUP, and every connection. Each connection's bytes go to

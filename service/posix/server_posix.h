@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The POSIX front end: a Unix-socket listener and one epoll loop that moves
  * bytes between sockets and core sessions. Identity comes from SO_PEERCRED.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The audit file contract (core/fileio.h) on Windows: the log is created
  * with a DACL for SYSTEM and Administrators only, written at its end, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Reads a pipe client's identity: PID from the pipe; user SID, enabled group
  * SIDs, elevation and session id from its token (impersonating at

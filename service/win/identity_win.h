@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Pipe client identity (identity_win.c). */
 #ifndef WFPB_IDENTITY_WIN_H
 #define WFPB_IDENTITY_WIN_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Windows log sink: stderr (visible with --console), and events to the
  * Application Event Log under the source "wfpbroker", whose message table

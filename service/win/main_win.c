@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * wfpbrokerd.exe: the broker on Windows.
  *

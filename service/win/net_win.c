@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The socket contract (core/net.h) on Windows: non-blocking, non-inheritable
  * Winsock sockets, exclusive address use on listeners, WSA errors translated

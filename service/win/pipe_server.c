@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Named-pipe server on one I/O completion port, served by a pool of worker
  * threads. Each connection has at most one read and one write in flight.

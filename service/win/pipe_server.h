@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The Windows front end: named-pipe instances on overlapped I/O and one I/O
  * completion port, served by a pool of workers ([service] workers; by

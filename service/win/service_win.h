@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The SCM side of wfpbrokerd.exe (service_win.c). Functions return 0 or a Win32 error code. */
 #ifndef WFPB_SERVICE_WIN_H
 #define WFPB_SERVICE_WIN_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer: the audit log reader/verifier on arbitrary (edited) files. */
 #include <stddef.h>
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer: the frame decoder, fed untrusted bytes split at input-chosen points. */
 #include <stddef.h>
 #include <stdint.h>

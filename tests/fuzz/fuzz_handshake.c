@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer: the broker side of the channel (preamble, Noise NK/IK) fed untrusted bytes. */
 #include <stddef.h>
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer: the configuration/policy parser (INI reader, values, principals, ranges). */
 #include <stddef.h>
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer: the record-blob parsers that take client bytes — the sim
  * backend's (set_records) and the netfilter record (wfpb_nf_record_parse).

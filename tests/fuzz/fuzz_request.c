@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer: request unpack, validation and dispatch against the sim backend
  * with a fixed policy, on an established session (the decrypted message is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ack-client ENDPOINT SERVER_PUB OUTFILE [COUNT]: Listen on 127.0.0.1:0 (an
  * effectful, durably audited op) then Release, COUNT times or until the

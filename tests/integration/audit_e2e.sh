@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # audit_e2e.sh BROKERD WFPBCTL ACK_CLIENT WORKDIR [ITERATIONS]
 #
 # 1. Crash consistency: SIGKILL the broker at random moments while a client

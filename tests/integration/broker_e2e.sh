@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # broker_e2e.sh native|wine BROKERD WFPBCTL BROKER_TEST WORKDIR [HANDOVER_TEST RELAY TCP_ECHO]
 #
 # Starts the real broker (natively, or the .exe under Wine on a real named

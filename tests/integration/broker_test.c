@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * broker-test: drives a running wfpbrokerd over its real endpoint (Unix socket
  * or named pipe) with good and hostile clients, and after every hostile case

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * handover-test ENDPOINT SERVER_PUB: the socket operations through a running
  * wfpbrokerd (sim backend) with real TCP connections on loopback: Listen,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Shared pieces of the integration test programs (broker-test, handover-test,
  * win-handover-test): the CHECK macro, opening a session that reports why it

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # proxy_loop.sh BROKERD WFPBCTL RELAY TCP_ECHO WORKDIR [--demo]
 #
 # The problem wfpbroker exists for, with the real Linux kernel: two

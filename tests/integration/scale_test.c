@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * scale-test ENDPOINT SERVER_PUB BROKER_PID N: opens N authenticated sessions
  * to a running broker and leaves them idle, checks that the last one still

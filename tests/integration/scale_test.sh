@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # scale_test.sh BROKERD SCALE_TEST WORKDIR [N]: a broker allowed N+ sessions (and the descriptors
 # for them) holds N idle authenticated sessions within the memory target.
 set -u

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tcp-echo: test helper.
  *   tcp-echo server PORTFILE [ADDR [PORT]]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * win-handover-test ENDPOINT SERVER_PUB: the socket operations through
  * wfpbrokerd.exe over its named pipe, with real Winsock sockets handed over

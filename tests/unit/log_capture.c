@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Log and event sinks for unit tests: keep the last line and count events, so tests can assert on them. */
 #include <stdio.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The audit log on disk: a writer's output verifies; every kind of tampering
  * is caught and named; a torn tail is cut on reopen and the chain goes on; a

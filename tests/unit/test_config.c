@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The INI reader and the configuration built on it: values, limits, line-numbered errors. */
 #include <setjmp.h>
 #include <stdarg.h>

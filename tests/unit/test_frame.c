@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Frame and preamble codec: split points, limits and malformed streams. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The netfilter backend (Linux): its record format, parsed as strictly as a
  * kernel would, and its three operations on real sockets. SO_ORIGINAL_DST

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Noise handshakes and the secure channel in memory: both patterns, and every
  * way a peer can misbehave (tamper, replay, reorder, truncate, wrong key,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Policy with injected identities, on both targets: who matches which
  * principal, and what the dispatch table lets each one do. Under Wine every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A core session driven in memory by a client channel: requests are
  * dispatched, bad input gets a clear status and the session goes on,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The stash: ownership, lifetimes, expiry, wiping and growth. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The wfp backend (Windows build). Real WSAIoctl on a real socket: whatever
  * the platform answers (Wine: WSAEOPNOTSUPP; Windows without a redirect:

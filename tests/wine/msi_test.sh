@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # msi_test.sh MSI WFPBCTL_EXE: the MSI under Wine's msiexec: installs the files and the
 # service and starts it (default pipe, keys in ProgramData); it answers wfpbctl with its
 # defaults; msiexec /x stops and removes it. Ends with "N passed, M failed".

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # prefix.sh setup|shutdown WINESERVER: creates the run's Wine prefix once and
 # keeps its wineserver alive for the run; shutdown stops every Wine process of
 # the prefix so nothing outlives the test run.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Helpers for tests that drive Wine's Service Control Manager; sourced, not run.
 # A service's state changes after the call that asked for it returns: these ask again until the
 # state is reached (60 s at most).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # service_test.sh BROKERD_EXE WFPBCTL_EXE WORKDIR: wfpbrokerd.exe as a real
 # service under Wine's Service Control Manager: install registers it as
 # DESIGN.md §7 says, `net start` brings it to RUNNING with the pipe serving,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * wfpb-relay: a transparent relay built on libwfpb, and the example to copy.
  *
