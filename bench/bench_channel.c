@@ -511,7 +511,7 @@ broker_listen_accept(struct wfpb_open_opts *o, int rounds, double *lat)
 {
 	struct wfpb_client	*c;
 	struct wfpb_addr	any = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 } }, bound;
-	struct wfpb_accepted	acc;
+	struct wfpb_accepted	acc = WFPB_ACCEPTED_INIT;
 	uint64_t		lid;
 	int			i;
 
@@ -712,7 +712,7 @@ main(int argc, char **argv)
 	static const int	nclients[] = { 1, 8, 32, 128 };
 	char			dir[32] = "/tmp/wfpb-bench-", conf[256], sock[256], pub[256], ckey[256];
 	char			conf2[256], sock2[256], pub2[256], echo_path[256], cmd[1024], hex[80];
-	struct wfpb_open_opts	nk = { 0 }, ik = { 0 }, noaudit = { 0 };
+	struct wfpb_open_opts	nk = WFPB_OPEN_OPTS_INIT, ik = WFPB_OPEN_OPTS_INIT, noaudit = WFPB_OPEN_OPTS_INIT;
 	struct dbus_peer	bus = { 0 };
 	double			raw_med[REPS], raw_p99[REPS], br_med[REPS], br_p99[REPS];
 	double			nk_hs[REPS], ik_hs[REPS], x[REPS], nk_ratio[REPS], ik_ratio[REPS];
@@ -928,7 +928,7 @@ main(int argc, char **argv)
 	stop(echo_pid, SIGKILL);
 	{
 		struct wfpb_client	*c;
-		struct wfpb_status_info	st;
+		struct wfpb_status_info	st = WFPB_STATUS_INFO_INIT;
 
 		if (wfpb_open(&nk, &c, NULL, 0) == 0 && wfpb_server_status(c, &st) == 0) {
 			printf("\ngroup commit (audit on): %llu records durable in %llu commits, largest batch %llu\n",

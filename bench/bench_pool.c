@@ -33,7 +33,7 @@ struct worker {
 static int
 open_session(struct wfpb_client **c)
 {
-	struct wfpb_open_opts	o = { 0 };
+	struct wfpb_open_opts	o = WFPB_OPEN_OPTS_INIT;
 	char			err[256];
 
 	o.endpoint = endpoint;

@@ -199,7 +199,7 @@ static int
 cmd_status(struct wfpb_open_opts *o, int json)
 {
 	struct wfpb_client	*c = connect_or_die(o);
-	struct wfpb_status_info	st;
+	struct wfpb_status_info	st = WFPB_STATUS_INFO_INIT;
 
 	if (wfpb_server_status(c, &st) != 0)
 		return failed(c, "status");
@@ -338,7 +338,7 @@ cmd_ping(struct wfpb_open_opts *o, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	struct wfpb_open_opts	o = { 0 };
+	struct wfpb_open_opts	o = WFPB_OPEN_OPTS_INIT;
 	int			i;
 
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {

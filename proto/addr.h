@@ -1,28 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Transport addresses and address ranges as plain data, with a parser and a
- * formatter that need no OS headers, so core policy and the client library
- * share one implementation. Text forms: "192.0.2.1:443", "[2001:db8::1]:443";
- * ranges "10.0.0.0/8:1024-65535", "[::1]/128:*", "0.0.0.0/0:443".
+ * Address ranges for policy, and the address helpers core needs, over the
+ * public struct wfpb_addr (wfpb_addr.h), so core policy and the client
+ * library share one implementation. Ranges: "10.0.0.0/8:1024-65535",
+ * "[::1]/128:*", "0.0.0.0/0:443".
  */
-#ifndef WFPB_ADDR_H
-#define WFPB_ADDR_H
+#ifndef WFPB_ADDR_INTERNAL_H
+#define WFPB_ADDR_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wfpb_addr.h"
 #include "wfpb_error.h"
-
-#define WFPB_AF_INET	4
-#define WFPB_AF_INET6	6
-#define WFPB_ADDR_STRLEN	64u
-
-struct wfpb_addr {
-	int		family;		/* WFPB_AF_INET or WFPB_AF_INET6; 0 = unset */
-	uint8_t		addr[16];	/* network order; IPv4 uses the first 4 bytes */
-	uint16_t	port;		/* host order */
-	uint32_t	scope_id;
-};
 
 struct wfpb_range {
 	int		family;
@@ -31,15 +21,6 @@ struct wfpb_range {
 	uint16_t	port_lo, port_hi;
 	int		any_port;	/* written "*" rather than with numbers */
 };
-
-/* Bytes of address for a family: 4, 16, or 0 for an unknown family. */
-size_t wfpb_addr_len(int family);
-
-/* Parses "HOST:PORT" (IPv6 in brackets). 0 or WFPB_E_INVAL. */
-int WFPB_MUST_CHECK wfpb_addr_parse(const char *s, struct wfpb_addr *out);
-
-/* Formats into out (WFPB_ADDR_STRLEN bytes). */
-void wfpb_addr_format(const struct wfpb_addr *a, char out[WFPB_ADDR_STRLEN]);
 
 /* Parses "ADDR/PREFIX:PORTS" with PORTS = "*", "N" or "N-M". 0 or WFPB_E_INVAL. */
 int WFPB_MUST_CHECK wfpb_range_parse(const char *s, size_t len, struct wfpb_range *out);

@@ -4,10 +4,26 @@
  *
  * A struct wfpb_client is one authenticated session with the broker. Calls
  * block until the broker answers or the timeout passes. A client object is
- * not thread-safe; open one per thread. Every function returns 0 on success
- * or a negative WFPB_E_* code (see wfpb_error.h); when the broker answered
- * with a non-OK status the code is WFPB_E_STATUS and wfpb_status() holds it.
+ * not thread-safe; open one per thread (different clients may be used from
+ * different threads at once). Every function returns 0 on success or a
+ * negative WFPB_E_* code (see wfpb_error.h); when the broker answered with a
+ * non-OK status the code is WFPB_E_STATUS and wfpb_status() holds it.
  * wfpb_errmsg() describes the last failure in a sentence.
+ *
+ * Linking: pkg-config --cflags --libs wfpb, or find_package(wfpb) and the
+ * target wfpb::wfpb. The headers are self-contained: wfpb.h with
+ * wfpb_addr.h, wfpb_error.h, wfpb_api.h and wfpb_version.h.
+ *
+ * The ABI rule. libwfpb.so.0 / wfpb.dll keep every function of this header
+ * and the layout of every field they have today; later versions add
+ * functions and add fields only at the end of a struct. So that a struct can
+ * grow, the four structs passed in or out (wfpb_open_opts, wfpb_status_info,
+ * wfpb_accepted, wfpb_records) begin with a `size` member the caller sets to
+ * sizeof the struct it was compiled with; initialise them with the
+ * WFPB_*_INIT macros. The library reads and writes only the fields that fit
+ * in that size and leaves the rest as the caller set them; a size smaller
+ * than this version's first layout is WFPB_E_INVAL. A removed function or a
+ * changed field would be a new soname (libwfpb.so.1) and a new DLL name.
  */
 #ifndef WFPB_H
 #define WFPB_H
@@ -15,26 +31,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "addr.h"
+#include "wfpb_addr.h"
+#include "wfpb_api.h"
 #include "wfpb_error.h"
+#include "wfpb_version.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/* The version of the library loaded at run time ("0.1.0"); WFPB_VERSION_STRING is the headers'. */
+WFPB_API const char *wfpb_version(void);
+
 struct wfpb_client;
 
 struct wfpb_open_opts {
+	size_t		size;			/* sizeof(struct wfpb_open_opts): WFPB_OPEN_OPTS_INIT */
 	const char	*endpoint;		/* NULL: the platform default */
 	const char	*server_key_path;	/* pinned broker key file; NULL: default location */
 	const uint8_t	*server_key;		/* or the 32-byte key itself (overrides the path) */
 	const char	*client_key_path;	/* private key file for IK, NULL for NK */
 	uint32_t	timeout_ms;		/* per call; 0 means 10 s */
 };
+#define WFPB_OPEN_OPTS_INIT	{ sizeof(struct wfpb_open_opts), NULL, NULL, NULL, NULL, 0 }
 
 /* The default endpoint and pinned-key path of this platform. */
-const char *wfpb_default_endpoint(void);
-const char *wfpb_default_server_key(void);
+WFPB_API const char *wfpb_default_endpoint(void);
+WFPB_API const char *wfpb_default_server_key(void);
 
 /*
  * Connects and completes the handshake. On success *out owns the session
@@ -42,17 +65,17 @@ const char *wfpb_default_server_key(void);
  * NULL, errbuf holds a sentence naming the cause (e.g. a squatted endpoint
  * fails as WFPB_E_DECRYPT "... not the pinned key?").
  */
-int WFPB_MUST_CHECK wfpb_open(const struct wfpb_open_opts *opts, struct wfpb_client **out, char *errbuf,
+WFPB_API int WFPB_MUST_CHECK wfpb_open(const struct wfpb_open_opts *opts, struct wfpb_client **out, char *errbuf,
     size_t errlen);
 
 /* Closes the session and wipes its keys. NULL is a no-op. */
-void wfpb_close(struct wfpb_client *c);
+WFPB_API void wfpb_close(struct wfpb_client *c);
 
 /*
  * Pings the broker with an echo payload of len bytes (<= 1024). On success
  * *protocol_version (may be NULL) is the broker's protocol version.
  */
-int WFPB_MUST_CHECK wfpb_ping(struct wfpb_client *c, const uint8_t *payload, size_t len,
+WFPB_API int WFPB_MUST_CHECK wfpb_ping(struct wfpb_client *c, const uint8_t *payload, size_t len,
     uint32_t *protocol_version);
 
 #define WFPB_HANDLE_LEN	16
@@ -62,17 +85,18 @@ int WFPB_MUST_CHECK wfpb_ping(struct wfpb_client *c, const uint8_t *payload, siz
  * principal_lifetime: 0 releases it when this session ends, 1 keeps it (until
  * its TTL) for later sessions of the same principal. Needs the `stash` grant.
  */
-int WFPB_MUST_CHECK wfpb_stash(struct wfpb_client *c, const uint8_t *blob, size_t len, int principal_lifetime,
+WFPB_API int WFPB_MUST_CHECK wfpb_stash(struct wfpb_client *c, const uint8_t *blob, size_t len, int principal_lifetime,
     uint8_t handle[WFPB_HANDLE_LEN]);
 
 /* Reads a stashed blob back. On success *blob is malloc'd (free with wfpb_free). Needs `fetch`. */
-int WFPB_MUST_CHECK wfpb_fetch(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN], uint8_t **blob,
+WFPB_API int WFPB_MUST_CHECK wfpb_fetch(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN], uint8_t **blob,
     size_t *len);
 
 /* Releases a stash entry this principal owns. */
-int WFPB_MUST_CHECK wfpb_release(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN]);
+WFPB_API int WFPB_MUST_CHECK wfpb_release(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN]);
 
 struct wfpb_status_info {
+	size_t		size;		/* sizeof(struct wfpb_status_info): WFPB_STATUS_INFO_INIT */
 	uint32_t	sessions;
 	uint64_t	requests;
 	uint64_t	denials;
@@ -92,12 +116,13 @@ struct wfpb_status_info {
 	uint32_t	pid;		/* the broker's process id: a WFP callout's localRedirectTargetPID */
 	char		backend[16];
 };
+#define WFPB_STATUS_INFO_INIT	{ sizeof(struct wfpb_status_info), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, { 0 } }
 
 /* Broker counters (admin). */
-int WFPB_MUST_CHECK wfpb_server_status(struct wfpb_client *c, struct wfpb_status_info *out);
+WFPB_API int WFPB_MUST_CHECK wfpb_server_status(struct wfpb_client *c, struct wfpb_status_info *out);
 
 /* Asks the broker to re-read its configuration (admin); *principals may be NULL. */
-int WFPB_MUST_CHECK wfpb_reload(struct wfpb_client *c, uint32_t *principals);
+WFPB_API int WFPB_MUST_CHECK wfpb_reload(struct wfpb_client *c, uint32_t *principals);
 
 /* A socket handed over by the broker: a file descriptor on POSIX, a SOCKET on Windows. */
 typedef intptr_t wfpb_socket_t;
@@ -108,14 +133,15 @@ typedef intptr_t wfpb_socket_t;
  * `listen` grant and an address inside the principal's listen ranges; port 0
  * picks one, reported in *bound (may be NULL).
  */
-int WFPB_MUST_CHECK wfpb_listen(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backlog,
+WFPB_API int WFPB_MUST_CHECK wfpb_listen(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backlog,
     uint64_t *listener_id, struct wfpb_addr *bound);
 
 /* Releases a listener. */
-int WFPB_MUST_CHECK wfpb_release_listener(struct wfpb_client *c, uint64_t listener_id);
+WFPB_API int WFPB_MUST_CHECK wfpb_release_listener(struct wfpb_client *c, uint64_t listener_id);
 
 /* Sockets the broker hands over (Accept, Connect) arrive in blocking mode, like accept()'s and socket()'s. */
 struct wfpb_accepted {
+	size_t			size;		/* sizeof(struct wfpb_accepted): WFPB_ACCEPTED_INIT */
 	wfpb_socket_t		sock;		/* owned by the caller */
 	struct wfpb_addr	peer, local;
 	int			has_records;
@@ -129,6 +155,7 @@ struct wfpb_accepted {
 	int			records_error;
 	int			context_error;
 };
+#define WFPB_ACCEPTED_INIT	{ sizeof(struct wfpb_accepted), WFPB_SOCKET_NONE, { 0 }, { 0 }, 0, { 0 }, NULL, 0, 0, 0 }
 
 /*
  * Waits up to timeout_ms (0: 30 s) for a connection on a listener; the broker
@@ -139,9 +166,9 @@ struct wfpb_accepted {
  * `accept`. Release *out with wfpb_accepted_free (closes sock unless the
  * caller reset it to WFPB_SOCKET_NONE after taking it).
  */
-int WFPB_MUST_CHECK wfpb_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms,
+WFPB_API int WFPB_MUST_CHECK wfpb_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms,
     int principal_lifetime, struct wfpb_accepted *out);
-void wfpb_accepted_free(struct wfpb_accepted *a);
+WFPB_API void wfpb_accepted_free(struct wfpb_accepted *a);
 
 /*
  * The broker creates a socket, applies the records (a stash handle, or the
@@ -150,11 +177,12 @@ void wfpb_accepted_free(struct wfpb_accepted *a);
  * given, connects to remote within timeout_ms (0: 10 s) and hands the socket
  * over in *sock. Needs `connect` and a remote inside the connect ranges.
  */
-int WFPB_MUST_CHECK wfpb_connect(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob,
+WFPB_API int WFPB_MUST_CHECK wfpb_connect(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob,
     size_t blob_len, const struct wfpb_addr *remote, const struct wfpb_addr *local, uint32_t timeout_ms,
     wfpb_socket_t *sock, struct wfpb_addr *local_out);
 
 struct wfpb_records {
+	size_t	size;		/* sizeof(struct wfpb_records): WFPB_RECORDS_INIT */
 	int	has_handle;
 	uint8_t	handle[WFPB_HANDLE_LEN];
 	uint8_t	*blob;		/* malloc'd */
@@ -164,15 +192,16 @@ struct wfpb_records {
 	int	records_error;	/* as in struct wfpb_accepted */
 	int	context_error;
 };
+#define WFPB_RECORDS_INIT	{ sizeof(struct wfpb_records), 0, { 0 }, NULL, 0, NULL, 0, 0, 0 }
 
 /*
  * Secondary mode: the broker queries the records of a socket the client
  * owns (sent along with the request; the client keeps its own). Needs
  * `query`. Free *out with wfpb_records_free.
  */
-int WFPB_MUST_CHECK wfpb_query_records(struct wfpb_client *c, wfpb_socket_t sock, int principal_lifetime,
+WFPB_API int WFPB_MUST_CHECK wfpb_query_records(struct wfpb_client *c, wfpb_socket_t sock, int principal_lifetime,
     struct wfpb_records *out);
-void wfpb_records_free(struct wfpb_records *r);
+WFPB_API void wfpb_records_free(struct wfpb_records *r);
 
 /*
  * For a client that connects itself: the broker creates an unconnected TCP
@@ -184,21 +213,21 @@ void wfpb_records_free(struct wfpb_records *r);
  * and connects it; the broker's connect ranges do not apply. Needs `prepare`.
  * The supported alternative to wfpb_apply_records on Windows.
  */
-int WFPB_MUST_CHECK wfpb_prepare(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, size_t blob_len,
+WFPB_API int WFPB_MUST_CHECK wfpb_prepare(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, size_t blob_len,
     int family, wfpb_socket_t *sock);
 
 /* Secondary mode: the broker applies records to the client's socket, which then connects itself. Needs `apply`. */
-int WFPB_MUST_CHECK wfpb_apply_records(struct wfpb_client *c, wfpb_socket_t sock, const uint8_t *handle,
+WFPB_API int WFPB_MUST_CHECK wfpb_apply_records(struct wfpb_client *c, wfpb_socket_t sock, const uint8_t *handle,
     const uint8_t *blob, size_t blob_len);
 
 /* Frees memory libwfpb returned. */
-void wfpb_free(void *p);
+WFPB_API void wfpb_free(void *p);
 
 /* The name of a status code ("DENIED", "QUOTA", ...), for messages. */
-const char *wfpb_status_name(int code);
+WFPB_API const char *wfpb_status_name(int code);
 
 /* A monotonic clock in microseconds, for callers that time calls. */
-uint64_t wfpb_monotonic_us(void);
+WFPB_API uint64_t wfpb_monotonic_us(void);
 
 /* Status codes callers commonly test for (values of wfpbroker.v1.StatusCode). */
 #define WFPBROKER_STATUS_EACCES		1
@@ -212,10 +241,10 @@ uint64_t wfpb_monotonic_us(void);
 #define WFPBROKER_STATUS_UNAVAILABLE	37
 
 /* The status code of the last WFPB_E_STATUS failure (the .proto's StatusCode), else 0. */
-int wfpb_status(const struct wfpb_client *c);
+WFPB_API int wfpb_status(const struct wfpb_client *c);
 
 /* A sentence about the last failure on this client; "" after success. */
-const char *wfpb_errmsg(const struct wfpb_client *c);
+WFPB_API const char *wfpb_errmsg(const struct wfpb_client *c);
 
 #ifdef __cplusplus
 }

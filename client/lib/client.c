@@ -17,6 +17,7 @@
 #include "transport.h"
 #include "wfpb.h"
 #include "wfpbroker.pb-c.h"
+#include "wfpb_version.h"
 
 #define DEFAULT_TIMEOUT_MS	10000u
 #define READ_CHUNK		16384u
@@ -37,6 +38,32 @@ response_free(struct wfpb_client *c, Wfpbroker__V1__Response *r)
 {
 	wfpbroker__v1__response__free_unpacked(r, pb_arena_allocator(&c->arena));
 	pb_arena_release(&c->arena, 0);
+}
+
+const char *
+wfpb_version(void)
+{
+	return WFPB_VERSION_STRING;
+}
+
+/*
+ * The ABI rule (wfpb.h): a struct the caller passes begins with its size.
+ * This version has added no field to its first layout, so it needs the
+ * whole of its own struct; a later version that appends fields keeps the
+ * first layout's size as the minimum here and writes a new field only when
+ * the caller's size covers it.
+ */
+static int
+sized_ok(const void *p, size_t ours)
+{
+	return p != NULL && *(const size_t *)p >= ours;
+}
+
+/* Zeroes an out struct of ours, its size member kept. */
+static void
+sized_reset(void *p, size_t ours)
+{
+	memset((uint8_t *)p + sizeof(size_t), 0, ours - sizeof(size_t));
 }
 
 const char *
@@ -132,6 +159,11 @@ wfpb_open(const struct wfpb_open_opts *opts, struct wfpb_client **out, char *err
 	int				rc;
 
 	*out = NULL;
+	if (!sized_ok(opts, sizeof(*opts))) {
+		if (errbuf != NULL && errlen > 0)
+			snprintf(errbuf, errlen, "struct wfpb_open_opts without its size: initialise it with WFPB_OPEN_OPTS_INIT");
+		return WFPB_E_INVAL;
+	}
 	if (sodium_init() < 0)
 		return WFPB_E_NOMEM;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -435,12 +467,14 @@ wfpb_server_status(struct wfpb_client *c, struct wfpb_status_info *out)
 	Wfpbroker__V1__StatusResponse	*s;
 	int				rc;
 
+	if (!sized_ok(out, sizeof(*out)))
+		return fail(c, WFPB_E_INVAL, "struct wfpb_status_info without its size: use WFPB_STATUS_INFO_INIT");
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_STATUS;
 	rq.status = &st;
 	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_STATUS_RESULT, &r)) != 0)
 		return rc;
 	s = r->status_result;
-	memset(out, 0, sizeof(*out));
+	sized_reset(out, sizeof(*out));
 	out->sessions = s->sessions;
 	out->requests = s->requests;
 	out->denials = s->denials;
@@ -565,7 +599,9 @@ wfpb_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms, in
 	uint32_t			saved = c->timeout_ms;
 	int				rc;
 
-	memset(out, 0, sizeof(*out));
+	if (!sized_ok(out, sizeof(*out)))
+		return fail(c, WFPB_E_INVAL, "struct wfpb_accepted without its size: use WFPB_ACCEPTED_INIT");
+	sized_reset(out, sizeof(*out));
 	out->sock = WFPB_SOCKET_NONE;
 	a.listener_id = listener_id;
 	a.timeout_ms = timeout_ms;
@@ -708,7 +744,9 @@ wfpb_query_records(struct wfpb_client *c, wfpb_socket_t sock, int principal_life
 	intptr_t				send_sock;
 	int					rc;
 
-	memset(out, 0, sizeof(*out));
+	if (!sized_ok(out, sizeof(*out)))
+		return fail(c, WFPB_E_INVAL, "struct wfpb_records without its size: use WFPB_RECORDS_INIT");
+	sized_reset(out, sizeof(*out));
 	send_sock = socket_to_pb(&x, sock);
 	q.socket = &x;
 	q.lifetime = principal_lifetime ? WFPBROKER__V1__LIFETIME__PRINCIPAL : WFPBROKER__V1__LIFETIME__SESSION;
@@ -744,7 +782,9 @@ wfpb_records_free(struct wfpb_records *r)
 {
 	free(r->blob);
 	free(r->context);
-	memset(r, 0, sizeof(*r));
+	r->blob = r->context = NULL;
+	if (sized_ok(r, sizeof(*r)))
+		sized_reset(r, sizeof(*r));
 }
 
 int

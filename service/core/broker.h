@@ -29,8 +29,9 @@
 #include "noise.h"
 #include "policy.h"
 #include "stash.h"
+#include "wfpb_version.h"
 
-#define WFPB_SERVICE_VERSION	"0.1.0"
+#define WFPB_SERVICE_VERSION	WFPB_VERSION_STRING
 #define WFPB_GROUPS_MAX		32u
 
 /* Who is at the other end of a session, as the kernel told the platform server. */

@@ -72,6 +72,33 @@ prepare_state_dir(const char *dir)
 	return 0;
 }
 
+/*
+ * /proc/PID/exe of another user's process needs CAP_SYS_PTRACE (ptrace access
+ * mode READ). Without it the audit's image field of such a client names the
+ * reason instead of a path; say so once, at start, rather than in silence.
+ */
+static void
+warn_if_images_unreadable(void)
+{
+	char			line[256];
+	unsigned long long	eff = 0;
+	FILE			*f = fopen("/proc/self/status", "r");
+	int			found = 0;
+
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "CapEff: %llx", &eff) == 1) {
+			found = 1;
+			break;
+		}
+	}
+	fclose(f);
+	if (found && (eff & (1ull << 19)) == 0)	/* CAP_SYS_PTRACE */
+		wfpb_log(WFPB_LOG_WARN, "without CAP_SYS_PTRACE the image of another user's client cannot be read: "
+		    "the audit's image field then says \"(unreadable: ...)\"");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -158,6 +185,7 @@ main(int argc, char **argv)
 	}
 	wfpb_log(WFPB_LOG_INFO, "version %s, server key %s, backend %s", WFPB_SERVICE_VERSION, pub_path,
 	    b.cfg.backend);
+	warn_if_images_unreadable();
 	opts.notify = 1;
 	rc = wfpb_server_run(&b, &opts);
 	wfpb_broker_fini(&b);

@@ -248,12 +248,24 @@ identify(int fd, struct wfpb_identity *id)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0)
 		pidfd = -1;
 	snprintf(link, sizeof(link), "/proc/%d/exe", (int)cred.pid);
+	/*
+	 * A path is absolute; when there is none the field says why in
+	 * parentheses (docs/AUDIT.md), so an audit reader never takes an empty
+	 * image for a process without one.
+	 */
 	n = readlink(link, id->image, sizeof(id->image) - 1);
-	id->image[n > 0 ? n : 0] = '\0';
+	if (n > 0)
+		id->image[n] = '\0';
+	else
+		snprintf(id->image, sizeof(id->image), "(unreadable: %s)", strerror(errno));
 	if (pidfd >= 0) {
-		/* ESRCH: it is gone, and the path may name another process. (ENOSYS: cannot tell; keep it.) */
-		if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) != 0 && errno != ENOSYS)
-			id->image[0] = '\0';
+		/*
+		 * ESRCH: it is gone, and the path may name another process. EPERM
+		 * (a broker without CAP_KILL asking about another user's client)
+		 * and ENOSYS say nothing about that: keep what was read.
+		 */
+		if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) != 0 && errno == ESRCH)
+			snprintf(id->image, sizeof(id->image), "(unknown: the process exited while it was identified)");
 		close(pidfd);
 	}
 	id->known = 1;

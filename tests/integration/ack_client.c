@@ -17,7 +17,7 @@
 int
 main(int argc, char **argv)
 {
-	struct wfpb_open_opts	o = { 0 };
+	struct wfpb_open_opts	o = WFPB_OPEN_OPTS_INIT;
 	struct wfpb_client	*c;
 	struct wfpb_addr	any = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 } }, bound;
 	char			err[256], line[32];

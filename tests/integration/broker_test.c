@@ -44,7 +44,7 @@ static int		passed, failed;
 static int
 open_client(const char *client_key, struct wfpb_client **c, char *err, size_t errlen)
 {
-	struct wfpb_open_opts o = { 0 };
+	struct wfpb_open_opts o = WFPB_OPEN_OPTS_INIT;
 
 	o.endpoint = endpoint;
 	o.server_key_path = server_pub_path;
@@ -192,7 +192,7 @@ case_ik_unenrolled(void)
 static int
 case_wrong_pinned_key(void)
 {
-	struct wfpb_open_opts	o = { 0 };
+	struct wfpb_open_opts	o = WFPB_OPEN_OPTS_INIT;
 	struct wfpb_client	*c = NULL;
 	uint8_t			bogus[WFPB_NOISE_DHLEN];
 	char			err[256] = "";
@@ -603,7 +603,7 @@ parallel_client(void)
 static int
 case_parallel_clients(void)
 {
-	struct wfpb_status_info	before, after;
+	struct wfpb_status_info	before = WFPB_STATUS_INFO_INIT, after = WFPB_STATUS_INFO_INIT;
 	thread_t		t[PAR_THREADS];
 	long			expected;
 	int			i, n = 0;
@@ -636,7 +636,7 @@ static int
 case_client_vanishes_mid_request(void)
 {
 	struct itest_raw				r;
-	struct wfpb_status_info			st;
+	struct wfpb_status_info			st = WFPB_STATUS_INFO_INIT;
 	uint8_t					msg[128];
 	const uint8_t				*p, *m;
 	size_t					mlen, len;

@@ -81,7 +81,7 @@ static int
 case_listen_accept_records(void)
 {
 	struct wfpb_client	*c = open_client();
-	struct wfpb_accepted	acc;
+	struct wfpb_accepted	acc = WFPB_ACCEPTED_INIT;
 	struct wfpb_addr	bound, any = itest_loopback(0);
 	uint64_t		lid;
 	uint8_t			*blob;
@@ -116,8 +116,8 @@ static int
 case_connect_with_records(void)
 {
 	struct wfpb_client	*c = open_client();
-	struct wfpb_accepted	acc;
-	struct wfpb_status_info	st0, st1;
+	struct wfpb_accepted	acc = WFPB_ACCEPTED_INIT;
+	struct wfpb_status_info	st0 = WFPB_STATUS_INFO_INIT, st1 = WFPB_STATUS_INFO_INIT;
 	struct wfpb_addr	bound, any = itest_loopback(0), origin_addr;
 	wfpb_socket_t		up;
 	uint64_t		lid;
@@ -187,7 +187,7 @@ static int
 case_listen_policy_and_release(void)
 {
 	struct wfpb_client	*c = open_client();
-	struct wfpb_accepted	acc;
+	struct wfpb_accepted	acc = WFPB_ACCEPTED_INIT;
 	struct wfpb_addr	outside = itest_loopback(0), any = itest_loopback(0), bound;
 	uint64_t		lid;
 
@@ -209,7 +209,7 @@ static int
 case_accept_timeout(void)
 {
 	struct wfpb_client	*c = open_client();
-	struct wfpb_accepted	acc;
+	struct wfpb_accepted	acc = WFPB_ACCEPTED_INIT;
 	struct wfpb_addr	any = itest_loopback(0);
 	uint64_t		lid, t0, dt;
 
@@ -229,7 +229,7 @@ static int
 case_secondary_mode(void)
 {
 	struct wfpb_client	*c = open_client();
-	struct wfpb_records	rec;
+	struct wfpb_records	rec = WFPB_RECORDS_INIT;
 	uint16_t		port;
 	int			l, cfd, afd, fresh;
 
@@ -284,7 +284,7 @@ static int
 case_client_killed_mid_accept(void)
 {
 	struct wfpb_client	*admin = open_client();
-	struct wfpb_status_info	st;
+	struct wfpb_status_info	st = WFPB_STATUS_INFO_INIT;
 	uint32_t		before, stash_before;
 	pid_t			pid;
 	int			i, pfd[2];
@@ -296,7 +296,7 @@ case_client_killed_mid_accept(void)
 	CHECK(pipe(pfd) == 0, "pipe");
 	if ((pid = fork()) == 0) {
 		struct wfpb_client	*c = open_client();
-		struct wfpb_accepted	acc;
+		struct wfpb_accepted	acc = WFPB_ACCEPTED_INIT;
 		struct wfpb_addr	any = itest_loopback(0);
 		uint64_t		lid;
 
@@ -348,8 +348,8 @@ static int
 case_prepare(void)
 {
 	struct wfpb_client	*c = open_client();
-	struct wfpb_accepted	acc;
-	struct wfpb_status_info	st0, st1;
+	struct wfpb_accepted	acc = WFPB_ACCEPTED_INIT;
+	struct wfpb_status_info	st0 = WFPB_STATUS_INFO_INIT, st1 = WFPB_STATUS_INFO_INIT;
 	struct wfpb_addr	bound, any = itest_loopback(0);
 	struct sockaddr_in	to = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	wfpb_socket_t		s;

@@ -44,7 +44,7 @@ itest_rss_slack(void)
 static inline struct wfpb_client *
 itest_open(const char *endpoint, const char *server_pub, const char *client_key)
 {
-	struct wfpb_open_opts	o = { 0 };
+	struct wfpb_open_opts	o = WFPB_OPEN_OPTS_INIT;
 	struct wfpb_client	*c;
 	char			err[256];
 
@@ -87,7 +87,7 @@ struct itest_usage {
 static inline int
 itest_usage_now(struct wfpb_client *admin, struct itest_usage *u)
 {
-	struct wfpb_status_info st;
+	struct wfpb_status_info st = WFPB_STATUS_INFO_INIT;
 
 	if (wfpb_server_status(admin, &st) != 0) {
 		printf("  status: %s\n", wfpb_errmsg(admin));

@@ -19,6 +19,12 @@
 # veth pair) and removes on every exit path, pass or fail. Needs root. If
 # namespaces or nftables are unavailable it fails and says why; it does not
 # skip. --demo prints the story hop by hop (./dev.sh demo).
+#
+# WFPB_BROKER_UID=N runs the broker as the packaged unit does
+# (installer/linux/wfpbrokerd.service): a dedicated uid, no supplementary
+# groups, no_new_privs and CAP_NET_ADMIN as its only capability (effective,
+# ambient and bounding set), and checks that the audit then says the clients'
+# images could not be read.
 set -u
 brokerd=$1 wfpbctl=$2 relay=$3 tcp_echo=$4 work=$5 demo=${6:-}
 CHECK_QUIET=$demo
@@ -125,12 +131,29 @@ ops = admin
 $(proxy_section proxy-a 1001 "$a_port" "$mark_a")
 $(proxy_section proxy-b 1002 "$b_port" "$mark_b")
 CONF
-ip netns exec "$px" "$brokerd" --config "$work/wfpbroker.conf" >"$work/broker.log" 2>&1 &
-pids="$pids $!"
+broker_as=()
+if [ -n "${WFPB_BROKER_UID:-}" ]; then
+	# The group is nogroup, the relays' group too, so the socket (socket_group = nogroup) is theirs to reach.
+	chown "$WFPB_BROKER_UID:65534" "$work/run" "$work/state"
+	chmod 755 "$work/state"
+	broker_as=(setpriv --reuid="$WFPB_BROKER_UID" --regid=65534 --clear-groups --no-new-privs
+		--inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin)
+fi
+ip netns exec "$px" "${broker_as[@]}" "$brokerd" --config "$work/wfpbroker.conf" >"$work/broker.log" 2>&1 &
+broker_pid=$!
+pids="$pids $broker_pid"
 ctl() { in_px "$wfpbctl" --endpoint "$endpoint" --server-key "$pub" --timeout 3000 "$@"; }
 for _ in $(seq 1 100); do ctl ping >/dev/null 2>&1 && break; sleep 0.1; done
 check "the broker (backend netfilter) answers in the proxy namespace" eval "ctl ping >/dev/null"
 status_field() { ctl status | awk -v k="$1" '$1 == k { print $2 }'; }
+if [ -n "${WFPB_BROKER_UID:-}" ]; then
+	bpid=$(status_field pid)
+	check "the broker runs as uid $WFPB_BROKER_UID with CAP_NET_ADMIN alone (effective, bounding) and no_new_privs" eval \
+		"awk '/^Uid:/ { u = \$2 } /^CapEff:/ { e = \$2 } /^CapBnd:/ { b = \$2 } /^NoNewPrivs:/ { n = \$2 }
+		     END { exit !(u == $WFPB_BROKER_UID && e == \"0000000000001000\" && b == e && n == 1) }' /proc/$bpid/status"
+	check "the broker warned once that it cannot read other users' images" \
+		test "$(grep -c 'without CAP_SYS_PTRACE' "$work/broker.log")" = 1
+fi
 
 relay_pids=
 relay_host=127.0.0.1
@@ -221,6 +244,11 @@ for who in proxy-a proxy-b; do
 		"\"op\":\"connect\",\"principal\":\{[^}]*\"name\":\"$who\"\},\"addresses\":\[[^]]*\],\"blob_hashes\":\[\"[0-9a-f]{64}\"\],\"status\":\"OK\"" \
 		"$work/audit.json"
 done
+if [ -n "${WFPB_BROKER_UID:-}" ]; then
+	check "the audit says proxy-a's image was unreadable (EACCES), not empty" \
+		grep -qE '"image":"\(unreadable: Permission denied\)"[^}]*"name":"proxy-a"|"name":"proxy-a"[^}]*"image":"\(unreadable: Permission denied\)"' \
+		"$work/audit.json"
+fi
 say "   audit: $(grep -c '"op":"connect".*"blob_hashes":\["' "$work/audit.json") connects with records; $(cat "$work/verify.out")"
 
 # --- 3. The same over IPv6 (IP6T_SO_ORIGINAL_DST) ---------------------------------

@@ -33,7 +33,7 @@ rss_kib(const char *pid)
 int
 main(int argc, char **argv)
 {
-	struct wfpb_open_opts	o = { 0 };
+	struct wfpb_open_opts	o = WFPB_OPEN_OPTS_INIT;
 	struct wfpb_client	**c, *fresh;
 	struct rlimit		rl;
 	char			err[256];

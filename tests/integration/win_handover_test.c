@@ -76,7 +76,7 @@ static int
 case_prepare(void)
 {
 	struct wfpb_client	*c = open_client();
-	struct wfpb_accepted	acc;
+	struct wfpb_accepted	acc = WFPB_ACCEPTED_INIT;
 	struct wfpb_addr	any = itest_loopback(0), bound;
 	struct sockaddr_in	to = { .sin_family = AF_INET };
 	wfpb_socket_t		s;
@@ -112,7 +112,7 @@ static int
 case_accept_and_connect(void)
 {
 	struct wfpb_client	*c = open_client();
-	struct wfpb_accepted	acc;
+	struct wfpb_accepted	acc = WFPB_ACCEPTED_INIT;
 	struct wfpb_addr	any = itest_loopback(0), bound, origin_addr;
 	wfpb_socket_t		up;
 	uint64_t		lid;
@@ -164,7 +164,7 @@ static int
 case_errors(void)
 {
 	struct wfpb_client	*c = open_client();
-	struct wfpb_accepted	acc;
+	struct wfpb_accepted	acc = WFPB_ACCEPTED_INIT;
 	struct wfpb_addr	any = itest_loopback(0), outside = itest_loopback(0), closed;
 	wfpb_socket_t		s = WFPB_SOCKET_NONE;
 	uint64_t		lid;
@@ -193,7 +193,7 @@ static int
 case_wfp_refusal(void)
 {
 	struct wfpb_client	*c = open_client();
-	struct wfpb_accepted	acc;
+	struct wfpb_accepted	acc = WFPB_ACCEPTED_INIT;
 	struct wfpb_addr	any = itest_loopback(0), bound, dest;
 	wfpb_socket_t		s = WFPB_SOCKET_NONE;
 	uint64_t		lid;
@@ -250,8 +250,8 @@ static int
 case_secondary_by_handle(void)
 {
 	struct wfpb_client	*c = open_client();
-	struct wfpb_status_info	st0, st1;
-	struct wfpb_records	rec;
+	struct wfpb_status_info	st0 = WFPB_STATUS_INFO_INIT, st1 = WFPB_STATUS_INFO_INIT;
+	struct wfpb_records	rec = WFPB_RECORDS_INIT;
 	struct sockaddr_in	sin;
 	int			slen = sizeof(sin);
 	uint16_t		port;

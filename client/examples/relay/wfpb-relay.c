@@ -43,8 +43,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <getopt.h>
+
 #include "context.h"
-#include "num.h"
 #include "wfpb.h"
 
 /* The few socket and thread calls that differ between the platforms. */
@@ -126,7 +127,7 @@ usage_exit(int status)
 	fprintf(status == 0 ? stdout : stderr, "usage: wfpb-relay [--endpoint PATH] [--server-key FILE] "
 	    "[--client-key FILE] [--name NAME] [--no-records] [--max-connections N]\n"
 	    "       [--context auto|wfpsampler|wfpb|none] --listen ADDR:PORT [--to ADDR:PORT]\n"
-	    "       wfpb-relay --help\n");
+	    "       wfpb-relay --help | --version\n");
 	exit(status);
 }
 
@@ -134,6 +135,39 @@ static void
 usage(void)
 {
 	usage_exit(2);
+}
+
+static const struct option long_opts[] = {
+	{ "endpoint", required_argument, NULL, 'e' },
+	{ "server-key", required_argument, NULL, 'k' },
+	{ "client-key", required_argument, NULL, 'c' },
+	{ "name", required_argument, NULL, 'n' },
+	{ "listen", required_argument, NULL, 'l' },
+	{ "to", required_argument, NULL, 't' },
+	{ "context", required_argument, NULL, 'x' },
+	{ "max-connections", required_argument, NULL, 'm' },
+	{ "no-records", no_argument, NULL, 'R' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* A count of 1 or more, all digits: "2x", "-1" and "" are refused rather than read as far as they go. */
+static int
+parse_count(const char *s, uint32_t *out)
+{
+	uint64_t v = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9' || (v = v * 10 + (uint64_t)(*s - '0')) > UINT32_MAX)
+			return -1;
+	}
+	if (v == 0)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
 }
 
 /* " mark 0x..." for a socket on Linux, "" elsewhere. */
@@ -246,7 +280,7 @@ fail:
 int
 main(int argc, char **argv)
 {
-	struct wfpb_open_opts	o = { 0 };
+	struct wfpb_open_opts	o = WFPB_OPEN_OPTS_INIT;
 	struct wfpb_client	*c;
 	struct wfpb_addr	listen_at, to, bound, dest;
 	char			err[256], a[WFPB_ADDR_STRLEN], b[WFPB_ADDR_STRLEN], d[WFPB_ADDR_STRLEN], why[160];
@@ -255,44 +289,35 @@ main(int argc, char **argv)
 	uint32_t		max_conns = 0;
 	unsigned long		relayed = 0;
 	enum relay_context	context_kind = RELAY_CONTEXT_AUTO;
-	int			i, carry_records = 1;
+	int			opt, carry_records = 1;
 
-	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
-		usage_exit(0);
-	for (i = 1; i < argc; i++) {
-		const char *v = argv[i + 1];
-
-		if (strcmp(argv[i], "--no-records") == 0) {
-			carry_records = 0;
-			continue;
-		}
-		if (i + 1 >= argc)
-			usage();
-		i++;
-		if (strcmp(argv[i - 1], "--name") == 0)
-			name = v;
-		else if (strcmp(argv[i - 1], "--endpoint") == 0)
-			o.endpoint = v;
-		else if (strcmp(argv[i - 1], "--server-key") == 0)
-			o.server_key_path = v;
-		else if (strcmp(argv[i - 1], "--client-key") == 0)
-			o.client_key_path = v;
-		else if (strcmp(argv[i - 1], "--listen") == 0)
-			listen_arg = v;
-		else if (strcmp(argv[i - 1], "--to") == 0)
-			to_arg = v;
-		else if (strcmp(argv[i - 1], "--context") == 0 && relay_context_kind(v, &context_kind) == 0)
-			continue;
-		else if (strcmp(argv[i - 1], "--max-connections") == 0) {
-			if (wfpb_parse_u32(v, 1, UINT32_MAX, &max_conns) != 0) {
-				fprintf(stderr, "%s: --max-connections %s: not a number of connections (1..)\n", name, v);
+	while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+		switch (opt) {
+		case 'e': o.endpoint = optarg; break;
+		case 'k': o.server_key_path = optarg; break;
+		case 'c': o.client_key_path = optarg; break;
+		case 'n': name = optarg; break;
+		case 'l': listen_arg = optarg; break;
+		case 't': to_arg = optarg; break;
+		case 'R': carry_records = 0; break;
+		case 'h': usage_exit(0); break;
+		case 'V': printf("wfpb-relay %s (libwfpb %s)\n", WFPB_VERSION_STRING, wfpb_version()); return 0;
+		case 'x':
+			if (relay_context_kind(optarg, &context_kind) != 0) {
+				fprintf(stderr, "%s: --context %s: not one of auto, wfpsampler, wfpb, none\n", name, optarg);
 				return 2;
 			}
+			break;
+		case 'm':
+			if (parse_count(optarg, &max_conns) != 0) {
+				fprintf(stderr, "%s: --max-connections %s: not a number of connections (1..)\n", name, optarg);
+				return 2;
+			}
+			break;
+		default: usage();
 		}
-		else
-			usage();
 	}
-	if (i != argc || listen_arg == NULL || wfpb_addr_parse(listen_arg, &listen_at) != 0 ||
+	if (optind != argc || listen_arg == NULL || wfpb_addr_parse(listen_arg, &listen_at) != 0 ||
 	    (to_arg != NULL && wfpb_addr_parse(to_arg, &to) != 0))
 		usage();
 #ifndef _WIN32
@@ -319,7 +344,7 @@ main(int argc, char **argv)
 	    carry_records ? "" : ", without records");
 
 	while (max_conns == 0 || relayed < max_conns) {
-		struct wfpb_accepted	acc;
+		struct wfpb_accepted	acc = WFPB_ACCEPTED_INIT;
 		wfpb_socket_t		up;
 		sock_t			down;
 		const uint8_t		*records;

@@ -1,17 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The one error type of wfpbroker: an int that is 0 on success or a negative
+ * Public (libwfpb). The one error type of wfpbroker: an int that is 0 on success or a negative
  * WFPB_E_* code. OS errors (errno, Win32, WSA) are translated into these at
  * the OS boundary only; the original value travels separately for messages.
  */
 #ifndef WFPB_ERROR_H
 #define WFPB_ERROR_H
 
-#if defined(__GNUC__)
-#define WFPB_MUST_CHECK __attribute__((warn_unused_result))
-#else
-#define WFPB_MUST_CHECK
-#endif
+#include "wfpb_api.h"
 
 enum wfpb_error {
 	WFPB_OK = 0,
@@ -47,6 +43,6 @@ enum wfpb_error {
 };
 
 /* Returns a static, human-readable description of a WFPB_E_* code. */
-const char *wfpb_strerror(int err);
+WFPB_API const char *wfpb_strerror(int err);
 
 #endif
