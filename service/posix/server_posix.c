@@ -10,6 +10,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,7 @@ struct server {
 	int				reserve;
 	uint64_t			listen_paused_until;	/* 0: the listener is armed */
 	int				fd_short;		/* reported once per shortage */
+	int				notify;			/* tell $NOTIFY_SOCKET of state changes */
 	struct conn			*conns;
 	struct conn			*graveyard;	/* closed during this batch */
 	int				stop;
@@ -568,15 +570,65 @@ sweep(struct server *sv)
 	}
 }
 
+/*
+ * systemd Type=notify (sd_notify(3)): one datagram to $NOTIFY_SOCKET per
+ * state change. READY=1 once listening and after each reload,
+ * RELOADING=1 (with MONOTONIC_USEC, as Type=notify-reload wants) before
+ * one, STOPPING=1 when stopping, and STATUS= with what the broker serves.
+ */
+static void
+notify(const struct server *sv, const char *fmt, ...)
+{
+	struct sockaddr_un	sa = { .sun_family = AF_UNIX };
+	const char		*path = getenv("NOTIFY_SOCKET");
+	char			msg[512];
+	va_list			ap;
+	socklen_t		len;
+	int			fd, n;
+
+	if (!sv->notify || path == NULL || strlen(path) >= sizeof(sa.sun_path) || (path[0] != '/' && path[0] != '@'))
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(msg))
+		return;
+	memcpy(sa.sun_path, path, strlen(path));
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return;
+	(void)!sendto(fd, msg, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
+	close(fd);
+}
+
+static void
+notify_ready(const struct server *sv)
+{
+	notify(sv, "READY=1\nSTATUS=serving %s, backend %s, %u principals", sv->b->cfg.endpoint, sv->b->cfg.backend,
+	    (unsigned)sv->b->cfg.nprincipals);
+}
+
 static void
 reload(struct server *sv)
 {
 	struct wfpb_ini_error err;
 
+	struct timespec ts;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	notify(sv, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+	    (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000u, sv->b->config_path);
 	/* The broker logs the outcome, including a rejected file and its line. */
 	wfpb_core_enter(sv->b);
-	(void)wfpb_broker_reload_file(sv->b, &err);
+	rc = wfpb_broker_reload_file(sv->b, &err);
 	wfpb_core_leave(sv->b);
+	notify_ready(sv);
+	if (rc != 0)
+		notify(sv, "STATUS=serving the previous configuration: %s line %u was refused", sv->b->config_path,
+		    err.line);
 }
 
 static void
@@ -680,27 +732,6 @@ raise_fd_limit(void)
 	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
 		wfpb_log(WFPB_LOG_WARN, "cannot raise the descriptor limit to %llu: %s",
 		    (unsigned long long)rl.rlim_max, strerror(errno));
-}
-
-/* systemd Type=notify: one datagram to $NOTIFY_SOCKET. */
-static void
-notify_ready(void)
-{
-	struct sockaddr_un	sa = { .sun_family = AF_UNIX };
-	const char		*path = getenv("NOTIFY_SOCKET");
-	socklen_t		len;
-	int			fd;
-
-	if (path == NULL || strlen(path) >= sizeof(sa.sun_path) || (path[0] != '/' && path[0] != '@'))
-		return;
-	memcpy(sa.sun_path, path, strlen(path));
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = '\0';
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
-	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
-		return;
-	(void)!sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
-	close(fd);
 }
 
 static void *
@@ -873,8 +904,8 @@ wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts)
 	epoll_ctl(sv.ep, EPOLL_CTL_ADD, sv.sfd, &ev);
 	committer_start(&sv);
 	wfpb_log(WFPB_LOG_INFO, "listening on %s", sv.path);
-	if (opts->notify)
-		notify_ready();
+	sv.notify = opts->notify;
+	notify_ready(&sv);
 
 	while (!sv.stop) {
 		n = epoll_wait(sv.ep, evs, EVENTS_MAX, TICK_MS);
@@ -913,6 +944,7 @@ wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts)
 		commit_step(&sv);
 		bury(&sv);
 	}
+	notify(&sv, "STOPPING=1\nSTATUS=stopping: closing %u sessions", b->sessions);
 	committer_stop(&sv);
 	wfpb_log(WFPB_LOG_INFO, "stopping: closing %u sessions", b->sessions);
 	while (sv.conns != NULL) {

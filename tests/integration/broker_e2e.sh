@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# broker_e2e.sh native|wine BROKERD WFPBCTL BROKER_TEST WORKDIR [HANDOVER_TEST RELAY TCP_ECHO]
+# broker_e2e.sh native|wine BROKERD WFPBCTL BROKER_TEST WORKDIR [HANDOVER_TEST RELAY TCP_ECHO NOTIFY_LISTEN]
 #
 # Starts the real broker (natively, or the .exe under Wine on a real named
 # pipe), pings it with wfpbctl over NK and IK, runs broker-test's good and
@@ -8,6 +8,7 @@
 # file modes and a graceful SIGTERM. Ends with "N passed, M failed".
 set -u
 mode=$1 brokerd=$2 wfpbctl=$3 broker_test=$4 work=$5 handover_test=${6:-} relay=${7:-} tcp_echo=${8:-}
+notify_listen=${9:-}
 . "$(dirname "$0")/../check.sh"
 
 rm -rf "$work"
@@ -102,6 +103,12 @@ write_conf ""
 start_broker() {
 	if [ "$mode" = wine ]; then
 		wine "$brokerd" --console --config "$conf_arg" >>"$work/broker.log" 2>&1 &
+	elif [ -n "$notify_listen" ]; then
+		# systemd's side of Type=notify: every state change the broker reports, one line each.
+		"$notify_listen" "$work/notify.sock" "$work/notify.log" &
+		helpers="$helpers $!"
+		for _ in $(seq 1 50); do [ -S "$work/notify.sock" ] && break; sleep 0.05; done
+		NOTIFY_SOCKET=$work/notify.sock "$brokerd" --config "$conf_arg" >>"$work/broker.log" 2>&1 &
 	else
 		"$brokerd" --config "$conf_arg" >>"$work/broker.log" 2>&1 &
 	fi
@@ -360,6 +367,17 @@ key = $stranger_hex"
 	pid=
 	check "SIGTERM stops the broker with status 0" test $rc -eq 0
 	check "the socket is removed on stop" test ! -e "$endpoint"
+	if [ -n "$notify_listen" ]; then
+		check "sd_notify: READY=1 with a STATUS= naming the endpoint, once listening" \
+			grep -q "^READY=1 STATUS=serving $endpoint, backend sim, [0-9]* principals$" "$work/notify.log"
+		check "sd_notify: RELOADING=1 with MONOTONIC_USEC= before each SIGHUP reload, READY=1 after" \
+			test "$(grep -c '^RELOADING=1 MONOTONIC_USEC=[0-9]* STATUS=reloading ' "$work/notify.log")" -eq 2 -a \
+			"$(grep -c '^READY=1' "$work/notify.log")" -eq 3
+		check "sd_notify: a refused reload says so in STATUS=" \
+			grep -q '^STATUS=serving the previous configuration: .*wfpbroker.conf line 3 was refused$' "$work/notify.log"
+		check "sd_notify: STOPPING=1 last" sh -c "tail -n 1 '$work/notify.log' | grep -q '^STOPPING=1 STATUS=stopping'"
+		cat "$work/notify.log"
+	fi
 fi
 
 summary
