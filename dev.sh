@@ -10,6 +10,8 @@
 #   ./dev.sh run     setup + native build + run wfpbrokerd in the foreground with a local config
 #   ./dev.sh bench   release build of the native tree, then the benchmark table; then the
 #                    Windows service's worker pool under Wine
+#   ./dev.sh package [--sign CERT KEY]  the .deb files and the MSI under build/packages,
+#                    the Windows binaries and the MSI signed with CERT and KEY when given
 #   ./dev.sh demo    (root) two proxies redirecting each other forever, then the broker fixing it
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -24,6 +26,7 @@ apt_packages=(
 	clang libclang-rt-14-dev valgrind
 	iproute2 nftables util-linux
 	libsystemd-dev dbus-daemon
+	debhelper lintian scdoc man-db
 )
 
 export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
@@ -164,6 +167,30 @@ MSG
 	exec "$root/build/native/service/wfpbrokerd" --config "$dir/wfpbroker.conf"
 }
 
+# The Debian packages and the MSI under build/packages; with --sign CERT KEY the Windows
+# binaries and the MSI are Authenticode-signed (scripts/sign-win.sh).
+package() {
+	local out=build/packages
+	if [ "${1:-}" = --sign ] && { [ $# -ne 3 ] || [ ! -f "$2" ] || [ ! -f "$3" ]; }; then
+		echo "usage: ./dev.sh package [--sign CERT.pem KEY.pem]" >&2
+		exit 2
+	fi
+	rm -rf "$out"
+	mkdir -p "$out"
+	log "Debian packages"
+	bash scripts/package-deb.sh "$out/deb" >/dev/null
+	mv "$out"/deb/*.deb "$out"/
+	log "Windows binaries and MSI"
+	configure both
+	cmake --build build/win64 -j"$jobs" --target wfpbrokerd wfpbctl wfpb-relay wfpb_shared
+	if [ "${1:-}" = --sign ]; then
+		bash scripts/sign-win.sh build/win64 "$out" "$2" "$3"
+	else
+		bash scripts/sign-win.sh build/win64 "$out"
+	fi
+	ls -l "$out"
+}
+
 case "${1:-}" in
 setup)
 	setup_packages
@@ -200,6 +227,12 @@ bench)
 	cmake --build build/win64 -j"$jobs" --target wfpbrokerd bench-pool
 	bash bench/wine_pool.sh build/win64
 	;;
+package)
+	setup_packages
+	setup_win_deps
+	shift
+	package "$@"
+	;;
 demo)
 	setup_packages
 	configure
@@ -208,7 +241,7 @@ demo)
 		build/native/client/wfpb-relay build/native/tests/tcp-echo build/native/demo --demo
 	;;
 *)
-	sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
 	exit 2
 	;;
 esac

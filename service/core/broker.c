@@ -54,13 +54,12 @@ wfpb_broker_init(struct wfpb_broker *b, struct wfpb_config *cfg, const char *con
 	b->workers = 1;
 	wfpb_stash_init(&b->stash, stash_freed, b);
 	if (wfpb_backend_open(b->cfg.backend, &b->backend) != 0) {
-		wfpb_log(WFPB_LOG_ERR, "backend %s is not available in this build", b->cfg.backend);
 		wfpb_event(WFPB_EVENT_BACKEND, "backend %s is not available in this build", b->cfg.backend);
 		wfpb_broker_fini(b);
 		return WFPB_E_UNSUPPORTED;
 	}
 	b->started = 1;
-	wfpb_event(WFPB_EVENT_START, "version %s, backend %s", WFPB_SERVICE_VERSION, b->cfg.backend);
+	wfpb_event(WFPB_EVENT_START, "wfpbrokerd %s started, backend %s", WFPB_SERVICE_VERSION, b->cfg.backend);
 	return 0;
 }
 
@@ -100,8 +99,8 @@ wfpb_broker_reload_file(struct wfpb_broker *b, struct wfpb_ini_error *err)
 	}
 	wfpb_broker_reload(b, &cfg);
 	wfpb_broker_audit_event(b, WFPBROKER__V1__AUDIT_KIND__AUDIT_RELOAD, b->config_path, 0);
-	wfpb_event(WFPB_EVENT_RELOAD, "%s: %u principals", b->config_path, (unsigned)b->cfg.nprincipals);
-	wfpb_log(WFPB_LOG_INFO, "configuration reloaded: %u principals", (unsigned)b->cfg.nprincipals);
+	wfpb_event(WFPB_EVENT_RELOAD, "configuration reloaded from %s: %u principals", b->config_path,
+	    (unsigned)b->cfg.nprincipals);
 	return 0;
 }
 
@@ -215,8 +214,7 @@ report_anchor(struct wfpb_broker *b)
 	if (!wfpb_audit_anchor(&b->audit, &seq, hash))
 		return;
 	sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
-	wfpb_log(WFPB_LOG_INFO, "audit anchor %llu:%s", (unsigned long long)seq, hex);
-	wfpb_event(WFPB_EVENT_ANCHOR, "%llu:%s", (unsigned long long)seq, hex);
+	wfpb_event(WFPB_EVENT_ANCHOR, "audit anchor %llu:%s", (unsigned long long)seq, hex);
 }
 
 int
@@ -235,18 +233,15 @@ wfpb_broker_commit_finish(struct wfpb_broker *b, uint64_t now_ms)
 		    b->audit_retry_ms >= AUDIT_RETRY_MAX_MS / 2 ? AUDIT_RETRY_MAX_MS : 2 * b->audit_retry_ms;
 		b->audit_retry_at_ms = now_ms + b->audit_retry_ms;
 		if (!b->audit_reported_broken) {
-			wfpb_log(WFPB_LOG_ERR, "audit log cannot be written (error %d): refusing operations with "
+			wfpb_event(WFPB_EVENT_AUDIT, "audit log cannot be written (error %d): refusing operations with "
 			    "effects; retrying every %u s at most", b->audit.os_err, AUDIT_RETRY_MAX_MS / 1000u);
-			wfpb_event(WFPB_EVENT_AUDIT, "cannot be written (error %d): operations with effects are refused",
-			    b->audit.os_err);
 			b->audit_reported_broken = 1;
 		}
 	} else if (!b->audit.broken) {
 		report_anchor(b);
 		b->audit_retry_ms = 0;
 		if (b->audit_reported_broken) {
-			wfpb_log(WFPB_LOG_INFO, "audit log written again: operations with effects are served");
-			wfpb_event(WFPB_EVENT_AUDIT, "written again: operations with effects are served");
+			wfpb_event(WFPB_EVENT_AUDIT, "audit log written again: operations with effects are served");
 			b->audit_reported_broken = 0;
 		}
 	}

@@ -30,6 +30,26 @@ fail(struct wfpb_ini_error *err, unsigned line, const char *msg)
 	return WFPB_E_CONFIG;
 }
 
+/*
+ * A comment may also end a line: ';' or '#' after a space or a tab starts one
+ * ("max_sessions = 8   ; the default"). Returns the length before it, trimmed.
+ */
+static size_t
+strip_comment(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 1; i < n; i++) {
+		if ((s[i] == ';' || s[i] == '#') && (s[i - 1] == ' ' || s[i - 1] == '\t')) {
+			n = i;
+			break;
+		}
+	}
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	return n;
+}
+
 int
 wfpb_ini_parse(const char *text, size_t len, wfpb_ini_fn fn, void *arg, struct wfpb_ini_error *err)
 {
@@ -54,6 +74,7 @@ wfpb_ini_parse(const char *text, size_t len, wfpb_ini_fn fn, void *arg, struct w
 		trim(&s, &n);
 		if (n == 0 || *s == ';' || *s == '#')
 			continue;
+		n = strip_comment(s, n);
 		if (*s == '[') {
 			if (s[n - 1] != ']')
 				return fail(err, line, "section header without ']'");

@@ -7,6 +7,9 @@
 #ifndef WFPB_LOG_H
 #define WFPB_LOG_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 enum wfpb_log_level {
 	WFPB_LOG_ERR = 3,
 	WFPB_LOG_WARN = 4,
@@ -24,9 +27,22 @@ void wfpb_log(int level, const char *fmt, ...);
 /* Platform sink: one formatted line without a trailing newline. */
 void wfpb__log_sink(int level, const char *line);
 
+/* The level an event is logged at: errors for backend, audit and state, warnings for denials. */
+int wfpb__event_level(int event);
+
 /*
- * Events an operator's tooling watches for, each with its own Event Log ID
- * on Windows (service/win/messages.mc) and a syslog line on POSIX.
+ * The prefix of a stderr line: "2026-12-01T23:40:00.123Z wfpbrokerd warning: ", or under
+ * journald (journal != 0) the priority prefix "<4>" alone, the journal keeping the time.
+ */
+void wfpb__log_prefix(char *out, size_t cap, int level, int journal, uint64_t unix_ms);
+
+/*
+ * Events an operator's tooling watches for: a log line that also carries an
+ * ID, its Event Log ID on Windows (service/win/messages.mc) and a syslog
+ * message on POSIX. The sink writes the line once to stderr like any other
+ * (so core never logs an event's fact a second time with wfpb_log) and
+ * reports it to the OS channel, except under journald, which already has
+ * stderr.
  */
 enum wfpb_event {
 	WFPB_EVENT_START = 1,

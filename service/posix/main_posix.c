@@ -130,7 +130,7 @@ main(int argc, char **argv)
 		}
 	}
 	if (sodium_init() < 0) {
-		fprintf(stderr, "wfpbrokerd: libsodium failed to initialise\n");
+		wfpb_log(WFPB_LOG_ERR, "libsodium failed to initialise");
 		return 1;
 	}
 	wfpb_config_defaults(&defaults, DEFAULT_ENDPOINT, DEFAULT_STATE);
@@ -138,7 +138,7 @@ main(int argc, char **argv)
 	if (rc == WFPB_E_NOENT && config_path == NULL) {
 		cfg = defaults;
 	} else if (rc != 0) {
-		fprintf(stderr, "wfpbrokerd: %s:%u: %s\n", config_path ? config_path : DEFAULT_CONFIG, err.line,
+		wfpb_log(WFPB_LOG_ERR, "%s:%u: %s", config_path ? config_path : DEFAULT_CONFIG, err.line,
 		    err.message);
 		return rc == WFPB_E_CONFIG ? EXIT_CONFIG : 1;
 	}
@@ -147,7 +147,7 @@ main(int argc, char **argv)
 	snprintf(priv_path, sizeof(priv_path), "%s/server.key", cfg.state_dir);
 	snprintf(pub_path, sizeof(pub_path), "%s/server.pub", cfg.state_dir);
 	if ((rc = wfpb_keyfile_load_or_create(priv_path, pub_path, &key)) != 0) {
-		fprintf(stderr, "wfpbrokerd: static key %s: %s\n", priv_path, wfpb_strerror(rc));
+		wfpb_log(WFPB_LOG_ERR, "static key %s: %s", priv_path, wfpb_strerror(rc));
 		wfpb_config_free(&cfg);
 		return 1;
 	}
@@ -170,21 +170,20 @@ main(int argc, char **argv)
 		snprintf(priv_path, sizeof(priv_path), "%s/audit.key", b.cfg.state_dir);
 		snprintf(pub_path, sizeof(pub_path), "%s/audit.pub", b.cfg.state_dir);
 		if ((rc = wfpb_keyfile_load_or_create_ed25519(priv_path, pub_path, sk, pk)) != 0) {
-			fprintf(stderr, "wfpbrokerd: audit key %s: %s\n", priv_path, wfpb_strerror(rc));
+			wfpb_log(WFPB_LOG_ERR, "audit key %s: %s", priv_path, wfpb_strerror(rc));
 			wfpb_broker_fini(&b);
 			return 1;
 		}
 		rc = wfpb_broker_open_audit(&b, sk, now_ms(), err2, sizeof(err2));
 		sodium_memzero(sk, sizeof(sk));
 		if (rc != 0) {
-			fprintf(stderr, "wfpbrokerd: audit log: %s\n", err2);
+			wfpb_log(WFPB_LOG_ERR, "audit log: %s", err2);
 			wfpb_broker_fini(&b);
 			return 1;
 		}
 		snprintf(pub_path, sizeof(pub_path), "%s/server.pub", b.cfg.state_dir);
 	}
-	wfpb_log(WFPB_LOG_INFO, "version %s, server key %s, backend %s", WFPB_SERVICE_VERSION, pub_path,
-	    b.cfg.backend);
+	wfpb_log(WFPB_LOG_INFO, "server key %s", pub_path);
 	warn_if_images_unreadable();
 	opts.notify = 1;
 	rc = wfpb_server_run(&b, &opts);

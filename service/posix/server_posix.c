@@ -708,8 +708,13 @@ listen_socket(struct server *sv)
 		return WFPB_E_IO;
 	}
 	umask(old);
-	if (chmod(path, 0660) != 0 || (gr != NULL && chown(path, (uid_t)-1, gr->gr_gid) != 0) ||
-	    listen(fd, SOMAXCONN) != 0) {
+	/*
+	 * The socket already has our group when socket_group is the broker's own
+	 * (as under the packaged unit, whose system-call filter refuses chown):
+	 * change it only when it differs.
+	 */
+	if (chmod(path, 0660) != 0 || (gr != NULL && (lstat(path, &st) != 0 ||
+	    (st.st_gid != gr->gr_gid && chown(path, (uid_t)-1, gr->gr_gid) != 0))) || listen(fd, SOMAXCONN) != 0) {
 		wfpb_log(WFPB_LOG_ERR, "set up %s: %s", path, strerror(errno));
 		close(fd);
 		unlink(path);

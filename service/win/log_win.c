@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Windows log sink: stderr (visible with --console), and events to the
+ * Windows log sink: stderr with time and level (visible with --console),
+ * and events there too and to the
  * Application Event Log under the source "wfpbroker", whose message table
  * (messages.mc) is compiled into wfpbrokerd.exe and registered by install.
  */
@@ -28,8 +29,16 @@ static const struct {
 void
 wfpb__log_sink(int level, const char *line)
 {
-	(void)level;
-	fprintf(stderr, "wfpbrokerd: %s\n", line);
+	FILETIME	ft;
+	ULARGE_INTEGER	t;
+	char		prefix[64];
+
+	/* 100 ns ticks since 1601 to milliseconds since 1970. */
+	GetSystemTimeAsFileTime(&ft);
+	t.LowPart = ft.dwLowDateTime;
+	t.HighPart = ft.dwHighDateTime;
+	wfpb__log_prefix(prefix, sizeof(prefix), level, 0, (t.QuadPart - 116444736000000000ull) / 10000u);
+	fprintf(stderr, "%s%s\n", prefix, line);
 	fflush(stderr);
 }
 
@@ -41,6 +50,7 @@ wfpb__event_sink(int event, const char *text)
 	wchar_t		w[1024];
 	LPCWSTR		strings[1] = { w };
 
+	wfpb__log_sink(wfpb__event_level(event), text);
 	/* Workers may report at once: one registration wins, the others' go. */
 	if (source == NULL) {
 		if ((h = RegisterEventSourceW(NULL, L"wfpbroker")) == NULL)

@@ -265,8 +265,7 @@ run_broker(const char *config_path)
 		wfpb_broker_fini(&b);
 		return 1;
 	}
-	wfpb_log(WFPB_LOG_INFO, "version %s, server key %s, backend %s", WFPB_SERVICE_VERSION, pub_path,
-	    b.cfg.backend);
+	wfpb_log(WFPB_LOG_INFO, "server key %s", pub_path);
 	/* The first pipe instance exists before RUNNING is reported: no squatting window. */
 	if ((rc = wfpb_pipe_server_new(&b, &sv)) != 0) {
 		wfpb_broker_fini(&b);

@@ -330,6 +330,16 @@ if [ "$mode" = native ]; then
 	check "wfpb-relay --max-connections 3x: a usage error naming the option" eval \
 		'exits 2 "$relay" --listen 127.0.0.1:0 --max-connections 3x && grep -q -- "--max-connections 3x" "$work/cli.err"'
 	check "wfpbrokerd exits 78 (EX_CONFIG) for a configuration it refuses" exits 78 "$brokerd" --config "$work/bad-policy.conf"
+	# (valgrind's own lines, "==PID==" and "--PID--", share the file under broker_e2e_valgrind.)
+	check "every broker log line has a UTC time and a level" eval "! grep -vE '^(==|--)[0-9]+(==|--)' '$work/broker.log' |
+		grep -vqE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{12}Z wfpbrokerd (info|warning|error): '"
+	# Under journald (JOURNAL_STREAM names stderr) a line is the priority prefix and the text, no time.
+	: >"$work/journal.log"
+	check "under journald a refused configuration is logged as '<3>...' without a timestamp" eval \
+		'JOURNAL_STREAM=$(stat -c "%d:%i" "$work/journal.log") "$brokerd" --config "$work/bad-policy.conf" \
+		2>>"$work/journal.log"; grep -q "^<3>.*bad-policy.conf" "$work/journal.log" && ! grep -q "Z wfpbrokerd" "$work/journal.log"'
+	check "a JOURNAL_STREAM that is not our stderr is ignored" eval \
+		'JOURNAL_STREAM=1:1 "$brokerd" --config "$work/bad-policy.conf" 2>"$work/notjournal.log"; grep -q "Z wfpbrokerd error: " "$work/notjournal.log"'
 
 	cp "$work/wfpbroker.conf" "$work/good.conf"
 	printf '[service]\nmax_sessions = 8\n[principal x]\nops = admin\n' >"$work/wfpbroker.conf"

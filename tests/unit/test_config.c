@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "log.h"
 
 static struct wfpb_config base;
 
@@ -180,6 +181,46 @@ missing_file_is_noent(void **state)
 	assert_int_equal(wfpb_config_load("/nonexistent/wfpbroker.conf", &base, &c, &err), WFPB_E_NOENT);
 }
 
+/* The documented examples end lines with comments: they are not part of the value. */
+static void
+inline_comments_end_a_line(void **state)
+{
+	struct wfpb_ini_error	err;
+	struct wfpb_config	c;
+	const char		*text = "[service]  ; the service\n"
+	    "max_sessions = 8            ; fewer than the default\n"
+	    "backend = sim\t# a test double\n"
+	    "endpoint = /run/a;b.sock\n"
+	    "[principal p] # one\n"
+	    "uid = 1001 ; a user\n";
+
+	(void)state;
+	assert_int_equal(wfpb_config_parse(text, strlen(text), &base, &c, &err), 0);
+	assert_int_equal(c.max_sessions, 8);
+	assert_string_equal(c.backend, "sim");
+	assert_string_equal(c.endpoint, "/run/a;b.sock");	/* no space before ';': part of the value */
+	assert_int_equal(c.nprincipals, 1);
+	assert_string_equal(c.principals[0].name, "p");
+	wfpb_config_free(&c);
+}
+
+/* Log lines carry a UTC time computed without the C library's gmtime (absent from mingw's C11). */
+static void
+log_prefix_is_rfc3339_utc_or_a_journal_priority(void **state)
+{
+	char p[64];
+
+	(void)state;
+	wfpb__log_prefix(p, sizeof(p), WFPB_LOG_INFO, 0, 0);
+	assert_string_equal(p, "1970-01-01T00:00:00.000Z wfpbrokerd info: ");
+	wfpb__log_prefix(p, sizeof(p), WFPB_LOG_WARN, 0, 951782400123ull);	/* a leap day */
+	assert_string_equal(p, "2000-02-29T00:00:00.123Z wfpbrokerd warning: ");
+	wfpb__log_prefix(p, sizeof(p), WFPB_LOG_ERR, 0, 1798761599999ull);
+	assert_string_equal(p, "2026-12-31T23:59:59.999Z wfpbrokerd error: ");
+	wfpb__log_prefix(p, sizeof(p), WFPB_LOG_ERR, 1, 1798761599999ull);
+	assert_string_equal(p, "<3>");
+}
+
 int
 main(void)
 {
@@ -191,6 +232,8 @@ main(void)
 		cmocka_unit_test(netfilter_proxies_need_a_mark),
 		cmocka_unit_test(overlong_line_and_nul_are_errors),
 		cmocka_unit_test(missing_file_is_noent),
+		cmocka_unit_test(inline_comments_end_a_line),
+		cmocka_unit_test(log_prefix_is_rfc3339_utc_or_a_journal_priority),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
