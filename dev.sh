@@ -26,7 +26,7 @@ apt_packages=(
 	clang libclang-rt-14-dev valgrind
 	iproute2 nftables util-linux
 	libsystemd-dev dbus-daemon
-	debhelper lintian scdoc man-db
+	debhelper lintian scdoc man-db msitools osslsigncode openssl
 )
 
 export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="

@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # licence.sh SRCDIR: every file of the source tree names its licence (an SPDX
-# line in its first three lines), except the ones REUSE.toml covers (NOTICE, fuzz
+# line in its first three lines), except the ones REUSE.toml covers (NOTICE, the Debian copyright and source/format files, fuzz
 # corpora and JSON vectors, which cannot hold a comment), and the licence
 # files themselves are present.
 set -eu
@@ -19,7 +19,7 @@ else
 fi
 for f in $files; do
 	case "$f" in
-	LICENSE | NOTICE | tests/fuzz/corpus/* | *.json) continue ;;
+	LICENSE | NOTICE | tests/fuzz/corpus/* | *.json | installer/linux/debian/copyright | installer/linux/debian/source/format) continue ;;
 	esac
 	head -n 3 "$f" | grep -q 'SPDX-License-Identifier: Apache-2.0' || { echo "no SPDX line: $f"; bad=1; }
 done

@@ -8,6 +8,7 @@
  *   wfpbrokerd.exe uninstall                    stop and remove it
  *   wfpbrokerd.exe start                        start the installed service, wait for RUNNING
  *   wfpbrokerd.exe keygen [--config FILE]       create the static key if missing
+ *   wfpbrokerd.exe purge                        delete the default state directory (MSI PURGE=1)
  *
  * Default configuration: %ProgramData%\wfpbroker\wfpbroker.conf; state
  * (keys, audit log) in %ProgramData%\wfpbroker\, created with an explicit DACL.
@@ -29,6 +30,7 @@
 #include "selftest_win.h"
 #include "log.h"
 #include "pipe_server.h"
+#include "provision_win.h"
 #include "service_win.h"
 
 #define DEFAULT_PIPE	"\\\\.\\pipe\\wfpbroker"
@@ -65,6 +67,7 @@ usage_to(FILE *f)
 {
 	fprintf(f, "usage: wfpbrokerd.exe [--service | --console] [--config FILE]\n"
 	    "       wfpbrokerd.exe install [--config FILE] | uninstall | start | keygen [--config FILE]\n"
+	    "       wfpbrokerd.exe purge   (delete %%ProgramData%%\\wfpbroker: keys, configuration, audit log)\n"
 	    "       wfpbrokerd.exe selftest [--json FILE]   (as an administrator: what this Windows answers)\n"
 	    "       wfpbrokerd.exe --help | --version\n");
 }
@@ -183,6 +186,12 @@ load_config(const char *config_path, struct wfpb_config *cfg, char *conf_used, s
 		snprintf(conf_used, cap, "%s\\wfpbroker.conf", state);
 	wfpb_config_defaults(&defaults, DEFAULT_PIPE, state);
 	rc = wfpb_config_load(conf_used, &defaults, cfg, &err);
+	if (rc == WFPB_E_NOENT && config_path == NULL) {
+		/* The first start after the MSI: the configuration its properties asked for, if any. */
+		if (prepare_state_dir(state) != 0 || wfpb_provision_config(conf_used) != 0)
+			return 1;
+		rc = wfpb_config_load(conf_used, &defaults, cfg, &err);
+	}
 	if (rc == WFPB_E_NOENT && config_path == NULL) {
 		*cfg = defaults;
 		return 0;
@@ -322,7 +331,7 @@ main(int argc, char **argv)
 	}
 	for (i = 1; i < argc; i++) {
 		if (i == 1 && (strcmp(argv[i], "keygen") == 0 || strcmp(argv[i], "install") == 0 ||
-		    strcmp(argv[i], "uninstall") == 0 || strcmp(argv[i], "start") == 0))
+		    strcmp(argv[i], "uninstall") == 0 || strcmp(argv[i], "start") == 0 || strcmp(argv[i], "purge") == 0))
 			cmd = argv[i];
 		else if (strcmp(argv[i], "--console") == 0)
 			console = 1;
@@ -363,6 +372,14 @@ main(int argc, char **argv)
 		}
 		printf("service wfpbroker running\n");
 		return 0;
+	}
+	if (cmd != NULL && strcmp(cmd, "purge") == 0) {
+		char pd[MAX_PATH], state[MAX_PATH + 16];
+
+		/* Only the default directory: a state_dir named elsewhere is the administrator's to remove. */
+		program_data(pd, sizeof(pd));
+		snprintf(state, sizeof(state), "%s\\wfpbroker", pd);
+		return wfpb_purge_state(state) == 0 ? 0 : 1;
 	}
 	if (cmd != NULL) {	/* keygen */
 		if (load_config(config_path, &cfg, conf, sizeof(conf)) != 0)

@@ -1,16 +1,68 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# msi_test.sh MSI WFPBCTL_EXE: the MSI under Wine's msiexec: installs the files and the
-# service and starts it (default pipe, keys in ProgramData); it answers wfpbctl with its
-# defaults; msiexec /x stops and removes it. Ends with "N passed, M failed".
+# msi_test.sh MSI WFPBCTL_EXE WIXL WXS BUILD_DIR VERSION NEXT_VERSION: the MSI under Wine's msiexec,
+# as an administrator deploys it unattended. It installs the files and the service and starts
+# it (default pipe, keys in ProgramData), and the installing administrator can run
+# `wfpbctl status` at once (ADMINGROUP's default, Administrators); ADMINGROUP and CONFIGFILE
+# change the configuration written at the first start; the Add/Remove Programs entry says what
+# it is; a higher version, and the same version rebuilt, replace it (one entry) and a lower one
+# is refused; the SDK feature installs only when asked; msiexec /x stops and removes it,
+# keeping the state unless PURGE=1. Ends with "N passed, M failed".
 set -u
-msi=$1 wfpbctl=$2
+msi=$1 wfpbctl=$2 wixl=$3 wxs=$4 build=$5 version=$6 next=$7
 . "$(dirname "$0")/../check.sh"
 . "$(dirname "$0")/scm.sh"
 
-timeout 120 wine msiexec /x "$msi" /qn >/dev/null 2>&1	# a leftover from an interrupted run
 programdata="$WINEPREFIX/drive_c/ProgramData/wfpbroker"
-installed="$WINEPREFIX/drive_c/Program Files/wfpbroker/wfpbrokerd.exe"
+installdir="$WINEPREFIX/drive_c/Program Files/wfpbroker"
+installed="$installdir/wfpbrokerd.exe"
+work=$build/tests/msi-test
+rm -rf "$work"
+mkdir -p "$work"
+winpath() { printf 'Z:%s' "${1//\//\\}"; }
+uninstall_all() { # every wfpbroker product a previous run may have left
+	local code
+	for code in $(wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall' 2>/dev/null |
+		tr -d '\r' | grep -o '{[0-9A-F-]*}'); do
+		wine reg query "HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\Uninstall\\$code" /v DisplayName 2>/dev/null |
+			tr -d '\r' | grep -q 'REG_SZ *wfpbroker$' && timeout 120 wine msiexec /x "$code" /qn >/dev/null 2>&1
+	done
+	true
+}
+arp() { # the values of wfpbroker's Add/Remove Programs entries, one "name value" a line
+	local code
+	for code in $(wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall' 2>/dev/null |
+		tr -d '\r' | grep -o '{[0-9A-F-]*}'); do
+		wine reg query "HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\Uninstall\\$code" 2>/dev/null | tr -d '\r' |
+			awk '$2 ~ /^REG_/ { v = $3; for (i = 4; i <= NF; i++) v = v " " $i; print $1, v }' >"$work/arp.one"
+		grep -qx 'DisplayName wfpbroker' "$work/arp.one" && cat "$work/arp.one" && echo "--"
+	done
+}
+entries() { arp | grep -c '^DisplayName wfpbroker$'; }
+ctl() { # wfpbctl's output without CRs, and its exit status (not that of tr)
+	local rc
+	wine "$wfpbctl" --timeout 2000 "$@" >"$work/ctl.raw" 2>&1
+	rc=$?
+	tr -d '\r' <"$work/ctl.raw"
+	return $rc
+}
+answers() { # answers CMD...: retries while the service comes up
+	for _ in $(seq 1 50); do
+		ctl "$@" >"$work/ctl.out" && return 0
+		grep -q DENIED "$work/ctl.out" && return 1
+		sleep 0.2
+	done
+	return 1
+}
+build_msi() { # build_msi VERSION NEXT OUT: the same .wxs and files, another version
+	local src
+	src=$(realpath --relative-to="$build" "$(dirname "$wxs")/..")
+	(cd "$build" && "$wixl" -a x64 -D Version="$1" -D NextVersion="$2" -D Publisher=wfpbroker \
+		-D Url=https://github.com/wfpbroker/wfpbroker -D SourceDir="$src" -o "$3" "$wxs" 2>/dev/null)
+}
+
+uninstall_all
+rm -rf "$programdata"
 
 # A service that cannot start (here: a configuration it refuses) fails the installation, which
 # rolls back rather than leave a product installed and not running.
@@ -19,7 +71,7 @@ printf '[service]\nmax_sessions = lots\n' >"$programdata/wfpbroker.conf"
 check "with a configuration the service refuses, msiexec /i fails" eval '! timeout 120 wine msiexec /i "$msi" /qn'
 check "and rolls back: no service, no program files" eval \
 	'! wine reg query "HKLM\\System\\CurrentControlSet\\Services\\wfpbroker" >/dev/null 2>&1 && ! test -e "$installed"'
-rm -f "$programdata/wfpbroker.conf"
+rm -rf "$programdata"
 
 check "msiexec /i installs silently" timeout 120 wine msiexec /i "$msi" /qn
 reg=$(wine reg query 'HKLM\System\CurrentControlSet\Services\wfpbroker' 2>/dev/null | tr -d '\r')
@@ -27,14 +79,57 @@ check "the service is registered: auto start, LocalSystem, --service" eval 'echo
 check "the Event Log source is registered" eval 'wine reg query "HKLM\\System\\CurrentControlSet\\Services\\EventLog\\Application\\wfpbroker" 2>/dev/null | tr -d "\r" | grep -q EventMessageFile'
 # No net start: the installation waited for it to run.
 check "the service is RUNNING when msiexec returns" test "$(state_of)" = RUNNING
-ok=0
-for _ in $(seq 1 50); do
-	wine "$wfpbctl" --timeout 2000 ping >/dev/null 2>&1 && { ok=1; break; }
-	sleep 0.2
-done
-check "wfpbctl with no options reaches it (default pipe, pinned ProgramData key)" test $ok -eq 1
-check "msiexec /x uninstalls silently" timeout 120 wine msiexec /x "$msi" /qn
+check "wfpbctl with no options reaches it (default pipe, pinned ProgramData key)" answers ping
+check "the installing administrator may run wfpbctl status at once (ADMINGROUP: Administrators)" answers status
+check "the configuration the service wrote grants admin to S-1-5-32-544 only" eval \
+	"tr -d '\\r' <'$programdata/wfpbroker.conf' | grep -qx 'group_sid = S-1-5-32-544' &&
+	 test \"\$(tr -d '\\r' <'$programdata/wfpbroker.conf' | grep -c '^ops')\" = 1"
+arp >"$work/arp.txt"
+check "Add/Remove Programs: one entry, version $version, publisher, URL, no Modify" eval \
+	"test \$(grep -c '^DisplayName wfpbroker$' '$work/arp.txt') = 1 && grep -qx 'DisplayVersion $version' '$work/arp.txt' &&
+	 grep -qx 'Publisher wfpbroker' '$work/arp.txt' && grep -q '^URLInfoAbout https://' '$work/arp.txt' &&
+	 grep -qx 'NoModify 0x1' '$work/arp.txt'"
+check "the notices travel with the programs" test -s "$installdir/THIRD-PARTY.md" -a -s "$installdir/LICENSE.txt"
+check "the SDK is not installed unless asked for" test ! -e "$installdir/sdk/bin/wfpb.dll"
+
+# Upgrades: a higher version replaces it; so does the same version rebuilt; a lower one is refused.
+build_msi "$next" 9.9.9 "$work/next.msi" && build_msi "$next" 9.9.9 "$work/next-rebuilt.msi"
+check "two builds of $next made (each its own ProductCode)" test -s "$work/next.msi" -a -s "$work/next-rebuilt.msi"
+check "msiexec /i of version $next upgrades in place" timeout 120 wine msiexec /i "$(winpath "$work/next.msi")" /qn
+check "  one entry, version $next" eval "test \$(entries) = 1 && arp | grep -qx 'DisplayVersion $next'"
+check "  the service runs and keeps its keys and policy" answers status
+check "msiexec /i of $next rebuilt replaces it too" timeout 120 wine msiexec /i "$(winpath "$work/next-rebuilt.msi")" /qn
+check "  still one entry" test "$(entries)" = 1
+check "msiexec /i of $version over $next is refused (no downgrade)" eval '! timeout 120 wine msiexec /i "$msi" /qn'
+check "  and leaves $next installed and serving" eval "test \$(entries) = 1 && answers ping"
+check "msiexec /x uninstalls silently, keeping the state" eval 'uninstall_all; test "$(entries)" = 0'
 check "the service is gone" service_gone
 check "the pipe is gone" eval '! wine "$wfpbctl" --timeout 1000 ping >/dev/null 2>&1'
-check "the keys stay in ProgramData for the next installation" test -s "$programdata/server.key"
+check "the keys and the configuration stay in ProgramData for the next installation" \
+	test -s "$programdata/server.key" -a -s "$programdata/wfpbroker.conf"
+
+# PURGE=1 removes the state; ADMINGROUP names another group; the SDK feature.
+check "msiexec /i ADDLOCAL=Main,Sdk installs the SDK" eval 'timeout 120 wine msiexec /i "$msi" /qn ADDLOCAL=Main,Sdk &&
+	test -s "$installdir/sdk/bin/wfpb.dll" -a -s "$installdir/sdk/lib/wfpb.lib" -a -s "$installdir/sdk/include/wfpb.h"'
+check "msiexec /x PURGE=1 removes ProgramData\\wfpbroker" eval 'timeout 120 wine msiexec /x "$msi" /qn PURGE=1 &&
+	test ! -e "$programdata"'
+# (Wine's token holds most builtin groups, so the group the user is not in is a domain one.)
+other=S-1-5-21-1111-2222-3333-1013
+check "msiexec /i ADMINGROUP=$other (a group this user is not in)" timeout 120 wine msiexec /i "$msi" /qn ADMINGROUP=$other
+check "  the configuration names that group" eval "tr -d '\\r' <'$programdata/wfpbroker.conf' | grep -qx 'group_sid = $other'"
+check "  and an administrator outside it is DENIED status" eval '! answers status && grep -q DENIED "$work/ctl.out"'
+timeout 120 wine msiexec /x "$msi" /qn PURGE=1 >/dev/null 2>&1
+
+# CONFIGFILE: the file an administrator prepared becomes the configuration.
+printf '; prepared for this fleet\r\n[service]\r\nmax_sessions = 17\r\n[principal everyone]\r\ngroup_sid = S-1-1-0\r\nops = admin\r\n' \
+	>"$work/fleet.conf"
+check "msiexec /i CONFIGFILE=... installs that configuration" eval \
+	'timeout 120 wine msiexec /i "$msi" /qn CONFIGFILE="$(winpath "$work/fleet.conf")" &&
+	 cmp -s "$work/fleet.conf" "$programdata/wfpbroker.conf"'
+check "  and the service runs by it" eval 'answers status'
+check "a CONFIGFILE that does not exist fails the installation" eval \
+	'timeout 120 wine msiexec /x "$msi" /qn PURGE=1 >/dev/null 2>&1;
+	 ! timeout 120 wine msiexec /i "$msi" /qn CONFIGFILE="Z:\\nonexistent\\fleet.conf" && test "$(entries)" = 0'
+uninstall_all
+rm -rf "$programdata"
 summary

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* First-start configuration from the MSI's properties, and the purge at uninstall (provision_win.h). */
+#include <windows.h>
+#include <sddl.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "provision_win.h"
+
+#define PARAMS_KEY	L"SYSTEM\\CurrentControlSet\\Services\\wfpbroker\\Parameters"
+#define CONFIG_MAX	(1024u * 1024u)
+
+/* UTF-8 into a fixed UTF-16 buffer; 0 or -1 (invalid or too long). */
+static int
+widen(const char *s, wchar_t *out, int cap)
+{
+	return MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, out, cap) > 0 ? 0 : -1;
+}
+
+/* A REG_SZ value of the service's Parameters key into out (UTF-8); "" when absent or empty. */
+static void
+param(const wchar_t *name, char *out, size_t cap)
+{
+	wchar_t	w[1024];
+	DWORD	cb = sizeof(w);
+
+	out[0] = '\0';
+	if (RegGetValueW(HKEY_LOCAL_MACHINE, PARAMS_KEY, name, RRF_RT_REG_SZ, NULL, w, &cb) != ERROR_SUCCESS)
+		return;
+	if (WideCharToMultiByte(CP_UTF8, 0, w, -1, out, (int)cap, NULL, NULL) <= 0)
+		out[0] = '\0';
+}
+
+/* Creates path with exactly len bytes of data; fails if it exists. */
+static int
+write_new(const char *path, const void *data, size_t len)
+{
+	wchar_t	wpath[MAX_PATH];
+	HANDLE	h;
+	DWORD	done = 0;
+	BOOL	ok;
+
+	if (widen(path, wpath, MAX_PATH) != 0)
+		return -1;
+	h = CreateFileW(wpath, GENERIC_WRITE, 0, NULL, CREATE_NEW, FILE_ATTRIBUTE_NORMAL, NULL);
+	if (h == INVALID_HANDLE_VALUE) {
+		wfpb_log(WFPB_LOG_ERR, "create %s: error %lu", path, GetLastError());
+		return -1;
+	}
+	ok = WriteFile(h, data, (DWORD)len, &done, NULL) && done == len && FlushFileBuffers(h);
+	CloseHandle(h);
+	if (!ok) {
+		wfpb_log(WFPB_LOG_ERR, "write %s: error %lu", path, GetLastError());
+		DeleteFileW(wpath);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+copy_config(const char *src, const char *dst)
+{
+	wchar_t		wsrc[MAX_PATH];
+	LARGE_INTEGER	size;
+	HANDLE		h;
+	DWORD		got = 0;
+	char		*buf;
+	int		rc = -1;
+
+	if (widen(src, wsrc, MAX_PATH) != 0)
+		return -1;
+	h = CreateFileW(wsrc, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+	if (h == INVALID_HANDLE_VALUE) {
+		wfpb_log(WFPB_LOG_ERR, "CONFIGFILE %s: cannot open it (error %lu)", src, GetLastError());
+		return -1;
+	}
+	if (!GetFileSizeEx(h, &size) || size.QuadPart > CONFIG_MAX) {
+		wfpb_log(WFPB_LOG_ERR, "CONFIGFILE %s: not a file of at most %u bytes", src, CONFIG_MAX);
+		CloseHandle(h);
+		return -1;
+	}
+	if ((buf = malloc((size_t)size.QuadPart + 1)) != NULL &&
+	    ReadFile(h, buf, (DWORD)size.QuadPart, &got, NULL) && got == (DWORD)size.QuadPart)
+		rc = write_new(dst, buf, got);
+	else
+		wfpb_log(WFPB_LOG_ERR, "CONFIGFILE %s: cannot read it (error %lu)", src, GetLastError());
+	free(buf);
+	CloseHandle(h);
+	if (rc == 0)
+		wfpb_log(WFPB_LOG_INFO, "configuration %s written from CONFIGFILE %s", dst, src);
+	return rc;
+}
+
+/* "S-1-..." as given (checked), or an account name looked up; into sid_out as a string. */
+static int
+resolve_group(const char *group, char *sid_out, size_t cap)
+{
+	wchar_t		wname[256], domain[256], *text = NULL;
+	BYTE		buf[SECURITY_MAX_SID_SIZE];
+	PSID		sid = buf, parsed = NULL;
+	DWORD		cb = sizeof(buf), dcb = 256;
+	SID_NAME_USE	use;
+	int		rc = -1;
+
+	if (widen(group, wname, 256) != 0)
+		return -1;
+	if (strncmp(group, "S-1-", 4) == 0) {
+		if (!ConvertStringSidToSidW(wname, &parsed))
+			return -1;
+		sid = parsed;
+	} else if (!LookupAccountNameW(NULL, wname, sid, &cb, domain, &dcb, &use)) {
+		return -1;
+	}
+	if (ConvertSidToStringSidW(sid, &text) &&
+	    WideCharToMultiByte(CP_UTF8, 0, text, -1, sid_out, (int)cap, NULL, NULL) > 0)
+		rc = 0;
+	LocalFree(text);
+	LocalFree(parsed);
+	return rc;
+}
+
+int
+wfpb_provision_config(const char *conf_path)
+{
+	char	source[1024], group[1024], sid[192], text[1024];
+	int	n;
+
+	param(L"ConfigSource", source, sizeof(source));
+	if (source[0] != '\0')
+		return copy_config(source, conf_path);
+	param(L"AdminGroup", group, sizeof(group));
+	if (group[0] == '\0')
+		return 0;
+	if (resolve_group(group, sid, sizeof(sid)) != 0) {
+		wfpb_log(WFPB_LOG_ERR, "ADMINGROUP %s: not a SID or an account this machine knows", group);
+		return -1;
+	}
+	n = snprintf(text, sizeof(text),
+	    "; Written by wfpbrokerd at its first start from the installer's ADMINGROUP (%s).\r\n"
+	    "; Default deny: only that group, in an elevated session, may administer (status, reload).\r\n"
+	    "[principal administrators]\r\n"
+	    "group_sid = %s\r\n"
+	    "ops = admin\r\n", group, sid);
+	if (n < 0 || (size_t)n >= sizeof(text) || write_new(conf_path, text, (size_t)n) != 0)
+		return -1;
+	wfpb_log(WFPB_LOG_INFO, "configuration %s written: admin for %s (%s)", conf_path, group, sid);
+	return 0;
+}
+
+int
+wfpb_purge_state(const char *state_dir)
+{
+	WIN32_FIND_DATAW	fd;
+	wchar_t			wdir[MAX_PATH], pattern[MAX_PATH + 4], path[2 * MAX_PATH];
+	HANDLE			h;
+	DWORD			attr;
+	int			rc = 0;
+
+	if (widen(state_dir, wdir, MAX_PATH) != 0)
+		return -1;
+	attr = GetFileAttributesW(wdir);
+	if (attr == INVALID_FILE_ATTRIBUTES)
+		return GetLastError() == ERROR_FILE_NOT_FOUND || GetLastError() == ERROR_PATH_NOT_FOUND ? 0 : -1;
+	if (!(attr & FILE_ATTRIBUTE_DIRECTORY) || (attr & FILE_ATTRIBUTE_REPARSE_POINT)) {
+		wfpb_log(WFPB_LOG_ERR, "purge: %s is not a plain directory; left alone", state_dir);
+		return -1;
+	}
+	_snwprintf(pattern, MAX_PATH + 4, L"%ls\\*", wdir);
+	if ((h = FindFirstFileW(pattern, &fd)) == INVALID_HANDLE_VALUE)
+		return -1;
+	do {
+		if (wcscmp(fd.cFileName, L".") == 0 || wcscmp(fd.cFileName, L"..") == 0)
+			continue;
+		_snwprintf(path, 2 * MAX_PATH, L"%ls\\%ls", wdir, fd.cFileName);
+		/* A link is removed itself (RemoveDirectory on a directory junction does not follow it). */
+		if (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) {
+			if (!(fd.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) || !RemoveDirectoryW(path))
+				rc = -1;
+		} else {
+			SetFileAttributesW(path, FILE_ATTRIBUTE_NORMAL);
+			if (!DeleteFileW(path))
+				rc = -1;
+		}
+	} while (FindNextFileW(h, &fd));
+	FindClose(h);
+	if (rc != 0 || !RemoveDirectoryW(wdir)) {
+		wfpb_log(WFPB_LOG_ERR, "purge: %s could not be removed entirely (error %lu)", state_dir, GetLastError());
+		return -1;
+	}
+	wfpb_log(WFPB_LOG_INFO, "purge: %s removed", state_dir);
+	return 0;
+}
