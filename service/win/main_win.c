@@ -7,6 +7,7 @@
  *   wfpbrokerd.exe install [--config FILE]      register the service
  *   wfpbrokerd.exe uninstall                    stop and remove it
  *   wfpbrokerd.exe start                        start the installed service, wait for RUNNING
+ *   wfpbrokerd.exe reload                       SERVICE_CONTROL_PARAMCHANGE: it re-reads its configuration
  *   wfpbrokerd.exe keygen [--config FILE]       create the static key if missing
  *   wfpbrokerd.exe purge                        delete the default state directory (MSI PURGE=1)
  *
@@ -54,6 +55,15 @@ stop_broker(void)
 	LeaveCriticalSection(&running_lock);
 }
 
+static void
+reload_broker(void)
+{
+	EnterCriticalSection(&running_lock);
+	if (running != NULL)
+		wfpb_pipe_server_reload(running);
+	LeaveCriticalSection(&running_lock);
+}
+
 static BOOL WINAPI
 on_console_ctrl(DWORD type)
 {
@@ -66,7 +76,7 @@ static void
 usage_to(FILE *f)
 {
 	fprintf(f, "usage: wfpbrokerd.exe [--service | --console] [--config FILE]\n"
-	    "       wfpbrokerd.exe install [--config FILE] | uninstall | start | keygen [--config FILE]\n"
+	    "       wfpbrokerd.exe install [--config FILE] | uninstall | start | reload | keygen [--config FILE]\n"
 	    "       wfpbrokerd.exe purge   (delete %%ProgramData%%\\wfpbroker: keys, configuration, audit log)\n"
 	    "       wfpbrokerd.exe selftest [--json FILE]   (as an administrator: what this Windows answers)\n"
 	    "       wfpbrokerd.exe --help | --version\n");
@@ -331,7 +341,8 @@ main(int argc, char **argv)
 	}
 	for (i = 1; i < argc; i++) {
 		if (i == 1 && (strcmp(argv[i], "keygen") == 0 || strcmp(argv[i], "install") == 0 ||
-		    strcmp(argv[i], "uninstall") == 0 || strcmp(argv[i], "start") == 0 || strcmp(argv[i], "purge") == 0))
+		    strcmp(argv[i], "uninstall") == 0 || strcmp(argv[i], "start") == 0 || strcmp(argv[i], "purge") == 0 ||
+		    strcmp(argv[i], "reload") == 0))
 			cmd = argv[i];
 		else if (strcmp(argv[i], "--console") == 0)
 			console = 1;
@@ -373,6 +384,15 @@ main(int argc, char **argv)
 		printf("service wfpbroker running\n");
 		return 0;
 	}
+	if (cmd != NULL && strcmp(cmd, "reload") == 0) {
+		if ((rc = wfpb_service_reload()) != 0) {
+			fprintf(stderr, "wfpbrokerd: reload: error %d%s\n", rc,
+			    rc == ERROR_SERVICE_NOT_ACTIVE ? " (the service is not running)" : "");
+			return 1;
+		}
+		printf("service wfpbroker asked to reload its configuration\n");
+		return 0;
+	}
 	if (cmd != NULL && strcmp(cmd, "purge") == 0) {
 		char pd[MAX_PATH], state[MAX_PATH + 16];
 
@@ -396,7 +416,7 @@ main(int argc, char **argv)
 		return run_broker(config_path);
 	}
 	(void)service;
-	rc = wfpb_service_dispatch(run_broker, stop_broker, config_path);
+	rc = wfpb_service_dispatch(run_broker, stop_broker, reload_broker, config_path);
 	if (rc == ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) {
 		fprintf(stderr, "wfpbrokerd: not started by the Service Control Manager; use --console to run in "
 		    "the foreground, or install\n");

@@ -34,6 +34,7 @@
 #define TICK_MS		100u
 #define KEY_STOP	1u
 #define KEY_COMMIT	2u	/* the committer thread finished a batch */
+#define KEY_RELOAD	3u	/* re-read the configuration (SERVICE_CONTROL_PARAMCHANGE) */
 #define DRAIN_MS	5000u
 #define WORKERS_AUTO_MIN 2u
 #define WORKERS_AUTO_MAX 8u
@@ -698,6 +699,13 @@ serve_packet(struct wfpb_pipe_server *sv, OVERLAPPED *ov, ULONG_PTR key, DWORD n
 		commit_done(sv);
 	} else if (ok && key == KEY_STOP) {
 		return 1;
+	} else if (ok && key == KEY_RELOAD) {
+		struct wfpb_ini_error why;
+
+		/* The broker logs the outcome, a refused file with its line included. */
+		core_enter(sv);
+		(void)wfpb_broker_reload_file(sv->b, &why);
+		core_leave(sv);
 	}
 	return 0;
 }
@@ -835,6 +843,12 @@ wfpb_pipe_server_stop(struct wfpb_pipe_server *sv)
 	InterlockedExchange(&sv->stop, 1);
 	for (i = 0; i < (sv->nworkers ? sv->nworkers : 1); i++)
 		PostQueuedCompletionStatus(sv->iocp, 0, KEY_STOP, NULL);
+}
+
+void
+wfpb_pipe_server_reload(struct wfpb_pipe_server *sv)
+{
+	PostQueuedCompletionStatus(sv->iocp, 0, KEY_RELOAD, NULL);
 }
 
 void

@@ -38,6 +38,9 @@ int wfpb_pipe_server_run(struct wfpb_pipe_server *sv);
 /* Asks the loop to stop. Safe from any thread (console or SCM handler). */
 void wfpb_pipe_server_stop(struct wfpb_pipe_server *sv);
 
+/* Has a worker re-read the configuration file, as SIGHUP does on POSIX (any thread may call it). */
+void wfpb_pipe_server_reload(struct wfpb_pipe_server *sv);
+
 void wfpb_pipe_server_free(struct wfpb_pipe_server *sv);
 
 #endif

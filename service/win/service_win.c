@@ -24,6 +24,7 @@ static SERVICE_STATUS_HANDLE	status_handle;
 static SERVICE_STATUS		status;
 static wfpb_service_run_fn	run_fn;
 static wfpb_service_stop_fn	stop_fn;
+static wfpb_service_stop_fn	reload_fn;
 static const char		*service_config;
 
 static void
@@ -36,7 +37,7 @@ report(DWORD state, DWORD exit_code, DWORD wait_hint)
 	status.dwWin32ExitCode = exit_code;
 	status.dwWaitHint = wait_hint;
 	status.dwControlsAccepted = state == SERVICE_RUNNING ?
-	    SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN | SERVICE_ACCEPT_PRESHUTDOWN : 0;
+	    SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN | SERVICE_ACCEPT_PRESHUTDOWN | SERVICE_ACCEPT_PARAMCHANGE : 0;
 	status.dwCheckPoint = (state == SERVICE_RUNNING || state == SERVICE_STOPPED) ? 0 : checkpoint++;
 	SetServiceStatus(status_handle, &status);
 }
@@ -68,6 +69,9 @@ control_handler(DWORD control, DWORD type, void *data, void *context)
 		report(SERVICE_STOP_PENDING, NO_ERROR, 6000);
 		stop_fn();
 		return NO_ERROR;
+	case SERVICE_CONTROL_PARAMCHANGE:	/* `sc control wfpbroker paramchange`: reload, as SIGHUP */
+		reload_fn();
+		return NO_ERROR;
 	case SERVICE_CONTROL_INTERROGATE:
 		return NO_ERROR;
 	}
@@ -93,7 +97,8 @@ service_main(DWORD argc, LPWSTR *argv)
 }
 
 int
-wfpb_service_dispatch(wfpb_service_run_fn run, wfpb_service_stop_fn stop, const char *config_path)
+wfpb_service_dispatch(wfpb_service_run_fn run, wfpb_service_stop_fn stop, wfpb_service_stop_fn reload,
+    const char *config_path)
 {
 	SERVICE_TABLE_ENTRYW table[] = {
 		{ (LPWSTR)SERVICE_NAME, service_main },
@@ -102,6 +107,7 @@ wfpb_service_dispatch(wfpb_service_run_fn run, wfpb_service_stop_fn stop, const 
 
 	run_fn = run;
 	stop_fn = stop;
+	reload_fn = reload;
 	service_config = config_path;
 	if (!StartServiceCtrlDispatcherW(table))
 		return (int)GetLastError();
@@ -300,4 +306,23 @@ wfpb_service_uninstall(void)
 	CloseServiceHandle(scm);
 	(void)RegDeleteKeyW(HKEY_LOCAL_MACHINE, EVENTLOG_KEY);
 	return (int)err;
+}
+
+int
+wfpb_service_reload(void)
+{
+	SC_HANDLE	scm, svc;
+	SERVICE_STATUS	st;
+	int		rc = 0;
+
+	if ((scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT)) == NULL)
+		return (int)GetLastError();
+	/* PARAMCHANGE needs SERVICE_PAUSE_CONTINUE access (ControlService). */
+	if ((svc = OpenServiceW(scm, SERVICE_NAME, SERVICE_PAUSE_CONTINUE)) == NULL ||
+	    !ControlService(svc, SERVICE_CONTROL_PARAMCHANGE, &st))
+		rc = (int)GetLastError();
+	if (svc != NULL)
+		CloseServiceHandle(svc);
+	CloseServiceHandle(scm);
+	return rc;
 }

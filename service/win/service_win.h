@@ -9,7 +9,8 @@ typedef int (*wfpb_service_run_fn)(const char *config_path);
 typedef void (*wfpb_service_stop_fn)(void);
 
 /* Hands the process to the SCM; ERROR_FAILED_SERVICE_CONTROLLER_CONNECT when not started by it. */
-int wfpb_service_dispatch(wfpb_service_run_fn run, wfpb_service_stop_fn stop, const char *config_path);
+int wfpb_service_dispatch(wfpb_service_run_fn run, wfpb_service_stop_fn stop, wfpb_service_stop_fn reload,
+    const char *config_path);
 
 /* Progress reports while starting, and RUNNING once the pipe accepts clients. No-ops outside the SCM. */
 void wfpb_service_report_starting(void);
@@ -27,5 +28,8 @@ int wfpb_service_uninstall(void);
 
 /* Starts the installed service and waits up to 30 s for RUNNING; 0 or a Win32 error. */
 int wfpb_service_start(void);
+
+/* Sends the running service SERVICE_CONTROL_PARAMCHANGE: it re-reads its configuration. 0 or a Win32 error. */
+int wfpb_service_reload(void);
 
 #endif

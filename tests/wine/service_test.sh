@@ -41,6 +41,15 @@ check "the start was reported to the Event Log (ReportEventW accepted)" test "${
 wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" stash 00 >/dev/null 2>&1
 e1=$(events)
 check "a denial is reported to the Event Log" test "${e1:-0}" -gt "${e0:-0}"
+# SERVICE_CONTROL_PARAMCHANGE re-reads the configuration, as SIGHUP does on Linux.
+stash_once() { wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" stash 00 >/dev/null 2>&1; }
+check "before the reload the session may not stash" eval '! stash_once'
+# The first section that matches (wine-admins) decides: it gains stash.
+sed -i 's/^ops = admin$/ops = admin stash/' "$work/wfpbroker.conf"
+check "wfpbrokerd.exe reload sends PARAMCHANGE" eval 'wine "$brokerd" reload | grep -q "asked to reload"'
+reloaded=0
+for _ in $(seq 1 50); do stash_once && { reloaded=1; break; }; sleep 0.1; done
+check "after PARAMCHANGE the service serves the new policy (stash granted)" test $reloaded = 1
 # A client busy pinging while the service is stopped: the stop must not wait for it.
 wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" ping --count 1000000 >/dev/null 2>&1 &
 busy=$!
