@@ -10,7 +10,7 @@
  *   wfpbctl [options] reload               re-read the broker's configuration (admin)
  *   wfpbctl keygen --out PREFIX            writes PREFIX.key (private) and PREFIX.pub
  *   wfpbctl policy check FILE              validates a configuration/policy file offline
- *   wfpbctl audit verify FILE --pubkey KEY [--live] [--expect SEQ:HASH] | audit tail [-f] [-n N] FILE | audit export --json FILE
+ *   wfpbctl audit verify FILE --pubkey KEY [--live] [--expect SEQ:HASH] | audit tail [-f] [-n N] FILE | audit export --json FILE [--pubkey KEY]
  *
  * Exit status: 0 success; 1 the broker refused or failed (the message names
  * the status, e.g. "DENIED: ..."), or it could not be reached; 2 bad usage.
@@ -26,6 +26,7 @@
 #include "audit_cmd.h"
 #include "broker.h"
 #include "config.h"
+#include "json.h"
 #include "keyfile.h"
 #include "num.h"
 #include "wfpb.h"
@@ -41,7 +42,7 @@ usage_to(FILE *f)
 	    "       wfpbctl keygen --out PREFIX\n"
 	    "       wfpbctl policy check FILE\n"
 	    "       wfpbctl audit verify FILE --pubkey KEY [--live] [--expect SEQ:HASH] | audit tail [-f] [-n N] FILE |\n"
-	    "                     audit export --json FILE\n"
+	    "                     audit export --json FILE [--pubkey KEY]\n"
 	    "       wfpbctl --help | --version\n");
 }
 
@@ -204,19 +205,30 @@ cmd_status(struct wfpb_open_opts *o, int json)
 	if (wfpb_server_status(c, &st) != 0)
 		return failed(c, "status");
 	if (json) {
-		/* backend is one of a fixed set of plain names: no escaping needed. */
-		printf("{\"backend\":\"%s\",\"uptime_ms\":%llu,\"sessions\":%u,\"requests\":%llu,"
-		    "\"denials\":%llu,\"stash_entries\":%u,\"stash_bytes\":%llu,\"listeners\":%u,"
-		    "\"records_applied\":%llu,\"audit_durable_seq\":%llu,\"audit_commits\":%llu,"
-		    "\"audit_max_batch\":%llu,\"audit_broken\":%s,\"events_reported\":%llu,"
-		    "\"rss_bytes\":%llu,\"open_handles\":%u,\"workers\":%u,\"pid\":%u}\n", st.backend,
-		    (unsigned long long)st.uptime_ms, st.sessions,
-		    (unsigned long long)st.requests, (unsigned long long)st.denials, st.stash_entries,
-		    (unsigned long long)st.stash_bytes, st.listeners, (unsigned long long)st.records_applied,
-		    (unsigned long long)st.audit_durable_seq, (unsigned long long)st.audit_commits,
-		    (unsigned long long)st.audit_max_batch, st.audit_broken ? "true" : "false",
-		    (unsigned long long)st.events_reported, (unsigned long long)st.rss_bytes, st.open_handles,
-		    st.workers, st.pid);
+		struct wfpb_json j;
+
+		wfpb_json_init(&j, stdout);
+		wfpb_json_obj_begin(&j, NULL);
+		wfpb_json_str(&j, "backend", st.backend);
+		wfpb_json_u64(&j, "uptime_ms", st.uptime_ms);
+		wfpb_json_u64(&j, "sessions", st.sessions);
+		wfpb_json_u64(&j, "requests", st.requests);
+		wfpb_json_u64(&j, "denials", st.denials);
+		wfpb_json_u64(&j, "stash_entries", st.stash_entries);
+		wfpb_json_u64(&j, "stash_bytes", st.stash_bytes);
+		wfpb_json_u64(&j, "listeners", st.listeners);
+		wfpb_json_u64(&j, "records_applied", st.records_applied);
+		wfpb_json_u64(&j, "audit_durable_seq", st.audit_durable_seq);
+		wfpb_json_u64(&j, "audit_commits", st.audit_commits);
+		wfpb_json_u64(&j, "audit_max_batch", st.audit_max_batch);
+		wfpb_json_bool(&j, "audit_broken", st.audit_broken);
+		wfpb_json_u64(&j, "events_reported", st.events_reported);
+		wfpb_json_u64(&j, "rss_bytes", st.rss_bytes);
+		wfpb_json_u64(&j, "open_handles", st.open_handles);
+		wfpb_json_u64(&j, "workers", st.workers);
+		wfpb_json_u64(&j, "pid", st.pid);
+		wfpb_json_obj_end(&j);
+		(void)wfpb_json_end(&j);
 		wfpb_close(c);
 		return 0;
 	}

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "selftest_win.h"
 #include "wfp.h"
 
@@ -228,21 +229,6 @@ filtered_token_queries(void)
 }
 
 static void
-json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s != '\0'; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", (unsigned char)*s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
-}
-
-static void
 os_build(char *out, size_t cap)
 {
 	RTL_OSVERSIONINFOW	v = { .dwOSVersionInfoSize = sizeof(v) };
@@ -306,6 +292,7 @@ wfpb_selftest(const char *json_path)
 	SOCKET			acc, cl;
 	char			build[128];
 	FILE			*f;
+	struct wfpb_json	j;
 	int			i;
 
 	nprobes = 0;
@@ -334,20 +321,24 @@ wfpb_selftest(const char *json_path)
 			fprintf(stderr, "wfpbrokerd: selftest: cannot write %s\n", json_path);
 			return 1;
 		}
-		fprintf(f, "{\"os\":");
-		json_string(f, build);
-		fprintf(f, ",\"elevated\":%s,\"probes\":[", elev.TokenIsElevated ? "true" : "false");
+		wfpb_json_init(&j, f);
+		wfpb_json_obj_begin(&j, NULL);
+		wfpb_json_str(&j, "os", build);
+		wfpb_json_bool(&j, "elevated", elev.TokenIsElevated != 0);
+		wfpb_json_arr_begin(&j, "probes");
 		for (i = 0; i < nprobes; i++) {
-			fprintf(f, "%s{\"name\":", i ? "," : "");
-			json_string(f, probes[i].name);
-			fprintf(f, ",\"call\":");
-			json_string(f, probes[i].call);
-			fprintf(f, ",\"rc\":%d,\"error\":%d,\"bytes\":%lu,\"note\":", probes[i].rc, probes[i].err,
-			    (unsigned long)probes[i].bytes);
-			json_string(f, probes[i].note);
-			fputc('}', f);
+			wfpb_json_obj_begin(&j, NULL);
+			wfpb_json_str(&j, "name", probes[i].name);
+			wfpb_json_str(&j, "call", probes[i].call);
+			wfpb_json_i64(&j, "rc", probes[i].rc);
+			wfpb_json_i64(&j, "error", probes[i].err);
+			wfpb_json_u64(&j, "bytes", probes[i].bytes);
+			wfpb_json_str(&j, "note", probes[i].note);
+			wfpb_json_obj_end(&j);
 		}
-		fprintf(f, "]}\n");
+		wfpb_json_arr_end(&j);
+		wfpb_json_obj_end(&j);
+		(void)wfpb_json_end(&j);
 		fclose(f);
 		printf("written to %s\n", json_path);
 	}

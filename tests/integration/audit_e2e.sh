@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# audit_e2e.sh BROKERD WFPBCTL ACK_CLIENT WORKDIR [ITERATIONS]
+# audit_e2e.sh BROKERD WFPBCTL ACK_CLIENT WORKDIR JSON_LINES [ITERATIONS]
 #
 # 1. Crash consistency: SIGKILL the broker at random moments while a client
 #    makes durably audited requests, restart it each time (it verifies and
@@ -9,9 +9,12 @@
 # 2. Full disk: the log on a tiny tmpfs; when it fills, effectful requests
 #    get UNAVAILABLE, the broker stays up and says so in its log, and it
 #    recovers by itself when space returns.
+# 3.-5. tail -f across rotations, the anchor, retention.
+# 6. Export: valid JSON whatever bytes a record holds, and a non-zero exit for a
+#    log that does not verify.
 # Ends with "N passed, M failed".
 set -u
-brokerd=$1 wfpbctl=$2 ack=$3 work=$4 iterations=${5:-200}
+brokerd=$1 wfpbctl=$2 ack=$3 work=$4 json_lines=$5 iterations=${6:-200}
 . "$(dirname "$0")/../check.sh"
 
 rm -rf "$work"
@@ -221,5 +224,34 @@ check "only the 3 newest rotated files are kept ($kept there)" test "$kept" -eq 
 set -- $(ls "$work/state/" | grep '^audit\.log\.[0-9]*$' | sort -t. -k3 -n | sed "s|^|$work/state/|") "$work/state/audit.log"
 check "what retention kept still verifies, from the first kept file's continuation on" \
 	"$wfpbctl" audit verify "$@" --pubkey "$work/state/audit.pub"
+
+# --- 6. export: valid JSON whatever the bytes, and a verdict ---------------------
+rm -rf "$work/state/audit.log"*
+write_conf "checkpoint_every = 1000"
+check "broker starts for the export test" start
+# A client whose path is not UTF-8 (a Latin-1 e-acute): its image goes into the record as it is.
+odd=$work/caf$'\xe9'
+mkdir -p "$odd"
+cp "$wfpbctl" "$odd/wfpbctl"
+"$odd/wfpbctl" --endpoint "$endpoint" --server-key "$pub" ping >/dev/null 2>&1
+kill -TERM "$pid"
+wait "$pid"
+pid=
+"$wfpbctl" audit export --json "$work/state/audit.log" --pubkey "$work/state/audit.pub" >"$work/export.json" \
+	2>"$work/export.err"
+rc=$?
+check "export of an intact log exits 0" test $rc -eq 0
+check "every exported line is valid JSON though an image path is not UTF-8 ($("$json_lines" <"$work/export.json"))" \
+	sh -c "'$json_lines' <'$work/export.json' >/dev/null"
+odd_hex=$(printf '%s' "$odd/wfpbctl" | od -An -tx1 | tr -d ' \n')
+check "the image's exact bytes travel as image_hex" grep -q "\"image_hex\":\"$odd_hex\"" "$work/export.json"
+# One byte of that record changed in the file: the chain no longer verifies.
+cp "$work/state/audit.log" "$work/tampered.log"
+at=$(grep -boa 'wfpbctl' "$work/tampered.log" | head -n 1 | cut -d: -f1)
+printf 'W' | dd of="$work/tampered.log" bs=1 seek="$at" conv=notrunc 2>/dev/null
+"$wfpbctl" audit export --json "$work/tampered.log" >"$work/tampered.json" 2>"$work/tampered.err"
+rc=$?
+check "export of a tampered log exits 1 and says where ($(cat "$work/tampered.err"))" \
+	eval "test $rc -eq 1 && grep -q 'does not verify at seq' '$work/tampered.err'"
 
 summary
