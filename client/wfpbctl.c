@@ -6,7 +6,7 @@
  *   wfpbctl [options] stash HEX [--keep]   prints the handle; --keep: principal lifetime
  *   wfpbctl [options] fetch HANDLE         prints the blob in hex
  *   wfpbctl [options] release HANDLE
- *   wfpbctl [options] status [--json]      broker counters (admin)
+ *   wfpbctl [options] status [--json | --prometheus]  broker counters (admin)
  *   wfpbctl [options] reload               re-read the broker's configuration (admin)
  *   wfpbctl keygen --out PREFIX            writes PREFIX.key (private) and PREFIX.pub
  *   wfpbctl policy check FILE              validates a configuration/policy file offline
@@ -37,7 +37,8 @@ usage_to(FILE *f)
 {
 	fprintf(f,
 	    "usage: wfpbctl [--endpoint E] [--server-key FILE] [--client-key FILE] [--timeout MS] COMMAND\n"
-	    "commands: ping [--count N] | stash HEX [--keep] | fetch HANDLE | release HANDLE | status [--json] |\n"
+	    "commands: ping [--count N] | stash HEX [--keep] | fetch HANDLE | release HANDLE |\n"
+	    "          status [--json | --prometheus] |\n"
 	    "          reload\n"
 	    "       wfpbctl keygen --out PREFIX\n"
 	    "       wfpbctl policy check FILE\n"
@@ -196,15 +197,62 @@ cmd_fetch_release(struct wfpb_open_opts *o, int argc, char **argv, int release)
 	return 0;
 }
 
+/*
+ * Status in Prometheus' text exposition format (version 0.0.4), for
+ * node_exporter's textfile collector: one HELP and TYPE per metric, counters
+ * named *_total, and wfpbroker_info carrying the labels.
+ */
+static void
+prometheus_metric(const char *name, const char *type, const char *help, unsigned long long v)
+{
+	printf("# HELP wfpbroker_%s %s\n# TYPE wfpbroker_%s %s\nwfpbroker_%s %llu\n", name, help, name, type, name, v);
+}
+
+static void
+print_prometheus(const struct wfpb_status_info *st)
+{
+	printf("# HELP wfpbroker_info The broker answering: its backend and process id.\n"
+	    "# TYPE wfpbroker_info gauge\nwfpbroker_info{backend=\"%s\",pid=\"%u\"} 1\n", st->backend, st->pid);
+	prometheus_metric("uptime_seconds", "gauge", "Seconds since the broker started.", st->uptime_ms / 1000u);
+	prometheus_metric("sessions", "gauge", "Sessions open now.", st->sessions);
+	prometheus_metric("requests_total", "counter", "Requests answered.", st->requests);
+	prometheus_metric("denials_total", "counter", "Requests denied by policy.", st->denials);
+	prometheus_metric("stash_entries", "gauge", "Blobs held in the stash.", st->stash_entries);
+	prometheus_metric("stash_bytes", "gauge", "Bytes held in the stash.", st->stash_bytes);
+	prometheus_metric("listeners", "gauge", "Listening sockets held for clients.", st->listeners);
+	prometheus_metric("records_applied_total", "counter", "Redirect records applied to sockets.",
+	    st->records_applied);
+	prometheus_metric("audit_durable_seq", "gauge", "Sequence number of the last durable audit record.",
+	    st->audit_durable_seq);
+	prometheus_metric("audit_commits_total", "counter", "Audit log group commits (syncs).", st->audit_commits);
+	prometheus_metric("audit_max_batch", "gauge", "Most audit records made durable by one sync.",
+	    st->audit_max_batch);
+	prometheus_metric("audit_broken", "gauge", "1 while the audit log cannot be written (effects refused).",
+	    st->audit_broken ? 1u : 0u);
+	prometheus_metric("events_reported_total", "counter", "Events reported to syslog or the Event Log.",
+	    st->events_reported);
+	prometheus_metric("resident_memory_bytes", "gauge", "The broker's resident memory (0: unknown).",
+	    st->rss_bytes);
+	prometheus_metric("open_handles", "gauge", "The broker's open descriptors or handles (0: unknown).",
+	    st->open_handles);
+	prometheus_metric("workers", "gauge", "Threads serving sessions.", st->workers);
+}
+
+/* format 0: "key value" lines, 1: JSON, 2: Prometheus. */
 static int
-cmd_status(struct wfpb_open_opts *o, int json)
+cmd_status(struct wfpb_open_opts *o, int format)
 {
 	struct wfpb_client	*c = connect_or_die(o);
 	struct wfpb_status_info	st = WFPB_STATUS_INFO_INIT;
 
 	if (wfpb_server_status(c, &st) != 0)
 		return failed(c, "status");
-	if (json) {
+	if (format == 2) {
+		print_prometheus(&st);
+		wfpb_close(c);
+		return 0;
+	}
+	if (format == 1) {
 		struct wfpb_json j;
 
 		wfpb_json_init(&j, stdout);
@@ -399,6 +447,8 @@ main(int argc, char **argv)
 		return cmd_status(&o, 0);
 	if (strcmp(argv[i], "status") == 0 && argc - i == 2 && strcmp(argv[i + 1], "--json") == 0)
 		return cmd_status(&o, 1);
+	if (strcmp(argv[i], "status") == 0 && argc - i == 2 && strcmp(argv[i + 1], "--prometheus") == 0)
+		return cmd_status(&o, 2);
 	if (strcmp(argv[i], "policy") == 0)
 		return cmd_policy_check(argc - i, argv + i);
 	if (strcmp(argv[i], "audit") == 0) {

@@ -307,6 +307,25 @@ if [ "$mode" = native ]; then
 	# An unprivileged wfpb-relay (uid 1004) carries bytes to an echo server and back.
 	relay_round_trip "wfpb-relay (uid 1004)" setpriv --reuid=1004 --regid=65534 --clear-groups "$relay"
 
+	# Prometheus' text format: each sample after its HELP and TYPE, names and values well formed,
+	# counters named *_total, and the same numbers as the plain status.
+	"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status --prometheus >"$work/metrics.prom"
+	prom_ok() {
+		awk '
+		/^# HELP wfpbroker_[a-z_]+ [^ ]/ { help[$3] = 1; next }
+		/^# TYPE wfpbroker_[a-z_]+ (gauge|counter)$/ { if (!help[$3]) exit 1; type[$3] = $4; next }
+		/^wfpbroker_[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9]+$/ {
+			name = $1; sub(/\{.*/, "", name)
+			if (!(name in type) || seen[name]++) exit 1
+			if ((type[name] == "counter") != (name ~ /_total$/)) exit 1
+			n++; next }
+		{ exit 1 }
+		END { exit !(n >= 17) }' "$work/metrics.prom"
+	}
+	check "wfpbctl status --prometheus is the text exposition format ($(grep -vc '^#' "$work/metrics.prom") samples)" prom_ok
+	check "  with the broker's pid and backend, and its records_applied" eval \
+		"grep -qx 'wfpbroker_info{backend=\"sim\",pid=\"$pid\"} 1' '$work/metrics.prom' &&
+		 grep -qx \"wfpbroker_records_applied_total \$(\"\$wfpbctl\" --endpoint \"\$endpoint\" --server-key \"\$pub_arg\" status | awk '\$1 == \"records_applied\" { print \$2 }')\" '$work/metrics.prom'"
 	check "wfpbctl status --json is one JSON object" eval '"$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" status --json | grep -q "^{\"backend\":\"sim\",.*\"records_applied\":[0-9]*,\"audit_durable_seq\":[1-9][0-9]*,.*\"audit_broken\":false,.*\"rss_bytes\":[1-9][0-9]*,\"open_handles\":[1-9][0-9]*,\"workers\":1,\"pid\":$pid}$"'
 	check "wfpbctl policy check accepts the running policy" eval '"$wfpbctl" policy check "$work/wfpbroker.conf" | grep -q "ok, 6 principals"'
 	printf '[principal p]\nuid = 1\nops = fly\n' >"$work/bad-policy.conf"
