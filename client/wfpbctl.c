@@ -17,6 +17,7 @@
  *
  * options: --endpoint E  --server-key FILE  --client-key FILE (IK)  --timeout MS
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,37 +399,34 @@ cmd_ping(struct wfpb_open_opts *o, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
+	static const struct option global_opts[] = {
+		{ "endpoint", required_argument, NULL, 'e' },
+		{ "server-key", required_argument, NULL, 'k' },
+		{ "client-key", required_argument, NULL, 'c' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct wfpb_open_opts	o = WFPB_OPEN_OPTS_INIT;
-	int			i;
+	int			i, opt;
 
-	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		usage_to(stdout);
-		return 0;
-	}
-	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-		printf("wfpbctl %s\n", WFPB_SERVICE_VERSION);
-		return 0;
-	}
-	for (i = 1; i < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
-		if (i + 1 >= argc) {
-			usage();
-			return 2;
-		}
-		if (strcmp(argv[i], "--endpoint") == 0)
-			o.endpoint = argv[i + 1];
-		else if (strcmp(argv[i], "--server-key") == 0)
-			o.server_key_path = argv[i + 1];
-		else if (strcmp(argv[i], "--client-key") == 0)
-			o.client_key_path = argv[i + 1];
-		else if (strcmp(argv[i], "--timeout") == 0) {
-			if (wfpb_parse_u32(argv[i + 1], 1, 3600000, &o.timeout_ms) != 0)
-				return bad_number("--timeout", argv[i + 1], "not a number of milliseconds (1..3600000)");
-		}
-		else {
-			usage();
-			return 2;
+	/* "+": options end at the command, whose own arguments follow (getopt_long, glibc and mingw-w64). */
+	while ((opt = getopt_long(argc, argv, "+h", global_opts, NULL)) != -1) {
+		switch (opt) {
+		case 'e': o.endpoint = optarg; break;
+		case 'k': o.server_key_path = optarg; break;
+		case 'c': o.client_key_path = optarg; break;
+		case 't':
+			if (wfpb_parse_u32(optarg, 1, 3600000, &o.timeout_ms) != 0)
+				return bad_number("--timeout", optarg, "not a number of milliseconds (1..3600000)");
+			break;
+		case 'h': usage_to(stdout); return 0;
+		case 'V': printf("wfpbctl %s\n", WFPB_SERVICE_VERSION); return 0;
+		default: usage(); return 2;
 		}
 	}
+	i = optind;
 	if (i >= argc) {
 		usage();
 		return 2;

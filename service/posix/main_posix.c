@@ -7,6 +7,7 @@
  *   wfpbrokerd keygen [--config FILE] create the static key if missing, print the public key path
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -109,21 +110,25 @@ main(int argc, char **argv)
 	struct wfpb_server_opts		opts = { 0 };
 	const char			*config_path = NULL;
 	char				priv_path[WFPB_PATH_MAX + 16], pub_path[WFPB_PATH_MAX + 16];
-	int				i, keygen = 0, rc;
+	static const struct option	long_opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int				i, opt, keygen = 0, rc;
 
-	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		usage(stdout);
-		return 0;
+	while ((opt = getopt_long(argc, argv, "hc:", long_opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("wfpbrokerd %s\n", WFPB_SERVICE_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
 	}
-	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-		printf("wfpbrokerd %s\n", WFPB_SERVICE_VERSION);
-		return 0;
-	}
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "keygen") == 0 && i == 1)
+	for (i = optind; i < argc; i++) {
+		if (strcmp(argv[i], "keygen") == 0 && !keygen)
 			keygen = 1;
-		else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-			config_path = argv[++i];
 		else {
 			usage(stderr);
 			return 2;

@@ -20,6 +20,7 @@
 #include <shlobj.h>
 #include <knownfolders.h>
 
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -312,8 +313,16 @@ main(int argc, char **argv)
 	struct wfpb_noise_keypair	key;
 	const char			*config_path = NULL, *cmd = NULL;
 	char				conf[MAX_PATH + 64], pub_path[WFPB_PATH_MAX + 16];
+	static const struct option	long_opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "console", no_argument, NULL, 'C' },
+		{ "service", no_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
 	WSADATA				wsa;
-	int				i, console = 0, service = 0, rc;
+	int				i, opt, console = 0, service = 0, rc;
 
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		usage_to(stdout);
@@ -339,21 +348,26 @@ main(int argc, char **argv)
 		}
 		return wfpb_selftest(json);
 	}
-	for (i = 1; i < argc; i++) {
-		if (i == 1 && (strcmp(argv[i], "keygen") == 0 || strcmp(argv[i], "install") == 0 ||
-		    strcmp(argv[i], "uninstall") == 0 || strcmp(argv[i], "start") == 0 || strcmp(argv[i], "purge") == 0 ||
-		    strcmp(argv[i], "reload") == 0))
-			cmd = argv[i];
-		else if (strcmp(argv[i], "--console") == 0)
-			console = 1;
-		else if (strcmp(argv[i], "--service") == 0)
-			service = 1;
-		else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-			config_path = argv[++i];
-		else {
-			usage();
-			return 2;
+	/* The command comes first (as the SCM and the MSI call it), its options after it. */
+	i = 1;
+	if (argc > 1 && (strcmp(argv[1], "keygen") == 0 || strcmp(argv[1], "install") == 0 ||
+	    strcmp(argv[1], "uninstall") == 0 || strcmp(argv[1], "start") == 0 || strcmp(argv[1], "purge") == 0 ||
+	    strcmp(argv[1], "reload") == 0))
+		cmd = argv[i++];
+	optind = i;
+	while ((opt = getopt_long(argc, argv, "+h", long_opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case 'C': console = 1; break;
+		case 'S': service = 1; break;
+		case 'h': usage_to(stdout); return 0;
+		case 'V': printf("wfpbrokerd %s\n", WFPB_SERVICE_VERSION); return 0;
+		default: usage(); return 2;
 		}
+	}
+	if (optind != argc) {
+		usage();
+		return 2;
 	}
 	if (sodium_init() < 0 || WSAStartup(MAKEWORD(2, 2), &wsa) != 0)
 		return 1;
