@@ -340,8 +340,9 @@ if [ "$mode" = native ]; then
 	check "wfpbctl --help: usage on stdout, status 0" eval 'exits 0 "$wfpbctl" --help && grep -q "^usage: wfpbctl" "$work/cli.out"'
 	check "wfpbrokerd --help: usage on stdout, status 0" eval 'exits 0 "$brokerd" --help && grep -q "^usage: wfpbrokerd" "$work/cli.out"'
 	check "wfpb-relay --help: usage on stdout, status 0" eval 'exits 0 "$relay" --help && grep -q "^usage: wfpb-relay" "$work/cli.out"'
-	check "wfpbrokerd --version and wfpbctl --version print the version" eval \
-		'exits 0 "$brokerd" --version && grep -qx "wfpbrokerd [0-9.]*" "$work/cli.out" && exits 0 "$wfpbctl" --version && grep -qx "wfpbctl [0-9.]*" "$work/cli.out"'
+	check "wfpbrokerd, wfpbctl and wfpb-relay --version print the version" eval \
+		'exits 0 "$brokerd" --version && grep -qx "wfpbrokerd [0-9.]*" "$work/cli.out" && exits 0 "$wfpbctl" --version && grep -qx "wfpbctl [0-9.]*" "$work/cli.out" &&
+		 exits 0 "$relay" --version && grep -qx "wfpb-relay [0-9.]* (libwfpb [0-9.]*)" "$work/cli.out"'
 	check "wfpbctl --timeout abc: a usage error naming the option" eval \
 		'exits 2 "$wfpbctl" --endpoint "$endpoint" --timeout abc ping && grep -q -- "--timeout abc" "$work/cli.err"'
 	check "wfpbctl ping --count 2x: a usage error naming the option" eval \
