@@ -79,6 +79,20 @@ int
 wfpb_channel_client_start(struct wfpb_channel *ch, const uint8_t server_pub[WFPB_NOISE_DHLEN],
     const struct wfpb_noise_keypair *client)
 {
+	return wfpb_channel_client_start_fixed(ch, server_pub, client, NULL);
+}
+
+void
+wfpb_channel_server_fix_ephemeral(struct wfpb_channel *ch, const uint8_t e_priv[WFPB_NOISE_DHLEN])
+{
+	memcpy(ch->fixed_e, e_priv, WFPB_NOISE_DHLEN);
+	ch->has_fixed_e = 1;
+}
+
+int
+wfpb_channel_client_start_fixed(struct wfpb_channel *ch, const uint8_t server_pub[WFPB_NOISE_DHLEN],
+    const struct wfpb_noise_keypair *client, const uint8_t *e_priv)
+{
 	uint8_t	msg[WFPB_HANDSHAKE_MSG_MAX];
 	size_t	len;
 	int	rc;
@@ -92,6 +106,8 @@ wfpb_channel_client_start(struct wfpb_channel *ch, const uint8_t server_pub[WFPB
 	if ((rc = wfpb_noise_handshake_init(&ch->hs, ch->pattern, 1, ch->preamble, WFPB_PREAMBLE_LEN, client,
 	    server_pub)) != 0)
 		return die(ch, rc);
+	if (e_priv != NULL)
+		wfpb_noise_handshake_set_ephemeral(&ch->hs, e_priv);
 	if ((rc = wfpb_noise_handshake_write(&ch->hs, NULL, 0, msg, sizeof(msg), &len)) != 0)
 		return die(ch, rc);
 	if ((rc = out_reserve(ch, WFPB_PREAMBLE_LEN + WFPB_FRAME_HDR + len)) != 0)
@@ -257,6 +273,10 @@ wfpb_channel_feed(struct wfpb_channel *ch, const uint8_t *in, size_t len, size_t
 		    ch->server_key, NULL)) != 0) {
 			wfpb_channel_reject(ch, WFPB_REJECT_HANDSHAKE);
 			return rc;
+		}
+		if (ch->has_fixed_e) {
+			wfpb_noise_handshake_set_ephemeral(&ch->hs, ch->fixed_e);
+			sodium_memzero(ch->fixed_e, sizeof(ch->fixed_e));
 		}
 		ch->state = ST_HANDSHAKE;
 	}

@@ -65,6 +65,8 @@ struct wfpb_channel {
 	const struct wfpb_noise_keypair	*server_key;	/* responder only, borrowed */
 	wfpb_key_check_fn		key_check;
 	void				*key_check_arg;
+	uint8_t				fixed_e[WFPB_NOISE_DHLEN];	/* test vectors only */
+	int				has_fixed_e;
 };
 
 /*
@@ -74,6 +76,16 @@ struct wfpb_channel {
  */
 int WFPB_MUST_CHECK wfpb_channel_client_start(struct wfpb_channel *ch, const uint8_t server_pub[WFPB_NOISE_DHLEN],
     const struct wfpb_noise_keypair *client);
+
+/*
+ * For test vectors only (tests/vectors/transcript-v1.json): the same with a
+ * fixed ephemeral private key (NULL: a random one, as always in service), and
+ * for a broker-side channel, after wfpb_channel_server_init. A fixed
+ * ephemeral key outside a test gives away every session that used it.
+ */
+int WFPB_MUST_CHECK wfpb_channel_client_start_fixed(struct wfpb_channel *ch, const uint8_t server_pub[WFPB_NOISE_DHLEN],
+    const struct wfpb_noise_keypair *client, const uint8_t *e_priv);
+void wfpb_channel_server_fix_ephemeral(struct wfpb_channel *ch, const uint8_t e_priv[WFPB_NOISE_DHLEN]);
 
 /*
  * Prepares a broker-side channel. server_key is borrowed and must outlive the
