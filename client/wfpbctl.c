@@ -25,7 +25,7 @@
 #include <sodium.h>
 
 #include "audit_cmd.h"
-#include "broker.h"
+#include "wfpb_version.h"
 #include "config.h"
 #include "json.h"
 #include "keyfile.h"
@@ -422,7 +422,7 @@ main(int argc, char **argv)
 				return bad_number("--timeout", optarg, "not a number of milliseconds (1..3600000)");
 			break;
 		case 'h': usage_to(stdout); return 0;
-		case 'V': printf("wfpbctl %s\n", WFPB_SERVICE_VERSION); return 0;
+		case 'V': printf("wfpbctl %s\n", WFPB_VERSION_STRING); return 0;
 		default: usage(); return 2;
 		}
 	}

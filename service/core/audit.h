@@ -107,6 +107,11 @@ int WFPB_MUST_CHECK wfpb_audit_verify(const uint8_t *buf, size_t len, const uint
 int WFPB_MUST_CHECK wfpb_audit_open(struct wfpb_audit *a, const char *path, const unsigned char sk[64],
     uint32_t checkpoint_every, uint32_t checkpoint_ms, uint64_t now_ms, char *err, size_t errlen);
 
+/* The format's two primitives, shared by the writer (audit.c) and the verifier (audit_format.c). */
+void wfpb__audit_chain_hash(const uint8_t *framed, size_t len, uint8_t out[WFPB_AUDIT_HASH_LEN]);
+struct Wfpbroker__V1__AuditRecord;
+int wfpb__audit_signed_bytes(const struct Wfpbroker__V1__AuditRecord *r, uint8_t **out, size_t *len);
+
 struct Wfpbroker__V1__AuditRecord;
 
 /*

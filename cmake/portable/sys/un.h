@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* On the include path of the portable targets only (proto, core): an OS header there is a layering error. */
+#error "<sys/un.h> in portable code: OS calls belong to the platform targets (service/posix, service/win, the OS helpers)"
