@@ -27,6 +27,7 @@ apt_packages=(
 	iproute2 nftables util-linux
 	libsystemd-dev dbus-daemon
 	debhelper lintian scdoc man-db msitools osslsigncode openssl
+	haproxy
 )
 
 export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
@@ -221,6 +222,10 @@ bench)
 	cmake --build build/bench -j"$jobs" --target bench-channel wfpbrokerd wfpbctl
 	printf 'machine: %s cores, %s\n' "$(nproc)" "$(uname -sr)"
 	build/bench/bench/bench-channel build/bench/service/wfpbrokerd build/bench/client/wfpbctl
+	# New connections per second: relay through the broker, the relay alone, haproxy.
+	cmake --build build/bench -j"$jobs" --target wfpb-relay connload
+	bash bench/conn_rate.sh build/bench/service/wfpbrokerd build/bench/client/wfpb-relay \
+		build/bench/bench/connload build/bench/conn-rate
 	# The Windows service's worker pool, under Wine.
 	setup_win_deps
 	configure both

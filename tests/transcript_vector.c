@@ -188,6 +188,16 @@ run(struct transcript *t, int ik)
 	wfpb_channel_free(&sc);
 }
 
+static void
+transcript_free(struct transcript *t)
+{
+	int i;
+
+	for (i = 0; i < t->n; i++)
+		free(t->out[i]);
+	t->n = 0;
+}
+
 static json_t *
 to_json(const struct transcript *t)
 {
@@ -228,19 +238,24 @@ main(int argc, char **argv)
 	memset(t, 0, sizeof(t));
 	run(&t[0], 0);
 	run(&t[1], 1);
-	if (t[0].failed || t[1].failed)
-		return 1;
+	if (t[0].failed || t[1].failed) {
+		bad = 1;
+		goto out;
+	}
 	if (write) {
 		file = json_object();
 		json_object_set_new(file, "description", json_string(
 		    "wfpbroker protocol 1 session transcripts (docs/PROTOCOL.md, section 7). Byte strings are hex; "
 		    "server_pub_file is the text of server.pub. Keys are fixed for the vector: never use them."));
 		json_object_set_new(file, "transcripts", json_pack("[oo]", to_json(&t[0]), to_json(&t[1])));
-		return json_dump_file(file, argv[2], JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0 ? 0 : 1;
+		bad = json_dump_file(file, argv[2], JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0 ? 0 : 1;
+		json_decref(file);
+		goto out;
 	}
 	if ((file = json_load_file(argv[1], 0, &err)) == NULL) {
 		printf("FAIL %s: %s\n", argv[1], err.text);
-		return 1;
+		bad = 1;
+		goto out;
 	}
 	for (i = 0; i < 2; i++) {
 		want = json_array_get(json_object_get(file, "transcripts"), (size_t)i);
@@ -260,5 +275,9 @@ main(int argc, char **argv)
 			printf("ok   %s transcript: %zu fields, byte for byte\n", t[i].pattern, json_object_size(have));
 		json_decref(have);
 	}
+	json_decref(file);
+out:
+	transcript_free(&t[0]);
+	transcript_free(&t[1]);
 	return bad;
 }

@@ -23,6 +23,12 @@
  * proxy_loop.sh shows it). On Linux each line also shows the socket marks,
  * which an unprivileged process may read but not set.
  *
+ * --direct (Linux, root; a benchmark baseline, bench/conn_rate.sh) runs the
+ * same relay without a broker: it listens, accepts and connects itself and
+ * makes the netfilter backend's privileged calls (SO_ORIGINAL_DST, SO_MARK)
+ * directly, which is what a relay costs when it needs no broker. --quiet
+ * drops the line per connection.
+ *
  * Two threads per relayed connection, one per direction; the broker session
  * is used by the main thread only (a libwfpb client is not thread-safe).
  * Builds for Linux and Windows (wfpb-relay.exe, sockets by WSADuplicateSocketW).
@@ -125,8 +131,9 @@ static void
 usage_exit(int status)
 {
 	fprintf(status == 0 ? stdout : stderr, "usage: wfpb-relay [--endpoint PATH] [--server-key FILE] "
-	    "[--client-key FILE] [--name NAME] [--no-records] [--max-connections N]\n"
+	    "[--client-key FILE] [--name NAME] [--no-records] [--max-connections N] [--quiet]\n"
 	    "       [--context auto|wfpsampler|wfpb|none] --listen ADDR:PORT [--to ADDR:PORT]\n"
+	    "       wfpb-relay --direct [--quiet] --listen ADDR:PORT --to ADDR:PORT   (Linux, root: no broker)\n"
 	    "       wfpb-relay --help | --version\n");
 	exit(status);
 }
@@ -147,6 +154,8 @@ static const struct option long_opts[] = {
 	{ "context", required_argument, NULL, 'x' },
 	{ "max-connections", required_argument, NULL, 'm' },
 	{ "no-records", no_argument, NULL, 'R' },
+	{ "direct", no_argument, NULL, 'D' },
+	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -277,6 +286,75 @@ fail:
 	return -1;
 }
 
+#ifdef __linux__
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST	80	/* linux/netfilter_ipv4.h */
+#endif
+/* A sockaddr for an IPv4 wfpb_addr (the --direct baseline is IPv4 only). */
+static void
+to_sin(const struct wfpb_addr *a, struct sockaddr_in *sin)
+{
+	memset(sin, 0, sizeof(*sin));
+	sin->sin_family = AF_INET;
+	memcpy(&sin->sin_addr, a->addr, 4);
+	sin->sin_port = htons(a->port);
+}
+
+/*
+ * The relay with no broker: what the broker would do for each connection, done here with the
+ * privileges the relay then needs (the original destination, then the mark, before connect).
+ */
+static int
+direct(const struct wfpb_addr *listen_at, const struct wfpb_addr *to, uint32_t max_conns, int quiet)
+{
+	struct sockaddr_in	sin, orig;
+	socklen_t		len;
+	unsigned long		relayed = 0;
+	unsigned		mark;
+	int			l, down, up, one = 1;
+
+	if (listen_at->family != WFPB_AF_INET || to->family != WFPB_AF_INET) {
+		fprintf(stderr, "%s: --direct relays IPv4 only\n", name);
+		return 2;
+	}
+	to_sin(listen_at, &sin);
+	if ((l = socket(AF_INET, SOCK_STREAM, 0)) < 0 || setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(l, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(l, 1024) != 0) {
+		fprintf(stderr, "%s: listen: %s\n", name, strerror(errno));
+		return 1;
+	}
+	len = sizeof(sin);
+	if (getsockname(l, (struct sockaddr *)&sin, &len) == 0)
+		printf("%s: listening on 127.0.0.1:%u directly (no broker)\n", name, ntohs(sin.sin_port));
+	while (max_conns == 0 || relayed < max_conns) {
+		if ((down = accept(l, NULL, NULL)) < 0)
+			continue;
+		len = sizeof(orig);
+		(void)getsockopt(down, SOL_IP, SO_ORIGINAL_DST, &orig, &len);	/* fails unless redirected */
+		len = sizeof(mark);
+		if (getsockopt(down, SOL_SOCKET, SO_MARK, &mark, &len) != 0)
+			mark = 0;
+		mark |= 0x1;	/* the relay's own bit, as a netfilter principal's */
+		to_sin(to, &sin);
+		if ((up = socket(AF_INET, SOCK_STREAM, 0)) < 0 || setsockopt(up, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0 ||
+		    connect(up, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+			fprintf(stderr, "%s: upstream: %s\n", name, strerror(errno));
+			if (up >= 0)
+				close(up);
+			close(down);
+			continue;
+		}
+		relayed++;
+		if (!quiet)
+			printf("%s: relayed connection %lu directly\n", name, relayed);
+		if (relay_pair(down, up) != 0)
+			fprintf(stderr, "%s: out of threads or memory; connection closed\n", name);
+	}
+	close(l);
+	return 0;
+}
+#endif
+
 int
 main(int argc, char **argv)
 {
@@ -289,7 +367,7 @@ main(int argc, char **argv)
 	uint32_t		max_conns = 0;
 	unsigned long		relayed = 0;
 	enum relay_context	context_kind = RELAY_CONTEXT_AUTO;
-	int			opt, carry_records = 1;
+	int			opt, carry_records = 1, direct_mode = 0, quiet = 0;
 
 	while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
 		switch (opt) {
@@ -300,6 +378,8 @@ main(int argc, char **argv)
 		case 'l': listen_arg = optarg; break;
 		case 't': to_arg = optarg; break;
 		case 'R': carry_records = 0; break;
+		case 'D': direct_mode = 1; break;
+		case 'q': quiet = 1; break;
 		case 'h': usage_exit(0); break;
 		case 'V': printf("wfpb-relay %s (libwfpb %s)\n", WFPB_VERSION_STRING, wfpb_version()); return 0;
 		case 'x':
@@ -329,6 +409,16 @@ main(int argc, char **argv)
 #else
 	setvbuf(stdout, NULL, _IOLBF, 0);
 #endif
+	if (direct_mode) {
+#ifdef __linux__
+		if (to_arg == NULL)
+			usage();
+		return direct(&listen_at, &to, max_conns, quiet);
+#else
+		fprintf(stderr, "%s: --direct is a Linux benchmark baseline\n", name);
+		return 2;
+#endif
+	}
 	report_own_mark_privilege();
 
 	if (wfpb_open(&o, &c, err, sizeof(err)) != 0) {
@@ -383,9 +473,10 @@ main(int argc, char **argv)
 			continue;
 		}
 		relayed++;
-		printf("%s: accepted %s -> %s%s, upstream => %s%s (records %s)\n", name, a, b,
-		    mark_text(acc.sock, m_in, sizeof(m_in)), d, mark_text(up, m_out, sizeof(m_out)),
-		    records != NULL ? "applied" : acc.has_records ? "withheld" : "none");
+		if (!quiet)
+			printf("%s: accepted %s -> %s%s, upstream => %s%s (records %s)\n", name, a, b,
+			    mark_text(acc.sock, m_in, sizeof(m_in)), d, mark_text(up, m_out, sizeof(m_out)),
+			    records != NULL ? "applied" : acc.has_records ? "withheld" : "none");
 		down = (sock_t)acc.sock;
 		acc.sock = WFPB_SOCKET_NONE;	/* the pair owns it now */
 		wfpb_accepted_free(&acc);
