@@ -45,7 +45,7 @@ max_sessions = 64
 uid = 1001
 ops = stash fetch connect
 connect = 127.0.0.2/32:*, [::]/0:*
-bind = 127.0.0.1/32:40000-40100
+bind = 127.0.0.1/32:20000-20100
 
 [principal grp]
 gid = 1500

@@ -42,7 +42,7 @@
 #define PER_USER		8
 #define UNMATCHED_MS		1000
 #define OUTPUT_STALL_MS		2000
-#define BIND_LO			40000	/* app's bind range: 127.0.0.1/32:40000-40100 */
+#define BIND_LO			20000	/* app's bind range: 127.0.0.1/32:20000-20100, below the ephemeral ports */
 #define UID_GROUPED		1005	/* matches principal grp only through supplementary group GID_GRP */
 #define GID_GRP			1500
 

@@ -1,0 +1,790 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The socket operations: Listen, Accept, Connect, QueryRecords, ApplyRecords,
+ * Prepare, and the resume entries of those that wait (dispatch_int.h).
+ */
+#include "dispatch_int.h"
+
+static void finish_accept(struct wfpb_session *, wfpb_sock, struct reply *, struct outcome *, uint64_t);
+
+/* The principal's own mark from policy (netfilter), never from a request; 0 when it has none. */
+static uint32_t
+own_mark(const struct wfpb_session *s)
+{
+	return s->policy != NULL && s->policy->has_mark ? s->policy->mark : 0;
+}
+
+/*
+ * Resolves records to bytes: a stash entry this principal owns, the inline
+ * blob, or none (NULL, 0). Provenance: records the broker queried itself
+ * (Accept, QueryRecords) are applied for any principal with the op's grant;
+ * bytes the client supplied (inline, or a Stash of its own) could be any
+ * redirect state or mark, so only for a principal granted apply_foreign.
+ */
+static int
+records_bytes(struct wfpb_session *s, const struct req_records *r, const char *what, const uint8_t **blob,
+    size_t *len, const uint8_t **hash, struct outcome *o, uint64_t now_ms)
+{
+	const struct wfpb_stash_entry	*e = NULL;
+	int				foreign;
+
+	*hash = NULL;
+	if (r->handle == NULL) {
+		*blob = r->blob;
+		*len = r->len;
+		foreign = r->len > 0;
+	} else if ((e = wfpb_stash_get(&s->broker->stash, r->handle, s->principal, now_ms)) == NULL) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "records: no such handle for principal %s",
+		    s->principal);
+		return -1;
+	} else {
+		*blob = e->blob;
+		*len = e->len;
+		*hash = e->hash;
+		foreign = !e->queried;
+	}
+	if (foreign && !(s->perms & WFPB_PERM_APPLY_FOREIGN)) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED,
+		    "%s: records %s were not queried by the broker, and "
+		    "principal %s is not granted apply_foreign", what,
+		    e != NULL ? "stashed by the client" : "sent inline",
+		    s->principal);
+		return -1;
+	}
+	return 0;
+}
+
+/* The record marks a principal may carry on (netfilter; policy, never the request). */
+static uint32_t
+mark_mask(const struct wfpb_session *s)
+{
+	return s->policy != NULL ? s->policy->mark_mask : 0;
+}
+
+/* The request's socket stays with a pending operation: it is no longer closed after the request. */
+static void
+take_request_socket(struct wfpb_session *s, wfpb_sock sock)
+{
+	unsigned i;
+
+	for (i = 0; i < s->n_in; i++)
+		if (s->in_fds[i] == sock)
+			s->in_fds[i] = WFPB_SOCK_NONE;
+}
+
+/*
+ * The client-owned socket a request names. One pulled by handle joins the
+ * request's received descriptors, so it is closed after the request as they are.
+ */
+static int
+request_socket(struct wfpb_session *s, const struct req_sock *r, unsigned perm, const char *what, wfpb_sock *out,
+    struct outcome *o)
+{
+	int os_err = 0, rc, family;
+
+	if (!r->by_handle) {
+		/* Whatever a client sends is checked for what it is before any ioctl or sockopt touches it. */
+		if (!wfpb__net_is_tcp(s->in_fds[r->fd], &family)) {
+			wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL,
+			    "%s: descriptor %u is not a TCP socket of AF_INET or AF_INET6", what, r->fd);
+			return -1;
+		}
+		*out = s->in_fds[r->fd];
+		return 0;
+	}
+	/*
+	 * The pull may wait on whatever the client named, so it runs without the
+	 * core lock (the connection's own lock still keeps this session to this
+	 * thread). Meanwhile a reload may have changed the policy: the grant is
+	 * looked at again once the lock is back.
+	 */
+	wfpb_core_leave(s->broker);
+	rc = wfpb__net_pull(s->id.process, r->handle, out, &os_err);
+	wfpb_core_enter(s->broker);
+	wfpb_session_resolve(s);
+	if (rc == 0 && !(s->perms & perm)) {
+		wfpb__net_close(*out);
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "%s: no longer granted to principal %s", what,
+		    s->principal[0] ? s->principal : "(none)");
+		return -1;
+	}
+	if (rc == 0 && !wfpb__net_is_tcp(*out, &family)) {
+		wfpb__net_close(*out);
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL,
+		    "%s: handle %llu is not a TCP socket of AF_INET or AF_INET6", what, (unsigned long long)r->handle);
+		return -1;
+	}
+	if (rc == WFPB_E_TIMEOUT) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL,
+		    "%s: handle %llu did not answer as a socket in time (a file with I/O pending?)", what,
+		    (unsigned long long)r->handle);
+		return -1;
+	}
+	if (rc == WFPB_E_LIMIT) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__UNAVAILABLE,
+		    "%s: too many handles pulled earlier still do not answer; try later", what);
+		return -1;
+	}
+	if (rc == WFPB_E_UNSUPPORTED) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP,
+		    "%s: sockets by handle are a Windows transfer; send the descriptor with SCM_RIGHTS", what);
+		return -1;
+	}
+	if (rc == WFPB_E_INVAL) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL,
+		    "%s: handle %llu is not a stream socket here (%s, error %d)",
+		    what, (unsigned long long)r->handle, wfpb__net_strerror(os_err), os_err);
+		return -1;
+	}
+	if (rc != 0) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL,
+		    "%s: cannot take handle %llu from process %u (error %d)", what, (unsigned long long)r->handle,
+		    (unsigned)s->id.pid, os_err);
+		return -1;
+	}
+	wfpb_session_add_fds(s, out, 1);
+	return 0;
+}
+
+static int
+in_ranges(const struct wfpb_range *r, unsigned n, const struct wfpb_addr *a)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		if (wfpb_range_contains(&r[i], a))
+			return 1;
+	return 0;
+}
+
+/*
+ * A local address a Connect may bind as the broker: inside a bind range,
+ * and a port below 1024 (which only a privileged process may bind) only
+ * when the range names ports with numbers, not "*".
+ */
+static int
+in_bind_ranges(const struct wfpb_principal *p, const struct wfpb_addr *a)
+{
+	unsigned i;
+
+	for (i = 0; i < p->nbind; i++)
+		if (wfpb_range_contains(&p->bind[i], a) && (a->port == 0 || a->port >= 1024 || !p->bind[i].any_port))
+			return 1;
+	return 0;
+}
+
+static void
+os_outcome(struct outcome *o, const char *what, int os_err)
+{
+	wfpb__outcome(o, (Wfpbroker__V1__StatusCode)wfpb__net_status(os_err), "%s: %s", what,
+	    wfpb__net_strerror(os_err));
+	o->os_error = os_err;
+}
+
+static void
+backend_outcome(struct outcome *o, const char *what, int code, int os_err)
+{
+	const ProtobufCEnumValue *v =
+	    protobuf_c_enum_descriptor_get_value(&wfpbroker__v1__status_code__descriptor, code);
+
+	if (code == WFPBROKER__V1__STATUS_CODE__ENOBUFS)
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__ENOBUFS, "%s: the redirect data is larger than %u bytes, "
+		    "the limit", what, WFPB_REDIRECT_MAX);
+	else
+		wfpb__outcome(o, v != NULL ? (Wfpbroker__V1__StatusCode)code : WFPBROKER__V1__STATUS_CODE__INTERNAL,
+		    "%s: the backend refused (%s)", what, v != NULL ? v->name : "unknown code");
+	o->os_error = os_err;
+	wfpb_event(WFPB_EVENT_BACKEND, "%s (OS error %d)", o->message, os_err);
+}
+
+/*
+ * Hands sock to the client: WSAPROTOCOL_INFOW bytes for the client's PID
+ * (Windows), or an SCM_RIGHTS attachment (POSIX). Takes ownership of sock.
+ */
+static int
+give_socket(struct wfpb_session *s, struct reply *rp, wfpb_sock sock, Wfpbroker__V1__SocketTransfer **field,
+    struct outcome *o)
+{
+	size_t	len;
+	int	os_err = 0, rc;
+
+	wfpbroker__v1__socket_transfer__init(&rp->xfer);
+	rc = wfpb__net_handover(sock, s->id.pid, s->id.process, rp->handover, sizeof(rp->handover), &len, &os_err);
+	if (rc == 0) {
+		rp->xfer.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_WSA_PROTOCOL_INFO;
+		rp->xfer.wsa_protocol_info.data = rp->handover;
+		rp->xfer.wsa_protocol_info.len = len;
+	} else if (rc == WFPB_E_UNSUPPORTED) {
+		rp->xfer.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX;
+		rp->xfer.fd_index = 0;
+		rp->attach = sock;
+	} else {
+		os_outcome(o, "socket hand-over", os_err);
+		wfpb__net_close(sock);
+		return -1;
+	}
+	*field = &rp->xfer;
+	return 0;
+}
+
+int
+wfpb__validate_listen(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+{
+	(void)s;
+	if (wfpb__addr_from_pb(rq->listen->local, "listen.local", 0, &r->listen.local, o) != 0)
+		return -1;
+	if (rq->listen->backlog > BACKLOG_MAX)
+		return BAD(o, "listen.backlog: %u, the limit is %u", rq->listen->backlog, BACKLOG_MAX);
+	r->listen.backlog = rq->listen->backlog ? (int)rq->listen->backlog : BACKLOG_DEFAULT;
+	return 0;
+}
+
+void
+wfpb__op_listen(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+{
+	struct wfpb_listener	*l;
+	char			text[WFPB_ADDR_STRLEN];
+	int			os_err = 0;
+
+	(void)now_ms;
+	wfpb_addr_format(&r->listen.local, text);
+	if (!in_ranges(s->policy->listen, s->policy->nlisten, &r->listen.local)) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED,
+		    "listen: %s is outside principal %s's listen ranges",
+		    text, s->principal);
+		return;
+	}
+	if (s->nlisteners >= WFPB_LISTENERS_MAX) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__QUOTA, "listen: this session already holds %u listeners",
+		    WFPB_LISTENERS_MAX);
+		return;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "listen: out of memory");
+		return;
+	}
+	if (wfpb__admit_listener_take(s, l->owner) != 0) {
+		free(l);
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__QUOTA,
+		    "listen: principal %s holds %u listeners, its limit",
+		    s->principal, s->broker->cfg.max_listeners_per_principal);
+		return;
+	}
+	if (wfpb__net_listen(&r->listen.local, r->listen.backlog, &l->sock, &l->local, &os_err) != 0) {
+		wfpb__admit_listener_drop(s->broker, l->owner);
+		free(l);
+		os_outcome(o, "listen", os_err);
+		return;
+	}
+	wfpb__audit_addr(rp, &l->local);
+	l->id = s->broker->next_listener_id++;
+	l->next = s->listeners;
+	s->listeners = l;
+	s->nlisteners++;
+	s->broker->listeners++;
+	wfpbroker__v1__listen_response__init(&rp->listen);
+	rp->listen.listener_id = l->id;
+	rp->listen.local = wfpb__addr_to_pb(rp, 0, &l->local);
+	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_LISTEN;
+	rp->resp.listen = &rp->listen;
+}
+
+struct wfpb_listener *
+wfpb__find_listener(struct wfpb_session *s, uint64_t id, struct wfpb_listener ***link)
+{
+	struct wfpb_listener **pp;
+
+	for (pp = &s->listeners; *pp != NULL; pp = &(*pp)->next) {
+		if ((*pp)->id == id) {
+			if (link != NULL)
+				*link = pp;
+			return *pp;
+		}
+	}
+	return NULL;
+}
+
+int
+wfpb__validate_accept(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+{
+	const Wfpbroker__V1__AcceptRequest *a = rq->accept;
+
+	(void)s;
+	if (a->listener_id == 0)
+		return BAD(o, "accept.listener_id: missing");
+	if (a->timeout_ms > ACCEPT_TIMEOUT_MAX)
+		return BAD(o, "accept.timeout_ms: %u, the limit is %u", a->timeout_ms, ACCEPT_TIMEOUT_MAX);
+	r->accept.listener_id = a->listener_id;
+	r->accept.timeout_ms = a->timeout_ms ? a->timeout_ms : ACCEPT_TIMEOUT_DEFAULT;
+	return wfpb__validate_lifetime(a->lifetime, "accept.lifetime", &r->accept.principal_lifetime, o);
+}
+
+void
+wfpb__op_accept(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+{
+	struct wfpb_listener	*l = wfpb__find_listener(s, r->accept.listener_id, NULL);
+	wfpb_sock		sock;
+	int			os_err = 0, rc;
+
+	if (l == NULL) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "accept: no listener %llu in this session",
+		    (unsigned long long)r->accept.listener_id);
+		return;
+	}
+	rc = wfpb__net_accept(l->sock, &sock, &os_err);
+	if (rc == WFPB_E_AGAIN) {
+		s->pending.kind = WFPB_PENDING_ACCEPT;
+		s->pending.watch = l->sock;
+		s->pending.want_write = 0;
+		s->pending.started_ms = now_ms;
+		s->pending.deadline_ms = now_ms + r->accept.timeout_ms;
+		s->pending.principal_lifetime = r->accept.principal_lifetime;
+		o->code = OUTCOME_PENDING;
+		return;
+	}
+	if (rc != 0) {
+		os_outcome(o, "accept", os_err);
+		return;
+	}
+	s->pending.principal_lifetime = r->accept.principal_lifetime;
+	finish_accept(s, sock, rp, o, now_ms);
+}
+
+/*
+ * The records and the context of an accepted or client-owned socket. A
+ * connection no callout redirected (a health check, a direct connection)
+ * has no records, and a callout may attach no context: neither is an error.
+ * The query's OS error is carried in *records_error / *context_error and
+ * named in the answer's (OK) message and so in the audit record. A
+ * principal with require_records is refused NOT_FOUND instead. Data past
+ * WFPB_REDIRECT_MAX fails the request (ENOBUFS). 0, or -1 with o set.
+ */
+static int
+query_redirect(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct outcome *o, const char *what,
+    int32_t *records_error, int32_t *context_error)
+{
+	const struct wfpb_backend	*be = &s->broker->backend;
+	char				why[128] = "";
+	int				os_err = 0, code;
+
+	*records_error = *context_error = 0;
+	if ((code = be->ops->query_records(be->ctx, sock, &rp->records, &os_err)) != 0) {
+		free(rp->records.data);
+		rp->records.data = NULL;
+		rp->records.len = 0;
+		if (code == WFPBROKER__V1__STATUS_CODE__ENOBUFS) {
+			backend_outcome(o, what, code, os_err);
+			return -1;
+		}
+		*records_error = os_err != 0 ? os_err : code;
+		if (s->policy != NULL && s->policy->require_records) {
+			wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND,
+			    "%s: the connection carries no redirect "
+			    "records (%s, error %d) and principal %s requires them; it was closed", what,
+			    wfpb__net_strerror(*records_error), (int)*records_error, s->principal);
+			return -1;
+		}
+		snprintf(why, sizeof(why), "no redirect records (error %d)", (int)*records_error);
+	}
+	if ((code = be->ops->query_context(be->ctx, sock, &rp->context, &os_err)) != 0) {
+		free(rp->context.data);
+		rp->context.data = NULL;
+		rp->context.len = 0;
+		if (code == WFPBROKER__V1__STATUS_CODE__ENOBUFS) {
+			backend_outcome(o, what, code, os_err);
+			return -1;
+		}
+		*context_error = os_err != 0 ? os_err : code;
+		snprintf(why + strlen(why), sizeof(why) - strlen(why), "%sno context (error %d)", why[0] ? "; " : "",
+		    (int)*context_error);
+	}
+	if (why[0] != '\0')
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__OK, "%s: %s", what, why);
+	return 0;
+}
+
+static void
+finish_accept(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct outcome *o, uint64_t now_ms)
+{
+	struct wfpb_addr	peer, local;
+	int			os_err = 0;
+
+	if (wfpb__net_addrs(sock, &peer, &local, &os_err) != 0) {
+		os_outcome(o, "accept", os_err);
+		goto close_sock;
+	}
+	wfpbroker__v1__accept_response__init(&rp->accept);
+	if (query_redirect(s, sock, rp, o, "accept", &rp->accept.records_error, &rp->accept.context_error) != 0)
+		goto close_sock;
+	if (rp->records.len > 0) {
+		if (wfpb__stash_blob(s, rp->records.data, rp->records.len, 1, s->pending.principal_lifetime, rp, o,
+		    "accept",
+		    "; the connection was closed", now_ms) != 0)
+			goto close_sock;
+		rp->accept.records = &rp->handle;
+	}
+	wfpb__audit_addr(rp, &peer);
+	wfpb__audit_addr(rp, &local);
+	rp->accept.peer = wfpb__addr_to_pb(rp, 0, &peer);
+	rp->accept.local = wfpb__addr_to_pb(rp, 1, &local);
+	rp->accept.context.data = rp->context.data;
+	rp->accept.context.len = rp->context.len;
+	if (give_socket(s, rp, sock, &rp->accept.socket, o) != 0)
+		return;
+	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_ACCEPT;
+	rp->resp.accept = &rp->accept;
+	return;
+close_sock:
+	wfpb__net_close(sock);
+}
+
+int
+wfpb__validate_connect(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+{
+	const Wfpbroker__V1__ConnectRequest *c = rq->connect;
+
+	memset(&r->connect.records, 0, sizeof(r->connect.records));
+	/* Records are optional: a connection that continues none (the principal's own mark still applies). */
+	if ((c->records != NULL && wfpb__records_from_pb(s, c->records, "connect.records", &r->connect.records,
+	    o) != 0) ||
+	    wfpb__addr_from_pb(c->remote, "connect.remote", 1, &r->connect.remote, o) != 0)
+		return -1;
+	memset(&r->connect.local, 0, sizeof(r->connect.local));
+	if (c->local != NULL && wfpb__addr_from_pb(c->local, "connect.local", 0, &r->connect.local, o) != 0)
+		return -1;
+	if (c->local != NULL && r->connect.local.family != r->connect.remote.family)
+		return BAD(o, "connect.local: family differs from connect.remote");
+	/* As a destination the unspecified address means this host, whatever the ranges say. */
+	if (wfpb_addr_unspecified(&r->connect.remote))
+		return BAD(o, "connect.remote: the unspecified address is not a destination");
+	if (c->timeout_ms > CONNECT_TIMEOUT_MAX)
+		return BAD(o, "connect.timeout_ms: %u, the limit is %u", c->timeout_ms, CONNECT_TIMEOUT_MAX);
+	r->connect.timeout_ms = c->timeout_ms ? c->timeout_ms : CONNECT_TIMEOUT_DEFAULT;
+	return 0;
+}
+
+static void
+finish_connect(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct outcome *o)
+{
+	struct wfpb_addr	local;
+	int			os_err = 0;
+
+	(void)s;
+	if (wfpb__net_addrs(sock, NULL, &local, &os_err) != 0) {
+		os_outcome(o, "connect", os_err);
+		wfpb__net_close(sock);
+		return;
+	}
+	wfpb__audit_addr(rp, &local);
+	wfpbroker__v1__connect_response__init(&rp->connect);
+	rp->connect.local = wfpb__addr_to_pb(rp, 0, &local);
+	if (give_socket(s, rp, sock, &rp->connect.socket, o) != 0)
+		return;
+	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_CONNECT;
+	rp->resp.connect = &rp->connect;
+}
+
+/*
+ * A new TCP socket of family with the records applied before anything else
+ * touches it (or WFP cannot correlate the connection): Connect's and
+ * Prepare's first half. The records are resolved (provenance) and named in
+ * the audit record. 0 with *sock owned by the caller, or -1 with o set.
+ */
+static int
+socket_with_records(struct wfpb_session *s, const struct req_records *records, int family, const char *what,
+    struct reply *rp, struct outcome *o, uint64_t now_ms, wfpb_sock *sock, const uint8_t **blob, size_t *len,
+    const uint8_t **hash)
+{
+	const struct wfpb_backend	*be = &s->broker->backend;
+	char				step[64];
+	int				os_err = 0, code;
+
+	if (records_bytes(s, records, what, blob, len, hash, o, now_ms) != 0)
+		return -1;
+	wfpb__audit_blob(rp, *blob, *len, *hash);
+	if (wfpb__net_socket(family, sock, &os_err) != 0) {
+		snprintf(step, sizeof(step), "%s: socket", what);
+		os_outcome(o, step, os_err);
+		return -1;
+	}
+	if ((code = be->ops->set_records(be->ctx, *sock, *blob, *len, own_mark(s), mark_mask(s), &os_err)) != 0) {
+		snprintf(step, sizeof(step), "%s: set records", what);
+		backend_outcome(o, step, code, os_err);
+		wfpb__net_close(*sock);
+		*sock = WFPB_SOCK_NONE;
+		return -1;
+	}
+	return 0;
+}
+
+void
+wfpb__op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o,
+    uint64_t now_ms)
+{
+	const uint8_t	*blob, *hash;
+	char		text[WFPB_ADDR_STRLEN];
+	size_t		len;
+	wfpb_sock	sock;
+	int		os_err = 0, rc;
+
+	wfpb_addr_format(&r->connect.remote, text);
+	wfpb__audit_addr(rp, &r->connect.remote);
+	if (!in_ranges(s->policy->connect, s->policy->nconnect, &r->connect.remote)) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED,
+		    "connect: %s is outside principal %s's connect ranges", text, s->principal);
+		return;
+	}
+	if (r->connect.local.family != 0 && !in_bind_ranges(s->policy, &r->connect.local)) {
+		wfpb_addr_format(&r->connect.local, text);
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED,
+		    "connect: local %s is outside principal %s's bind ranges", text, s->principal);
+		return;
+	}
+	if (socket_with_records(s, &r->connect.records, r->connect.remote.family, "connect", rp, o, now_ms, &sock,
+	    &blob, &len, &hash) != 0)
+		return;
+	if (r->connect.local.family != 0 && wfpb__net_bind(sock, &r->connect.local, &os_err) != 0) {
+		os_outcome(o, "connect: bind", os_err);
+		wfpb__net_close(sock);
+		return;
+	}
+	rc = wfpb__net_connect(sock, &r->connect.remote, &os_err);
+	if (rc == WFPB_E_AGAIN) {
+		s->pending.kind = WFPB_PENDING_CONNECT;
+		s->pending.remote = r->connect.remote;
+		if (hash != NULL)
+			memcpy(s->pending.blob_hash, hash, sizeof(s->pending.blob_hash));
+		else if (len > 0)
+			crypto_generichash(s->pending.blob_hash, sizeof(s->pending.blob_hash), blob, len, NULL, 0);
+		s->pending.has_blob_hash = len > 0;
+		s->pending.watch = sock;
+		s->pending.sock = sock;
+		s->pending.want_write = 1;
+		s->pending.started_ms = now_ms;
+		s->pending.deadline_ms = now_ms + r->connect.timeout_ms;
+		o->code = OUTCOME_PENDING;
+		return;
+	}
+	if (rc != 0) {
+		os_outcome(o, "connect", os_err);
+		wfpb__net_close(sock);
+		return;
+	}
+	finish_connect(s, sock, rp, o);
+}
+
+int
+wfpb__validate_query(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+{
+	if (wfpb__socket_from_pb(s, rq->query_records->socket, "query_records.socket", &r->query.sock, o) != 0)
+		return -1;
+	return wfpb__validate_lifetime(rq->query_records->lifetime, "query_records.lifetime",
+	    &r->query.principal_lifetime, o);
+}
+
+void
+wfpb__op_query(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+{
+	wfpb_sock sock;
+
+	if (request_socket(s, &r->query.sock, WFPB_PERM_QUERY, "query_records", &sock, o) != 0)
+		return;
+	wfpbroker__v1__query_records_response__init(&rp->query);
+	if (query_redirect(s, sock, rp, o, "query_records", &rp->query.records_error, &rp->query.context_error) != 0)
+		return;
+	if (rp->records.len > 0) {
+		if (wfpb__stash_blob(s, rp->records.data, rp->records.len, 1, r->query.principal_lifetime, rp, o,
+		    "query_records", "", now_ms) != 0)
+			return;
+		rp->query.records = &rp->handle;
+	}
+	rp->query.blob.data = rp->records.data;
+	rp->query.blob.len = rp->records.len;
+	rp->query.context.data = rp->context.data;
+	rp->query.context.len = rp->context.len;
+	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_QUERY_RECORDS;
+	rp->resp.query_records = &rp->query;
+}
+
+int
+wfpb__validate_apply(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+{
+	if (wfpb__socket_from_pb(s, rq->apply_records->socket, "apply_records.socket", &r->apply.sock, o) != 0)
+		return -1;
+	return wfpb__records_from_pb(s, rq->apply_records->records, "apply_records.records", &r->apply.records, o);
+}
+
+void
+wfpb__op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+{
+	const struct wfpb_backend	*be = &s->broker->backend;
+	const uint8_t			*blob, *hash;
+	wfpb_sock			sock;
+	size_t				len;
+	int				os_err = 0, code;
+
+	/* The socket first: its pull may give up the core lock, and the records point into the stash. */
+	if (request_socket(s, &r->apply.sock, WFPB_PERM_APPLY, "apply_records", &sock, o) != 0)
+		return;
+	if (records_bytes(s, &r->apply.records, "apply_records", &blob, &len, &hash, o, now_ms) != 0)
+		return;
+	wfpb__audit_blob(rp, blob, len, hash);
+	if (wfpb__net_is_bound(sock)) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL,
+		    "apply_records: records must be set before bind and connect");
+		return;
+	}
+	if (s->broker->audit_on) {
+		/*
+		 * The effect is on the client's own socket, which the broker cannot
+		 * take back: the record goes first (wfpb_dispatch writes it), and the
+		 * records are set once it is durable (wfpb__dispatch_resume).
+		 */
+		if (len > 0 && (s->pending.blob = malloc(len)) == NULL) {
+			wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "apply_records: out of memory");
+			return;
+		}
+		if (len > 0)
+			memcpy(s->pending.blob, blob, len);
+		s->pending.blob_len = len;
+		take_request_socket(s, sock);
+		s->pending.kind = WFPB_PENDING_APPLY;
+		s->pending.sock = sock;
+		s->pending.watch = WFPB_SOCK_NONE;
+		s->pending.started_ms = now_ms;
+		s->pending.deadline_ms = now_ms + APPLY_AUDIT_WAIT_MS;
+		o->code = OUTCOME_PENDING;
+		return;
+	}
+	if ((code = be->ops->set_records(be->ctx, sock, blob, len, own_mark(s), mark_mask(s), &os_err)) != 0) {
+		backend_outcome(o, "apply_records", code, os_err);
+		return;
+	}
+	wfpbroker__v1__apply_records_response__init(&rp->apply);
+	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_APPLY_RECORDS;
+	rp->resp.apply_records = &rp->apply;
+}
+
+int
+wfpb__validate_prepare(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+{
+	const Wfpbroker__V1__PrepareRequest *p = rq->prepare;
+
+	memset(&r->prepare.records, 0, sizeof(r->prepare.records));
+	if (p->records != NULL && wfpb__records_from_pb(s, p->records, "prepare.records", &r->prepare.records, o) != 0)
+		return -1;
+	if (p->family == WFPBROKER__V1__ADDRESS_FAMILY__AF_INET)
+		r->prepare.family = WFPB_AF_INET;
+	else if (p->family == WFPBROKER__V1__ADDRESS_FAMILY__AF_INET6)
+		r->prepare.family = WFPB_AF_INET6;
+	else
+		return BAD(o, "prepare.family: must be AF_INET or AF_INET6");
+	return 0;
+}
+
+/*
+ * Prepare: a new unconnected TCP socket with the records applied, handed
+ * over for the client to set its options, bind and connect itself. The
+ * destination is the client's choice: the connect ranges do not apply, so
+ * `prepare` is a grant of its own. The answer waits for its audit record like
+ * Connect's, and a socket not handed over is closed.
+ */
+void
+wfpb__op_prepare(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+{
+	const uint8_t	*blob, *hash;
+	size_t		len;
+	wfpb_sock	sock;
+
+	if (socket_with_records(s, &r->prepare.records, r->prepare.family, "prepare", rp, o, now_ms, &sock, &blob,
+	    &len, &hash) != 0)
+		return;
+	wfpbroker__v1__prepare_response__init(&rp->prepare);
+	if (give_socket(s, rp, sock, &rp->prepare.socket, o) != 0)
+		return;
+	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_PREPARE;
+	rp->resp.prepare = &rp->prepare;
+}
+
+/* Accept: the listener is readable (or the deadline passed). */
+int
+wfpb__resume_accept(struct wfpb_session *s, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
+    uint64_t now_ms, int timed_out)
+{
+	wfpb_sock	sock;
+	int		os_err = 0, rc;
+
+	if (timed_out) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "accept: nothing within %llu ms",
+		    (unsigned long long)(p->deadline_ms - p->started_ms));
+		wfpb__net_close(p->sock);
+		return 1;
+	}
+	rc = wfpb__net_accept(p->watch, &sock, &os_err);
+	if (rc == WFPB_E_AGAIN)
+		return 0;	/* another wake-up will come, or the deadline */
+	if (rc != 0)
+		os_outcome(o, "accept", os_err);
+	else
+		finish_accept(s, sock, rp, o, now_ms);
+	return 1;
+}
+
+/* Connect: the connecting socket is writable (or the deadline passed). */
+int
+wfpb__resume_connect(struct wfpb_session *s, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
+    uint64_t now_ms, int timed_out)
+{
+	int os_err = 0;
+
+	(void)now_ms;
+	/* The audit record names what the request did, though the reply is built now. */
+	wfpb__audit_addr(rp, &p->remote);
+	memcpy(rp->audit_hash, p->blob_hash, sizeof(rp->audit_hash));
+	rp->has_audit_hash = p->has_blob_hash;
+	if (timed_out) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "connect: nothing within %llu ms",
+		    (unsigned long long)(p->deadline_ms - p->started_ms));
+		wfpb__net_close(p->sock);
+	} else if (wfpb__net_connect_result(p->sock, &os_err) != 0) {
+		os_outcome(o, "connect", os_err);
+		wfpb__net_close(p->sock);
+	} else {
+		finish_connect(s, p->sock, rp, o);
+	}
+	return 1;
+}
+
+/* ApplyRecords: its audit record is durable (or did not become so in time); only now does it act. */
+int
+wfpb__resume_apply(struct wfpb_session *s, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
+    uint64_t now_ms, int timed_out)
+{
+	const struct wfpb_backend	*be = &s->broker->backend;
+	int				os_err = 0, code;
+
+	(void)now_ms;
+	if (!timed_out && __atomic_load_n(&s->broker->audit.durable_seq, __ATOMIC_ACQUIRE) < p->audit_seq)
+		return 0;	/* not yet: the commit that holds it releases the session */
+	wfpb__audit_blob(rp, p->blob, p->blob_len, NULL);
+	wfpb_session_resolve(s);
+	if (timed_out) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT,
+		    "apply_records: its audit record was not durable within %u ms; nothing applied",
+		    APPLY_AUDIT_WAIT_MS);
+	} else if (s->policy == NULL || !(s->perms & WFPB_PERM_APPLY)) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED,
+		    "apply_records: the grant was withdrawn meanwhile");
+	} else if ((code = be->ops->set_records(be->ctx, p->sock, p->blob, p->blob_len, own_mark(s), mark_mask(s),
+	    &os_err)) != 0) {
+		backend_outcome(o, "apply_records", code, os_err);
+	} else {
+		/* Its record, written before the effect, stands for it: no second one. */
+		rp->audited = 1;
+		wfpbroker__v1__apply_records_response__init(&rp->apply);
+		rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_APPLY_RECORDS;
+		rp->resp.apply_records = &rp->apply;
+	}
+	wfpb__net_discard(p->sock);
+	return 1;
+}
