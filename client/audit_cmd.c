@@ -8,6 +8,14 @@
  *   wfpbctl audit tail [-f] [-n N] FILE
  *   wfpbctl audit export --json FILE [--pubkey KEY]
  */
+#ifdef _WIN32
+#include <winsock2.h>
+#include <windows.h>
+#include <sddl.h>
+#else
+#include <pwd.h>
+#include <unistd.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +26,7 @@
 #include "audit_cmd.h"
 #include "json.h"
 #include "keyfile.h"
+#include "num.h"
 #include "wfpb.h"
 #include "wfpbroker.pb-c.h"
 
@@ -193,17 +202,66 @@ addr_text(const Wfpbroker__V1__Address *a, char out[WFPB_ADDR_STRLEN])
 	wfpb_addr_format(&w, out);
 }
 
-/* One record as one JSON object a line, through the project's one JSON writer (docs/AUDIT.md). */
+/* What every exported line carries besides its record: where it comes from (docs/AUDIT.md, "Fleet"). */
+static struct {
+	char	host[256];
+	int	has_key;
+	uint8_t	key_fingerprint[32];	/* BLAKE2b-256 of the broker's Ed25519 audit public key */
+} line_ctx;
+
+/* The account name of a record's user (uid or SID), looked up here at export; "" when unknown. */
 static void
-print_json(const Wfpbroker__V1__AuditRecord *r)
+user_name(const char *user, char *out, size_t cap)
+{
+	out[0] = '\0';
+	if (user == NULL || user[0] == '\0')
+		return;
+#ifdef _WIN32
+	{
+		PSID		sid = NULL;
+		char		name[256], domain[256];
+		DWORD		n = sizeof(name), d = sizeof(domain);
+		SID_NAME_USE	use;
+
+		if (ConvertStringSidToSidA(user, &sid) && LookupAccountSidA(NULL, sid, name, &n, domain, &d, &use))
+			snprintf(out, cap, "%s\\%s", domain, name);
+		LocalFree(sid);
+	}
+#else
+	{
+		uint32_t	uid;
+		struct passwd	pw, *res = NULL;
+		char		buf[1024];
+
+		if (wfpb_parse_u32(user, 0, UINT32_MAX, &uid) == 0 && getpwuid_r((uid_t)uid, &pw, buf, sizeof(buf), &res) == 0 &&
+		    res != NULL)
+			snprintf(out, cap, "%s", pw.pw_name);
+	}
+#endif
+}
+
+/*
+ * One record as one JSON object a line, through the project's one JSON writer
+ * (docs/AUDIT.md): its fields by name for a SIEM, and its exact bytes
+ * ("record", hex) so a collector can recompute the chain and tell an altered
+ * field from the original.
+ */
+static void
+print_json(const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t framed_len)
 {
 	struct wfpb_json	j;
-	char			a[WFPB_ADDR_STRLEN];
+	char			a[WFPB_ADDR_STRLEN], when[WFPB_RFC3339_LEN], uname[256];
 	size_t			i;
 
 	wfpb_json_init(&j, stdout);
 	wfpb_json_obj_begin(&j, NULL);
+	if (line_ctx.host[0] != '\0')
+		wfpb_json_str(&j, "host", line_ctx.host);
+	if (line_ctx.has_key)
+		wfpb_json_hex(&j, "audit_key", line_ctx.key_fingerprint, sizeof(line_ctx.key_fingerprint));
 	wfpb_json_u64(&j, "seq", r->seq);
+	wfpb_rfc3339(r->time_unix_ms, when);
+	wfpb_json_str(&j, "time", when);
 	wfpb_json_u64(&j, "time_unix_ms", r->time_unix_ms);
 	wfpb_json_str(&j, "kind", enum_name(&wfpbroker__v1__audit_kind__descriptor, r->kind));
 	wfpb_json_u64(&j, "session_id", r->session_id);
@@ -212,6 +270,9 @@ print_json(const Wfpbroker__V1__AuditRecord *r)
 	if (r->principal != NULL) {
 		wfpb_json_obj_begin(&j, "principal");
 		wfpb_json_str(&j, "user", r->principal->user);
+		user_name(r->principal->user, uname, sizeof(uname));
+		if (uname[0] != '\0')
+			wfpb_json_str(&j, "user_name", uname);
 		wfpb_json_u64(&j, "pid", r->principal->pid);
 		wfpb_json_str(&j, "image", r->principal->image);
 		wfpb_json_str(&j, "name", r->principal->name);
@@ -236,13 +297,16 @@ print_json(const Wfpbroker__V1__AuditRecord *r)
 	wfpb_json_hex(&j, "prev_hash", r->prev_hash.data, r->prev_hash.len);
 	if (r->signature.len)
 		wfpb_json_hex(&j, "signature", r->signature.data, r->signature.len);
+	wfpb_json_hex(&j, "record", framed, framed_len);
 	wfpb_json_obj_end(&j);
 	(void)wfpb_json_end(&j);
 }
 
 static void
-print_line(const Wfpbroker__V1__AuditRecord *r)
+print_line(const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t framed_len)
 {
+	(void)framed;
+	(void)framed_len;
 	char	a[WFPB_ADDR_STRLEN] = "";
 	size_t	i;
 
@@ -270,7 +334,8 @@ print_line(const Wfpbroker__V1__AuditRecord *r)
  * file was replaced by a shorter one) starts over from the beginning.
  */
 static size_t
-walk(const uint8_t *buf, size_t len, size_t *off, uint64_t from_seq, void (*fn)(const Wfpbroker__V1__AuditRecord *))
+walk(const uint8_t *buf, size_t len, size_t *off, uint64_t from_seq,
+    void (*fn)(const Wfpbroker__V1__AuditRecord *, const uint8_t *framed, size_t framed_len))
 {
 	Wfpbroker__V1__AuditRecord	*r;
 	size_t				rlen, n = 0;
@@ -285,7 +350,7 @@ walk(const uint8_t *buf, size_t len, size_t *off, uint64_t from_seq, void (*fn)(
 		if ((r = wfpbroker__v1__audit_record__unpack(NULL, rlen, buf + *off + 4)) == NULL)
 			break;
 		if (r->seq >= from_seq) {
-			fn(r);
+			fn(r, buf + *off, rlen + 4);
 			n++;
 		}
 		wfpbroker__v1__audit_record__free_unpacked(r, NULL);
@@ -320,9 +385,9 @@ record_at(const uint8_t *buf, size_t len, size_t off, char *note, size_t cap)
 static uint64_t follow_next;	/* the seq tail -f prints next */
 
 static void
-print_followed(const Wfpbroker__V1__AuditRecord *r)
+print_followed(const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t framed_len)
 {
-	print_line(r);
+	print_line(r, framed, framed_len);
 	follow_next = r->seq + 1;
 }
 
@@ -452,6 +517,43 @@ tail(int argc, char **argv)
 	return 0;
 }
 
+/* DIR/audit.pub for DIR/audit.log (or a rotated DIR/audit.log.N), when that file exists. */
+static int
+audit_pub_beside(const char *log, char *out, size_t cap)
+{
+	const char	*slash = strrchr(log, '/');
+	FILE		*f;
+	int		n;
+
+#ifdef _WIN32
+	const char *bs = strrchr(log, '\\');
+
+	if (bs != NULL && (slash == NULL || bs > slash))
+		slash = bs;
+#endif
+	n = slash != NULL ? snprintf(out, cap, "%.*s/audit.pub", (int)(slash - log), log) : snprintf(out, cap, "audit.pub");
+	if (n < 0 || (size_t)n >= cap || (f = fopen(out, "r")) == NULL)
+		return -1;
+	fclose(f);
+	return 0;
+}
+
+/* This machine's name, for the "host" of each line. */
+static void
+host_name(char *out, size_t cap)
+{
+#ifdef _WIN32
+	DWORD n = (DWORD)cap;
+
+	if (!GetComputerNameExA(ComputerNameDnsFullyQualified, out, &n) && !GetComputerNameA(out, &n))
+		out[0] = '\0';
+#else
+	if (gethostname(out, cap) != 0)
+		out[0] = '\0';
+	out[cap - 1] = '\0';
+#endif
+}
+
 /*
  * audit export --json FILE [--pubkey KEY]: every record, one JSON object a
  * line, then the verdict: exit 0 only when the chain verified (hash links and
@@ -464,6 +566,7 @@ export_json(int argc, char **argv)
 	struct wfpb_audit_report	rep;
 	uint8_t				*buf, pk[32];
 	const char			*file = NULL, *key = NULL;
+	char				beside[4096];
 	size_t				len, off = 0;
 	int				i, rc;
 
@@ -479,9 +582,17 @@ export_json(int argc, char **argv)
 	}
 	if (file == NULL)
 		return 2;
+	if (key == NULL && audit_pub_beside(file, beside, sizeof(beside)) == 0)
+		key = beside;	/* the broker's layout: audit.pub next to audit.log */
 	if (key != NULL && (rc = wfpb_keyfile_load_public(key, pk)) != 0) {
 		fprintf(stderr, "wfpbctl: audit public key %s: %s\n", key, wfpb_strerror(rc));
 		return 1;
+	}
+	memset(&line_ctx, 0, sizeof(line_ctx));
+	host_name(line_ctx.host, sizeof(line_ctx.host));
+	if (key != NULL) {
+		crypto_generichash(line_ctx.key_fingerprint, sizeof(line_ctx.key_fingerprint), pk, sizeof(pk), NULL, 0);
+		line_ctx.has_key = 1;
 	}
 	if (read_log(file, &buf, &len) != 0)
 		return 1;

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "num.h"
 
 void
 wfpb_log(int level, const char *fmt, ...)
@@ -43,34 +44,17 @@ wfpb__event_level(int event)
 	return event == WFPB_EVENT_DENIAL ? WFPB_LOG_WARN : WFPB_LOG_INFO;
 }
 
-/* The civil date of a day count since 1970-01-01 (H. Hinnant's days_from_civil, inverted). */
-static void
-civil(long long days, int *y, unsigned *m, unsigned *d)
-{
-	long long	z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
-	unsigned	doe = (unsigned)(z - era * 146097);
-	unsigned	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	unsigned	doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
-
-	*d = doy - (153 * mp + 2) / 5 + 1;
-	*m = mp < 10 ? mp + 3 : mp - 9;
-	*y = (int)(yoe + era * 400 + (*m <= 2));
-}
-
 void
 wfpb__log_prefix(char *out, size_t cap, int level, int journal, uint64_t unix_ms)
 {
 	const char	*name = level <= WFPB_LOG_ERR ? "error" : level == WFPB_LOG_WARN ? "warning" :
 	    level == WFPB_LOG_INFO ? "info" : "debug";
-	uint64_t	secs = unix_ms / 1000u, sod = secs % 86400u;
-	unsigned	m, d;
-	int		y;
+	char		when[WFPB_RFC3339_LEN];
 
 	if (journal) {
 		snprintf(out, cap, "<%d>", level);
 		return;
 	}
-	civil((long long)(secs / 86400u), &y, &m, &d);
-	snprintf(out, cap, "%04d-%02u-%02uT%02u:%02u:%02u.%03uZ wfpbrokerd %s: ", y, m, d, (unsigned)(sod / 3600u),
-	    (unsigned)(sod / 60u % 60u), (unsigned)(sod % 60u), (unsigned)(unix_ms % 1000u), name);
+	wfpb_rfc3339(unix_ms, when);
+	snprintf(out, cap, "%s wfpbrokerd %s: ", when, name);
 }

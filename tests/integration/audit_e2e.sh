@@ -169,7 +169,7 @@ wait "$tailer" 2>/dev/null
 rotations=$(ls "$work/state/" | grep -c '^audit\.log\.[0-9]*$')
 check "the log rotated while tail -f followed it ($rotations rotated files)" test "$rotations" -ge 3
 check "tail -f is still running after the rotations" test "$tail_alive" -eq 1
-last=$("$wfpbctl" audit export --json "$work/state/audit.log" | tail -n 1 | sed -n 's/^{"seq":\([0-9]*\),.*/\1/p')
+last=$("$wfpbctl" audit export --json "$work/state/audit.log" | tail -n 1 | sed -n 's/.*"seq":\([0-9]*\),.*/\1/p')
 first=$(head -n 1 "$work/tail.out" | cut -d' ' -f1)
 seqs_ok() {
 	awk -v first="$first" -v last="$last" 'NR == 1 { want = first } $1 != want { print "    line " NR ": seq " $1 ", expected " want; bad = 1; exit 1 } { want++ } END { if (!bad && want != last + 1) { print "    ends at " want - 1 ", the log at " last; exit 1 } }' "$work/tail.out"
@@ -245,6 +245,18 @@ check "every exported line is valid JSON though an image path is not UTF-8 ($("$
 	sh -c "'$json_lines' <'$work/export.json' >/dev/null"
 odd_hex=$(printf '%s' "$odd/wfpbctl" | od -An -tx1 | tr -d ' \n')
 check "the image's exact bytes travel as image_hex" grep -q "\"image_hex\":\"$odd_hex\"" "$work/export.json"
+# What a collector needs besides the fields: the host, the audit key's fingerprint, an RFC 3339
+# time, and the record's exact bytes.
+first=$(head -n 1 "$work/export.json")
+rec=$(printf '%s' "$first" | sed -n 's/.*"record":"\([0-9a-f]*\)".*/\1/p')
+file_hex=$(head -c $(( ${#rec} / 2 )) "$work/state/audit.log" | od -An -tx1 -v | tr -d ' \n')
+check "each line carries its record's exact bytes (\"record\", ${#rec} hex digits)" test -n "$rec" -a "$rec" = "$file_hex"
+key_fp=$(printf "$(tr -d '\n' <"$work/state/audit.pub" | sed 's/../\\x&/g')" | b2sum -l 256 | cut -d' ' -f1)
+check "and the host, the audit key's BLAKE2b-256 fingerprint and an RFC 3339 time" eval \
+	"printf '%s' '$first' | grep -q '\"host\":\"$(hostname)\"' &&
+	 printf '%s' '$first' | grep -q '\"audit_key\":\"$key_fp\"' &&
+	 printf '%s' '$first' | grep -qE '\"time\":\"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z\"'"
+check "and the user's name beside the uid it resolves (root)" grep -q '"user":"0","user_name":"root"' "$work/export.json"
 # One byte of that record changed in the file: the chain no longer verifies.
 cp "$work/state/audit.log" "$work/tampered.log"
 at=$(grep -boa 'wfpbctl' "$work/tampered.log" | head -n 1 | cut -d: -f1)
