@@ -620,5 +620,7 @@ wfpbctl_audit(int argc, char **argv)
 		return tail(argc - 1, argv + 1);
 	if (argc >= 1 && strcmp(argv[0], "export") == 0)
 		return export_json(argc - 1, argv + 1);
+	if (argc >= 1 && strcmp(argv[0], "verify-collected") == 0)
+		return wfpbctl_verify_collected(argc - 1, argv + 1);
 	return 2;
 }

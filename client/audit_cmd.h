@@ -5,6 +5,9 @@
 
 int wfpbctl_audit(int argc, char **argv);
 
+/* audit verify-collected FILE... --keys DIR [--json] [--silent-after S] (audit_collect.c). */
+int wfpbctl_verify_collected(int argc, char **argv);
+
 /* Sleeps for ms milliseconds (audit tail -f). */
 void wfpb__sleep_ms(unsigned ms);
 

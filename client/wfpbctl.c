@@ -44,7 +44,8 @@ usage_to(FILE *f)
 	    "       wfpbctl keygen --out PREFIX\n"
 	    "       wfpbctl policy check FILE\n"
 	    "       wfpbctl audit verify FILE --pubkey KEY [--live] [--expect SEQ:HASH] | audit tail [-f] [-n N] FILE |\n"
-	    "                     audit export --json FILE [--pubkey KEY]\n"
+	    "                     audit export --json FILE [--pubkey KEY] |\n"
+	    "                     audit verify-collected FILE... --keys DIR [--json] [--silent-after S]\n"
 	    "       wfpbctl --help | --version\n");
 }
 

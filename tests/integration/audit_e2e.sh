@@ -266,4 +266,70 @@ rc=$?
 check "export of a tampered log exits 1 and says where ($(cat "$work/tampered.err"))" \
 	eval "test $rc -eq 1 && grep -q 'does not verify at seq' '$work/tampered.err'"
 
+# --- 7. at the centre: verify-collected over two hosts' lines ----------------------
+# Two brokers, each its own state and audit key; their exported lines interleaved and partly
+# repeated, as a collector stores them; the keys in a directory under names of the centre's.
+rm -rf "$work/state/audit.log"* "$work/second" "$work/keys"
+mkdir -p "$work/second/run" "$work/second/state" "$work/keys"
+write_conf "checkpoint_every = 7"
+check "first broker starts for the fleet test" start
+"$ack" "$endpoint" "$pub" "$work/acked7.txt" 20 >/dev/null 2>&1
+kill -TERM "$pid"; wait "$pid"; pid=
+sed -e "s|$work/run/b.sock|$work/second/run/b.sock|" -e "s|$work/state|$work/second/state|" "$work/b.conf" >"$work/second/b.conf"
+"$brokerd" --config "$work/second/b.conf" >>"$work/broker.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do "$wfpbctl" --endpoint "$work/second/run/b.sock" --server-key "$work/second/state/server.pub" \
+	--timeout 500 ping >/dev/null 2>&1 && break; sleep 0.01; done
+"$ack" "$work/second/run/b.sock" "$work/second/state/server.pub" "$work/acked7b.txt" 30 >/dev/null 2>&1
+kill -TERM "$pid"; wait "$pid"; pid=
+cp "$work/state/audit.pub" "$work/keys/host-a.pub"
+cp "$work/second/state/audit.pub" "$work/keys/some-other-name.pub"
+"$wfpbctl" audit export --json "$work/state/audit.log" >"$work/a.jsonl"
+"$wfpbctl" audit export --json "$work/second/state/audit.log" >"$work/b.jsonl"
+paste -d '\n' "$work/a.jsonl" "$work/b.jsonl" | grep . >"$work/collected.jsonl"
+head -n 5 "$work/b.jsonl" >>"$work/collected.jsonl"	# a shipper that sent some lines twice
+na=$(wc -l <"$work/a.jsonl") nb=$(wc -l <"$work/b.jsonl")
+"$wfpbctl" audit verify-collected "$work/collected.jsonl" --keys "$work/keys" >"$work/vc.out" 2>&1
+rc=$?
+sed 's/^/    /' "$work/vc.out"
+check "verify-collected: both hosts whole, duplicates folded ($na and $nb records)" eval \
+	"test $rc -eq 0 && test \$(grep -c '^  whole: ' '$work/vc.out') -eq 2 &&
+	 grep -q '^  whole: $na records' '$work/vc.out' && grep -q '^  whole: $nb records' '$work/vc.out'"
+"$wfpbctl" audit verify-collected "$work/collected.jsonl" --keys "$work/keys" --json >"$work/vc.json"
+check "  and --json is one valid JSON object" sh -c "'$json_lines' <'$work/vc.json' >/dev/null"
+# A line deleted: a gap with its seq. A record's bytes changed: a break. A readable field changed: altered.
+grep -v '"seq":5,' "$work/collected.jsonl" >"$work/gap.jsonl"
+"$wfpbctl" audit verify-collected "$work/gap.jsonl" --keys "$work/keys" >"$work/vc-gap.out" 2>&1
+rc=$?
+check "a deleted line is a gap that names its seq (exit $rc)" eval \
+	"test $rc -eq 1 && test \$(grep -c 'gap: seq 5..5 missing' '$work/vc-gap.out') -eq 2"
+# (one hex digit inside line 7's "record", 30 digits in: a protobuf byte of that record)
+awk 'NR == 7 { n = index($0, "\"record\":\""); c = substr($0, n + 40, 1); r = (c == "0") ? "1" : "0";
+	$0 = substr($0, 1, n + 39) r substr($0, n + 41) } { print }' "$work/a.jsonl" >"$work/break.jsonl"
+"$wfpbctl" audit verify-collected "$work/break.jsonl" --keys "$work/keys" >"$work/vc-break.out" 2>&1
+rc=$?
+check "a record altered in its bytes is a break (exit $rc): $(grep -m1 -E 'break|altered' "$work/vc-break.out" | sed 's/^ *//')" \
+	eval "test $rc -eq 1 && grep -qE 'break: seq 8 |altered: seq 7 ' '$work/vc-break.out'"
+# (the first listen record's op rewritten as a connect, its record left as it was)
+alt_seq=$(grep -m1 '"op":"listen"' "$work/a.jsonl" | sed -n 's/.*"seq":\([0-9]*\),.*/\1/p')
+sed "0,/\"op\":\"listen\"/s//\"op\":\"connect\"/" "$work/a.jsonl" >"$work/altered.jsonl"
+"$wfpbctl" audit verify-collected "$work/altered.jsonl" --keys "$work/keys" >"$work/vc-alt.out" 2>&1
+rc=$?
+check "a readable field altered on the way is caught: seq $alt_seq (exit $rc)" eval \
+	"test -n '$alt_seq' && ! cmp -s '$work/a.jsonl' '$work/altered.jsonl' && test $rc -eq 1 &&
+	 grep -q 'altered: seq $alt_seq ' '$work/vc-alt.out'"
+# The first host's lines claiming the second host's key: its checkpoints do not verify under it.
+key_a=$(head -n 1 "$work/a.jsonl" | sed -n 's/.*"audit_key":"\([0-9a-f]*\)".*/\1/p')
+key_b=$(head -n 1 "$work/b.jsonl" | sed -n 's/.*"audit_key":"\([0-9a-f]*\)".*/\1/p')
+sed "s/\"audit_key\":\"$key_a\"/\"audit_key\":\"$key_b\"/" "$work/a.jsonl" >"$work/forged.jsonl"
+"$wfpbctl" audit verify-collected "$work/forged.jsonl" --keys "$work/keys" >"$work/vc-forged.out" 2>&1
+rc=$?
+check "lines under another host's key: its checkpoints' signatures fail (exit $rc, $(grep -c 'signature:' "$work/vc-forged.out") bad)" \
+	eval "test '$key_a' != '$key_b' && test $rc -eq 1 && grep -q 'signature: checkpoint seq' '$work/vc-forged.out'"
+rm -f "$work/keys/host-a.pub"
+"$wfpbctl" audit verify-collected "$work/collected.jsonl" --keys "$work/keys" >"$work/vc-nokey.out" 2>&1
+rc=$?
+check "lines of a key the centre does not hold fail the run (exit $rc)" eval \
+	"test $rc -eq 1 && grep -q 'lines name an audit key not in' '$work/vc-nokey.out'"
+
 summary
