@@ -69,7 +69,8 @@ verify_one(const char *file, const uint8_t *pk, int last, int live, struct wfpb_
 	if (rep->last_checkpoint_seq != rep->last_seq && !(last && live)) {
 		printf("%s: FAIL at seq %llu: records %llu..%llu are not covered by a signed checkpoint "
 		    "(a checkpoint was removed, or the log is still being written: --live)\n", file,
-		    (unsigned long long)(rep->last_checkpoint_seq + 1), (unsigned long long)(rep->last_checkpoint_seq + 1),
+		    (unsigned long long)(rep->last_checkpoint_seq + 1),
+		    (unsigned long long)(rep->last_checkpoint_seq + 1),
 		    (unsigned long long)rep->last_seq);
 		return 1;
 	}
@@ -150,7 +151,8 @@ verify(int argc, char **argv)
 			live = 1;
 		else if (strcmp(argv[i], "--expect") == 0 && i + 1 < argc) {
 			if (parse_anchor(argv[++i], &anchor_seq, anchor) != 0) {
-				fprintf(stderr, "wfpbctl: --expect %s: want SEQ:HASH as the broker reports it\n", argv[i]);
+				fprintf(stderr, "wfpbctl: --expect %s: want SEQ:HASH as the broker reports it\n",
+				    argv[i]);
 				return 2;
 			}
 		} else if (n < 64)
@@ -233,7 +235,8 @@ user_name(const char *user, char *out, size_t cap)
 		struct passwd	pw, *res = NULL;
 		char		buf[1024];
 
-		if (wfpb_parse_u32(user, 0, UINT32_MAX, &uid) == 0 && getpwuid_r((uid_t)uid, &pw, buf, sizeof(buf), &res) == 0 &&
+		if (wfpb_parse_u32(user, 0, UINT32_MAX, &uid) == 0 && getpwuid_r((uid_t)uid, &pw, buf, sizeof(buf),
+		    &res) == 0 &&
 		    res != NULL)
 			snprintf(out, cap, "%s", pw.pw_name);
 	}
@@ -384,10 +387,13 @@ record_at(const uint8_t *buf, size_t len, size_t off, char *note, size_t cap)
 
 static uint64_t follow_next;	/* the seq tail -f prints next */
 
+/* What following prints: a line per record (tail -f) or a JSON object (export --follow). */
+static void (*follow_print)(const Wfpbroker__V1__AuditRecord *, const uint8_t *, size_t) = print_line;
+
 static void
 print_followed(const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t framed_len)
 {
-	print_line(r, framed, framed_len);
+	follow_print(r, framed, framed_len);
 	follow_next = r->seq + 1;
 }
 
@@ -531,7 +537,8 @@ audit_pub_beside(const char *log, char *out, size_t cap)
 	if (bs != NULL && (slash == NULL || bs > slash))
 		slash = bs;
 #endif
-	n = slash != NULL ? snprintf(out, cap, "%.*s/audit.pub", (int)(slash - log), log) : snprintf(out, cap, "audit.pub");
+	n = slash != NULL ? snprintf(out, cap, "%.*s/audit.pub", (int)(slash - log), log) : snprintf(out, cap,
+	    "audit.pub");
 	if (n < 0 || (size_t)n >= cap || (f = fopen(out, "r")) == NULL)
 		return -1;
 	fclose(f);
@@ -554,6 +561,70 @@ host_name(char *out, size_t cap)
 #endif
 }
 
+/* The last seq the cursor file says was delivered; 0 when there is none yet. */
+static uint64_t
+cursor_read(const char *path)
+{
+	char		buf[32] = "";
+	uint64_t	seq = 0;
+	FILE		*f = fopen(path, "r");
+	size_t		i;
+
+	if (f == NULL)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) != NULL)
+		for (i = 0; buf[i] >= '0' && buf[i] <= '9'; i++)
+			seq = seq * 10 + (uint64_t)(buf[i] - '0');
+	fclose(f);
+	return seq;
+}
+
+/* Records seq as delivered: a new file, synced, renamed over the old one (never a half-written cursor). */
+static int
+cursor_write(const char *path, uint64_t seq)
+{
+	char	tmp[4096], text[32];
+	int	n = snprintf(tmp, sizeof(tmp), "%s.tmp", path), rc;
+
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -1;
+	n = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)seq);
+	rc = wfpb__file_replace(tmp, path, text, (size_t)n);
+	return rc;
+}
+
+/*
+ * export --json --follow [--cursor FILE]: every record as it becomes durable, across
+ * rotations and broker restarts, from the one after the cursor's. The cursor advances only
+ * after the lines before it were written out (and synced, when the output is a file), so
+ * after a crash of the follower a record may be sent twice but never skipped.
+ */
+static int
+follow_json(const char *file, const char *cursor)
+{
+	uint64_t	saved = cursor != NULL ? cursor_read(cursor) : 0;
+	size_t		off = 0;
+
+	follow_print = print_json;
+	follow_next = saved + 1;
+	for (;;) {
+		/* A log being rotated may be missing for an instant: try again at the next poll. */
+		(void)follow_poll(file, &off);
+		if (fflush(stdout) != 0 || wfpb__file_sync_stdout() != 0) {
+			fprintf(stderr, "wfpbctl: audit export --follow: writing the output failed\n");
+			return 1;
+		}
+		if (cursor != NULL && follow_next - 1 > saved) {
+			if (cursor_write(cursor, follow_next - 1) != 0) {
+				fprintf(stderr, "wfpbctl: audit export --follow: cannot write the cursor %s\n", cursor);
+				return 1;
+			}
+			saved = follow_next - 1;
+		}
+		wfpb__sleep_ms(250);
+	}
+}
+
 /*
  * audit export --json FILE [--pubkey KEY]: every record, one JSON object a
  * line, then the verdict: exit 0 only when the chain verified (hash links and
@@ -565,22 +636,26 @@ export_json(int argc, char **argv)
 {
 	struct wfpb_audit_report	rep;
 	uint8_t				*buf, pk[32];
-	const char			*file = NULL, *key = NULL;
+	const char			*file = NULL, *key = NULL, *cursor = NULL;
 	char				beside[4096];
 	size_t				len, off = 0;
-	int				i, rc;
+	int				i, rc, follow = 0;
 
 	if (argc < 2 || strcmp(argv[0], "--json") != 0)
 		return 2;
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--pubkey") == 0 && i + 1 < argc)
 			key = argv[++i];
+		else if (strcmp(argv[i], "--cursor") == 0 && i + 1 < argc)
+			cursor = argv[++i];
+		else if (strcmp(argv[i], "--follow") == 0)
+			follow = 1;
 		else if (file == NULL && argv[i][0] != '-')
 			file = argv[i];
 		else
 			return 2;
 	}
-	if (file == NULL)
+	if (file == NULL || (cursor != NULL && !follow))
 		return 2;
 	if (key == NULL && audit_pub_beside(file, beside, sizeof(beside)) == 0)
 		key = beside;	/* the broker's layout: audit.pub next to audit.log */
@@ -594,6 +669,8 @@ export_json(int argc, char **argv)
 		crypto_generichash(line_ctx.key_fingerprint, sizeof(line_ctx.key_fingerprint), pk, sizeof(pk), NULL, 0);
 		line_ctx.has_key = 1;
 	}
+	if (follow)
+		return follow_json(file, cursor);
 	if (read_log(file, &buf, &len) != 0)
 		return 1;
 	(void)walk(buf, len, &off, 0, print_json);

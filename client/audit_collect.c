@@ -141,7 +141,8 @@ member(const char *line, const char *key, char *out, size_t cap)
 				size_t		n;
 
 				if (is_str) {
-					for (e = ++v; *e != '\0' && *e != '"'; e += (*e == '\\' && e[1] != '\0') ? 2 : 1)
+					for (e = ++v; *e != '\0' && *e != '"'; e += (*e == '\\' && e[1] != '\0') ? 2
+					    : 1)
 						;
 					if (*e != '"')
 						return -1;
@@ -181,7 +182,8 @@ agrees(const char *line, const Wfpbroker__V1__AuditRecord *r)
 	snprintf(want, sizeof(want), "%llu", (unsigned long long)r->time_unix_ms);
 	if (member(line, "time_unix_ms", v, sizeof(v)) != 0 || strcmp(v, want) != 0)
 		return 0;
-	if (member(line, "kind", v, sizeof(v)) != 0 || strcmp(v, enum_name(&wfpbroker__v1__audit_kind__descriptor, r->kind)))
+	if (member(line, "kind", v, sizeof(v)) != 0 || strcmp(v, enum_name(&wfpbroker__v1__audit_kind__descriptor,
+	    r->kind)))
 		return 0;
 	if (member(line, "status", v, sizeof(v)) != 0 ||
 	    strcmp(v, enum_name(&wfpbroker__v1__status_code__descriptor, r->status)) != 0)
@@ -202,6 +204,13 @@ cmp_entry(const void *a, const void *b)
 	if (x->seq != y->seq)
 		return x->seq < y->seq ? -1 : 1;
 	return memcmp(x->hash, y->hash, 32);
+}
+
+/* The big-endian length prefix of a framed record. */
+static size_t
+frame_len(const uint8_t *p)
+{
+	return ((size_t)p[0] << 24) | ((size_t)p[1] << 16) | ((size_t)p[2] << 8) | p[3];
 }
 
 /* Reads one collected file; appends its entries. Lines that are not ours are counted in *junk. */
@@ -236,10 +245,12 @@ read_collected(const char *file, struct entry **es, size_t *n, size_t *cap, unsi
 		*nl = '\0';
 		off = (size_t)(nl - (char *)buf) + 1;
 		lineno++;
-		if (member(line, "record", rec_hex, sizeof(rec_hex)) != 0 || member(line, "audit_key", key_hex, sizeof(key_hex)) != 0 ||
-		    sodium_hex2bin(framed, WFPB_AUDIT_RECORD_MAX + 4, rec_hex, strlen(rec_hex), NULL, &flen, NULL) != 0 ||
+		if (member(line, "record", rec_hex, sizeof(rec_hex)) != 0 || member(line, "audit_key", key_hex,
+		    sizeof(key_hex)) != 0 ||
+		    sodium_hex2bin(framed, WFPB_AUDIT_RECORD_MAX + 4, rec_hex, strlen(rec_hex), NULL, &flen,
+		    NULL) != 0 ||
 		    sodium_hex2bin(fp, 32, key_hex, strlen(key_hex), NULL, &bin, NULL) != 0 || bin != 32 || flen < 4 ||
-		    (((size_t)framed[0] << 24) | ((size_t)framed[1] << 16) | ((size_t)framed[2] << 8) | framed[3]) != flen - 4 ||
+		    frame_len(framed) != flen - 4 ||
 		    (r = wfpbroker__v1__audit_record__unpack(NULL, flen - 4, framed + 4)) == NULL) {
 			if (line[0] != '\0')
 				(*junk)++;
@@ -393,7 +404,8 @@ wfpbctl_verify_collected(int argc, char **argv)
 			h->records++;
 			if (e->mismatch) {
 				h->mismatches++;
-				report_problem(json, &j, "altered", "seq %llu (%s): the line's fields are not its record's",
+				report_problem(json, &j, "altered",
+				    "seq %llu (%s): the line's fields are not its record's",
 				    (unsigned long long)e->seq, e->where);
 			}
 			if (e->seq > expect) {
@@ -403,12 +415,14 @@ wfpbctl_verify_collected(int argc, char **argv)
 				    (unsigned long long)(e->seq - 1));
 			} else if (prev != (size_t)-1 && (!e->has_prev || memcmp(e->prev, es[prev].hash, 32) != 0)) {
 				h->breaks++;
-				report_problem(json, &j, "break", "seq %llu (%s): prev_hash is not the hash of seq %llu",
+				report_problem(json, &j, "break",
+				    "seq %llu (%s): prev_hash is not the hash of seq %llu",
 				    (unsigned long long)e->seq, e->where, (unsigned long long)es[prev].seq);
 			}
 			if (e->checkpoint && !e->sig_ok) {
 				h->bad_sigs++;
-				report_problem(json, &j, "signature", "checkpoint seq %llu (%s) does not verify with %s",
+				report_problem(json, &j, "signature",
+				    "checkpoint seq %llu (%s) does not verify with %s",
 				    (unsigned long long)e->seq, e->where, keys[k].name);
 			} else if (e->checkpoint) {
 				h->last_checkpoint_ms = e->time_ms;
@@ -421,7 +435,8 @@ wfpbctl_verify_collected(int argc, char **argv)
 			uint64_t	since = h->last_checkpoint_ms ? (now_ms > h->last_checkpoint_ms ?
 			    (now_ms - h->last_checkpoint_ms) / 1000u : 0) : 0;
 			int		silent = silent_after && (!h->last_checkpoint_ms || since > silent_after);
-			int		whole = !h->gaps && !h->breaks && !h->bad_sigs && !h->forks && !h->mismatches;
+			int		whole = !h->gaps && !h->breaks && !h->bad_sigs && !h->forks &&
+			    !h->mismatches;
 
 			if (!whole)
 				bad_hosts++;
@@ -449,10 +464,13 @@ wfpbctl_verify_collected(int argc, char **argv)
 					snprintf(ago, sizeof(ago), "%llu s ago", (unsigned long long)since);
 				else
 					snprintf(ago, sizeof(ago), "never");
-				printf("  %s: %lu records (%lu lines), seq %llu..%llu; %lu gaps (%llu missing), %lu breaks, "
-				    "%lu bad signatures, %lu forks, %lu altered; last checkpoint %s%s\n", whole ? "whole" : "NOT WHOLE",
-				    h->records, h->lines, (unsigned long long)h->first, (unsigned long long)h->last, h->gaps,
-				    (unsigned long long)h->missing, h->breaks, h->bad_sigs, h->forks, h->mismatches, ago,
+				printf("  %s: %lu records (%lu lines), seq %llu..%llu; %lu gaps (%llu missing), "
+				    "%lu breaks, %lu bad signatures, %lu forks, %lu altered; last checkpoint %s%s\n",
+				    whole ? "whole" : "NOT WHOLE",
+				    h->records, h->lines, (unsigned long long)h->first, (unsigned long long)h->last,
+				    h->gaps,
+				    (unsigned long long)h->missing, h->breaks, h->bad_sigs, h->forks, h->mismatches,
+				    ago,
 				    silent ? " (SILENT)" : "");
 			}
 		}

@@ -10,7 +10,8 @@
  *   wfpbctl [options] reload               re-read the broker's configuration (admin)
  *   wfpbctl keygen --out PREFIX            writes PREFIX.key (private) and PREFIX.pub
  *   wfpbctl policy check FILE              validates a configuration/policy file offline
- *   wfpbctl audit verify FILE --pubkey KEY [--live] [--expect SEQ:HASH] | audit tail [-f] [-n N] FILE | audit export --json FILE [--pubkey KEY]
+ *   wfpbctl audit verify FILE --pubkey KEY [--live] [--expect SEQ:HASH] | audit tail [-f] [-n N] FILE
+ *   wfpbctl audit export --json [--follow [--cursor CUR]] FILE [--pubkey KEY] | audit verify-collected ...
  *
  * Exit status: 0 success; 1 the broker refused or failed (the message names
  * the status, e.g. "DENIED: ..."), or it could not be reached; 2 bad usage.
@@ -43,9 +44,11 @@ usage_to(FILE *f)
 	    "          reload\n"
 	    "       wfpbctl keygen --out PREFIX\n"
 	    "       wfpbctl policy check FILE\n"
-	    "       wfpbctl audit verify FILE --pubkey KEY [--live] [--expect SEQ:HASH] | audit tail [-f] [-n N] FILE |\n"
-	    "                     audit export --json FILE [--pubkey KEY] |\n"
-	    "                     audit verify-collected FILE... --keys DIR [--json] [--silent-after S]\n"
+	    "       wfpbctl audit verify FILE --pubkey KEY [--live] [--expect SEQ:HASH]\n"
+	    "       wfpbctl audit tail [-f] [-n N] FILE\n"
+	    "       wfpbctl audit export --json FILE [--pubkey KEY]\n"
+	    "       wfpbctl audit export --json --follow [--cursor CUR] FILE\n"
+	    "       wfpbctl audit verify-collected FILE... --keys DIR [--json] [--silent-after S]\n"
 	    "       wfpbctl --help | --version\n");
 }
 

@@ -261,7 +261,8 @@ main(int argc, char **argv)
 		want = json_array_get(json_object_get(file, "transcripts"), (size_t)i);
 		have = to_json(&t[i]);
 		if (want == NULL || json_object_size(want) != json_object_size(have)) {
-			printf("FAIL %s: the vector does not have the fields this implementation produces\n", t[i].pattern);
+			printf("FAIL %s: the vector does not have the fields this implementation produces\n",
+			    t[i].pattern);
 			bad = 1;
 		}
 		json_object_foreach(have, key, v) {

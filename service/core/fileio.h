@@ -30,6 +30,15 @@ void wfpb__file_close(wfpb_file f);
 int WFPB_MUST_CHECK wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, int *os_err);
 
 /*
+ * A small file replaced whole and durably (a follower's cursor): data written to tmp, synced,
+ * renamed over path. 0 or -1. A crash leaves the old path or the new one, never half of either.
+ */
+int wfpb__file_replace(const char *tmp, const char *path, const char *data, size_t len);
+
+/* Standard output synced when it is a file (0 too when it is a pipe or a terminal); -1 on failure. */
+int wfpb__file_sync_stdout(void);
+
+/*
  * The rotated siblings of the log at path: files in its directory named
  * BASENAME.N with N all digits. Writes up to cap of the N into seqs (in no
  * order) and how many there are in *n. 0 or WFPB_E_OS.

@@ -197,3 +197,29 @@ wfpb__process_usage(uint64_t *rss_bytes, uint32_t *open_handles)
 		closedir(d);
 	}
 }
+
+int
+wfpb__file_replace(const char *tmp, const char *path, const char *data, size_t len)
+{
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0)
+		return -1;
+	if (write(fd, data, len) != (ssize_t)len || fsync(fd) != 0) {
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	close(fd);
+	return rename(tmp, path) == 0 ? 0 : -1;
+}
+
+int
+wfpb__file_sync_stdout(void)
+{
+	struct stat st;
+
+	if (fstat(1, &st) != 0 || !S_ISREG(st.st_mode))
+		return 0;
+	return fsync(1) == 0 ? 0 : -1;
+}

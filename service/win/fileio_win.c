@@ -255,3 +255,37 @@ wfpb__process_usage(uint64_t *rss_bytes, uint32_t *open_handles)
 	else	/* Wine answers 0 here; its system handle table is right */
 		*open_handles = handles_from_system_table();
 }
+
+int
+wfpb__file_replace(const char *tmp, const char *path, const char *data, size_t len)
+{
+	wchar_t	*wt = wfpb__widen(tmp), *wp = wfpb__widen(path);
+	HANDLE	h = INVALID_HANDLE_VALUE;
+	DWORD	n = 0;
+	int	rc = -1;
+
+	if (wt != NULL && wp != NULL &&
+	    (h = CreateFileW(wt, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL,
+	    NULL)) != INVALID_HANDLE_VALUE) {
+		if (WriteFile(h, data, (DWORD)len, &n, NULL) && n == len && FlushFileBuffers(h)) {
+			CloseHandle(h);
+			h = INVALID_HANDLE_VALUE;
+			rc = MoveFileExW(wt, wp, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH) ? 0 : -1;
+		}
+		if (h != INVALID_HANDLE_VALUE)
+			CloseHandle(h);
+	}
+	free(wt);
+	free(wp);
+	return rc;
+}
+
+int
+wfpb__file_sync_stdout(void)
+{
+	HANDLE h = GetStdHandle(STD_OUTPUT_HANDLE);
+
+	if (h == NULL || h == INVALID_HANDLE_VALUE || GetFileType(h) != FILE_TYPE_DISK)
+		return 0;
+	return FlushFileBuffers(h) ? 0 : -1;
+}

@@ -187,7 +187,8 @@ wfpb_purge_state(const char *state_dir)
 	} while (FindNextFileW(h, &fd));
 	FindClose(h);
 	if (rc != 0 || !RemoveDirectoryW(wdir)) {
-		wfpb_log(WFPB_LOG_ERR, "purge: %s could not be removed entirely (error %lu)", state_dir, GetLastError());
+		wfpb_log(WFPB_LOG_ERR, "purge: %s could not be removed entirely (error %lu)", state_dir,
+		    GetLastError());
 		return -1;
 	}
 	wfpb_log(WFPB_LOG_INFO, "purge: %s removed", state_dir);

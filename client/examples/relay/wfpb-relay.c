@@ -318,7 +318,8 @@ direct(const struct wfpb_addr *listen_at, const struct wfpb_addr *to, uint32_t m
 		return 2;
 	}
 	to_sin(listen_at, &sin);
-	if ((l = socket(AF_INET, SOCK_STREAM, 0)) < 0 || setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	if ((l = socket(AF_INET, SOCK_STREAM, 0)) < 0 || setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one,
+	    sizeof(one)) != 0 ||
 	    bind(l, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(l, 1024) != 0) {
 		fprintf(stderr, "%s: listen: %s\n", name, strerror(errno));
 		return 1;
@@ -336,7 +337,8 @@ direct(const struct wfpb_addr *listen_at, const struct wfpb_addr *to, uint32_t m
 			mark = 0;
 		mark |= 0x1;	/* the relay's own bit, as a netfilter principal's */
 		to_sin(to, &sin);
-		if ((up = socket(AF_INET, SOCK_STREAM, 0)) < 0 || setsockopt(up, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0 ||
+		if ((up = socket(AF_INET, SOCK_STREAM, 0)) < 0 || setsockopt(up, SOL_SOCKET, SO_MARK, &mark,
+		    sizeof(mark)) != 0 ||
 		    connect(up, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
 			fprintf(stderr, "%s: upstream: %s\n", name, strerror(errno));
 			if (up >= 0)
@@ -384,13 +386,15 @@ main(int argc, char **argv)
 		case 'V': printf("wfpb-relay %s (libwfpb %s)\n", WFPB_VERSION_STRING, wfpb_version()); return 0;
 		case 'x':
 			if (relay_context_kind(optarg, &context_kind) != 0) {
-				fprintf(stderr, "%s: --context %s: not one of auto, wfpsampler, wfpb, none\n", name, optarg);
+				fprintf(stderr, "%s: --context %s: not one of auto, wfpsampler, wfpb, none\n", name,
+				    optarg);
 				return 2;
 			}
 			break;
 		case 'm':
 			if (parse_count(optarg, &max_conns) != 0) {
-				fprintf(stderr, "%s: --max-connections %s: not a number of connections (1..)\n", name, optarg);
+				fprintf(stderr, "%s: --max-connections %s: not a number of connections (1..)\n", name,
+				    optarg);
 				return 2;
 			}
 			break;
