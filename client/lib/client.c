@@ -643,6 +643,9 @@ wfpb_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms, in
 void
 wfpb_accepted_free(struct wfpb_accepted *a)
 {
+	/* Without its size the struct was never ours to fill (wfpb_accept refused it): touch nothing, close nothing. */
+	if (!sized_ok(a, sizeof(*a)))
+		return;
 	if (a->sock != WFPB_SOCKET_NONE)
 		wfpb__close_socket(a->sock);
 	a->sock = WFPB_SOCKET_NONE;
