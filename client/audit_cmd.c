@@ -386,6 +386,7 @@ record_at(const uint8_t *buf, size_t len, size_t off, char *note, size_t cap)
 }
 
 static uint64_t follow_next;	/* the seq tail -f prints next */
+static uint64_t follow_first;	/* the first seq of the file follow_poll's offset is in (0: none yet) */
 
 /* What following prints: a line per record (tail -f) or a JSON object (export --follow). */
 static void (*follow_print)(const Wfpbroker__V1__AuditRecord *, const uint8_t *, size_t) = print_line;
@@ -454,12 +455,19 @@ follow_poll(const char *path, size_t *off)
 {
 	static char	names[FOLLOW_FILES_MAX][FOLLOW_PATH_MAX];
 	uint8_t		*buf, *b;
+	uint64_t	first;
 	size_t		len, blen, o;
 	int		n, i, os_err;
 
 	if (read_log(path, &buf, &len) != 0)
 		return 1;
-	if (*off > len || (*off < len && record_at(buf, len, *off, NULL, 0) != follow_next)) {
+	/*
+	 * Rotated since the last poll: the file now starts with another record, or is shorter, or
+	 * does not hold the next record where the old one ended. (The offset alone cannot tell:
+	 * a new file can end exactly where the old one did.)
+	 */
+	first = record_at(buf, len, 0, NULL, 0);
+	if (*off > len || first != follow_first || (*off < len && record_at(buf, len, *off, NULL, 0) != follow_next)) {
 		n = rotated_behind(path, buf, len, names, FOLLOW_FILES_MAX);
 		for (i = 0; i < n; i++) {
 			if (wfpb__file_read_all(names[i], WFPB_AUDIT_FILE_MAX, &b, &blen, &os_err) != 0)
@@ -471,6 +479,7 @@ follow_poll(const char *path, size_t *off)
 		*off = 0;
 	}
 	(void)walk(buf, len, off, follow_next, print_followed);
+	follow_first = first;
 	free(buf);
 	return 0;
 }
@@ -513,6 +522,7 @@ tail(int argc, char **argv)
 	last = count_records(buf, len);
 	follow_next = last >= (uint64_t)n ? last - (uint64_t)n + 1 : 0;
 	(void)walk(buf, len, &off, follow_next, print_followed);
+	follow_first = record_at(buf, len, 0, NULL, 0);
 	free(buf);
 	while (follow) {
 		fflush(stdout);
