@@ -190,14 +190,21 @@ failed:
 				errors++;
 		}
 	}
+	for (i = 0; i < conc; i++)
+		if (slots[i].fd >= 0)
+			close(slots[i].fd);
+	free(slots);
+	close(ep);
 	if (nlat == 0) {
 		printf("conns 0 rate 0/s p50 0 us p99 0 us errors %lu\n", errors);
+		free(lat);
 		return 1;
 	}
 	qsort(lat, nlat, sizeof(*lat), cmp_u64);
 	printf("conns %zu rate %.0f/s p50 %llu us p99 %llu us errors %lu\n", nlat,
 	    (double)nlat / ((double)(now_us() - t_start) / 1e6), (unsigned long long)lat[nlat / 2],
 	    (unsigned long long)lat[(nlat * 99) / 100], errors);
+	free(lat);
 	return 0;
 }
 
