@@ -8,3 +8,5 @@ ok() { [ -n "${CHECK_QUIET:-}" ] || echo "ok   $*"; pass=$((pass + 1)); }
 ko() { echo "FAIL $*"; fail=$((fail + 1)); }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else ko "$what"; fi; }
 summary() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; }
+# workdir DIR: empties DIR (creating it) and prints its absolute path, for a test's scratch space.
+workdir() { rm -rf "$1" && mkdir -p "$1" && (cd "$1" && pwd); }

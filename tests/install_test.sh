@@ -12,9 +12,7 @@ set -u
 build=$1 src=$2 work=$3
 . "$src/tests/check.sh"
 
-rm -rf "$work"
-mkdir -p "$work"
-work=$(cd "$work" && pwd)
+work=$(workdir "$work")
 prefix=$work/prefix
 pid=
 cleanup() {

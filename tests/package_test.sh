@@ -8,9 +8,7 @@
 set -u
 src=$1 work=$2
 . "$src/tests/check.sh"
-rm -rf "$work"
-mkdir -p "$work"
-work=$(cd "$work" && pwd)
+work=$(workdir "$work")
 version=$(sed -n 's/^project(wfpbroker VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
 
 if ! "$src/scripts/package-deb.sh" "$work/deb" >"$work/package.out" 2>&1; then

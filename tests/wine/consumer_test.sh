@@ -8,9 +8,7 @@
 set -u
 src=$1 build=$2 work=$3
 . "$src/tests/check.sh"
-rm -rf "$work"
-mkdir -p "$work"
-work=$(cd "$work" && pwd)
+work=$(workdir "$work")
 prefix=$work/prefix
 winpath() { printf 'Z:%s' "${1//\//\\}"; }
 pid=

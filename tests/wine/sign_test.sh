@@ -7,9 +7,7 @@
 set -u
 src=$1 build=$2 work=$3
 . "$src/tests/check.sh"
-rm -rf "$work"
-mkdir -p "$work"
-work=$(cd "$work" && pwd)
+work=$(workdir "$work")
 
 openssl req -x509 -newkey rsa:3072 -nodes -sha256 -days 2 -subj "/CN=wfpbroker test signer" \
 	-addext "extendedKeyUsage=codeSigning" -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
