@@ -8,8 +8,7 @@
  * "record" (its exact bytes) that the chain is whole: every seq from 1 present (gaps named as
  * ranges), each record's prev_hash the hash of the one before (a break names the seq), every
  * checkpoint's signature good under that host's key, no seq with two different records (a
- * fork), and the line's own seq, kind, op and status those of its record (a field altered on the
- * way). It says how long ago each host's last checkpoint was; past --silent-after seconds that
+ * fork), and the line's readable fields those of its record (a field altered on the way). It says how long ago each host's last checkpoint was; past --silent-after seconds that
  * host is silent. Exit 0 only when every host is whole and every line belongs to a known key.
  */
 #ifdef _WIN32
@@ -109,15 +108,16 @@ load_keys(const char *dir)
 }
 
 /*
- * The value of a top-level member of the JSON object in line: a string's raw
- * text (escapes left as they are) or a number's digits, copied into out. A
- * small reader for the lines this project writes, strict enough that a
- * mangled line is refused rather than guessed at. 0, or -1 when absent.
+ * The value of a member of the JSON object that starts at obj's first '{': a string's raw
+ * text (escapes left as they are, quotes not included), a number's digits, or an object's
+ * or array's whole text with its brackets, as [*v, *e). A small reader for the lines this
+ * project writes, strict enough that a mangled line is refused rather than guessed at.
+ * 0, or -1 when absent.
  */
 static int
-member(const char *line, const char *key, char *out, size_t cap)
+find_member(const char *obj, const char *key, const char **v, const char **e)
 {
-	const char	*p = strchr(line, '{');
+	const char	*p = strchr(obj, '{');
 	size_t		klen = strlen(key);
 	int		depth = 0;
 
@@ -127,7 +127,8 @@ member(const char *line, const char *key, char *out, size_t cap)
 		if (*p == '{' || *p == '[') {
 			depth++;
 		} else if (*p == '}' || *p == ']') {
-			depth--;
+			if (--depth == 0)
+				return -1;	/* the end of obj */
 		} else if (*p == '"') {
 			const char *s = ++p;
 
@@ -135,31 +136,84 @@ member(const char *line, const char *key, char *out, size_t cap)
 				p += (*p == '\\' && p[1] != '\0') ? 2 : 1;
 			if (*p == '\0')
 				return -1;
-			if (depth == 1 && (size_t)(p - s) == klen && memcmp(s, key, klen) == 0 && p[1] == ':') {
-				const char	*v = p + 2, *e;
-				int		is_str = *v == '"';
-				size_t		n;
-
-				if (is_str) {
-					for (e = ++v; *e != '\0' && *e != '"'; e += (*e == '\\' && e[1] != '\0') ? 2
-					    : 1)
-						;
-					if (*e != '"')
-						return -1;
-				} else {
-					for (e = v; (*e >= '0' && *e <= '9') || *e == '-'; e++)
-						;
-				}
-				n = (size_t)(e - v);
-				if (n >= cap)
+			if (depth != 1 || (size_t)(p - s) != klen || memcmp(s, key, klen) != 0 || p[1] != ':')
+				continue;
+			s = p + 2;
+			if (*s == '"') {
+				for (p = ++s; *p != '\0' && *p != '"'; p += (*p == '\\' && p[1] != '\0') ? 2 : 1)
+					;
+				if (*p != '"')
 					return -1;
-				memcpy(out, v, n);
-				out[n] = '\0';
-				return 0;
+			} else if (*s == '{' || *s == '[') {
+				int d = 0;
+
+				for (p = s; *p != '\0'; p++) {
+					if (*p == '"') {
+						for (p++; *p != '\0' && *p != '"'; p += (*p == '\\' && p[1] != '\0') ? 2 : 1)
+							;
+						if (*p == '\0')
+							return -1;
+					} else if (*p == '{' || *p == '[') {
+						d++;
+					} else if ((*p == '}' || *p == ']') && --d == 0) {
+						p++;
+						break;
+					}
+				}
+				if (d != 0)
+					return -1;
+			} else {
+				for (p = s; (*p >= '0' && *p <= '9') || *p == '-'; p++)
+					;
 			}
+			*v = s;
+			*e = p;
+			return 0;
 		}
 	}
 	return -1;
+}
+
+/* As find_member, copied into out (NUL-terminated); -1 when absent or longer than cap - 1. */
+static int
+member(const char *obj, const char *key, char *out, size_t cap)
+{
+	const char	*v, *e;
+	size_t		n;
+
+	if (find_member(obj, key, &v, &e) != 0 || (n = (size_t)(e - v)) >= cap)
+		return -1;
+	memcpy(out, v, n);
+	out[n] = '\0';
+	return 0;
+}
+
+/*
+ * A string member of obj is what the writer makes of s (s NULL: the member is absent or
+ * null), and, when s is not UTF-8, its KEY_hex twin holds s's exact bytes.
+ */
+static int
+same_string(const char *obj, const char *key, const char *s)
+{
+	static char	want[6 * 8192 + 16], hex[2 * 8192 + 1];	/* "\\u00XX" is the longest escape */
+	char		hexkey[64];
+	const char	*v, *e;
+	size_t		n, len;
+	int		lossy;
+
+	if (s == NULL || s[0] == '\0')
+		return find_member(obj, key, &v, &e) != 0 || e == v || (size_t)(e - v) == 4;	/* absent, "" or null */
+	len = strlen(s);
+	if (find_member(obj, key, &v, &e) != 0 || (lossy = wfpb_json_escape(s, len, want, sizeof(want), &n)) < 0 ||
+	    (size_t)(e - v) != n || memcmp(v, want, n) != 0)
+		return 0;
+	if (!lossy)
+		return 1;
+	snprintf(hexkey, sizeof(hexkey), "%s_hex", key);
+	if (len > 8192 || find_member(obj, hexkey, &v, &e) != 0 || (size_t)(e - v) != 2 * len)
+		return 0;
+	sodium_bin2hex(hex, sizeof(hex), (const unsigned char *)s, len);
+	return memcmp(v, hex, 2 * len) == 0;
 }
 
 static const char *
@@ -188,9 +242,18 @@ agrees(const char *line, const Wfpbroker__V1__AuditRecord *r)
 	if (member(line, "status", v, sizeof(v)) != 0 ||
 	    strcmp(v, enum_name(&wfpbroker__v1__status_code__descriptor, r->status)) != 0)
 		return 0;
-	/* op is one of the table's plain names; anything else in the line is not this record's */
-	if (member(line, "op", v, sizeof(v)) != 0 || strcmp(v, r->op != NULL ? r->op : "") != 0)
+	if (!same_string(line, "op", r->op) || !same_string(line, "message", r->message))
 		return 0;
+	if (r->principal != NULL) {
+		const char *pv, *pe;
+
+		/* The principal's object, searched as a line of its own: its members are at its top. */
+		if (find_member(line, "principal", &pv, &pe) != 0 || *pv != '{')
+			return 0;
+		if (!same_string(pv, "user", r->principal->user) || !same_string(pv, "image", r->principal->image) ||
+		    !same_string(pv, "name", r->principal->name))
+			return 0;
+	}
 	return 1;
 }
 

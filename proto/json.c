@@ -118,39 +118,88 @@ wfpb_json_arr_end(struct wfpb_json *j)
 	close_level(j, 0);
 }
 
-/* The string's body; returns 1 if some byte was not valid UTF-8 (and was written as U+FFFD). */
+/* Where escaped text goes: a FILE, or a bounded buffer (wfpb_json_escape). */
+struct sink {
+	FILE	*f;
+	char	*buf;
+	size_t	cap, len;
+	int	full;
+};
+
+static void
+put(struct sink *k, const char *p, size_t n)
+{
+	if (k->f != NULL) {
+		fwrite(p, 1, n, k->f);
+		return;
+	}
+	if (k->len + n > k->cap) {
+		k->full = 1;
+		return;
+	}
+	memcpy(k->buf + k->len, p, n);
+	k->len += n;
+}
+
+/* The one escaping of the project's JSON; returns 1 if some byte was not valid UTF-8 (written as U+FFFD). */
 static int
-body(FILE *f, const unsigned char *s, size_t n)
+escape(struct sink *k, const unsigned char *s, size_t n)
 {
 	size_t	i = 0, len;
 	int	lossy = 0;
+	char	u[8];
 
-	fputc('"', f);
 	while (i < n) {
 		unsigned char c = s[i];
 
 		if ((len = wfpb_utf8_seq(s + i, n - i)) == 0) {
-			fputs("\\ufffd", f);
+			put(k, "\\ufffd", 6);
 			lossy = 1;
 			i++;
 			continue;
 		}
-		if (len > 1)
-			fwrite(s + i, 1, len, f);
-		else if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", f);
-		else if (c == '\t')
-			fputs("\\t", f);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
+		if (len > 1) {
+			put(k, (const char *)s + i, len);
+		} else if (c == '"' || c == '\\') {
+			u[0] = '\\';
+			u[1] = (char)c;
+			put(k, u, 2);
+		} else if (c == '\n') {
+			put(k, "\\n", 2);
+		} else if (c == '\t') {
+			put(k, "\\t", 2);
+		} else if (c < 0x20 || c == 0x7f) {
+			snprintf(u, sizeof(u), "\\u%04x", c);
+			put(k, u, 6);
+		} else {
+			put(k, (const char *)&c, 1);
+		}
 		i += len;
 	}
+	return lossy;
+}
+
+/* The string's body, quoted; returns 1 if some byte was not valid UTF-8. */
+static int
+body(FILE *f, const unsigned char *s, size_t n)
+{
+	struct sink	k = { f, NULL, 0, 0, 0 };
+	int		lossy;
+
+	fputc('"', f);
+	lossy = escape(&k, s, n);
 	fputc('"', f);
 	return lossy;
+}
+
+int
+wfpb_json_escape(const char *s, size_t n, char *out, size_t cap, size_t *len)
+{
+	struct sink	k = { NULL, out, cap, 0, 0 };
+	int		lossy = escape(&k, (const unsigned char *)s, n);
+
+	*len = k.len;
+	return k.full ? -1 : lossy;
 }
 
 void

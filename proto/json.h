@@ -48,6 +48,13 @@ void wfpb_json_hex(struct wfpb_json *j, const char *key, const uint8_t *p, size_
 /* Ends a top-level value with a newline (one JSON value a line). 0, or -1 after misuse or a write error. */
 int wfpb_json_end(struct wfpb_json *j);
 
+/*
+ * The text a string value gets between its quotes, into out (cap bytes, no NUL): *len bytes.
+ * Returns 1 when some byte was not valid UTF-8 (a KEY_hex twin follows it in a line), 0 when
+ * all was, -1 when out is too small. Checking a line against its record compares these.
+ */
+int wfpb_json_escape(const char *s, size_t n, char *out, size_t cap, size_t *len);
+
 /* The length of the valid UTF-8 sequence at s (1..4), or 0 if the bytes there do not start one. */
 size_t wfpb_utf8_seq(const unsigned char *s, size_t n);
 

@@ -329,6 +329,21 @@ sed "s/\"audit_key\":\"$key_a\"/\"audit_key\":\"$key_b\"/" "$work/a.jsonl" >"$wo
 rc=$?
 check "lines under another host's key: its checkpoints' signatures fail (exit $rc, $(grep -c 'signature:' "$work/vc-forged.out") bad)" \
 	eval "test '$key_a' != '$key_b' && test $rc -eq 1 && grep -q 'signature: checkpoint seq' '$work/vc-forged.out'"
+# Free text too: a line's message, and its principal's image, rewritten.
+img_seq=$(grep -m1 '"image":"/' "$work/a.jsonl" | sed -n 's/.*"seq":\([0-9]*\),.*/\1/p')
+sed "0,/\"image\":\"\//s//\"image\":\"\/tmp\/innocent\//" "$work/a.jsonl" >"$work/image.jsonl"
+"$wfpbctl" audit verify-collected "$work/image.jsonl" --keys "$work/keys" >"$work/vc-image.out" 2>&1
+rc=$?
+check "a principal's image rewritten in the line is caught: seq $img_seq (exit $rc)" eval \
+	"test -n '$img_seq' && ! cmp -s '$work/a.jsonl' '$work/image.jsonl' && test $rc -eq 1 &&
+	 grep -q 'altered: seq $img_seq ' '$work/vc-image.out'"
+msg_seq=$(grep -m1 '"message":"[^"]' "$work/a.jsonl" | sed -n 's/.*"seq":\([0-9]*\),.*/\1/p')
+sed "0,/\"message\":\"[^\"]/s//\"message\":\"(edited) /" "$work/a.jsonl" >"$work/message.jsonl"
+"$wfpbctl" audit verify-collected "$work/message.jsonl" --keys "$work/keys" >"$work/vc-message.out" 2>&1
+rc=$?
+check "a message rewritten in the line is caught: seq $msg_seq (exit $rc)" eval \
+	"test -n '$msg_seq' && ! cmp -s '$work/a.jsonl' '$work/message.jsonl' && test $rc -eq 1 &&
+	 grep -q 'altered: seq $msg_seq ' '$work/vc-message.out'"
 rm -f "$work/keys/host-a.pub"
 "$wfpbctl" audit verify-collected "$work/collected.jsonl" --keys "$work/keys" >"$work/vc-nokey.out" 2>&1
 rc=$?
