@@ -8,7 +8,8 @@
  * "record" (its exact bytes) that the chain is whole: every seq from 1 present (gaps named as
  * ranges), each record's prev_hash the hash of the one before (a break names the seq), every
  * checkpoint's signature good under that host's key, no seq with two different records (a
- * fork), and the line's readable fields those of its record (a field altered on the way). It says how long ago each host's last checkpoint was; past --silent-after seconds that
+ * fork), and the line's readable fields those of its record (a field altered on the way).
+ * It says how long ago each host's last checkpoint was; past --silent-after seconds that
  * host is silent. Exit 0 only when every host is whole and every line belongs to a known key.
  */
 #ifdef _WIN32
@@ -149,8 +150,8 @@ find_member(const char *obj, const char *key, const char **v, const char **e)
 
 				for (p = s; *p != '\0'; p++) {
 					if (*p == '"') {
-						for (p++; *p != '\0' && *p != '"'; p += (*p == '\\' && p[1] != '\0') ? 2 : 1)
-							;
+						for (p++; *p != '\0' && *p != '"';)
+							p += (*p == '\\' && p[1] != '\0') ? 2 : 1;
 						if (*p == '\0')
 							return -1;
 					} else if (*p == '{' || *p == '[') {
@@ -202,7 +203,8 @@ same_string(const char *obj, const char *key, const char *s)
 	int		lossy;
 
 	if (s == NULL || s[0] == '\0')
-		return find_member(obj, key, &v, &e) != 0 || e == v || (size_t)(e - v) == 4;	/* absent, "" or null */
+		/* absent, "" or null (a value find_member reads as empty) */
+		return find_member(obj, key, &v, &e) != 0 || e == v;
 	len = strlen(s);
 	if (find_member(obj, key, &v, &e) != 0 || (lossy = wfpb_json_escape(s, len, want, sizeof(want), &n)) < 0 ||
 	    (size_t)(e - v) != n || memcmp(v, want, n) != 0)
