@@ -184,8 +184,8 @@ verify(int argc, char **argv)
 	return 0;
 }
 
-static const char *
-enum_name(const ProtobufCEnumDescriptor *d, int v)
+const char *
+wfpbctl_enum_name(const ProtobufCEnumDescriptor *d, int v)
 {
 	const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(d, v);
 
@@ -266,7 +266,7 @@ print_json(const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t fr
 	wfpb_rfc3339(r->time_unix_ms, when);
 	wfpb_json_str(&j, "time", when);
 	wfpb_json_u64(&j, "time_unix_ms", r->time_unix_ms);
-	wfpb_json_str(&j, "kind", enum_name(&wfpbroker__v1__audit_kind__descriptor, r->kind));
+	wfpb_json_str(&j, "kind", wfpbctl_enum_name(&wfpbroker__v1__audit_kind__descriptor, r->kind));
 	wfpb_json_u64(&j, "session_id", r->session_id);
 	wfpb_json_u64(&j, "request_id", r->request_id);
 	wfpb_json_str(&j, "op", r->op);
@@ -294,7 +294,7 @@ print_json(const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t fr
 	for (i = 0; i < r->n_blob_hashes; i++)
 		wfpb_json_hex(&j, NULL, r->blob_hashes[i].data, r->blob_hashes[i].len);
 	wfpb_json_arr_end(&j);
-	wfpb_json_str(&j, "status", enum_name(&wfpbroker__v1__status_code__descriptor, r->status));
+	wfpb_json_str(&j, "status", wfpbctl_enum_name(&wfpbroker__v1__status_code__descriptor, r->status));
 	wfpb_json_u64(&j, "latency_us", r->latency_us);
 	wfpb_json_str(&j, "message", r->message);
 	wfpb_json_hex(&j, "prev_hash", r->prev_hash.data, r->prev_hash.len);
@@ -314,7 +314,7 @@ print_line(const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t fr
 	size_t	i;
 
 	printf("%llu %llu %s", (unsigned long long)r->seq, (unsigned long long)r->time_unix_ms,
-	    enum_name(&wfpbroker__v1__audit_kind__descriptor, r->kind));
+	    wfpbctl_enum_name(&wfpbroker__v1__audit_kind__descriptor, r->kind));
 	if (r->principal != NULL)
 		printf(" user=%s pid=%u principal=%s", r->principal->user, r->principal->pid,
 		    r->principal->name[0] ? r->principal->name : "-");
@@ -325,7 +325,7 @@ print_line(const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t fr
 		printf(" %s", a);
 	}
 	if (r->kind == WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST)
-		printf(" status=%s", enum_name(&wfpbroker__v1__status_code__descriptor, r->status));
+		printf(" status=%s", wfpbctl_enum_name(&wfpbroker__v1__status_code__descriptor, r->status));
 	if (r->message != NULL && r->message[0] != '\0')
 		printf(" \"%s\"", r->message);
 	printf("\n");

@@ -8,6 +8,10 @@ int wfpbctl_audit(int argc, char **argv);
 /* audit verify-collected FILE... --keys DIR [--json] [--silent-after S] (audit_collect.c). */
 int wfpbctl_verify_collected(int argc, char **argv);
 
+/* The name of an enum value as the .proto spells it ("AUDIT_CHECKPOINT", "OK"), "UNKNOWN" for one it lacks. */
+struct ProtobufCEnumDescriptor;
+const char *wfpbctl_enum_name(const struct ProtobufCEnumDescriptor *d, int v);
+
 /* Sleeps for ms milliseconds (audit tail -f). */
 void wfpb__sleep_ms(unsigned ms);
 

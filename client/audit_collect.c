@@ -218,14 +218,6 @@ same_string(const char *obj, const char *key, const char *s)
 	return memcmp(v, hex, 2 * len) == 0;
 }
 
-static const char *
-enum_name(const ProtobufCEnumDescriptor *d, int v)
-{
-	const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(d, v);
-
-	return ev ? ev->name : "UNKNOWN";
-}
-
 /* The line's readable fields that name the record must be the record's. */
 static int
 agrees(const char *line, const Wfpbroker__V1__AuditRecord *r)
@@ -238,11 +230,11 @@ agrees(const char *line, const Wfpbroker__V1__AuditRecord *r)
 	snprintf(want, sizeof(want), "%llu", (unsigned long long)r->time_unix_ms);
 	if (member(line, "time_unix_ms", v, sizeof(v)) != 0 || strcmp(v, want) != 0)
 		return 0;
-	if (member(line, "kind", v, sizeof(v)) != 0 || strcmp(v, enum_name(&wfpbroker__v1__audit_kind__descriptor,
-	    r->kind)))
+	if (member(line, "kind", v, sizeof(v)) != 0 ||
+	    strcmp(v, wfpbctl_enum_name(&wfpbroker__v1__audit_kind__descriptor, r->kind)) != 0)
 		return 0;
 	if (member(line, "status", v, sizeof(v)) != 0 ||
-	    strcmp(v, enum_name(&wfpbroker__v1__status_code__descriptor, r->status)) != 0)
+	    strcmp(v, wfpbctl_enum_name(&wfpbroker__v1__status_code__descriptor, r->status)) != 0)
 		return 0;
 	if (!same_string(line, "op", r->op) || !same_string(line, "message", r->message))
 		return 0;
