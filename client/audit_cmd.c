@@ -612,24 +612,25 @@ cursor_write(const char *path, uint64_t seq)
 static int
 follow_json(const char *file, const char *cursor)
 {
-	uint64_t	saved = cursor != NULL ? cursor_read(cursor) : 0;
+	uint64_t	saved = cursor != NULL ? cursor_read(cursor) : 0, written;
 	size_t		off = 0;
 
 	follow_print = print_json;
-	follow_next = saved + 1;
+	follow_next = written = saved + 1;
 	for (;;) {
 		/* A log being rotated may be missing for an instant: try again at the next poll. */
 		(void)follow_poll(file, &off);
-		if (fflush(stdout) != 0 || wfpb__file_sync_stdout() != 0) {
-			fprintf(stderr, "wfpbctl: audit export --follow: writing the output failed\n");
-			return 1;
-		}
-		if (cursor != NULL && follow_next - 1 > saved) {
-			if (cursor_write(cursor, follow_next - 1) != 0) {
+		/* Only a poll that wrote lines has anything to flush, sync and record. */
+		if (follow_next != written) {
+			if (fflush(stdout) != 0 || wfpb__file_sync_stdout() != 0) {
+				fprintf(stderr, "wfpbctl: audit export --follow: writing the output failed\n");
+				return 1;
+			}
+			written = follow_next;
+			if (cursor != NULL && cursor_write(cursor, follow_next - 1) != 0) {
 				fprintf(stderr, "wfpbctl: audit export --follow: cannot write the cursor %s\n", cursor);
 				return 1;
 			}
-			saved = follow_next - 1;
 		}
 		wfpb__sleep_ms(250);
 	}
