@@ -79,7 +79,20 @@ int
 wfpb_channel_client_start(struct wfpb_channel *ch, const uint8_t server_pub[WFPB_NOISE_DHLEN],
     const struct wfpb_noise_keypair *client)
 {
-	return wfpb_channel_client_start_fixed(ch, server_pub, client, NULL);
+	return wfpb_channel_client_start_fixed(ch, WFPB_PROTOCOL_VERSION, server_pub, client, NULL);
+}
+
+int
+wfpb_channel_client_start_version(struct wfpb_channel *ch, uint16_t version,
+    const uint8_t server_pub[WFPB_NOISE_DHLEN], const struct wfpb_noise_keypair *client)
+{
+	return wfpb_channel_client_start_fixed(ch, version, server_pub, client, NULL);
+}
+
+unsigned
+wfpb_channel_version(const struct wfpb_channel *ch)
+{
+	return ch->version;
 }
 
 void
@@ -90,18 +103,21 @@ wfpb_channel_server_fix_ephemeral(struct wfpb_channel *ch, const uint8_t e_priv[
 }
 
 int
-wfpb_channel_client_start_fixed(struct wfpb_channel *ch, const uint8_t server_pub[WFPB_NOISE_DHLEN],
-    const struct wfpb_noise_keypair *client, const uint8_t *e_priv)
+wfpb_channel_client_start_fixed(struct wfpb_channel *ch, uint16_t version,
+    const uint8_t server_pub[WFPB_NOISE_DHLEN], const struct wfpb_noise_keypair *client, const uint8_t *e_priv)
 {
 	uint8_t	msg[WFPB_HANDSHAKE_MSG_MAX];
 	size_t	len;
 	int	rc;
 
 	memset(ch, 0, sizeof(*ch));
+	if (version < WFPB_PROTOCOL_VERSION_MIN || version > WFPB_PROTOCOL_VERSION)
+		return WFPB_E_VERSION;
 	ch->initiator = 1;
+	ch->version = version;
 	ch->pattern = client != NULL ? WFPB_PATTERN_IK : WFPB_PATTERN_NK;
 	wfpb_frame_decoder_init(&ch->dec, WFPB_FRAME_MAX);
-	wfpb_preamble_encode(ch->preamble, WFPB_PROTOCOL_VERSION, ch->pattern);
+	wfpb_preamble_encode(ch->preamble, version, ch->pattern);
 	ch->preamble_have = WFPB_PREAMBLE_LEN;
 	if ((rc = wfpb_noise_handshake_init(&ch->hs, ch->pattern, 1, ch->preamble, WFPB_PREAMBLE_LEN, client,
 	    server_pub)) != 0)
@@ -269,6 +285,7 @@ wfpb_channel_feed(struct wfpb_channel *ch, const uint8_t *in, size_t len, size_t
 			return rc;
 		}
 		ch->pattern = p.pattern;
+		ch->version = p.version;
 		if ((rc = wfpb_noise_handshake_init(&ch->hs, p.pattern, 0, ch->preamble, WFPB_PREAMBLE_LEN,
 		    ch->server_key, NULL)) != 0) {
 			wfpb_channel_reject(ch, WFPB_REJECT_HANDSHAKE);

@@ -49,6 +49,7 @@ struct wfpb_channel {
 	int				initiator;
 	int				state;
 	uint16_t			pattern;
+	uint16_t			version;	/* the preamble's: sent (client) or accepted (broker) */
 	uint8_t				preamble[WFPB_PREAMBLE_LEN];
 	size_t				preamble_have;
 	struct wfpb_noise_handshake	hs;
@@ -72,10 +73,14 @@ struct wfpb_channel {
 /*
  * Starts a client channel: queues the preamble and handshake message 1.
  * server_pub is the pinned broker key; client (may be NULL) selects IK.
- * Returns 0, WFPB_E_NOMEM or WFPB_E_DH.
+ * Speaks WFPB_PROTOCOL_VERSION; _version names another one (a version-1
+ * client, in tests). Returns 0, WFPB_E_NOMEM, WFPB_E_DH, or WFPB_E_VERSION
+ * for a version this code does not speak.
  */
 int WFPB_MUST_CHECK wfpb_channel_client_start(struct wfpb_channel *ch, const uint8_t server_pub[WFPB_NOISE_DHLEN],
     const struct wfpb_noise_keypair *client);
+int WFPB_MUST_CHECK wfpb_channel_client_start_version(struct wfpb_channel *ch, uint16_t version,
+    const uint8_t server_pub[WFPB_NOISE_DHLEN], const struct wfpb_noise_keypair *client);
 
 /*
  * For test vectors only (tests/vectors/transcript-v1.json): the same with a
@@ -83,8 +88,8 @@ int WFPB_MUST_CHECK wfpb_channel_client_start(struct wfpb_channel *ch, const uin
  * for a broker-side channel, after wfpb_channel_server_init. A fixed
  * ephemeral key outside a test gives away every session that used it.
  */
-int WFPB_MUST_CHECK wfpb_channel_client_start_fixed(struct wfpb_channel *ch, const uint8_t server_pub[WFPB_NOISE_DHLEN],
-    const struct wfpb_noise_keypair *client, const uint8_t *e_priv);
+int WFPB_MUST_CHECK wfpb_channel_client_start_fixed(struct wfpb_channel *ch, uint16_t version,
+    const uint8_t server_pub[WFPB_NOISE_DHLEN], const struct wfpb_noise_keypair *client, const uint8_t *e_priv);
 void wfpb_channel_server_fix_ephemeral(struct wfpb_channel *ch, const uint8_t e_priv[WFPB_NOISE_DHLEN]);
 
 /*
@@ -117,6 +122,9 @@ void wfpb_channel_output_done(struct wfpb_channel *ch, size_t n);
 void wfpb_channel_reject(struct wfpb_channel *ch, enum wfpb_reject reason);
 
 int wfpb_channel_established(const struct wfpb_channel *ch);
+
+/* The protocol version of the session: known once the preamble is complete, else 0. */
+unsigned wfpb_channel_version(const struct wfpb_channel *ch);
 
 /* Truthy when EOF now would cut a frame or the handshake short. */
 int wfpb_channel_partial(const struct wfpb_channel *ch);

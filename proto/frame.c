@@ -27,7 +27,7 @@ wfpb_preamble_decode(const uint8_t in[WFPB_PREAMBLE_LEN], struct wfpb_preamble *
 		return WFPB_E_BAD_MAGIC;
 	p->version = (uint16_t)((in[4] << 8) | in[5]);
 	p->pattern = (uint16_t)((in[6] << 8) | in[7]);
-	if (p->version != WFPB_PROTOCOL_VERSION)
+	if (p->version < WFPB_PROTOCOL_VERSION_MIN || p->version > WFPB_PROTOCOL_VERSION)
 		return WFPB_E_VERSION;
 	if (p->pattern != WFPB_PATTERN_NK && p->pattern != WFPB_PATTERN_IK)
 		return WFPB_E_PATTERN;

@@ -16,7 +16,13 @@
 #define WFPB_FRAME_MAX		65535u	/* largest length a 2-byte prefix carries */
 #define WFPB_FRAME_HDR		2u
 #define WFPB_PREAMBLE_LEN	8u
-#define WFPB_PROTOCOL_VERSION	1u
+/*
+ * Protocol versions this code speaks (docs/PROTOCOL.md): 1 answers requests
+ * in order, one at a time; 2 lets a session keep requests in flight and
+ * answers them as they complete. The client names one in its preamble.
+ */
+#define WFPB_PROTOCOL_VERSION		2u	/* the newest, what clients send */
+#define WFPB_PROTOCOL_VERSION_MIN	1u
 
 enum wfpb_pattern {
 	WFPB_PATTERN_NK = 1,	/* client anonymous at the crypto layer */
@@ -33,7 +39,8 @@ void wfpb_preamble_encode(uint8_t out[WFPB_PREAMBLE_LEN], uint16_t version, uint
 
 /*
  * Parses a complete preamble. Returns 0 and fills *p, or WFPB_E_BAD_MAGIC,
- * WFPB_E_VERSION (version other than WFPB_PROTOCOL_VERSION) or WFPB_E_PATTERN.
+ * WFPB_E_VERSION (outside WFPB_PROTOCOL_VERSION_MIN..WFPB_PROTOCOL_VERSION) or
+ * WFPB_E_PATTERN.
  */
 int WFPB_MUST_CHECK wfpb_preamble_decode(const uint8_t in[WFPB_PREAMBLE_LEN], struct wfpb_preamble *p);
 

@@ -97,6 +97,7 @@ struct wfpb_broker {
 	size_t				nusage;
 	struct wfpb_backend		backend;	/* fixed at start; reload does not change it */
 	uint32_t			listeners;
+	uint32_t			inflight;	/* pending requests across sessions */
 	uint64_t			next_listener_id;
 	uint64_t			next_session_id;
 	int				started;	/* the start event was reported */

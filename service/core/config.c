@@ -25,6 +25,7 @@ wfpb_config_defaults(struct wfpb_config *c, const char *endpoint, const char *st
 	c->max_sessions_per_principal = 64;
 	c->max_sessions_per_user = 64;
 	c->max_listeners_per_principal = 64;
+	c->max_inflight = 64;
 	c->unmatched_timeout_ms = 10000;
 	c->output_max = 256u * 1024u;
 	c->output_stall_ms = 10000;
@@ -303,6 +304,8 @@ on_pair(void *arg, const char *section, const char *key, const char *v)
 			return set_u32(&c->max_sessions_per_user, v, 1, 1000000);
 		if (strcmp(key, "max_listeners_per_principal") == 0)
 			return set_u32(&c->max_listeners_per_principal, v, 1, 1000000);
+		if (strcmp(key, "max_inflight") == 0)
+			return set_u32(&c->max_inflight, v, 1, WFPB_INFLIGHT_MAX);
 		if (strcmp(key, "unmatched_timeout_ms") == 0)
 			return set_u32(&c->unmatched_timeout_ms, v, 10, 86400000);
 		if (strcmp(key, "output_max_kib") == 0) {

@@ -74,6 +74,8 @@ struct wfpb_principal {
 	unsigned	nbind;
 };
 
+#define WFPB_INFLIGHT_MAX	1024u	/* the largest max_inflight the configuration may set */
+
 struct wfpb_config {
 	char		endpoint[WFPB_PATH_MAX];	/* Unix socket path or pipe name */
 	char		state_dir[WFPB_PATH_MAX];	/* keys, audit log */
@@ -85,6 +87,7 @@ struct wfpb_config {
 	uint32_t	max_sessions_per_principal;
 	uint32_t	max_sessions_per_user;	/* per OS identity (uid, user SID), principal or not */
 	uint32_t	max_listeners_per_principal;	/* its descriptor budget for listeners */
+	uint32_t	max_inflight;		/* protocol 2: pending requests per session */
 	uint32_t	unmatched_timeout_ms;	/* sessions of identities no principal matches */
 	uint32_t	output_max;		/* bytes queued for a client before it is not read */
 	uint32_t	output_stall_ms;	/* how long a session may stay over output_max */

@@ -23,6 +23,10 @@ wfpb__outcome(struct outcome *o, Wfpbroker__V1__StatusCode code, const char *fmt
  */
 #define R(op)	WFPBROKER__V1__REQUEST__OP_##op
 static const struct wfpb_op ops[] = {
+	/*
+	 * An op with a pending kind may wait; the session holds at most max_inflight of those, and
+	 * one more is QUOTA. The others are answered at once and are never refused for it.
+	 */
 	{ R(PING), "ping", 0, 0, wfpb__validate_ping, wfpb__op_ping, 0, NULL },
 	{ R(LISTEN), "listen", WFPB_PERM_LISTEN, NEEDS_PRINCIPAL | DURABLE, wfpb__validate_listen, wfpb__op_listen, 0,
 	    NULL },
@@ -159,6 +163,7 @@ reply_init(struct reply *rp)
 	memset(rp, 0, sizeof(*rp));
 	wfpbroker__v1__response__init(&rp->resp);
 	rp->attach = WFPB_SOCK_NONE;
+	rp->pend.watch = rp->pend.sock = WFPB_SOCK_NONE;
 }
 
 /*
@@ -177,6 +182,35 @@ audit_budget(struct wfpb_session *s, const struct wfpb_op *op, struct reply *rp,
 	wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__QUOTA, "%s: user %s is over its audited requests per second",
 	    op->name, s->id.user);
 	rp->rate_limited = 1;
+	return 0;
+}
+
+/*
+ * The handler left its request pending: it joins the session's, its socket
+ * watched. An ApplyRecords is recorded now, before its effect, and waits for
+ * the record like a durable answer. 0, or WFPB_E_NOMEM with what the request
+ * held released (its answer is then INTERNAL).
+ */
+static int
+pend(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id, struct reply *rp, uint64_t now_ms)
+{
+	struct outcome		intent = { WFPBROKER__V1__STATUS_CODE__OK, 0, "" };
+	struct wfpb_pending	*p;
+
+	if ((p = malloc(sizeof(*p))) == NULL) {
+		wfpb__pending_release(&rp->pend);
+		return WFPB_E_NOMEM;
+	}
+	*p = rp->pend;
+	p->request_id = request_id;
+	if (wfpb__session_pending_add(s, p) != 0) {
+		wfpb__pending_free(p);
+		return WFPB_E_NOMEM;
+	}
+	if (p->kind == WFPB_PENDING_APPLY) {
+		wfpb__outcome(&intent, WFPBROKER__V1__STATUS_CODE__OK, "apply_records: recorded before the records are set");
+		p->audit_seq = wfpb__audit_request(s, op, request_id, rp, &intent, now_ms, now_ms);
+	}
 	return 0;
 }
 
@@ -213,23 +247,20 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 		else if ((op = find_op(rq->op_case)) == NULL)
 			wfpb__outcome(&o, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP,
 			    "operation %d is not available in this broker", (int)rq->op_case);
+		else if (op->pending != 0 && s->n_pending >= s->max_inflight)
+			wfpb__outcome(&o, WFPBROKER__V1__STATUS_CODE__QUOTA,
+			    "%s: %u requests of this session are in flight, the most it may have (max_inflight)",
+			    op->name, s->n_pending);
 		else if (!audit_budget(s, op, &rp, &o, now_ms))
 			;	/* refused QUOTA: this identity's audited requests are over its rate */
 		else if (authorize(s, op, &o) == 0 && op->validate(s, rq, &r, &o) == 0)
 			op->handle(s, &r, &rp, &o, now_ms);
 	}
-	if (o.code == OUTCOME_PENDING) {
-		s->pending.request_id = request_id;
-		if (s->pending.kind == WFPB_PENDING_APPLY) {
-			/* Recorded before the effect; the session waits for it like a durable answer. */
-			struct outcome intent = { WFPBROKER__V1__STATUS_CODE__OK, 0, "" };
-
-			wfpb__outcome(&intent, WFPBROKER__V1__STATUS_CODE__OK,
-			    "apply_records: recorded before the records are set");
-			s->pending.audit_seq = wfpb__audit_request(s, op, request_id, &rp, &intent, now_ms, now_ms);
-		}
-		rc = 0;
+	if (o.code == OUTCOME_PENDING && (rc = pend(s, op, request_id, &rp, now_ms)) == 0) {
+		;	/* answered when it completes */
 	} else {
+		if (o.code == OUTCOME_PENDING)
+			wfpb__outcome(&o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "%s: out of memory", op->name);
 		/* The reply may point into the request (Ping's echo): pack before freeing it. */
 		rc = respond(s, op, request_id, &rp, &o, now_ms, now_ms);
 	}
@@ -239,11 +270,10 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 	return rc;
 }
 
-/* The pending operation's own resume entry (the op table's), then its answer. */
+/* The pending request's own resume entry (the op table's), then its answer. */
 int
-wfpb__dispatch_resume(struct wfpb_session *s, uint64_t now_ms, int timed_out)
+wfpb__dispatch_resume(struct wfpb_session *s, struct wfpb_pending *p, int why, uint64_t now_ms)
 {
-	struct wfpb_pending	p = s->pending;
 	const struct wfpb_op	*op = NULL;
 	struct reply		rp;
 	struct outcome		o = { WFPBROKER__V1__STATUS_CODE__OK, 0, "" };
@@ -252,17 +282,32 @@ wfpb__dispatch_resume(struct wfpb_session *s, uint64_t now_ms, int timed_out)
 
 	WFPB_CORE_OWNED(s->broker);
 	for (i = 0; i < sizeof(ops) / sizeof(ops[0]) && op == NULL; i++)
-		if (ops[i].pending == p.kind && ops[i].resume != NULL)
+		if (ops[i].pending == p->kind && ops[i].resume != NULL)
 			op = &ops[i];
 	if (op == NULL)
 		return WFPB_E_STATE;
 	reply_init(&rp);
-	if (!op->resume(s, &p, &rp, &o, now_ms, timed_out))
+	if (!op->resume(s, p, &rp, &o, now_ms, why))
 		return 0;
-	memset(&s->pending, 0, sizeof(s->pending));
-	s->pending.watch = s->pending.sock = WFPB_SOCK_NONE;
+	wfpb__session_pending_remove(s, p);
 	/* The audit record of a failure may hash what the pending state held: it goes after the answer is built. */
-	rc = respond(s, op, p.request_id, &rp, &o, p.started_ms, now_ms);
-	free(p.blob);
-	return rc;
+	rc = respond(s, op, p->request_id, &rp, &o, p->started_ms, now_ms);
+	/* Its socket went with the answer or was closed by the resume entry. */
+	free(p->blob);
+	free(p);
+	return rc < 0 ? rc : 1;
+}
+
+int
+wfpb__dispatch_cancel(struct wfpb_session *s, wfpb_sock sock, uint64_t now_ms)
+{
+	struct wfpb_pending	*p, *next;
+	int			rc = 0;
+
+	for (p = s->pending; p != NULL && rc >= 0; p = next) {
+		next = p->next;
+		if (p->watch == sock)
+			rc = wfpb__dispatch_resume(s, p, WFPB_RESUME_CANCEL, now_ms);
+	}
+	return rc < 0 ? rc : 0;
 }

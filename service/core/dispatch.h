@@ -14,7 +14,7 @@
 
 /*
  * Handles one decrypted request message and queues its Response on the
- * session, or leaves the operation pending (s->pending) for
+ * session, or leaves the request pending (one more in s->pending) for
  * wfpb__dispatch_resume. Returns 0, or a negative WFPB_E_* when the session
  * must close. Bad input yields a BAD_REQUEST response, not an error.
  */
@@ -23,7 +23,22 @@ int WFPB_MUST_CHECK wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, si
 /* Audits a session's start (1) or end (0). */
 void wfpb__dispatch_session_event(struct wfpb_session *s, int start);
 
-/* Retries (or, when timed_out, ends with TIMEOUT) the session's pending operation. */
-int WFPB_MUST_CHECK wfpb__dispatch_resume(struct wfpb_session *s, uint64_t now_ms, int timed_out);
+/* Why a pending request is taken up again. */
+enum wfpb_resume_why {
+	WFPB_RESUME_READY,	/* its socket is ready (or, ApplyRecords, its record may be durable) */
+	WFPB_RESUME_POLL,	/* its socket may be ready: check without blocking */
+	WFPB_RESUME_TIMEOUT,	/* its deadline passed: answer TIMEOUT */
+	WFPB_RESUME_CANCEL,	/* what it waits on is going away (a released listener) */
+};
+
+/*
+ * Takes up one of the session's pending requests, under the core lock: 1 when
+ * it was answered (and p freed), 0 when it waits on, or a negative WFPB_E_*
+ * when the session must close.
+ */
+int WFPB_MUST_CHECK wfpb__dispatch_resume(struct wfpb_session *s, struct wfpb_pending *p, int why, uint64_t now_ms);
+
+/* Answers CANCEL to every pending request waiting on sock (a listener about to close). */
+int WFPB_MUST_CHECK wfpb__dispatch_cancel(struct wfpb_session *s, wfpb_sock sock, uint64_t now_ms);
 
 #endif

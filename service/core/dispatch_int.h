@@ -174,6 +174,8 @@ struct reply {
 	int					has_audit_hash;
 	int					audited;	/* its record was written before the effect */
 	int					rate_limited;	/* refused by the audit rate limit */
+	/* A handler that leaves its request pending (OUTCOME_PENDING) says here what it waits for. */
+	struct wfpb_pending			pend;
 };
 
 
@@ -182,11 +184,13 @@ typedef int validate_t(const struct wfpb_session *s, const Request *rq, union wf
 typedef void handler_t(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o,
     uint64_t now_ms);
 /*
- * An operation left pending (session.h) is taken up again when its socket is ready, its audit
- * record durable, or its deadline past: 1 when rp and o now hold the answer, 0 to wait on.
+ * A request left pending (session.h) is taken up again when its socket is ready, its audit
+ * record durable, its deadline past or what it waits on going away (why: enum
+ * wfpb_resume_why): 1 when rp and o now hold the answer (and the resumer has closed or
+ * handed over p->sock), 0 to wait on.
  */
 typedef int resumer_t(struct wfpb_session *s, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
-    uint64_t now_ms, int timed_out);
+    uint64_t now_ms, int why);
 
 /* Flags of a table row. */
 #define NEEDS_PRINCIPAL	0x1u	/* refused to sessions no principal matched */

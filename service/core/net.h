@@ -50,6 +50,12 @@ void wfpb__net_discard(wfpb_sock s);
  */
 int WFPB_MUST_CHECK wfpb__net_is_tcp(wfpb_sock s, int *family);
 
+/*
+ * 1 when s is ready now (readable, or writable when want_write; an error or
+ * hang-up counts as ready, for the caller to read it), else 0. Never blocks.
+ */
+int WFPB_MUST_CHECK wfpb__net_ready(wfpb_sock s, int want_write);
+
 /* 1 when s is bound or connected already (records must go on before either), else 0. */
 int WFPB_MUST_CHECK wfpb__net_is_bound(wfpb_sock s);
 

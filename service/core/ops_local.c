@@ -94,7 +94,8 @@ wfpb__op_ping(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp,
 	wfpbroker__v1__ping_response__init(&rp->ping);
 	rp->ping.payload.data = (uint8_t *)(uintptr_t)r->ping.payload;
 	rp->ping.payload.len = r->ping.len;
-	rp->ping.protocol_version = WFPB_PROTOCOL_VERSION;
+	rp->ping.protocol_version = s->version;
+	rp->ping.max_inflight = s->max_inflight;
 	rp->ping.service_version = (char *)(uintptr_t)WFPB_SERVICE_VERSION;
 	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_PING;
 	rp->resp.ping = &rp->ping;
@@ -175,12 +176,15 @@ wfpb__op_fetch(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp
 }
 
 static int
-release_listener(struct wfpb_session *s, uint64_t id)
+release_listener(struct wfpb_session *s, uint64_t id, uint64_t now_ms)
 {
 	struct wfpb_listener **link, *l = wfpb__find_listener(s, id, &link);
 
 	if (l == NULL)
 		return WFPB_E_NOENT;
+	/* Accepts waiting on it are answered first; a session that cannot queue their answers closes. */
+	if (wfpb__dispatch_cancel(s, l->sock, now_ms) < 0)
+		s->closing = 1;
 	*link = l->next;
 	wfpb__listener_free(s, l);
 	return 0;
@@ -192,8 +196,7 @@ wfpb__op_release(struct wfpb_session *s, const union wfpb_req *r, struct reply *
 {
 	int rc;
 
-	(void)now_ms;
-	rc = r->release.is_listener ? release_listener(s, r->release.listener_id) :
+	rc = r->release.is_listener ? release_listener(s, r->release.listener_id, now_ms) :
 	    wfpb_stash_release(&s->broker->stash, r->release.id, s->principal);
 	if (rc != 0) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "release: no such %s for principal %s",
@@ -219,6 +222,7 @@ wfpb__op_status(struct wfpb_session *s, const union wfpb_req *r, struct reply *r
 	rp->status.stash_entries = (uint32_t)b->stash.count;
 	rp->status.stash_bytes = b->stash.bytes;
 	rp->status.listeners = b->listeners;
+	rp->status.requests_in_flight = b->inflight;
 	rp->status.backend = b->cfg.backend;
 	rp->status.uptime_ms = now_ms - b->start_ms;
 	rp->status.records_applied = b->backend.ops->records_applied(b->backend.ctx);

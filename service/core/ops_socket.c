@@ -5,7 +5,7 @@
  */
 #include "dispatch_int.h"
 
-static void finish_accept(struct wfpb_session *, wfpb_sock, struct reply *, struct outcome *, uint64_t);
+static void finish_accept(struct wfpb_session *, wfpb_sock, int, struct reply *, struct outcome *, uint64_t);
 
 /* The principal's own mark from policy (netfilter), never from a request; 0 when it has none. */
 static uint32_t
@@ -333,12 +333,14 @@ wfpb__op_accept(struct wfpb_session *s, const union wfpb_req *r, struct reply *r
 	}
 	rc = wfpb__net_accept(l->sock, &sock, &os_err);
 	if (rc == WFPB_E_AGAIN) {
-		s->pending.kind = WFPB_PENDING_ACCEPT;
-		s->pending.watch = l->sock;
-		s->pending.want_write = 0;
-		s->pending.started_ms = now_ms;
-		s->pending.deadline_ms = now_ms + r->accept.timeout_ms;
-		s->pending.principal_lifetime = r->accept.principal_lifetime;
+		/* Several Accepts may wait on one listener: each takes the next connection, oldest first. */
+		rp->pend.kind = WFPB_PENDING_ACCEPT;
+		rp->pend.watch = l->sock;
+		rp->pend.want_write = 0;
+		rp->pend.listener_id = l->id;
+		rp->pend.started_ms = now_ms;
+		rp->pend.deadline_ms = now_ms + r->accept.timeout_ms;
+		rp->pend.principal_lifetime = r->accept.principal_lifetime;
 		o->code = OUTCOME_PENDING;
 		return;
 	}
@@ -346,8 +348,7 @@ wfpb__op_accept(struct wfpb_session *s, const union wfpb_req *r, struct reply *r
 		os_outcome(o, "accept", os_err);
 		return;
 	}
-	s->pending.principal_lifetime = r->accept.principal_lifetime;
-	finish_accept(s, sock, rp, o, now_ms);
+	finish_accept(s, sock, r->accept.principal_lifetime, rp, o, now_ms);
 }
 
 /*
@@ -404,7 +405,8 @@ query_redirect(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct 
 }
 
 static void
-finish_accept(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct outcome *o, uint64_t now_ms)
+finish_accept(struct wfpb_session *s, wfpb_sock sock, int principal_lifetime, struct reply *rp, struct outcome *o,
+    uint64_t now_ms)
 {
 	struct wfpb_addr	peer, local;
 	int			os_err = 0;
@@ -417,8 +419,7 @@ finish_accept(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct o
 	if (query_redirect(s, sock, rp, o, "accept", &rp->accept.records_error, &rp->accept.context_error) != 0)
 		goto close_sock;
 	if (rp->records.len > 0) {
-		if (wfpb__stash_blob(s, rp->records.data, rp->records.len, 1, s->pending.principal_lifetime, rp, o,
-		    "accept",
+		if (wfpb__stash_blob(s, rp->records.data, rp->records.len, 1, principal_lifetime, rp, o, "accept",
 		    "; the connection was closed", now_ms) != 0)
 			goto close_sock;
 		rp->accept.records = &rp->handle;
@@ -550,18 +551,18 @@ wfpb__op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *
 	}
 	rc = wfpb__net_connect(sock, &r->connect.remote, &os_err);
 	if (rc == WFPB_E_AGAIN) {
-		s->pending.kind = WFPB_PENDING_CONNECT;
-		s->pending.remote = r->connect.remote;
+		rp->pend.kind = WFPB_PENDING_CONNECT;
+		rp->pend.remote = r->connect.remote;
 		if (hash != NULL)
-			memcpy(s->pending.blob_hash, hash, sizeof(s->pending.blob_hash));
+			memcpy(rp->pend.blob_hash, hash, sizeof(rp->pend.blob_hash));
 		else if (len > 0)
-			crypto_generichash(s->pending.blob_hash, sizeof(s->pending.blob_hash), blob, len, NULL, 0);
-		s->pending.has_blob_hash = len > 0;
-		s->pending.watch = sock;
-		s->pending.sock = sock;
-		s->pending.want_write = 1;
-		s->pending.started_ms = now_ms;
-		s->pending.deadline_ms = now_ms + r->connect.timeout_ms;
+			crypto_generichash(rp->pend.blob_hash, sizeof(rp->pend.blob_hash), blob, len, NULL, 0);
+		rp->pend.has_blob_hash = len > 0;
+		rp->pend.watch = sock;
+		rp->pend.sock = sock;
+		rp->pend.want_write = 1;
+		rp->pend.started_ms = now_ms;
+		rp->pend.deadline_ms = now_ms + r->connect.timeout_ms;
 		o->code = OUTCOME_PENDING;
 		return;
 	}
@@ -640,19 +641,19 @@ wfpb__op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp
 		 * take back: the record goes first (wfpb_dispatch writes it), and the
 		 * records are set once it is durable (wfpb__dispatch_resume).
 		 */
-		if (len > 0 && (s->pending.blob = malloc(len)) == NULL) {
+		if (len > 0 && (rp->pend.blob = malloc(len)) == NULL) {
 			wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "apply_records: out of memory");
 			return;
 		}
 		if (len > 0)
-			memcpy(s->pending.blob, blob, len);
-		s->pending.blob_len = len;
+			memcpy(rp->pend.blob, blob, len);
+		rp->pend.blob_len = len;
 		take_request_socket(s, sock);
-		s->pending.kind = WFPB_PENDING_APPLY;
-		s->pending.sock = sock;
-		s->pending.watch = WFPB_SOCK_NONE;
-		s->pending.started_ms = now_ms;
-		s->pending.deadline_ms = now_ms + APPLY_AUDIT_WAIT_MS;
+		rp->pend.kind = WFPB_PENDING_APPLY;
+		rp->pend.sock = sock;
+		rp->pend.watch = WFPB_SOCK_NONE;
+		rp->pend.started_ms = now_ms;
+		rp->pend.deadline_ms = now_ms + APPLY_AUDIT_WAIT_MS;
 		o->code = OUTCOME_PENDING;
 		return;
 	}
@@ -706,18 +707,22 @@ wfpb__op_prepare(struct wfpb_session *s, const union wfpb_req *r, struct reply *
 	rp->resp.prepare = &rp->prepare;
 }
 
-/* Accept: the listener is readable (or the deadline passed). */
+/* Accept: the listener is readable (or the deadline passed, or the listener is being released). */
 int
 wfpb__resume_accept(struct wfpb_session *s, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
-    uint64_t now_ms, int timed_out)
+    uint64_t now_ms, int why)
 {
 	wfpb_sock	sock;
 	int		os_err = 0, rc;
 
-	if (timed_out) {
+	if (why == WFPB_RESUME_TIMEOUT) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "accept: nothing within %llu ms",
 		    (unsigned long long)(p->deadline_ms - p->started_ms));
-		wfpb__net_close(p->sock);
+		return 1;
+	}
+	if (why == WFPB_RESUME_CANCEL) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "accept: listener %llu was released",
+		    (unsigned long long)p->listener_id);
 		return 1;
 	}
 	rc = wfpb__net_accept(p->watch, &sock, &os_err);
@@ -726,23 +731,25 @@ wfpb__resume_accept(struct wfpb_session *s, const struct wfpb_pending *p, struct
 	if (rc != 0)
 		os_outcome(o, "accept", os_err);
 	else
-		finish_accept(s, sock, rp, o, now_ms);
+		finish_accept(s, sock, p->principal_lifetime, rp, o, now_ms);
 	return 1;
 }
 
 /* Connect: the connecting socket is writable (or the deadline passed). */
 int
 wfpb__resume_connect(struct wfpb_session *s, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
-    uint64_t now_ms, int timed_out)
+    uint64_t now_ms, int why)
 {
 	int os_err = 0;
 
 	(void)now_ms;
+	if (why == WFPB_RESUME_POLL && !wfpb__net_ready(p->sock, 1))
+		return 0;
 	/* The audit record names what the request did, though the reply is built now. */
 	wfpb__audit_addr(rp, &p->remote);
 	memcpy(rp->audit_hash, p->blob_hash, sizeof(rp->audit_hash));
 	rp->has_audit_hash = p->has_blob_hash;
-	if (timed_out) {
+	if (why == WFPB_RESUME_TIMEOUT || why == WFPB_RESUME_CANCEL) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "connect: nothing within %llu ms",
 		    (unsigned long long)(p->deadline_ms - p->started_ms));
 		wfpb__net_close(p->sock);
@@ -758,10 +765,10 @@ wfpb__resume_connect(struct wfpb_session *s, const struct wfpb_pending *p, struc
 /* ApplyRecords: its audit record is durable (or did not become so in time); only now does it act. */
 int
 wfpb__resume_apply(struct wfpb_session *s, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
-    uint64_t now_ms, int timed_out)
+    uint64_t now_ms, int why)
 {
 	const struct wfpb_backend	*be = &s->broker->backend;
-	int				os_err = 0, code;
+	int				os_err = 0, code, timed_out = why == WFPB_RESUME_TIMEOUT || why == WFPB_RESUME_CANCEL;
 
 	(void)now_ms;
 	if (!timed_out && __atomic_load_n(&s->broker->audit.durable_seq, __ATOMIC_ACQUIRE) < p->audit_seq)

@@ -32,7 +32,8 @@ wfpb_session_new(struct wfpb_broker *b, const struct wfpb_identity *id, uint64_t
 	s->session_id = ++b->next_session_id;
 	s->id = *id;
 	s->opened_ms = s->last_ms = now_ms;
-	s->pending.watch = s->pending.sock = WFPB_SOCK_NONE;
+	s->pending_tail = &s->pending;
+	s->max_inflight = 1;
 	s->output_max = b->cfg.output_max;
 	if (wfpb__admit_user_take(b, id, &s->user_slot) != 0) {
 		free(s);
@@ -82,6 +83,7 @@ wfpb_session_resolve(struct wfpb_session *s)
 	}
 	s->policy = p;
 	s->output_max = b->cfg.output_max;
+	s->max_inflight = s->version >= 2 ? b->cfg.max_inflight : 1;
 	s->perms = p ? p->perms : 0;
 	s->max_stash = p && p->max_stash ? p->max_stash : b->cfg.stash_max_per_principal;
 	s->policy_gen = b->policy_gen;
@@ -165,7 +167,8 @@ wfpb_session_input(struct wfpb_session *s, const uint8_t *in, size_t len, uint64
 	if (s->closing)
 		return WFPB_E_STATE;
 	while (len > 0) {
-		if (s->pending.kind != WFPB_PENDING_NONE || over_budget(s, now_ms)) {
+		/* Version 1 answers in order: a pending request holds the ones after it. */
+		if ((s->version < 2 && s->n_pending > 0) || over_budget(s, now_ms)) {
 			if ((rc = hold(s, in, len)) != 0) {
 				s->closing = 1;
 				return rc;
@@ -181,6 +184,7 @@ wfpb_session_input(struct wfpb_session *s, const uint8_t *in, size_t len, uint64
 		}
 		if (ev == WFPB_CHANNEL_ESTABLISHED) {
 			s->last_ms = now_ms;
+			s->version = wfpb_channel_version(&s->ch);
 			wfpb_core_enter(s->broker);
 			wfpb_session_resolve(s);
 			wfpb__dispatch_session_event(s, 1);
@@ -202,7 +206,7 @@ wfpb_session_input(struct wfpb_session *s, const uint8_t *in, size_t len, uint64
 	return 0;
 }
 
-/* Feeds input held during a pending operation, now that it has completed. */
+/* Feeds input held while a version-1 request was pending, now that it has completed. */
 static int
 drain_held(struct wfpb_session *s, uint64_t now_ms)
 {
@@ -210,7 +214,7 @@ drain_held(struct wfpb_session *s, uint64_t now_ms)
 	size_t	len = s->held_len;
 	int	rc;
 
-	if (held == NULL || s->pending.kind != WFPB_PENDING_NONE)
+	if (held == NULL || (s->version < 2 && s->n_pending > 0))
 		return 0;
 	s->held = NULL;
 	s->held_len = 0;
@@ -219,22 +223,66 @@ drain_held(struct wfpb_session *s, uint64_t now_ms)
 	return rc;
 }
 
-int
-wfpb_session_resume(struct wfpb_session *s, uint64_t now_ms)
-{
-	int rc;
+/* Which pending requests resume_some takes up. */
+enum { PICK_WATCHING, PICK_EXPIRED, PICK_APPLY };
 
-	if (s->pending.kind == WFPB_PENDING_NONE || s->closing)
+/*
+ * Takes up, oldest first, the pending requests picked: those waiting on
+ * `ready` (every one when it is WFPB_SOCK_NONE, each then checking its own
+ * socket), those past their deadline, or the ApplyRecords waiting for their
+ * records. One still waiting on a socket says that socket is not ready: the
+ * others waiting on it are not tried (64 Accepts on one listener cost one
+ * accept call, not 64). Then, the session's held input. Under no lock.
+ */
+static int
+resume_some(struct wfpb_session *s, int pick, wfpb_sock ready, uint64_t now_ms)
+{
+	struct wfpb_pending	*p, *next;
+	wfpb_sock		idle[8];
+	unsigned		nidle = 0, i;
+	int			why, rc = 0;
+
+	if (s->n_pending == 0 || s->closing)
 		return 0;
 	wfpb_core_enter(s->broker);
-	rc = wfpb__dispatch_resume(s, now_ms, 0);
+	for (p = s->pending; p != NULL && rc >= 0; p = next) {
+		next = p->next;
+		if (pick == PICK_EXPIRED) {
+			if (now_ms < p->deadline_ms)
+				continue;
+			why = WFPB_RESUME_TIMEOUT;
+		} else if (pick == PICK_APPLY) {
+			if (p->kind != WFPB_PENDING_APPLY)
+				continue;
+			why = WFPB_RESUME_READY;
+		} else {
+			if (p->watch == WFPB_SOCK_NONE || (ready != WFPB_SOCK_NONE && p->watch != ready))
+				continue;
+			for (i = 0; i < nidle && idle[i] != p->watch; i++)
+				;
+			if (i < nidle)
+				continue;
+			why = ready == WFPB_SOCK_NONE ? WFPB_RESUME_POLL : WFPB_RESUME_READY;
+		}
+		rc = wfpb__dispatch_resume(s, p, why, now_ms);
+		if (rc == 0 && pick == PICK_WATCHING && nidle < sizeof(idle) / sizeof(idle[0]))
+			idle[nidle++] = p->watch;	/* still waiting: p is alive */
+		else if (rc > 0)
+			rc = 0;
+	}
 	wfpb_core_leave(s->broker);
-	if (rc != 0) {
+	if (rc < 0) {
 		s->closing = 1;
 		return rc;
 	}
 	s->last_ms = now_ms;
 	return drain_held(s, now_ms);
+}
+
+int
+wfpb_session_resume(struct wfpb_session *s, wfpb_sock ready, uint64_t now_ms)
+{
+	return resume_some(s, PICK_WATCHING, ready, now_ms);
 }
 
 int
@@ -262,14 +310,134 @@ wfpb_session_unthrottle(struct wfpb_session *s, uint64_t now_ms)
 	return 1;
 }
 
-int
-wfpb_session_waits(const struct wfpb_session *s, wfpb_sock *sock, int *want_write)
+struct wfpb_watch *
+wfpb_session_watches(struct wfpb_session *s, unsigned *n)
 {
-	if (s->pending.kind == WFPB_PENDING_NONE || s->closing)
+	*n = s->n_watches;
+	return s->watches;
+}
+
+int
+wfpb_session_watches_changed(const struct wfpb_session *s)
+{
+	return s->watches_changed;
+}
+
+void
+wfpb_session_watches_synced(struct wfpb_session *s)
+{
+	unsigned i = 0;
+
+	while (i < s->n_watches) {
+		if (s->watches[i].refs == 0)
+			s->watches[i] = s->watches[--s->n_watches];
+		else
+			i++;
+	}
+	s->watches_changed = 0;
+}
+
+/* One more pending request waits on sock. 0, or WFPB_E_NOMEM. */
+static int
+watch_ref(struct wfpb_session *s, wfpb_sock sock, int want_write)
+{
+	struct wfpb_watch	*w;
+	unsigned		i, cap;
+
+	if (sock == WFPB_SOCK_NONE)
 		return 0;
-	*sock = s->pending.watch;
-	*want_write = s->pending.want_write;
-	return 1;
+	/* An entry with no refs left is an old socket the server still has to forget, even if the number is the same. */
+	for (i = 0; i < s->n_watches; i++) {
+		if (s->watches[i].refs > 0 && s->watches[i].sock == sock && s->watches[i].want_write == want_write) {
+			s->watches[i].refs++;
+			return 0;
+		}
+	}
+	if (s->n_watches == s->cap_watches) {
+		cap = s->cap_watches ? 2 * s->cap_watches : 4;
+		if ((w = realloc(s->watches, cap * sizeof(*w))) == NULL)
+			return WFPB_E_NOMEM;
+		s->watches = w;
+		s->cap_watches = cap;
+	}
+	w = &s->watches[s->n_watches++];
+	w->sock = sock;
+	w->want_write = want_write;
+	w->refs = 1;
+	w->server = NULL;
+	s->watches_changed = 1;
+	return 0;
+}
+
+static void
+watch_unref(struct wfpb_session *s, wfpb_sock sock, int want_write)
+{
+	unsigned i;
+
+	for (i = 0; i < s->n_watches; i++) {
+		if (s->watches[i].refs == 0 || s->watches[i].sock != sock || s->watches[i].want_write != want_write)
+			continue;
+		if (--s->watches[i].refs == 0) {
+			/* Never registered: nothing for the server to undo. */
+			if (s->watches[i].server == NULL)
+				s->watches[i] = s->watches[--s->n_watches];
+			s->watches_changed = 1;
+		}
+		return;
+	}
+}
+
+int
+wfpb__session_pending_add(struct wfpb_session *s, struct wfpb_pending *p)
+{
+	if (watch_ref(s, p->watch, p->want_write) != 0)
+		return WFPB_E_NOMEM;
+	p->next = NULL;
+	*s->pending_tail = p;
+	s->pending_tail = &p->next;
+	s->n_pending++;
+	s->broker->inflight++;
+	return 0;
+}
+
+void
+wfpb__session_pending_remove(struct wfpb_session *s, struct wfpb_pending *p)
+{
+	struct wfpb_pending **pp;
+
+	for (pp = &s->pending; *pp != NULL && *pp != p; pp = &(*pp)->next)
+		;
+	if (*pp == NULL)
+		return;
+	*pp = p->next;
+	if (s->pending_tail == &p->next)
+		s->pending_tail = pp;
+	p->next = NULL;
+	s->n_pending--;
+	s->broker->inflight--;
+	watch_unref(s, p->watch, p->want_write);
+}
+
+void
+wfpb__pending_release(struct wfpb_pending *p)
+{
+	/* An ApplyRecords holds the client's own socket, untouched: it goes back without blocking. */
+	if (p->kind == WFPB_PENDING_APPLY)
+		wfpb__net_discard(p->sock);
+	else
+		wfpb__net_close(p->sock);
+	p->sock = WFPB_SOCK_NONE;
+	free(p->blob);
+	p->blob = NULL;
+}
+
+void
+wfpb__pending_free(struct wfpb_pending *p)
+{
+	if (p == NULL)
+		return;
+	wfpb__pending_release(p);
+	free(p);
 }
 
 int
@@ -349,16 +517,16 @@ wfpb_session_released(struct wfpb_session *s, uint64_t now_ms)
 	wfpb_core_enter(s->broker);
 	failed = s->wait_failed;
 	s->wait_failed = 0;
-	/* The record of an ApplyRecords is durable now: only now may its effect happen. */
-	if (!failed && !s->closing && s->pending.kind == WFPB_PENDING_APPLY)
-		rc = wfpb__dispatch_resume(s, now_ms, 0);
 	wfpb_core_leave(s->broker);
 	if (failed) {
 		s->audit_failed = 1;
 		s->closing = 1;
 		return;
 	}
-	if (rc != 0 || (rc = drain_held(s, now_ms)) < 0)
+	/* The records of ApplyRecords whose audit records are durable now: only now may their effect happen. */
+	if ((rc = resume_some(s, PICK_APPLY, WFPB_SOCK_NONE, now_ms)) == 0)
+		rc = drain_held(s, now_ms);
+	if (rc < 0)
 		s->closing = 1;
 }
 
@@ -411,19 +579,21 @@ wfpb_session_output_done(struct wfpb_session *s, size_t n)
 uint64_t
 wfpb_session_deadline(const struct wfpb_session *s)
 {
-	struct wfpb_broker	*b = s->broker;
-	uint64_t		at;
+	struct wfpb_broker		*b = s->broker;
+	const struct wfpb_pending	*p;
+	uint64_t			at = UINT64_MAX, stall = UINT64_MAX;
 
-	uint64_t		stall = UINT64_MAX;
-
-	if (s->pending.kind != WFPB_PENDING_NONE && !s->closing)
-		return s->pending.deadline_ms;
+	/* A session with requests in flight is not idle: the first of their deadlines counts. */
+	if (s->n_pending > 0 && !s->closing) {
+		for (p = s->pending; p != NULL; p = p->next)
+			if (p->deadline_ms < at)
+				at = p->deadline_ms;
+	}
 	/* The timeouts are policy, which a reload on another worker may be replacing. */
 	wfpb_core_enter(b);
-	if (!wfpb_channel_established(&s->ch))
-		at = s->opened_ms + b->cfg.handshake_timeout_ms;
-	else
-		at = s->last_ms + wfpb_admit_idle_ms(s);
+	if (s->n_pending == 0 || s->closing)
+		at = !wfpb_channel_established(&s->ch) ? s->opened_ms + b->cfg.handshake_timeout_ms :
+		    s->last_ms + wfpb_admit_idle_ms(s);
 	if (s->over_since_ms != 0)
 		stall = s->over_since_ms + b->cfg.output_stall_ms;
 	wfpb_core_leave(b);
@@ -433,24 +603,21 @@ wfpb_session_deadline(const struct wfpb_session *s)
 int
 wfpb_session_expire(struct wfpb_session *s, uint64_t now_ms)
 {
-	int rc;
+	const struct wfpb_pending	*p;
+	uint64_t			first = UINT64_MAX;
 
-	if (s->pending.kind != WFPB_PENDING_NONE && !s->closing) {
-		wfpb_core_enter(s->broker);
-		rc = wfpb__dispatch_resume(s, now_ms, 1);
-		wfpb_core_leave(s->broker);
-		if (rc != 0) {
-			s->closing = 1;
-			return rc;
-		}
-		s->last_ms = now_ms;
-		return drain_held(s, now_ms);
-	}
+	for (p = s->pending; p != NULL; p = p->next)
+		if (p->deadline_ms < first)
+			first = p->deadline_ms;
+	if (s->n_pending > 0 && !s->closing && now_ms >= first)
+		return resume_some(s, PICK_EXPIRED, WFPB_SOCK_NONE, now_ms);
 	if (s->over_since_ms != 0 && !s->closing) {
 		/* Its client left the output unread past output_stall_ms: it gets none of it. */
 		s->closing = 1;
 		return WFPB_E_LIMIT;
 	}
+	if (s->n_pending > 0 && !s->closing)
+		return 0;	/* woken early: its requests wait on */
 	if (!wfpb_channel_established(&s->ch) && !s->closing)
 		wfpb_channel_reject(&s->ch, WFPB_REJECT_DEADLINE);
 	s->closing = 1;
@@ -481,7 +648,8 @@ wfpb_session_sweep(struct wfpb_session *s, uint64_t now_ms)
 void
 wfpb_session_free(struct wfpb_session *s)
 {
-	struct wfpb_listener *l;
+	struct wfpb_listener	*l;
+	struct wfpb_pending	*p;
 
 	if (s == NULL)
 		return;
@@ -490,11 +658,11 @@ wfpb_session_free(struct wfpb_session *s)
 	if (wfpb_channel_established(&s->ch))
 		wfpb__dispatch_session_event(s, 0);
 	/* Undo on disconnect: everything the session owned goes with it. */
-	if (s->pending.kind == WFPB_PENDING_APPLY)
-		wfpb__net_discard(s->pending.sock);	/* the client's socket, untouched */
-	else
-		wfpb__net_close(s->pending.sock);
-	free(s->pending.blob);
+	while ((p = s->pending) != NULL) {
+		wfpb__session_pending_remove(s, p);
+		wfpb__pending_free(p);
+	}
+	free(s->watches);
 	while ((l = s->listeners) != NULL) {
 		s->listeners = l->next;
 		wfpb__listener_free(s, l);

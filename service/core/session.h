@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * One client session: the secure channel, request dispatch, and everything
- * the session owns (listeners, a pending Accept or Connect, sockets waiting
- * to be handed over, stash entries), without any I/O of its own. The
- * platform server feeds it bytes and received descriptors, writes what it
- * produces (passing a descriptor along where it says so), watches the socket
- * it names while an operation is pending, and closes the connection when it
- * says so or when its deadline passes. Everything a client sends is untrusted.
+ * the session owns (listeners, its pending requests, sockets waiting to be
+ * handed over, stash entries), without any I/O of its own. The platform
+ * server feeds it bytes and received descriptors, writes what it produces
+ * (passing a descriptor along where it says so), watches the sockets its
+ * pending requests wait on (wfpb_session_watches), and closes the connection
+ * when it says so or when its deadline passes. Everything a client sends is
+ * untrusted.
  */
 #ifndef WFPB_SESSION_H
 #define WFPB_SESSION_H
@@ -38,14 +39,21 @@ enum wfpb_pending_kind {
 	WFPB_PENDING_APPLY,	/* ApplyRecords: waits for its audit record to be durable, then acts */
 };
 
-/* An Accept or Connect waiting for its socket; the session answers nothing else meanwhile. */
+/*
+ * A request that waits: an Accept for a connection, a Connect for its socket,
+ * an ApplyRecords for its audit record. It belongs to its request, not to the
+ * session: protocol version 2 keeps up to max_inflight of them per session,
+ * version 1 at most one (and the session answers nothing else meanwhile).
+ */
 struct wfpb_pending {
+	struct wfpb_pending	*next;		/* the session's, oldest first */
 	int			kind;
 	uint64_t		request_id;
 	uint64_t		deadline_ms;
 	uint64_t		started_ms;
 	wfpb_sock		watch;		/* listener (readable) or connecting socket (writable) */
 	int			want_write;
+	uint64_t		listener_id;	/* Accept: for the answer when its listener is released */
 	int			principal_lifetime;	/* Accept: lifetime of the records' stash entry */
 	wfpb_sock		sock;		/* Connect: the socket being connected (owned) */
 	struct wfpb_addr	remote;		/* Connect: for the audit record */
@@ -54,6 +62,19 @@ struct wfpb_pending {
 	uint64_t		audit_seq;	/* Apply: the record that must be durable first */
 	uint8_t			*blob;		/* Apply: the records to set (owned) */
 	size_t			blob_len;
+};
+
+/*
+ * A socket the session's pending requests wait on, once however many wait on
+ * it (several Accepts on one listener). The server registers it with its
+ * event loop and keeps its registration in `server`; an entry whose refs fell
+ * to 0 stays until the server has unregistered it (wfpb_session_watches_synced).
+ */
+struct wfpb_watch {
+	wfpb_sock	sock;
+	int		want_write;
+	unsigned	refs;		/* pending requests waiting on it; 0: the server is to forget it */
+	void		*server;	/* the server's registration, NULL until it made one */
 };
 
 struct wfpb_attach {
@@ -84,8 +105,15 @@ struct wfpb_session {
 	struct wfpb_stash_entry	*stash_list;	/* session-lifetime stash entries */
 	struct wfpb_listener	*listeners;
 	unsigned		nlisteners;
-	struct wfpb_pending	pending;
-	uint8_t			*held;		/* input received while pending */
+	unsigned		version;	/* protocol version, from the preamble */
+	uint32_t		max_inflight;	/* version 2: pending requests it may hold; version 1: 1 */
+	struct wfpb_pending	*pending;	/* oldest first */
+	struct wfpb_pending	**pending_tail;
+	unsigned		n_pending;
+	struct wfpb_watch	*watches;
+	unsigned		n_watches, cap_watches;
+	int			watches_changed;	/* since the server last synced */
+	uint8_t			*held;		/* version 1: input received while a request is pending */
 	size_t			held_len;
 	wfpb_sock		in_fds[WFPB_SESSION_FDS_MAX];	/* received with the current request */
 	unsigned		n_in;
@@ -168,18 +196,33 @@ int WFPB_MUST_CHECK wfpb_session_input(struct wfpb_session *s, const uint8_t *in
 const uint8_t *wfpb_session_output(const struct wfpb_session *s, size_t *len, wfpb_sock *attach);
 void wfpb_session_output_done(struct wfpb_session *s, size_t n);
 
-/* While an operation is pending: 1 and the socket to watch (for writing if *want_write), else 0. */
-int wfpb_session_waits(const struct wfpb_session *s, wfpb_sock *sock, int *want_write);
+/*
+ * The sockets pending requests wait on (readable, or writable when
+ * want_write), and whether that set changed since the server last synced.
+ * The server registers every entry with refs > 0 whose `server` is NULL
+ * (setting it), unregisters every entry with refs 0 whose `server` is set,
+ * then calls _synced, which forgets the latter. It does this before it
+ * writes the session's output: a socket handed over with an answer is closed
+ * by the broker once written, and must not stay registered.
+ */
+struct wfpb_watch *wfpb_session_watches(struct wfpb_session *s, unsigned *n);
+int wfpb_session_watches_changed(const struct wfpb_session *s);
+void wfpb_session_watches_synced(struct wfpb_session *s);
 
-/* The watched socket is ready: retry the pending operation. Returns as _input does. */
-int WFPB_MUST_CHECK wfpb_session_resume(struct wfpb_session *s, uint64_t now_ms);
+/*
+ * A watched socket is ready: retry the requests waiting on it, oldest first.
+ * WFPB_SOCK_NONE when the server cannot say which (one event for all, on
+ * Windows): each request then checks its own socket without blocking.
+ * Returns as _input does.
+ */
+int WFPB_MUST_CHECK wfpb_session_resume(struct wfpb_session *s, wfpb_sock ready, uint64_t now_ms);
 
 /* Absolute time (ms) of the next deadline: pending operation, handshake or idle timeout. */
 uint64_t wfpb_session_deadline(const struct wfpb_session *s);
 
 /*
- * The deadline passed. A pending operation is answered TIMEOUT (returns 0);
- * otherwise the session is closing (a reject notice queued if still in the
+ * The deadline passed. Pending requests past theirs are answered TIMEOUT
+ * (returns 0); otherwise the session is closing (a reject notice queued if still in the
  * handshake) and a negative code is returned: WFPB_E_LIMIT when its client
  * left output unread past output_stall_ms, and the server then closes it at
  * once without flushing.
@@ -194,6 +237,15 @@ void wfpb_session_resolve(struct wfpb_session *s);
 
 /* Queues one packed Response, with a socket to hand over (or WFPB_SOCK_NONE, ownership taken). */
 int WFPB_MUST_CHECK wfpb__session_send(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_sock attach);
+
+/*
+ * A pending request joins the session (its socket watched; WFPB_E_NOMEM when
+ * it cannot be) or leaves it; _free releases what it holds.
+ */
+int WFPB_MUST_CHECK wfpb__session_pending_add(struct wfpb_session *s, struct wfpb_pending *p);
+void wfpb__session_pending_remove(struct wfpb_session *s, struct wfpb_pending *p);
+void wfpb__pending_free(struct wfpb_pending *p);
+void wfpb__pending_release(struct wfpb_pending *p);	/* what it holds, not the struct */
 
 /* Closes one of the session's listeners (already unlinked) and gives its descriptor back to the budget. */
 void wfpb__listener_free(struct wfpb_session *s, struct wfpb_listener *l);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -112,6 +113,14 @@ wfpb__net_connect(wfpb_sock s, const struct wfpb_addr *remote, int *os_err)
 	if (errno == EINPROGRESS || errno == EINTR)
 		return WFPB_E_AGAIN;
 	return os_fail(os_err);
+}
+
+int
+wfpb__net_ready(wfpb_sock s, int want_write)
+{
+	struct pollfd pfd = { .fd = (int)s, .events = want_write ? POLLOUT : POLLIN };
+
+	return poll(&pfd, 1, 0) > 0;
 }
 
 int

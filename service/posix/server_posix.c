@@ -47,15 +47,24 @@ struct tag {
 	struct conn	*c;
 };
 
+/*
+ * A socket a session's pending requests wait on, registered with epoll. Once
+ * unregistered it names no connection and is freed after the event batch,
+ * which may still name it.
+ */
+struct wtag {
+	struct tag	tag;	/* TAG_WATCH; c is NULL once unregistered */
+	wfpb_sock	sock;
+	struct wtag	*next;	/* the server's retired list */
+};
+
 struct conn {
 	int			fd;
 	struct wfpb_session	*s;
 	struct conn		*prev, *next;
-	struct tag		io_tag, watch_tag;
+	struct tag		io_tag;
 	int			out_armed;	/* EPOLLOUT requested */
 	int			in_armed;	/* EPOLLIN requested (off while the session is over its output budget) */
-	wfpb_sock		watched;	/* socket registered for the pending operation */
-	int			watched_write;
 	int			dead;		/* closed; freed after the current event batch */
 };
 
@@ -90,6 +99,7 @@ struct server {
 	int				notify;			/* tell $NOTIFY_SOCKET of state changes */
 	struct conn			*conns;
 	struct conn			*graveyard;	/* closed during this batch */
+	struct wtag			*retired;	/* watches unregistered during this batch */
 	int				stop;
 	char				path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	/*
@@ -278,10 +288,26 @@ identify(int fd, struct wfpb_identity *id)
  * waits in the graveyard because later events of this batch may name it.
  */
 static void
+unwatch(struct server *sv, struct wtag *t)
+{
+	/* The socket may be closed already (epoll then forgot it): the error is expected. */
+	epoll_ctl(sv->ep, EPOLL_CTL_DEL, (int)t->sock, NULL);
+	t->tag.c = NULL;
+	t->next = sv->retired;
+	sv->retired = t;
+}
+
+static void
 conn_close(struct server *sv, struct conn *c)
 {
-	if (c->watched != WFPB_SOCK_NONE)
-		epoll_ctl(sv->ep, EPOLL_CTL_DEL, (int)c->watched, NULL);
+	struct wfpb_watch	*w;
+	unsigned		n, i;
+
+	/* Its sockets close with its session: unregistered first, while they are still its own. */
+	w = wfpb_session_watches(c->s, &n);
+	for (i = 0; i < n; i++)
+		if (w[i].server != NULL)
+			unwatch(sv, w[i].server);
 	epoll_ctl(sv->ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	if (c->prev)
@@ -302,36 +328,62 @@ conn_close(struct server *sv, struct conn *c)
 static void
 bury(struct server *sv)
 {
-	struct conn *c;
+	struct conn	*c;
+	struct wtag	*t;
 
 	while ((c = sv->graveyard) != NULL) {
 		sv->graveyard = c->next;
 		free(c);
 	}
+	while ((t = sv->retired) != NULL) {
+		sv->retired = t->next;
+		free(t);
+	}
 }
 
-/* Keeps epoll watching the socket the session's pending operation waits on. */
+/*
+ * Keeps epoll watching the sockets the session's pending requests wait on
+ * (session.h). Every removal goes first: a socket number closed since may be
+ * back already as a new entry.
+ */
 static void
 sync_watch(struct server *sv, struct conn *c)
 {
 	struct epoll_event	ev = { 0 };
-	wfpb_sock		sock = WFPB_SOCK_NONE;
-	int			want_write = 0;
+	struct wfpb_watch	*w;
+	struct wtag		*t;
+	unsigned		n, i;
 
-	if (!wfpb_session_waits(c->s, &sock, &want_write))
-		sock = WFPB_SOCK_NONE;
-	if (sock == c->watched && want_write == c->watched_write)
+	if (!wfpb_session_watches_changed(c->s))
 		return;
-	if (c->watched != WFPB_SOCK_NONE && c->watched != sock)
-		epoll_ctl(sv->ep, EPOLL_CTL_DEL, (int)c->watched, NULL);
-	if (sock != WFPB_SOCK_NONE) {
-		ev.events = want_write ? EPOLLOUT : EPOLLIN;
-		ev.data.ptr = &c->watch_tag;
-		if (epoll_ctl(sv->ep, sock == c->watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, (int)sock, &ev) != 0)
-			wfpb_log(WFPB_LOG_ERR, "epoll_ctl (pending operation): %s", strerror(errno));
+	w = wfpb_session_watches(c->s, &n);
+	for (i = 0; i < n; i++) {
+		if (w[i].refs == 0 && w[i].server != NULL) {
+			unwatch(sv, w[i].server);
+			w[i].server = NULL;
+		}
 	}
-	c->watched = sock;
-	c->watched_write = want_write;
+	for (i = 0; i < n; i++) {
+		if (w[i].refs == 0 || w[i].server != NULL)
+			continue;
+		/* Unwatched, a request can only time out: said in the log, not silent. */
+		if ((t = calloc(1, sizeof(*t))) == NULL) {
+			wfpb_log(WFPB_LOG_ERR, "out of memory watching a pending request's socket");
+			continue;
+		}
+		t->tag.kind = TAG_WATCH;
+		t->tag.c = c;
+		t->sock = w[i].sock;
+		ev.events = w[i].want_write ? EPOLLOUT : EPOLLIN;
+		ev.data.ptr = &t->tag;
+		if (epoll_ctl(sv->ep, EPOLL_CTL_ADD, (int)t->sock, &ev) != 0) {
+			wfpb_log(WFPB_LOG_ERR, "epoll_ctl (pending request): %s", strerror(errno));
+			free(t);
+			continue;
+		}
+		w[i].server = t;
+	}
+	wfpb_session_watches_synced(c->s);
 }
 
 /* Writes pending output; returns 0, or -1 when the connection is gone. */
@@ -479,9 +531,6 @@ on_accept(struct server *sv)
 		c->fd = fd;
 		c->io_tag.kind = TAG_IO;
 		c->io_tag.c = c;
-		c->watch_tag.kind = TAG_WATCH;
-		c->watch_tag.c = c;
-		c->watched = WFPB_SOCK_NONE;
 		c->in_armed = 1;
 		c->s->user = c;
 		c->next = sv->conns;
@@ -536,11 +585,11 @@ on_readable(struct server *sv, struct conn *c)
 		conn_close(sv, c);
 }
 
-/* The socket a pending operation waits on is ready. */
+/* A socket pending requests wait on is ready. */
 static void
-on_watch(struct server *sv, struct conn *c)
+on_watch(struct server *sv, struct conn *c, wfpb_sock sock)
 {
-	int rc = wfpb_session_resume(c->s, now_ms());
+	int rc = wfpb_session_resume(c->s, sock, now_ms());
 
 	if (rc < 0)
 		wfpb_log(WFPB_LOG_INFO, "session pid %u closed: %s", (unsigned)c->s->id.pid, wfpb_strerror(rc));
@@ -927,10 +976,10 @@ wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts)
 				committer_done(&sv);
 			} else if (tag->kind == TAG_SIGNAL) {
 				on_signal(&sv);
-			} else if (tag->c->dead) {
-				continue;
+			} else if (tag->c == NULL || tag->c->dead) {
+				continue;	/* unregistered or closed earlier in this batch */
 			} else if (tag->kind == TAG_WATCH) {
-				on_watch(&sv, tag->c);
+				on_watch(&sv, tag->c, ((struct wtag *)tag)->sock);
 			} else if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
 				on_readable(&sv, tag->c);
 			} else if ((evs[i].events & EPOLLOUT) && conn_flush(&sv, tag->c) != 0) {

@@ -129,6 +129,14 @@ wfpb__net_connect(wfpb_sock s, const struct wfpb_addr *remote, int *os_err)
 }
 
 int
+wfpb__net_ready(wfpb_sock s, int want_write)
+{
+	WSAPOLLFD pfd = { .fd = (SOCKET)s, .events = want_write ? POLLWRNORM : POLLRDNORM };
+
+	return WSAPoll(&pfd, 1, 0) > 0;
+}
+
+int
 wfpb__net_connect_result(wfpb_sock s, int *os_err)
 {
 	int	err = 0, len = sizeof(err);

@@ -45,9 +45,11 @@ struct pconn {
 	HANDLE			pipe;
 	OVERLAPPED		ov_connect, ov_read, ov_write, ov_watch;
 	struct wfpb_pipe_server	*sv;
-	/* The socket a pending Accept/Connect waits on: an event, a registered wait, a posted completion. */
-	wfpb_sock		watched;
-	int			watched_write;
+	/*
+	 * The sockets pending requests wait on share one event (WSAEventSelect),
+	 * a registered wait on it posts a completion, and the session then checks
+	 * each without blocking.
+	 */
 	HANDLE			watch_event, wait_handle;
 	volatile LONG		fired;
 	int			pending;	/* operations in flight */
@@ -133,13 +135,14 @@ conn_free(struct wfpb_pipe_server *sv, struct pconn *c)
 {
 	if (c->pipe != INVALID_HANDLE_VALUE)
 		CloseHandle(c->pipe);
-	if (c->watch_event != NULL)
-		CloseHandle(c->watch_event);
 	if (c->s != NULL) {
 		core_enter(sv);
 		wfpb_session_free(c->s);
 		core_leave(sv);
 	}
+	/* After the session: its sockets, which name the event, are closed. */
+	if (c->watch_event != NULL)
+		CloseHandle(c->watch_event);
 	/* After the session: nothing names the process any more. */
 	if (c->process != NULL)
 		CloseHandle(c->process);
@@ -199,7 +202,7 @@ watch_fired(void *arg, BOOLEAN timed_out)
 	PostQueuedCompletionStatus(c->sv->iocp, 0, (ULONG_PTR)c, &c->ov_watch);
 }
 
-/* Stops watching; a completion already posted still arrives and is counted then. */
+/* Stops waiting; a completion already posted still arrives and is counted then. */
 static void
 disarm(struct pconn *c)
 {
@@ -207,43 +210,66 @@ disarm(struct pconn *c)
 		return;
 	UnregisterWaitEx(c->wait_handle, INVALID_HANDLE_VALUE);
 	c->wait_handle = NULL;
-	if (c->watched != WFPB_SOCK_NONE)
-		WSAEventSelect((SOCKET)c->watched, NULL, 0);
 	if (!InterlockedExchange(&c->fired, 0))
 		c->pending--;
-	c->watched = WFPB_SOCK_NONE;
 }
 
-/* Keeps a wait registered on the socket the session's pending operation needs. */
+/*
+ * Keeps the session's watched sockets selected into its event and a wait
+ * registered on it while any is watched (session.h). A socket no request
+ * waits on any more is not deselected: it may be closed already and its
+ * handle value another session's socket by now, and a listener left
+ * selected costs at most one spurious pass. A socket just selected may have
+ * become ready before: the event is set once so the session checks.
+ */
 static void
 sync_watch(struct pconn *c)
 {
-	wfpb_sock	sock = WFPB_SOCK_NONE;
-	int		want_write = 0;
+	struct wfpb_watch	*w;
+	unsigned		n, i;
+	int			added = 0;
 
-	if (c->s == NULL || c->closing || !wfpb_session_waits(c->s, &sock, &want_write))
-		sock = WFPB_SOCK_NONE;
-	if (sock == c->watched && want_write == c->watched_write && (sock == WFPB_SOCK_NONE || c->wait_handle))
-		return;
-	disarm(c);
-	if (sock == WFPB_SOCK_NONE)
-		return;
-	if (c->watch_event == NULL && (c->watch_event = CreateEventW(NULL, FALSE, FALSE, NULL)) == NULL)
-		return;
-	if (WSAEventSelect((SOCKET)sock, c->watch_event, want_write ? FD_CONNECT : FD_ACCEPT) != 0) {
-		wfpb_log(WFPB_LOG_WARN, "WSAEventSelect: error %d", WSAGetLastError());
+	if (c->s == NULL || c->closing) {
+		disarm(c);
 		return;
 	}
-	c->fired = 0;
-	if (!RegisterWaitForSingleObject(&c->wait_handle, c->watch_event, watch_fired, c, INFINITE,
-	    WT_EXECUTEONLYONCE)) {
-		wfpb_log(WFPB_LOG_WARN, "RegisterWaitForSingleObject: error %lu", GetLastError());
-		c->wait_handle = NULL;
+	if (wfpb_session_watches_changed(c->s)) {
+		if (c->watch_event == NULL && (c->watch_event = CreateEventW(NULL, FALSE, FALSE, NULL)) == NULL) {
+			wfpb_log(WFPB_LOG_ERR, "CreateEventW: error %lu; pending requests can only time out",
+			    GetLastError());
+			return;
+		}
+		w = wfpb_session_watches(c->s, &n);
+		for (i = 0; i < n; i++) {
+			if (w[i].refs == 0 || w[i].server != NULL)
+				continue;
+			if (WSAEventSelect((SOCKET)w[i].sock, c->watch_event, w[i].want_write ? FD_CONNECT : FD_ACCEPT)
+			    != 0) {
+				wfpb_log(WFPB_LOG_WARN, "WSAEventSelect: error %d", WSAGetLastError());
+				continue;
+			}
+			w[i].server = c;
+			added = 1;
+		}
+		wfpb_session_watches_synced(c->s);
+	}
+	(void)wfpb_session_watches(c->s, &n);
+	if (n == 0) {
+		disarm(c);
 		return;
 	}
-	c->pending++;
-	c->watched = sock;
-	c->watched_write = want_write;
+	if (c->wait_handle == NULL) {
+		c->fired = 0;
+		if (!RegisterWaitForSingleObject(&c->wait_handle, c->watch_event, watch_fired, c, INFINITE,
+		    WT_EXECUTEONLYONCE)) {
+			wfpb_log(WFPB_LOG_WARN, "RegisterWaitForSingleObject: error %lu", GetLastError());
+			c->wait_handle = NULL;
+			return;
+		}
+		c->pending++;
+	}
+	if (added)
+		SetEvent(c->watch_event);
 }
 
 /* Starts closing: cancel what is in flight; conn_leave frees it once the last completion is in. */
@@ -274,7 +300,6 @@ listen_instance(struct wfpb_pipe_server *sv, int first)
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return WFPB_E_NOMEM;
 	c->sv = sv;
-	c->watched = WFPB_SOCK_NONE;
 	if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(WFPB_PIPE_SDDL, SDDL_REVISION_1,
 	    &sa.lpSecurityDescriptor, NULL)) {
 		err = GetLastError();
@@ -477,14 +502,12 @@ on_completion(struct wfpb_pipe_server *sv, struct pconn *c, OVERLAPPED *ov, DWOR
 			UnregisterWaitEx(c->wait_handle, INVALID_HANDLE_VALUE);
 		c->wait_handle = NULL;
 		c->fired = 0;
-		if (c->watched != WFPB_SOCK_NONE)
-			WSAEventSelect((SOCKET)c->watched, NULL, 0);
-		c->watched = WFPB_SOCK_NONE;
 		if (c->closing || sv->stop || c->s == NULL) {
 			conn_close(c);
 			return;
 		}
-		if ((rc = wfpb_session_resume(c->s, now_ms())) < 0)
+		/* One event for all its sockets: each request checks its own. */
+		if ((rc = wfpb_session_resume(c->s, WFPB_SOCK_NONE, now_ms())) < 0)
 			wfpb_log(WFPB_LOG_INFO, "session pid %u closed: %s", (unsigned)c->s->id.pid,
 			    wfpb_strerror(rc));
 		sync_watch(c);

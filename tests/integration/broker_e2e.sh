@@ -131,7 +131,7 @@ if ! start_broker; then
 	exit 1
 fi
 ok "broker starts and answers wfpbctl ping"
-check "wfpbctl ping prints the round trip" grep -q 'pong from .*protocol 1, NK, rtt [0-9]* us' "$work/ping.out"
+check "wfpbctl ping prints the round trip" grep -q 'pong from .*protocol 2, NK, rtt [0-9]* us' "$work/ping.out"
 check "wfpbctl ping over IK" run "$wfpbctl" --endpoint "$endpoint" --server-key "$pub_arg" \
 	--client-key "$(key_arg enrolled)" ping
 

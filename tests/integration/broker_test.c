@@ -69,7 +69,7 @@ ping_once(const char *client_key)
 	if (rc != 0)
 		printf("  ping: %s\n", wfpb_errmsg(c));
 	wfpb_close(c);
-	return rc == 0 && v == 1 ? 0 : -1;
+	return rc == 0 && v == WFPB_PROTOCOL_VERSION ? 0 : -1;
 }
 
 /* Reads until the broker closes; returns the reject reason seen (0 none) or -1 on timeout. */
@@ -238,7 +238,7 @@ case_bad_version(void)
 {
 	uint8_t p[WFPB_PREAMBLE_LEN];
 
-	wfpb_preamble_encode(p, 2, WFPB_PATTERN_NK);
+	wfpb_preamble_encode(p, WFPB_PROTOCOL_VERSION + 1, WFPB_PATTERN_NK);
 	return expect_reject(p, sizeof(p), WFPB_REJECT_VERSION);
 }
 

@@ -189,10 +189,14 @@ preamble_round_trip(void **state)
 
 	(void)state;
 	wfpb_preamble_encode(p, WFPB_PROTOCOL_VERSION, WFPB_PATTERN_IK);
-	assert_memory_equal(p, "WFPB\x00\x01\x00\x02", 8);
+	assert_memory_equal(p, "WFPB\x00\x02\x00\x02", 8);
+	assert_int_equal(wfpb_preamble_decode(p, &pr), 0);
+	assert_int_equal(pr.version, 2);
+	assert_int_equal(pr.pattern, WFPB_PATTERN_IK);
+	/* Version 1 is still spoken. */
+	wfpb_preamble_encode(p, 1, WFPB_PATTERN_NK);
 	assert_int_equal(wfpb_preamble_decode(p, &pr), 0);
 	assert_int_equal(pr.version, 1);
-	assert_int_equal(pr.pattern, WFPB_PATTERN_IK);
 }
 
 static void
@@ -204,7 +208,7 @@ preamble_errors(void **state)
 	(void)state;
 	memcpy(p, "WFPX\x00\x01\x00\x01", 8);
 	assert_int_equal(wfpb_preamble_decode(p, &pr), WFPB_E_BAD_MAGIC);
-	wfpb_preamble_encode(p, 2, WFPB_PATTERN_NK);
+	wfpb_preamble_encode(p, 3, WFPB_PATTERN_NK);
 	assert_int_equal(wfpb_preamble_decode(p, &pr), WFPB_E_VERSION);
 	wfpb_preamble_encode(p, 0, WFPB_PATTERN_NK);
 	assert_int_equal(wfpb_preamble_decode(p, &pr), WFPB_E_VERSION);

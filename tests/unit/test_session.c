@@ -134,7 +134,8 @@ ping_echoes(void **state)
 	assert_int_equal(r->result_case, WFPBROKER__V1__RESPONSE__RESULT_PING);
 	assert_int_equal(r->ping->payload.len, 4);
 	assert_memory_equal(r->ping->payload.data, "echo", 4);
-	assert_int_equal(r->ping->protocol_version, 1);
+	assert_int_equal(r->ping->protocol_version, 2);
+	assert_int_equal(r->ping->max_inflight, f->b.cfg.max_inflight);
 	wfpbroker__v1__response__free_unpacked(r, NULL);
 	assert_int_equal(f->b.n.requests, 1);
 }
@@ -853,6 +854,424 @@ pull_waits_off_the_core_lock_and_gives_up(void **state)
 }
 #endif
 
+/*
+ * Protocol version 2: many requests in flight per session, answered as they
+ * complete. The helpers send without waiting and read whatever came.
+ */
+static void
+send_request(struct wfpb_session *s, struct wfpb_channel *c, Wfpbroker__V1__Request *rq, uint64_t now_ms)
+{
+	uint8_t		buf[4096];
+	const uint8_t	*p;
+	size_t		n = wfpbroker__v1__request__get_packed_size(rq), len;
+
+	assert_true(n <= sizeof(buf));
+	wfpbroker__v1__request__pack(rq, buf);
+	assert_int_equal(wfpb_channel_send(c, buf, n), 0);
+	p = wfpb_channel_output(c, &len);
+	assert_int_equal(wfpb_session_input(s, p, len, now_ms), 0);
+	wfpb_channel_output_done(c, len);
+}
+
+/* The next answer the session queued, or NULL when there is none (a socket it hands over is closed). */
+static Wfpbroker__V1__Response *
+next_response(struct wfpb_session *s, struct wfpb_channel *c)
+{
+	const uint8_t	*p, *m;
+	size_t		len, used, mlen;
+	wfpb_sock	attach;
+	int		ev;
+
+	while ((p = wfpb_session_output(s, &len, &attach)) != NULL) {
+		ev = wfpb_channel_feed(c, p, len, &used);
+		assert_true(ev >= 0);
+		wfpb_session_output_done(s, used);
+		if (ev == WFPB_CHANNEL_MESSAGE) {
+			m = wfpb_channel_message(c, &mlen);
+			return wfpbroker__v1__response__unpack(NULL, mlen, m);
+		}
+	}
+	return NULL;
+}
+
+static void
+make_accept(Wfpbroker__V1__Request *rq, Wfpbroker__V1__AcceptRequest *ac, uint64_t id, uint64_t listener)
+{
+	wfpbroker__v1__request__init(rq);
+	wfpbroker__v1__accept_request__init(ac);
+	ac->listener_id = listener;
+	ac->timeout_ms = 5000;
+	rq->request_id = id;
+	rq->op_case = WFPBROKER__V1__REQUEST__OP_ACCEPT;
+	rq->accept = ac;
+}
+
+static void
+make_ping(Wfpbroker__V1__Request *rq, Wfpbroker__V1__PingRequest *pg, uint64_t id)
+{
+	wfpbroker__v1__request__init(rq);
+	wfpbroker__v1__ping_request__init(pg);
+	rq->request_id = id;
+	rq->op_case = WFPBROKER__V1__REQUEST__OP_PING;
+	rq->ping = pg;
+}
+
+/* Listens on loopback; the listener's id and a socket connecting to it come back through the arguments. */
+static uint64_t
+v2_listener(struct fixture *f, uint16_t *port)
+{
+	Wfpbroker__V1__Response	*r;
+	uint64_t		lid;
+
+	assert_non_null(r = listen_loopback(f, 1));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	lid = r->listen->listener_id;
+	*port = (uint16_t)r->listen->local->port;
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	return lid;
+}
+
+static wfpb_sock
+connect_to(uint16_t port)
+{
+	struct wfpb_addr	to = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 } };
+	wfpb_sock		sock;
+	int			os_err = 0, rc;
+
+	to.port = port;
+	assert_int_equal(wfpb__net_socket(WFPB_AF_INET, &sock, &os_err), 0);
+	rc = wfpb__net_connect(sock, &to, &os_err);
+	assert_true(rc == 0 || rc == WFPB_E_AGAIN);
+	return sock;
+}
+
+/* Waits (briefly) for a queued connection to reach the listener, then resumes the session. */
+static void
+resume_until_answered(struct fixture *f, wfpb_sock ready)
+{
+	int i;
+
+	for (i = 0; i < 200 && wfpb_session_output(f->s, &(size_t){ 0 }, &(wfpb_sock){ 0 }) == NULL; i++) {
+		assert_int_equal(wfpb_session_resume(f->s, ready, 3000), 0);
+		if (wfpb_session_output(f->s, &(size_t){ 0 }, &(wfpb_sock){ 0 }) == NULL)
+#ifdef _WIN32
+			Sleep(5);
+#else
+			usleep(5000);
+#endif
+	}
+}
+
+/*
+ * Three Accepts wait on one listener (one watched socket) while a Stash and
+ * a Fetch are answered at once; each connection then completes the oldest
+ * Accept still waiting, and the answers name their requests.
+ */
+static void
+v2_answers_out_of_order(void **state)
+{
+	struct fixture			*f = *state;
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__AcceptRequest	ac;
+	Wfpbroker__V1__StashRequest	st = WFPBROKER__V1__STASH_REQUEST__INIT;
+	Wfpbroker__V1__FetchRequest	fe = WFPBROKER__V1__FETCH_REQUEST__INIT;
+	Wfpbroker__V1__StashHandle	h = WFPBROKER__V1__STASH_HANDLE__INIT;
+	Wfpbroker__V1__Response		*r;
+	struct wfpb_watch		*w;
+	wfpb_sock			peers[3];
+	uint8_t				id[16];
+	unsigned			n, i;
+	uint16_t			port;
+	uint64_t			lid;
+
+#ifdef _WIN32
+	f->s->id.pid = GetCurrentProcessId();
+	f->s->id.process = (intptr_t)GetCurrentProcess();
+#endif
+	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept stash fetch\nlisten = 127.0.0.1/32:*\n");
+	lid = v2_listener(f, &port);
+	for (i = 0; i < 3; i++) {
+		make_accept(&rq, &ac, 10 + i, lid);
+		send_request(f->s, &f->c, &rq, 2000);
+	}
+	assert_null(next_response(f->s, &f->c));
+	assert_int_equal(f->s->n_pending, 3);
+	assert_int_equal(f->b.inflight, 3);
+	w = wfpb_session_watches(f->s, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(w[0].refs, 3);
+	assert_true(wfpb_session_watches_changed(f->s));
+	w[0].server = f;	/* as a server registers it */
+
+	/* Later requests are answered while the Accepts wait. */
+	wfpbroker__v1__request__init(&rq);
+	rq.request_id = 20;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_STASH;
+	rq.stash = &st;
+	st.blob.data = (uint8_t *)"records";
+	st.blob.len = 7;
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_non_null(r = next_response(f->s, &f->c));
+	assert_int_equal(r->request_id, 20);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	memcpy(id, r->stash->handle->id.data, sizeof(id));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	wfpbroker__v1__request__init(&rq);
+	rq.request_id = 21;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_FETCH;
+	rq.fetch = &fe;
+	fe.handle = &h;
+	h.id.data = id;
+	h.id.len = sizeof(id);
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_non_null(r = next_response(f->s, &f->c));
+	assert_int_equal(r->request_id, 21);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_int_equal(r->fetch->blob.len, 7);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+
+	/* Each connection takes the oldest Accept; the first with the socket named, the rest by polling. */
+	for (i = 0; i < 3; i++) {
+		peers[i] = connect_to(port);
+		resume_until_answered(f, i == 0 ? w[0].sock : WFPB_SOCK_NONE);
+		assert_non_null(r = next_response(f->s, &f->c));
+		assert_int_equal(r->request_id, 10 + i);
+		assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+		assert_int_equal(r->result_case, WFPBROKER__V1__RESPONSE__RESULT_ACCEPT);
+		wfpbroker__v1__response__free_unpacked(r, NULL);
+		assert_null(next_response(f->s, &f->c));
+	}
+	assert_int_equal(f->s->n_pending, 0);
+	assert_int_equal(f->b.inflight, 0);
+	/* The watch is left for the server to forget, then gone. */
+	w = wfpb_session_watches(f->s, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(w[0].refs, 0);
+	wfpb_session_watches_synced(f->s);
+	(void)wfpb_session_watches(f->s, &n);
+	assert_int_equal(n, 0);
+	for (i = 0; i < 3; i++)
+		wfpb__net_close(peers[i]);
+}
+
+/*
+ * max_inflight requests waiting, then one more that may wait is QUOTA; one
+ * answered at once is served. Releasing the listener answers the
+ * Accepts waiting on it; an Accept past its deadline is answered TIMEOUT.
+ */
+static void
+v2_inflight_cap(void **state)
+{
+	struct fixture			*f = *state;
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__AcceptRequest	ac;
+	Wfpbroker__V1__PingRequest	pg;
+	Wfpbroker__V1__ReleaseRequest	rel = WFPBROKER__V1__RELEASE_REQUEST__INIT;
+	Wfpbroker__V1__Response		*r;
+	uint16_t			port;
+	uint64_t			lid, lid2;
+	unsigned			i;
+
+	set_policy(f, "[service]\nmax_inflight = 2\n"
+	    "[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\n");
+	lid = v2_listener(f, &port);
+	for (i = 0; i < 2; i++) {
+		make_accept(&rq, &ac, 10 + i, lid);
+		send_request(f->s, &f->c, &rq, 2000);
+	}
+	assert_null(next_response(f->s, &f->c));
+	make_accept(&rq, &ac, 12, lid);
+	send_request(f->s, &f->c, &rq, 2000);
+	make_ping(&rq, &pg, 13);
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_non_null(r = next_response(f->s, &f->c));
+	assert_int_equal(r->request_id, 12);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__QUOTA);
+	assert_non_null(strstr(r->status->message, "max_inflight"));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_non_null(r = next_response(f->s, &f->c));
+	assert_int_equal(r->request_id, 13);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_int_equal(f->s->n_pending, 2);
+
+	/* Released: both Accepts answered NOT_FOUND, oldest first, then the Release itself. */
+	wfpbroker__v1__request__init(&rq);
+	rq.request_id = 14;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_RELEASE;
+	rq.release = &rel;
+	rel.target_case = WFPBROKER__V1__RELEASE_REQUEST__TARGET_LISTENER_ID;
+	rel.listener_id = lid;
+	send_request(f->s, &f->c, &rq, 2000);
+	for (i = 0; i < 3; i++) {
+		assert_non_null(r = next_response(f->s, &f->c));
+		assert_int_equal(r->request_id, 10 + (i < 2 ? i : 4));
+		assert_int_equal(r->status->code, i < 2 ? WFPBROKER__V1__STATUS_CODE__NOT_FOUND :
+		    WFPBROKER__V1__STATUS_CODE__OK);
+		if (i < 2)
+			assert_non_null(strstr(r->status->message, "was released"));
+		wfpbroker__v1__response__free_unpacked(r, NULL);
+	}
+	assert_int_equal(f->s->n_pending, 0);
+	assert_int_equal(f->b.listeners, 0);
+
+	/* Room again; an Accept nobody connects to times out alone at its own deadline. */
+	lid2 = v2_listener(f, &port);
+	make_accept(&rq, &ac, 15, lid2);
+	ac.timeout_ms = 100;
+	send_request(f->s, &f->c, &rq, 2000);
+	make_ping(&rq, &pg, 16);
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_non_null(r = next_response(f->s, &f->c));
+	assert_int_equal(r->request_id, 16);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_int_equal(wfpb_session_deadline(f->s), 2100);
+	assert_int_equal(wfpb_session_sweep(f->s, 2099), WFPB_SWEEP_KEEP);
+	assert_int_equal(wfpb_session_sweep(f->s, 2100), WFPB_SWEEP_FLUSH);
+	assert_non_null(r = next_response(f->s, &f->c));
+	assert_int_equal(r->request_id, 15);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__TIMEOUT);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_false(f->s->closing);
+}
+
+/* Opens a second session in the fixture's broker speaking protocol version `version`. */
+static struct wfpb_session *
+open_session(struct fixture *f, unsigned version, struct wfpb_channel *c)
+{
+	struct wfpb_identity	id = { .known = 1, .pid = 42, .uid = 1000, .gid = 1000, .user = "1000" };
+	struct wfpb_session	*s;
+	const uint8_t		*p;
+	size_t			len, used;
+
+#ifdef _WIN32
+	id.pid = GetCurrentProcessId();
+	id.process = (intptr_t)GetCurrentProcess();
+#endif
+	assert_non_null(s = wfpb_session_new(&f->b, &id, 1000));
+	assert_int_equal(wfpb_channel_client_start_version(c, (uint16_t)version, f->key.pub, NULL), 0);
+	p = wfpb_channel_output(c, &len);
+	assert_int_equal(wfpb_session_input(s, p, len, 1001), 0);
+	wfpb_channel_output_done(c, len);
+	p = wfpb_session_output(s, &len, &no_attach);
+	assert_int_equal(wfpb_channel_feed(c, p, len, &used), WFPB_CHANNEL_ESTABLISHED);
+	wfpb_session_output_done(s, len);
+	return s;
+}
+
+/* A version-1 client is answered in order, one request at a time, as before. */
+static void
+v1_answers_in_order(void **state)
+{
+	struct fixture			*f = *state;
+	struct wfpb_channel		c;
+	struct wfpb_session		*s, *keep = f->s;
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__AcceptRequest	ac;
+	Wfpbroker__V1__PingRequest	pg;
+	Wfpbroker__V1__Response		*r;
+	wfpb_sock			peer;
+	uint16_t			port;
+	uint64_t			lid;
+	int				i;
+
+	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\n");
+	s = open_session(f, 1, &c);
+	f->s = s;
+	f->c = c;
+	lid = v2_listener(f, &port);
+	make_ping(&rq, &pg, 2);
+	send_request(s, &f->c, &rq, 2000);
+	assert_non_null(r = next_response(s, &f->c));
+	assert_int_equal(r->ping->protocol_version, 1);
+	assert_int_equal(r->ping->max_inflight, 1);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	make_accept(&rq, &ac, 3, lid);
+	send_request(s, &f->c, &rq, 2000);
+	make_ping(&rq, &pg, 4);
+	send_request(s, &f->c, &rq, 2000);
+	/* The Ping waits behind the Accept. */
+	assert_null(next_response(s, &f->c));
+	assert_int_equal(s->n_pending, 1);
+	peer = connect_to(port);
+	resume_until_answered(f, WFPB_SOCK_NONE);
+	for (i = 0; i < 2; i++) {
+		assert_non_null(r = next_response(s, &f->c));
+		assert_int_equal(r->request_id, 3 + i);
+		assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+		wfpbroker__v1__response__free_unpacked(r, NULL);
+	}
+	wfpb__net_close(peer);
+	wfpb_channel_free(&f->c);
+	wfpb_session_free(s);
+	f->s = keep;
+	/* The fixture's own channel was overwritten: teardown frees only what it owns. */
+	memset(&f->c, 0, sizeof(f->c));
+}
+
+#ifndef _WIN32
+static unsigned
+open_fds(void)
+{
+	unsigned	n = 0;
+	int		fd;
+
+	for (fd = 0; fd < 1024; fd++)
+		if (fcntl(fd, F_GETFD) != -1)
+			n++;
+	return n;
+}
+
+/* A client gone with many requests in flight leaves nothing behind: listeners, sockets, stash, counts. */
+static void
+v2_session_gone_with_requests_in_flight(void **state)
+{
+	struct fixture			*f = *state;
+	struct wfpb_channel		c;
+	struct wfpb_session		*s, *keep = f->s;
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__AcceptRequest	ac;
+	Wfpbroker__V1__StashRequest	st = WFPBROKER__V1__STASH_REQUEST__INIT;
+	unsigned			fds, i;
+	uint16_t			port;
+	uint64_t			lid;
+
+	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept stash\nlisten = 127.0.0.1/32:*\n");
+	fds = open_fds();
+	s = open_session(f, 2, &c);
+	f->s = s;
+	f->c = c;
+	for (i = 0; i < 4; i++) {
+		lid = v2_listener(f, &port);
+		make_accept(&rq, &ac, 10 + i, lid);
+		send_request(s, &f->c, &rq, 2000);
+		make_accept(&rq, &ac, 20 + i, lid);
+		send_request(s, &f->c, &rq, 2000);
+	}
+	wfpbroker__v1__request__init(&rq);
+	rq.request_id = 30;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_STASH;
+	rq.stash = &st;
+	st.blob.data = (uint8_t *)"records";
+	st.blob.len = 7;
+	send_request(s, &f->c, &rq, 2000);
+	assert_int_equal(s->n_pending, 8);
+	assert_int_equal(f->b.inflight, 8);
+	assert_int_equal(f->b.listeners, 4);
+	assert_int_equal(f->b.stash.count, 1);
+	assert_true(open_fds() >= fds + 4);
+	wfpb_channel_free(&f->c);
+	wfpb_session_free(s);
+	f->s = keep;
+	memset(&f->c, 0, sizeof(f->c));
+	assert_int_equal(f->b.inflight, 0);
+	assert_int_equal(f->b.listeners, 0);
+	assert_int_equal(f->b.stash.count, 0);
+	assert_int_equal(open_fds(), fds);
+}
+#endif
+
 int
 main(void)
 {
@@ -866,7 +1285,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(listener_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(accept_without_redirect, setup, teardown),
 		cmocka_unit_test_setup_teardown(output_budget, setup, teardown),
+		cmocka_unit_test_setup_teardown(v2_answers_out_of_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(v2_inflight_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(v1_answers_in_order, setup, teardown),
 #ifndef _WIN32
+		cmocka_unit_test_setup_teardown(v2_session_gone_with_requests_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(descriptors_before_handshake_are_discarded, setup, teardown),
 		cmocka_unit_test_setup_teardown(apply_records_waits_for_its_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(prepare_carries_the_marks, setup, teardown),
