@@ -47,7 +47,7 @@ wfpb__addr_to_pb(struct reply *rp, int slot, const struct wfpb_addr *a)
 }
 
 int
-wfpb__records_from_pb(const struct wfpb_session *s, const Wfpbroker__V1__RecordSource *src, const char *field,
+wfpb__records_from_pb(const struct wfpb_limits *lim, const Wfpbroker__V1__RecordSource *src, const char *field,
     struct req_records *out, struct outcome *o)
 {
 	memset(out, 0, sizeof(*out));
@@ -59,9 +59,9 @@ wfpb__records_from_pb(const struct wfpb_session *s, const Wfpbroker__V1__RecordS
 	case WFPBROKER__V1__RECORD_SOURCE__SOURCE_BLOB:
 		if (src->blob.len == 0)
 			return BAD(o, "%s.blob: empty", field);
-		if (src->blob.len > s->broker->cfg.blob_max)
+		if (src->blob.len > lim->blob_max)
 			return BAD(o, "%s.blob: %zu bytes, the limit is %u", field, src->blob.len,
-			    s->broker->cfg.blob_max);
+			    lim->blob_max);
 		out->blob = src->blob.data;
 		out->len = src->blob.len;
 		return 0;
@@ -71,7 +71,7 @@ wfpb__records_from_pb(const struct wfpb_session *s, const Wfpbroker__V1__RecordS
 }
 
 int
-wfpb__socket_from_pb(const struct wfpb_session *s, const Wfpbroker__V1__SocketTransfer *x, const char *field,
+wfpb__socket_from_pb(const struct wfpb_limits *lim, const Wfpbroker__V1__SocketTransfer *x, const char *field,
     struct req_sock *out, struct outcome *o)
 {
 	memset(out, 0, sizeof(*out));
@@ -86,8 +86,8 @@ wfpb__socket_from_pb(const struct wfpb_session *s, const Wfpbroker__V1__SocketTr
 	}
 	if (x->kind_case != WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX)
 		return BAD(o, "%s: neither fd_index nor handle set", field);
-	if (x->fd_index >= s->n_in)
-		return BAD(o, "%s.fd_index: %u, but %u descriptors came with the request", field, x->fd_index, s->n_in);
+	if (x->fd_index >= lim->n_fds)
+		return BAD(o, "%s.fd_index: %u, but %u descriptors came with the request", field, x->fd_index, lim->n_fds);
 	out->fd = x->fd_index;
 	return 0;
 }

@@ -232,6 +232,7 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 	const struct wfpb_op	*op = NULL;
 	union wfpb_req		r;
 	uint64_t		request_id = 0;
+	struct wfpb_limits	lim = { s->broker->cfg.blob_max, s->n_in };
 	int			rc;
 
 	WFPB_CORE_OWNED(s->broker);
@@ -253,7 +254,7 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 			    op->name, s->n_pending);
 		else if (!audit_budget(s, op, &rp, &o, now_ms))
 			;	/* refused QUOTA: this identity's audited requests are over its rate */
-		else if (authorize(s, op, &o) == 0 && op->validate(s, rq, &r, &o) == 0)
+		else if (authorize(s, op, &o) == 0 && op->validate(&lim, rq, &r, &o) == 0)
 			op->handle(s, &r, &rp, &o, now_ms);
 	}
 	if (o.code == OUTCOME_PENDING && (rc = pend(s, op, request_id, &rp, now_ms)) == 0) {
@@ -268,6 +269,80 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 		wfpbroker__v1__request__free_unpacked(rq, alloc);
 	pb_arena_release(&request_arena, mark);
 	return rc;
+}
+
+/* Records named by a valid request: a handle, or a blob within the limit. */
+static int
+records_bounded(const struct wfpb_limits *lim, const struct req_records *rr)
+{
+	return rr->handle != NULL ? rr->blob == NULL : rr->len <= lim->blob_max;
+}
+
+static int
+sock_bounded(const struct wfpb_limits *lim, const struct req_sock *rs)
+{
+	return rs->by_handle || rs->fd < lim->n_fds;
+}
+
+/* What each validator promises about what it accepted. */
+static int
+bounded(const struct wfpb_limits *lim, Wfpbroker__V1__Request__OpCase op, const union wfpb_req *r)
+{
+	switch (op) {
+	case WFPBROKER__V1__REQUEST__OP_PING:
+		return r->ping.len <= PING_PAYLOAD_MAX;
+	case WFPBROKER__V1__REQUEST__OP_STASH:
+		return r->stash.len >= 1 && r->stash.len <= lim->blob_max;
+	case WFPBROKER__V1__REQUEST__OP_FETCH:
+		return r->fetch.id != NULL;
+	case WFPBROKER__V1__REQUEST__OP_RELEASE:
+		return r->release.is_listener ? r->release.listener_id != 0 : r->release.id != NULL;
+	case WFPBROKER__V1__REQUEST__OP_LISTEN:
+		return r->listen.backlog >= 1 && (unsigned)r->listen.backlog <= BACKLOG_MAX &&
+		    (r->listen.local.family == WFPB_AF_INET || r->listen.local.family == WFPB_AF_INET6);
+	case WFPBROKER__V1__REQUEST__OP_ACCEPT:
+		return r->accept.listener_id != 0 && r->accept.timeout_ms >= 1 &&
+		    r->accept.timeout_ms <= ACCEPT_TIMEOUT_MAX;
+	case WFPBROKER__V1__REQUEST__OP_CONNECT:
+		return records_bounded(lim, &r->connect.records) && !wfpb_addr_unspecified(&r->connect.remote) &&
+		    (r->connect.local.family == 0 || r->connect.local.family == r->connect.remote.family) &&
+		    r->connect.timeout_ms >= 1 && r->connect.timeout_ms <= CONNECT_TIMEOUT_MAX;
+	case WFPBROKER__V1__REQUEST__OP_QUERY_RECORDS:
+		return sock_bounded(lim, &r->query.sock);
+	case WFPBROKER__V1__REQUEST__OP_APPLY_RECORDS:
+		return sock_bounded(lim, &r->apply.sock) && records_bounded(lim, &r->apply.records);
+	case WFPBROKER__V1__REQUEST__OP_PREPARE:
+		return records_bounded(lim, &r->prepare.records) &&
+		    (r->prepare.family == WFPB_AF_INET || r->prepare.family == WFPB_AF_INET6);
+	default:
+		return 1;
+	}
+}
+
+int
+wfpb__validate_message(const struct wfpb_limits *lim, const uint8_t *msg, size_t len)
+{
+	ProtobufCAllocator	*alloc = pb_arena_allocator(&request_arena);
+	size_t			mark = pb_arena_mark(&request_arena);
+	struct outcome		o = { WFPBROKER__V1__STATUS_CODE__OK, 0, "" };
+	const struct wfpb_op	*op;
+	union wfpb_req		r;
+	Request			*rq;
+	int			code;
+
+	if ((rq = wfpbroker__v1__request__unpack(alloc, len, msg)) == NULL)
+		code = WFPBROKER__V1__STATUS_CODE__BAD_REQUEST;
+	else if ((op = find_op(rq->op_case)) == NULL)
+		code = rq->op_case == WFPBROKER__V1__REQUEST__OP__NOT_SET ? WFPBROKER__V1__STATUS_CODE__BAD_REQUEST :
+		    WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP;
+	else if (op->validate(lim, rq, &r, &o) != 0)
+		code = o.code == WFPBROKER__V1__STATUS_CODE__OK ? -1 : (int)o.code;	/* refused without a status */
+	else
+		code = bounded(lim, rq->op_case, &r) ? 0 : -1;
+	if (rq != NULL)
+		wfpbroker__v1__request__free_unpacked(rq, alloc);
+	pb_arena_release(&request_arena, mark);
+	return code;
 }
 
 /* The pending request's own resume entry (the op table's), then its answer. */

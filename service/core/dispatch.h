@@ -20,6 +20,23 @@
  */
 int WFPB_MUST_CHECK wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t now_ms);
 
+/*
+ * What a request's validator may know besides the request: the limits that
+ * bound it. Validators are pure functions of the two (no session, no I/O).
+ */
+struct wfpb_limits {
+	uint32_t	blob_max;	/* records and stash blobs */
+	unsigned	n_fds;		/* descriptors that came with the request */
+};
+
+/*
+ * Validates one request message as wfpb_dispatch would, without running it
+ * (the fuzz_validate harness): the StatusCode it would be refused with (0
+ * when valid), or -1 when a validator accepted something its own bounds
+ * forbid, which is a bug.
+ */
+int wfpb__validate_message(const struct wfpb_limits *lim, const uint8_t *msg, size_t len);
+
 /* Audits a session's start (1) or end (0). */
 void wfpb__dispatch_session_event(struct wfpb_session *s, int start);
 

@@ -180,7 +180,7 @@ struct reply {
 
 
 /* The table's validators, handlers and resume entries, and the table's row. */
-typedef int validate_t(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o);
+typedef int validate_t(const struct wfpb_limits *lim, const Request *rq, union wfpb_req *r, struct outcome *o);
 typedef void handler_t(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o,
     uint64_t now_ms);
 /*
@@ -230,9 +230,9 @@ void wfpb__op_release(struct wfpb_session *s, const union wfpb_req *r, struct re
 int wfpb__addr_from_pb(const Wfpbroker__V1__Address *a, const char *field, int need_port, struct wfpb_addr *out,
     struct outcome *o);
 Wfpbroker__V1__Address * wfpb__addr_to_pb(struct reply *rp, int slot, const struct wfpb_addr *a);
-int wfpb__records_from_pb(const struct wfpb_session *s, const Wfpbroker__V1__RecordSource *src, const char *field,
+int wfpb__records_from_pb(const struct wfpb_limits *lim, const Wfpbroker__V1__RecordSource *src, const char *field,
     struct req_records *out, struct outcome *o);
-int wfpb__socket_from_pb(const struct wfpb_session *s, const Wfpbroker__V1__SocketTransfer *x, const char *field,
+int wfpb__socket_from_pb(const struct wfpb_limits *lim, const Wfpbroker__V1__SocketTransfer *x, const char *field,
     struct req_sock *out, struct outcome *o);
 struct wfpb_listener * wfpb__find_listener(struct wfpb_session *s, uint64_t id, struct wfpb_listener ***link);
 void wfpb__op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o,

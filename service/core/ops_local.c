@@ -3,11 +3,11 @@
 #include "dispatch_int.h"
 
 int
-wfpb__validate_ping(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+wfpb__validate_ping(const struct wfpb_limits *lim, const Request *rq, union wfpb_req *r, struct outcome *o)
 {
 	const Wfpbroker__V1__PingRequest *p = rq->ping;
 
-	(void)s;
+	(void)lim;
 	if (p->payload.len > PING_PAYLOAD_MAX)
 		return BAD(o, "ping.payload: longer than %u bytes", PING_PAYLOAD_MAX);
 	r->ping.payload = p->payload.data;
@@ -25,14 +25,14 @@ wfpb__validate_lifetime(Wfpbroker__V1__Lifetime l, const char *field, int *princ
 }
 
 int
-wfpb__validate_stash(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+wfpb__validate_stash(const struct wfpb_limits *lim, const Request *rq, union wfpb_req *r, struct outcome *o)
 {
 	const Wfpbroker__V1__StashRequest *p = rq->stash;
 
 	if (p->blob.len == 0)
 		return BAD(o, "stash.blob: empty");
-	if (p->blob.len > s->broker->cfg.blob_max)
-		return BAD(o, "stash.blob: %zu bytes, the limit is %u", p->blob.len, s->broker->cfg.blob_max);
+	if (p->blob.len > lim->blob_max)
+		return BAD(o, "stash.blob: %zu bytes, the limit is %u", p->blob.len, lim->blob_max);
 	r->stash.blob = p->blob.data;
 	r->stash.len = p->blob.len;
 	return wfpb__validate_lifetime(p->lifetime, "stash.lifetime", &r->stash.principal_lifetime, o);
@@ -50,23 +50,26 @@ wfpb__validate_handle(const Wfpbroker__V1__StashHandle *h, const char *field, co
 }
 
 int
-wfpb__validate_fetch(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+wfpb__validate_fetch(const struct wfpb_limits *lim, const Request *rq, union wfpb_req *r, struct outcome *o)
 {
-	(void)s;
+	(void)lim;
 	return wfpb__validate_handle(rq->fetch->handle, "fetch.handle", &r->fetch.id, o);
 }
 
 int
-wfpb__validate_release(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+wfpb__validate_release(const struct wfpb_limits *lim, const Request *rq, union wfpb_req *r, struct outcome *o)
 {
 	const Wfpbroker__V1__ReleaseRequest *p = rq->release;
 
-	(void)s;
+	(void)lim;
 	switch (p->target_case) {
 	case WFPBROKER__V1__RELEASE_REQUEST__TARGET_HANDLE:
 		r->release.is_listener = 0;
 		return wfpb__validate_handle(p->handle, "release.handle", &r->release.id, o);
 	case WFPBROKER__V1__RELEASE_REQUEST__TARGET_LISTENER_ID:
+		/* As in Accept: ids start at 1, and 0 is what a client that forgot to set one sends. */
+		if (p->listener_id == 0)
+			return BAD(o, "release.listener_id: missing");
 		r->release.is_listener = 1;
 		r->release.listener_id = p->listener_id;
 		return 0;
@@ -76,9 +79,9 @@ wfpb__validate_release(const struct wfpb_session *s, const Request *rq, union wf
 }
 
 int
-wfpb__validate_empty(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+wfpb__validate_empty(const struct wfpb_limits *lim, const Request *rq, union wfpb_req *r, struct outcome *o)
 {
-	(void)s;
+	(void)lim;
 	(void)rq;
 	(void)r;
 	(void)o;
@@ -88,7 +91,6 @@ wfpb__validate_empty(const struct wfpb_session *s, const Request *rq, union wfpb
 void
 wfpb__op_ping(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
-	(void)s;
 	(void)o;
 	(void)now_ms;
 	wfpbroker__v1__ping_response__init(&rp->ping);

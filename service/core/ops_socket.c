@@ -228,9 +228,9 @@ give_socket(struct wfpb_session *s, struct reply *rp, wfpb_sock sock, Wfpbroker_
 }
 
 int
-wfpb__validate_listen(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+wfpb__validate_listen(const struct wfpb_limits *lim, const Request *rq, union wfpb_req *r, struct outcome *o)
 {
-	(void)s;
+	(void)lim;
 	if (wfpb__addr_from_pb(rq->listen->local, "listen.local", 0, &r->listen.local, o) != 0)
 		return -1;
 	if (rq->listen->backlog > BACKLOG_MAX)
@@ -305,11 +305,11 @@ wfpb__find_listener(struct wfpb_session *s, uint64_t id, struct wfpb_listener **
 }
 
 int
-wfpb__validate_accept(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+wfpb__validate_accept(const struct wfpb_limits *lim, const Request *rq, union wfpb_req *r, struct outcome *o)
 {
 	const Wfpbroker__V1__AcceptRequest *a = rq->accept;
 
-	(void)s;
+	(void)lim;
 	if (a->listener_id == 0)
 		return BAD(o, "accept.listener_id: missing");
 	if (a->timeout_ms > ACCEPT_TIMEOUT_MAX)
@@ -440,13 +440,13 @@ close_sock:
 }
 
 int
-wfpb__validate_connect(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+wfpb__validate_connect(const struct wfpb_limits *lim, const Request *rq, union wfpb_req *r, struct outcome *o)
 {
 	const Wfpbroker__V1__ConnectRequest *c = rq->connect;
 
 	memset(&r->connect.records, 0, sizeof(r->connect.records));
 	/* Records are optional: a connection that continues none (the principal's own mark still applies). */
-	if ((c->records != NULL && wfpb__records_from_pb(s, c->records, "connect.records", &r->connect.records,
+	if ((c->records != NULL && wfpb__records_from_pb(lim, c->records, "connect.records", &r->connect.records,
 	    o) != 0) ||
 	    wfpb__addr_from_pb(c->remote, "connect.remote", 1, &r->connect.remote, o) != 0)
 		return -1;
@@ -575,9 +575,9 @@ wfpb__op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *
 }
 
 int
-wfpb__validate_query(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+wfpb__validate_query(const struct wfpb_limits *lim, const Request *rq, union wfpb_req *r, struct outcome *o)
 {
-	if (wfpb__socket_from_pb(s, rq->query_records->socket, "query_records.socket", &r->query.sock, o) != 0)
+	if (wfpb__socket_from_pb(lim, rq->query_records->socket, "query_records.socket", &r->query.sock, o) != 0)
 		return -1;
 	return wfpb__validate_lifetime(rq->query_records->lifetime, "query_records.lifetime",
 	    &r->query.principal_lifetime, o);
@@ -608,11 +608,11 @@ wfpb__op_query(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp
 }
 
 int
-wfpb__validate_apply(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+wfpb__validate_apply(const struct wfpb_limits *lim, const Request *rq, union wfpb_req *r, struct outcome *o)
 {
-	if (wfpb__socket_from_pb(s, rq->apply_records->socket, "apply_records.socket", &r->apply.sock, o) != 0)
+	if (wfpb__socket_from_pb(lim, rq->apply_records->socket, "apply_records.socket", &r->apply.sock, o) != 0)
 		return -1;
-	return wfpb__records_from_pb(s, rq->apply_records->records, "apply_records.records", &r->apply.records, o);
+	return wfpb__records_from_pb(lim, rq->apply_records->records, "apply_records.records", &r->apply.records, o);
 }
 
 void
@@ -667,12 +667,12 @@ wfpb__op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp
 }
 
 int
-wfpb__validate_prepare(const struct wfpb_session *s, const Request *rq, union wfpb_req *r, struct outcome *o)
+wfpb__validate_prepare(const struct wfpb_limits *lim, const Request *rq, union wfpb_req *r, struct outcome *o)
 {
 	const Wfpbroker__V1__PrepareRequest *p = rq->prepare;
 
 	memset(&r->prepare.records, 0, sizeof(r->prepare.records));
-	if (p->records != NULL && wfpb__records_from_pb(s, p->records, "prepare.records", &r->prepare.records, o) != 0)
+	if (p->records != NULL && wfpb__records_from_pb(lim, p->records, "prepare.records", &r->prepare.records, o) != 0)
 		return -1;
 	if (p->family == WFPBROKER__V1__ADDRESS_FAMILY__AF_INET)
 		r->prepare.family = WFPB_AF_INET;
