@@ -2,10 +2,13 @@
 /*
  * libwfpb: the client side of the wfpbroker protocol.
  *
- * A struct wfpb_client is one authenticated session with the broker. Calls
- * block until the broker answers or the timeout passes. A client object is
- * not thread-safe; open one per thread (different clients may be used from
- * different threads at once). Every function returns 0 on success or a
+ * A struct wfpb_client is one authenticated session with the broker. The
+ * calls below block until the broker answers or the timeout passes; the
+ * asynchronous interface at the end of this header submits requests without
+ * waiting and collects their completions in the caller's own event loop.
+ * Both may be used on one client. A client object is not thread-safe: use it
+ * from one thread at a time (different clients may be used from different
+ * threads at once). The library starts no thread and runs no callback. Every function returns 0 on success or a
  * negative WFPB_E_* code (see wfpb_error.h); when the broker answered with a
  * non-OK status the code is WFPB_E_STATUS and wfpb_status() holds it.
  * wfpb_errmsg() describes the last failure in a sentence.
@@ -115,8 +118,9 @@ struct wfpb_status_info {
 	uint32_t	workers;	/* threads serving sessions (the Windows completion-port pool) */
 	uint32_t	pid;		/* the broker's process id: a WFP callout's localRedirectTargetPID */
 	char		backend[16];
+	uint32_t	requests_in_flight;	/* requests waiting across sessions; appended to the first layout */
 };
-#define WFPB_STATUS_INFO_INIT	{ sizeof(struct wfpb_status_info), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, { 0 } }
+#define WFPB_STATUS_INFO_INIT	{ sizeof(struct wfpb_status_info), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, { 0 }, 0 }
 
 /* Broker counters (admin). */
 WFPB_API int WFPB_MUST_CHECK wfpb_server_status(struct wfpb_client *c, struct wfpb_status_info *out);
@@ -239,6 +243,67 @@ WFPB_API uint64_t wfpb_monotonic_us(void);
 #define WFPBROKER_STATUS_BAD_REQUEST	35
 #define WFPBROKER_STATUS_TIMEOUT	36
 #define WFPBROKER_STATUS_UNAVAILABLE	37
+
+/*
+ * Asynchronous requests (protocol version 2). A submit call queues one
+ * request, writes it (waiting at most the client's timeout for the
+ * transport to take it) and returns its id without waiting for the answer;
+ * the broker keeps up to its max_inflight Accepts and Connects waiting per
+ * session (one more completes with QUOTA) and answers each when it is done,
+ * in any order. The result goes into the caller's own output arguments,
+ * which must stay valid until that request completes. Wait for
+ * wfpb_wait_handle() to be ready (readable descriptor on POSIX, signalled
+ * event HANDLE on Windows; in epoll, poll, WSAPoll/WaitForMultipleObjects,
+ * libuv, ...), then call wfpb_complete() to collect what has finished.
+ * Blocking calls on the same client may finish other requests meanwhile:
+ * their completions wait in a queue, so check wfpb_completions_queued()
+ * before waiting on the handle again. Closing the client abandons what is
+ * in flight (the broker releases it with the session).
+ */
+struct wfpb_completion {
+	size_t		size;		/* sizeof(struct wfpb_completion): WFPB_COMPLETION_INIT */
+	uint64_t	request_id;	/* as the submit call returned it */
+	void		*user;		/* as given to the submit call */
+	int		rc;		/* 0; WFPB_E_STATUS (status and message say why); another WFPB_E_* */
+	int		status;		/* the broker's status code when rc is WFPB_E_STATUS, else 0 */
+	char		message[256];	/* a sentence when rc is not 0 */
+};
+#define WFPB_COMPLETION_INIT	{ sizeof(struct wfpb_completion), 0, NULL, 0, 0, { 0 } }
+
+/* As wfpb_ping; *protocol_version (may be NULL) is set on completion. */
+WFPB_API int WFPB_MUST_CHECK wfpb_submit_ping(struct wfpb_client *c, const uint8_t *payload, size_t len,
+    uint32_t *protocol_version, void *user, uint64_t *request_id);
+
+/* As wfpb_fetch; *blob (wfpb_free) and *len are set on success. */
+WFPB_API int WFPB_MUST_CHECK wfpb_submit_fetch(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN],
+    uint8_t **blob, size_t *len, void *user, uint64_t *request_id);
+
+/* As wfpb_accept; *out (initialised with WFPB_ACCEPTED_INIT) is filled on success. */
+WFPB_API int WFPB_MUST_CHECK wfpb_submit_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms,
+    int principal_lifetime, struct wfpb_accepted *out, void *user, uint64_t *request_id);
+
+/* As wfpb_connect; *sock and *local_out (may be NULL) are set on success. */
+WFPB_API int WFPB_MUST_CHECK wfpb_submit_connect(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob,
+    size_t blob_len, const struct wfpb_addr *remote, const struct wfpb_addr *local, uint32_t timeout_ms,
+    wfpb_socket_t *sock, struct wfpb_addr *local_out, void *user, uint64_t *request_id);
+
+/* What to wait on: a descriptor (POSIX) or an event HANDLE (Windows) as an intptr_t. */
+WFPB_API intptr_t wfpb_wait_handle(const struct wfpb_client *c);
+
+/*
+ * Reads what the broker has sent, without blocking, waiting up to
+ * timeout_ms for the first completion when none is ready (0: not at all),
+ * and writes up to max completions (each initialised with
+ * WFPB_COMPLETION_INIT) to out. Returns how many, or a negative WFPB_E_*
+ * when the session is gone: every request still in flight then completes
+ * with that code at the following calls, and the client can only be closed.
+ */
+WFPB_API int WFPB_MUST_CHECK wfpb_complete(struct wfpb_client *c, struct wfpb_completion *out, unsigned max,
+    uint32_t timeout_ms);
+
+/* Completions already read and waiting for wfpb_complete, and requests still in flight. */
+WFPB_API unsigned wfpb_completions_queued(const struct wfpb_client *c);
+WFPB_API unsigned wfpb_in_flight(const struct wfpb_client *c);
 
 /* The status code of the last WFPB_E_STATUS failure (the .proto's StatusCode), else 0. */
 WFPB_API int wfpb_status(const struct wfpb_client *c);

@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * libwfpb: handshake and request/response over the secure channel. Responses
- * come from the broker we pinned, but are still checked: request_id must
- * match and the result must be the op we asked for.
+ * libwfpb: handshake and requests over the secure channel. Every request is
+ * a slot in flight until its answer arrives; answers come in any order
+ * (protocol version 2) and are matched by request_id. A blocking call
+ * submits and reads until its own answer; answers to other requests that
+ * arrive meanwhile are decoded into their callers' arguments and queued as
+ * completions for wfpb_complete. Answers come from the broker we pinned, but
+ * are still checked: the request_id must be one in flight and the result the
+ * op that was asked for.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +28,31 @@
 #define DEFAULT_TIMEOUT_MS	10000u
 #define READ_CHUNK		16384u
 
+struct wfpb_client;
+struct slot;
+
+/* Copies a successful answer's result into the caller's arguments: 0, or a WFPB_E_* with c->err set. */
+typedef int decode_fn(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl);
+
+/* A request in flight. */
+struct slot {
+	struct slot				*next;
+	uint64_t				id;
+	Wfpbroker__V1__Response__ResultCase	want;
+	decode_fn				*decode;	/* NULL: a blocking call's, which reads its own answer */
+	void					*out, *out2;	/* the caller's result arguments */
+	void					*user;
+};
+
+/* A finished asynchronous request, waiting for wfpb_complete. */
+struct done {
+	struct done		*next;
+	uint64_t		id;
+	void			*user;
+	int			rc, status;
+	char			message[256];
+};
+
 struct wfpb_client {
 	struct wfpb_transport	*t;
 	struct wfpb_channel	ch;
@@ -30,6 +61,14 @@ struct wfpb_client {
 	int			status;
 	char			err[256];
 	struct pb_arena		arena;		/* the one response being read; given back by response_free */
+	uint8_t			*in;		/* bytes read and not yet fed to the channel */
+	size_t			in_off, in_len;
+	struct slot		*slots;		/* in flight */
+	unsigned		n_slots;
+	struct done		*done, **done_tail;
+	unsigned		n_done;
+	Wfpbroker__V1__Response	*sync_resp;	/* a blocking call's answer, in the arena */
+	int			dead;		/* the session failed (a WFPB_E_*); 0 while it is up */
 };
 
 /* Frees the response of the last call and gives its arena back (one response at a time). */
@@ -119,33 +158,219 @@ flush_sock(struct wfpb_client *c, intptr_t sock)
 	return 0;
 }
 
-/*
- * Reads until the channel reports an event. Input is fed a chunk at a time;
- * the broker sends one response per request, so no bytes past the event are
- * pending in a well-behaved session, and any that are stay in `pending`.
- */
+/* Feeds buffered input to the channel until it reports an event or the buffer is empty (WFPB_CHANNEL_MORE). */
 static int
-wait_event(struct wfpb_client *c, uint8_t *buf, size_t *pending_off, size_t *pending_len)
+feed(struct wfpb_client *c)
 {
-	size_t	got, used;
-	int	ev, rc;
+	size_t	used;
+	int	ev;
+
+	while (c->in_len > 0) {
+		ev = wfpb_channel_feed(&c->ch, c->in + c->in_off, c->in_len, &used);
+		c->in_off += used;
+		c->in_len -= used;
+		if (ev != WFPB_CHANNEL_MORE)
+			return ev;
+	}
+	c->in_off = 0;
+	return WFPB_CHANNEL_MORE;
+}
+
+/* Reads once into the empty buffer, waiting up to timeout_ms (0: not at all; WFPB_E_TIMEOUT when nothing came). */
+static int
+read_some(struct wfpb_client *c, uint32_t timeout_ms)
+{
+	size_t	got;
+	int	rc;
+
+	rc = wfpb__transport_read(c->t, c->in, READ_CHUNK, &got, timeout_ms);
+	if (rc == WFPB_E_TIMEOUT)
+		return rc;
+	if (rc == WFPB_E_CLOSED)
+		return fail(c, rc, "the broker closed the session");
+	if (rc != 0)
+		return fail(c, rc, "reading from the broker: %s", wfpb_strerror(rc));
+	c->in_off = 0;
+	c->in_len = got;
+	return 0;
+}
+
+/* Reads until the channel reports an event (the handshake), within the client's timeout. */
+static int
+wait_event(struct wfpb_client *c)
+{
+	int ev, rc;
 
 	for (;;) {
-		while (*pending_len > 0) {
-			ev = wfpb_channel_feed(&c->ch, buf + *pending_off, *pending_len, &used);
-			*pending_off += used;
-			*pending_len -= used;
-			if (ev != WFPB_CHANNEL_MORE)
-				return ev;
-		}
-		*pending_off = 0;
-		rc = wfpb__transport_read(c->t, buf, READ_CHUNK, &got, c->timeout_ms);
-		if (rc == WFPB_E_CLOSED)
-			return fail(c, rc, "the broker closed the session");
-		if (rc != 0)
-			return fail(c, rc, "reading from the broker: %s", wfpb_strerror(rc));
-		*pending_len = got;
+		if ((ev = feed(c)) != WFPB_CHANNEL_MORE)
+			return ev;
+		if ((rc = read_some(c, c->timeout_ms)) != 0)
+			return rc == WFPB_E_TIMEOUT ? fail(c, rc, "reading from the broker: %s", wfpb_strerror(rc)) : rc;
 	}
+}
+
+static void
+push_done(struct wfpb_client *c, const struct slot *sl, int rc, int status, const char *message)
+{
+	struct done *d = calloc(1, sizeof(*d));
+
+	/* Out of memory, the completion is lost, but nothing the caller owns is: its arguments stay as set. */
+	if (d == NULL)
+		return;
+	d->id = sl->id;
+	d->user = sl->user;
+	d->rc = rc;
+	d->status = status;
+	snprintf(d->message, sizeof(d->message), "%s", message != NULL ? message : "");
+	*c->done_tail = d;
+	c->done_tail = &d->next;
+	c->n_done++;
+}
+
+/* The session is gone: every request in flight completes with rc. */
+static void
+kill_session(struct wfpb_client *c, int rc)
+{
+	struct slot *sl;
+
+	if (c->dead == 0)
+		c->dead = rc < 0 ? rc : WFPB_E_PROTOCOL;
+	while ((sl = c->slots) != NULL) {
+		c->slots = sl->next;
+		c->n_slots--;
+		if (sl->decode != NULL)
+			push_done(c, sl, c->dead, 0, c->err[0] ? c->err : wfpb_strerror(c->dead));
+		free(sl);
+	}
+}
+
+/*
+ * One answer: a blocking call's is kept for it (1); another's is decoded
+ * into its caller's arguments and queued as a completion (0). An answer to
+ * no request in flight, or one that does not decode, ends the session.
+ */
+static int
+on_message(struct wfpb_client *c)
+{
+	ProtobufCAllocator	*alloc = c->sync_resp != NULL ? NULL : pb_arena_allocator(&c->arena);
+	Wfpbroker__V1__Response	*r;
+	struct slot		**pp, *sl;
+	const uint8_t		*msg;
+	size_t			mlen;
+	int			rc = 0, status = 0;
+
+	/* The arena may hold a blocking call's answer already: the rest then go to the heap. */
+	msg = wfpb_channel_message(&c->ch, &mlen);
+	if ((r = wfpbroker__v1__response__unpack(alloc, mlen, msg)) == NULL)
+		return fail(c, WFPB_E_DECODE, "the broker's response did not decode");
+	for (pp = &c->slots; *pp != NULL && (*pp)->id != r->request_id; pp = &(*pp)->next)
+		;
+	if ((sl = *pp) == NULL || r->status == NULL) {
+		rc = fail(c, WFPB_E_PROTOCOL, "the broker answered a request that is not in flight");
+		goto out;
+	}
+	*pp = sl->next;
+	c->n_slots--;
+	if (sl->decode == NULL) {
+		free(sl);
+		if (c->sync_resp != NULL) {	/* one blocking call at a time: it cannot be */
+			rc = fail(c, WFPB_E_PROTOCOL, "a second answer for a blocking call");
+			goto out;
+		}
+		c->sync_resp = r;
+		return 1;
+	}
+	c->err[0] = '\0';
+	if (r->status->code != WFPBROKER__V1__STATUS_CODE__OK) {
+		status = r->status->code;
+		rc = WFPB_E_STATUS;
+		snprintf(c->err, sizeof(c->err), "%s: %s", wfpb_status_name(status),
+		    r->status->message ? r->status->message : "error");
+	} else if (r->result_case != sl->want) {
+		rc = fail(c, WFPB_E_PROTOCOL, "response carries the wrong result");
+	} else {
+		rc = sl->decode(c, r, sl);
+	}
+	push_done(c, sl, rc, status, c->err);
+	c->err[0] = '\0';
+	free(sl);
+	rc = 0;
+out:
+	wfpbroker__v1__response__free_unpacked(r, alloc);
+	if (alloc != NULL)
+		pb_arena_release(&c->arena, 0);
+	return rc;
+}
+
+/* Handles every complete answer in the buffer. 0, or a negative WFPB_E_* (the session is then dead). */
+static int
+drain(struct wfpb_client *c)
+{
+	int ev, rc;
+
+	for (;;) {
+		ev = feed(c);
+		if (ev == WFPB_CHANNEL_MORE)
+			return 0;
+		if (ev == WFPB_E_DECRYPT)
+			return fail(c, ev, "a response failed authentication (tampered, replayed or reordered)");
+		if (ev < 0)
+			return fail(c, ev, "%s", wfpb_strerror(ev));
+		if (ev != WFPB_CHANNEL_MESSAGE)
+			return fail(c, WFPB_E_PROTOCOL, "unexpected data from the broker");
+		if ((rc = on_message(c)) < 0)
+			return rc;
+	}
+}
+
+/*
+ * Queues a request and writes it (sock >= 0 travels with its first byte).
+ * decode NULL: a blocking call's, whose answer the caller reads itself.
+ */
+static int
+submit(struct wfpb_client *c, Wfpbroker__V1__Request *rq, Wfpbroker__V1__Response__ResultCase want,
+    decode_fn *decode, void *out, void *out2, void *user, intptr_t sock, uint64_t *request_id)
+{
+	struct slot	*sl;
+	uint8_t		small[512], *buf = small;
+	size_t		len;
+	int		rc;
+
+	c->status = 0;
+	c->err[0] = '\0';
+	if (c->dead)
+		return fail(c, c->dead, "the session is gone: %s", wfpb_strerror(c->dead));
+	rq->request_id = c->next_id++;
+	len = wfpbroker__v1__request__get_packed_size(rq);
+	if (len > WFPB_CHANNEL_MSG_MAX)
+		return fail(c, WFPB_E_INVAL, "request too large (%zu bytes)", len);
+	if ((sl = calloc(1, sizeof(*sl))) == NULL || (len > sizeof(small) && (buf = malloc(len)) == NULL)) {
+		free(sl);
+		return WFPB_E_NOMEM;
+	}
+	wfpbroker__v1__request__pack(rq, buf);
+	rc = wfpb_channel_send(&c->ch, buf, len);
+	if (buf != small)
+		free(buf);
+	if (rc == 0)
+		rc = sock >= 0 ? flush_sock(c, sock) : flush(c);
+	if (rc != 0) {
+		free(sl);
+		kill_session(c, rc);
+		return rc;
+	}
+	sl->id = rq->request_id;
+	sl->want = want;
+	sl->decode = decode;
+	sl->out = out;
+	sl->out2 = out2;
+	sl->user = user;
+	sl->next = c->slots;
+	c->slots = sl;
+	c->n_slots++;
+	if (request_id != NULL)
+		*request_id = sl->id;
+	return 0;
 }
 
 int
@@ -153,9 +378,8 @@ wfpb_open(const struct wfpb_open_opts *opts, struct wfpb_client **out, char *err
 {
 	struct wfpb_noise_keypair	ckey, *ckp = NULL;
 	struct wfpb_client		*c;
-	uint8_t				server_key[WFPB_NOISE_DHLEN], *buf = NULL;
+	uint8_t				server_key[WFPB_NOISE_DHLEN];
 	const char			*endpoint, *key_path;
-	size_t				off = 0, pending = 0;
 	int				rc;
 
 	*out = NULL;
@@ -170,6 +394,11 @@ wfpb_open(const struct wfpb_open_opts *opts, struct wfpb_client **out, char *err
 		return WFPB_E_NOMEM;
 	c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
 	c->next_id = 1;
+	c->done_tail = &c->done;
+	if ((c->in = malloc(READ_CHUNK)) == NULL) {
+		free(c);
+		return WFPB_E_NOMEM;
+	}
 	endpoint = opts->endpoint ? opts->endpoint : wfpb__default_endpoint();
 	key_path = opts->server_key_path ? opts->server_key_path : wfpb__default_server_key();
 
@@ -197,11 +426,7 @@ wfpb_open(const struct wfpb_open_opts *opts, struct wfpb_client **out, char *err
 	}
 	if ((rc = flush(c)) != 0)
 		goto fail;
-	if ((buf = malloc(READ_CHUNK)) == NULL) {
-		rc = WFPB_E_NOMEM;
-		goto fail;
-	}
-	rc = wait_event(c, buf, &off, &pending);
+	rc = wait_event(c);
 	if (rc == WFPB_E_REJECTED && c->ch.reject == WFPB_REJECT_HANDSHAKE && opts->server_key == NULL) {
 		fail(c, rc, "the broker could not complete the handshake: is %s this broker's key?", key_path);
 		goto fail;
@@ -223,18 +448,16 @@ wfpb_open(const struct wfpb_open_opts *opts, struct wfpb_client **out, char *err
 			fail(c, rc, "handshake: %s", wfpb_strerror(rc));
 		goto fail;
 	}
-	if (rc != WFPB_CHANNEL_ESTABLISHED || pending != 0) {
+	if (rc != WFPB_CHANNEL_ESTABLISHED || c->in_len != 0) {
 		rc = fail(c, WFPB_E_PROTOCOL, "handshake: unexpected data from the broker");
 		goto fail;
 	}
-	free(buf);
 	c->err[0] = '\0';
 	*out = c;
 	return 0;
 fail:
 	if (errbuf != NULL && errlen > 0)
 		snprintf(errbuf, errlen, "%s", c->err[0] ? c->err : wfpb_strerror(rc));
-	free(buf);
 	wfpb_close(c);
 	return rc;
 }
@@ -242,10 +465,23 @@ fail:
 void
 wfpb_close(struct wfpb_client *c)
 {
+	struct slot	*sl;
+	struct done	*d;
+
 	if (c == NULL)
 		return;
 	wfpb__transport_close(c->t);
 	wfpb_channel_free(&c->ch);
+	/* What is in flight is abandoned: the broker releases it with the session. */
+	while ((sl = c->slots) != NULL) {
+		c->slots = sl->next;
+		free(sl);
+	}
+	while ((d = c->done) != NULL) {
+		c->done = d->next;
+		free(d);
+	}
+	free(c->in);
 	sodium_memzero(c, sizeof(*c));
 	free(c);
 }
@@ -283,55 +519,32 @@ call(struct wfpb_client *c, Wfpbroker__V1__Request *rq, Wfpbroker__V1__Response_
 	return call_sock(c, rq, want, resp, -1);
 }
 
-/* As call(), passing sock (>= 0) with the request's first byte. */
+/* As call(), passing sock (>= 0) with the request's first byte: submits, then reads until its own answer. */
 static int
 call_sock(struct wfpb_client *c, Wfpbroker__V1__Request *rq, Wfpbroker__V1__Response__ResultCase want,
     Wfpbroker__V1__Response **resp, intptr_t sock)
 {
 	Wfpbroker__V1__Response	*r;
-	const uint8_t		*msg;
-	uint8_t			*buf;
-	size_t			len, mlen, off = 0, pending = 0;
-	int			rc;
+	int			rc = 0;
 
 	*resp = NULL;
-	c->status = 0;
-	c->err[0] = '\0';
-	/* A socket left over from an earlier answer is nobody's: close it. */
-	wfpb__transport_drop_socks(c->t);
-	rq->request_id = c->next_id++;
-	len = wfpbroker__v1__request__get_packed_size(rq);
-	if (len > WFPB_CHANNEL_MSG_MAX)
-		return fail(c, WFPB_E_INVAL, "request too large (%zu bytes)", len);
-	if ((buf = malloc(len > READ_CHUNK ? len : READ_CHUNK)) == NULL)
-		return WFPB_E_NOMEM;
-	wfpbroker__v1__request__pack(rq, buf);
-	rc = wfpb_channel_send(&c->ch, buf, len);
-	if (rc == 0 && sock >= 0)
-		rc = flush_sock(c, sock);
-	else if (rc == 0)
-		rc = flush(c);
-	if (rc == 0) {
-		rc = wait_event(c, buf, &off, &pending);
-		if (rc >= 0 && (rc != WFPB_CHANNEL_MESSAGE || pending != 0))
-			rc = fail(c, WFPB_E_PROTOCOL, "unexpected data from the broker");
-		else if (rc == WFPB_E_DECRYPT)
-			fail(c, rc, "a response failed authentication (tampered, replayed or reordered)");
-		else if (rc < 0 && c->err[0] == '\0')
-			fail(c, rc, "%s", wfpb_strerror(rc));
-	}
-	if (rc < 0) {
-		free(buf);
+	if ((rc = submit(c, rq, want, NULL, NULL, NULL, NULL, sock, NULL)) != 0)
 		return rc;
+	/* Bytes read are handled before more are waited for; the answers after ours are queued too. */
+	while (rc == 0 && (c->sync_resp == NULL || c->in_len > 0)) {
+		if (c->in_len > 0)
+			rc = drain(c);
+		else if ((rc = read_some(c, c->timeout_ms)) == WFPB_E_TIMEOUT)
+			fail(c, rc, "reading from the broker: %s", wfpb_strerror(rc));
 	}
-	msg = wfpb_channel_message(&c->ch, &mlen);
-	r = wfpbroker__v1__response__unpack(pb_arena_allocator(&c->arena), mlen, msg);
-	free(buf);
-	if (r == NULL)
-		return fail(c, WFPB_E_DECODE, "the broker's response did not decode");
-	if (r->request_id != rq->request_id || r->status == NULL) {
-		response_free(c, r);
-		return fail(c, WFPB_E_PROTOCOL, "response does not match the request");
+	r = c->sync_resp;
+	c->sync_resp = NULL;
+	if (rc < 0) {
+		/* A late answer would no longer be read in step: the session cannot go on. */
+		if (r != NULL)
+			response_free(c, r);
+		kill_session(c, rc);
+		return rc;
 	}
 	if (r->status->code != WFPBROKER__V1__STATUS_CODE__OK) {
 		c->status = r->status->code;
@@ -348,26 +561,95 @@ call_sock(struct wfpb_client *c, Wfpbroker__V1__Request *rq, Wfpbroker__V1__Resp
 	return 0;
 }
 
+/*
+ * Waits for the answer to request id (an asynchronous slot of this client),
+ * reading within timeout_ms, and takes its completion: its rc, with status
+ * and message where the blocking calls keep them.
+ */
+static int
+wait_for(struct wfpb_client *c, uint64_t id, uint32_t timeout_ms)
+{
+	struct done	**pp, *d;
+	int		rc;
+
+	for (;;) {
+		for (pp = &c->done; *pp != NULL && (*pp)->id != id; pp = &(*pp)->next)
+			;
+		if ((d = *pp) != NULL) {
+			if ((*pp = d->next) == NULL)
+				c->done_tail = pp;
+			c->n_done--;
+			rc = d->rc;
+			c->status = d->status;
+			snprintf(c->err, sizeof(c->err), "%s", d->message);
+			free(d);
+			return rc;
+		}
+		/* Bytes read are handled before more are waited for. */
+		if (c->in_len > 0)
+			rc = drain(c);
+		else if ((rc = read_some(c, timeout_ms)) == WFPB_E_TIMEOUT)
+			fail(c, rc, "reading from the broker: %s", wfpb_strerror(rc));
+		/* Every request in flight, this one too, then completes with the error. */
+		if (rc < 0)
+			kill_session(c, rc);
+	}
+}
+
+/* What a blocking Ping checks its echo against. */
+struct ping_check {
+	const uint8_t	*payload;
+	size_t		len;
+};
+
+static int
+decode_ping(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl)
+{
+	const struct ping_check *pc = sl->out2;
+
+	if (pc != NULL && (r->ping->payload.len != pc->len ||
+	    (pc->len > 0 && memcmp(r->ping->payload.data, pc->payload, pc->len) != 0)))
+		return fail(c, WFPB_E_PROTOCOL, "ping payload came back altered");
+	if (sl->out != NULL)
+		*(uint32_t *)sl->out = r->ping->protocol_version;
+	return 0;
+}
+
+static void
+ping_request(Wfpbroker__V1__Request *rq, Wfpbroker__V1__PingRequest *ping, const uint8_t *payload, size_t len)
+{
+	ping->payload.data = (uint8_t *)(uintptr_t)payload;
+	ping->payload.len = len;
+	rq->op_case = WFPBROKER__V1__REQUEST__OP_PING;
+	rq->ping = ping;
+}
+
+int
+wfpb_submit_ping(struct wfpb_client *c, const uint8_t *payload, size_t len, uint32_t *protocol_version, void *user,
+    uint64_t *request_id)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__PingRequest	ping = WFPBROKER__V1__PING_REQUEST__INIT;
+
+	ping_request(&rq, &ping, payload, len);
+	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_PING, decode_ping, protocol_version, NULL, user, -1,
+	    request_id);
+}
+
 int
 wfpb_ping(struct wfpb_client *c, const uint8_t *payload, size_t len, uint32_t *protocol_version)
 {
 	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
 	Wfpbroker__V1__PingRequest	ping = WFPBROKER__V1__PING_REQUEST__INIT;
-	Wfpbroker__V1__Response		*r;
+	struct ping_check		pc = { payload, len };
+	uint64_t			id;
 	int				rc;
 
-	ping.payload.data = (uint8_t *)(uintptr_t)payload;
-	ping.payload.len = len;
-	rq.op_case = WFPBROKER__V1__REQUEST__OP_PING;
-	rq.ping = &ping;
-	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_PING, &r)) != 0)
+	ping_request(&rq, &ping, payload, len);
+	if ((rc = submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_PING, decode_ping, protocol_version, &pc, NULL, -1,
+	    &id)) != 0)
 		return rc;
-	if (r->ping->payload.len != len || (len > 0 && memcmp(r->ping->payload.data, payload, len) != 0))
-		rc = fail(c, WFPB_E_PROTOCOL, "ping payload came back altered");
-	else if (protocol_version != NULL)
-		*protocol_version = r->ping->protocol_version;
-	response_free(c, r);
-	return rc;
+	return wait_for(c, id, c->timeout_ms);
 }
 
 const char *
@@ -409,14 +691,26 @@ wfpb_stash(struct wfpb_client *c, const uint8_t *blob, size_t len, int principal
 	return rc;
 }
 
+static int
+decode_fetch(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl)
+{
+	uint8_t **blob = sl->out;
+
+	(void)c;
+	if ((*blob = malloc(r->fetch->blob.len ? r->fetch->blob.len : 1)) == NULL)
+		return WFPB_E_NOMEM;
+	memcpy(*blob, r->fetch->blob.data, r->fetch->blob.len);
+	*(size_t *)sl->out2 = r->fetch->blob.len;
+	return 0;
+}
+
 int
-wfpb_fetch(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN], uint8_t **blob, size_t *len)
+wfpb_submit_fetch(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN], uint8_t **blob, size_t *len,
+    void *user, uint64_t *request_id)
 {
 	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
 	Wfpbroker__V1__FetchRequest	f = WFPBROKER__V1__FETCH_REQUEST__INIT;
 	Wfpbroker__V1__StashHandle	h = WFPBROKER__V1__STASH_HANDLE__INIT;
-	Wfpbroker__V1__Response		*r;
-	int				rc;
 
 	*blob = NULL;
 	*len = 0;
@@ -425,16 +719,18 @@ wfpb_fetch(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN], uint8_t
 	f.handle = &h;
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_FETCH;
 	rq.fetch = &f;
-	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_FETCH, &r)) != 0)
+	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_FETCH, decode_fetch, blob, len, user, -1, request_id);
+}
+
+int
+wfpb_fetch(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN], uint8_t **blob, size_t *len)
+{
+	uint64_t	id;
+	int		rc;
+
+	if ((rc = wfpb_submit_fetch(c, handle, blob, len, NULL, &id)) != 0)
 		return rc;
-	if ((*blob = malloc(r->fetch->blob.len ? r->fetch->blob.len : 1)) == NULL) {
-		rc = WFPB_E_NOMEM;
-	} else {
-		memcpy(*blob, r->fetch->blob.data, r->fetch->blob.len);
-		*len = r->fetch->blob.len;
-	}
-	response_free(c, r);
-	return rc;
+	return wait_for(c, id, c->timeout_ms);
 }
 
 int
@@ -465,16 +761,19 @@ wfpb_server_status(struct wfpb_client *c, struct wfpb_status_info *out)
 	Wfpbroker__V1__StatusRequest	st = WFPBROKER__V1__STATUS_REQUEST__INIT;
 	Wfpbroker__V1__Response		*r;
 	Wfpbroker__V1__StatusResponse	*s;
+	size_t				have;
 	int				rc;
 
-	if (!sized_ok(out, sizeof(*out)))
+	/* 0.1's layout ended at backend; requests_in_flight is written only for a caller that has it. */
+	if (!sized_ok(out, offsetof(struct wfpb_status_info, requests_in_flight)))
 		return fail(c, WFPB_E_INVAL, "struct wfpb_status_info without its size: use WFPB_STATUS_INFO_INIT");
+	have = out->size < sizeof(*out) ? out->size : sizeof(*out);
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_STATUS;
 	rq.status = &st;
 	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_STATUS_RESULT, &r)) != 0)
 		return rc;
 	s = r->status_result;
-	sized_reset(out, sizeof(*out));
+	sized_reset(out, have);
 	out->sessions = s->sessions;
 	out->requests = s->requests;
 	out->denials = s->denials;
@@ -493,6 +792,8 @@ wfpb_server_status(struct wfpb_client *c, struct wfpb_status_info *out)
 	out->workers = s->workers;
 	out->pid = s->pid;
 	snprintf(out->backend, sizeof(out->backend), "%s", s->backend ? s->backend : "");
+	if (have >= offsetof(struct wfpb_status_info, requests_in_flight) + sizeof(out->requests_in_flight))
+		out->requests_in_flight = s->requests_in_flight;
 	response_free(c, r);
 	return 0;
 }
@@ -588,34 +889,13 @@ wfpb_listen(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backl
 	return rc;
 }
 
-int
-wfpb_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms, int principal_lifetime,
-    struct wfpb_accepted *out)
+static int
+decode_accept(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl)
 {
-	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
-	Wfpbroker__V1__AcceptRequest	a = WFPBROKER__V1__ACCEPT_REQUEST__INIT;
-	Wfpbroker__V1__Response		*r;
-	Wfpbroker__V1__AcceptResponse	*ar;
-	uint32_t			saved = c->timeout_ms;
-	int				rc;
+	const Wfpbroker__V1__AcceptResponse	*ar = r->accept;
+	struct wfpb_accepted			*out = sl->out;
+	int					rc;
 
-	if (!sized_ok(out, sizeof(*out)))
-		return fail(c, WFPB_E_INVAL, "struct wfpb_accepted without its size: use WFPB_ACCEPTED_INIT");
-	sized_reset(out, sizeof(*out));
-	out->sock = WFPB_SOCKET_NONE;
-	a.listener_id = listener_id;
-	a.timeout_ms = timeout_ms;
-	a.lifetime = principal_lifetime ? WFPBROKER__V1__LIFETIME__PRINCIPAL : WFPBROKER__V1__LIFETIME__SESSION;
-	rq.op_case = WFPBROKER__V1__REQUEST__OP_ACCEPT;
-	rq.accept = &a;
-	/* The broker answers within timeout_ms; wait for it a little longer than that. */
-	if (timeout_ms == 0 || timeout_ms + 5000 > c->timeout_ms)
-		c->timeout_ms = (timeout_ms ? timeout_ms : 30000) + 5000;
-	rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_ACCEPT, &r);
-	c->timeout_ms = saved;
-	if (rc != 0)
-		return rc;
-	ar = r->accept;
 	if ((rc = take_socket(c, ar->socket, &out->sock)) == 0) {
 		if (addr_from_pb(ar->peer, &out->peer) != 0 || addr_from_pb(ar->local, &out->local) != 0)
 			rc = fail(c, WFPB_E_PROTOCOL, "accept: malformed address");
@@ -634,10 +914,49 @@ wfpb_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms, in
 			}
 		}
 	}
-	response_free(c, r);
 	if (rc != 0)
 		wfpb_accepted_free(out);
 	return rc;
+}
+
+int
+wfpb_submit_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms, int principal_lifetime,
+    struct wfpb_accepted *out, void *user, uint64_t *request_id)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__AcceptRequest	a = WFPBROKER__V1__ACCEPT_REQUEST__INIT;
+
+	if (!sized_ok(out, sizeof(*out)))
+		return fail(c, WFPB_E_INVAL, "struct wfpb_accepted without its size: use WFPB_ACCEPTED_INIT");
+	sized_reset(out, sizeof(*out));
+	out->sock = WFPB_SOCKET_NONE;
+	a.listener_id = listener_id;
+	a.timeout_ms = timeout_ms;
+	a.lifetime = principal_lifetime ? WFPBROKER__V1__LIFETIME__PRINCIPAL : WFPBROKER__V1__LIFETIME__SESSION;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_ACCEPT;
+	rq.accept = &a;
+	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_ACCEPT, decode_accept, out, NULL, user, -1, request_id);
+}
+
+/* How long a blocking call waits for an answer the broker gives within timeout_ms (0: its default). */
+static uint32_t
+answer_within(const struct wfpb_client *c, uint32_t timeout_ms, uint32_t broker_default)
+{
+	uint32_t t = (timeout_ms ? timeout_ms : broker_default) + 5000;
+
+	return t > c->timeout_ms ? t : c->timeout_ms;
+}
+
+int
+wfpb_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms, int principal_lifetime,
+    struct wfpb_accepted *out)
+{
+	uint64_t	id;
+	int		rc;
+
+	if ((rc = wfpb_submit_accept(c, listener_id, timeout_ms, principal_lifetime, out, NULL, &id)) != 0)
+		return rc;
+	return wait_for(c, id, answer_within(c, timeout_ms, 30000));
 }
 
 void
@@ -672,19 +991,32 @@ records_to_pb(const uint8_t *handle, const uint8_t *blob, size_t len, Wfpbroker_
 	}
 }
 
+static int
+decode_connect(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl)
+{
+	wfpb_socket_t	*sock = sl->out;
+	int		rc;
+
+	if ((rc = take_socket(c, r->connect->socket, sock)) == 0 && sl->out2 != NULL &&
+	    addr_from_pb(r->connect->local, sl->out2) != 0)
+		rc = fail(c, WFPB_E_PROTOCOL, "connect: malformed local address");
+	if (rc != 0 && *sock != WFPB_SOCKET_NONE) {
+		wfpb__close_socket(*sock);
+		*sock = WFPB_SOCKET_NONE;
+	}
+	return rc;
+}
+
 int
-wfpb_connect(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, size_t blob_len,
+wfpb_submit_connect(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, size_t blob_len,
     const struct wfpb_addr *remote, const struct wfpb_addr *local, uint32_t timeout_ms, wfpb_socket_t *sock,
-    struct wfpb_addr *local_out)
+    struct wfpb_addr *local_out, void *user, uint64_t *request_id)
 {
 	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
 	Wfpbroker__V1__ConnectRequest	cr = WFPBROKER__V1__CONNECT_REQUEST__INIT;
 	Wfpbroker__V1__RecordSource	src;
 	Wfpbroker__V1__StashHandle	h;
 	Wfpbroker__V1__Address		ra, la;
-	Wfpbroker__V1__Response		*r;
-	uint32_t			saved = c->timeout_ms;
-	int				rc;
 
 	*sock = WFPB_SOCKET_NONE;
 	records_to_pb(handle, blob, blob_len, &src, &h);
@@ -699,21 +1031,22 @@ wfpb_connect(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, 
 	cr.timeout_ms = timeout_ms;
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_CONNECT;
 	rq.connect = &cr;
-	if (timeout_ms == 0 || timeout_ms + 5000 > c->timeout_ms)
-		c->timeout_ms = (timeout_ms ? timeout_ms : 10000) + 5000;
-	rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_CONNECT, &r);
-	c->timeout_ms = saved;
-	if (rc != 0)
+	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_CONNECT, decode_connect, sock, local_out, user, -1,
+	    request_id);
+}
+
+int
+wfpb_connect(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, size_t blob_len,
+    const struct wfpb_addr *remote, const struct wfpb_addr *local, uint32_t timeout_ms, wfpb_socket_t *sock,
+    struct wfpb_addr *local_out)
+{
+	uint64_t	id;
+	int		rc;
+
+	if ((rc = wfpb_submit_connect(c, handle, blob, blob_len, remote, local, timeout_ms, sock, local_out, NULL,
+	    &id)) != 0)
 		return rc;
-	if ((rc = take_socket(c, r->connect->socket, sock)) == 0 && local_out != NULL &&
-	    addr_from_pb(r->connect->local, local_out) != 0)
-		rc = fail(c, WFPB_E_PROTOCOL, "connect: malformed local address");
-	response_free(c, r);
-	if (rc != 0 && *sock != WFPB_SOCKET_NONE) {
-		wfpb__close_socket(*sock);
-		*sock = WFPB_SOCKET_NONE;
-	}
-	return rc;
+	return wait_for(c, id, answer_within(c, timeout_ms, 10000));
 }
 
 /*
@@ -858,4 +1191,66 @@ wfpb_release_listener(struct wfpb_client *c, uint64_t listener_id)
 		return rc;
 	response_free(c, r);
 	return 0;
+}
+
+intptr_t
+wfpb_wait_handle(const struct wfpb_client *c)
+{
+	return wfpb__transport_wait_handle(c->t);
+}
+
+unsigned
+wfpb_completions_queued(const struct wfpb_client *c)
+{
+	return c->n_done;
+}
+
+unsigned
+wfpb_in_flight(const struct wfpb_client *c)
+{
+	return c->n_slots;
+}
+
+int
+wfpb_complete(struct wfpb_client *c, struct wfpb_completion *out, unsigned max, uint32_t timeout_ms)
+{
+	struct done	*d;
+	unsigned	i, n = 0;
+	int		rc;
+
+	for (i = 0; i < max; i++)
+		if (!sized_ok(&out[i], sizeof(out[i])))
+			return fail(c, WFPB_E_INVAL, "struct wfpb_completion without its size: use WFPB_COMPLETION_INIT");
+	for (;;) {
+		while (n < max && (d = c->done) != NULL) {
+			if ((c->done = d->next) == NULL)
+				c->done_tail = &c->done;
+			c->n_done--;
+			sized_reset(&out[n], sizeof(out[n]));
+			out[n].request_id = d->id;
+			out[n].user = d->user;
+			out[n].rc = d->rc;
+			out[n].status = d->status;
+			snprintf(out[n].message, sizeof(out[n].message), "%s", d->message);
+			n++;
+			free(d);
+		}
+		if (n > 0 || max == 0)
+			break;
+		if (c->dead)
+			return c->dead;
+		/* Nothing ready: handle what was read, else read, waiting once for the first, then not again. */
+		if (c->in_len > 0) {
+			rc = drain(c);
+		} else {
+			rc = read_some(c, timeout_ms);
+			timeout_ms = 0;
+			if (rc == WFPB_E_TIMEOUT)
+				break;
+		}
+		if (rc < 0)
+			kill_session(c, rc);
+	}
+	wfpb__transport_arm(c->t);
+	return (int)n;
 }

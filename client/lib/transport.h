@@ -36,6 +36,14 @@ void wfpb__transport_drop_socks(struct wfpb_transport *t);
 /* Reads 1..cap bytes; WFPB_E_CLOSED at end of stream, WFPB_E_TIMEOUT, WFPB_E_IO. */
 int wfpb__transport_read(struct wfpb_transport *t, uint8_t *p, size_t cap, size_t *got, uint32_t timeout_ms);
 
+/*
+ * What a caller's loop waits on: ready while bytes wait to be read (the
+ * socket on POSIX; on Windows the event of a read kept outstanding, which
+ * _arm starts when nothing is buffered).
+ */
+intptr_t wfpb__transport_wait_handle(const struct wfpb_transport *t);
+void wfpb__transport_arm(struct wfpb_transport *t);
+
 void wfpb__transport_close(struct wfpb_transport *t);
 
 /* Platform defaults for wfpb_default_endpoint / wfpb_default_server_key. */

@@ -200,6 +200,18 @@ wfpb__transport_read(struct wfpb_transport *t, uint8_t *p, size_t cap, size_t *g
 	}
 }
 
+intptr_t
+wfpb__transport_wait_handle(const struct wfpb_transport *t)
+{
+	return t->fd;
+}
+
+void
+wfpb__transport_arm(struct wfpb_transport *t)
+{
+	(void)t;	/* the socket itself is readable while bytes wait */
+}
+
 void
 wfpb__transport_close(struct wfpb_transport *t)
 {

@@ -16,9 +16,23 @@
 #include "transport.h"
 #include "wide_win.h"
 
+#define RD_CHUNK	16384u
+
+/*
+ * Reads go through one overlapped ReadFile kept outstanding whenever nothing
+ * is buffered (wfpb__transport_arm), so rd_event (manual reset) is signalled
+ * exactly while there is something to read: the handle a caller's loop waits
+ * on. Writes use their own event and wait for themselves.
+ */
 struct wfpb_transport {
 	HANDLE		pipe;
-	HANDLE		event;
+	HANDLE		event;		/* writes */
+	HANDLE		rd_event;
+	OVERLAPPED	rd_ov;
+	int		rd_pending;	/* a ReadFile into rd_buf is outstanding */
+	int		rd_error;	/* it ended with this WFPB_E_* */
+	uint8_t		rd_buf[RD_CHUNK];
+	size_t		rd_off, rd_have;
 };
 
 const char *
@@ -153,7 +167,10 @@ wfpb__transport_connect(const char *endpoint, uint32_t timeout_ms, struct wfpb_t
 			return WFPB_E_PEER_KEY;
 		}
 	}
-	if ((t = calloc(1, sizeof(*t))) == NULL || (t->event = CreateEventW(NULL, TRUE, FALSE, NULL)) == NULL) {
+	if ((t = calloc(1, sizeof(*t))) == NULL || (t->event = CreateEventW(NULL, TRUE, FALSE, NULL)) == NULL ||
+	    (t->rd_event = CreateEventW(NULL, TRUE, FALSE, NULL)) == NULL) {
+		if (t != NULL && t->event != NULL)
+			CloseHandle(t->event);
 		free(t);
 		CloseHandle(h);
 		return WFPB_E_NOMEM;
@@ -209,24 +226,77 @@ wfpb__transport_write(struct wfpb_transport *t, const uint8_t *p, size_t len, ui
 	return 0;
 }
 
+static int
+pipe_error(DWORD e)
+{
+	return e == ERROR_BROKEN_PIPE || e == ERROR_NO_DATA || e == ERROR_PIPE_NOT_CONNECTED ? WFPB_E_CLOSED :
+	    WFPB_E_IO;
+}
+
+/* Takes the outstanding read's result if it is done: 1 when it is (bytes or an error recorded), else 0. */
+static int
+rd_reap(struct wfpb_transport *t)
+{
+	DWORD n = 0;
+
+	if (!t->rd_pending)
+		return 1;
+	if (!GetOverlappedResult(t->pipe, &t->rd_ov, &n, FALSE)) {
+		if (GetLastError() == ERROR_IO_INCOMPLETE)
+			return 0;
+		t->rd_error = pipe_error(GetLastError());
+	} else if (n == 0) {
+		t->rd_error = WFPB_E_CLOSED;
+	}
+	t->rd_pending = 0;
+	t->rd_off = 0;
+	t->rd_have = n;
+	return 1;
+}
+
+void
+wfpb__transport_arm(struct wfpb_transport *t)
+{
+	if (t == NULL || t->rd_pending || t->rd_have > 0 || t->rd_error != 0)
+		return;
+	memset(&t->rd_ov, 0, sizeof(t->rd_ov));
+	t->rd_ov.hEvent = t->rd_event;
+	ResetEvent(t->rd_event);
+	/* Done at once or pending, the event is set when there are bytes; a failure is kept for the next read. */
+	if (!ReadFile(t->pipe, t->rd_buf, sizeof(t->rd_buf), NULL, &t->rd_ov) && GetLastError() != ERROR_IO_PENDING) {
+		t->rd_error = pipe_error(GetLastError());
+		SetEvent(t->rd_event);
+		return;
+	}
+	t->rd_pending = 1;
+}
+
+intptr_t
+wfpb__transport_wait_handle(const struct wfpb_transport *t)
+{
+	return (intptr_t)t->rd_event;
+}
+
 int
 wfpb__transport_read(struct wfpb_transport *t, uint8_t *p, size_t cap, size_t *got, uint32_t timeout_ms)
 {
-	OVERLAPPED	ov;
-	DWORD		n = 0;
-	BOOL		ok;
-	int		rc;
+	size_t n;
 
 	*got = 0;
-	memset(&ov, 0, sizeof(ov));
-	ov.hEvent = t->event;
-	ResetEvent(t->event);
-	ok = ReadFile(t->pipe, p, (DWORD)cap, NULL, &ov);
-	if ((rc = finish(t, &ov, ok, &n, timeout_ms)) != 0)
-		return rc;
-	if (n == 0)
-		return WFPB_E_CLOSED;
+	wfpb__transport_arm(t);
+	if (t->rd_pending && WaitForSingleObject(t->rd_event, timeout_ms) != WAIT_OBJECT_0 && !rd_reap(t))
+		return WFPB_E_TIMEOUT;	/* the read stays outstanding for the next call */
+	if (!rd_reap(t))
+		return WFPB_E_TIMEOUT;
+	if (t->rd_have == 0)
+		return t->rd_error ? t->rd_error : WFPB_E_IO;
+	n = t->rd_have < cap ? t->rd_have : cap;
+	memcpy(p, t->rd_buf + t->rd_off, n);
+	t->rd_off += n;
+	t->rd_have -= n;
 	*got = n;
+	/* Drained: the next read goes out now, so the event means "bytes" again. */
+	wfpb__transport_arm(t);
 	return 0;
 }
 
@@ -259,10 +329,18 @@ wfpb__transport_drop_socks(struct wfpb_transport *t)
 void
 wfpb__transport_close(struct wfpb_transport *t)
 {
+	DWORD n;
+
 	if (t == NULL)
 		return;
+	/* The outstanding read writes into t: it is cancelled and waited for before t goes. */
+	if (t->rd_pending) {
+		CancelIoEx(t->pipe, &t->rd_ov);
+		GetOverlappedResult(t->pipe, &t->rd_ov, &n, TRUE);
+	}
 	CloseHandle(t->pipe);
 	CloseHandle(t->event);
+	CloseHandle(t->rd_event);
 	free(t);
 }
 

@@ -13,6 +13,7 @@
 #ifdef _WIN32
 #include <windows.h>
 #else
+#include <poll.h>
 #include <pthread.h>
 #endif
 #include <stdlib.h>
@@ -734,6 +735,111 @@ struct tcase {
 	int		(*fn)(void);
 };
 
+/* CHECK, but through the function's out: label, which releases what it holds. */
+#define OUT_CHECK(cond, ...) do {						\
+	if (!(cond)) {								\
+		printf("  check failed at line %d: %s: ", __LINE__, #cond);	\
+		printf(__VA_ARGS__);						\
+		printf("\n");							\
+		goto out;							\
+	}									\
+} while (0)
+
+/* Waits for the client's handle to be ready, as a caller's own loop would. */
+static int
+wait_ready(struct wfpb_client *c, int ms)
+{
+#ifdef _WIN32
+	return WaitForSingleObject((HANDLE)wfpb_wait_handle(c), (DWORD)ms) == WAIT_OBJECT_0 ? 0 : -1;
+#else
+	struct pollfd pfd = { .fd = (int)wfpb_wait_handle(c), .events = POLLIN };
+
+	return poll(&pfd, 1, ms) == 1 ? 0 : -1;
+#endif
+}
+
+/*
+ * The asynchronous interface: 32 Fetches in flight on one session, collected
+ * through the wait handle, each with its own result and user pointer; a
+ * blocking call among them leaves the others' completions queued.
+ */
+#define ASYNC_N 32
+static int
+case_async_fetches_in_flight(void)
+{
+	struct wfpb_client	*c;
+	struct wfpb_completion	done[8];
+	uint8_t			handle[WFPB_HANDLE_LEN], *blob[ASYNC_N] = { 0 };
+	size_t			len[ASYNC_N], got = 0;
+	uint64_t		ids[ASYNC_N];
+	char			err[256], seen[ASYNC_N] = { 0 };
+	int			i, n, rc = -1, spins;
+
+	for (i = 0; i < 8; i++)
+		done[i] = (struct wfpb_completion)WFPB_COMPLETION_INIT;
+	if (open_client(NULL, &c, err, sizeof(err)) != 0) {
+		printf("  open: %s\n", err);
+		return -1;
+	}
+	OUT_CHECK(wfpb_stash(c, (const uint8_t *)"in-flight", 9, 0, handle) == 0, "stash: %s", wfpb_errmsg(c));
+	for (i = 0; i < ASYNC_N; i++)
+		OUT_CHECK(wfpb_submit_fetch(c, handle, &blob[i], &len[i], &seen[i], &ids[i]) == 0, "submit %d: %s", i,
+		    wfpb_errmsg(c));
+	OUT_CHECK(wfpb_in_flight(c) == ASYNC_N, "%u in flight, want %d", wfpb_in_flight(c), ASYNC_N);
+	/* A blocking call now reads past answers that are not its own: they wait in the queue. */
+	OUT_CHECK(wfpb_ping(c, (const uint8_t *)"x", 1, NULL) == 0, "ping among fetches: %s", wfpb_errmsg(c));
+	for (spins = 0; got < ASYNC_N && spins < 1000; spins++) {
+		if (wfpb_completions_queued(c) == 0 && wait_ready(c, 5000) != 0)
+			break;
+		OUT_CHECK((n = wfpb_complete(c, done, 8, 0)) >= 0, "complete: %s", wfpb_errmsg(c));
+		for (i = 0; i < n; i++) {
+			char *mark = done[i].user;
+
+			OUT_CHECK(done[i].rc == 0, "fetch %llu: %s", (unsigned long long)done[i].request_id, done[i].message);
+			OUT_CHECK(mark >= seen && mark < seen + ASYNC_N && !*mark, "a completion with a wrong user pointer");
+			OUT_CHECK(ids[mark - seen] == done[i].request_id, "user pointer and request id disagree");
+			OUT_CHECK(len[mark - seen] == 9 && memcmp(blob[mark - seen], "in-flight", 9) == 0, "fetch %d: wrong blob",
+			    (int)(mark - seen));
+			*mark = 1;
+			got++;
+		}
+	}
+	OUT_CHECK(got == ASYNC_N, "%zu of %d fetches completed", got, ASYNC_N);
+	OUT_CHECK(wfpb_in_flight(c) == 0 && wfpb_completions_queued(c) == 0, "requests left over");
+	OUT_CHECK(wfpb_complete(c, done, 8, 0) == 0, "a completion from nowhere");
+	rc = 0;
+out:
+	for (i = 0; i < ASYNC_N; i++)
+		wfpb_free(blob[i]);
+	wfpb_close(c);
+	return rc;
+}
+
+/* A client that leaves with many requests in flight: its session and everything it held go (the baseline check). */
+static int
+case_async_client_leaves_in_flight(void)
+{
+	struct wfpb_client	*c;
+	uint8_t			handle[WFPB_HANDLE_LEN], *blob[ASYNC_N] = { 0 };
+	size_t			len[ASYNC_N];
+	char			err[256];
+	int			i, rc = -1;
+
+	if (open_client(NULL, &c, err, sizeof(err)) != 0) {
+		printf("  open: %s\n", err);
+		return -1;
+	}
+	OUT_CHECK(wfpb_stash(c, (const uint8_t *)"gone", 4, 0, handle) == 0, "stash: %s", wfpb_errmsg(c));
+	for (i = 0; i < ASYNC_N; i++)
+		OUT_CHECK(wfpb_submit_fetch(c, handle, &blob[i], &len[i], NULL, NULL) == 0, "submit: %s", wfpb_errmsg(c));
+	rc = 0;
+out:
+	wfpb_close(c);	/* nothing read: the broker's answers go nowhere */
+	for (i = 0; i < ASYNC_N; i++)
+		wfpb_free(blob[i]);
+	return rc;
+}
+
 static const struct tcase cases[] = {
 	{ "nk_ping", case_nk_ping },
 	{ "ik_ping_enrolled", case_ik_ping },
@@ -756,6 +862,8 @@ static const struct tcase cases[] = {
 	{ "client_vanishes_mid_request_releases_everything", case_client_vanishes_mid_request },
 	{ "parallel_clients_counted_exactly", case_parallel_clients },
 	{ "client_that_never_reads_is_bounded_and_cut_off", case_reader_that_never_reads },
+	{ "async_fetches_in_flight_complete_each_once", case_async_fetches_in_flight },
+	{ "async_client_leaving_with_requests_in_flight_releases_everything", case_async_client_leaves_in_flight },
 };
 
 int

@@ -390,6 +390,60 @@ case_prepare(void)
 	return 0;
 }
 
+/*
+ * Protocol version 2 through the real server: three Accepts wait on one
+ * listener while a Stash and a Fetch are answered; three connections then
+ * complete them, oldest first, each with its own accepted socket, which
+ * works. With answers in order the Stash would wait for the Accepts' 5 s.
+ */
+static int
+case_accepts_wait_while_others_are_answered(void)
+{
+	struct wfpb_client	*c = open_client();
+	struct wfpb_accepted	acc[3] = { WFPB_ACCEPTED_INIT, WFPB_ACCEPTED_INIT, WFPB_ACCEPTED_INIT };
+	struct wfpb_completion	done = WFPB_COMPLETION_INIT;
+	struct wfpb_addr	bound, any = itest_loopback(0);
+	struct pollfd		pfd;
+	uint64_t		lid, ids[3], t0;
+	uint8_t			handle[WFPB_HANDLE_LEN], *blob;
+	uint16_t		cport[3];
+	size_t			len;
+	int			fd[3], i, n;
+
+	CHECK(c != NULL, "open");
+	CHECK(wfpb_listen(c, &any, 0, &lid, &bound) == 0, "listen: %s", wfpb_errmsg(c));
+	for (i = 0; i < 3; i++)
+		CHECK(wfpb_submit_accept(c, lid, 5000, 0, &acc[i], &acc[i], &ids[i]) == 0, "submit accept: %s",
+		    wfpb_errmsg(c));
+	t0 = wfpb_monotonic_us();
+	CHECK(wfpb_stash(c, (const uint8_t *)"meanwhile", 9, 0, handle) == 0, "stash: %s", wfpb_errmsg(c));
+	CHECK(wfpb_fetch(c, handle, &blob, &len) == 0 && len == 9, "fetch: %s", wfpb_errmsg(c));
+	wfpb_free(blob);
+	CHECK(wfpb_monotonic_us() - t0 < 2000000, "the Stash and Fetch waited %llu us behind the Accepts",
+	    (unsigned long long)(wfpb_monotonic_us() - t0));
+	CHECK(wfpb_completions_queued(c) == 0 && wfpb_in_flight(c) == 3, "the Accepts did not wait");
+	for (i = 0; i < 3; i++) {
+		CHECK((fd[i] = tcp_connect(bound.port, &cport[i])) >= 0, "tcp connect");
+		pfd.fd = (int)wfpb_wait_handle(c);
+		pfd.events = POLLIN;
+		n = 0;
+		while (n == 0 && poll(&pfd, 1, 5000) == 1)
+			CHECK((n = wfpb_complete(c, &done, 1, 0)) >= 0, "complete: %s", wfpb_errmsg(c));
+		CHECK(n == 1, "no completion for connection %d", i);
+		CHECK(done.rc == 0, "accept %d: %s", i, done.message);
+		CHECK(done.request_id == ids[i] && done.user == &acc[i], "connection %d completed request %llu", i,
+		    (unsigned long long)done.request_id);
+		CHECK(acc[i].peer.port == cport[i], "accept %d: peer port %u, ours %u", i, acc[i].peer.port, cport[i]);
+		CHECK(roundtrip(fd[i], (int)acc[i].sock, "through an accept that waited") == 0, "data path %d", i);
+	}
+	for (i = 0; i < 3; i++) {
+		close(fd[i]);
+		wfpb_accepted_free(&acc[i]);
+	}
+	wfpb_close(c);
+	return 0;
+}
+
 static const struct tcase cases[] = {
 	{ "prepare_hands_over_an_unconnected_socket_with_records", case_prepare },
 	{ "listen_accept_hands_over_socket_records_context", case_listen_accept_records },
@@ -399,6 +453,7 @@ static const struct tcase cases[] = {
 	{ "accept_times_out_and_session_lives", case_accept_timeout },
 	{ "secondary_mode_query_and_apply", case_secondary_mode },
 	{ "client_killed_mid_accept_releases_listener_and_stash", case_client_killed_mid_accept },
+	{ "accepts_wait_while_others_are_answered", case_accepts_wait_while_others_are_answered },
 };
 
 int

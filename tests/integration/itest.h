@@ -80,7 +80,7 @@ itest_sleep_ms(unsigned ms)
 
 /* The broker's own figures, read through an admin session. */
 struct itest_usage {
-	uint32_t	sessions, stash, listeners, handles;
+	uint32_t	sessions, stash, listeners, handles, inflight;
 	uint64_t	rss;
 };
 
@@ -97,6 +97,7 @@ itest_usage_now(struct wfpb_client *admin, struct itest_usage *u)
 	u->stash = st.stash_entries;
 	u->listeners = st.listeners;
 	u->handles = st.open_handles;
+	u->inflight = st.requests_in_flight;
 	u->rss = st.rss_bytes;
 	return 0;
 }
@@ -147,13 +148,14 @@ itest_back_to_baseline(struct wfpb_client *admin, const struct itest_usage *base
 		if (itest_usage_now(admin, &u) != 0)
 			return -1;
 		if (u.sessions == base->sessions && u.stash == base->stash && u.listeners == base->listeners &&
-		    u.handles == base->handles && u.rss <= base->rss + itest_rss_slack())
+		    u.handles == base->handles && u.inflight == base->inflight && u.rss <= base->rss + itest_rss_slack())
 			return 0;
 		itest_sleep_ms(100);
 	}
 	printf("  not back to the baseline: sessions %u (%u), stash %u (%u), listeners %u (%u), "
-	    "handles %u (%u), rss %llu KiB (%llu KiB + %u KiB)\n", u.sessions, base->sessions, u.stash, base->stash,
-	    u.listeners, base->listeners, u.handles, base->handles, (unsigned long long)(u.rss >> 10),
+	    "handles %u (%u), requests in flight %u (%u), rss %llu KiB (%llu KiB + %u KiB)\n", u.sessions,
+	    base->sessions, u.stash, base->stash, u.listeners, base->listeners, u.handles, base->handles, u.inflight,
+	    base->inflight, (unsigned long long)(u.rss >> 10),
 	    (unsigned long long)(base->rss >> 10), (unsigned)(itest_rss_slack() >> 10));
 	return -1;
 }
