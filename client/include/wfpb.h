@@ -287,6 +287,10 @@ WFPB_API int WFPB_MUST_CHECK wfpb_submit_connect(struct wfpb_client *c, const ui
     size_t blob_len, const struct wfpb_addr *remote, const struct wfpb_addr *local, uint32_t timeout_ms,
     wfpb_socket_t *sock, struct wfpb_addr *local_out, void *user, uint64_t *request_id);
 
+/* As wfpb_release: the stash entry goes (the handle is copied into the request at once). */
+WFPB_API int WFPB_MUST_CHECK wfpb_submit_release(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN],
+    void *user, uint64_t *request_id);
+
 /* What to wait on: a descriptor (POSIX) or an event HANDLE (Windows) as an intptr_t. */
 WFPB_API intptr_t wfpb_wait_handle(const struct wfpb_client *c);
 

@@ -733,14 +733,21 @@ wfpb_fetch(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN], uint8_t
 	return wait_for(c, id, c->timeout_ms);
 }
 
+static int
+decode_none(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl)
+{
+	(void)c;
+	(void)r;
+	(void)sl;
+	return 0;
+}
+
 int
-wfpb_release(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN])
+wfpb_submit_release(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN], void *user, uint64_t *request_id)
 {
 	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
 	Wfpbroker__V1__ReleaseRequest	rl = WFPBROKER__V1__RELEASE_REQUEST__INIT;
 	Wfpbroker__V1__StashHandle	h = WFPBROKER__V1__STASH_HANDLE__INIT;
-	Wfpbroker__V1__Response		*r;
-	int				rc;
 
 	h.id.data = (uint8_t *)(uintptr_t)handle;
 	h.id.len = WFPB_HANDLE_LEN;
@@ -748,10 +755,18 @@ wfpb_release(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN])
 	rl.handle = &h;
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_RELEASE;
 	rq.release = &rl;
-	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_RELEASE, &r)) != 0)
+	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_RELEASE, decode_none, NULL, NULL, user, -1, request_id);
+}
+
+int
+wfpb_release(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN])
+{
+	uint64_t	id;
+	int		rc;
+
+	if ((rc = wfpb_submit_release(c, handle, NULL, &id)) != 0)
 		return rc;
-	response_free(c, r);
-	return 0;
+	return wait_for(c, id, c->timeout_ms);
 }
 
 int

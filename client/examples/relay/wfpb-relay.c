@@ -29,8 +29,16 @@
  * directly, which is what a relay costs when it needs no broker. --quiet
  * drops the line per connection.
  *
- * Two threads per relayed connection, one per direction; the broker session
- * is used by the main thread only (a libwfpb client is not thread-safe).
+ * One thread, one loop (poll on Linux, WSAPoll on Windows): several Accepts
+ * are kept waiting at the broker (--accepts, 8), each accepted connection's
+ * upstream Connect is in flight while others are served, and bytes move
+ * without blocking, each direction with its own buffer, half-closes passed
+ * on. A dead upstream times out alone (the broker's connect timeout). The
+ * broker's answers arrive on libwfpb's wait handle (wfpb.h, asynchronous
+ * requests); at most --in-flight (48) requests wait at the broker at once, under
+ * its max_inflight. Windows waits on that handle, an event, with
+ * WaitForSingleObject while no socket is open, and otherwise looks at it
+ * every 2 ms between WSAPolls (WSAPoll takes sockets only).
  * Builds for Linux and Windows (wfpb-relay.exe, sockets by WSADuplicateSocketW).
  */
 #ifdef _WIN32
@@ -38,13 +46,11 @@
 #include <windows.h>
 #else
 #include <netinet/in.h>
-#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #endif
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,74 +60,62 @@
 #include "context.h"
 #include "wfpb.h"
 
-/* The few socket and thread calls that differ between the platforms. */
+/* The few socket calls that differ between the platforms. */
 #ifdef _WIN32
 typedef SOCKET sock_t;
 #define SHUT_WR		SD_SEND
+#define poll		WSAPoll
 #define sock_close(s)	closesocket(s)
-
-struct thread_start {
-	void	*(*fn)(void *);
-	void	*arg;
-};
-
-static DWORD WINAPI
-thread_tramp(LPVOID p)
-{
-	struct thread_start t = *(struct thread_start *)p;
-
-	free(p);
-	t.fn(t.arg);
-	return 0;
-}
-
-/* Starts a detached thread; 0 or -1. */
-static int
-thread_detached(void *(*fn)(void *), void *arg)
-{
-	struct thread_start	*t = malloc(sizeof(*t));
-	HANDLE			h;
-
-	if (t == NULL)
-		return -1;
-	t->fn = fn;
-	t->arg = arg;
-	if ((h = CreateThread(NULL, 0, thread_tramp, t, 0, NULL)) == NULL) {
-		free(t);
-		return -1;
-	}
-	CloseHandle(h);
-	return 0;
-}
+#define WOULD_BLOCK()	(WSAGetLastError() == WSAEWOULDBLOCK)
 #else
+#include <fcntl.h>
+#include <poll.h>
 typedef int sock_t;
 #define sock_close(s)	close(s)
-
-static int
-thread_detached(void *(*fn)(void *), void *arg)
-{
-	pthread_t t;
-
-	if (pthread_create(&t, NULL, fn, arg) != 0)
-		return -1;
-	pthread_detach(t);
-	return 0;
-}
+#define WOULD_BLOCK()	(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 #endif
 
 #define ACCEPT_TIMEOUT_MS	30000u
 #define CONNECT_TIMEOUT_MS	10000u
+#define BUF_SIZE		16384
 
-/* A relayed connection: one thread per direction; the last one out closes both sockets. */
-struct pair {
-	sock_t		down;	/* the accepted client connection */
-	sock_t		up;	/* the connection to the destination */
-	atomic_int	refs;
+static int
+set_nonblocking(sock_t s)
+{
+#ifdef _WIN32
+	u_long on = 1;
+
+	return ioctlsocket(s, FIONBIO, &on) == 0 ? 0 : -1;
+#else
+	int fl = fcntl(s, F_GETFL);
+
+	return fl >= 0 && fcntl(s, F_SETFL, fl | O_NONBLOCK) == 0 ? 0 : -1;
+#endif
+}
+
+/* One direction of a relayed connection: bytes read from `from` and not yet written to `to`. */
+struct half {
+	char	buf[BUF_SIZE];
+	int	len, off;
+	int	eof;		/* from said EOF (or failed); to was shut down once the buffer was written */
+	int	shut;
 };
 
-struct direction {
-	struct pair	*p;
-	sock_t		from, to;
+/*
+ * A connection: an Accept waiting at the broker, then its upstream Connect
+ * in flight, then both sockets relaying.
+ */
+enum { ACCEPTING, CONNECTING, RELAYING };
+
+struct conn {
+	struct conn		*next;
+	int			state;
+	struct wfpb_accepted	acc;		/* the Accept's result */
+	wfpb_socket_t		up_sock;	/* the Connect's */
+	sock_t			down, up;
+	struct half		d2u, u2d;	/* client to upstream, upstream to client */
+	char			a[WFPB_ADDR_STRLEN], b[WFPB_ADDR_STRLEN], d[WFPB_ADDR_STRLEN];
+	int			dead;		/* finished or failed: freed at the end of the loop's turn */
 };
 
 static const char *name = "wfpb-relay";
@@ -156,6 +150,8 @@ static const struct option long_opts[] = {
 	{ "no-records", no_argument, NULL, 'R' },
 	{ "direct", no_argument, NULL, 'D' },
 	{ "quiet", no_argument, NULL, 'q' },
+	{ "accepts", required_argument, NULL, 'A' },
+	{ "in-flight", required_argument, NULL, 'I' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -224,66 +220,140 @@ same_addr(const struct wfpb_addr *a, const struct wfpb_addr *b)
 	return a->family == b->family && a->port == b->port && memcmp(a->addr, b->addr, 16) == 0;
 }
 
-/* Copies one direction until EOF or an error, then passes the half-close on. */
-static void *
-pump(void *arg)
-{
-	struct direction	*d = arg;
-	struct pair		*p = d->p;
-	char			buf[16384];
-	int			n, off, w;
-
-	while ((n = (int)recv(d->from, buf, sizeof(buf), 0)) > 0) {
-		for (off = 0; off < n; off += w)
-			if ((w = (int)send(d->to, buf + off, n - off, 0)) <= 0)
-				goto done;
-	}
-done:
-	shutdown(d->to, SHUT_WR);
-	free(d);
-	if (atomic_fetch_sub(&p->refs, 1) == 1) {
-		sock_close(p->down);
-		sock_close(p->up);
-		free(p);
-	}
-	return NULL;
-}
-
-/* Starts both directions of a pair; 0, or -1 with nothing started and both sockets closed. */
+/*
+ * Moves what it can of one direction without blocking: 0 while it goes on,
+ * -1 when the connection failed. Reading stops while the buffer holds bytes
+ * not yet written (poll then waits for `to` to take them).
+ */
 static int
-relay_pair(sock_t down, sock_t up)
+move(struct half *h, sock_t from, sock_t to)
 {
-	struct pair		*p = malloc(sizeof(*p));
-	struct direction	*a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
+	int n;
 
-	if (p == NULL || a == NULL || b == NULL)
-		goto fail;
-	p->down = down;
-	p->up = up;
-	atomic_init(&p->refs, 2);
-	*a = (struct direction){ p, down, up };
-	*b = (struct direction){ p, up, down };
-	if (thread_detached(pump, a) != 0)
-		goto fail;
-	if (thread_detached(pump, b) != 0) {
-		/* a runs and owns p; make it the last reference and end the other half ourselves. */
-		shutdown(up, SHUT_WR);
-		free(b);
-		if (atomic_fetch_sub(&p->refs, 1) == 1) {
-			sock_close(down);
-			sock_close(up);
-			free(p);
+	if (h->len == 0 && !h->eof) {
+		n = (int)recv(from, h->buf, BUF_SIZE, 0);
+		if (n > 0) {
+			h->len = n;
+			h->off = 0;
+		} else if (n == 0) {
+			h->eof = 1;
+		} else if (!WOULD_BLOCK()) {
+			return -1;
 		}
-		return -1;
+	}
+	while (h->len > 0) {
+		n = (int)send(to, h->buf + h->off, h->len, 0);
+		if (n < 0)
+			return WOULD_BLOCK() ? 0 : -1;
+		h->off += n;
+		h->len -= n;
+	}
+	if (h->eof && !h->shut) {
+		shutdown(to, SHUT_WR);	/* the half-close passes on once everything before it has */
+		h->shut = 1;
 	}
 	return 0;
-fail:
-	free(p);
-	free(a);
-	free(b);
-	sock_close(down);
-	sock_close(up);
-	return -1;
+}
+
+/* What poll should wait for on one socket, given the half reading from it and the one writing to it. */
+static short
+wants(const struct half *reading, const struct half *writing)
+{
+	return (short)((reading->len == 0 && !reading->eof ? POLLIN : 0) | (writing->len > 0 ? POLLOUT : 0));
+}
+
+static void
+conn_free(struct conn *cn)
+{
+	if (cn->state == RELAYING) {
+		sock_close(cn->down);
+		sock_close(cn->up);
+	}
+	wfpb_accepted_free(&cn->acc);
+	free(cn);
+}
+
+static struct conn *
+conn_new(void)
+{
+	struct conn *cn = calloc(1, sizeof(*cn));
+
+	if (cn != NULL) {
+		cn->acc = (struct wfpb_accepted)WFPB_ACCEPTED_INIT;
+		cn->up_sock = WFPB_SOCKET_NONE;
+	}
+	return cn;
+}
+
+/* Both sockets are ours: relay them. 0, or -1 with both closed. */
+static int
+start_relaying(struct conn *cn, sock_t down, sock_t up)
+{
+	cn->down = down;
+	cn->up = up;
+	cn->state = RELAYING;
+	if (set_nonblocking(down) != 0 || set_nonblocking(up) != 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * The sockets of every relaying connection into pfd (from index first),
+ * with the connection of each pair in owner. Returns the count.
+ */
+static unsigned
+poll_set(struct conn *list, struct pollfd **pfd, struct conn ***owner, unsigned *cap, unsigned first)
+{
+	struct conn	*cn;
+	unsigned	n = first;
+
+	for (cn = list; cn != NULL; cn = cn->next) {
+		if (cn->state != RELAYING)
+			continue;
+		if (n + 2 > *cap) {
+			unsigned	ncap = *cap ? 2 * *cap : 64;
+			struct pollfd	*p = realloc(*pfd, ncap * sizeof(**pfd));
+			struct conn	**o = p ? realloc(*owner, ncap * sizeof(**owner)) : NULL;
+
+			if (p != NULL)
+				*pfd = p;
+			if (o == NULL)
+				break;	/* out of memory: those not in the set wait for the next turn */
+			*owner = o;
+			*cap = ncap;
+		}
+		(*pfd)[n].fd = cn->down;
+		(*pfd)[n].events = wants(&cn->d2u, &cn->u2d);
+		(*owner)[n++] = cn;
+		(*pfd)[n].fd = cn->up;
+		(*pfd)[n].events = wants(&cn->u2d, &cn->d2u);
+		(*owner)[n++] = cn;
+	}
+	return n;
+}
+
+/* After poll: moves bytes for every connection that had an event; frees the finished. */
+static void
+relay_step(struct conn **list, const struct pollfd *pfd, struct conn **owner, unsigned first, unsigned n)
+{
+	struct conn	**pp, *cn;
+	unsigned	i;
+
+	for (i = first; i < n; i += 2) {
+		cn = owner[i];
+		if ((pfd[i].revents | pfd[i + 1].revents) == 0)
+			continue;
+		if (move(&cn->d2u, cn->down, cn->up) != 0 || move(&cn->u2d, cn->up, cn->down) != 0)
+			cn->d2u.shut = cn->u2d.shut = -1;	/* failed: closed below */
+	}
+	for (pp = list; (cn = *pp) != NULL;) {
+		if (cn->dead || (cn->state == RELAYING && ((cn->d2u.shut && cn->u2d.shut) || cn->d2u.shut < 0))) {
+			*pp = cn->next;
+			conn_free(cn);
+		} else {
+			pp = &cn->next;
+		}
+	}
 }
 
 #ifdef __linux__
@@ -301,75 +371,220 @@ to_sin(const struct wfpb_addr *a, struct sockaddr_in *sin)
 }
 
 /*
- * The relay with no broker: what the broker would do for each connection, done here with the
- * privileges the relay then needs (the original destination, then the mark, before connect).
+ * The relay with no broker, for one connection the listener has: what the
+ * broker would do, done here with the privileges the relay then needs (the
+ * original destination, then the mark, before connect). The connect blocks:
+ * to a loopback origin it is done at once, and it spares the baseline the
+ * loop turns the broker's way takes. 1 for a connection, 0 for none waiting.
  */
 static int
-direct(const struct wfpb_addr *listen_at, const struct wfpb_addr *to, uint32_t max_conns, int quiet)
+direct_accept(int l, const struct wfpb_addr *to, struct conn **list, unsigned long *relayed, int quiet)
 {
 	struct sockaddr_in	sin, orig;
+	struct conn		*cn;
 	socklen_t		len;
-	unsigned long		relayed = 0;
 	unsigned		mark;
-	int			l, down, up, one = 1;
+	int			down, up;
+
+	if ((down = accept(l, NULL, NULL)) < 0)
+		return 0;
+	len = sizeof(orig);
+	(void)getsockopt(down, SOL_IP, SO_ORIGINAL_DST, &orig, &len);	/* fails unless redirected */
+	len = sizeof(mark);
+	if (getsockopt(down, SOL_SOCKET, SO_MARK, &mark, &len) != 0)
+		mark = 0;
+	mark |= 0x1;	/* the relay's own bit, as a netfilter principal's */
+	to_sin(to, &sin);
+	if ((up = socket(AF_INET, SOCK_STREAM, 0)) < 0 || setsockopt(up, SOL_SOCKET, SO_MARK, &mark,
+	    sizeof(mark)) != 0 || connect(up, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+	    (cn = conn_new()) == NULL) {
+		fprintf(stderr, "%s: upstream: %s\n", name, strerror(errno));
+		if (up >= 0)
+			close(up);
+		close(down);
+		return 1;
+	}
+	++*relayed;
+	if (!quiet)
+		printf("%s: relayed connection %lu directly\n", name, *relayed);
+	if (start_relaying(cn, down, up) != 0)
+		cn->dead = 1;
+	cn->next = *list;
+	*list = cn;
+	return 1;
+}
+
+static int
+direct_listen(const struct wfpb_addr *listen_at, const struct wfpb_addr *to)
+{
+	struct sockaddr_in	sin;
+	socklen_t		len;
+	int			l, one = 1;
 
 	if (listen_at->family != WFPB_AF_INET || to->family != WFPB_AF_INET) {
 		fprintf(stderr, "%s: --direct relays IPv4 only\n", name);
-		return 2;
+		return -1;
 	}
 	to_sin(listen_at, &sin);
 	if ((l = socket(AF_INET, SOCK_STREAM, 0)) < 0 || setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one,
-	    sizeof(one)) != 0 ||
-	    bind(l, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(l, 1024) != 0) {
+	    sizeof(one)) != 0 || bind(l, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(l, 1024) != 0 ||
+	    set_nonblocking(l) != 0) {
 		fprintf(stderr, "%s: listen: %s\n", name, strerror(errno));
-		return 1;
+		return -1;
 	}
 	len = sizeof(sin);
 	if (getsockname(l, (struct sockaddr *)&sin, &len) == 0)
 		printf("%s: listening on 127.0.0.1:%u directly (no broker)\n", name, ntohs(sin.sin_port));
-	while (max_conns == 0 || relayed < max_conns) {
-		if ((down = accept(l, NULL, NULL)) < 0)
-			continue;
-		len = sizeof(orig);
-		(void)getsockopt(down, SOL_IP, SO_ORIGINAL_DST, &orig, &len);	/* fails unless redirected */
-		len = sizeof(mark);
-		if (getsockopt(down, SOL_SOCKET, SO_MARK, &mark, &len) != 0)
-			mark = 0;
-		mark |= 0x1;	/* the relay's own bit, as a netfilter principal's */
-		to_sin(to, &sin);
-		if ((up = socket(AF_INET, SOCK_STREAM, 0)) < 0 || setsockopt(up, SOL_SOCKET, SO_MARK, &mark,
-		    sizeof(mark)) != 0 ||
-		    connect(up, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
-			fprintf(stderr, "%s: upstream: %s\n", name, strerror(errno));
-			if (up >= 0)
-				close(up);
-			close(down);
-			continue;
-		}
-		relayed++;
-		if (!quiet)
-			printf("%s: relayed connection %lu directly\n", name, relayed);
-		if (relay_pair(down, up) != 0)
-			fprintf(stderr, "%s: out of threads or memory; connection closed\n", name);
-	}
-	close(l);
-	return 0;
+	return l;
 }
 #endif
+
+/* The relay's state, shared by the loop and the broker's answers. */
+struct relay {
+	struct wfpb_client	*c;		/* NULL: --direct */
+	int			listener;	/* --direct: its own listening socket */
+	uint64_t		lid;
+	struct wfpb_addr	bound, to;
+	int			has_to, carry_records, quiet;
+	enum relay_context	context_kind;
+	uint32_t		accepts, in_flight, max_conns;
+	unsigned		accepting;	/* Accepts waiting at the broker */
+	unsigned long		started, relayed;
+	struct conn		*list;
+};
+
+/* Keeps r->accepts Accepts waiting, within r->in_flight requests at the broker and --max-connections. */
+static int
+top_up_accepts(struct relay *r)
+{
+	struct conn *cn;
+
+	while (r->accepting < r->accepts && wfpb_in_flight(r->c) < r->in_flight &&
+	    (r->max_conns == 0 || r->started + r->accepting < r->max_conns)) {
+		if ((cn = conn_new()) == NULL)
+			return 0;	/* out of memory: fewer Accepts wait until some is back */
+		if (wfpb_submit_accept(r->c, r->lid, ACCEPT_TIMEOUT_MS, 0, &cn->acc, cn, NULL) != 0) {
+			fprintf(stderr, "%s: accept: %s\n", name, wfpb_errmsg(r->c));
+			free(cn);
+			return -1;
+		}
+		cn->state = ACCEPTING;
+		r->accepting++;
+	}
+	return 0;
+}
+
+/* An Accept completed: connect upstream with its records, the Connect in flight while the loop goes on. */
+static void
+on_accepted(struct relay *r, struct conn *cn, const struct wfpb_completion *done)
+{
+	struct wfpb_addr	dest;
+	char			why[160] = "";
+
+	r->accepting--;
+	if (done->rc != 0) {
+		/* TIMEOUT: nobody came within ACCEPT_TIMEOUT_MS; the loop submits another. */
+		if (done->status != WFPBROKER_STATUS_TIMEOUT)
+			fprintf(stderr, "%s: accept: %s\n", name, done->message);
+		conn_free(cn);
+		return;
+	}
+	r->started++;
+	cn->next = r->list;
+	r->list = cn;
+	wfpb_addr_format(&cn->acc.peer, cn->a);
+	wfpb_addr_format(&cn->acc.local, cn->b);
+	if (r->has_to) {
+		dest = r->to;
+	} else if (relay_original_destination(r->context_kind, cn->acc.context, cn->acc.context_len, &dest, why,
+	    sizeof(why)) != 0 || same_addr(&dest, &r->bound)) {
+		/* Connecting to ourselves would loop; without a destination there is nowhere to go. */
+		fprintf(stderr, "%s: %s -> %s: no usable original destination (%s); closed\n", name, cn->a, cn->b,
+		    why[0] ? why : "it is this relay");
+		cn->dead = 1;
+		return;
+	}
+	wfpb_addr_format(&dest, cn->d);
+	/* The upstream connection carries the accepted connection's records. */
+	if (wfpb_submit_connect(r->c, cn->acc.has_records && r->carry_records ? cn->acc.records : NULL, NULL, 0, &dest,
+	    NULL, CONNECT_TIMEOUT_MS, &cn->up_sock, NULL, cn, NULL) != 0) {
+		fprintf(stderr, "%s: %s -> %s => %s: %s\n", name, cn->a, cn->b, cn->d, wfpb_errmsg(r->c));
+		cn->dead = 1;
+		return;
+	}
+	cn->state = CONNECTING;
+}
+
+/* A Connect completed: the records go back to the broker, and the pair relays. */
+static void
+on_connected(struct relay *r, struct conn *cn, const struct wfpb_completion *done)
+{
+	char	m_in[32], m_out[32];
+	sock_t	down;
+
+	if (cn->acc.has_records && wfpb_submit_release(r->c, cn->acc.records, NULL, NULL) != 0)
+		fprintf(stderr, "%s: release records: %s\n", name, wfpb_errmsg(r->c));
+	if (done->rc != 0) {
+		/* This one alone: a dead upstream times out without holding up the others. */
+		fprintf(stderr, "%s: %s -> %s => %s: %s\n", name, cn->a, cn->b, cn->d, done->message);
+		cn->dead = 1;
+		return;
+	}
+	r->relayed++;
+	if (!r->quiet)
+		printf("%s: accepted %s -> %s%s, upstream => %s%s (records %s)\n", name, cn->a, cn->b,
+		    mark_text(cn->acc.sock, m_in, sizeof(m_in)), cn->d, mark_text(cn->up_sock, m_out, sizeof(m_out)),
+		    cn->acc.has_records && r->carry_records ? "applied" : cn->acc.has_records ? "withheld" : "none");
+	down = (sock_t)cn->acc.sock;
+	cn->acc.sock = WFPB_SOCKET_NONE;	/* the connection owns both sockets now */
+	if (start_relaying(cn, down, (sock_t)cn->up_sock) != 0)
+		cn->dead = 1;
+}
+
+/* Everything the broker has answered. 0, or -1 when the session is gone. */
+static int
+on_answers(struct relay *r)
+{
+	struct wfpb_completion	done[16];
+	struct conn		*cn;
+	int			i, k;
+
+	for (;;) {
+		for (i = 0; i < 16; i++)
+			done[i] = (struct wfpb_completion)WFPB_COMPLETION_INIT;
+		if ((k = wfpb_complete(r->c, done, 16, 0)) <= 0)
+			break;
+		for (i = 0; i < k; i++) {
+			if ((cn = done[i].user) == NULL) {	/* a Release */
+				if (done[i].rc != 0)
+					fprintf(stderr, "%s: release records: %s\n", name, done[i].message);
+			} else if (cn->state == ACCEPTING) {
+				on_accepted(r, cn, &done[i]);
+			} else {
+				on_connected(r, cn, &done[i]);
+			}
+		}
+	}
+	if (k < 0) {
+		fprintf(stderr, "%s: the broker session ended: %s\n", name, wfpb_strerror(k));
+		return -1;
+	}
+	return 0;
+}
 
 int
 main(int argc, char **argv)
 {
 	struct wfpb_open_opts	o = WFPB_OPEN_OPTS_INIT;
-	struct wfpb_client	*c;
-	struct wfpb_addr	listen_at, to, bound, dest;
-	char			err[256], a[WFPB_ADDR_STRLEN], b[WFPB_ADDR_STRLEN], d[WFPB_ADDR_STRLEN], why[160];
+	struct relay		r = { .accepts = 8, .in_flight = 48, .context_kind = RELAY_CONTEXT_AUTO,
+				    .carry_records = 1, .listener = -1 };
+	struct wfpb_addr	listen_at;
+	struct pollfd		*pfd = NULL;
+	struct conn		**owner = NULL;
+	char			err[256], a[WFPB_ADDR_STRLEN];
 	const char		*listen_arg = NULL, *to_arg = NULL;
-	uint64_t		lid;
-	uint32_t		max_conns = 0;
-	unsigned long		relayed = 0;
-	enum relay_context	context_kind = RELAY_CONTEXT_AUTO;
-	int			opt, carry_records = 1, direct_mode = 0, quiet = 0;
+	unsigned		cap = 0, n, first;
+	int			opt, direct_mode = 0;
 
 	while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
 		switch (opt) {
@@ -379,22 +594,34 @@ main(int argc, char **argv)
 		case 'n': name = optarg; break;
 		case 'l': listen_arg = optarg; break;
 		case 't': to_arg = optarg; break;
-		case 'R': carry_records = 0; break;
+		case 'R': r.carry_records = 0; break;
 		case 'D': direct_mode = 1; break;
-		case 'q': quiet = 1; break;
+		case 'q': r.quiet = 1; break;
 		case 'h': usage_exit(0); break;
 		case 'V': printf("wfpb-relay %s (libwfpb %s)\n", WFPB_VERSION_STRING, wfpb_version()); return 0;
 		case 'x':
-			if (relay_context_kind(optarg, &context_kind) != 0) {
+			if (relay_context_kind(optarg, &r.context_kind) != 0) {
 				fprintf(stderr, "%s: --context %s: not one of auto, wfpsampler, wfpb, none\n", name,
 				    optarg);
 				return 2;
 			}
 			break;
 		case 'm':
-			if (parse_count(optarg, &max_conns) != 0) {
+			if (parse_count(optarg, &r.max_conns) != 0) {
 				fprintf(stderr, "%s: --max-connections %s: not a number of connections (1..)\n", name,
 				    optarg);
+				return 2;
+			}
+			break;
+		case 'A':
+			if (parse_count(optarg, &r.accepts) != 0) {
+				fprintf(stderr, "%s: --accepts %s: not a number of Accepts (1..)\n", name, optarg);
+				return 2;
+			}
+			break;
+		case 'I':
+			if (parse_count(optarg, &r.in_flight) != 0) {
+				fprintf(stderr, "%s: --in-flight %s: not a number of requests (1..)\n", name, optarg);
 				return 2;
 			}
 			break;
@@ -402,8 +629,9 @@ main(int argc, char **argv)
 		}
 	}
 	if (optind != argc || listen_arg == NULL || wfpb_addr_parse(listen_arg, &listen_at) != 0 ||
-	    (to_arg != NULL && wfpb_addr_parse(to_arg, &to) != 0))
+	    (to_arg != NULL && wfpb_addr_parse(to_arg, &r.to) != 0))
 		usage();
+	r.has_to = to_arg != NULL;
 #ifndef _WIN32
 	signal(SIGPIPE, SIG_IGN);
 #endif
@@ -415,79 +643,71 @@ main(int argc, char **argv)
 #endif
 	if (direct_mode) {
 #ifdef __linux__
-		if (to_arg == NULL)
-			usage();
-		return direct(&listen_at, &to, max_conns, quiet);
+		if (to_arg == NULL || (r.listener = direct_listen(&listen_at, &r.to)) < 0)
+			return to_arg == NULL ? (usage(), 2) : 1;
 #else
 		fprintf(stderr, "%s: --direct is a Linux benchmark baseline\n", name);
 		return 2;
 #endif
-	}
-	report_own_mark_privilege();
-
-	if (wfpb_open(&o, &c, err, sizeof(err)) != 0) {
-		fprintf(stderr, "%s: %s\n", name, err);
-		return 1;
-	}
-	if (wfpb_listen(c, &listen_at, 0, &lid, &bound) != 0) {
-		fprintf(stderr, "%s: listen %s: %s\n", name, listen_arg, wfpb_errmsg(c));
-		return 1;
-	}
-	wfpb_addr_format(&bound, a);
-	printf("%s: listening on %s, forwarding to %s%s\n", name, a, to_arg ? to_arg : "the original destination",
-	    carry_records ? "" : ", without records");
-
-	while (max_conns == 0 || relayed < max_conns) {
-		struct wfpb_accepted	acc = WFPB_ACCEPTED_INIT;
-		wfpb_socket_t		up;
-		sock_t			down;
-		const uint8_t		*records;
-		char			m_in[32], m_out[32];
-		int			rc;
-
-		rc = wfpb_accept(c, lid, ACCEPT_TIMEOUT_MS, 0, &acc);
-		if (rc == WFPB_E_STATUS && strncmp(wfpb_errmsg(c), "TIMEOUT", 7) == 0)
-			continue;
-		if (rc != 0) {
-			fprintf(stderr, "%s: accept: %s\n", name, wfpb_errmsg(c));
+	} else {
+		report_own_mark_privilege();
+		if (wfpb_open(&o, &r.c, err, sizeof(err)) != 0) {
+			fprintf(stderr, "%s: %s\n", name, err);
 			return 1;
 		}
-		wfpb_addr_format(&acc.peer, a);
-		wfpb_addr_format(&acc.local, b);
-		if (to_arg != NULL) {
-			dest = to;
-		} else if (relay_original_destination(context_kind, acc.context, acc.context_len, &dest, why,
-		    sizeof(why)) != 0 || same_addr(&dest, &bound)) {
-			/* Connecting to ourselves would loop; without a destination there is nowhere to go. */
-			fprintf(stderr, "%s: %s -> %s: no usable original destination (%s); closed\n", name, a, b,
-			    why[0] ? why : "it is this relay");
-			wfpb_accepted_free(&acc);
-			continue;
+		if (wfpb_listen(r.c, &listen_at, 0, &r.lid, &r.bound) != 0) {
+			fprintf(stderr, "%s: listen %s: %s\n", name, listen_arg, wfpb_errmsg(r.c));
+			return 1;
 		}
-		wfpb_addr_format(&dest, d);
-		/* The upstream connection carries the accepted connection's records. */
-		records = acc.has_records && carry_records ? acc.records : NULL;
-		rc = wfpb_connect(c, records, NULL, 0, &dest, NULL, CONNECT_TIMEOUT_MS, &up, NULL);
-		if (rc != 0)	/* before the release below replaces the message */
-			fprintf(stderr, "%s: %s -> %s => %s: %s\n", name, a, b, d, wfpb_errmsg(c));
-		if (acc.has_records && wfpb_release(c, acc.records) != 0)
-			fprintf(stderr, "%s: release records: %s\n", name, wfpb_errmsg(c));
-		if (rc != 0) {
-			wfpb_accepted_free(&acc);
-			continue;
-		}
-		relayed++;
-		if (!quiet)
-			printf("%s: accepted %s -> %s%s, upstream => %s%s (records %s)\n", name, a, b,
-			    mark_text(acc.sock, m_in, sizeof(m_in)), d, mark_text(up, m_out, sizeof(m_out)),
-			    records != NULL ? "applied" : acc.has_records ? "withheld" : "none");
-		down = (sock_t)acc.sock;
-		acc.sock = WFPB_SOCKET_NONE;	/* the pair owns it now */
-		wfpb_accepted_free(&acc);
-		if (relay_pair(down, (sock_t)up) != 0)
-			fprintf(stderr, "%s: out of threads or memory; connection closed\n", name);
+		wfpb_addr_format(&r.bound, a);
+		printf("%s: listening on %s, forwarding to %s%s\n", name, a, to_arg ? to_arg : "the original destination",
+		    r.carry_records ? "" : ", without records");
 	}
-	printf("%s: relayed %lu connections, the --max-connections bound; exiting\n", name, relayed);
-	wfpb_close(c);
+
+	/* The loop: the broker's answers (or the --direct listener) first in the set, then every relayed socket. */
+	for (;;) {
+		if (r.c != NULL && top_up_accepts(&r) != 0)
+			return 1;
+		if (r.max_conns != 0 && r.started >= r.max_conns && r.accepting == 0 && r.list == NULL)
+			break;
+		first = 0;
+		if (cap == 0) {
+			if ((pfd = malloc(64 * sizeof(*pfd))) == NULL || (owner = malloc(64 * sizeof(*owner))) == NULL)
+				return 1;
+			cap = 64;
+		}
+#ifndef _WIN32
+		pfd[0].fd = r.c != NULL ? (int)wfpb_wait_handle(r.c) : r.listener;
+		pfd[0].events = POLLIN;
+		first = 1;
+#endif
+		n = poll_set(r.list, &pfd, &owner, &cap, first);
+#ifdef _WIN32
+		/* WSAPoll takes sockets only: the broker's event is waited on alone, or looked at between polls. */
+		if (n == 0)
+			WaitForSingleObject((HANDLE)wfpb_wait_handle(r.c), 1000);
+		else if (poll(pfd, n, 2) < 0)
+			Sleep(2);
+		if (on_answers(&r) != 0)
+			return 1;
+#else
+		if (poll(pfd, n, -1) < 0 && errno != EINTR)
+			return 1;
+		if (pfd[0].revents != 0) {
+			if (r.c != NULL && on_answers(&r) != 0)
+				return 1;
+#ifdef __linux__
+			while (r.c == NULL && (r.max_conns == 0 || r.started < r.max_conns) &&
+			    direct_accept(r.listener, &r.to, &r.list, &r.started, r.quiet))
+				;
+#endif
+		}
+#endif
+		relay_step(&r.list, pfd, owner, first, n);
+	}
+	printf("%s: relayed %lu connections, the --max-connections bound; exiting\n", name, r.relayed);
+	wfpb_close(r.c);
+	free(pfd);
+	free(owner);
 	return 0;
 }
