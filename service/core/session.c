@@ -447,10 +447,24 @@ wfpb__session_send(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_
 	int	rc;
 
 	(void)wfpb_channel_output(&s->ch, &before);
-	if (attach != WFPB_SOCK_NONE && s->n_out >= WFPB_SESSION_OUT_FDS_MAX) {
-		/* The client is not reading its sockets; it gets no more. */
+	/*
+	 * Every request in flight may complete before its client reads a byte, each with a
+	 * socket; past that, the client is not reading its sockets and gets no more.
+	 */
+	if (attach != WFPB_SOCK_NONE && s->n_out >= s->max_inflight + WFPB_SESSION_OUT_FDS_MAX) {
 		wfpb__net_close(attach);
 		return WFPB_E_LIMIT;
+	}
+	if (attach != WFPB_SOCK_NONE && s->n_out == s->cap_out) {
+		unsigned		cap = s->cap_out ? 2 * s->cap_out : 4;
+		struct wfpb_attach	*p = realloc(s->out_fds, cap * sizeof(*p));
+
+		if (p == NULL) {
+			wfpb__net_close(attach);
+			return WFPB_E_NOMEM;
+		}
+		s->out_fds = p;
+		s->cap_out = cap;
 	}
 	if ((rc = wfpb_channel_send(&s->ch, msg, len)) != 0) {
 		wfpb__net_close(attach);
@@ -670,6 +684,7 @@ wfpb_session_free(struct wfpb_session *s)
 	close_in_fds(s);
 	while (s->n_out > 0)
 		wfpb__net_close(s->out_fds[--s->n_out].sock);
+	free(s->out_fds);
 	wfpb_stash_release_session(&s->broker->stash, &s->stash_list);
 	uncount(s);
 	wfpb__admit_user_drop(s->broker, &s->user_slot);

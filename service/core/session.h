@@ -20,7 +20,7 @@
 #include "net.h"
 
 #define WFPB_SESSION_FDS_MAX	4u	/* descriptors received with one request */
-#define WFPB_SESSION_OUT_FDS_MAX 8u	/* sockets queued for hand-over, not yet written */
+#define WFPB_SESSION_OUT_FDS_MAX 8u	/* sockets queued for hand-over beyond max_inflight, not yet written */
 #define WFPB_LISTENERS_MAX	16u	/* per session */
 #define WFPB_HELD_MAX		(2u * 65537u)	/* input held while an operation is pending */
 
@@ -117,8 +117,8 @@ struct wfpb_session {
 	size_t			held_len;
 	wfpb_sock		in_fds[WFPB_SESSION_FDS_MAX];	/* received with the current request */
 	unsigned		n_in;
-	struct wfpb_attach	out_fds[WFPB_SESSION_OUT_FDS_MAX];
-	unsigned		n_out;
+	struct wfpb_attach	*out_fds;	/* oldest first; at most max_inflight + WFPB_SESSION_OUT_FDS_MAX */
+	unsigned		n_out, cap_out;
 	uint64_t		out_sent;	/* bytes of output written so far */
 	/* Output waits until the audit record of its last effectful request is durable. */
 	uint64_t		audit_wait;

@@ -1136,6 +1136,55 @@ v2_inflight_cap(void **state)
 	assert_false(f->s->closing);
 }
 
+/*
+ * Twelve Accepts complete before their client reads a byte: twelve sockets
+ * wait to be handed over with their answers, more than one request at a
+ * time ever queued, and the session serves them all.
+ */
+static void
+v2_many_sockets_wait_for_their_answers(void **state)
+{
+	struct fixture			*f = *state;
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__AcceptRequest	ac;
+	Wfpbroker__V1__Response		*r;
+	wfpb_sock			peers[12];
+	unsigned			i, spins;
+	uint16_t			port;
+	uint64_t			lid;
+
+#ifdef _WIN32
+	f->s->id.pid = GetCurrentProcessId();
+	f->s->id.process = (intptr_t)GetCurrentProcess();
+#endif
+	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\n");
+	lid = v2_listener(f, &port);
+	for (i = 0; i < 12; i++) {
+		make_accept(&rq, &ac, 10 + i, lid);
+		send_request(f->s, &f->c, &rq, 2000);
+	}
+	for (i = 0; i < 12; i++)
+		peers[i] = connect_to(port);
+	for (spins = 0; f->s->n_pending > 0 && spins < 200; spins++) {
+		assert_int_equal(wfpb_session_resume(f->s, WFPB_SOCK_NONE, 3000), 0);
+#ifdef _WIN32
+		Sleep(5);
+#else
+		usleep(5000);
+#endif
+	}
+	assert_int_equal(f->s->n_pending, 0);
+	assert_false(f->s->closing);
+	for (i = 0; i < 12; i++) {
+		assert_non_null(r = next_response(f->s, &f->c));
+		assert_int_equal(r->request_id, 10 + i);
+		assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+		wfpbroker__v1__response__free_unpacked(r, NULL);
+	}
+	for (i = 0; i < 12; i++)
+		wfpb__net_close(peers[i]);
+}
+
 /* Opens a second session in the fixture's broker speaking protocol version `version`. */
 static struct wfpb_session *
 open_session(struct fixture *f, unsigned version, struct wfpb_channel *c)
@@ -1287,6 +1336,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(output_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(v2_answers_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(v2_inflight_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(v2_many_sockets_wait_for_their_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(v1_answers_in_order, setup, teardown),
 #ifndef _WIN32
 		cmocka_unit_test_setup_teardown(v2_session_gone_with_requests_in_flight, setup, teardown),
