@@ -3,7 +3,7 @@
  * wfpb-relay: a transparent relay built on libwfpb, and the example to copy.
  *
  *   wfpb-relay [--endpoint PATH] [--server-key FILE] [--client-key FILE]
- *              [--name NAME] [--no-records] [--max-connections N]
+ *              [--name NAME] [--no-records] [--max-connections N] [--accepts N] [--in-flight N]
  *              [--context auto|wfpsampler|wfpb|none] --listen ADDR:PORT [--to ADDR:PORT]
  *
  * The broker owns every socket: it creates the listener, accepts each
@@ -126,7 +126,8 @@ usage_exit(int status)
 {
 	fprintf(status == 0 ? stdout : stderr, "usage: wfpb-relay [--endpoint PATH] [--server-key FILE] "
 	    "[--client-key FILE] [--name NAME] [--no-records] [--max-connections N] [--quiet]\n"
-	    "       [--context auto|wfpsampler|wfpb|none] --listen ADDR:PORT [--to ADDR:PORT]\n"
+	    "       [--accepts N] [--in-flight N] [--context auto|wfpsampler|wfpb|none] --listen ADDR:PORT\n"
+	    "       [--to ADDR:PORT]\n"
 	    "       wfpb-relay --direct [--quiet] --listen ADDR:PORT --to ADDR:PORT   (Linux, root: no broker)\n"
 	    "       wfpb-relay --help | --version\n");
 	exit(status);

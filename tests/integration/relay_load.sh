@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# relay_load.sh BROKERD RELAY RELAY_LOAD WORKDIR [N]
+#
+# N (256) clients at once through one wfpb-relay and the broker (sim backend,
+# audit log on and durable) to an echo origin that holds back its answer to
+# one connection for 3 s: the others are all relayed meanwhile (relay-load
+# checks), then that one too. Then the broker's counters are back where they
+# were (no session, listener, stash entry or request left but the relay's).
+set -u
+brokerd=$1 relay=$2 load=$3 work=$4 n=${5:-256}
+. "$(dirname "$0")/../check.sh"
+rm -rf "$work"
+mkdir -p "$work/state"
+pids=
+cleanup() { for p in $pids; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
+trap cleanup EXIT
+cat >"$work/wfpbroker.conf" <<CONF
+[service]
+endpoint = $work/broker.sock
+state_dir = $work/state
+backend = sim
+[principal relay]
+uid = $(id -u)
+ops = listen accept connect admin
+listen = 127.0.0.1/32:*
+connect = 127.0.0.1/32:*
+CONF
+"$brokerd" --config "$work/wfpbroker.conf" >"$work/broker.log" 2>&1 &
+pids="$pids $!"
+for _ in $(seq 1 50); do [ -S "$work/broker.sock" ] && break; sleep 0.1; done
+# The origin is relay-load's own; it names its port, then waits for the relay's.
+"$load" "$work/origin.port" "$work/relay.port" "$n" >"$work/load.out" 2>&1 &
+load_pid=$!
+pids="$pids $load_pid"
+for _ in $(seq 1 50); do [ -s "$work/origin.port" ] && break; sleep 0.1; done
+"$relay" --quiet --endpoint "$work/broker.sock" --server-key "$work/state/server.pub" \
+	--listen 127.0.0.1:0 --to "127.0.0.1:$(cat "$work/origin.port")" >"$work/relay.log" 2>&1 &
+pids="$pids $!"
+for _ in $(seq 1 100); do grep -q 'listening on' "$work/relay.log" && break; sleep 0.1; done
+rport=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\),.*/\1/p' "$work/relay.log")
+check "the relay listens through the broker" test -n "$rport"
+echo "${rport:-0}" >"$work/relay.port.tmp" && mv "$work/relay.port.tmp" "$work/relay.port"
+check "$n clients at once, one upstream slow: the others are relayed meanwhile, then it" wait "$load_pid"
+sed 's/^/    /' "$work/load.out"
+tail -3 "$work/relay.log" | sed 's/^/    /'
+summary
