@@ -208,6 +208,8 @@ start_echo_server(const char *path)
 		close(l);
 		return pid;
 	}
+	/* A client that leaves with echoes unread (the pipelined run) must not kill the server. */
+	signal(SIGPIPE, SIG_IGN);
 	ep = epoll_create1(0);
 	ev.events = EPOLLIN;
 	ev.data.fd = l;
@@ -233,6 +235,94 @@ start_echo_server(const char *path)
 }
 
 #define CONC_SAMPLES	20000	/* latencies each client keeps for the p99 */
+#define PIPE_DEPTH	32	/* requests in flight on one session */
+#define PIPE_MSG	56	/* an encrypted 32-byte frame, as raw_pingpong's */
+
+/* A pipelined run that cannot go on says where. */
+static void
+pipe_fail(int line)
+{
+	fprintf(stderr, "bench: the pipelined run failed (bench_channel.c:%d)\n", line);
+	exit(1);
+}
+
+/* One connection to the echo server with PIPE_DEPTH messages always in flight: requests/s. */
+static double
+echo_pipelined(const char *path, double seconds)
+{
+	struct sockaddr_un	sa = { .sun_family = AF_UNIX };
+	char			buf[PIPE_DEPTH * PIPE_MSG] = { 0 };
+	uint64_t		got = 0, done;
+	double			t0, t;
+	ssize_t			k;
+	int			fd, i;
+
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		pipe_fail(__LINE__);
+	for (i = 0; i < PIPE_DEPTH; i++)
+		if (full_io(fd, buf, PIPE_MSG, 1) != 0)
+			pipe_fail(__LINE__);
+	t0 = now_s();
+	do {
+		/* Every message back is answered by a new one: PIPE_DEPTH stay in flight. */
+		if ((k = read(fd, buf, sizeof(buf))) <= 0)
+			pipe_fail(__LINE__);
+		done = (got + (uint64_t)k) / PIPE_MSG - got / PIPE_MSG;
+		got += (uint64_t)k;
+		for (; done > 0; done--)
+			if (full_io(fd, buf, PIPE_MSG, 1) != 0)
+				pipe_fail(__LINE__);
+	} while ((t = now_s()) - t0 < seconds);
+	close(fd);
+	return (double)(got / PIPE_MSG) / (t - t0);
+}
+
+/* One broker session with PIPE_DEPTH Fetches always in flight (libwfpb's asynchronous calls): requests/s. */
+static double
+fetch_pipelined(struct wfpb_open_opts *o, double seconds)
+{
+	static uint8_t		*blobs[PIPE_DEPTH];
+	static size_t		lens[PIPE_DEPTH];
+	struct wfpb_completion	done[PIPE_DEPTH];
+	struct wfpb_client	*c;
+	struct pollfd		pfd;
+	uint8_t			blob[24] = { 1 }, h[WFPB_HANDLE_LEN];
+	uint64_t		completed = 0;
+	double			t0, t;
+	int			i, n;
+
+	if (wfpb_open(o, &c, NULL, 0) != 0 || wfpb_stash(c, blob, sizeof(blob), 0, h) != 0)
+		pipe_fail(__LINE__);
+	for (i = 0; i < PIPE_DEPTH; i++) {
+		done[i] = (struct wfpb_completion)WFPB_COMPLETION_INIT;
+		if (wfpb_submit_fetch(c, h, &blobs[i], &lens[i], (void *)(intptr_t)i, NULL) != 0)
+			pipe_fail(__LINE__);
+	}
+	pfd.fd = (int)wfpb_wait_handle(c);
+	pfd.events = POLLIN;
+	t0 = now_s();
+	do {
+		if (poll(&pfd, 1, 5000) != 1 || (n = wfpb_complete(c, done, PIPE_DEPTH, 0)) < 0)
+			pipe_fail(__LINE__);
+		for (i = 0; i < n; i++) {
+			intptr_t slot = (intptr_t)done[i].user;
+
+			if (done[i].rc != 0)
+				pipe_fail(__LINE__);
+			wfpb_free(blobs[slot]);
+			if (wfpb_submit_fetch(c, h, &blobs[slot], &lens[slot], done[i].user, NULL) != 0)
+				pipe_fail(__LINE__);
+		}
+		completed += (uint64_t)n;
+	} while ((t = now_s()) - t0 < seconds);
+	/* The last ones are collected before the session goes. */
+	while (wfpb_in_flight(c) > 0 && (n = wfpb_complete(c, done, PIPE_DEPTH, 5000)) > 0)
+		for (i = 0; i < n; i++)
+			wfpb_free(blobs[(intptr_t)done[i].user]);
+	wfpb_close(c);
+	return (double)completed / (t - t0);
+}
 
 /* CPU seconds (user + system) a process has used, from /proc. */
 static double
@@ -717,6 +807,7 @@ main(int argc, char **argv)
 	double			raw_med[REPS], raw_p99[REPS], br_med[REPS], br_p99[REPS];
 	double			nk_hs[REPS], ik_hs[REPS], x[REPS], nk_ratio[REPS], ik_ratio[REPS];
 	double			fe_med[REPS], fe_p99[REPS], fo_med[REPS], db_med[REPS], db_p99[REPS];
+	double			pe[REPS], pf[REPS], pf1[REPS], pf199[REPS], pr[REPS], pr1[REPS];
 	double			vs_db[REPS], floor_med[REPS];
 	double			cn[REPS], cn_raw[REPS], cn_sync[REPS], cn_direct[REPS], cn_ratio[REPS];
 	double			la[REPS], la_direct[REPS], la_ratio[REPS], la_parts[REPS];
@@ -925,6 +1016,21 @@ main(int argc, char **argv)
 			spread("  durable / audit off", cl_ra, 0, "x", 1);
 		}
 	}
+	/* One session, 32 requests in flight, against one connection with 32 messages in flight to the echo server. */
+	for (r = 0; r < REPS; r++) {
+		pe[r] = echo_pipelined(echo_path, HS_SECONDS / 2);
+		pf[r] = fetch_pipelined(&nk, HS_SECONDS / 2);
+		pf1[r] = concurrent(1, HS_SECONDS / 2, &nk, NULL, 0, &pf199[r], pid, NULL);
+		pr[r] = pf[r] / pe[r];
+		pr1[r] = pf[r] / pf1[r];
+	}
+	printf("\n%d requests in flight on one session (libwfpb asynchronous calls), %.2f s per repetition\n",
+	    PIPE_DEPTH, HS_SECONDS / 2);
+	printf("%-36s %10s %10s %10s\n", "", "min", "median", "max");
+	spread("echo server, one connection", pe, 0, "req/s", 1);
+	spread("broker Fetch, audit on", pf, 0, "req/s", 1);
+	spread("  / echo", pr, 0, "x", 1);
+	spread("  / one Fetch at a time", pr1, 0, "x", 1);
 	stop(echo_pid, SIGKILL);
 	{
 		struct wfpb_client	*c;
