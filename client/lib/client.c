@@ -642,7 +642,7 @@ wfpb_ping(struct wfpb_client *c, const uint8_t *payload, size_t len, uint32_t *p
 	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
 	Wfpbroker__V1__PingRequest	ping = WFPBROKER__V1__PING_REQUEST__INIT;
 	struct ping_check		pc = { payload, len };
-	uint64_t			id;
+	uint64_t			id = 0;
 	int				rc;
 
 	ping_request(&rq, &ping, payload, len);
@@ -725,7 +725,7 @@ wfpb_submit_fetch(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN], 
 int
 wfpb_fetch(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN], uint8_t **blob, size_t *len)
 {
-	uint64_t	id;
+	uint64_t	id = 0;
 	int		rc;
 
 	if ((rc = wfpb_submit_fetch(c, handle, blob, len, NULL, &id)) != 0)
@@ -761,7 +761,7 @@ wfpb_submit_release(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN]
 int
 wfpb_release(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN])
 {
-	uint64_t	id;
+	uint64_t	id = 0;
 	int		rc;
 
 	if ((rc = wfpb_submit_release(c, handle, NULL, &id)) != 0)
@@ -966,7 +966,7 @@ int
 wfpb_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms, int principal_lifetime,
     struct wfpb_accepted *out)
 {
-	uint64_t	id;
+	uint64_t	id = 0;
 	int		rc;
 
 	if ((rc = wfpb_submit_accept(c, listener_id, timeout_ms, principal_lifetime, out, NULL, &id)) != 0)
@@ -1055,7 +1055,7 @@ wfpb_connect(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, 
     const struct wfpb_addr *remote, const struct wfpb_addr *local, uint32_t timeout_ms, wfpb_socket_t *sock,
     struct wfpb_addr *local_out)
 {
-	uint64_t	id;
+	uint64_t	id = 0;
 	int		rc;
 
 	if ((rc = wfpb_submit_connect(c, handle, blob, blob_len, remote, local, timeout_ms, sock, local_out, NULL,

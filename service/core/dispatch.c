@@ -208,6 +208,7 @@ pend(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id, stru
 		return WFPB_E_NOMEM;
 	}
 	if (p->kind == WFPB_PENDING_APPLY) {
+		wfpb__session_gate_here(s);	/* its answer comes later; what is queued now need not wait */
 		wfpb__outcome(&intent, WFPBROKER__V1__STATUS_CODE__OK, "apply_records: recorded before the records are set");
 		p->audit_seq = wfpb__audit_request(s, op, request_id, rp, &intent, now_ms, now_ms);
 	}

@@ -470,6 +470,7 @@ wfpb__session_send(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_
 		wfpb__net_close(attach);
 		return rc;
 	}
+	s->gate_at = s->out_sent + before;	/* its audit record, written next, gates it */
 	if (attach != WFPB_SOCK_NONE) {
 		s->out_fds[s->n_out].offset = s->out_sent + before;
 		s->out_fds[s->n_out].sock = attach;
@@ -510,11 +511,56 @@ wait_push(struct wfpb_session *s, int state, struct wfpb_session **head)
 }
 
 void
+wfpb__session_gate_here(struct wfpb_session *s)
+{
+	size_t len = 0;
+
+	(void)wfpb_channel_output(&s->ch, &len);
+	s->gate_at = s->out_sent + len;
+}
+
+void
 wfpb__session_wait_audit(struct wfpb_session *s, uint64_t seq)
 {
-	s->audit_wait = seq;
+	struct wfpb_gate	*g;
+	unsigned		cap;
+
+	if (s->n_gates == s->cap_gates) {
+		cap = s->cap_gates ? 2 * s->cap_gates : 4;
+		if ((g = realloc(s->gates, cap * sizeof(*g))) == NULL) {
+			/* Nowhere to note the wait: the answer must not go out unaudited, so the session ends. */
+			s->audit_failed = 1;
+			s->closing = 1;
+			return;
+		}
+		s->gates = g;
+		s->cap_gates = cap;
+	}
+	s->gates[s->n_gates].offset = s->gate_at;
+	s->gates[s->n_gates].seq = seq;
+	if (s->n_gates++ == 0)
+		s->audit_wait = seq;
 	if (s->wait_state != WFPB_WAIT_AUDIT)
 		wait_push(s, WFPB_WAIT_AUDIT, &s->broker->waiting);
+}
+
+/* Forgets the gates whose records are durable; the session waits again (core lock) if any is left. */
+static void
+gates_pass(struct wfpb_session *s, uint64_t durable, int requeue)
+{
+	unsigned i = 0;
+
+	while (i < s->n_gates && s->gates[i].seq <= durable)
+		i++;
+	if (i > 0) {
+		memmove(s->gates, s->gates + i, (s->n_gates - i) * sizeof(s->gates[0]));
+		s->n_gates -= i;
+	}
+	if (s->n_gates > 0) {
+		s->audit_wait = s->gates[0].seq;
+		if (requeue && s->wait_state == WFPB_WAIT_NONE)
+			wait_push(s, WFPB_WAIT_AUDIT, &s->broker->waiting);
+	}
 }
 
 void
@@ -531,6 +577,9 @@ wfpb_session_released(struct wfpb_session *s, uint64_t now_ms)
 	wfpb_core_enter(s->broker);
 	failed = s->wait_failed;
 	s->wait_failed = 0;
+	/* The oldest record it waited for is durable; a later one may not be yet, and is waited for again. */
+	if (!failed)
+		gates_pass(s, __atomic_load_n(&s->broker->audit.durable_seq, __ATOMIC_ACQUIRE), 1);
 	wfpb_core_leave(s->broker);
 	if (failed) {
 		s->audit_failed = 1;
@@ -548,7 +597,8 @@ const uint8_t *
 wfpb_session_output(const struct wfpb_session *s, size_t *len, wfpb_sock *attach)
 {
 	const uint8_t	*p;
-	uint64_t	next;
+	uint64_t	next, durable;
+	unsigned	i;
 
 	*attach = WFPB_SOCK_NONE;
 	/*
@@ -556,12 +606,19 @@ wfpb_session_output(const struct wfpb_session *s, size_t *len, wfpb_sock *attach
 	 * cannot be, never. durable_seq only grows and is written under the core
 	 * lock; a stale read here only defers the write to the commit's own release.
 	 */
-	if (s->audit_failed || (s->broker->audit_on &&
-	    s->audit_wait > __atomic_load_n(&s->broker->audit.durable_seq, __ATOMIC_ACQUIRE))) {
-		*len = 0;
+	*len = 0;
+	if (s->audit_failed)
 		return NULL;
-	}
 	p = wfpb_channel_output(&s->ch, len);
+	if (p != NULL && s->broker->audit_on && s->n_gates > 0) {
+		durable = __atomic_load_n(&s->broker->audit.durable_seq, __ATOMIC_ACQUIRE);
+		for (i = 0; i < s->n_gates && s->gates[i].seq <= durable; i++)
+			;
+		if (i < s->n_gates && s->gates[i].offset - s->out_sent < *len)
+			*len = (size_t)(s->gates[i].offset - s->out_sent);
+		if (*len == 0)
+			return NULL;
+	}
 	if (p == NULL || s->n_out == 0)
 		return p;
 	if (s->out_fds[0].offset == s->out_sent) {
@@ -685,6 +742,7 @@ wfpb_session_free(struct wfpb_session *s)
 	while (s->n_out > 0)
 		wfpb__net_close(s->out_fds[--s->n_out].sock);
 	free(s->out_fds);
+	free(s->gates);
 	wfpb_stash_release_session(&s->broker->stash, &s->stash_list);
 	uncount(s);
 	wfpb__admit_user_drop(s->broker, &s->user_slot);

@@ -77,6 +77,12 @@ struct wfpb_watch {
 	void		*server;	/* the server's registration, NULL until it made one */
 };
 
+/* From this position in the output stream on, nothing leaves before audit record seq is durable. */
+struct wfpb_gate {
+	uint64_t	offset;
+	uint64_t	seq;
+};
+
 struct wfpb_attach {
 	uint64_t	offset;		/* position in the output stream of the frame that carries it */
 	wfpb_sock	sock;
@@ -120,7 +126,13 @@ struct wfpb_session {
 	struct wfpb_attach	*out_fds;	/* oldest first; at most max_inflight + WFPB_SESSION_OUT_FDS_MAX */
 	unsigned		n_out, cap_out;
 	uint64_t		out_sent;	/* bytes of output written so far */
-	/* Output waits until the audit record of its last effectful request is durable. */
+	/*
+	 * An effectful answer leaves only once its own audit record is durable;
+	 * the answers before it need not wait. audit_wait is the oldest gate's seq.
+	 */
+	struct wfpb_gate	*gates;		/* oldest first: offsets and seqs only grow */
+	unsigned		n_gates, cap_gates;
+	uint64_t		gate_at;	/* where the answer last queued starts, or the end for one to come */
 	uint64_t		audit_wait;
 	int			audit_failed;	/* that record could not be made durable: never send */
 	int			wait_state;
@@ -131,8 +143,14 @@ struct wfpb_session {
 	uint32_t		output_max;	/* the policy's output budget, read under the core lock */
 };
 
-/* Parks the session's output until audit record seq is durable (group commit). */
+/*
+ * Parks the session's output from gate_at on until audit record seq is durable
+ * (group commit); what was queued before it may leave meanwhile.
+ */
 void wfpb__session_wait_audit(struct wfpb_session *s, uint64_t seq);
+
+/* Marks the end of the output queued so far as where the next gate starts (a record before its answer). */
+void wfpb__session_gate_here(struct wfpb_session *s);
 
 /* Moves the session from the audit wait list to the broker's ready list (its commit is done). */
 void wfpb__session_wait_ready(struct wfpb_session *s);

@@ -1185,6 +1185,93 @@ v2_many_sockets_wait_for_their_answers(void **state)
 		wfpb__net_close(peers[i]);
 }
 
+#ifndef _WIN32
+/*
+ * With requests in flight the records keep coming: an answer leaves once
+ * its own record is durable, not once the newest record of the session is
+ * (which, under steady load, would be never). A Listen is recorded and a
+ * commit starts; a second Listen's record arrives during that commit; when
+ * the commit ends the first answer goes out and the second waits for the
+ * next one.
+ */
+static void
+v2_answer_leaves_when_its_own_record_is_durable(void **state)
+{
+	static const char		policy[] = "[principal p]\nuid = 1000\nops = listen\nlisten = 127.0.0.1/32:*\n";
+	struct fixture			*f = *state;
+	struct wfpb_identity		id = { .known = 1, .pid = 42, .uid = 1000, .gid = 1000, .user = "1000" };
+	struct wfpb_config		base, cfg;
+	struct wfpb_ini_error		err;
+	struct wfpb_broker		b;
+	struct wfpb_session		*s;
+	struct wfpb_channel		c;
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__ListenRequest	l = WFPBROKER__V1__LISTEN_REQUEST__INIT;
+	Wfpbroker__V1__Address		a = WFPBROKER__V1__ADDRESS__INIT;
+	Wfpbroker__V1__Response		*r;
+	static uint8_t			lo[4] = { 127, 0, 0, 1 };
+	unsigned char			pk[32], sk[64];
+	char				dir[] = "/tmp/wfpb-gate-XXXXXX", msg[256], cmd[64];
+	const uint8_t			*p;
+	size_t				len, used;
+
+	assert_non_null(mkdtemp(dir));
+	wfpb_config_defaults(&base, "/x", dir);
+	assert_int_equal(wfpb_config_parse(policy, sizeof(policy) - 1, &base, &cfg, &err), 0);
+	assert_int_equal(wfpb_broker_init(&b, &cfg, NULL, &f->key, 1000), 0);
+	crypto_sign_keypair(pk, sk);
+	assert_int_equal(wfpb_broker_open_audit(&b, sk, 1000, msg, sizeof(msg)), 0);
+	assert_int_equal(wfpb_broker_commit(&b, 1000), 0);
+	s = wfpb_session_new(&b, &id, 1000);
+	assert_int_equal(wfpb_channel_client_start(&c, f->key.pub, NULL), 0);
+	p = wfpb_channel_output(&c, &len);
+	assert_int_equal(wfpb_session_input(s, p, len, 1001), 0);
+	wfpb_channel_output_done(&c, len);
+	p = wfpb_session_output(s, &len, &no_attach);
+	assert_int_equal(wfpb_channel_feed(&c, p, len, &used), WFPB_CHANNEL_ESTABLISHED);
+	wfpb_session_output_done(s, len);
+	(void)wfpb_broker_commit(&b, 1001);
+	while (wfpb_broker_next_ready(&b) != NULL)
+		;
+
+	a.family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
+	a.addr.data = lo;
+	a.addr.len = 4;
+	l.local = &a;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_LISTEN;
+	rq.listen = &l;
+	rq.request_id = 1;
+	send_request(s, &c, &rq, 1002);
+	assert_null(next_response(s, &c));
+	/* The commit takes the first record; the second arrives while it is written. */
+	assert_int_equal(wfpb_broker_commit_start(&b, 1003), 1);
+	rq.request_id = 2;
+	send_request(s, &c, &rq, 1003);
+	wfpb_audit_flush_inflight(&b.audit);
+	(void)wfpb_broker_commit_finish(&b, 1004);
+	assert_ptr_equal(wfpb_broker_next_ready(&b), s);
+	wfpb_session_released(s, 1004);
+	assert_non_null(r = next_response(s, &c));
+	assert_int_equal(r->request_id, 1);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	/* The second is not durable yet: it waits, and the session waits for the next commit. */
+	assert_null(next_response(s, &c));
+	assert_int_equal(wfpb_broker_commit(&b, 1005), 1);
+	assert_ptr_equal(wfpb_broker_next_ready(&b), s);
+	wfpb_session_released(s, 1005);
+	assert_non_null(r = next_response(s, &c));
+	assert_int_equal(r->request_id, 2);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	wfpb_session_free(s);
+	wfpb_channel_free(&c);
+	wfpb_broker_fini(&b);
+	sodium_memzero(sk, sizeof(sk));
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+#endif
+
 /* Opens a second session in the fixture's broker speaking protocol version `version`. */
 static struct wfpb_session *
 open_session(struct fixture *f, unsigned version, struct wfpb_channel *c)
@@ -1340,6 +1427,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(v1_answers_in_order, setup, teardown),
 #ifndef _WIN32
 		cmocka_unit_test_setup_teardown(v2_session_gone_with_requests_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(v2_answer_leaves_when_its_own_record_is_durable, setup, teardown),
 		cmocka_unit_test_setup_teardown(descriptors_before_handshake_are_discarded, setup, teardown),
 		cmocka_unit_test_setup_teardown(apply_records_waits_for_its_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(prepare_carries_the_marks, setup, teardown),
