@@ -57,7 +57,7 @@ main(int argc, char **argv)
 	struct pollfd		*pfd;
 	uint64_t		t0, held_until = 0;
 	unsigned		n, i, nog = 0, echoed = 0, others_before_held = 0, held_idx = 0;
-	int			l, one = 1, rport;
+	int			l, one = 1, rport, rc;
 	FILE			*f;
 
 	if (argc != 4 || (n = (unsigned)atoi(argv[3])) == 0 || n > 4096) {
@@ -105,7 +105,7 @@ main(int argc, char **argv)
 			perror("relay-load: connect");
 			return 1;
 		}
-		snprintf(cl[i].buf, sizeof(cl[i].buf), "%05u", i);
+		snprintf(cl[i].buf, sizeof(cl[i].buf), "%05u", i % 100000u);
 	}
 	while (echoed < n && now_ms() - t0 < DEADLINE_MS) {
 		unsigned k = 0;
@@ -155,7 +155,7 @@ main(int argc, char **argv)
 			if (e->have == MSG_LEN) {
 				char want[MSG_LEN + 1];
 
-				snprintf(want, sizeof(want), "%05u", i);
+				snprintf(want, sizeof(want), "%05u", i % 100000u);
 				if (memcmp(e->buf, want, MSG_LEN) != 0) {
 					fprintf(stderr, "relay-load: client %u got %.6s back\n", i, e->buf);
 					return 1;
@@ -174,10 +174,17 @@ main(int argc, char **argv)
 			others_before_held++;
 	printf("relay-load: %u of %u echoed in %llu ms; %u of the %u others before the held one was released\n",
 	    echoed, n, (unsigned long long)(now_ms() - t0), others_before_held, n - 1);
-	if (echoed != n || others_before_held != n - 1 || !cl[held_idx].done || cl[held_idx].at < held_until) {
+	rc = echoed != n || others_before_held != n - 1 || !cl[held_idx].done || cl[held_idx].at < held_until;
+	if (rc)
 		fprintf(stderr, "relay-load: FAIL (held client %u echoed %s)\n", held_idx,
 		    cl[held_idx].done ? "before its upstream answered" : "never");
-		return 1;
-	}
-	return 0;
+	for (i = 0; i < n; i++)
+		close(cl[i].fd);
+	for (i = 0; i < nog; i++)
+		close(og[i].fd);
+	close(l);
+	free(cl);
+	free(og);
+	free(pfd);
+	return rc;
 }

@@ -639,6 +639,8 @@ apply_records_waits_for_its_record(void **state)
 	wfpb_channel_free(&c);
 	wfpb_broker_fini(&b);
 	sodium_memzero(sk, sizeof(sk));
+	snprintf(msg, sizeof(msg), "rm -rf %s", dir);
+	assert_int_equal(system(msg), 0);
 }
 
 /*
@@ -1301,7 +1303,7 @@ static void
 v1_answers_in_order(void **state)
 {
 	struct fixture			*f = *state;
-	struct wfpb_channel		c;
+	struct wfpb_channel		c, keep_c;
 	struct wfpb_session		*s, *keep = f->s;
 	Wfpbroker__V1__Request		rq;
 	Wfpbroker__V1__AcceptRequest	ac;
@@ -1314,6 +1316,7 @@ v1_answers_in_order(void **state)
 
 	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\n");
 	s = open_session(f, 1, &c);
+	keep_c = f->c;
 	f->s = s;
 	f->c = c;
 	lid = v2_listener(f, &port);
@@ -1342,8 +1345,7 @@ v1_answers_in_order(void **state)
 	wfpb_channel_free(&f->c);
 	wfpb_session_free(s);
 	f->s = keep;
-	/* The fixture's own channel was overwritten: teardown frees only what it owns. */
-	memset(&f->c, 0, sizeof(f->c));
+	f->c = keep_c;
 }
 
 #ifndef _WIN32
@@ -1364,7 +1366,7 @@ static void
 v2_session_gone_with_requests_in_flight(void **state)
 {
 	struct fixture			*f = *state;
-	struct wfpb_channel		c;
+	struct wfpb_channel		c, keep_c;
 	struct wfpb_session		*s, *keep = f->s;
 	Wfpbroker__V1__Request		rq;
 	Wfpbroker__V1__AcceptRequest	ac;
@@ -1376,6 +1378,7 @@ v2_session_gone_with_requests_in_flight(void **state)
 	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept stash\nlisten = 127.0.0.1/32:*\n");
 	fds = open_fds();
 	s = open_session(f, 2, &c);
+	keep_c = f->c;
 	f->s = s;
 	f->c = c;
 	for (i = 0; i < 4; i++) {
@@ -1400,7 +1403,7 @@ v2_session_gone_with_requests_in_flight(void **state)
 	wfpb_channel_free(&f->c);
 	wfpb_session_free(s);
 	f->s = keep;
-	memset(&f->c, 0, sizeof(f->c));
+	f->c = keep_c;
 	assert_int_equal(f->b.inflight, 0);
 	assert_int_equal(f->b.listeners, 0);
 	assert_int_equal(f->b.stash.count, 0);
