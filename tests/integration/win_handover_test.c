@@ -310,6 +310,73 @@ case_secondary_by_handle(void)
 	return 0;
 }
 
+/*
+ * Protocol version 2 through the pipe server: three Accepts wait on one
+ * listener (one event for the session's sockets, WSAEventSelect) and two
+ * Connects are in flight at once; a Fetch is answered meanwhile; each
+ * completion comes through the wait handle (an event) with a working socket.
+ */
+static int
+case_requests_in_flight(void)
+{
+	struct wfpb_client	*c = open_client();
+	struct wfpb_accepted	acc[3] = { WFPB_ACCEPTED_INIT, WFPB_ACCEPTED_INIT, WFPB_ACCEPTED_INIT };
+	struct wfpb_completion	done = WFPB_COMPLETION_INIT;
+	struct wfpb_addr	any = itest_loopback(0), bound, origin_addr;
+	wfpb_socket_t		up[2];
+	uint64_t		lid;
+	uint8_t			*blob, h[WFPB_HANDLE_LEN];
+	size_t			len;
+	uint16_t		oport;
+	SOCKET			cl[3], origin, ofd;
+	int			i, n, got;
+
+	CHECK(c != NULL, "open");
+	CHECK(wfpb_listen(c, &any, 0, &lid, &bound) == 0, "listen: %s", wfpb_errmsg(c));
+	for (i = 0; i < 3; i++)
+		CHECK(wfpb_submit_accept(c, lid, 5000, 0, &acc[i], &acc[i], NULL) == 0, "submit accept: %s",
+		    wfpb_errmsg(c));
+	CHECK(wfpb_stash(c, (const uint8_t *)"meanwhile", 9, 0, h) == 0, "stash while Accepts wait: %s", wfpb_errmsg(c));
+	CHECK(wfpb_fetch(c, h, &blob, &len) == 0 && len == 9, "fetch while Accepts wait: %s", wfpb_errmsg(c));
+	wfpb_free(blob);
+	CHECK(wfpb_in_flight(c) == 3, "%u in flight, want the 3 Accepts", wfpb_in_flight(c));
+	for (i = 0; i < 3; i++) {
+		CHECK((cl[i] = tcp_connect(bound.port)) != INVALID_SOCKET, "tcp connect");
+		for (n = 0; n == 0 && WaitForSingleObject((HANDLE)wfpb_wait_handle(c), 5000) == WAIT_OBJECT_0;)
+			CHECK((n = wfpb_complete(c, &done, 1, 0)) >= 0, "complete: %s", wfpb_errmsg(c));
+		CHECK(n == 1 && done.rc == 0, "accept %d: %s", i, n == 1 ? done.message : "no completion");
+		CHECK(done.user == &acc[i], "connection %d completed another Accept", i);
+		CHECK(roundtrip(cl[i], (SOCKET)acc[i].sock, "through an Accept that waited") == 0, "data path %d", i);
+	}
+	/* Two Connects in flight together. */
+	CHECK((origin = tcp_listen(&oport)) != INVALID_SOCKET, "origin");
+	origin_addr = itest_loopback(oport);
+	for (i = 0; i < 2; i++)
+		CHECK(wfpb_submit_connect(c, acc[i].records, NULL, 0, &origin_addr, NULL, 5000, &up[i], NULL, &up[i],
+		    NULL) == 0, "submit connect: %s", wfpb_errmsg(c));
+	for (got = 0; got < 2 && WaitForSingleObject((HANDLE)wfpb_wait_handle(c), 5000) == WAIT_OBJECT_0;) {
+		CHECK((n = wfpb_complete(c, &done, 1, 0)) >= 0, "complete: %s", wfpb_errmsg(c));
+		if (n == 1) {
+			CHECK(done.rc == 0, "connect: %s", done.message);
+			got++;
+		}
+	}
+	CHECK(got == 2, "%d of 2 Connects completed", got);
+	for (i = 0; i < 2; i++) {
+		CHECK((ofd = accept(origin, NULL, NULL)) != INVALID_SOCKET, "origin accept");
+		CHECK(send((SOCKET)up[i], "x", 1, 0) == 1, "send upstream");
+		closesocket(ofd);
+		closesocket((SOCKET)up[i]);
+	}
+	closesocket(origin);
+	for (i = 0; i < 3; i++) {
+		closesocket(cl[i]);
+		wfpb_accepted_free(&acc[i]);
+	}
+	wfpb_close(c);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -321,6 +388,7 @@ main(int argc, char **argv)
 		{ "prepare_hands_over_an_unconnected_socket_with_records", case_prepare },
 		{ "errors_are_statuses_and_accept_times_out", case_errors },
 		{ "secondary_mode_takes_the_clients_socket_by_handle", case_secondary_by_handle },
+		{ "requests_in_flight_accepts_wait_connects_overlap", case_requests_in_flight },
 	};
 	WSADATA	wsa;
 	size_t	i;
