@@ -1274,6 +1274,71 @@ v2_answer_leaves_when_its_own_record_is_durable(void **state)
 }
 #endif
 
+#ifndef _WIN32
+/*
+ * A dead upstream times out alone: a Connect to a listener whose queue is
+ * full (the kernel drops the SYN, so the connect neither completes nor
+ * fails) waits while a Ping is answered, and is answered TIMEOUT at its own
+ * deadline with the session going on.
+ */
+static void
+v2_dead_upstream_times_out_alone(void **state)
+{
+	struct fixture			*f = *state;
+	struct sockaddr_in		sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t			slen = sizeof(sin);
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__ConnectRequest	cr = WFPBROKER__V1__CONNECT_REQUEST__INIT;
+	Wfpbroker__V1__Address		a = WFPBROKER__V1__ADDRESS__INIT;
+	Wfpbroker__V1__PingRequest	pg;
+	Wfpbroker__V1__Response		*r;
+	static uint8_t			lo[4] = { 127, 0, 0, 1 };
+	int				l, fill[4], i;
+
+	set_policy(f, "[principal p]\nuid = 1000\nops = connect\nconnect = 127.0.0.1/32:*\n");
+	/* A listener that never accepts, its queue filled by connections of our own. */
+	assert_true((l = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(l, 0), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&sin, &slen), 0);
+	for (i = 0; i < 4; i++) {
+		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		(void)connect(fill[i], (struct sockaddr *)&sin, sizeof(sin));
+	}
+	usleep(100000);
+	wfpbroker__v1__request__init(&rq);
+	a.family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
+	a.addr.data = lo;
+	a.addr.len = 4;
+	a.port = ntohs(sin.sin_port);
+	cr.remote = &a;
+	cr.timeout_ms = 300;
+	rq.request_id = 40;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_CONNECT;
+	rq.connect = &cr;
+	send_request(f->s, &f->c, &rq, 2000);
+	make_ping(&rq, &pg, 41);
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_non_null(r = next_response(f->s, &f->c));
+	assert_int_equal(r->request_id, 41);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_int_equal(f->s->n_pending, 1);
+	/* Polled before its deadline it is not ready; at the deadline it is answered, alone. */
+	assert_int_equal(wfpb_session_resume(f->s, WFPB_SOCK_NONE, 2100), 0);
+	assert_null(next_response(f->s, &f->c));
+	assert_int_equal(wfpb_session_sweep(f->s, 2300), WFPB_SWEEP_FLUSH);
+	assert_non_null(r = next_response(f->s, &f->c));
+	assert_int_equal(r->request_id, 40);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__TIMEOUT);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_int_equal(f->s->n_pending, 0);
+	assert_false(f->s->closing);
+	for (i = 0; i < 4; i++)
+		close(fill[i]);
+	close(l);
+}
+#endif
+
 /* Opens a second session in the fixture's broker speaking protocol version `version`. */
 static struct wfpb_session *
 open_session(struct fixture *f, unsigned version, struct wfpb_channel *c)
@@ -1431,6 +1496,7 @@ main(void)
 #ifndef _WIN32
 		cmocka_unit_test_setup_teardown(v2_session_gone_with_requests_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(v2_answer_leaves_when_its_own_record_is_durable, setup, teardown),
+		cmocka_unit_test_setup_teardown(v2_dead_upstream_times_out_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(descriptors_before_handshake_are_discarded, setup, teardown),
 		cmocka_unit_test_setup_teardown(apply_records_waits_for_its_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(prepare_carries_the_marks, setup, teardown),
