@@ -506,6 +506,23 @@ output_budget(void **state)
 	assert_true(f->s->closing);
 }
 
+/* Runs the handshake of session s with a new client channel c speaking protocol version `version`. */
+static void
+handshake(struct wfpb_session *s, struct wfpb_channel *c, const uint8_t pub[WFPB_NOISE_DHLEN], unsigned version)
+{
+	const uint8_t	*p;
+	size_t		len, used;
+
+	assert_non_null(s);
+	assert_int_equal(wfpb_channel_client_start_version(c, (uint16_t)version, pub, NULL), 0);
+	p = wfpb_channel_output(c, &len);
+	assert_int_equal(wfpb_session_input(s, p, len, 1001), 0);
+	wfpb_channel_output_done(c, len);
+	p = wfpb_session_output(s, &len, &no_attach);
+	assert_int_equal(wfpb_channel_feed(c, p, len, &used), WFPB_CHANNEL_ESTABLISHED);
+	wfpb_session_output_done(s, len);
+}
+
 #ifndef _WIN32
 /* Descriptors sent before the handshake is complete are never kept. */
 static void
@@ -536,6 +553,34 @@ descriptors_before_handshake_are_discarded(void **state)
 	wfpb_session_free(s2);
 }
 
+/* A broker with policy and its audit log open in dir (made from its mkdtemp template), signed with sk. */
+static void
+audited_broker(struct wfpb_broker *b, const char *policy, char *dir, const struct wfpb_noise_keypair *key,
+    unsigned char sk[64])
+{
+	struct wfpb_config	base, cfg;
+	struct wfpb_ini_error	err;
+	unsigned char		pk[32];
+	char			msg[256];
+
+	assert_non_null(mkdtemp(dir));
+	wfpb_config_defaults(&base, "/x", dir);
+	assert_int_equal(wfpb_config_parse(policy, strlen(policy), &base, &cfg, &err), 0);
+	assert_int_equal(wfpb_broker_init(b, &cfg, NULL, key, 1000), 0);
+	crypto_sign_keypair(pk, sk);
+	assert_int_equal(wfpb_broker_open_audit(b, sk, 1000, msg, sizeof(msg)), 0);
+	assert_int_equal(wfpb_broker_commit(b, 1000), 0);
+}
+
+static void
+remove_dir(const char *dir)
+{
+	char cmd[64];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 /*
  * ApplyRecords acts on the client's own socket, which the broker cannot take
  * back: its audit record is durable before the records are set, and when the
@@ -547,8 +592,6 @@ apply_records_waits_for_its_record(void **state)
 	static const char		policy[] = "[principal p]\nuid = 1000\nops = apply apply_foreign\n";
 	struct wfpb_noise_keypair	*key = &((struct fixture *)*state)->key;
 	struct wfpb_identity		id = { .known = 1, .pid = 42, .uid = 1000, .gid = 1000, .user = "1000" };
-	struct wfpb_config		base, cfg;
-	struct wfpb_ini_error		err;
 	struct wfpb_broker		b;
 	struct wfpb_session		*s;
 	struct wfpb_channel		c;
@@ -558,28 +601,16 @@ apply_records_waits_for_its_record(void **state)
 	Wfpbroker__V1__RecordSource	src = WFPBROKER__V1__RECORD_SOURCE__INIT;
 	Wfpbroker__V1__Response		*r;
 	uint8_t				rec[WFPB_SIM_HDR_LEN + WFPB_SIM_HOP_LEN] = "WFPS\x01\x00\x00\x01";
-	unsigned char			pk[32], sk[64];
-	char				dir[] = "/tmp/wfpb-apply-XXXXXX", msg[256];
+	unsigned char			sk[64];
+	char				dir[] = "/tmp/wfpb-apply-XXXXXX";
 	uint8_t				buf[512];
 	const uint8_t			*p, *m;
 	size_t				n, len, used, mlen;
 	wfpb_sock			fd;
 
-	assert_non_null(mkdtemp(dir));
-	wfpb_config_defaults(&base, "/x", dir);
-	assert_int_equal(wfpb_config_parse(policy, sizeof(policy) - 1, &base, &cfg, &err), 0);
-	assert_int_equal(wfpb_broker_init(&b, &cfg, NULL, key, 1000), 0);
-	crypto_sign_keypair(pk, sk);
-	assert_int_equal(wfpb_broker_open_audit(&b, sk, 1000, msg, sizeof(msg)), 0);
-	assert_int_equal(wfpb_broker_commit(&b, 1000), 0);
+	audited_broker(&b, policy, dir, key, sk);
 	s = wfpb_session_new(&b, &id, 1000);
-	assert_int_equal(wfpb_channel_client_start(&c, key->pub, NULL), 0);
-	p = wfpb_channel_output(&c, &len);
-	assert_int_equal(wfpb_session_input(s, p, len, 1001), 0);
-	wfpb_channel_output_done(&c, len);
-	p = wfpb_session_output(s, &len, &no_attach);
-	assert_int_equal(wfpb_channel_feed(&c, p, len, &used), WFPB_CHANNEL_ESTABLISHED);
-	wfpb_session_output_done(s, len);
+	handshake(s, &c, key->pub, WFPB_PROTOCOL_VERSION);
 
 	rec[WFPB_SIM_HDR_LEN] = WFPB_AF_INET;
 	fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -639,8 +670,7 @@ apply_records_waits_for_its_record(void **state)
 	wfpb_channel_free(&c);
 	wfpb_broker_fini(&b);
 	sodium_memzero(sk, sizeof(sk));
-	snprintf(msg, sizeof(msg), "rm -rf %s", dir);
-	assert_int_equal(system(msg), 0);
+	remove_dir(dir);
 }
 
 /*
@@ -933,6 +963,28 @@ v2_listener(struct fixture *f, uint16_t *port)
 	return lid;
 }
 
+/* The policy, a loopback listener and n Accepts waiting on it (ids from first_id): the listener's id. */
+static uint64_t
+accepts_waiting(struct fixture *f, const char *policy, unsigned n, uint64_t first_id, uint16_t *port)
+{
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__AcceptRequest	ac;
+	uint64_t			lid;
+	unsigned			i;
+
+#ifdef _WIN32
+	f->s->id.pid = GetCurrentProcessId();
+	f->s->id.process = (intptr_t)GetCurrentProcess();
+#endif
+	set_policy(f, policy);
+	lid = v2_listener(f, port);
+	for (i = 0; i < n; i++) {
+		make_accept(&rq, &ac, first_id + i, lid);
+		send_request(f->s, &f->c, &rq, 2000);
+	}
+	return lid;
+}
+
 static wfpb_sock
 connect_to(uint16_t port)
 {
@@ -974,7 +1026,6 @@ v2_answers_out_of_order(void **state)
 {
 	struct fixture			*f = *state;
 	Wfpbroker__V1__Request		rq;
-	Wfpbroker__V1__AcceptRequest	ac;
 	Wfpbroker__V1__StashRequest	st = WFPBROKER__V1__STASH_REQUEST__INIT;
 	Wfpbroker__V1__FetchRequest	fe = WFPBROKER__V1__FETCH_REQUEST__INIT;
 	Wfpbroker__V1__StashHandle	h = WFPBROKER__V1__STASH_HANDLE__INIT;
@@ -984,18 +1035,9 @@ v2_answers_out_of_order(void **state)
 	uint8_t				id[16];
 	unsigned			n, i;
 	uint16_t			port;
-	uint64_t			lid;
 
-#ifdef _WIN32
-	f->s->id.pid = GetCurrentProcessId();
-	f->s->id.process = (intptr_t)GetCurrentProcess();
-#endif
-	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept stash fetch\nlisten = 127.0.0.1/32:*\n");
-	lid = v2_listener(f, &port);
-	for (i = 0; i < 3; i++) {
-		make_accept(&rq, &ac, 10 + i, lid);
-		send_request(f->s, &f->c, &rq, 2000);
-	}
+	(void)accepts_waiting(f, "[principal p]\nuid = 1000\nops = listen accept stash fetch\nlisten = 127.0.0.1/32:*\n",
+	    3, 10, &port);
 	assert_null(next_response(f->s, &f->c));
 	assert_int_equal(f->s->n_pending, 3);
 	assert_int_equal(f->b.inflight, 3);
@@ -1074,13 +1116,8 @@ v2_inflight_cap(void **state)
 	uint64_t			lid, lid2;
 	unsigned			i;
 
-	set_policy(f, "[service]\nmax_inflight = 2\n"
-	    "[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\n");
-	lid = v2_listener(f, &port);
-	for (i = 0; i < 2; i++) {
-		make_accept(&rq, &ac, 10 + i, lid);
-		send_request(f->s, &f->c, &rq, 2000);
-	}
+	lid = accepts_waiting(f, "[service]\nmax_inflight = 2\n"
+	    "[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\n", 2, 10, &port);
 	assert_null(next_response(f->s, &f->c));
 	make_accept(&rq, &ac, 12, lid);
 	send_request(f->s, &f->c, &rq, 2000);
@@ -1147,24 +1184,13 @@ static void
 v2_many_sockets_wait_for_their_answers(void **state)
 {
 	struct fixture			*f = *state;
-	Wfpbroker__V1__Request		rq;
-	Wfpbroker__V1__AcceptRequest	ac;
 	Wfpbroker__V1__Response		*r;
 	wfpb_sock			peers[12];
 	unsigned			i, spins;
 	uint16_t			port;
-	uint64_t			lid;
 
-#ifdef _WIN32
-	f->s->id.pid = GetCurrentProcessId();
-	f->s->id.process = (intptr_t)GetCurrentProcess();
-#endif
-	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\n");
-	lid = v2_listener(f, &port);
-	for (i = 0; i < 12; i++) {
-		make_accept(&rq, &ac, 10 + i, lid);
-		send_request(f->s, &f->c, &rq, 2000);
-	}
+	(void)accepts_waiting(f, "[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\n", 12, 10,
+	    &port);
 	for (i = 0; i < 12; i++)
 		peers[i] = connect_to(port);
 	for (spins = 0; f->s->n_pending > 0 && spins < 200; spins++) {
@@ -1202,8 +1228,6 @@ v2_answer_leaves_when_its_own_record_is_durable(void **state)
 	static const char		policy[] = "[principal p]\nuid = 1000\nops = listen\nlisten = 127.0.0.1/32:*\n";
 	struct fixture			*f = *state;
 	struct wfpb_identity		id = { .known = 1, .pid = 42, .uid = 1000, .gid = 1000, .user = "1000" };
-	struct wfpb_config		base, cfg;
-	struct wfpb_ini_error		err;
 	struct wfpb_broker		b;
 	struct wfpb_session		*s;
 	struct wfpb_channel		c;
@@ -1212,26 +1236,12 @@ v2_answer_leaves_when_its_own_record_is_durable(void **state)
 	Wfpbroker__V1__Address		a = WFPBROKER__V1__ADDRESS__INIT;
 	Wfpbroker__V1__Response		*r;
 	static uint8_t			lo[4] = { 127, 0, 0, 1 };
-	unsigned char			pk[32], sk[64];
-	char				dir[] = "/tmp/wfpb-gate-XXXXXX", msg[256], cmd[64];
-	const uint8_t			*p;
-	size_t				len, used;
+	unsigned char			sk[64];
+	char				dir[] = "/tmp/wfpb-gate-XXXXXX";
 
-	assert_non_null(mkdtemp(dir));
-	wfpb_config_defaults(&base, "/x", dir);
-	assert_int_equal(wfpb_config_parse(policy, sizeof(policy) - 1, &base, &cfg, &err), 0);
-	assert_int_equal(wfpb_broker_init(&b, &cfg, NULL, &f->key, 1000), 0);
-	crypto_sign_keypair(pk, sk);
-	assert_int_equal(wfpb_broker_open_audit(&b, sk, 1000, msg, sizeof(msg)), 0);
-	assert_int_equal(wfpb_broker_commit(&b, 1000), 0);
+	audited_broker(&b, policy, dir, &f->key, sk);
 	s = wfpb_session_new(&b, &id, 1000);
-	assert_int_equal(wfpb_channel_client_start(&c, f->key.pub, NULL), 0);
-	p = wfpb_channel_output(&c, &len);
-	assert_int_equal(wfpb_session_input(s, p, len, 1001), 0);
-	wfpb_channel_output_done(&c, len);
-	p = wfpb_session_output(s, &len, &no_attach);
-	assert_int_equal(wfpb_channel_feed(&c, p, len, &used), WFPB_CHANNEL_ESTABLISHED);
-	wfpb_session_output_done(s, len);
+	handshake(s, &c, f->key.pub, WFPB_PROTOCOL_VERSION);
 	(void)wfpb_broker_commit(&b, 1001);
 	while (wfpb_broker_next_ready(&b) != NULL)
 		;
@@ -1269,8 +1279,7 @@ v2_answer_leaves_when_its_own_record_is_durable(void **state)
 	wfpb_channel_free(&c);
 	wfpb_broker_fini(&b);
 	sodium_memzero(sk, sizeof(sk));
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	remove_dir(dir);
 }
 #endif
 
@@ -1345,22 +1354,37 @@ open_session(struct fixture *f, unsigned version, struct wfpb_channel *c)
 {
 	struct wfpb_identity	id = { .known = 1, .pid = 42, .uid = 1000, .gid = 1000, .user = "1000" };
 	struct wfpb_session	*s;
-	const uint8_t		*p;
-	size_t			len, used;
 
 #ifdef _WIN32
 	id.pid = GetCurrentProcessId();
 	id.process = (intptr_t)GetCurrentProcess();
 #endif
-	assert_non_null(s = wfpb_session_new(&f->b, &id, 1000));
-	assert_int_equal(wfpb_channel_client_start_version(c, (uint16_t)version, f->key.pub, NULL), 0);
-	p = wfpb_channel_output(c, &len);
-	assert_int_equal(wfpb_session_input(s, p, len, 1001), 0);
-	wfpb_channel_output_done(c, len);
-	p = wfpb_session_output(s, &len, &no_attach);
-	assert_int_equal(wfpb_channel_feed(c, p, len, &used), WFPB_CHANNEL_ESTABLISHED);
-	wfpb_session_output_done(s, len);
+	s = wfpb_session_new(&f->b, &id, 1000);
+	handshake(s, c, f->key.pub, version);
 	return s;
+}
+
+/* The fixture's own session, set aside while a test drives a second one in its place. */
+struct first_session {
+	struct wfpb_session	*s;
+	struct wfpb_channel	c;
+};
+
+static struct wfpb_session *
+use_second_session(struct fixture *f, unsigned version, struct first_session *first)
+{
+	first->s = f->s;
+	first->c = f->c;
+	return f->s = open_session(f, version, &f->c);
+}
+
+static void
+back_to_first_session(struct fixture *f, struct first_session *first)
+{
+	wfpb_channel_free(&f->c);
+	wfpb_session_free(f->s);
+	f->s = first->s;
+	f->c = first->c;
 }
 
 /* A version-1 client is answered in order, one request at a time, as before. */
@@ -1368,8 +1392,8 @@ static void
 v1_answers_in_order(void **state)
 {
 	struct fixture			*f = *state;
-	struct wfpb_channel		c, keep_c;
-	struct wfpb_session		*s, *keep = f->s;
+	struct first_session		first;
+	struct wfpb_session		*s;
 	Wfpbroker__V1__Request		rq;
 	Wfpbroker__V1__AcceptRequest	ac;
 	Wfpbroker__V1__PingRequest	pg;
@@ -1380,10 +1404,7 @@ v1_answers_in_order(void **state)
 	int				i;
 
 	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\n");
-	s = open_session(f, 1, &c);
-	keep_c = f->c;
-	f->s = s;
-	f->c = c;
+	s = use_second_session(f, 1, &first);
 	lid = v2_listener(f, &port);
 	make_ping(&rq, &pg, 2);
 	send_request(s, &f->c, &rq, 2000);
@@ -1407,10 +1428,7 @@ v1_answers_in_order(void **state)
 		wfpbroker__v1__response__free_unpacked(r, NULL);
 	}
 	wfpb__net_close(peer);
-	wfpb_channel_free(&f->c);
-	wfpb_session_free(s);
-	f->s = keep;
-	f->c = keep_c;
+	back_to_first_session(f, &first);
 }
 
 #ifndef _WIN32
@@ -1431,8 +1449,8 @@ static void
 v2_session_gone_with_requests_in_flight(void **state)
 {
 	struct fixture			*f = *state;
-	struct wfpb_channel		c, keep_c;
-	struct wfpb_session		*s, *keep = f->s;
+	struct first_session		first;
+	struct wfpb_session		*s;
 	Wfpbroker__V1__Request		rq;
 	Wfpbroker__V1__AcceptRequest	ac;
 	Wfpbroker__V1__StashRequest	st = WFPBROKER__V1__STASH_REQUEST__INIT;
@@ -1442,10 +1460,7 @@ v2_session_gone_with_requests_in_flight(void **state)
 
 	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept stash\nlisten = 127.0.0.1/32:*\n");
 	fds = open_fds();
-	s = open_session(f, 2, &c);
-	keep_c = f->c;
-	f->s = s;
-	f->c = c;
+	s = use_second_session(f, 2, &first);
 	for (i = 0; i < 4; i++) {
 		lid = v2_listener(f, &port);
 		make_accept(&rq, &ac, 10 + i, lid);
@@ -1465,10 +1480,7 @@ v2_session_gone_with_requests_in_flight(void **state)
 	assert_int_equal(f->b.listeners, 4);
 	assert_int_equal(f->b.stash.count, 1);
 	assert_true(open_fds() >= fds + 4);
-	wfpb_channel_free(&f->c);
-	wfpb_session_free(s);
-	f->s = keep;
-	f->c = keep_c;
+	back_to_first_session(f, &first);
 	assert_int_equal(f->b.inflight, 0);
 	assert_int_equal(f->b.listeners, 0);
 	assert_int_equal(f->b.stash.count, 0);
