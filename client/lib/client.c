@@ -519,7 +519,13 @@ call(struct wfpb_client *c, Wfpbroker__V1__Request *rq, Wfpbroker__V1__Response_
 	return call_sock(c, rq, want, resp, -1);
 }
 
-/* As call(), passing sock (>= 0) with the request's first byte: submits, then reads until its own answer. */
+/*
+ * As call(), passing sock (>= 0) with the request's first byte: submits, then
+ * reads until its own answer. Only answers without a socket come back this
+ * way: one that hands a socket over is decoded when it arrives (submit with
+ * a decode_fn), so sockets and answers are matched in arrival order even
+ * when asynchronous answers are read in the same pass.
+ */
 static int
 call_sock(struct wfpb_client *c, Wfpbroker__V1__Request *rq, Wfpbroker__V1__Response__ResultCase want,
     Wfpbroker__V1__Response **resp, intptr_t sock)
@@ -1138,6 +1144,13 @@ wfpb_records_free(struct wfpb_records *r)
 		sized_reset(r, sizeof(*r));
 }
 
+/* The socket of a Prepare: decoded when its answer arrives, as every answer that carries one, in arrival order. */
+static int
+decode_prepare(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl)
+{
+	return take_socket(c, r->prepare->socket, sl->out);
+}
+
 int
 wfpb_prepare(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, size_t blob_len, int family,
     wfpb_socket_t *sock)
@@ -1146,7 +1159,7 @@ wfpb_prepare(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, 
 	Wfpbroker__V1__PrepareRequest	pr = WFPBROKER__V1__PREPARE_REQUEST__INIT;
 	Wfpbroker__V1__RecordSource	src;
 	Wfpbroker__V1__StashHandle	h;
-	Wfpbroker__V1__Response		*r;
+	uint64_t			id = 0;
 	int				rc;
 
 	*sock = WFPB_SOCKET_NONE;
@@ -1158,11 +1171,10 @@ wfpb_prepare(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, 
 	    family == WFPB_AF_INET6 ? WFPBROKER__V1__ADDRESS_FAMILY__AF_INET6 : (Wfpbroker__V1__AddressFamily)family;
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_PREPARE;
 	rq.prepare = &pr;
-	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_PREPARE, &r)) != 0)
+	if ((rc = submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_PREPARE, decode_prepare, sock, NULL, NULL, -1,
+	    &id)) != 0)
 		return rc;
-	rc = take_socket(c, r->prepare->socket, sock);
-	response_free(c, r);
-	return rc;
+	return wait_for(c, id, c->timeout_ms);
 }
 
 int
