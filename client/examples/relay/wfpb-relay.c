@@ -36,9 +36,9 @@
  * on. A dead upstream times out alone (the broker's connect timeout). The
  * broker's answers arrive on libwfpb's wait handle (wfpb.h, asynchronous
  * requests); at most --in-flight (48) requests wait at the broker at once, under
- * its max_inflight. Windows waits on that handle, an event, with
- * WaitForSingleObject while no socket is open, and otherwise looks at it
- * every 2 ms between WSAPolls (WSAPoll takes sockets only).
+ * its max_inflight. On Windows that handle is an event and WSAPoll takes
+ * sockets only, so a small thread waits on the event and wakes the loop
+ * through a loopback socket (struct waker).
  * Builds for Linux and Windows (wfpb-relay.exe, sockets by WSADuplicateSocketW).
  */
 #ifdef _WIN32
@@ -440,6 +440,71 @@ direct_listen(const struct wfpb_addr *listen_at, const struct wfpb_addr *to)
 }
 #endif
 
+#ifdef _WIN32
+/*
+ * WSAPoll takes sockets only, and libwfpb's Windows wait handle is an event:
+ * a small thread waits on the event and, when it is signalled, writes a byte
+ * to a loopback socket in the poll set, then waits until the loop has
+ * collected the answers (the event stays signalled until then). The thread
+ * never touches the client; only the loop calls libwfpb.
+ */
+struct waker {
+	HANDLE	event;		/* libwfpb's wait handle */
+	HANDLE	collected;	/* set by the loop after wfpb_complete */
+	SOCKET	tx, rx;		/* rx is in the poll set */
+};
+
+static DWORD WINAPI
+waker_thread(LPVOID arg)
+{
+	struct waker *w = arg;
+
+	while (WaitForSingleObject(w->event, INFINITE) == WAIT_OBJECT_0) {
+		if (send(w->tx, "!", 1, 0) != 1)
+			break;
+		WaitForSingleObject(w->collected, INFINITE);
+	}
+	return 0;
+}
+
+/* A connected loopback pair and the thread: 0, or -1. */
+static int
+waker_start(struct waker *w, HANDLE event)
+{
+	struct sockaddr_in	sin = { .sin_family = AF_INET };
+	int			len = sizeof(sin);
+	SOCKET			l;
+	HANDLE			t;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	w->event = event;
+	if ((l = socket(AF_INET, SOCK_STREAM, 0)) == INVALID_SOCKET || bind(l, (struct sockaddr *)&sin,
+	    sizeof(sin)) != 0 || listen(l, 1) != 0 || getsockname(l, (struct sockaddr *)&sin, &len) != 0 ||
+	    (w->tx = socket(AF_INET, SOCK_STREAM, 0)) == INVALID_SOCKET ||
+	    connect(w->tx, (struct sockaddr *)&sin, sizeof(sin)) != 0 || (w->rx = accept(l, NULL, NULL)) ==
+	    INVALID_SOCKET || set_nonblocking(w->rx) != 0 ||
+	    (w->collected = CreateEventW(NULL, FALSE, FALSE, NULL)) == NULL ||
+	    (t = CreateThread(NULL, 0, waker_thread, w, 0, NULL)) == NULL) {
+		if (l != INVALID_SOCKET)
+			closesocket(l);
+		return -1;
+	}
+	closesocket(l);
+	CloseHandle(t);
+	return 0;
+}
+
+/* The loop saw the byte: it drains the socket, collects, then lets the thread wait again. */
+static void
+waker_drain(struct waker *w)
+{
+	char buf[64];
+
+	while (recv(w->rx, buf, sizeof(buf), 0) > 0)
+		;
+}
+#endif
+
 /* The relay's state, shared by the loop and the broker's answers. */
 struct relay {
 	struct wfpb_client	*c;		/* NULL: --direct */
@@ -577,6 +642,9 @@ int
 main(int argc, char **argv)
 {
 	struct wfpb_open_opts	o = WFPB_OPEN_OPTS_INIT;
+#ifdef _WIN32
+	struct waker		wk;
+#endif
 	struct relay		r = { .accepts = 8, .in_flight = 48, .context_kind = RELAY_CONTEXT_AUTO,
 				    .carry_records = 1, .listener = -1 };
 	struct wfpb_addr	listen_at;
@@ -660,6 +728,12 @@ main(int argc, char **argv)
 			fprintf(stderr, "%s: listen %s: %s\n", name, listen_arg, wfpb_errmsg(r.c));
 			return 1;
 		}
+#ifdef _WIN32
+		if (waker_start(&wk, (HANDLE)wfpb_wait_handle(r.c)) != 0) {
+			fprintf(stderr, "%s: cannot start the thread that waits for the broker's answers\n", name);
+			return 1;
+		}
+#endif
 		wfpb_addr_format(&r.bound, a);
 		printf("%s: listening on %s, forwarding to %s%s\n", name, a, to_arg ? to_arg : "the original destination",
 		    r.carry_records ? "" : ", without records");
@@ -677,33 +751,36 @@ main(int argc, char **argv)
 				return 1;
 			cap = 64;
 		}
-#ifndef _WIN32
+#ifdef _WIN32
+		pfd[0].fd = wk.rx;	/* the broker's answers, through the waker (--direct is Linux only) */
+#else
 		pfd[0].fd = r.c != NULL ? (int)wfpb_wait_handle(r.c) : r.listener;
+#endif
 		pfd[0].events = POLLIN;
 		first = 1;
-#endif
 		n = poll_set(r.list, &pfd, &owner, &cap, first);
 #ifdef _WIN32
-		/* WSAPoll takes sockets only: the broker's event is waited on alone, or looked at between polls. */
-		if (n == 0)
-			WaitForSingleObject((HANDLE)wfpb_wait_handle(r.c), 1000);
-		else if (poll(pfd, n, 2) < 0)
-			Sleep(2);
-		if (on_answers(&r) != 0)
+		if (poll(pfd, n, -1) < 0)
 			return 1;
 #else
 		if (poll(pfd, n, -1) < 0 && errno != EINTR)
 			return 1;
+#endif
 		if (pfd[0].revents != 0) {
+#ifdef _WIN32
+			waker_drain(&wk);
+#endif
 			if (r.c != NULL && on_answers(&r) != 0)
 				return 1;
+#ifdef _WIN32
+			SetEvent(wk.collected);
+#endif
 #ifdef __linux__
 			while (r.c == NULL && (r.max_conns == 0 || r.started < r.max_conns) &&
 			    direct_accept(r.listener, &r.to, &r.list, &r.started, r.quiet))
 				;
 #endif
 		}
-#endif
 		relay_step(&r.list, pfd, owner, first, n);
 	}
 	printf("%s: relayed %lu connections, the --max-connections bound; exiting\n", name, r.relayed);
