@@ -195,6 +195,25 @@ read_some(struct wfpb_client *c, uint32_t timeout_ms)
 	return 0;
 }
 
+/*
+ * One step towards an answer: the bytes already read are handled before
+ * more are waited for (within timeout_ms). 0, or a negative WFPB_E_* with
+ * c->err saying what went wrong.
+ */
+static int drain(struct wfpb_client *c);
+
+static int
+step(struct wfpb_client *c, uint32_t timeout_ms)
+{
+	int rc;
+
+	if (c->in_len > 0)
+		return drain(c);
+	if ((rc = read_some(c, timeout_ms)) == WFPB_E_TIMEOUT)
+		fail(c, rc, "reading from the broker: %s", wfpb_strerror(rc));
+	return rc;
+}
+
 /* Reads until the channel reports an event (the handshake), within the client's timeout. */
 static int
 wait_event(struct wfpb_client *c)
@@ -536,13 +555,9 @@ call_sock(struct wfpb_client *c, Wfpbroker__V1__Request *rq, Wfpbroker__V1__Resp
 	*resp = NULL;
 	if ((rc = submit(c, rq, want, NULL, NULL, NULL, NULL, sock, NULL)) != 0)
 		return rc;
-	/* Bytes read are handled before more are waited for; the answers after ours are queued too. */
-	while (rc == 0 && (c->sync_resp == NULL || c->in_len > 0)) {
-		if (c->in_len > 0)
-			rc = drain(c);
-		else if ((rc = read_some(c, c->timeout_ms)) == WFPB_E_TIMEOUT)
-			fail(c, rc, "reading from the broker: %s", wfpb_strerror(rc));
-	}
+	/* Until its own answer, and what was read with it: the answers after ours are queued too. */
+	while (rc == 0 && (c->sync_resp == NULL || c->in_len > 0))
+		rc = step(c, c->timeout_ms);
 	r = c->sync_resp;
 	c->sync_resp = NULL;
 	if (rc < 0) {
@@ -591,13 +606,8 @@ wait_for(struct wfpb_client *c, uint64_t id, uint32_t timeout_ms)
 			free(d);
 			return rc;
 		}
-		/* Bytes read are handled before more are waited for. */
-		if (c->in_len > 0)
-			rc = drain(c);
-		else if ((rc = read_some(c, timeout_ms)) == WFPB_E_TIMEOUT)
-			fail(c, rc, "reading from the broker: %s", wfpb_strerror(rc));
-		/* Every request in flight, this one too, then completes with the error. */
-		if (rc < 0)
+		/* On an error every request in flight, this one too, completes with it. */
+		if ((rc = step(c, timeout_ms)) < 0)
 			kill_session(c, rc);
 	}
 }

@@ -284,9 +284,8 @@ wfpb__transport_read(struct wfpb_transport *t, uint8_t *p, size_t cap, size_t *g
 
 	*got = 0;
 	wfpb__transport_arm(t);
-	if (t->rd_pending && WaitForSingleObject(t->rd_event, timeout_ms) != WAIT_OBJECT_0 && !rd_reap(t))
-		return WFPB_E_TIMEOUT;	/* the read stays outstanding for the next call */
-	if (!rd_reap(t))
+	/* Not done yet: wait for it; at the deadline it stays outstanding for the next call. */
+	if (!rd_reap(t) && (WaitForSingleObject(t->rd_event, timeout_ms) != WAIT_OBJECT_0 || !rd_reap(t)))
 		return WFPB_E_TIMEOUT;
 	if (t->rd_have == 0)
 		return t->rd_error ? t->rd_error : WFPB_E_IO;

@@ -647,19 +647,28 @@ wfpb_session_output_done(struct wfpb_session *s, size_t n)
 	wfpb_channel_output_done(&s->ch, n);
 }
 
+/* The first deadline of the session's pending requests (UINT64_MAX: none). */
+static uint64_t
+pending_deadline(const struct wfpb_session *s)
+{
+	const struct wfpb_pending	*p;
+	uint64_t			at = UINT64_MAX;
+
+	for (p = s->pending; p != NULL; p = p->next)
+		if (p->deadline_ms < at)
+			at = p->deadline_ms;
+	return at;
+}
+
 uint64_t
 wfpb_session_deadline(const struct wfpb_session *s)
 {
-	struct wfpb_broker		*b = s->broker;
-	const struct wfpb_pending	*p;
-	uint64_t			at = UINT64_MAX, stall = UINT64_MAX;
+	struct wfpb_broker	*b = s->broker;
+	uint64_t		at = UINT64_MAX, stall = UINT64_MAX;
 
 	/* A session with requests in flight is not idle: the first of their deadlines counts. */
-	if (s->n_pending > 0 && !s->closing) {
-		for (p = s->pending; p != NULL; p = p->next)
-			if (p->deadline_ms < at)
-				at = p->deadline_ms;
-	}
+	if (s->n_pending > 0 && !s->closing)
+		at = pending_deadline(s);
 	/* The timeouts are policy, which a reload on another worker may be replacing. */
 	wfpb_core_enter(b);
 	if (s->n_pending == 0 || s->closing)
@@ -674,13 +683,7 @@ wfpb_session_deadline(const struct wfpb_session *s)
 int
 wfpb_session_expire(struct wfpb_session *s, uint64_t now_ms)
 {
-	const struct wfpb_pending	*p;
-	uint64_t			first = UINT64_MAX;
-
-	for (p = s->pending; p != NULL; p = p->next)
-		if (p->deadline_ms < first)
-			first = p->deadline_ms;
-	if (s->n_pending > 0 && !s->closing && now_ms >= first)
+	if (s->n_pending > 0 && !s->closing && now_ms >= pending_deadline(s))
 		return resume_some(s, PICK_EXPIRED, WFPB_SOCK_NONE, now_ms);
 	if (s->over_since_ms != 0 && !s->closing) {
 		/* Its client left the output unread past output_stall_ms: it gets none of it. */
