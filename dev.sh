@@ -27,7 +27,7 @@ apt_packages=(
 	iproute2 nftables util-linux
 	libsystemd-dev dbus-daemon
 	debhelper lintian scdoc man-db msitools osslsigncode openssl
-	haproxy
+	haproxy rsyslog rsyslog-relp libgnutls28-dev
 )
 
 export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="

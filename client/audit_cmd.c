@@ -14,6 +14,7 @@
 #include <sddl.h>
 #else
 #include <pwd.h>
+#include <signal.h>
 #include <unistd.h>
 #endif
 #include <stdio.h>
@@ -27,6 +28,9 @@
 #include "json.h"
 #include "keyfile.h"
 #include "num.h"
+#ifdef WFPB_HAVE_RELP
+#include "relp.h"
+#endif
 #include "wfpb.h"
 #include "wfpbroker.pb-c.h"
 
@@ -249,14 +253,14 @@ user_name(const char *user, char *out, size_t cap)
  * ("record", hex) so a collector can recompute the chain and tell an altered
  * field from the original.
  */
-static void
-print_json(const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t framed_len)
+static int
+json_line(FILE *out, const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t framed_len)
 {
 	struct wfpb_json	j;
 	char			a[WFPB_ADDR_STRLEN], when[WFPB_RFC3339_LEN], uname[256];
 	size_t			i;
 
-	wfpb_json_init(&j, stdout);
+	wfpb_json_init(&j, out);
 	wfpb_json_obj_begin(&j, NULL);
 	if (line_ctx.host[0] != '\0')
 		wfpb_json_str(&j, "host", line_ctx.host);
@@ -302,10 +306,17 @@ print_json(const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t fr
 		wfpb_json_hex(&j, "signature", r->signature.data, r->signature.len);
 	wfpb_json_hex(&j, "record", framed, framed_len);
 	wfpb_json_obj_end(&j);
-	(void)wfpb_json_end(&j);
+	return wfpb_json_end(&j);
 }
 
-static void
+static int
+print_json(const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t framed_len)
+{
+	(void)json_line(stdout, r, framed, framed_len);	/* a write error shows at the flush */
+	return 0;
+}
+
+static int
 print_line(const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t framed_len)
 {
 	(void)framed;
@@ -329,16 +340,19 @@ print_line(const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t fr
 	if (r->message != NULL && r->message[0] != '\0')
 		printf(" \"%s\"", r->message);
 	printf("\n");
+	return 0;
 }
 
 /*
  * Calls fn for each complete record from offset *off on whose seq is at
- * least from_seq; returns the number printed. An offset past the end (the
+ * least from_seq, until fn returns non-zero (that record is left where it is,
+ * for the next walk); returns the number taken. An offset past the end (the
  * file was replaced by a shorter one) starts over from the beginning.
  */
+typedef int (*record_fn)(const Wfpbroker__V1__AuditRecord *, const uint8_t *framed, size_t framed_len);
+
 static size_t
-walk(const uint8_t *buf, size_t len, size_t *off, uint64_t from_seq,
-    void (*fn)(const Wfpbroker__V1__AuditRecord *, const uint8_t *framed, size_t framed_len))
+walk(const uint8_t *buf, size_t len, size_t *off, uint64_t from_seq, record_fn fn)
 {
 	Wfpbroker__V1__AuditRecord	*r;
 	size_t				rlen, n = 0;
@@ -353,7 +367,10 @@ walk(const uint8_t *buf, size_t len, size_t *off, uint64_t from_seq,
 		if ((r = wfpbroker__v1__audit_record__unpack(NULL, rlen, buf + *off + 4)) == NULL)
 			break;
 		if (r->seq >= from_seq) {
-			fn(r, buf + *off, rlen + 4);
+			if (fn(r, buf + *off, rlen + 4) != 0) {
+				wfpbroker__v1__audit_record__free_unpacked(r, NULL);
+				break;
+			}
 			n++;
 		}
 		wfpbroker__v1__audit_record__free_unpacked(r, NULL);
@@ -388,14 +405,19 @@ record_at(const uint8_t *buf, size_t len, size_t off, char *note, size_t cap)
 static uint64_t follow_next;	/* the seq tail -f prints next */
 static uint64_t follow_first;	/* the first seq of the file follow_poll's offset is in (0: none yet) */
 
-/* What following prints: a line per record (tail -f) or a JSON object (export --follow). */
-static void (*follow_print)(const Wfpbroker__V1__AuditRecord *, const uint8_t *, size_t) = print_line;
+/*
+ * What following does with a record: print a line (tail -f) or a JSON object (export
+ * --follow), or queue it for RELP (non-zero when the queue is full: taken at a later poll).
+ */
+static record_fn follow_print = print_line;
 
-static void
+static int
 print_followed(const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t framed_len)
 {
-	follow_print(r, framed, framed_len);
+	if (follow_print(r, framed, framed_len) != 0)
+		return 1;
 	follow_next = r->seq + 1;
+	return 0;
 }
 
 #define FOLLOW_FILES_MAX	64	/* rotated files read back in one poll */
@@ -610,7 +632,7 @@ cursor_write(const char *path, uint64_t seq)
  * after a crash of the follower a record may be sent twice but never skipped.
  */
 static int
-follow_json(const char *file, const char *cursor)
+follow_json(const char *file, const char *cursor, unsigned poll_ms)
 {
 	uint64_t	saved = cursor != NULL ? cursor_read(cursor) : 0, written;
 	size_t		off = 0;
@@ -632,9 +654,273 @@ follow_json(const char *file, const char *cursor)
 				return 1;
 			}
 		}
-		wfpb__sleep_ms(250);
+		wfpb__sleep_ms(poll_ms);
 	}
 }
+
+#ifdef WFPB_HAVE_RELP
+/*
+ * export --json --follow --relp HOST:PORT: each record as one RFC 5424 message over RELP
+ * (relp.h), the JSON line as its MSG and the seq in structured data. Records wait in a
+ * queue from the moment they are read until the collector acknowledged them; the cursor
+ * moves only past acknowledged ones, so a follower killed, a collector restarted or a
+ * connection lost resends from the oldest unacknowledged record: a record may be sent
+ * twice, never skipped. A record the collector refuses is sent again (with back-off),
+ * not passed over: the follower stalls and says so rather than leave a gap.
+ */
+#define RELP_QUEUE_MAX	4096
+#define RELP_SD_ID	"wfpbroker@32473"	/* docs/DECISIONS.md: no enterprise number of our own */
+#define DELAY_BUCKETS	60001			/* 1 ms each; the last one holds a minute and more */
+
+struct queued {
+	uint64_t	seq, time_ms;
+	char		*msg;
+	size_t		len;
+};
+
+static struct {
+	struct queued	q[RELP_QUEUE_MAX];	/* a ring, oldest first */
+	size_t		head, count;
+	size_t		sent;			/* q[head..head+sent) went out on the current session */
+	int		full;			/* a poll stopped at a full queue: poll again when there is room */
+	uint32_t	delay[DELAY_BUCKETS];	/* record time -> acknowledgement, ms */
+	uint64_t	acked;
+} relp_q;
+
+static volatile sig_atomic_t relp_stop;
+
+static uint64_t
+mono_ms(void)
+{
+	return wfpb_monotonic_us() / 1000;
+}
+
+static void
+relp_on_signal(int sig)
+{
+	(void)sig;
+	relp_stop = 1;
+}
+
+/* The HOSTNAME of RFC 5424: printable US-ASCII, at most 255, "-" when there is none. */
+static void
+syslog_host(const char *in, char out[256])
+{
+	size_t i;
+
+	for (i = 0; in[i] != '\0' && i < 255; i++)
+		out[i] = in[i] > 32 && in[i] < 127 ? in[i] : '_';
+	out[i] = '\0';
+	if (i == 0)
+		snprintf(out, 256, "-");
+}
+
+static int
+queue_record(const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t framed_len)
+{
+	char		*json = NULL, *msg, when[WFPB_RFC3339_LEN], host[256], key[2 * WFPB_AUDIT_HASH_LEN + 1] = "";
+	size_t		jlen = 0, i;
+	FILE		*f;
+	int		hl;
+	struct queued	*e;
+
+	if (relp_q.count == RELP_QUEUE_MAX) {
+		relp_q.full = 1;
+		return 1;
+	}
+	if ((f = open_memstream(&json, &jlen)) == NULL)
+		return 1;
+	if (json_line(f, r, framed, framed_len) != 0 || fclose(f) != 0 || jlen == 0) {
+		free(json);
+		return 1;
+	}
+	jlen--;		/* the line's newline: a syslog message ends where its frame does */
+	wfpb_rfc3339(r->time_unix_ms, when);
+	syslog_host(line_ctx.host, host);
+	if (line_ctx.has_key)
+		for (i = 0; i < WFPB_AUDIT_HASH_LEN; i++)
+			snprintf(key + 2 * i, 3, "%02x", line_ctx.key_fingerprint[i]);
+	/* <110>: facility 13 (log audit), severity 6 (informational). */
+	hl = snprintf(NULL, 0, "<110>1 %s %s wfpbroker - audit [" RELP_SD_ID " seq=\"%llu\"%s%s%s] ", when, host,
+	    (unsigned long long)r->seq, key[0] ? " audit_key=\"" : "", key, key[0] ? "\"" : "");
+	if (hl < 0 || (msg = malloc((size_t)hl + 1 + jlen)) == NULL) {
+		free(json);
+		return 1;
+	}
+	snprintf(msg, (size_t)hl + 1, "<110>1 %s %s wfpbroker - audit [" RELP_SD_ID " seq=\"%llu\"%s%s%s] ", when, host,
+	    (unsigned long long)r->seq, key[0] ? " audit_key=\"" : "", key, key[0] ? "\"" : "");
+	memcpy(msg + hl, json, jlen);
+	free(json);
+	e = &relp_q.q[(relp_q.head + relp_q.count) % RELP_QUEUE_MAX];
+	e->seq = r->seq;
+	e->time_ms = r->time_unix_ms;
+	e->msg = msg;
+	e->len = (size_t)hl + jlen;
+	relp_q.count++;
+	return 0;
+}
+
+/* The n oldest records were acknowledged: out of the queue, their delay counted. */
+static uint64_t
+dequeue_acked(size_t n, uint64_t acked_seq)
+{
+	uint64_t now = wfpb__wall_ms();
+
+	while (n-- > 0 && relp_q.count > 0) {
+		struct queued	*e = &relp_q.q[relp_q.head];
+		uint64_t	d = now > e->time_ms ? now - e->time_ms : 0;
+
+		relp_q.delay[d < DELAY_BUCKETS - 1 ? d : DELAY_BUCKETS - 1]++;
+		relp_q.acked++;
+		acked_seq = e->seq;
+		free(e->msg);
+		e->msg = NULL;
+		relp_q.head = (relp_q.head + 1) % RELP_QUEUE_MAX;
+		relp_q.count--;
+		relp_q.sent--;
+	}
+	return acked_seq;
+}
+
+static unsigned
+delay_percentile(unsigned pct)
+{
+	uint64_t	want = (relp_q.acked * pct + 99) / 100, seen = 0;
+	unsigned	i;
+
+	for (i = 0; i < DELAY_BUCKETS; i++)
+		if ((seen += relp_q.delay[i]) >= want && want > 0)
+			return i;
+	return 0;
+}
+
+static int
+follow_relp(const char *file, const char *cursor, const struct wfpb_relp_config *cfg, unsigned poll_ms, int stats)
+{
+	struct wfpb_relp	*c = NULL;
+	struct sigaction	sa;
+	uint64_t		acked_seq = cursor != NULL ? cursor_read(cursor) : 0, written = acked_seq;
+	uint64_t		now, next_poll = 0, retry_at = 0, cursor_at = 0;
+	unsigned		backoff = 0;
+	size_t			off = 0, n;
+	char			err[256];
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = relp_on_signal;
+	(void)sigaction(SIGTERM, &sa, NULL);
+	(void)sigaction(SIGINT, &sa, NULL);
+	follow_print = queue_record;
+	follow_next = acked_seq + 1;
+	while (!relp_stop) {
+		now = mono_ms();
+		if (c == NULL && now >= retry_at) {
+			if (wfpb_relp_connect(cfg, &c, err, sizeof(err)) != 0) {
+				backoff = backoff == 0 ? 500 : backoff >= 15000 ? 30000 : backoff * 2;
+				retry_at = now + backoff;
+				fprintf(stderr, "wfpbctl: audit export --relp %s:%s: %s; trying again in %u ms\n",
+				    cfg->host, cfg->port, err, backoff);
+				c = NULL;
+			} else {
+				if (backoff != 0)
+					fprintf(stderr, "wfpbctl: audit export --relp %s:%s: connected; sending from seq "
+					    "%llu\n", cfg->host, cfg->port, (unsigned long long)acked_seq + 1);
+				backoff = 0;
+				relp_q.sent = 0;	/* what the last session did not acknowledge goes again */
+			}
+		}
+		if (now >= next_poll || (relp_q.full && relp_q.count < RELP_QUEUE_MAX)) {
+			relp_q.full = 0;
+			(void)follow_poll(file, &off);
+			next_poll = now + poll_ms;
+		}
+		while (c != NULL && relp_q.sent < relp_q.count && wfpb_relp_unacked(c) < cfg->window) {
+			struct queued *e = &relp_q.q[(relp_q.head + relp_q.sent) % RELP_QUEUE_MAX];
+
+			if (wfpb_relp_send(c, e->msg, e->len, err, sizeof(err)) != 0)
+				goto broken;
+			relp_q.sent++;
+		}
+		now = mono_ms();
+		{
+			uint64_t	until = next_poll;
+			int		wait;
+
+			if (c == NULL && retry_at < until)
+				until = retry_at;
+			wait = until > now ? (int)(until - now) : 0;
+			if (c != NULL && wfpb_relp_unacked(c) > 0) {
+				if (wfpb_relp_acks(c, wait, &n, err, sizeof(err)) != 0)
+					goto broken;
+				acked_seq = dequeue_acked(n, acked_seq);
+			} else if (wait > 0)
+				wfpb__sleep_ms((unsigned)wait);
+		}
+		goto cursor;
+broken:
+		fprintf(stderr, "wfpbctl: audit export --relp %s:%s: %s; sending again from seq %llu\n", cfg->host,
+		    cfg->port, err, (unsigned long long)acked_seq + 1);
+		wfpb_relp_close(c, 0);
+		c = NULL;
+		relp_q.sent = 0;
+		retry_at = mono_ms() + (backoff ? backoff : 100);
+cursor:
+		/* Synced and renamed at most five times a second under load; at once when all is acknowledged. */
+		if (acked_seq != written && (relp_q.count == 0 || mono_ms() >= cursor_at)) {
+			if (cursor != NULL && cursor_write(cursor, acked_seq) != 0) {
+				fprintf(stderr, "wfpbctl: audit export --follow: cannot write the cursor %s\n", cursor);
+				wfpb_relp_close(c, 0);
+				return 1;
+			}
+			written = acked_seq;
+			cursor_at = mono_ms() + 200;
+		}
+	}
+	/* Stopped: what the collector still acknowledges within the timeout counts, then a polite close. */
+	if (c != NULL) {
+		uint64_t deadline = mono_ms() + (uint64_t)cfg->timeout_ms;
+
+		while (wfpb_relp_unacked(c) > 0 && mono_ms() < deadline &&
+		    wfpb_relp_acks(c, (int)(deadline - mono_ms()), &n, err, sizeof(err)) == 0)
+			acked_seq = dequeue_acked(n, acked_seq);
+		wfpb_relp_close(c, wfpb_relp_unacked(c) == 0);
+	}
+	if (cursor != NULL && acked_seq != written && cursor_write(cursor, acked_seq) != 0) {
+		fprintf(stderr, "wfpbctl: audit export --follow: cannot write the cursor %s\n", cursor);
+		return 1;
+	}
+	if (stats)
+		fprintf(stderr, "relp: %llu records acknowledged, last seq %llu; record time to acknowledgement "
+		    "p50 %u ms, p99 %u ms\n", (unsigned long long)relp_q.acked, (unsigned long long)acked_seq,
+		    delay_percentile(50), delay_percentile(99));
+	return 0;
+}
+
+/* HOST:PORT or [ADDRESS]:PORT into cfg->host and cfg->port (pointing into buf). */
+static int
+relp_target(const char *arg, char *buf, size_t cap, struct wfpb_relp_config *cfg)
+{
+	char *colon;
+
+	if (snprintf(buf, cap, "%s", arg) >= (int)cap)
+		return -1;
+	if (buf[0] == '[') {
+		char *close = strchr(buf, ']');
+
+		if (close == NULL || close[1] != ':')
+			return -1;
+		*close = '\0';
+		cfg->host = buf + 1;
+		colon = close + 1;
+	} else {
+		if ((colon = strrchr(buf, ':')) == NULL)
+			return -1;
+		*colon = '\0';
+		cfg->host = buf;
+	}
+	cfg->port = colon + 1;
+	return cfg->host[0] != '\0' && cfg->port[0] != '\0' ? 0 : -1;
+}
+#endif
 
 /*
  * audit export --json FILE [--pubkey KEY]: every record, one JSON object a
@@ -647,10 +933,15 @@ export_json(int argc, char **argv)
 {
 	struct wfpb_audit_report	rep;
 	uint8_t				*buf, pk[32];
-	const char			*file = NULL, *key = NULL, *cursor = NULL;
+	const char			*file = NULL, *key = NULL, *cursor = NULL, *relp = NULL;
 	char				beside[4096];
 	size_t				len, off = 0;
-	int				i, rc, follow = 0;
+	int				i, rc, follow = 0, stats = 0;
+	uint32_t			poll_ms = 250;
+#ifdef WFPB_HAVE_RELP
+	struct wfpb_relp_config		rc_cfg = { .window = 128, .timeout_ms = 10000 };
+	char				target[512];
+#endif
 
 	if (argc < 2 || strcmp(argv[0], "--json") != 0)
 		return 2;
@@ -661,13 +952,53 @@ export_json(int argc, char **argv)
 			cursor = argv[++i];
 		else if (strcmp(argv[i], "--follow") == 0)
 			follow = 1;
+		else if (strcmp(argv[i], "--poll-ms") == 0 && i + 1 < argc) {
+			if (wfpb_parse_u32(argv[++i], 10, 60000, &poll_ms) != 0)
+				return 2;
+		} else if (strcmp(argv[i], "--stats") == 0)
+			stats = 1;
+		else if (strcmp(argv[i], "--relp") == 0 && i + 1 < argc)
+			relp = argv[++i];
+#ifdef WFPB_HAVE_RELP
+		else if (strcmp(argv[i], "--relp-ca") == 0 && i + 1 < argc)
+			rc_cfg.ca_file = argv[++i];
+		else if (strcmp(argv[i], "--relp-cert") == 0 && i + 1 < argc)
+			rc_cfg.cert_file = argv[++i];
+		else if (strcmp(argv[i], "--relp-key") == 0 && i + 1 < argc)
+			rc_cfg.key_file = argv[++i];
+		else if (strcmp(argv[i], "--relp-name") == 0 && i + 1 < argc)
+			rc_cfg.server_name = argv[++i];
+		else if (strcmp(argv[i], "--relp-window") == 0 && i + 1 < argc) {
+			if (wfpb_parse_u32(argv[++i], 1, WFPB_RELP_WINDOW_MAX, &rc_cfg.window) != 0)
+				return 2;
+		}
+#endif
 		else if (file == NULL && argv[i][0] != '-')
 			file = argv[i];
 		else
 			return 2;
 	}
-	if (file == NULL || (cursor != NULL && !follow))
+	if (file == NULL || (cursor != NULL && !follow) || (relp != NULL && !follow))
 		return 2;
+#ifdef WFPB_HAVE_RELP
+	if (relp != NULL && relp_target(relp, target, sizeof(target), &rc_cfg) != 0) {
+		fprintf(stderr, "wfpbctl: --relp %s: give HOST:PORT or [ADDRESS]:PORT\n", relp);
+		return 2;
+	}
+	if (rc_cfg.cert_file == NULL && rc_cfg.key_file != NULL)
+		return 2;
+	if (relp == NULL && (rc_cfg.ca_file != NULL || rc_cfg.cert_file != NULL || rc_cfg.server_name != NULL))
+		return 2;
+	if (rc_cfg.ca_file == NULL && rc_cfg.cert_file != NULL) {
+		fprintf(stderr, "wfpbctl: --relp-cert needs --relp-ca (a certificate is only sent over TLS)\n");
+		return 2;
+	}
+#else
+	if (relp != NULL) {
+		fprintf(stderr, "wfpbctl: --relp is not in this build; ship the JSON lines instead (docs/AUDIT.md)\n");
+		return 1;
+	}
+#endif
 	if (key == NULL && audit_pub_beside(file, beside, sizeof(beside)) == 0)
 		key = beside;	/* the broker's layout: audit.pub next to audit.log */
 	if (key != NULL && (rc = wfpb_keyfile_load_public(key, pk)) != 0) {
@@ -680,8 +1011,13 @@ export_json(int argc, char **argv)
 		crypto_generichash(line_ctx.key_fingerprint, sizeof(line_ctx.key_fingerprint), pk, sizeof(pk), NULL, 0);
 		line_ctx.has_key = 1;
 	}
+#ifdef WFPB_HAVE_RELP
+	if (relp != NULL)
+		return follow_relp(file, cursor, &rc_cfg, poll_ms, stats);
+#endif
+	(void)stats;
 	if (follow)
-		return follow_json(file, cursor);
+		return follow_json(file, cursor, poll_ms);
 	if (read_log(file, &buf, &len) != 0)
 		return 1;
 	(void)walk(buf, len, &off, 0, print_json);

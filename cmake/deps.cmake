@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-# Dependencies as imported targets: wfpb::sodium, wfpb::protobuf_c, wfpb::cmocka.
+# Dependencies as imported targets: wfpb::sodium, wfpb::protobuf_c, wfpb::cmocka (and natively
+# wfpb::gnutls).
 # Native builds use Debian's packages through pkg-config; the Windows build uses
 # the static prefix scripts/build-win-deps.sh fills (WFPB_WIN_DEPS).
 if(WIN32)
@@ -22,6 +23,9 @@ else()
   pkg_check_modules(PROTOBUFC REQUIRED IMPORTED_TARGET libprotobuf-c)
   add_library(wfpb::sodium ALIAS PkgConfig::SODIUM)
   add_library(wfpb::protobuf_c ALIAS PkgConfig::PROTOBUFC)
+  # TLS for the audit follower's RELP output (client/relp.c).
+  pkg_check_modules(GNUTLS REQUIRED IMPORTED_TARGET gnutls)
+  add_library(wfpb::gnutls ALIAS PkgConfig::GNUTLS)
   if(WFPB_TESTS)
     pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
     pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
