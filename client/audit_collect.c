@@ -270,10 +270,13 @@ frame_len(const uint8_t *p)
 	return ((size_t)p[0] << 24) | ((size_t)p[1] << 16) | ((size_t)p[2] << 8) | p[3];
 }
 
-/* Reads one collected file; appends its entries. Lines that are not ours are counted in *junk. */
+/*
+ * Reads one collected file; appends its entries. Lines that are not ours are counted in *junk,
+ * audit lines whose record or key does not decode in *damaged.
+ */
 static int
-read_collected(const char *file, struct entry **es, size_t *n, size_t *cap, unsigned long *junk, unsigned long *unknown,
-    struct host *hosts)
+read_collected(const char *file, struct entry **es, size_t *n, size_t *cap, unsigned long *junk, unsigned long *damaged,
+    unsigned long *unknown, struct host *hosts)
 {
 	static char	rec_hex[2 * (WFPB_AUDIT_RECORD_MAX + 4) + 1];
 	uint8_t		*buf, *framed = NULL;
@@ -303,14 +306,18 @@ read_collected(const char *file, struct entry **es, size_t *n, size_t *cap, unsi
 		off = (size_t)(nl - (char *)buf) + 1;
 		lineno++;
 		if (member(line, "record", rec_hex, sizeof(rec_hex)) != 0 || member(line, "audit_key", key_hex,
-		    sizeof(key_hex)) != 0 ||
-		    sodium_hex2bin(framed, WFPB_AUDIT_RECORD_MAX + 4, rec_hex, strlen(rec_hex), NULL, &flen,
+		    sizeof(key_hex)) != 0) {
+			if (line[0] != '\0')
+				(*junk)++;
+			continue;
+		}
+		/* An audit line whose record or key is not what one can be was damaged on the way. */
+		if (sodium_hex2bin(framed, WFPB_AUDIT_RECORD_MAX + 4, rec_hex, strlen(rec_hex), NULL, &flen,
 		    NULL) != 0 ||
 		    sodium_hex2bin(fp, 32, key_hex, strlen(key_hex), NULL, &bin, NULL) != 0 || bin != 32 || flen < 4 ||
 		    frame_len(framed) != flen - 4 ||
 		    (r = wfpbroker__v1__audit_record__unpack(NULL, flen - 4, framed + 4)) == NULL) {
-			if (line[0] != '\0')
-				(*junk)++;
+			(*damaged)++;
 			continue;
 		}
 		for (k = 0; k < nkeys && memcmp(keys[k].fp, fp, 32) != 0; k++)
@@ -383,7 +390,7 @@ wfpbctl_verify_collected(int argc, char **argv)
 	struct wfpb_json	j;
 	const char		*dir = NULL;
 	size_t			n = 0, cap = 0, i, a, b;
-	unsigned long		junk = 0, unknown = 0, bad_hosts = 0;
+	unsigned long		junk = 0, damaged = 0, unknown = 0, bad_hosts = 0;
 	uint32_t		silent_after = 0;
 	uint64_t		now_ms = (uint64_t)time(NULL) * 1000u;
 	unsigned		k;
@@ -417,7 +424,7 @@ wfpbctl_verify_collected(int argc, char **argv)
 			i++;
 			continue;
 		}
-		if (argv[i][0] != '-' && read_collected(argv[i], &es, &n, &cap, &junk, &unknown, hosts) != 0)
+		if (argv[i][0] != '-' && read_collected(argv[i], &es, &n, &cap, &junk, &damaged, &unknown, hosts) != 0)
 			return 1;
 	}
 	qsort(es, n, sizeof(*es), cmp_entry);
@@ -536,6 +543,7 @@ wfpbctl_verify_collected(int argc, char **argv)
 		wfpb_json_arr_end(&j);
 		wfpb_json_u64(&j, "unknown_key_lines", unknown);
 		wfpb_json_u64(&j, "unreadable_lines", junk);
+		wfpb_json_u64(&j, "damaged_lines", damaged);
 		wfpb_json_obj_end(&j);
 		(void)wfpb_json_end(&j);
 	} else {
@@ -543,7 +551,9 @@ wfpbctl_verify_collected(int argc, char **argv)
 			printf("%lu lines name an audit key not in %s\n", unknown, dir);
 		if (junk)
 			printf("%lu lines are not exported audit records (ignored)\n", junk);
+		if (damaged)
+			printf("%lu lines carry a record or key that does not decode (damaged)\n", damaged);
 	}
 	free(es);
-	return bad_hosts || unknown ? 1 : 0;
+	return bad_hosts || unknown || damaged ? 1 : 0;
 }
