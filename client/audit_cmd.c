@@ -466,44 +466,79 @@ rotated_behind(const char *path, const uint8_t *buf, size_t len, char names[][FO
 	return n;
 }
 
+#define FOLLOW_CHUNK	(1u << 20)	/* read from the live file per poll, at most */
+
 /*
  * One poll of tail -f: the records from follow_next on, wherever they are.
- * While the file is only appended to, reading resumes at the offset where
- * the last poll stopped; after a rotation (the record there is not the next
+ * While the file is only appended to, only what follows the offset where the
+ * last poll stopped is read (up to FOLLOW_CHUNK: 2 says there may be more,
+ * to be read at once); after a rotation (the record there is not the next
  * one) the rotated files are read first, then the new file from its start.
+ * 1 when the file cannot be read now.
  */
 static int
 follow_poll(const char *path, size_t *off)
 {
 	static char	names[FOLLOW_FILES_MAX][FOLLOW_PATH_MAX];
-	uint8_t		*buf, *b;
-	uint64_t	first;
-	size_t		len, blen, o;
-	int		n, i, os_err;
+	uint8_t		*head, *buf = NULL, *b;
+	uint64_t	first, size, there;
+	size_t		hlen, len = 0, blen, o;
+	int		n, i, os_err, rc;
 
-	if (read_log(path, &buf, &len) != 0)
+	if ((rc = wfpb__file_read_at(path, 0, 4 + WFPB_AUDIT_RECORD_MAX, &head, &hlen, &size, &os_err)) != 0) {
+		fprintf(stderr, "wfpbctl: cannot read %s (%s)\n", path, rc == WFPB_E_NOENT ? "no such file" :
+		    wfpb_strerror(rc));
 		return 1;
+	}
 	/*
 	 * Rotated since the last poll: the file now starts with another record, or is shorter, or
 	 * does not hold the next record where the old one ended. (The offset alone cannot tell:
 	 * a new file can end exactly where the old one did.)
 	 */
-	first = record_at(buf, len, 0, NULL, 0);
-	if (*off > len || first != follow_first || (*off < len && record_at(buf, len, *off, NULL, 0) != follow_next)) {
+	first = record_at(head, hlen, 0, NULL, 0);
+	if (*off <= size && wfpb__file_read_at(path, *off, FOLLOW_CHUNK, &buf, &len, &size, &os_err) != 0) {
+		free(head);
+		return 1;
+	}
+	/*
+	 * In the same file the record at the offset is the next one, or one before it still to be
+	 * passed over (a follower resuming mid-file reads it a chunk at a time); in a new file it is
+	 * later than the next. A record still being written there is read at the next poll.
+	 */
+	there = record_at(buf, len, 0, NULL, 0);
+	if (*off > size || first != follow_first || (there != 0 && there > follow_next)) {
+		/*
+		 * The file is read again from its start, and the rotated files are found from what
+		 * that read holds: the head read above may be of the file before a rotation that
+		 * happened between the two reads, and would name none of the files behind.
+		 */
+		*off = 0;
+		free(buf);
+		if (wfpb__file_read_at(path, 0, FOLLOW_CHUNK, &buf, &len, &size, &os_err) != 0) {
+			free(head);
+			return 1;
+		}
+		first = record_at(buf, len, 0, NULL, 0);
 		n = rotated_behind(path, buf, len, names, FOLLOW_FILES_MAX);
 		for (i = 0; i < n; i++) {
-			if (wfpb__file_read_all(names[i], WFPB_AUDIT_FILE_MAX, &b, &blen, &os_err) != 0)
-				continue;
+			/* A rotated file that cannot be read now is tried again at the next poll, not passed over. */
+			if (wfpb__file_read_all(names[i], WFPB_AUDIT_FILE_MAX, &b, &blen, &os_err) != 0) {
+				free(head);
+				free(buf);
+				return 1;
+			}
 			o = 0;
 			(void)walk(b, blen, &o, follow_next, print_followed);
 			free(b);
 		}
-		*off = 0;
 	}
-	(void)walk(buf, len, off, follow_next, print_followed);
+	o = 0;
+	(void)walk(buf, len, &o, follow_next, print_followed);
+	*off += o;
 	follow_first = first;
+	free(head);
 	free(buf);
-	return 0;
+	return len == FOLLOW_CHUNK ? 2 : 0;
 }
 
 static uint64_t
@@ -548,9 +583,9 @@ tail(int argc, char **argv)
 	free(buf);
 	while (follow) {
 		fflush(stdout);
-		wfpb__sleep_ms(500);
 		/* A log being rotated may be missing for an instant: try again at the next poll. */
-		(void)follow_poll(file, &off);
+		if (follow_poll(file, &off) != 2)
+			wfpb__sleep_ms(500);
 	}
 	return 0;
 }
@@ -641,7 +676,8 @@ follow_json(const char *file, const char *cursor, unsigned poll_ms)
 	follow_next = written = saved + 1;
 	for (;;) {
 		/* A log being rotated may be missing for an instant: try again at the next poll. */
-		(void)follow_poll(file, &off);
+		int more = follow_poll(file, &off) == 2;
+
 		/* Only a poll that wrote lines has anything to flush, sync and record. */
 		if (follow_next != written) {
 			if (fflush(stdout) != 0 || wfpb__file_sync_stdout() != 0) {
@@ -654,7 +690,8 @@ follow_json(const char *file, const char *cursor, unsigned poll_ms)
 				return 1;
 			}
 		}
-		wfpb__sleep_ms(poll_ms);
+		if (!more)
+			wfpb__sleep_ms(poll_ms);
 	}
 }
 
@@ -830,8 +867,8 @@ follow_relp(const char *file, const char *cursor, const struct wfpb_relp_config 
 		}
 		if (now >= next_poll || (relp_q.full && relp_q.count < RELP_QUEUE_MAX)) {
 			relp_q.full = 0;
-			(void)follow_poll(file, &off);
-			next_poll = now + poll_ms;
+			/* More in the file than one poll reads: the next turn reads on (when the queue has room). */
+			next_poll = follow_poll(file, &off) == 2 && !relp_q.full ? now : now + poll_ms;
 		}
 		while (c != NULL && relp_q.sent < relp_q.count && wfpb_relp_unacked(c) < cfg->window) {
 			struct queued *e = &relp_q.q[(relp_q.head + relp_q.sent) % RELP_QUEUE_MAX];

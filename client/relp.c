@@ -33,6 +33,8 @@ struct wfpb_relp {
 	unsigned	head, count;
 	char		*rx;				/* what was read and not yet parsed */
 	size_t		rx_len, rx_cap;
+	char		*tx;				/* frames not yet written (written by wfpb_relp_acks) */
+	size_t		tx_len, tx_cap;
 #ifdef WFPB_HAVE_GNUTLS
 	gnutls_session_t			tls;
 	gnutls_certificate_credentials_t	cred;
@@ -303,26 +305,55 @@ take_answer(struct wfpb_relp *c, long txnr, const char *cmd, size_t cmd_len, con
 	return 1;
 }
 
+/* Writes the frames queued in tx; 0, or -1 with err. */
+static int
+flush(struct wfpb_relp *c, char *err, size_t cap)
+{
+	if (c->tx_len == 0)
+		return 0;
+	if (write_all(c, c->tx, c->tx_len, mono_ms() + c->timeout_ms, err, cap) != 0)
+		return -1;
+	c->tx_len = 0;
+	return 0;
+}
+
+/* Queues one command frame (written in one go with the others, at the next flush). */
 static int
 send_command(struct wfpb_relp *c, const char *cmd, const char *data, size_t len, char *err, size_t cap)
 {
 	char		hdr[64];
 	unsigned	txnr = c->next_txnr;
 	int		n;
-	int64_t		deadline = mono_ms() + c->timeout_ms;
+	size_t		need;
 
 	if (c->count >= c->window) {
 		say(err, cap, "the window is full");
 		return -1;
 	}
 	n = snprintf(hdr, sizeof(hdr), len > 0 ? "%u %s %zu " : "%u %s %zu", txnr, cmd, len);
-	if (write_all(c, hdr, (size_t)n, deadline, err, cap) != 0 || (len > 0 && write_all(c, data, len, deadline,
-	    err, cap) != 0) || write_all(c, "\n", 1, deadline, err, cap) != 0)
-		return -1;
+	need = c->tx_len + (size_t)n + len + 1;
+	if (need > c->tx_cap) {
+		size_t	ncap = c->tx_cap ? c->tx_cap : 65536;
+		char	*ntx;
+
+		while (ncap < need)
+			ncap *= 2;
+		if ((ntx = realloc(c->tx, ncap)) == NULL) {
+			say(err, cap, "out of memory");
+			return -1;
+		}
+		c->tx = ntx;
+		c->tx_cap = ncap;
+	}
+	memcpy(c->tx + c->tx_len, hdr, (size_t)n);
+	memcpy(c->tx + c->tx_len + (size_t)n, data, len);
+	c->tx[need - 1] = '\n';
+	c->tx_len = need;
 	c->unacked[(c->head + c->count) % WFPB_RELP_WINDOW_MAX] = txnr;
 	c->count++;
 	c->next_txnr = txnr == TXNR_MAX ? 1 : txnr + 1;
-	return 0;
+	/* A large batch goes out without waiting for the next flush. */
+	return c->tx_len >= 65536 ? flush(c, err, cap) : 0;
 }
 
 /* Waits for the answer to the newest command (the only one waiting); 0, or -1 with err. */
@@ -335,6 +366,8 @@ await_one(struct wfpb_relp *c, const char **data, size_t *data_len, size_t *fram
 	size_t		cmd_len;
 	int		r;
 
+	if (flush(c, err, cap) != 0)
+		return -1;
 	while ((r = parse_frame(c, &txnr, &cmd, &cmd_len, data, data_len, frame_len)) == 0) {
 		int n = read_some(c, left_ms(deadline), err, cap);
 
@@ -529,6 +562,8 @@ wfpb_relp_acks(struct wfpb_relp *c, int wait_ms, size_t *acked, char *err, size_
 	int		r;
 
 	*acked = 0;
+	if (flush(c, err, cap) != 0)
+		return -1;
 	for (;;) {
 		while ((r = parse_frame(c, &txnr, &cmd, &cmd_len, &data, &data_len, &frame_len)) == 1) {
 			if (take_answer(c, txnr, cmd, cmd_len, data, data_len, err, cap) != 1)
@@ -585,5 +620,6 @@ wfpb_relp_close(struct wfpb_relp *c, int graceful)
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->rx);
+	free(c->tx);
 	free(c);
 }

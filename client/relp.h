@@ -41,11 +41,15 @@ int wfpb_relp_tls_available(void);
 /* Connects and opens the session (the "open" offer, "commands=syslog"). 0, or -1 with err. */
 int wfpb_relp_connect(const struct wfpb_relp_config *cfg, struct wfpb_relp **out, char *err, size_t cap);
 
-/* Sends one syslog message. The window must have room (wfpb_relp_unacked < window). 0, or -1 with err. */
+/*
+ * Sends one syslog message: queued, and written with the others at the next wfpb_relp_acks (or
+ * once 64 KiB are queued). The window must have room (wfpb_relp_unacked < window). 0, or -1 with err.
+ */
 int wfpb_relp_send(struct wfpb_relp *c, const char *msg, size_t len, char *err, size_t cap);
 
 /*
- * Reads the server's answers, waiting up to wait_ms for the first when none is buffered;
+ * Writes what is queued, then reads the server's answers, waiting up to wait_ms for the first
+ * when none is buffered;
  * *acked is how many of the oldest unacknowledged messages were acknowledged (in order).
  * 0, or -1 with err when the session is broken: an error answer, an answer out of order,
  * a malformed frame, the server closing. The messages not acknowledged must be sent again

@@ -28,6 +28,12 @@ int WFPB_MUST_CHECK wfpb__file_truncate(wfpb_file f, uint64_t len, int *os_err);
 void wfpb__file_close(wfpb_file f);
 /* Reads a whole file (at most max bytes) into a malloc'd buffer. WFPB_E_NOENT when absent. */
 int WFPB_MUST_CHECK wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, int *os_err);
+/*
+ * Reads at most max bytes of a file from offset off (none when off is at or past its end) into a
+ * malloc'd buffer; *size is the file's size. A follower reads only what is new this way.
+ */
+int WFPB_MUST_CHECK wfpb__file_read_at(const char *path, uint64_t off, size_t max, uint8_t **out, size_t *len,
+    uint64_t *size, int *os_err);
 
 /*
  * A small file replaced whole and durably (a follower's cursor): data written to tmp, synced,

@@ -159,6 +159,40 @@ wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, in
 	return 0;
 }
 
+int
+wfpb__file_read_at(const char *path, uint64_t off, size_t max, uint8_t **out, size_t *len, uint64_t *size,
+    int *os_err)
+{
+	struct stat	st;
+	uint8_t		*buf;
+	size_t		want, done = 0;
+	ssize_t		n;
+	int		fd, rc;
+
+	*out = NULL;
+	*len = 0;
+	*size = 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return os_fail(os_err);
+	if (fstat(fd, &st) != 0) {
+		rc = os_fail(os_err);
+		close(fd);
+		return rc;
+	}
+	*size = (uint64_t)st.st_size;
+	want = off >= *size ? 0 : *size - off > max ? max : (size_t)(*size - off);
+	if ((buf = malloc(want + 1)) == NULL) {
+		close(fd);
+		return WFPB_E_NOMEM;
+	}
+	while (done < want && (n = pread(fd, buf + done, want - done, (off_t)(off + done))) > 0)
+		done += (size_t)n;
+	close(fd);
+	*out = buf;
+	*len = done;
+	return 0;
+}
+
 uint64_t
 wfpb__wall_ms(void)
 {

@@ -178,6 +178,49 @@ wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, in
 	return 0;
 }
 
+int
+wfpb__file_read_at(const char *path, uint64_t off, size_t max, uint8_t **out, size_t *len, uint64_t *size,
+    int *os_err)
+{
+	wchar_t		*w = wfpb__widen(path);
+	LARGE_INTEGER	sz, at;
+	HANDLE		h;
+	uint8_t		*buf;
+	DWORD		n;
+	size_t		want, done = 0;
+	int		rc;
+
+	*out = NULL;
+	*len = 0;
+	*size = 0;
+	if (w == NULL)
+		return WFPB_E_INVAL;
+	h = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL, OPEN_EXISTING,
+	    FILE_ATTRIBUTE_NORMAL, NULL);
+	free(w);
+	if (h == INVALID_HANDLE_VALUE)
+		return os_fail(os_err);
+	if (!GetFileSizeEx(h, &sz)) {
+		rc = os_fail(os_err);
+		CloseHandle(h);
+		return rc;
+	}
+	*size = (uint64_t)sz.QuadPart;
+	want = off >= *size ? 0 : *size - off > max ? max : (size_t)(*size - off);
+	at.QuadPart = (LONGLONG)off;
+	if ((buf = malloc(want + 1)) == NULL) {
+		CloseHandle(h);
+		return WFPB_E_NOMEM;
+	}
+	if (want > 0 && SetFilePointerEx(h, at, NULL, FILE_BEGIN))
+		while (done < want && ReadFile(h, buf + done, (DWORD)(want - done), &n, NULL) && n > 0)
+			done += n;
+	CloseHandle(h);
+	*out = buf;
+	*len = done;
+	return 0;
+}
+
 uint64_t
 wfpb__wall_ms(void)
 {

@@ -74,8 +74,8 @@ rs_start() {
 rs_stop() { kill -TERM "$rs_pid" 2>/dev/null; wait "$rs_pid" 2>/dev/null; rs_pid=; }
 check "rsyslog starts with imrelp on 127.0.0.1:$port (and TLS on :$tls_port)" rs_start
 
-# --- a broker: small rotated files, frequent checkpoints ----------------------------------
-# broker DIR: config and state under DIR.
+# --- a broker: frequent checkpoints; A's log in small rotated files, B's in one file ---------
+# conf DIR [ROTATION]: config and state under DIR.
 conf() {
 	mkdir -p "$1/run" "$1/state"
 	cat >"$1/b.conf" <<CONF
@@ -83,7 +83,7 @@ conf() {
 endpoint = $1/run/b.sock
 state_dir = $1/state
 checkpoint_every = 25
-audit_max_kib = 48
+${2:-}
 audit_keep_files = 0
 
 [principal root]
@@ -116,6 +116,8 @@ follow() {
 	fpid[$d]=$!
 	pids+=("$!")
 }
+follow_b() { follow "$B" --relp "127.0.0.1:$tls_port" --relp-ca "$work/pki/ca.pem" --relp-cert "$work/pki/host.pem" \
+	--relp-key "$work/pki/host.key"; }
 last_seq() { "$wfpbctl" audit export --json "$1/state/audit.log" 2>/dev/null | tail -n 1 | sed -n 's/.*"seq":\([0-9]*\),.*/\1/p'; }
 # caught_up DIR: the cursor reaches the log's last record within 20 s.
 caught_up() {
@@ -127,15 +129,14 @@ caught_up() {
 }
 
 A=$work/a B=$work/b
-conf "$A"
+conf "$A" "audit_max_kib = 48"
 conf "$B"
 check "broker A starts" bstart "$A"
 check "broker B starts (another state dir, its own audit key)" bstart "$B"
 load "$A" & loadpid=$!
 ( load "$B" ) & pids+=("$!")
 follow "$A" --relp "127.0.0.1:$port"
-follow "$B" --relp "127.0.0.1:$tls_port" --relp-ca "$work/pki/ca.pem" --relp-cert "$work/pki/host.pem" \
-	--relp-key "$work/pki/host.key"
+follow_b
 sleep 1.5
 
 # While records flow: the follower dies without a word and comes back.
@@ -153,13 +154,18 @@ sleep 1.5
 # The broker dies mid-load and restarts; its log repairs itself and the follower goes on.
 kill -9 "${bpid[$A]}"; wait "${bpid[$A]}" 2>/dev/null
 check "broker A restarts after SIGKILL" bstart "$A"
+# B's follower too, later: it resumes in the middle of a log larger than one poll reads (1 MiB).
+kill -9 "${fpid[$B]}"; wait "${fpid[$B]}" 2>/dev/null
+b_size=$(stat -c %s "$B/state/audit.log") b_cursor=$(cat "$B/cursor")
+follow_b
 sleep 1.5
 touch "$A/stop-load" "$B/stop-load"
 wait "$loadpid" 2>/dev/null; loadpid=
 # The brokers stop (their last records: the stop and its checkpoint); the followers ship those too.
 kill -TERM "${bpid[$A]}" "${bpid[$B]}"; wait "${bpid[$A]}" "${bpid[$B]}" 2>/dev/null
 check "follower A caught up with its log" caught_up "$A"
-check "follower B (TLS) caught up with its log" caught_up "$B"
+check "follower B (TLS) caught up with its log, resumed at seq $b_cursor of one file of $b_size bytes" eval \
+	'test "$b_size" -gt 2097152 && caught_up "$B"'
 check "the follower said it lost the collector and sent again from its cursor" \
 	grep -q "sending again from seq\|trying again in" "$A/follower.log"
 # A follower stopped with SIGTERM closes politely and reports.

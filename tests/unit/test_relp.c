@@ -225,6 +225,7 @@ window_is_kept(void **state)
 	struct wfpb_relp	*c;
 	struct wfpb_relp_config	cfg;
 	char			err[256] = "";
+	size_t			acked;
 
 	(void)state;
 	start(&s, script_window);
@@ -234,6 +235,9 @@ window_is_kept(void **state)
 	assert_int_equal(wfpb_relp_send(c, "b", 1, err, sizeof(err)), 0);
 	assert_int_equal(wfpb_relp_send(c, "c", 1, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "window"));
+	/* The two go out at the next read of answers (there are none). */
+	assert_int_equal(wfpb_relp_acks(c, 0, &acked, err, sizeof(err)), 0);
+	assert_int_equal(acked, 0);
 	stop(&s);
 	wfpb_relp_close(c, 0);
 }
