@@ -226,6 +226,10 @@ bench)
 	cmake --build build/bench -j"$jobs" --target wfpb-relay connload
 	bash bench/conn_rate.sh build/bench/service/wfpbrokerd build/bench/client/wfpb-relay \
 		build/bench/bench/connload build/bench/conn-rate
+	# The audit log shipped to rsyslog over RELP while 32 clients load the broker.
+	cmake --build build/bench -j"$jobs" --target ack-client
+	bash bench/audit_ship.sh build/bench/service/wfpbrokerd build/bench/client/wfpbctl \
+		build/bench/tests/ack-client build/bench/audit-ship
 	# The Windows service's worker pool, under Wine.
 	setup_win_deps
 	configure both

@@ -217,7 +217,7 @@ static struct {
 
 /* The account name of a record's user (uid or SID), looked up here at export; "" when unknown. */
 static void
-user_name(const char *user, char *out, size_t cap)
+user_name_lookup(const char *user, char *out, size_t cap)
 {
 	out[0] = '\0';
 	if (user == NULL || user[0] == '\0')
@@ -245,6 +245,40 @@ user_name(const char *user, char *out, size_t cap)
 			snprintf(out, cap, "%s", pw.pw_name);
 	}
 #endif
+}
+
+#define USER_CACHE	16
+#define USER_CACHE_MS	60000	/* a renamed account shows under its new name within a minute */
+
+/*
+ * user_name_lookup through a small cache: a follower exports thousands of records a second
+ * from a handful of users, and each lookup reads the account database.
+ */
+static void
+user_name(const char *user, char *out, size_t cap)
+{
+	static struct {
+		char		user[192], name[256];
+		uint64_t	at_ms;
+	}		cache[USER_CACHE];
+	static unsigned	next;
+	uint64_t	now = wfpb_monotonic_us() / 1000;
+	unsigned	i;
+
+	if (user == NULL || strlen(user) >= sizeof(cache[0].user)) {
+		user_name_lookup(user, out, cap);
+		return;
+	}
+	for (i = 0; i < USER_CACHE; i++)
+		if (cache[i].at_ms != 0 && now - cache[i].at_ms < USER_CACHE_MS && strcmp(cache[i].user, user) == 0) {
+			snprintf(out, cap, "%s", cache[i].name);
+			return;
+		}
+	user_name_lookup(user, out, cap);
+	i = next++ % USER_CACHE;
+	snprintf(cache[i].user, sizeof(cache[i].user), "%s", user);
+	snprintf(cache[i].name, sizeof(cache[i].name), "%s", out);
+	cache[i].at_ms = now != 0 ? now : 1;
 }
 
 /*
@@ -865,7 +899,11 @@ follow_relp(const char *file, const char *cursor, const struct wfpb_relp_config 
 				relp_q.sent = 0;	/* what the last session did not acknowledge goes again */
 			}
 		}
-		if (now >= next_poll || (relp_q.full && relp_q.count < RELP_QUEUE_MAX)) {
+		/*
+		 * A full queue is not polled into (the records it cannot take stay in the file); it is
+		 * polled again once half of it was acknowledged, not for every few answers.
+		 */
+		if ((now >= next_poll && relp_q.count < RELP_QUEUE_MAX) || (relp_q.full && relp_q.count <= RELP_QUEUE_MAX / 2)) {
 			relp_q.full = 0;
 			/* More in the file than one poll reads: the next turn reads on (when the queue has room). */
 			next_poll = follow_poll(file, &off) == 2 && !relp_q.full ? now : now + poll_ms;
@@ -879,7 +917,8 @@ follow_relp(const char *file, const char *cursor, const struct wfpb_relp_config 
 		}
 		now = mono_ms();
 		{
-			uint64_t	until = next_poll;
+			/* Nothing to read while the queue is full: then only answers can make progress. */
+			uint64_t	until = relp_q.full || relp_q.count == RELP_QUEUE_MAX ? now + poll_ms : next_poll;
 			int		wait;
 
 			if (c == NULL && retry_at < until)
@@ -976,7 +1015,7 @@ export_json(int argc, char **argv)
 	int				i, rc, follow = 0, stats = 0;
 	uint32_t			poll_ms = 250;
 #ifdef WFPB_HAVE_RELP
-	struct wfpb_relp_config		rc_cfg = { .window = 128, .timeout_ms = 10000 };
+	struct wfpb_relp_config		rc_cfg = { .window = WFPB_RELP_WINDOW_MAX, .timeout_ms = 10000 };
 	char				target[512];
 #endif
 

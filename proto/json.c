@@ -145,22 +145,28 @@ put(struct sink *k, const char *p, size_t n)
 static int
 escape(struct sink *k, const unsigned char *s, size_t n)
 {
-	size_t	i = 0, len;
+	size_t	i = 0, len, run = 0;
 	int	lossy = 0;
 	char	u[8];
 
+	/* Bytes written as they are accumulate in a run [run, i), put in one go. */
 	while (i < n) {
 		unsigned char c = s[i];
 
-		if ((len = wfpb_utf8_seq(s + i, n - i)) == 0) {
+		len = wfpb_utf8_seq(s + i, n - i);
+		if (len > 1 || (len == 1 && c >= 0x20 && c != 0x7f && c != '"' && c != '\\')) {
+			i += len;
+			continue;
+		}
+		put(k, (const char *)s + run, i - run);
+		if (len == 0) {
 			put(k, "\\ufffd", 6);
 			lossy = 1;
 			i++;
+			run = i;
 			continue;
 		}
-		if (len > 1) {
-			put(k, (const char *)s + i, len);
-		} else if (c == '"' || c == '\\') {
+		if (c == '"' || c == '\\') {
 			u[0] = '\\';
 			u[1] = (char)c;
 			put(k, u, 2);
@@ -168,14 +174,14 @@ escape(struct sink *k, const unsigned char *s, size_t n)
 			put(k, "\\n", 2);
 		} else if (c == '\t') {
 			put(k, "\\t", 2);
-		} else if (c < 0x20 || c == 0x7f) {
+		} else {
 			snprintf(u, sizeof(u), "\\u%04x", c);
 			put(k, u, 6);
-		} else {
-			put(k, (const char *)&c, 1);
 		}
 		i += len;
+		run = i;
 	}
+	put(k, (const char *)s + run, i - run);
 	return lossy;
 }
 
@@ -249,13 +255,23 @@ wfpb_json_bool(struct wfpb_json *j, const char *key, int v)
 void
 wfpb_json_hex(struct wfpb_json *j, const char *key, const uint8_t *p, size_t n)
 {
-	size_t i;
+	static const char	digits[] = "0123456789abcdef";
+	char			b[512];
+	size_t			i, k = 0;
 
 	if (member(j, key) != 0)
 		return;
 	fputc('"', j->f);
-	for (i = 0; i < n; i++)
-		fprintf(j->f, "%02x", p[i]);
+	/* A record's bytes are most of an exported line: in blocks, not a formatted call per byte. */
+	for (i = 0; i < n; i++) {
+		b[k++] = digits[p[i] >> 4];
+		b[k++] = digits[p[i] & 15];
+		if (k == sizeof(b)) {
+			fwrite(b, 1, k, j->f);
+			k = 0;
+		}
+	}
+	fwrite(b, 1, k, j->f);
 	fputc('"', j->f);
 }
 
