@@ -8,7 +8,7 @@
 #                        to rsyslog's acknowledgement, p50/p99, from the follower's --stats
 # with the follower's default poll (250 ms) and with --poll-ms 25; then the rate at which the
 # follower drains a backlog (the whole log from seq 1) when nothing limits it but itself.
-# rsyslog: imrelp on loopback, main queue direct (acknowledged once written), omfile.
+# rsyslog: imrelp on loopback, a ruleset with a direct queue (acknowledged once written), omfile.
 set -u
 brokerd=$1 wfpbctl=$2 ack=$3 work=$4 secs=${5:-5}
 rm -rf "$work"
@@ -22,11 +22,12 @@ for _ in $(seq 1 50); do port=$((20000 + RANDOM % 20000)); listening "$port" || 
 
 cat >"$work/rs/rsyslog.conf" <<CONF
 global(workDirectory="$work/rs" maxMessageSize="256k")
-main_queue(queue.type="Direct")
 module(load="imrelp")
-input(type="imrelp" address="127.0.0.1" port="$port")
-template(name="msg" type="string" string="%msg%\n")
-action(type="omfile" file="$work/collected.jsonl" template="msg")
+input(type="imrelp" address="127.0.0.1" port="$port" ruleset="wfpbroker")
+template(name="wfpbroker-line" type="string" string="%msg%\n")
+ruleset(name="wfpbroker" queue.type="Direct") {
+    action(type="omfile" file="$work/collected.jsonl" template="wfpbroker-line")
+}
 CONF
 rsyslogd -n -f "$work/rs/rsyslog.conf" -i "$work/rs/rsyslogd.pid" >"$work/rs/out" 2>&1 &
 rs=$!

@@ -7,6 +7,7 @@
  *   wfpbctl audit verify FILE... --pubkey AUDIT_PUB [--live] [--expect SEQ:HASH]   (rotated files oldest first)
  *   wfpbctl audit tail [-f] [-n N] FILE
  *   wfpbctl audit export --json FILE [--pubkey KEY]
+ *   wfpbctl audit export --json --follow [--cursor CUR] [--relp HOST:PORT [TLS options]] FILE
  */
 #ifdef _WIN32
 #include <winsock2.h>

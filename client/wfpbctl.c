@@ -11,7 +11,7 @@
  *   wfpbctl keygen --out PREFIX            writes PREFIX.key (private) and PREFIX.pub
  *   wfpbctl policy check FILE              validates a configuration/policy file offline
  *   wfpbctl audit verify FILE --pubkey KEY [--live] [--expect SEQ:HASH] | audit tail [-f] [-n N] FILE
- *   wfpbctl audit export --json [--follow [--cursor CUR]] FILE [--pubkey KEY] | audit verify-collected ...
+ *   wfpbctl audit export --json [--follow [--cursor CUR] [--relp HOST:PORT ...]] FILE [--pubkey KEY] | audit verify-collected ...
  *
  * Exit status: 0 success; 1 the broker refused or failed (the message names
  * the status, e.g. "DENIED: ..."), or it could not be reached; 2 bad usage.
@@ -47,7 +47,9 @@ usage_to(FILE *f)
 	    "       wfpbctl audit verify FILE --pubkey KEY [--live] [--expect SEQ:HASH]\n"
 	    "       wfpbctl audit tail [-f] [-n N] FILE\n"
 	    "       wfpbctl audit export --json FILE [--pubkey KEY]\n"
-	    "       wfpbctl audit export --json --follow [--cursor CUR] FILE\n"
+	    "       wfpbctl audit export --json --follow [--cursor CUR] [--poll-ms MS] FILE\n"
+	    "       wfpbctl audit export --json --follow --relp HOST:PORT [--cursor CUR] [--relp-ca CA\n"
+	    "               [--relp-cert CERT --relp-key KEY] [--relp-name NAME]] [--relp-window N] [--stats] FILE\n"
 	    "       wfpbctl audit verify-collected FILE... --keys DIR [--json] [--silent-after S]\n"
 	    "       wfpbctl --help | --version\n");
 }

@@ -51,19 +51,21 @@ pki() {
 	openssl x509 -req -in "$1/host.csr" -CA "$1/ca.pem" -CAkey "$1/ca.key" -CAcreateserial -out "$1/host.pem" -days 2
 } 2>/dev/null
 check "test certificates made" eval 'pki "$work/pki" "fleet CA" && pki "$work/pki-other" "another CA"'
-# The collector acknowledges a message only once it is in the file: the main queue is direct
-# (imrelp's answer waits for the action), as docs/AUDIT.md tells a site to configure it.
+# The collector acknowledges a message only once it is in the file: the ruleset's queue is
+# direct (imrelp's answer waits for the action), as docs/AUDIT.md tells a site to configure it.
 cat >"$work/rs/rsyslog.conf" <<CONF
 global(workDirectory="$work/rs" maxMessageSize="256k")
-main_queue(queue.type="Direct")
 module(load="imrelp")
-input(type="imrelp" address="127.0.0.1" port="$port")
-input(type="imrelp" address="127.0.0.1" port="$tls_port" tls="on" tls.caCert="$work/pki/ca.pem"
-      tls.myCert="$work/pki/srv.pem" tls.myPrivKey="$work/pki/srv.key" tls.authMode="certvalid")
-template(name="msg" type="string" string="%msg%\n")
+input(type="imrelp" address="127.0.0.1" port="$port" ruleset="wfpbroker")
+input(type="imrelp" address="127.0.0.1" port="$tls_port" ruleset="wfpbroker" tls="on"
+      tls.caCert="$work/pki/ca.pem" tls.myCert="$work/pki/srv.pem" tls.myPrivKey="$work/pki/srv.key"
+      tls.authMode="certvalid")
+template(name="wfpbroker-line" type="string" string="%msg%\n")
 template(name="sd" type="string" string="%structured-data%\n")
-action(type="omfile" file="$work/collected.jsonl" template="msg")
-action(type="omfile" file="$work/collected-sd.txt" template="sd")
+ruleset(name="wfpbroker" queue.type="Direct") {
+    action(type="omfile" file="$work/collected.jsonl" template="wfpbroker-line")
+    action(type="omfile" file="$work/collected-sd.txt" template="sd")
+}
 CONF
 rs_start() {
 	rsyslogd -n -f "$work/rs/rsyslog.conf" -i "$work/rs/rsyslogd.pid" >>"$work/rs/rsyslogd.out" 2>&1 &
