@@ -197,8 +197,8 @@ wfpbctl_enum_name(const ProtobufCEnumDescriptor *d, int v)
 	return ev ? ev->name : "UNKNOWN";
 }
 
-static void
-addr_text(const Wfpbroker__V1__Address *a, char out[WFPB_ADDR_STRLEN])
+void
+wfpbctl_addr_text(const Wfpbroker__V1__Address *a, char out[WFPB_ADDR_STRLEN])
 {
 	struct wfpb_addr w = { 0 };
 
@@ -325,7 +325,7 @@ json_line(FILE *out, const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed,
 	}
 	wfpb_json_arr_begin(&j, "addresses");
 	for (i = 0; i < r->n_addresses; i++) {
-		addr_text(r->addresses[i], a);
+		wfpbctl_addr_text(r->addresses[i], a);
 		wfpb_json_str(&j, NULL, a);
 	}
 	wfpb_json_arr_end(&j);
@@ -367,7 +367,7 @@ print_line(const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t fr
 	if (r->op != NULL && r->op[0] != '\0')
 		printf(" op=%s", r->op);
 	for (i = 0; i < r->n_addresses; i++) {
-		addr_text(r->addresses[i], a);
+		wfpbctl_addr_text(r->addresses[i], a);
 		printf(" %s", a);
 	}
 	if (r->kind == WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST)

@@ -12,6 +12,10 @@ int wfpbctl_verify_collected(int argc, char **argv);
 struct ProtobufCEnumDescriptor;
 const char *wfpbctl_enum_name(const struct ProtobufCEnumDescriptor *d, int v);
 
+/* An audit record's address as the exported lines write it ("127.0.0.1:80", "[::1]:80"); out holds 64. */
+struct Wfpbroker__V1__Address;
+void wfpbctl_addr_text(const struct Wfpbroker__V1__Address *a, char out[64]);
+
 /* Sleeps for ms milliseconds (audit tail -f). */
 void wfpb__sleep_ms(unsigned ms);
 

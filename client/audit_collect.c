@@ -218,17 +218,91 @@ same_string(const char *obj, const char *key, const char *s)
 	return memcmp(v, hex, 2 * len) == 0;
 }
 
-/* The line's readable fields that name the record must be the record's. */
+/* A number member is x. */
+static int
+same_u64(const char *obj, const char *key, uint64_t x)
+{
+	char v[32], want[32];
+
+	snprintf(want, sizeof(want), "%llu", (unsigned long long)x);
+	return member(obj, key, v, sizeof(v)) == 0 && strcmp(v, want) == 0;
+}
+
+/* A member's raw text is exactly want (a value the writer makes of known ASCII). */
+static int
+same_text(const char *obj, const char *key, const char *want, size_t n)
+{
+	const char *v, *e;
+
+	return find_member(obj, key, &v, &e) == 0 && (size_t)(e - v) == n && memcmp(v, want, n) == 0;
+}
+
+/* A hex member holds bytes p[0..n); with n 0 it is absent. */
+static int
+same_hex(const char *obj, const char *key, const uint8_t *p, size_t n)
+{
+	char		want[2 * 256 + 1];
+	const char	*v, *e;
+
+	if (n == 0)
+		return find_member(obj, key, &v, &e) != 0;
+	if (n > 256)
+		return 0;
+	sodium_bin2hex(want, sizeof(want), p, n);
+	return same_text(obj, key, want, 2 * n);
+}
+
+/* The addresses and blob hashes arrays, as the writer makes them: ["a","b"]. */
+static int
+same_arrays(const char *line, const Wfpbroker__V1__AuditRecord *r)
+{
+	char	*want, a[64];
+	size_t	cap = 3 + r->n_addresses * (sizeof(a) + 3) + r->n_blob_hashes * (2 * 256 + 3), n, i;
+	int	ok = 0;
+
+	if ((want = malloc(cap)) == NULL)
+		return 0;
+	n = (size_t)snprintf(want, cap, "[");
+	for (i = 0; i < r->n_addresses; i++) {
+		wfpbctl_addr_text(r->addresses[i], a);
+		n += (size_t)snprintf(want + n, cap - n, "%s\"%s\"", i ? "," : "", a);
+	}
+	n += (size_t)snprintf(want + n, cap - n, "]");
+	if (!same_text(line, "addresses", want, n))
+		goto out;
+	n = (size_t)snprintf(want, cap, "[");
+	for (i = 0; i < r->n_blob_hashes; i++) {
+		if (r->blob_hashes[i].len > 256)
+			goto out;
+		n += (size_t)snprintf(want + n, cap - n, "%s\"", i ? "," : "");
+		sodium_bin2hex(want + n, cap - n, r->blob_hashes[i].data, r->blob_hashes[i].len);
+		n += 2 * r->blob_hashes[i].len;
+		n += (size_t)snprintf(want + n, cap - n, "\"");
+	}
+	n += (size_t)snprintf(want + n, cap - n, "]");
+	ok = same_text(line, "blob_hashes", want, n);
+out:
+	free(want);
+	return ok;
+}
+
+/*
+ * The line's readable fields must be its record's, every one the record gives; only what the
+ * exporting host adds (host, audit_key, principal.user_name) cannot be checked against it.
+ */
 static int
 agrees(const char *line, const Wfpbroker__V1__AuditRecord *r)
 {
-	char v[256], want[64];
+	char v[256], when[WFPB_RFC3339_LEN];
 
-	snprintf(want, sizeof(want), "%llu", (unsigned long long)r->seq);
-	if (member(line, "seq", v, sizeof(v)) != 0 || strcmp(v, want) != 0)
+	if (!same_u64(line, "seq", r->seq) || !same_u64(line, "time_unix_ms", r->time_unix_ms) ||
+	    !same_u64(line, "session_id", r->session_id) || !same_u64(line, "request_id", r->request_id) ||
+	    !same_u64(line, "latency_us", r->latency_us))
 		return 0;
-	snprintf(want, sizeof(want), "%llu", (unsigned long long)r->time_unix_ms);
-	if (member(line, "time_unix_ms", v, sizeof(v)) != 0 || strcmp(v, want) != 0)
+	wfpb_rfc3339(r->time_unix_ms, when);
+	if (!same_text(line, "time", when, strlen(when)) || !same_hex(line, "prev_hash", r->prev_hash.data,
+	    r->prev_hash.len) || !same_hex(line, "signature", r->signature.data, r->signature.len) ||
+	    !same_arrays(line, r))
 		return 0;
 	if (member(line, "kind", v, sizeof(v)) != 0 ||
 	    strcmp(v, wfpbctl_enum_name(&wfpbroker__v1__audit_kind__descriptor, r->kind)) != 0)
@@ -245,8 +319,15 @@ agrees(const char *line, const Wfpbroker__V1__AuditRecord *r)
 		if (find_member(line, "principal", &pv, &pe) != 0 || *pv != '{')
 			return 0;
 		if (!same_string(pv, "user", r->principal->user) || !same_string(pv, "image", r->principal->image) ||
-		    !same_string(pv, "name", r->principal->name))
+		    !same_string(pv, "name", r->principal->name) || !same_u64(pv, "pid", r->principal->pid) ||
+		    !same_hex(pv, "key_fingerprint", r->principal->key_fingerprint.data,
+		    r->principal->key_fingerprint.len))
 			return 0;
+	} else {
+		const char *pv, *pe;
+
+		if (find_member(line, "principal", &pv, &pe) == 0)
+			return 0;	/* a principal the record does not have */
 	}
 	return 1;
 }

@@ -328,6 +328,12 @@ rewritten() {
 rewritten "an op" '"op":"listen"' '"op":"connect"'
 rewritten "a principal's image" '"image":"/' '"image":"/tmp/innocent/'
 rewritten "a message" '"message":"[^"]' '"message":"(edited) '
+rewritten "an address" '"addresses":\["127\.0\.0\.1:' '"addresses":["10.6.6.6:'
+rewritten "a pid" '"pid":[0-9]*' '"pid":1'
+rewritten "a latency" '"latency_us":[0-9]*' '"latency_us":999999999'
+rewritten "the RFC 3339 time" '"time":"2' '"time":"1'
+rewritten "a prev_hash" '"prev_hash":"0' '"prev_hash":"f'
+rewritten "a request id" '"request_id":[0-9]*' '"request_id":4242424242'
 # The first host's lines claiming the second host's key: its checkpoints do not verify under it.
 key_a=$(head -n 1 "$work/a.jsonl" | sed -n 's/.*"audit_key":"\([0-9a-f]*\)".*/\1/p')
 key_b=$(head -n 1 "$work/b.jsonl" | sed -n 's/.*"audit_key":"\([0-9a-f]*\)".*/\1/p')
