@@ -399,6 +399,7 @@ wfpb_open(const struct wfpb_open_opts *opts, struct wfpb_client **out, char *err
 	struct wfpb_client		*c;
 	uint8_t				server_key[WFPB_NOISE_DHLEN];
 	const char			*endpoint, *key_path;
+	uint16_t			version;
 	int				rc;
 
 	*out = NULL;
@@ -434,18 +435,33 @@ wfpb_open(const struct wfpb_open_opts *opts, struct wfpb_client **out, char *err
 		}
 		ckp = &ckey;
 	}
-	if ((rc = wfpb__transport_connect(endpoint, c->timeout_ms, &c->t, c->err, sizeof(c->err))) != 0)
-		goto fail;
-	rc = wfpb_channel_client_start(&c->ch, server_key, ckp);
+	/*
+	 * The newest protocol version first; a broker that refuses it (reject notice 2: a broker
+	 * of an older version, during an upgrade) is asked again, on a new connection, for the
+	 * one before. The version is in the handshake's prologue, so the session's version is
+	 * the one both ends agreed on; a refusal is not authenticated, so someone who can answer
+	 * on the endpoint can make a client speak version 1 (answers in order: slower, no less
+	 * safe), not anything the broker's key does not vouch for (docs/PROTOCOL.md §3).
+	 */
+	for (version = WFPB_PROTOCOL_VERSION;; version--) {
+		if ((rc = wfpb__transport_connect(endpoint, c->timeout_ms, &c->t, c->err, sizeof(c->err))) != 0)
+			goto fail;
+		if ((rc = wfpb_channel_client_start_version(&c->ch, version, server_key, ckp)) != 0) {
+			fail(c, rc, "handshake: %s", wfpb_strerror(rc));
+			goto fail;
+		}
+		if ((rc = flush(c)) != 0)
+			goto fail;
+		rc = wait_event(c);
+		if (rc != WFPB_E_REJECTED || c->ch.reject != WFPB_REJECT_VERSION || version == WFPB_PROTOCOL_VERSION_MIN)
+			break;
+		wfpb__transport_close(c->t);
+		c->t = NULL;
+		wfpb_channel_free(&c->ch);
+		c->in_len = 0;
+	}
 	if (ckp != NULL)
 		sodium_memzero(&ckey, sizeof(ckey));
-	if (rc != 0) {
-		fail(c, rc, "handshake: %s", wfpb_strerror(rc));
-		goto fail;
-	}
-	if ((rc = flush(c)) != 0)
-		goto fail;
-	rc = wait_event(c);
 	if (rc == WFPB_E_REJECTED && c->ch.reject == WFPB_REJECT_HANDSHAKE && opts->server_key == NULL) {
 		fail(c, rc, "the broker could not complete the handshake: is %s this broker's key?", key_path);
 		goto fail;
@@ -475,6 +491,7 @@ wfpb_open(const struct wfpb_open_opts *opts, struct wfpb_client **out, char *err
 	*out = c;
 	return 0;
 fail:
+	sodium_memzero(&ckey, sizeof(ckey));
 	if (errbuf != NULL && errlen > 0)
 		snprintf(errbuf, errlen, "%s", c->err[0] ? c->err : wfpb_strerror(rc));
 	wfpb_close(c);

@@ -156,7 +156,9 @@ sleep 1.5
 # The broker dies mid-load and restarts; its log repairs itself and the follower goes on.
 kill -9 "${bpid[$A]}"; wait "${bpid[$A]}" 2>/dev/null
 check "broker A restarts after SIGKILL" bstart "$A"
-# B's follower too, later: it resumes in the middle of a log larger than one poll reads (1 MiB).
+# B's follower too, once B's log is past 2 MiB: it resumes in the middle of a log larger than
+# one poll reads (1 MiB).
+for _ in $(seq 1 300); do [ "$(stat -c %s "$B/state/audit.log")" -gt 2097152 ] && break; sleep 0.1; done
 kill -9 "${fpid[$B]}"; wait "${fpid[$B]}" 2>/dev/null
 b_size=$(stat -c %s "$B/state/audit.log") b_cursor=$(cat "$B/cursor")
 follow_b
