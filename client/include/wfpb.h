@@ -66,7 +66,9 @@ WFPB_API const char *wfpb_default_server_key(void);
  * Connects and completes the handshake. On success *out owns the session
  * (close with wfpb_close). On failure *out is NULL and, if errbuf is not
  * NULL, errbuf holds a sentence naming the cause (e.g. a squatted endpoint
- * fails as WFPB_E_DECRYPT "... not the pinned key?").
+ * fails as WFPB_E_DECRYPT "... not the pinned key?"). The newest protocol
+ * version is offered first; a broker that speaks only version 1 refuses it
+ * and the session is opened again on version 1 (wfpb_ping reports which).
  */
 WFPB_API int WFPB_MUST_CHECK wfpb_open(const struct wfpb_open_opts *opts, struct wfpb_client **out, char *errbuf,
     size_t errlen);
@@ -245,7 +247,8 @@ WFPB_API uint64_t wfpb_monotonic_us(void);
 #define WFPBROKER_STATUS_UNAVAILABLE	37
 
 /*
- * Asynchronous requests (protocol version 2). A submit call queues one
+ * Asynchronous requests (protocol version 2; on a version-1 session they
+ * work too, answered one after another in order). A submit call queues one
  * request, writes it (waiting at most the client's timeout for the
  * transport to take it) and returns its id without waiting for the answer;
  * the broker keeps up to its max_inflight Accepts and Connects waiting per
