@@ -99,7 +99,7 @@ run_tests() {
 	return $rc
 }
 
-fuzz_targets="frame handshake request validate policy records audit"
+fuzz_targets="frame handshake request validate policy records audit relp"
 
 # run_fuzzers SECONDS: each harness from the committed seeds (copied: the corpus in git stays
 # as committed); a crash, leak or timeout fails the run and leaves its input in build/fuzz/.

@@ -881,6 +881,9 @@ follow_relp(const char *file, const char *cursor, const struct wfpb_relp_config 
 	sa.sa_handler = relp_on_signal;
 	(void)sigaction(SIGTERM, &sa, NULL);
 	(void)sigaction(SIGINT, &sa, NULL);
+	/* A collector that goes away mid-write is an error to handle, not a signal that kills. */
+	sa.sa_handler = SIG_IGN;
+	(void)sigaction(SIGPIPE, &sa, NULL);
 	follow_print = queue_record;
 	follow_next = acked_seq + 1;
 	while (!relp_stop) {

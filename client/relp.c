@@ -90,6 +90,27 @@ wfpb_relp_tls_available(void)
 #endif
 }
 
+#ifdef WFPB_HAVE_GNUTLS
+/*
+ * A GnuTLS result as a socket call gives its own: n; -1 with errno EAGAIN and *want what the
+ * record layer waits for (it may need to read to write, and the reverse); -2 with err.
+ */
+static ssize_t
+tls_io(struct wfpb_relp *c, ssize_t n, short *want, const char *what, char *err, size_t cap)
+{
+	if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+		*want = gnutls_record_get_direction(c->tls) ? POLLOUT : POLLIN;
+		errno = EAGAIN;
+		return -1;
+	}
+	if (n < 0) {
+		say(err, cap, "TLS %s: %s", what, gnutls_strerror((int)n));
+		return -2;
+	}
+	return n;
+}
+#endif
+
 /* Writes all of p before the deadline; 0, or -1 with err. */
 static int
 write_all(struct wfpb_relp *c, const char *p, size_t len, int64_t deadline, char *err, size_t cap)
@@ -100,15 +121,8 @@ write_all(struct wfpb_relp *c, const char *p, size_t len, int64_t deadline, char
 
 #ifdef WFPB_HAVE_GNUTLS
 		if (c->tls != NULL) {
-			n = gnutls_record_send(c->tls, p, len);
-			if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
-				want = gnutls_record_get_direction(c->tls) ? POLLOUT : POLLIN;
-				n = -1;
-				errno = EAGAIN;
-			} else if (n < 0) {
-				say(err, cap, "TLS send: %s", gnutls_strerror((int)n));
+			if ((n = tls_io(c, gnutls_record_send(c->tls, p, len), &want, "send", err, cap)) == -2)
 				return -1;
-			}
 		} else
 #endif
 			n = send(c->fd, p, len, MSG_NOSIGNAL);
@@ -129,6 +143,28 @@ write_all(struct wfpb_relp *c, const char *p, size_t len, int64_t deadline, char
 	return 0;
 }
 
+/* Makes room in rx for at least one more byte, within the bound on a frame. 0, or -1 with err. */
+static int
+rx_room(struct wfpb_relp *c, char *err, size_t cap)
+{
+	size_t	ncap = c->rx_cap ? c->rx_cap * 2 : 4096;
+	char	*nrx;
+
+	if (c->rx_len < c->rx_cap)
+		return 0;
+	if (ncap > WFPB_RELP_FRAME_MAX + 64) {
+		say(err, cap, "the server sent a frame longer than %u bytes", (unsigned)WFPB_RELP_FRAME_MAX);
+		return -1;
+	}
+	if ((nrx = realloc(c->rx, ncap)) == NULL) {
+		say(err, cap, "out of memory");
+		return -1;
+	}
+	c->rx = nrx;
+	c->rx_cap = ncap;
+	return 0;
+}
+
 /*
  * Reads what is there, waiting up to ms for something: >0 bytes added to rx, 0 nothing within
  * ms, -1 with err (the peer closed, an error, rx full).
@@ -138,35 +174,16 @@ read_some(struct wfpb_relp *c, int ms, char *err, size_t cap)
 {
 	ssize_t n;
 
-	if (c->rx_len == c->rx_cap) {
-		size_t	ncap = c->rx_cap ? c->rx_cap * 2 : 4096;
-		char	*nrx;
-
-		if (ncap > WFPB_RELP_FRAME_MAX + 64) {
-			say(err, cap, "the server sent a frame longer than %u bytes", (unsigned)WFPB_RELP_FRAME_MAX);
-			return -1;
-		}
-		if ((nrx = realloc(c->rx, ncap)) == NULL) {
-			say(err, cap, "out of memory");
-			return -1;
-		}
-		c->rx = nrx;
-		c->rx_cap = ncap;
-	}
+	if (rx_room(c, err, cap) != 0)
+		return -1;
 	for (;;) {
 		short want = POLLIN;
 
 #ifdef WFPB_HAVE_GNUTLS
 		if (c->tls != NULL) {
-			n = gnutls_record_recv(c->tls, c->rx + c->rx_len, c->rx_cap - c->rx_len);
-			if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
-				want = gnutls_record_get_direction(c->tls) ? POLLOUT : POLLIN;
-				n = -1;
-				errno = EAGAIN;
-			} else if (n < 0) {
-				say(err, cap, "TLS receive: %s", gnutls_strerror((int)n));
+			if ((n = tls_io(c, gnutls_record_recv(c->tls, c->rx + c->rx_len, c->rx_cap - c->rx_len), &want,
+			    "receive", err, cap)) == -2)
 				return -1;
-			}
 		} else
 #endif
 			n = recv(c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len, 0);
@@ -553,28 +570,39 @@ wfpb_relp_send(struct wfpb_relp *c, const char *msg, size_t len, char *err, size
 	return send_command(c, "syslog", msg, len, err, cap);
 }
 
-int
-wfpb_relp_acks(struct wfpb_relp *c, int wait_ms, size_t *acked, char *err, size_t cap)
+/* Takes the complete answers in rx, oldest first, adding to *acked. 0, or -1 with err. */
+static int
+take_answers(struct wfpb_relp *c, size_t *acked, char *err, size_t cap)
 {
 	long		txnr;
 	const char	*cmd, *data;
 	size_t		cmd_len, data_len, frame_len;
 	int		r;
 
+	while ((r = parse_frame(c, &txnr, &cmd, &cmd_len, &data, &data_len, &frame_len)) == 1) {
+		if (take_answer(c, txnr, cmd, cmd_len, data, data_len, err, cap) != 1)
+			return -1;
+		drop_frame(c, frame_len);
+		(*acked)++;
+	}
+	if (r < 0) {
+		say(err, cap, "the server sent a malformed frame");
+		return -1;
+	}
+	return 0;
+}
+
+int
+wfpb_relp_acks(struct wfpb_relp *c, int wait_ms, size_t *acked, char *err, size_t cap)
+{
+	int r;
+
 	*acked = 0;
 	if (flush(c, err, cap) != 0)
 		return -1;
 	for (;;) {
-		while ((r = parse_frame(c, &txnr, &cmd, &cmd_len, &data, &data_len, &frame_len)) == 1) {
-			if (take_answer(c, txnr, cmd, cmd_len, data, data_len, err, cap) != 1)
-				return -1;
-			drop_frame(c, frame_len);
-			(*acked)++;
-		}
-		if (r < 0) {
-			say(err, cap, "the server sent a malformed frame");
+		if (take_answers(c, acked, err, cap) != 0)
 			return -1;
-		}
 		/* Wait only while nothing came yet; then take what else is already there. */
 		r = read_some(c, *acked == 0 ? wait_ms : 0, err, cap);
 		if (r < 0)
@@ -582,6 +610,41 @@ wfpb_relp_acks(struct wfpb_relp *c, int wait_ms, size_t *acked, char *err, size_
 		if (r == 0)
 			return 0;
 	}
+}
+
+struct wfpb_relp *
+wfpb__relp_detached(unsigned window)
+{
+	struct wfpb_relp *c;
+
+	if (window < 1 || window > WFPB_RELP_WINDOW_MAX || (c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->fd = -1;
+	c->timeout_ms = 1;
+	c->window = window;
+	c->next_txnr = 1;
+	return c;
+}
+
+int
+wfpb__relp_take(struct wfpb_relp *c, const char *in, size_t n, size_t *acked, char *err, size_t cap)
+{
+	*acked = 0;
+	while (n > 0) {
+		size_t room, k;
+
+		if (rx_room(c, err, cap) != 0)
+			return -1;
+		room = c->rx_cap - c->rx_len;
+		k = n < room ? n : room;
+		memcpy(c->rx + c->rx_len, in, k);
+		c->rx_len += k;
+		in += k;
+		n -= k;
+		if (take_answers(c, acked, err, cap) != 0)
+			return -1;
+	}
+	return 0;
 }
 
 unsigned

@@ -63,4 +63,12 @@ unsigned wfpb_relp_unacked(const struct wfpb_relp *c);
 /* Closes: with graceful, the "close" command and its answer first (within the timeout). NULL is fine. */
 void wfpb_relp_close(struct wfpb_relp *c, int graceful);
 
+/*
+ * For the fuzzer: a client with no connection (messages sent to it are only queued), and
+ * bytes handed to it as if the server had sent them, taken as wfpb_relp_acks takes them.
+ * Close it with wfpb_relp_close(c, 0).
+ */
+struct wfpb_relp *wfpb__relp_detached(unsigned window);
+int wfpb__relp_take(struct wfpb_relp *c, const char *in, size_t n, size_t *acked, char *err, size_t cap);
+
 #endif
