@@ -515,16 +515,23 @@ static int
 follow_poll(const char *path, size_t *off)
 {
 	static char	names[FOLLOW_FILES_MAX][FOLLOW_PATH_MAX];
+	static int	unreadable;	/* the last poll could not read path */
 	uint8_t		*head, *buf = NULL, *b;
 	uint64_t	first, size, there;
 	size_t		hlen, len = 0, blen, o;
 	int		n, i, os_err, rc;
 
 	if ((rc = wfpb__file_read_at(path, 0, 4 + WFPB_AUDIT_RECORD_MAX, &head, &hlen, &size, &os_err)) != 0) {
-		fprintf(stderr, "wfpbctl: cannot read %s (%s)\n", path, rc == WFPB_E_NOENT ? "no such file" :
-		    wfpb_strerror(rc));
+		/* Said once until it can be read again, not at every poll while the broker is away. */
+		if (!unreadable)
+			fprintf(stderr, "wfpbctl: cannot read %s (%s); trying again at every poll\n", path,
+			    rc == WFPB_E_NOENT ? "no such file" : wfpb_strerror(rc));
+		unreadable = 1;
 		return 1;
 	}
+	if (unreadable)
+		fprintf(stderr, "wfpbctl: %s can be read again\n", path);
+	unreadable = 0;
 	/*
 	 * Rotated since the last poll: the file now starts with another record, or is shorter, or
 	 * does not hold the next record where the old one ended. (The offset alone cannot tell:
