@@ -936,9 +936,12 @@ follow_relp(const char *file, const char *cursor, const struct wfpb_relp_config 
 				until = retry_at;
 			wait = until > now ? (int)(until - now) : 0;
 			if (c != NULL && wfpb_relp_unacked(c) > 0) {
-				if (wfpb_relp_acks(c, wait, &n, err, sizeof(err)) != 0)
-					goto broken;
+				int rc = wfpb_relp_acks(c, wait, &n, err, sizeof(err));
+
+				/* What was acknowledged before a break counts; the rest goes again. */
 				acked_seq = dequeue_acked(n, acked_seq);
+				if (rc != 0)
+					goto broken;
 			} else if (wait > 0)
 				wfpb__sleep_ms((unsigned)wait);
 		}
@@ -966,9 +969,12 @@ cursor:
 	if (c != NULL) {
 		uint64_t deadline = mono_ms() + (uint64_t)cfg->timeout_ms;
 
-		while (wfpb_relp_unacked(c) > 0 && mono_ms() < deadline &&
-		    wfpb_relp_acks(c, (int)(deadline - mono_ms()), &n, err, sizeof(err)) == 0)
+		int rc = 0;
+
+		while (rc == 0 && wfpb_relp_unacked(c) > 0 && mono_ms() < deadline) {
+			rc = wfpb_relp_acks(c, (int)(deadline - mono_ms()), &n, err, sizeof(err));
 			acked_seq = dequeue_acked(n, acked_seq);
+		}
 		wfpb_relp_close(c, wfpb_relp_unacked(c) == 0);
 	}
 	if (cursor != NULL && acked_seq != written && cursor_write(cursor, acked_seq) != 0) {
