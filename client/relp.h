@@ -49,11 +49,10 @@ int wfpb_relp_send(struct wfpb_relp *c, const char *msg, size_t len, char *err, 
 
 /*
  * Writes what is queued, then reads the server's answers, waiting up to wait_ms for the first
- * when none is buffered;
- * *acked is how many of the oldest unacknowledged messages were acknowledged (in order).
- * (also on failure: those answered before the break). 0, or -1 with err when the session is broken: an error answer, an answer out of order,
- * a malformed frame, the server closing. The messages not acknowledged must be sent again
- * on a new session.
+ * when none is buffered. *acked is how many of the oldest unacknowledged messages were
+ * acknowledged, in order (on failure too: those answered before the break). 0, or -1 with err
+ * when the session is broken: an error answer, an answer out of order, a malformed frame, the
+ * server closing. The messages not acknowledged must be sent again on a new session.
  */
 int wfpb_relp_acks(struct wfpb_relp *c, int wait_ms, size_t *acked, char *err, size_t cap);
 
