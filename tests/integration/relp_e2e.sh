@@ -70,7 +70,8 @@ CONF
 rs_start() {
 	rsyslogd -n -f "$work/rs/rsyslog.conf" -i "$work/rs/rsyslogd.pid" >>"$work/rs/rsyslogd.out" 2>&1 &
 	rs_pid=$!
-	for _ in $(seq 1 200); do listening "$port" && listening "$tls_port" && return 0; sleep 0.05; done
+	for _ in $(seq 1 400); do listening "$port" && listening "$tls_port" && return 0; sleep 0.05; done
+	tail -n 5 "$work/rs/rsyslogd.out"
 	return 1
 }
 rs_stop() { kill -TERM "$rs_pid" 2>/dev/null; wait "$rs_pid" 2>/dev/null; rs_pid=; }
@@ -99,9 +100,11 @@ bstart() {
 	"$brokerd" --config "$1/b.conf" >>"$1/broker.log" 2>&1 &
 	bpid[$1]=$!
 	pids+=("$!")
-	for _ in $(seq 1 300); do
+	# Up to 30 s: a restart verifies the log first, slowly under the sanitizers.
+	for _ in $(seq 1 1500); do
 		"$wfpbctl" --endpoint "$1/run/b.sock" --server-key "$1/state/server.pub" --timeout 500 ping \
 			>/dev/null 2>&1 && return 0
+		kill -0 "${bpid[$1]}" 2>/dev/null || { tail -n 5 "$1/broker.log"; return 1; }
 		sleep 0.02
 	done
 	return 1
@@ -121,12 +124,13 @@ follow() {
 follow_b() { follow "$B" --relp "127.0.0.1:$tls_port" --relp-ca "$work/pki/ca.pem" --relp-cert "$work/pki/host.pem" \
 	--relp-key "$work/pki/host.key"; }
 last_seq() { "$wfpbctl" audit export --json "$1/state/audit.log" 2>/dev/null | tail -n 1 | sed -n 's/.*"seq":\([0-9]*\),.*/\1/p'; }
-# caught_up DIR: the cursor reaches the log's last record within 20 s.
+# caught_up DIR: the cursor reaches the log's last record within 40 s.
 caught_up() {
 	local want
 	want=$(last_seq "$1")
-	for _ in $(seq 1 200); do [ -n "$want" ] && [ "$(cat "$1/cursor" 2>/dev/null)" = "$want" ] && return 0; sleep 0.1; done
-	echo "    cursor $(cat "$1/cursor" 2>/dev/null), log ends at $want"
+	for _ in $(seq 1 400); do [ -n "$want" ] && [ "$(cat "$1/cursor" 2>/dev/null)" = "$want" ] && return 0; sleep 0.1; done
+	echo "    cursor $(cat "$1/cursor" 2>/dev/null), log ends at $want; the follower said:"
+	tail -n 5 "$1/follower.log" | sed 's/^/    /'
 	return 1
 }
 
