@@ -17,10 +17,9 @@ work=$(cd "$work" && pwd)
 pids= load= rs=
 cleanup() { for p in $pids $load $rs; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
 trap cleanup EXIT
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for _ in $(seq 1 50); do port=$((20000 + RANDOM % 20000)); listening "$port" || break; done
+. "$(dirname "$0")/../tests/rsyslog.sh"
 
-cat >"$work/rs/rsyslog.conf" <<CONF
+rs_conf() { cat >"$work/rs/rsyslog.conf" <<CONF
 global(workDirectory="$work/rs" maxMessageSize="256k")
 module(load="imrelp")
 input(type="imrelp" address="127.0.0.1" port="$port" ruleset="wfpbroker")
@@ -29,10 +28,10 @@ ruleset(name="wfpbroker" queue.type="Direct") {
     action(type="omfile" file="$work/collected.jsonl" template="wfpbroker-line")
 }
 CONF
-rsyslogd -n -f "$work/rs/rsyslog.conf" -i "$work/rs/rsyslogd.pid" >"$work/rs/out" 2>&1 &
-rs=$!
-for _ in $(seq 1 100); do listening "$port" && break; sleep 0.05; done
-listening "$port" || { echo "audit_ship: rsyslog did not start"; cat "$work/rs/out"; exit 1; }
+}
+port=
+rsyslog_up "$work/rs/rsyslog.conf" rs_conf port || { echo "audit_ship: rsyslog did not start"; exit 1; }
+rs=$rs_pid
 
 cat >"$work/b.conf" <<CONF
 [service]

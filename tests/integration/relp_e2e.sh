@@ -15,6 +15,7 @@
 set -u
 brokerd=$1 wfpbctl=$2 ack=$3 work=$4
 . "$(dirname "$0")/../check.sh"
+. "$(dirname "$0")/../rsyslog.sh"
 
 work=$(workdir "$work")
 rs_pid= loadpid= pids=()
@@ -26,19 +27,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A TCP port on loopback nothing listens on.
-free_port() {
-	local p
-	for _ in $(seq 1 50); do
-		p=$((20000 + RANDOM % 20000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-	done
-	return 1
-}
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 # --- the collector: rsyslog, imrelp plain and TLS, omfile of the messages as received --------
-port=$(free_port) tls_port=$(free_port)
 mkdir -p "$work/rs" "$work/pki" "$work/pki-other"
 # A CA, the collector's certificate from it (for 127.0.0.1), a client certificate; another CA.
 pki() {
@@ -53,7 +42,7 @@ pki() {
 check "test certificates made" eval 'pki "$work/pki" "fleet CA" && pki "$work/pki-other" "another CA"'
 # The collector acknowledges a message only once it is in the file: the ruleset's queue is
 # direct (imrelp's answer waits for the action), as docs/AUDIT.md tells a site to configure it.
-cat >"$work/rs/rsyslog.conf" <<CONF
+rs_conf() { cat >"$work/rs/rsyslog.conf" <<CONF
 global(workDirectory="$work/rs" maxMessageSize="256k")
 module(load="imrelp")
 input(type="imrelp" address="127.0.0.1" port="$port" ruleset="wfpbroker")
@@ -67,15 +56,12 @@ ruleset(name="wfpbroker" queue.type="Direct") {
     action(type="omfile" file="$work/collected-sd.txt" template="sd")
 }
 CONF
-rs_start() {
-	rsyslogd -n -f "$work/rs/rsyslog.conf" -i "$work/rs/rsyslogd.pid" >>"$work/rs/rsyslogd.out" 2>&1 &
-	rs_pid=$!
-	for _ in $(seq 1 400); do listening "$port" && listening "$tls_port" && return 0; sleep 0.05; done
-	tail -n 5 "$work/rs/rsyslogd.out"
-	return 1
 }
-rs_stop() { kill -TERM "$rs_pid" 2>/dev/null; wait "$rs_pid" 2>/dev/null; rs_pid=; }
-check "rsyslog starts with imrelp on 127.0.0.1:$port (and TLS on :$tls_port)" rs_start
+rs_start() { rsyslog_start "$work/rs/rsyslog.conf" "$port" "$tls_port"; }
+rs_stop() { rsyslog_stop; }
+port= tls_port=
+rsyslog_up "$work/rs/rsyslog.conf" rs_conf port tls_port
+check "rsyslog starts with imrelp on 127.0.0.1:$port (and TLS on :$tls_port)" test -n "$rs_pid"
 
 # --- a broker: frequent checkpoints; A's log in small rotated files, B's in one file ---------
 # conf DIR [ROTATION]: config and state under DIR.
