@@ -50,6 +50,12 @@ check "wfpbrokerd.exe reload sends PARAMCHANGE" eval 'wine "$brokerd" reload | g
 reloaded=0
 for _ in $(seq 1 50); do stash_once && { reloaded=1; break; }; sleep 0.1; done
 check "after PARAMCHANGE the service serves the new policy (stash granted)" test $reloaded = 1
+# The audit follower (wfpbctl.exe audit export --follow) on the running service's log: what it
+# ships, through the stop, must be every record of the log, and its cursor the last one.
+wine "$wfpbctl" audit export --json --follow --cursor "$(winpath "$work/cursor")" --poll-ms 50 "$state\\audit.log" \
+	>"$work/followed.jsonl" 2>"$work/follower.err" &
+follower=$!
+for _ in 1 2 3; do stash_once; done
 # A client busy pinging while the service is stopped: the stop must not wait for it.
 wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" ping --count 1000000 >/dev/null 2>&1 &
 busy=$!
@@ -64,6 +70,12 @@ check "the busy client was disconnected, not left hanging" eval '! kill -0 $busy
 kill "$busy" 2>/dev/null
 check "after the stop the pipe is gone" eval '! wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" --timeout 1000 ping >/dev/null 2>&1'
 check "the stopped service's audit log verifies, signed to the end" wine "$wfpbctl" audit verify "$state\\audit.log" --pubkey "$state\\audit.pub"
+last=$(wine "$wfpbctl" audit export --json "$state\\audit.log" 2>/dev/null | tail -n 1 | tr -d '\r' | sed -n 's/.*"seq":\([0-9]*\),.*/\1/p')
+for _ in $(seq 1 100); do [ "$(tr -d '\r\n' <"$work/cursor" 2>/dev/null)" = "$last" ] && break; sleep 0.1; done
+kill "$follower" 2>/dev/null; wait "$follower" 2>/dev/null
+shipped=$(grep -c '"seq":' "$work/followed.jsonl")
+check "the follower shipped all $last records of the running service's log ($shipped lines), its cursor at $(tr -d '\r\n' <"$work/cursor" 2>/dev/null)" \
+	eval 'test -n "$last" && test "$shipped" -eq "$last" && test "$(tr -d "\r\n" <"$work/cursor")" = "$last"'
 check "uninstall removes the service" eval 'wine "$brokerd" uninstall | grep -q removed'
 check "the service is gone from the registry" service_gone
 check "the event source is gone too" eval '! wine reg query "HKLM\\System\\CurrentControlSet\\Services\\EventLog\\Application\\wfpbroker" >/dev/null 2>&1'
