@@ -114,3 +114,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a != "n/a") printf "
 printf '\nat 32 in flight: broker / --direct %s (target >= 0.8), p99 %s x --direct'"'"'s (target <= 2), broker / haproxy %s (target >= 1)\n' \
 	"$(ratio "${rate[broker,32]}" "${rate[direct,32]}")" "$(ratio "${p99[broker,32]}" "${p99[direct,32]}")" \
 	"$(ratio "${rate[broker,32]}" "${rate[haproxy,32]}")"
+# A run that did not measure what it says fails: the origin and the relay through the broker
+# carried connections at every concurrency (--direct and haproxy need root and the package).
+for who in origin broker; do
+	for c in 1 32 256; do
+		case ${rate[$who,$c]} in
+		'' | n/a | 0) echo "conn_rate: $who at $c in flight measured nothing"; exit 1 ;;
+		esac
+	done
+done
