@@ -553,16 +553,26 @@ descriptors_before_handshake_are_discarded(void **state)
 	wfpb_session_free(s2);
 }
 
-/* A broker with policy and its audit log open in dir (made from its mkdtemp template), signed with sk. */
+#define TEMP_DIR_LEN	64
+
+/*
+ * A broker with policy and its audit log open in a new directory /tmp/wfpb-NAME-?????? (its
+ * path in dir, for remove_dir), signed with sk.
+ */
 static void
-audited_broker(struct wfpb_broker *b, const char *policy, char *dir, const struct wfpb_noise_keypair *key,
-    unsigned char sk[64])
+audited_broker(struct wfpb_broker *b, const char *policy, const char *name, char dir[TEMP_DIR_LEN],
+    const struct wfpb_noise_keypair *key, unsigned char sk[64])
 {
 	struct wfpb_config	base, cfg;
 	struct wfpb_ini_error	err;
 	unsigned char		pk[32];
 	char			msg[256];
+	int			n = snprintf(dir, TEMP_DIR_LEN, "/tmp/wfpb-%s-", name);
 
+	/* mkdtemp's template: it replaces the six 'X' at the end. */
+	assert_true(n > 0 && n + 7 <= TEMP_DIR_LEN);
+	memset(dir + n, 'X', 6);
+	dir[n + 6] = '\0';
 	assert_non_null(mkdtemp(dir));
 	wfpb_config_defaults(&base, "/x", dir);
 	assert_int_equal(wfpb_config_parse(policy, strlen(policy), &base, &cfg, &err), 0);
@@ -575,7 +585,7 @@ audited_broker(struct wfpb_broker *b, const char *policy, char *dir, const struc
 static void
 remove_dir(const char *dir)
 {
-	char cmd[64];
+	char cmd[TEMP_DIR_LEN + 16];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
@@ -602,13 +612,13 @@ apply_records_waits_for_its_record(void **state)
 	Wfpbroker__V1__Response		*r;
 	uint8_t				rec[WFPB_SIM_HDR_LEN + WFPB_SIM_HOP_LEN] = "WFPS\x01\x00\x00\x01";
 	unsigned char			sk[64];
-	char				dir[] = "/tmp/wfpb-apply-XXXXXX";
+	char				dir[TEMP_DIR_LEN];
 	uint8_t				buf[512];
 	const uint8_t			*p, *m;
 	size_t				n, len, used, mlen;
 	wfpb_sock			fd;
 
-	audited_broker(&b, policy, dir, key, sk);
+	audited_broker(&b, policy, "apply", dir, key, sk);
 	s = wfpb_session_new(&b, &id, 1000);
 	handshake(s, &c, key->pub, WFPB_PROTOCOL_VERSION);
 
@@ -1237,9 +1247,9 @@ v2_answer_leaves_when_its_own_record_is_durable(void **state)
 	Wfpbroker__V1__Response		*r;
 	static uint8_t			lo[4] = { 127, 0, 0, 1 };
 	unsigned char			sk[64];
-	char				dir[] = "/tmp/wfpb-gate-XXXXXX";
+	char				dir[TEMP_DIR_LEN];
 
-	audited_broker(&b, policy, dir, &f->key, sk);
+	audited_broker(&b, policy, "gate", dir, &f->key, sk);
 	s = wfpb_session_new(&b, &id, 1000);
 	handshake(s, &c, f->key.pub, WFPB_PROTOCOL_VERSION);
 	(void)wfpb_broker_commit(&b, 1001);
