@@ -797,44 +797,35 @@ syslog_host(const char *in, char out[256])
 static int
 queue_record(const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t framed_len)
 {
-	char		*json = NULL, *msg, when[WFPB_RFC3339_LEN], host[256], key[2 * WFPB_AUDIT_HASH_LEN + 1] = "";
-	size_t		jlen = 0, i;
+	char		*msg = NULL, when[WFPB_RFC3339_LEN], host[256], key[2 * WFPB_AUDIT_HASH_LEN + 1] = "";
+	size_t		len = 0;
 	FILE		*f;
-	int		hl;
 	struct queued	*e;
 
 	if (relp_q.count == RELP_QUEUE_MAX) {
 		relp_q.full = 1;
 		return 1;
 	}
-	if ((f = open_memstream(&json, &jlen)) == NULL)
-		return 1;
-	if (json_line(f, r, framed, framed_len) != 0 || fclose(f) != 0 || jlen == 0) {
-		free(json);
-		return 1;
-	}
-	jlen--;		/* the line's newline: a syslog message ends where its frame does */
 	wfpb_rfc3339(r->time_unix_ms, when);
 	syslog_host(line_ctx.host, host);
 	if (line_ctx.has_key)
-		for (i = 0; i < WFPB_AUDIT_HASH_LEN; i++)
-			snprintf(key + 2 * i, 3, "%02x", line_ctx.key_fingerprint[i]);
-	/* <110>: facility 13 (log audit), severity 6 (informational). */
-	hl = snprintf(NULL, 0, "<110>1 %s %s wfpbroker - audit [" RELP_SD_ID " seq=\"%llu\"%s%s%s] ", when, host,
+		sodium_bin2hex(key, sizeof(key), line_ctx.key_fingerprint, WFPB_AUDIT_HASH_LEN);
+	/* The header, then the JSON line as MSG, in one buffer. <110>: facility 13 (log audit), severity 6. */
+	if ((f = open_memstream(&msg, &len)) == NULL)
+		return 1;
+	fprintf(f, "<110>1 %s %s wfpbroker - audit [" RELP_SD_ID " seq=\"%llu\"%s%s%s] ", when, host,
 	    (unsigned long long)r->seq, key[0] ? " audit_key=\"" : "", key, key[0] ? "\"" : "");
-	if (hl < 0 || (msg = malloc((size_t)hl + 1 + jlen)) == NULL) {
-		free(json);
+	int bad = json_line(f, r, framed, framed_len) != 0;
+
+	if (fclose(f) != 0 || bad || len == 0 || msg[len - 1] != '\n') {
+		free(msg);
 		return 1;
 	}
-	snprintf(msg, (size_t)hl + 1, "<110>1 %s %s wfpbroker - audit [" RELP_SD_ID " seq=\"%llu\"%s%s%s] ", when, host,
-	    (unsigned long long)r->seq, key[0] ? " audit_key=\"" : "", key, key[0] ? "\"" : "");
-	memcpy(msg + hl, json, jlen);
-	free(json);
 	e = &relp_q.q[(relp_q.head + relp_q.count) % RELP_QUEUE_MAX];
 	e->seq = r->seq;
 	e->time_ms = r->time_unix_ms;
 	e->msg = msg;
-	e->len = (size_t)hl + jlen;
+	e->len = len - 1;	/* without the line's newline: a syslog message ends where its frame does */
 	relp_q.count++;
 	return 0;
 }
