@@ -56,6 +56,7 @@ last_seq() { "$wfpbctl" --endpoint "$work/run/b.sock" --server-key "$work/state/
 	sed -n 's/^audit_durable_seq \([0-9]*\)$/\1/p'; }
 cursor() { cat "$1" 2>/dev/null || echo 0; }
 now_ms() { date +%s%3N; }
+[ -n "$(last_seq)" ] || { echo "audit_ship: the broker did not start"; cat "$work/broker.log"; exit 1; }
 declare -A row
 
 # run NAME POLL_MS: load for $secs with a follower shipping; fills row[NAME,*].
