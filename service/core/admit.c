@@ -133,14 +133,14 @@ wfpb_admit_idle_ms(const struct wfpb_session *s)
 }
 
 int
-wfpb__admit_listener_take(struct wfpb_session *s, char *owner)
+wfpb__admit_listener_take(struct wfpb_broker *b, const char *principal, char *owner)
 {
-	struct wfpb_usage *u = wfpb_broker_usage(s->broker, s->principal);
+	struct wfpb_usage *u = wfpb_broker_usage(b, principal);
 
-	if (u == NULL || u->listeners >= s->broker->cfg.max_listeners_per_principal)
+	if (u == NULL || u->listeners >= b->cfg.max_listeners_per_principal)
 		return WFPB_E_LIMIT;
 	u->listeners++;
-	memcpy(owner, s->principal, sizeof(s->principal));
+	snprintf(owner, WFPB_NAME_MAX, "%s", principal);
 	return 0;
 }
 

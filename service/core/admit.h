@@ -84,7 +84,7 @@ uint32_t wfpb_admit_idle_ms(const struct wfpb_session *s);
  * by the session caps). _take copies the principal's name into owner
  * (WFPB_NAME_MAX bytes) for the matching _drop; 0 or WFPB_E_LIMIT.
  */
-int wfpb__admit_listener_take(struct wfpb_session *s, char *owner);
+int wfpb__admit_listener_take(struct wfpb_broker *b, const char *principal, char *owner);
 void wfpb__admit_listener_drop(struct wfpb_broker *b, const char *owner);
 
 /*

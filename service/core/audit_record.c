@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* What an audit record names, and building it from a session, a request and its reply (dispatch_int.h). */
 #include "dispatch_int.h"
+#include "session.h"
 
 void
 wfpb__audit_addr(struct reply *rp, const struct wfpb_addr *a)

@@ -5,6 +5,7 @@
  * never see raw protobuf.
  */
 #include "dispatch_int.h"
+#include "session.h"
 
 void
 wfpb__outcome(struct outcome *o, Wfpbroker__V1__StatusCode code, const char *fmt, ...)
@@ -233,7 +234,8 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 	const struct wfpb_op	*op = NULL;
 	union wfpb_req		r;
 	uint64_t		request_id = 0;
-	struct wfpb_limits	lim = { s->broker->cfg.blob_max, s->n_in };
+	struct wfpb_limits	lim = { s->broker->cfg.blob_max, s->socks.n_in };
+	struct wfpb_scope	sc;
 	int			rc;
 
 	WFPB_CORE_OWNED(s->broker);
@@ -255,8 +257,10 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 			    op->name, s->n_pending);
 		else if (!audit_budget(s, op, &rp, &o, now_ms))
 			;	/* refused QUOTA: this identity's audited requests are over its rate */
-		else if (authorize(s, op, &o) == 0 && op->validate(&lim, rq, &r, &o) == 0)
-			op->handle(s, &r, &rp, &o, now_ms);
+		else if (authorize(s, op, &o) == 0 && op->validate(&lim, rq, &r, &o) == 0) {
+			wfpb__scope_init(&sc, s, op->perm);
+			op->handle(&sc, &r, &rp, &o, now_ms);
+		}
 	}
 	if (o.code == OUTCOME_PENDING && (rc = pend(s, op, request_id, &rp, now_ms)) == 0) {
 		;	/* answered when it completes */
@@ -353,6 +357,7 @@ wfpb__dispatch_resume(struct wfpb_session *s, struct wfpb_pending *p, int why, u
 	const struct wfpb_op	*op = NULL;
 	struct reply		rp;
 	struct outcome		o = { WFPBROKER__V1__STATUS_CODE__OK, 0, "" };
+	struct wfpb_scope	sc;
 	size_t			i;
 	int			rc;
 
@@ -363,7 +368,8 @@ wfpb__dispatch_resume(struct wfpb_session *s, struct wfpb_pending *p, int why, u
 	if (op == NULL)
 		return WFPB_E_STATE;
 	reply_init(&rp);
-	if (!op->resume(s, p, &rp, &o, now_ms, why))
+	wfpb__scope_init(&sc, s, op->perm);
+	if (!op->resume(&sc, p, &rp, &o, now_ms, why))
 		return 0;
 	wfpb__session_pending_remove(s, p);
 	/* The audit record of a failure may hash what the pending state held: it goes after the answer is built. */

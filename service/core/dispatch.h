@@ -10,7 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "session.h"
+#include "net.h"
+
+struct wfpb_pending;
+struct wfpb_session;
 
 /*
  * Handles one decrypted request message and queues its Response on the

@@ -5,6 +5,7 @@
  * one file gives another.
  *
  *   dispatch.c      the op table, authorisation, respond, the request path, resume
+ *   scope.c         what a handler sees of its session (scope.h), and the services it asks of it
  *   ops_local.c     Ping, Stash, Fetch, Release, Status, Reload
  *   ops_socket.c    Listen, Accept, Connect, QueryRecords, ApplyRecords, Prepare, with their
  *                   pending states and resume entries
@@ -21,10 +22,12 @@
 
 #include <sodium.h>
 
+#include "broker.h"
 #include "dispatch.h"
 #include "pb_arena.h"
 #include "log.h"
 #include "net.h"
+#include "scope.h"
 #include "stash.h"
 #include "wfpbroker.pb-c.h"
 
@@ -181,15 +184,15 @@ struct reply {
 
 /* The table's validators, handlers and resume entries, and the table's row. */
 typedef int validate_t(const struct wfpb_limits *lim, const Request *rq, union wfpb_req *r, struct outcome *o);
-typedef void handler_t(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o,
+typedef void handler_t(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o,
     uint64_t now_ms);
 /*
- * A request left pending (session.h) is taken up again when its socket is ready, its audit
+ * A request left pending (scope.h) is taken up again when its socket is ready, its audit
  * record durable, its deadline past or what it waits on going away (why: enum
  * wfpb_resume_why): 1 when rp and o now hold the answer (and the resumer has closed or
  * handed over p->sock), 0 to wait on.
  */
-typedef int resumer_t(struct wfpb_session *s, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
+typedef int resumer_t(struct wfpb_scope *sc, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
     uint64_t now_ms, int why);
 
 /* Flags of a table row. */
@@ -213,8 +216,8 @@ struct wfpb_op {
 validate_t wfpb__validate_ping, wfpb__validate_stash, wfpb__validate_fetch, wfpb__validate_release,
     wfpb__validate_empty, wfpb__validate_listen, wfpb__validate_accept, wfpb__validate_connect, wfpb__validate_query,
     wfpb__validate_apply, wfpb__validate_prepare;
-handler_t wfpb__op_ping, wfpb__op_stash, wfpb__op_fetch, wfpb__op_status, wfpb__op_reload, wfpb__op_listen,
-    wfpb__op_accept, wfpb__op_query, wfpb__op_apply, wfpb__op_prepare;
+handler_t wfpb__op_ping, wfpb__op_stash, wfpb__op_fetch, wfpb__op_release, wfpb__op_status, wfpb__op_reload,
+    wfpb__op_listen, wfpb__op_accept, wfpb__op_connect, wfpb__op_query, wfpb__op_apply, wfpb__op_prepare;
 resumer_t wfpb__resume_accept, wfpb__resume_connect, wfpb__resume_apply;
 /* and the helpers they share. */
 void wfpb__outcome(struct outcome *o, Wfpbroker__V1__StatusCode code, const char *fmt, ...);
@@ -223,10 +226,8 @@ int wfpb__validate_lifetime(Wfpbroker__V1__Lifetime l, const char *field, int *p
 int wfpb__validate_handle(const Wfpbroker__V1__StashHandle *h, const char *field, const uint8_t **id,
     struct outcome *o);
 void wfpb__audit_blob(struct reply *rp, const uint8_t *blob, size_t len, const uint8_t *hash);
-int wfpb__stash_blob(struct wfpb_session *s, const uint8_t *blob, size_t len, int queried, int principal_lifetime,
+int wfpb__stash_blob(struct wfpb_scope *sc, const uint8_t *blob, size_t len, int queried, int principal_lifetime,
     struct reply *rp, struct outcome *o, const char *what, const char *full, uint64_t now_ms);
-void wfpb__op_release(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o,
-    uint64_t now_ms);
 int wfpb__addr_from_pb(const Wfpbroker__V1__Address *a, const char *field, int need_port, struct wfpb_addr *out,
     struct outcome *o);
 Wfpbroker__V1__Address * wfpb__addr_to_pb(struct reply *rp, int slot, const struct wfpb_addr *a);
@@ -234,9 +235,6 @@ int wfpb__records_from_pb(const struct wfpb_limits *lim, const Wfpbroker__V1__Re
     struct req_records *out, struct outcome *o);
 int wfpb__socket_from_pb(const struct wfpb_limits *lim, const Wfpbroker__V1__SocketTransfer *x, const char *field,
     struct req_sock *out, struct outcome *o);
-struct wfpb_listener * wfpb__find_listener(struct wfpb_session *s, uint64_t id, struct wfpb_listener ***link);
-void wfpb__op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o,
-    uint64_t now_ms);
 uint64_t wfpb__audit_request(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id,
     const struct reply *rp,
     const struct outcome *o, uint64_t started_ms, uint64_t now_ms);

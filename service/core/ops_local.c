@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The operations that touch no socket: Ping, Stash, Fetch, Release, Status, Reload (dispatch_int.h). */
+/* Handlers see their request's scope, never its session (scope.h): session.h refuses to be included. */
+#define WFPB_HANDLERS_ONLY
 #include "dispatch_int.h"
 
 int
@@ -89,15 +91,15 @@ wfpb__validate_empty(const struct wfpb_limits *lim, const Request *rq, union wfp
 }
 
 void
-wfpb__op_ping(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+wfpb__op_ping(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
 	(void)o;
 	(void)now_ms;
 	wfpbroker__v1__ping_response__init(&rp->ping);
 	rp->ping.payload.data = (uint8_t *)(uintptr_t)r->ping.payload;
 	rp->ping.payload.len = r->ping.len;
-	rp->ping.protocol_version = s->version;
-	rp->ping.max_inflight = s->max_inflight;
+	rp->ping.protocol_version = sc->version;
+	rp->ping.max_inflight = sc->max_inflight;
 	rp->ping.service_version = (char *)(uintptr_t)WFPB_SERVICE_VERSION;
 	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_PING;
 	rp->resp.ping = &rp->ping;
@@ -111,31 +113,30 @@ wfpb__op_ping(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp,
  * refusal means for the caller.
  */
 int
-wfpb__stash_blob(struct wfpb_session *s, const uint8_t *blob, size_t len, int queried, int principal_lifetime,
+wfpb__stash_blob(struct wfpb_scope *sc, const uint8_t *blob, size_t len, int queried, int principal_lifetime,
     struct reply *rp, struct outcome *o, const char *what, const char *full, uint64_t now_ms)
 {
-	struct wfpb_broker		*b = s->broker;
-	struct wfpb_usage		*u = wfpb_broker_usage(b, s->principal);
+	struct wfpb_usage		*u = wfpb__scope_usage(sc);
 	const struct wfpb_stash_entry	*e;
 
 	if (u == NULL) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "%s: out of memory", what);
 		return -1;
 	}
-	if (u->stash >= s->max_stash) {
+	if (u->stash >= sc->max_stash) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__QUOTA, "%s: principal %s holds %u entries, its limit%s",
-		    what, s->principal, u->stash, full);
+		    what, sc->principal, u->stash, full);
 		return -1;
 	}
 	/* Records a backend read are bounded like a client's blob: every stash entry fits blob_max. */
-	if (len > b->cfg.blob_max) {
+	if (len > sc->cfg->blob_max) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__ENOBUFS,
 		    "%s: %zu bytes of records, more than blob_max (%u)",
-		    what, len, b->cfg.blob_max);
+		    what, len, sc->cfg->blob_max);
 		return -1;
 	}
-	if (wfpb_stash_put(&b->stash, s->principal, principal_lifetime ? NULL : &s->stash_list, blob, len, queried,
-	    now_ms + b->cfg.stash_ttl_ms, rp->handle_id, &e) != 0) {
+	if (wfpb_stash_put(sc->stash, sc->principal, principal_lifetime ? NULL : sc->stash_list, blob, len, queried,
+	    now_ms + sc->cfg->stash_ttl_ms, rp->handle_id, &e) != 0) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "%s: out of memory", what);
 		return -1;
 	}
@@ -148,9 +149,9 @@ wfpb__stash_blob(struct wfpb_session *s, const uint8_t *blob, size_t len, int qu
 }
 
 void
-wfpb__op_stash(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+wfpb__op_stash(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
-	if (wfpb__stash_blob(s, r->stash.blob, r->stash.len, 0, r->stash.principal_lifetime, rp, o, "stash", "",
+	if (wfpb__stash_blob(sc, r->stash.blob, r->stash.len, 0, r->stash.principal_lifetime, rp, o, "stash", "",
 	    now_ms) != 0)
 		return;
 	wfpbroker__v1__stash_response__init(&rp->stash);
@@ -160,13 +161,13 @@ wfpb__op_stash(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp
 }
 
 void
-wfpb__op_fetch(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+wfpb__op_fetch(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
-	const struct wfpb_stash_entry *e = wfpb_stash_get(&s->broker->stash, r->fetch.id, s->principal, now_ms);
+	const struct wfpb_stash_entry *e = wfpb_stash_get(sc->stash, r->fetch.id, sc->principal, now_ms);
 
 	if (e == NULL) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "fetch: no such handle for principal %s",
-		    s->principal);
+		    sc->principal);
 		return;
 	}
 	wfpb__audit_blob(rp, e->blob, e->len, e->hash);
@@ -177,32 +178,17 @@ wfpb__op_fetch(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp
 	rp->resp.fetch = &rp->fetch;
 }
 
-static int
-release_listener(struct wfpb_session *s, uint64_t id, uint64_t now_ms)
-{
-	struct wfpb_listener **link, *l = wfpb__find_listener(s, id, &link);
-
-	if (l == NULL)
-		return WFPB_E_NOENT;
-	/* Accepts waiting on it are answered first; a session that cannot queue their answers closes. */
-	if (wfpb__dispatch_cancel(s, l->sock, now_ms) < 0)
-		s->closing = 1;
-	*link = l->next;
-	wfpb__listener_free(s, l);
-	return 0;
-}
-
 void
-wfpb__op_release(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o,
+wfpb__op_release(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o,
     uint64_t now_ms)
 {
 	int rc;
 
-	rc = r->release.is_listener ? release_listener(s, r->release.listener_id, now_ms) :
-	    wfpb_stash_release(&s->broker->stash, r->release.id, s->principal);
+	rc = r->release.is_listener ? wfpb__scope_listener_release(sc, r->release.listener_id, now_ms) :
+	    wfpb_stash_release(sc->stash, r->release.id, sc->principal);
 	if (rc != 0) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "release: no such %s for principal %s",
-		    r->release.is_listener ? "listener" : "handle", s->principal);
+		    r->release.is_listener ? "listener" : "handle", sc->principal);
 		return;
 	}
 	wfpbroker__v1__release_response__init(&rp->release);
@@ -211,9 +197,9 @@ wfpb__op_release(struct wfpb_session *s, const union wfpb_req *r, struct reply *
 }
 
 void
-wfpb__op_status(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+wfpb__op_status(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
-	struct wfpb_broker *b = s->broker;
+	struct wfpb_broker *b = sc->admin;
 
 	(void)r;
 	(void)o;
@@ -248,14 +234,14 @@ wfpb__op_status(struct wfpb_session *s, const union wfpb_req *r, struct reply *r
 }
 
 void
-wfpb__op_reload(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+wfpb__op_reload(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
 	struct wfpb_ini_error	err;
 	int			rc;
 
 	(void)r;
 	(void)now_ms;
-	if ((rc = wfpb_broker_reload_file(s->broker, &err)) != 0) {
+	if ((rc = wfpb_broker_reload_file(sc->admin, &err)) != 0) {
 		if (err.line > 0)
 			wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL, "reload: line %u: %s; old policy kept",
 			    err.line, err.message);
@@ -265,7 +251,7 @@ wfpb__op_reload(struct wfpb_session *s, const union wfpb_req *r, struct reply *r
 		return;
 	}
 	wfpbroker__v1__reload_response__init(&rp->reload);
-	rp->reload.principals = (uint32_t)s->broker->cfg.nprincipals;
+	rp->reload.principals = (uint32_t)sc->admin->cfg.nprincipals;
 	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_RELOAD;
 	rp->resp.reload = &rp->reload;
 }

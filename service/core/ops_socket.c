@@ -3,15 +3,17 @@
  * The socket operations: Listen, Accept, Connect, QueryRecords, ApplyRecords,
  * Prepare, and the resume entries of those that wait (dispatch_int.h).
  */
+/* Handlers see their request's scope, never its session (scope.h): session.h refuses to be included. */
+#define WFPB_HANDLERS_ONLY
 #include "dispatch_int.h"
 
-static void finish_accept(struct wfpb_session *, wfpb_sock, int, struct reply *, struct outcome *, uint64_t);
+static void finish_accept(struct wfpb_scope *, wfpb_sock, int, struct reply *, struct outcome *, uint64_t);
 
 /* The principal's own mark from policy (netfilter), never from a request; 0 when it has none. */
 static uint32_t
-own_mark(const struct wfpb_session *s)
+own_mark(const struct wfpb_scope *sc)
 {
-	return s->policy != NULL && s->policy->has_mark ? s->policy->mark : 0;
+	return sc->policy != NULL && sc->policy->has_mark ? sc->policy->mark : 0;
 }
 
 /*
@@ -22,7 +24,7 @@ own_mark(const struct wfpb_session *s)
  * redirect state or mark, so only for a principal granted apply_foreign.
  */
 static int
-records_bytes(struct wfpb_session *s, const struct req_records *r, const char *what, const uint8_t **blob,
+records_bytes(struct wfpb_scope *sc, const struct req_records *r, const char *what, const uint8_t **blob,
     size_t *len, const uint8_t **hash, struct outcome *o, uint64_t now_ms)
 {
 	const struct wfpb_stash_entry	*e = NULL;
@@ -33,9 +35,9 @@ records_bytes(struct wfpb_session *s, const struct req_records *r, const char *w
 		*blob = r->blob;
 		*len = r->len;
 		foreign = r->len > 0;
-	} else if ((e = wfpb_stash_get(&s->broker->stash, r->handle, s->principal, now_ms)) == NULL) {
+	} else if ((e = wfpb_stash_get(sc->stash, r->handle, sc->principal, now_ms)) == NULL) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "records: no such handle for principal %s",
-		    s->principal);
+		    sc->principal);
 		return -1;
 	} else {
 		*blob = e->blob;
@@ -43,12 +45,12 @@ records_bytes(struct wfpb_session *s, const struct req_records *r, const char *w
 		*hash = e->hash;
 		foreign = !e->queried;
 	}
-	if (foreign && !(s->perms & WFPB_PERM_APPLY_FOREIGN)) {
+	if (foreign && !(sc->perms & WFPB_PERM_APPLY_FOREIGN)) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED,
 		    "%s: records %s were not queried by the broker, and "
 		    "principal %s is not granted apply_foreign", what,
 		    e != NULL ? "stashed by the client" : "sent inline",
-		    s->principal);
+		    sc->principal);
 		return -1;
 	}
 	return 0;
@@ -56,20 +58,20 @@ records_bytes(struct wfpb_session *s, const struct req_records *r, const char *w
 
 /* The record marks a principal may carry on (netfilter; policy, never the request). */
 static uint32_t
-mark_mask(const struct wfpb_session *s)
+mark_mask(const struct wfpb_scope *sc)
 {
-	return s->policy != NULL ? s->policy->mark_mask : 0;
+	return sc->policy != NULL ? sc->policy->mark_mask : 0;
 }
 
 /* The request's socket stays with a pending operation: it is no longer closed after the request. */
 static void
-take_request_socket(struct wfpb_session *s, wfpb_sock sock)
+take_request_socket(struct wfpb_scope *sc, wfpb_sock sock)
 {
 	unsigned i;
 
-	for (i = 0; i < s->n_in; i++)
-		if (s->in_fds[i] == sock)
-			s->in_fds[i] = WFPB_SOCK_NONE;
+	for (i = 0; i < sc->socks->n_in; i++)
+		if (sc->socks->in_fds[i] == sock)
+			sc->socks->in_fds[i] = WFPB_SOCK_NONE;
 }
 
 /*
@@ -77,35 +79,27 @@ take_request_socket(struct wfpb_session *s, wfpb_sock sock)
  * request's received descriptors, so it is closed after the request as they are.
  */
 static int
-request_socket(struct wfpb_session *s, const struct req_sock *r, unsigned perm, const char *what, wfpb_sock *out,
+request_socket(struct wfpb_scope *sc, const struct req_sock *r, unsigned perm, const char *what, wfpb_sock *out,
     struct outcome *o)
 {
 	int os_err = 0, rc, family;
 
 	if (!r->by_handle) {
 		/* Whatever a client sends is checked for what it is before any ioctl or sockopt touches it. */
-		if (!wfpb__net_is_tcp(s->in_fds[r->fd], &family)) {
+		if (!wfpb__net_is_tcp(sc->socks->in_fds[r->fd], &family)) {
 			wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL,
 			    "%s: descriptor %u is not a TCP socket of AF_INET or AF_INET6", what, r->fd);
 			return -1;
 		}
-		*out = s->in_fds[r->fd];
+		*out = sc->socks->in_fds[r->fd];
 		return 0;
 	}
-	/*
-	 * The pull may wait on whatever the client named, so it runs without the
-	 * core lock (the connection's own lock still keeps this session to this
-	 * thread). Meanwhile a reload may have changed the policy: the grant is
-	 * looked at again once the lock is back.
-	 */
-	wfpb_core_leave(s->broker);
-	rc = wfpb__net_pull(s->id.process, r->handle, out, &os_err);
-	wfpb_core_enter(s->broker);
-	wfpb_session_resolve(s);
-	if (rc == 0 && !(s->perms & perm)) {
+	/* The pull gives the core lock up (scope.h): a reload meanwhile may have withdrawn the grant. */
+	rc = wfpb__scope_pull(sc, r->handle, out, &os_err);
+	if (rc == 0 && !(sc->perms & perm)) {
 		wfpb__net_close(*out);
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "%s: no longer granted to principal %s", what,
-		    s->principal[0] ? s->principal : "(none)");
+		    sc->principal[0] ? sc->principal : "(none)");
 		return -1;
 	}
 	if (rc == 0 && !wfpb__net_is_tcp(*out, &family)) {
@@ -139,10 +133,14 @@ request_socket(struct wfpb_session *s, const struct req_sock *r, unsigned perm, 
 	if (rc != 0) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL,
 		    "%s: cannot take handle %llu from process %u (error %d)", what, (unsigned long long)r->handle,
-		    (unsigned)s->id.pid, os_err);
+		    (unsigned)sc->id->pid, os_err);
 		return -1;
 	}
-	wfpb_session_add_fds(s, out, 1);
+	if (wfpb__scope_hold(sc, *out) != 0) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "%s: no room to hold handle %llu", what,
+		    (unsigned long long)r->handle);
+		return -1;
+	}
 	return 0;
 }
 
@@ -202,14 +200,14 @@ backend_outcome(struct outcome *o, const char *what, int code, int os_err)
  * (Windows), or an SCM_RIGHTS attachment (POSIX). Takes ownership of sock.
  */
 static int
-give_socket(struct wfpb_session *s, struct reply *rp, wfpb_sock sock, Wfpbroker__V1__SocketTransfer **field,
+give_socket(struct wfpb_scope *sc, struct reply *rp, wfpb_sock sock, Wfpbroker__V1__SocketTransfer **field,
     struct outcome *o)
 {
 	size_t	len;
 	int	os_err = 0, rc;
 
 	wfpbroker__v1__socket_transfer__init(&rp->xfer);
-	rc = wfpb__net_handover(sock, s->id.pid, s->id.process, rp->handover, sizeof(rp->handover), &len, &os_err);
+	rc = wfpb__net_handover(sock, sc->id->pid, sc->id->process, rp->handover, sizeof(rp->handover), &len, &os_err);
 	if (rc == 0) {
 		rp->xfer.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_WSA_PROTOCOL_INFO;
 		rp->xfer.wsa_protocol_info.data = rp->handover;
@@ -240,7 +238,7 @@ wfpb__validate_listen(const struct wfpb_limits *lim, const Request *rq, union wf
 }
 
 void
-wfpb__op_listen(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+wfpb__op_listen(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
 	struct wfpb_listener	*l;
 	char			text[WFPB_ADDR_STRLEN];
@@ -248,13 +246,13 @@ wfpb__op_listen(struct wfpb_session *s, const union wfpb_req *r, struct reply *r
 
 	(void)now_ms;
 	wfpb_addr_format(&r->listen.local, text);
-	if (!in_ranges(s->policy->listen, s->policy->nlisten, &r->listen.local)) {
+	if (!in_ranges(sc->policy->listen, sc->policy->nlisten, &r->listen.local)) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED,
 		    "listen: %s is outside principal %s's listen ranges",
-		    text, s->principal);
+		    text, sc->principal);
 		return;
 	}
-	if (s->nlisteners >= WFPB_LISTENERS_MAX) {
+	if (sc->socks->nlisteners >= WFPB_LISTENERS_MAX) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__QUOTA, "listen: this session already holds %u listeners",
 		    WFPB_LISTENERS_MAX);
 		return;
@@ -263,45 +261,26 @@ wfpb__op_listen(struct wfpb_session *s, const union wfpb_req *r, struct reply *r
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "listen: out of memory");
 		return;
 	}
-	if (wfpb__admit_listener_take(s, l->owner) != 0) {
+	if (wfpb__scope_listener_admit(sc, l) != 0) {
 		free(l);
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__QUOTA,
 		    "listen: principal %s holds %u listeners, its limit",
-		    s->principal, s->broker->cfg.max_listeners_per_principal);
+		    sc->principal, sc->cfg->max_listeners_per_principal);
 		return;
 	}
 	if (wfpb__net_listen(&r->listen.local, r->listen.backlog, &l->sock, &l->local, &os_err) != 0) {
-		wfpb__admit_listener_drop(s->broker, l->owner);
+		wfpb__scope_listener_unadmit(sc, l);
 		free(l);
 		os_outcome(o, "listen", os_err);
 		return;
 	}
 	wfpb__audit_addr(rp, &l->local);
-	l->id = s->broker->next_listener_id++;
-	l->next = s->listeners;
-	s->listeners = l;
-	s->nlisteners++;
-	s->broker->listeners++;
+	wfpb__scope_listener_add(sc, l);
 	wfpbroker__v1__listen_response__init(&rp->listen);
 	rp->listen.listener_id = l->id;
 	rp->listen.local = wfpb__addr_to_pb(rp, 0, &l->local);
 	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_LISTEN;
 	rp->resp.listen = &rp->listen;
-}
-
-struct wfpb_listener *
-wfpb__find_listener(struct wfpb_session *s, uint64_t id, struct wfpb_listener ***link)
-{
-	struct wfpb_listener **pp;
-
-	for (pp = &s->listeners; *pp != NULL; pp = &(*pp)->next) {
-		if ((*pp)->id == id) {
-			if (link != NULL)
-				*link = pp;
-			return *pp;
-		}
-	}
-	return NULL;
 }
 
 int
@@ -320,9 +299,9 @@ wfpb__validate_accept(const struct wfpb_limits *lim, const Request *rq, union wf
 }
 
 void
-wfpb__op_accept(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+wfpb__op_accept(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
-	struct wfpb_listener	*l = wfpb__find_listener(s, r->accept.listener_id, NULL);
+	struct wfpb_listener	*l = wfpb__find_listener(sc->socks, r->accept.listener_id, NULL);
 	wfpb_sock		sock;
 	int			os_err = 0, rc;
 
@@ -348,7 +327,7 @@ wfpb__op_accept(struct wfpb_session *s, const union wfpb_req *r, struct reply *r
 		os_outcome(o, "accept", os_err);
 		return;
 	}
-	finish_accept(s, sock, r->accept.principal_lifetime, rp, o, now_ms);
+	finish_accept(sc, sock, r->accept.principal_lifetime, rp, o, now_ms);
 }
 
 /*
@@ -361,10 +340,10 @@ wfpb__op_accept(struct wfpb_session *s, const union wfpb_req *r, struct reply *r
  * WFPB_REDIRECT_MAX fails the request (ENOBUFS). 0, or -1 with o set.
  */
 static int
-query_redirect(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct outcome *o, const char *what,
+query_redirect(struct wfpb_scope *sc, wfpb_sock sock, struct reply *rp, struct outcome *o, const char *what,
     int32_t *records_error, int32_t *context_error)
 {
-	const struct wfpb_backend	*be = &s->broker->backend;
+	const struct wfpb_backend	*be = sc->backend;
 	char				why[128] = "";
 	int				os_err = 0, code;
 
@@ -378,11 +357,11 @@ query_redirect(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct 
 			return -1;
 		}
 		*records_error = os_err != 0 ? os_err : code;
-		if (s->policy != NULL && s->policy->require_records) {
+		if (sc->policy != NULL && sc->policy->require_records) {
 			wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND,
 			    "%s: the connection carries no redirect "
 			    "records (%s, error %d) and principal %s requires them; it was closed", what,
-			    wfpb__net_strerror(*records_error), (int)*records_error, s->principal);
+			    wfpb__net_strerror(*records_error), (int)*records_error, sc->principal);
 			return -1;
 		}
 		snprintf(why, sizeof(why), "no redirect records (error %d)", (int)*records_error);
@@ -405,7 +384,7 @@ query_redirect(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct 
 }
 
 static void
-finish_accept(struct wfpb_session *s, wfpb_sock sock, int principal_lifetime, struct reply *rp, struct outcome *o,
+finish_accept(struct wfpb_scope *sc, wfpb_sock sock, int principal_lifetime, struct reply *rp, struct outcome *o,
     uint64_t now_ms)
 {
 	struct wfpb_addr	peer, local;
@@ -416,10 +395,10 @@ finish_accept(struct wfpb_session *s, wfpb_sock sock, int principal_lifetime, st
 		goto close_sock;
 	}
 	wfpbroker__v1__accept_response__init(&rp->accept);
-	if (query_redirect(s, sock, rp, o, "accept", &rp->accept.records_error, &rp->accept.context_error) != 0)
+	if (query_redirect(sc, sock, rp, o, "accept", &rp->accept.records_error, &rp->accept.context_error) != 0)
 		goto close_sock;
 	if (rp->records.len > 0) {
-		if (wfpb__stash_blob(s, rp->records.data, rp->records.len, 1, principal_lifetime, rp, o, "accept",
+		if (wfpb__stash_blob(sc, rp->records.data, rp->records.len, 1, principal_lifetime, rp, o, "accept",
 		    "; the connection was closed", now_ms) != 0)
 			goto close_sock;
 		rp->accept.records = &rp->handle;
@@ -430,7 +409,7 @@ finish_accept(struct wfpb_session *s, wfpb_sock sock, int principal_lifetime, st
 	rp->accept.local = wfpb__addr_to_pb(rp, 1, &local);
 	rp->accept.context.data = rp->context.data;
 	rp->accept.context.len = rp->context.len;
-	if (give_socket(s, rp, sock, &rp->accept.socket, o) != 0)
+	if (give_socket(sc, rp, sock, &rp->accept.socket, o) != 0)
 		return;
 	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_ACCEPT;
 	rp->resp.accept = &rp->accept;
@@ -465,12 +444,12 @@ wfpb__validate_connect(const struct wfpb_limits *lim, const Request *rq, union w
 }
 
 static void
-finish_connect(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct outcome *o)
+finish_connect(struct wfpb_scope *sc, wfpb_sock sock, struct reply *rp, struct outcome *o)
 {
 	struct wfpb_addr	local;
 	int			os_err = 0;
 
-	(void)s;
+	(void)sc;
 	if (wfpb__net_addrs(sock, NULL, &local, &os_err) != 0) {
 		os_outcome(o, "connect", os_err);
 		wfpb__net_close(sock);
@@ -479,7 +458,7 @@ finish_connect(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct 
 	wfpb__audit_addr(rp, &local);
 	wfpbroker__v1__connect_response__init(&rp->connect);
 	rp->connect.local = wfpb__addr_to_pb(rp, 0, &local);
-	if (give_socket(s, rp, sock, &rp->connect.socket, o) != 0)
+	if (give_socket(sc, rp, sock, &rp->connect.socket, o) != 0)
 		return;
 	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_CONNECT;
 	rp->resp.connect = &rp->connect;
@@ -492,15 +471,15 @@ finish_connect(struct wfpb_session *s, wfpb_sock sock, struct reply *rp, struct 
  * the audit record. 0 with *sock owned by the caller, or -1 with o set.
  */
 static int
-socket_with_records(struct wfpb_session *s, const struct req_records *records, int family, const char *what,
+socket_with_records(struct wfpb_scope *sc, const struct req_records *records, int family, const char *what,
     struct reply *rp, struct outcome *o, uint64_t now_ms, wfpb_sock *sock, const uint8_t **blob, size_t *len,
     const uint8_t **hash)
 {
-	const struct wfpb_backend	*be = &s->broker->backend;
+	const struct wfpb_backend	*be = sc->backend;
 	char				step[64];
 	int				os_err = 0, code;
 
-	if (records_bytes(s, records, what, blob, len, hash, o, now_ms) != 0)
+	if (records_bytes(sc, records, what, blob, len, hash, o, now_ms) != 0)
 		return -1;
 	wfpb__audit_blob(rp, *blob, *len, *hash);
 	if (wfpb__net_socket(family, sock, &os_err) != 0) {
@@ -508,7 +487,7 @@ socket_with_records(struct wfpb_session *s, const struct req_records *records, i
 		os_outcome(o, step, os_err);
 		return -1;
 	}
-	if ((code = be->ops->set_records(be->ctx, *sock, *blob, *len, own_mark(s), mark_mask(s), &os_err)) != 0) {
+	if ((code = be->ops->set_records(be->ctx, *sock, *blob, *len, own_mark(sc), mark_mask(sc), &os_err)) != 0) {
 		snprintf(step, sizeof(step), "%s: set records", what);
 		backend_outcome(o, step, code, os_err);
 		wfpb__net_close(*sock);
@@ -519,7 +498,7 @@ socket_with_records(struct wfpb_session *s, const struct req_records *records, i
 }
 
 void
-wfpb__op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o,
+wfpb__op_connect(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o,
     uint64_t now_ms)
 {
 	const uint8_t	*blob, *hash;
@@ -530,18 +509,18 @@ wfpb__op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *
 
 	wfpb_addr_format(&r->connect.remote, text);
 	wfpb__audit_addr(rp, &r->connect.remote);
-	if (!in_ranges(s->policy->connect, s->policy->nconnect, &r->connect.remote)) {
+	if (!in_ranges(sc->policy->connect, sc->policy->nconnect, &r->connect.remote)) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED,
-		    "connect: %s is outside principal %s's connect ranges", text, s->principal);
+		    "connect: %s is outside principal %s's connect ranges", text, sc->principal);
 		return;
 	}
-	if (r->connect.local.family != 0 && !in_bind_ranges(s->policy, &r->connect.local)) {
+	if (r->connect.local.family != 0 && !in_bind_ranges(sc->policy, &r->connect.local)) {
 		wfpb_addr_format(&r->connect.local, text);
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED,
-		    "connect: local %s is outside principal %s's bind ranges", text, s->principal);
+		    "connect: local %s is outside principal %s's bind ranges", text, sc->principal);
 		return;
 	}
-	if (socket_with_records(s, &r->connect.records, r->connect.remote.family, "connect", rp, o, now_ms, &sock,
+	if (socket_with_records(sc, &r->connect.records, r->connect.remote.family, "connect", rp, o, now_ms, &sock,
 	    &blob, &len, &hash) != 0)
 		return;
 	if (r->connect.local.family != 0 && wfpb__net_bind(sock, &r->connect.local, &os_err) != 0) {
@@ -571,7 +550,7 @@ wfpb__op_connect(struct wfpb_session *s, const union wfpb_req *r, struct reply *
 		wfpb__net_close(sock);
 		return;
 	}
-	finish_connect(s, sock, rp, o);
+	finish_connect(sc, sock, rp, o);
 }
 
 int
@@ -584,17 +563,17 @@ wfpb__validate_query(const struct wfpb_limits *lim, const Request *rq, union wfp
 }
 
 void
-wfpb__op_query(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+wfpb__op_query(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
 	wfpb_sock sock;
 
-	if (request_socket(s, &r->query.sock, WFPB_PERM_QUERY, "query_records", &sock, o) != 0)
+	if (request_socket(sc, &r->query.sock, WFPB_PERM_QUERY, "query_records", &sock, o) != 0)
 		return;
 	wfpbroker__v1__query_records_response__init(&rp->query);
-	if (query_redirect(s, sock, rp, o, "query_records", &rp->query.records_error, &rp->query.context_error) != 0)
+	if (query_redirect(sc, sock, rp, o, "query_records", &rp->query.records_error, &rp->query.context_error) != 0)
 		return;
 	if (rp->records.len > 0) {
-		if (wfpb__stash_blob(s, rp->records.data, rp->records.len, 1, r->query.principal_lifetime, rp, o,
+		if (wfpb__stash_blob(sc, rp->records.data, rp->records.len, 1, r->query.principal_lifetime, rp, o,
 		    "query_records", "", now_ms) != 0)
 			return;
 		rp->query.records = &rp->handle;
@@ -616,18 +595,18 @@ wfpb__validate_apply(const struct wfpb_limits *lim, const Request *rq, union wfp
 }
 
 void
-wfpb__op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+wfpb__op_apply(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
-	const struct wfpb_backend	*be = &s->broker->backend;
+	const struct wfpb_backend	*be = sc->backend;
 	const uint8_t			*blob, *hash;
 	wfpb_sock			sock;
 	size_t				len;
 	int				os_err = 0, code;
 
 	/* The socket first: its pull may give up the core lock, and the records point into the stash. */
-	if (request_socket(s, &r->apply.sock, WFPB_PERM_APPLY, "apply_records", &sock, o) != 0)
+	if (request_socket(sc, &r->apply.sock, WFPB_PERM_APPLY, "apply_records", &sock, o) != 0)
 		return;
-	if (records_bytes(s, &r->apply.records, "apply_records", &blob, &len, &hash, o, now_ms) != 0)
+	if (records_bytes(sc, &r->apply.records, "apply_records", &blob, &len, &hash, o, now_ms) != 0)
 		return;
 	wfpb__audit_blob(rp, blob, len, hash);
 	if (wfpb__net_is_bound(sock)) {
@@ -635,7 +614,7 @@ wfpb__op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp
 		    "apply_records: records must be set before bind and connect");
 		return;
 	}
-	if (s->broker->audit_on) {
+	if (sc->audit != NULL) {
 		/*
 		 * The effect is on the client's own socket, which the broker cannot
 		 * take back: the record goes first (wfpb_dispatch writes it), and the
@@ -648,7 +627,7 @@ wfpb__op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp
 		if (len > 0)
 			memcpy(rp->pend.blob, blob, len);
 		rp->pend.blob_len = len;
-		take_request_socket(s, sock);
+		take_request_socket(sc, sock);
 		rp->pend.kind = WFPB_PENDING_APPLY;
 		rp->pend.sock = sock;
 		rp->pend.watch = WFPB_SOCK_NONE;
@@ -657,7 +636,7 @@ wfpb__op_apply(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp
 		o->code = OUTCOME_PENDING;
 		return;
 	}
-	if ((code = be->ops->set_records(be->ctx, sock, blob, len, own_mark(s), mark_mask(s), &os_err)) != 0) {
+	if ((code = be->ops->set_records(be->ctx, sock, blob, len, own_mark(sc), mark_mask(sc), &os_err)) != 0) {
 		backend_outcome(o, "apply_records", code, os_err);
 		return;
 	}
@@ -691,17 +670,17 @@ wfpb__validate_prepare(const struct wfpb_limits *lim, const Request *rq, union w
  * Connect's, and a socket not handed over is closed.
  */
 void
-wfpb__op_prepare(struct wfpb_session *s, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+wfpb__op_prepare(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
 	const uint8_t	*blob, *hash;
 	size_t		len;
 	wfpb_sock	sock;
 
-	if (socket_with_records(s, &r->prepare.records, r->prepare.family, "prepare", rp, o, now_ms, &sock, &blob,
+	if (socket_with_records(sc, &r->prepare.records, r->prepare.family, "prepare", rp, o, now_ms, &sock, &blob,
 	    &len, &hash) != 0)
 		return;
 	wfpbroker__v1__prepare_response__init(&rp->prepare);
-	if (give_socket(s, rp, sock, &rp->prepare.socket, o) != 0)
+	if (give_socket(sc, rp, sock, &rp->prepare.socket, o) != 0)
 		return;
 	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_PREPARE;
 	rp->resp.prepare = &rp->prepare;
@@ -709,7 +688,7 @@ wfpb__op_prepare(struct wfpb_session *s, const union wfpb_req *r, struct reply *
 
 /* Accept: the listener is readable (or the deadline passed, or the listener is being released). */
 int
-wfpb__resume_accept(struct wfpb_session *s, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
+wfpb__resume_accept(struct wfpb_scope *sc, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
     uint64_t now_ms, int why)
 {
 	wfpb_sock	sock;
@@ -731,13 +710,13 @@ wfpb__resume_accept(struct wfpb_session *s, const struct wfpb_pending *p, struct
 	if (rc != 0)
 		os_outcome(o, "accept", os_err);
 	else
-		finish_accept(s, sock, p->principal_lifetime, rp, o, now_ms);
+		finish_accept(sc, sock, p->principal_lifetime, rp, o, now_ms);
 	return 1;
 }
 
 /* Connect: the connecting socket is writable (or the deadline passed). */
 int
-wfpb__resume_connect(struct wfpb_session *s, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
+wfpb__resume_connect(struct wfpb_scope *sc, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
     uint64_t now_ms, int why)
 {
 	int os_err = 0;
@@ -757,32 +736,33 @@ wfpb__resume_connect(struct wfpb_session *s, const struct wfpb_pending *p, struc
 		os_outcome(o, "connect", os_err);
 		wfpb__net_close(p->sock);
 	} else {
-		finish_connect(s, p->sock, rp, o);
+		finish_connect(sc, p->sock, rp, o);
 	}
 	return 1;
 }
 
 /* ApplyRecords: its audit record is durable (or did not become so in time); only now does it act. */
 int
-wfpb__resume_apply(struct wfpb_session *s, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
+wfpb__resume_apply(struct wfpb_scope *sc, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
     uint64_t now_ms, int why)
 {
-	const struct wfpb_backend	*be = &s->broker->backend;
+	const struct wfpb_backend	*be = sc->backend;
 	int				os_err = 0, code, timed_out = why == WFPB_RESUME_TIMEOUT || why == WFPB_RESUME_CANCEL;
 
 	(void)now_ms;
-	if (!timed_out && __atomic_load_n(&s->broker->audit.durable_seq, __ATOMIC_ACQUIRE) < p->audit_seq)
+	if (!timed_out && sc->audit != NULL &&
+	    __atomic_load_n(&sc->audit->durable_seq, __ATOMIC_ACQUIRE) < p->audit_seq)
 		return 0;	/* not yet: the commit that holds it releases the session */
 	wfpb__audit_blob(rp, p->blob, p->blob_len, NULL);
-	wfpb_session_resolve(s);
+	wfpb__scope_refresh(sc);
 	if (timed_out) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT,
 		    "apply_records: its audit record was not durable within %u ms; nothing applied",
 		    APPLY_AUDIT_WAIT_MS);
-	} else if (s->policy == NULL || !(s->perms & WFPB_PERM_APPLY)) {
+	} else if (sc->policy == NULL || !(sc->perms & WFPB_PERM_APPLY)) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED,
 		    "apply_records: the grant was withdrawn meanwhile");
-	} else if ((code = be->ops->set_records(be->ctx, p->sock, p->blob, p->blob_len, own_mark(s), mark_mask(s),
+	} else if ((code = be->ops->set_records(be->ctx, p->sock, p->blob, p->blob_len, own_mark(sc), mark_mask(sc),
 	    &os_err)) != 0) {
 		backend_outcome(o, "apply_records", code, os_err);
 	} else {

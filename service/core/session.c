@@ -116,8 +116,8 @@ wfpb_session_add_fds(struct wfpb_session *s, const wfpb_sock *fds, unsigned n)
 
 	/* Descriptors are taken only from an authenticated peer, for the request they came with. */
 	for (i = 0; i < n; i++) {
-		if (s->n_in < WFPB_SESSION_FDS_MAX && !s->closing && wfpb_channel_established(&s->ch))
-			s->in_fds[s->n_in++] = fds[i];
+		if (s->socks.n_in < WFPB_SESSION_FDS_MAX && !s->closing && wfpb_channel_established(&s->ch))
+			s->socks.in_fds[s->socks.n_in++] = fds[i];
 		else
 			wfpb__net_discard(fds[i]);
 	}
@@ -126,8 +126,8 @@ wfpb_session_add_fds(struct wfpb_session *s, const wfpb_sock *fds, unsigned n)
 static void
 close_in_fds(struct wfpb_session *s)
 {
-	while (s->n_in > 0)
-		wfpb__net_discard(s->in_fds[--s->n_in]);
+	while (s->socks.n_in > 0)
+		wfpb__net_discard(s->socks.in_fds[--s->socks.n_in]);
 }
 
 /* The output budget is spent: hold further requests until the client reads (backpressure). */
@@ -698,16 +698,6 @@ wfpb_session_expire(struct wfpb_session *s, uint64_t now_ms)
 	return WFPB_E_TIMEOUT;
 }
 
-void
-wfpb__listener_free(struct wfpb_session *s, struct wfpb_listener *l)
-{
-	wfpb__net_close(l->sock);
-	wfpb__admit_listener_drop(s->broker, l->owner);
-	s->nlisteners--;
-	s->broker->listeners--;
-	free(l);
-}
-
 enum wfpb_sweep
 wfpb_session_sweep(struct wfpb_session *s, uint64_t now_ms)
 {
@@ -737,9 +727,9 @@ wfpb_session_free(struct wfpb_session *s)
 		wfpb__pending_free(p);
 	}
 	free(s->watches);
-	while ((l = s->listeners) != NULL) {
-		s->listeners = l->next;
-		wfpb__listener_free(s, l);
+	while ((l = s->socks.listeners) != NULL) {
+		s->socks.listeners = l->next;
+		wfpb__listener_free(s->broker, &s->socks, l);
 	}
 	close_in_fds(s);
 	while (s->n_out > 0)

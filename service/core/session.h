@@ -12,57 +12,20 @@
 #ifndef WFPB_SESSION_H
 #define WFPB_SESSION_H
 
+#ifdef WFPB_HANDLERS_ONLY
+#error "an operation's handler works on its request's scope (scope.h), not on the session"
+#endif
+
 #include <stddef.h>
 #include <stdint.h>
 
 #include "broker.h"
 #include "channel.h"
 #include "net.h"
+#include "scope.h"
 
-#define WFPB_SESSION_FDS_MAX	4u	/* descriptors received with one request */
 #define WFPB_SESSION_OUT_FDS_MAX 8u	/* sockets queued for hand-over beyond max_inflight, not yet written */
-#define WFPB_LISTENERS_MAX	16u	/* per session */
 #define WFPB_HELD_MAX		(2u * 65537u)	/* input held while an operation is pending */
-
-struct wfpb_listener {
-	uint64_t		id;
-	wfpb_sock		sock;
-	char			owner[WFPB_NAME_MAX];	/* the principal whose budget it counts in */
-	struct wfpb_addr	local;
-	struct wfpb_listener	*next;
-};
-
-enum wfpb_pending_kind {
-	WFPB_PENDING_NONE,
-	WFPB_PENDING_ACCEPT,
-	WFPB_PENDING_CONNECT,
-	WFPB_PENDING_APPLY,	/* ApplyRecords: waits for its audit record to be durable, then acts */
-};
-
-/*
- * A request that waits: an Accept for a connection, a Connect for its socket,
- * an ApplyRecords for its audit record. It belongs to its request, not to the
- * session: protocol version 2 keeps up to max_inflight of them per session,
- * version 1 at most one (and the session answers nothing else meanwhile).
- */
-struct wfpb_pending {
-	struct wfpb_pending	*next;		/* the session's, oldest first */
-	int			kind;
-	uint64_t		request_id;
-	uint64_t		deadline_ms;
-	uint64_t		started_ms;
-	wfpb_sock		watch;		/* listener (readable) or connecting socket (writable) */
-	int			want_write;
-	uint64_t		listener_id;	/* Accept: for the answer when its listener is released */
-	int			principal_lifetime;	/* Accept: lifetime of the records' stash entry */
-	wfpb_sock		sock;		/* Connect: the socket being connected (owned) */
-	struct wfpb_addr	remote;		/* Connect: for the audit record */
-	uint8_t			blob_hash[32];	/* Connect: BLAKE2b-256 of the records applied */
-	int			has_blob_hash;
-	uint64_t		audit_seq;	/* Apply: the record that must be durable first */
-	uint8_t			*blob;		/* Apply: the records to set (owned) */
-	size_t			blob_len;
-};
 
 /*
  * A socket the session's pending requests wait on, once however many wait on
@@ -109,8 +72,7 @@ struct wfpb_session {
 	int			counted;	/* counted in its principal's session usage */
 	int			over_limit;	/* principal's max_sessions reached: QUOTA for everything */
 	struct wfpb_stash_entry	*stash_list;	/* session-lifetime stash entries */
-	struct wfpb_listener	*listeners;
-	unsigned		nlisteners;
+	struct wfpb_socks	socks;		/* listeners; descriptors received with the current request */
 	unsigned		version;	/* protocol version, from the preamble */
 	uint32_t		max_inflight;	/* version 2: pending requests it may hold; version 1: 1 */
 	struct wfpb_pending	*pending;	/* oldest first */
@@ -121,8 +83,6 @@ struct wfpb_session {
 	int			watches_changed;	/* since the server last synced */
 	uint8_t			*held;		/* version 1: input received while a request is pending */
 	size_t			held_len;
-	wfpb_sock		in_fds[WFPB_SESSION_FDS_MAX];	/* received with the current request */
-	unsigned		n_in;
 	struct wfpb_attach	*out_fds;	/* oldest first; at most max_inflight + WFPB_SESSION_OUT_FDS_MAX */
 	unsigned		n_out, cap_out;
 	uint64_t		out_sent;	/* bytes of output written so far */
@@ -264,9 +224,6 @@ int WFPB_MUST_CHECK wfpb__session_pending_add(struct wfpb_session *s, struct wfp
 void wfpb__session_pending_remove(struct wfpb_session *s, struct wfpb_pending *p);
 void wfpb__pending_free(struct wfpb_pending *p);
 void wfpb__pending_release(struct wfpb_pending *p);	/* what it holds, not the struct */
-
-/* Closes one of the session's listeners (already unlinked) and gives its descriptor back to the budget. */
-void wfpb__listener_free(struct wfpb_session *s, struct wfpb_listener *l);
 
 /* What a server does with a session at its periodic sweep (wfpb_session_sweep). */
 enum wfpb_sweep {

@@ -539,7 +539,7 @@ descriptors_before_handshake_are_discarded(void **state)
 	fds[0] = p[0];
 	fds[1] = p[1];
 	wfpb_session_add_fds(s2, fds, 2);
-	assert_int_equal(s2->n_in, 0);
+	assert_int_equal(s2->socks.n_in, 0);
 	/* Closed (on the reaper thread: a pipe is not a socket); wait for it. */
 	for (int i = 0; i < 100 && fcntl(p[1], F_GETFD) != -1; i++)
 		usleep(10000);
@@ -548,7 +548,7 @@ descriptors_before_handshake_are_discarded(void **state)
 	assert_int_equal(pipe(p), 0);
 	fds[0] = p[0];
 	wfpb_session_add_fds(f->s, fds, 1);
-	assert_int_equal(f->s->n_in, 1);
+	assert_int_equal(f->s->socks.n_in, 1);
 	close(p[1]);
 	wfpb_session_free(s2);
 }
