@@ -170,7 +170,7 @@ cmd_stash(struct wfpb_open_opts *o, int argc, char **argv)
 		return 2;
 	}
 	c = connect_or_die(o);
-	rc = wfpb_stash(c, blob, len, keep, handle);
+	rc = wfpb_stash(c, blob, len, keep ? WFPB_LIFETIME_PRINCIPAL : WFPB_LIFETIME_SESSION, handle);
 	free(blob);
 	if (rc != 0)
 		return failed(c, "stash");

@@ -86,11 +86,20 @@ WFPB_API int WFPB_MUST_CHECK wfpb_ping(struct wfpb_client *c, const uint8_t *pay
 #define WFPB_HANDLE_LEN	16
 
 /*
- * Stores a blob (1..16 KiB by default) with the broker; writes its handle.
- * principal_lifetime: 0 releases it when this session ends, 1 keeps it (until
- * its TTL) for later sessions of the same principal. Needs the `stash` grant.
+ * How long a stash entry lives (the `lifetime` of Stash, Accept and
+ * QueryRecords): until this session ends; until its TTL, for later sessions
+ * of the same principal too; or as a session entry that the first Connect,
+ * Prepare or ApplyRecords that applies it to a socket releases (a proxy's
+ * Accept then Connect, with no Release after). Fetch does not use an entry
+ * up, nor does a request refused before the records reach a socket. Any
+ * other value is WFPB_E_INVAL, and nothing is sent.
  */
-WFPB_API int WFPB_MUST_CHECK wfpb_stash(struct wfpb_client *c, const uint8_t *blob, size_t len, int principal_lifetime,
+#define WFPB_LIFETIME_SESSION	0
+#define WFPB_LIFETIME_PRINCIPAL	1
+#define WFPB_LIFETIME_ONCE	2
+
+/* Stores a blob (1..16 KiB by default) with the broker; writes its handle. Needs the `stash` grant. */
+WFPB_API int WFPB_MUST_CHECK wfpb_stash(struct wfpb_client *c, const uint8_t *blob, size_t len, int lifetime,
     uint8_t handle[WFPB_HANDLE_LEN]);
 
 /* Reads a stashed blob back. On success *blob is malloc'd (free with wfpb_free). Needs `fetch`. */
@@ -165,15 +174,15 @@ struct wfpb_accepted {
 
 /*
  * Waits up to timeout_ms (0: 30 s) for a connection on a listener; the broker
- * queries its records and context natively and stashes the records. A
- * connection that was not redirected is accepted without records
+ * queries its records and context natively and stashes the records for
+ * lifetime (WFPB_LIFETIME_*). A connection that was not redirected is accepted without records
  * (has_records 0, records_error the OS error), unless the principal has
  * require_records, which is then WFPB_E_STATUS NOT_FOUND. Needs
  * `accept`. Release *out with wfpb_accepted_free (closes sock unless the
  * caller reset it to WFPB_SOCKET_NONE after taking it).
  */
 WFPB_API int WFPB_MUST_CHECK wfpb_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms,
-    int principal_lifetime, struct wfpb_accepted *out);
+    int lifetime, struct wfpb_accepted *out);
 WFPB_API void wfpb_accepted_free(struct wfpb_accepted *a);
 
 /*
@@ -205,7 +214,7 @@ struct wfpb_records {
  * owns (sent along with the request; the client keeps its own). Needs
  * `query`. Free *out with wfpb_records_free.
  */
-WFPB_API int WFPB_MUST_CHECK wfpb_query_records(struct wfpb_client *c, wfpb_socket_t sock, int principal_lifetime,
+WFPB_API int WFPB_MUST_CHECK wfpb_query_records(struct wfpb_client *c, wfpb_socket_t sock, int lifetime,
     struct wfpb_records *out);
 WFPB_API void wfpb_records_free(struct wfpb_records *r);
 
@@ -283,7 +292,7 @@ WFPB_API int WFPB_MUST_CHECK wfpb_submit_fetch(struct wfpb_client *c, const uint
 
 /* As wfpb_accept; *out (initialised with WFPB_ACCEPTED_INIT) is filled on success. */
 WFPB_API int WFPB_MUST_CHECK wfpb_submit_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms,
-    int principal_lifetime, struct wfpb_accepted *out, void *user, uint64_t *request_id);
+    int lifetime, struct wfpb_accepted *out, void *user, uint64_t *request_id);
 
 /* As wfpb_connect; *sock and *local_out (may be NULL) are set on success. */
 WFPB_API int WFPB_MUST_CHECK wfpb_submit_connect(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob,

@@ -700,8 +700,24 @@ wfpb_free(void *p)
 	free(p);
 }
 
+/* The protocol's Lifetime for WFPB_LIFETIME_*; -1 for anything else. */
+static int
+lifetime_pb(int lifetime)
+{
+	switch (lifetime) {
+	case WFPB_LIFETIME_SESSION:
+		return WFPBROKER__V1__LIFETIME__SESSION;
+	case WFPB_LIFETIME_PRINCIPAL:
+		return WFPBROKER__V1__LIFETIME__PRINCIPAL;
+	case WFPB_LIFETIME_ONCE:
+		return WFPBROKER__V1__LIFETIME__ONCE;
+	default:
+		return -1;
+	}
+}
+
 int
-wfpb_stash(struct wfpb_client *c, const uint8_t *blob, size_t len, int principal_lifetime,
+wfpb_stash(struct wfpb_client *c, const uint8_t *blob, size_t len, int lifetime,
     uint8_t handle[WFPB_HANDLE_LEN])
 {
 	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
@@ -709,9 +725,11 @@ wfpb_stash(struct wfpb_client *c, const uint8_t *blob, size_t len, int principal
 	Wfpbroker__V1__Response		*r;
 	int				rc;
 
+	if (lifetime_pb(lifetime) < 0)
+		return fail(c, WFPB_E_INVAL, "stash: unknown lifetime %d", lifetime);
 	st.blob.data = (uint8_t *)(uintptr_t)blob;
 	st.blob.len = len;
-	st.lifetime = principal_lifetime ? WFPBROKER__V1__LIFETIME__PRINCIPAL : WFPBROKER__V1__LIFETIME__SESSION;
+	st.lifetime = (Wfpbroker__V1__Lifetime)lifetime_pb(lifetime);
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_STASH;
 	rq.stash = &st;
 	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_STASH, &r)) != 0)
@@ -968,7 +986,7 @@ decode_accept(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct sl
 }
 
 int
-wfpb_submit_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms, int principal_lifetime,
+wfpb_submit_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms, int lifetime,
     struct wfpb_accepted *out, void *user, uint64_t *request_id)
 {
 	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
@@ -978,9 +996,11 @@ wfpb_submit_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout
 		return fail(c, WFPB_E_INVAL, "struct wfpb_accepted without its size: use WFPB_ACCEPTED_INIT");
 	sized_reset(out, sizeof(*out));
 	out->sock = WFPB_SOCKET_NONE;
+	if (lifetime_pb(lifetime) < 0)
+		return fail(c, WFPB_E_INVAL, "accept: unknown lifetime %d", lifetime);
 	a.listener_id = listener_id;
 	a.timeout_ms = timeout_ms;
-	a.lifetime = principal_lifetime ? WFPBROKER__V1__LIFETIME__PRINCIPAL : WFPBROKER__V1__LIFETIME__SESSION;
+	a.lifetime = (Wfpbroker__V1__Lifetime)lifetime_pb(lifetime);
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_ACCEPT;
 	rq.accept = &a;
 	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_ACCEPT, decode_accept, out, NULL, user, -1, request_id);
@@ -996,13 +1016,13 @@ answer_within(const struct wfpb_client *c, uint32_t timeout_ms, uint32_t broker_
 }
 
 int
-wfpb_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms, int principal_lifetime,
+wfpb_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms, int lifetime,
     struct wfpb_accepted *out)
 {
 	uint64_t	id = 0;
 	int		rc;
 
-	if ((rc = wfpb_submit_accept(c, listener_id, timeout_ms, principal_lifetime, out, NULL, &id)) != 0)
+	if ((rc = wfpb_submit_accept(c, listener_id, timeout_ms, lifetime, out, NULL, &id)) != 0)
 		return rc;
 	return wait_for(c, id, answer_within(c, timeout_ms, 30000));
 }
@@ -1118,7 +1138,7 @@ socket_to_pb(Wfpbroker__V1__SocketTransfer *x, wfpb_socket_t sock)
 }
 
 int
-wfpb_query_records(struct wfpb_client *c, wfpb_socket_t sock, int principal_lifetime, struct wfpb_records *out)
+wfpb_query_records(struct wfpb_client *c, wfpb_socket_t sock, int lifetime, struct wfpb_records *out)
 {
 	Wfpbroker__V1__Request			rq = WFPBROKER__V1__REQUEST__INIT;
 	Wfpbroker__V1__QueryRecordsRequest	q = WFPBROKER__V1__QUERY_RECORDS_REQUEST__INIT;
@@ -1131,9 +1151,11 @@ wfpb_query_records(struct wfpb_client *c, wfpb_socket_t sock, int principal_life
 	if (!sized_ok(out, sizeof(*out)))
 		return fail(c, WFPB_E_INVAL, "struct wfpb_records without its size: use WFPB_RECORDS_INIT");
 	sized_reset(out, sizeof(*out));
+	if (lifetime_pb(lifetime) < 0)
+		return fail(c, WFPB_E_INVAL, "query_records: unknown lifetime %d", lifetime);
 	send_sock = socket_to_pb(&x, sock);
 	q.socket = &x;
-	q.lifetime = principal_lifetime ? WFPBROKER__V1__LIFETIME__PRINCIPAL : WFPBROKER__V1__LIFETIME__SESSION;
+	q.lifetime = (Wfpbroker__V1__Lifetime)lifetime_pb(lifetime);
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_QUERY_RECORDS;
 	rq.query_records = &q;
 	if ((rc = call_sock(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_QUERY_RECORDS, &r, send_sock)) != 0)

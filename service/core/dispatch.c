@@ -289,6 +289,12 @@ sock_bounded(const struct wfpb_limits *lim, const struct req_sock *rs)
 	return rs->by_handle || rs->fd < lim->n_fds;
 }
 
+static int
+lifetime_bounded(int l)
+{
+	return l == LIFETIME_SESSION || l == LIFETIME_PRINCIPAL || l == LIFETIME_ONCE;
+}
+
 /* What each validator promises about what it accepted. */
 static int
 bounded(const struct wfpb_limits *lim, Wfpbroker__V1__Request__OpCase op, const union wfpb_req *r)
@@ -297,7 +303,7 @@ bounded(const struct wfpb_limits *lim, Wfpbroker__V1__Request__OpCase op, const 
 	case WFPBROKER__V1__REQUEST__OP_PING:
 		return r->ping.len <= PING_PAYLOAD_MAX;
 	case WFPBROKER__V1__REQUEST__OP_STASH:
-		return r->stash.len >= 1 && r->stash.len <= lim->blob_max;
+		return r->stash.len >= 1 && r->stash.len <= lim->blob_max && lifetime_bounded(r->stash.lifetime);
 	case WFPBROKER__V1__REQUEST__OP_FETCH:
 		return r->fetch.id != NULL;
 	case WFPBROKER__V1__REQUEST__OP_RELEASE:
@@ -307,13 +313,13 @@ bounded(const struct wfpb_limits *lim, Wfpbroker__V1__Request__OpCase op, const 
 		    (r->listen.local.family == WFPB_AF_INET || r->listen.local.family == WFPB_AF_INET6);
 	case WFPBROKER__V1__REQUEST__OP_ACCEPT:
 		return r->accept.listener_id != 0 && r->accept.timeout_ms >= 1 &&
-		    r->accept.timeout_ms <= ACCEPT_TIMEOUT_MAX;
+		    r->accept.timeout_ms <= ACCEPT_TIMEOUT_MAX && lifetime_bounded(r->accept.lifetime);
 	case WFPBROKER__V1__REQUEST__OP_CONNECT:
 		return records_bounded(lim, &r->connect.records) && !wfpb_addr_unspecified(&r->connect.remote) &&
 		    (r->connect.local.family == 0 || r->connect.local.family == r->connect.remote.family) &&
 		    r->connect.timeout_ms >= 1 && r->connect.timeout_ms <= CONNECT_TIMEOUT_MAX;
 	case WFPBROKER__V1__REQUEST__OP_QUERY_RECORDS:
-		return sock_bounded(lim, &r->query.sock);
+		return sock_bounded(lim, &r->query.sock) && lifetime_bounded(r->query.lifetime);
 	case WFPBROKER__V1__REQUEST__OP_APPLY_RECORDS:
 		return sock_bounded(lim, &r->apply.sock) && records_bounded(lim, &r->apply.records);
 	case WFPBROKER__V1__REQUEST__OP_PREPARE:

@@ -43,10 +43,13 @@ struct req_ping {
 	size_t		len;
 };
 
+/* A stash entry's lifetime, from the request's Lifetime. */
+enum wfpb_lifetime { LIFETIME_SESSION, LIFETIME_PRINCIPAL, LIFETIME_ONCE };
+
 struct req_stash {
 	const uint8_t	*blob;
 	size_t		len;
-	int		principal_lifetime;
+	int		lifetime;	/* LIFETIME_* */
 };
 
 struct req_handle {
@@ -74,7 +77,7 @@ struct req_listen {
 struct req_accept {
 	uint64_t	listener_id;
 	uint32_t	timeout_ms;
-	int		principal_lifetime;
+	int		lifetime;	/* of the records' stash entry */
 };
 
 struct req_connect {
@@ -93,7 +96,7 @@ struct req_sock {
 
 struct req_query {
 	struct req_sock	sock;
-	int		principal_lifetime;
+	int		lifetime;
 };
 
 struct req_apply {
@@ -222,11 +225,11 @@ resumer_t wfpb__resume_accept, wfpb__resume_connect, wfpb__resume_apply;
 /* and the helpers they share. */
 void wfpb__outcome(struct outcome *o, Wfpbroker__V1__StatusCode code, const char *fmt, ...);
 void wfpb__audit_addr(struct reply *rp, const struct wfpb_addr *a);
-int wfpb__validate_lifetime(Wfpbroker__V1__Lifetime l, const char *field, int *principal, struct outcome *o);
+int wfpb__validate_lifetime(Wfpbroker__V1__Lifetime l, const char *field, int *lifetime, struct outcome *o);
 int wfpb__validate_handle(const Wfpbroker__V1__StashHandle *h, const char *field, const uint8_t **id,
     struct outcome *o);
 void wfpb__audit_blob(struct reply *rp, const uint8_t *blob, size_t len, const uint8_t *hash);
-int wfpb__stash_blob(struct wfpb_scope *sc, const uint8_t *blob, size_t len, int queried, int principal_lifetime,
+int wfpb__stash_blob(struct wfpb_scope *sc, const uint8_t *blob, size_t len, int queried, int lifetime,
     struct reply *rp, struct outcome *o, const char *what, const char *full, uint64_t now_ms);
 int wfpb__addr_from_pb(const Wfpbroker__V1__Address *a, const char *field, int need_port, struct wfpb_addr *out,
     struct outcome *o);

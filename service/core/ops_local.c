@@ -18,12 +18,21 @@ wfpb__validate_ping(const struct wfpb_limits *lim, const Request *rq, union wfpb
 }
 
 int
-wfpb__validate_lifetime(Wfpbroker__V1__Lifetime l, const char *field, int *principal, struct outcome *o)
+wfpb__validate_lifetime(Wfpbroker__V1__Lifetime l, const char *field, int *lifetime, struct outcome *o)
 {
-	if (l != WFPBROKER__V1__LIFETIME__SESSION && l != WFPBROKER__V1__LIFETIME__PRINCIPAL)
+	switch (l) {
+	case WFPBROKER__V1__LIFETIME__SESSION:
+		*lifetime = LIFETIME_SESSION;
+		return 0;
+	case WFPBROKER__V1__LIFETIME__PRINCIPAL:
+		*lifetime = LIFETIME_PRINCIPAL;
+		return 0;
+	case WFPBROKER__V1__LIFETIME__ONCE:
+		*lifetime = LIFETIME_ONCE;
+		return 0;
+	default:
 		return BAD(o, "%s: unknown lifetime %d", field, (int)l);
-	*principal = l == WFPBROKER__V1__LIFETIME__PRINCIPAL;
-	return 0;
+	}
 }
 
 int
@@ -37,7 +46,7 @@ wfpb__validate_stash(const struct wfpb_limits *lim, const Request *rq, union wfp
 		return BAD(o, "stash.blob: %zu bytes, the limit is %u", p->blob.len, lim->blob_max);
 	r->stash.blob = p->blob.data;
 	r->stash.len = p->blob.len;
-	return wfpb__validate_lifetime(p->lifetime, "stash.lifetime", &r->stash.principal_lifetime, o);
+	return wfpb__validate_lifetime(p->lifetime, "stash.lifetime", &r->stash.lifetime, o);
 }
 
 int
@@ -113,7 +122,7 @@ wfpb__op_ping(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, 
  * refusal means for the caller.
  */
 int
-wfpb__stash_blob(struct wfpb_scope *sc, const uint8_t *blob, size_t len, int queried, int principal_lifetime,
+wfpb__stash_blob(struct wfpb_scope *sc, const uint8_t *blob, size_t len, int queried, int lifetime,
     struct reply *rp, struct outcome *o, const char *what, const char *full, uint64_t now_ms)
 {
 	struct wfpb_usage		*u = wfpb__scope_usage(sc);
@@ -135,7 +144,8 @@ wfpb__stash_blob(struct wfpb_scope *sc, const uint8_t *blob, size_t len, int que
 		    what, len, sc->cfg->blob_max);
 		return -1;
 	}
-	if (wfpb_stash_put(sc->stash, sc->principal, principal_lifetime ? NULL : sc->stash_list, blob, len, queried,
+	if (wfpb_stash_put(sc->stash, sc->principal, lifetime == LIFETIME_PRINCIPAL ? NULL : sc->stash_list, blob, len,
+	    (queried ? WFPB_STASH_QUERIED : 0u) | (lifetime == LIFETIME_ONCE ? WFPB_STASH_ONCE : 0u),
 	    now_ms + sc->cfg->stash_ttl_ms, rp->handle_id, &e) != 0) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "%s: out of memory", what);
 		return -1;
@@ -151,7 +161,7 @@ wfpb__stash_blob(struct wfpb_scope *sc, const uint8_t *blob, size_t len, int que
 void
 wfpb__op_stash(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
-	if (wfpb__stash_blob(sc, r->stash.blob, r->stash.len, 0, r->stash.principal_lifetime, rp, o, "stash", "",
+	if (wfpb__stash_blob(sc, r->stash.blob, r->stash.len, 0, r->stash.lifetime, rp, o, "stash", "",
 	    now_ms) != 0)
 		return;
 	wfpbroker__v1__stash_response__init(&rp->stash);

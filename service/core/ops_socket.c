@@ -56,6 +56,21 @@ records_bytes(struct wfpb_scope *sc, const struct req_records *r, const char *wh
 	return 0;
 }
 
+/*
+ * Records of Lifetime ONCE go once a request has set them on a socket; until
+ * then (a refusal, a backend error) they stay. Any pointer into the entry is
+ * dead afterwards.
+ */
+static void
+records_used(struct wfpb_scope *sc, const uint8_t *handle, uint64_t now_ms)
+{
+	const struct wfpb_stash_entry *e;
+
+	if (handle != NULL && (e = wfpb_stash_get(sc->stash, handle, sc->principal, now_ms)) != NULL && e->once &&
+	    wfpb_stash_release(sc->stash, handle, sc->principal) != 0)
+		wfpb_log(WFPB_LOG_ERR, "a stash entry found a moment ago could not be released");
+}
+
 /* The record marks a principal may carry on (netfilter; policy, never the request). */
 static uint32_t
 mark_mask(const struct wfpb_scope *sc)
@@ -295,7 +310,7 @@ wfpb__validate_accept(const struct wfpb_limits *lim, const Request *rq, union wf
 		return BAD(o, "accept.timeout_ms: %u, the limit is %u", a->timeout_ms, ACCEPT_TIMEOUT_MAX);
 	r->accept.listener_id = a->listener_id;
 	r->accept.timeout_ms = a->timeout_ms ? a->timeout_ms : ACCEPT_TIMEOUT_DEFAULT;
-	return wfpb__validate_lifetime(a->lifetime, "accept.lifetime", &r->accept.principal_lifetime, o);
+	return wfpb__validate_lifetime(a->lifetime, "accept.lifetime", &r->accept.lifetime, o);
 }
 
 void
@@ -319,7 +334,7 @@ wfpb__op_accept(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp
 		rp->pend.listener_id = l->id;
 		rp->pend.started_ms = now_ms;
 		rp->pend.deadline_ms = now_ms + r->accept.timeout_ms;
-		rp->pend.principal_lifetime = r->accept.principal_lifetime;
+		rp->pend.lifetime = r->accept.lifetime;
 		o->code = OUTCOME_PENDING;
 		return;
 	}
@@ -327,7 +342,7 @@ wfpb__op_accept(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp
 		os_outcome(o, "accept", os_err);
 		return;
 	}
-	finish_accept(sc, sock, r->accept.principal_lifetime, rp, o, now_ms);
+	finish_accept(sc, sock, r->accept.lifetime, rp, o, now_ms);
 }
 
 /*
@@ -384,7 +399,7 @@ query_redirect(struct wfpb_scope *sc, wfpb_sock sock, struct reply *rp, struct o
 }
 
 static void
-finish_accept(struct wfpb_scope *sc, wfpb_sock sock, int principal_lifetime, struct reply *rp, struct outcome *o,
+finish_accept(struct wfpb_scope *sc, wfpb_sock sock, int lifetime, struct reply *rp, struct outcome *o,
     uint64_t now_ms)
 {
 	struct wfpb_addr	peer, local;
@@ -398,7 +413,7 @@ finish_accept(struct wfpb_scope *sc, wfpb_sock sock, int principal_lifetime, str
 	if (query_redirect(sc, sock, rp, o, "accept", &rp->accept.records_error, &rp->accept.context_error) != 0)
 		goto close_sock;
 	if (rp->records.len > 0) {
-		if (wfpb__stash_blob(sc, rp->records.data, rp->records.len, 1, principal_lifetime, rp, o, "accept",
+		if (wfpb__stash_blob(sc, rp->records.data, rp->records.len, 1, lifetime, rp, o, "accept",
 		    "; the connection was closed", now_ms) != 0)
 			goto close_sock;
 		rp->accept.records = &rp->handle;
@@ -502,6 +517,7 @@ wfpb__op_connect(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *r
     uint64_t now_ms)
 {
 	const uint8_t	*blob, *hash;
+	uint8_t		bh[32];
 	char		text[WFPB_ADDR_STRLEN];
 	size_t		len;
 	wfpb_sock	sock;
@@ -523,6 +539,11 @@ wfpb__op_connect(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *r
 	if (socket_with_records(sc, &r->connect.records, r->connect.remote.family, "connect", rp, o, now_ms, &sock,
 	    &blob, &len, &hash) != 0)
 		return;
+	if (hash != NULL) {
+		memcpy(bh, hash, sizeof(bh));
+		hash = bh;	/* the entry itself may go now */
+	}
+	records_used(sc, r->connect.records.handle, now_ms);
 	if (r->connect.local.family != 0 && wfpb__net_bind(sock, &r->connect.local, &os_err) != 0) {
 		os_outcome(o, "connect: bind", os_err);
 		wfpb__net_close(sock);
@@ -559,7 +580,7 @@ wfpb__validate_query(const struct wfpb_limits *lim, const Request *rq, union wfp
 	if (wfpb__socket_from_pb(lim, rq->query_records->socket, "query_records.socket", &r->query.sock, o) != 0)
 		return -1;
 	return wfpb__validate_lifetime(rq->query_records->lifetime, "query_records.lifetime",
-	    &r->query.principal_lifetime, o);
+	    &r->query.lifetime, o);
 }
 
 void
@@ -573,7 +594,7 @@ wfpb__op_query(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp,
 	if (query_redirect(sc, sock, rp, o, "query_records", &rp->query.records_error, &rp->query.context_error) != 0)
 		return;
 	if (rp->records.len > 0) {
-		if (wfpb__stash_blob(sc, rp->records.data, rp->records.len, 1, r->query.principal_lifetime, rp, o,
+		if (wfpb__stash_blob(sc, rp->records.data, rp->records.len, 1, r->query.lifetime, rp, o,
 		    "query_records", "", now_ms) != 0)
 			return;
 		rp->query.records = &rp->handle;
@@ -627,6 +648,9 @@ wfpb__op_apply(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp,
 		if (len > 0)
 			memcpy(rp->pend.blob, blob, len);
 		rp->pend.blob_len = len;
+		/* An entry of Lifetime ONCE goes when the records are set, not now: they may never be. */
+		if ((rp->pend.has_handle = r->apply.records.handle != NULL))
+			memcpy(rp->pend.handle, r->apply.records.handle, sizeof(rp->pend.handle));
 		take_request_socket(sc, sock);
 		rp->pend.kind = WFPB_PENDING_APPLY;
 		rp->pend.sock = sock;
@@ -640,6 +664,7 @@ wfpb__op_apply(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp,
 		backend_outcome(o, "apply_records", code, os_err);
 		return;
 	}
+	records_used(sc, r->apply.records.handle, now_ms);
 	wfpbroker__v1__apply_records_response__init(&rp->apply);
 	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_APPLY_RECORDS;
 	rp->resp.apply_records = &rp->apply;
@@ -679,6 +704,7 @@ wfpb__op_prepare(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *r
 	if (socket_with_records(sc, &r->prepare.records, r->prepare.family, "prepare", rp, o, now_ms, &sock, &blob,
 	    &len, &hash) != 0)
 		return;
+	records_used(sc, r->prepare.records.handle, now_ms);
 	wfpbroker__v1__prepare_response__init(&rp->prepare);
 	if (give_socket(sc, rp, sock, &rp->prepare.socket, o) != 0)
 		return;
@@ -710,7 +736,7 @@ wfpb__resume_accept(struct wfpb_scope *sc, const struct wfpb_pending *p, struct 
 	if (rc != 0)
 		os_outcome(o, "accept", os_err);
 	else
-		finish_accept(sc, sock, p->principal_lifetime, rp, o, now_ms);
+		finish_accept(sc, sock, p->lifetime, rp, o, now_ms);
 	return 1;
 }
 
@@ -749,7 +775,6 @@ wfpb__resume_apply(struct wfpb_scope *sc, const struct wfpb_pending *p, struct r
 	const struct wfpb_backend	*be = sc->backend;
 	int				os_err = 0, code, timed_out = why == WFPB_RESUME_TIMEOUT || why == WFPB_RESUME_CANCEL;
 
-	(void)now_ms;
 	if (!timed_out && sc->audit != NULL &&
 	    __atomic_load_n(&sc->audit->durable_seq, __ATOMIC_ACQUIRE) < p->audit_seq)
 		return 0;	/* not yet: the commit that holds it releases the session */
@@ -768,6 +793,7 @@ wfpb__resume_apply(struct wfpb_scope *sc, const struct wfpb_pending *p, struct r
 	} else {
 		/* Its record, written before the effect, stands for it: no second one. */
 		rp->audited = 1;
+		records_used(sc, p->has_handle ? p->handle : NULL, now_ms);
 		wfpbroker__v1__apply_records_response__init(&rp->apply);
 		rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_APPLY_RECORDS;
 		rp->resp.apply_records = &rp->apply;

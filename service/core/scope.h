@@ -61,7 +61,7 @@ struct wfpb_pending {
 	wfpb_sock		watch;		/* listener (readable) or connecting socket (writable) */
 	int			want_write;
 	uint64_t		listener_id;	/* Accept: for the answer when its listener is released */
-	int			principal_lifetime;	/* Accept: lifetime of the records' stash entry */
+	int			lifetime;	/* Accept: of the records' stash entry (dispatch_int.h) */
 	wfpb_sock		sock;		/* Connect: the socket being connected (owned) */
 	struct wfpb_addr	remote;		/* Connect: for the audit record */
 	uint8_t			blob_hash[32];	/* Connect: BLAKE2b-256 of the records applied */
@@ -69,6 +69,8 @@ struct wfpb_pending {
 	uint64_t		audit_seq;	/* Apply: the record that must be durable first */
 	uint8_t			*blob;		/* Apply: the records to set (owned) */
 	size_t			blob_len;
+	uint8_t			handle[WFPB_STASH_ID_LEN];	/* Apply: the stash entry they came from */
+	int			has_handle;
 };
 
 struct wfpb_session;

@@ -54,7 +54,7 @@ grow(struct wfpb_stash *st)
 
 int
 wfpb_stash_put(struct wfpb_stash *st, const char *owner, struct wfpb_stash_entry **session_list,
-    const uint8_t *blob, size_t len, int queried, uint64_t expires_ms, uint8_t id[WFPB_STASH_ID_LEN],
+    const uint8_t *blob, size_t len, unsigned flags, uint64_t expires_ms, uint8_t id[WFPB_STASH_ID_LEN],
     const struct wfpb_stash_entry **entry)
 {
 	struct wfpb_stash_entry	*e;
@@ -79,7 +79,8 @@ wfpb_stash_put(struct wfpb_stash *st, const char *owner, struct wfpb_stash_entry
 		*session_list = e;
 	}
 	e->expires_ms = expires_ms;
-	e->queried = queried;
+	e->queried = (flags & WFPB_STASH_QUERIED) != 0;
+	e->once = (flags & WFPB_STASH_ONCE) != 0;
 	memcpy(e->blob, blob, len);
 	e->len = len;
 	crypto_generichash(e->hash, sizeof(e->hash), blob, len, NULL, 0);

@@ -28,6 +28,7 @@ struct wfpb_stash_entry {
 	size_t			len;
 	uint8_t			hash[32];	/* BLAKE2b-256 of blob, computed once, for the audit log */
 	int			queried;	/* records the broker read itself (Accept, QueryRecords) */
+	int			once;		/* released by the first request that applies it (Lifetime ONCE) */
 	struct wfpb_stash_entry	*hnext;		/* hash chain */
 	struct wfpb_stash_entry	*prev, *next;	/* creation order, for expiry */
 };
@@ -47,16 +48,20 @@ struct wfpb_stash {
 
 void wfpb_stash_init(struct wfpb_stash *st, wfpb_stash_free_fn on_free, void *arg);
 
+#define WFPB_STASH_QUERIED	0x1u	/* records the broker read from a socket itself */
+#define WFPB_STASH_ONCE		0x2u	/* to be released by the request that applies it (the dispatcher does) */
+
 /*
  * Copies blob into a new entry. session_list is the owning session's list
  * head (the session keeps it, initialised to NULL), or NULL for principal
- * lifetime. queried is 1 for records the broker read from a socket itself,
- * 0 for bytes a client gave it (provenance: only the former are applied
- * without the apply_foreign grant). Writes the new handle into id and, when
- * entry is not NULL, the new entry into *entry. Returns 0 or WFPB_E_NOMEM.
+ * lifetime. flags: WFPB_STASH_QUERIED for records the broker read from a
+ * socket itself, not for bytes a client gave it (provenance: only the former
+ * are applied without the apply_foreign grant); WFPB_STASH_ONCE. Writes the
+ * new handle into id and, when entry is not NULL, the new entry into *entry.
+ * Returns 0 or WFPB_E_NOMEM.
  */
 int WFPB_MUST_CHECK wfpb_stash_put(struct wfpb_stash *st, const char *owner, struct wfpb_stash_entry **session_list,
-    const uint8_t *blob, size_t len, int queried, uint64_t expires_ms, uint8_t id[WFPB_STASH_ID_LEN],
+    const uint8_t *blob, size_t len, unsigned flags, uint64_t expires_ms, uint8_t id[WFPB_STASH_ID_LEN],
     const struct wfpb_stash_entry **entry);
 
 /* The entry for id if owner owns it and it has not expired, else NULL. */

@@ -149,6 +149,62 @@ case_connect_with_records(void)
 	return 0;
 }
 
+/*
+ * Records kept for one use (a proxy's Accept then Connect): Fetch does not use
+ * them up, a Connect the policy refuses does not either, the Connect that
+ * applies them releases them, and an unknown lifetime is refused by the library.
+ */
+static int
+case_records_used_once(void)
+{
+	struct wfpb_client	*c = open_client();
+	struct wfpb_accepted	acc = WFPB_ACCEPTED_INIT, bad = WFPB_ACCEPTED_INIT;
+	struct wfpb_status_info	st0 = WFPB_STATUS_INFO_INIT, st1 = WFPB_STATUS_INFO_INIT;
+	struct wfpb_addr	bound, any = itest_loopback(0), origin_addr, outside = itest_loopback(80);
+	wfpb_socket_t		up = WFPB_SOCKET_NONE;
+	uint64_t		lid;
+	uint16_t		oport;
+	uint8_t			*blob = NULL;
+	size_t			len;
+	int			origin, fd, ofd;
+
+	CHECK(c != NULL, "open");
+	CHECK((origin = tcp_listen(&oport)) >= 0, "origin");
+	CHECK(wfpb_listen(c, &any, 0, &lid, &bound) == 0, "listen: %s", wfpb_errmsg(c));
+	CHECK(wfpb_server_status(c, &st0) == 0, "status: %s", wfpb_errmsg(c));
+	CHECK(wfpb_accept(c, lid, 100, WFPB_LIFETIME_ONCE + 1, &bad) == WFPB_E_INVAL, "lifetime 3 accepted");
+	CHECK((fd = tcp_connect(bound.port, NULL)) >= 0, "tcp connect");
+	CHECK(wfpb_accept(c, lid, 2000, WFPB_LIFETIME_ONCE, &acc) == 0, "accept: %s", wfpb_errmsg(c));
+	CHECK(acc.has_records, "no records handle");
+	CHECK(wfpb_fetch(c, acc.records, &blob, &len) == 0, "fetch: %s", wfpb_errmsg(c));
+	wfpb_free(blob);
+	outside.addr[0] = 10;
+	outside.addr[3] = 1;
+	CHECK(wfpb_connect(c, acc.records, NULL, 0, &outside, NULL, 1000, &up, NULL) == WFPB_E_STATUS &&
+	    strstr(wfpb_errmsg(c), "DENIED") != NULL, "connect outside the ranges: %s", wfpb_errmsg(c));
+	CHECK(wfpb_fetch(c, acc.records, &blob, &len) == 0, "a refused connect used them up: %s", wfpb_errmsg(c));
+	wfpb_free(blob);
+	origin_addr = itest_loopback(oport);
+	CHECK(wfpb_connect(c, acc.records, NULL, 0, &origin_addr, NULL, 2000, &up, NULL) == 0, "connect: %s",
+	    wfpb_errmsg(c));
+	CHECK((ofd = accept(origin, NULL, NULL)) >= 0, "origin accept");
+	CHECK(roundtrip((int)up, ofd, "records used once") == 0, "connected socket works");
+	close((int)up);
+	CHECK(wfpb_fetch(c, acc.records, &blob, &len) == WFPB_E_STATUS && strstr(wfpb_errmsg(c), "NOT_FOUND") != NULL,
+	    "records still there after the connect that used them: %s", wfpb_errmsg(c));
+	CHECK(wfpb_connect(c, acc.records, NULL, 0, &origin_addr, NULL, 2000, &up, NULL) == WFPB_E_STATUS,
+	    "records applied twice");
+	CHECK(wfpb_server_status(c, &st1) == 0, "status");
+	CHECK(st1.stash_entries == st0.stash_entries, "stash entries %u -> %u", st0.stash_entries,
+	    st1.stash_entries);
+	close(ofd);
+	close(fd);
+	close(origin);
+	wfpb_accepted_free(&acc);
+	wfpb_close(c);
+	return 0;
+}
+
 static int
 case_connect_errors(void)
 {
@@ -271,6 +327,24 @@ case_secondary_mode(void)
 		close(udp);
 	}
 	wfpb_records_free(&rec);
+	{
+		/* Kept for one use: a refused ApplyRecords leaves them, the one that sets them releases them. */
+		int	again = socket(AF_INET, SOCK_STREAM, 0);
+		uint8_t	*blob = NULL;
+		size_t	len;
+
+		rec = (struct wfpb_records)WFPB_RECORDS_INIT;
+		CHECK(wfpb_query_records(c, afd, WFPB_LIFETIME_ONCE, &rec) == 0 && rec.has_handle, "query_records: %s",
+		    wfpb_errmsg(c));
+		CHECK(wfpb_apply_records(c, cfd, rec.handle, NULL, 0) == WFPB_E_STATUS, "applied to a connected socket");
+		CHECK(wfpb_fetch(c, rec.handle, &blob, &len) == 0, "a refused apply used them up: %s", wfpb_errmsg(c));
+		wfpb_free(blob);
+		CHECK(wfpb_apply_records(c, again, rec.handle, NULL, 0) == 0, "apply (once): %s", wfpb_errmsg(c));
+		CHECK(wfpb_fetch(c, rec.handle, &blob, &len) == WFPB_E_STATUS &&
+		    wfpb_status(c) == WFPBROKER_STATUS_NOT_FOUND, "records still there after the apply that used them");
+		close(again);
+		wfpb_records_free(&rec);
+	}
 	close(fresh);
 	close(afd);
 	close(cfd);
@@ -449,6 +523,7 @@ static const struct tcase cases[] = {
 	{ "listen_accept_hands_over_socket_records_context", case_listen_accept_records },
 	{ "connect_applies_records_and_hands_over", case_connect_with_records },
 	{ "connect_errors_are_statuses", case_connect_errors },
+	{ "records_used_once_go_with_the_connect_that_applies_them", case_records_used_once },
 	{ "listen_ranges_and_release", case_listen_policy_and_release },
 	{ "accept_times_out_and_session_lives", case_accept_timeout },
 	{ "secondary_mode_query_and_apply", case_secondary_mode },

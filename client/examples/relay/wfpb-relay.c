@@ -529,7 +529,8 @@ top_up_accepts(struct relay *r)
 	    (r->max_conns == 0 || r->started + r->accepting < r->max_conns)) {
 		if ((cn = conn_new()) == NULL)
 			return 0;	/* out of memory: fewer Accepts wait until some is back */
-		if (wfpb_submit_accept(r->c, r->lid, ACCEPT_TIMEOUT_MS, 0, &cn->acc, cn, NULL) != 0) {
+		/* The records are kept for one use: the Connect that carries them upstream releases them. */
+		if (wfpb_submit_accept(r->c, r->lid, ACCEPT_TIMEOUT_MS, WFPB_LIFETIME_ONCE, &cn->acc, cn, NULL) != 0) {
 			fprintf(stderr, "%s: accept: %s\n", name, wfpb_errmsg(r->c));
 			free(cn);
 			return -1;
@@ -538,6 +539,17 @@ top_up_accepts(struct relay *r)
 		r->accepting++;
 	}
 	return 0;
+}
+
+/*
+ * Records a Connect did not use go back to the broker. After a failed Connect
+ * they may have gone with it (they were set on its socket): NOT_FOUND then.
+ */
+static void
+release_records(struct relay *r, struct conn *cn)
+{
+	if (cn->acc.has_records && wfpb_submit_release(r->c, cn->acc.records, NULL, NULL) != 0)
+		fprintf(stderr, "%s: release records: %s\n", name, wfpb_errmsg(r->c));
 }
 
 /* An Accept completed: connect upstream with its records, the Connect in flight while the loop goes on. */
@@ -567,6 +579,7 @@ on_accepted(struct relay *r, struct conn *cn, const struct wfpb_completion *done
 		/* Connecting to ourselves would loop; without a destination there is nowhere to go. */
 		fprintf(stderr, "%s: %s -> %s: no usable original destination (%s); closed\n", name, cn->a, cn->b,
 		    why[0] ? why : "it is this relay");
+		release_records(r, cn);
 		cn->dead = 1;
 		return;
 	}
@@ -575,21 +588,22 @@ on_accepted(struct relay *r, struct conn *cn, const struct wfpb_completion *done
 	if (wfpb_submit_connect(r->c, cn->acc.has_records && r->carry_records ? cn->acc.records : NULL, NULL, 0, &dest,
 	    NULL, CONNECT_TIMEOUT_MS, &cn->up_sock, NULL, cn, NULL) != 0) {
 		fprintf(stderr, "%s: %s -> %s => %s: %s\n", name, cn->a, cn->b, cn->d, wfpb_errmsg(r->c));
+		release_records(r, cn);
 		cn->dead = 1;
 		return;
 	}
 	cn->state = CONNECTING;
 }
 
-/* A Connect completed: the records go back to the broker, and the pair relays. */
+/* A Connect completed: the pair relays. Records it did not carry go back to the broker. */
 static void
 on_connected(struct relay *r, struct conn *cn, const struct wfpb_completion *done)
 {
 	char	m_in[32], m_out[32];
 	sock_t	down;
 
-	if (cn->acc.has_records && wfpb_submit_release(r->c, cn->acc.records, NULL, NULL) != 0)
-		fprintf(stderr, "%s: release records: %s\n", name, wfpb_errmsg(r->c));
+	if (done->rc != 0 || !r->carry_records)
+		release_records(r, cn);
 	if (done->rc != 0) {
 		/* This one alone: a dead upstream times out without holding up the others. */
 		fprintf(stderr, "%s: %s -> %s => %s: %s\n", name, cn->a, cn->b, cn->d, done->message);
@@ -622,7 +636,7 @@ on_answers(struct relay *r)
 			break;
 		for (i = 0; i < k; i++) {
 			if ((cn = done[i].user) == NULL) {	/* a Release */
-				if (done[i].rc != 0)
+				if (done[i].rc != 0 && done[i].status != WFPBROKER_STATUS_NOT_FOUND)
 					fprintf(stderr, "%s: release records: %s\n", name, done[i].message);
 			} else if (cn->state == ACCEPTING) {
 				on_accepted(r, cn, &done[i]);
