@@ -26,6 +26,13 @@ int WFPB_MUST_CHECK wfpb__file_write(wfpb_file f, const uint8_t *p, size_t len, 
 int WFPB_MUST_CHECK wfpb__file_sync(wfpb_file f, int *os_err);
 int WFPB_MUST_CHECK wfpb__file_truncate(wfpb_file f, uint64_t len, int *os_err);
 void wfpb__file_close(wfpb_file f);
+/*
+ * Opens a file for reading and says its size; WFPB_E_NOENT when absent. A
+ * reader never stands in the broker's way: the file may be appended to,
+ * rotated (renamed) and pruned (deleted) while it is open. Close it with
+ * wfpb__file_close.
+ */
+int WFPB_MUST_CHECK wfpb__file_open_read(const char *path, wfpb_file *out, uint64_t *size, int *os_err);
 /* Reads a whole file (at most max bytes) into a malloc'd buffer. WFPB_E_NOENT when absent. */
 int WFPB_MUST_CHECK wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, int *os_err);
 /*

@@ -130,47 +130,12 @@ wfpb__file_close(wfpb_file f)
 }
 
 int
-wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, int *os_err)
+wfpb__file_open_read(const char *path, wfpb_file *out, uint64_t *size, int *os_err)
 {
 	struct stat	st;
-	uint8_t		*buf;
-	size_t		done = 0;
-	ssize_t		n;
 	int		fd, rc;
 
-	*out = NULL;
-	*len = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return os_fail(os_err);
-	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size > max) {
-		rc = fstat(fd, &st) != 0 ? os_fail(os_err) : WFPB_E_LIMIT;
-		close(fd);
-		return rc;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		close(fd);
-		return WFPB_E_NOMEM;
-	}
-	while (done < (size_t)st.st_size && (n = read(fd, buf + done, (size_t)st.st_size - done)) > 0)
-		done += (size_t)n;
-	close(fd);
-	*out = buf;
-	*len = done;
-	return 0;
-}
-
-int
-wfpb__file_read_at(const char *path, uint64_t off, size_t max, uint8_t **out, size_t *len, uint64_t *size,
-    int *os_err)
-{
-	struct stat	st;
-	uint8_t		*buf;
-	size_t		want, done = 0;
-	ssize_t		n;
-	int		fd, rc;
-
-	*out = NULL;
-	*len = 0;
+	*out = WFPB_FILE_NONE;
 	*size = 0;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return os_fail(os_err);
@@ -179,18 +144,58 @@ wfpb__file_read_at(const char *path, uint64_t off, size_t max, uint8_t **out, si
 		close(fd);
 		return rc;
 	}
+	*out = fd;
 	*size = (uint64_t)st.st_size;
-	want = off >= *size ? 0 : *size - off > max ? max : (size_t)(*size - off);
-	if ((buf = malloc(want + 1)) == NULL) {
-		close(fd);
+	return 0;
+}
+
+/* Up to want bytes of f from offset off into a new buffer (one byte more, never NULL on success). */
+static int
+read_from(wfpb_file f, uint64_t off, size_t want, uint8_t **out, size_t *len)
+{
+	uint8_t	*buf;
+	size_t	done = 0;
+	ssize_t	n;
+
+	if ((buf = malloc(want + 1)) == NULL)
 		return WFPB_E_NOMEM;
-	}
-	while (done < want && (n = pread(fd, buf + done, want - done, (off_t)(off + done))) > 0)
+	while (done < want && (n = pread((int)f, buf + done, want - done, (off_t)(off + done))) > 0)
 		done += (size_t)n;
-	close(fd);
 	*out = buf;
 	*len = done;
 	return 0;
+}
+
+int
+wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, int *os_err)
+{
+	wfpb_file	f;
+	uint64_t	size;
+	int		rc;
+
+	*out = NULL;
+	*len = 0;
+	if ((rc = wfpb__file_open_read(path, &f, &size, os_err)) != 0)
+		return rc;
+	rc = size > max ? WFPB_E_LIMIT : read_from(f, 0, (size_t)size, out, len);
+	wfpb__file_close(f);
+	return rc;
+}
+
+int
+wfpb__file_read_at(const char *path, uint64_t off, size_t max, uint8_t **out, size_t *len, uint64_t *size,
+    int *os_err)
+{
+	wfpb_file	f;
+	int		rc;
+
+	*out = NULL;
+	*len = 0;
+	if ((rc = wfpb__file_open_read(path, &f, size, os_err)) != 0)
+		return rc;
+	rc = read_from(f, off, off >= *size ? 0 : *size - off > max ? max : (size_t)(*size - off), out, len);
+	wfpb__file_close(f);
+	return rc;
 }
 
 uint64_t

@@ -141,60 +141,18 @@ wfpb__file_rotated(const char *path, uint64_t *seqs, size_t cap, size_t *n, int 
 }
 
 int
-wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, int *os_err)
+wfpb__file_open_read(const char *path, wfpb_file *out, uint64_t *size, int *os_err)
 {
 	wchar_t		*w = wfpb__widen(path);
 	LARGE_INTEGER	sz;
 	HANDLE		h;
-	uint8_t		*buf;
-	DWORD		n;
-	size_t		done = 0;
 	int		rc;
 
-	*out = NULL;
-	*len = 0;
-	if (w == NULL)
-		return WFPB_E_INVAL;
-	h = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_EXISTING,
-	    FILE_ATTRIBUTE_NORMAL, NULL);
-	free(w);
-	if (h == INVALID_HANDLE_VALUE)
-		return os_fail(os_err);
-	if (!GetFileSizeEx(h, &sz) || (uint64_t)sz.QuadPart > max) {
-		rc = (uint64_t)sz.QuadPart > max ? WFPB_E_LIMIT : os_fail(os_err);
-		CloseHandle(h);
-		return rc;
-	}
-	if ((buf = malloc((size_t)sz.QuadPart + 1)) == NULL) {
-		CloseHandle(h);
-		return WFPB_E_NOMEM;
-	}
-	while (done < (size_t)sz.QuadPart && ReadFile(h, buf + done, (DWORD)((size_t)sz.QuadPart - done), &n, NULL) &&
-	    n > 0)
-		done += n;
-	CloseHandle(h);
-	*out = buf;
-	*len = done;
-	return 0;
-}
-
-int
-wfpb__file_read_at(const char *path, uint64_t off, size_t max, uint8_t **out, size_t *len, uint64_t *size,
-    int *os_err)
-{
-	wchar_t		*w = wfpb__widen(path);
-	LARGE_INTEGER	sz, at;
-	HANDLE		h;
-	uint8_t		*buf;
-	DWORD		n;
-	size_t		want, done = 0;
-	int		rc;
-
-	*out = NULL;
-	*len = 0;
+	*out = WFPB_FILE_NONE;
 	*size = 0;
 	if (w == NULL)
 		return WFPB_E_INVAL;
+	/* Without FILE_SHARE_DELETE an open reader makes the broker's rename at rotation fail. */
 	h = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL, OPEN_EXISTING,
 	    FILE_ATTRIBUTE_NORMAL, NULL);
 	free(w);
@@ -205,20 +163,62 @@ wfpb__file_read_at(const char *path, uint64_t off, size_t max, uint8_t **out, si
 		CloseHandle(h);
 		return rc;
 	}
+	*out = (wfpb_file)h;
 	*size = (uint64_t)sz.QuadPart;
-	want = off >= *size ? 0 : *size - off > max ? max : (size_t)(*size - off);
-	at.QuadPart = (LONGLONG)off;
-	if ((buf = malloc(want + 1)) == NULL) {
-		CloseHandle(h);
+	return 0;
+}
+
+/* Up to want bytes of f from offset off into a new buffer (one byte more, never NULL on success). */
+static int
+read_from(wfpb_file f, uint64_t off, size_t want, uint8_t **out, size_t *len)
+{
+	LARGE_INTEGER	at = { .QuadPart = (LONGLONG)off };
+	HANDLE		h = (HANDLE)f;
+	uint8_t		*buf;
+	DWORD		n;
+	size_t		done = 0;
+
+	if ((buf = malloc(want + 1)) == NULL)
 		return WFPB_E_NOMEM;
-	}
 	if (want > 0 && SetFilePointerEx(h, at, NULL, FILE_BEGIN))
-		while (done < want && ReadFile(h, buf + done, (DWORD)(want - done), &n, NULL) && n > 0)
+		while (done < want && ReadFile(h, buf + done, (DWORD)(want - done > 0x40000000u ? 0x40000000u :
+		    want - done), &n, NULL) && n > 0)
 			done += n;
-	CloseHandle(h);
 	*out = buf;
 	*len = done;
 	return 0;
+}
+
+int
+wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, int *os_err)
+{
+	wfpb_file	f;
+	uint64_t	size;
+	int		rc;
+
+	*out = NULL;
+	*len = 0;
+	if ((rc = wfpb__file_open_read(path, &f, &size, os_err)) != 0)
+		return rc;
+	rc = size > max ? WFPB_E_LIMIT : read_from(f, 0, (size_t)size, out, len);
+	wfpb__file_close(f);
+	return rc;
+}
+
+int
+wfpb__file_read_at(const char *path, uint64_t off, size_t max, uint8_t **out, size_t *len, uint64_t *size,
+    int *os_err)
+{
+	wfpb_file	f;
+	int		rc;
+
+	*out = NULL;
+	*len = 0;
+	if ((rc = wfpb__file_open_read(path, &f, size, os_err)) != 0)
+		return rc;
+	rc = read_from(f, off, off >= *size ? 0 : *size - off > max ? max : (size_t)(*size - off), out, len);
+	wfpb__file_close(f);
+	return rc;
 }
 
 uint64_t

@@ -306,6 +306,46 @@ rotation_carries_the_chain_across_files(void **state)
 	}
 }
 
+/*
+ * A reader holding the log open (wfpbctl audit verify, a follower) does not
+ * stop its rotation: on Windows the rename fails unless every reader shares
+ * delete access, and the log would be broken until the reader let go.
+ */
+static void
+rotation_goes_on_while_a_reader_holds_the_log(void **state)
+{
+	struct wfpb_audit	a;
+	wfpb_file		rf;
+	uint64_t		size, first;
+	char			err[256], name[64];
+	unsigned		i;
+	int			os_err = 0;
+
+	(void)state;
+	remove(LOG);
+	assert_int_equal(wfpb_audit_open(&a, LOG, sk, 1000, 3600000, 1, err, sizeof(err)), 0);
+	a.max_bytes = 1500;
+	assert_int_equal(wfpb__file_open_read(LOG, &rf, &size, &os_err), 0);
+	for (i = 0; i < 200 && a.rotations == 0; i++) {
+		Wfpbroker__V1__AuditRecord r = WFPBROKER__V1__AUDIT_RECORD__INIT;
+
+		r.kind = WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST;
+		assert_true(wfpb_audit_append(&a, &r, 2) != 0);
+		(void)wfpb_audit_commit(&a, 2);
+		assert_false(a.broken);
+	}
+	assert_int_equal(a.rotations, 1);
+	first = a.durable_seq;
+	wfpb__file_close(rf);
+	wfpb_audit_close(&a);
+	assert_int_equal(wfpb__file_open_read(LOG ".missing", &rf, &size, &os_err), WFPB_E_NOENT);
+	remove(LOG);
+	for (; first > 0; first--) {
+		snprintf(name, sizeof(name), "%s.%llu", LOG, (unsigned long long)first);
+		(void)remove(name);
+	}
+}
+
 static void
 interrupted_rotation_is_completed_or_discarded(void **state)
 {
@@ -686,6 +726,7 @@ main(void)
 		cmocka_unit_test(reopen_truncates_a_torn_tail_and_continues),
 		cmocka_unit_test(tampered_log_is_never_extended),
 		cmocka_unit_test(rotation_carries_the_chain_across_files),
+		cmocka_unit_test(rotation_goes_on_while_a_reader_holds_the_log),
 		cmocka_unit_test(interrupted_rotation_is_completed_or_discarded),
 	};
 
