@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "admit.h"
+#include "log.h"
 #include "session.h"
 #include "wfpbroker.pb-c.h"
 
@@ -185,6 +186,47 @@ wfpb_admit_audit_token(struct wfpb_session *s, uint64_t now_ms)
 	}
 	u->tokens_milli -= 1000u;
 	return 1;
+}
+
+int
+wfpb__admit_event_logged(struct wfpb_broker *b, int event, uint64_t now_ms)
+{
+	struct wfpb_denial_log	*d = &b->admit.denial_log;
+	const uint64_t		cap = WFPB_DENIAL_LOG_BURST * 1000u;
+
+	if (d->refill_ms == 0)
+		d->tokens_milli = cap;
+	else if (now_ms > d->refill_ms)
+		d->tokens_milli = d->tokens_milli + (now_ms - d->refill_ms) * WFPB_DENIAL_LOG_RATE > cap ? cap :
+		    d->tokens_milli + (now_ms - d->refill_ms) * WFPB_DENIAL_LOG_RATE;
+	d->refill_ms = now_ms;
+	if (d->tokens_milli >= 1000u) {
+		d->tokens_milli -= 1000u;
+		return 1;
+	}
+	if (d->unlogged[0] == 0 && d->unlogged[1] == 0)
+		d->unlogged_since_ms = now_ms;
+	d->unlogged[event == WFPB_EVENT_BACKEND]++;
+	return 0;
+}
+
+void
+wfpb__admit_denials_flush(struct wfpb_broker *b, uint64_t now_ms)
+{
+	static const char * const	what[2] = { "denials", "backend refusals" };
+	static const int		kind[2] = { WFPB_EVENT_DENIAL, WFPB_EVENT_BACKEND };
+	struct wfpb_denial_log		*d = &b->admit.denial_log;
+	unsigned			k;
+
+	for (k = 0; k < 2; k++) {
+		if (d->unlogged[k] == 0)
+			continue;
+		wfpb_event(kind[k], "%llu %s not logged in the last %llu ms (over %u a second); Status counts the "
+		    "denials%s", (unsigned long long)d->unlogged[k], what[k],
+		    (unsigned long long)(now_ms > d->unlogged_since_ms ? now_ms - d->unlogged_since_ms : 0),
+		    WFPB_DENIAL_LOG_RATE, b->audit_on ? ", and the audit log has each request that was audited" : "");
+		d->unlogged[k] = 0;
+	}
 }
 
 void

@@ -41,10 +41,26 @@ struct wfpb_summary {
 
 #define WFPB_USER_BUCKETS	256u
 
+/*
+ * Events a client causes with a request (a denial, a backend's refusal) logged
+ * to syslog or the Event Log: a burst, then this many a second, for the whole
+ * broker; the rest are counted.
+ */
+#define WFPB_DENIAL_LOG_BURST	50u
+#define WFPB_DENIAL_LOG_RATE	5u
+
+struct wfpb_denial_log {
+	uint64_t	tokens_milli;
+	uint64_t	refill_ms;	/* 0: full */
+	uint64_t	unlogged[2];	/* denials, backend refusals: since the last line that said so */
+	uint64_t	unlogged_since_ms;
+};
+
 struct wfpb_admit {
 	struct wfpb_user_slot	*buckets[WFPB_USER_BUCKETS];
 	uint64_t		rejected_user;	/* sessions refused by the per-user cap */
 	struct wfpb_summary	summary;
+	struct wfpb_denial_log	denial_log;
 };
 
 /*
@@ -98,6 +114,16 @@ void wfpb__admit_listener_drop(struct wfpb_broker *b, const char *owner);
  */
 int wfpb_admit_summarised(const struct wfpb_session *s, int effectful);
 int wfpb_admit_audit_token(struct wfpb_session *s, uint64_t now_ms);
+
+/*
+ * Log budget for events a request causes (WFPB_EVENT_DENIAL, WFPB_EVENT_BACKEND):
+ * a client that is refused as fast as it can ask must not turn each refusal
+ * into a line in the system's logs. 1 when this one may be logged, else 0 and
+ * it is counted; wfpb__admit_denials_flush (the broker's tick) logs how many
+ * of each kind were not, once, when any were.
+ */
+int wfpb__admit_event_logged(struct wfpb_broker *b, int event, uint64_t now_ms);
+void wfpb__admit_denials_flush(struct wfpb_broker *b, uint64_t now_ms);
 
 /*
  * Writes the summary record when audit_summary_ms has passed (or force) and

@@ -110,6 +110,7 @@ wfpb_broker_tick(struct wfpb_broker *b, uint64_t now_ms)
 	WFPB_CORE_OWNED(b);
 	wfpb_stash_expire(&b->stash, now_ms);
 	wfpb__admit_summary_flush(b, now_ms, 0);
+	wfpb__admit_denials_flush(b, now_ms);
 }
 
 struct wfpb_usage *

@@ -111,9 +111,12 @@ respond(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id, s
 		s->broker->n.bad_requests++;
 	else if (o->code == WFPBROKER__V1__STATUS_CODE__DENIED) {
 		s->broker->n.denials++;
-		wfpb_event(WFPB_EVENT_DENIAL, "user %s pid %u (%s): %s", s->id.user, (unsigned)s->id.pid,
-		    s->principal[0] ? s->principal : "no principal", o->message);
+		if (wfpb__admit_event_logged(s->broker, WFPB_EVENT_DENIAL, now_ms))
+			wfpb_event(WFPB_EVENT_DENIAL, "user %s pid %u (%s): %s", s->id.user, (unsigned)s->id.pid,
+			    s->principal[0] ? s->principal : "no principal", o->message);
 	}
+	if (o->backend && wfpb__admit_event_logged(s->broker, WFPB_EVENT_BACKEND, now_ms))
+		wfpb_event(WFPB_EVENT_BACKEND, "%s (OS error %d)", o->message, (int)o->os_error);
 	if (o->code != WFPBROKER__V1__STATUS_CODE__OK) {
 		rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT__NOT_SET;
 		/* A failed operation hands nothing over. */
@@ -195,7 +198,7 @@ audit_budget(struct wfpb_session *s, const struct wfpb_op *op, struct reply *rp,
 static int
 pend(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id, struct reply *rp, uint64_t now_ms)
 {
-	struct outcome		intent = { WFPBROKER__V1__STATUS_CODE__OK, 0, "" };
+	struct outcome		intent = OUTCOME_OK;
 	struct wfpb_pending	*p;
 
 	if ((p = malloc(sizeof(*p))) == NULL) {
@@ -230,7 +233,7 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 	size_t			mark = pb_arena_mark(&request_arena);
 	Request			*rq;
 	struct reply		rp;
-	struct outcome		o = { WFPBROKER__V1__STATUS_CODE__OK, 0, "" };
+	struct outcome		o = OUTCOME_OK;
 	const struct wfpb_op	*op = NULL;
 	union wfpb_req		r;
 	uint64_t		request_id = 0;
@@ -335,7 +338,7 @@ wfpb__validate_message(const struct wfpb_limits *lim, const uint8_t *msg, size_t
 {
 	ProtobufCAllocator	*alloc = pb_arena_allocator(&request_arena);
 	size_t			mark = pb_arena_mark(&request_arena);
-	struct outcome		o = { WFPBROKER__V1__STATUS_CODE__OK, 0, "" };
+	struct outcome		o = OUTCOME_OK;
 	const struct wfpb_op	*op;
 	union wfpb_req		r;
 	Request			*rq;
@@ -362,7 +365,7 @@ wfpb__dispatch_resume(struct wfpb_session *s, struct wfpb_pending *p, int why, u
 {
 	const struct wfpb_op	*op = NULL;
 	struct reply		rp;
-	struct outcome		o = { WFPBROKER__V1__STATUS_CODE__OK, 0, "" };
+	struct outcome		o = OUTCOME_OK;
 	struct wfpb_scope	sc;
 	size_t			i;
 	int			rc;

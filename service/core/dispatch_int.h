@@ -134,7 +134,9 @@ struct outcome {
 	Wfpbroker__V1__StatusCode	code;
 	int32_t				os_error;
 	char				message[STATUS_MESSAGE_MAX];
+	int				backend;	/* the backend refused: an event, which respond logs */
 };
+#define OUTCOME_OK	{ WFPBROKER__V1__STATUS_CODE__OK, 0, "", 0 }
 
 void wfpb__outcome(struct outcome *o, Wfpbroker__V1__StatusCode code, const char *fmt, ...)
 #if defined(__MINGW32__)

@@ -207,7 +207,7 @@ backend_outcome(struct outcome *o, const char *what, int code, int os_err)
 		wfpb__outcome(o, v != NULL ? (Wfpbroker__V1__StatusCode)code : WFPBROKER__V1__STATUS_CODE__INTERNAL,
 		    "%s: the backend refused (%s)", what, v != NULL ? v->name : "unknown code");
 	o->os_error = os_err;
-	wfpb_event(WFPB_EVENT_BACKEND, "%s (OS error %d)", o->message, os_err);
+	o->backend = 1;
 }
 
 /*

@@ -76,11 +76,11 @@ write_conf "$work/state"
 "$brokerd" --config "$work/b.conf" >"$work/broker.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do [ -S "$work/run/b.sock" ] && break; sleep 0.05; done
-export WFPB_HOSTILE_AUDIT_LOG=$work/state/audit.log
+export WFPB_HOSTILE_AUDIT_LOG=$work/state/audit.log WFPB_HOSTILE_BROKER_LOG=$work/broker.log
 # shellcheck disable=SC2086
 if "$hostile" "$work/run/b.sock" "$work/state/server.pub" "$pid" ${WFPB_HOSTILE_CASES:-linger_fd \
 	linger_fd_with_ping output_flood identity_flood unmatched_timeout mapped_ipv4 bind_policy \
-	groups_at_connect foreign_records audit_flood} >"$work/hostile.out" 2>&1; then
+	groups_at_connect foreign_records audit_flood denial_flood} >"$work/hostile.out" 2>&1; then
 	ok "hostile-test: every attack held"
 else
 	ko "hostile-test: an attack got through"

@@ -676,6 +676,45 @@ case_audit_flood(void)
 	return 0;
 }
 
+#define DENIAL_FLOOD		5000u
+#define DENIAL_LOG_BOUND	(32 * 1024)	/* bytes the broker's log may grow under the flood (docs/SECURITY.md) */
+
+/*
+ * uid 1001, an ordinary proxy principal with a generous audit rate, asks for
+ * Listen (not granted) as fast as it can: each denial was a line in the
+ * broker's log and in syslog or the Event Log. They are counted and audited
+ * each; the log gets a burst, a few a second, and one line saying how many
+ * were left out.
+ */
+static int
+case_denial_flood(void)
+{
+	const char	*log = getenv("WFPB_HOSTILE_BROKER_LOG");
+	long long	before, after;
+	int		st;
+	pid_t		pid;
+
+	CHECK(log != NULL && (before = file_size(log)) >= 0, "WFPB_HOSTILE_BROKER_LOG names the broker's log");
+	if ((pid = fork()) == 0) {
+		struct itest_raw	r;
+		unsigned		ok, quota;
+
+		become(UID_APP);
+		if (itest_raw_establish(&r, endpoint, server_pub) != 0 ||
+		    pipeline(&r, DENIAL_FLOOD, make_listen_denied, &ok, &quota) != 0)
+			_exit(2);
+		_exit(ok == 0 && quota == 0 ? 0 : 3);	/* every one denied, none throttled */
+	}
+	st = reap(pid, 60000);
+	itest_sleep_ms(1200);	/* the broker's tick says how many were not logged */
+	after = file_size(log);
+	printf("  broker log grew %lld bytes for %u denials\n", after - before, DENIAL_FLOOD);
+	CHECK(st == 0, "the flooder failed (exit %d)", st);
+	CHECK(after - before <= DENIAL_LOG_BOUND, "the broker's log grew %lld bytes, the bound is %d", after - before,
+	    DENIAL_LOG_BOUND);
+	return 0;
+}
+
 /* --- 4. running the broker out of descriptors ------------------------------- */
 
 /* CPU seconds (user + system) the broker has used, from /proc/PID/stat. */
@@ -900,6 +939,7 @@ static const struct tcase cases[] = {
 	{ "foreign_records", case_foreign_records },
 	{ "fd_exhaustion", case_fd_exhaustion },
 	{ "audit_flood", case_audit_flood },
+	{ "denial_flood", case_denial_flood },
 };
 
 int

@@ -28,6 +28,7 @@
 
 #include "backend.h"
 #include "fileio.h"
+#include "log.h"
 #include "session.h"
 #include "wfpbroker.pb-c.h"
 
@@ -195,6 +196,64 @@ empty_and_unknown_ops(void **state)
 	(void)rl;
 }
 
+extern char wfpb_test_last_event[1024];
+
+/*
+ * A flood of denied requests is not a flood of log lines (syslog, the Event
+ * Log): a burst is logged, then a few a second, and the rest are counted and
+ * said in one line at the next tick. Every one is still counted (Status) and,
+ * with the audit log on, recorded there.
+ */
+static void
+denials_do_not_flood_the_log(void **state)
+{
+	struct fixture			*f = *state;
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__StatusRequest	st = WFPBROKER__V1__STATUS_REQUEST__INIT;
+	Wfpbroker__V1__Response		*r;
+	unsigned long			before = wfpb_events_reported[WFPB_EVENT_DENIAL], logged;
+	char				expect[64];
+	unsigned			i;
+
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_STATUS;
+	rq.status = &st;
+	for (i = 0; i < 1000; i++) {
+		rq.request_id = i + 1;
+		r = roundtrip(f, &rq);
+		assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__DENIED);
+		wfpbroker__v1__response__free_unpacked(r, NULL);
+	}
+	assert_int_equal(f->b.n.denials, 1000);
+	logged = wfpb_events_reported[WFPB_EVENT_DENIAL] - before;
+	assert_int_equal(logged, WFPB_DENIAL_LOG_BURST);	/* the clock stood still: no refill */
+	/* The next tick says how many were not logged, once. */
+	wfpb_broker_tick(&f->b, 4000);
+	assert_int_equal(wfpb_events_reported[WFPB_EVENT_DENIAL] - before, logged + 1);
+	snprintf(expect, sizeof(expect), "%lu denials not logged", 1000 - logged);
+	assert_non_null(strstr(wfpb_test_last_event, expect));
+	wfpb_broker_tick(&f->b, 9000);
+	assert_int_equal(wfpb_events_reported[WFPB_EVENT_DENIAL] - before, logged + 1);
+	/* The budget comes back with time: a denial much later is logged again. */
+	rq.request_id = 5000;
+	{
+		const uint8_t	*p, *m;
+		uint8_t		buf[64];
+		size_t		n = wfpbroker__v1__request__get_packed_size(&rq), olen, used, mlen;
+
+		wfpbroker__v1__request__pack(&rq, buf);
+		assert_int_equal(wfpb_channel_send(&f->c, buf, n), 0);
+		p = wfpb_channel_output(&f->c, &olen);
+		assert_int_equal(wfpb_session_input(f->s, p, olen, 60000), 0);
+		wfpb_channel_output_done(&f->c, olen);
+		p = wfpb_session_output(f->s, &olen, &no_attach);
+		assert_int_equal(wfpb_channel_feed(&f->c, p, olen, &used), WFPB_CHANNEL_MESSAGE);
+		wfpb_session_output_done(f->s, olen);
+		m = wfpb_channel_message(&f->c, &mlen);
+		(void)m;
+	}
+	assert_int_equal(wfpb_events_reported[WFPB_EVENT_DENIAL] - before, logged + 2);
+}
+
 static void
 oversized_ping_names_the_field(void **state)
 {
@@ -248,6 +307,39 @@ set_policy(struct fixture *f, const char *text)
 
 	assert_int_equal(wfpb_config_parse(text, strlen(text), &f->b.cfg, &cfg, &err), 0);
 	wfpb_broker_reload(&f->b, &cfg);
+}
+
+/* Refusals by the backend are events too (errors), and a client can cause one per request: same budget. */
+static void
+backend_refusals_do_not_flood_the_log(void **state)
+{
+	struct fixture			*f = *state;
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__PrepareRequest	pr = WFPBROKER__V1__PREPARE_REQUEST__INIT;
+	Wfpbroker__V1__RecordSource	src = WFPBROKER__V1__RECORD_SOURCE__INIT;
+	Wfpbroker__V1__Response		*r;
+	unsigned long			before = wfpb_events_reported[WFPB_EVENT_BACKEND], logged;
+	unsigned			i;
+
+	set_policy(f, "[principal p]\nuid = 1000\nops = prepare apply_foreign\n");
+	src.source_case = WFPBROKER__V1__RECORD_SOURCE__SOURCE_BLOB;
+	src.blob.data = (uint8_t *)"junk";
+	src.blob.len = 4;
+	pr.records = &src;
+	pr.family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_PREPARE;
+	rq.prepare = &pr;
+	for (i = 0; i < 500; i++) {
+		rq.request_id = i + 1;
+		r = roundtrip(f, &rq);
+		assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__EINVAL);
+		wfpbroker__v1__response__free_unpacked(r, NULL);
+	}
+	logged = wfpb_events_reported[WFPB_EVENT_BACKEND] - before;
+	assert_int_equal(logged, WFPB_DENIAL_LOG_BURST);
+	wfpb_broker_tick(&f->b, 4000);
+	assert_int_equal(wfpb_events_reported[WFPB_EVENT_BACKEND] - before, logged + 1);
+	assert_non_null(strstr(wfpb_test_last_event, "450 backend refusals not logged"));
 }
 
 static Wfpbroker__V1__Response *
@@ -1506,6 +1598,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(garbage_message_is_bad_request_and_session_continues, setup, teardown),
 		cmocka_unit_test_setup_teardown(empty_and_unknown_ops, setup, teardown),
 		cmocka_unit_test_setup_teardown(oversized_ping_names_the_field, setup, teardown),
+		cmocka_unit_test_setup_teardown(denials_do_not_flood_the_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(backend_refusals_do_not_flood_the_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(deadlines, setup, teardown),
 		cmocka_unit_test_setup_teardown(per_user_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(listener_budget, setup, teardown),
