@@ -7,6 +7,7 @@
 #                         itself (root): the limit for a relay
 #   wfpb-relay + broker   the relay as shipped, through wfpbrokerd (sim backend, audit log on and
 #                         durable as shipped)
+#   ... audit log off     the same with the broker's audit log off: what the durable records cost
 #   haproxy               Debian's, mode tcp, the relay users would pick instead
 # all in one run, then the ratios the targets in docs/PERFORMANCE.md are stated in.
 set -u
@@ -30,11 +31,15 @@ bg "$connload" echo "$work/origin.port"
 for _ in $(seq 1 100); do [ -s "$work/origin.port" ] && break; sleep 0.05; done
 origin=$(cat "$work/origin.port")
 
-cat >"$work/wfpbroker.conf" <<CONF
+# relay_via NAME AUDIT: a broker (audit = AUDIT) and a relay through it; the relay's port in $port.
+relay_via() {
+	mkdir -p "$work/state.$1"
+	cat >"$work/$1.conf" <<CONF
 [service]
-endpoint = $work/run/wfpbroker.sock
-state_dir = $work/state
+endpoint = $work/run/$1.sock
+state_dir = $work/state.$1
 backend = sim
+audit = $2
 max_sessions = 512
 
 [principal relay]
@@ -43,11 +48,17 @@ ops = listen accept connect
 listen = 127.0.0.1/32:*
 connect = 127.0.0.1/32:*
 CONF
-bg "$brokerd" --config "$work/wfpbroker.conf" 2>"$work/broker.log"
-for _ in $(seq 1 100); do [ -S "$work/run/wfpbroker.sock" ] && break; sleep 0.05; done
-bg "$relay" --quiet --endpoint "$work/run/wfpbroker.sock" --server-key "$work/state/server.pub" \
-	--listen 127.0.0.1:0 --to "127.0.0.1:$origin" >"$work/relay.log" 2>&1
-via_broker=$(port_from "$work/relay.log") || { echo "conn_rate: the relay did not start"; cat "$work/relay.log"; exit 1; }
+	bg "$brokerd" --config "$work/$1.conf" 2>"$work/broker.$1.log"
+	for _ in $(seq 1 100); do [ -S "$work/run/$1.sock" ] && break; sleep 0.05; done
+	bg "$relay" --quiet --endpoint "$work/run/$1.sock" --server-key "$work/state.$1/server.pub" \
+		--listen 127.0.0.1:0 --to "127.0.0.1:$origin" >"$work/relay.$1.log" 2>&1
+	port=$(port_from "$work/relay.$1.log") || { echo "conn_rate: the relay through $1 did not start"; \
+		cat "$work/relay.$1.log"; exit 1; }
+}
+relay_via on on
+via_broker=$port
+relay_via off off
+via_broker_off=$port
 
 direct=
 if [ "$(id -u)" = 0 ]; then
@@ -93,15 +104,17 @@ measure() { # measure NAME PORT
 measure origin "$origin"
 measure direct "$direct"
 measure broker "$via_broker"
+measure broker_off "$via_broker_off"
 measure haproxy "$haproxy_port"
 
 printf '\nnew connections/s, connect -> 6 B -> echo -> close, %s s each (p50/p99 setup, us)\n' "$secs"
 printf '%-22s %24s %24s %24s\n' "" "1 in flight" "32 in flight" "256 in flight"
-for who in origin direct broker haproxy; do
+for who in origin direct broker broker_off haproxy; do
 	case $who in
 	origin) label="origin directly" ;;
 	direct) label="wfpb-relay --direct" ;;
 	broker) label="wfpb-relay + broker" ;;
+	broker_off) label="  ... audit log off" ;;
 	haproxy) label="haproxy (mode tcp)" ;;
 	esac
 	printf '%-22s' "$label"
@@ -114,9 +127,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a != "n/a") printf "
 printf '\nat 32 in flight: broker / --direct %s (target >= 0.8), p99 %s x --direct'"'"'s (target <= 2), broker / haproxy %s (target >= 1)\n' \
 	"$(ratio "${rate[broker,32]}" "${rate[direct,32]}")" "$(ratio "${p99[broker,32]}" "${p99[direct,32]}")" \
 	"$(ratio "${rate[broker,32]}" "${rate[haproxy,32]}")"
+printf 'at 32 in flight, the audit log off: broker / --direct %s (the durable records cost the difference)\n' \
+	"$(ratio "${rate[broker_off,32]}" "${rate[direct,32]}")"
 # A run that did not measure what it says fails: the origin and the relay through the broker
-# carried connections at every concurrency (--direct and haproxy need root and the package).
-for who in origin broker; do
+# (audit on and off) carried connections at every concurrency (--direct and haproxy need root and the
+# package).
+for who in origin broker broker_off; do
 	for c in 1 32 256; do
 		case ${rate[$who,$c]} in
 		'' | n/a | 0) echo "conn_rate: $who at $c in flight measured nothing"; exit 1 ;;
