@@ -623,11 +623,15 @@ tail(int argc, char **argv)
 	(void)walk(buf, len, &off, follow_next, print_followed);
 	follow_first = record_at(buf, len, 0, NULL, 0);
 	free(buf);
-	while (follow) {
-		fflush(stdout);
-		/* A log being rotated may be missing for an instant: try again at the next poll. */
-		if (follow_poll(file, &off) != 2)
-			wfpb__sleep_ms(500);
+	if (follow) {
+		struct wfpb_file_watch *w = wfpb__file_watch_open(file);
+
+		for (;;) {
+			fflush(stdout);
+			/* A log being rotated may be missing for an instant: try again at the next poll. */
+			if (follow_poll(file, &off) != 2)
+				wfpb__file_watch_wait(w, 500);
+		}
 	}
 	return 0;
 }
@@ -711,8 +715,9 @@ cursor_write(const char *path, uint64_t seq)
 static int
 follow_json(const char *file, const char *cursor, unsigned poll_ms)
 {
-	uint64_t	saved = cursor != NULL ? cursor_read(cursor) : 0, written;
-	size_t		off = 0;
+	uint64_t		saved = cursor != NULL ? cursor_read(cursor) : 0, written;
+	struct wfpb_file_watch	*w = wfpb__file_watch_open(file);	/* NULL: it sleeps its poll */
+	size_t			off = 0;
 
 	follow_print = print_json;
 	follow_next = written = saved + 1;
@@ -724,16 +729,18 @@ follow_json(const char *file, const char *cursor, unsigned poll_ms)
 		if (follow_next != written) {
 			if (fflush(stdout) != 0 || wfpb__file_sync_stdout() != 0) {
 				fprintf(stderr, "wfpbctl: audit export --follow: writing the output failed\n");
+				wfpb__file_watch_close(w);
 				return 1;
 			}
 			written = follow_next;
 			if (cursor != NULL && cursor_write(cursor, follow_next - 1) != 0) {
 				fprintf(stderr, "wfpbctl: audit export --follow: cannot write the cursor %s\n", cursor);
+				wfpb__file_watch_close(w);
 				return 1;
 			}
 		}
 		if (!more)
-			wfpb__sleep_ms(poll_ms);
+			wfpb__file_watch_wait(w, poll_ms);
 	}
 }
 
@@ -868,6 +875,7 @@ static int
 follow_relp(const char *file, const char *cursor, const struct wfpb_relp_config *cfg, unsigned poll_ms, int stats)
 {
 	struct wfpb_relp	*c = NULL;
+	struct wfpb_file_watch	*w = wfpb__file_watch_open(file);	/* NULL: it sleeps its poll */
 	struct sigaction	sa;
 	uint64_t		acked_seq = cursor != NULL ? cursor_read(cursor) : 0, written = acked_seq;
 	uint64_t		now, next_poll = 0, retry_at = 0, cursor_at = 0;
@@ -901,6 +909,9 @@ follow_relp(const char *file, const char *cursor, const struct wfpb_relp_config 
 				relp_q.sent = 0;	/* what the last session did not acknowledge goes again */
 			}
 		}
+		/* The log was written (the directory watch): read it now, not at the next poll. */
+		if (wfpb__file_watch_changed(w))
+			next_poll = now;
 		/*
 		 * A full queue is not polled into (the records it cannot take stay in the file); it is
 		 * polled again once half of it was acknowledged, not for every few answers.
@@ -934,7 +945,7 @@ follow_relp(const char *file, const char *cursor, const struct wfpb_relp_config 
 				if (rc != 0)
 					goto broken;
 			} else if (wait > 0)
-				wfpb__sleep_ms((unsigned)wait);
+				wfpb__file_watch_wait(w, (unsigned)wait);
 		}
 		goto cursor;
 broken:
@@ -950,12 +961,14 @@ cursor:
 			if (cursor != NULL && cursor_write(cursor, acked_seq) != 0) {
 				fprintf(stderr, "wfpbctl: audit export --follow: cannot write the cursor %s\n", cursor);
 				wfpb_relp_close(c, 0);
+				wfpb__file_watch_close(w);
 				return 1;
 			}
 			written = acked_seq;
 			cursor_at = mono_ms() + 200;
 		}
 	}
+	wfpb__file_watch_close(w);
 	/* Stopped: what the collector still acknowledges within the timeout counts, then a polite close. */
 	if (c != NULL) {
 		uint64_t deadline = mono_ms() + (uint64_t)cfg->timeout_ms;

@@ -43,6 +43,20 @@ int WFPB_MUST_CHECK wfpb__file_read_at(const char *path, uint64_t off, size_t ma
     uint64_t *size, int *os_err);
 
 /*
+ * What a follower waits on between reads of the log at path: on Linux a watch
+ * (inotify) of its directory for writes, creations and renames of the log and
+ * its rotated files, so a record is read as soon as it is written; elsewhere,
+ * or when no watch can be had (NULL), a plain sleep. _wait returns when
+ * something changed or ms passed; _changed says, without waiting, whether
+ * anything changed since it was last asked (or waited on).
+ */
+struct wfpb_file_watch;
+struct wfpb_file_watch *wfpb__file_watch_open(const char *path);
+void wfpb__file_watch_wait(struct wfpb_file_watch *w, unsigned ms);
+int wfpb__file_watch_changed(struct wfpb_file_watch *w);
+void wfpb__file_watch_close(struct wfpb_file_watch *w);
+
+/*
  * A small file replaced whole and durably (a follower's cursor): data written to tmp, synced,
  * renamed over path. 0 or -1. A crash leaves the old path or the new one, never half of either.
  */

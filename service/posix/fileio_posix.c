@@ -6,10 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/inotify.h>
+#endif
 
 #include "fileio.h"
 
@@ -261,4 +265,119 @@ wfpb__file_sync_stdout(void)
 	if (fstat(1, &st) != 0 || !S_ISREG(st.st_mode))
 		return 0;
 	return fsync(1) == 0 ? 0 : -1;
+}
+
+struct wfpb_file_watch {
+	int	fd;		/* inotify, -1 when there is none */
+	char	base[256];	/* the log's name: only its own and its rotated files' events count */
+};
+
+static void
+sleep_ms(unsigned ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+struct wfpb_file_watch *
+wfpb__file_watch_open(const char *path)
+{
+	struct wfpb_file_watch	*w = calloc(1, sizeof(*w));
+	const char		*slash = strrchr(path, '/');
+	char			dir[4096];
+
+	if (w == NULL)
+		return NULL;
+	w->fd = -1;
+	snprintf(w->base, sizeof(w->base), "%s", slash != NULL ? slash + 1 : path);
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+#ifdef __linux__
+	if ((w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) >= 0 &&
+	    inotify_add_watch(w->fd, dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+		close(w->fd);
+		w->fd = -1;
+	}
+#endif
+	return w;
+}
+
+/* Takes the events queued so far; 1 when one names the log or a file beginning with its name. */
+static int
+drain(struct wfpb_file_watch *w)
+{
+	int found = 0;
+
+#ifdef __linux__
+	char	buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t	n;
+	size_t	base_len = strlen(w->base);
+
+	while ((n = read(w->fd, buf, sizeof(buf))) > 0) {
+		const char *p = buf;
+
+		while (p + sizeof(struct inotify_event) <= buf + n) {
+			const struct inotify_event *e = (const struct inotify_event *)(const void *)p;
+
+			if ((e->mask & IN_Q_OVERFLOW) || (e->len > 0 && strncmp(e->name, w->base, base_len) == 0))
+				found = 1;
+			p += sizeof(struct inotify_event) + e->len;
+		}
+	}
+#else
+	(void)w;
+#endif
+	return found;
+}
+
+void
+wfpb__file_watch_wait(struct wfpb_file_watch *w, unsigned ms)
+{
+	struct pollfd	p;
+	uint64_t	until;
+	struct timespec	ts;
+	int		n;
+
+	if (w == NULL || w->fd < 0) {
+		sleep_ms(ms);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	until = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u + ms;
+	for (;;) {
+		uint64_t now;
+
+		if (drain(w))
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+		if (now >= until)
+			return;
+		p.fd = w->fd;
+		p.events = POLLIN;
+		p.revents = 0;
+		n = poll(&p, 1, (int)(until - now));
+		if (n == 0 || (n < 0 && errno != EINTR))
+			return;
+	}
+}
+
+int
+wfpb__file_watch_changed(struct wfpb_file_watch *w)
+{
+	return w != NULL && w->fd >= 0 && drain(w);
+}
+
+void
+wfpb__file_watch_close(struct wfpb_file_watch *w)
+{
+	if (w == NULL)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w);
 }

@@ -332,3 +332,35 @@ wfpb__file_sync_stdout(void)
 		return 0;
 	return FlushFileBuffers(h) ? 0 : -1;
 }
+
+/* No watch on Windows yet: a follower sleeps its poll (fileio.h). */
+struct wfpb_file_watch {
+	int	unused;
+};
+
+struct wfpb_file_watch *
+wfpb__file_watch_open(const char *path)
+{
+	(void)path;
+	return calloc(1, sizeof(struct wfpb_file_watch));
+}
+
+void
+wfpb__file_watch_wait(struct wfpb_file_watch *w, unsigned ms)
+{
+	(void)w;
+	Sleep(ms);
+}
+
+int
+wfpb__file_watch_changed(struct wfpb_file_watch *w)
+{
+	(void)w;
+	return 0;
+}
+
+void
+wfpb__file_watch_close(struct wfpb_file_watch *w)
+{
+	free(w);
+}

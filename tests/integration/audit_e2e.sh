@@ -384,4 +384,26 @@ check "every record 1..$last8 reached the output, the chain whole, though the fo
 	"test $rc -eq 0 && grep -q '^  whole: $last8 records ([0-9]* lines), seq 1..$last8;' '$work/vc8.out'"
 check "the cursor names the last record shipped ($(cat "$work/cursor" 2>/dev/null))" test "$(cat "$work/cursor" 2>/dev/null)" = "$last8"
 
+# --- 9. the follower wakes when the log is written, not at its next poll ------------------
+# With a poll of a minute, records written now must still leave within seconds (Linux: the
+# log's directory is watched); a follower that only polled would wait the minute.
+rm -rf "$work/state/audit.log"* "$work/cursor9" "$work/shipped9.jsonl"
+write_conf ""
+check "broker starts for the wake-up test" start
+last9() { "$wfpbctl" audit export --json "$work/state/audit.log" | tail -n 1 | sed -n 's/.*"seq":\([0-9]*\),.*/\1/p'; }
+"$wfpbctl" audit export --json --follow --poll-ms 60000 --cursor "$work/cursor9" "$work/state/audit.log" \
+	>"$work/shipped9.jsonl" &
+fpid=$!
+start9=$(last9)
+for _ in $(seq 1 50); do [ "$(cat "$work/cursor9" 2>/dev/null)" = "$start9" ] && break; sleep 0.1; done
+"$ack" "$endpoint" "$pub" "$work/acked9.txt" 20 >/dev/null 2>&1
+want9=$(last9)
+t0=$(date +%s%N)
+for _ in $(seq 1 50); do [ "$(cat "$work/cursor9" 2>/dev/null)" -ge "$want9" ] 2>/dev/null && break; sleep 0.1; done
+waited=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "records written after the follower slept reached it in $waited ms, its poll a minute (seq $want9, cursor $(cat "$work/cursor9" 2>/dev/null))" \
+	test "$(cat "$work/cursor9" 2>/dev/null)" -ge "$want9"
+kill "$fpid"; wait "$fpid" 2>/dev/null
+kill -TERM "$pid"; wait "$pid"; pid=
+
 summary
