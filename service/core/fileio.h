@@ -33,6 +33,8 @@ void wfpb__file_close(wfpb_file f);
  * wfpb__file_close.
  */
 int WFPB_MUST_CHECK wfpb__file_open_read(const char *path, wfpb_file *out, uint64_t *size, int *os_err);
+/* Up to want bytes of f from offset off into a new malloc'd buffer (one byte more; fewer at the end). */
+int WFPB_MUST_CHECK wfpb__file_pread(wfpb_file f, uint64_t off, size_t want, uint8_t **out, size_t *len);
 /* Reads a whole file (at most max bytes) into a malloc'd buffer. WFPB_E_NOENT when absent. */
 int WFPB_MUST_CHECK wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, int *os_err);
 /*

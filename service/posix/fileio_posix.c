@@ -153,9 +153,8 @@ wfpb__file_open_read(const char *path, wfpb_file *out, uint64_t *size, int *os_e
 	return 0;
 }
 
-/* Up to want bytes of f from offset off into a new buffer (one byte more, never NULL on success). */
-static int
-read_from(wfpb_file f, uint64_t off, size_t want, uint8_t **out, size_t *len)
+int
+wfpb__file_pread(wfpb_file f, uint64_t off, size_t want, uint8_t **out, size_t *len)
 {
 	uint8_t	*buf;
 	size_t	done = 0;
@@ -168,38 +167,6 @@ read_from(wfpb_file f, uint64_t off, size_t want, uint8_t **out, size_t *len)
 	*out = buf;
 	*len = done;
 	return 0;
-}
-
-int
-wfpb__file_read_all(const char *path, size_t max, uint8_t **out, size_t *len, int *os_err)
-{
-	wfpb_file	f;
-	uint64_t	size;
-	int		rc;
-
-	*out = NULL;
-	*len = 0;
-	if ((rc = wfpb__file_open_read(path, &f, &size, os_err)) != 0)
-		return rc;
-	rc = size > max ? WFPB_E_LIMIT : read_from(f, 0, (size_t)size, out, len);
-	wfpb__file_close(f);
-	return rc;
-}
-
-int
-wfpb__file_read_at(const char *path, uint64_t off, size_t max, uint8_t **out, size_t *len, uint64_t *size,
-    int *os_err)
-{
-	wfpb_file	f;
-	int		rc;
-
-	*out = NULL;
-	*len = 0;
-	if ((rc = wfpb__file_open_read(path, &f, size, os_err)) != 0)
-		return rc;
-	rc = read_from(f, off, off >= *size ? 0 : *size - off > max ? max : (size_t)(*size - off), out, len);
-	wfpb__file_close(f);
-	return rc;
 }
 
 uint64_t
