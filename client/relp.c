@@ -230,19 +230,19 @@ digits(const char **p, const char *end)
 }
 
 /*
- * One complete frame from rx: 1 with its parts (data points into rx; consume with
- * drop_frame), 0 when more bytes are needed, -1 when what is there cannot be a frame.
+ * One complete frame at the start of buf: 1 with its parts (data points into buf) and its
+ * length, 0 when more bytes are needed, -1 when what is there cannot be a frame.
  */
 static int
-parse_frame(struct wfpb_relp *c, long *txnr, const char **cmd, size_t *cmd_len, const char **data, size_t *data_len,
-    size_t *frame_len)
+parse_frame(const char *buf, size_t n, long *txnr, const char **cmd, size_t *cmd_len, const char **data,
+    size_t *data_len, size_t *frame_len)
 {
-	const char	*p = c->rx, *end = c->rx + c->rx_len, *q;
+	const char	*p = buf, *end = buf + n, *q;
 	long		len;
 
 	/* Incomplete headers are told from bad ones by whether the bytes seen so far could start one. */
 	if ((*txnr = digits(&p, end)) < 0)
-		return p == end && c->rx_len < 10 ? 0 : -1;
+		return p == end && n < 10 ? 0 : -1;
 	if (p == end)
 		return 0;
 	if (*p++ != ' ')
@@ -275,7 +275,7 @@ parse_frame(struct wfpb_relp *c, long *txnr, const char **cmd, size_t *cmd_len, 
 		return 0;
 	if (*p++ != '\n')
 		return -1;
-	*frame_len = (size_t)(p - c->rx);
+	*frame_len = (size_t)(p - buf);
 	return 1;
 }
 
@@ -385,7 +385,7 @@ await_one(struct wfpb_relp *c, const char **data, size_t *data_len, size_t *fram
 
 	if (flush(c, err, cap) != 0)
 		return -1;
-	while ((r = parse_frame(c, &txnr, &cmd, &cmd_len, data, data_len, frame_len)) == 0) {
+	while ((r = parse_frame(c->rx, c->rx_len, &txnr, &cmd, &cmd_len, data, data_len, frame_len)) == 0) {
 		int n = read_some(c, left_ms(deadline), err, cap);
 
 		if (n < 0)
@@ -570,21 +570,29 @@ wfpb_relp_send(struct wfpb_relp *c, const char *msg, size_t len, char *err, size
 	return send_command(c, "syslog", msg, len, err, cap);
 }
 
-/* Takes the complete answers in rx, oldest first, adding to *acked. 0, or -1 with err. */
+/*
+ * Takes the complete answers in rx, oldest first, adding to *acked; what they took is dropped
+ * from rx once, not frame by frame. 0, or -1 with err.
+ */
 static int
 take_answers(struct wfpb_relp *c, size_t *acked, char *err, size_t cap)
 {
 	long		txnr;
 	const char	*cmd, *data;
-	size_t		cmd_len, data_len, frame_len;
+	size_t		cmd_len, data_len, frame_len, off = 0;
 	int		r;
 
-	while ((r = parse_frame(c, &txnr, &cmd, &cmd_len, &data, &data_len, &frame_len)) == 1) {
+	while ((r = parse_frame(c->rx + off, c->rx_len - off, &txnr, &cmd, &cmd_len, &data, &data_len,
+	    &frame_len)) == 1) {
 		if (take_answer(c, txnr, cmd, cmd_len, data, data_len, err, cap) != 1)
-			return -1;
-		drop_frame(c, frame_len);
+			break;
+		off += frame_len;
 		(*acked)++;
 	}
+	if (off > 0)
+		drop_frame(c, off);
+	if (r == 1)
+		return -1;
 	if (r < 0) {
 		say(err, cap, "the server sent a malformed frame");
 		return -1;
