@@ -37,6 +37,7 @@ cat >"$work/b.conf" <<CONF
 [service]
 endpoint = $work/run/b.sock
 state_dir = $work/state
+backend = sim
 max_sessions = 256
 
 [principal bench]

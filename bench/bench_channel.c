@@ -850,7 +850,7 @@ main(int argc, char **argv)
 	 */
 	if ((f = fopen(conf, "w")) == NULL)
 		return 1;
-	fprintf(f, "[service]\nendpoint = %s\nstate_dir = %s/state\nmax_sessions = 1024\nmax_sessions_per_principal = 256\n"
+	fprintf(f, "[service]\nendpoint = %s\nstate_dir = %s/state\nbackend = sim\nmax_sessions = 1024\nmax_sessions_per_principal = 256\n"
 	    "max_sessions_per_user = 1024\n"
 	    "[principal bench]\nkey = %s\nops = stash fetch\naudit_rate = 10000000\n"
 	    "[principal bench-uid]\nuid = %u\nops = stash fetch listen accept connect apply_foreign admin\n"
@@ -862,7 +862,7 @@ main(int argc, char **argv)
 	snprintf(pub2, sizeof(pub2), "%s/state2/server.pub", dir);
 	if ((f = fopen(conf2, "w")) == NULL)
 		return 1;
-	fprintf(f, "[service]\nendpoint = %s\nstate_dir = %s/state2\nmax_sessions = 1024\nmax_sessions_per_principal = 256\n"
+	fprintf(f, "[service]\nendpoint = %s\nstate_dir = %s/state2\nbackend = sim\nmax_sessions = 1024\nmax_sessions_per_principal = 256\n"
 	    "max_sessions_per_user = 1024\naudit = off\n"
 	    "[principal bench-uid]\nuid = %u\nops = stash fetch listen\nlisten = 127.0.0.1/32:*\n",
 	    sock2, dir, (unsigned)getuid());

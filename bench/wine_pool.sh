@@ -32,7 +32,7 @@ for workers in 1 2 4; do
 	state=$(winpath "$work/state-$workers")
 	# Wine's one user is a principal, so each ping is audited as a proxy's requests are, and the
 	# per-user cap and audit rate are lifted: the pool is measured, not the throttles.
-	printf '[service]\nendpoint = %s\nstate_dir = %s\nworkers = %s\nmax_sessions = 256\nmax_sessions_per_user = 256\n[principal bench]\nsid = S-1-5-21-0-0-0-1000\nops = stash\naudit_rate = 10000000\n' \
+	printf '[service]\nendpoint = %s\nstate_dir = %s\nbackend = sim\nworkers = %s\nmax_sessions = 256\nmax_sessions_per_user = 256\n[principal bench]\nsid = S-1-5-21-0-0-0-1000\nops = stash\naudit_rate = 10000000\n' \
 		"$pipe" "$state" "$workers" >"$work/w$workers.conf"
 	wine "$brokerd" --console --config "$(winpath "$work/w$workers.conf")" >"$work/broker-$workers.log" 2>&1 &
 	pid=$!

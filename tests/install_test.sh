@@ -78,6 +78,7 @@ cat >"$work/wfpbroker.conf" <<CONF
 [service]
 endpoint = $work/run/wfpbroker.sock
 state_dir = $work/state
+backend = sim
 audit = off
 
 [principal root]

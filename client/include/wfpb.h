@@ -254,6 +254,7 @@ WFPB_API uint64_t wfpb_monotonic_us(void);
 #define WFPBROKER_STATUS_BAD_REQUEST	35
 #define WFPBROKER_STATUS_TIMEOUT	36
 #define WFPBROKER_STATUS_UNAVAILABLE	37
+#define WFPBROKER_STATUS_CANCELLED	39	/* in audit records only: the session ended first */
 
 /*
  * Asynchronous requests (protocol version 2; on a version-1 session they

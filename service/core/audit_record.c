@@ -94,7 +94,7 @@ wfpb__audit_request(struct wfpb_session *s, const struct wfpb_op *op, uint64_t r
 		r.blob_hashes = &hash;
 	}
 	r.status = o->code;
-	r.latency_us = (uint32_t)((now_ms - started_ms) * 1000u);
+	r.latency_us = now_ms > started_ms ? (uint32_t)((now_ms - started_ms) * 1000u) : 0;
 	r.request_id = request_id;
 	r.session_id = s->session_id;
 	r.message = (char *)(uintptr_t)o->message;
@@ -105,11 +105,15 @@ wfpb__audit_request(struct wfpb_session *s, const struct wfpb_op *op, uint64_t r
 	 */
 	if (o->code == WFPBROKER__V1__STATUS_CODE__UNAVAILABLE && s->broker->audit.broken)
 		return seq;
+	/* A session that is ending answers nothing: there is no answer to hold back. */
+	if (s->ending)
+		return seq;
 	if (op != NULL && (op->flags & DURABLE)) {
 		if (seq == 0) {
 			/* The record could not even be queued: the answer must not go out. */
 			s->audit_failed = 1;
 			s->closing = 1;
+			wfpb_session_end_reason(s, "an audit record of its could not be queued");
 		} else {
 			wfpb__session_wait_audit(s, seq);
 		}
@@ -127,15 +131,23 @@ wfpb__dispatch_session_event(struct wfpb_session *s, int start)
 	WFPB_CORE_OWNED(s->broker);
 	if (!s->broker->audit_on)
 		return;
-	/* A session no principal claims is counted, not recorded: anyone can open one. */
-	if (wfpb_admit_summarised(s, 0)) {
-		if (start)
-			s->broker->admit.summary.sessions++;
+	/*
+	 * A session no principal claims is counted, not recorded: anyone can open
+	 * one. A recorded start is owed its end, whatever the policy says by then.
+	 */
+	if (start && wfpb_admit_summarised(s, 0)) {
+		s->broker->admit.summary.sessions++;
 		return;
 	}
+	if (!start && !s->started)
+		return;
 	principal_pb(s, &p, fp);
 	r.kind = start ? WFPBROKER__V1__AUDIT_KIND__AUDIT_SESSION_START : WFPBROKER__V1__AUDIT_KIND__AUDIT_SESSION_END;
 	r.principal = &p;
 	r.session_id = s->session_id;
+	if (start)
+		s->started = 1;
+	else
+		r.message = (char *)(uintptr_t)(s->end_reason != NULL ? s->end_reason : "the client closed the session");
 	(void)wfpb_audit_append(&s->broker->audit, &r, s->last_ms);
 }

@@ -101,6 +101,7 @@ struct wfpb_broker {
 	uint64_t			next_listener_id;
 	uint64_t			next_session_id;
 	int				started;	/* the start event was reported */
+	int				stopping;	/* the server is closing every session: their end's reason */
 	int				audit_on;
 	struct wfpb_audit		audit;
 	/* Sessions whose output waits for the audit log, and those it has released. */

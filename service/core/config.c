@@ -18,7 +18,8 @@ wfpb_config_defaults(struct wfpb_config *c, const char *endpoint, const char *st
 	memset(c, 0, sizeof(*c));
 	snprintf(c->endpoint, sizeof(c->endpoint), "%s", endpoint);
 	snprintf(c->state_dir, sizeof(c->state_dir), "%s", state_dir);
-	snprintf(c->backend, sizeof(c->backend), "sim");
+	/* The platform's real backend; sim only when a configuration names it (DESIGN.md §3). */
+	snprintf(c->backend, sizeof(c->backend), "%s", WFPB_BACKEND_DEFAULT);
 	c->handshake_timeout_ms = 5000;
 	c->idle_timeout_ms = 5 * 60 * 1000;
 	c->max_sessions = 256;

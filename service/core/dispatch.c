@@ -146,7 +146,11 @@ respond(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id, s
 		st.os_error = 0;
 		n = wfpbroker__v1__response__get_packed_size(&rp->resp);
 	}
-	if ((buf = malloc(n ? n : 1)) == NULL) {
+	if (s->ending) {
+		/* The session is going: nothing is answered, and what would have been handed over is closed. */
+		wfpb__net_close(rp->attach);
+		rc = 0;
+	} else if ((buf = malloc(n ? n : 1)) == NULL) {
 		wfpb__net_close(rp->attach);
 		rc = WFPB_E_NOMEM;
 	} else {
@@ -212,6 +216,9 @@ pend(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id, stru
 		return WFPB_E_NOMEM;
 	}
 	if (p->kind == WFPB_PENDING_APPLY) {
+		/* Records of Lifetime ONCE are this request's until it applies them or fails. */
+		if (p->has_handle)
+			(void)wfpb_stash_take(&s->broker->stash, p->handle, s->principal, 1);
 		wfpb__session_gate_here(s);	/* its answer comes later; what is queued now need not wait */
 		wfpb__outcome(&intent, WFPBROKER__V1__STATUS_CODE__OK, "apply_records: recorded before the records are set");
 		p->audit_seq = wfpb__audit_request(s, op, request_id, rp, &intent, now_ms, now_ms);
@@ -380,6 +387,8 @@ wfpb__dispatch_resume(struct wfpb_session *s, struct wfpb_pending *p, int why, u
 	wfpb__scope_init(&sc, s, op->perm);
 	if (!op->resume(&sc, p, &rp, &o, now_ms, why))
 		return 0;
+	if (why == WFPB_RESUME_GONE && o.code == WFPBROKER__V1__STATUS_CODE__OK)
+		abort();	/* a resume entry must not report success to a session that is gone */
 	wfpb__session_pending_remove(s, p);
 	/* The audit record of a failure may hash what the pending state held: it goes after the answer is built. */
 	rc = respond(s, op, p->request_id, &rp, &o, p->started_ms, now_ms);

@@ -40,7 +40,10 @@ struct wfpb_limits {
  */
 int wfpb__validate_message(const struct wfpb_limits *lim, const uint8_t *msg, size_t len);
 
-/* Audits a session's start (1) or end (0). */
+/*
+ * Audits a session's start (1) or end (0). The end is recorded once for every
+ * start that was, whichever way the session ended, with s->end_reason.
+ */
 void wfpb__dispatch_session_event(struct wfpb_session *s, int start);
 
 /* Why a pending request is taken up again. */
@@ -49,6 +52,7 @@ enum wfpb_resume_why {
 	WFPB_RESUME_POLL,	/* its socket may be ready: check without blocking */
 	WFPB_RESUME_TIMEOUT,	/* its deadline passed: answer TIMEOUT */
 	WFPB_RESUME_CANCEL,	/* what it waits on is going away (a released listener) */
+	WFPB_RESUME_GONE,	/* its session is ending: record what was done (CANCELLED), answer nothing */
 };
 
 /*

@@ -39,6 +39,11 @@ records_bytes(struct wfpb_scope *sc, const struct req_records *r, const char *wh
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "records: no such handle for principal %s",
 		    sc->principal);
 		return -1;
+	} else if (e->taken) {
+		/* Lifetime ONCE: the request that took them may still apply them; they are not for a second one. */
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND,
+		    "records: the handle's records (Lifetime ONCE) are taken by a request still waiting");
+		return -1;
 	} else {
 		*blob = e->blob;
 		*len = e->len;
@@ -649,6 +654,7 @@ wfpb__op_apply(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp,
 			memcpy(rp->pend.blob, blob, len);
 		rp->pend.blob_len = len;
 		/* An entry of Lifetime ONCE goes when the records are set, not now: they may never be. */
+		/* Taken once it waits (wfpb_dispatch), so no other request applies them meanwhile. */
 		if ((rp->pend.has_handle = r->apply.records.handle != NULL))
 			memcpy(rp->pend.handle, r->apply.records.handle, sizeof(rp->pend.handle));
 		take_request_socket(sc, sock);
@@ -730,6 +736,13 @@ wfpb__resume_accept(struct wfpb_scope *sc, const struct wfpb_pending *p, struct 
 		    (unsigned long long)p->listener_id);
 		return 1;
 	}
+	if (why == WFPB_RESUME_GONE) {
+		/* A connection the listener queued stays there: nothing was accepted for this request. */
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED,
+		    "accept: the session ended while it waited on listener %llu; nothing accepted",
+		    (unsigned long long)p->listener_id);
+		return 1;
+	}
 	rc = wfpb__net_accept(p->watch, &sock, &os_err);
 	if (rc == WFPB_E_AGAIN)
 		return 0;	/* another wake-up will come, or the deadline */
@@ -754,7 +767,13 @@ wfpb__resume_connect(struct wfpb_scope *sc, const struct wfpb_pending *p, struct
 	wfpb__audit_addr(rp, &p->remote);
 	memcpy(rp->audit_hash, p->blob_hash, sizeof(rp->audit_hash));
 	rp->has_audit_hash = p->has_blob_hash;
-	if (why == WFPB_RESUME_TIMEOUT || why == WFPB_RESUME_CANCEL) {
+	if (why == WFPB_RESUME_GONE) {
+		/* The connection was started, and the remote may have seen it: the record says how far it got. */
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED, "connect: %s; the session ended before it "
+		    "was handed over, and the broker closed it", !wfpb__net_ready(p->sock, 1) ? "started, not yet connected" :
+		    wfpb__net_connect_result(p->sock, &os_err) == 0 ? "connected" : "started, and failed");
+		wfpb__net_close(p->sock);
+	} else if (why == WFPB_RESUME_TIMEOUT || why == WFPB_RESUME_CANCEL) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "connect: nothing within %llu ms",
 		    (unsigned long long)(p->deadline_ms - p->started_ms));
 		wfpb__net_close(p->sock);
@@ -773,14 +792,18 @@ wfpb__resume_apply(struct wfpb_scope *sc, const struct wfpb_pending *p, struct r
     uint64_t now_ms, int why)
 {
 	const struct wfpb_backend	*be = sc->backend;
-	int				os_err = 0, code, timed_out = why == WFPB_RESUME_TIMEOUT || why == WFPB_RESUME_CANCEL;
+	int				os_err = 0, code, timed_out = why == WFPB_RESUME_TIMEOUT || why == WFPB_RESUME_CANCEL ||
+					    why == WFPB_RESUME_GONE;
 
 	if (!timed_out && sc->audit != NULL &&
 	    __atomic_load_n(&sc->audit->durable_seq, __ATOMIC_ACQUIRE) < p->audit_seq)
 		return 0;	/* not yet: the commit that holds it releases the session */
 	wfpb__audit_blob(rp, p->blob, p->blob_len, NULL);
 	wfpb__scope_refresh(sc);
-	if (timed_out) {
+	if (why == WFPB_RESUME_GONE) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED,
+		    "apply_records: the session ended before its record was durable; nothing applied");
+	} else if (timed_out) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT,
 		    "apply_records: its audit record was not durable within %u ms; nothing applied",
 		    APPLY_AUDIT_WAIT_MS);
@@ -798,6 +821,9 @@ wfpb__resume_apply(struct wfpb_scope *sc, const struct wfpb_pending *p, struct r
 		rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_APPLY_RECORDS;
 		rp->resp.apply_records = &rp->apply;
 	}
+	/* Not applied: records of Lifetime ONCE are there for another request again. */
+	if (o->code != WFPBROKER__V1__STATUS_CODE__OK && p->has_handle)
+		(void)wfpb_stash_take(sc->stash, p->handle, sc->principal, 0);
 	wfpb__net_discard(p->sock);
 	return 1;
 }

@@ -108,8 +108,10 @@ wfpb__scope_listener_release(struct wfpb_scope *sc, uint64_t id, uint64_t now_ms
 	if (l == NULL)
 		return WFPB_E_NOENT;
 	/* Accepts waiting on it are answered first; a session that cannot queue their answers closes. */
-	if (wfpb__dispatch_cancel(s, l->sock, now_ms) < 0)
+	if (wfpb__dispatch_cancel(s, l->sock, now_ms) < 0) {
 		s->closing = 1;
+		wfpb_session_end_reason(s, "the broker could not queue its answer");
+	}
 	*link = l->next;
 	wfpb__listener_free(s->broker, &s->socks, l);
 	return 0;

@@ -123,6 +123,22 @@ wfpb_session_add_fds(struct wfpb_session *s, const wfpb_sock *fds, unsigned n)
 	}
 }
 
+void
+wfpb_session_end_reason(struct wfpb_session *s, const char *why)
+{
+	if (s->end_reason == NULL)
+		s->end_reason = why;
+}
+
+/* The session closes for cause: its end record says why. */
+static int
+end_for(struct wfpb_session *s, const char *why, int rc)
+{
+	wfpb_session_end_reason(s, why);
+	s->closing = 1;
+	return rc;
+}
+
 static void
 close_in_fds(struct wfpb_session *s)
 {
@@ -169,19 +185,17 @@ wfpb_session_input(struct wfpb_session *s, const uint8_t *in, size_t len, uint64
 	while (len > 0) {
 		/* Version 1 answers in order: a pending request holds the ones after it. */
 		if ((s->version < 2 && s->n_pending > 0) || over_budget(s, now_ms)) {
-			if ((rc = hold(s, in, len)) != 0) {
-				s->closing = 1;
-				return rc;
-			}
+			if ((rc = hold(s, in, len)) != 0)
+				return end_for(s, "it sent more than the broker holds while a request was pending", rc);
 			return 0;
 		}
 		ev = wfpb_channel_feed(&s->ch, in, len, &used);
 		in += used;
 		len -= used;
-		if (ev < 0) {
-			s->closing = 1;
-			return ev;
-		}
+		if (ev < 0)
+			return end_for(s, s->started ?
+			    "a frame failed authentication or was malformed (tampered, replayed, reordered or empty)" :
+			    "the handshake failed", ev);
 		if (ev == WFPB_CHANNEL_ESTABLISHED) {
 			s->last_ms = now_ms;
 			s->version = wfpb_channel_version(&s->ch);
@@ -197,10 +211,8 @@ wfpb_session_input(struct wfpb_session *s, const uint8_t *in, size_t len, uint64
 			wfpb_core_leave(s->broker);
 			/* Descriptors belong to the request they came with. */
 			close_in_fds(s);
-			if (rc != 0) {
-				s->closing = 1;
-				return rc;
-			}
+			if (rc != 0)
+				return end_for(s, "the broker could not queue its answer", rc);
 		}
 	}
 	return 0;
@@ -271,10 +283,8 @@ resume_some(struct wfpb_session *s, int pick, wfpb_sock ready, uint64_t now_ms)
 			rc = 0;
 	}
 	wfpb_core_leave(s->broker);
-	if (rc < 0) {
-		s->closing = 1;
-		return rc;
-	}
+	if (rc < 0)
+		return end_for(s, "the broker could not queue its answer", rc);
 	s->last_ms = now_ms;
 	return drain_held(s, now_ms);
 }
@@ -530,7 +540,7 @@ wfpb__session_wait_audit(struct wfpb_session *s, uint64_t seq)
 		if ((g = realloc(s->gates, cap * sizeof(*g))) == NULL) {
 			/* Nowhere to note the wait: the answer must not go out unaudited, so the session ends. */
 			s->audit_failed = 1;
-			s->closing = 1;
+			(void)end_for(s, "the broker ran out of memory holding an answer for its record", 0);
 			return;
 		}
 		s->gates = g;
@@ -583,14 +593,14 @@ wfpb_session_released(struct wfpb_session *s, uint64_t now_ms)
 	wfpb_core_leave(s->broker);
 	if (failed) {
 		s->audit_failed = 1;
-		s->closing = 1;
+		(void)end_for(s, "an audit record it waited for could not be made durable", 0);
 		return;
 	}
 	/* The records of ApplyRecords whose audit records are durable now: only now may their effect happen. */
 	if ((rc = resume_some(s, PICK_APPLY, WFPB_SOCK_NONE, now_ms)) == 0)
 		rc = drain_held(s, now_ms);
 	if (rc < 0)
-		s->closing = 1;
+		(void)end_for(s, "the broker could not queue its answer", rc);
 }
 
 const uint8_t *
@@ -685,17 +695,14 @@ wfpb_session_expire(struct wfpb_session *s, uint64_t now_ms)
 {
 	if (s->n_pending > 0 && !s->closing && now_ms >= pending_deadline(s))
 		return resume_some(s, PICK_EXPIRED, WFPB_SOCK_NONE, now_ms);
-	if (s->over_since_ms != 0 && !s->closing) {
+	if (s->over_since_ms != 0 && !s->closing)
 		/* Its client left the output unread past output_stall_ms: it gets none of it. */
-		s->closing = 1;
-		return WFPB_E_LIMIT;
-	}
+		return end_for(s, "its client left the answers unread past output_stall_ms", WFPB_E_LIMIT);
 	if (s->n_pending > 0 && !s->closing)
 		return 0;	/* woken early: its requests wait on */
 	if (!wfpb_channel_established(&s->ch) && !s->closing)
 		wfpb_channel_reject(&s->ch, WFPB_REJECT_DEADLINE);
-	s->closing = 1;
-	return WFPB_E_TIMEOUT;
+	return end_for(s, "idle past its timeout", WFPB_E_TIMEOUT);
 }
 
 enum wfpb_sweep
@@ -719,13 +726,18 @@ wfpb_session_free(struct wfpb_session *s)
 		return;
 	WFPB_CORE_OWNED(s->broker);
 	wait_unlink(s);
-	if (wfpb_channel_established(&s->ch))
+	s->ending = 1;
+	if (s->broker->stopping)
+		wfpb_session_end_reason(s, "the broker stopped");
+	/*
+	 * Undo on disconnect: everything the session owned goes with it. A pending
+	 * request ends where every one ends, which records what it had done.
+	 */
+	while ((p = s->pending) != NULL)
+		if (wfpb__dispatch_resume(s, p, WFPB_RESUME_GONE, s->last_ms) == 0)
+			abort();	/* every resume entry ends its request when the session goes */
+	if (s->started)
 		wfpb__dispatch_session_event(s, 0);
-	/* Undo on disconnect: everything the session owned goes with it. */
-	while ((p = s->pending) != NULL) {
-		wfpb__session_pending_remove(s, p);
-		wfpb__pending_free(p);
-	}
 	free(s->watches);
 	while ((l = s->socks.listeners) != NULL) {
 		s->socks.listeners = l->next;

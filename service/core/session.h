@@ -62,6 +62,9 @@ struct wfpb_session {
 	uint64_t		opened_ms;
 	uint64_t		last_ms;	/* last complete message */
 	int			closing;	/* flush the output, then close */
+	int			ending;		/* wfpb_session_free runs: nothing more is answered or queued */
+	int			started;	/* its SESSION_START was recorded (or counted): its END is owed */
+	const char		*end_reason;	/* why it ended, for SESSION_END; the first cause set wins */
 	/* The policy's verdict on this session, refreshed after every reload. */
 	int			resolved;
 	uint64_t		policy_gen;
@@ -240,7 +243,17 @@ enum wfpb_sweep {
  */
 enum wfpb_sweep wfpb_session_sweep(struct wfpb_session *s, uint64_t now_ms);
 
-/* Releases everything the session owns. NULL is a no-op. */
+/*
+ * Says why the session is ending, for its SESSION_END record (a static
+ * string); the first cause given wins. Without one, the client closed it.
+ */
+void wfpb_session_end_reason(struct wfpb_session *s, const char *why);
+
+/*
+ * Ends the session and releases everything it owns: each pending request is
+ * ended by its own resume entry (WFPB_RESUME_GONE), which records what it had
+ * done as CANCELLED, then the session's end is recorded. NULL is a no-op.
+ */
 void wfpb_session_free(struct wfpb_session *s);
 
 #endif

@@ -156,6 +156,18 @@ remove_entry(struct wfpb_stash *st, struct wfpb_stash_entry *e)
 	unlink_free(st, pp);
 }
 
+int
+wfpb_stash_take(struct wfpb_stash *st, const uint8_t id[WFPB_STASH_ID_LEN], const char *owner, int taken)
+{
+	struct wfpb_stash_entry **pp = find(st, id);
+
+	if (pp == NULL || strcmp((*pp)->owner, owner) != 0)
+		return WFPB_E_NOENT;
+	if ((*pp)->once)
+		(*pp)->taken = taken;
+	return 0;
+}
+
 const struct wfpb_stash_entry *
 wfpb_stash_get(struct wfpb_stash *st, const uint8_t id[WFPB_STASH_ID_LEN], const char *owner, uint64_t now_ms)
 {

@@ -29,6 +29,7 @@ struct wfpb_stash_entry {
 	uint8_t			hash[32];	/* BLAKE2b-256 of blob, computed once, for the audit log */
 	int			queried;	/* records the broker read itself (Accept, QueryRecords) */
 	int			once;		/* released by the first request that applies it (Lifetime ONCE) */
+	int			taken;		/* ONCE: a waiting request holds it; no other may use it */
 	struct wfpb_stash_entry	*hnext;		/* hash chain */
 	struct wfpb_stash_entry	*prev, *next;	/* creation order, for expiry */
 };
@@ -67,6 +68,14 @@ int WFPB_MUST_CHECK wfpb_stash_put(struct wfpb_stash *st, const char *owner, str
 /* The entry for id if owner owns it and it has not expired, else NULL. */
 const struct wfpb_stash_entry *wfpb_stash_get(struct wfpb_stash *st, const uint8_t id[WFPB_STASH_ID_LEN],
     const char *owner, uint64_t now_ms);
+
+/*
+ * An entry of Lifetime ONCE that a waiting request will apply is taken
+ * (taken = 1): no other request may use it until that one releases it (it
+ * was applied) or gives it back (taken = 0: it failed). Entries of other
+ * lifetimes are not marked. 0 or WFPB_E_NOENT.
+ */
+int wfpb_stash_take(struct wfpb_stash *st, const uint8_t id[WFPB_STASH_ID_LEN], const char *owner, int taken);
 
 /* Removes an entry owner owns. 0 or WFPB_E_NOENT. */
 int WFPB_MUST_CHECK wfpb_stash_release(struct wfpb_stash *st, const uint8_t id[WFPB_STASH_ID_LEN],

@@ -1020,6 +1020,7 @@ wfpb_server_run(struct wfpb_broker *b, const struct wfpb_server_opts *opts)
 	notify(&sv, "STOPPING=1\nSTATUS=stopping: closing %u sessions", b->sessions);
 	committer_stop(&sv);
 	wfpb_log(WFPB_LOG_INFO, "stopping: closing %u sessions", b->sessions);
+	b->stopping = 1;	/* the reason their end records give */
 	while (sv.conns != NULL) {
 		(void)conn_flush(&sv, sv.conns);
 		conn_close(&sv, sv.conns);

@@ -845,6 +845,7 @@ wfpb_pipe_server_run(struct wfpb_pipe_server *sv)
 	/* One thread from here on: finish the audit batch in flight, then close every session. */
 	committer_stop(sv, now_ms() + DRAIN_MS);
 	wfpb_log(WFPB_LOG_INFO, "stopping: closing %u sessions", sv->b->sessions);
+	sv->b->stopping = 1;	/* the reason their end records give */
 	for (c = sv->conns; c != NULL; c = next) {
 		next = c->next;
 		EnterCriticalSection(&c->lock);

@@ -47,7 +47,7 @@ open_one(struct wfpb_noise_keypair *key, unsigned version, struct wfpb_session *
 static void
 setup(void)
 {
-	static const char		text[] = "[service]\nblob_max = 4096\nstash_max_per_principal = 64\n"
+	static const char		text[] = "[service]\nbackend = sim\nblob_max = 4096\nstash_max_per_principal = 64\n"
 					    "max_listeners_per_principal = 4\nmax_inflight = 8\n"
 					    "[principal fuzz]\nuid = 1000\nops = stash fetch admin listen accept\n"
 					    "listen = 127.0.0.1/32:*\n";

@@ -38,6 +38,7 @@ write_conf() {
 [service]
 endpoint = $endpoint
 state_dir = $work/state
+backend = sim
 checkpoint_every = 50
 $1
 

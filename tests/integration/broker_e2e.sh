@@ -57,6 +57,7 @@ write_conf() {
 [service]
 endpoint = $endpoint
 state_dir = $state
+backend = sim
 handshake_timeout_ms = 500
 idle_timeout_ms = 3000
 max_sessions = 8

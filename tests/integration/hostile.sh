@@ -26,6 +26,7 @@ write_conf() {
 [service]
 endpoint = $work/run/b.sock
 state_dir = $1
+backend = sim
 socket_group = nogroup
 max_sessions = ${2:-32}
 max_sessions_per_user = ${3:-8}

@@ -71,6 +71,7 @@ conf() {
 [service]
 endpoint = $1/run/b.sock
 state_dir = $1/state
+backend = sim
 checkpoint_every = 25
 ${2:-}
 audit_keep_files = 0

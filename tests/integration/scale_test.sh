@@ -8,7 +8,7 @@ rm -rf "$work"
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 # One uid opens them all, and they match no principal: lift the per-user cap and the short timeout.
-printf '[service]\nendpoint = %s/run/b.sock\nstate_dir = %s/state\nmax_sessions = %d\nmax_sessions_per_user = %d\nidle_timeout_ms = 600000\nunmatched_timeout_ms = 600000\n' \
+printf '[service]\nendpoint = %s/run/b.sock\nstate_dir = %s/state\nbackend = sim\nmax_sessions = %d\nmax_sessions_per_user = %d\nidle_timeout_ms = 600000\nunmatched_timeout_ms = 600000\n' \
 	"$work" "$work" $((n + 16)) $((n + 16)) >"$work/b.conf"
 ulimit -n $((n + 256)) || { echo "FAIL cannot raise the descriptor limit to $((n + 256))"; exit 1; }
 "$brokerd" --config "$work/b.conf" >"$work/broker.log" 2>&1 &

@@ -38,7 +38,12 @@ defaults_follow_design(void **state)
 	assert_int_equal(base.blob_max, 16384);
 	assert_int_equal(base.stash_max_per_principal, 1024);
 	assert_int_equal(base.stash_ttl_ms, 120000);
-	assert_string_equal(base.backend, "sim");
+	/* The platform's real backend: a test double is never chosen implicitly. */
+#ifdef _WIN32
+	assert_string_equal(base.backend, "wfp");
+#else
+	assert_string_equal(base.backend, "netfilter");
+#endif
 }
 
 static void
@@ -149,8 +154,12 @@ netfilter_proxies_need_a_mark(void **state)
 	    "[principal q]\nuid = 6\nops = stash fetch\n", &c, &err), 0);
 	assert_int_equal(c.principals[0].mark, 2);
 	wfpb_config_free(&c);
-	assert_int_equal(parse("[principal p]\nuid = 5\nops = connect\n", &c, &err), 0);
+	assert_int_equal(parse("[service]\nbackend = sim\n[principal p]\nuid = 5\nops = connect\n", &c, &err), 0);
 	wfpb_config_free(&c);
+#ifndef _WIN32
+	/* No backend named is netfilter here, and its rule holds. */
+	assert_int_equal(parse("[principal p]\nuid = 5\nops = connect\n", &c, &err), WFPB_E_CONFIG);
+#endif
 }
 
 static void

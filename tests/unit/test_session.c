@@ -54,6 +54,7 @@ setup(void **state)
 	if (f == NULL || sodium_init() < 0)
 		return -1;
 	wfpb_config_defaults(&cfg, "/x", "/y");
+	snprintf(cfg.backend, sizeof(cfg.backend), "sim");	/* the test double, named */
 	wfpb_noise_keypair_generate(&f->key);
 	if (wfpb_broker_init(&f->b, &cfg, NULL, &f->key, 1000) != 0)
 		return -1;
@@ -667,6 +668,7 @@ audited_broker(struct wfpb_broker *b, const char *policy, const char *name, char
 	dir[n + 6] = '\0';
 	assert_non_null(mkdtemp(dir));
 	wfpb_config_defaults(&base, "/x", dir);
+	snprintf(base.backend, sizeof(base.backend), "sim");	/* unless the policy names another */
 	assert_int_equal(wfpb_config_parse(policy, strlen(policy), &base, &cfg, &err), 0);
 	assert_int_equal(wfpb_broker_init(b, &cfg, NULL, key, 1000), 0);
 	crypto_sign_keypair(pk, sk);
@@ -1448,6 +1450,289 @@ v2_dead_upstream_times_out_alone(void **state)
 		close(fill[i]);
 	close(l);
 }
+
+/* What the audit log in dir holds: records of kind (and op, when not NULL) with status, counted. */
+static unsigned
+log_count(const char *dir, int kind, const char *op, int status)
+{
+	char				path[TEMP_DIR_LEN + 16];
+	static uint8_t			buf[1u << 20];
+	Wfpbroker__V1__AuditRecord	*r;
+	size_t				len = 0, off = 0, n;
+	unsigned			count = 0;
+	FILE				*fp;
+
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+	assert_non_null(fp = fopen(path, "rb"));
+	while ((n = fread(buf + len, 1, sizeof(buf) - len, fp)) > 0)
+		len += n;
+	fclose(fp);
+	while (off + 4 <= len) {
+		n = (size_t)buf[off] << 24 | (size_t)buf[off + 1] << 16 | (size_t)buf[off + 2] << 8 | buf[off + 3];
+		assert_true(off + 4 + n <= len);
+		assert_non_null(r = wfpbroker__v1__audit_record__unpack(NULL, n, buf + off + 4));
+		if ((int)r->kind == kind && (op == NULL || strcmp(r->op, op) == 0) && (int)r->status == status)
+			count++;
+		wfpbroker__v1__audit_record__free_unpacked(r, NULL);
+		off += 4 + n;
+	}
+	return count;
+}
+
+/* A listener on loopback that accepts nothing until asked (the remote of a Connect); its port in *port. */
+static int
+remote_listener(uint16_t *port)
+{
+	struct sockaddr_in	sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t		slen = sizeof(sin);
+	int			l;
+
+	assert_true((l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0)) >= 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(l, 128), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&sin, &slen), 0);
+	*port = ntohs(sin.sin_port);
+	return l;
+}
+
+/* The connections the remote saw, waiting up to a second for the last of n. */
+static unsigned
+remote_saw(int l, unsigned n)
+{
+	unsigned	seen = 0;
+	int		fd, i;
+
+	for (i = 0; i < 200 && seen < n; i++) {
+		while ((fd = accept(l, NULL, NULL)) >= 0) {
+			close(fd);
+			seen++;
+		}
+		if (seen < n)
+			usleep(5000);
+	}
+	return seen;
+}
+
+/*
+ * The attack: a principal with `connect` sends one Connect and vanishes, twenty
+ * times. Every connection the remote saw has its record (CANCELLED, what was
+ * done), and every session its end, whatever happened to the session.
+ */
+static void
+abandoned_connect_is_recorded(void **state)
+{
+	static const char		policy[] = "[principal p]\nuid = 1000\nops = connect\nconnect = 127.0.0.1/32:*\n";
+	struct wfpb_noise_keypair	*key = &((struct fixture *)*state)->key;
+	struct wfpb_identity		id = { .known = 1, .pid = 42, .uid = 1000, .gid = 1000, .user = "1000" };
+	struct wfpb_broker		b;
+	struct wfpb_session		*s;
+	struct wfpb_channel		c;
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__ConnectRequest	cr = WFPBROKER__V1__CONNECT_REQUEST__INIT;
+	Wfpbroker__V1__Address		a = WFPBROKER__V1__ADDRESS__INIT;
+	static uint8_t			lo[4] = { 127, 0, 0, 1 };
+	unsigned char			sk[64];
+	char				dir[TEMP_DIR_LEN];
+	uint16_t			port;
+	unsigned			i, ok, cancelled;
+	int				l;
+
+	audited_broker(&b, policy, "abandon", dir, key, sk);
+	l = remote_listener(&port);
+	a.family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
+	a.addr.data = lo;
+	a.addr.len = 4;
+	a.port = port;
+	cr.remote = &a;
+	cr.timeout_ms = 5000;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_CONNECT;
+	rq.connect = &cr;
+	for (i = 0; i < 20; i++) {
+		s = wfpb_session_new(&b, &id, 1000);
+		handshake(s, &c, key->pub, WFPB_PROTOCOL_VERSION);
+		rq.request_id = 100 + i;
+		send_request(s, &c, &rq, 1002);
+		/* The client is gone before any answer. */
+		wfpb_session_free(s);
+		wfpb_channel_free(&c);
+	}
+	/* Nobody waits for these records: the commit that takes them is the lazy one, later. */
+	assert_int_equal(wfpb_broker_commit(&b, 100000), 0);
+	while (wfpb_broker_next_ready(&b) != NULL)
+		;
+	assert_int_equal(remote_saw(l, 20), 20);
+	ok = log_count(dir, WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST, "connect", WFPBROKER__V1__STATUS_CODE__OK);
+	cancelled = log_count(dir, WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST, "connect",
+	    WFPBROKER__V1__STATUS_CODE__CANCELLED);
+	assert_int_equal(ok + cancelled, 20);
+	assert_int_equal(log_count(dir, WFPBROKER__V1__AUDIT_KIND__AUDIT_SESSION_START, NULL, 0), 20);
+	assert_int_equal(log_count(dir, WFPBROKER__V1__AUDIT_KIND__AUDIT_SESSION_END, NULL, 0), 20);
+	close(l);
+	wfpb_broker_fini(&b);
+	sodium_memzero(sk, sizeof(sk));
+	remove_dir(dir);
+}
+
+/*
+ * A session ended for a bad frame after the handshake (tampered, replayed,
+ * empty) has its SESSION_END like any other: those are the sessions a
+ * security team wants to see.
+ */
+static void
+bad_frame_sessions_have_their_end(void **state)
+{
+	static const char		policy[] = "[principal p]\nuid = 1000\nops = stash\n";
+	struct wfpb_noise_keypair	*key = &((struct fixture *)*state)->key;
+	struct wfpb_identity		id = { .known = 1, .pid = 42, .uid = 1000, .gid = 1000, .user = "1000" };
+	struct wfpb_broker		b;
+	struct wfpb_session		*s;
+	struct wfpb_channel		c;
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__PingRequest	pg;
+	unsigned char			sk[64];
+	char				dir[TEMP_DIR_LEN];
+	uint8_t				frame[512], empty[2] = { 0, 0 };
+	const uint8_t			*p;
+	size_t				len;
+	int				how;
+
+	audited_broker(&b, policy, "badframe", dir, key, sk);
+	for (how = 0; how < 3; how++) {
+		s = wfpb_session_new(&b, &id, 1000);
+		handshake(s, &c, key->pub, WFPB_PROTOCOL_VERSION);
+		make_ping(&rq, &pg, 1);
+		send_request(s, &c, &rq, 1002);
+		(void)next_response(s, &c);
+		/* The next frame the client sends, then spoilt: tampered, sent twice, or empty. */
+		make_ping(&rq, &pg, 2);
+		len = wfpbroker__v1__request__get_packed_size(&rq);
+		wfpbroker__v1__request__pack(&rq, frame);
+		assert_int_equal(wfpb_channel_send(&c, frame, len), 0);
+		p = wfpb_channel_output(&c, &len);
+		assert_true(len <= sizeof(frame));
+		memcpy(frame, p, len);
+		wfpb_channel_output_done(&c, len);
+		if (how == 0) {
+			frame[len - 1] ^= 1;
+			assert_true(wfpb_session_input(s, frame, len, 1003) < 0);
+		} else if (how == 1) {
+			assert_int_equal(wfpb_session_input(s, frame, len, 1003), 0);
+			assert_true(wfpb_session_input(s, frame, len, 1003) < 0);
+		} else {
+			assert_true(wfpb_session_input(s, empty, sizeof(empty), 1003) < 0);
+		}
+		assert_true(s->closing);
+		wfpb_session_free(s);
+		wfpb_channel_free(&c);
+	}
+	assert_int_equal(wfpb_broker_commit(&b, 100000), 0);
+	assert_int_equal(log_count(dir, WFPBROKER__V1__AUDIT_KIND__AUDIT_SESSION_START, NULL, 0), 3);
+	assert_int_equal(log_count(dir, WFPBROKER__V1__AUDIT_KIND__AUDIT_SESSION_END, NULL, 0), 3);
+	wfpb_broker_fini(&b);
+	sodium_memzero(sk, sizeof(sk));
+	remove_dir(dir);
+}
+
+/* Sends an ApplyRecords of the handle on a new socket of ours, as request id. */
+static void
+apply_handle(struct wfpb_session *s, struct wfpb_channel *c, const ProtobufCBinaryData *handle, uint64_t id)
+{
+	Wfpbroker__V1__Request			rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__ApplyRecordsRequest	ap = WFPBROKER__V1__APPLY_RECORDS_REQUEST__INIT;
+	Wfpbroker__V1__SocketTransfer		x = WFPBROKER__V1__SOCKET_TRANSFER__INIT;
+	Wfpbroker__V1__RecordSource		src = WFPBROKER__V1__RECORD_SOURCE__INIT;
+	Wfpbroker__V1__StashHandle		h = WFPBROKER__V1__STASH_HANDLE__INIT;
+	wfpb_sock				fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	wfpb_session_add_fds(s, &fd, 1);
+	x.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX;
+	h.id = *handle;
+	src.source_case = WFPBROKER__V1__RECORD_SOURCE__SOURCE_HANDLE;
+	src.handle = &h;
+	ap.socket = &x;
+	ap.records = &src;
+	rq.request_id = id;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_APPLY_RECORDS;
+	rq.apply_records = &ap;
+	send_request(s, c, &rq, 1002);
+}
+
+/*
+ * Records of Lifetime ONCE are applied once: a second ApplyRecords sent
+ * while the first waits for its record does not take them too. When the
+ * first fails instead, they are there again.
+ */
+static void
+once_records_are_applied_once(void **state)
+{
+	static const char		policy[] = "[principal p]\nuid = 1000\nops = stash apply apply_foreign\n";
+	struct wfpb_noise_keypair	*key = &((struct fixture *)*state)->key;
+	struct wfpb_identity		id = { .known = 1, .pid = 42, .uid = 1000, .gid = 1000, .user = "1000" };
+	struct wfpb_broker		b;
+	struct wfpb_session		*s;
+	struct wfpb_channel		c;
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__StashRequest	st = WFPBROKER__V1__STASH_REQUEST__INIT;
+	Wfpbroker__V1__Response		*r, *second;
+	uint8_t				rec[WFPB_SIM_HDR_LEN + WFPB_SIM_HOP_LEN] = "WFPS\x01\x00\x00\x01";
+	unsigned char			sk[64];
+	char				dir[TEMP_DIR_LEN];
+
+	audited_broker(&b, policy, "once", dir, key, sk);
+	s = wfpb_session_new(&b, &id, 1000);
+	handshake(s, &c, key->pub, WFPB_PROTOCOL_VERSION);
+	rec[WFPB_SIM_HDR_LEN] = WFPB_AF_INET;
+	st.blob.data = rec;
+	st.blob.len = sizeof(rec);
+	st.lifetime = WFPBROKER__V1__LIFETIME__ONCE;
+	rq.request_id = 1;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_STASH;
+	rq.stash = &st;
+	send_request(s, &c, &rq, 1001);
+	assert_non_null(r = next_response(s, &c));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	/* Back to back, before the first one's record is durable. */
+	apply_handle(s, &c, &r->stash->handle->id, 2);
+	apply_handle(s, &c, &r->stash->handle->id, 3);
+	assert_int_equal(wfpb_broker_commit(&b, 1003), 1);
+	while (wfpb_broker_next_ready(&b) != NULL)
+		;
+	wfpb_session_released(s, 1003);
+	assert_int_equal(b.backend.ops->records_applied(b.backend.ctx), 1);
+	assert_non_null(second = next_response(s, &c));
+	assert_int_equal(second->request_id, 3);
+	assert_int_equal(second->status->code, WFPBROKER__V1__STATUS_CODE__NOT_FOUND);
+	wfpbroker__v1__response__free_unpacked(second, NULL);
+	assert_non_null(second = next_response(s, &c));
+	assert_int_equal(second->request_id, 2);
+	assert_int_equal(second->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	wfpbroker__v1__response__free_unpacked(second, NULL);
+	/* Applied once, the entry is gone. */
+	apply_handle(s, &c, &r->stash->handle->id, 4);
+	assert_int_equal(wfpb_broker_commit(&b, 1004), 1);
+	while (wfpb_broker_next_ready(&b) != NULL)
+		;
+	wfpb_session_released(s, 1004);
+	assert_non_null(second = next_response(s, &c));
+	assert_int_equal(second->status->code, WFPBROKER__V1__STATUS_CODE__NOT_FOUND);
+	wfpbroker__v1__response__free_unpacked(second, NULL);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	/* An ApplyRecords whose session leaves before its record is durable: recorded CANCELLED, nothing applied. */
+	rq.request_id = 5;
+	send_request(s, &c, &rq, 1004);
+	assert_non_null(r = next_response(s, &c));
+	apply_handle(s, &c, &r->stash->handle->id, 6);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	wfpb_session_free(s);
+	wfpb_channel_free(&c);
+	assert_int_equal(wfpb_broker_commit(&b, 100000), 0);
+	assert_int_equal(b.backend.ops->records_applied(b.backend.ctx), 1);
+	assert_int_equal(log_count(dir, WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST, "apply_records",
+	    WFPBROKER__V1__STATUS_CODE__CANCELLED), 1);
+	wfpb_broker_fini(&b);
+	sodium_memzero(sk, sizeof(sk));
+	remove_dir(dir);
+}
 #endif
 
 /* Opens a second session in the fixture's broker speaking protocol version `version`. */
@@ -1616,6 +1901,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(descriptors_before_handshake_are_discarded, setup, teardown),
 		cmocka_unit_test_setup_teardown(apply_records_waits_for_its_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(prepare_carries_the_marks, setup, teardown),
+		cmocka_unit_test_setup_teardown(abandoned_connect_is_recorded, setup, teardown),
+		cmocka_unit_test_setup_teardown(bad_frame_sessions_have_their_end, setup, teardown),
+		cmocka_unit_test_setup_teardown(once_records_are_applied_once, setup, teardown),
 #else
 		cmocka_unit_test_setup_teardown(pull_waits_off_the_core_lock_and_gives_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(callout_sized_context_is_enobufs_and_the_service_serves_on, setup,

@@ -81,6 +81,8 @@ check "the Event Log source is registered" eval 'wine reg query "HKLM\\System\\C
 check "the service is RUNNING when msiexec returns" test "$(state_of)" = RUNNING
 check "wfpbctl with no options reaches it (default pipe, pinned ProgramData key)" answers ping
 check "the installing administrator may run wfpbctl status at once (ADMINGROUP: Administrators)" answers status
+check "a fresh install runs the real backend (status says backend wfp), never the test double" eval \
+	'grep -qx "backend wfp" "$work/ctl.out"'
 check "the configuration the service wrote grants admin to S-1-5-32-544 only" eval \
 	"tr -d '\\r' <'$programdata/wfpbroker.conf' | grep -qx 'group_sid = S-1-5-32-544' &&
 	 test \"\$(tr -d '\\r' <'$programdata/wfpbroker.conf' | grep -c '^ops')\" = 1"

@@ -20,7 +20,7 @@ state=$(winpath "$work/state")
 # An enrolled client key, for the IK ping.
 ik_hex=$(wine "$wfpbctl" keygen --out "$(winpath "$work/client")" 2>/dev/null | tail -n 1 | tr -d '\r')
 # Admin comes from the token's groups: Wine's token holds Administrators, elevated.
-printf '[service]\nendpoint = %s\nstate_dir = %s\n[principal wine-admins]\ngroup_sid = S-1-5-32-544\nelevated = yes\nops = admin\n[principal wine-user]\nsid = S-1-5-21-0-0-0-1000\nops = fetch\n[principal enrolled]\nkey = %s\n' \
+printf '[service]\nendpoint = %s\nstate_dir = %s\nbackend = sim\n[principal wine-admins]\ngroup_sid = S-1-5-32-544\nelevated = yes\nops = admin\n[principal wine-user]\nsid = S-1-5-21-0-0-0-1000\nops = fetch\n[principal enrolled]\nkey = %s\n' \
 	"$pipe" "$state" "$ik_hex" >"$work/wfpbroker.conf"
 
 wine "$brokerd" uninstall >/dev/null 2>&1	# a leftover from an interrupted run
