@@ -286,61 +286,80 @@ user_name(const char *user, char *out, size_t cap)
  * One record as one JSON object a line, through the project's one JSON writer
  * (docs/AUDIT.md): its fields by name for a SIEM, and its exact bytes
  * ("record", hex) so a collector can recompute the chain and tell an altered
- * field from the original.
+ * field from the original. What the exporting host adds (host, audit key,
+ * the user's account name) comes in x. The centre's verifier makes the same
+ * line again from the record and compares bytes (audit_collect.c).
  */
+void
+wfpbctl_record_json(struct wfpb_json *j, const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed,
+    size_t framed_len, const struct wfpbctl_line_extra *x)
+{
+	char	a[WFPB_ADDR_STRLEN], when[WFPB_RFC3339_LEN];
+	size_t	i;
+
+	wfpb_json_obj_begin(j, NULL);
+	if (x->host != NULL && x->host_len > 0)
+		wfpb_json_strn(j, "host", x->host, x->host_len);
+	if (x->key_fingerprint != NULL)
+		wfpb_json_hex(j, "audit_key", x->key_fingerprint, 32);
+	wfpb_json_u64(j, "seq", r->seq);
+	wfpb_rfc3339(r->time_unix_ms, when);
+	wfpb_json_str(j, "time", when);
+	wfpb_json_u64(j, "time_unix_ms", r->time_unix_ms);
+	wfpb_json_str(j, "kind", wfpbctl_enum_name(&wfpbroker__v1__audit_kind__descriptor, r->kind));
+	wfpb_json_u64(j, "session_id", r->session_id);
+	wfpb_json_u64(j, "request_id", r->request_id);
+	wfpb_json_str(j, "op", r->op);
+	if (r->principal != NULL) {
+		wfpb_json_obj_begin(j, "principal");
+		wfpb_json_str(j, "user", r->principal->user);
+		if (x->user_name != NULL && x->user_name_len > 0)
+			wfpb_json_strn(j, "user_name", x->user_name, x->user_name_len);
+		wfpb_json_u64(j, "pid", r->principal->pid);
+		wfpb_json_str(j, "image", r->principal->image);
+		wfpb_json_str(j, "name", r->principal->name);
+		if (r->principal->key_fingerprint.len)
+			wfpb_json_hex(j, "key_fingerprint", r->principal->key_fingerprint.data,
+			    r->principal->key_fingerprint.len);
+		wfpb_json_obj_end(j);
+	}
+	wfpb_json_arr_begin(j, "addresses");
+	for (i = 0; i < r->n_addresses; i++) {
+		wfpbctl_addr_text(r->addresses[i], a);
+		wfpb_json_str(j, NULL, a);
+	}
+	wfpb_json_arr_end(j);
+	wfpb_json_arr_begin(j, "blob_hashes");
+	for (i = 0; i < r->n_blob_hashes; i++)
+		wfpb_json_hex(j, NULL, r->blob_hashes[i].data, r->blob_hashes[i].len);
+	wfpb_json_arr_end(j);
+	wfpb_json_str(j, "status", wfpbctl_enum_name(&wfpbroker__v1__status_code__descriptor, r->status));
+	wfpb_json_u64(j, "latency_us", r->latency_us);
+	wfpb_json_str(j, "message", r->message);
+	wfpb_json_hex(j, "prev_hash", r->prev_hash.data, r->prev_hash.len);
+	if (r->signature.len)
+		wfpb_json_hex(j, "signature", r->signature.data, r->signature.len);
+	wfpb_json_hex(j, "record", framed, framed_len);
+	wfpb_json_obj_end(j);
+}
+
 static int
 json_line(FILE *out, const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t framed_len)
 {
-	struct wfpb_json	j;
-	char			a[WFPB_ADDR_STRLEN], when[WFPB_RFC3339_LEN], uname[256];
-	size_t			i;
+	struct wfpb_json		j;
+	struct wfpbctl_line_extra	x = { 0 };
+	char				uname[256];
 
-	wfpb_json_init(&j, out);
-	wfpb_json_obj_begin(&j, NULL);
-	if (line_ctx.host[0] != '\0')
-		wfpb_json_str(&j, "host", line_ctx.host);
-	if (line_ctx.has_key)
-		wfpb_json_hex(&j, "audit_key", line_ctx.key_fingerprint, sizeof(line_ctx.key_fingerprint));
-	wfpb_json_u64(&j, "seq", r->seq);
-	wfpb_rfc3339(r->time_unix_ms, when);
-	wfpb_json_str(&j, "time", when);
-	wfpb_json_u64(&j, "time_unix_ms", r->time_unix_ms);
-	wfpb_json_str(&j, "kind", wfpbctl_enum_name(&wfpbroker__v1__audit_kind__descriptor, r->kind));
-	wfpb_json_u64(&j, "session_id", r->session_id);
-	wfpb_json_u64(&j, "request_id", r->request_id);
-	wfpb_json_str(&j, "op", r->op);
+	x.host = line_ctx.host;
+	x.host_len = strlen(line_ctx.host);
+	x.key_fingerprint = line_ctx.has_key ? line_ctx.key_fingerprint : NULL;
 	if (r->principal != NULL) {
-		wfpb_json_obj_begin(&j, "principal");
-		wfpb_json_str(&j, "user", r->principal->user);
 		user_name(r->principal->user, uname, sizeof(uname));
-		if (uname[0] != '\0')
-			wfpb_json_str(&j, "user_name", uname);
-		wfpb_json_u64(&j, "pid", r->principal->pid);
-		wfpb_json_str(&j, "image", r->principal->image);
-		wfpb_json_str(&j, "name", r->principal->name);
-		if (r->principal->key_fingerprint.len)
-			wfpb_json_hex(&j, "key_fingerprint", r->principal->key_fingerprint.data,
-			    r->principal->key_fingerprint.len);
-		wfpb_json_obj_end(&j);
+		x.user_name = uname;
+		x.user_name_len = strlen(uname);
 	}
-	wfpb_json_arr_begin(&j, "addresses");
-	for (i = 0; i < r->n_addresses; i++) {
-		wfpbctl_addr_text(r->addresses[i], a);
-		wfpb_json_str(&j, NULL, a);
-	}
-	wfpb_json_arr_end(&j);
-	wfpb_json_arr_begin(&j, "blob_hashes");
-	for (i = 0; i < r->n_blob_hashes; i++)
-		wfpb_json_hex(&j, NULL, r->blob_hashes[i].data, r->blob_hashes[i].len);
-	wfpb_json_arr_end(&j);
-	wfpb_json_str(&j, "status", wfpbctl_enum_name(&wfpbroker__v1__status_code__descriptor, r->status));
-	wfpb_json_u64(&j, "latency_us", r->latency_us);
-	wfpb_json_str(&j, "message", r->message);
-	wfpb_json_hex(&j, "prev_hash", r->prev_hash.data, r->prev_hash.len);
-	if (r->signature.len)
-		wfpb_json_hex(&j, "signature", r->signature.data, r->signature.len);
-	wfpb_json_hex(&j, "record", framed, framed_len);
-	wfpb_json_obj_end(&j);
+	wfpb_json_init(&j, out);
+	wfpbctl_record_json(&j, r, framed, framed_len, &x);
 	return wfpb_json_end(&j);
 }
 

@@ -1,16 +1,28 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * wfpbctl audit verify-collected FILE... --keys DIR [--json] [--silent-after S]
+ * wfpbctl audit verify-collected FILE... --keys DIR [--json] [--silent-after S] [--tail-max S]
+ *     [--window N] [--retired KEYFILE]...
  *
- * The centre's verifier (docs/AUDIT.md, "Fleet"): reads what a collector stored — exported JSON
- * lines of many hosts, interleaved, repeated — groups them by the audit key they name, matched
- * to one of the *.pub keys in DIR by fingerprint, and proves for each host from each line's
- * "record" (its exact bytes) that the chain is whole: every seq from 1 present (gaps named as
- * ranges), each record's prev_hash the hash of the one before (a break names the seq), every
- * checkpoint's signature good under that host's key, no seq with two different records (a
- * fork), and the line's readable fields those of its record (a field altered on the way).
- * It says how long ago each host's last checkpoint was; past --silent-after seconds that
- * host is silent. Exit 0 only when every host is whole and every line belongs to a known key.
+ * The centre's verifier (docs/AUDIT.md, "At the centre"). Everything in a collected line is
+ * untrusted: a collector, a shipper or anyone on a plain-TCP path may have written it. Lines
+ * are read as a stream, file after file; memory is bounded by the number of keys and the
+ * reorder window, never by the number of lines. For each line naming an audit key in DIR:
+ *
+ *   - the line must be, byte for byte, what the exporter writes for its record (made again
+ *     here by the exporter's own function, wfpbctl_record_json); only the host-added fields
+ *     (host, audit_key, principal.user_name) come from the line. Any other difference — a
+ *     duplicate member, a space, a field rewritten, bytes after the object — is "altered",
+ *     and every copy of a record is checked, not only the first;
+ *   - its record joins its host's chain: every seq from 1, each prev_hash the hash of the
+ *     record before, checkpoints signed by the host's key, one record per seq. Lines of one
+ *     host may arrive out of order by up to --window seqs (4096); a repeat is compared with
+ *     the record accepted for its seq while that is within the window, and is "late" after.
+ *
+ * What follows a host's last valid checkpoint is signed by nothing: it is reported as an
+ * unverified tail, never as whole, and fails the run once its oldest record is older than
+ * --tail-max seconds (60). Every key in DIR that sent nothing is silent and fails the run,
+ * unless named with --retired. Nothing from a line reaches the terminal unescaped; a host is
+ * reported under its key file's name, with the host names its lines gave.
  */
 #ifdef _WIN32
 #include <windows.h>
@@ -27,44 +39,110 @@
 
 #include "audit.h"
 #include "audit_cmd.h"
-#include "fileio.h"
 #include "json.h"
 #include "keyfile.h"
 #include "num.h"
 #include "wfpbroker.pb-c.h"
 
 #define KEYS_MAX	4096u
+#define RETIRED_MAX	256u
+#define LINE_MAX_BYTES	(2u * (WFPB_AUDIT_RECORD_MAX + 4u) + 64u * 1024u)	/* longer: not one of ours */
+#define WINDOW_DEFAULT	4096u
+#define WINDOW_MAX	(1u << 20)
+#define TAIL_MAX_DEFAULT 60u
+#define HOST_NAMES_MAX	4u	/* distinct host values kept per key for the report */
+#define HOST_NAME_LEN	128u
+#define PROBLEMS_SHOWN	20u	/* per host and kind; the rest are counted */
 
-struct key {
-	char	name[256];
-	uint8_t	pub[32], fp[32];
+/* Where a line was: which file of the command line, which line of it. */
+struct where {
+	unsigned	file;
+	uint64_t	line;
 };
 
-struct entry {
-	unsigned	key;		/* index into keys */
-	uint64_t	seq;
+/* A record waiting in the reorder window, or accepted (the window's recent past). */
+struct slot {
+	uint64_t	seq;		/* 0: empty */
 	uint8_t		hash[32];	/* BLAKE2b-256 of the framed record */
 	uint8_t		prev[32];
-	int		has_prev;
-	int		checkpoint;
-	int		sig_ok;		/* checkpoints: the signature verified */
-	int		mismatch;	/* the line's fields disagree with its record */
 	uint64_t	time_ms;
-	char		where[96];	/* FILE:LINE */
+	struct where	at;
+	unsigned char	has_prev, checkpoint, sig_ok;
 };
+
+/* An accepted record, remembered while within the window: what a later copy must match. */
+struct seen {
+	uint64_t	seq;
+	uint8_t		hash[32];
+	struct where	at;
+};
+
+enum problem { P_GAP, P_BREAK, P_SIGNATURE, P_FORK, P_ALTERED, P_LATE, P_HOSTS, P_KINDS };
+static const char *const problem_name[P_KINDS] = { "gap", "break", "signature", "fork", "altered", "late",
+	"hosts" };
 
 struct host {
-	char		name[128];	/* the "host" last seen for the key */
-	unsigned long	lines, records, gaps, breaks, bad_sigs, forks, mismatches;
-	uint64_t	first, last, last_checkpoint_ms, missing;
+	char		file[256];	/* the key's file name in DIR: how the host is reported */
+	uint8_t		pub[32], fp[32];
+	int		retired;
+	unsigned long	lines, records, missing;
+	unsigned long	count[P_KINDS];
+	uint64_t	first, next;	/* first seq seen accepted; the seq awaited next (0: none yet) */
+	uint8_t		last_hash[32];	/* of record next - 1 */
+	int		linked;		/* last_hash holds: the next record's prev_hash is checked */
+	uint64_t	gap_from;	/* a run of missing seqs being passed over, or 0 */
+	uint64_t	checkpoint_seq, checkpoint_ms;	/* the last valid checkpoint */
+	uint64_t	tail_first_ms;	/* the oldest time of a record after it */
+	struct slot	*pend;		/* [window]: records ahead of next, by seq % window (lazily) */
+	unsigned	npend;
+	struct seen	*seen;		/* [window]: the last accepted records, by seq % window */
+	char		names[HOST_NAMES_MAX][HOST_NAME_LEN];	/* distinct "host" values, escaped */
+	unsigned	nnames;
+	int		more_names;
+	struct wfpb_json *jp;		/* --json: problems are written here as they are found */
 };
 
-static struct key	keys[KEYS_MAX];
-static unsigned		nkeys;
+struct run {
+	struct host	*hosts;
+	unsigned	nhosts;
+	const char	**files;
+	unsigned	nfiles;
+	uint32_t	window;
+	int		json;
+	struct wfpb_json j;		/* the report (--json) */
+	struct wfpb_json line;		/* a line made again from its record */
+	uint8_t		*framed;
+	unsigned long	junk, damaged, unknown, too_long;
+};
+
+/*
+ * Writes s (n bytes) so that nothing in it can act on a terminal: printable ASCII as it is,
+ * backslash and every other byte as \xNN. out holds 4 * n + 1.
+ */
+static void
+safe_text(const char *s, size_t n, char *out)
+{
+	static const char	hex[] = "0123456789abcdef";
+	size_t			i, k = 0;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '\\') {
+			out[k++] = (char)c;
+		} else {
+			out[k++] = '\\';
+			out[k++] = 'x';
+			out[k++] = hex[c >> 4];
+			out[k++] = hex[c & 15];
+		}
+	}
+	out[k] = '\0';
+}
 
 /* Loads every *.pub in dir that holds one 32-byte key: the hosts' audit keys. */
 static int
-load_keys(const char *dir)
+load_keys(struct run *rn, const char *dir)
 {
 	char path[4096];
 
@@ -90,14 +168,17 @@ load_keys(const char *dir)
 		if (l < 5 || strcmp(n + l - 4, ".pub") != 0)
 			continue;
 #endif
-		if (nkeys >= KEYS_MAX)
+		struct host *h;
+
+		if (rn->nhosts >= KEYS_MAX)
 			break;
+		h = &rn->hosts[rn->nhosts];
 		snprintf(path, sizeof(path), "%s/%s", dir, n);
-		if (wfpb_keyfile_load_public(path, keys[nkeys].pub) != 0)
+		if (wfpb_keyfile_load_public(path, h->pub) != 0)
 			continue;
-		snprintf(keys[nkeys].name, sizeof(keys[nkeys].name), "%s", n);
-		crypto_generichash(keys[nkeys].fp, 32, keys[nkeys].pub, 32, NULL, 0);
-		nkeys++;
+		snprintf(h->file, sizeof(h->file), "%s", n);
+		crypto_generichash(h->fp, 32, h->pub, 32, NULL, 0);
+		rn->nhosts++;
 #ifdef _WIN32
 	} while (FindNextFileA(h, &fd));
 	FindClose(h);
@@ -109,62 +190,58 @@ load_keys(const char *dir)
 }
 
 /*
- * The value of a member of the JSON object that starts at obj's first '{': a string's raw
- * text (escapes left as they are, quotes not included), a number's digits, or an object's
- * or array's whole text with its brackets, as [*v, *e). A small reader for the lines this
- * project writes, strict enough that a mangled line is refused rather than guessed at.
- * 0, or -1 when absent.
+ * Locates a member of the JSON object at the start of line: the first one named key at its
+ * top level (or, with in_principal, at the top level of its "principal" object). A string's
+ * text between its quotes, or a number's digits, as [*v, *e). Only used to pick the values
+ * a line claims; the line is then judged whole by making it again (line_is_exact), so a
+ * value picked from a malformed line only makes that comparison fail.
  */
 static int
-find_member(const char *obj, const char *key, const char **v, const char **e)
+find_member(const char *line, const char *end, const char *key, int in_principal, const char **v, const char **e)
 {
-	const char	*p = strchr(obj, '{');
+	const char	*p = line;
 	size_t		klen = strlen(key);
-	int		depth = 0;
+	int		depth = 0, in_p = 0;
 
-	if (p == NULL)
+	if (p >= end || *p != '{')
 		return -1;
-	for (; *p != '\0'; p++) {
+	for (; p < end; p++) {
 		if (*p == '{' || *p == '[') {
 			depth++;
 		} else if (*p == '}' || *p == ']') {
 			if (--depth == 0)
-				return -1;	/* the end of obj */
+				return -1;
+			if (in_p && depth == 1)
+				in_p = 0;
 		} else if (*p == '"') {
 			const char *s = ++p;
 
-			while (*p != '\0' && *p != '"')
-				p += (*p == '\\' && p[1] != '\0') ? 2 : 1;
-			if (*p == '\0')
+			while (p < end && *p != '"')
+				p += (*p == '\\' && p + 1 < end) ? 2 : 1;
+			if (p >= end)
 				return -1;
-			if (depth != 1 || (size_t)(p - s) != klen || memcmp(s, key, klen) != 0 || p[1] != ':')
+			if (p + 1 >= end || p[1] != ':')
+				continue;
+			if (depth == 1 && (size_t)(p - s) == 9 && memcmp(s, "principal", 9) == 0 && p + 2 < end &&
+			    p[2] == '{') {
+				if (in_principal) {
+					in_p = 1;
+					p += 2;
+					depth++;
+				}
+				continue;
+			}
+			if ((in_principal ? !(in_p && depth == 2) : depth != 1) || (size_t)(p - s) != klen ||
+			    memcmp(s, key, klen) != 0)
 				continue;
 			s = p + 2;
-			if (*s == '"') {
-				for (p = ++s; *p != '\0' && *p != '"'; p += (*p == '\\' && p[1] != '\0') ? 2 : 1)
+			if (s < end && *s == '"') {
+				for (p = ++s; p < end && *p != '"'; p += (*p == '\\' && p + 1 < end) ? 2 : 1)
 					;
-				if (*p != '"')
-					return -1;
-			} else if (*s == '{' || *s == '[') {
-				int d = 0;
-
-				for (p = s; *p != '\0'; p++) {
-					if (*p == '"') {
-						for (p++; *p != '\0' && *p != '"';)
-							p += (*p == '\\' && p[1] != '\0') ? 2 : 1;
-						if (*p == '\0')
-							return -1;
-					} else if (*p == '{' || *p == '[') {
-						d++;
-					} else if ((*p == '}' || *p == ']') && --d == 0) {
-						p++;
-						break;
-					}
-				}
-				if (d != 0)
+				if (p >= end)
 					return -1;
 			} else {
-				for (p = s; (*p >= '0' && *p <= '9') || *p == '-'; p++)
+				for (p = s; p < end && *p >= '0' && *p <= '9'; p++)
 					;
 			}
 			*v = s;
@@ -175,466 +252,677 @@ find_member(const char *obj, const char *key, const char **v, const char **e)
 	return -1;
 }
 
-/* As find_member, copied into out (NUL-terminated); -1 when absent or longer than cap - 1. */
+/* One hex digit's value, or -1. */
 static int
-member(const char *obj, const char *key, char *out, size_t cap)
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * A JSON string's text (between its quotes) as the bytes it stands for, into out (cap): the
+ * escapes RFC 8259 defines, \u with its surrogate pairs as UTF-8. Its length, or -1 when the
+ * text is not a JSON string's or does not fit.
+ */
+static long
+json_unescape(const char *s, const char *e, char *out, size_t cap)
+{
+	size_t		k = 0;
+	uint32_t	cp, lo;
+	int		i, d;
+
+	while (s < e) {
+		if ((unsigned char)*s < 0x20 || *s == '"')
+			return -1;
+		if (*s != '\\') {
+			if (k >= cap)
+				return -1;
+			out[k++] = *s++;
+			continue;
+		}
+		if (++s >= e)
+			return -1;
+		switch (*s++) {
+		case '"': cp = '"'; break;
+		case '\\': cp = '\\'; break;
+		case '/': cp = '/'; break;
+		case 'b': cp = '\b'; break;
+		case 'f': cp = '\f'; break;
+		case 'n': cp = '\n'; break;
+		case 'r': cp = '\r'; break;
+		case 't': cp = '\t'; break;
+		case 'u':
+			for (cp = 0, i = 0; i < 4; i++, s++) {
+				if (s >= e || (d = hexval(*s)) < 0)
+					return -1;
+				cp = cp << 4 | (uint32_t)d;
+			}
+			if (cp >= 0xd800 && cp < 0xdc00) {
+				if (e - s < 6 || s[0] != '\\' || s[1] != 'u')
+					return -1;
+				for (lo = 0, s += 2, i = 0; i < 4; i++, s++) {
+					if ((d = hexval(*s)) < 0)
+						return -1;
+					lo = lo << 4 | (uint32_t)d;
+				}
+				if (lo < 0xdc00 || lo >= 0xe000)
+					return -1;
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+			} else if (cp >= 0xdc00 && cp < 0xe000) {
+				return -1;
+			}
+			break;
+		default:
+			return -1;
+		}
+		if (k + 4 > cap)
+			return -1;
+		if (cp < 0x80) {
+			out[k++] = (char)cp;
+		} else if (cp < 0x800) {
+			out[k++] = (char)(0xc0 | cp >> 6);
+			out[k++] = (char)(0x80 | (cp & 0x3f));
+		} else if (cp < 0x10000) {
+			out[k++] = (char)(0xe0 | cp >> 12);
+			out[k++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+			out[k++] = (char)(0x80 | (cp & 0x3f));
+		} else {
+			out[k++] = (char)(0xf0 | cp >> 18);
+			out[k++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+			out[k++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+			out[k++] = (char)(0x80 | (cp & 0x3f));
+		}
+	}
+	return (long)k;
+}
+
+/*
+ * A host-added string the line claims (host, user_name): its KEY_hex twin's bytes when the
+ * line has one (the exporter writes it for bytes that are not UTF-8), else the string's.
+ * Its length, 0 when absent, -1 when it cannot be what the exporter wrote.
+ */
+static long
+claimed(const char *line, const char *end, const char *key, int in_principal, char *out, size_t cap)
 {
 	const char	*v, *e;
+	char		hexkey[32];
 	size_t		n;
 
-	if (find_member(obj, key, &v, &e) != 0 || (n = (size_t)(e - v)) >= cap)
-		return -1;
-	memcpy(out, v, n);
-	out[n] = '\0';
-	return 0;
-}
-
-/*
- * A string member of obj is what the writer makes of s (s NULL: the member is absent or
- * null), and, when s is not UTF-8, its KEY_hex twin holds s's exact bytes.
- */
-static int
-same_string(const char *obj, const char *key, const char *s)
-{
-	static char	want[6 * 8192 + 16], hex[2 * 8192 + 1];	/* "\\u00XX" is the longest escape */
-	char		hexkey[64];
-	const char	*v, *e;
-	size_t		n, len;
-	int		lossy;
-
-	if (s == NULL || s[0] == '\0')
-		/* absent, "" or null (a value find_member reads as empty) */
-		return find_member(obj, key, &v, &e) != 0 || e == v;
-	len = strlen(s);
-	if (find_member(obj, key, &v, &e) != 0 || (lossy = wfpb_json_escape(s, len, want, sizeof(want), &n)) < 0 ||
-	    (size_t)(e - v) != n || memcmp(v, want, n) != 0)
-		return 0;
-	if (!lossy)
-		return 1;
 	snprintf(hexkey, sizeof(hexkey), "%s_hex", key);
-	if (len > 8192 || find_member(obj, hexkey, &v, &e) != 0 || (size_t)(e - v) != 2 * len)
-		return 0;
-	sodium_bin2hex(hex, sizeof(hex), (const unsigned char *)s, len);
-	return memcmp(v, hex, 2 * len) == 0;
-}
-
-/* A number member is x. */
-static int
-same_u64(const char *obj, const char *key, uint64_t x)
-{
-	char v[32], want[32];
-
-	snprintf(want, sizeof(want), "%llu", (unsigned long long)x);
-	return member(obj, key, v, sizeof(v)) == 0 && strcmp(v, want) == 0;
-}
-
-/* A member's raw text is exactly want (a value the writer makes of known ASCII). */
-static int
-same_text(const char *obj, const char *key, const char *want, size_t n)
-{
-	const char *v, *e;
-
-	return find_member(obj, key, &v, &e) == 0 && (size_t)(e - v) == n && memcmp(v, want, n) == 0;
-}
-
-/* A hex member holds bytes p[0..n); with n 0 it is absent. */
-static int
-same_hex(const char *obj, const char *key, const uint8_t *p, size_t n)
-{
-	char		want[2 * 256 + 1];
-	const char	*v, *e;
-
-	if (n == 0)
-		return find_member(obj, key, &v, &e) != 0;
-	if (n > 256)
-		return 0;
-	sodium_bin2hex(want, sizeof(want), p, n);
-	return same_text(obj, key, want, 2 * n);
-}
-
-/* The addresses and blob hashes arrays, as the writer makes them: ["a","b"]. */
-static int
-same_arrays(const char *line, const Wfpbroker__V1__AuditRecord *r)
-{
-	char	*want, a[64];
-	size_t	cap = 3 + r->n_addresses * (sizeof(a) + 3) + r->n_blob_hashes * (2 * 256 + 3), n, i;
-	int	ok = 0;
-
-	if ((want = malloc(cap)) == NULL)
-		return 0;
-	n = (size_t)snprintf(want, cap, "[");
-	for (i = 0; i < r->n_addresses; i++) {
-		wfpbctl_addr_text(r->addresses[i], a);
-		n += (size_t)snprintf(want + n, cap - n, "%s\"%s\"", i ? "," : "", a);
+	if (find_member(line, end, hexkey, in_principal, &v, &e) == 0) {
+		if (sodium_hex2bin((unsigned char *)out, cap, v, (size_t)(e - v), NULL, &n, NULL) != 0 ||
+		    2 * n != (size_t)(e - v))
+			return -1;
+		return (long)n;
 	}
-	n += (size_t)snprintf(want + n, cap - n, "]");
-	if (!same_text(line, "addresses", want, n))
-		goto out;
-	n = (size_t)snprintf(want, cap, "[");
-	for (i = 0; i < r->n_blob_hashes; i++) {
-		if (r->blob_hashes[i].len > 256)
-			goto out;
-		n += (size_t)snprintf(want + n, cap - n, "%s\"", i ? "," : "");
-		sodium_bin2hex(want + n, cap - n, r->blob_hashes[i].data, r->blob_hashes[i].len);
-		n += 2 * r->blob_hashes[i].len;
-		n += (size_t)snprintf(want + n, cap - n, "\"");
-	}
-	n += (size_t)snprintf(want + n, cap - n, "]");
-	ok = same_text(line, "blob_hashes", want, n);
-out:
-	free(want);
-	return ok;
+	if (find_member(line, end, key, in_principal, &v, &e) != 0)
+		return 0;
+	return json_unescape(v, e, out, cap);
 }
 
 /*
- * The line's readable fields must be its record's, every one the record gives; only what the
- * exporting host adds (host, audit_key, principal.user_name) cannot be checked against it.
+ * The line is exactly what the exporter writes for record r with the host-added fields it
+ * claims: made again and compared byte for byte (docs/AUDIT.md, "At the centre").
  */
 static int
-agrees(const char *line, const Wfpbroker__V1__AuditRecord *r)
+line_is_exact(struct run *rn, const char *line, size_t len, const Wfpbroker__V1__AuditRecord *r,
+    const uint8_t *framed, size_t flen, const uint8_t fp[32], const char *host, size_t host_len)
 {
-	char v[256], when[WFPB_RFC3339_LEN];
+	struct wfpbctl_line_extra	x = { 0 };
+	char				uname[1024];
+	const char			*made;
+	size_t				mlen;
+	long				un = 0;
 
-	if (!same_u64(line, "seq", r->seq) || !same_u64(line, "time_unix_ms", r->time_unix_ms) ||
-	    !same_u64(line, "session_id", r->session_id) || !same_u64(line, "request_id", r->request_id) ||
-	    !same_u64(line, "latency_us", r->latency_us))
+	if (r->principal != NULL && (un = claimed(line, line + len, "user_name", 1, uname, sizeof(uname))) < 0)
 		return 0;
-	wfpb_rfc3339(r->time_unix_ms, when);
-	if (!same_text(line, "time", when, strlen(when)) || !same_hex(line, "prev_hash", r->prev_hash.data,
-	    r->prev_hash.len) || !same_hex(line, "signature", r->signature.data, r->signature.len) ||
-	    !same_arrays(line, r))
+	x.host = host;
+	x.host_len = host_len;
+	x.key_fingerprint = fp;
+	x.user_name = uname;
+	x.user_name_len = (size_t)un;
+	wfpb_json_mem_reset(&rn->line);
+	wfpbctl_record_json(&rn->line, r, framed, flen, &x);
+	if (wfpb_json_end(&rn->line) != 0)
 		return 0;
-	if (member(line, "kind", v, sizeof(v)) != 0 ||
-	    strcmp(v, wfpbctl_enum_name(&wfpbroker__v1__audit_kind__descriptor, r->kind)) != 0)
-		return 0;
-	if (member(line, "status", v, sizeof(v)) != 0 ||
-	    strcmp(v, wfpbctl_enum_name(&wfpbroker__v1__status_code__descriptor, r->status)) != 0)
-		return 0;
-	if (!same_string(line, "op", r->op) || !same_string(line, "message", r->message))
-		return 0;
-	if (r->principal != NULL) {
-		const char *pv, *pe;
-
-		/* The principal's object, searched as a line of its own: its members are at its top. */
-		if (find_member(line, "principal", &pv, &pe) != 0 || *pv != '{')
-			return 0;
-		if (!same_string(pv, "user", r->principal->user) || !same_string(pv, "image", r->principal->image) ||
-		    !same_string(pv, "name", r->principal->name) || !same_u64(pv, "pid", r->principal->pid) ||
-		    !same_hex(pv, "key_fingerprint", r->principal->key_fingerprint.data,
-		    r->principal->key_fingerprint.len))
-			return 0;
-	} else {
-		const char *pv, *pe;
-
-		if (find_member(line, "principal", &pv, &pe) == 0)
-			return 0;	/* a principal the record does not have */
-	}
-	return 1;
-}
-
-static int
-cmp_entry(const void *a, const void *b)
-{
-	const struct entry *x = a, *y = b;
-
-	if (x->key != y->key)
-		return x->key < y->key ? -1 : 1;
-	if (x->seq != y->seq)
-		return x->seq < y->seq ? -1 : 1;
-	return memcmp(x->hash, y->hash, 32);
-}
-
-/* The big-endian length prefix of a framed record. */
-static size_t
-frame_len(const uint8_t *p)
-{
-	return ((size_t)p[0] << 24) | ((size_t)p[1] << 16) | ((size_t)p[2] << 8) | p[3];
-}
-
-/*
- * Reads one collected file; appends its entries. Lines that are not ours are counted in *junk,
- * audit lines whose record or key does not decode in *damaged.
- */
-static int
-read_collected(const char *file, struct entry **es, size_t *n, size_t *cap, unsigned long *junk, unsigned long *damaged,
-    unsigned long *unknown, struct host *hosts)
-{
-	static char	rec_hex[2 * (WFPB_AUDIT_RECORD_MAX + 4) + 1];
-	uint8_t		*buf, *framed = NULL;
-	size_t		len, off, lineno = 0, flen;
-	char		key_hex[65], host[128];
-	int		os_err;
-
-	if (wfpb__file_read_all(file, WFPB_AUDIT_FILE_MAX, &buf, &len, &os_err) != 0) {
-		fprintf(stderr, "wfpbctl: cannot read %s (OS error %d)\n", file, os_err);
-		return -1;
-	}
-	if ((framed = malloc(WFPB_AUDIT_RECORD_MAX + 4)) == NULL) {
-		free(buf);
-		return -1;
-	}
-	for (off = 0; off < len;) {
-		char				*line = (char *)buf + off, *nl = memchr(line, '\n', len - off);
-		Wfpbroker__V1__AuditRecord	*r;
-		uint8_t				fp[32];
-		unsigned			k;
-		struct entry			*e;
-		size_t				bin;
-
-		if (nl == NULL)
-			nl = (char *)buf + len;
-		*nl = '\0';
-		off = (size_t)(nl - (char *)buf) + 1;
-		lineno++;
-		if (member(line, "record", rec_hex, sizeof(rec_hex)) != 0 || member(line, "audit_key", key_hex,
-		    sizeof(key_hex)) != 0) {
-			if (line[0] != '\0')
-				(*junk)++;
-			continue;
-		}
-		/* An audit line whose record or key is not what one can be was damaged on the way. */
-		if (sodium_hex2bin(framed, WFPB_AUDIT_RECORD_MAX + 4, rec_hex, strlen(rec_hex), NULL, &flen,
-		    NULL) != 0 ||
-		    sodium_hex2bin(fp, 32, key_hex, strlen(key_hex), NULL, &bin, NULL) != 0 || bin != 32 || flen < 4 ||
-		    frame_len(framed) != flen - 4 ||
-		    (r = wfpbroker__v1__audit_record__unpack(NULL, flen - 4, framed + 4)) == NULL) {
-			(*damaged)++;
-			continue;
-		}
-		for (k = 0; k < nkeys && memcmp(keys[k].fp, fp, 32) != 0; k++)
-			;
-		if (k == nkeys) {
-			(*unknown)++;
-			wfpbroker__v1__audit_record__free_unpacked(r, NULL);
-			continue;
-		}
-		if (*n == *cap) {
-			*cap = *cap ? 2 * *cap : 4096;
-			if ((*es = realloc(*es, *cap * sizeof(**es))) == NULL)
-				return -1;
-		}
-		e = &(*es)[(*n)++];
-		memset(e, 0, sizeof(*e));
-		e->key = k;
-		e->seq = r->seq;
-		e->time_ms = r->time_unix_ms;
-		wfpb__audit_chain_hash(framed, flen, e->hash);
-		if (r->prev_hash.len == 32) {
-			memcpy(e->prev, r->prev_hash.data, 32);
-			e->has_prev = 1;
-		}
-		e->mismatch = !agrees(line, r);
-		if (r->kind == WFPBROKER__V1__AUDIT_KIND__AUDIT_CHECKPOINT) {
-			uint8_t	*sb = NULL;
-			size_t	sl = 0;
-
-			e->checkpoint = 1;
-			if (r->signature.len == crypto_sign_BYTES && wfpb__audit_signed_bytes(r, &sb, &sl) == 0)
-				e->sig_ok = crypto_sign_verify_detached(r->signature.data, sb, sl, keys[k].pub) == 0;
-			free(sb);
-		}
-		snprintf(e->where, sizeof(e->where), "%.80s:%zu", file, lineno);
-		if (member(line, "host", host, sizeof(host)) == 0)
-			snprintf(hosts[k].name, sizeof(hosts[k].name), "%s", host);
-		hosts[k].lines++;
-		wfpbroker__v1__audit_record__free_unpacked(r, NULL);
-	}
-	free(framed);
-	free(buf);
-	return 0;
+	made = wfpb_json_mem(&rn->line, &mlen);
+	/* The newline ends the line; what the line holds is the rest. */
+	return mlen == len + 1 && memcmp(made, line, len) == 0;
 }
 
 static void
-report_problem(int json, struct wfpb_json *j, const char *kind, const char *fmt, ...)
+where_text(const struct run *rn, const struct where *w, char *out, size_t cap)
+{
+	char name[4 * 80 + 1];
+
+	safe_text(rn->files[w->file], strnlen(rn->files[w->file], 80), name);
+	snprintf(out, cap, "%s:%llu", name, (unsigned long long)w->line);
+}
+
+/* A problem of host h: counted; shown (text or JSON) while few of its kind have been. */
+static void
+problem(struct run *rn, struct host *h, enum problem kind, const char *fmt, ...)
 {
 	char	text[512];
 	va_list	ap;
 
+	if (h->count[kind]++ >= PROBLEMS_SHOWN)
+		return;
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if (json) {
-		wfpb_json_obj_begin(j, NULL);
-		wfpb_json_str(j, "kind", kind);
-		wfpb_json_str(j, "detail", text);
-		wfpb_json_obj_end(j);
+	if (rn->json) {
+		wfpb_json_obj_begin(&rn->j, NULL);
+		wfpb_json_str(&rn->j, "key", h->file);
+		wfpb_json_str(&rn->j, "kind", problem_name[kind]);
+		wfpb_json_str(&rn->j, "detail", text);
+		wfpb_json_obj_end(&rn->j);
 	} else {
-		printf("    %s: %s\n", kind, text);
+		printf("%s: %s: %s\n", h->file, problem_name[kind], text);
 	}
+}
+
+/* The run of missing seqs being passed over ends before seq. */
+static void
+gap_end(struct run *rn, struct host *h, uint64_t seq)
+{
+	if (h->gap_from == 0)
+		return;
+	h->missing += seq - h->gap_from;
+	problem(rn, h, P_GAP, "seq %llu..%llu missing", (unsigned long long)h->gap_from,
+	    (unsigned long long)(seq - 1));
+	h->gap_from = 0;
+}
+
+/* Record e (seq == h->next) joins the chain. */
+static void
+accept_record(struct run *rn, struct host *h, const struct slot *e)
+{
+	char at[512];
+
+	gap_end(rn, h, e->seq);
+	if (h->records == 0)
+		h->first = e->seq;
+	h->records++;
+	if (h->linked && (!e->has_prev || memcmp(e->prev, h->last_hash, 32) != 0)) {
+		where_text(rn, &e->at, at, sizeof(at));
+		problem(rn, h, P_BREAK, "seq %llu (%s): prev_hash is not the hash of seq %llu",
+		    (unsigned long long)e->seq, at, (unsigned long long)(e->seq - 1));
+	}
+	if (e->checkpoint && !e->sig_ok) {
+		where_text(rn, &e->at, at, sizeof(at));
+		problem(rn, h, P_SIGNATURE, "checkpoint seq %llu (%s) does not verify with %s",
+		    (unsigned long long)e->seq, at, h->file);
+	} else if (e->checkpoint) {
+		h->checkpoint_seq = e->seq;
+		h->checkpoint_ms = e->time_ms;
+		h->tail_first_ms = 0;
+	} else if (h->tail_first_ms == 0 || e->time_ms < h->tail_first_ms) {
+		h->tail_first_ms = e->time_ms ? e->time_ms : 1;
+	}
+	memcpy(h->last_hash, e->hash, 32);
+	h->linked = 1;
+	h->seen[e->seq % rn->window].seq = e->seq;
+	memcpy(h->seen[e->seq % rn->window].hash, e->hash, 32);
+	h->seen[e->seq % rn->window].at = e->at;
+	h->next = e->seq + 1;
+}
+
+/* Passes over seq h->next: accepted if it waits in the window, else missing. */
+static void
+advance(struct run *rn, struct host *h)
+{
+	struct slot *p = h->pend != NULL ? &h->pend[h->next % rn->window] : NULL;
+
+	if (p != NULL && p->seq == h->next) {
+		struct slot e = *p;
+
+		p->seq = 0;
+		h->npend--;
+		accept_record(rn, h, &e);
+		return;
+	}
+	if (h->gap_from == 0)
+		h->gap_from = h->next;
+	h->linked = 0;
+	h->next++;
+}
+
+/* One copy of a record of host h, in whatever order it arrives. */
+static int
+take(struct run *rn, struct host *h, const struct slot *e)
+{
+	uint32_t	w = rn->window;
+	struct slot	*p;
+	struct seen	*o;
+	char		at[512], at2[512];
+
+	if (h->seen == NULL && (h->seen = calloc(w, sizeof(*h->seen))) == NULL)
+		return -1;
+	if (h->next == 0)
+		h->next = 1;
+	if (e->seq < h->next) {
+		/* A repeat of a record already in the chain: it must be the same record. */
+		o = &h->seen[e->seq % w];
+		where_text(rn, &e->at, at, sizeof(at));
+		if (o->seq != e->seq) {
+			problem(rn, h, P_LATE, "seq %llu (%s) arrived more than %u records after its place: "
+			    "it cannot be compared with the record there", (unsigned long long)e->seq, at, w);
+		} else if (memcmp(o->hash, e->hash, 32) != 0) {
+			where_text(rn, &o->at, at2, sizeof(at2));
+			problem(rn, h, P_FORK, "seq %llu: two different records (%s, %s)",
+			    (unsigned long long)e->seq, at2, at);
+		}
+		return 0;
+	}
+	/* Past the window: what waits is taken in order, and what never came is missing. */
+	if (e->seq - h->next >= w) {
+		uint64_t target = e->seq - w + 1;
+
+		while (h->next < target && h->npend > 0)
+			advance(rn, h);
+		if (h->next < target) {
+			if (h->gap_from == 0)
+				h->gap_from = h->next;
+			h->linked = 0;
+			h->next = target;
+		}
+	}
+	if (e->seq == h->next) {
+		accept_record(rn, h, e);
+	} else {
+		if (h->pend == NULL && (h->pend = calloc(w, sizeof(*h->pend))) == NULL)
+			return -1;
+		p = &h->pend[e->seq % w];
+		if (p->seq == e->seq) {
+			if (memcmp(p->hash, e->hash, 32) != 0) {
+				where_text(rn, &p->at, at, sizeof(at));
+				where_text(rn, &e->at, at2, sizeof(at2));
+				problem(rn, h, P_FORK, "seq %llu: two different records (%s, %s)",
+				    (unsigned long long)e->seq, at, at2);
+			}
+			return 0;
+		}
+		*p = *e;
+		h->npend++;
+	}
+	while (h->pend != NULL && h->npend > 0 && h->pend[h->next % w].seq == h->next)
+		advance(rn, h);
+	return 0;
+}
+
+/* The host value a line gave: kept (escaped) for the report; a second distinct one is a problem. */
+static void
+note_host_name(struct run *rn, struct host *h, const char *name, size_t n)
+{
+	char		text[HOST_NAME_LEN];
+	char		full[4 * 64 + 1];
+	unsigned	i;
+
+	safe_text(name, n < 31 ? n : 31, text);
+	for (i = 0; i < h->nnames; i++)
+		if (strcmp(h->names[i], text) == 0)
+			return;
+	if (h->nnames > 0 && !h->more_names) {
+		safe_text(name, n < 64 ? n : 64, full);
+		problem(rn, h, P_HOSTS, "lines of this key name more than one host (\"%s\", then \"%s\")", h->names[0],
+		    full);
+	}
+	if (h->nnames < HOST_NAMES_MAX)
+		snprintf(h->names[h->nnames++], HOST_NAME_LEN, "%s", text);
+	else
+		h->more_names = 1;
+}
+
+/* One line of a collected file (without its newline). */
+static int
+one_line(struct run *rn, unsigned file, uint64_t lineno, char *line, size_t len)
+{
+	const char			*rv, *re, *kv, *ke, *end = line + len;
+	Wfpbroker__V1__AuditRecord	*r;
+	uint8_t				fp[32];
+	char				host[1024];
+	size_t				flen, bin;
+	long				hn;
+	unsigned			k;
+	struct host			*h;
+	struct slot			e;
+	int				rc = 0;
+
+	if (len > 0 && line[len - 1] == '\r')
+		end = line + --len;	/* a CRLF line end is a line end */
+	if (find_member(line, end, "record", 0, &rv, &re) != 0 || find_member(line, end, "audit_key", 0, &kv, &ke) != 0) {
+		if (len > 0)
+			rn->junk++;
+		return 0;
+	}
+	/* An audit line whose record or key is not what one can be was damaged on the way. */
+	if (sodium_hex2bin(rn->framed, WFPB_AUDIT_RECORD_MAX + 4, rv, (size_t)(re - rv), NULL, &flen, NULL) != 0 ||
+	    2 * flen != (size_t)(re - rv) || sodium_hex2bin(fp, 32, kv, (size_t)(ke - kv), NULL, &bin, NULL) != 0 ||
+	    bin != 32 || ke - kv != 64 || flen < 4 ||
+	    (((size_t)rn->framed[0] << 24) | ((size_t)rn->framed[1] << 16) | ((size_t)rn->framed[2] << 8) |
+	    rn->framed[3]) != flen - 4 ||
+	    (r = wfpbroker__v1__audit_record__unpack(NULL, flen - 4, rn->framed + 4)) == NULL) {
+		rn->damaged++;
+		return 0;
+	}
+	for (k = 0; k < rn->nhosts && memcmp(rn->hosts[k].fp, fp, 32) != 0; k++)
+		;
+	if (k == rn->nhosts) {
+		rn->unknown++;
+		wfpbroker__v1__audit_record__free_unpacked(r, NULL);
+		return 0;
+	}
+	h = &rn->hosts[k];
+	h->lines++;
+	memset(&e, 0, sizeof(e));
+	e.seq = r->seq;
+	e.time_ms = r->time_unix_ms;
+	e.at.file = file;
+	e.at.line = lineno;
+	wfpb__audit_chain_hash(rn->framed, flen, e.hash);
+	if (r->prev_hash.len == 32) {
+		memcpy(e.prev, r->prev_hash.data, 32);
+		e.has_prev = 1;
+	}
+	if (r->kind == WFPBROKER__V1__AUDIT_KIND__AUDIT_CHECKPOINT) {
+		uint8_t	*sb = NULL;
+		size_t	sl = 0;
+
+		e.checkpoint = 1;
+		if (r->signature.len == crypto_sign_BYTES && wfpb__audit_signed_bytes(r, &sb, &sl) == 0)
+			e.sig_ok = crypto_sign_verify_detached(r->signature.data, sb, sl, h->pub) == 0;
+		free(sb);
+	}
+	if ((hn = claimed(line, end, "host", 0, host, sizeof(host))) < 0 ||
+	    !line_is_exact(rn, line, len, r, rn->framed, flen, fp, host, (size_t)(hn > 0 ? hn : 0))) {
+		char at[512];
+
+		e.at.file = file;
+		where_text(rn, &e.at, at, sizeof(at));
+		problem(rn, h, P_ALTERED, "seq %llu (%s): the line is not what the exporter writes for its record",
+		    (unsigned long long)e.seq, at);
+	}
+	if (hn > 0)
+		note_host_name(rn, h, host, (size_t)hn);
+	wfpbroker__v1__audit_record__free_unpacked(r, NULL);
+	if (e.seq == 0) {
+		rn->damaged++;
+		return 0;
+	}
+	if (take(rn, h, &e) != 0)
+		rc = -1;
+	return rc;
+}
+
+/* Reads one collected file as a stream of lines ("-": standard input). */
+static int
+read_collected(struct run *rn, unsigned file)
+{
+	const char	*name = rn->files[file];
+	FILE		*f = strcmp(name, "-") == 0 ? stdin : fopen(name, "rb");
+	char		*buf;
+	size_t		have = 0, n, off;
+	uint64_t	lineno = 0;
+	int		skipping = 0, rc = 0;
+
+	if (f == NULL) {
+		fprintf(stderr, "wfpbctl: cannot read %s\n", name);
+		return -1;
+	}
+	if ((buf = malloc(LINE_MAX_BYTES)) == NULL) {
+		if (f != stdin)
+			fclose(f);
+		return -1;
+	}
+	for (;;) {
+		n = fread(buf + have, 1, LINE_MAX_BYTES - have, f);
+		have += n;
+		off = 0;
+		for (;;) {
+			char *nl = memchr(buf + off, '\n', have - off);
+
+			if (nl == NULL)
+				break;
+			lineno++;
+			if (skipping)
+				skipping = 0;	/* the end of a line too long to be ours */
+			else if (one_line(rn, file, lineno, buf + off, (size_t)(nl - (buf + off))) != 0)
+				rc = -1;
+			off = (size_t)(nl - buf) + 1;
+		}
+		memmove(buf, buf + off, have - off);
+		have -= off;
+		if (n == 0) {
+			if (have > 0 && !skipping && one_line(rn, file, ++lineno, buf, have) != 0)
+				rc = -1;
+			break;
+		}
+		if (have == LINE_MAX_BYTES) {
+			/* No audit line is this long: counted, and skipped to its end. */
+			if (!skipping)
+				rn->too_long++;
+			skipping = 1;
+			have = 0;
+		}
+	}
+	if (ferror(f)) {
+		fprintf(stderr, "wfpbctl: read error in %s\n", name);
+		rc = -1;
+	}
+	if (f != stdin)
+		fclose(f);
+	free(buf);
+	return rc;
+}
+
+static int
+retired(char **list, unsigned n, const char *file)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(list[i], file) == 0)
+			return 1;
+	return 0;
+}
+
+/* The verdict on one host, reported; 1 when it fails the run. */
+static int
+report_host(struct run *rn, struct host *h, uint64_t now_ms, uint32_t silent_after, uint32_t tail_max)
+{
+	uint64_t	since = h->checkpoint_ms && now_ms > h->checkpoint_ms ? (now_ms - h->checkpoint_ms) / 1000u : 0;
+	uint64_t	last = h->next ? h->next - 1 : 0;
+	uint64_t	tail = h->records && last > h->checkpoint_seq ? last - h->checkpoint_seq : 0;
+	uint64_t	tail_age = tail && h->tail_first_ms && now_ms > h->tail_first_ms ?
+	    (now_ms - h->tail_first_ms) / 1000u : 0;
+	int		nothing = h->lines == 0;
+	int		silent = nothing || (silent_after && (!h->checkpoint_ms || since > silent_after));
+	int		broken = h->count[P_GAP] || h->count[P_BREAK] || h->count[P_SIGNATURE] || h->count[P_FORK] ||
+	    h->count[P_ALTERED] || h->count[P_LATE];
+	int		stale = tail && (!h->checkpoint_ms || tail_age > tail_max);
+	int		whole = !nothing && !broken && !tail;
+	int		fails = nothing ? !h->retired : broken || stale;
+	const char	*verdict = nothing ? (h->retired ? "retired" : "SILENT") : broken ? "NOT WHOLE" :
+	    tail ? (stale ? "STALE TAIL" : "unverified tail") : "whole";
+	unsigned	i;
+
+	if (rn->json) {
+		wfpb_json_obj_begin(&rn->j, NULL);
+		wfpb_json_str(&rn->j, "key", h->file);
+		wfpb_json_hex(&rn->j, "audit_key", h->fp, 32);
+		wfpb_json_arr_begin(&rn->j, "host_names");
+		for (i = 0; i < h->nnames; i++)
+			wfpb_json_str(&rn->j, NULL, h->names[i]);
+		wfpb_json_arr_end(&rn->j);
+		wfpb_json_str(&rn->j, "verdict", verdict);
+		wfpb_json_u64(&rn->j, "lines", h->lines);
+		wfpb_json_u64(&rn->j, "records", h->records);
+		wfpb_json_u64(&rn->j, "first_seq", h->first);
+		wfpb_json_u64(&rn->j, "last_seq", last);
+		wfpb_json_u64(&rn->j, "missing", h->missing);
+		for (i = 0; i < P_KINDS; i++)
+			wfpb_json_u64(&rn->j, problem_name[i], h->count[i]);
+		wfpb_json_u64(&rn->j, "last_checkpoint_seq", h->checkpoint_seq);
+		if (h->checkpoint_ms)
+			wfpb_json_u64(&rn->j, "seconds_since_checkpoint", since);
+		wfpb_json_u64(&rn->j, "unverified_tail", tail);
+		if (tail)
+			wfpb_json_u64(&rn->j, "tail_age_seconds", tail_age);
+		wfpb_json_bool(&rn->j, "silent", silent);
+		wfpb_json_bool(&rn->j, "retired", h->retired);
+		wfpb_json_bool(&rn->j, "whole", whole);
+		wfpb_json_bool(&rn->j, "fails", fails);
+		wfpb_json_obj_end(&rn->j);
+		return fails;
+	}
+	printf("%s (host", h->file);
+	for (i = 0; i < h->nnames; i++)
+		printf("%s\"%s\"", i ? ", " : " ", h->names[i]);
+	printf("%s%s):\n", h->more_names ? ", ..." : "", h->nnames ? "" : " unnamed");
+	if (nothing) {
+		printf("  %s: no lines of this key were collected\n", verdict);
+		return fails;
+	}
+	printf("  %s: %lu records (%lu lines), seq %llu..%llu; %lu gaps (%lu missing), %lu breaks, "
+	    "%lu bad signatures, %lu forks, %lu altered, %lu late; last checkpoint ",
+	    verdict, h->records, h->lines, (unsigned long long)h->first, (unsigned long long)last,
+	    h->count[P_GAP], h->missing, h->count[P_BREAK], h->count[P_SIGNATURE], h->count[P_FORK],
+	    h->count[P_ALTERED], h->count[P_LATE]);
+	if (h->checkpoint_ms)
+		printf("seq %llu, %llu s ago", (unsigned long long)h->checkpoint_seq, (unsigned long long)since);
+	else
+		printf("never");
+	printf("%s\n", silent ? " (SILENT)" : "");
+	if (tail)
+		printf("  unverified tail: seq %llu..%llu (%llu records) follow the last valid checkpoint, "
+		    "the oldest %llu s old%s\n", (unsigned long long)(h->checkpoint_seq + 1), (unsigned long long)last,
+		    (unsigned long long)tail, (unsigned long long)tail_age,
+		    stale ? " (older than --tail-max: a checkpoint should have covered it)" : "");
+	return fails;
+}
+
+static void
+usage_error(const char *what)
+{
+	fprintf(stderr, "wfpbctl: audit verify-collected: %s\n", what);
 }
 
 int
 wfpbctl_verify_collected(int argc, char **argv)
 {
-	static struct host	hosts[KEYS_MAX];
-	struct entry		*es = NULL;
-	struct wfpb_json	j;
+	static struct run	rn;
+	char			*retired_list[RETIRED_MAX];
 	const char		*dir = NULL;
-	size_t			n = 0, cap = 0, i, a, b;
-	unsigned long		junk = 0, damaged = 0, unknown = 0, bad_hosts = 0;
-	uint32_t		silent_after = 0;
+	uint32_t		silent_after = 0, tail_max = TAIL_MAX_DEFAULT;
 	uint64_t		now_ms = (uint64_t)time(NULL) * 1000u;
-	unsigned		k;
-	int			json = 0, nfiles = 0;
+	unsigned		nretired = 0, k, failing = 0;
+	int			i, rc = 0;
 
-	for (i = 0; i < (size_t)argc; i++) {
-		if (strcmp(argv[i], "--keys") == 0 && i + 1 < (size_t)argc)
+	memset(&rn, 0, sizeof(rn));
+	rn.window = WINDOW_DEFAULT;
+	if ((rn.files = calloc((size_t)argc + 1, sizeof(*rn.files))) == NULL)
+		return 1;
+	for (i = 0; i < argc; i++) {
+		uint32_t	*num = NULL, min = 1, max = UINT32_MAX;
+
+		if (strcmp(argv[i], "--keys") == 0 && i + 1 < argc)
 			dir = argv[++i];
 		else if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (strcmp(argv[i], "--silent-after") == 0 && i + 1 < (size_t)argc) {
-			if (wfpb_parse_u32(argv[++i], 1, UINT32_MAX, &silent_after) != 0) {
-				fprintf(stderr, "wfpbctl: --silent-after %s: not a number of seconds\n", argv[i]);
-				return 2;
-			}
-		} else if (argv[i][0] == '-')
-			return 2;
+			rn.json = 1;
+		else if (strcmp(argv[i], "--silent-after") == 0)
+			num = &silent_after;
+		else if (strcmp(argv[i], "--tail-max") == 0)
+			num = &tail_max, min = 0;
+		else if (strcmp(argv[i], "--window") == 0)
+			num = &rn.window, min = 16, max = WINDOW_MAX;
+		else if (strcmp(argv[i], "--retired") == 0 && i + 1 < argc && nretired < RETIRED_MAX)
+			retired_list[nretired++] = argv[++i];
+		else if (argv[i][0] == '-' && argv[i][1] != '\0')
+			goto usage;
 		else
-			nfiles++;
+			rn.files[rn.nfiles++] = argv[i];
+		if (num != NULL && (i + 1 >= argc || wfpb_parse_u32(argv[++i], min, max, num) != 0)) {
+			usage_error("a number option needs a number in its range");
+			goto usage;
+		}
 	}
-	if (dir == NULL || nfiles == 0)
-		return 2;
-	nkeys = 0;
-	memset(hosts, 0, sizeof(hosts));
-	if (load_keys(dir) != 0 || nkeys == 0) {
+	if (dir == NULL || rn.nfiles == 0)
+		goto usage;
+	if ((rn.hosts = calloc(KEYS_MAX, sizeof(*rn.hosts))) == NULL || (rn.framed = malloc(WFPB_AUDIT_RECORD_MAX +
+	    4)) == NULL) {
+		rc = 1;
+		goto out;
+	}
+	if (load_keys(&rn, dir) != 0 || rn.nhosts == 0) {
 		fprintf(stderr, "wfpbctl: no audit keys (*.pub) in %s\n", dir);
-		return 1;
+		rc = 1;
+		goto out;
 	}
-	for (i = 0; i < (size_t)argc; i++) {
-		if (strcmp(argv[i], "--keys") == 0 || strcmp(argv[i], "--silent-after") == 0) {
-			i++;
-			continue;
-		}
-		if (argv[i][0] != '-' && read_collected(argv[i], &es, &n, &cap, &junk, &damaged, &unknown, hosts) != 0)
-			return 1;
+	for (k = 0; k < rn.nhosts; k++)
+		rn.hosts[k].retired = retired(retired_list, nretired, rn.hosts[k].file);
+	wfpb_json_init_mem(&rn.line);
+	if (rn.json) {
+		wfpb_json_init(&rn.j, stdout);
+		wfpb_json_obj_begin(&rn.j, NULL);
+		wfpb_json_arr_begin(&rn.j, "problems");
 	}
-	qsort(es, n, sizeof(*es), cmp_entry);
-	if (json) {
-		wfpb_json_init(&j, stdout);
-		wfpb_json_obj_begin(&j, NULL);
-		wfpb_json_arr_begin(&j, "hosts");
+	for (k = 0; k < rn.nfiles; k++)
+		if (read_collected(&rn, k) != 0) {
+			rc = 1;
+			goto out;
+		}
+	/* The end of the stream: what still waits in a window is taken in order, the rest is missing. */
+	for (k = 0; k < rn.nhosts; k++) {
+		struct host *h = &rn.hosts[k];
+
+		while (h->npend > 0)
+			advance(&rn, h);
+		gap_end(&rn, h, h->next);
 	}
-	for (k = 0; k < nkeys; k++) {
-		struct host	*h = &hosts[k];
-		uint64_t	expect = 1;
-		size_t		prev = (size_t)-1;
-
-		for (a = 0; a < n && es[a].key != k; a++)
-			;
-		for (b = a; b < n && es[b].key == k; b++)
-			;
-		if (a == b)
-			continue;	/* a key nothing was collected for */
-		if (json) {
-			wfpb_json_obj_begin(&j, NULL);
-			wfpb_json_str(&j, "host", h->name);
-			wfpb_json_str(&j, "key", keys[k].name);
-			wfpb_json_hex(&j, "audit_key", keys[k].fp, 32);
-			wfpb_json_arr_begin(&j, "problems");
-		} else {
-			printf("%s (key %s):\n", h->name[0] ? h->name : "?", keys[k].name);
-		}
-		h->first = es[a].seq;
-		for (i = a; i < b; i++) {
-			struct entry *e = &es[i];
-
-			if (prev != (size_t)-1 && es[prev].seq == e->seq) {
-				if (memcmp(es[prev].hash, e->hash, 32) != 0) {
-					h->forks++;
-					report_problem(json, &j, "fork", "seq %llu: two different records (%s, %s)",
-					    (unsigned long long)e->seq, es[prev].where, e->where);
-				}
-				continue;	/* a duplicate: the shipper repeated it */
-			}
-			h->records++;
-			if (e->mismatch) {
-				h->mismatches++;
-				report_problem(json, &j, "altered",
-				    "seq %llu (%s): the line's fields are not its record's",
-				    (unsigned long long)e->seq, e->where);
-			}
-			if (e->seq > expect) {
-				h->gaps++;
-				h->missing += e->seq - expect;
-				report_problem(json, &j, "gap", "seq %llu..%llu missing", (unsigned long long)expect,
-				    (unsigned long long)(e->seq - 1));
-			} else if (prev != (size_t)-1 && (!e->has_prev || memcmp(e->prev, es[prev].hash, 32) != 0)) {
-				h->breaks++;
-				report_problem(json, &j, "break",
-				    "seq %llu (%s): prev_hash is not the hash of seq %llu",
-				    (unsigned long long)e->seq, e->where, (unsigned long long)es[prev].seq);
-			}
-			if (e->checkpoint && !e->sig_ok) {
-				h->bad_sigs++;
-				report_problem(json, &j, "signature",
-				    "checkpoint seq %llu (%s) does not verify with %s",
-				    (unsigned long long)e->seq, e->where, keys[k].name);
-			} else if (e->checkpoint) {
-				h->last_checkpoint_ms = e->time_ms;
-			}
-			expect = e->seq + 1;
-			prev = i;
-		}
-		h->last = es[prev].seq;
-		{
-			uint64_t	since = h->last_checkpoint_ms ? (now_ms > h->last_checkpoint_ms ?
-			    (now_ms - h->last_checkpoint_ms) / 1000u : 0) : 0;
-			int		silent = silent_after && (!h->last_checkpoint_ms || since > silent_after);
-			int		whole = !h->gaps && !h->breaks && !h->bad_sigs && !h->forks &&
-			    !h->mismatches;
-
-			if (!whole)
-				bad_hosts++;
-			if (json) {
-				wfpb_json_arr_end(&j);
-				wfpb_json_u64(&j, "lines", h->lines);
-				wfpb_json_u64(&j, "records", h->records);
-				wfpb_json_u64(&j, "first_seq", h->first);
-				wfpb_json_u64(&j, "last_seq", h->last);
-				wfpb_json_u64(&j, "missing", h->missing);
-				wfpb_json_u64(&j, "gaps", h->gaps);
-				wfpb_json_u64(&j, "breaks", h->breaks);
-				wfpb_json_u64(&j, "bad_signatures", h->bad_sigs);
-				wfpb_json_u64(&j, "forks", h->forks);
-				wfpb_json_u64(&j, "altered", h->mismatches);
-				if (h->last_checkpoint_ms)
-					wfpb_json_u64(&j, "seconds_since_checkpoint", since);
-				wfpb_json_bool(&j, "silent", silent);
-				wfpb_json_bool(&j, "whole", whole);
-				wfpb_json_obj_end(&j);
-			} else {
-				char ago[48];
-
-				if (h->last_checkpoint_ms)
-					snprintf(ago, sizeof(ago), "%llu s ago", (unsigned long long)since);
-				else
-					snprintf(ago, sizeof(ago), "never");
-				printf("  %s: %lu records (%lu lines), seq %llu..%llu; %lu gaps (%llu missing), "
-				    "%lu breaks, %lu bad signatures, %lu forks, %lu altered; last checkpoint %s%s\n",
-				    whole ? "whole" : "NOT WHOLE",
-				    h->records, h->lines, (unsigned long long)h->first, (unsigned long long)h->last,
-				    h->gaps,
-				    (unsigned long long)h->missing, h->breaks, h->bad_sigs, h->forks, h->mismatches,
-				    ago,
-				    silent ? " (SILENT)" : "");
-			}
-		}
+	if (rn.json) {
+		wfpb_json_arr_end(&rn.j);
+		wfpb_json_arr_begin(&rn.j, "hosts");
 	}
-	if (json) {
-		wfpb_json_arr_end(&j);
-		wfpb_json_u64(&j, "unknown_key_lines", unknown);
-		wfpb_json_u64(&j, "unreadable_lines", junk);
-		wfpb_json_u64(&j, "damaged_lines", damaged);
-		wfpb_json_obj_end(&j);
-		(void)wfpb_json_end(&j);
+	for (k = 0; k < rn.nhosts; k++)
+		failing += (unsigned)report_host(&rn, &rn.hosts[k], now_ms, silent_after, tail_max);
+	if (rn.json) {
+		wfpb_json_arr_end(&rn.j);
+		wfpb_json_u64(&rn.j, "unknown_key_lines", rn.unknown);
+		wfpb_json_u64(&rn.j, "unreadable_lines", rn.junk);
+		wfpb_json_u64(&rn.j, "damaged_lines", rn.damaged);
+		wfpb_json_u64(&rn.j, "overlong_lines", rn.too_long);
+		wfpb_json_u64(&rn.j, "failing_hosts", failing);
+		wfpb_json_obj_end(&rn.j);
+		(void)wfpb_json_end(&rn.j);
 	} else {
-		if (unknown)
-			printf("%lu lines name an audit key not in %s\n", unknown, dir);
-		if (junk)
-			printf("%lu lines are not exported audit records (ignored)\n", junk);
-		if (damaged)
-			printf("%lu lines carry a record or key that does not decode (damaged)\n", damaged);
+		if (rn.unknown)
+			printf("%lu lines name an audit key not in the keys directory\n", rn.unknown);
+		if (rn.junk)
+			printf("%lu lines are not exported audit records (ignored)\n", rn.junk);
+		if (rn.damaged)
+			printf("%lu lines carry a record or key that does not decode (damaged)\n", rn.damaged);
+		if (rn.too_long)
+			printf("%lu lines are longer than any audit line (ignored)\n", rn.too_long);
 	}
-	free(es);
-	return bad_hosts || unknown || damaged ? 1 : 0;
+	rc = failing || rn.unknown || rn.damaged ? 1 : 0;
+out:
+	for (k = 0; rn.hosts != NULL && k < rn.nhosts; k++) {
+		free(rn.hosts[k].pend);
+		free(rn.hosts[k].seen);
+	}
+	free(rn.hosts);
+	free(rn.framed);
+	free(rn.files);
+	wfpb_json_mem_free(&rn.line);
+	return rc;
+usage:
+	free(rn.files);
+	return 2;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The JSON writer (json.h). */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
@@ -11,6 +12,72 @@ wfpb_json_init(struct wfpb_json *j, FILE *f)
 	memset(j, 0, sizeof(*j));
 	j->f = f;
 	j->first[0] = 1;
+}
+
+void
+wfpb_json_init_mem(struct wfpb_json *j)
+{
+	wfpb_json_init(j, NULL);
+}
+
+const char *
+wfpb_json_mem(const struct wfpb_json *j, size_t *len)
+{
+	*len = j->mem_len;
+	return j->mem;
+}
+
+void
+wfpb_json_mem_reset(struct wfpb_json *j)
+{
+	char	*mem = j->mem;
+	size_t	cap = j->mem_cap;
+
+	wfpb_json_init(j, NULL);
+	j->mem = mem;
+	j->mem_cap = cap;
+}
+
+void
+wfpb_json_mem_free(struct wfpb_json *j)
+{
+	free(j->mem);
+	j->mem = NULL;
+	j->mem_len = j->mem_cap = 0;
+}
+
+/* Every byte the writer makes goes through here: to its FILE, or onto its buffer. */
+static void
+out(struct wfpb_json *j, const char *p, size_t n)
+{
+	char	*m;
+	size_t	cap;
+
+	if (j->f != NULL) {
+		fwrite(p, 1, n, j->f);
+		return;
+	}
+	if (j->mem_len + n > j->mem_cap) {
+		for (cap = j->mem_cap ? j->mem_cap : 1024; cap < j->mem_len + n; cap *= 2)
+			if (cap > WFPB_JSON_MEM_MAX) {
+				j->error = 1;
+				return;
+			}
+		if ((m = realloc(j->mem, cap)) == NULL) {
+			j->error = 1;
+			return;
+		}
+		j->mem = m;
+		j->mem_cap = cap;
+	}
+	memcpy(j->mem + j->mem_len, p, n);
+	j->mem_len += n;
+}
+
+static void
+outc(struct wfpb_json *j, char c)
+{
+	out(j, &c, 1);
 }
 
 size_t
@@ -44,7 +111,7 @@ wfpb_utf8_seq(const unsigned char *s, size_t n)
 	return len;
 }
 
-static int body(FILE *f, const unsigned char *s, size_t n);
+static int body(struct wfpb_json *j, const unsigned char *s, size_t n);
 
 /* Writes the separator and the key a new member needs; 0, or -1 on misuse. */
 static int
@@ -59,11 +126,11 @@ member(struct wfpb_json *j, const char *key)
 		return -1;
 	}
 	if (!j->first[d])
-		fputc(',', j->f);
+		outc(j, ',');
 	j->first[d] = 0;
 	if (key != NULL) {
-		(void)body(j->f, (const unsigned char *)key, strlen(key));
-		fputc(':', j->f);
+		(void)body(j, (const unsigned char *)key, strlen(key));
+		outc(j, ':');
 	}
 	return 0;
 }
@@ -77,7 +144,7 @@ open_level(struct wfpb_json *j, const char *key, int obj)
 		j->error = 1;
 		return;
 	}
-	fputc(obj ? '{' : '[', j->f);
+	outc(j, obj ? '{' : '[');
 	j->depth++;
 	j->first[j->depth] = 1;
 	j->in_obj[j->depth] = (unsigned char)obj;
@@ -90,7 +157,7 @@ close_level(struct wfpb_json *j, int obj)
 		j->error = 1;
 		return;
 	}
-	fputc(obj ? '}' : ']', j->f);
+	outc(j, obj ? '}' : ']');
 	j->depth--;
 }
 
@@ -118,19 +185,19 @@ wfpb_json_arr_end(struct wfpb_json *j)
 	close_level(j, 0);
 }
 
-/* Where escaped text goes: a FILE, or a bounded buffer (wfpb_json_escape). */
+/* Where escaped text goes: a writer, or a bounded buffer (wfpb_json_escape). */
 struct sink {
-	FILE	*f;
-	char	*buf;
-	size_t	cap, len;
-	int	full;
+	struct wfpb_json	*j;
+	char			*buf;
+	size_t			cap, len;
+	int			full;
 };
 
 static void
 put(struct sink *k, const char *p, size_t n)
 {
-	if (k->f != NULL) {
-		fwrite(p, 1, n, k->f);
+	if (k->j != NULL) {
+		out(k->j, p, n);
 		return;
 	}
 	if (k->len + n > k->cap) {
@@ -187,14 +254,14 @@ escape(struct sink *k, const unsigned char *s, size_t n)
 
 /* The string's body, quoted; returns 1 if some byte was not valid UTF-8. */
 static int
-body(FILE *f, const unsigned char *s, size_t n)
+body(struct wfpb_json *j, const unsigned char *s, size_t n)
 {
-	struct sink	k = { f, NULL, 0, 0, 0 };
+	struct sink	k = { j, NULL, 0, 0, 0 };
 	int		lossy;
 
-	fputc('"', f);
+	outc(j, '"');
 	lossy = escape(&k, s, n);
-	fputc('"', f);
+	outc(j, '"');
 	return lossy;
 }
 
@@ -217,10 +284,10 @@ wfpb_json_strn(struct wfpb_json *j, const char *key, const char *s, size_t n)
 	if (member(j, key) != 0)
 		return;
 	if (s == NULL) {
-		fputs("null", j->f);
+		out(j, "null", 4);
 		return;
 	}
-	lossy = body(j->f, (const unsigned char *)s, n);
+	lossy = body(j, (const unsigned char *)s, n);
 	if (lossy && key != NULL && (size_t)snprintf(hexkey, sizeof(hexkey), "%s_hex", key) < sizeof(hexkey))
 		wfpb_json_hex(j, hexkey, (const uint8_t *)s, n);
 }
@@ -234,22 +301,28 @@ wfpb_json_str(struct wfpb_json *j, const char *key, const char *s)
 void
 wfpb_json_u64(struct wfpb_json *j, const char *key, uint64_t v)
 {
-	if (member(j, key) == 0)
-		fprintf(j->f, "%" PRIu64, v);
+	char	b[24];
+	int	n;
+
+	if (member(j, key) == 0 && (n = snprintf(b, sizeof(b), "%" PRIu64, v)) > 0)
+		out(j, b, (size_t)n);
 }
 
 void
 wfpb_json_i64(struct wfpb_json *j, const char *key, int64_t v)
 {
-	if (member(j, key) == 0)
-		fprintf(j->f, "%" PRId64, v);
+	char	b[24];
+	int	n;
+
+	if (member(j, key) == 0 && (n = snprintf(b, sizeof(b), "%" PRId64, v)) > 0)
+		out(j, b, (size_t)n);
 }
 
 void
 wfpb_json_bool(struct wfpb_json *j, const char *key, int v)
 {
 	if (member(j, key) == 0)
-		fputs(v ? "true" : "false", j->f);
+		out(j, v ? "true" : "false", v ? 4 : 5);
 }
 
 void
@@ -261,18 +334,18 @@ wfpb_json_hex(struct wfpb_json *j, const char *key, const uint8_t *p, size_t n)
 
 	if (member(j, key) != 0)
 		return;
-	fputc('"', j->f);
+	outc(j, '"');
 	/* A record's bytes are most of an exported line: in blocks, not a formatted call per byte. */
 	for (i = 0; i < n; i++) {
 		b[k++] = digits[p[i] >> 4];
 		b[k++] = digits[p[i] & 15];
 		if (k == sizeof(b)) {
-			fwrite(b, 1, k, j->f);
+			out(j, b, k);
 			k = 0;
 		}
 	}
-	fwrite(b, 1, k, j->f);
-	fputc('"', j->f);
+	out(j, b, k);
+	outc(j, '"');
 }
 
 int
@@ -282,7 +355,7 @@ wfpb_json_end(struct wfpb_json *j)
 		j->error = 1;
 		return -1;
 	}
-	fputc('\n', j->f);
+	outc(j, '\n');
 	j->first[0] = 1;	/* ready for the next line's value */
-	return ferror(j->f) ? -1 : 0;
+	return j->error || (j->f != NULL && ferror(j->f)) ? -1 : 0;
 }

@@ -20,8 +20,12 @@
 
 #define WFPB_JSON_DEPTH	16
 
+#define WFPB_JSON_MEM_MAX	(16u * 1024u * 1024u)	/* a writer to memory never holds more */
+
 struct wfpb_json {
-	FILE		*f;
+	FILE		*f;		/* NULL: the writer's own buffer (wfpb_json_init_mem) */
+	char		*mem;
+	size_t		mem_len, mem_cap;
 	int		depth;
 	int		error;			/* misuse: unbalanced, too deep, a key where none belongs */
 	unsigned char	first[WFPB_JSON_DEPTH];	/* no member written yet at this level */
@@ -29,6 +33,16 @@ struct wfpb_json {
 };
 
 void wfpb_json_init(struct wfpb_json *j, FILE *f);
+
+/*
+ * A writer into memory: _mem gives what was written so far, _mem_reset starts
+ * over (keeping the buffer), _mem_free releases it. Past WFPB_JSON_MEM_MAX, or
+ * when memory runs out, the writer's error is set.
+ */
+void wfpb_json_init_mem(struct wfpb_json *j);
+const char *wfpb_json_mem(const struct wfpb_json *j, size_t *len);
+void wfpb_json_mem_reset(struct wfpb_json *j);
+void wfpb_json_mem_free(struct wfpb_json *j);
 
 /* key is the member name inside an object and NULL inside an array or at the top. */
 void wfpb_json_obj_begin(struct wfpb_json *j, const char *key);

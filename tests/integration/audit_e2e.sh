@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# audit_e2e.sh BROKERD WFPBCTL ACK_CLIENT WORKDIR JSON_LINES [ITERATIONS]
+# audit_e2e.sh BROKERD WFPBCTL ACK_CLIENT WORKDIR JSON_LINES FORGE [ITERATIONS]
 #
 # 1. Crash consistency: SIGKILL the broker at random moments while a client
 #    makes durably audited requests, restart it each time (it verifies and
@@ -17,7 +17,7 @@
 #    restart: every record reaches its output, the chain whole.
 # Ends with "N passed, M failed".
 set -u
-brokerd=$1 wfpbctl=$2 ack=$3 work=$4 json_lines=$5 iterations=${6:-200}
+brokerd=$1 wfpbctl=$2 ack=$3 work=$4 json_lines=$5 forge=$6 iterations=${7:-200}
 . "$(dirname "$0")/../check.sh"
 
 rm -rf "$work"
@@ -335,6 +335,64 @@ rewritten "a latency" '"latency_us":[0-9]*' '"latency_us":999999999'
 rewritten "the RFC 3339 time" '"time":"2' '"time":"1'
 rewritten "a prev_hash" '"prev_hash":"0' '"prev_hash":"f'
 rewritten "a request id" '"request_id":[0-9]*' '"request_id":4242424242'
+# Strict lines (issue 25, item 8): what a SIEM reads is the last of two members, a second copy
+# of a line is a line too, and a member spelt another way is another line.
+vc_try() { # vc_try NAME FILE [OPTIONS...]: verify-collected over FILE, its report in vc-NAME.out
+	local name=$1 file=$2
+	shift 2
+	"$wfpbctl" audit verify-collected "$file" --keys "$work/keys" "$@" >"$work/vc-$name.out" 2>&1
+}
+seq7=$(grep -m1 '"op":"listen"' "$work/a.jsonl" | sed -n 's/.*"seq":\([0-9]*\),.*/\1/p')
+sed "0,/\"op\":\"listen\"/s/}\$/,\"status\":\"DENIED\",\"op\":\"reload\"}/" "$work/a.jsonl" >"$work/dupmember.jsonl"
+vc_try dupmember "$work/dupmember.jsonl"; rc=$?
+check "a line with a second \"status\" and \"op\" appended (what jq reads) is altered: seq $seq7 (exit $rc)" eval \
+	"test $rc -eq 1 && grep -q 'altered: seq $seq7 ' '$work/vc-dupmember.out'"
+{ cat "$work/a.jsonl"; grep -m1 '"op":"listen"' "$work/a.jsonl" | sed 's/"op":"listen"/"op":"connect"/'; } >"$work/dupline.jsonl"
+vc_try dupline "$work/dupline.jsonl"; rc=$?
+check "a second copy of a genuine line with a field changed is altered, not a repeat (exit $rc)" eval \
+	"test $rc -eq 1 && grep -q 'altered: seq $seq7 ' '$work/vc-dupline.out'"
+sed '0,/"status":/s//"status" :/' "$work/a.jsonl" >"$work/spaced.jsonl"
+vc_try spaced "$work/spaced.jsonl"; rc=$?
+check "a member written \"status\" : is altered (exit $rc)" eval \
+	"test $rc -eq 1 && grep -q 'altered: seq 1 ' '$work/vc-spaced.out'"
+
+# The unsigned tail (item 7): records chained after the host's last checkpoint, signed by nothing.
+mkdir -p "$work/forge"
+cp "$work/state/audit.log" "$work/forge/audit.log"
+cp "$work/state/audit.pub" "$work/forge/audit.pub"
+"$forge" "$work/forge/audit.log" 3 0
+"$wfpbctl" audit export --json "$work/forge/audit.log" | tail -n 3 >"$work/forged3.jsonl"
+cat "$work/a.jsonl" "$work/forged3.jsonl" >"$work/tail.jsonl"
+vc_try tail "$work/tail.jsonl"; rc=$?
+check "three made-up records after the last checkpoint (root to 10.66.66.66:22) are an unverified tail, never whole" eval \
+	"grep -q '10.66.66.66:22' '$work/forged3.jsonl' && ! grep -q '^  whole: ' '$work/vc-tail.out' &&
+	 grep -q '^  unverified tail: seq $((na + 1))..$((na + 3)) (3 records)' '$work/vc-tail.out'"
+"$forge" "$work/forge/audit.log" 3 3600
+"$wfpbctl" audit export --json "$work/forge/audit.log" | tail -n 3 >"$work/forged3old.jsonl"
+cat "$work/a.jsonl" "$work/forged3.jsonl" "$work/forged3old.jsonl" >"$work/oldtail.jsonl"
+vc_try oldtail "$work/oldtail.jsonl"; rc=$?
+check "a tail older than --tail-max fails the run (exit $rc)" eval \
+	"test $rc -eq 1 && grep -q 'STALE TAIL' '$work/vc-oldtail.out'"
+
+# Every key given is accounted for (item 9): one that sent nothing is silent and fails the run.
+"$wfpbctl" audit verify-collected "$work/a.jsonl" --keys "$work/keys" >"$work/vc-silent.out" 2>&1; rc=$?
+check "lines of host a only, keys of two: the other is SILENT and fails the run (exit $rc)" eval \
+	"test $rc -eq 1 && grep -q '^some-other-name.pub' '$work/vc-silent.out' && grep -q '^  SILENT: ' '$work/vc-silent.out'"
+"$wfpbctl" audit verify-collected "$work/a.jsonl" --keys "$work/keys" --retired some-other-name.pub \
+	>"$work/vc-retired.out" 2>&1; rc=$?
+check "  and named --retired, it is reported retired and the run passes (exit $rc)" eval \
+	"test $rc -eq 0 && grep -q '^  retired: ' '$work/vc-retired.out'"
+
+# Nothing from a line reaches the terminal raw (item 10): a host name that moves the cursor.
+esc=$(printf '\033')
+sed "1s/\"host\":\"[^\"]*\"/\"host\":\"${esc}[1A${esc}[2Khost-b\"/" "$work/a.jsonl" >"$work/escape.jsonl"
+sed -i "2s/\"host\":\"[^\"]*\"/\"host\":\"another-name\"/" "$work/escape.jsonl"
+vc_try escape "$work/escape.jsonl"; rc=$?
+check "a host field carrying terminal escapes never reaches the report raw (exit $rc)" eval \
+	"! grep -q \"\$esc\" '$work/vc-escape.out' && test $rc -eq 1"
+check "  the host is reported under its key's name, and a second host name for the key is reported" eval \
+	"grep -q '^host-a.pub (host ' '$work/vc-escape.out' && grep -q 'hosts: lines of this key name more than one host' '$work/vc-escape.out'"
+
 # The first host's lines claiming the second host's key: its checkpoints do not verify under it.
 key_a=$(head -n 1 "$work/a.jsonl" | sed -n 's/.*"audit_key":"\([0-9a-f]*\)".*/\1/p')
 key_b=$(head -n 1 "$work/b.jsonl" | sed -n 's/.*"audit_key":"\([0-9a-f]*\)".*/\1/p')
