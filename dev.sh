@@ -27,7 +27,7 @@ apt_packages=(
 	iproute2 nftables util-linux
 	libsystemd-dev dbus-daemon
 	debhelper lintian scdoc man-db msitools osslsigncode openssl
-	haproxy rsyslog rsyslog-relp libgnutls28-dev
+	haproxy rsyslog rsyslog-relp libgnutls28-dev time
 )
 
 export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
@@ -230,6 +230,10 @@ bench)
 	cmake --build build/bench -j"$jobs" --target ack-client
 	bash bench/audit_ship.sh build/bench/service/wfpbrokerd build/bench/client/wfpbctl \
 		build/bench/tests/ack-client build/bench/audit-ship
+	# The centre's verifier over 10 M collected lines of 100 hosts.
+	cmake --build build/bench -j"$jobs" --target fleet-gen
+	bash bench/verify_collected.sh build/bench/bench/fleet-gen build/bench/client/wfpbctl \
+		build/bench/verify-collected
 	# The Windows service's worker pool, under Wine.
 	setup_win_deps
 	configure both

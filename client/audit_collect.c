@@ -189,67 +189,136 @@ load_keys(struct run *rn, const char *dir)
 	return 0;
 }
 
-/*
- * Locates a member of the JSON object at the start of line: the first one named key at its
- * top level (or, with in_principal, at the top level of its "principal" object). A string's
- * text between its quotes, or a number's digits, as [*v, *e). Only used to pick the values
- * a line claims; the line is then judged whole by making it again (line_is_exact), so a
- * value picked from a malformed line only makes that comparison fail.
- */
-static int
-find_member(const char *line, const char *end, const char *key, int in_principal, const char **v, const char **e)
+/* A value a line gives, as [v, e): a string's text between its quotes, a number's digits. */
+struct span {
+	const char	*v, *e;
+};
+
+/* The members a line is read for (the first of each name: a second one only fails the comparison). */
+enum { F_RECORD, F_AUDIT_KEY, F_HOST, F_HOST_HEX, F_USER_NAME, F_USER_NAME_HEX, F_COUNT };
+static const struct {
+	const char	*name;
+	size_t		len;
+	int		in_principal;
+} wanted[F_COUNT] = {
+	{ "record", 6, 0 }, { "audit_key", 9, 0 }, { "host", 4, 0 }, { "host_hex", 8, 0 },
+	{ "user_name", 9, 1 }, { "user_name_hex", 13, 1 },
+};
+
+/* The end of the string whose text starts at p (the closing quote), or NULL. */
+static const char *
+string_end(const char *p, const char *end)
 {
-	const char	*p = line;
-	size_t		klen = strlen(key);
-	int		depth = 0, in_p = 0;
+	const char	*q;
+	size_t		bs;
 
+	for (;;) {
+		if ((q = memchr(p, '"', (size_t)(end - p))) == NULL)
+			return NULL;
+		for (bs = 0; q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\'; bs++)
+			;
+		if (bs % 2 == 0)
+			return q;
+		p = q + 1;
+	}
+}
+
+/*
+ * One pass over the JSON object that starts the line, noting where the members it is read
+ * for are: at its top level, or (user_name) at the top level of its "principal" object. Only
+ * picks the values a line claims; the line is then judged whole by making it again
+ * (line_is_exact), so a value picked from a malformed line only makes that comparison fail.
+ */
+static void
+scan_line(const char *line, const char *end, struct span f[F_COUNT])
+{
+	const char	*p = line, *s, *q;
+	int		depth = 0, principal_depth = 0, i;
+
+	memset(f, 0, F_COUNT * sizeof(f[0]));
 	if (p >= end || *p != '{')
-		return -1;
-	for (; p < end; p++) {
-		if (*p == '{' || *p == '[') {
-			depth++;
-		} else if (*p == '}' || *p == ']') {
-			if (--depth == 0)
-				return -1;
-			if (in_p && depth == 1)
-				in_p = 0;
-		} else if (*p == '"') {
-			const char *s = ++p;
+		return;
+	while (p < end) {
+		char c = *p;
 
-			while (p < end && *p != '"')
-				p += (*p == '\\' && p + 1 < end) ? 2 : 1;
-			if (p >= end)
-				return -1;
-			if (p + 1 >= end || p[1] != ':')
-				continue;
-			if (depth == 1 && (size_t)(p - s) == 9 && memcmp(s, "principal", 9) == 0 && p + 2 < end &&
-			    p[2] == '{') {
-				if (in_principal) {
-					in_p = 1;
-					p += 2;
+		if (c == '{' || c == '[') {
+			depth++;
+			p++;
+		} else if (c == '}' || c == ']') {
+			if (depth == principal_depth)
+				principal_depth = 0;
+			if (--depth <= 0)
+				return;
+			p++;
+		} else if (c == '"') {
+			s = p + 1;
+			if ((q = string_end(s, end)) == NULL)
+				return;
+			p = q + 1;
+			if (p >= end || *p != ':')
+				continue;	/* a value, not a key */
+			p++;
+			if (depth == 1 && q - s == 9 && memcmp(s, "principal", 9) == 0) {
+				if (p < end && *p == '{') {
+					principal_depth = depth + 1;
 					depth++;
+					p++;
 				}
 				continue;
 			}
-			if ((in_principal ? !(in_p && depth == 2) : depth != 1) || (size_t)(p - s) != klen ||
-			    memcmp(s, key, klen) != 0)
-				continue;
-			s = p + 2;
-			if (s < end && *s == '"') {
-				for (p = ++s; p < end && *p != '"'; p += (*p == '\\' && p + 1 < end) ? 2 : 1)
-					;
-				if (p >= end)
-					return -1;
-			} else {
-				for (p = s; p < end && *p >= '0' && *p <= '9'; p++)
-					;
+			for (i = 0; i < F_COUNT; i++) {
+				if (f[i].v != NULL || (size_t)(q - s) != wanted[i].len || memcmp(s, wanted[i].name,
+				    wanted[i].len) != 0)
+					continue;
+				if (wanted[i].in_principal ? principal_depth == 0 || depth != principal_depth : depth != 1)
+					continue;
+				if (p < end && *p == '"') {
+					if ((q = string_end(p + 1, end)) == NULL)
+						return;
+					f[i].v = p + 1;
+					f[i].e = q;
+					p = q + 1;
+				} else {
+					for (f[i].v = p; p < end && *p >= '0' && *p <= '9'; p++)
+						;
+					f[i].e = p;
+				}
+				break;
 			}
-			*v = s;
-			*e = p;
-			return 0;
+		} else {
+			p++;
 		}
 	}
-	return -1;
+}
+
+/* Hex digits [v, e) into out (cap bytes): the byte count, or -1 unless every digit pairs. */
+static long
+unhex(const char *v, const char *e, uint8_t *out, size_t cap)
+{
+	static signed char	val[256];
+	static int		ready;
+	size_t			n = (size_t)(e - v) / 2, i;
+	int			bad = 0;
+
+	if (!ready) {
+		memset(val, -1, sizeof(val));
+		for (i = 0; i < 10; i++)
+			val['0' + i] = (signed char)i;
+		for (i = 0; i < 6; i++) {
+			val['a' + i] = (signed char)(10 + i);
+			val['A' + i] = (signed char)(10 + i);
+		}
+		ready = 1;
+	}
+	if ((size_t)(e - v) % 2 != 0 || n > cap)
+		return -1;
+	for (i = 0; i < n; i++) {
+		int hi = val[(unsigned char)v[2 * i]], lo = val[(unsigned char)v[2 * i + 1]];
+
+		bad |= hi | lo;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return bad < 0 ? -1 : (long)n;
 }
 
 /* One hex digit's value, or -1. */
@@ -348,22 +417,13 @@ json_unescape(const char *s, const char *e, char *out, size_t cap)
  * Its length, 0 when absent, -1 when it cannot be what the exporter wrote.
  */
 static long
-claimed(const char *line, const char *end, const char *key, int in_principal, char *out, size_t cap)
+claimed(const struct span *str, const struct span *hex, char *out, size_t cap)
 {
-	const char	*v, *e;
-	char		hexkey[32];
-	size_t		n;
-
-	snprintf(hexkey, sizeof(hexkey), "%s_hex", key);
-	if (find_member(line, end, hexkey, in_principal, &v, &e) == 0) {
-		if (sodium_hex2bin((unsigned char *)out, cap, v, (size_t)(e - v), NULL, &n, NULL) != 0 ||
-		    2 * n != (size_t)(e - v))
-			return -1;
-		return (long)n;
-	}
-	if (find_member(line, end, key, in_principal, &v, &e) != 0)
+	if (hex->v != NULL)
+		return unhex(hex->v, hex->e, (uint8_t *)out, cap);
+	if (str->v == NULL)
 		return 0;
-	return json_unescape(v, e, out, cap);
+	return json_unescape(str->v, str->e, out, cap);
 }
 
 /*
@@ -371,8 +431,9 @@ claimed(const char *line, const char *end, const char *key, int in_principal, ch
  * claims: made again and compared byte for byte (docs/AUDIT.md, "At the centre").
  */
 static int
-line_is_exact(struct run *rn, const char *line, size_t len, const Wfpbroker__V1__AuditRecord *r,
-    const uint8_t *framed, size_t flen, const uint8_t fp[32], const char *host, size_t host_len)
+line_is_exact(struct run *rn, const char *line, size_t len, const struct span f[F_COUNT],
+    const Wfpbroker__V1__AuditRecord *r, const uint8_t *framed, size_t flen, const uint8_t fp[32], const char *host,
+    size_t host_len)
 {
 	struct wfpbctl_line_extra	x = { 0 };
 	char				uname[1024];
@@ -380,7 +441,7 @@ line_is_exact(struct run *rn, const char *line, size_t len, const Wfpbroker__V1_
 	size_t				mlen;
 	long				un = 0;
 
-	if (r->principal != NULL && (un = claimed(line, line + len, "user_name", 1, uname, sizeof(uname))) < 0)
+	if (r->principal != NULL && (un = claimed(&f[F_USER_NAME], &f[F_USER_NAME_HEX], uname, sizeof(uname))) < 0)
 		return 0;
 	x.host = host;
 	x.host_len = host_len;
@@ -584,12 +645,13 @@ note_host_name(struct run *rn, struct host *h, const char *name, size_t n)
 static int
 one_line(struct run *rn, unsigned file, uint64_t lineno, char *line, size_t len)
 {
-	const char			*rv, *re, *kv, *ke, *end = line + len;
+	const char			*end = line + len;
 	Wfpbroker__V1__AuditRecord	*r;
+	struct span			f[F_COUNT];
 	uint8_t				fp[32];
 	char				host[1024];
-	size_t				flen, bin;
-	long				hn;
+	size_t				flen;
+	long				hn, rl;
 	unsigned			k;
 	struct host			*h;
 	struct slot			e;
@@ -597,15 +659,15 @@ one_line(struct run *rn, unsigned file, uint64_t lineno, char *line, size_t len)
 
 	if (len > 0 && line[len - 1] == '\r')
 		end = line + --len;	/* a CRLF line end is a line end */
-	if (find_member(line, end, "record", 0, &rv, &re) != 0 || find_member(line, end, "audit_key", 0, &kv, &ke) != 0) {
+	scan_line(line, end, f);
+	if (f[F_RECORD].v == NULL || f[F_AUDIT_KEY].v == NULL) {
 		if (len > 0)
 			rn->junk++;
 		return 0;
 	}
 	/* An audit line whose record or key is not what one can be was damaged on the way. */
-	if (sodium_hex2bin(rn->framed, WFPB_AUDIT_RECORD_MAX + 4, rv, (size_t)(re - rv), NULL, &flen, NULL) != 0 ||
-	    2 * flen != (size_t)(re - rv) || sodium_hex2bin(fp, 32, kv, (size_t)(ke - kv), NULL, &bin, NULL) != 0 ||
-	    bin != 32 || ke - kv != 64 || flen < 4 ||
+	if ((rl = unhex(f[F_RECORD].v, f[F_RECORD].e, rn->framed, WFPB_AUDIT_RECORD_MAX + 4)) < 4 ||
+	    unhex(f[F_AUDIT_KEY].v, f[F_AUDIT_KEY].e, fp, 32) != 32 || (flen = (size_t)rl) < 4 ||
 	    (((size_t)rn->framed[0] << 24) | ((size_t)rn->framed[1] << 16) | ((size_t)rn->framed[2] << 8) |
 	    rn->framed[3]) != flen - 4 ||
 	    (r = wfpbroker__v1__audit_record__unpack(NULL, flen - 4, rn->framed + 4)) == NULL) {
@@ -640,8 +702,8 @@ one_line(struct run *rn, unsigned file, uint64_t lineno, char *line, size_t len)
 			e.sig_ok = crypto_sign_verify_detached(r->signature.data, sb, sl, h->pub) == 0;
 		free(sb);
 	}
-	if ((hn = claimed(line, end, "host", 0, host, sizeof(host))) < 0 ||
-	    !line_is_exact(rn, line, len, r, rn->framed, flen, fp, host, (size_t)(hn > 0 ? hn : 0))) {
+	if ((hn = claimed(&f[F_HOST], &f[F_HOST_HEX], host, sizeof(host))) < 0 ||
+	    !line_is_exact(rn, line, len, f, r, rn->framed, flen, fp, host, (size_t)(hn > 0 ? hn : 0))) {
 		char at[512];
 
 		e.at.file = file;

@@ -77,6 +77,10 @@ out(struct wfpb_json *j, const char *p, size_t n)
 static void
 outc(struct wfpb_json *j, char c)
 {
+	if (j->f == NULL && j->mem_len < j->mem_cap) {
+		j->mem[j->mem_len++] = c;
+		return;
+	}
 	out(j, &c, 1);
 }
 
@@ -220,6 +224,10 @@ escape(struct sink *k, const unsigned char *s, size_t n)
 	while (i < n) {
 		unsigned char c = s[i];
 
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			i++;	/* printable ASCII, most of what is written */
+			continue;
+		}
 		len = wfpb_utf8_seq(s + i, n - i);
 		if (len > 1 || (len == 1 && c >= 0x20 && c != 0x7f && c != '"' && c != '\\')) {
 			i += len;
