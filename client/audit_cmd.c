@@ -989,17 +989,8 @@ cursor:
 	}
 	wfpb__file_watch_close(w);
 	/* Stopped: what the collector still acknowledges within the timeout counts, then a polite close. */
-	if (c != NULL) {
-		uint64_t deadline = mono_ms() + (uint64_t)cfg->timeout_ms;
-
-		int rc = 0;
-
-		while (rc == 0 && wfpb_relp_unacked(c) > 0 && mono_ms() < deadline) {
-			rc = wfpb_relp_acks(c, (int)(deadline - mono_ms()), &n, err, sizeof(err));
-			acked_seq = dequeue_acked(n, acked_seq);
-		}
-		wfpb_relp_close(c, wfpb_relp_unacked(c) == 0);
-	}
+	if (c != NULL)
+		acked_seq = dequeue_acked(wfpb_relp_stop(c, cfg->timeout_ms), acked_seq);
 	if (cursor != NULL && acked_seq != written && cursor_write(cursor, acked_seq) != 0) {
 		fprintf(stderr, "wfpbctl: audit export --follow: cannot write the cursor %s\n", cursor);
 		return 1;

@@ -168,16 +168,16 @@ load_keys(struct run *rn, const char *dir)
 		if (l < 5 || strcmp(n + l - 4, ".pub") != 0)
 			continue;
 #endif
-		struct host *h;
+		struct host *hp;
 
 		if (rn->nhosts >= KEYS_MAX)
 			break;
-		h = &rn->hosts[rn->nhosts];
+		hp = &rn->hosts[rn->nhosts];
 		snprintf(path, sizeof(path), "%s/%s", dir, n);
-		if (wfpb_keyfile_load_public(path, h->pub) != 0)
+		if (wfpb_keyfile_load_public(path, hp->pub) != 0)
 			continue;
-		snprintf(h->file, sizeof(h->file), "%s", n);
-		crypto_generichash(h->fp, 32, h->pub, 32, NULL, 0);
+		snprintf(hp->file, sizeof(hp->file), "%s", n);
+		crypto_generichash(hp->fp, 32, hp->pub, 32, NULL, 0);
 		rn->nhosts++;
 #ifdef _WIN32
 	} while (FindNextFileA(h, &fd));

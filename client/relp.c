@@ -35,6 +35,7 @@ struct wfpb_relp {
 	size_t		rx_len, rx_cap;
 	char		*tx;				/* frames not yet written (written by wfpb_relp_acks) */
 	size_t		tx_len, tx_cap;
+	int64_t		until;				/* stopping: no wait ends later than this (0: none) */
 #ifdef WFPB_HAVE_GNUTLS
 	gnutls_session_t			tls;
 	gnutls_certificate_credentials_t	cred;
@@ -65,6 +66,13 @@ left_ms(int64_t deadline)
 	int64_t d = deadline - mono_ms();
 
 	return d < 0 ? 0 : d > 60000 ? 60000 : (int)d;
+}
+
+/* A deadline of a wait, no later than the stop's (wfpb_relp_stop): one bound for the whole stop. */
+static int64_t
+bounded(const struct wfpb_relp *c, int64_t deadline)
+{
+	return c->until != 0 && c->until < deadline ? c->until : deadline;
 }
 
 /* Waits until fd is ready for events; 1 ready, 0 timed out, -1 error. */
@@ -328,7 +336,7 @@ flush(struct wfpb_relp *c, char *err, size_t cap)
 {
 	if (c->tx_len == 0)
 		return 0;
-	if (write_all(c, c->tx, c->tx_len, mono_ms() + c->timeout_ms, err, cap) != 0)
+	if (write_all(c, c->tx, c->tx_len, bounded(c, mono_ms() + c->timeout_ms), err, cap) != 0)
 		return -1;
 	c->tx_len = 0;
 	return 0;
@@ -603,7 +611,8 @@ take_answers(struct wfpb_relp *c, size_t *acked, char *err, size_t cap)
 int
 wfpb_relp_acks(struct wfpb_relp *c, int wait_ms, size_t *acked, char *err, size_t cap)
 {
-	int r;
+	int64_t	deadline = bounded(c, mono_ms() + (wait_ms > 0 ? wait_ms : 0));
+	int	r;
 
 	*acked = 0;
 	if (flush(c, err, cap) != 0)
@@ -611,8 +620,12 @@ wfpb_relp_acks(struct wfpb_relp *c, int wait_ms, size_t *acked, char *err, size_
 	for (;;) {
 		if (take_answers(c, acked, err, cap) != 0)
 			return -1;
-		/* Wait only while nothing came yet; then take what else is already there. */
-		r = read_some(c, *acked == 0 ? wait_ms : 0, err, cap);
+		/*
+		 * Wait only while nothing came yet, and only until one deadline: an answer that
+		 * arrives a byte at a time must not restart the wait at every byte. Then take
+		 * what else is already there.
+		 */
+		r = read_some(c, *acked == 0 ? left_ms(deadline) : 0, err, cap);
 		if (r < 0)
 			return -1;
 		if (r == 0)
@@ -661,6 +674,27 @@ wfpb_relp_unacked(const struct wfpb_relp *c)
 	return c->count;
 }
 
+size_t
+wfpb_relp_stop(struct wfpb_relp *c, int ms)
+{
+	char	e[160];
+	size_t	n, acked = 0;
+
+	if (c == NULL)
+		return 0;
+	c->until = mono_ms() + (ms > 0 ? ms : 0);
+	/* A collector that answers a byte at a time gets this one bound, not a fresh one per byte or step. */
+	while (c->count > 0 && left_ms(c->until) > 0) {
+		if (wfpb_relp_acks(c, left_ms(c->until), &n, e, sizeof(e)) != 0) {
+			acked += n;
+			break;
+		}
+		acked += n;
+	}
+	wfpb_relp_close(c, c->count == 0 && left_ms(c->until) > 0);
+	return acked;
+}
+
 void
 wfpb_relp_close(struct wfpb_relp *c, int graceful)
 {
@@ -669,7 +703,7 @@ wfpb_relp_close(struct wfpb_relp *c, int graceful)
 	if (graceful) {
 		char		e[160];
 		size_t		acked;
-		int64_t		deadline = mono_ms() + c->timeout_ms;
+		int64_t		deadline = bounded(c, mono_ms() + c->timeout_ms);
 
 		/* Answers still due come first, in order; then the close's own. */
 		c->window = WFPB_RELP_WINDOW_MAX;

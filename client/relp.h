@@ -63,6 +63,14 @@ unsigned wfpb_relp_unacked(const struct wfpb_relp *c);
 void wfpb_relp_close(struct wfpb_relp *c, int graceful);
 
 /*
+ * Stops within ms, whatever the server does: takes the answers still due, then closes
+ * politely if all came and time is left, else at once; every wait on the way (writes, answers,
+ * the close's answer) ends by the one deadline. Returns how many of the oldest messages were
+ * acknowledged meanwhile (the caller moves its cursor past them). c is freed; NULL is fine.
+ */
+size_t wfpb_relp_stop(struct wfpb_relp *c, int ms);
+
+/*
  * For the fuzzer: a client with no connection (messages sent to it are only queued), and
  * bytes handed to it as if the server had sent them, taken as wfpb_relp_acks takes them.
  * Close it with wfpb_relp_close(c, 0).

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "relp.h"
+#include "wfpb.h"
 
 struct srv {
 	int		lfd;
@@ -364,6 +365,54 @@ endless_answer_is_bounded(void **state)
 	wfpb_relp_close(c, 0);
 }
 
+/* Sends s one byte every ms milliseconds: a collector that trickles its answers. */
+static void
+trickle(int fd, const char *s, unsigned ms)
+{
+	for (; *s != '\0'; s++) {
+		if (send(fd, s, 1, MSG_NOSIGNAL) != 1)
+			return;
+		usleep(ms * 1000u);
+	}
+}
+
+static void
+script_trickle(struct srv *s, int fd)
+{
+	char cmd[32], data[64];
+
+	accept_open(fd);
+	read_syslogs(s, fd, 1);
+	trickle(fd, "2 rsp 6 200 OK\n", 30);	/* 450 ms: the answer comes, slowly */
+	if (frame(fd, cmd, data, sizeof(data)) == 3 && strcmp(cmd, "close") == 0)
+		trickle(fd, "3 rsp 6 200 OK\n", 100);	/* the close's answer would take 1.5 s */
+}
+
+/*
+ * A collector that answers a byte at a time cannot stretch the stop: the answers due and the
+ * close's answer share one deadline (it was one per step: the drain's, then the close's own).
+ */
+static void
+stop_has_one_deadline(void **state)
+{
+	struct srv		s;
+	struct wfpb_relp	*c;
+	struct wfpb_relp_config	cfg;
+	char			err[256] = "";
+	uint64_t		t0;
+
+	(void)state;
+	start(&s, script_trickle);
+	cfg = cfg_for(&s, 8);
+	assert_int_equal(wfpb_relp_connect(&cfg, &c, err, sizeof(err)), 0);
+	assert_int_equal(wfpb_relp_send(c, "a", 1, err, sizeof(err)), 0);
+	t0 = wfpb_monotonic_us();
+	/* The trickled answer still counts; the polite close is cut off at the deadline. */
+	assert_int_equal(wfpb_relp_stop(c, 800), 1);
+	assert_true(wfpb_monotonic_us() - t0 < 1100u * 1000u);
+	stop(&s);
+}
+
 static void
 script_offer(struct srv *s, int fd)
 {
@@ -438,6 +487,7 @@ main(void)
 		cmocka_unit_test(server_close_breaks),
 		cmocka_unit_test(malformed_frames_break),
 		cmocka_unit_test(endless_answer_is_bounded),
+		cmocka_unit_test(stop_has_one_deadline),
 		cmocka_unit_test(open_must_offer_syslog),
 		cmocka_unit_test(bad_configuration_refused),
 	};
