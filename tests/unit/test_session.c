@@ -1602,7 +1602,7 @@ bad_frame_sessions_have_their_end(void **state)
 		handshake(s, &c, key->pub, WFPB_PROTOCOL_VERSION);
 		make_ping(&rq, &pg, 1);
 		send_request(s, &c, &rq, 1002);
-		(void)next_response(s, &c);
+		wfpbroker__v1__response__free_unpacked(next_response(s, &c), NULL);
 		/* The next frame the client sends, then spoilt: tampered, sent twice, or empty. */
 		make_ping(&rq, &pg, 2);
 		len = wfpbroker__v1__request__get_packed_size(&rq);
