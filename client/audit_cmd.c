@@ -71,6 +71,13 @@ verify_one(const char *file, const uint8_t *pk, int last, int live, struct wfpb_
 		printf("%s: FAIL: no records\n", file);
 		return 1;
 	}
+	if (rep->lost > 0) {
+		/* The chain is whole, the log is not: it never verifies as if nothing was missing. */
+		printf("%s: FAIL at seq %llu: %llu records were lost before it (the broker could not write them: "
+		    "its queue was full while the log could not be written)\n", file,
+		    (unsigned long long)rep->first_lost_seq, (unsigned long long)rep->lost);
+		return 1;
+	}
 	if (rep->last_checkpoint_seq != rep->last_seq && !(last && live)) {
 		printf("%s: FAIL at seq %llu: records %llu..%llu are not covered by a signed checkpoint "
 		    "(a checkpoint was removed, or the log is still being written: --live)\n", file,
@@ -336,6 +343,8 @@ wfpbctl_record_json(struct wfpb_json *j, const Wfpbroker__V1__AuditRecord *r, co
 	wfpb_json_str(j, "status", wfpbctl_enum_name(&wfpbroker__v1__status_code__descriptor, r->status));
 	wfpb_json_u64(j, "latency_us", r->latency_us);
 	wfpb_json_str(j, "message", r->message);
+	if (r->lost)
+		wfpb_json_u64(j, "lost", r->lost);
 	wfpb_json_hex(j, "prev_hash", r->prev_hash.data, r->prev_hash.len);
 	if (r->signature.len)
 		wfpb_json_hex(j, "signature", r->signature.data, r->signature.len);

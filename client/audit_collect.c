@@ -66,6 +66,7 @@ struct slot {
 	uint8_t		hash[32];	/* BLAKE2b-256 of the framed record */
 	uint8_t		prev[32];
 	uint64_t	time_ms;
+	uint64_t	lost;		/* records the broker says it could not write before this one */
 	struct where	at;
 	unsigned char	has_prev, checkpoint, sig_ok;
 };
@@ -77,15 +78,16 @@ struct seen {
 	struct where	at;
 };
 
-enum problem { P_GAP, P_BREAK, P_SIGNATURE, P_FORK, P_ALTERED, P_LATE, P_HOSTS, P_KINDS };
+enum problem { P_GAP, P_BREAK, P_SIGNATURE, P_FORK, P_ALTERED, P_LATE, P_LOST, P_HOSTS, P_KINDS };
 static const char *const problem_name[P_KINDS] = { "gap", "break", "signature", "fork", "altered", "late",
-	"hosts" };
+	"lost", "hosts" };
 
 struct host {
 	char		file[256];	/* the key's file name in DIR: how the host is reported */
 	uint8_t		pub[32], fp[32];
 	int		retired;
 	unsigned long	lines, records, missing;
+	uint64_t	lost;		/* records the broker says it could not write */
 	unsigned long	count[P_KINDS];
 	uint64_t	first, next;	/* first seq seen accepted; the seq awaited next (0: none yet) */
 	uint8_t		last_hash[32];	/* of record next - 1 */
@@ -516,6 +518,12 @@ accept_record(struct run *rn, struct host *h, const struct slot *e)
 		problem(rn, h, P_BREAK, "seq %llu (%s): prev_hash is not the hash of seq %llu",
 		    (unsigned long long)e->seq, at, (unsigned long long)(e->seq - 1));
 	}
+	if (e->lost > 0) {
+		h->lost += e->lost;
+		where_text(rn, &e->at, at, sizeof(at));
+		problem(rn, h, P_LOST, "seq %llu (%s): the broker could not write %llu records before it",
+		    (unsigned long long)e->seq, at, (unsigned long long)e->lost);
+	}
 	if (e->checkpoint && !e->sig_ok) {
 		where_text(rn, &e->at, at, sizeof(at));
 		problem(rn, h, P_SIGNATURE, "checkpoint seq %llu (%s) does not verify with %s",
@@ -686,6 +694,7 @@ one_line(struct run *rn, unsigned file, uint64_t lineno, char *line, size_t len)
 	memset(&e, 0, sizeof(e));
 	e.seq = r->seq;
 	e.time_ms = r->time_unix_ms;
+	e.lost = r->lost;
 	e.at.file = file;
 	e.at.line = lineno;
 	wfpb__audit_chain_hash(rn->framed, flen, e.hash);
@@ -807,7 +816,7 @@ report_host(struct run *rn, struct host *h, uint64_t now_ms, uint32_t silent_aft
 	int		nothing = h->lines == 0;
 	int		silent = nothing || (silent_after && (!h->checkpoint_ms || since > silent_after));
 	int		broken = h->count[P_GAP] || h->count[P_BREAK] || h->count[P_SIGNATURE] || h->count[P_FORK] ||
-	    h->count[P_ALTERED] || h->count[P_LATE];
+	    h->count[P_ALTERED] || h->count[P_LATE] || h->count[P_LOST];
 	int		stale = tail && (!h->checkpoint_ms || tail_age > tail_max);
 	int		whole = !nothing && !broken && !tail;
 	int		fails = nothing ? !h->retired : broken || stale;
@@ -829,6 +838,7 @@ report_host(struct run *rn, struct host *h, uint64_t now_ms, uint32_t silent_aft
 		wfpb_json_u64(&rn->j, "first_seq", h->first);
 		wfpb_json_u64(&rn->j, "last_seq", last);
 		wfpb_json_u64(&rn->j, "missing", h->missing);
+		wfpb_json_u64(&rn->j, "lost_records", h->lost);
 		for (i = 0; i < P_KINDS; i++)
 			wfpb_json_u64(&rn->j, problem_name[i], h->count[i]);
 		wfpb_json_u64(&rn->j, "last_checkpoint_seq", h->checkpoint_seq);
@@ -853,10 +863,10 @@ report_host(struct run *rn, struct host *h, uint64_t now_ms, uint32_t silent_aft
 		return fails;
 	}
 	printf("  %s: %lu records (%lu lines), seq %llu..%llu; %lu gaps (%lu missing), %lu breaks, "
-	    "%lu bad signatures, %lu forks, %lu altered, %lu late; last checkpoint ",
+	    "%lu bad signatures, %lu forks, %lu altered, %lu late, %llu lost; last checkpoint ",
 	    verdict, h->records, h->lines, (unsigned long long)h->first, (unsigned long long)last,
 	    h->count[P_GAP], h->missing, h->count[P_BREAK], h->count[P_SIGNATURE], h->count[P_FORK],
-	    h->count[P_ALTERED], h->count[P_LATE]);
+	    h->count[P_ALTERED], h->count[P_LATE], (unsigned long long)h->lost);
 	if (h->checkpoint_ms)
 		printf("seq %llu, %llu s ago", (unsigned long long)h->checkpoint_seq, (unsigned long long)since);
 	else

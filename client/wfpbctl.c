@@ -236,6 +236,8 @@ print_prometheus(const struct wfpb_status_info *st)
 	    st->audit_max_batch);
 	prometheus_metric("audit_broken", "gauge", "1 while the audit log cannot be written (effects refused).",
 	    st->audit_broken ? 1u : 0u);
+	prometheus_metric("audit_lost_total", "counter", "Audit records that could not be written since start.",
+	    st->audit_lost);
 	prometheus_metric("events_reported_total", "counter", "Events reported to syslog or the Event Log.",
 	    st->events_reported);
 	prometheus_metric("resident_memory_bytes", "gauge", "The broker's resident memory (0: unknown).",
@@ -277,6 +279,7 @@ cmd_status(struct wfpb_open_opts *o, int format)
 		wfpb_json_u64(&j, "audit_commits", st.audit_commits);
 		wfpb_json_u64(&j, "audit_max_batch", st.audit_max_batch);
 		wfpb_json_bool(&j, "audit_broken", st.audit_broken);
+		wfpb_json_u64(&j, "audit_lost", st.audit_lost);
 		wfpb_json_u64(&j, "events_reported", st.events_reported);
 		wfpb_json_u64(&j, "rss_bytes", st.rss_bytes);
 		wfpb_json_u64(&j, "open_handles", st.open_handles);
@@ -290,12 +293,12 @@ cmd_status(struct wfpb_open_opts *o, int format)
 	printf("backend %s\nuptime_ms %llu\nsessions %u\nrequests %llu\ndenials %llu\n"
 	    "stash_entries %u\nstash_bytes %llu\nlisteners %u\nrecords_applied %llu\n"
 	    "audit_durable_seq %llu\naudit_commits %llu\naudit_max_batch %llu\naudit_broken %d\n"
-	    "events_reported %llu\nrss_bytes %llu\nopen_handles %u\nworkers %u\npid %u\n", st.backend,
+	    "audit_lost %llu\nevents_reported %llu\nrss_bytes %llu\nopen_handles %u\nworkers %u\npid %u\n", st.backend,
 	    (unsigned long long)st.uptime_ms, st.sessions, (unsigned long long)st.requests,
 	    (unsigned long long)st.denials, st.stash_entries, (unsigned long long)st.stash_bytes, st.listeners,
 	    (unsigned long long)st.records_applied, (unsigned long long)st.audit_durable_seq,
 	    (unsigned long long)st.audit_commits, (unsigned long long)st.audit_max_batch, st.audit_broken,
-	    (unsigned long long)st.events_reported, (unsigned long long)st.rss_bytes, st.open_handles,
+	    (unsigned long long)st.audit_lost, (unsigned long long)st.events_reported, (unsigned long long)st.rss_bytes, st.open_handles,
 	    st.workers, st.pid);
 	wfpb_close(c);
 	return 0;

@@ -130,8 +130,9 @@ struct wfpb_status_info {
 	uint32_t	pid;		/* the broker's process id: a WFP callout's localRedirectTargetPID */
 	char		backend[16];
 	uint32_t	requests_in_flight;	/* requests waiting across sessions; appended to the first layout */
+	uint64_t	audit_lost;		/* audit records the broker could not write since it started */
 };
-#define WFPB_STATUS_INFO_INIT	{ sizeof(struct wfpb_status_info), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, { 0 }, 0 }
+#define WFPB_STATUS_INFO_INIT	{ sizeof(struct wfpb_status_info), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, { 0 }, 0, 0 }
 
 /* Broker counters (admin). */
 WFPB_API int WFPB_MUST_CHECK wfpb_server_status(struct wfpb_client *c, struct wfpb_status_info *out);

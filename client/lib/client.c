@@ -860,6 +860,8 @@ wfpb_server_status(struct wfpb_client *c, struct wfpb_status_info *out)
 	snprintf(out->backend, sizeof(out->backend), "%s", s->backend ? s->backend : "");
 	if (have >= offsetof(struct wfpb_status_info, requests_in_flight) + sizeof(out->requests_in_flight))
 		out->requests_in_flight = s->requests_in_flight;
+	if (have >= offsetof(struct wfpb_status_info, audit_lost) + sizeof(out->audit_lost))
+		out->audit_lost = s->audit_lost;
 	response_free(c, r);
 	return 0;
 }

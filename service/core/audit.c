@@ -91,6 +91,8 @@ queue(struct wfpb_audit *a, AuditRecord *r, int stamp)
 	size_t	body, need, room;
 
 	if (stamp) {
+		/* What could not be written before it is counted in the next record that is. */
+		r->lost = a->dropped - a->dropped_noted;
 		r->seq = a->next_seq;
 		r->time_unix_ms = wfpb__wall_ms();
 		r->prev_hash.data = a->prev_hash;
@@ -131,6 +133,8 @@ queue(struct wfpb_audit *a, AuditRecord *r, int stamp)
 	wfpb__audit_chain_hash(p, body + 4, a->prev_hash);
 	a->pending_len += 4 + body;
 	a->pending_last_seq = a->next_seq++;
+	if (stamp)
+		a->dropped_noted += r->lost;
 	return 0;
 }
 
@@ -188,6 +192,12 @@ wfpb_audit_checkpoint_due(const struct wfpb_audit *a, uint64_t now_ms)
 		return 1;
 	/* A caller without a clock passes 0: that never makes a checkpoint due by time. */
 	return now_ms >= a->last_checkpoint_ms && now_ms - a->last_checkpoint_ms >= a->checkpoint_ms;
+}
+
+int
+wfpb_audit_has_room(const struct wfpb_audit *a)
+{
+	return a->pending_len + 4 + WFPB_AUDIT_RECORD_MAX <= WFPB_AUDIT_PENDING_MAX;
 }
 
 uint64_t

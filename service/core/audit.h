@@ -69,6 +69,7 @@ struct wfpb_audit {
 	uint64_t	committed_records;
 	uint64_t	max_batch;
 	uint64_t	dropped;		/* records lost while broken */
+	uint64_t	dropped_noted;		/* of those, the ones a record written since counts (its `lost`) */
 };
 
 /* What verification found (wfpb_audit_verify). */
@@ -82,6 +83,8 @@ struct wfpb_audit_report {
 	size_t		valid_len;		/* bytes up to the end of the last good record */
 	int		torn;			/* the file ends inside a record */
 	uint64_t	bad_seq;		/* the first record that failed, or the one after the last good */
+	uint64_t	lost;			/* records the broker says it could not write (their `lost`) */
+	uint64_t	first_lost_seq;		/* the first record that says so; 0: none */
 	char		error[192];		/* "" when the chain verified */
 	uint8_t		last_hash[WFPB_AUDIT_HASH_LEN];
 };
@@ -156,6 +159,12 @@ int wfpb_audit_commit(struct wfpb_audit *a, uint64_t now_ms);
 int wfpb_audit_begin(struct wfpb_audit *a, uint64_t now_ms);
 void wfpb_audit_flush_inflight(struct wfpb_audit *a);
 int wfpb_audit_end(struct wfpb_audit *a, uint64_t now_ms);
+
+/*
+ * 1 when the queue can take one more record of any size; 0 when it is so full
+ * (the log cannot be written and records pile up) that the next may be lost.
+ */
+int wfpb_audit_has_room(const struct wfpb_audit *a);
 
 /* 1 when a checkpoint is due (by count or time). */
 int wfpb_audit_checkpoint_due(const struct wfpb_audit *a, uint64_t now_ms);

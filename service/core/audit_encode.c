@@ -175,5 +175,6 @@ wfpb__audit_encode(const AuditRecord *r, uint8_t *out, size_t cap)
 	put_uint(&o, 12, r->request_id);
 	put_uint(&o, 13, r->session_id);
 	put_opt_string(&o, 14, r->message);
+	put_uint(&o, 15, r->lost);
 	return o.overflow ? 0 : (size_t)(o.p - out);
 }

@@ -117,6 +117,9 @@ wfpb_audit_verify(const uint8_t *buf, size_t len, const uint8_t *pubkey, struct 
 			rep->checkpoints++;
 			rep->last_checkpoint_seq = r->seq;
 		}
+		if (r->lost > 0 && rep->first_lost_seq == 0)
+			rep->first_lost_seq = r->seq;
+		rep->lost += r->lost;
 		wfpbroker__v1__audit_record__free_unpacked(r, NULL);
 		wfpb__audit_chain_hash(buf + off, rlen + 4, prev);
 		off += rlen + 4;

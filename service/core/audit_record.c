@@ -103,12 +103,18 @@ wfpb__audit_request(struct wfpb_session *s, const struct wfpb_op *op, uint64_t r
 	 * A refusal because the log is unwritable did nothing and cannot wait for
 	 * the log: it goes out at once, its record queued for when the log returns.
 	 */
-	if (o->code == WFPBROKER__V1__STATUS_CODE__UNAVAILABLE && s->broker->audit.broken)
+	if (o->code == WFPBROKER__V1__STATUS_CODE__UNAVAILABLE &&
+	    (s->broker->audit.broken || !wfpb_audit_has_room(&s->broker->audit)))
 		return seq;
 	/* A session that is ending answers nothing: there is no answer to hold back. */
 	if (s->ending)
 		return seq;
-	if (op != NULL && (op->flags & DURABLE)) {
+	if (seq == 0 && o->code == WFPBROKER__V1__STATUS_CODE__OK) {
+		/* An answer of success whose record could not be queued never goes out. */
+		s->audit_failed = 1;
+		s->closing = 1;
+		wfpb_session_end_reason(s, "an audit record of its could not be queued");
+	} else if (op != NULL && (op->flags & DURABLE)) {
 		if (seq == 0) {
 			/* The record could not even be queued: the answer must not go out. */
 			s->audit_failed = 1;

@@ -194,6 +194,23 @@ audit_budget(struct wfpb_session *s, const struct wfpb_op *op, struct reply *rp,
 }
 
 /*
+ * A request that will be a record of its own is refused while the log's queue
+ * cannot take one more (it cannot be written and records pile up): no request
+ * of a principal is answered OK unrecorded. 1 to go on, 0 with o UNAVAILABLE.
+ */
+static int
+audit_room(struct wfpb_session *s, const struct wfpb_op *op, struct outcome *o)
+{
+	struct wfpb_broker *b = s->broker;
+
+	if (!b->audit_on || wfpb_admit_summarised(s, (op->flags & DURABLE) != 0) || wfpb_audit_has_room(&b->audit))
+		return 1;
+	wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__UNAVAILABLE,
+	    "%s: the audit log cannot be written and holds all the records it can; nothing done", op->name);
+	return 0;
+}
+
+/*
  * The handler left its request pending: it joins the session's, its socket
  * watched. An ApplyRecords is recorded now, before its effect, and waits for
  * the record like a durable answer. 0, or WFPB_E_NOMEM with what the request
@@ -267,6 +284,8 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 			    op->name, s->n_pending);
 		else if (!audit_budget(s, op, &rp, &o, now_ms))
 			;	/* refused QUOTA: this identity's audited requests are over its rate */
+		else if (!audit_room(s, op, &o))
+			;	/* refused UNAVAILABLE: its record could not be kept */
 		else if (authorize(s, op, &o) == 0 && op->validate(&lim, rq, &r, &o) == 0) {
 			wfpb__scope_init(&sc, s, op->perm);
 			op->handle(&sc, &r, &rp, &o, now_ms);

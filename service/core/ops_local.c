@@ -238,6 +238,7 @@ wfpb__op_status(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp
 		rp->status.audit_commits = b->audit.commits;
 		rp->status.audit_max_batch = b->audit.max_batch;
 		rp->status.audit_broken = b->audit.broken;
+		rp->status.audit_lost = b->audit.dropped;
 	}
 	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_STATUS_RESULT;
 	rp->resp.status_result = &rp->status;

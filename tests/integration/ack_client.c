@@ -5,6 +5,11 @@
  * broker goes away, appending each acknowledged listener's port to OUTFILE
  * as soon as the answer arrives. Exit 0 when all COUNT succeeded; 1 with the
  * broker's message otherwise.
+ *
+ * ack-client ENDPOINT SERVER_PUB OUTFILE COUNT --ping: COUNT Pings on one session, as fast as
+ * they are answered; OUTFILE gets "pid P ok N unavailable M other K" (other: refused with
+ * another status, such as QUOTA from the audit rate) and the message of the first Ping
+ * refused UNAVAILABLE. It stops early only when the session fails. Exit 0.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,6 +18,41 @@
 #include <unistd.h>
 
 #include "wfpb.h"
+
+static int
+pings(const char *endpoint, const char *pub, const char *outfile, long count)
+{
+	struct wfpb_open_opts	o = WFPB_OPEN_OPTS_INIT;
+	struct wfpb_client	*c;
+	char			err[256], why[256] = "";
+	long			i, ok = 0, unavailable = 0, other = 0;
+	FILE			*f;
+
+	o.endpoint = endpoint;
+	o.server_key_path = pub;
+	o.timeout_ms = 5000;
+	if (wfpb_open(&o, &c, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ack-client: %s\n", err);
+		return 1;
+	}
+	for (i = 0; i < count; i++) {
+		if (wfpb_ping(c, (const uint8_t *)"p", 1, NULL) == 0) {
+			ok++;
+		} else if (wfpb_status(c) == WFPBROKER_STATUS_UNAVAILABLE) {
+			if (unavailable++ == 0)
+				snprintf(why, sizeof(why), "%s", wfpb_errmsg(c));
+		} else if (wfpb_status(c) != 0) {
+			other++;
+		} else {
+			break;	/* no answer: the session is gone */
+		}
+	}
+	wfpb_close(c);
+	if ((f = fopen(outfile, "w")) == NULL)
+		return 2;
+	fprintf(f, "pid %ld ok %ld unavailable %ld other %ld\n%s\n", (long)getpid(), ok, unavailable, other, why);
+	return fclose(f) == 0 ? 0 : 2;
+}
 
 int
 main(int argc, char **argv)
@@ -25,6 +65,8 @@ main(int argc, char **argv)
 	uint64_t		lid;
 	int			fd, n;
 
+	if (argc == 6 && strcmp(argv[5], "--ping") == 0)
+		return pings(argv[1], argv[2], argv[3], strtol(argv[4], NULL, 10));
 	if (argc != 4 && argc != 5)
 		return 2;
 	o.endpoint = argv[1];

@@ -103,7 +103,8 @@ grep -E '^audit_(commits|max_batch)' "$work/status.txt" | sed 's/^/    last run:
 # --- 2. full disk -----------------------------------------------------------
 disk=$work/disk
 mkdir -p "$disk"
-if ! mount -t tmpfs -o size=256k tmpfs "$disk"; then
+# (8 MiB: what the broker queues while the disk is full, 4 MiB at most, must fit when space returns)
+if ! mount -t tmpfs -o size=8m tmpfs "$disk"; then
 	ko "mount a small tmpfs for the full-disk test (needs root and mount rights)"
 	disk=
 	summary
@@ -129,6 +130,14 @@ check "with the disk full, effectful requests get UNAVAILABLE" eval 'echo "$out"
 check "the broker is still up and answers" ctl ping
 check "status reports the log as broken" eval 'ctl status | grep -qx "audit_broken 1"'
 check "the broker says so in its log" grep -q "audit log cannot be written" "$work/broker.log"
+# Requests without effect (Ping) of a principal while the log cannot be written: each is recorded
+# or refused, never answered OK unrecorded; past what the queue holds they are refused UNAVAILABLE.
+"$ack" "$endpoint" "$pub" "$work/pings.txt" 60000 --ping
+read -r _ ping_pid _ ping_ok _ ping_unavailable _ ping_other <"$work/pings.txt"
+check "60000 Pings while the log cannot be written: $ping_ok OK, $ping_unavailable refused UNAVAILABLE ($(sed -n 2p "$work/pings.txt"))" \
+	eval 'test "$ping_unavailable" -gt 0 && test $((ping_ok + ping_unavailable + ping_other)) -eq 60000 &&
+	 sed -n 2p "$work/pings.txt" | grep -q "audit log cannot be written"'
+
 # While it is broken the broker retries with back-off (up to 5 s apart), not at every turn of its loop.
 sleep 2
 check "a broken log is reported once, not at every retry ($(grep -c 'audit log cannot be written' "$work/broker.log") lines)" \
@@ -142,11 +151,17 @@ done
 check "when space returns, effectful requests work again" test $recovered -eq 1
 check "the recovery is reported once" test "$(grep -c 'audit log written again' "$work/broker.log")" -eq 1
 check "status no longer reports the log as broken" eval 'ctl status | grep -qx "audit_broken 0"'
+check "status shows the records the broker could not write since it started ($(ctl status | grep audit_lost))" \
+	eval 'ctl status | grep -q "^audit_lost [1-9]"'
 kill -TERM "$pid"
 wait "$pid"
 pid=
-check "the log written around the full disk verifies" \
-	"$wfpbctl" audit verify "$disk/audit.log" --pubkey "$work/state/audit.pub"
+"$wfpbctl" audit verify "$disk/audit.log" --pubkey "$work/state/audit.pub" >"$work/verify2.out" 2>&1
+rc=$?
+check "the log written around the full disk does not verify as if complete: $(cat "$work/verify2.out") (exit $rc)" \
+	eval 'test $rc -eq 1 && grep -q "records were lost before it" "$work/verify2.out"'
+ping_recorded=$("$wfpbctl" audit export --json "$disk/audit.log" | grep -c "\"op\":\"ping\",\"principal\":{[^}]*\"pid\":$ping_pid,.*\"status\":\"OK\"")
+check "every Ping answered OK has its record ($ping_recorded of $ping_ok)" test "$ping_recorded" -eq "$ping_ok"
 "$wfpbctl" audit export --json "$disk/audit.log" |
 	sed -n 's/.*"op":"listen","principal".*"addresses":\["127.0.0.1:\([0-9]*\)"\].*"status":"OK".*/\1/p' |
 	sort -u >"$work/recorded2.txt"
