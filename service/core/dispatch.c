@@ -404,6 +404,9 @@ wfpb__dispatch_resume(struct wfpb_session *s, struct wfpb_pending *p, int why, u
 		return WFPB_E_STATE;
 	reply_init(&rp);
 	wfpb__scope_init(&sc, s, op->perm);
+	/* About to complete: only if the policy, as a reload may have left it, still allows it. */
+	if ((why == WFPB_RESUME_READY || why == WFPB_RESUME_POLL) && !wfpb__pending_holds(&sc, p, NULL, 0))
+		why = WFPB_RESUME_REVOKED;
 	if (!op->resume(&sc, p, &rp, &o, now_ms, why))
 		return 0;
 	if (why == WFPB_RESUME_GONE && o.code == WFPBROKER__V1__STATUS_CODE__OK)
@@ -415,6 +418,37 @@ wfpb__dispatch_resume(struct wfpb_session *s, struct wfpb_pending *p, int why, u
 	free(p->blob);
 	free(p);
 	return rc < 0 ? rc : 1;
+}
+
+int
+wfpb__dispatch_recheck(struct wfpb_session *s, uint64_t now_ms)
+{
+	struct wfpb_pending	*p, *next;
+	struct wfpb_listener	*l;
+	struct wfpb_scope	sc;
+	uint64_t		ids[WFPB_LISTENERS_MAX];
+	unsigned		n = 0, i;
+	int			rc = 0, changed = 0;
+
+	WFPB_CORE_OWNED(s->broker);
+	wfpb__scope_init(&sc, s, 0);
+	for (p = s->pending; p != NULL && rc >= 0; p = next) {
+		next = p->next;
+		if (wfpb__pending_holds(&sc, p, NULL, 0))
+			continue;
+		rc = wfpb__dispatch_resume(s, p, WFPB_RESUME_REVOKED, now_ms);
+		changed = 1;
+	}
+	if (rc < 0)
+		return rc;
+	/* Then the listeners the principal may no longer hold (nothing waits on them now). */
+	wfpb__scope_refresh(&sc);
+	for (l = s->socks.listeners; l != NULL && n < WFPB_LISTENERS_MAX; l = l->next)
+		if (!wfpb__listener_holds(&sc, l))
+			ids[n++] = l->id;
+	for (i = 0; i < n; i++)
+		(void)wfpb__scope_listener_release(&sc, ids[i], now_ms);
+	return changed || n > 0;
 }
 
 int

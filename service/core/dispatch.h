@@ -53,6 +53,7 @@ enum wfpb_resume_why {
 	WFPB_RESUME_TIMEOUT,	/* its deadline passed: answer TIMEOUT */
 	WFPB_RESUME_CANCEL,	/* what it waits on is going away (a released listener) */
 	WFPB_RESUME_GONE,	/* its session is ending: record what was done (CANCELLED), answer nothing */
+	WFPB_RESUME_REVOKED,	/* a reload withdrew its grant, range or provenance: answer DENIED */
 };
 
 /*
@@ -61,6 +62,15 @@ enum wfpb_resume_why {
  * when the session must close.
  */
 int WFPB_MUST_CHECK wfpb__dispatch_resume(struct wfpb_session *s, struct wfpb_pending *p, int why, uint64_t now_ms);
+
+/*
+ * After a reload: the session is matched against the new policy; every pending
+ * request whose grant, range or provenance no longer holds is answered DENIED
+ * (recorded, its socket released), then every listener the principal may no
+ * longer hold is closed. Under the core lock. 1 when something was answered
+ * or closed, 0 when nothing changed, or a negative WFPB_E_* (close the session).
+ */
+int WFPB_MUST_CHECK wfpb__dispatch_recheck(struct wfpb_session *s, uint64_t now_ms);
 
 /* Answers CANCEL to every pending request waiting on sock (a listener about to close). */
 int WFPB_MUST_CHECK wfpb__dispatch_cancel(struct wfpb_session *s, wfpb_sock sock, uint64_t now_ms);

@@ -182,6 +182,7 @@ struct reply {
 	int					has_audit_hash;
 	int					audited;	/* its record was written before the effect */
 	int					rate_limited;	/* refused by the audit rate limit */
+	int					records_foreign;	/* the records applied came from the client */
 	/* A handler that leaves its request pending (OUTCOME_PENDING) says here what it waits for. */
 	struct wfpb_pending			pend;
 };
@@ -224,6 +225,13 @@ validate_t wfpb__validate_ping, wfpb__validate_stash, wfpb__validate_fetch, wfpb
 handler_t wfpb__op_ping, wfpb__op_stash, wfpb__op_fetch, wfpb__op_release, wfpb__op_status, wfpb__op_reload,
     wfpb__op_listen, wfpb__op_accept, wfpb__op_connect, wfpb__op_query, wfpb__op_apply, wfpb__op_prepare;
 resumer_t wfpb__resume_accept, wfpb__resume_connect, wfpb__resume_apply;
+/*
+ * Whether a pending request may still complete under the policy as it is now (a reload may
+ * have withdrawn its grant, narrowed its ranges or withdrawn apply_foreign): 1, or 0 with the
+ * reason in why (cap bytes; why may be NULL). Whether a listener may still be held: 1 or 0.
+ */
+int wfpb__pending_holds(struct wfpb_scope *sc, const struct wfpb_pending *p, char *why, size_t cap);
+int wfpb__listener_holds(const struct wfpb_scope *sc, const struct wfpb_listener *l);
 /* and the helpers they share. */
 void wfpb__outcome(struct outcome *o, Wfpbroker__V1__StatusCode code, const char *fmt, ...);
 void wfpb__audit_addr(struct reply *rp, const struct wfpb_addr *a);

@@ -25,7 +25,7 @@ own_mark(const struct wfpb_scope *sc)
  */
 static int
 records_bytes(struct wfpb_scope *sc, const struct req_records *r, const char *what, const uint8_t **blob,
-    size_t *len, const uint8_t **hash, struct outcome *o, uint64_t now_ms)
+    size_t *len, const uint8_t **hash, int *foreign_out, struct outcome *o, uint64_t now_ms)
 {
 	const struct wfpb_stash_entry	*e = NULL;
 	int				foreign;
@@ -58,6 +58,7 @@ records_bytes(struct wfpb_scope *sc, const struct req_records *r, const char *wh
 		    sc->principal);
 		return -1;
 	}
+	*foreign_out = foreign;	/* a waiting request keeps it: a reload may withdraw apply_foreign */
 	return 0;
 }
 
@@ -499,7 +500,7 @@ socket_with_records(struct wfpb_scope *sc, const struct req_records *records, in
 	char				step[64];
 	int				os_err = 0, code;
 
-	if (records_bytes(sc, records, what, blob, len, hash, o, now_ms) != 0)
+	if (records_bytes(sc, records, what, blob, len, hash, &rp->records_foreign, o, now_ms) != 0)
 		return -1;
 	wfpb__audit_blob(rp, *blob, *len, *hash);
 	if (wfpb__net_socket(family, sock, &os_err) != 0) {
@@ -558,6 +559,7 @@ wfpb__op_connect(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *r
 	if (rc == WFPB_E_AGAIN) {
 		rp->pend.kind = WFPB_PENDING_CONNECT;
 		rp->pend.remote = r->connect.remote;
+		rp->pend.foreign = rp->records_foreign;
 		if (hash != NULL)
 			memcpy(rp->pend.blob_hash, hash, sizeof(rp->pend.blob_hash));
 		else if (len > 0)
@@ -632,7 +634,8 @@ wfpb__op_apply(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp,
 	/* The socket first: its pull may give up the core lock, and the records point into the stash. */
 	if (request_socket(sc, &r->apply.sock, WFPB_PERM_APPLY, "apply_records", &sock, o) != 0)
 		return;
-	if (records_bytes(sc, &r->apply.records, "apply_records", &blob, &len, &hash, o, now_ms) != 0)
+	if (records_bytes(sc, &r->apply.records, "apply_records", &blob, &len, &hash, &rp->records_foreign, o,
+	    now_ms) != 0)
 		return;
 	wfpb__audit_blob(rp, blob, len, hash);
 	if (wfpb__net_is_bound(sock)) {
@@ -659,6 +662,7 @@ wfpb__op_apply(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp,
 			memcpy(rp->pend.handle, r->apply.records.handle, sizeof(rp->pend.handle));
 		take_request_socket(sc, sock);
 		rp->pend.kind = WFPB_PENDING_APPLY;
+		rp->pend.foreign = rp->records_foreign;
 		rp->pend.sock = sock;
 		rp->pend.watch = WFPB_SOCK_NONE;
 		rp->pend.started_ms = now_ms;
@@ -718,6 +722,55 @@ wfpb__op_prepare(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *r
 	rp->resp.prepare = &rp->prepare;
 }
 
+int
+wfpb__listener_holds(const struct wfpb_scope *sc, const struct wfpb_listener *l)
+{
+	return sc->policy != NULL && (sc->perms & WFPB_PERM_LISTEN) && strcmp(l->owner, sc->principal) == 0 &&
+	    in_ranges(sc->policy->listen, sc->policy->nlisten, &l->local);
+}
+
+int
+wfpb__pending_holds(struct wfpb_scope *sc, const struct wfpb_pending *p, char *why, size_t cap)
+{
+	const struct wfpb_listener	*l;
+	const char			*what = NULL;
+	char				text[WFPB_ADDR_STRLEN];
+
+	wfpb__scope_refresh(sc);
+	if (sc->policy == NULL) {
+		what = "no principal matches the caller any more";
+	} else if (p->kind == WFPB_PENDING_ACCEPT) {
+		if (!(sc->perms & WFPB_PERM_ACCEPT))
+			what = "accept is no longer granted";
+		else if ((l = wfpb__find_listener(sc->socks, p->listener_id, NULL)) != NULL &&
+		    !wfpb__listener_holds(sc, l))
+			what = "its listener is no longer the principal's to hold (listen grant or ranges)";
+	} else if (p->kind == WFPB_PENDING_CONNECT) {
+		if (!(sc->perms & WFPB_PERM_CONNECT))
+			what = "connect is no longer granted";
+		else if (!in_ranges(sc->policy->connect, sc->policy->nconnect, &p->remote))
+			what = "its destination is outside the principal's connect ranges now";
+		else if (p->foreign && !(sc->perms & WFPB_PERM_APPLY_FOREIGN))
+			what = "its records came from the client, and apply_foreign is no longer granted";
+	} else if (p->kind == WFPB_PENDING_APPLY) {
+		if (!(sc->perms & WFPB_PERM_APPLY))
+			what = "apply is no longer granted";
+		else if (p->foreign && !(sc->perms & WFPB_PERM_APPLY_FOREIGN))
+			what = "its records came from the client, and apply_foreign is no longer granted";
+	}
+	if (what == NULL)
+		return 1;
+	if (why != NULL) {
+		if (p->kind == WFPB_PENDING_CONNECT) {
+			wfpb_addr_format(&p->remote, text);
+			snprintf(why, cap, "%s (%s, principal \"%s\")", what, text, sc->principal);
+		} else {
+			snprintf(why, cap, "%s (principal \"%s\")", what, sc->principal);
+		}
+	}
+	return 0;
+}
+
 /* Accept: the listener is readable (or the deadline passed, or the listener is being released). */
 int
 wfpb__resume_accept(struct wfpb_scope *sc, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
@@ -734,6 +787,13 @@ wfpb__resume_accept(struct wfpb_scope *sc, const struct wfpb_pending *p, struct 
 	if (why == WFPB_RESUME_CANCEL) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "accept: listener %llu was released",
 		    (unsigned long long)p->listener_id);
+		return 1;
+	}
+	if (why == WFPB_RESUME_REVOKED) {
+		char reason[192];
+
+		(void)wfpb__pending_holds(sc, p, reason, sizeof(reason));
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "accept: %s; nothing accepted", reason);
 		return 1;
 	}
 	if (why == WFPB_RESUME_GONE) {
@@ -767,7 +827,14 @@ wfpb__resume_connect(struct wfpb_scope *sc, const struct wfpb_pending *p, struct
 	wfpb__audit_addr(rp, &p->remote);
 	memcpy(rp->audit_hash, p->blob_hash, sizeof(rp->audit_hash));
 	rp->has_audit_hash = p->has_blob_hash;
-	if (why == WFPB_RESUME_GONE) {
+	if (why == WFPB_RESUME_REVOKED) {
+		char reason[192];
+
+		(void)wfpb__pending_holds(sc, p, reason, sizeof(reason));
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "connect: %s; the connection was closed, "
+		    "never handed over", reason);
+		wfpb__net_close(p->sock);
+	} else if (why == WFPB_RESUME_GONE) {
 		/* The connection was started, and the remote may have seen it: the record says how far it got. */
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED, "connect: %s; the session ended before it "
 		    "was handed over, and the broker closed it", !wfpb__net_ready(p->sock, 1) ? "started, not yet connected" :
@@ -793,14 +860,19 @@ wfpb__resume_apply(struct wfpb_scope *sc, const struct wfpb_pending *p, struct r
 {
 	const struct wfpb_backend	*be = sc->backend;
 	int				os_err = 0, code, timed_out = why == WFPB_RESUME_TIMEOUT || why == WFPB_RESUME_CANCEL ||
-					    why == WFPB_RESUME_GONE;
+					    why == WFPB_RESUME_GONE || why == WFPB_RESUME_REVOKED;
 
 	if (!timed_out && sc->audit != NULL &&
 	    __atomic_load_n(&sc->audit->durable_seq, __ATOMIC_ACQUIRE) < p->audit_seq)
 		return 0;	/* not yet: the commit that holds it releases the session */
 	wfpb__audit_blob(rp, p->blob, p->blob_len, NULL);
 	wfpb__scope_refresh(sc);
-	if (why == WFPB_RESUME_GONE) {
+	if (why == WFPB_RESUME_REVOKED) {
+		char reason[192];
+
+		(void)wfpb__pending_holds(sc, p, reason, sizeof(reason));
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "apply_records: %s; nothing applied", reason);
+	} else if (why == WFPB_RESUME_GONE) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED,
 		    "apply_records: the session ended before its record was durable; nothing applied");
 	} else if (timed_out) {

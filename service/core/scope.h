@@ -71,6 +71,7 @@ struct wfpb_pending {
 	size_t			blob_len;
 	uint8_t			handle[WFPB_STASH_ID_LEN];	/* Apply: the stash entry they came from */
 	int			has_handle;
+	int			foreign;	/* Connect, Apply: records the client supplied (apply_foreign) */
 };
 
 struct wfpb_session;

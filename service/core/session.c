@@ -34,6 +34,7 @@ wfpb_session_new(struct wfpb_broker *b, const struct wfpb_identity *id, uint64_t
 	s->opened_ms = s->last_ms = now_ms;
 	s->pending_tail = &s->pending;
 	s->max_inflight = 1;
+	s->checked_gen = b->policy_gen;
 	s->output_max = b->cfg.output_max;
 	if (wfpb__admit_user_take(b, id, &s->user_slot) != 0) {
 		free(s);
@@ -705,11 +706,40 @@ wfpb_session_expire(struct wfpb_session *s, uint64_t now_ms)
 	return end_for(s, "idle past its timeout", WFPB_E_TIMEOUT);
 }
 
+/*
+ * A reload since the session's requests and listeners were last checked: what
+ * the policy no longer allows is answered DENIED or closed now, not when it
+ * completes. 1 when something was answered, 0 when not, or a negative code.
+ */
+static int
+recheck(struct wfpb_session *s, uint64_t now_ms)
+{
+	struct wfpb_broker	*b = s->broker;
+	int			rc = 0;
+
+	if (s->closing || !wfpb_channel_established(&s->ch))
+		return 0;
+	wfpb_core_enter(b);
+	if (s->checked_gen != b->policy_gen) {
+		s->checked_gen = b->policy_gen;
+		if (s->n_pending > 0 || s->socks.nlisteners > 0)
+			rc = wfpb__dispatch_recheck(s, now_ms);
+	}
+	wfpb_core_leave(b);
+	if (rc < 0)
+		return end_for(s, "the broker could not queue its answer", rc);
+	return rc;
+}
+
 enum wfpb_sweep
 wfpb_session_sweep(struct wfpb_session *s, uint64_t now_ms)
 {
+	int rc = recheck(s, now_ms);
+
+	if (rc < 0)
+		return WFPB_SWEEP_CLOSE;
 	if (now_ms < wfpb_session_deadline(s))
-		return WFPB_SWEEP_KEEP;
+		return rc > 0 ? WFPB_SWEEP_FLUSH : WFPB_SWEEP_KEEP;
 	/* Already closing and still not flushed by its deadline: it gets no more time. */
 	if (s->closing || wfpb_session_expire(s, now_ms) == WFPB_E_LIMIT)
 		return WFPB_SWEEP_CLOSE;

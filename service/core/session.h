@@ -68,6 +68,7 @@ struct wfpb_session {
 	/* The policy's verdict on this session, refreshed after every reload. */
 	int			resolved;
 	uint64_t		policy_gen;
+	uint64_t		checked_gen;	/* the policy its waiting requests and listeners were checked against */
 	char			principal[WFPB_NAME_MAX];	/* "" when no principal matched */
 	const struct wfpb_principal *policy;	/* into broker->cfg; valid while policy_gen matches */
 	unsigned		perms;
@@ -236,7 +237,9 @@ enum wfpb_sweep {
 };
 
 /*
- * The sweep, decided once for both servers: a pending operation past its
+ * The sweep, decided once for both servers: after a reload, what the policy
+ * no longer allows is answered DENIED (waiting requests) or closed (listeners);
+ * a pending operation past its
  * deadline is answered TIMEOUT, a silent handshake or idle session gets its
  * notice and is closing; a session already closing that could not flush,
  * or whose client left its output unread past output_stall_ms, is closed.

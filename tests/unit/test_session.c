@@ -1733,6 +1733,166 @@ once_records_are_applied_once(void **state)
 	sodium_memzero(sk, sizeof(sk));
 	remove_dir(dir);
 }
+
+/*
+ * An ApplyRecords of records the client supplied waits for its record while a
+ * reload withdraws apply_foreign: it is DENIED (and recorded so), nothing is
+ * applied.
+ */
+static void
+reload_revokes_apply_foreign(void **state)
+{
+	static const char		policy[] = "[principal p]\nuid = 1000\nops = apply apply_foreign\n";
+	static const char		narrowed[] = "[principal p]\nuid = 1000\nops = apply\n";
+	struct wfpb_noise_keypair	*key = &((struct fixture *)*state)->key;
+	struct wfpb_identity		id = { .known = 1, .pid = 42, .uid = 1000, .gid = 1000, .user = "1000" };
+	struct wfpb_broker		b;
+	struct wfpb_session		*s;
+	struct wfpb_channel		c;
+	struct wfpb_config		cfg;
+	struct wfpb_ini_error		err;
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__ApplyRecordsRequest ap = WFPBROKER__V1__APPLY_RECORDS_REQUEST__INIT;
+	Wfpbroker__V1__SocketTransfer	x = WFPBROKER__V1__SOCKET_TRANSFER__INIT;
+	Wfpbroker__V1__RecordSource	src = WFPBROKER__V1__RECORD_SOURCE__INIT;
+	Wfpbroker__V1__Response		*r;
+	uint8_t				rec[WFPB_SIM_HDR_LEN + WFPB_SIM_HOP_LEN] = "WFPS\x01\x00\x00\x01";
+	unsigned char			sk[64];
+	char				dir[TEMP_DIR_LEN];
+	wfpb_sock			fd;
+
+	audited_broker(&b, policy, "revoke", dir, key, sk);
+	s = wfpb_session_new(&b, &id, 1000);
+	handshake(s, &c, key->pub, WFPB_PROTOCOL_VERSION);
+	rec[WFPB_SIM_HDR_LEN] = WFPB_AF_INET;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	wfpb_session_add_fds(s, &fd, 1);
+	x.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX;
+	src.source_case = WFPBROKER__V1__RECORD_SOURCE__SOURCE_BLOB;
+	src.blob.data = rec;
+	src.blob.len = sizeof(rec);
+	ap.socket = &x;
+	ap.records = &src;
+	rq.request_id = 70;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_APPLY_RECORDS;
+	rq.apply_records = &ap;
+	send_request(s, &c, &rq, 1002);
+	assert_int_equal(s->n_pending, 1);
+	assert_int_equal(wfpb_config_parse(narrowed, strlen(narrowed), &b.cfg, &cfg, &err), 0);
+	wfpb_broker_reload(&b, &cfg);
+	assert_int_equal(wfpb_session_sweep(s, 1003), WFPB_SWEEP_FLUSH);
+	assert_int_equal(wfpb_broker_commit(&b, 1004), 1);
+	while (wfpb_broker_next_ready(&b) != NULL)
+		;
+	wfpb_session_released(s, 1004);
+	assert_non_null(r = next_response(s, &c));
+	assert_int_equal(r->request_id, 70);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__DENIED);
+	assert_non_null(strstr(r->status->message, "apply_foreign"));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_int_equal(b.backend.ops->records_applied(b.backend.ctx), 0);
+	wfpb_session_free(s);
+	wfpb_channel_free(&c);
+	assert_int_equal(wfpb_broker_commit(&b, 100000), 0);
+	assert_int_equal(log_count(dir, WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST, "apply_records",
+	    WFPBROKER__V1__STATUS_CODE__DENIED), 1);
+	wfpb_broker_fini(&b);
+	sodium_memzero(sk, sizeof(sk));
+	remove_dir(dir);
+}
+#endif
+
+#ifndef _WIN32
+/*
+ * A revoked grant reaches the requests already waiting: a principal removed
+ * by a reload has two Accepts waiting; a connection then arrives, and the
+ * Accept it wakes is DENIED, not handed the socket; at the next sweep the
+ * other is DENIED too and the listener, which the principal may no longer
+ * hold, is closed.
+ */
+static void
+reload_revokes_waiting_accepts(void **state)
+{
+	struct fixture		*f = *state;
+	Wfpbroker__V1__Response	*r;
+	wfpb_sock		peer;
+	uint16_t		port;
+	int			i;
+
+	(void)accepts_waiting(f, "[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\n", 2, 50,
+	    &port);
+	assert_int_equal(f->s->n_pending, 2);
+	assert_int_equal(f->b.listeners, 1);
+	set_policy(f, "[principal other]\nuid = 4242\nops = listen accept\nlisten = 127.0.0.1/32:*\n");
+	peer = connect_to(port);
+	resume_until_answered(f, WFPB_SOCK_NONE);
+	assert_non_null(r = next_response(f->s, &f->c));
+	assert_int_equal(r->request_id, 50);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__DENIED);
+	assert_int_equal(r->result_case, WFPBROKER__V1__RESPONSE__RESULT__NOT_SET);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_int_equal(wfpb_session_sweep(f->s, 2100), WFPB_SWEEP_FLUSH);
+	assert_non_null(r = next_response(f->s, &f->c));
+	assert_int_equal(r->request_id, 51);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__DENIED);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_int_equal(f->s->n_pending, 0);
+	assert_int_equal(f->b.listeners, 0);
+	for (i = 0; i < 2; i++)
+		assert_int_equal(wfpb_session_sweep(f->s, 2200), WFPB_SWEEP_KEEP);
+	wfpb__net_close(peer);
+}
+
+/* A narrowed connect range reaches a Connect still waiting for its connection: DENIED, closed. */
+static void
+reload_revokes_a_waiting_connect(void **state)
+{
+	struct fixture			*f = *state;
+	struct sockaddr_in		sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t			slen = sizeof(sin);
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__ConnectRequest	cr = WFPBROKER__V1__CONNECT_REQUEST__INIT;
+	Wfpbroker__V1__Address		a = WFPBROKER__V1__ADDRESS__INIT;
+	Wfpbroker__V1__Response		*r;
+	static uint8_t			lo[4] = { 127, 0, 0, 1 };
+	int				l, fill[4], i;
+
+	set_policy(f, "[principal p]\nuid = 1000\nops = connect\nconnect = 127.0.0.1/32:*\n");
+	/* A listener whose queue is full: the Connect neither completes nor fails. */
+	assert_true((l = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(l, 0), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&sin, &slen), 0);
+	for (i = 0; i < 4; i++) {
+		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		(void)connect(fill[i], (struct sockaddr *)&sin, sizeof(sin));
+	}
+	usleep(100000);
+	wfpbroker__v1__request__init(&rq);
+	a.family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
+	a.addr.data = lo;
+	a.addr.len = 4;
+	a.port = ntohs(sin.sin_port);
+	cr.remote = &a;
+	cr.timeout_ms = 5000;
+	rq.request_id = 60;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_CONNECT;
+	rq.connect = &cr;
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_int_equal(f->s->n_pending, 1);
+	assert_int_equal(wfpb_session_sweep(f->s, 2050), WFPB_SWEEP_KEEP);
+	set_policy(f, "[principal p]\nuid = 1000\nops = connect\nconnect = 10.0.0.0/8:*\n");
+	assert_int_equal(wfpb_session_sweep(f->s, 2100), WFPB_SWEEP_FLUSH);
+	assert_non_null(r = next_response(f->s, &f->c));
+	assert_int_equal(r->request_id, 60);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__DENIED);
+	assert_non_null(strstr(r->status->message, "connect ranges"));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_int_equal(f->s->n_pending, 0);
+	for (i = 0; i < 4; i++)
+		close(fill[i]);
+	close(l);
+}
 #endif
 
 /* Opens a second session in the fixture's broker speaking protocol version `version`. */
@@ -1904,6 +2064,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(abandoned_connect_is_recorded, setup, teardown),
 		cmocka_unit_test_setup_teardown(bad_frame_sessions_have_their_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(once_records_are_applied_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(reload_revokes_waiting_accepts, setup, teardown),
+		cmocka_unit_test_setup_teardown(reload_revokes_a_waiting_connect, setup, teardown),
+		cmocka_unit_test_setup_teardown(reload_revokes_apply_foreign, setup, teardown),
 #else
 		cmocka_unit_test_setup_teardown(pull_waits_off_the_core_lock_and_gives_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(callout_sized_context_is_enobufs_and_the_service_serves_on, setup,
