@@ -336,6 +336,17 @@ wfpbctl_record_json(struct wfpb_json *j, const Wfpbroker__V1__AuditRecord *r, co
 		wfpb_json_str(j, NULL, a);
 	}
 	wfpb_json_arr_end(j);
+	if (r->flow_id != 0) {
+		char flow[17];
+
+		/* Hex, not a number: 64 bits do not survive a JSON reader that holds numbers as doubles. */
+		snprintf(flow, sizeof(flow), "%016llx", (unsigned long long)r->flow_id);
+		wfpb_json_str(j, "flow_id", flow);
+	}
+	if (r->original_destination != NULL) {
+		wfpbctl_addr_text(r->original_destination, a);
+		wfpb_json_str(j, "original_destination", a);
+	}
 	wfpb_json_arr_begin(j, "blob_hashes");
 	for (i = 0; i < r->n_blob_hashes; i++)
 		wfpb_json_hex(j, NULL, r->blob_hashes[i].data, r->blob_hashes[i].len);

@@ -147,6 +147,20 @@ nf_query_context(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
 	return 0;
 }
 
+/* The record's original destination: SO_ORIGINAL_DST of the accepted connection. */
+static int
+nf_original_dst(void *ctx, const struct wfpb_buf *records, const struct wfpb_buf *context, struct wfpb_addr *out)
+{
+	struct wfpb_nf_record r;
+
+	(void)ctx;
+	(void)context;
+	if (wfpb_nf_record_parse(records->data, records->len, &r) != 0)
+		return -1;
+	*out = r.orig_dst;
+	return 0;
+}
+
 static int
 nf_set_records(void *ctx, wfpb_sock s, const uint8_t *blob, size_t len, uint32_t own_mark,
     uint32_t mark_mask, int *os_err)
@@ -180,6 +194,7 @@ const struct wfpb_backend_ops wfpb_backend_netfilter = {
 	.query_context = nf_query_context,
 	.set_records = nf_set_records,
 	.records_applied = nf_records_applied,
+	.original_dst = nf_original_dst,
 };
 
 const struct wfpb_backend_ops *

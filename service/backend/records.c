@@ -22,6 +22,20 @@ wfpb__hop_put(uint8_t *p, const struct wfpb_addr *a)
 	p[18] = (uint8_t)a->port;
 }
 
+int
+wfpb__hop_get(const uint8_t *p, struct wfpb_addr *a)
+{
+	static const uint8_t zero[12];
+
+	if ((p[0] != WFPB_AF_INET && p[0] != WFPB_AF_INET6) || (p[0] == WFPB_AF_INET && memcmp(p + 5, zero, 12) != 0))
+		return -1;
+	memset(a, 0, sizeof(*a));
+	a->family = p[0];
+	memcpy(a->addr, p + 1, 16);
+	a->port = (uint16_t)(p[17] << 8 | p[18]);
+	return 0;
+}
+
 void
 wfpb_nf_record_encode(const struct wfpb_nf_record *r, uint8_t out[WFPB_NF_RECORD_LEN])
 {

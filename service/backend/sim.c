@@ -76,6 +76,17 @@ sim_query_context(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
 	return 0;
 }
 
+/* The sim context's second hop: the connection's local address, where it was going. */
+static int
+sim_original_dst(void *ctx, const struct wfpb_buf *records, const struct wfpb_buf *context, struct wfpb_addr *out)
+{
+	(void)ctx;
+	(void)records;
+	if (context->len != 2 * WFPB_SIM_HOP_LEN)
+		return -1;
+	return wfpb__hop_get(context->data + WFPB_SIM_HOP_LEN, out);
+}
+
 static int
 sim_set_records(void *ctx, wfpb_sock s, const uint8_t *blob, size_t len, uint32_t own_mark,
     uint32_t mark_mask, int *os_err)
@@ -118,4 +129,5 @@ const struct wfpb_backend_ops wfpb_backend_sim = {
 	.query_context = sim_query_context,
 	.set_records = sim_set_records,
 	.records_applied = sim_records_applied,
+	.original_dst = sim_original_dst,
 };

@@ -132,7 +132,7 @@ put_principal(struct out *o, const Wfpbroker__V1__Principal *pr)
 }
 
 static void
-put_address(struct out *o, const Wfpbroker__V1__Address *a)
+put_address_field(struct out *o, unsigned field, const Wfpbroker__V1__Address *a)
 {
 	size_t len = 0;
 
@@ -144,7 +144,7 @@ put_address(struct out *o, const Wfpbroker__V1__Address *a)
 		len += 1 + varint_len(a->port);
 	if (a->scope_id != 0)
 		len += 1 + varint_len(a->scope_id);
-	put_varint(o, (6u << 3) | 2);
+	put_varint(o, ((uint64_t)field << 3) | 2);
 	put_varint(o, len);
 	put_enum(o, 1, a->family);
 	put_opt_bytes(o, 2, &a->addr);
@@ -165,7 +165,7 @@ wfpb__audit_encode(const AuditRecord *r, uint8_t *out, size_t cap)
 		put_principal(&o, r->principal);
 	put_opt_string(&o, 5, r->op);
 	for (i = 0; i < r->n_addresses; i++)
-		put_address(&o, r->addresses[i]);
+		put_address_field(&o, 6, r->addresses[i]);
 	for (i = 0; i < r->n_blob_hashes; i++)
 		put_ld(&o, 7, r->blob_hashes[i].data, r->blob_hashes[i].len);
 	put_enum(&o, 8, r->status);
@@ -176,5 +176,8 @@ wfpb__audit_encode(const AuditRecord *r, uint8_t *out, size_t cap)
 	put_uint(&o, 13, r->session_id);
 	put_opt_string(&o, 14, r->message);
 	put_uint(&o, 15, r->lost);
+	put_uint(&o, 16, r->flow_id);
+	if (r->original_destination != NULL)
+		put_address_field(&o, 17, r->original_destination);
 	return o.overflow ? 0 : (size_t)(o.p - out);
 }

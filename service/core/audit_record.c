@@ -51,8 +51,8 @@ wfpb__audit_request(struct wfpb_session *s, const struct wfpb_op *op, uint64_t r
 {
 	Wfpbroker__V1__AuditRecord	r = WFPBROKER__V1__AUDIT_RECORD__INIT;
 	Wfpbroker__V1__Principal	p;
-	Wfpbroker__V1__Address		a[2], *ap[2];
-	uint8_t				abytes[2][16], fp[32], bh[32];
+	Wfpbroker__V1__Address		a[3], *ap[2];
+	uint8_t				abytes[3][16], fp[32], bh[32];
 	ProtobufCBinaryData		hash;
 	unsigned			i;
 	uint64_t			seq;
@@ -92,6 +92,17 @@ wfpb__audit_request(struct wfpb_session *s, const struct wfpb_op *op, uint64_t r
 		hash.len = sizeof(bh);
 		r.n_blob_hashes = 1;
 		r.blob_hashes = &hash;
+	}
+	r.flow_id = rp->flow_id;
+	if (rp->orig_dst.family != 0) {
+		wfpbroker__v1__address__init(&a[2]);
+		a[2].family = rp->orig_dst.family == WFPB_AF_INET6 ? WFPBROKER__V1__ADDRESS_FAMILY__AF_INET6 :
+		    WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
+		memcpy(abytes[2], rp->orig_dst.addr, 16);
+		a[2].addr.data = abytes[2];
+		a[2].addr.len = wfpb_addr_len(rp->orig_dst.family);
+		a[2].port = rp->orig_dst.port;
+		r.original_destination = &a[2];
 	}
 	r.status = o->code;
 	r.latency_us = now_ms > started_ms ? (uint32_t)((now_ms - started_ms) * 1000u) : 0;

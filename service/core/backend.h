@@ -43,6 +43,13 @@ struct wfpb_backend_ops {
 	int		(*set_records)(void *ctx, wfpb_sock s, const uint8_t *blob, size_t len, uint32_t own_mark,
 			    uint32_t mark_mask, int *os_err);
 	uint64_t	(*records_applied)(void *ctx);
+	/*
+	 * Where the redirected connection was going, read from what this backend's own queries
+	 * returned (its records or its context): 0 with *out set, or -1 when it cannot tell.
+	 * NULL for a backend whose context layout is not its own (wfp: the callout's).
+	 */
+	int		(*original_dst)(void *ctx, const struct wfpb_buf *records, const struct wfpb_buf *context,
+			    struct wfpb_addr *out);
 };
 
 struct wfpb_backend {
@@ -64,6 +71,8 @@ const struct wfpb_backend_ops *wfpb__platform_backend(const char *name, void **c
 /* Writes one context hop (WFPB_CONTEXT_HOP_LEN bytes): family 1, address 16, port 2 (BE). */
 #define WFPB_CONTEXT_HOP_LEN	19u
 void wfpb__hop_put(uint8_t *p, const struct wfpb_addr *a);
+/* Reads one: 0, or -1 when its family is not AF_INET or AF_INET6 (or an AF_INET's padding is not zero). */
+int wfpb__hop_get(const uint8_t *p, struct wfpb_addr *a);
 
 /* The sim backend (backend/sim.c). */
 extern const struct wfpb_backend_ops wfpb_backend_sim;

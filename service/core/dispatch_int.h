@@ -183,6 +183,8 @@ struct reply {
 	int					audited;	/* its record was written before the effect */
 	int					rate_limited;	/* refused by the audit rate limit */
 	int					records_foreign;	/* the records applied came from the client */
+	uint64_t				flow_id;	/* the flow its records belong to (audit), or 0 */
+	struct wfpb_addr			orig_dst;	/* where that flow was going; family 0: unknown */
 	/* A handler that leaves its request pending (OUTCOME_PENDING) says here what it waits for. */
 	struct wfpb_pending			pend;
 };

@@ -25,7 +25,7 @@ own_mark(const struct wfpb_scope *sc)
  */
 static int
 records_bytes(struct wfpb_scope *sc, const struct req_records *r, const char *what, const uint8_t **blob,
-    size_t *len, const uint8_t **hash, int *foreign_out, struct outcome *o, uint64_t now_ms)
+    size_t *len, const uint8_t **hash, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
 	const struct wfpb_stash_entry	*e = NULL;
 	int				foreign;
@@ -49,6 +49,9 @@ records_bytes(struct wfpb_scope *sc, const struct req_records *r, const char *wh
 		*len = e->len;
 		*hash = e->hash;
 		foreign = !e->queried;
+		/* Records the broker queried carry their flow into this request's record. */
+		rp->flow_id = e->flow_id;
+		rp->orig_dst = e->orig_dst;
 	}
 	if (foreign && !(sc->perms & WFPB_PERM_APPLY_FOREIGN)) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED,
@@ -58,7 +61,7 @@ records_bytes(struct wfpb_scope *sc, const struct req_records *r, const char *wh
 		    sc->principal);
 		return -1;
 	}
-	*foreign_out = foreign;	/* a waiting request keeps it: a reload may withdraw apply_foreign */
+	rp->records_foreign = foreign;	/* a waiting request keeps it: a reload may withdraw apply_foreign */
 	return 0;
 }
 
@@ -401,6 +404,13 @@ query_redirect(struct wfpb_scope *sc, wfpb_sock sock, struct reply *rp, struct o
 	}
 	if (why[0] != '\0')
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__OK, "%s: %s", what, why);
+	/* A new flow: every record of a request that applies these records names it. */
+	do
+		randombytes_buf(&rp->flow_id, sizeof(rp->flow_id));
+	while (rp->flow_id == 0);
+	if (be->ops->original_dst == NULL || be->ops->original_dst(be->ctx, &rp->records, &rp->context,
+	    &rp->orig_dst) != 0)
+		memset(&rp->orig_dst, 0, sizeof(rp->orig_dst));
 	return 0;
 }
 
@@ -422,6 +432,7 @@ finish_accept(struct wfpb_scope *sc, wfpb_sock sock, int lifetime, struct reply 
 		if (wfpb__stash_blob(sc, rp->records.data, rp->records.len, 1, lifetime, rp, o, "accept",
 		    "; the connection was closed", now_ms) != 0)
 			goto close_sock;
+		wfpb_stash_note_flow(sc->stash, rp->handle_id, rp->flow_id, &rp->orig_dst);
 		rp->accept.records = &rp->handle;
 	}
 	wfpb__audit_addr(rp, &peer);
@@ -500,7 +511,7 @@ socket_with_records(struct wfpb_scope *sc, const struct req_records *records, in
 	char				step[64];
 	int				os_err = 0, code;
 
-	if (records_bytes(sc, records, what, blob, len, hash, &rp->records_foreign, o, now_ms) != 0)
+	if (records_bytes(sc, records, what, blob, len, hash, rp, o, now_ms) != 0)
 		return -1;
 	wfpb__audit_blob(rp, *blob, *len, *hash);
 	if (wfpb__net_socket(family, sock, &os_err) != 0) {
@@ -560,6 +571,8 @@ wfpb__op_connect(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *r
 		rp->pend.kind = WFPB_PENDING_CONNECT;
 		rp->pend.remote = r->connect.remote;
 		rp->pend.foreign = rp->records_foreign;
+		rp->pend.flow_id = rp->flow_id;
+		rp->pend.orig_dst = rp->orig_dst;
 		if (hash != NULL)
 			memcpy(rp->pend.blob_hash, hash, sizeof(rp->pend.blob_hash));
 		else if (len > 0)
@@ -604,6 +617,7 @@ wfpb__op_query(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp,
 		if (wfpb__stash_blob(sc, rp->records.data, rp->records.len, 1, r->query.lifetime, rp, o,
 		    "query_records", "", now_ms) != 0)
 			return;
+		wfpb_stash_note_flow(sc->stash, rp->handle_id, rp->flow_id, &rp->orig_dst);
 		rp->query.records = &rp->handle;
 	}
 	rp->query.blob.data = rp->records.data;
@@ -634,8 +648,7 @@ wfpb__op_apply(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp,
 	/* The socket first: its pull may give up the core lock, and the records point into the stash. */
 	if (request_socket(sc, &r->apply.sock, WFPB_PERM_APPLY, "apply_records", &sock, o) != 0)
 		return;
-	if (records_bytes(sc, &r->apply.records, "apply_records", &blob, &len, &hash, &rp->records_foreign, o,
-	    now_ms) != 0)
+	if (records_bytes(sc, &r->apply.records, "apply_records", &blob, &len, &hash, rp, o, now_ms) != 0)
 		return;
 	wfpb__audit_blob(rp, blob, len, hash);
 	if (wfpb__net_is_bound(sock)) {
@@ -663,6 +676,8 @@ wfpb__op_apply(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp,
 		take_request_socket(sc, sock);
 		rp->pend.kind = WFPB_PENDING_APPLY;
 		rp->pend.foreign = rp->records_foreign;
+		rp->pend.flow_id = rp->flow_id;
+		rp->pend.orig_dst = rp->orig_dst;
 		rp->pend.sock = sock;
 		rp->pend.watch = WFPB_SOCK_NONE;
 		rp->pend.started_ms = now_ms;
@@ -825,6 +840,8 @@ wfpb__resume_connect(struct wfpb_scope *sc, const struct wfpb_pending *p, struct
 		return 0;
 	/* The audit record names what the request did, though the reply is built now. */
 	wfpb__audit_addr(rp, &p->remote);
+	rp->flow_id = p->flow_id;
+	rp->orig_dst = p->orig_dst;
 	memcpy(rp->audit_hash, p->blob_hash, sizeof(rp->audit_hash));
 	rp->has_audit_hash = p->has_blob_hash;
 	if (why == WFPB_RESUME_REVOKED) {
@@ -866,6 +883,8 @@ wfpb__resume_apply(struct wfpb_scope *sc, const struct wfpb_pending *p, struct r
 	    __atomic_load_n(&sc->audit->durable_seq, __ATOMIC_ACQUIRE) < p->audit_seq)
 		return 0;	/* not yet: the commit that holds it releases the session */
 	wfpb__audit_blob(rp, p->blob, p->blob_len, NULL);
+	rp->flow_id = p->flow_id;
+	rp->orig_dst = p->orig_dst;
 	wfpb__scope_refresh(sc);
 	if (why == WFPB_RESUME_REVOKED) {
 		char reason[192];

@@ -72,6 +72,8 @@ struct wfpb_pending {
 	uint8_t			handle[WFPB_STASH_ID_LEN];	/* Apply: the stash entry they came from */
 	int			has_handle;
 	int			foreign;	/* Connect, Apply: records the client supplied (apply_foreign) */
+	uint64_t		flow_id;	/* Connect, Apply: the flow of the records applied (audit) */
+	struct wfpb_addr	orig_dst;	/* and where it was going (family 0: unknown) */
 };
 
 struct wfpb_session;

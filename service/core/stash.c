@@ -156,6 +156,18 @@ remove_entry(struct wfpb_stash *st, struct wfpb_stash_entry *e)
 	unlink_free(st, pp);
 }
 
+void
+wfpb_stash_note_flow(struct wfpb_stash *st, const uint8_t id[WFPB_STASH_ID_LEN], uint64_t flow_id,
+    const struct wfpb_addr *orig_dst)
+{
+	struct wfpb_stash_entry **pp = find(st, id);
+
+	if (pp == NULL)
+		return;
+	(*pp)->flow_id = flow_id;
+	(*pp)->orig_dst = *orig_dst;
+}
+
 int
 wfpb_stash_take(struct wfpb_stash *st, const uint8_t id[WFPB_STASH_ID_LEN], const char *owner, int taken)
 {

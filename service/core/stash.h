@@ -30,6 +30,8 @@ struct wfpb_stash_entry {
 	int			queried;	/* records the broker read itself (Accept, QueryRecords) */
 	int			once;		/* released by the first request that applies it (Lifetime ONCE) */
 	int			taken;		/* ONCE: a waiting request holds it; no other may use it */
+	uint64_t		flow_id;	/* queried records: the flow they came from (audit), else 0 */
+	struct wfpb_addr	orig_dst;	/* and where it was going, family 0 when unknown */
 	struct wfpb_stash_entry	*hnext;		/* hash chain */
 	struct wfpb_stash_entry	*prev, *next;	/* creation order, for expiry */
 };
@@ -76,6 +78,10 @@ const struct wfpb_stash_entry *wfpb_stash_get(struct wfpb_stash *st, const uint8
  * lifetimes are not marked. 0 or WFPB_E_NOENT.
  */
 int wfpb_stash_take(struct wfpb_stash *st, const uint8_t id[WFPB_STASH_ID_LEN], const char *owner, int taken);
+
+/* Notes the flow queried records came from (the audit log's flow_id and original destination). */
+void wfpb_stash_note_flow(struct wfpb_stash *st, const uint8_t id[WFPB_STASH_ID_LEN], uint64_t flow_id,
+    const struct wfpb_addr *orig_dst);
 
 /* Removes an entry owner owns. 0 or WFPB_E_NOENT. */
 int WFPB_MUST_CHECK wfpb_stash_release(struct wfpb_stash *st, const uint8_t id[WFPB_STASH_ID_LEN],
