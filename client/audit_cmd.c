@@ -1060,7 +1060,7 @@ export_json(int argc, char **argv)
 {
 	struct wfpb_audit_report	rep;
 	uint8_t				*buf, pk[32];
-	const char			*file = NULL, *key = NULL, *cursor = NULL, *relp = NULL;
+	const char			*file = NULL, *key = NULL, *cursor = NULL, *relp = NULL, *output = NULL;
 	char				beside[4096];
 	size_t				len, off = 0;
 	int				i, rc, follow = 0, stats = 0;
@@ -1079,6 +1079,8 @@ export_json(int argc, char **argv)
 			cursor = argv[++i];
 		else if (strcmp(argv[i], "--follow") == 0)
 			follow = 1;
+		else if (strcmp(argv[i], "--output") == 0 && i + 1 < argc)
+			output = argv[++i];
 		else if (strcmp(argv[i], "--poll-ms") == 0 && i + 1 < argc) {
 			if (wfpb_parse_u32(argv[++i], 10, 60000, &poll_ms) != 0)
 				return 2;
@@ -1105,8 +1107,16 @@ export_json(int argc, char **argv)
 		else
 			return 2;
 	}
-	if (file == NULL || (cursor != NULL && !follow) || (relp != NULL && !follow))
+	if (file == NULL || (cursor != NULL && !follow) || (relp != NULL && !follow) || (output != NULL && relp != NULL))
 		return 2;
+	/*
+	 * The lines go to this file, appended (created with the umask's mode: the shipped
+	 * unit's 0027 makes it its owner's and the reader group's), as to standard output.
+	 */
+	if (output != NULL && freopen(output, "ab", stdout) == NULL) {
+		fprintf(stderr, "wfpbctl: --output %s: cannot open it for appending\n", output);
+		return 1;
+	}
 #ifdef WFPB_HAVE_RELP
 	if (relp != NULL && relp_target(relp, target, sizeof(target), &rc_cfg) != 0) {
 		fprintf(stderr, "wfpbctl: --relp %s: give HOST:PORT or [ADDRESS]:PORT\n", relp);

@@ -14,6 +14,7 @@ mkdir -p "$src"
 tar -C "$root" --exclude=./build --exclude=./.git -cf - . | tar -C "$src" -xf -
 cp -a "$root/installer/linux/debian" "$src/debian"
 cp "$root/installer/linux/wfpbroker.sysusers" "$src/debian/wfpbroker.sysusers"
+cp "$root/installer/linux/wfpbroker.tmpfiles" "$src/debian/wfpbroker.tmpfiles"
 version=$(sed -n 's/^project(wfpbroker VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")
 [ -n "$version" ] || { echo "package-deb.sh: no project version in CMakeLists.txt" >&2; exit 1; }
 when=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || date +%s)}

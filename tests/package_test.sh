@@ -30,6 +30,7 @@ for d in "${debs[@]}"; do dpkg-deb -x "$d" "$root"; done
 has() { dpkg-deb -c "$1" | awk '{ print $6 }' | grep -qx "./$2"; }
 for f in usr/sbin/wfpbrokerd usr/bin/wfpbctl usr/bin/wfpb-relay lib/systemd/system/wfpbrokerd.service \
 	etc/wfpbroker/wfpbroker.conf usr/lib/sysusers.d/wfpbroker.conf usr/share/man/man8/wfpbrokerd.8.gz \
+	lib/systemd/system/wfpbroker-ship.service usr/lib/tmpfiles.d/wfpbroker.conf usr/share/wfpbroker/ship.conf.example \
 	usr/share/man/man1/wfpbctl.1.gz usr/share/man/man1/wfpb-relay.1.gz usr/share/man/man5/wfpbroker.conf.5.gz; do
 	check "wfpbroker holds /$f" has "${debs[0]}" "$f"
 done
@@ -41,9 +42,13 @@ check "libwfpb-dev holds the headers, libwfpb.a, wfpb.pc and the CMake package" 
 	"has '${debs[2]}' usr/include/wfpb.h && has '${debs[2]}' usr/lib/x86_64-linux-gnu/libwfpb.a &&
 	 has '${debs[2]}' usr/lib/x86_64-linux-gnu/pkgconfig/wfpb.pc &&
 	 has '${debs[2]}' usr/lib/x86_64-linux-gnu/cmake/wfpb/wfpbConfig.cmake"
-check "postinst creates the broker's user before it starts the unit" eval \
-	"dpkg-deb -I '${debs[0]}' postinst | awk '/systemd-sysusers/ { u = NR } /deb-systemd-invoke/ { s = NR }
-	 END { exit !(u && s && u < s) }'"
+check "postinst creates the broker's users, then the audit directory, before it starts the unit" eval \
+	"dpkg-deb -I '${debs[0]}' postinst | awk '/systemd-sysusers/ { u = NR } /systemd-tmpfiles/ { t = NR }
+	 /deb-systemd-invoke/ { s = NR } END { exit !(u && t && s && u < t && t < s) }'"
+check "the follower has its own user in the reader group, and the audit directory is that group's, set-group-ID" eval \
+	"grep -qx 'u wfpbroker-ship -:wfpbroker-audit .*' '$root/usr/lib/sysusers.d/wfpbroker.conf' &&
+	 grep -qx 'd /var/lib/wfpbroker/audit 2750 wfpbroker wfpbroker-audit -' '$root/usr/lib/tmpfiles.d/wfpbroker.conf' &&
+	 grep -qx 'audit_log = /var/lib/wfpbroker/audit/audit.log' '$root/etc/wfpbroker/wfpbroker.conf'"
 check "the packaged wfpbrokerd and wfpbctl are version $version" eval \
 	"'$root/usr/sbin/wfpbrokerd' --version | grep -qx 'wfpbrokerd $version' &&
 	 '$root/usr/bin/wfpbctl' --version | grep -qx 'wfpbctl $version'"
@@ -68,4 +73,67 @@ systemd-analyze security --offline=true "$unit" >"$work/security.out" 2>&1
 score=$(sed -n 's/.*Overall exposure level for wfpbrokerd.service: \([0-9.]*\).*/\1/p' "$work/security.out")
 check "systemd-analyze security: exposure $score, no worse than 1.6 (docs/OPERATIONS.md)" \
 	sh -c "systemd-analyze security --offline=true --threshold=16 '$unit' >/dev/null"
+
+# The follower's unit: valid, hardened like the broker's, its own user, no capability.
+ship=$root/lib/systemd/system/wfpbroker-ship.service
+sed "s|/usr/bin/wfpbctl|$root/usr/bin/wfpbctl|" "$ship" >"$work/wfpbroker-ship.service"
+check "systemd-analyze verify: the follower's unit is valid" eval \
+	"MANPATH='$root/usr/share/man' systemd-analyze verify '$work/wfpbroker-ship.service' >'$work/verify-ship.out' 2>&1 ||
+	 { cat '$work/verify-ship.out'; false; }"
+check "the follower runs as wfpbroker-ship in group wfpbroker-audit, not as the broker, with no capability" eval \
+	"grep -qx 'User=wfpbroker-ship' '$ship' && grep -qx 'Group=wfpbroker-audit' '$ship' &&
+	 grep -qx 'CapabilityBoundingSet=' '$ship' && ! grep -q 'User=wfpbroker\$' '$ship'"
+systemd-analyze security --offline=true "$ship" >"$work/security-ship.out" 2>&1
+score=$(sed -n 's/.*Overall exposure level for wfpbroker-ship.service: \([0-9.]*\).*/\1/p' "$work/security-ship.out")
+check "systemd-analyze security: the follower's exposure $score, no worse than 1.2 (docs/OPERATIONS.md)" \
+	sh -c "systemd-analyze security --offline=true --threshold=12 '$ship' >/dev/null"
+
+# The permissions the packaged layout gives, with real processes under three uids: the broker
+# (umask 077, as its unit) writes its log into a set-group-ID directory of the reader group; the
+# follower, another user in that group only, reads the log and nothing else of the broker's.
+broker_uid=61021 reader_gid=61022 ship_uid=61023
+fs=$work/fs
+rm -rf "$fs"
+mkdir -p "$fs/state/audit" "$fs/run" "$fs/ship"
+chown "$broker_uid:$broker_uid" "$fs/state" "$fs/run"
+chmod 0755 "$fs/state" "$fs/run"
+chown "$broker_uid:$reader_gid" "$fs/state/audit"
+chmod 2750 "$fs/state/audit"
+chown "$ship_uid:$reader_gid" "$fs/ship"
+chmod 0750 "$fs/ship"
+chmod 0755 "$work" "$fs"
+cat >"$fs/b.conf" <<CONF
+[service]
+endpoint = $fs/run/b.sock
+state_dir = $fs/state
+audit_log = $fs/state/audit/audit.log
+audit_group_read = yes
+backend = sim
+[principal root]
+uid = 0
+ops = admin
+CONF
+setpriv --reuid "$broker_uid" --regid "$broker_uid" --clear-groups sh -c \
+	"umask 077; exec '$root/usr/sbin/wfpbrokerd' --config '$fs/b.conf'" >"$work/broker.log" 2>&1 &
+bpid=$!
+for _ in $(seq 1 100); do [ -S "$fs/run/b.sock" ] && break; sleep 0.05; done
+"$root/usr/bin/wfpbctl" --endpoint "$fs/run/b.sock" --server-key "$fs/state/server.pub" ping >/dev/null 2>&1
+as_ship() { setpriv --reuid "$ship_uid" --regid "$reader_gid" --clear-groups sh -c "umask 027; $1"; }
+check "the follower's user reads the audit log (group wfpbroker-audit, mode $(stat -c %a "$fs/state/audit/audit.log"))" \
+	as_ship "'$root/usr/bin/wfpbctl' audit export --json --pubkey '$fs/state/audit.pub' '$fs/state/audit/audit.log' |
+	 grep -q '\"kind\":\"AUDIT_SERVICE_START\"'"
+check "  and not the broker's keys, nor its socket's directory" eval \
+	"! as_ship 'cat $fs/state/audit.key' 2>/dev/null && ! as_ship 'cat $fs/state/server.key' 2>/dev/null &&
+	 ! as_ship 'touch $fs/run/planted' 2>/dev/null"
+as_ship "exec '$root/usr/bin/wfpbctl' audit export --json --follow --cursor '$fs/ship/cursor' \
+	--pubkey '$fs/state/audit.pub' --output '$fs/ship/audit.jsonl' '$fs/state/audit/audit.log'" &
+fpid=$!
+for _ in $(seq 1 100); do [ -s "$fs/ship/cursor" ] && break; sleep 0.05; done
+kill "$fpid" 2>/dev/null
+wait "$fpid" 2>/dev/null
+kill "$bpid" 2>/dev/null
+wait "$bpid" 2>/dev/null
+check "what the follower writes is its owner's and the reader group's only (cursor $(stat -c %a "$fs/ship/cursor" 2>/dev/null), output $(stat -c %a "$fs/ship/audit.jsonl" 2>/dev/null))" eval \
+	"stat -c %a '$fs/ship/cursor' | grep -qE '^[67][04]0\$' && stat -c %a '$fs/ship/audit.jsonl' | grep -qE '^[67][04]0\$' &&
+	 test -s '$fs/ship/audit.jsonl'"
 summary

@@ -195,6 +195,13 @@ wfpb_audit_checkpoint_due(const struct wfpb_audit *a, uint64_t now_ms)
 }
 
 int
+wfpb_audit_share_with_group(struct wfpb_audit *a, int *os_err)
+{
+	a->group_read = 1;
+	return wfpb__file_share_group(a->f, os_err);
+}
+
+int
 wfpb_audit_has_room(const struct wfpb_audit *a)
 {
 	return a->pending_len + 4 + WFPB_AUDIT_RECORD_MAX <= WFPB_AUDIT_PENDING_MAX;
@@ -303,6 +310,11 @@ rotate(struct wfpb_audit *a, uint64_t now_ms)
 	(void)remove(next);
 	if (wfpb__file_open_append(next, &nf, &size, &os_err) != 0)
 		return;
+	if (a->group_read && wfpb__file_share_group(nf, &os_err) != 0) {
+		wfpb__file_close(nf);
+		(void)remove(next);
+		return;
+	}
 	{
 		wfpb_file cur = a->f;
 		uint64_t cur_size = a->size;

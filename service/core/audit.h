@@ -70,6 +70,7 @@ struct wfpb_audit {
 	uint64_t	max_batch;
 	uint64_t	dropped;		/* records lost while broken */
 	uint64_t	dropped_noted;		/* of those, the ones a record written since counts (its `lost`) */
+	int		group_read;		/* every file of the log is readable by its group (the follower's) */
 };
 
 /* What verification found (wfpb_audit_verify). */
@@ -165,6 +166,13 @@ int wfpb_audit_end(struct wfpb_audit *a, uint64_t now_ms);
  * (the log cannot be written and records pile up) that the next may be lost.
  */
 int wfpb_audit_has_room(const struct wfpb_audit *a);
+
+/*
+ * Makes the log readable by its group from now on: the current file and every
+ * file rotation creates (audit_group_read; docs/AUDIT.md, "The follower's
+ * user"). 0, or WFPB_E_OS.
+ */
+int WFPB_MUST_CHECK wfpb_audit_share_with_group(struct wfpb_audit *a, int *os_err);
 
 /* 1 when a checkpoint is due (by count or time). */
 int wfpb_audit_checkpoint_due(const struct wfpb_audit *a, uint64_t now_ms);

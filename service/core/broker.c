@@ -142,7 +142,7 @@ wfpb_broker_open_audit(struct wfpb_broker *b, const unsigned char sk[64], uint64
     size_t errlen)
 {
 	char	path[WFPB_PATH_MAX + 16];
-	int	rc;
+	int	rc, os_err = 0;
 
 	if (!b->cfg.audit)
 		return 0;
@@ -154,6 +154,11 @@ wfpb_broker_open_audit(struct wfpb_broker *b, const unsigned char sk[64], uint64
 	    err, errlen)) != 0) {
 		wfpb_audit_close(&b->audit);
 		return rc;
+	}
+	if (b->cfg.audit_group_read && wfpb_audit_share_with_group(&b->audit, &os_err) != 0) {
+		snprintf(err, errlen, "cannot make %s readable by its group (error %d)", path, os_err);
+		wfpb_audit_close(&b->audit);
+		return WFPB_E_OS;
 	}
 	b->audit_on = 1;
 	wfpb_broker_audit_event(b, WFPBROKER__V1__AUDIT_KIND__AUDIT_SERVICE_START, "wfpbrokerd " WFPB_SERVICE_VERSION,

@@ -340,6 +340,12 @@ on_pair(void *arg, const char *section, const char *key, const char *v)
 		}
 		if (strcmp(key, "audit_log") == 0)
 			return set_str(c->audit_log, sizeof(c->audit_log), v);
+		if (strcmp(key, "audit_group_read") == 0) {
+			if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+				return WFPB_E_CONFIG;
+			c->audit_group_read = strcmp(v, "yes") == 0;
+			return 0;
+		}
 		if (strcmp(key, "checkpoint_every") == 0)
 			return set_u32(&c->checkpoint_every, v, 1, 1000000);
 		if (strcmp(key, "checkpoint_ms") == 0)

@@ -100,6 +100,7 @@ struct wfpb_config {
 	uint32_t	stash_ttl_ms;
 	int		audit;				/* 1: on (default) */
 	char		audit_log[WFPB_PATH_MAX];	/* "" : state_dir/audit.log */
+	int		audit_group_read;		/* the log's files are readable by their group (0640) */
 	uint32_t	checkpoint_every;		/* records between signed checkpoints */
 	uint32_t	checkpoint_ms;			/* or this long, whichever comes first */
 	uint64_t	audit_max_bytes;		/* rotate the log past this size; 0: never */

@@ -21,6 +21,12 @@ typedef intptr_t wfpb_file;
  * current length.
  */
 int WFPB_MUST_CHECK wfpb__file_open_append(const char *path, wfpb_file *out, uint64_t *size, int *os_err);
+/*
+ * Lets the file's group read it (POSIX: mode 0640 whatever the umask; the group is the
+ * directory's when it is set-group-ID). Windows: nothing (the log stays SYSTEM and
+ * Administrators'). 0, or WFPB_E_OS.
+ */
+int WFPB_MUST_CHECK wfpb__file_share_group(wfpb_file f, int *os_err);
 int WFPB_MUST_CHECK wfpb__file_write(wfpb_file f, const uint8_t *p, size_t len, int *os_err);
 /* Makes everything written so far durable (fdatasync / FlushFileBuffers). */
 int WFPB_MUST_CHECK wfpb__file_sync(wfpb_file f, int *os_err);

@@ -74,6 +74,14 @@ os_fail(int *os_err)
 }
 
 int
+wfpb__file_share_group(wfpb_file f, int *os_err)
+{
+	if (fchmod((int)f, 0640) != 0)
+		return os_fail(os_err);
+	return 0;
+}
+
+int
 wfpb__file_open_append(const char *path, wfpb_file *out, uint64_t *size, int *os_err)
 {
 	struct stat	st;
