@@ -114,7 +114,7 @@ uid = 0
 ops = admin
 CONF
 setpriv --reuid "$broker_uid" --regid "$broker_uid" --clear-groups sh -c \
-	"umask 077; exec '$root/usr/sbin/wfpbrokerd' --config '$fs/b.conf'" >"$work/broker.log" 2>&1 &
+	"umask 077; exec '$root/usr/sbin/wfpbrokerd' --config '$fs/b.conf'" </dev/null >"$work/broker.log" 2>&1 &
 bpid=$!
 for _ in $(seq 1 100); do [ -S "$fs/run/b.sock" ] && break; sleep 0.05; done
 "$root/usr/bin/wfpbctl" --endpoint "$fs/run/b.sock" --server-key "$fs/state/server.pub" ping >/dev/null 2>&1
@@ -125,8 +125,10 @@ check "the follower's user reads the audit log (group wfpbroker-audit, mode $(st
 check "  and not the broker's keys, nor its socket's directory" eval \
 	"! as_ship 'cat $fs/state/audit.key' 2>/dev/null && ! as_ship 'cat $fs/state/server.key' 2>/dev/null &&
 	 ! as_ship 'touch $fs/run/planted' 2>/dev/null"
-as_ship "exec '$root/usr/bin/wfpbctl' audit export --json --follow --cursor '$fs/ship/cursor' \
-	--pubkey '$fs/state/audit.pub' --output '$fs/ship/audit.jsonl' '$fs/state/audit/audit.log'" &
+# setpriv itself in the background (not a shell function), so that $! is the follower's pid.
+setpriv --reuid "$ship_uid" --regid "$reader_gid" --clear-groups sh -c "umask 027; exec '$root/usr/bin/wfpbctl' \
+	audit export --json --follow --cursor '$fs/ship/cursor' --pubkey '$fs/state/audit.pub' \
+	--output '$fs/ship/audit.jsonl' '$fs/state/audit/audit.log'" </dev/null >/dev/null 2>&1 &
 fpid=$!
 for _ in $(seq 1 100); do [ -s "$fs/ship/cursor" ] && break; sleep 0.05; done
 kill "$fpid" 2>/dev/null
