@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * wfpbctl audit verify-collected FILE... --keys DIR [--json] [--silent-after S] [--tail-max S]
- *     [--window N] [--retired KEYFILE]...
+ *     [--window N] [--retired KEYFILE]... [--jobs N]
  *
  * The centre's verifier (docs/AUDIT.md, "At the centre"). Everything in a collected line is
  * untrusted: a collector, a shipper or anyone on a plain-TCP path may have written it. Lines
@@ -23,11 +23,18 @@
  * --tail-max seconds (60). Every key in DIR that sent nothing is silent and fails the run,
  * unless named with --retired. Nothing from a line reaches the terminal unescaped; a host is
  * reported under its key file's name, with the host names its lines gave.
+ *
+ * With --jobs N (POSIX) the files are verified in N processes, file k by part k mod N, for a
+ * collector that splits its stream by key (rsyslog's dynaFile, docs/AUDIT.md): every key's
+ * lines must then be in one part (else "split", failing), and the parts' verdicts make one
+ * report.
  */
 #ifdef _WIN32
 #include <windows.h>
 #else
 #include <dirent.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #endif
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,6 +60,7 @@
 #define HOST_NAMES_MAX	4u	/* distinct host values kept per key for the report */
 #define HOST_NAME_LEN	128u
 #define PROBLEMS_SHOWN	20u	/* per host and kind; the rest are counted */
+#define JOBS_MAX	64u
 
 /* Where a line was: which file of the command line, which line of it. */
 struct where {
@@ -111,6 +119,7 @@ struct run {
 	unsigned	nfiles;
 	uint32_t	window;
 	int		json;
+	int		part;		/* one part of --jobs: a key without lines here is another part's */
 	struct wfpb_json j;		/* the report (--json) */
 	struct wfpb_json line;		/* a line made again from its record */
 	uint8_t		*framed;
@@ -804,25 +813,53 @@ retired(char **list, unsigned n, const char *file)
 	return 0;
 }
 
+/* A host's chain is not whole: a gap, break, bad signature, fork, altered or late line, or a loss. */
+static int
+host_broken(const struct host *h)
+{
+	return h->count[P_GAP] || h->count[P_BREAK] || h->count[P_SIGNATURE] || h->count[P_FORK] ||
+	    h->count[P_ALTERED] || h->count[P_LATE] || h->count[P_LOST];
+}
+
+/* The unsigned records at the end of its chain, and how old the oldest is (seconds). */
+static uint64_t
+host_tail(const struct host *h, uint64_t now_ms, uint64_t *age)
+{
+	uint64_t last = h->next ? h->next - 1 : 0, tail = h->records && last > h->checkpoint_seq ?
+	    last - h->checkpoint_seq : 0;
+
+	*age = tail && h->tail_first_ms && now_ms > h->tail_first_ms ? (now_ms - h->tail_first_ms) / 1000u : 0;
+	return tail;
+}
+
+/* 1 when a host that sent lines fails the run: not whole, or a tail older than tail_max. */
+static int
+report_fails(const struct host *h, uint64_t now_ms, uint32_t tail_max)
+{
+	uint64_t age, tail = host_tail(h, now_ms, &age);
+
+	return host_broken(h) || (tail && (!h->checkpoint_ms || age > tail_max));
+}
+
 /* The verdict on one host, reported; 1 when it fails the run. */
 static int
 report_host(struct run *rn, struct host *h, uint64_t now_ms, uint32_t silent_after, uint32_t tail_max)
 {
 	uint64_t	since = h->checkpoint_ms && now_ms > h->checkpoint_ms ? (now_ms - h->checkpoint_ms) / 1000u : 0;
-	uint64_t	last = h->next ? h->next - 1 : 0;
-	uint64_t	tail = h->records && last > h->checkpoint_seq ? last - h->checkpoint_seq : 0;
-	uint64_t	tail_age = tail && h->tail_first_ms && now_ms > h->tail_first_ms ?
-	    (now_ms - h->tail_first_ms) / 1000u : 0;
+	uint64_t	last = h->next ? h->next - 1 : 0, tail_age;
+	uint64_t	tail = host_tail(h, now_ms, &tail_age);
 	int		nothing = h->lines == 0;
 	int		silent = nothing || (silent_after && (!h->checkpoint_ms || since > silent_after));
-	int		broken = h->count[P_GAP] || h->count[P_BREAK] || h->count[P_SIGNATURE] || h->count[P_FORK] ||
-	    h->count[P_ALTERED] || h->count[P_LATE] || h->count[P_LOST];
+	int		broken = host_broken(h);
 	int		stale = tail && (!h->checkpoint_ms || tail_age > tail_max);
 	int		whole = !nothing && !broken && !tail;
-	int		fails = nothing ? !h->retired : broken || stale;
+	int		fails = nothing ? !h->retired : report_fails(h, now_ms, tail_max);
 	const char	*verdict = nothing ? (h->retired ? "retired" : "SILENT") : broken ? "NOT WHOLE" :
 	    tail ? (stale ? "STALE TAIL" : "unverified tail") : "whole";
 	unsigned	i;
+
+	if (nothing && rn->part)
+		return 0;	/* another part's, or no one's: the parent says */
 
 	if (rn->json) {
 		wfpb_json_obj_begin(&rn->j, NULL);
@@ -880,6 +917,152 @@ report_host(struct run *rn, struct host *h, uint64_t now_ms, uint32_t silent_aft
 	return fails;
 }
 
+/* Reads the run's files and reports every host (not the totals). 0, or -1 when a file could not be read. */
+static int
+verify_files(struct run *rn, uint64_t now_ms, uint32_t silent_after, uint32_t tail_max, unsigned *failing)
+{
+	unsigned k;
+
+	for (k = 0; k < rn->nfiles; k++)
+		if (read_collected(rn, k) != 0)
+			return -1;
+	/* The end of the stream: what still waits in a window is taken in order, the rest is missing. */
+	for (k = 0; k < rn->nhosts; k++) {
+		struct host *h = &rn->hosts[k];
+
+		while (h->npend > 0)
+			advance(rn, h);
+		gap_end(rn, h, h->next);
+	}
+	if (rn->json) {
+		wfpb_json_arr_end(&rn->j);
+		wfpb_json_arr_begin(&rn->j, "hosts");
+	}
+	*failing = 0;
+	for (k = 0; k < rn->nhosts; k++)
+		*failing += (unsigned)report_host(rn, &rn->hosts[k], now_ms, silent_after, tail_max);
+	return 0;
+}
+
+#ifndef _WIN32
+/* Copies what a part wrote to stdout. */
+static void
+copy_out(FILE *f)
+{
+	char	buf[65536];
+	size_t	n;
+
+	rewind(f);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, n, stdout);
+}
+
+/*
+ * --jobs: part j verifies files j, j + jobs, ... in a process of its own, writes its report to
+ * a temporary file and, to another, one line per key it saw ("KEY LINES FAILS") and its totals
+ * ("T UNKNOWN JUNK DAMAGED OVERLONG"). The parent prints the parts' reports in order, then
+ * what only it can see: a key in more than one part, a key in none. Returns the exit status.
+ */
+static int
+verify_parts(struct run *rn, unsigned jobs, uint64_t now_ms, uint32_t silent_after, uint32_t tail_max)
+{
+	FILE		*text[JOBS_MAX], *sum[JOBS_MAX];
+	pid_t		pid[JOBS_MAX];
+	unsigned	*parts, *fails, j, k, n, failing = 0, started = 0;
+	unsigned long	*lines, t[4] = { 0 }, u[4];
+	int		status, rc = 0;
+
+	if ((parts = calloc(rn->nhosts, sizeof(*parts))) == NULL || (fails = calloc(rn->nhosts, sizeof(*fails))) == NULL ||
+	    (lines = calloc(rn->nhosts, sizeof(*lines))) == NULL)
+		return 1;	/* exits at once: what was allocated goes with the process */
+	fflush(stdout);
+	for (j = 0; j < jobs; j++, started++) {
+		if ((text[j] = tmpfile()) == NULL || (sum[j] = tmpfile()) == NULL || (pid[j] = fork()) < 0) {
+			fprintf(stderr, "wfpbctl: verify-collected --jobs: cannot start part %u\n", j);
+			rc = 1;
+			break;
+		}
+		if (pid[j] == 0) {
+			unsigned f;
+
+			for (n = 0, f = j; f < rn->nfiles; f += jobs)
+				rn->files[n++] = rn->files[f];
+			rn->nfiles = n;
+			rn->part = 1;
+			if (dup2(fileno(text[j]), 1) < 0 || verify_files(rn, now_ms, silent_after, tail_max, &failing) != 0)
+				_exit(3);
+			for (k = 0; k < rn->nhosts; k++)
+				if (rn->hosts[k].lines > 0)
+					fprintf(sum[j], "%u %lu %d\n", k, rn->hosts[k].lines,
+					    report_fails(&rn->hosts[k], now_ms, tail_max));
+			fprintf(sum[j], "T %lu %lu %lu %lu\n", rn->unknown, rn->junk, rn->damaged, rn->too_long);
+			fflush(stdout);
+			_exit(fflush(sum[j]) == 0 ? 0 : 3);
+		}
+	}
+	for (j = 0; j < started; j++) {
+		if (waitpid(pid[j], &status, 0) != pid[j] || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			rc = 1;
+			continue;
+		}
+		copy_out(text[j]);
+		rewind(sum[j]);
+		for (;;) {
+			unsigned long	l;
+			int		fl;
+
+			if (fscanf(sum[j], "%u %lu %d", &k, &l, &fl) == 3 && k < rn->nhosts) {
+				parts[k]++;
+				lines[k] += l;
+				fails[k] |= (unsigned)fl;
+			} else if (fscanf(sum[j], " T %lu %lu %lu %lu", &u[0], &u[1], &u[2], &u[3]) == 4) {
+				for (n = 0; n < 4; n++)
+					t[n] += u[n];
+			} else {
+				break;
+			}
+		}
+	}
+	for (k = 0; k < rn->nhosts; k++) {
+		struct host *h = &rn->hosts[k];
+
+		if (parts[k] > 1) {
+			printf("%s: split: its lines are in %u parts; each part must hold the files of its own keys "
+			    "(the chain cannot be followed across parts)\n", h->file, parts[k]);
+			failing++;
+		} else if (parts[k] == 0) {
+			failing += (unsigned)report_host(rn, h, now_ms, silent_after, tail_max);
+		} else {
+			failing += fails[k];
+		}
+	}
+	if (t[0])
+		printf("%lu lines name an audit key not in the keys directory\n", t[0]);
+	if (t[1])
+		printf("%lu lines are not exported audit records (ignored)\n", t[1]);
+	if (t[2])
+		printf("%lu lines carry a record or key that does not decode (damaged)\n", t[2]);
+	if (t[3])
+		printf("%lu lines are longer than any audit line (ignored)\n", t[3]);
+	free(parts);
+	free(fails);
+	free(lines);
+	return rc || failing || t[0] || t[2] ? 1 : 0;
+}
+#else
+static int
+verify_parts(struct run *rn, unsigned jobs, uint64_t now_ms, uint32_t silent_after, uint32_t tail_max)
+{
+	unsigned failing = 0;
+
+	/* No fork here: the parts run one after another, which is the same verdict. */
+	(void)jobs;
+	if (verify_files(rn, now_ms, silent_after, tail_max, &failing) != 0)
+		return 1;
+	return failing || rn->unknown || rn->damaged ? 1 : 0;
+}
+#endif
+
 static void
 usage_error(const char *what)
 {
@@ -892,7 +1075,7 @@ wfpbctl_verify_collected(int argc, char **argv)
 	static struct run	rn;
 	char			*retired_list[RETIRED_MAX];
 	const char		*dir = NULL;
-	uint32_t		silent_after = 0, tail_max = TAIL_MAX_DEFAULT;
+	uint32_t		silent_after = 0, tail_max = TAIL_MAX_DEFAULT, jobs = 1;
 	uint64_t		now_ms = (uint64_t)time(NULL) * 1000u;
 	unsigned		nretired = 0, k, failing = 0;
 	int			i, rc = 0;
@@ -914,6 +1097,8 @@ wfpbctl_verify_collected(int argc, char **argv)
 			num = &tail_max, min = 0;
 		else if (strcmp(argv[i], "--window") == 0)
 			num = &rn.window, min = 16, max = WINDOW_MAX;
+		else if (strcmp(argv[i], "--jobs") == 0)
+			num = &jobs, max = JOBS_MAX;
 		else if (strcmp(argv[i], "--retired") == 0 && i + 1 < argc && nretired < RETIRED_MAX)
 			retired_list[nretired++] = argv[++i];
 		else if (argv[i][0] == '-' && argv[i][1] != '\0')
@@ -927,6 +1112,10 @@ wfpbctl_verify_collected(int argc, char **argv)
 	}
 	if (dir == NULL || rn.nfiles == 0)
 		goto usage;
+	if (jobs > 1 && rn.json) {
+		usage_error("--jobs writes a text report; verify the parts with --json one by one");
+		goto usage;
+	}
 	if ((rn.hosts = calloc(KEYS_MAX, sizeof(*rn.hosts))) == NULL || (rn.framed = malloc(WFPB_AUDIT_RECORD_MAX +
 	    4)) == NULL) {
 		rc = 1;
@@ -945,25 +1134,14 @@ wfpbctl_verify_collected(int argc, char **argv)
 		wfpb_json_obj_begin(&rn.j, NULL);
 		wfpb_json_arr_begin(&rn.j, "problems");
 	}
-	for (k = 0; k < rn.nfiles; k++)
-		if (read_collected(&rn, k) != 0) {
-			rc = 1;
-			goto out;
-		}
-	/* The end of the stream: what still waits in a window is taken in order, the rest is missing. */
-	for (k = 0; k < rn.nhosts; k++) {
-		struct host *h = &rn.hosts[k];
-
-		while (h->npend > 0)
-			advance(&rn, h);
-		gap_end(&rn, h, h->next);
+	if (jobs > 1) {
+		rc = verify_parts(&rn, jobs, now_ms, silent_after, tail_max);
+		goto out;
 	}
-	if (rn.json) {
-		wfpb_json_arr_end(&rn.j);
-		wfpb_json_arr_begin(&rn.j, "hosts");
+	if (verify_files(&rn, now_ms, silent_after, tail_max, &failing) != 0) {
+		rc = 1;
+		goto out;
 	}
-	for (k = 0; k < rn.nhosts; k++)
-		failing += (unsigned)report_host(&rn, &rn.hosts[k], now_ms, silent_after, tail_max);
 	if (rn.json) {
 		wfpb_json_arr_end(&rn.j);
 		wfpb_json_u64(&rn.j, "unknown_key_lines", rn.unknown);

@@ -45,15 +45,20 @@ check "test certificates made" eval 'pki "$work/pki" "fleet CA" && pki "$work/pk
 rs_conf() { cat >"$work/rs/rsyslog.conf" <<CONF
 global(workDirectory="$work/rs" maxMessageSize="256k")
 module(load="imrelp")
+module(load="mmpstrucdata")
 input(type="imrelp" address="127.0.0.1" port="$port" ruleset="wfpbroker")
 input(type="imrelp" address="127.0.0.1" port="$tls_port" ruleset="wfpbroker" tls="on"
       tls.caCert="$work/pki/ca.pem" tls.myCert="$work/pki/srv.pem" tls.myPrivKey="$work/pki/srv.key"
       tls.authMode="certvalid")
 template(name="wfpbroker-line" type="string" string="%msg%\n")
 template(name="sd" type="string" string="%structured-data%\n")
+template(name="wfpbroker-by-key" type="string"
+         string="$work/by-key/%\$!rfc5424-sd!wfpbroker@32473!audit_key:::secpath-replace%.jsonl")
 ruleset(name="wfpbroker" queue.type="Direct") {
     action(type="omfile" file="$work/collected.jsonl" template="wfpbroker-line")
     action(type="omfile" file="$work/collected-sd.txt" template="sd")
+    action(type="mmpstrucdata")
+    action(type="omfile" dynaFile="wfpbroker-by-key" template="wfpbroker-line")
 }
 CONF
 }
@@ -189,6 +194,15 @@ check "verify-collected over rsyslog's file: host A whole, every record 1..$last
 check "  host B (over TLS) whole, every record 1..$last_b, kept apart from A" \
 	grep -q "^  whole: $last_b records ([0-9]* lines), seq 1..$last_b;" "$work/vc.out"
 check "  and the verdict is clean (exit 0)" test "$rc" -eq 0
+# A centre that outgrows one machine: rsyslog splits the stream into one file per audit key
+# (dynaFile, docs/AUDIT.md), and the parts are verified in parallel into one report.
+"$wfpbctl" audit verify-collected "$work"/by-key/*.jsonl --keys "$work/keys" --jobs 2 >"$work/vc-parts.out" 2>&1
+rc=$?
+check "rsyslog split the stream into one file per key ($(ls "$work/by-key" | tr '\n' ' '))" \
+	test "$(ls "$work/by-key" | wc -l)" -eq 2
+check "  verified in 2 parts: A and B whole, as from the one file, one report (exit $rc)" eval \
+	"test $rc -eq 0 && grep -q '^  whole: $last_a records ([0-9]* lines), seq 1..$last_a;' '$work/vc-parts.out' &&
+	 grep -q '^  whole: $last_b records ([0-9]* lines), seq 1..$last_b;' '$work/vc-parts.out'"
 
 # Damage at the centre. Every copy of one record deleted: a gap that names its seq.
 gap=$((last_a / 2))
