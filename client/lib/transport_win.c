@@ -35,10 +35,13 @@ struct wfpb_transport {
 	size_t		rd_off, rd_have;
 };
 
+/* The service's pipe (service/win/main_win.c): a name only administrators can create. */
+#define DEFAULT_PIPE	"\\\\.\\pipe\\ProtectedPrefix\\Administrators\\wfpbroker\\broker"
+
 const char *
 wfpb__default_endpoint(void)
 {
-	return "\\\\.\\pipe\\wfpbroker";
+	return DEFAULT_PIPE;
 }
 
 const char *
@@ -75,7 +78,7 @@ squatter_pid(HANDLE pipe, const char *endpoint, DWORD *service_pid)
 	int			running = 0;
 
 	*service_pid = 0;
-	if (_stricmp(endpoint, "\\\\.\\pipe\\wfpbroker") != 0)
+	if (_stricmp(endpoint, DEFAULT_PIPE) != 0)
 		return 0;
 	if ((scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT)) == NULL)
 		return 0;

@@ -35,7 +35,12 @@
 #include "provision_win.h"
 #include "service_win.h"
 
-#define DEFAULT_PIPE	"\\\\.\\pipe\\wfpbroker"
+/*
+ * Under ProtectedPrefix\Administrators: only an administrator (or SYSTEM) may create a name
+ * there, so no standard user can take the service's name while it is stopped (docs/DECISIONS.md).
+ * libwfpb's default (client/lib/transport_win.c) is the same name.
+ */
+#define DEFAULT_PIPE	"\\\\.\\pipe\\ProtectedPrefix\\Administrators\\wfpbroker\\broker"
 /* State directory: SYSTEM and Administrators full; Users may read (server.pub). */
 /* Owned by Administrators, protected from inheritance: SYSTEM and Administrators full, Users list and read. */
 #define STATE_SDDL	L"O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;;FRFX;;;BU)"

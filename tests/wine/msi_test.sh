@@ -83,6 +83,10 @@ check "wfpbctl with no options reaches it (default pipe, pinned ProgramData key)
 check "the installing administrator may run wfpbctl status at once (ADMINGROUP: Administrators)" answers status
 check "a fresh install runs the real backend (status says backend wfp), never the test double" eval \
 	'grep -qx "backend wfp" "$work/ctl.out"'
+check "the service's pipe is under ProtectedPrefix\\Administrators, where no standard user can create a name" \
+	answers --endpoint '\\.\pipe\ProtectedPrefix\Administrators\wfpbroker\broker' ping
+check "  and the old open name is not served (an old client's default: docs/DECISIONS.md)" eval \
+	'! ctl --endpoint "\\\\.\\pipe\\wfpbroker" ping >/dev/null 2>&1'
 check "the configuration the service wrote grants admin to S-1-5-32-544 only" eval \
 	"tr -d '\\r' <'$programdata/wfpbroker.conf' | grep -qx 'group_sid = S-1-5-32-544' &&
 	 test \"\$(tr -d '\\r' <'$programdata/wfpbroker.conf' | grep -c '^ops')\" = 1"
