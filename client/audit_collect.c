@@ -45,6 +45,7 @@
 #include <sodium.h>
 
 #include "audit.h"
+#include "addr.h"
 #include "audit_cmd.h"
 #include "json.h"
 #include "keyfile.h"
@@ -332,19 +333,6 @@ unhex(const char *v, const char *e, uint8_t *out, size_t cap)
 	return bad < 0 ? -1 : (long)n;
 }
 
-/* One hex digit's value, or -1. */
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * A JSON string's text (between its quotes) as the bytes it stands for, into out (cap): the
  * escapes RFC 8259 defines, \u with its surrogate pairs as UTF-8. Its length, or -1 when the
@@ -379,7 +367,7 @@ json_unescape(const char *s, const char *e, char *out, size_t cap)
 		case 't': cp = '\t'; break;
 		case 'u':
 			for (cp = 0, i = 0; i < 4; i++, s++) {
-				if (s >= e || (d = hexval(*s)) < 0)
+				if (s >= e || (d = wfpb__hexval(*s)) < 0)
 					return -1;
 				cp = cp << 4 | (uint32_t)d;
 			}
@@ -387,7 +375,7 @@ json_unescape(const char *s, const char *e, char *out, size_t cap)
 				if (e - s < 6 || s[0] != '\\' || s[1] != 'u')
 					return -1;
 				for (lo = 0, s += 2, i = 0; i < 4; i++, s++) {
-					if ((d = hexval(*s)) < 0)
+					if ((d = wfpb__hexval(*s)) < 0)
 						return -1;
 					lo = lo << 4 | (uint32_t)d;
 				}

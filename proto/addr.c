@@ -39,8 +39,8 @@ parse_v4(const char *s, size_t n, uint8_t out[4])
 	return i == n ? 0 : -1;
 }
 
-static int
-hexval(char c)
+int
+wfpb__hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -70,7 +70,7 @@ parse_v6(const char *s, size_t n, uint8_t out[16])
 			return -1;
 		v = 0;
 		digits = 0;
-		while (i < n && (h = hexval(s[i])) >= 0) {
+		while (i < n && (h = wfpb__hexval(s[i])) >= 0) {
 			v = v * 16 + (unsigned)h;
 			if (++digits > 4)
 				return -1;

@@ -44,4 +44,7 @@ int wfpb_addr_unspecified(const struct wfpb_addr *a);
  */
 int wfpb_range_contains(const struct wfpb_range *r, const struct wfpb_addr *a);
 
+/* One hex digit's value (either case), or -1. */
+int wfpb__hexval(char c);
+
 #endif

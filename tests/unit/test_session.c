@@ -685,6 +685,15 @@ remove_dir(const char *dir)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Ends what audited_broker began: the broker, its signing key, its directory. */
+static void
+audited_broker_end(struct wfpb_broker *b, unsigned char sk[64], const char *dir)
+{
+	wfpb_broker_fini(b);
+	sodium_memzero(sk, 64);
+	remove_dir(dir);
+}
+
 /*
  * ApplyRecords acts on the client's own socket, which the broker cannot take
  * back: its audit record is durable before the records are set, and when the
@@ -772,9 +781,7 @@ apply_records_waits_for_its_record(void **state)
 	assert_null(wfpb_session_output(s, &len, &no_attach));
 	wfpb_session_free(s);
 	wfpb_channel_free(&c);
-	wfpb_broker_fini(&b);
-	sodium_memzero(sk, sizeof(sk));
-	remove_dir(dir);
+	audited_broker_end(&b, sk, dir);
 }
 
 /*
@@ -1381,35 +1388,27 @@ v2_answer_leaves_when_its_own_record_is_durable(void **state)
 	wfpbroker__v1__response__free_unpacked(r, NULL);
 	wfpb_session_free(s);
 	wfpb_channel_free(&c);
-	wfpb_broker_fini(&b);
-	sodium_memzero(sk, sizeof(sk));
-	remove_dir(dir);
+	audited_broker_end(&b, sk, dir);
 }
 #endif
 
 #ifndef _WIN32
 /*
- * A dead upstream times out alone: a Connect to a listener whose queue is
- * full (the kernel drops the SYN, so the connect neither completes nor
- * fails) waits while a Ping is answered, and is answered TIMEOUT at its own
- * deadline with the session going on.
+ * A Connect (request id, timeout_ms) to a loopback listener that never accepts, its queue
+ * filled by connections of our own: the Connect neither completes nor fails. Returns the
+ * listener; *fill holds the filling sockets (close both when done).
  */
-static void
-v2_dead_upstream_times_out_alone(void **state)
+static int
+blocked_connect(struct fixture *f, uint64_t id, uint32_t timeout_ms, int fill[4])
 {
-	struct fixture			*f = *state;
 	struct sockaddr_in		sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t			slen = sizeof(sin);
 	Wfpbroker__V1__Request		rq;
 	Wfpbroker__V1__ConnectRequest	cr = WFPBROKER__V1__CONNECT_REQUEST__INIT;
 	Wfpbroker__V1__Address		a = WFPBROKER__V1__ADDRESS__INIT;
-	Wfpbroker__V1__PingRequest	pg;
-	Wfpbroker__V1__Response		*r;
 	static uint8_t			lo[4] = { 127, 0, 0, 1 };
-	int				l, fill[4], i;
+	int				l, i;
 
-	set_policy(f, "[principal p]\nuid = 1000\nops = connect\nconnect = 127.0.0.1/32:*\n");
-	/* A listener that never accepts, its queue filled by connections of our own. */
 	assert_true((l = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
 	assert_int_equal(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	assert_int_equal(listen(l, 0), 0);
@@ -1425,11 +1424,31 @@ v2_dead_upstream_times_out_alone(void **state)
 	a.addr.len = 4;
 	a.port = ntohs(sin.sin_port);
 	cr.remote = &a;
-	cr.timeout_ms = 300;
-	rq.request_id = 40;
+	cr.timeout_ms = timeout_ms;
+	rq.request_id = id;
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_CONNECT;
 	rq.connect = &cr;
 	send_request(f->s, &f->c, &rq, 2000);
+	return l;
+}
+
+/*
+ * A dead upstream times out alone: a Connect to a listener whose queue is
+ * full (the kernel drops the SYN, so the connect neither completes nor
+ * fails) waits while a Ping is answered, and is answered TIMEOUT at its own
+ * deadline with the session going on.
+ */
+static void
+v2_dead_upstream_times_out_alone(void **state)
+{
+	struct fixture			*f = *state;
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__PingRequest	pg;
+	Wfpbroker__V1__Response		*r;
+	int				l, fill[4], i;
+
+	set_policy(f, "[principal p]\nuid = 1000\nops = connect\nconnect = 127.0.0.1/32:*\n");
+	l = blocked_connect(f, 40, 300, fill);
 	make_ping(&rq, &pg, 41);
 	send_request(f->s, &f->c, &rq, 2000);
 	assert_non_null(r = next_response(f->s, &f->c));
@@ -1568,9 +1587,7 @@ abandoned_connect_is_recorded(void **state)
 	assert_int_equal(log_count(dir, WFPBROKER__V1__AUDIT_KIND__AUDIT_SESSION_START, NULL, 0), 20);
 	assert_int_equal(log_count(dir, WFPBROKER__V1__AUDIT_KIND__AUDIT_SESSION_END, NULL, 0), 20);
 	close(l);
-	wfpb_broker_fini(&b);
-	sodium_memzero(sk, sizeof(sk));
-	remove_dir(dir);
+	audited_broker_end(&b, sk, dir);
 }
 
 /*
@@ -1628,9 +1645,7 @@ bad_frame_sessions_have_their_end(void **state)
 	assert_int_equal(wfpb_broker_commit(&b, 100000), 0);
 	assert_int_equal(log_count(dir, WFPBROKER__V1__AUDIT_KIND__AUDIT_SESSION_START, NULL, 0), 3);
 	assert_int_equal(log_count(dir, WFPBROKER__V1__AUDIT_KIND__AUDIT_SESSION_END, NULL, 0), 3);
-	wfpb_broker_fini(&b);
-	sodium_memzero(sk, sizeof(sk));
-	remove_dir(dir);
+	audited_broker_end(&b, sk, dir);
 }
 
 /* Sends an ApplyRecords of the handle on a new socket of ours, as request id. */
@@ -1729,9 +1744,7 @@ once_records_are_applied_once(void **state)
 	assert_int_equal(b.backend.ops->records_applied(b.backend.ctx), 1);
 	assert_int_equal(log_count(dir, WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST, "apply_records",
 	    WFPBROKER__V1__STATUS_CODE__CANCELLED), 1);
-	wfpb_broker_fini(&b);
-	sodium_memzero(sk, sizeof(sk));
-	remove_dir(dir);
+	audited_broker_end(&b, sk, dir);
 }
 
 /*
@@ -1796,9 +1809,7 @@ reload_revokes_apply_foreign(void **state)
 	assert_int_equal(wfpb_broker_commit(&b, 100000), 0);
 	assert_int_equal(log_count(dir, WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST, "apply_records",
 	    WFPBROKER__V1__STATUS_CODE__DENIED), 1);
-	wfpb_broker_fini(&b);
-	sodium_memzero(sk, sizeof(sk));
-	remove_dir(dir);
+	audited_broker_end(&b, sk, dir);
 }
 #endif
 
@@ -1848,37 +1859,11 @@ static void
 reload_revokes_a_waiting_connect(void **state)
 {
 	struct fixture			*f = *state;
-	struct sockaddr_in		sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t			slen = sizeof(sin);
-	Wfpbroker__V1__Request		rq;
-	Wfpbroker__V1__ConnectRequest	cr = WFPBROKER__V1__CONNECT_REQUEST__INIT;
-	Wfpbroker__V1__Address		a = WFPBROKER__V1__ADDRESS__INIT;
 	Wfpbroker__V1__Response		*r;
-	static uint8_t			lo[4] = { 127, 0, 0, 1 };
 	int				l, fill[4], i;
 
 	set_policy(f, "[principal p]\nuid = 1000\nops = connect\nconnect = 127.0.0.1/32:*\n");
-	/* A listener whose queue is full: the Connect neither completes nor fails. */
-	assert_true((l = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
-	assert_int_equal(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(listen(l, 0), 0);
-	assert_int_equal(getsockname(l, (struct sockaddr *)&sin, &slen), 0);
-	for (i = 0; i < 4; i++) {
-		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-		(void)connect(fill[i], (struct sockaddr *)&sin, sizeof(sin));
-	}
-	usleep(100000);
-	wfpbroker__v1__request__init(&rq);
-	a.family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
-	a.addr.data = lo;
-	a.addr.len = 4;
-	a.port = ntohs(sin.sin_port);
-	cr.remote = &a;
-	cr.timeout_ms = 5000;
-	rq.request_id = 60;
-	rq.op_case = WFPBROKER__V1__REQUEST__OP_CONNECT;
-	rq.connect = &cr;
-	send_request(f->s, &f->c, &rq, 2000);
+	l = blocked_connect(f, 60, 5000, fill);
 	assert_int_equal(f->s->n_pending, 1);
 	assert_int_equal(wfpb_session_sweep(f->s, 2050), WFPB_SWEEP_KEEP);
 	set_policy(f, "[principal p]\nuid = 1000\nops = connect\nconnect = 10.0.0.0/8:*\n");
