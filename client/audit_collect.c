@@ -16,7 +16,8 @@
  *   - its record joins its host's chain: every seq from 1, each prev_hash the hash of the
  *     record before, checkpoints signed by the host's key, one record per seq. Lines of one
  *     host may arrive out of order by up to --window seqs (4096); a repeat is compared with
- *     the record accepted for its seq while that is within the window, and is "late" after.
+ *     the record accepted for its seq while that is within four windows of the newest, and is
+ *     "late" after.
  *
  * What follows a host's last valid checkpoint is signed by nothing: it is reported as an
  * unverified tail, never as whole, and fails the run once its oldest record is older than
@@ -80,12 +81,15 @@ struct slot {
 	unsigned char	has_prev, checkpoint, sig_ok;
 };
 
-/* An accepted record, remembered while within the window: what a later copy must match. */
+/*
+ * An accepted record, remembered while within REPEATS_PER_WINDOW windows of the newest: what a
+ * later copy must match (the first 16 bytes of its hash: 2^128 work to forge a copy that passes).
+ */
 struct seen {
 	uint64_t	seq;
-	uint8_t		hash[32];
-	struct where	at;
+	uint8_t		hash[16];
 };
+#define REPEATS_PER_WINDOW	4u	/* a follower that resends from its cursor lags by thousands */
 
 enum problem { P_GAP, P_BREAK, P_SIGNATURE, P_FORK, P_ALTERED, P_LATE, P_LOST, P_HOSTS, P_KINDS };
 static const char *const problem_name[P_KINDS] = { "gap", "break", "signature", "fork", "altered", "late",
@@ -106,7 +110,7 @@ struct host {
 	uint64_t	tail_first_ms;	/* the oldest time of a record after it */
 	struct slot	*pend;		/* [window]: records ahead of next, by seq % window (lazily) */
 	unsigned	npend;
-	struct seen	*seen;		/* [window]: the last accepted records, by seq % window */
+	struct seen	*seen;		/* [repeats]: the last accepted records, by seq % repeats */
 	char		names[HOST_NAMES_MAX][HOST_NAME_LEN];	/* distinct "host" values, escaped */
 	unsigned	nnames;
 	int		more_names;
@@ -119,6 +123,7 @@ struct run {
 	const char	**files;
 	unsigned	nfiles;
 	uint32_t	window;
+	uint32_t	repeats;	/* how far back a repeat is still compared: REPEATS_PER_WINDOW windows */
 	int		json;
 	int		part;		/* one part of --jobs: a key without lines here is another part's */
 	struct wfpb_json j;		/* the report (--json) */
@@ -534,9 +539,8 @@ accept_record(struct run *rn, struct host *h, const struct slot *e)
 	}
 	memcpy(h->last_hash, e->hash, 32);
 	h->linked = 1;
-	h->seen[e->seq % rn->window].seq = e->seq;
-	memcpy(h->seen[e->seq % rn->window].hash, e->hash, 32);
-	h->seen[e->seq % rn->window].at = e->at;
+	h->seen[e->seq % rn->repeats].seq = e->seq;
+	memcpy(h->seen[e->seq % rn->repeats].hash, e->hash, sizeof(h->seen[0].hash));
 	h->next = e->seq + 1;
 }
 
@@ -569,21 +573,20 @@ take(struct run *rn, struct host *h, const struct slot *e)
 	struct seen	*o;
 	char		at[512], at2[512];
 
-	if (h->seen == NULL && (h->seen = calloc(w, sizeof(*h->seen))) == NULL)
+	if (h->seen == NULL && (h->seen = calloc(rn->repeats, sizeof(*h->seen))) == NULL)
 		return -1;
 	if (h->next == 0)
 		h->next = 1;
 	if (e->seq < h->next) {
 		/* A repeat of a record already in the chain: it must be the same record. */
-		o = &h->seen[e->seq % w];
+		o = &h->seen[e->seq % rn->repeats];
 		where_text(rn, &e->at, at, sizeof(at));
 		if (o->seq != e->seq) {
 			problem(rn, h, P_LATE, "seq %llu (%s) arrived more than %u records after its place: "
-			    "it cannot be compared with the record there", (unsigned long long)e->seq, at, w);
-		} else if (memcmp(o->hash, e->hash, 32) != 0) {
-			where_text(rn, &o->at, at2, sizeof(at2));
-			problem(rn, h, P_FORK, "seq %llu: two different records (%s, %s)",
-			    (unsigned long long)e->seq, at2, at);
+			    "it cannot be compared with the record there", (unsigned long long)e->seq, at, rn->repeats);
+		} else if (memcmp(o->hash, e->hash, sizeof(o->hash)) != 0) {
+			problem(rn, h, P_FORK, "seq %llu (%s): a different record from the one accepted for that seq",
+			    (unsigned long long)e->seq, at);
 		}
 		return 0;
 	}
@@ -1100,6 +1103,7 @@ wfpbctl_verify_collected(int argc, char **argv)
 	}
 	if (dir == NULL || rn.nfiles == 0)
 		goto usage;
+	rn.repeats = REPEATS_PER_WINDOW * rn.window;
 	if (jobs > 1 && rn.json) {
 		usage_error("--jobs writes a text report; verify the parts with --json one by one");
 		goto usage;
