@@ -261,6 +261,12 @@ open_audit(struct wfpb_broker *b)
 	return 0;
 }
 
+/*
+ * Why a start failed, as the exit status of --console and the SERVICE_EXIT_CODE the SCM shows
+ * (docs/OPERATIONS.md): 78 is EX_CONFIG, as the Linux daemon exits for a refused configuration.
+ */
+enum { START_CONFIG = 78, START_STATE = 2, START_BROKER = 3, START_AUDIT = 4, START_PIPE = 5 };
+
 /* The broker's whole life, for --console and for the SCM alike. */
 static int
 run_broker(const char *config_path)
@@ -273,28 +279,28 @@ run_broker(const char *config_path)
 	int				rc;
 
 	if (load_config(config_path, &cfg, conf, sizeof(conf)) != 0)
-		return 1;
+		return START_CONFIG;
 	wfpb_service_report_starting();
 	if (load_server_key(&cfg, conf, &key, pub_path, sizeof(pub_path)) != 0) {
 		wfpb_config_free(&cfg);
-		return 1;
+		return START_STATE;
 	}
 	rc = wfpb_broker_init(&b, &cfg, conf, &key, GetTickCount64());
 	sodium_memzero(&key, sizeof(key));
 	if (rc != 0) {
 		wfpb_config_free(&cfg);
-		return 1;
+		return START_BROKER;
 	}
 	wfpb_service_report_starting();
 	if (open_audit(&b) != 0) {
 		wfpb_broker_fini(&b);
-		return 1;
+		return START_AUDIT;
 	}
 	wfpb_log(WFPB_LOG_INFO, "server key %s", pub_path);
 	/* The first pipe instance exists before RUNNING is reported: no squatting window. */
 	if ((rc = wfpb_pipe_server_new(&b, &sv)) != 0) {
 		wfpb_broker_fini(&b);
-		return 1;
+		return START_PIPE;
 	}
 	EnterCriticalSection(&running_lock);
 	running = sv;

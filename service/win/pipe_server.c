@@ -26,6 +26,7 @@
 #include "identity_win.h"
 #include "log.h"
 #include "pipe_server.h"
+#include "service_win.h"
 #include "session.h"
 #include "wide_win.h"
 
@@ -854,8 +855,10 @@ wfpb_pipe_server_run(struct wfpb_pipe_server *sv)
 	}
 	/* Drain: every cancelled operation still completes before its memory goes. */
 	until = now_ms() + DRAIN_MS;
-	while (sv->conns != NULL && now_ms() < until)
+	while (sv->conns != NULL && now_ms() < until) {
+		wfpb_service_report_stopping();	/* the SCM sees the stop advance while it drains */
 		(void)serve_one(sv, TICK_MS);
+	}
 	return sv->conns == NULL ? 0 : WFPB_E_TIMEOUT;
 }
 

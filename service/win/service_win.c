@@ -27,19 +27,37 @@ static wfpb_service_stop_fn	stop_fn;
 static wfpb_service_stop_fn	reload_fn;
 static const char		*service_config;
 
+/*
+ * exit_code ERROR_SERVICE_SPECIFIC_ERROR carries specific, the service's own code (SERVICE_STATUS:
+ * dwServiceSpecificExitCode is read only with that dwWin32ExitCode).
+ */
 static void
-report(DWORD state, DWORD exit_code, DWORD wait_hint)
+report_code(DWORD state, DWORD exit_code, DWORD specific, DWORD wait_hint)
 {
 	static DWORD checkpoint = 1;
 
 	status.dwServiceType = SERVICE_WIN32_OWN_PROCESS;
 	status.dwCurrentState = state;
 	status.dwWin32ExitCode = exit_code;
+	status.dwServiceSpecificExitCode = exit_code == ERROR_SERVICE_SPECIFIC_ERROR ? specific : 0;
 	status.dwWaitHint = wait_hint;
 	status.dwControlsAccepted = state == SERVICE_RUNNING ?
 	    SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN | SERVICE_ACCEPT_PRESHUTDOWN | SERVICE_ACCEPT_PARAMCHANGE : 0;
 	status.dwCheckPoint = (state == SERVICE_RUNNING || state == SERVICE_STOPPED) ? 0 : checkpoint++;
 	SetServiceStatus(status_handle, &status);
+}
+
+static void
+report(DWORD state, DWORD exit_code, DWORD wait_hint)
+{
+	report_code(state, exit_code, 0, wait_hint);
+}
+
+void
+wfpb_service_report_stopping(void)
+{
+	if (status_handle != NULL)
+		report(SERVICE_STOP_PENDING, NO_ERROR, 6000);
 }
 
 void
@@ -92,8 +110,15 @@ service_main(DWORD argc, LPWSTR *argv)
 	report(SERVICE_START_PENDING, NO_ERROR, 10000);
 	configure_self();
 	rc = run_fn(service_config);
-	/* A failed start is a non-crash failure: the recovery actions apply to it too. */
-	report(SERVICE_STOPPED, rc == 0 ? NO_ERROR : ERROR_SERVICE_SPECIFIC_ERROR, 0);
+	/*
+	 * A failed start is a non-crash failure: the recovery actions apply to it too. Its own
+	 * code (`sc query` shows it as SERVICE_EXIT_CODE) names the step that failed; the log and
+	 * the Event Log carry the message.
+	 */
+	if (rc != 0)
+		wfpb_log(WFPB_LOG_ERR, "the service stops: SERVICE_EXIT_CODE %d (docs/OPERATIONS.md names the step)",
+		    rc < 0 ? -rc : rc);
+	report_code(SERVICE_STOPPED, rc == 0 ? NO_ERROR : ERROR_SERVICE_SPECIFIC_ERROR, (DWORD)(rc < 0 ? -rc : rc), 0);
 }
 
 int

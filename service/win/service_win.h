@@ -15,6 +15,8 @@ int wfpb_service_dispatch(wfpb_service_run_fn run, wfpb_service_stop_fn stop, wf
 /* Progress reports while starting, and RUNNING once the pipe accepts clients. No-ops outside the SCM. */
 void wfpb_service_report_starting(void);
 void wfpb_service_report_running(void);
+/* While a stop drains: STOP_PENDING with the next checkpoint, so the SCM sees it advance. */
+void wfpb_service_report_stopping(void);
 
 /*
  * Registers the service: LocalSystem, own process, auto start, depends on

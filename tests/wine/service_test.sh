@@ -76,6 +76,13 @@ kill "$follower" 2>/dev/null; wait "$follower" 2>/dev/null
 shipped=$(grep -c '"seq":' "$work/followed.jsonl")
 check "the follower shipped all $last records of the running service's log ($shipped lines), its cursor at $(tr -d '\r\n' <"$work/cursor" 2>/dev/null)" \
 	eval 'test -n "$last" && test "$shipped" -eq "$last" && test "$(tr -d "\r\n" <"$work/cursor")" = "$last"'
+# A start that fails tells the SCM why: ERROR_SERVICE_SPECIFIC_ERROR with the broker's own code.
+printf 'max_sessions = lots\n' >>"$work/wfpbroker.conf"
+timeout 60 wine net start wfpbroker >/dev/null 2>&1
+wait_state STOPPED
+wine sc query wfpbroker 2>/dev/null | tr -d '\r' >"$work/failed.txt"
+check "a start refused by its configuration stops with its own code, 78 (EX_CONFIG): $(awk '/SERVICE_EXIT_CODE/ { print $3 }' "$work/failed.txt")" eval \
+	"grep -q 'WIN32_EXIT_CODE *: 1066' '$work/failed.txt' && grep -q 'SERVICE_EXIT_CODE *: 78 ' '$work/failed.txt'"
 check "uninstall removes the service" eval 'wine "$brokerd" uninstall | grep -q removed'
 check "the service is gone from the registry" service_gone
 check "the event source is gone too" eval '! wine reg query "HKLM\\System\\CurrentControlSet\\Services\\EventLog\\Application\\wfpbroker" >/dev/null 2>&1'
