@@ -120,20 +120,13 @@ wfpb__audit_request(struct wfpb_session *s, const struct wfpb_op *op, uint64_t r
 	/* A session that is ending answers nothing: there is no answer to hold back. */
 	if (s->ending)
 		return seq;
-	if (seq == 0 && o->code == WFPBROKER__V1__STATUS_CODE__OK) {
-		/* An answer of success whose record could not be queued never goes out. */
+	if (seq == 0 && (o->code == WFPBROKER__V1__STATUS_CODE__OK || (op != NULL && (op->flags & DURABLE)))) {
+		/* A success, or any answer of an effectful op, whose record could not be queued never goes out. */
 		s->audit_failed = 1;
 		s->closing = 1;
 		wfpb_session_end_reason(s, "an audit record of its could not be queued");
-	} else if (op != NULL && (op->flags & DURABLE)) {
-		if (seq == 0) {
-			/* The record could not even be queued: the answer must not go out. */
-			s->audit_failed = 1;
-			s->closing = 1;
-			wfpb_session_end_reason(s, "an audit record of its could not be queued");
-		} else {
-			wfpb__session_wait_audit(s, seq);
-		}
+	} else if (seq != 0 && op != NULL && (op->flags & DURABLE)) {
+		wfpb__session_wait_audit(s, seq);
 	}
 	return seq;
 }

@@ -404,8 +404,12 @@ wfpb__dispatch_resume(struct wfpb_session *s, struct wfpb_pending *p, int why, u
 		return WFPB_E_STATE;
 	reply_init(&rp);
 	wfpb__scope_init(&sc, s, op->perm);
-	/* About to complete: only if the policy, as a reload may have left it, still allows it. */
-	if ((why == WFPB_RESUME_READY || why == WFPB_RESUME_POLL) && !wfpb__pending_holds(&sc, p, NULL, 0))
+	/*
+	 * About to complete after a reload the sweep has not yet checked it against: only if the
+	 * policy still allows it (without a reload since, the check would find what it found).
+	 */
+	if ((why == WFPB_RESUME_READY || why == WFPB_RESUME_POLL) && s->checked_gen != s->broker->policy_gen &&
+	    !wfpb__pending_holds(&sc, p, NULL, 0))
 		why = WFPB_RESUME_REVOKED;
 	if (!op->resume(&sc, p, &rp, &o, now_ms, why))
 		return 0;

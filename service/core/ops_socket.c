@@ -669,8 +669,10 @@ wfpb__op_apply(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp,
 		if (len > 0)
 			memcpy(rp->pend.blob, blob, len);
 		rp->pend.blob_len = len;
-		/* An entry of Lifetime ONCE goes when the records are set, not now: they may never be. */
-		/* Taken once it waits (wfpb_dispatch), so no other request applies them meanwhile. */
+		/*
+		 * An entry of Lifetime ONCE goes when the records are set, not now: they may never
+		 * be. It is taken once the request waits (wfpb_dispatch), so no other applies it.
+		 */
 		if ((rp->pend.has_handle = r->apply.records.handle != NULL))
 			memcpy(rp->pend.handle, r->apply.records.handle, sizeof(rp->pend.handle));
 		take_request_socket(sc, sock);

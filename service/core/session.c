@@ -717,13 +717,13 @@ recheck(struct wfpb_session *s, uint64_t now_ms)
 	struct wfpb_broker	*b = s->broker;
 	int			rc = 0;
 
-	if (s->closing || !wfpb_channel_established(&s->ch))
+	/* Nothing waits and nothing listens: nothing a reload could withdraw (no lock every tick). */
+	if (s->closing || !wfpb_channel_established(&s->ch) || (s->n_pending == 0 && s->socks.nlisteners == 0))
 		return 0;
 	wfpb_core_enter(b);
 	if (s->checked_gen != b->policy_gen) {
 		s->checked_gen = b->policy_gen;
-		if (s->n_pending > 0 || s->socks.nlisteners > 0)
-			rc = wfpb__dispatch_recheck(s, now_ms);
+		rc = wfpb__dispatch_recheck(s, now_ms);
 	}
 	wfpb_core_leave(b);
 	if (rc < 0)
