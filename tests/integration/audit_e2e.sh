@@ -61,7 +61,10 @@ start() {
 }
 
 # --- 1. crash consistency (with rotation every 512 KiB) -----------------------
-write_conf "audit_max_kib = 512"
+# Every rotated file is kept (audit_keep_files = 0): retention would prune the oldest on a fast
+# machine, and their records with them, which is retention's job and not a loss.
+write_conf "audit_max_kib = 512
+audit_keep_files = 0"
 : >"$work/acked.txt"
 starts=0
 for i in $(seq 1 "$iterations"); do
