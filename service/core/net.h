@@ -38,8 +38,9 @@ void wfpb__net_close(wfpb_sock s);
  * Closes a descriptor or handle a client gave the broker, without ever
  * blocking the calling thread: a client's socket may linger on close
  * (SO_LINGER with unsent data) and a client's file may sit on a FUSE mount
- * that never answers. Sockets have their linger cleared first; anything
- * else is closed on a reaper thread. WFPB_SOCK_NONE is a no-op.
+ * that never answers. Those that may wait (a socket set to linger for a
+ * time, a file) are closed on another thread; a socket's options are never
+ * changed, since the client shares them. WFPB_SOCK_NONE is a no-op.
  */
 void wfpb__net_discard(wfpb_sock s);
 

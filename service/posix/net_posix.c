@@ -167,9 +167,10 @@ wfpb__net_close(wfpb_sock s)
 }
 
 /*
- * The reaper: one thread that closes client descriptors which are not
- * sockets (a close on a FUSE file waits for its daemon). The event loop
- * writes them to a pipe and never waits on it.
+ * The reaper: one thread that closes client descriptors whose close may wait:
+ * a file (a close on a FUSE file waits for its daemon) and a socket the client
+ * set to linger for a time (a last close waits until its data is sent or the
+ * time is up). The event loop writes them to a pipe and never waits on it.
  */
 static int		reaper_in = -1;
 static pthread_once_t	reaper_once = PTHREAD_ONCE_INIT;
@@ -215,18 +216,31 @@ reaper_start(void)
 	pthread_attr_destroy(&attr);
 }
 
+/*
+ * 1 when closing fd may wait: a socket that lingers for a time ({1, n > 0}). Linger off,
+ * or {1, 0} (an abortive close), returns at once. Read, never set: the option belongs to
+ * the socket, which the client shares.
+ */
+static int
+lingers(int fd)
+{
+	struct linger	lg;
+	socklen_t	len = sizeof(lg);
+
+	return getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0 && lg.l_onoff != 0 && lg.l_linger > 0;
+}
+
 void
 wfpb__net_discard(wfpb_sock s)
 {
-	struct linger	off = { 0, 0 };
-	struct stat	st;
-	int		fd = (int)s;
+	static const struct linger	off = { 0, 0 };
+	struct stat			st;
+	int				fd = (int)s, sock;
 
 	if (s == WFPB_SOCK_NONE)
 		return;
-	if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
-		/* Linger off: close returns at once and the kernel ends the connection in the background. */
-		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof(off));
+	sock = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+	if (sock && !lingers(fd)) {
 		close(fd);
 		return;
 	}
@@ -234,9 +248,13 @@ wfpb__net_discard(wfpb_sock s)
 	if (reaper_in >= 0 && write(reaper_in, &fd, sizeof(fd)) == (ssize_t)sizeof(fd))
 		return;
 	/*
-	 * No reaper, or 16 384 closes already stuck behind it: closing here may
-	 * block, but holding the descriptor would leak it for good.
+	 * No reaper, or 16 384 closes already stuck behind it. A socket then loses
+	 * its linger (the only time the broker changes a client's option: closing
+	 * here must not wait); anything else is closed here, since holding the
+	 * descriptor would leak it for good.
 	 */
+	if (sock)
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof(off));
 	close(fd);
 }
 

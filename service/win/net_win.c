@@ -363,14 +363,58 @@ wfpb__net_close(wfpb_sock s)
 		closesocket((SOCKET)s);
 }
 
+/*
+ * A socket that lingers for a time: closed on a pool thread, where closesocket may
+ * wait. A non-blocking socket's close then fails with WSAEWOULDBLOCK and leaves the
+ * socket open (closesocket's page), so it is tried again until the linger time is
+ * up, after which the socket would have been reset anyway.
+ */
+static VOID CALLBACK
+close_lingering(PTP_CALLBACK_INSTANCE inst, PVOID arg)
+{
+	static const struct linger	off = { 0, 0 };
+	SOCKET				s = (SOCKET)(uintptr_t)arg;
+	struct linger			lg = { 0, 0 };
+	int				len = sizeof(lg);
+	ULONGLONG			until;
+
+	CallbackMayRunLong(inst);
+	(void)getsockopt(s, SOL_SOCKET, SO_LINGER, (char *)&lg, &len);
+	until = GetTickCount64() + (ULONGLONG)lg.l_linger * 1000u;
+	while (closesocket(s) != 0) {
+		if (WSAGetLastError() != WSAEWOULDBLOCK)
+			return;
+		if (GetTickCount64() >= until) {
+			(void)setsockopt(s, SOL_SOCKET, SO_LINGER, (const char *)&off, sizeof(off));
+			closesocket(s);
+			return;
+		}
+		Sleep(100);
+	}
+}
+
 void
 wfpb__net_discard(wfpb_sock s)
 {
-	struct linger off = { 0, 0 };
+	static const struct linger	off = { 0, 0 };
+	struct linger			lg;
+	int				len = sizeof(lg);
 
 	if (s == WFPB_SOCK_NONE)
 		return;
-	/* A blocking socket with linger set would hold closesocket until its data drains. */
+	/*
+	 * Linger off, or {1, 0} (an abortive close), closes at once. The option is
+	 * read, never set while the client may still share the socket: options
+	 * belong to the socket, not to the broker's handle.
+	 */
+	if (getsockopt((SOCKET)s, SOL_SOCKET, SO_LINGER, (char *)&lg, &len) != 0 || lg.l_onoff == 0 ||
+	    lg.l_linger == 0) {
+		closesocket((SOCKET)s);
+		return;
+	}
+	if (TrySubmitThreadpoolCallback(close_lingering, (PVOID)(uintptr_t)s, NULL))
+		return;
+	/* No pool thread: closing here must not wait, so this once the linger goes. */
 	(void)setsockopt((SOCKET)s, SOL_SOCKET, SO_LINGER, (const char *)&off, sizeof(off));
 	closesocket((SOCKET)s);
 }

@@ -646,6 +646,52 @@ descriptors_before_handshake_are_discarded(void **state)
 	wfpb_session_free(s2);
 }
 
+/*
+ * A socket the client owns leaves the broker with the options it came with:
+ * socket options belong to the socket, not to a descriptor, so a broker that
+ * cleared SO_LINGER on its copy would take a proxy's abortive close ({1, 0},
+ * how proxies pass a reset on) or its linger time away from it.
+ */
+static void
+client_sockets_keep_their_options(void **state)
+{
+	struct fixture			*f = *state;
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__QueryRecordsRequest qr = WFPBROKER__V1__QUERY_RECORDS_REQUEST__INIT;
+	Wfpbroker__V1__SocketTransfer	x = WFPBROKER__V1__SOCKET_TRANSFER__INIT;
+	Wfpbroker__V1__Response		*r;
+	const struct linger		want[2] = { { 1, 0 }, { 1, 7 } };
+	struct linger			got;
+	socklen_t			glen;
+	wfpb_sock			copy;
+	int				fd, i;
+
+	set_policy(f, "[principal p]\nuid = 1000\nops = query\n");
+	for (i = 0; i < 2; i++) {
+		assert_true((fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+		assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &want[i], sizeof(want[i])), 0);
+		copy = dup(fd);		/* what SCM_RIGHTS gives the broker: another descriptor, the same socket */
+		wfpb_session_add_fds(f->s, &copy, 1);
+		x.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX;
+		qr.socket = &x;
+		rq.request_id = 20 + (uint64_t)i;
+		rq.op_case = WFPBROKER__V1__REQUEST__OP_QUERY_RECORDS;
+		rq.query_records = &qr;
+		assert_non_null(r = roundtrip(f, &rq));
+		wfpbroker__v1__response__free_unpacked(r, NULL);
+		/* The broker's copy is gone (closed, or on its way on the reaper thread)... */
+		for (int w = 0; w < 100 && fcntl(copy, F_GETFD) != -1; w++)
+			usleep(10000);
+		assert_int_equal(fcntl(copy, F_GETFD), -1);
+		/* ...and the client's socket still lingers as it asked. */
+		glen = sizeof(got);
+		assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_LINGER, &got, &glen), 0);
+		assert_int_equal(got.l_onoff != 0, 1);
+		assert_int_equal(got.l_linger, want[i].l_linger);
+		close(fd);
+	}
+}
+
 #define TEMP_DIR_LEN	64
 
 /*
@@ -2044,6 +2090,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(v2_answer_leaves_when_its_own_record_is_durable, setup, teardown),
 		cmocka_unit_test_setup_teardown(v2_dead_upstream_times_out_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(descriptors_before_handshake_are_discarded, setup, teardown),
+		cmocka_unit_test_setup_teardown(client_sockets_keep_their_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(apply_records_waits_for_its_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(prepare_carries_the_marks, setup, teardown),
 		cmocka_unit_test_setup_teardown(abandoned_connect_is_recorded, setup, teardown),
