@@ -86,6 +86,13 @@ int WFPB_MUST_CHECK wfpb__net_handover(wfpb_sock s, uint32_t pid, intptr_t proce
  */
 int WFPB_MUST_CHECK wfpb__net_pull(intptr_t process, uint64_t handle, wfpb_sock *out, int *os_err);
 
+/*
+ * Windows: a handle that pins client process pid (while it is open the PID
+ * names that process and no other), with the rights that pin it and no more;
+ * 0 with *os_err when it cannot be opened. POSIX: 0 (ENOSYS).
+ */
+intptr_t wfpb__net_pin_process(uint32_t pid, int *os_err);
+
 /* The protocol StatusCode (wfpbroker.v1.StatusCode value) for an OS error code. */
 int WFPB_MUST_CHECK wfpb__net_status(int os_err);
 

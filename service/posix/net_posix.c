@@ -326,6 +326,14 @@ wfpb__net_strerror(int e)
 	return strerror(e);
 }
 
+intptr_t
+wfpb__net_pin_process(uint32_t pid, int *os_err)
+{
+	(void)pid;
+	*os_err = ENOSYS;	/* a descriptor travels with SCM_RIGHTS: no process to pin */
+	return 0;
+}
+
 int
 wfpb__net_pull(intptr_t process, uint64_t handle, wfpb_sock *out, int *os_err)
 {

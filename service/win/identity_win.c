@@ -13,6 +13,7 @@
 
 #include "identity_win.h"
 #include "log.h"
+#include "net.h"
 
 static void
 narrow(const wchar_t *w, char *out, size_t cap)
@@ -125,6 +126,7 @@ wfpb__identify_pipe_client(HANDLE pipe, struct wfpb_identity *id)
 	DWORD	n = MAX_PATH;
 	ULONG	pid = 0;
 	HANDLE	proc;
+	int	os_err = 0;
 
 	memset(id, 0, sizeof(*id));
 	id->uid = id->gid = -1;
@@ -141,9 +143,8 @@ wfpb__identify_pipe_client(HANDLE pipe, struct wfpb_identity *id)
 	 * PID cannot be given to another. It must run as the pipe's client, or the
 	 * PID already names someone else (the client exited and was replaced).
 	 */
-	if ((proc = OpenProcess(PROCESS_DUP_HANDLE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid)) == NULL) {
-		wfpb_log(WFPB_LOG_WARN, "pipe client pid %lu: cannot open it (error %lu): session denied", pid,
-		    GetLastError());
+	if ((proc = (HANDLE)wfpb__net_pin_process(pid, &os_err)) == NULL) {
+		wfpb_log(WFPB_LOG_WARN, "pipe client pid %lu: cannot open it (error %d): session denied", pid, os_err);
 		return;
 	}
 	if (!process_user_is(proc, id->user)) {

@@ -330,10 +330,22 @@ is_file_object(HANDLE h)
 	return u.info.TypeName.Length == 8 && memcmp(u.info.TypeName.Buffer, L"File", 8) == 0;
 }
 
+intptr_t
+wfpb__net_pin_process(uint32_t pid, int *os_err)
+{
+	/* Microsoft: PROCESS_DUP_HANDLE amounts to full access to the process; a pin needs none of it. */
+	HANDLE proc = OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid);
+
+	if (proc == NULL)
+		*os_err = (int)GetLastError();
+	return (intptr_t)proc;
+}
+
 int
 wfpb__net_pull(intptr_t process, uint64_t handle, wfpb_sock *out, int *os_err)
 {
-	HANDLE	proc = (HANDLE)process, dup = NULL;
+	HANDLE	proc = (HANDLE)process, dup = NULL, puller;
+	BOOL	ok;
 
 	*out = WFPB_SOCK_NONE;
 	*os_err = 0;
@@ -342,11 +354,20 @@ wfpb__net_pull(intptr_t process, uint64_t handle, wfpb_sock *out, int *os_err)
 		*os_err = ERROR_INVALID_HANDLE;
 		return WFPB_E_OS;
 	}
-	if (!DuplicateHandle(proc, (HANDLE)(uintptr_t)handle, GetCurrentProcess(), &dup, 0, FALSE,
-	    DUPLICATE_SAME_ACCESS)) {
+	/*
+	 * The right to take its handles, for this pull only. The pin keeps the PID
+	 * from naming another process meanwhile, so opening by PID is safe here.
+	 */
+	if ((puller = OpenProcess(PROCESS_DUP_HANDLE, FALSE, GetProcessId(proc))) == NULL) {
 		*os_err = (int)GetLastError();
 		return WFPB_E_OS;
 	}
+	ok = DuplicateHandle(puller, (HANDLE)(uintptr_t)handle, GetCurrentProcess(), &dup, 0, FALSE,
+	    DUPLICATE_SAME_ACCESS);
+	*os_err = ok ? 0 : (int)GetLastError();
+	CloseHandle(puller);
+	if (!ok)
+		return WFPB_E_OS;
 	/* Only a file object can be a socket: anything else (an event, a process, a mutex) goes back unused. */
 	if (!is_file_object(dup)) {
 		*os_err = WSAENOTSOCK;

@@ -15,6 +15,7 @@
 #ifdef _WIN32
 #include <winsock2.h>
 #include <windows.h>
+#include <winternl.h>
 
 #include "net_win.h"
 #include "wfp.h"
@@ -995,6 +996,41 @@ callout_sized_context_is_enobufs_and_the_service_serves_on(void **state)
 	wfpbroker__v1__response__free_unpacked(r, NULL);
 	wfpb_backend_close(&f->b.backend);
 	f->b.backend = real;
+}
+
+/*
+ * The handle that pins a client holds no right to its handles: Microsoft says
+ * PROCESS_DUP_HANDLE amounts to full access to the process. The right is
+ * opened for the pull that needs it and dropped after; the pull still works.
+ */
+static void
+pinned_client_holds_no_dup_right(void **state)
+{
+	struct fixture			*f = *state;
+	PUBLIC_OBJECT_BASIC_INFORMATION	bi;
+	ULONG				len = 0;
+	HANDLE				pin, file, orig;
+	char				path[MAX_PATH + 32];
+	wfpb_sock			got;
+	int				os_err = 0;
+
+	(void)f;
+	assert_true((pin = (HANDLE)wfpb__net_pin_process(GetCurrentProcessId(), &os_err)) != NULL);
+	assert_int_equal(NtQueryObject(pin, ObjectBasicInformation, &bi, sizeof(bi), &len), 0);
+	assert_int_equal(bi.GrantedAccess & PROCESS_DUP_HANDLE, 0);
+	assert_int_equal(bi.GrantedAccess & ~(DWORD)(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION), 0);
+	/* A pull through it reaches DuplicateHandle: a file comes back "not a socket", not "access denied". */
+	GetTempPathA(MAX_PATH, path);
+	strcat(path, "wfpb-pin-test");
+	file = CreateFileA(path, GENERIC_READ | GENERIC_WRITE, 0, NULL, CREATE_ALWAYS,
+	    FILE_ATTRIBUTE_TEMPORARY | FILE_FLAG_DELETE_ON_CLOSE, NULL);
+	assert_true(file != INVALID_HANDLE_VALUE);
+	orig = file;
+	(void)wfpb__net_set_pull_probe(NULL);
+	assert_int_not_equal(wfpb__net_pull((intptr_t)pin, (uint64_t)(uintptr_t)orig, &got, &os_err), WFPB_E_OS);
+	wfpb__net_close(got);
+	CloseHandle(file);
+	CloseHandle(pin);
 }
 
 static void
@@ -2101,6 +2137,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(reload_revokes_apply_foreign, setup, teardown),
 #else
 		cmocka_unit_test_setup_teardown(pull_waits_off_the_core_lock_and_gives_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(pinned_client_holds_no_dup_right, setup, teardown),
 		cmocka_unit_test_setup_teardown(callout_sized_context_is_enobufs_and_the_service_serves_on, setup,
 		    teardown),
 #endif
