@@ -5,6 +5,7 @@
 #include <sddl.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "secure_win.h"
@@ -177,5 +178,56 @@ wfpb__sd_reset(const char *path, const wchar_t *sddl)
 		    PROTECTED_DACL_SECURITY_INFORMATION, NULL, NULL, dacl, NULL);
 	LocalFree(sd);
 	free(w);
+	return err;
+}
+
+static int
+named_in(const wchar_t *list, const wchar_t *name)
+{
+	for (; *list != L'\0'; list += wcslen(list) + 1)
+		if (_wcsicmp(list, name) == 0)
+			return 1;
+	return 0;
+}
+
+unsigned long
+wfpb__token_keep_only(void *token, const wchar_t *keep, unsigned *removed)
+{
+	TOKEN_PRIVILEGES	*have, *drop;
+	DWORD			len = 0, i, err = 0;
+	wchar_t			name[64];
+	DWORD			nlen;
+
+	*removed = 0;
+	(void)GetTokenInformation(token, TokenPrivileges, NULL, 0, &len);
+	if (len == 0)
+		return GetLastError();
+	if ((have = malloc(len)) == NULL || (drop = malloc(len)) == NULL) {
+		free(have);
+		return ERROR_NOT_ENOUGH_MEMORY;
+	}
+	if (!GetTokenInformation(token, TokenPrivileges, have, len, &len)) {
+		err = GetLastError();
+		goto out;
+	}
+	drop->PrivilegeCount = 0;
+	for (i = 0; i < have->PrivilegeCount; i++) {
+		nlen = sizeof(name) / sizeof(name[0]);
+		/* A privilege without a name this system knows is not one the service uses: it goes too. */
+		if (LookupPrivilegeNameW(NULL, &have->Privileges[i].Luid, name, &nlen) && named_in(keep, name))
+			continue;
+		drop->Privileges[drop->PrivilegeCount].Luid = have->Privileges[i].Luid;
+		drop->Privileges[drop->PrivilegeCount].Attributes = SE_PRIVILEGE_REMOVED;
+		drop->PrivilegeCount++;
+	}
+	/* AdjustTokenPrivileges succeeds with ERROR_NOT_ALL_ASSIGNED when some were not changed: a failure here. */
+	if (drop->PrivilegeCount > 0 &&
+	    (!AdjustTokenPrivileges(token, FALSE, drop, 0, NULL, NULL) || GetLastError() != ERROR_SUCCESS))
+		err = GetLastError();
+	else
+		*removed = drop->PrivilegeCount;
+out:
+	free(have);
+	free(drop);
 	return err;
 }

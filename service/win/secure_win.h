@@ -54,4 +54,21 @@ int wfpb__sd_trusted(const struct wfpb_sd_facts *f, const char *self, int secret
 /* Puts the protected DACL of sddl on an existing path (after it was judged not planted). 0 or a Win32 error. */
 unsigned long wfpb__sd_reset(const char *path, const wchar_t *sddl);
 
+/*
+ * The privileges the service uses, as the SCM's required-privileges list wants
+ * them (names, each ended by L'\0', the list by another): reading paths it may
+ * not list (bypass traverse checking). Nothing else: the redirect ioctls and
+ * the ProtectedPrefix pipe rest on the Administrators group, not on a
+ * privilege, and identification-level impersonation needs none.
+ */
+#define WFPB_PRIVILEGES_KEPT	L"SeChangeNotifyPrivilege\0"
+
+/*
+ * Removes from token (opened with TOKEN_QUERY | TOKEN_ADJUST_PRIVILEGES) every
+ * privilege not named in keep (a list as above), with SE_PRIVILEGE_REMOVED: gone
+ * for the life of the token, not merely disabled. *removed counts them. 0 or a
+ * Win32 error.
+ */
+unsigned long wfpb__token_keep_only(void *token, const wchar_t *keep, unsigned *removed);
+
 #endif

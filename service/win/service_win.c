@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "secure_win.h"
 #include "service_win.h"
 
 #define SERVICE_NAME	L"wfpbroker"
@@ -97,6 +98,7 @@ control_handler(DWORD control, DWORD type, void *data, void *context)
 }
 
 static void configure_self(void);
+static void drop_privileges(void);
 
 static void WINAPI
 service_main(DWORD argc, LPWSTR *argv)
@@ -109,6 +111,7 @@ service_main(DWORD argc, LPWSTR *argv)
 		return;
 	report(SERVICE_START_PENDING, NO_ERROR, 10000);
 	configure_self();
+	drop_privileges();
 	rc = run_fn(service_config);
 	/*
 	 * A failed start is a non-crash failure: the recovery actions apply to it too. Its own
@@ -157,9 +160,7 @@ apply_config2(SC_HANDLE svc, int from_service)
 	};
 	SERVICE_FAILURE_ACTIONSW	fa = { 86400, NULL, NULL, 3, actions };
 	SERVICE_FAILURE_ACTIONS_FLAG	faf = { TRUE };
-	SERVICE_REQUIRED_PRIVILEGES_INFOW priv = {
-		(LPWSTR)L"SeChangeNotifyPrivilege\0SeImpersonatePrivilege\0SeAuditPrivilege\0"
-	};
+	SERVICE_REQUIRED_PRIVILEGES_INFOW priv = { (LPWSTR)WFPB_PRIVILEGES_KEPT };
 	const struct {
 		DWORD		level;
 		void		*info;
@@ -186,19 +187,71 @@ apply_config2(SC_HANDLE svc, int from_service)
 	return failed;
 }
 
-/* At start: the service applies its own configuration (see apply_config2). */
+#define PARAMETERS_KEY	L"SYSTEM\\CurrentControlSet\\Services\\wfpbroker\\Parameters"
+
+/* Notes (or, with set, writes) that the service's configuration was applied once. */
+static int
+configured(int set)
+{
+	HKEY	key;
+	DWORD	one = 1, v = 0, len = sizeof(v);
+	LONG	err;
+
+	if (!set)
+		return RegGetValueW(HKEY_LOCAL_MACHINE, PARAMETERS_KEY, L"ConfigApplied", RRF_RT_REG_DWORD, NULL, &v,
+		    &len) == ERROR_SUCCESS && v == 1;
+	if (RegCreateKeyExW(HKEY_LOCAL_MACHINE, PARAMETERS_KEY, 0, NULL, 0, KEY_SET_VALUE, NULL, &key, NULL) != 0)
+		return 0;
+	err = RegSetValueExW(key, L"ConfigApplied", 0, REG_DWORD, (const BYTE *)&one, sizeof(one));
+	RegCloseKey(key);
+	return err == ERROR_SUCCESS;
+}
+
+/*
+ * At start: a service the MSI registered (wixl has no ServiceConfig) applies its
+ * own configuration (see apply_config2) once, at its first start. After that it
+ * is the administrator's: `sc failure`, `sc description` and the like are never
+ * overwritten. The mark lives in the service's Parameters key, which goes with
+ * the service when it is deleted, so a reinstall converges again.
+ */
 static void
 configure_self(void)
 {
 	SC_HANDLE scm, svc;
 
-	if ((scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT)) == NULL)
+	if (configured(0) || (scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT)) == NULL)
 		return;
 	if ((svc = OpenServiceW(scm, SERVICE_NAME, SERVICE_CHANGE_CONFIG | SERVICE_START)) != NULL) {
+		/* Once, even where a level failed (Wine implements only some): it is reported, not retried. */
 		(void)apply_config2(svc, 1);
+		(void)configured(1);
 		CloseServiceHandle(svc);
 	}
 	CloseServiceHandle(scm);
+}
+
+/*
+ * The required-privileges list takes effect only at the next start (Microsoft's
+ * SERVICE_REQUIRED_PRIVILEGES_INFO), so the running service removes every other
+ * privilege from its own token itself, before it serves, from the first start on.
+ */
+static void
+drop_privileges(void)
+{
+	HANDLE		tok;
+	unsigned	removed = 0;
+	unsigned long	err;
+
+	if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY | TOKEN_ADJUST_PRIVILEGES, &tok)) {
+		wfpb_log(WFPB_LOG_WARN, "privileges: cannot open the service's token (error %lu)", GetLastError());
+		return;
+	}
+	if ((err = wfpb__token_keep_only(tok, WFPB_PRIVILEGES_KEPT, &removed)) != 0)
+		wfpb_log(WFPB_LOG_WARN, "privileges: could not remove those the service does not use (error %lu)", err);
+	else
+		wfpb_log(WFPB_LOG_INFO, "privileges: %u removed from the service's token; SeChangeNotifyPrivilege kept",
+		    removed);
+	CloseHandle(tok);
 }
 
 #define EVENTLOG_KEY	L"SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\wfpbroker"
@@ -248,6 +301,7 @@ wfpb_service_install(const char *config_path)
 		return (int)err;
 	}
 	(void)apply_config2(svc, 0);
+	(void)configured(1);	/* install configured it: the service's first start leaves it alone */
 	CloseServiceHandle(svc);
 	CloseServiceHandle(scm);
 	if ((err = register_event_source(exe)) != ERROR_SUCCESS)

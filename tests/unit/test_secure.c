@@ -138,6 +138,47 @@ facts_of_a_real_directory(void **state)
 	assert_int_equal(wfpb__sd_facts_read(dir, &f), ERROR_FILE_NOT_FOUND);
 }
 
+/*
+ * The service keeps only the privileges it uses: on a copy of this process's
+ * token (under Wine an administrator's, with many), every other privilege is
+ * removed, not merely disabled, and the one kept is still there.
+ */
+static void
+a_token_keeps_only_what_it_names(void **state)
+{
+	TOKEN_PRIVILEGES	*tp;
+	HANDLE			self, tok;
+	DWORD			len = 0, nlen;
+	wchar_t			name[64];
+	unsigned		removed = 0;
+	BYTE			buf[4096];
+
+	(void)state;
+	assert_true(OpenProcessToken(GetCurrentProcess(), TOKEN_DUPLICATE | TOKEN_QUERY, &self));
+	assert_true(DuplicateTokenEx(self, TOKEN_QUERY | TOKEN_ADJUST_PRIVILEGES, NULL, SecurityImpersonation,
+	    TokenPrimary, &tok));
+	tp = (TOKEN_PRIVILEGES *)buf;
+	assert_true(GetTokenInformation(tok, TokenPrivileges, tp, sizeof(buf), &len));
+	assert_true(tp->PrivilegeCount > 1);
+	assert_int_equal(wfpb__token_keep_only(tok, WFPB_PRIVILEGES_KEPT, &removed), 0);
+	assert_int_equal(removed, tp->PrivilegeCount - 1);
+	assert_true(GetTokenInformation(tok, TokenPrivileges, tp, sizeof(buf), &len));
+	assert_int_equal(tp->PrivilegeCount, 1);
+	nlen = sizeof(name) / sizeof(name[0]);
+	assert_true(LookupPrivilegeNameW(NULL, &tp->Privileges[0].Luid, name, &nlen));
+	assert_int_equal(wcscmp(name, L"SeChangeNotifyPrivilege"), 0);
+	/* Removed for good: enabling SeDebugPrivilege again is refused. */
+	{
+		TOKEN_PRIVILEGES en = { 1, { { { 0, 0 }, SE_PRIVILEGE_ENABLED } } };
+
+		assert_true(LookupPrivilegeValueW(NULL, L"SeDebugPrivilege", &en.Privileges[0].Luid));
+		(void)AdjustTokenPrivileges(tok, FALSE, &en, 0, NULL, NULL);
+		assert_int_equal(GetLastError(), ERROR_NOT_ALL_ASSIGNED);
+	}
+	CloseHandle(tok);
+	CloseHandle(self);
+}
+
 int
 main(void)
 {
@@ -147,6 +188,7 @@ main(void)
 		cmocka_unit_test(a_dacl_that_lets_others_modify_is_refused),
 		cmocka_unit_test(a_private_key_others_may_read_is_flagged),
 		cmocka_unit_test(facts_of_a_real_directory),
+		cmocka_unit_test(a_token_keeps_only_what_it_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

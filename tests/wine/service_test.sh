@@ -76,6 +76,15 @@ kill "$follower" 2>/dev/null; wait "$follower" 2>/dev/null
 shipped=$(grep -c '"seq":' "$work/followed.jsonl")
 check "the follower shipped all $last records of the running service's log ($shipped lines), its cursor at $(tr -d '\r\n' <"$work/cursor" 2>/dev/null)" \
 	eval 'test -n "$last" && test "$shipped" -eq "$last" && test "$(tr -d "\r\n" <"$work/cursor")" = "$last"'
+# An administrator's service configuration survives the next start: the service converges its
+# own configuration once (install, or an MSI's first start), never again over a site's choice.
+wine sc description wfpbroker "Site description" >/dev/null 2>&1
+check "a site's description is set while the service is stopped" eval \
+	'wine reg query "HKLM\\System\\CurrentControlSet\\Services\\wfpbroker" /v Description 2>/dev/null | grep -q "Site description"'
+start_service >/dev/null
+stop_service >/dev/null
+check "and is still there after the service started again" eval \
+	'wine reg query "HKLM\\System\\CurrentControlSet\\Services\\wfpbroker" /v Description 2>/dev/null | grep -q "Site description"'
 # A start that fails tells the SCM why: ERROR_SERVICE_SPECIFIC_ERROR with the broker's own code.
 printf 'max_sessions = lots\n' >>"$work/wfpbroker.conf"
 timeout 60 wine net start wfpbroker >/dev/null 2>&1
