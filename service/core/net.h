@@ -28,8 +28,13 @@ int WFPB_MUST_CHECK wfpb__net_accept(wfpb_sock listener, wfpb_sock *out, int *os
 int WFPB_MUST_CHECK wfpb__net_socket(int family, wfpb_sock *out, int *os_err);
 int WFPB_MUST_CHECK wfpb__net_bind(wfpb_sock s, const struct wfpb_addr *local, int *os_err);
 int WFPB_MUST_CHECK wfpb__net_connect(wfpb_sock s, const struct wfpb_addr *remote, int *os_err);
-/* After a pending connect became writable: 0 or WFPB_E_OS with the connect's error. */
-int WFPB_MUST_CHECK wfpb__net_connect_result(wfpb_sock s, int *os_err);
+/*
+ * Whether a connect wfpb__net_connect started has finished, never waiting: 0 not
+ * yet, 1 connected, -1 failed with the connect's error in *os_err. Once it has
+ * said 1 or -1 the caller asks no more (on Windows the answer is taken from the
+ * socket's network-event record, which answers once).
+ */
+int WFPB_MUST_CHECK wfpb__net_connect_done(wfpb_sock s, int *os_err);
 /* Peer and local address of a connected socket (either may be NULL). */
 int WFPB_MUST_CHECK wfpb__net_addrs(wfpb_sock s, struct wfpb_addr *peer, struct wfpb_addr *local, int *os_err);
 void wfpb__net_close(wfpb_sock s);
@@ -50,12 +55,6 @@ void wfpb__net_discard(wfpb_sock s);
  * anything else (a file, a pipe, a Unix or UDP socket).
  */
 int WFPB_MUST_CHECK wfpb__net_is_tcp(wfpb_sock s, int *family);
-
-/*
- * 1 when s is ready now (readable, or writable when want_write; an error or
- * hang-up counts as ready, for the caller to read it), else 0. Never blocks.
- */
-int WFPB_MUST_CHECK wfpb__net_ready(wfpb_sock s, int want_write);
 
 /* 1 when s is bound or connected already (records must go on before either), else 0. */
 int WFPB_MUST_CHECK wfpb__net_is_bound(wfpb_sock s);

@@ -835,11 +835,14 @@ int
 wfpb__resume_connect(struct wfpb_scope *sc, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
     uint64_t now_ms, int why)
 {
-	int os_err = 0;
+	int os_err = 0, done = 0;
 
 	(void)now_ms;
-	if (why == WFPB_RESUME_POLL && !wfpb__net_ready(p->sock, 1))
-		return 0;
+	/* Asked once: on Windows the answer comes from a record that answers once. */
+	if (why == WFPB_RESUME_POLL || why == WFPB_RESUME_READY || why == WFPB_RESUME_GONE)
+		done = wfpb__net_connect_done(p->sock, &os_err);
+	if ((why == WFPB_RESUME_POLL || why == WFPB_RESUME_READY) && done == 0)
+		return 0;	/* another wake-up will come, or the deadline */
 	/* The audit record names what the request did, though the reply is built now. */
 	wfpb__audit_addr(rp, &p->remote);
 	rp->flow_id = p->flow_id;
@@ -856,14 +859,14 @@ wfpb__resume_connect(struct wfpb_scope *sc, const struct wfpb_pending *p, struct
 	} else if (why == WFPB_RESUME_GONE) {
 		/* The connection was started, and the remote may have seen it: the record says how far it got. */
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED, "connect: %s; the session ended before it "
-		    "was handed over, and the broker closed it", !wfpb__net_ready(p->sock, 1) ? "started, not yet connected" :
-		    wfpb__net_connect_result(p->sock, &os_err) == 0 ? "connected" : "started, and failed");
+		    "was handed over, and the broker closed it", done == 0 ? "started, not yet connected" :
+		    done > 0 ? "connected" : "started, and failed");
 		wfpb__net_close(p->sock);
 	} else if (why == WFPB_RESUME_TIMEOUT || why == WFPB_RESUME_CANCEL) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "connect: nothing within %llu ms",
 		    (unsigned long long)(p->deadline_ms - p->started_ms));
 		wfpb__net_close(p->sock);
-	} else if (wfpb__net_connect_result(p->sock, &os_err) != 0) {
+	} else if (done < 0) {
 		os_outcome(o, "connect", os_err);
 		wfpb__net_close(p->sock);
 	} else {

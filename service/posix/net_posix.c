@@ -116,26 +116,22 @@ wfpb__net_connect(wfpb_sock s, const struct wfpb_addr *remote, int *os_err)
 }
 
 int
-wfpb__net_ready(wfpb_sock s, int want_write)
+wfpb__net_connect_done(wfpb_sock s, int *os_err)
 {
-	struct pollfd pfd = { .fd = (int)s, .events = want_write ? POLLOUT : POLLIN };
-
-	return poll(&pfd, 1, 0) > 0;
-}
-
-int
-wfpb__net_connect_result(wfpb_sock s, int *os_err)
-{
+	struct pollfd	pfd = { .fd = (int)s, .events = POLLOUT };
 	int		err = 0;
 	socklen_t	len = sizeof(err);
 
+	/* Writable, or an error or hang-up: the connect is over either way, and SO_ERROR says how. */
+	if (poll(&pfd, 1, 0) <= 0)
+		return 0;
 	if (getsockopt((int)s, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-		return os_fail(os_err);
+		err = errno;
 	if (err != 0) {
 		*os_err = err;
-		return WFPB_E_OS;
+		return -1;
 	}
-	return 0;
+	return 1;
 }
 
 int

@@ -17,4 +17,15 @@ typedef int (*wfpb_pull_probe_fn)(intptr_t h, int *os_err);
 /* Replaces the probe (NULL: the real one); returns the previous. */
 wfpb_pull_probe_fn wfpb__net_set_pull_probe(wfpb_pull_probe_fn probe);
 
+/*
+ * WSAPoll as the connect check calls it. Windows 10 before version 2004 (build
+ * 19041) and Server 2019 never report a failed connect through WSAPoll; a test
+ * injects that behaviour (a poll that never says ready), which Wine's does not
+ * have, named for what it is.
+ */
+typedef int (*wfpb_wsapoll_fn)(void *fds, unsigned long n, int timeout);
+
+/* Replaces the poll (NULL: the real WSAPoll); returns the previous. */
+wfpb_wsapoll_fn wfpb__net_set_wsapoll(wfpb_wsapoll_fn fn);
+
 #endif

@@ -1033,6 +1033,53 @@ pinned_client_holds_no_dup_right(void **state)
 	CloseHandle(pin);
 }
 
+/* WSAPoll as Windows 10 before 2004 answers for a connect that failed: nothing, ever. */
+static int
+old_wsapoll(void *fds, unsigned long n, int timeout)
+{
+	(void)fds;
+	(void)n;
+	(void)timeout;
+	return 0;
+}
+
+/*
+ * A refused connect is seen as refused on every Windows: with a WSAPoll that
+ * never reports the failure (the old behaviour, injected), the connect check
+ * still answers ECONNREFUSED from FD_CONNECT, once the connect has failed.
+ */
+static void
+refused_connect_is_seen_without_wsapoll(void **state)
+{
+	struct wfpb_addr	to = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 } };
+	struct sockaddr_in	sin = { .sin_family = AF_INET };
+	WSAEVENT		ev = WSACreateEvent();
+	wfpb_wsapoll_fn		old;
+	wfpb_sock		s, l;
+	int			os_err = 0, done = 0, len = sizeof(sin), i;
+
+	(void)state;
+	/* A port nobody listens on: bind one, read its number, close it. */
+	assert_int_equal(wfpb__net_socket(WFPB_AF_INET, &l, &os_err), 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind((SOCKET)l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname((SOCKET)l, (struct sockaddr *)&sin, &len), 0);
+	to.port = ntohs(sin.sin_port);
+	wfpb__net_close(l);
+	assert_int_equal(wfpb__net_socket(WFPB_AF_INET, &s, &os_err), 0);
+	/* As the pipe server watches a pending connect. */
+	assert_int_equal(WSAEventSelect((SOCKET)s, ev, FD_CONNECT), 0);
+	old = wfpb__net_set_wsapoll(old_wsapoll);
+	assert_int_equal(wfpb__net_connect(s, &to, &os_err), WFPB_E_AGAIN);
+	for (i = 0; i < 50 && (done = wfpb__net_connect_done(s, &os_err)) == 0; i++)
+		(void)WSAWaitForMultipleEvents(1, &ev, FALSE, 100, FALSE);
+	(void)wfpb__net_set_wsapoll(old);
+	assert_int_equal(done, -1);
+	assert_int_equal(os_err, WSAECONNREFUSED);
+	wfpb__net_close(s);
+	WSACloseEvent(ev);
+}
+
 static void
 pull_waits_off_the_core_lock_and_gives_up(void **state)
 {
@@ -2138,6 +2185,7 @@ main(void)
 #else
 		cmocka_unit_test_setup_teardown(pull_waits_off_the_core_lock_and_gives_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(pinned_client_holds_no_dup_right, setup, teardown),
+		cmocka_unit_test(refused_connect_is_seen_without_wsapoll),
 		cmocka_unit_test_setup_teardown(callout_sized_context_is_enobufs_and_the_service_serves_on, setup,
 		    teardown),
 #endif
