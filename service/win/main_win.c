@@ -185,7 +185,18 @@ check_state_files(const char *dir, const char *conf)
 	return conf != NULL && conf[0] != '\0' ? check_state_path(conf, 0) : 0;
 }
 
-/* Loads the configuration (the default file may be absent). Returns 0 or 1 after printing why. */
+/*
+ * Why a start failed, as the exit status of --console and the SERVICE_EXIT_CODE the SCM shows
+ * (docs/OPERATIONS.md): 78 is EX_CONFIG, as the Linux daemon exits for a refused configuration.
+ */
+enum { START_CONFIG = 78, START_STATE = 2, START_BROKER = 3, START_AUDIT = 4, START_PIPE = 5 };
+
+/*
+ * Loads the configuration (the default file may be absent). Nothing is read
+ * before it is judged: the default state directory (where the default file
+ * lives) and the file itself pass check_state_path first. Returns 0, or
+ * START_STATE / START_CONFIG after logging why.
+ */
 static int
 load_config(const char *config_path, struct wfpb_config *cfg, char *conf_used, size_t cap)
 {
@@ -200,12 +211,14 @@ load_config(const char *config_path, struct wfpb_config *cfg, char *conf_used, s
 		snprintf(conf_used, cap, "%s", config_path);
 	else
 		snprintf(conf_used, cap, "%s\\wfpbroker.conf", state);
+	if ((config_path == NULL && prepare_state_dir(state) != 0) || check_state_path(conf_used, 0) != 0)
+		return START_STATE;
 	wfpb_config_defaults(&defaults, DEFAULT_PIPE, state);
 	rc = wfpb_config_load(conf_used, &defaults, cfg, &err);
 	if (rc == WFPB_E_NOENT && config_path == NULL) {
 		/* The first start after the MSI: the configuration its properties asked for, if any. */
-		if (prepare_state_dir(state) != 0 || wfpb_provision_config(conf_used) != 0)
-			return 1;
+		if (wfpb_provision_config(conf_used) != 0)
+			return START_CONFIG;
 		rc = wfpb_config_load(conf_used, &defaults, cfg, &err);
 	}
 	if (rc == WFPB_E_NOENT && config_path == NULL) {
@@ -214,7 +227,7 @@ load_config(const char *config_path, struct wfpb_config *cfg, char *conf_used, s
 	}
 	if (rc != 0) {
 		wfpb_log(WFPB_LOG_ERR, "%s:%u: %s", conf_used, err.line, err.message);
-		return 1;
+		return START_CONFIG;
 	}
 	return 0;
 }
@@ -261,12 +274,6 @@ open_audit(struct wfpb_broker *b)
 	return 0;
 }
 
-/*
- * Why a start failed, as the exit status of --console and the SERVICE_EXIT_CODE the SCM shows
- * (docs/OPERATIONS.md): 78 is EX_CONFIG, as the Linux daemon exits for a refused configuration.
- */
-enum { START_CONFIG = 78, START_STATE = 2, START_BROKER = 3, START_AUDIT = 4, START_PIPE = 5 };
-
 /* The broker's whole life, for --console and for the SCM alike. */
 static int
 run_broker(const char *config_path)
@@ -278,8 +285,8 @@ run_broker(const char *config_path)
 	char				conf[MAX_PATH + 64], pub_path[WFPB_PATH_MAX + 16];
 	int				rc;
 
-	if (load_config(config_path, &cfg, conf, sizeof(conf)) != 0)
-		return START_CONFIG;
+	if ((rc = load_config(config_path, &cfg, conf, sizeof(conf))) != 0)
+		return rc;
 	wfpb_service_report_starting();
 	if (load_server_key(&cfg, conf, &key, pub_path, sizeof(pub_path)) != 0) {
 		wfpb_config_free(&cfg);

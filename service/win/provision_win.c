@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "provision_win.h"
+#include "secure_win.h"
 
 #define PARAMS_KEY	L"SYSTEM\\CurrentControlSet\\Services\\wfpbroker\\Parameters"
 #define CONFIG_MAX	(1024u * 1024u)
@@ -32,6 +33,22 @@ param(const wchar_t *name, char *out, size_t cap)
 		return;
 	if (WideCharToMultiByte(CP_UTF8, 0, w, -1, out, (int)cap, NULL, NULL) <= 0)
 		out[0] = '\0';
+}
+
+/* Removes the installer's properties from the service's Parameters key. */
+static void
+forget(void)
+{
+	HKEY	key;
+	LONG	err;
+
+	if (RegOpenKeyExW(HKEY_LOCAL_MACHINE, PARAMS_KEY, 0, KEY_SET_VALUE, &key) != ERROR_SUCCESS)
+		return;
+	if ((err = RegDeleteValueW(key, L"ConfigSource")) != ERROR_SUCCESS && err != ERROR_FILE_NOT_FOUND)
+		wfpb_log(WFPB_LOG_WARN, "forget CONFIGFILE: error %ld", err);
+	if ((err = RegDeleteValueW(key, L"AdminGroup")) != ERROR_SUCCESS && err != ERROR_FILE_NOT_FOUND)
+		wfpb_log(WFPB_LOG_WARN, "forget ADMINGROUP: error %ld", err);
+	RegCloseKey(key);
 }
 
 /* Creates path with exactly len bytes of data; fails if it exists. */
@@ -70,11 +87,29 @@ copy_config(const char *src, const char *dst)
 	char		*buf;
 	int		rc = -1;
 
+	struct wfpb_sd_facts	f;
+	char			self[WFPB_SID_MAX] = "", why[256];
+	unsigned long		err;
+
 	if (widen(src, wsrc, MAX_PATH) != 0)
 		return -1;
-	h = CreateFileW(wsrc, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+	/* Judged by the handle it is read through, a link never followed: what is judged is what is read. */
+	h = CreateFileW(wsrc, GENERIC_READ | READ_CONTROL, FILE_SHARE_READ, NULL, OPEN_EXISTING,
+	    FILE_FLAG_OPEN_REPARSE_POINT, NULL);
 	if (h == INVALID_HANDLE_VALUE) {
 		wfpb_log(WFPB_LOG_ERR, "CONFIGFILE %s: cannot open it (error %lu)", src, GetLastError());
+		return -1;
+	}
+	if ((err = wfpb__sd_facts_of(h, &f)) != 0 || (err = wfpb__sd_self(self, sizeof(self))) != 0) {
+		wfpb_log(WFPB_LOG_ERR, "CONFIGFILE %s: cannot read its owner and DACL (error %lu)", src, err);
+		CloseHandle(h);
+		return -1;
+	}
+	if (wfpb__sd_trusted(&f, self, 0, why, sizeof(why)) != WFPB_SD_OK) {
+		wfpb_log(WFPB_LOG_ERR, "CONFIGFILE %s %s: not copied (it must be as safe as the state directory)", src,
+		    why);
+		wfpb_event(WFPB_EVENT_STATE, "CONFIGFILE %s %s: not copied", src, why);
+		CloseHandle(h);
 		return -1;
 	}
 	if (!GetFileSizeEx(h, &size) || size.QuadPart > CONFIG_MAX) {
@@ -129,9 +164,16 @@ wfpb_provision_config(const char *conf_path)
 	int	n;
 
 	param(L"ConfigSource", source, sizeof(source));
+	param(L"AdminGroup", group, sizeof(group));
+	/*
+	 * Once: whatever happens next, the installer's properties are forgotten, so a
+	 * later start that finds no configuration never copies a source someone may
+	 * have changed since. Without one the service runs by the defaults (nothing
+	 * granted).
+	 */
+	forget();
 	if (source[0] != '\0')
 		return copy_config(source, conf_path);
-	param(L"AdminGroup", group, sizeof(group));
 	if (group[0] == '\0')
 		return 0;
 	if (resolve_group(group, sid, sizeof(sid)) != 0) {

@@ -39,6 +39,11 @@ wfpb__sd_trusted(const struct wfpb_sd_facts *f, const char *self, int secret, ch
 {
 	unsigned i;
 
+	/* Judged first: its owner (the user who made it) may point it elsewhere after any check. */
+	if (f->reparse) {
+		snprintf(why, cap, "is a reparse point (a junction or link), which the service never follows");
+		return WFPB_SD_REPARSE;
+	}
 	if (!trusted(f->owner, self)) {
 		snprintf(why, cap, "owned by %s, not SYSTEM or Administrators", f->owner);
 		return WFPB_SD_OWNER;
@@ -82,22 +87,22 @@ sid_text(PSID sid, char *out, size_t cap)
 }
 
 unsigned long
-wfpb__sd_facts_read(const char *path, struct wfpb_sd_facts *out)
+wfpb__sd_facts_of(void *handle, struct wfpb_sd_facts *out)
 {
 	PSECURITY_DESCRIPTOR	sd = NULL;
 	ACL_SIZE_INFORMATION	info;
 	PSID			owner = NULL;
 	PACL			dacl = NULL;
-	wchar_t			*w = wfpb__widen(path);
 	DWORD			i, err;
 	void			*ace;
+	BY_HANDLE_FILE_INFORMATION bhfi;
 
 	memset(out, 0, sizeof(*out));
-	if (w == NULL)
-		return ERROR_INVALID_PARAMETER;
-	err = GetNamedSecurityInfoW(w, SE_FILE_OBJECT, OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
+	if (!GetFileInformationByHandle(handle, &bhfi))
+		return GetLastError();
+	out->reparse = (bhfi.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) != 0;
+	err = GetSecurityInfo(handle, SE_FILE_OBJECT, OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
 	    &owner, NULL, &dacl, NULL, &sd);
-	free(w);
 	if (err != ERROR_SUCCESS)
 		return err;
 	sid_text(owner, out->owner, sizeof(out->owner));
@@ -133,6 +138,31 @@ wfpb__sd_facts_read(const char *path, struct wfpb_sd_facts *out)
 	}
 	LocalFree(sd);
 	return ERROR_SUCCESS;
+}
+
+unsigned long
+wfpb__sd_facts_read(const char *path, struct wfpb_sd_facts *out)
+{
+	wchar_t		*w = wfpb__widen(path);
+	HANDLE		fh;
+	unsigned long	err;
+
+	memset(out, 0, sizeof(*out));
+	if (w == NULL)
+		return ERROR_INVALID_PARAMETER;
+	/*
+	 * The path itself, not what a junction or link there leads to: opened with
+	 * FILE_FLAG_OPEN_REPARSE_POINT and judged by that handle, so the facts are
+	 * those of the object the service would use under that name.
+	 */
+	fh = CreateFileW(w, READ_CONTROL | FILE_READ_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+	    NULL, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT, NULL);
+	free(w);
+	if (fh == INVALID_HANDLE_VALUE)
+		return GetLastError();
+	err = wfpb__sd_facts_of(fh, out);
+	CloseHandle(fh);
+	return err;
 }
 
 unsigned long

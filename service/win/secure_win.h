@@ -27,11 +27,19 @@ struct wfpb_sd_facts {
 	int			has_dacl;	/* 0: a NULL DACL, which grants everyone everything */
 	unsigned		naces;
 	int			truncated;	/* more ACEs than kept (judged untrusted) */
+	int			reparse;	/* the path itself is a reparse point (a junction, a symbolic link) */
 	struct wfpb_sd_ace	aces[WFPB_SD_ACES_MAX];
 };
 
-/* The owner and the DACL's ACEs that apply to the object itself (inherit-only ones left out). 0 or a Win32 error. */
+/*
+ * The owner and the DACL's ACEs that apply to the object itself (inherit-only
+ * ones left out), read from a handle opened on the path itself: a reparse point
+ * is opened, never followed, and said so in reparse. 0 or a Win32 error.
+ */
 unsigned long wfpb__sd_facts_read(const char *path, struct wfpb_sd_facts *out);
+
+/* The same facts of an open file or directory handle (READ_CONTROL | FILE_READ_ATTRIBUTES). */
+unsigned long wfpb__sd_facts_of(void *handle, struct wfpb_sd_facts *out);
 
 /* The user SID of this process's token ("S-1-5-18" for LocalSystem) into out; 0 or a Win32 error. */
 unsigned long wfpb__sd_self(char *out, size_t cap);
@@ -41,6 +49,7 @@ enum {
 	WFPB_SD_OWNER = 1,	/* owned by someone the service does not trust */
 	WFPB_SD_WRITERS = 2,	/* someone else may write, delete, or change its DACL or owner */
 	WFPB_SD_READERS = 3,	/* a secret someone else may read */
+	WFPB_SD_REPARSE = 4,	/* a junction or link: whoever made it may point it elsewhere later */
 };
 
 /*

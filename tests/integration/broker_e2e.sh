@@ -258,6 +258,13 @@ if [ "$mode" = wine ]; then
 		echo "$out" | grep -q "planted lets S-1-1-0 modify it.*refusing to start" || { echo "    got: $out"; return 1; }
 	}
 	check "a state directory others may write: the service refuses to start and names it" planted_refused
+	# A configuration others may write is judged before a byte of it is read: refused for where it
+	# lies (exit 2, the state step), not parsed (which would stop at its garbage, exit 78).
+	printf 'not a configuration\n' >"$work/planted-conf.conf"
+	chmod 666 "$work/planted-conf.conf"
+	wine "$brokerd" --console --config "$(winpath "$work/planted-conf.conf")" >"$work/planted-conf.out" 2>&1
+	rc=$?
+	check "a configuration others may write is refused before it is read (exit $rc, want 2)" test "$rc" = 2
 	# The self-test for real Windows runs to the end under Wine, and reports Wine's refusal of every
 	# redirect ioctl (WSAEOPNOTSUPP, 10045) as a result, not a failure.
 	selftest_ok() {

@@ -116,6 +116,24 @@ a_private_key_others_may_read_is_flagged(void **state)
 	assert_int_equal(wfpb__sd_trusted(&f, SELF, 1, why, sizeof(why)), WFPB_SD_READERS);
 }
 
+/*
+ * A standard user made %ProgramData%\wfpbroker a junction to a directory SYSTEM
+ * owns: judged by what it leads to, it looked like the service's own; the user
+ * owns the junction and may re-point it after the service wrote its keys.
+ */
+static void
+a_junction_is_refused_whatever_it_leads_to(void **state)
+{
+	struct wfpb_sd_facts	f;
+	char			why[256];
+
+	(void)state;
+	ours(&f);		/* what the target's descriptor says */
+	f.reparse = 1;
+	assert_int_equal(wfpb__sd_trusted(&f, SELF, 0, why, sizeof(why)), WFPB_SD_REPARSE);
+	assert_non_null(strstr(why, "reparse point"));
+}
+
 /* The reader on a real directory: an owner and ACEs come back (Wine makes them up from the Unix mode). */
 static void
 facts_of_a_real_directory(void **state)
@@ -187,6 +205,7 @@ main(void)
 		cmocka_unit_test(a_directory_a_standard_user_made_first_is_refused),
 		cmocka_unit_test(a_dacl_that_lets_others_modify_is_refused),
 		cmocka_unit_test(a_private_key_others_may_read_is_flagged),
+		cmocka_unit_test(a_junction_is_refused_whatever_it_leads_to),
 		cmocka_unit_test(facts_of_a_real_directory),
 		cmocka_unit_test(a_token_keeps_only_what_it_names),
 	};

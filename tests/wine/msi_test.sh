@@ -133,6 +133,16 @@ check "msiexec /i CONFIGFILE=... installs that configuration" eval \
 	'timeout 120 wine msiexec /i "$msi" /qn CONFIGFILE="$(winpath "$work/fleet.conf")" &&
 	 cmp -s "$work/fleet.conf" "$programdata/wfpbroker.conf"'
 check "  and the service runs by it" eval 'answers status'
+# Copied once: the source is forgotten, so a later start that finds no configuration (an
+# administrator removed it, or someone changed the source since) does not copy it again.
+check "  the installer's CONFIGFILE is forgotten once copied" eval \
+	'! wine reg query "HKLM\\System\\CurrentControlSet\\Services\\wfpbroker\\Parameters" /v ConfigSource >/dev/null 2>&1'
+printf '[principal everyone]\r\ngroup_sid = S-1-1-0\r\nops = admin stash fetch connect\r\n' >"$work/fleet.conf"
+stop_service >/dev/null
+rm -f "$programdata/wfpbroker.conf"
+start_service >/dev/null
+check "  a later start without a configuration does not copy the changed source" \
+	test ! -e "$programdata/wfpbroker.conf"
 check "a CONFIGFILE that does not exist fails the installation" eval \
 	'timeout 120 wine msiexec /x "$msi" /qn PURGE=1 >/dev/null 2>&1;
 	 ! timeout 120 wine msiexec /i "$msi" /qn CONFIGFILE="Z:\\nonexistent\\fleet.conf" && test "$(entries)" = 0'
