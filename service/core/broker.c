@@ -44,6 +44,7 @@ wfpb_broker_init(struct wfpb_broker *b, struct wfpb_config *cfg, const char *con
 		return WFPB_E_NOMEM;
 	memcpy(b->key, key, sizeof(*key));
 	sodium_mprotect_readonly(b->key);
+	randombytes_buf(b->handover_mark, sizeof(b->handover_mark));
 	b->cfg = *cfg;
 	cfg->principals = NULL;
 	cfg->nprincipals = 0;

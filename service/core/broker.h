@@ -84,6 +84,8 @@ struct wfpb_usage {
 
 struct wfpb_session;
 
+#define WFPB_HANDOVER_MARK_LEN	32u
+
 struct wfpb_broker {
 	struct wfpb_config		cfg;
 	char				config_path[WFPB_PATH_MAX];	/* "" when none */
@@ -98,6 +100,8 @@ struct wfpb_broker {
 	struct wfpb_backend		backend;	/* fixed at start; reload does not change it */
 	uint32_t			listeners;
 	uint32_t			inflight;	/* pending requests across sessions */
+	/* Starts the placeholder of a socket in a frame written later (Windows): random, so no field forges it. */
+	uint8_t				handover_mark[WFPB_HANDOVER_MARK_LEN];
 	uint64_t			next_listener_id;
 	uint64_t			next_session_id;
 	int				started;	/* the start event was reported */

@@ -62,6 +62,13 @@ int WFPB_MUST_CHECK wfpb__net_is_bound(wfpb_sock s);
 #define WFPB_HANDOVER_MAX	1024u	/* WSAPROTOCOL_INFOW is 628 bytes */
 
 /*
+ * The bytes a socket takes in the frame that hands it over: Windows, the size of
+ * WSAPROTOCOL_INFOW (filled only when the frame is written); POSIX, 0 (the
+ * descriptor travels beside the frame with SCM_RIGHTS).
+ */
+size_t wfpb__net_handover_len(void);
+
+/*
  * Prepares s for the client process pid. Windows: WSADuplicateSocketW into
  * pid, the WSAPROTOCOL_INFOW bytes in out, and s is closed (ownership
  * taken) — returns 0 or WFPB_E_OS. process is the handle that pins pid

@@ -220,31 +220,38 @@ backend_outcome(struct outcome *o, const char *what, int code, int os_err)
 }
 
 /*
- * Hands sock to the client: WSAPROTOCOL_INFOW bytes for the client's PID
- * (Windows), or an SCM_RIGHTS attachment (POSIX). Takes ownership of sock.
+ * Hands sock to the client with the answer: an SCM_RIGHTS attachment (POSIX),
+ * or WSAPROTOCOL_INFOW bytes for the client's pinned process, filled when the
+ * frame is written (Windows). Either way the socket leaves only after the
+ * answer's audit record is durable. Takes ownership of sock.
  */
 static int
 give_socket(struct wfpb_scope *sc, struct reply *rp, wfpb_sock sock, Wfpbroker__V1__SocketTransfer **field,
     struct outcome *o)
 {
-	size_t	len;
-	int	os_err = 0, rc;
+	size_t	len = wfpb__net_handover_len();
 
 	wfpbroker__v1__socket_transfer__init(&rp->xfer);
-	rc = wfpb__net_handover(sock, sc->id->pid, sc->id->process, rp->handover, sizeof(rp->handover), &len, &os_err);
-	if (rc == 0) {
+	if (len == 0) {
+		rp->xfer.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX;
+		rp->xfer.fd_index = 0;
+	} else if (sc->id->process == 0 || len > sizeof(rp->handover)) {
+		/* WSADuplicateSocketW names the target by PID; only a held handle to it makes that PID certain. */
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__UNAVAILABLE,
+		    "socket hand-over: the broker holds no handle to the client's process");
+		wfpb__net_close(sock);
+		return -1;
+	} else {
+		/*
+		 * A placeholder: the duplication into the client happens when the frame is
+		 * written, after its audit record is durable (wfpb__session_send).
+		 */
+		wfpb__scope_handover_placeholder(sc, rp->handover, len);
 		rp->xfer.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_WSA_PROTOCOL_INFO;
 		rp->xfer.wsa_protocol_info.data = rp->handover;
 		rp->xfer.wsa_protocol_info.len = len;
-	} else if (rc == WFPB_E_UNSUPPORTED) {
-		rp->xfer.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX;
-		rp->xfer.fd_index = 0;
-		rp->attach = sock;
-	} else {
-		os_outcome(o, "socket hand-over", os_err);
-		wfpb__net_close(sock);
-		return -1;
 	}
+	rp->attach = sock;
 	*field = &rp->xfer;
 	return 0;
 }

@@ -2,7 +2,9 @@
 /* A request's scope, built from its session, and the services handlers ask of the session (scope.h). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "broker.h"
 #include "dispatch.h"
 #include "scope.h"
 #include "session.h"
@@ -60,6 +62,13 @@ wfpb__scope_pull(struct wfpb_scope *sc, uint64_t handle, wfpb_sock *out, int *os
 	wfpb_core_enter(s->broker);
 	wfpb__scope_refresh(sc);
 	return rc;
+}
+
+void
+wfpb__scope_handover_placeholder(const struct wfpb_scope *sc, uint8_t *out, size_t len)
+{
+	memset(out, 0, len);
+	memcpy(out, sc->session->broker->handover_mark, WFPB_HANDOVER_MARK_LEN);
 }
 
 int

@@ -114,6 +114,9 @@ struct wfpb_usage *wfpb__scope_usage(struct wfpb_scope *sc);
  */
 int WFPB_MUST_CHECK wfpb__scope_pull(struct wfpb_scope *sc, uint64_t handle, wfpb_sock *out, int *os_err);
 
+/* Fills len bytes (at least WFPB_HANDOVER_MARK_LEN) with the placeholder of a socket handed over later. */
+void wfpb__scope_handover_placeholder(const struct wfpb_scope *sc, uint8_t *out, size_t len);
+
 /*
  * Holds a socket the request made its own with the descriptors that came with
  * it, so it is closed after the request as they are. 0, or -1 when there is

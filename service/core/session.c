@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "dispatch.h"
+#include "log.h"
+#include "net.h"
 #include "session.h"
 
 static int
@@ -451,11 +453,118 @@ wfpb__pending_free(struct wfpb_pending *p)
 	free(p);
 }
 
+/*
+ * Keeps an answer back, unencrypted, in line behind those already kept: the
+ * socket it hands over is duplicated into the client only when it goes out
+ * (release_late), after its audit record is durable. 0, or an error with the
+ * socket closed.
+ */
+static int
+hold_late(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_sock attach)
+{
+	struct wfpb_broker	*b = s->broker;
+	struct wfpb_late	*l;
+	size_t			hl = wfpb__net_handover_len(), end = 0, i;
+
+	if (s->n_late == s->cap_late) {
+		unsigned	cap = s->cap_late ? 2 * s->cap_late : 4;
+
+		if ((l = realloc(s->late, cap * sizeof(*l))) == NULL) {
+			wfpb__net_close(attach);
+			return WFPB_E_NOMEM;
+		}
+		s->late = l;
+		s->cap_late = cap;
+	}
+	l = &s->late[s->n_late];
+	memset(l, 0, sizeof(*l));
+	l->sock = WFPB_SOCK_NONE;
+	if ((l->msg = malloc(len ? len : 1)) == NULL) {
+		wfpb__net_close(attach);
+		return WFPB_E_NOMEM;
+	}
+	memcpy(l->msg, msg, len);
+	l->len = len;
+	if (attach != WFPB_SOCK_NONE) {
+		/* The placeholder starts with the broker's random mark: no field the client chose can carry it. */
+		for (i = 0; i + hl <= len && memcmp(msg + i, b->handover_mark, WFPB_HANDOVER_MARK_LEN) != 0; i++)
+			;
+		if (hl < WFPB_HANDOVER_MARK_LEN || i + hl > len) {
+			free(l->msg);
+			wfpb__net_close(attach);
+			return WFPB_E_STATE;	/* the frame lost its placeholder: never hand it over */
+		}
+		l->mark_at = i;
+		l->sock = attach;
+	}
+	/* Whatever was recorded before it (a request recorded as it started) must be durable too. */
+	if (b->audit_on)
+		l->seq = __atomic_load_n(&b->audit.pending_last_seq, __ATOMIC_RELAXED);
+	s->n_late++;
+	(void)wfpb_channel_output(&s->ch, &end);
+	s->gate_at = s->out_sent + end;	/* its record gates what follows what is already queued */
+	if (l->sock != WFPB_SOCK_NONE && l->seq > __atomic_load_n(&b->audit.durable_seq, __ATOMIC_ACQUIRE))
+		wfpb__session_wait_audit(s, l->seq);
+	return 0;
+}
+
+/*
+ * Sends the answers kept back whose records are durable, oldest first: each
+ * socket is duplicated into the client's pinned process now, and its
+ * WSAPROTOCOL_INFOW written over the placeholder. One that cannot be goes out
+ * with zeros there (the client's WSASocketW then fails) and is logged.
+ */
+static void
+release_late(struct wfpb_session *s)
+{
+	struct wfpb_broker	*b = s->broker;
+	uint8_t			info[WFPB_HANDOVER_MAX];
+	size_t			n = 0, hl = wfpb__net_handover_len();
+	uint64_t		durable;
+	int			rc, os_err = 0;
+
+	if (s->n_late == 0 || s->audit_failed || s->ending)
+		return;
+	durable = b->audit_on ? __atomic_load_n(&b->audit.durable_seq, __ATOMIC_ACQUIRE) : UINT64_MAX;
+	while (s->n_late > 0) {
+		struct wfpb_late *l = &s->late[0];
+
+		if (l->sock != WFPB_SOCK_NONE && l->seq > durable)
+			return;
+		if (l->sock != WFPB_SOCK_NONE) {
+			rc = wfpb__net_handover(l->sock, s->id.pid, s->id.process, info, sizeof(info), &n, &os_err);
+			if (rc == 0 && n == hl) {
+				memcpy(l->msg + l->mark_at, info, n);
+			} else {
+				wfpb_log(WFPB_LOG_WARN, "session %llu: a socket could not be duplicated into pid %u "
+				    "(error %d); its answer goes without it", (unsigned long long)s->session_id,
+				    (unsigned)s->id.pid, os_err);
+				memset(l->msg + l->mark_at, 0, hl);
+				if (rc != 0)
+					wfpb__net_close(l->sock);
+			}
+			l->sock = WFPB_SOCK_NONE;
+		}
+		rc = wfpb_channel_send(&s->ch, l->msg, l->len);
+		free(l->msg);
+		memmove(&s->late[0], &s->late[1], (s->n_late - 1) * sizeof(s->late[0]));
+		s->n_late--;
+		if (rc != 0) {
+			(void)end_for(s, "the broker could not queue its answer", rc);
+			return;
+		}
+	}
+}
+
 int
 wfpb__session_send(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_sock attach)
 {
 	size_t	before;
 	int	rc;
+
+	/* Windows: a socket goes into the client only with its frame, after its record (hold_late). */
+	if ((attach != WFPB_SOCK_NONE && wfpb__net_handover_len() > 0) || s->n_late > 0)
+		return hold_late(s, msg, len, attach);
 
 	(void)wfpb_channel_output(&s->ch, &before);
 	/*
@@ -536,6 +645,10 @@ wfpb__session_wait_audit(struct wfpb_session *s, uint64_t seq)
 	struct wfpb_gate	*g;
 	unsigned		cap;
 
+	/* An answer kept back for its socket waits for this record too. */
+	if (s->n_late > 0 && s->late[s->n_late - 1].sock != WFPB_SOCK_NONE && s->late[s->n_late - 1].seq < seq)
+		s->late[s->n_late - 1].seq = seq;
+
 	if (s->n_gates == s->cap_gates) {
 		cap = s->cap_gates ? 2 * s->cap_gates : 4;
 		if ((g = realloc(s->gates, cap * sizeof(*g))) == NULL) {
@@ -605,7 +718,7 @@ wfpb_session_released(struct wfpb_session *s, uint64_t now_ms)
 }
 
 const uint8_t *
-wfpb_session_output(const struct wfpb_session *s, size_t *len, wfpb_sock *attach)
+wfpb_session_output(struct wfpb_session *s, size_t *len, wfpb_sock *attach)
 {
 	const uint8_t	*p;
 	uint64_t	next, durable;
@@ -620,6 +733,7 @@ wfpb_session_output(const struct wfpb_session *s, size_t *len, wfpb_sock *attach
 	*len = 0;
 	if (s->audit_failed)
 		return NULL;
+	release_late(s);
 	p = wfpb_channel_output(&s->ch, len);
 	if (p != NULL && s->broker->audit_on && s->n_gates > 0) {
 		durable = __atomic_load_n(&s->broker->audit.durable_seq, __ATOMIC_ACQUIRE);
@@ -777,6 +891,13 @@ wfpb_session_free(struct wfpb_session *s)
 	while (s->n_out > 0)
 		wfpb__net_close(s->out_fds[--s->n_out].sock);
 	free(s->out_fds);
+	/* Answers never sent: their sockets never reached the client, and go now. */
+	while (s->n_late > 0) {
+		s->n_late--;
+		wfpb__net_close(s->late[s->n_late].sock);
+		free(s->late[s->n_late].msg);
+	}
+	free(s->late);
 	free(s->gates);
 	wfpb_stash_release_session(&s->broker->stash, &s->stash_list);
 	uncount(s);

@@ -51,6 +51,19 @@ struct wfpb_attach {
 	wfpb_sock	sock;
 };
 
+/*
+ * An answer not yet encrypted (Windows): it hands a socket over, or follows one
+ * that does. The socket is duplicated into the client only when the answer goes
+ * into the channel, after its audit record is durable.
+ */
+struct wfpb_late {
+	uint8_t		*msg;		/* the packed Response */
+	size_t		len;
+	size_t		mark_at;	/* where its socket's WSAPROTOCOL_INFOW goes */
+	wfpb_sock	sock;		/* WFPB_SOCK_NONE: it only keeps its place in line */
+	uint64_t	seq;		/* the audit record it waits for; 0: none */
+};
+
 enum { WFPB_WAIT_NONE, WFPB_WAIT_AUDIT, WFPB_WAIT_READY };
 
 struct wfpb_session {
@@ -90,6 +103,8 @@ struct wfpb_session {
 	struct wfpb_attach	*out_fds;	/* oldest first; at most max_inflight + WFPB_SESSION_OUT_FDS_MAX */
 	unsigned		n_out, cap_out;
 	uint64_t		out_sent;	/* bytes of output written so far */
+	struct wfpb_late	*late;		/* oldest first; none on POSIX */
+	unsigned		n_late, cap_late;
 	/*
 	 * An effectful answer leaves only once its own audit record is durable;
 	 * the answers before it need not wait. audit_wait is the oldest gate's seq.
@@ -175,7 +190,7 @@ int WFPB_MUST_CHECK wfpb_session_input(struct wfpb_session *s, const uint8_t *in
  * attachment. After writing n > 0 bytes call _output_done: the session then
  * closes its copy of an attached socket.
  */
-const uint8_t *wfpb_session_output(const struct wfpb_session *s, size_t *len, wfpb_sock *attach);
+const uint8_t *wfpb_session_output(struct wfpb_session *s, size_t *len, wfpb_sock *attach);
 void wfpb_session_output_done(struct wfpb_session *s, size_t n);
 
 /*

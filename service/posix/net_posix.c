@@ -340,6 +340,12 @@ wfpb__net_pull(intptr_t process, uint64_t handle, wfpb_sock *out, int *os_err)
 	return WFPB_E_UNSUPPORTED;
 }
 
+size_t
+wfpb__net_handover_len(void)
+{
+	return 0;
+}
+
 int
 wfpb__net_handover(wfpb_sock s, uint32_t pid, intptr_t process, uint8_t *out, size_t cap, size_t *len,
     int *os_err)

@@ -197,6 +197,20 @@ wfpb__net_addrs(wfpb_sock s, struct wfpb_addr *peer, struct wfpb_addr *local, in
 	return 0;
 }
 
+static volatile LONG64 handovers;
+
+uint64_t
+wfpb__net_handovers(void)
+{
+	return (uint64_t)InterlockedCompareExchange64(&handovers, 0, 0);
+}
+
+size_t
+wfpb__net_handover_len(void)
+{
+	return sizeof(WSAPROTOCOL_INFOW);
+}
+
 int
 wfpb__net_handover(wfpb_sock s, uint32_t pid, intptr_t process, uint8_t *out, size_t cap, size_t *len,
     int *os_err)
@@ -213,6 +227,7 @@ wfpb__net_handover(wfpb_sock s, uint32_t pid, intptr_t process, uint8_t *out, si
 	}
 	if (WSADuplicateSocketW((SOCKET)s, pid, &info) != 0)
 		return wsa_fail(os_err);
+	InterlockedIncrement64(&handovers);
 	memcpy(out, &info, sizeof(info));
 	*len = sizeof(info);
 	/* The target process holds its own reference now; ours can go. */

@@ -25,6 +25,9 @@ wfpb_pull_probe_fn wfpb__net_set_pull_probe(wfpb_pull_probe_fn probe);
  */
 typedef int (*wfpb_wsapoll_fn)(void *fds, unsigned long n, int timeout);
 
+/* How many sockets this process has duplicated into clients (WSADuplicateSocketW that succeeded). */
+uint64_t wfpb__net_handovers(void);
+
 /* Replaces the poll (NULL: the real WSAPoll); returns the previous. */
 wfpb_wsapoll_fn wfpb__net_set_wsapoll(wfpb_wsapoll_fn fn);
 

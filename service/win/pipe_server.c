@@ -375,7 +375,7 @@ pump_write(struct pconn *c)
 
 	if (c->wbuf != NULL || c->s == NULL || c->closing)
 		return;
-	/* No operation creates sockets for pipe clients yet (net_win.c), so nothing is attached. */
+	/* Sockets travel inside the frames on Windows (duplicated as the session releases them): no attachment. */
 	if ((p = wfpb_session_output(c->s, &len, &attach)) == NULL) {
 		if (c->s->closing)
 			conn_close(c);

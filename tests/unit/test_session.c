@@ -1188,6 +1188,63 @@ make_ping(Wfpbroker__V1__Request *rq, Wfpbroker__V1__PingRequest *pg, uint64_t i
 	rq->ping = pg;
 }
 
+#ifdef _WIN32
+/*
+ * A socket enters the client's process only when the answer that carries it is
+ * written, never while the answer is built: an answer that is held (its record
+ * not yet durable) or never delivered leaves nothing there. The net layer counts
+ * the sockets it duplicated into a client.
+ */
+static void
+socket_enters_the_client_only_with_its_answer(void **state)
+{
+	struct fixture			*f = *state;
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__AcceptRequest	ac = WFPBROKER__V1__ACCEPT_REQUEST__INIT;
+	Wfpbroker__V1__Response		*r;
+	struct wfpb_addr		to = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 } };
+	uint64_t			before;
+	wfpb_sock			client;
+	int				os_err = 0, rc;
+
+	f->s->id.pid = GetCurrentProcessId();
+	f->s->id.process = (intptr_t)GetCurrentProcess();
+	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\n");
+	assert_non_null(r = listen_loopback(f, 1));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	ac.listener_id = r->listen->listener_id;
+	to.port = (uint16_t)r->listen->local->port;
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_int_equal(wfpb__net_socket(WFPB_AF_INET, &client, &os_err), 0);
+	rc = wfpb__net_connect(client, &to, &os_err);
+	assert_true(rc == 0 || rc == WFPB_E_AGAIN);
+	Sleep(50);	/* the connection reaches the listener's queue */
+	before = wfpb__net_handovers();
+	rq.request_id = 2;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_ACCEPT;
+	rq.accept = &ac;
+	send_request(f->s, &f->c, &rq, 2000);
+	/* Answered and queued, not yet written: nothing was duplicated into the client. */
+	assert_int_equal(wfpb__net_handovers(), before);
+	assert_non_null(r = next_response(f->s, &f->c));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_non_null(r->accept->socket);
+	assert_int_equal(r->accept->socket->kind_case, WFPBROKER__V1__SOCKET_TRANSFER__KIND_WSA_PROTOCOL_INFO);
+	assert_int_equal(r->accept->socket->wsa_protocol_info.len, sizeof(WSAPROTOCOL_INFOW));
+	/* Written: duplicated now, and what the frame carries is a socket the client can open. */
+	assert_int_equal(wfpb__net_handovers(), before + 1);
+	{
+		SOCKET got = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO,
+		    (WSAPROTOCOL_INFOW *)r->accept->socket->wsa_protocol_info.data, 0, WSA_FLAG_OVERLAPPED);
+
+		assert_true(got != INVALID_SOCKET);
+		closesocket(got);
+	}
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	wfpb__net_close(client);
+}
+#endif
+
 /* Listens on loopback; the listener's id and a socket connecting to it come back through the arguments. */
 static uint64_t
 v2_listener(struct fixture *f, uint16_t *port)
@@ -2186,6 +2243,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(pull_waits_off_the_core_lock_and_gives_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(pinned_client_holds_no_dup_right, setup, teardown),
 		cmocka_unit_test(refused_connect_is_seen_without_wsapoll),
+		cmocka_unit_test_setup_teardown(socket_enters_the_client_only_with_its_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(callout_sized_context_is_enobufs_and_the_service_serves_on, setup,
 		    teardown),
 #endif
