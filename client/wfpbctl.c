@@ -8,6 +8,7 @@
  *   wfpbctl [options] release HANDLE
  *   wfpbctl [options] status [--json | --prometheus]  broker counters (admin)
  *   wfpbctl [options] reload               re-read the broker's configuration (admin)
+ *   wfpbctl service-pid                    the running Windows service's PID, from the SCM (any user)
  *   wfpbctl keygen --out PREFIX            writes PREFIX.key (private) and PREFIX.pub
  *   wfpbctl policy check FILE              validates a configuration/policy file offline
  *   wfpbctl audit verify FILE --pubkey KEY [--live] [--expect SEQ:HASH] | audit tail [-f] [-n N] FILE
@@ -24,6 +25,9 @@
 #include <string.h>
 
 #include <sodium.h>
+#ifdef _WIN32
+#include <windows.h>
+#endif
 
 #include "audit_cmd.h"
 #include "wfpb_version.h"
@@ -42,6 +46,7 @@ usage_to(FILE *f)
 	    "commands: ping [--count N] | stash HEX [--keep] | fetch HANDLE | release HANDLE |\n"
 	    "          status [--json | --prometheus] |\n"
 	    "          reload\n"
+	    "       wfpbctl service-pid   (Windows: the running service's PID, for a callout; any user)\n"
 	    "       wfpbctl keygen --out PREFIX\n"
 	    "       wfpbctl policy check FILE\n"
 	    "       wfpbctl audit verify FILE --pubkey KEY [--live] [--expect SEQ:HASH]\n"
@@ -405,6 +410,45 @@ cmd_ping(struct wfpb_open_opts *o, int argc, char **argv)
 	return 0;
 }
 
+/*
+ * The PID a connect-redirect callout names in localRedirectTargetPID: the
+ * service's, from the SCM, which any user may ask (SERVICE_QUERY_STATUS). It
+ * changes at every start; docs/CALLOUTS.md says how to notice.
+ */
+static int
+cmd_service_pid(void)
+{
+#ifdef _WIN32
+	SERVICE_STATUS_PROCESS	st;
+	SC_HANDLE		scm, svc;
+	DWORD			need = 0;
+	int			rc = 1;
+
+	if ((scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT)) == NULL) {
+		fprintf(stderr, "wfpbctl: service-pid: cannot reach the SCM (error %lu)\n", GetLastError());
+		return 1;
+	}
+	if ((svc = OpenServiceW(scm, L"wfpbroker", SERVICE_QUERY_STATUS)) == NULL) {
+		fprintf(stderr, "wfpbctl: service-pid: no service wfpbroker (error %lu)\n", GetLastError());
+	} else {
+		if (!QueryServiceStatusEx(svc, SC_STATUS_PROCESS_INFO, (BYTE *)&st, sizeof(st), &need))
+			fprintf(stderr, "wfpbctl: service-pid: error %lu\n", GetLastError());
+		else if (st.dwCurrentState != SERVICE_RUNNING || st.dwProcessId == 0)
+			fprintf(stderr, "wfpbctl: service-pid: the service is not running\n");
+		else {
+			printf("%lu\n", (unsigned long)st.dwProcessId);
+			rc = 0;
+		}
+		CloseServiceHandle(svc);
+	}
+	CloseServiceHandle(scm);
+	return rc;
+#else
+	fprintf(stderr, "wfpbctl: service-pid: a Windows command (the broker's PID matters only to a WFP callout)\n");
+	return 2;
+#endif
+}
+
 int
 main(int argc, char **argv)
 {
@@ -467,6 +511,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[i], "reload") == 0 && argc - i == 1)
 		return cmd_reload(&o);
+	if (strcmp(argv[i], "service-pid") == 0 && argc - i == 1)
+		return cmd_service_pid();
 	usage();
 	return 2;
 }

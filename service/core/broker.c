@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include "broker.h"
+#include "fileio.h"
 #include "log.h"
 #include "session.h"
 #include "wfpbroker.pb-c.h"
@@ -60,7 +61,9 @@ wfpb_broker_init(struct wfpb_broker *b, struct wfpb_config *cfg, const char *con
 		return WFPB_E_UNSUPPORTED;
 	}
 	b->started = 1;
-	wfpb_event(WFPB_EVENT_START, "wfpbrokerd %s started, backend %s", WFPB_SERVICE_VERSION, b->cfg.backend);
+	/* The PID is what a connect-redirect callout names (docs/CALLOUTS.md): every start says it. */
+	wfpb_event(WFPB_EVENT_START, "wfpbrokerd %s started, pid %u, backend %s", WFPB_SERVICE_VERSION,
+	    (unsigned)wfpb__process_id(), b->cfg.backend);
 	return 0;
 }
 

@@ -34,6 +34,11 @@ check "net start brings the service to RUNNING" start_service
 check "the running service answers a ping on its pipe (NK)" eval 'wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" --timeout 5000 ping | grep -q ", NK,"'
 check "and an enrolled client's ping (IK)" eval 'wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" --client-key "$(winpath "$work/client.key")" --timeout 5000 ping | grep -q ", IK,"'
 check "the token's Administrators group, elevated, grants admin (Status answers)" eval 'wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" status | grep -q "^backend sim"'
+# A callout names the service's PID: any user learns it from the SCM (wfpbctl service-pid).
+svc_pid=$(wine "$wfpbctl" service-pid 2>/dev/null | tr -d '\r')
+status_pid=$(wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" status | tr -d '\r' | awk '$1 == "pid" { print $2 }')
+check "service-pid names the running service's process ($svc_pid, status says $status_pid)" \
+	eval 'test -n "$svc_pid" && test "$svc_pid" = "$status_pid"'
 events() { wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" status | tr -d '\r' | awk '$1 == "events_reported" { print $2 }'; }
 check "the event source is registered for the Event Log" eval 'wine reg query "HKLM\\System\\CurrentControlSet\\Services\\EventLog\\Application\\wfpbroker" 2>/dev/null | tr -d "\r" | grep -q "EventMessageFile.*wfpbrokerd.exe"'
 e0=$(events)
@@ -68,6 +73,8 @@ check "the stop took ${stop_ms} ms (bound 5000 ms)" test "$stop_ms" -le 5000
 for _ in $(seq 1 50); do kill -0 "$busy" 2>/dev/null || break; sleep 0.1; done
 check "the busy client was disconnected, not left hanging" eval '! kill -0 $busy 2>/dev/null'
 kill "$busy" 2>/dev/null
+check "service-pid of a stopped service fails, naming why" eval \
+	'! wine "$wfpbctl" service-pid >/dev/null 2>"$work/pid.err" && grep -q "not running" "$work/pid.err"'
 check "after the stop the pipe is gone" eval '! wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" --timeout 1000 ping >/dev/null 2>&1'
 check "the stopped service's audit log verifies, signed to the end" wine "$wfpbctl" audit verify "$state\\audit.log" --pubkey "$state\\audit.pub"
 last=$(wine "$wfpbctl" audit export --json "$state\\audit.log" 2>/dev/null | tail -n 1 | tr -d '\r' | sed -n 's/.*"seq":\([0-9]*\),.*/\1/p')
