@@ -149,11 +149,13 @@ nf_query_context(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
 
 /* The record's original destination: SO_ORIGINAL_DST of the accepted connection. */
 static int
-nf_original_dst(void *ctx, const struct wfpb_buf *records, const struct wfpb_buf *context, struct wfpb_addr *out)
+nf_original_dst(void *ctx, wfpb_sock s, const struct wfpb_buf *records, const struct wfpb_buf *context,
+    struct wfpb_addr *out)
 {
 	struct wfpb_nf_record r;
 
 	(void)ctx;
+	(void)s;	/* read into the record by the query, from the same SO_ORIGINAL_DST */
 	(void)context;
 	if (wfpb_nf_record_parse(records->data, records->len, &r) != 0)
 		return -1;

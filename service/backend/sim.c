@@ -78,9 +78,11 @@ sim_query_context(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
 
 /* The sim context's second hop: the connection's local address, where it was going. */
 static int
-sim_original_dst(void *ctx, const struct wfpb_buf *records, const struct wfpb_buf *context, struct wfpb_addr *out)
+sim_original_dst(void *ctx, wfpb_sock s, const struct wfpb_buf *records, const struct wfpb_buf *context,
+    struct wfpb_addr *out)
 {
 	(void)ctx;
+	(void)s;
 	(void)records;
 	if (context->len != 2 * WFPB_SIM_HOP_LEN)
 		return -1;

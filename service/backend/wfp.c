@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "wfp.h"
 #include "status.h"
 
@@ -30,11 +31,18 @@ _Static_assert(SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS == 0x980000DEu, "ioctl co
 #define QUERY_FIRST	2048u
 
 static wfpb_wsaioctl_fn ioctl_fn = WSAIoctl;
+static wfpb_getsockopt_fn getsockopt_fn = getsockopt;
 
 void
 wfpb__wfp_set_ioctl(wfpb_wsaioctl_fn fn)
 {
 	ioctl_fn = fn != NULL ? fn : WSAIoctl;
+}
+
+void
+wfpb__wfp_set_getsockopt(wfpb_getsockopt_fn fn)
+{
+	getsockopt_fn = fn != NULL ? fn : getsockopt;
 }
 
 struct wfp {
@@ -151,12 +159,67 @@ wfp_records_applied(void *ctx)
 	return (uint64_t)((struct wfp *)ctx)->applied;
 }
 
+#define SO_ORIGINAL_DST_WIN	0x300F	/* ws2ipdef.h of recent SDKs; mingw-w64 lacks it */
+#define SAMPLER_CONTEXT_LEN	256u	/* two SOCKADDR_STORAGE */
+
+/*
+ * A SOCKADDR_STORAGE's address in Windows' layout, read as untrusted bytes (a callout
+ * wrote them): family little-endian (AF_INET 2, AF_INET6 23), port in network order.
+ */
+static int
+storage_addr(const uint8_t *p, size_t len, struct wfpb_addr *out)
+{
+	unsigned family;
+
+	if (len < 8)
+		return -1;
+	family = (unsigned)p[0] | (unsigned)p[1] << 8;
+	memset(out, 0, sizeof(*out));
+	out->port = (uint16_t)(p[2] << 8 | p[3]);
+	if (family == 2) {
+		out->family = WFPB_AF_INET;
+		memcpy(out->addr, p + 4, 4);
+	} else if (family == 23 && len >= 24) {
+		out->family = WFPB_AF_INET6;
+		memcpy(out->addr, p + 8, 16);
+	} else {
+		return -1;
+	}
+	(void)wfpb_addr_canonical(out);
+	return 0;
+}
+
+/*
+ * Where the connection was going: SO_ORIGINAL_DST, which Windows Server 2022
+ * and later answer on a connection the host networking service redirected;
+ * else the first address of a context in Microsoft's WFPSampler layout
+ * (docs/CALLOUTS.md). Another callout's layout is its own: none.
+ */
+static int
+wfp_original_dst(void *ctx, wfpb_sock s, const struct wfpb_buf *records, const struct wfpb_buf *context,
+    struct wfpb_addr *out)
+{
+	SOCKADDR_STORAGE	ss;
+	int			len = sizeof(ss);
+
+	(void)ctx;
+	(void)records;
+	memset(&ss, 0, sizeof(ss));
+	if (s != WFPB_SOCK_NONE && getsockopt_fn((SOCKET)s, SOL_SOCKET, SO_ORIGINAL_DST_WIN, (char *)&ss, &len) == 0 &&
+	    len > 0 && len <= (int)sizeof(ss) && storage_addr((const uint8_t *)&ss, (size_t)len, out) == 0)
+		return 0;
+	if (context->len == SAMPLER_CONTEXT_LEN && context->data != NULL)
+		return storage_addr(context->data, context->len / 2, out);
+	return -1;
+}
+
 const struct wfpb_backend_ops wfpb_backend_wfp = {
 	.name = "wfp",
 	.query_records = wfp_query_records,
 	.query_context = wfp_query_context,
 	.set_records = wfp_set_records,
 	.records_applied = wfp_records_applied,
+	.original_dst = wfp_original_dst,
 };
 
 const struct wfpb_backend_ops *

@@ -25,4 +25,8 @@ typedef int (WSAAPI *wfpb_wsaioctl_fn)(SOCKET, DWORD, LPVOID, DWORD, LPVOID, DWO
     LPWSAOVERLAPPED_COMPLETION_ROUTINE);
 void wfpb__wfp_set_ioctl(wfpb_wsaioctl_fn fn);
 
+/* getsockopt as the backend calls it for SO_ORIGINAL_DST, replaceable by tests (NULL restores it). */
+typedef int (WSAAPI *wfpb_getsockopt_fn)(SOCKET, int, int, char *, int *);
+void wfpb__wfp_set_getsockopt(wfpb_getsockopt_fn fn);
+
 #endif

@@ -44,12 +44,12 @@ struct wfpb_backend_ops {
 			    uint32_t mark_mask, int *os_err);
 	uint64_t	(*records_applied)(void *ctx);
 	/*
-	 * Where the redirected connection was going, read from what this backend's own queries
-	 * returned (its records or its context): 0 with *out set, or -1 when it cannot tell.
-	 * NULL for a backend whose context layout is not its own (wfp: the callout's).
+	 * Where the redirected connection s was going, asked of the OS where it answers, or read
+	 * from what this backend's queries returned (its records or its context, in a layout the
+	 * backend knows): 0 with *out set, or -1 when it cannot tell. NULL: never known.
 	 */
-	int		(*original_dst)(void *ctx, const struct wfpb_buf *records, const struct wfpb_buf *context,
-			    struct wfpb_addr *out);
+	int		(*original_dst)(void *ctx, wfpb_sock s, const struct wfpb_buf *records,
+			    const struct wfpb_buf *context, struct wfpb_addr *out);
 };
 
 struct wfpb_backend {

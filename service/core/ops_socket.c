@@ -415,7 +415,7 @@ query_redirect(struct wfpb_scope *sc, wfpb_sock sock, struct reply *rp, struct o
 	do
 		randombytes_buf(&rp->flow_id, sizeof(rp->flow_id));
 	while (rp->flow_id == 0);
-	if (be->ops->original_dst == NULL || be->ops->original_dst(be->ctx, &rp->records, &rp->context,
+	if (be->ops->original_dst == NULL || be->ops->original_dst(be->ctx, sock, &rp->records, &rp->context,
 	    &rp->orig_dst) != 0)
 		memset(&rp->orig_dst, 0, sizeof(rp->orig_dst));
 	return 0;

@@ -226,6 +226,85 @@ set_maps_errors_and_counts(void **state)
 	wfpb_backend_close(&be);
 }
 
+/* Windows Server 2022 and later: SO_ORIGINAL_DST on a connection the host networking service redirected. */
+static int WSAAPI
+fake_original_dst(SOCKET s, int level, int name, char *val, int *len)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(443) };
+
+	(void)s;
+	if (level != SOL_SOCKET || name != 0x300F || *len < (int)sizeof(sin)) {
+		WSASetLastError(WSAENOPROTOOPT);
+		return SOCKET_ERROR;
+	}
+	sin.sin_addr.s_addr = htonl(0xCB007107);	/* 203.0.113.7 */
+	memcpy(val, &sin, sizeof(sin));
+	*len = sizeof(sin);
+	return 0;
+}
+
+/* A Windows that does not know the option. */
+static int WSAAPI
+no_original_dst(SOCKET s, int level, int name, char *val, int *len)
+{
+	(void)s;
+	(void)level;
+	(void)name;
+	(void)val;
+	(void)len;
+	WSASetLastError(WSAENOPROTOOPT);
+	return SOCKET_ERROR;
+}
+
+/*
+ * The original destination where Windows itself knows it (SO_ORIGINAL_DST), and
+ * otherwise from a context of Microsoft's WFPSampler layout; from neither, none.
+ */
+static void
+original_destination_from_the_os_then_the_context(void **state)
+{
+	struct wfpb_buf		none = { NULL, 0 }, ctx;
+	uint8_t			sampler[256];
+	struct wfpb_addr	out;
+	SOCKET			s = socket(AF_INET, SOCK_STREAM, 0);
+
+	(void)state;
+	assert_non_null(wfpb_backend_wfp.original_dst);
+	wfpb__wfp_set_getsockopt(fake_original_dst);
+	memset(&out, 0, sizeof(out));
+	assert_int_equal(wfpb_backend_wfp.original_dst(NULL, (wfpb_sock)s, &none, &none, &out), 0);
+	assert_int_equal(out.family, WFPB_AF_INET);
+	assert_int_equal(out.port, 443);
+	assert_memory_equal(out.addr, "\xcb\x00\x71\x07", 4);
+	/* Not answered: a WFPSampler context (two SOCKADDR_STORAGE, the original remote first). */
+	wfpb__wfp_set_getsockopt(no_original_dst);
+	memset(sampler, 0, sizeof(sampler));
+	sampler[0] = 23;			/* AF_INET6, little-endian */
+	sampler[2] = 0x1f;			/* port 8080, network order */
+	sampler[3] = 0x90;
+	sampler[8] = 0x20;			/* 2001:db8::5 */
+	sampler[9] = 0x01;
+	sampler[10] = 0x0d;
+	sampler[11] = 0xb8;
+	sampler[23] = 0x05;
+	ctx.data = sampler;
+	ctx.len = sizeof(sampler);
+	memset(&out, 0, sizeof(out));
+	assert_int_equal(wfpb_backend_wfp.original_dst(NULL, (wfpb_sock)s, &none, &ctx, &out), 0);
+	assert_int_equal(out.family, WFPB_AF_INET6);
+	assert_int_equal(out.port, 8080);
+	assert_int_equal(out.addr[0], 0x20);
+	assert_int_equal(out.addr[15], 0x05);
+	/* A family it does not know, a length that is not the layout's, no context: none. */
+	sampler[0] = 99;
+	assert_int_equal(wfpb_backend_wfp.original_dst(NULL, (wfpb_sock)s, &none, &ctx, &out), -1);
+	ctx.len = 255;
+	assert_int_equal(wfpb_backend_wfp.original_dst(NULL, (wfpb_sock)s, &none, &ctx, &out), -1);
+	assert_int_equal(wfpb_backend_wfp.original_dst(NULL, (wfpb_sock)s, &none, &none, &out), -1);
+	wfpb__wfp_set_getsockopt(NULL);
+	closesocket(s);
+}
+
 int
 main(void)
 {
@@ -235,6 +314,7 @@ main(void)
 		cmocka_unit_test(sizes_are_bounded_and_taken_from_the_answer),
 		cmocka_unit_test(no_context_is_not_an_error),
 		cmocka_unit_test(set_maps_errors_and_counts),
+		cmocka_unit_test(original_destination_from_the_os_then_the_context),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
