@@ -7,9 +7,13 @@
  * to a garbage blob, which error a too-small query buffer gets and whether
  * the needed size comes back, whether Winsock in this process takes a socket
  * pulled from a child with DuplicateHandle, and whether the queries need
- * elevation (a child with a filtered token). Each call and its result is
- * printed and written as JSON for a bug report. Nothing here is trusted
- * input: the children are this same program.
+ * elevation (a child with a filtered token); whether the redirect ioctls
+ * still work once the service has dropped its privileges; whether the UDP
+ * redirect options can be enabled, and by whom; whether SO_ORIGINAL_DST
+ * answers; and whether a standard user can create a name in the service's
+ * pipe namespace. Each call and its result is printed and written as JSON
+ * for a bug report. Nothing here is trusted input: the children are this
+ * same program.
  */
 #include <winsock2.h>
 #include <ws2tcpip.h>
@@ -25,7 +29,13 @@
 #include "wfp.h"
 
 
-#define PROBES_MAX	16
+#define PROBES_MAX	32
+
+/* Not in mingw-w64's headers (ws2ipdef.h of recent SDKs). */
+#define IP_WFP_REDIRECT_RECORDS_OPT	60
+#define IP_WFP_REDIRECT_CONTEXT_OPT	70
+#define SO_ORIGINAL_DST_OPT		0x300F
+#define PROTECTED_PIPE_DIR		L"\\\\.\\pipe\\ProtectedPrefix\\Administrators\\wfpbroker\\"
 
 struct probe {
 	char	name[64];
@@ -205,6 +215,98 @@ pulled_socket(void)
 	CloseHandle(pi.hThread);
 }
 
+/* Enables IP_WFP_REDIRECT_RECORDS and IP_WFP_REDIRECT_CONTEXT on a UDP socket; "rc error" of each into out. */
+static void
+udp_options(char *out, size_t cap, int results[4])
+{
+	SOCKET	u = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+	DWORD	one = 1;
+
+	results[0] = setsockopt(u, IPPROTO_IP, IP_WFP_REDIRECT_RECORDS_OPT, (const char *)&one, sizeof(one));
+	results[1] = results[0] == 0 ? 0 : WSAGetLastError();
+	results[2] = setsockopt(u, IPPROTO_IP, IP_WFP_REDIRECT_CONTEXT_OPT, (const char *)&one, sizeof(one));
+	results[3] = results[2] == 0 ? 0 : WSAGetLastError();
+	closesocket(u);
+	snprintf(out, cap, "IP_WFP_REDIRECT_RECORDS rc %d error %d; IP_WFP_REDIRECT_CONTEXT rc %d error %d", results[0],
+	    results[1], results[2], results[3]);
+}
+
+/* Creates a pipe name under the service's protected prefix; 0 or the Win32 error. */
+static DWORD
+protected_pipe(void)
+{
+	wchar_t	name[160];
+	HANDLE	h;
+	DWORD	err;
+
+	_snwprintf(name, sizeof(name) / sizeof(name[0]), PROTECTED_PIPE_DIR L"selftest-%lu",
+	    (unsigned long)GetCurrentProcessId());
+	name[sizeof(name) / sizeof(name[0]) - 1] = L'\0';
+	h = CreateNamedPipeW(name, PIPE_ACCESS_DUPLEX | FILE_FLAG_FIRST_PIPE_INSTANCE, PIPE_TYPE_BYTE | PIPE_REJECT_REMOTE_CLIENTS,
+	    1, 512, 512, 0, NULL);
+	if (h == INVALID_HANDLE_VALUE)
+		return GetLastError();
+	err = 0;
+	CloseHandle(h);
+	return err;
+}
+
+/* A child of this program with token (NULL: this one) in mode; its line recorded under name. */
+static void
+child_probe(const char *name, const char *call, const char *mode, HANDLE token)
+{
+	char	line[200];
+	int	rc = run_child(mode, token, line, sizeof(line), NULL, NULL);
+
+	(void)record(name, call, rc == 0 ? 0 : -1, rc, 0, line);
+}
+
+/*
+ * The probes of what the service relies on and only a real machine answers:
+ * the UDP options (here and from a filtered token), SO_ORIGINAL_DST on an
+ * accepted connection, the protected pipe namespace (here and from a filtered
+ * token), and the redirect ioctls from a token holding no privilege but
+ * SeChangeNotifyPrivilege, as the service runs once it dropped the rest.
+ */
+static void
+more_probes(void)
+{
+	SOCKADDR_STORAGE	ss;
+	SOCKET			acc, cl;
+	HANDLE			tok = NULL, lua = NULL, bare = NULL;
+	char			line[200];
+	int			r[4], len = sizeof(ss), rc;
+	DWORD			err;
+
+	udp_options(line, sizeof(line), r);
+	(void)record("UDP redirect options, this token", "setsockopt(IPPROTO_IP, 60 and 70)", r[0] == 0 && r[2] == 0 ? 0 : -1,
+	    r[0] != 0 ? r[1] : r[3], 0, line);
+	if (loopback_pair(&acc, &cl) == 0) {
+		rc = getsockopt(acc, SOL_SOCKET, SO_ORIGINAL_DST_OPT, (char *)&ss, &len);
+		(void)record("accepted, not redirected", "getsockopt(SO_ORIGINAL_DST)", rc, rc == 0 ? 0 : WSAGetLastError(),
+		    rc == 0 ? (DWORD)len : 0, NULL);
+		closesocket(acc);
+		closesocket(cl);
+	}
+	err = protected_pipe();
+	(void)record("protected pipe name, this token", "CreateNamedPipeW(ProtectedPrefix\\Administrators\\...)",
+	    err == 0 ? 0 : -1, (int)err, 0, NULL);
+	if (!OpenProcessToken(GetCurrentProcess(), TOKEN_DUPLICATE | TOKEN_QUERY | TOKEN_ASSIGN_PRIMARY, &tok))
+		return;
+	if (CreateRestrictedToken(tok, LUA_TOKEN | DISABLE_MAX_PRIVILEGE, 0, NULL, 0, NULL, 0, NULL, &lua)) {
+		child_probe("UDP redirect options, filtered token", "child: setsockopt(60 and 70), not elevated", "udp", lua);
+		child_probe("protected pipe name, filtered token", "child: CreateNamedPipeW, not elevated", "pipe", lua);
+		CloseHandle(lua);
+	}
+	/* Elevated still, every privilege but SeChangeNotifyPrivilege gone: the service's own token after the drop. */
+	if (CreateRestrictedToken(tok, DISABLE_MAX_PRIVILEGE, 0, NULL, 0, NULL, 0, NULL, &bare)) {
+		child_probe("ioctls without privileges", "child: both queries and SET, elevated, no privileges", "ioctls",
+		    bare);
+		CloseHandle(bare);
+	}
+	CloseHandle(tok);
+}
+
 /* Whether the queries need elevation: the same two queries in a child with a filtered (LUA) token. */
 static void
 filtered_token_queries(void)
@@ -265,6 +367,38 @@ wfpb_selftest_child(const char *mode)
 		closesocket(s);
 		return 0;
 	}
+	if (strcmp(mode, "udp") == 0) {
+		int r[4];
+
+		udp_options(buf, sizeof(buf), r);
+		printf("%s\n", buf);
+		return 0;
+	}
+	if (strcmp(mode, "pipe") == 0) {
+		printf("CreateNamedPipeW under ProtectedPrefix\\Administrators: error %lu\n", (unsigned long)protected_pipe());
+		return 0;
+	}
+	if (strcmp(mode, "ioctls") == 0) {
+		SOCKET	s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+		int	r3, e3;
+
+		if (loopback_pair(&acc, &cl) != 0) {
+			printf("no loopback connection (error %d)\n", WSAGetLastError());
+			return 1;
+		}
+		r1 = WSAIoctl(acc, SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS, NULL, 0, buf, sizeof(buf), &got, NULL, NULL);
+		e1 = r1 == 0 ? 0 : WSAGetLastError();
+		r2 = WSAIoctl(acc, SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT, NULL, 0, buf, sizeof(buf), &got, NULL, NULL);
+		e2 = r2 == 0 ? 0 : WSAGetLastError();
+		r3 = WSAIoctl(s, SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS, NULL, 0, NULL, 0, &got, NULL, NULL);
+		e3 = r3 == 0 ? 0 : WSAGetLastError();
+		printf("QUERY_RECORDS rc %d error %d; QUERY_CONTEXT rc %d error %d; SET rc %d error %d\n", r1, e1, r2, e2,
+		    r3, e3);
+		closesocket(s);
+		closesocket(acc);
+		closesocket(cl);
+		return 0;
+	}
 	if (strcmp(mode, "query") == 0) {
 		if (loopback_pair(&acc, &cl) != 0) {
 			printf("no loopback connection (error %d)\n", WSAGetLastError());
@@ -316,6 +450,7 @@ wfpb_selftest(const char *json_path)
 	set_records("SET, garbage blob, new socket", garbage, sizeof(garbage));
 	pulled_socket();
 	filtered_token_queries();
+	more_probes();
 	if (json_path != NULL) {
 		if ((f = fopen(json_path, "w")) == NULL) {
 			fprintf(stderr, "wfpbrokerd: selftest: cannot write %s\n", json_path);

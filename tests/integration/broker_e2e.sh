@@ -273,8 +273,12 @@ if [ "$mode" = wine ]; then
 		test "$(grep -c 'WSAIoctl(.*error 10045' "$work/selftest.out")" -eq 6 &&
 			grep -q 'pulled socket: DuplicateHandle' "$work/selftest.out" &&
 			grep -q 'queries with a filtered token' "$work/selftest.out" &&
+			grep -q 'UDP redirect options, filtered token .*IP_WFP_REDIRECT_RECORDS rc' "$work/selftest.out" &&
+			grep -q 'getsockopt(SO_ORIGINAL_DST)' "$work/selftest.out" &&
+			grep -q 'protected pipe name, filtered token .*CreateNamedPipeW under' "$work/selftest.out" &&
+			grep -q 'ioctls without privileges .*SET rc' "$work/selftest.out" &&
 			grep -q '"os":"Windows .*","elevated":\(true\|false\),"probes":\[' "$work/selftest.json" &&
-			test "$(grep -o '"name":' "$work/selftest.json" | wc -l)" -eq 8
+			test "$(grep -o '"name":' "$work/selftest.json" | wc -l)" -eq 14
 	}
 	check "wfpbrokerd.exe selftest runs to the end and writes its JSON" selftest_ok
 fi
