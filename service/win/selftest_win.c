@@ -378,9 +378,9 @@ wfpb_selftest_child(const char *mode)
 		printf("CreateNamedPipeW under ProtectedPrefix\\Administrators: error %lu\n", (unsigned long)protected_pipe());
 		return 0;
 	}
-	if (strcmp(mode, "ioctls") == 0) {
-		SOCKET	s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
-		int	r3, e3;
+	if (strcmp(mode, "query") == 0 || strcmp(mode, "ioctls") == 0) {
+		int	with_set = strcmp(mode, "ioctls") == 0, r3 = 0, e3 = 0;
+		SOCKET	s;
 
 		if (loopback_pair(&acc, &cl) != 0) {
 			printf("no loopback connection (error %d)\n", WSAGetLastError());
@@ -390,25 +390,15 @@ wfpb_selftest_child(const char *mode)
 		e1 = r1 == 0 ? 0 : WSAGetLastError();
 		r2 = WSAIoctl(acc, SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT, NULL, 0, buf, sizeof(buf), &got, NULL, NULL);
 		e2 = r2 == 0 ? 0 : WSAGetLastError();
-		r3 = WSAIoctl(s, SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS, NULL, 0, NULL, 0, &got, NULL, NULL);
-		e3 = r3 == 0 ? 0 : WSAGetLastError();
-		printf("QUERY_RECORDS rc %d error %d; QUERY_CONTEXT rc %d error %d; SET rc %d error %d\n", r1, e1, r2, e2,
-		    r3, e3);
-		closesocket(s);
-		closesocket(acc);
-		closesocket(cl);
-		return 0;
-	}
-	if (strcmp(mode, "query") == 0) {
-		if (loopback_pair(&acc, &cl) != 0) {
-			printf("no loopback connection (error %d)\n", WSAGetLastError());
-			return 1;
+		printf("QUERY_RECORDS rc %d error %d; QUERY_CONTEXT rc %d error %d", r1, e1, r2, e2);
+		if (with_set) {
+			s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+			r3 = WSAIoctl(s, SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS, NULL, 0, NULL, 0, &got, NULL, NULL);
+			e3 = r3 == 0 ? 0 : WSAGetLastError();
+			printf("; SET rc %d error %d", r3, e3);
+			closesocket(s);
 		}
-		r1 = WSAIoctl(acc, SIO_QUERY_WFP_CONNECTION_REDIRECT_RECORDS, NULL, 0, buf, sizeof(buf), &got, NULL, NULL);
-		e1 = r1 == 0 ? 0 : WSAGetLastError();
-		r2 = WSAIoctl(acc, SIO_QUERY_WFP_CONNECTION_REDIRECT_CONTEXT, NULL, 0, buf, sizeof(buf), &got, NULL, NULL);
-		e2 = r2 == 0 ? 0 : WSAGetLastError();
-		printf("QUERY_RECORDS rc %d error %d; QUERY_CONTEXT rc %d error %d\n", r1, e1, r2, e2);
+		printf("\n");
 		closesocket(acc);
 		closesocket(cl);
 		return 0;
