@@ -202,9 +202,9 @@ wfpb_audit_share_with_group(struct wfpb_audit *a, int *os_err)
 }
 
 int
-wfpb_audit_has_room(const struct wfpb_audit *a)
+wfpb_audit_has_room(const struct wfpb_audit *a, size_t reserve)
 {
-	return a->pending_len + 4 + WFPB_AUDIT_RECORD_MAX <= WFPB_AUDIT_PENDING_MAX;
+	return a->pending_len + 4 + WFPB_AUDIT_RECORD_MAX + reserve <= WFPB_AUDIT_PENDING_MAX;
 }
 
 uint64_t

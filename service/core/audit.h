@@ -26,6 +26,12 @@
 #define WFPB_AUDIT_RECORD_MAX	65536u	/* a longer length prefix is corruption */
 #define WFPB_AUDIT_FILE_MAX	(1024u * 1024u * 1024u)
 #define WFPB_AUDIT_PENDING_MAX	(4u * 1024u * 1024u)
+/*
+ * Of the queue, what only an administrator's requests may fill: while the log
+ * cannot be written, Status (which says so) still answers, recorded, after a
+ * principal's requests are refused. 256 KiB hold a hundred and more records.
+ */
+#define WFPB_AUDIT_ADMIN_RESERVE	(256u * 1024u)
 
 struct wfpb_audit {
 	char		path[512];
@@ -162,10 +168,11 @@ void wfpb_audit_flush_inflight(struct wfpb_audit *a);
 int wfpb_audit_end(struct wfpb_audit *a, uint64_t now_ms);
 
 /*
- * 1 when the queue can take one more record of any size; 0 when it is so full
- * (the log cannot be written and records pile up) that the next may be lost.
+ * 1 when the queue can take one more record of any size and still keep reserve
+ * bytes free; 0 when it is so full (the log cannot be written and records pile
+ * up) that the next may be lost, or would eat into the reserve.
  */
-int wfpb_audit_has_room(const struct wfpb_audit *a);
+int wfpb_audit_has_room(const struct wfpb_audit *a, size_t reserve);
 
 /*
  * Makes the log readable by its group from now on: the current file and every

@@ -109,13 +109,24 @@ wfpb__audit_request(struct wfpb_session *s, const struct wfpb_op *op, uint64_t r
 	r.request_id = request_id;
 	r.session_id = s->session_id;
 	r.message = (char *)(uintptr_t)o->message;
-	seq = wfpb_audit_append(&s->broker->audit, &r, now_ms);
+	/*
+	 * The last of the queue is an administrator's (WFPB_AUDIT_ADMIN_RESERVE): another
+	 * request's record that would eat into it is counted as lost instead, as it would
+	 * be once the queue is full, so Status still answers, and is recorded, meanwhile.
+	 */
+	if (wfpb_audit_has_room(&s->broker->audit, op != NULL && op->perm == WFPB_PERM_ADMIN ? 0 :
+	    WFPB_AUDIT_ADMIN_RESERVE)) {
+		seq = wfpb_audit_append(&s->broker->audit, &r, now_ms);
+	} else {
+		s->broker->audit.dropped++;
+		seq = 0;
+	}
 	/*
 	 * A refusal because the log is unwritable did nothing and cannot wait for
 	 * the log: it goes out at once, its record queued for when the log returns.
 	 */
 	if (o->code == WFPBROKER__V1__STATUS_CODE__UNAVAILABLE &&
-	    (s->broker->audit.broken || !wfpb_audit_has_room(&s->broker->audit)))
+	    (s->broker->audit.broken || !wfpb_audit_has_room(&s->broker->audit, 0)))
 		return seq;
 	/* A session that is ending answers nothing: there is no answer to hold back. */
 	if (s->ending)

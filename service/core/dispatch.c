@@ -201,9 +201,11 @@ audit_budget(struct wfpb_session *s, const struct wfpb_op *op, struct reply *rp,
 static int
 audit_room(struct wfpb_session *s, const struct wfpb_op *op, struct outcome *o)
 {
-	struct wfpb_broker *b = s->broker;
+	struct wfpb_broker	*b = s->broker;
+	/* The last of the queue is an administrator's: Status still says what is wrong. */
+	size_t			reserve = op->perm == WFPB_PERM_ADMIN ? 0 : WFPB_AUDIT_ADMIN_RESERVE;
 
-	if (!b->audit_on || wfpb_admit_summarised(s, (op->flags & DURABLE) != 0) || wfpb_audit_has_room(&b->audit))
+	if (!b->audit_on || wfpb_admit_summarised(s, (op->flags & DURABLE) != 0) || wfpb_audit_has_room(&b->audit, reserve))
 		return 1;
 	wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__UNAVAILABLE,
 	    "%s: the audit log cannot be written and holds all the records it can; nothing done", op->name);

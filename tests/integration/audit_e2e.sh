@@ -140,6 +140,13 @@ read -r _ ping_pid _ ping_ok _ ping_unavailable _ ping_other <"$work/pings.txt"
 check "60000 Pings while the log cannot be written: $ping_ok OK, $ping_unavailable refused UNAVAILABLE ($(sed -n 2p "$work/pings.txt"))" \
 	eval 'test "$ping_unavailable" -gt 0 && test $((ping_ok + ping_unavailable + ping_other)) -eq 60000 &&
 	 sed -n 2p "$work/pings.txt" | grep -q "audit log cannot be written"'
+# The queue keeps a reserve for an administrator's Status: the one question whose answer says
+# what is wrong still gets one, recorded like any other, while a principal's Ping is refused.
+check "with the queue full, an administrator's status still answers ($(ctl status 2>&1 | grep -m1 'audit_broken\|UNAVAILABLE'))" \
+	eval 'ctl status | grep -qx "audit_broken 1"'
+"$ack" "$endpoint" "$pub" "$work/pings-after.txt" 1 --ping
+check "  while a Ping is still refused: $(head -n 1 "$work/pings-after.txt")" \
+	eval 'head -n 1 "$work/pings-after.txt" | grep -q "ok 0 unavailable 1"'
 
 # While it is broken the broker retries with back-off (up to 5 s apart), not at every turn of its loop.
 sleep 2
