@@ -230,6 +230,9 @@ bench)
 	cmake --build build/bench -j"$jobs" --target ack-client
 	bash bench/audit_ship.sh build/bench/service/wfpbrokerd build/bench/client/wfpbctl \
 		build/bench/tests/ack-client build/bench/audit-ship
+	# What signing the audit log after every record costs against the default interval.
+	bash bench/checkpoint_cost.sh build/bench/service/wfpbrokerd build/bench/client/wfpbctl \
+		build/bench/tests/ack-client build/bench/checkpoint-cost
 	# The centre's verifier over 10 M collected lines of 100 hosts.
 	cmake --build build/bench -j"$jobs" --target fleet-gen
 	bash bench/verify_collected.sh build/bench/bench/fleet-gen build/bench/client/wfpbctl \
