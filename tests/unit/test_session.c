@@ -693,11 +693,42 @@ client_sockets_keep_their_options(void **state)
 	}
 }
 
-#define TEMP_DIR_LEN	64
+#endif
+
+#define TEMP_DIR_LEN	(MAX_TEMP + 64)
+#ifdef _WIN32
+#define MAX_TEMP	MAX_PATH
+#else
+#define MAX_TEMP	16
+#endif
+
+/* A new, empty directory for a test's broker: /tmp/wfpb-NAME-?????? (or under %TEMP%). */
+static void
+temp_dir(const char *name, char dir[TEMP_DIR_LEN])
+{
+#ifdef _WIN32
+	char	base[MAX_PATH + 1];
+	int	n;
+
+	assert_true(GetTempPathA(sizeof(base), base) > 0);
+	n = snprintf(dir, TEMP_DIR_LEN, "%swfpb-%s-%lu-%llu", base, name, (unsigned long)GetCurrentProcessId(),
+	    (unsigned long long)GetTickCount64());
+	assert_true(n > 0 && n < TEMP_DIR_LEN);
+	assert_true(CreateDirectoryA(dir, NULL));
+#else
+	int n = snprintf(dir, TEMP_DIR_LEN, "/tmp/wfpb-%s-", name);
+
+	/* mkdtemp's template: it replaces the six 'X' at the end. */
+	assert_true(n > 0 && n + 7 <= TEMP_DIR_LEN);
+	memset(dir + n, 'X', 6);
+	dir[n + 6] = '\0';
+	assert_non_null(mkdtemp(dir));
+#endif
+}
 
 /*
- * A broker with policy and its audit log open in a new directory /tmp/wfpb-NAME-?????? (its
- * path in dir, for remove_dir), signed with sk.
+ * A broker with policy and its audit log open in a new directory (temp_dir; its path in dir,
+ * for remove_dir), signed with sk.
  */
 static void
 audited_broker(struct wfpb_broker *b, const char *policy, const char *name, char dir[TEMP_DIR_LEN],
@@ -707,13 +738,8 @@ audited_broker(struct wfpb_broker *b, const char *policy, const char *name, char
 	struct wfpb_ini_error	err;
 	unsigned char		pk[32];
 	char			msg[256];
-	int			n = snprintf(dir, TEMP_DIR_LEN, "/tmp/wfpb-%s-", name);
 
-	/* mkdtemp's template: it replaces the six 'X' at the end. */
-	assert_true(n > 0 && n + 7 <= TEMP_DIR_LEN);
-	memset(dir + n, 'X', 6);
-	dir[n + 6] = '\0';
-	assert_non_null(mkdtemp(dir));
+	temp_dir(name, dir);
 	wfpb_config_defaults(&base, "/x", dir);
 	snprintf(base.backend, sizeof(base.backend), "sim");	/* unless the policy names another */
 	assert_int_equal(wfpb_config_parse(policy, strlen(policy), &base, &cfg, &err), 0);
@@ -726,10 +752,15 @@ audited_broker(struct wfpb_broker *b, const char *policy, const char *name, char
 static void
 remove_dir(const char *dir)
 {
-	char cmd[TEMP_DIR_LEN + 16];
+	char cmd[TEMP_DIR_LEN + 32];
 
+#ifdef _WIN32
+	snprintf(cmd, sizeof(cmd), "rmdir /s /q \"%s\"", dir);
+	(void)system(cmd);
+#else
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
+#endif
 }
 
 /* Ends what audited_broker began: the broker, its signing key, its directory. */
@@ -741,6 +772,7 @@ audited_broker_end(struct wfpb_broker *b, unsigned char sk[64], const char *dir)
 	remove_dir(dir);
 }
 
+#ifndef _WIN32
 /*
  * ApplyRecords acts on the client's own socket, which the broker cannot take
  * back: its audit record is durable before the records are set, and when the
@@ -1242,6 +1274,87 @@ socket_enters_the_client_only_with_its_answer(void **state)
 	}
 	wfpbroker__v1__response__free_unpacked(r, NULL);
 	wfpb__net_close(client);
+}
+#endif
+
+#ifdef _WIN32
+/*
+ * An answer that never goes out leaves nothing in the client: the Accept is
+ * answered while its record is not yet durable, the commit then fails, and
+ * the socket is never duplicated into the client; the session's end closes it.
+ */
+static void
+undelivered_answer_leaves_nothing_in_the_client(void **state)
+{
+	static const char		policy[] = "[principal p]\nuid = 1000\nops = listen accept\n"
+					    "listen = 127.0.0.1/32:*\n";
+	struct wfpb_noise_keypair	*key = &((struct fixture *)*state)->key;
+	struct wfpb_identity		id = { .known = 1, .uid = 1000, .gid = 1000, .user = "1000" };
+	struct wfpb_broker		b;
+	struct wfpb_session		*s;
+	struct wfpb_channel		c;
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__ListenRequest	ls = WFPBROKER__V1__LISTEN_REQUEST__INIT;
+	Wfpbroker__V1__AcceptRequest	ac = WFPBROKER__V1__ACCEPT_REQUEST__INIT;
+	Wfpbroker__V1__Address		local = WFPBROKER__V1__ADDRESS__INIT;
+	Wfpbroker__V1__Response		*r;
+	struct wfpb_addr		to = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 } };
+	uint8_t				lo[4] = { 127, 0, 0, 1 };
+	unsigned char			sk[64];
+	char				dir[TEMP_DIR_LEN];
+	uint64_t			before;
+	wfpb_sock			client;
+	size_t				len;
+	int				os_err = 0, rc;
+
+	id.pid = GetCurrentProcessId();
+	audited_broker(&b, policy, "undelivered", dir, key, sk);
+	s = wfpb_session_new(&b, &id, 1000);
+	s->id.process = (intptr_t)GetCurrentProcess();
+	handshake(s, &c, key->pub, WFPB_PROTOCOL_VERSION);
+	local.family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
+	local.addr.data = lo;
+	local.addr.len = 4;
+	ls.local = &local;
+	rq.request_id = 1;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_LISTEN;
+	rq.listen = &ls;
+	send_request(s, &c, &rq, 1001);
+	assert_int_equal(wfpb_broker_commit(&b, 1002), 1);
+	while (wfpb_broker_next_ready(&b) != NULL)
+		;
+	wfpb_session_released(s, 1002);
+	assert_non_null(r = next_response(s, &c));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	ac.listener_id = r->listen->listener_id;
+	to.port = (uint16_t)r->listen->local->port;
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_int_equal(wfpb__net_socket(WFPB_AF_INET, &client, &os_err), 0);
+	rc = wfpb__net_connect(client, &to, &os_err);
+	assert_true(rc == 0 || rc == WFPB_E_AGAIN);
+	Sleep(50);
+	before = wfpb__net_handovers();
+	rq.request_id = 2;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_ACCEPT;
+	rq.accept = &ac;
+	send_request(s, &c, &rq, 1003);
+	/* Answered, its record queued, not durable: the answer waits, and its socket with it. */
+	assert_null(wfpb_session_output(s, &len, &no_attach));
+	assert_int_equal(wfpb__net_handovers(), before);
+	/* The log cannot take it: the commit fails, and the answer never goes. */
+	wfpb__file_close(b.audit.f);
+	b.audit.f = WFPB_FILE_NONE;
+	(void)wfpb_broker_commit(&b, 1004);
+	while (wfpb_broker_next_ready(&b) != NULL)
+		;
+	wfpb_session_released(s, 1004);
+	assert_null(wfpb_session_output(s, &len, &no_attach));
+	assert_int_equal(wfpb__net_handovers(), before);
+	wfpb_session_free(s);
+	assert_int_equal(wfpb__net_handovers(), before);
+	wfpb_channel_free(&c);
+	wfpb__net_close(client);
+	audited_broker_end(&b, sk, dir);
 }
 #endif
 
@@ -2244,6 +2357,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(pinned_client_holds_no_dup_right, setup, teardown),
 		cmocka_unit_test(refused_connect_is_seen_without_wsapoll),
 		cmocka_unit_test_setup_teardown(socket_enters_the_client_only_with_its_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(undelivered_answer_leaves_nothing_in_the_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(callout_sized_context_is_enobufs_and_the_service_serves_on, setup,
 		    teardown),
 #endif
