@@ -433,11 +433,10 @@ double_query_context(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
 }
 
 /* Listens on loopback through the session, connects to it directly, and Accepts; returns the response. */
-static Wfpbroker__V1__Response *
-accept_one(struct fixture *f, wfpb_sock *client)
+/* A loopback listener of the session and a connection to it (*client): the listener's id. */
+static uint64_t
+listen_and_connect(struct fixture *f, wfpb_sock *client)
 {
-	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
-	Wfpbroker__V1__AcceptRequest	ac = WFPBROKER__V1__ACCEPT_REQUEST__INIT;
 	Wfpbroker__V1__Response		*r;
 	struct wfpb_addr		to = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 } };
 	uint64_t			lid;
@@ -451,8 +450,17 @@ accept_one(struct fixture *f, wfpb_sock *client)
 	assert_int_equal(wfpb__net_socket(WFPB_AF_INET, client, &os_err), 0);
 	rc = wfpb__net_connect(*client, &to, &os_err);
 	assert_true(rc == 0 || rc == WFPB_E_AGAIN);
+	return lid;
+}
+
+static Wfpbroker__V1__Response *
+accept_one(struct fixture *f, wfpb_sock *client)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__AcceptRequest	ac = WFPBROKER__V1__ACCEPT_REQUEST__INIT;
+
 	/* The connection is in the listener's queue: the Accept completes at once. */
-	ac.listener_id = lid;
+	ac.listener_id = listen_and_connect(f, client);
 	rq.request_id = 2;
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_ACCEPT;
 	rq.accept = &ac;
@@ -1234,22 +1242,13 @@ socket_enters_the_client_only_with_its_answer(void **state)
 	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
 	Wfpbroker__V1__AcceptRequest	ac = WFPBROKER__V1__ACCEPT_REQUEST__INIT;
 	Wfpbroker__V1__Response		*r;
-	struct wfpb_addr		to = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 } };
 	uint64_t			before;
 	wfpb_sock			client;
-	int				os_err = 0, rc;
 
 	f->s->id.pid = GetCurrentProcessId();
 	f->s->id.process = (intptr_t)GetCurrentProcess();
 	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\n");
-	assert_non_null(r = listen_loopback(f, 1));
-	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
-	ac.listener_id = r->listen->listener_id;
-	to.port = (uint16_t)r->listen->local->port;
-	wfpbroker__v1__response__free_unpacked(r, NULL);
-	assert_int_equal(wfpb__net_socket(WFPB_AF_INET, &client, &os_err), 0);
-	rc = wfpb__net_connect(client, &to, &os_err);
-	assert_true(rc == 0 || rc == WFPB_E_AGAIN);
+	ac.listener_id = listen_and_connect(f, &client);
 	Sleep(50);	/* the connection reaches the listener's queue */
 	before = wfpb__net_handovers();
 	rq.request_id = 2;
