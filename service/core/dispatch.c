@@ -193,6 +193,24 @@ audit_budget(struct wfpb_session *s, const struct wfpb_op *op, struct reply *rp,
 	return 0;
 }
 
+#define OP_FIELD_FIRST	10u	/* Request's op oneof starts here; fields below are the request's own */
+
+/*
+ * The field number of an op a newer protocol added, which this broker's Request
+ * does not know (protobuf-c keeps it among the unknown fields): the first
+ * unknown field at OP_FIELD_FIRST or above, or 0.
+ */
+static unsigned
+unknown_op(const Wfpbroker__V1__Request *rq)
+{
+	unsigned i;
+
+	for (i = 0; i < rq->base.n_unknown_fields; i++)
+		if (rq->base.unknown_fields[i].tag >= OP_FIELD_FIRST)
+			return rq->base.unknown_fields[i].tag;
+	return 0;
+}
+
 /*
  * A request that will be a record of its own is refused while the log's queue
  * cannot take one more (it cannot be written and records pile up): no request
@@ -265,6 +283,7 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 	uint64_t		request_id = 0;
 	struct wfpb_limits	lim = { s->broker->cfg.blob_max, s->socks.n_in };
 	struct wfpb_scope	sc;
+	unsigned		unknown;
 	int			rc;
 
 	WFPB_CORE_OWNED(s->broker);
@@ -275,7 +294,10 @@ wfpb_dispatch(struct wfpb_session *s, const uint8_t *msg, size_t len, uint64_t n
 		wfpb__outcome(&o, WFPBROKER__V1__STATUS_CODE__BAD_REQUEST, "request: not a valid Request message");
 	} else {
 		request_id = rq->request_id;
-		if (rq->op_case == WFPBROKER__V1__REQUEST__OP__NOT_SET)
+		if (rq->op_case == WFPBROKER__V1__REQUEST__OP__NOT_SET && (unknown = unknown_op(rq)) != 0)
+			wfpb__outcome(&o, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP, "request: operation field %u is not "
+			    "one this broker implements", unknown);
+		else if (rq->op_case == WFPBROKER__V1__REQUEST__OP__NOT_SET)
 			wfpb__outcome(&o, WFPBROKER__V1__STATUS_CODE__BAD_REQUEST, "request: no operation set");
 		else if ((op = find_op(rq->op_case)) == NULL)
 			wfpb__outcome(&o, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP,

@@ -183,7 +183,10 @@ empty_and_unknown_ops(void **state)
 	assert_non_null(strstr(r->status->message, "no operation"));
 	wfpbroker__v1__response__free_unpacked(r, NULL);
 
-	/* An op number this broker does not know (a newer client) is answered, not run. */
+	/*
+	 * An op this broker does not know (a newer client's) is EOPNOTSUPP, not BAD_REQUEST, so
+	 * the client can tell an older broker from a malformed request (PROTOCOL.md §3).
+	 */
 	{
 		/* Field 99, length-delimited, empty: valid protobuf, unknown to Request. */
 		static const uint8_t unknown_op[] = { 0x08, 0x0b, 0x9a, 0x06, 0x00 };
@@ -191,8 +194,21 @@ empty_and_unknown_ops(void **state)
 		r = roundtrip_raw(f, unknown_op, sizeof(unknown_op));
 		assert_non_null(r);
 		assert_int_equal(r->request_id, 11);
-		assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__BAD_REQUEST);
+		assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP);
+		assert_non_null(strstr(r->status->message, "99"));
 		assert_int_equal(r->result_case, WFPBROKER__V1__RESPONSE__RESULT__NOT_SET);
+		wfpbroker__v1__response__free_unpacked(r, NULL);
+	}
+	/* A field below the ops' range (10) that it does not know, and no op: still no operation. */
+	{
+		/* Field 5, varint 1. */
+		static const uint8_t unknown_meta[] = { 0x08, 0x0c, 0x28, 0x01 };
+
+		r = roundtrip_raw(f, unknown_meta, sizeof(unknown_meta));
+		assert_non_null(r);
+		assert_int_equal(r->request_id, 12);
+		assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__BAD_REQUEST);
+		assert_non_null(strstr(r->status->message, "no operation"));
 		wfpbroker__v1__response__free_unpacked(r, NULL);
 	}
 	(void)rl;
