@@ -134,6 +134,28 @@ expiry(void **state)
 	wfpb_stash_fini(&st);
 }
 
+/* A session's entry expires at the TTL too, its session still open (PROTOCOL.md §5). */
+static void
+session_entries_expire_while_the_session_is_open(void **state)
+{
+	struct wfpb_stash	st;
+	struct wfpb_stash_entry	*open_session = NULL;
+	uint8_t			a[16];
+
+	(void)state;
+	freed = 0;
+	wfpb_stash_init(&st, on_free, NULL);
+	assert_int_equal(wfpb_stash_put(&st, "p", &open_session, (const uint8_t *)"a", 1, 0, 100, a, NULL), 0);
+	assert_non_null(wfpb_stash_get(&st, a, "p", 99));
+	wfpb_stash_expire(&st, 100);
+	assert_int_equal(st.count, 0);
+	assert_null(wfpb_stash_get(&st, a, "p", 101));
+	assert_int_equal(freed, 1);
+	wfpb_stash_release_session(&st, &open_session);	/* the session ends later: nothing left to free */
+	assert_int_equal(freed, 1);
+	wfpb_stash_fini(&st);
+}
+
 static void
 many_entries_grow_the_table(void **state)
 {
@@ -167,6 +189,7 @@ main(void)
 		cmocka_unit_test_setup(handles_are_random, setup),
 		cmocka_unit_test_setup(session_lifetime, setup),
 		cmocka_unit_test_setup(expiry, setup),
+		cmocka_unit_test_setup(session_entries_expire_while_the_session_is_open, setup),
 		cmocka_unit_test_setup(many_entries_grow_the_table, setup),
 	};
 
