@@ -1373,6 +1373,64 @@ undelivered_answer_leaves_nothing_in_the_client(void **state)
 }
 #endif
 
+/*
+ * Version 1 (PROTOCOL.md §3): more than 128 KiB of requests behind a waiting
+ * Accept closes the session at once, the Accept unanswered (its end recorded).
+ */
+static void
+v1_flood_behind_a_waiting_accept_ends_the_session(void **state)
+{
+	struct fixture			*f = *state;
+	struct wfpb_identity		id = { .known = 1, .pid = 42, .uid = 1000, .gid = 1000, .user = "1000" };
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__AcceptRequest	ac;
+	Wfpbroker__V1__PingRequest	pg;
+	Wfpbroker__V1__Response		*r;
+	struct wfpb_session		*s, *keep = f->s;
+	struct wfpb_channel		c, keep_c;
+	uint8_t				payload[1024], buf[2048];
+	const uint8_t			*p;
+	size_t				len, n;
+	unsigned			i;
+	int				rc = 0;
+
+	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\n");
+	s = wfpb_session_new(&f->b, &id, 1000);
+	handshake(s, &c, f->key.pub, 1);
+	/* listen_loopback speaks through the fixture's session: this one, for the test. */
+	keep_c = f->c;
+	f->s = s;
+	f->c = c;
+	assert_non_null(r = listen_loopback(f, 1));
+	c = f->c;
+	f->s = keep;
+	f->c = keep_c;
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	make_accept(&rq, &ac, 2, r->listen->listener_id);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	send_request(s, &c, &rq, 1002);
+	assert_null(next_response(s, &c));	/* waiting: nothing has connected */
+	memset(payload, 'x', sizeof(payload));
+	for (i = 0; i < 200 && rc == 0; i++) {
+		make_ping(&rq, &pg, 3 + i);
+		pg.payload.data = payload;
+		pg.payload.len = sizeof(payload);
+		n = wfpbroker__v1__request__get_packed_size(&rq);
+		wfpbroker__v1__request__pack(&rq, buf);
+		assert_int_equal(wfpb_channel_send(&c, buf, n), 0);
+		p = wfpb_channel_output(&c, &len);
+		rc = wfpb_session_input(s, p, len, 1003);
+		wfpb_channel_output_done(&c, len);
+	}
+	/* Cut off past 128 KiB (about 125 Pings of 1 KiB), not after all 200; nothing answered. */
+	assert_true(rc != 0);
+	assert_true(i > 100 && i < 200);
+	assert_true(s->closing);
+	assert_null(next_response(s, &c));
+	wfpb_session_free(s);
+	wfpb_channel_free(&c);
+}
+
 /* Listens on loopback; the listener's id and a socket connecting to it come back through the arguments. */
 static uint64_t
 v2_listener(struct fixture *f, uint16_t *port)
@@ -2341,6 +2399,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(ping_echoes, setup, teardown),
 		cmocka_unit_test_setup_teardown(garbage_message_is_bad_request_and_session_continues, setup, teardown),
 		cmocka_unit_test_setup_teardown(empty_and_unknown_ops, setup, teardown),
+		cmocka_unit_test_setup_teardown(v1_flood_behind_a_waiting_accept_ends_the_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(oversized_ping_names_the_field, setup, teardown),
 		cmocka_unit_test_setup_teardown(denials_do_not_flood_the_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(backend_refusals_do_not_flood_the_log, setup, teardown),
