@@ -168,6 +168,8 @@ garbage_message_is_bad_request_and_session_continues(void **state)
 	wfpbroker__v1__response__free_unpacked(r, NULL);
 }
 
+static void set_policy(struct fixture *f, const char *text);
+
 static void
 empty_and_unknown_ops(void **state)
 {
@@ -197,6 +199,26 @@ empty_and_unknown_ops(void **state)
 		assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP);
 		assert_non_null(strstr(r->status->message, "99"));
 		assert_int_equal(r->result_case, WFPBROKER__V1__RESPONSE__RESULT__NOT_SET);
+		wfpbroker__v1__response__free_unpacked(r, NULL);
+	}
+	/* A backlog past the limit is refused, naming the field (PROTOCOL.md §3), not capped. */
+	{
+		Wfpbroker__V1__ListenRequest	l = WFPBROKER__V1__LISTEN_REQUEST__INIT;
+		Wfpbroker__V1__Address		a = WFPBROKER__V1__ADDRESS__INIT;
+		static uint8_t			lo[4] = { 127, 0, 0, 1 };
+
+		set_policy(f, "[principal p]\nuid = 1000\nops = listen\nlisten = 127.0.0.1/32:*\n");
+		a.family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
+		a.addr.data = lo;
+		a.addr.len = 4;
+		l.local = &a;
+		l.backlog = 2000;
+		rq.request_id = 13;
+		rq.op_case = WFPBROKER__V1__REQUEST__OP_LISTEN;
+		rq.listen = &l;
+		r = roundtrip(f, &rq);
+		assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__BAD_REQUEST);
+		assert_non_null(strstr(r->status->message, "listen.backlog: 2000"));
 		wfpbroker__v1__response__free_unpacked(r, NULL);
 	}
 	/* A field below the ops' range (10) that it does not know, and no op: still no operation. */
