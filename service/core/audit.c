@@ -4,6 +4,7 @@
  * and verifying a log is audit_format.c, which wfpbctl links without the rest
  * of the core.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,10 +45,16 @@ wfpb_audit_open(struct wfpb_audit *a, const char *path, const unsigned char sk[6
 
 		/* An interrupted rotation: finish it (PATH gone) or drop its half-made file (PATH intact). */
 		snprintf(next, sizeof(next), "%s.next", path);
-		if (wfpb__file_read_all(path, 1, &probe, &plen, &e2) == WFPB_E_NOENT)
-			(void)rename(next, path);
-		else
+		probe = NULL;
+		if (wfpb__file_read_all(path, 1, &probe, &plen, &e2) == WFPB_E_NOENT) {
+			/* No next either is a first start; a next that cannot take PATH's place stops it. */
+			if (wfpb__file_rename_durable(next, path, &e2) != 0 && e2 != ENOENT) {	/* ERROR_FILE_NOT_FOUND is 2 too */
+				snprintf(err, errlen, "cannot finish the interrupted rotation of %s (error %d)", path, e2);
+				return WFPB_E_OS;
+			}
+		} else {
 			(void)remove(next);
+		}
 		free(probe);
 	}
 	rc = wfpb__file_read_all(path, WFPB_AUDIT_FILE_MAX, &buf, &len, &os_err);
@@ -334,7 +341,8 @@ rotate(struct wfpb_audit *a, uint64_t now_ms)
 	}
 	wfpb__file_close(a->f);
 	a->f = WFPB_FILE_NONE;
-	if (rename(a->path, old) != 0 || rename(next, a->path) != 0 ||
+	/* Durable renames: a power loss must not bring back a PATH that drops the records written since. */
+	if (wfpb__file_rename_durable(a->path, old, &os_err) != 0 || wfpb__file_rename_durable(next, a->path, &os_err) != 0 ||
 	    wfpb__file_open_append(a->path, &a->f, &a->size, &os_err) != 0) {
 		a->broken = 1;
 		return;

@@ -70,6 +70,15 @@ void wfpb__file_watch_close(struct wfpb_file_watch *w);
  */
 int wfpb__file_replace(const char *tmp, const char *path, const char *data, size_t len);
 
+/*
+ * rename(from, to) made durable: on POSIX the directory is synced after it (a
+ * rename lives in the directory, which fsync of the file does not cover); on
+ * Windows MoveFileExW with MOVEFILE_WRITE_THROUGH. 0 or -1 with *os_err.
+ * wfpb__file_durable_renames counts those that succeeded, for tests.
+ */
+int WFPB_MUST_CHECK wfpb__file_rename_durable(const char *from, const char *to, int *os_err);
+uint64_t wfpb__file_durable_renames(void);
+
 /* Standard output synced when it is a file (0 too when it is a pipe or a terminal); -1 on failure. */
 int wfpb__file_sync_stdout(void);
 

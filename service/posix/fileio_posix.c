@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,6 +215,43 @@ wfpb__process_usage(uint64_t *rss_bytes, uint32_t *open_handles)
 		(*open_handles)--;	/* the directory's own descriptor */
 		closedir(d);
 	}
+}
+
+static uint64_t durable_renames;
+
+uint64_t
+wfpb__file_durable_renames(void)
+{
+	return __atomic_load_n(&durable_renames, __ATOMIC_RELAXED);
+}
+
+int
+wfpb__file_rename_durable(const char *from, const char *to, int *os_err)
+{
+	char	dir[PATH_MAX];
+	char	*slash;
+	int	fd;
+
+	if (rename(from, to) != 0) {
+		*os_err = errno;
+		return -1;
+	}
+	snprintf(dir, sizeof(dir), "%s", to);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(fd) != 0) {
+		*os_err = errno;
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	__atomic_add_fetch(&durable_renames, 1, __ATOMIC_RELAXED);
+	return 0;
 }
 
 int

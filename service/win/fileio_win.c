@@ -274,6 +274,31 @@ wfpb__process_usage(uint64_t *rss_bytes, uint32_t *open_handles)
 		*open_handles = handles_from_system_table();
 }
 
+static volatile LONG64 durable_renames;
+
+uint64_t
+wfpb__file_durable_renames(void)
+{
+	return (uint64_t)InterlockedCompareExchange64(&durable_renames, 0, 0);
+}
+
+int
+wfpb__file_rename_durable(const char *from, const char *to, int *os_err)
+{
+	wchar_t	*wf = wfpb__widen(from), *wt = wfpb__widen(to);
+	int	rc = -1;
+
+	if (wf != NULL && wt != NULL && MoveFileExW(wf, wt, MOVEFILE_WRITE_THROUGH))
+		rc = 0;
+	else
+		*os_err = wf != NULL && wt != NULL ? (int)GetLastError() : ERROR_NOT_ENOUGH_MEMORY;
+	free(wf);
+	free(wt);
+	if (rc == 0)
+		InterlockedIncrement64(&durable_renames);
+	return rc;
+}
+
 int
 wfpb__file_replace(const char *tmp, const char *path, const char *data, size_t len)
 {

@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "audit.h"
+#include "fileio.h"
 #include "wfpbroker.pb-c.h"
 
 #define LOG	"test-audit.log"
@@ -260,7 +261,7 @@ rotation_carries_the_chain_across_files(void **state)
 	size_t				len, plen, off[8];
 	char				err[256], name[64];
 	unsigned			i;
-	uint64_t			first;
+	uint64_t			first, renames = wfpb__file_durable_renames();
 
 	(void)state;
 	remove(LOG);
@@ -275,6 +276,8 @@ rotation_carries_the_chain_across_files(void **state)
 		assert_int_equal(wfpb_audit_commit(&a, 2), 1);
 	}
 	assert_true(a.rotations >= 2);
+	/* Each rotation's two renames are durable (the directory synced after them). */
+	assert_int_equal(wfpb__file_durable_renames() - renames, 2 * a.rotations);
 	wfpb_audit_close(&a);
 
 	/* The current file opens with a signed continuation checkpoint and verifies on its own. */
