@@ -9,6 +9,7 @@
 #include "broker.h"
 #include "fileio.h"
 #include "log.h"
+#include "net.h"
 #include "session.h"
 #include "wfpbroker.pb-c.h"
 
@@ -322,9 +323,52 @@ wfpb_broker_next_ready(struct wfpb_broker *b)
 	return s;
 }
 
+int
+wfpb_broker_open_listeners(struct wfpb_broker *b, char *err, size_t errlen)
+{
+	const struct wfpb_listener_decl	*l;
+	struct wfpb_declared		*d;
+	char				text[WFPB_ADDR_STRLEN];
+	int				os_err = 0;
+	unsigned			i;
+
+	for (i = 0; i < b->cfg.nlisteners; i++) {
+		l = &b->cfg.listeners[i];
+		d = &b->declared[i];
+		memset(d, 0, sizeof(*d));
+		snprintf(d->name, sizeof(d->name), "%s", l->name);
+		snprintf(d->principal, sizeof(d->principal), "%s", l->principal);
+		if (wfpb__net_listen(&l->address, (int)l->backlog, &d->sock, &d->local, &os_err) != 0) {
+			wfpb_addr_format(&l->address, text);
+			snprintf(err, errlen, "[listener %s]: cannot listen on %s: %s", l->name, text,
+			    wfpb__net_strerror(os_err));
+			while (b->ndeclared > 0)
+				wfpb__net_close(b->declared[--b->ndeclared].sock);
+			return WFPB_E_OS;
+		}
+		b->ndeclared++;
+		wfpb_addr_format(&d->local, text);
+		wfpb_log(WFPB_LOG_INFO, "listener %s on %s, for principal %s", d->name, text, d->principal);
+	}
+	return 0;
+}
+
+const struct wfpb_declared *
+wfpb_broker_declared(const struct wfpb_broker *b, const char *name)
+{
+	unsigned i;
+
+	for (i = 0; i < b->ndeclared; i++)
+		if (strcmp(b->declared[i].name, name) == 0)
+			return &b->declared[i];
+	return NULL;
+}
+
 void
 wfpb_broker_fini(struct wfpb_broker *b)
 {
+	while (b->ndeclared > 0)
+		wfpb__net_close(b->declared[--b->ndeclared].sock);
 	wfpb__admit_fini(b);
 	if (b->started)
 		wfpb_event(WFPB_EVENT_STOP, "%u sessions open at stop", b->sessions);

@@ -86,6 +86,14 @@ struct wfpb_session;
 
 #define WFPB_HANDOVER_MARK_LEN	32u
 
+/* A listener the configuration declares, open for the broker's life (wfpb_broker_open_listeners). */
+struct wfpb_declared {
+	char			name[WFPB_NAME_MAX];
+	char			principal[WFPB_NAME_MAX];	/* as configured at start; a reload keeps it */
+	struct wfpb_addr	local;				/* as bound */
+	wfpb_sock		sock;
+};
+
 struct wfpb_broker {
 	struct wfpb_config		cfg;
 	char				config_path[WFPB_PATH_MAX];	/* "" when none */
@@ -100,6 +108,8 @@ struct wfpb_broker {
 	struct wfpb_backend		backend;	/* fixed at start; reload does not change it */
 	uint32_t			listeners;
 	uint32_t			inflight;	/* pending requests across sessions */
+	struct wfpb_declared		declared[WFPB_DECLARED_MAX];
+	unsigned			ndeclared;
 	/* Starts the placeholder of a socket in a frame written later (Windows): random, so no field forges it. */
 	uint8_t				handover_mark[WFPB_HANDOVER_MARK_LEN];
 	uint64_t			next_listener_id;
@@ -222,5 +232,16 @@ int wfpb_broker_commit_busy(const struct wfpb_broker *b);
 struct wfpb_session *wfpb_broker_next_ready(struct wfpb_broker *b);
 
 void wfpb_broker_fini(struct wfpb_broker *b);
+
+/*
+ * Opens the listeners the configuration declares ([listener NAME]), after
+ * wfpb_broker_init and before serving; they stay open until wfpb_broker_fini,
+ * whatever sessions come and go, and a reload keeps them as they are. 0, or
+ * WFPB_E_OS with err naming the one that could not be opened (none is left open).
+ */
+int WFPB_MUST_CHECK wfpb_broker_open_listeners(struct wfpb_broker *b, char *err, size_t errlen);
+
+/* The declared listener called name, or NULL. */
+const struct wfpb_declared *wfpb_broker_declared(const struct wfpb_broker *b, const char *name);
 
 #endif

@@ -236,15 +236,13 @@ principal_key(struct wfpb_principal *p, const char *key, const char *v)
 	return WFPB_E_CONFIG;
 }
 
-/* Returns the principal for a "principal NAME" section, adding it at its first key. */
-static struct wfpb_principal *
-principal_for(struct wfpb_config *c, const char *section, int *rc)
+/* The NAME of a "KIND NAME" section, or NULL when it is not one: letters, digits, '-', '_', '.'. */
+static const char *
+section_name(const char *section, const char *kind)
 {
-	struct wfpb_principal	*p;
-	const char		*name = section + strlen("principal");
-	size_t			n, i;
+	const char	*name = section + strlen(kind);
+	size_t		n, i;
 
-	*rc = WFPB_E_CONFIG;
 	if (*name != ' ' && *name != '\t')
 		return NULL;
 	while (*name == ' ' || *name == '\t')
@@ -256,6 +254,21 @@ principal_for(struct wfpb_config *c, const char *section, int *rc)
 		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
 		    (name[i] >= '0' && name[i] <= '9') || name[i] == '-' || name[i] == '_' || name[i] == '.'))
 			return NULL;
+	return name;
+}
+
+/* Returns the principal for a "principal NAME" section, adding it at its first key. */
+static struct wfpb_principal *
+principal_for(struct wfpb_config *c, const char *section, int *rc)
+{
+	struct wfpb_principal	*p;
+	const char		*name = section_name(section, "principal");
+	size_t			n, i;
+
+	*rc = WFPB_E_CONFIG;
+	if (name == NULL)
+		return NULL;
+	n = strlen(name);
 	if (c->nprincipals > 0 && strcmp(c->principals[c->nprincipals - 1].name, name) == 0)
 		return &c->principals[c->nprincipals - 1];
 	for (i = 0; i < c->nprincipals; i++)
@@ -273,6 +286,49 @@ principal_for(struct wfpb_config *c, const char *section, int *rc)
 	memcpy(p->name, name, n + 1);
 	p->mark_mask = UINT32_MAX;
 	return p;
+}
+
+/* The declared listener of a "listener NAME" section, added at its first key; NULL when bad or repeated. */
+static struct wfpb_listener_decl *
+listener_for(struct wfpb_config *c, const char *section)
+{
+	const char	*name = section_name(section, "listener");
+	unsigned	i;
+
+	if (name == NULL)
+		return NULL;
+	if (c->nlisteners > 0 && strcmp(c->listeners[c->nlisteners - 1].name, name) == 0)
+		return &c->listeners[c->nlisteners - 1];
+	for (i = 0; i < c->nlisteners; i++)
+		if (strcmp(c->listeners[i].name, name) == 0)
+			return NULL;	/* a section may not be split or repeated */
+	if (c->nlisteners >= WFPB_DECLARED_MAX)
+		return NULL;
+	memset(&c->listeners[c->nlisteners], 0, sizeof(c->listeners[0]));
+	snprintf(c->listeners[c->nlisteners].name, WFPB_NAME_MAX, "%s", name);
+	c->listeners[c->nlisteners].backlog = 128;
+	return &c->listeners[c->nlisteners++];
+}
+
+static int
+listener_key(struct wfpb_listener_decl *l, const char *key, const char *v)
+{
+	if (strcmp(key, "address") == 0) {
+		if (wfpb_addr_parse(v, &l->address) != 0)
+			return WFPB_E_CONFIG;
+		(void)wfpb_addr_canonical(&l->address);
+		l->has_address = 1;
+		return 0;
+	}
+	if (strcmp(key, "backlog") == 0)
+		return set_u32(&l->backlog, v, 1, 1024);
+	if (strcmp(key, "principal") == 0) {
+		if (strlen(v) == 0 || strlen(v) >= WFPB_NAME_MAX)
+			return WFPB_E_CONFIG;
+		snprintf(l->principal, sizeof(l->principal), "%s", v);
+		return 0;
+	}
+	return WFPB_E_CONFIG;
 }
 
 static int
@@ -357,6 +413,19 @@ on_pair(void *arg, const char *section, const char *key, const char *v)
 			c->audit_max_bytes = (uint64_t)kib * 1024u;
 			return rc;
 		}
+	} else if (strncmp(section, "listener", 8) == 0) {
+		struct wfpb_listener_decl	*l;
+		int				rc;
+
+		if ((l = listener_for(c, section)) == NULL) {
+			snprintf(p->err->message, sizeof(p->err->message),
+			    "[%s]: bad, repeated or too many (%u) listener sections", section, WFPB_DECLARED_MAX);
+			return WFPB_E_CONFIG;
+		}
+		if ((rc = listener_key(l, key, v)) != 0)
+			snprintf(p->err->message, sizeof(p->err->message), "[%s]: invalid %s '%s'", section,
+			    key, v);
+		return rc;
 	} else if (strncmp(section, "principal", 9) == 0) {
 		struct wfpb_principal	*pr;
 		int			rc;
@@ -387,9 +456,24 @@ wfpb_config_parse(const char *text, size_t len, const struct wfpb_config *base, 
 	*out = *base;
 	out->principals = NULL;
 	out->nprincipals = 0;
+	out->nlisteners = 0;
 	if ((rc = wfpb_ini_parse(text, len, on_pair, &p, err)) != 0) {
 		wfpb_config_free(out);
 		return rc;
+	}
+	for (i = 0; i < out->nlisteners; i++) {
+		const struct wfpb_listener_decl	*l = &out->listeners[i];
+		size_t				j;
+
+		for (j = 0; j < out->nprincipals && strcmp(out->principals[j].name, l->principal) != 0; j++)
+			;
+		if (!l->has_address || j == out->nprincipals) {
+			err->line = 0;
+			snprintf(err->message, sizeof(err->message), "[listener %s] needs %s", l->name,
+			    !l->has_address ? "address = ADDR:PORT" : "principal = the name of a [principal] section");
+			wfpb_config_free(out);
+			return WFPB_E_CONFIG;
+		}
 	}
 	for (i = 0; i < out->nprincipals; i++) {
 		const struct wfpb_principal *pr = &out->principals[i];

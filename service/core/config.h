@@ -19,6 +19,19 @@
 #define WFPB_PATH_MAX		512u
 #define WFPB_PRINCIPALS_MAX	1024u
 #define WFPB_NAME_MAX		64u
+#define WFPB_DECLARED_MAX	16u	/* [listener NAME] sections */
+
+/*
+ * A listener the configuration declares: the broker opens it at start and
+ * keeps it whatever sessions come and go; its principal's Accepts name it.
+ */
+struct wfpb_listener_decl {
+	char			name[WFPB_NAME_MAX];
+	char			principal[WFPB_NAME_MAX];	/* the one principal that may accept on it */
+	struct wfpb_addr	address;			/* port 0: the OS picks one at start */
+	uint32_t		backlog;
+	int			has_address;
+};
 #define WFPB_SID_MAX		192u
 #define WFPB_RANGES_MAX		16u
 #define WFPB_WORKERS_MAX	64u
@@ -106,6 +119,8 @@ struct wfpb_config {
 	uint64_t	audit_max_bytes;		/* rotate the log past this size; 0: never */
 	size_t			nprincipals;
 	struct wfpb_principal	*principals;		/* in file order; first match wins */
+	unsigned		nlisteners;
+	struct wfpb_listener_decl listeners[WFPB_DECLARED_MAX];	/* opened at start; a reload keeps them */
 };
 
 /* Fills c with the DESIGN.md §4 defaults and the given platform paths. */

@@ -76,6 +76,7 @@ struct req_listen {
 
 struct req_accept {
 	uint64_t	listener_id;
+	const char	*listener;	/* a declared listener's name, or NULL */
 	uint32_t	timeout_ms;
 	int		lifetime;	/* of the records' stash entry */
 };

@@ -40,6 +40,12 @@ int WFPB_MUST_CHECK wfpb__net_addrs(wfpb_sock s, struct wfpb_addr *peer, struct 
 void wfpb__net_close(wfpb_sock s);
 
 /*
+ * Another descriptor (handle) of the same socket, non-blocking and not
+ * inherited, for another watcher of it: 0 or WFPB_E_OS with *os_err.
+ */
+int WFPB_MUST_CHECK wfpb__net_dup(wfpb_sock s, wfpb_sock *out, int *os_err);
+
+/*
  * Closes a descriptor or handle a client gave the broker, without ever
  * blocking the calling thread: a client's socket may linger on close
  * (SO_LINGER with unsent data) and a client's file may sit on a FUSE mount

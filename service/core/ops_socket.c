@@ -320,8 +320,16 @@ wfpb__validate_accept(const struct wfpb_limits *lim, const Request *rq, union wf
 	const Wfpbroker__V1__AcceptRequest *a = rq->accept;
 
 	(void)lim;
-	if (a->listener_id == 0)
+	r->accept.listener = NULL;
+	if (a->listener != NULL && a->listener[0] != '\0') {
+		if (a->listener_id != 0)
+			return BAD(o, "accept: listener_id and listener are each a listener; name one");
+		if (strlen(a->listener) >= WFPB_NAME_MAX)
+			return BAD(o, "accept.listener: longer than %u bytes", WFPB_NAME_MAX - 1);
+		r->accept.listener = a->listener;
+	} else if (a->listener_id == 0) {
 		return BAD(o, "accept.listener_id: missing");
+	}
 	if (a->timeout_ms > ACCEPT_TIMEOUT_MAX)
 		return BAD(o, "accept.timeout_ms: %u, the limit is %u", a->timeout_ms, ACCEPT_TIMEOUT_MAX);
 	r->accept.listener_id = a->listener_id;
@@ -329,13 +337,63 @@ wfpb__validate_accept(const struct wfpb_limits *lim, const Request *rq, union wf
 	return wfpb__validate_lifetime(a->lifetime, "accept.lifetime", &r->accept.lifetime, o);
 }
 
+/*
+ * The session's handle on the declared listener called name: made at its first
+ * Accept, a descriptor of its own on the broker's socket (so that each session
+ * watches its own), counted in no principal's listener budget, closed with the
+ * session; the broker's socket, and the connections queued on it, stay. NULL
+ * with o set.
+ */
+static struct wfpb_listener *
+declared_listener(struct wfpb_scope *sc, const char *name, struct outcome *o)
+{
+	const struct wfpb_declared	*d = wfpb__scope_declared(sc, name);
+	struct wfpb_listener		*l;
+	int				os_err = 0;
+
+	if (d == NULL || strcmp(d->principal, sc->principal) != 0) {
+		/* The same answer for one that does not exist and one of another principal: names are not probed. */
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "accept: no listener %s declared for principal %s",
+		    name, sc->principal);
+		return NULL;
+	}
+	for (l = sc->socks->listeners; l != NULL; l = l->next)
+		if (l->declared == d)
+			return l;
+	if (sc->socks->nlisteners >= WFPB_LISTENERS_MAX) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__QUOTA, "accept: this session already holds %u listeners",
+		    WFPB_LISTENERS_MAX);
+		return NULL;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "accept: out of memory");
+		return NULL;
+	}
+	if (wfpb__net_dup(d->sock, &l->sock, &os_err) != 0) {
+		free(l);
+		os_outcome(o, "accept: a handle on the declared listener", os_err);
+		return NULL;
+	}
+	l->declared = d;
+	l->local = d->local;
+	snprintf(l->owner, sizeof(l->owner), "%s", d->principal);
+	wfpb__scope_listener_add(sc, l);
+	return l;
+}
+
 void
 wfpb__op_accept(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
-	struct wfpb_listener	*l = wfpb__find_listener(sc->socks, r->accept.listener_id, NULL);
+	struct wfpb_listener	*l;
 	wfpb_sock		sock;
 	int			os_err = 0, rc;
 
+	if (r->accept.listener != NULL) {
+		if ((l = declared_listener(sc, r->accept.listener, o)) == NULL)
+			return;
+	} else {
+		l = wfpb__find_listener(sc->socks, r->accept.listener_id, NULL);
+	}
 	if (l == NULL) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "accept: no listener %llu in this session",
 		    (unsigned long long)r->accept.listener_id);
@@ -749,6 +807,9 @@ wfpb__op_prepare(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *r
 int
 wfpb__listener_holds(const struct wfpb_scope *sc, const struct wfpb_listener *l)
 {
+	/* A declared listener's handle: held while its principal is this session's and may accept. */
+	if (l->declared != NULL)
+		return sc->policy != NULL && (sc->perms & WFPB_PERM_ACCEPT) && strcmp(l->declared->principal, sc->principal) == 0;
 	return sc->policy != NULL && (sc->perms & WFPB_PERM_LISTEN) && strcmp(l->owner, sc->principal) == 0 &&
 	    in_ranges(sc->policy->listen, sc->policy->nlisten, &l->local);
 }

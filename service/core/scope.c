@@ -64,6 +64,12 @@ wfpb__scope_pull(struct wfpb_scope *sc, uint64_t handle, wfpb_sock *out, int *os
 	return rc;
 }
 
+const struct wfpb_declared *
+wfpb__scope_declared(const struct wfpb_scope *sc, const char *name)
+{
+	return wfpb_broker_declared(sc->session->broker, name);
+}
+
 void
 wfpb__scope_handover_placeholder(const struct wfpb_scope *sc, uint8_t *out, size_t len)
 {
@@ -145,7 +151,8 @@ void
 wfpb__listener_free(struct wfpb_broker *b, struct wfpb_socks *k, struct wfpb_listener *l)
 {
 	wfpb__net_close(l->sock);
-	wfpb__admit_listener_drop(b, l->owner);
+	if (l->declared == NULL)	/* a declared listener's handle is in no principal's budget */
+		wfpb__admit_listener_drop(b, l->owner);
 	k->nlisteners--;
 	b->listeners--;
 	free(l);

@@ -26,6 +26,7 @@
 struct wfpb_listener {
 	uint64_t		id;
 	wfpb_sock		sock;
+	const struct wfpb_declared *declared;	/* a session's handle on a declared listener, or NULL */
 	char			owner[WFPB_NAME_MAX];	/* the principal whose budget it counts in */
 	struct wfpb_addr	local;
 	struct wfpb_listener	*next;
@@ -113,6 +114,9 @@ struct wfpb_usage *wfpb__scope_usage(struct wfpb_scope *sc);
  * for its duration and refreshes who asks afterwards. As wfpb__net_pull.
  */
 int WFPB_MUST_CHECK wfpb__scope_pull(struct wfpb_scope *sc, uint64_t handle, wfpb_sock *out, int *os_err);
+
+/* The broker's declared listener called name (whoever it is for), or NULL. */
+const struct wfpb_declared *wfpb__scope_declared(const struct wfpb_scope *sc, const char *name);
 
 /* Fills len bytes (at least WFPB_HANDOVER_MARK_LEN) with the placeholder of a socket handed over later. */
 void wfpb__scope_handover_placeholder(const struct wfpb_scope *sc, uint8_t *out, size_t len);

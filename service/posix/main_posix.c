@@ -188,6 +188,15 @@ main(int argc, char **argv)
 		}
 		snprintf(pub_path, sizeof(pub_path), "%s/server.pub", b.cfg.state_dir);
 	}
+	{
+		char err3[WFPB_PATH_MAX + 160];
+
+		if (wfpb_broker_open_listeners(&b, err3, sizeof(err3)) != 0) {
+			wfpb_log(WFPB_LOG_ERR, "%s", err3);
+			wfpb_broker_fini(&b);
+			return 1;
+		}
+	}
 	wfpb_log(WFPB_LOG_INFO, "server key %s", pub_path);
 	warn_if_images_unreadable();
 	opts.notify = 1;

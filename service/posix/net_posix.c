@@ -155,6 +155,17 @@ wfpb__net_addrs(wfpb_sock s, struct wfpb_addr *peer, struct wfpb_addr *local, in
 	return 0;
 }
 
+int
+wfpb__net_dup(wfpb_sock s, wfpb_sock *out, int *os_err)
+{
+	int fd = fcntl((int)s, F_DUPFD_CLOEXEC, 0);
+
+	if (fd < 0)
+		return os_fail(os_err);
+	*out = fd;
+	return 0;
+}
+
 void
 wfpb__net_close(wfpb_sock s)
 {

@@ -303,6 +303,15 @@ run_broker(const char *config_path)
 		wfpb_broker_fini(&b);
 		return START_AUDIT;
 	}
+	{
+		char err[WFPB_PATH_MAX + 160];
+
+		if (wfpb_broker_open_listeners(&b, err, sizeof(err)) != 0) {
+			wfpb_log(WFPB_LOG_ERR, "%s", err);
+			wfpb_broker_fini(&b);
+			return START_BROKER;
+		}
+	}
 	wfpb_log(WFPB_LOG_INFO, "server key %s", pub_path);
 	/* The first pipe instance exists before RUNNING is reported: no squatting window. */
 	if ((rc = wfpb_pipe_server_new(&b, &sv)) != 0) {

@@ -417,6 +417,24 @@ wfpb__net_pull(intptr_t process, uint64_t handle, wfpb_sock *out, int *os_err)
 	return probe_in_time(dup, out, os_err);
 }
 
+int
+wfpb__net_dup(wfpb_sock s, wfpb_sock *out, int *os_err)
+{
+	WSAPROTOCOL_INFOW	info;
+	SOCKET			d;
+	u_long			nb = 1;
+
+	if (WSADuplicateSocketW((SOCKET)s, GetCurrentProcessId(), &info) != 0)
+		return wsa_fail(os_err);
+	d = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &info, 0,
+	    WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+	if (d == INVALID_SOCKET)
+		return wsa_fail(os_err);
+	(void)ioctlsocket(d, FIONBIO, &nb);
+	*out = (wfpb_sock)d;
+	return 0;
+}
+
 void
 wfpb__net_close(wfpb_sock s)
 {

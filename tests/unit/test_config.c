@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -230,6 +231,43 @@ log_prefix_is_rfc3339_utc_or_a_journal_priority(void **state)
 	assert_string_equal(p, "<3>");
 }
 
+/* [listener NAME]: an address, a backlog, the principal that accepts on it; each part checked. */
+static void
+declared_listeners(void **state)
+{
+	static const char	pr[] = "[principal proxy]\nuid = 1000\nops = accept\n";
+	struct wfpb_config	c;
+	struct wfpb_ini_error	err;
+	char			text[512];
+
+	(void)state;
+	snprintf(text, sizeof(text), "%s[listener web]\naddress = 127.0.0.1:8443\nbacklog = 512\nprincipal = proxy\n"
+	    "[listener six]\naddress = [::1]:0\nprincipal = proxy\n", pr);
+	assert_int_equal(parse(text, &c, &err), 0);
+	assert_int_equal(c.nlisteners, 2);
+	assert_string_equal(c.listeners[0].name, "web");
+	assert_string_equal(c.listeners[0].principal, "proxy");
+	assert_int_equal(c.listeners[0].address.port, 8443);
+	assert_int_equal(c.listeners[0].backlog, 512);
+	assert_int_equal(c.listeners[1].address.family, WFPB_AF_INET6);
+	assert_int_equal(c.listeners[1].backlog, 128);
+	wfpb_config_free(&c);
+	/* No principal by that name, no address, a bad address, a backlog past 1024, a repeated name. */
+	snprintf(text, sizeof(text), "%s[listener web]\naddress = 127.0.0.1:8443\nprincipal = nobody\n", pr);
+	assert_int_equal(parse(text, &c, &err), WFPB_E_CONFIG);
+	assert_non_null(strstr(err.message, "principal"));
+	snprintf(text, sizeof(text), "%s[listener web]\nprincipal = proxy\n", pr);
+	assert_int_equal(parse(text, &c, &err), WFPB_E_CONFIG);
+	assert_non_null(strstr(err.message, "address"));
+	snprintf(text, sizeof(text), "%s[listener web]\naddress = 127.0.0.1\nprincipal = proxy\n", pr);
+	assert_int_equal(parse(text, &c, &err), WFPB_E_CONFIG);
+	snprintf(text, sizeof(text), "%s[listener web]\naddress = 127.0.0.1:1\nbacklog = 2000\nprincipal = proxy\n", pr);
+	assert_int_equal(parse(text, &c, &err), WFPB_E_CONFIG);
+	snprintf(text, sizeof(text), "%s[listener web]\naddress = 127.0.0.1:1\nprincipal = proxy\n"
+	    "[listener x]\naddress = 127.0.0.1:2\nprincipal = proxy\n[listener web]\nbacklog = 3\n", pr);
+	assert_int_equal(parse(text, &c, &err), WFPB_E_CONFIG);
+}
+
 int
 main(void)
 {
@@ -242,6 +280,7 @@ main(void)
 		cmocka_unit_test(overlong_line_and_nul_are_errors),
 		cmocka_unit_test(missing_file_is_noent),
 		cmocka_unit_test(inline_comments_end_a_line),
+		cmocka_unit_test(declared_listeners),
 		cmocka_unit_test(log_prefix_is_rfc3339_utc_or_a_journal_priority),
 	};
 

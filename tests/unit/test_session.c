@@ -1266,6 +1266,95 @@ make_ping(Wfpbroker__V1__Request *rq, Wfpbroker__V1__PingRequest *pg, uint64_t i
 	rq->ping = pg;
 }
 
+/* An Accept on the declared listener called name, through the fixture's session. */
+static Wfpbroker__V1__Response *
+accept_declared(struct fixture *f, uint64_t id, const char *name)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__AcceptRequest	ac = WFPBROKER__V1__ACCEPT_REQUEST__INIT;
+
+	ac.listener = (char *)(uintptr_t)name;
+	ac.timeout_ms = 5000;
+	rq.request_id = id;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_ACCEPT;
+	rq.accept = &ac;
+	return roundtrip(f, &rq);
+}
+
+/* A client connection to 127.0.0.1:port, left for the listener's queue. */
+static wfpb_sock
+connect_queued(uint16_t port)
+{
+	struct wfpb_addr	to = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 }, .port = port };
+	wfpb_sock		c;
+	int			os_err = 0, rc;
+
+	assert_int_equal(wfpb__net_socket(WFPB_AF_INET, &c, &os_err), 0);
+	rc = wfpb__net_connect(c, &to, &os_err);
+	assert_true(rc == 0 || rc == WFPB_E_AGAIN);
+#ifdef _WIN32
+	Sleep(50);
+#else
+	usleep(50000);
+#endif
+	return c;
+}
+
+/*
+ * A declared listener is the broker's, not a session's: its principal's
+ * sessions accept on it by name, other principals cannot, and a connection
+ * made while no session exists waits in its queue for the next session.
+ */
+static void
+declared_listener_outlives_its_sessions(void **state)
+{
+	struct fixture		*f = *state;
+	struct wfpb_identity	id = { .known = 1, .pid = 42, .uid = 1000, .gid = 1000, .user = "1000" };
+	Wfpbroker__V1__Response	*r;
+	char			err[256];
+	uint16_t		port;
+	wfpb_sock		c1, c2;
+
+	set_policy(f, "[principal p]\nuid = 1000\nops = accept\n[principal other]\nuid = 1001\nops = accept\n"
+	    "[listener web]\naddress = 127.0.0.1:0\nprincipal = p\n"
+	    "[listener theirs]\naddress = 127.0.0.1:0\nprincipal = other\n");
+	assert_int_equal(wfpb_broker_open_listeners(&f->b, err, sizeof(err)), 0);
+	assert_int_equal(f->b.ndeclared, 2);
+	port = f->b.declared[0].local.port;
+	assert_true(port != 0);
+#ifdef _WIN32
+	f->s->id.pid = GetCurrentProcessId();
+	f->s->id.process = (intptr_t)GetCurrentProcess();
+#endif
+	c1 = connect_queued(port);
+	assert_non_null(r = accept_declared(f, 2, "web"));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_non_null(r->accept->socket);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	/* Another principal's, and one that does not exist: the same NOT_FOUND. */
+	assert_non_null(r = accept_declared(f, 3, "theirs"));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__NOT_FOUND);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_non_null(r = accept_declared(f, 4, "nope"));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__NOT_FOUND);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	/* The session ends; a client connects meanwhile; the next session accepts it. */
+	wfpb_session_free(f->s);
+	wfpb_channel_free(&f->c);
+	c2 = connect_queued(port);
+	f->s = wfpb_session_new(&f->b, &id, 3000);
+#ifdef _WIN32
+	f->s->id.pid = GetCurrentProcessId();
+	f->s->id.process = (intptr_t)GetCurrentProcess();
+#endif
+	handshake(f->s, &f->c, f->key.pub, WFPB_PROTOCOL_VERSION);
+	assert_non_null(r = accept_declared(f, 5, "web"));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	wfpb__net_close(c1);
+	wfpb__net_close(c2);
+}
+
 #ifdef _WIN32
 /*
  * A socket enters the client's process only when the answer that carries it is
@@ -2422,6 +2511,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(garbage_message_is_bad_request_and_session_continues, setup, teardown),
 		cmocka_unit_test_setup_teardown(empty_and_unknown_ops, setup, teardown),
 		cmocka_unit_test_setup_teardown(v1_flood_behind_a_waiting_accept_ends_the_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(declared_listener_outlives_its_sessions, setup, teardown),
 		cmocka_unit_test_setup_teardown(oversized_ping_names_the_field, setup, teardown),
 		cmocka_unit_test_setup_teardown(denials_do_not_flood_the_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(backend_refusals_do_not_flood_the_log, setup, teardown),
