@@ -184,6 +184,15 @@ struct wfpb_accepted {
  */
 WFPB_API int WFPB_MUST_CHECK wfpb_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms,
     int lifetime, struct wfpb_accepted *out);
+
+/*
+ * As wfpb_accept, on a listener the broker's configuration declares for this
+ * principal ([listener NAME]), named instead of a listener id: the broker keeps
+ * it open whatever sessions come and go, so connections made while the caller
+ * was away wait in its queue. Another principal's, or no such name: NOT_FOUND.
+ */
+WFPB_API int WFPB_MUST_CHECK wfpb_accept_declared(struct wfpb_client *c, const char *listener, uint32_t timeout_ms,
+    int lifetime, struct wfpb_accepted *out);
 WFPB_API void wfpb_accepted_free(struct wfpb_accepted *a);
 
 /*
@@ -295,6 +304,10 @@ WFPB_API int WFPB_MUST_CHECK wfpb_submit_fetch(struct wfpb_client *c, const uint
 /* As wfpb_accept; *out (initialised with WFPB_ACCEPTED_INIT) is filled on success. */
 WFPB_API int WFPB_MUST_CHECK wfpb_submit_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms,
     int lifetime, struct wfpb_accepted *out, void *user, uint64_t *request_id);
+
+/* As wfpb_accept_declared; *out (initialised with WFPB_ACCEPTED_INIT) is filled on success. */
+WFPB_API int WFPB_MUST_CHECK wfpb_submit_accept_declared(struct wfpb_client *c, const char *listener,
+    uint32_t timeout_ms, int lifetime, struct wfpb_accepted *out, void *user, uint64_t *request_id);
 
 /* As wfpb_connect; *sock and *local_out (may be NULL) are set on success. */
 WFPB_API int WFPB_MUST_CHECK wfpb_submit_connect(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob,

@@ -987,8 +987,9 @@ decode_accept(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct sl
 	return rc;
 }
 
-int
-wfpb_submit_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms, int lifetime,
+/* An Accept on the session's listener_id, or on the declared listener called name. */
+static int
+submit_accept(struct wfpb_client *c, uint64_t listener_id, const char *name, uint32_t timeout_ms, int lifetime,
     struct wfpb_accepted *out, void *user, uint64_t *request_id)
 {
 	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
@@ -1001,11 +1002,29 @@ wfpb_submit_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout
 	if (lifetime_pb(lifetime) < 0)
 		return fail(c, WFPB_E_INVAL, "accept: unknown lifetime %d", lifetime);
 	a.listener_id = listener_id;
+	if (name != NULL)
+		a.listener = (char *)(uintptr_t)name;
 	a.timeout_ms = timeout_ms;
 	a.lifetime = (Wfpbroker__V1__Lifetime)lifetime_pb(lifetime);
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_ACCEPT;
 	rq.accept = &a;
 	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_ACCEPT, decode_accept, out, NULL, user, -1, request_id);
+}
+
+int
+wfpb_submit_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms, int lifetime,
+    struct wfpb_accepted *out, void *user, uint64_t *request_id)
+{
+	return submit_accept(c, listener_id, NULL, timeout_ms, lifetime, out, user, request_id);
+}
+
+int
+wfpb_submit_accept_declared(struct wfpb_client *c, const char *listener, uint32_t timeout_ms, int lifetime,
+    struct wfpb_accepted *out, void *user, uint64_t *request_id)
+{
+	if (listener == NULL || listener[0] == '\0')
+		return fail(c, WFPB_E_INVAL, "accept: no listener named");
+	return submit_accept(c, 0, listener, timeout_ms, lifetime, out, user, request_id);
 }
 
 /* How long a blocking call waits for an answer the broker gives within timeout_ms (0: its default). */
@@ -1025,6 +1044,18 @@ wfpb_accept(struct wfpb_client *c, uint64_t listener_id, uint32_t timeout_ms, in
 	int		rc;
 
 	if ((rc = wfpb_submit_accept(c, listener_id, timeout_ms, lifetime, out, NULL, &id)) != 0)
+		return rc;
+	return wait_for(c, id, answer_within(c, timeout_ms, 30000));
+}
+
+int
+wfpb_accept_declared(struct wfpb_client *c, const char *listener, uint32_t timeout_ms, int lifetime,
+    struct wfpb_accepted *out)
+{
+	uint64_t	id = 0;
+	int		rc;
+
+	if ((rc = wfpb_submit_accept_declared(c, listener, timeout_ms, lifetime, out, NULL, &id)) != 0)
 		return rc;
 	return wait_for(c, id, answer_within(c, timeout_ms, 30000));
 }

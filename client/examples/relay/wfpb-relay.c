@@ -4,7 +4,13 @@
  *
  *   wfpb-relay [--endpoint PATH] [--server-key FILE] [--client-key FILE]
  *              [--name NAME] [--no-records] [--max-connections N] [--accepts N] [--in-flight N]
- *              [--context auto|wfpsampler|wfpb|none] --listen ADDR:PORT [--to ADDR:PORT]
+ *              [--context auto|wfpsampler|wfpb|none] (--listen ADDR:PORT | --listener NAME)
+ *              [--to ADDR:PORT]
+ *
+ * --listener NAME accepts on a listener the broker's configuration declares
+ * for this relay's principal ([listener NAME]) instead of asking for one: the
+ * broker keeps it open while the relay restarts, and the connections that came
+ * meanwhile wait for the next run.
  *
  * The broker owns every socket: it creates the listener, accepts each
  * connection (querying its redirect records and context with the privileges
@@ -126,8 +132,8 @@ usage_exit(int status)
 {
 	fprintf(status == 0 ? stdout : stderr, "usage: wfpb-relay [--endpoint PATH] [--server-key FILE] "
 	    "[--client-key FILE] [--name NAME] [--no-records] [--max-connections N] [--quiet]\n"
-	    "       [--accepts N] [--in-flight N] [--context auto|wfpsampler|wfpb|none] --listen ADDR:PORT\n"
-	    "       [--to ADDR:PORT]\n"
+	    "       [--accepts N] [--in-flight N] [--context auto|wfpsampler|wfpb|none]\n"
+	    "       (--listen ADDR:PORT | --listener NAME) [--to ADDR:PORT]\n"
 	    "       wfpb-relay --direct [--quiet] --listen ADDR:PORT --to ADDR:PORT   (Linux, root: no broker)\n"
 	    "       wfpb-relay --help | --version\n");
 	exit(status);
@@ -145,6 +151,7 @@ static const struct option long_opts[] = {
 	{ "client-key", required_argument, NULL, 'c' },
 	{ "name", required_argument, NULL, 'n' },
 	{ "listen", required_argument, NULL, 'l' },
+	{ "listener", required_argument, NULL, 'L' },
 	{ "to", required_argument, NULL, 't' },
 	{ "context", required_argument, NULL, 'x' },
 	{ "max-connections", required_argument, NULL, 'm' },
@@ -510,6 +517,7 @@ struct relay {
 	struct wfpb_client	*c;		/* NULL: --direct */
 	int			listener;	/* --direct: its own listening socket */
 	uint64_t		lid;
+	const char		*declared;	/* --listener: a listener the broker's configuration declares */
 	struct wfpb_addr	bound, to;
 	int			has_to, carry_records, quiet;
 	enum relay_context	context_kind;
@@ -530,7 +538,9 @@ top_up_accepts(struct relay *r)
 		if ((cn = conn_new()) == NULL)
 			return 0;	/* out of memory: fewer Accepts wait until some is back */
 		/* The records are kept for one use: the Connect that carries them upstream releases them. */
-		if (wfpb_submit_accept(r->c, r->lid, ACCEPT_TIMEOUT_MS, WFPB_LIFETIME_ONCE, &cn->acc, cn, NULL) != 0) {
+		if ((r->declared != NULL ?
+		    wfpb_submit_accept_declared(r->c, r->declared, ACCEPT_TIMEOUT_MS, WFPB_LIFETIME_ONCE, &cn->acc, cn, NULL) :
+		    wfpb_submit_accept(r->c, r->lid, ACCEPT_TIMEOUT_MS, WFPB_LIFETIME_ONCE, &cn->acc, cn, NULL)) != 0) {
 			fprintf(stderr, "%s: accept: %s\n", name, wfpb_errmsg(r->c));
 			free(cn);
 			return -1;
@@ -676,6 +686,7 @@ main(int argc, char **argv)
 		case 'c': o.client_key_path = optarg; break;
 		case 'n': name = optarg; break;
 		case 'l': listen_arg = optarg; break;
+		case 'L': r.declared = optarg; break;
 		case 't': to_arg = optarg; break;
 		case 'R': r.carry_records = 0; break;
 		case 'D': direct_mode = 1; break;
@@ -711,8 +722,10 @@ main(int argc, char **argv)
 		default: usage();
 		}
 	}
-	if (optind != argc || listen_arg == NULL || wfpb_addr_parse(listen_arg, &listen_at) != 0 ||
-	    (to_arg != NULL && wfpb_addr_parse(to_arg, &r.to) != 0))
+	/* One of --listen (a listener of the relay's own) and --listener (one the broker declares). */
+	if (optind != argc || (listen_arg == NULL) == (r.declared == NULL) ||
+	    (listen_arg != NULL && wfpb_addr_parse(listen_arg, &listen_at) != 0) ||
+	    (to_arg != NULL && wfpb_addr_parse(to_arg, &r.to) != 0) || (direct_mode && r.declared != NULL))
 		usage();
 	r.has_to = to_arg != NULL;
 #ifndef _WIN32
@@ -738,7 +751,7 @@ main(int argc, char **argv)
 			fprintf(stderr, "%s: %s\n", name, err);
 			return 1;
 		}
-		if (wfpb_listen(r.c, &listen_at, 0, &r.lid, &r.bound) != 0) {
+		if (r.declared == NULL && wfpb_listen(r.c, &listen_at, 0, &r.lid, &r.bound) != 0) {
 			fprintf(stderr, "%s: listen %s: %s\n", name, listen_arg, wfpb_errmsg(r.c));
 			return 1;
 		}
@@ -748,9 +761,14 @@ main(int argc, char **argv)
 			return 1;
 		}
 #endif
-		wfpb_addr_format(&r.bound, a);
-		printf("%s: listening on %s, forwarding to %s%s\n", name, a, to_arg ? to_arg : "the original destination",
-		    r.carry_records ? "" : ", without records");
+		if (r.declared != NULL)
+			printf("%s: accepting on the broker's listener %s, forwarding to %s%s\n", name, r.declared,
+			    to_arg ? to_arg : "the original destination", r.carry_records ? "" : ", without records");
+		else {
+			wfpb_addr_format(&r.bound, a);
+			printf("%s: listening on %s, forwarding to %s%s\n", name, a,
+			    to_arg ? to_arg : "the original destination", r.carry_records ? "" : ", without records");
+		}
 	}
 
 	/* The loop: the broker's answers (or the --direct listener) first in the set, then every relayed socket. */
