@@ -323,8 +323,46 @@ wfpb_broker_next_ready(struct wfpb_broker *b)
 	return s;
 }
 
+/* 1 when s listens at want (want's port 0: any port), with its address in *bound. */
+static int
+listening_at(wfpb_sock s, const struct wfpb_addr *want, struct wfpb_addr *bound)
+{
+	struct wfpb_addr	got;
+	int			os_err = 0;
+
+	if (!wfpb__net_is_listening(s) || wfpb__net_addrs(s, NULL, &got, &os_err) != 0)
+		return 0;
+	(void)wfpb_addr_canonical(&got);
+	if (got.family != want->family || memcmp(got.addr, want->addr, wfpb_addr_len(want->family)) != 0 ||
+	    (want->port != 0 && got.port != want->port))
+		return 0;
+	*bound = got;
+	return 1;
+}
+
+/* The socket in handed back as listener-NAME, if it still listens where l says; else WFPB_SOCK_NONE. */
+static wfpb_sock
+take_inherited(struct wfpb_inherited *in, const struct wfpb_listener_decl *l, struct wfpb_addr *bound)
+{
+	char		want[WFPB_NAME_MAX + 16];
+	wfpb_sock	s;
+	unsigned	i;
+
+	snprintf(want, sizeof(want), "listener-%s", l->name);
+	for (i = 0; in != NULL && i < in->n; i++) {
+		if (in->sock[i] == WFPB_SOCK_NONE || strcmp(in->name[i], want) != 0)
+			continue;
+		if (!listening_at(in->sock[i], &l->address, bound))
+			return WFPB_SOCK_NONE;	/* moved in the configuration since: opened anew */
+		s = in->sock[i];
+		in->sock[i] = WFPB_SOCK_NONE;
+		return s;
+	}
+	return WFPB_SOCK_NONE;
+}
+
 int
-wfpb_broker_open_listeners(struct wfpb_broker *b, char *err, size_t errlen)
+wfpb_broker_open_listeners(struct wfpb_broker *b, struct wfpb_inherited *in, char *err, size_t errlen)
 {
 	const struct wfpb_listener_decl	*l;
 	struct wfpb_declared		*d;
@@ -338,6 +376,13 @@ wfpb_broker_open_listeners(struct wfpb_broker *b, char *err, size_t errlen)
 		memset(d, 0, sizeof(*d));
 		snprintf(d->name, sizeof(d->name), "%s", l->name);
 		snprintf(d->principal, sizeof(d->principal), "%s", l->principal);
+		if ((d->sock = take_inherited(in, l, &d->local)) != WFPB_SOCK_NONE) {
+			b->ndeclared++;
+			wfpb_addr_format(&d->local, text);
+			wfpb_log(WFPB_LOG_INFO, "listener %s on %s, for principal %s (kept across the restart)", d->name,
+			    text, d->principal);
+			continue;
+		}
 		if (wfpb__net_listen(&l->address, (int)l->backlog, &d->sock, &d->local, &os_err) != 0) {
 			wfpb_addr_format(&l->address, text);
 			snprintf(err, errlen, "[listener %s]: cannot listen on %s: %s", l->name, text,

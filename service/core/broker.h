@@ -86,6 +86,19 @@ struct wfpb_session;
 
 #define WFPB_HANDOVER_MARK_LEN	32u
 
+/*
+ * Listening sockets a restart hands back (systemd's file descriptor store:
+ * LISTEN_FDS, named by LISTEN_FDNAMES), for wfpb_broker_open_listeners to take
+ * by name ("listener-NAME") instead of opening anew. It sets sock[i] to
+ * WFPB_SOCK_NONE for each it takes; the caller closes the rest.
+ */
+#define WFPB_INHERITED_MAX	32u
+struct wfpb_inherited {
+	unsigned	n;
+	wfpb_sock	sock[WFPB_INHERITED_MAX];
+	char		name[WFPB_INHERITED_MAX][WFPB_NAME_MAX + 16];
+};
+
 /* A listener the configuration declares, open for the broker's life (wfpb_broker_open_listeners). */
 struct wfpb_declared {
 	char			name[WFPB_NAME_MAX];
@@ -236,10 +249,13 @@ void wfpb_broker_fini(struct wfpb_broker *b);
 /*
  * Opens the listeners the configuration declares ([listener NAME]), after
  * wfpb_broker_init and before serving; they stay open until wfpb_broker_fini,
- * whatever sessions come and go, and a reload keeps them as they are. 0, or
- * WFPB_E_OS with err naming the one that could not be opened (none is left open).
+ * whatever sessions come and go, and a reload keeps them as they are. One that
+ * in (may be NULL) holds under its name, still listening where the configuration
+ * says, is taken instead, with the connections queued on it. 0, or WFPB_E_OS with
+ * err naming the one that could not be opened (none is left open).
  */
-int WFPB_MUST_CHECK wfpb_broker_open_listeners(struct wfpb_broker *b, char *err, size_t errlen);
+int WFPB_MUST_CHECK wfpb_broker_open_listeners(struct wfpb_broker *b, struct wfpb_inherited *in, char *err,
+    size_t errlen);
 
 /* The declared listener called name, or NULL. */
 const struct wfpb_declared *wfpb_broker_declared(const struct wfpb_broker *b, const char *name);

@@ -39,6 +39,9 @@ int WFPB_MUST_CHECK wfpb__net_connect_done(wfpb_sock s, int *os_err);
 int WFPB_MUST_CHECK wfpb__net_addrs(wfpb_sock s, struct wfpb_addr *peer, struct wfpb_addr *local, int *os_err);
 void wfpb__net_close(wfpb_sock s);
 
+/* 1 when s is a socket that listens (SO_ACCEPTCONN), else 0. */
+int wfpb__net_is_listening(wfpb_sock s);
+
 /*
  * Another descriptor (handle) of the same socket, non-blocking and not
  * inherited, for another watcher of it: 0 or WFPB_E_OS with *os_err.

@@ -8,7 +8,9 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -100,6 +102,48 @@ warn_if_images_unreadable(void)
 		    "the audit's image field then says \"(unreadable: ...)\"");
 }
 
+/*
+ * The descriptors systemd hands back at start (sd_listen_fds(3)): LISTEN_FDS
+ * of them from 3 on, named by LISTEN_FDNAMES, when LISTEN_PID is this process.
+ * The declared listeners stored at the last run come back this way
+ * (FDSTORE=1). The variables are unset so that nothing this starts sees them.
+ */
+static void
+inherited_fds(struct wfpb_inherited *in)
+{
+	const char	*pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS"), *names = getenv("LISTEN_FDNAMES");
+	unsigned long	n;
+	char		*end;
+	unsigned	i;
+	size_t		k;
+
+	memset(in, 0, sizeof(*in));
+	if (pid != NULL && fds != NULL && strtoul(pid, &end, 10) == (unsigned long)getpid() && *end == '\0' &&
+	    (n = strtoul(fds, &end, 10)) > 0 && *end == '\0') {
+		for (i = 0; i < n; i++) {
+			int fd = 3 + (int)i;
+
+			(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+			if (i >= WFPB_INHERITED_MAX) {
+				close(fd);
+				continue;
+			}
+			in->sock[in->n] = fd;
+			/* The i-th name of the colon-separated list; "" when there are fewer. */
+			for (k = 0; names != NULL && names[0] != '\0' && names[k] != '\0' && names[k] != ':' &&
+			    k + 1 < sizeof(in->name[0]); k++)
+				in->name[in->n][k] = names[k];
+			in->name[in->n][k] = '\0';
+			if (names != NULL)
+				names = strchr(names, ':') ? strchr(names, ':') + 1 : names + strlen(names);
+			in->n++;
+		}
+	}
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -189,9 +233,16 @@ main(int argc, char **argv)
 		snprintf(pub_path, sizeof(pub_path), "%s/server.pub", b.cfg.state_dir);
 	}
 	{
-		char err3[WFPB_PATH_MAX + 160];
+		struct wfpb_inherited	in;
+		char			err3[WFPB_PATH_MAX + 160];
+		unsigned		k;
 
-		if (wfpb_broker_open_listeners(&b, err3, sizeof(err3)) != 0) {
+		inherited_fds(&in);
+		rc = wfpb_broker_open_listeners(&b, &in, err3, sizeof(err3));
+		for (k = 0; k < in.n; k++)	/* what no declared listener took */
+			if (in.sock[k] != WFPB_SOCK_NONE)
+				close((int)in.sock[k]);
+		if (rc != 0) {
 			wfpb_log(WFPB_LOG_ERR, "%s", err3);
 			wfpb_broker_fini(&b);
 			return 1;

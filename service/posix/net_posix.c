@@ -156,6 +156,15 @@ wfpb__net_addrs(wfpb_sock s, struct wfpb_addr *peer, struct wfpb_addr *local, in
 }
 
 int
+wfpb__net_is_listening(wfpb_sock s)
+{
+	int		on = 0;
+	socklen_t	len = sizeof(on);
+
+	return getsockopt((int)s, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+}
+
+int
 wfpb__net_dup(wfpb_sock s, wfpb_sock *out, int *os_err)
 {
 	int fd = fcntl((int)s, F_DUPFD_CLOEXEC, 0);

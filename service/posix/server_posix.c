@@ -627,36 +627,65 @@ sweep(struct server *sv)
  * RELOADING=1 (with MONOTONIC_USEC, as Type=notify-reload wants) before
  * one, STOPPING=1 when stopping, and STATUS= with what the broker serves.
  */
+/* One datagram of n bytes to $NOTIFY_SOCKET, with passed (a descriptor, or -1) as SCM_RIGHTS. */
 static void
-notify(const struct server *sv, const char *fmt, ...)
+notify_send(const struct server *sv, const char *msg, size_t n, int passed)
 {
 	struct sockaddr_un	sa = { .sun_family = AF_UNIX };
 	const char		*path = getenv("NOTIFY_SOCKET");
-	char			msg[512];
-	va_list			ap;
-	socklen_t		len;
-	int			fd, n;
+	int			fd;
 
 	if (!sv->notify || path == NULL || strlen(path) >= sizeof(sa.sun_path) || (path[0] != '/' && path[0] != '@'))
 		return;
+	memcpy(sa.sun_path, path, strlen(path));
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return;
+	if (connect(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path))) == 0)
+		(void)!wfpb__send_fd(fd, (const uint8_t *)msg, n, passed, 0);
+	close(fd);
+}
+
+static void
+notify(const struct server *sv, const char *fmt, ...)
+{
+	char	msg[512];
+	va_list	ap;
+	int	n;
+
 	va_start(ap, fmt);
 	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(msg))
 		return;
-	memcpy(sa.sun_path, path, strlen(path));
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = '\0';
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
-	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
-		return;
-	(void)!sendto(fd, msg, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
-	close(fd);
+	notify_send(sv, msg, (size_t)n, -1);
+}
+
+/*
+ * The declared listeners go to systemd's file descriptor store (FDSTORE=1,
+ * named listener-NAME), so a restart gets them back with LISTEN_FDS and the
+ * connections queued on them meanwhile are not lost (wfpb_broker_open_listeners
+ * takes them). Sent again after a reload: the store keeps one per name.
+ */
+static void
+notify_fdstore(const struct server *sv)
+{
+	char		msg[WFPB_NAME_MAX + 48];
+	unsigned	i;
+	int		n;
+
+	for (i = 0; i < sv->b->ndeclared; i++) {
+		n = snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=listener-%s", sv->b->declared[i].name);
+		if (n > 0 && (size_t)n < sizeof(msg))
+			notify_send(sv, msg, (size_t)n, (int)sv->b->declared[i].sock);
+	}
 }
 
 static void
 notify_ready(const struct server *sv)
 {
+	notify_fdstore(sv);
 	notify(sv, "READY=1\nSTATUS=serving %s, backend %s, %u principals", sv->b->cfg.endpoint, sv->b->cfg.backend,
 	    (unsigned)sv->b->cfg.nprincipals);
 }

@@ -306,7 +306,8 @@ run_broker(const char *config_path)
 	{
 		char err[WFPB_PATH_MAX + 160];
 
-		if (wfpb_broker_open_listeners(&b, err, sizeof(err)) != 0) {
+		/* Nothing survives a Windows service's restart: they are opened anew (docs/DECISIONS.md). */
+		if (wfpb_broker_open_listeners(&b, NULL, err, sizeof(err)) != 0) {
 			wfpb_log(WFPB_LOG_ERR, "%s", err);
 			wfpb_broker_fini(&b);
 			return START_BROKER;

@@ -418,6 +418,15 @@ wfpb__net_pull(intptr_t process, uint64_t handle, wfpb_sock *out, int *os_err)
 }
 
 int
+wfpb__net_is_listening(wfpb_sock s)
+{
+	BOOL	on = FALSE;
+	int	len = sizeof(on);
+
+	return getsockopt((SOCKET)s, SOL_SOCKET, SO_ACCEPTCONN, (char *)&on, &len) == 0 && on;
+}
+
+int
 wfpb__net_dup(wfpb_sock s, wfpb_sock *out, int *os_err)
 {
 	WSAPROTOCOL_INFOW	info;

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# declared_listener.sh BROKERD RELAY TCP_ECHO WORKDIR
+# declared_listener.sh BROKERD RELAY TCP_ECHO WORKDIR FDSTORE_HARNESS
 #
 # A listener the configuration declares is the broker's, not the proxy's: a wfpb-relay accepts
 # on it by name (--listener) and relays one connection, then exits; a client connects while no
 # relay runs (the broker's listener takes it into its queue: not refused) and is relayed by the
 # next relay run. (Another principal's refusal: test_session declared_listener_outlives_its_sessions.)
+#
+# Then the broker's own restart, under a harness that plays systemd's file descriptor store: the
+# broker stores its declared listener (FDSTORE=1), is stopped, and while nothing runs for 2 s a
+# client connects (the stored socket queues it: not refused); the broker starts again with the
+# socket from LISTEN_FDS, and a relay then relays that client.
 set -u
-brokerd=$1 relay=$2 echo_bin=$3 work=$4
+brokerd=$1 relay=$2 echo_bin=$3 work=$4 harness=$5
 . "$(dirname "$0")/../check.sh"
 . "$(dirname "$0")/../rsyslog.sh"	# free_low_port
 rm -rf "$work"
@@ -64,4 +69,35 @@ relay2=$!
 check "the next relay run relays it" eval 'wait "$client2" && test "$(cat "$work/client2.out")" = again'
 wait "$relay2" 2>/dev/null
 
+kill %1 2>/dev/null
+
+# --- the broker's restart, the listener kept in the store --------------------------------
+for p in $pids; do kill "$p" 2>/dev/null; done
+wait 2>/dev/null
+pids=
+"$echo_bin" server "$work/origin.port" >"$work/origin.log" 2>&1 &
+pids="$pids $!"
+: >"$work/origin.port"
+for _ in $(seq 1 50); do [ -s "$work/origin.port" ] && break; sleep 0.1; done
+origin=$(cat "$work/origin.port")
+: >"$work/broker.log"
+"$harness" "$work/notify.sock" "$work/notify.log" 2000 "$brokerd" --config "$work/wfpbroker.conf" \
+	>>"$work/broker.log" 2>&1 &
+h=$!
+pids="$pids $h"
+for _ in $(seq 1 100); do grep -q '^READY=1' "$work/notify.log" 2>/dev/null && break; sleep 0.1; done
+check "the broker stores its declared listener with systemd (FDSTORE=1 FDNAME=listener-front)" \
+	grep -q '^FDSTORE=1 FDNAME=listener-front$' "$work/notify.log"
+kill -USR1 "$h"
+for _ in $(seq 1 100); do grep -q 'harness: stopped' "$work/notify.log" && break; sleep 0.05; done
+"$echo_bin" client "$port" restart 127.0.0.1 20 >"$work/client3.out" 2>&1 &
+client3=$!
+sleep 0.5
+check "a client that connects while the broker is down is not refused" kill -0 "$client3"
+for _ in $(seq 1 100); do [ "$(grep -c '^READY=1' "$work/notify.log")" -ge 2 ] && break; sleep 0.1; done
+check "the broker started again with the stored listener" \
+	grep -q "listener front on 127.0.0.1:$port, for principal proxy (kept across the restart)" "$work/broker.log"
+run_relay "$work/relay4.log" &
+check "after the restart a relay relays the client that came while it was down" \
+	eval 'wait "$client3" && test "$(cat "$work/client3.out")" = restart'
 summary

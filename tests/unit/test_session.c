@@ -1318,7 +1318,7 @@ declared_listener_outlives_its_sessions(void **state)
 	set_policy(f, "[principal p]\nuid = 1000\nops = accept\n[principal other]\nuid = 1001\nops = accept\n"
 	    "[listener web]\naddress = 127.0.0.1:0\nprincipal = p\n"
 	    "[listener theirs]\naddress = 127.0.0.1:0\nprincipal = other\n");
-	assert_int_equal(wfpb_broker_open_listeners(&f->b, err, sizeof(err)), 0);
+	assert_int_equal(wfpb_broker_open_listeners(&f->b, NULL, err, sizeof(err)), 0);
 	assert_int_equal(f->b.ndeclared, 2);
 	port = f->b.declared[0].local.port;
 	assert_true(port != 0);
