@@ -365,7 +365,9 @@ bounded(const struct wfpb_limits *lim, Wfpbroker__V1__Request__OpCase op, const 
 		return r->listen.backlog >= 1 && (unsigned)r->listen.backlog <= BACKLOG_MAX &&
 		    (r->listen.local.family == WFPB_AF_INET || r->listen.local.family == WFPB_AF_INET6);
 	case WFPBROKER__V1__REQUEST__OP_ACCEPT:
-		return r->accept.listener_id != 0 && r->accept.timeout_ms >= 1 &&
+		/* One listener: the session's by id, or a declared one by a name that fits. */
+		return (r->accept.listener != NULL ? r->accept.listener_id == 0 &&
+		    strlen(r->accept.listener) < WFPB_NAME_MAX : r->accept.listener_id != 0) && r->accept.timeout_ms >= 1 &&
 		    r->accept.timeout_ms <= ACCEPT_TIMEOUT_MAX && lifetime_bounded(r->accept.lifetime);
 	case WFPBROKER__V1__REQUEST__OP_CONNECT:
 		return records_bounded(lim, &r->connect.records) && !wfpb_addr_unspecified(&r->connect.remote) &&
