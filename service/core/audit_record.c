@@ -143,6 +143,30 @@ wfpb__audit_request(struct wfpb_session *s, const struct wfpb_op *op, uint64_t r
 }
 
 void
+wfpb__audit_handover_failed(struct wfpb_session *s, uint64_t request_id, int os_err)
+{
+	Wfpbroker__V1__AuditRecord	r = WFPBROKER__V1__AUDIT_RECORD__INIT;
+	Wfpbroker__V1__Principal	p;
+	uint8_t				fp[32];
+	char				msg[160];
+
+	WFPB_CORE_OWNED(s->broker);
+	if (!s->broker->audit_on)
+		return;
+	principal_pb(s, &p, fp);
+	snprintf(msg, sizeof(msg), "handover: the socket of request %llu could not be duplicated into the client "
+	    "(error %d); its answer went without it and the broker closed it", (unsigned long long)request_id, os_err);
+	r.kind = WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST;
+	r.principal = &p;
+	r.op = (char *)(uintptr_t)"handover";
+	r.status = WFPBROKER__V1__STATUS_CODE__INTERNAL;
+	r.request_id = request_id;
+	r.session_id = s->session_id;
+	r.message = msg;
+	(void)wfpb_audit_append(&s->broker->audit, &r, s->last_ms);
+}
+
+void
 wfpb__dispatch_session_event(struct wfpb_session *s, int start)
 {
 	Wfpbroker__V1__AuditRecord	r = WFPBROKER__V1__AUDIT_RECORD__INIT;

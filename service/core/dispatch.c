@@ -155,7 +155,7 @@ respond(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id, s
 		rc = WFPB_E_NOMEM;
 	} else {
 		n = wfpbroker__v1__response__pack(&rp->resp, buf);
-		rc = wfpb__session_send(s, buf, n, rp->attach);
+		rc = wfpb__session_send(s, buf, n, rp->attach, request_id);
 		free(buf);
 	}
 	if (!rp->audited)

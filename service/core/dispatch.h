@@ -46,6 +46,13 @@ int wfpb__validate_message(const struct wfpb_limits *lim, const uint8_t *msg, si
  */
 void wfpb__dispatch_session_event(struct wfpb_session *s, int start);
 
+/*
+ * Records that the socket an answer of request_id carried could not be
+ * duplicated into the client (Windows, as the answer was written): the
+ * request's own record said it was handed over. Core lock held.
+ */
+void wfpb__audit_handover_failed(struct wfpb_session *s, uint64_t request_id, int os_err);
+
 /* Why a pending request is taken up again. */
 enum wfpb_resume_why {
 	WFPB_RESUME_READY,	/* its socket is ready (or, ApplyRecords, its record may be durable) */

@@ -460,7 +460,7 @@ wfpb__pending_free(struct wfpb_pending *p)
  * socket closed.
  */
 static int
-hold_late(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_sock attach)
+hold_late(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_sock attach, uint64_t request_id)
 {
 	struct wfpb_broker	*b = s->broker;
 	struct wfpb_late	*l;
@@ -485,6 +485,7 @@ hold_late(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_sock atta
 	}
 	memcpy(l->msg, msg, len);
 	l->len = len;
+	l->request_id = request_id;
 	if (attach != WFPB_SOCK_NONE) {
 		/* The placeholder starts with the broker's random mark: no field the client chose can carry it. */
 		for (i = 0; i + hl <= len && memcmp(msg + i, b->handover_mark, WFPB_HANDOVER_MARK_LEN) != 0; i++)
@@ -542,6 +543,10 @@ release_late(struct wfpb_session *s)
 				memset(l->msg + l->mark_at, 0, hl);
 				if (rc != 0)
 					wfpb__net_close(l->sock);
+				/* The request's record said it was handed over: a second one says it was not. */
+				wfpb_core_enter(b);
+				wfpb__audit_handover_failed(s, l->request_id, os_err);
+				wfpb_core_leave(b);
 			}
 			l->sock = WFPB_SOCK_NONE;
 		}
@@ -557,14 +562,14 @@ release_late(struct wfpb_session *s)
 }
 
 int
-wfpb__session_send(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_sock attach)
+wfpb__session_send(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_sock attach, uint64_t request_id)
 {
 	size_t	before;
 	int	rc;
 
 	/* Windows: a socket goes into the client only with its frame, after its record (hold_late). */
 	if ((attach != WFPB_SOCK_NONE && wfpb__net_handover_len() > 0) || s->n_late > 0)
-		return hold_late(s, msg, len, attach);
+		return hold_late(s, msg, len, attach, request_id);
 
 	(void)wfpb_channel_output(&s->ch, &before);
 	/*

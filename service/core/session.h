@@ -61,6 +61,7 @@ struct wfpb_late {
 	size_t		len;
 	size_t		mark_at;	/* where its socket's WSAPROTOCOL_INFOW goes */
 	wfpb_sock	sock;		/* WFPB_SOCK_NONE: it only keeps its place in line */
+	uint64_t	request_id;	/* of the answer, for the record of a hand-over that failed */
 	uint64_t	seq;		/* the audit record it waits for; 0: none */
 };
 
@@ -233,7 +234,8 @@ int wfpb_session_expire(struct wfpb_session *s, uint64_t now_ms);
 void wfpb_session_resolve(struct wfpb_session *s);
 
 /* Queues one packed Response, with a socket to hand over (or WFPB_SOCK_NONE, ownership taken). */
-int WFPB_MUST_CHECK wfpb__session_send(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_sock attach);
+int WFPB_MUST_CHECK wfpb__session_send(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_sock attach,
+    uint64_t request_id);
 
 /*
  * A pending request joins the session (its socket watched; WFPB_E_NOMEM when

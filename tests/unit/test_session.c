@@ -818,6 +818,34 @@ audited_broker_end(struct wfpb_broker *b, unsigned char sk[64], const char *dir)
 	remove_dir(dir);
 }
 
+/* What the audit log in dir holds: records of kind (and op, when not NULL) with status, counted. */
+static unsigned
+log_count(const char *dir, int kind, const char *op, int status)
+{
+	char				path[TEMP_DIR_LEN + 16];
+	static uint8_t			buf[1u << 20];
+	Wfpbroker__V1__AuditRecord	*r;
+	size_t				len = 0, off = 0, n;
+	unsigned			count = 0;
+	FILE				*fp;
+
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+	assert_non_null(fp = fopen(path, "rb"));
+	while ((n = fread(buf + len, 1, sizeof(buf) - len, fp)) > 0)
+		len += n;
+	fclose(fp);
+	while (off + 4 <= len) {
+		n = (size_t)buf[off] << 24 | (size_t)buf[off + 1] << 16 | (size_t)buf[off + 2] << 8 | buf[off + 3];
+		assert_true(off + 4 + n <= len);
+		assert_non_null(r = wfpbroker__v1__audit_record__unpack(NULL, n, buf + off + 4));
+		if ((int)r->kind == kind && (op == NULL || strcmp(r->op, op) == 0) && (int)r->status == status)
+			count++;
+		wfpbroker__v1__audit_record__free_unpacked(r, NULL);
+		off += 4 + n;
+	}
+	return count;
+}
+
 #ifndef _WIN32
 /*
  * ApplyRecords acts on the client's own socket, which the broker cannot take
@@ -1405,39 +1433,31 @@ socket_enters_the_client_only_with_its_answer(void **state)
 
 #ifdef _WIN32
 /*
- * An answer that never goes out leaves nothing in the client: the Accept is
- * answered while its record is not yet durable, the commit then fails, and
- * the socket is never duplicated into the client; the session's end closes it.
+ * For the audited Windows hand-over tests: a session (client pid as given, the
+ * test's own process pinned) whose Listen is answered and durable, a client
+ * connected to it (*client), and an Accept (request 2) sent and answered, its
+ * record queued but not yet committed (now 1003).
  */
-static void
-undelivered_answer_leaves_nothing_in_the_client(void **state)
+/* The principal of the audited hand-over tests. */
+#define HANDOVER_POLICY	"[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\n"
+
+static struct wfpb_session *
+audited_accept_sent(struct wfpb_broker *b, struct wfpb_channel *c, const struct wfpb_noise_keypair *key, uint32_t pid,
+    wfpb_sock *client)
 {
-	static const char		policy[] = "[principal p]\nuid = 1000\nops = listen accept\n"
-					    "listen = 127.0.0.1/32:*\n";
-	struct wfpb_noise_keypair	*key = &((struct fixture *)*state)->key;
 	struct wfpb_identity		id = { .known = 1, .uid = 1000, .gid = 1000, .user = "1000" };
-	struct wfpb_broker		b;
 	struct wfpb_session		*s;
-	struct wfpb_channel		c;
 	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
 	Wfpbroker__V1__ListenRequest	ls = WFPBROKER__V1__LISTEN_REQUEST__INIT;
 	Wfpbroker__V1__AcceptRequest	ac = WFPBROKER__V1__ACCEPT_REQUEST__INIT;
 	Wfpbroker__V1__Address		local = WFPBROKER__V1__ADDRESS__INIT;
 	Wfpbroker__V1__Response		*r;
-	struct wfpb_addr		to = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 } };
 	uint8_t				lo[4] = { 127, 0, 0, 1 };
-	unsigned char			sk[64];
-	char				dir[TEMP_DIR_LEN];
-	uint64_t			before;
-	wfpb_sock			client;
-	size_t				len;
-	int				os_err = 0, rc;
 
-	id.pid = GetCurrentProcessId();
-	audited_broker(&b, policy, "undelivered", dir, key, sk);
-	s = wfpb_session_new(&b, &id, 1000);
+	id.pid = pid;
+	s = wfpb_session_new(b, &id, 1000);
 	s->id.process = (intptr_t)GetCurrentProcess();
-	handshake(s, &c, key->pub, WFPB_PROTOCOL_VERSION);
+	handshake(s, c, key->pub, WFPB_PROTOCOL_VERSION);
 	local.family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
 	local.addr.data = lo;
 	local.addr.len = 4;
@@ -1445,25 +1465,46 @@ undelivered_answer_leaves_nothing_in_the_client(void **state)
 	rq.request_id = 1;
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_LISTEN;
 	rq.listen = &ls;
-	send_request(s, &c, &rq, 1001);
-	assert_int_equal(wfpb_broker_commit(&b, 1002), 1);
-	while (wfpb_broker_next_ready(&b) != NULL)
+	send_request(s, c, &rq, 1001);
+	assert_int_equal(wfpb_broker_commit(b, 1002), 1);
+	while (wfpb_broker_next_ready(b) != NULL)
 		;
 	wfpb_session_released(s, 1002);
-	assert_non_null(r = next_response(s, &c));
+	assert_non_null(r = next_response(s, c));
 	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
 	ac.listener_id = r->listen->listener_id;
-	to.port = (uint16_t)r->listen->local->port;
+	*client = connect_queued((uint16_t)r->listen->local->port);
 	wfpbroker__v1__response__free_unpacked(r, NULL);
-	assert_int_equal(wfpb__net_socket(WFPB_AF_INET, &client, &os_err), 0);
-	rc = wfpb__net_connect(client, &to, &os_err);
-	assert_true(rc == 0 || rc == WFPB_E_AGAIN);
-	Sleep(50);
-	before = wfpb__net_handovers();
+	ac.timeout_ms = 5000;
 	rq.request_id = 2;
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_ACCEPT;
 	rq.accept = &ac;
-	send_request(s, &c, &rq, 1003);
+	send_request(s, c, &rq, 1003);
+	return s;
+}
+#endif
+
+#ifdef _WIN32
+/*
+ * An answer that never goes out leaves nothing in the client: the Accept is
+ * answered while its record is not yet durable, the commit then fails, and
+ * the socket is never duplicated into the client; the session's end closes it.
+ */
+static void
+undelivered_answer_leaves_nothing_in_the_client(void **state)
+{
+	struct wfpb_noise_keypair	*key = &((struct fixture *)*state)->key;
+	struct wfpb_broker		b;
+	struct wfpb_session		*s;
+	struct wfpb_channel		c;
+	unsigned char			sk[64];
+	char				dir[TEMP_DIR_LEN];
+	uint64_t			before = wfpb__net_handovers();
+	wfpb_sock			client;
+	size_t				len;
+
+	audited_broker(&b, HANDOVER_POLICY, "undelivered", dir, key, sk);
+	s = audited_accept_sent(&b, &c, key, GetCurrentProcessId(), &client);
 	/* Answered, its record queued, not durable: the answer waits, and its socket with it. */
 	assert_null(wfpb_session_output(s, &len, &no_attach));
 	assert_int_equal(wfpb__net_handovers(), before);
@@ -1541,6 +1582,50 @@ v1_flood_behind_a_waiting_accept_ends_the_session(void **state)
 	wfpb_session_free(s);
 	wfpb_channel_free(&c);
 }
+
+#ifdef _WIN32
+/*
+ * A socket that cannot be duplicated into the client when its answer is
+ * written (the process is gone, a PID that names no process) is said in the
+ * audit log: the request's record said it was handed over, a second record
+ * says it was not. The answer goes with zeros where the socket would be.
+ */
+static void
+failed_handover_is_recorded(void **state)
+{
+	struct wfpb_noise_keypair	*key = &((struct fixture *)*state)->key;
+	struct wfpb_broker		b;
+	struct wfpb_session		*s;
+	struct wfpb_channel		c;
+	Wfpbroker__V1__Response		*r;
+	static const uint8_t		zeros[sizeof(WSAPROTOCOL_INFOW)];
+	unsigned char			sk[64];
+	char				dir[TEMP_DIR_LEN];
+	wfpb_sock			client;
+
+	audited_broker(&b, HANDOVER_POLICY, "handover", dir, key, sk);
+	/* A PID that names no process: WSADuplicateSocketW fails when the answer is written. */
+	s = audited_accept_sent(&b, &c, key, 0xFFFFFFF0u, &client);
+	assert_int_equal(wfpb_broker_commit(&b, 1004), 1);
+	while (wfpb_broker_next_ready(&b) != NULL)
+		;
+	wfpb_session_released(s, 1004);
+	/* Written now: the answer goes with zeros where the socket would be... */
+	assert_non_null(r = next_response(s, &c));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_int_equal(r->accept->socket->wsa_protocol_info.len, sizeof(zeros));
+	assert_memory_equal(r->accept->socket->wsa_protocol_info.data, zeros, sizeof(zeros));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	/* ...and the log says so, in a record of its own. */
+	(void)wfpb_broker_commit(&b, 100000);	/* lazy: nobody waits for it */
+	assert_int_equal(log_count(dir, WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST, "handover",
+	    WFPBROKER__V1__STATUS_CODE__INTERNAL), 1);
+	wfpb_session_free(s);
+	wfpb_channel_free(&c);
+	wfpb__net_close(client);
+	audited_broker_end(&b, sk, dir);
+}
+#endif
 
 /* Listens on loopback; the listener's id and a socket connecting to it come back through the arguments. */
 static uint64_t
@@ -1863,7 +1948,7 @@ v2_answer_leaves_when_its_own_record_is_durable(void **state)
 	wfpbroker__v1__response__free_unpacked(r, NULL);
 	/* The second is not durable yet: it waits, and the session waits for the next commit. */
 	assert_null(next_response(s, &c));
-	assert_int_equal(wfpb_broker_commit(&b, 1005), 1);
+	assert_int_equal(wfpb_broker_commit(&b, 100000), 1);	/* lazy: nobody waits for it */
 	assert_ptr_equal(wfpb_broker_next_ready(&b), s);
 	wfpb_session_released(s, 1005);
 	assert_non_null(r = next_response(s, &c));
@@ -1951,34 +2036,6 @@ v2_dead_upstream_times_out_alone(void **state)
 	for (i = 0; i < 4; i++)
 		close(fill[i]);
 	close(l);
-}
-
-/* What the audit log in dir holds: records of kind (and op, when not NULL) with status, counted. */
-static unsigned
-log_count(const char *dir, int kind, const char *op, int status)
-{
-	char				path[TEMP_DIR_LEN + 16];
-	static uint8_t			buf[1u << 20];
-	Wfpbroker__V1__AuditRecord	*r;
-	size_t				len = 0, off = 0, n;
-	unsigned			count = 0;
-	FILE				*fp;
-
-	snprintf(path, sizeof(path), "%s/audit.log", dir);
-	assert_non_null(fp = fopen(path, "rb"));
-	while ((n = fread(buf + len, 1, sizeof(buf) - len, fp)) > 0)
-		len += n;
-	fclose(fp);
-	while (off + 4 <= len) {
-		n = (size_t)buf[off] << 24 | (size_t)buf[off + 1] << 16 | (size_t)buf[off + 2] << 8 | buf[off + 3];
-		assert_true(off + 4 + n <= len);
-		assert_non_null(r = wfpbroker__v1__audit_record__unpack(NULL, n, buf + off + 4));
-		if ((int)r->kind == kind && (op == NULL || strcmp(r->op, op) == 0) && (int)r->status == status)
-			count++;
-		wfpbroker__v1__audit_record__free_unpacked(r, NULL);
-		off += 4 + n;
-	}
-	return count;
 }
 
 /* A listener on loopback that accepts nothing until asked (the remote of a Connect); its port in *port. */
@@ -2544,6 +2601,7 @@ main(void)
 		cmocka_unit_test(refused_connect_is_seen_without_wsapoll),
 		cmocka_unit_test_setup_teardown(socket_enters_the_client_only_with_its_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(undelivered_answer_leaves_nothing_in_the_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(failed_handover_is_recorded, setup, teardown),
 		cmocka_unit_test_setup_teardown(callout_sized_context_is_enobufs_and_the_service_serves_on, setup,
 		    teardown),
 #endif
