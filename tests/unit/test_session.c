@@ -847,6 +847,40 @@ log_count(const char *dir, int kind, const char *op, int status)
 }
 
 #ifndef _WIN32
+/* An ApplyRecords of one inline sim record, on a new TCP socket handed to s with it (descriptor 0). */
+struct inline_apply {
+	Wfpbroker__V1__Request			rq;
+	Wfpbroker__V1__ApplyRecordsRequest	ap;
+	Wfpbroker__V1__SocketTransfer		x;
+	Wfpbroker__V1__RecordSource		src;
+	uint8_t					rec[WFPB_SIM_HDR_LEN + WFPB_SIM_HOP_LEN];
+};
+
+static Wfpbroker__V1__Request *
+inline_apply(struct inline_apply *a, struct wfpb_session *s, uint64_t id)
+{
+	wfpb_sock fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	wfpbroker__v1__request__init(&a->rq);
+	wfpbroker__v1__apply_records_request__init(&a->ap);
+	wfpbroker__v1__socket_transfer__init(&a->x);
+	wfpbroker__v1__record_source__init(&a->src);
+	memset(a->rec, 0, sizeof(a->rec));
+	memcpy(a->rec, "WFPS\x01\x00\x00\x01", 8);
+	a->rec[WFPB_SIM_HDR_LEN] = WFPB_AF_INET;
+	wfpb_session_add_fds(s, &fd, 1);
+	a->x.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX;
+	a->src.source_case = WFPBROKER__V1__RECORD_SOURCE__SOURCE_BLOB;
+	a->src.blob.data = a->rec;
+	a->src.blob.len = sizeof(a->rec);
+	a->ap.socket = &a->x;
+	a->ap.records = &a->src;
+	a->rq.request_id = id;
+	a->rq.op_case = WFPBROKER__V1__REQUEST__OP_APPLY_RECORDS;
+	a->rq.apply_records = &a->ap;
+	return &a->rq;
+}
+
 /*
  * ApplyRecords acts on the client's own socket, which the broker cannot take
  * back: its audit record is durable before the records are set, and when the
@@ -861,37 +895,22 @@ apply_records_waits_for_its_record(void **state)
 	struct wfpb_broker		b;
 	struct wfpb_session		*s;
 	struct wfpb_channel		c;
-	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
-	Wfpbroker__V1__ApplyRecordsRequest ap = WFPBROKER__V1__APPLY_RECORDS_REQUEST__INIT;
-	Wfpbroker__V1__SocketTransfer	x = WFPBROKER__V1__SOCKET_TRANSFER__INIT;
-	Wfpbroker__V1__RecordSource	src = WFPBROKER__V1__RECORD_SOURCE__INIT;
+	struct inline_apply		a;
+	Wfpbroker__V1__Request		*rq;
 	Wfpbroker__V1__Response		*r;
-	uint8_t				rec[WFPB_SIM_HDR_LEN + WFPB_SIM_HOP_LEN] = "WFPS\x01\x00\x00\x01";
 	unsigned char			sk[64];
 	char				dir[TEMP_DIR_LEN];
 	uint8_t				buf[512];
 	const uint8_t			*p, *m;
 	size_t				n, len, used, mlen;
-	wfpb_sock			fd;
 
 	audited_broker(&b, policy, "apply", dir, key, sk);
 	s = wfpb_session_new(&b, &id, 1000);
 	handshake(s, &c, key->pub, WFPB_PROTOCOL_VERSION);
 
-	rec[WFPB_SIM_HDR_LEN] = WFPB_AF_INET;
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	wfpb_session_add_fds(s, &fd, 1);
-	x.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX;
-	src.source_case = WFPBROKER__V1__RECORD_SOURCE__SOURCE_BLOB;
-	src.blob.data = rec;
-	src.blob.len = sizeof(rec);
-	ap.socket = &x;
-	ap.records = &src;
-	rq.request_id = 9;
-	rq.op_case = WFPBROKER__V1__REQUEST__OP_APPLY_RECORDS;
-	rq.apply_records = &ap;
-	n = wfpbroker__v1__request__get_packed_size(&rq);
-	wfpbroker__v1__request__pack(&rq, buf);
+	rq = inline_apply(&a, s, 9);
+	n = wfpbroker__v1__request__get_packed_size(rq);
+	wfpbroker__v1__request__pack(rq, buf);
 	assert_int_equal(wfpb_channel_send(&c, buf, n), 0);
 	p = wfpb_channel_output(&c, &len);
 	assert_int_equal(wfpb_session_input(s, p, len, 1002), 0);
@@ -914,11 +933,9 @@ apply_records_waits_for_its_record(void **state)
 	wfpbroker__v1__response__free_unpacked(r, NULL);
 
 	/* The log cannot take the next record: the commit fails and the records are never set. */
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	wfpb_session_add_fds(s, &fd, 1);
-	rq.request_id = 10;
-	n = wfpbroker__v1__request__get_packed_size(&rq);
-	wfpbroker__v1__request__pack(&rq, buf);
+	rq = inline_apply(&a, s, 10);
+	n = wfpbroker__v1__request__get_packed_size(rq);
+	wfpbroker__v1__request__pack(rq, buf);
 	assert_int_equal(wfpb_channel_send(&c, buf, n), 0);
 	p = wfpb_channel_output(&c, &len);
 	assert_int_equal(wfpb_session_input(s, p, len, 1004), 0);
@@ -2304,32 +2321,15 @@ reload_revokes_apply_foreign(void **state)
 	struct wfpb_channel		c;
 	struct wfpb_config		cfg;
 	struct wfpb_ini_error		err;
-	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
-	Wfpbroker__V1__ApplyRecordsRequest ap = WFPBROKER__V1__APPLY_RECORDS_REQUEST__INIT;
-	Wfpbroker__V1__SocketTransfer	x = WFPBROKER__V1__SOCKET_TRANSFER__INIT;
-	Wfpbroker__V1__RecordSource	src = WFPBROKER__V1__RECORD_SOURCE__INIT;
+	struct inline_apply		a;
 	Wfpbroker__V1__Response		*r;
-	uint8_t				rec[WFPB_SIM_HDR_LEN + WFPB_SIM_HOP_LEN] = "WFPS\x01\x00\x00\x01";
 	unsigned char			sk[64];
 	char				dir[TEMP_DIR_LEN];
-	wfpb_sock			fd;
 
 	audited_broker(&b, policy, "revoke", dir, key, sk);
 	s = wfpb_session_new(&b, &id, 1000);
 	handshake(s, &c, key->pub, WFPB_PROTOCOL_VERSION);
-	rec[WFPB_SIM_HDR_LEN] = WFPB_AF_INET;
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	wfpb_session_add_fds(s, &fd, 1);
-	x.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX;
-	src.source_case = WFPBROKER__V1__RECORD_SOURCE__SOURCE_BLOB;
-	src.blob.data = rec;
-	src.blob.len = sizeof(rec);
-	ap.socket = &x;
-	ap.records = &src;
-	rq.request_id = 70;
-	rq.op_case = WFPBROKER__V1__REQUEST__OP_APPLY_RECORDS;
-	rq.apply_records = &ap;
-	send_request(s, &c, &rq, 1002);
+	send_request(s, &c, inline_apply(&a, s, 70), 1002);
 	assert_int_equal(s->n_pending, 1);
 	assert_int_equal(wfpb_config_parse(narrowed, strlen(narrowed), &b.cfg, &cfg, &err), 0);
 	wfpb_broker_reload(&b, &cfg);
