@@ -6,7 +6,7 @@
 void
 wfpb__audit_addr(struct reply *rp, const struct wfpb_addr *a)
 {
-	if (rp->n_audit_addr < 2)
+	if (rp->n_audit_addr < WFPB_AUDIT_ADDRS_MAX)
 		rp->audit_addr[rp->n_audit_addr++] = *a;
 }
 
@@ -51,8 +51,9 @@ wfpb__audit_request(struct wfpb_session *s, const struct wfpb_op *op, uint64_t r
 {
 	Wfpbroker__V1__AuditRecord	r = WFPBROKER__V1__AUDIT_RECORD__INIT;
 	Wfpbroker__V1__Principal	p;
-	Wfpbroker__V1__Address		a[3], *ap[2];
-	uint8_t				abytes[3][16], fp[32], bh[32];
+	/* The request's addresses, then the original destination. */
+	Wfpbroker__V1__Address		a[WFPB_AUDIT_ADDRS_MAX + 1], *ap[WFPB_AUDIT_ADDRS_MAX];
+	uint8_t				abytes[WFPB_AUDIT_ADDRS_MAX + 1][16], fp[32], bh[32];
 	ProtobufCBinaryData		hash;
 	unsigned			i;
 	uint64_t			seq;
@@ -95,14 +96,15 @@ wfpb__audit_request(struct wfpb_session *s, const struct wfpb_op *op, uint64_t r
 	}
 	r.flow_id = rp->flow_id;
 	if (rp->orig_dst.family != 0) {
-		wfpbroker__v1__address__init(&a[2]);
-		a[2].family = rp->orig_dst.family == WFPB_AF_INET6 ? WFPBROKER__V1__ADDRESS_FAMILY__AF_INET6 :
+		i = WFPB_AUDIT_ADDRS_MAX;
+		wfpbroker__v1__address__init(&a[i]);
+		a[i].family = rp->orig_dst.family == WFPB_AF_INET6 ? WFPBROKER__V1__ADDRESS_FAMILY__AF_INET6 :
 		    WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
-		memcpy(abytes[2], rp->orig_dst.addr, 16);
-		a[2].addr.data = abytes[2];
-		a[2].addr.len = wfpb_addr_len(rp->orig_dst.family);
-		a[2].port = rp->orig_dst.port;
-		r.original_destination = &a[2];
+		memcpy(abytes[i], rp->orig_dst.addr, 16);
+		a[i].addr.data = abytes[i];
+		a[i].addr.len = wfpb_addr_len(rp->orig_dst.family);
+		a[i].port = rp->orig_dst.port;
+		r.original_destination = &a[i];
 	}
 	r.status = o->code;
 	r.latency_us = now_ms > started_ms ? (uint32_t)((now_ms - started_ms) * 1000u) : 0;

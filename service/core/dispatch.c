@@ -41,6 +41,9 @@ static const struct wfpb_op ops[] = {
 	    wfpb__op_apply, WFPB_PENDING_APPLY, wfpb__resume_apply },
 	{ R(PREPARE), "prepare", WFPB_PERM_PREPARE, NEEDS_PRINCIPAL | DURABLE, wfpb__validate_prepare, wfpb__op_prepare,
 	    0, NULL },
+	/* Accept and Connect in one: both grants. */
+	{ R(RELAY), "relay", WFPB_PERM_ACCEPT | WFPB_PERM_CONNECT, NEEDS_PRINCIPAL | DURABLE, wfpb__validate_relay,
+	    wfpb__op_relay, WFPB_PENDING_RELAY, wfpb__resume_relay },
 	{ R(STASH), "stash", WFPB_PERM_STASH, NEEDS_PRINCIPAL, wfpb__validate_stash, wfpb__op_stash, 0, NULL },
 	{ R(FETCH), "fetch", WFPB_PERM_FETCH, NEEDS_PRINCIPAL, wfpb__validate_fetch, wfpb__op_fetch, 0, NULL },
 	{ R(RELEASE), "release", 0, NEEDS_PRINCIPAL, wfpb__validate_release, wfpb__op_release, 0, NULL },
@@ -96,6 +99,17 @@ authorize(struct wfpb_session *s, const struct wfpb_op *op, struct outcome *o)
 	return 0;
 }
 
+/* Closes the sockets an answer would have handed over. */
+static void
+close_attached(struct reply *rp)
+{
+	unsigned i;
+
+	for (i = 0; i < rp->n_attach; i++)
+		wfpb__net_close(rp->attach[i]);
+	rp->n_attach = 0;
+}
+
 /* Packs and queues the Response for request_id; audits it; frees what the reply borrowed. */
 static int
 respond(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id, struct reply *rp,
@@ -120,8 +134,7 @@ respond(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id, s
 	if (o->code != WFPBROKER__V1__STATUS_CODE__OK) {
 		rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT__NOT_SET;
 		/* A failed operation hands nothing over. */
-		wfpb__net_close(rp->attach);
-		rp->attach = WFPB_SOCK_NONE;
+		close_attached(rp);
 	}
 	wfpbroker__v1__status__init(&st);
 	st.code = o->code;
@@ -136,8 +149,7 @@ respond(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id, s
 		 * not, the client gets a status, not a dead service, and nothing handed over.
 		 */
 		rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT__NOT_SET;
-		wfpb__net_close(rp->attach);
-		rp->attach = WFPB_SOCK_NONE;
+		close_attached(rp);
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__ENOBUFS,
 		    "%s: the answer would be %zu bytes, more than a frame",
 		    op != NULL ? op->name : "request", n);
@@ -148,14 +160,14 @@ respond(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id, s
 	}
 	if (s->ending) {
 		/* The session is going: nothing is answered, and what would have been handed over is closed. */
-		wfpb__net_close(rp->attach);
+		close_attached(rp);
 		rc = 0;
 	} else if ((buf = malloc(n ? n : 1)) == NULL) {
-		wfpb__net_close(rp->attach);
+		close_attached(rp);
 		rc = WFPB_E_NOMEM;
 	} else {
 		n = wfpbroker__v1__response__pack(&rp->resp, buf);
-		rc = wfpb__session_send(s, buf, n, rp->attach, request_id);
+		rc = wfpb__session_send(s, buf, n, rp->attach, rp->n_attach, request_id);
 		free(buf);
 	}
 	if (!rp->audited)
@@ -170,8 +182,7 @@ reply_init(struct reply *rp)
 {
 	memset(rp, 0, sizeof(*rp));
 	wfpbroker__v1__response__init(&rp->resp);
-	rp->attach = WFPB_SOCK_NONE;
-	rp->pend.watch = rp->pend.sock = WFPB_SOCK_NONE;
+	rp->pend.watch = rp->pend.sock = rp->pend.accepted = WFPB_SOCK_NONE;
 }
 
 /*
@@ -377,6 +388,14 @@ bounded(const struct wfpb_limits *lim, Wfpbroker__V1__Request__OpCase op, const 
 		return sock_bounded(lim, &r->query.sock) && lifetime_bounded(r->query.lifetime);
 	case WFPBROKER__V1__REQUEST__OP_APPLY_RECORDS:
 		return sock_bounded(lim, &r->apply.sock) && records_bounded(lim, &r->apply.records);
+	case WFPBROKER__V1__REQUEST__OP_RELAY:
+		return (r->relay.accept.listener != NULL ? r->relay.accept.listener_id == 0 &&
+		    strlen(r->relay.accept.listener) < WFPB_NAME_MAX : r->relay.accept.listener_id != 0) &&
+		    r->relay.accept.timeout_ms >= 1 && r->relay.accept.timeout_ms <= ACCEPT_TIMEOUT_MAX &&
+		    (r->relay.remote.family == 0 || !wfpb_addr_unspecified(&r->relay.remote)) &&
+		    (r->relay.local.family == 0 || r->relay.remote.family == 0 ||
+		    r->relay.local.family == r->relay.remote.family) &&
+		    r->relay.connect_timeout_ms >= 1 && r->relay.connect_timeout_ms <= CONNECT_TIMEOUT_MAX;
 	case WFPBROKER__V1__REQUEST__OP_PREPARE:
 		return records_bounded(lim, &r->prepare.records) &&
 		    (r->prepare.family == WFPB_AF_INET || r->prepare.family == WFPB_AF_INET6);
@@ -437,8 +456,15 @@ wfpb__dispatch_resume(struct wfpb_session *s, struct wfpb_pending *p, int why, u
 	if ((why == WFPB_RESUME_READY || why == WFPB_RESUME_POLL) && s->checked_gen != s->broker->policy_gen &&
 	    !wfpb__pending_holds(&sc, p, NULL, 0))
 		why = WFPB_RESUME_REVOKED;
-	if (!op->resume(&sc, p, &rp, &o, now_ms, why))
+	if ((rc = op->resume(&sc, p, &rp, &o, now_ms, why)) == 0)
 		return 0;
+	if (rc == WFPB_RESUME_REARMED) {
+		/* It waits on something else now; without room to watch it, it fails and lets go of it. */
+		if (wfpb__session_pending_rearm(s, p, &rp.pend) == 0)
+			return 0;
+		wfpb__pending_release(&rp.pend);
+		wfpb__outcome(&o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "%s: out of memory", op->name);
+	}
 	if (why == WFPB_RESUME_GONE && o.code == WFPBROKER__V1__STATUS_CODE__OK)
 		abort();	/* a resume entry must not report success to a session that is gone */
 	wfpb__session_pending_remove(s, p);

@@ -110,6 +110,14 @@ struct req_prepare {
 	int			family;		/* WFPB_AF_* */
 };
 
+/* Relay: Accept's listener and wait, then Connect's destination (family 0: the original one). */
+struct req_relay {
+	struct req_accept	accept;
+	struct wfpb_addr	remote;
+	struct wfpb_addr	local;		/* family 0: none */
+	uint32_t		connect_timeout_ms;
+};
+
 union wfpb_req {
 	struct req_ping		ping;
 	struct req_stash	stash;
@@ -121,6 +129,7 @@ union wfpb_req {
 	struct req_query	query;
 	struct req_apply	apply;
 	struct req_prepare	prepare;
+	struct req_relay	relay;
 };
 
 #define BACKLOG_DEFAULT		128
@@ -129,6 +138,7 @@ union wfpb_req {
 #define ACCEPT_TIMEOUT_MAX	600000u
 #define CONNECT_TIMEOUT_DEFAULT	10000u
 #define CONNECT_TIMEOUT_MAX	120000u
+#define WFPB_AUDIT_ADDRS_MAX	4u	/* a Relay's: peer, local, remote, upstream local */
 
 /* What a validator or handler reports: a status code and a message. */
 struct outcome {
@@ -168,14 +178,16 @@ struct reply {
 	Wfpbroker__V1__QueryRecordsResponse	query;
 	Wfpbroker__V1__ApplyRecordsResponse	apply;
 	Wfpbroker__V1__PrepareResponse		prepare;
-	Wfpbroker__V1__SocketTransfer		xfer;
-	Wfpbroker__V1__Address			addr[2];
-	uint8_t					addr_bytes[2][16];
+	Wfpbroker__V1__RelayResponse		relay;
+	Wfpbroker__V1__SocketTransfer		xfer[WFPB_ATTACH_MAX];
+	Wfpbroker__V1__Address			addr[5];
+	uint8_t					addr_bytes[5][16];
 	struct wfpb_buf				records, context;	/* freed after packing */
-	wfpb_sock				attach;			/* handed over with the response */
-	uint8_t					handover[WFPB_HANDOVER_MAX];	/* WSAPROTOCOL_INFOW */
+	wfpb_sock				attach[WFPB_ATTACH_MAX];	/* handed over with the response */
+	unsigned				n_attach;
+	uint8_t					handover[WFPB_ATTACH_MAX][WFPB_HANDOVER_MAX];	/* WSAPROTOCOL_INFOW */
 	/* What the audit record names: addresses and the blob involved (hashed, never stored). */
-	struct wfpb_addr			audit_addr[2];
+	struct wfpb_addr			audit_addr[WFPB_AUDIT_ADDRS_MAX];
 	unsigned				n_audit_addr;
 	const uint8_t				*audit_blob;
 	size_t					audit_blob_len;
@@ -199,8 +211,10 @@ typedef void handler_t(struct wfpb_scope *sc, const union wfpb_req *r, struct re
  * A request left pending (scope.h) is taken up again when its socket is ready, its audit
  * record durable, its deadline past or what it waits on going away (why: enum
  * wfpb_resume_why): 1 when rp and o now hold the answer (and the resumer has closed or
- * handed over p->sock), 0 to wait on.
+ * handed over p->sock), 0 to wait on, or WFPB_RESUME_REARMED to wait on what rp->pend now
+ * says (a Relay whose connection is accepted waits on its upstream connect).
  */
+#define WFPB_RESUME_REARMED	2
 typedef int resumer_t(struct wfpb_scope *sc, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
     uint64_t now_ms, int why);
 
@@ -224,10 +238,11 @@ struct wfpb_op {
 /* Given by one file of the dispatcher to another: the table's entries, */
 validate_t wfpb__validate_ping, wfpb__validate_stash, wfpb__validate_fetch, wfpb__validate_release,
     wfpb__validate_empty, wfpb__validate_listen, wfpb__validate_accept, wfpb__validate_connect, wfpb__validate_query,
-    wfpb__validate_apply, wfpb__validate_prepare;
+    wfpb__validate_apply, wfpb__validate_prepare, wfpb__validate_relay;
 handler_t wfpb__op_ping, wfpb__op_stash, wfpb__op_fetch, wfpb__op_release, wfpb__op_status, wfpb__op_reload,
-    wfpb__op_listen, wfpb__op_accept, wfpb__op_connect, wfpb__op_query, wfpb__op_apply, wfpb__op_prepare;
-resumer_t wfpb__resume_accept, wfpb__resume_connect, wfpb__resume_apply;
+    wfpb__op_listen, wfpb__op_accept, wfpb__op_connect, wfpb__op_query, wfpb__op_apply, wfpb__op_prepare,
+    wfpb__op_relay;
+resumer_t wfpb__resume_accept, wfpb__resume_connect, wfpb__resume_apply, wfpb__resume_relay;
 /*
  * Whether a pending request may still complete under the policy as it is now (a reload may
  * have withdrawn its grant, narrowed its ranges or withdrawn apply_foreign): 1, or 0 with the

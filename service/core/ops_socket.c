@@ -220,22 +220,30 @@ backend_outcome(struct outcome *o, const char *what, int code, int os_err)
 }
 
 /*
- * Hands sock to the client with the answer: an SCM_RIGHTS attachment (POSIX),
- * or WSAPROTOCOL_INFOW bytes for the client's pinned process, filled when the
- * frame is written (Windows). Either way the socket leaves only after the
- * answer's audit record is durable. Takes ownership of sock.
+ * Hands sock to the client with the answer, as the answer's next socket (fd_index 0, then 1):
+ * an SCM_RIGHTS attachment (POSIX), or WSAPROTOCOL_INFOW bytes for the client's pinned
+ * process, filled when the frame is written (Windows). Either way the socket leaves only after
+ * the answer's audit record is durable. Takes ownership of sock.
  */
 static int
 give_socket(struct wfpb_scope *sc, struct reply *rp, wfpb_sock sock, Wfpbroker__V1__SocketTransfer **field,
     struct outcome *o)
 {
-	size_t	len = wfpb__net_handover_len();
+	size_t				len = wfpb__net_handover_len();
+	unsigned			i = rp->n_attach;
+	Wfpbroker__V1__SocketTransfer	*x = &rp->xfer[i < WFPB_ATTACH_MAX ? i : 0];
 
-	wfpbroker__v1__socket_transfer__init(&rp->xfer);
+	if (i >= WFPB_ATTACH_MAX) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "socket hand-over: more than %u sockets",
+		    WFPB_ATTACH_MAX);
+		wfpb__net_close(sock);
+		return -1;
+	}
+	wfpbroker__v1__socket_transfer__init(x);
 	if (len == 0) {
-		rp->xfer.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX;
-		rp->xfer.fd_index = 0;
-	} else if (sc->id->process == 0 || len > sizeof(rp->handover)) {
+		x->kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX;
+		x->fd_index = i;
+	} else if (sc->id->process == 0 || len > sizeof(rp->handover[i]) || len <= WFPB_HANDOVER_MARK_LEN) {
 		/* WSADuplicateSocketW names the target by PID; only a held handle to it makes that PID certain. */
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__UNAVAILABLE,
 		    "socket hand-over: the broker holds no handle to the client's process");
@@ -246,13 +254,14 @@ give_socket(struct wfpb_scope *sc, struct reply *rp, wfpb_sock sock, Wfpbroker__
 		 * A placeholder: the duplication into the client happens when the frame is
 		 * written, after its audit record is durable (wfpb__session_send).
 		 */
-		wfpb__scope_handover_placeholder(sc, rp->handover, len);
-		rp->xfer.kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_WSA_PROTOCOL_INFO;
-		rp->xfer.wsa_protocol_info.data = rp->handover;
-		rp->xfer.wsa_protocol_info.len = len;
+		wfpb__scope_handover_placeholder(sc, rp->handover[i], len, i);
+		x->kind_case = WFPBROKER__V1__SOCKET_TRANSFER__KIND_WSA_PROTOCOL_INFO;
+		x->wsa_protocol_info.data = rp->handover[i];
+		x->wsa_protocol_info.len = len;
 	}
-	rp->attach = sock;
-	*field = &rp->xfer;
+	rp->attach[i] = sock;
+	rp->n_attach = i + 1;
+	*field = x;
 	return 0;
 }
 
@@ -314,26 +323,36 @@ wfpb__op_listen(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp
 	rp->resp.listen = &rp->listen;
 }
 
+/* The listener an Accept or a Relay names, and how long it waits: req_accept without its lifetime. */
+static int
+validate_listener_ref(uint64_t listener_id, const char *listener, uint32_t timeout_ms, const char *what,
+    struct req_accept *out, struct outcome *o)
+{
+	out->listener = NULL;
+	if (listener != NULL && listener[0] != '\0') {
+		if (listener_id != 0)
+			return BAD(o, "%s: listener_id and listener are each a listener; name one", what);
+		if (strlen(listener) >= WFPB_NAME_MAX)
+			return BAD(o, "%s.listener: longer than %u bytes", what, WFPB_NAME_MAX - 1);
+		out->listener = listener;
+	} else if (listener_id == 0) {
+		return BAD(o, "%s.listener_id: missing", what);
+	}
+	if (timeout_ms > ACCEPT_TIMEOUT_MAX)
+		return BAD(o, "%s.timeout_ms: %u, the limit is %u", what, timeout_ms, ACCEPT_TIMEOUT_MAX);
+	out->listener_id = listener_id;
+	out->timeout_ms = timeout_ms ? timeout_ms : ACCEPT_TIMEOUT_DEFAULT;
+	return 0;
+}
+
 int
 wfpb__validate_accept(const struct wfpb_limits *lim, const Request *rq, union wfpb_req *r, struct outcome *o)
 {
 	const Wfpbroker__V1__AcceptRequest *a = rq->accept;
 
 	(void)lim;
-	r->accept.listener = NULL;
-	if (a->listener != NULL && a->listener[0] != '\0') {
-		if (a->listener_id != 0)
-			return BAD(o, "accept: listener_id and listener are each a listener; name one");
-		if (strlen(a->listener) >= WFPB_NAME_MAX)
-			return BAD(o, "accept.listener: longer than %u bytes", WFPB_NAME_MAX - 1);
-		r->accept.listener = a->listener;
-	} else if (a->listener_id == 0) {
-		return BAD(o, "accept.listener_id: missing");
-	}
-	if (a->timeout_ms > ACCEPT_TIMEOUT_MAX)
-		return BAD(o, "accept.timeout_ms: %u, the limit is %u", a->timeout_ms, ACCEPT_TIMEOUT_MAX);
-	r->accept.listener_id = a->listener_id;
-	r->accept.timeout_ms = a->timeout_ms ? a->timeout_ms : ACCEPT_TIMEOUT_DEFAULT;
+	if (validate_listener_ref(a->listener_id, a->listener, a->timeout_ms, "accept", &r->accept, o) != 0)
+		return -1;
 	return wfpb__validate_lifetime(a->lifetime, "accept.lifetime", &r->accept.lifetime, o);
 }
 
@@ -345,7 +364,7 @@ wfpb__validate_accept(const struct wfpb_limits *lim, const Request *rq, union wf
  * with o set.
  */
 static struct wfpb_listener *
-declared_listener(struct wfpb_scope *sc, const char *name, struct outcome *o)
+declared_listener(struct wfpb_scope *sc, const char *name, const char *what, struct outcome *o)
 {
 	const struct wfpb_declared	*d = wfpb__scope_declared(sc, name);
 	struct wfpb_listener		*l;
@@ -353,31 +372,45 @@ declared_listener(struct wfpb_scope *sc, const char *name, struct outcome *o)
 
 	if (d == NULL || strcmp(d->principal, sc->principal) != 0) {
 		/* The same answer for one that does not exist and one of another principal: names are not probed. */
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "accept: no listener %s declared for principal %s",
-		    name, sc->principal);
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "%s: no listener %s declared for principal %s",
+		    what, name, sc->principal);
 		return NULL;
 	}
 	for (l = sc->socks->listeners; l != NULL; l = l->next)
 		if (l->declared == d)
 			return l;
 	if (sc->socks->nlisteners >= WFPB_LISTENERS_MAX) {
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__QUOTA, "accept: this session already holds %u listeners",
-		    WFPB_LISTENERS_MAX);
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__QUOTA, "%s: this session already holds %u listeners",
+		    what, WFPB_LISTENERS_MAX);
 		return NULL;
 	}
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "accept: out of memory");
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "%s: out of memory", what);
 		return NULL;
 	}
 	if (wfpb__net_dup(d->sock, &l->sock, &os_err) != 0) {
 		free(l);
-		os_outcome(o, "accept: a handle on the declared listener", os_err);
+		os_outcome(o, "a handle on the declared listener", os_err);
 		return NULL;
 	}
 	l->declared = d;
 	l->local = d->local;
 	snprintf(l->owner, sizeof(l->owner), "%s", d->principal);
 	wfpb__scope_listener_add(sc, l);
+	return l;
+}
+
+/* The listener an Accept or a Relay names: a declared one by name, or one of the session's. NULL with o set. */
+static struct wfpb_listener *
+named_listener(struct wfpb_scope *sc, const struct req_accept *a, const char *what, struct outcome *o)
+{
+	struct wfpb_listener *l;
+
+	if (a->listener != NULL)
+		return declared_listener(sc, a->listener, what, o);
+	if ((l = wfpb__find_listener(sc->socks, a->listener_id, NULL)) == NULL)
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "%s: no listener %llu in this session", what,
+		    (unsigned long long)a->listener_id);
 	return l;
 }
 
@@ -388,17 +421,8 @@ wfpb__op_accept(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp
 	wfpb_sock		sock;
 	int			os_err = 0, rc;
 
-	if (r->accept.listener != NULL) {
-		if ((l = declared_listener(sc, r->accept.listener, o)) == NULL)
-			return;
-	} else {
-		l = wfpb__find_listener(sc->socks, r->accept.listener_id, NULL);
-	}
-	if (l == NULL) {
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "accept: no listener %llu in this session",
-		    (unsigned long long)r->accept.listener_id);
+	if ((l = named_listener(sc, &r->accept, "accept", o)) == NULL)
 		return;
-	}
 	rc = wfpb__net_accept(l->sock, &sock, &os_err);
 	if (rc == WFPB_E_AGAIN) {
 		/* Several Accepts may wait on one listener: each takes the next connection, oldest first. */
@@ -506,6 +530,8 @@ finish_accept(struct wfpb_scope *sc, wfpb_sock sock, int lifetime, struct reply 
 	rp->accept.local = wfpb__addr_to_pb(rp, 1, &local);
 	rp->accept.context.data = rp->context.data;
 	rp->accept.context.len = rp->context.len;
+	if (rp->orig_dst.family != 0)
+		rp->accept.original_destination = wfpb__addr_to_pb(rp, 2, &rp->orig_dst);
 	if (give_socket(sc, rp, sock, &rp->accept.socket, o) != 0)
 		return;
 	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_ACCEPT;
@@ -837,6 +863,16 @@ wfpb__pending_holds(struct wfpb_scope *sc, const struct wfpb_pending *p, char *w
 			what = "its destination is outside the principal's connect ranges now";
 		else if (p->foreign && !(sc->perms & WFPB_PERM_APPLY_FOREIGN))
 			what = "its records came from the client, and apply_foreign is no longer granted";
+	} else if (p->kind == WFPB_PENDING_RELAY) {
+		if ((sc->perms & (WFPB_PERM_ACCEPT | WFPB_PERM_CONNECT)) != (WFPB_PERM_ACCEPT | WFPB_PERM_CONNECT))
+			what = "accept or connect is no longer granted";
+		else if (p->accepted == WFPB_SOCK_NONE && (l = wfpb__find_listener(sc->socks, p->listener_id, NULL)) !=
+		    NULL && !wfpb__listener_holds(sc, l))
+			what = "its listener is no longer the principal's to hold (listen grant or ranges)";
+		else if (p->remote.family != 0 && !in_ranges(sc->policy->connect, sc->policy->nconnect, &p->remote))
+			what = "its destination is outside the principal's connect ranges now";
+		else if (p->bind.family != 0 && !in_bind_ranges(sc->policy, &p->bind))
+			what = "its local address is outside the principal's bind ranges now";
 	} else if (p->kind == WFPB_PENDING_APPLY) {
 		if (!(sc->perms & WFPB_PERM_APPLY))
 			what = "apply is no longer granted";
@@ -846,7 +882,7 @@ wfpb__pending_holds(struct wfpb_scope *sc, const struct wfpb_pending *p, char *w
 	if (what == NULL)
 		return 1;
 	if (why != NULL) {
-		if (p->kind == WFPB_PENDING_CONNECT) {
+		if ((p->kind == WFPB_PENDING_CONNECT || p->kind == WFPB_PENDING_RELAY) && p->remote.family != 0) {
 			wfpb_addr_format(&p->remote, text);
 			snprintf(why, cap, "%s (%s, principal \"%s\")", what, text, sc->principal);
 		} else {
@@ -989,5 +1025,316 @@ wfpb__resume_apply(struct wfpb_scope *sc, const struct wfpb_pending *p, struct r
 	if (o->code != WFPBROKER__V1__STATUS_CODE__OK && p->has_handle)
 		(void)wfpb_stash_take(sc->stash, p->handle, sc->principal, 0);
 	wfpb__net_discard(p->sock);
+	return 1;
+}
+
+int
+wfpb__validate_relay(const struct wfpb_limits *lim, const Request *rq, union wfpb_req *r, struct outcome *o)
+{
+	const Wfpbroker__V1__RelayRequest	*q = rq->relay;
+	struct req_relay			*rr = &r->relay;
+
+	(void)lim;
+	memset(rr, 0, sizeof(*rr));
+	if (validate_listener_ref(q->listener_id, q->listener, q->timeout_ms, "relay", &rr->accept, o) != 0)
+		return -1;
+	rr->accept.lifetime = LIFETIME_SESSION;	/* nothing is stashed */
+	if (q->remote != NULL && wfpb__addr_from_pb(q->remote, "relay.remote", 1, &rr->remote, o) != 0)
+		return -1;
+	if (q->remote != NULL && wfpb_addr_unspecified(&rr->remote))
+		return BAD(o, "relay.remote: the unspecified address is not a destination");
+	if (q->local != NULL && wfpb__addr_from_pb(q->local, "relay.local", 0, &rr->local, o) != 0)
+		return -1;
+	if (q->local != NULL && q->remote != NULL && rr->local.family != rr->remote.family)
+		return BAD(o, "relay.local: family differs from relay.remote");
+	if (q->connect_timeout_ms > CONNECT_TIMEOUT_MAX)
+		return BAD(o, "relay.connect_timeout_ms: %u, the limit is %u", q->connect_timeout_ms,
+		    CONNECT_TIMEOUT_MAX);
+	rr->connect_timeout_ms = q->connect_timeout_ms ? q->connect_timeout_ms : CONNECT_TIMEOUT_DEFAULT;
+	return 0;
+}
+
+/* Where a Relay's upstream goes: the request's, carried by its pending state. */
+struct relay_to {
+	struct wfpb_addr	remote;		/* family 0: the connection's original destination */
+	struct wfpb_addr	bind;		/* family 0: none */
+	uint32_t		connect_timeout_ms;
+};
+
+/* Connect's checks on a Relay's destination and local address: 0, or -1 with o set DENIED. */
+static int
+relay_allowed(struct wfpb_scope *sc, const struct wfpb_addr *remote, const struct wfpb_addr *bind, struct outcome *o)
+{
+	char text[WFPB_ADDR_STRLEN];
+
+	if (remote->family != 0 && !in_ranges(sc->policy->connect, sc->policy->nconnect, remote)) {
+		wfpb_addr_format(remote, text);
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "relay: %s is outside principal %s's connect ranges",
+		    text, sc->principal);
+		return -1;
+	}
+	if (bind->family != 0 && !in_bind_ranges(sc->policy, bind)) {
+		wfpb_addr_format(bind, text);
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED,
+		    "relay: local %s is outside principal %s's bind ranges", text, sc->principal);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Both connections of a Relay, the upstream one connected: one answer hands both over.
+ * context is the accepted connection's (borrowed until the answer is packed).
+ */
+static void
+finish_relay(struct wfpb_scope *sc, wfpb_sock acc, wfpb_sock up, const struct wfpb_addr *peer,
+    const struct wfpb_addr *local, const struct wfpb_addr *remote, const uint8_t *context, size_t context_len,
+    int32_t records_error, int32_t context_error, struct reply *rp, struct outcome *o)
+{
+	struct wfpb_addr	up_local;
+	int			os_err = 0;
+
+	if (wfpb__net_addrs(up, NULL, &up_local, &os_err) != 0) {
+		os_outcome(o, "relay: the upstream connection", os_err);
+		wfpb__net_close(up);
+		wfpb__net_close(acc);
+		return;
+	}
+	wfpb__audit_addr(rp, &up_local);
+	wfpbroker__v1__relay_response__init(&rp->relay);
+	rp->relay.peer = wfpb__addr_to_pb(rp, 0, peer);
+	rp->relay.local = wfpb__addr_to_pb(rp, 1, local);
+	rp->relay.remote = wfpb__addr_to_pb(rp, 2, remote);
+	rp->relay.upstream_local = wfpb__addr_to_pb(rp, 3, &up_local);
+	if (rp->orig_dst.family != 0)
+		rp->relay.original_destination = wfpb__addr_to_pb(rp, 4, &rp->orig_dst);
+	rp->relay.context.data = (uint8_t *)(uintptr_t)context;
+	rp->relay.context.len = context_len;
+	rp->relay.records_error = records_error;
+	rp->relay.context_error = context_error;
+	if (give_socket(sc, rp, acc, &rp->relay.accepted, o) != 0) {
+		wfpb__net_close(up);
+		return;
+	}
+	if (give_socket(sc, rp, up, &rp->relay.upstream, o) != 0)
+		return;	/* the accepted one is closed with the failed answer */
+	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_RELAY;
+	rp->resp.relay = &rp->relay;
+}
+
+/*
+ * A Relay's connection is accepted: its records and context are queried, and the upstream
+ * socket is made with those records and connected. 0 when rp and o hold the answer (both
+ * sockets handed over or closed), or 1 when the connect goes on: rp->pend then holds both
+ * sockets, what the answer will say and what it waits on (the upstream, writable).
+ */
+static int
+relay_accepted(struct wfpb_scope *sc, const struct relay_to *to, wfpb_sock acc, struct reply *rp,
+    struct outcome *o, uint64_t now_ms)
+{
+	const struct wfpb_backend	*be = sc->backend;
+	struct wfpb_addr		peer, local, remote;
+	int32_t				records_error, context_error;
+	uint8_t				hash[32];
+	wfpb_sock			up = WFPB_SOCK_NONE;
+	int				os_err = 0, code, rc;
+
+	if (wfpb__net_addrs(acc, &peer, &local, &os_err) != 0) {
+		os_outcome(o, "relay: accept", os_err);
+		goto close;
+	}
+	wfpb__audit_addr(rp, &peer);
+	wfpb__audit_addr(rp, &local);
+	if (query_redirect(sc, acc, rp, o, "relay", &records_error, &context_error) != 0)
+		goto close;
+	remote = to->remote.family != 0 ? to->remote : rp->orig_dst;
+	if (remote.family == 0) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "relay: the %s backend does not know where "
+		    "this connection was going; name relay.remote. The connection was closed", be->ops->name);
+		goto close;
+	}
+	wfpb__audit_addr(rp, &remote);
+	if (relay_allowed(sc, &remote, &to->bind, o) != 0)
+		goto close;
+	if (to->bind.family != 0 && to->bind.family != remote.family) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EAFNOSUPPORT,
+		    "relay: relay.local's family differs from the destination's; the connection was closed");
+		goto close;
+	}
+	/* The records the broker queried itself: applied for a principal granted accept and connect. */
+	wfpb__audit_blob(rp, rp->records.data, rp->records.len, NULL);
+	if (wfpb__net_socket(remote.family, &up, &os_err) != 0) {
+		os_outcome(o, "relay: socket", os_err);
+		goto close;
+	}
+	if ((code = be->ops->set_records(be->ctx, up, rp->records.data, rp->records.len, own_mark(sc), mark_mask(sc),
+	    &os_err)) != 0) {
+		backend_outcome(o, "relay: set records", code, os_err);
+		goto close;
+	}
+	if (to->bind.family != 0 && wfpb__net_bind(up, &to->bind, &os_err) != 0) {
+		os_outcome(o, "relay: bind", os_err);
+		goto close;
+	}
+	rc = wfpb__net_connect(up, &remote, &os_err);
+	if (rc == WFPB_E_AGAIN) {
+		if (rp->records.len > 0) {
+			crypto_generichash(hash, sizeof(hash), rp->records.data, rp->records.len, NULL, 0);
+			memcpy(rp->pend.blob_hash, hash, sizeof(hash));
+			rp->pend.has_blob_hash = 1;
+		}
+		free(rp->records.data);
+		rp->records.data = NULL;
+		rp->records.len = 0;
+		rp->audit_blob = NULL;
+		rp->audit_blob_len = 0;
+		rp->pend.kind = WFPB_PENDING_RELAY;
+		rp->pend.accepted = acc;
+		rp->pend.peer = peer;
+		rp->pend.local = local;
+		rp->pend.remote = remote;
+		rp->pend.bind = to->bind;
+		rp->pend.connect_timeout_ms = to->connect_timeout_ms;
+		rp->pend.records_error = records_error;
+		rp->pend.context_error = context_error;
+		rp->pend.blob = rp->context.data;	/* the context, for the answer */
+		rp->pend.blob_len = rp->context.len;
+		rp->context.data = NULL;
+		rp->context.len = 0;
+		rp->pend.flow_id = rp->flow_id;
+		rp->pend.orig_dst = rp->orig_dst;
+		rp->pend.sock = up;
+		rp->pend.watch = up;
+		rp->pend.want_write = 1;
+		rp->pend.deadline_ms = now_ms + to->connect_timeout_ms;
+		return 1;
+	}
+	if (rc != 0) {
+		os_outcome(o, "relay: connect", os_err);
+		goto close;
+	}
+	finish_relay(sc, acc, up, &peer, &local, &remote, rp->context.data, rp->context.len, records_error,
+	    context_error, rp, o);
+	return 0;
+close:
+	wfpb__net_close(up);
+	wfpb__net_close(acc);
+	return 0;
+}
+
+/*
+ * Relay: Accept and Connect in one request. A destination the request names is checked
+ * before any connection is taken; the original destination once one is.
+ */
+void
+wfpb__op_relay(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+{
+	const struct req_relay	*rr = &r->relay;
+	struct relay_to		to = { rr->remote, rr->local, rr->connect_timeout_ms };
+	struct wfpb_listener	*l;
+	wfpb_sock		sock;
+	int			os_err = 0, rc;
+
+	if (relay_allowed(sc, &rr->remote, &rr->local, o) != 0)
+		return;
+	if ((l = named_listener(sc, &rr->accept, "relay", o)) == NULL)
+		return;
+	rp->pend.started_ms = now_ms;
+	rc = wfpb__net_accept(l->sock, &sock, &os_err);
+	if (rc == WFPB_E_AGAIN) {
+		rp->pend.kind = WFPB_PENDING_RELAY;
+		rp->pend.watch = l->sock;
+		rp->pend.want_write = 0;
+		rp->pend.listener_id = l->id;
+		rp->pend.deadline_ms = now_ms + rr->accept.timeout_ms;
+		rp->pend.remote = to.remote;
+		rp->pend.bind = to.bind;
+		rp->pend.connect_timeout_ms = to.connect_timeout_ms;
+		o->code = OUTCOME_PENDING;
+		return;
+	}
+	if (rc != 0) {
+		os_outcome(o, "relay: accept", os_err);
+		return;
+	}
+	if (relay_accepted(sc, &to, sock, rp, o, now_ms) == 1)
+		o->code = OUTCOME_PENDING;
+}
+
+/* Relay: its listener is readable, then its upstream socket writable (or the deadline passed, ...). */
+int
+wfpb__resume_relay(struct wfpb_scope *sc, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
+    uint64_t now_ms, int why)
+{
+	struct relay_to	to = { p->remote, p->bind, p->connect_timeout_ms };
+	char		reason[192];
+	wfpb_sock	sock;
+	int		os_err = 0, rc, done = 0;
+
+	if (p->accepted == WFPB_SOCK_NONE) {
+		/* Waiting for a connection: as Accept. */
+		if (why == WFPB_RESUME_TIMEOUT) {
+			wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "relay: nothing within %llu ms",
+			    (unsigned long long)(p->deadline_ms - p->started_ms));
+			return 1;
+		}
+		if (why == WFPB_RESUME_CANCEL) {
+			wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "relay: listener %llu was released",
+			    (unsigned long long)p->listener_id);
+			return 1;
+		}
+		if (why == WFPB_RESUME_REVOKED) {
+			(void)wfpb__pending_holds(sc, p, reason, sizeof(reason));
+			wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "relay: %s; nothing accepted", reason);
+			return 1;
+		}
+		if (why == WFPB_RESUME_GONE) {
+			wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED,
+			    "relay: the session ended while it waited on listener %llu; nothing accepted",
+			    (unsigned long long)p->listener_id);
+			return 1;
+		}
+		rc = wfpb__net_accept(p->watch, &sock, &os_err);
+		if (rc == WFPB_E_AGAIN)
+			return 0;
+		if (rc != 0) {
+			os_outcome(o, "relay: accept", os_err);
+			return 1;
+		}
+		rp->pend.started_ms = p->started_ms;
+		return relay_accepted(sc, &to, sock, rp, o, now_ms) == 1 ? WFPB_RESUME_REARMED : 1;
+	}
+	/* Connecting upstream: as Connect, and the accepted connection goes with it. */
+	if (why == WFPB_RESUME_POLL || why == WFPB_RESUME_READY || why == WFPB_RESUME_GONE)
+		done = wfpb__net_connect_done(p->sock, &os_err);
+	if ((why == WFPB_RESUME_POLL || why == WFPB_RESUME_READY) && done == 0)
+		return 0;
+	wfpb__audit_addr(rp, &p->peer);
+	wfpb__audit_addr(rp, &p->local);
+	wfpb__audit_addr(rp, &p->remote);
+	rp->flow_id = p->flow_id;
+	rp->orig_dst = p->orig_dst;
+	memcpy(rp->audit_hash, p->blob_hash, sizeof(rp->audit_hash));
+	rp->has_audit_hash = p->has_blob_hash;
+	if (why == WFPB_RESUME_REVOKED) {
+		(void)wfpb__pending_holds(sc, p, reason, sizeof(reason));
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "relay: %s; both connections were closed, "
+		    "never handed over", reason);
+	} else if (why == WFPB_RESUME_GONE) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED, "relay: accepted, and upstream %s; the session "
+		    "ended before they were handed over, and the broker closed both", done == 0 ?
+		    "started, not yet connected" : done > 0 ? "connected" : "started, and failed");
+	} else if (why == WFPB_RESUME_TIMEOUT || why == WFPB_RESUME_CANCEL) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "relay: the upstream connection did not complete "
+		    "within %u ms; the accepted connection was closed", p->connect_timeout_ms);
+	} else if (done < 0) {
+		os_outcome(o, "relay: connect", os_err);
+	} else {
+		finish_relay(sc, p->accepted, p->sock, &p->peer, &p->local, &p->remote, p->blob, p->blob_len,
+		    p->records_error, p->context_error, rp, o);
+		return 1;
+	}
+	wfpb__net_close(p->sock);
+	wfpb__net_close(p->accepted);
 	return 1;
 }

@@ -71,10 +71,11 @@ wfpb__scope_declared(const struct wfpb_scope *sc, const char *name)
 }
 
 void
-wfpb__scope_handover_placeholder(const struct wfpb_scope *sc, uint8_t *out, size_t len)
+wfpb__scope_handover_placeholder(const struct wfpb_scope *sc, uint8_t *out, size_t len, unsigned index)
 {
 	memset(out, 0, len);
 	memcpy(out, sc->session->broker->handover_mark, WFPB_HANDOVER_MARK_LEN);
+	out[WFPB_HANDOVER_MARK_LEN] = (uint8_t)index;
 }
 
 int

@@ -22,6 +22,7 @@
 
 #define WFPB_SESSION_FDS_MAX	4u	/* descriptors received with one request */
 #define WFPB_LISTENERS_MAX	16u	/* per session */
+#define WFPB_ATTACH_MAX		2u	/* sockets one answer hands over (Relay's two) */
 
 struct wfpb_listener {
 	uint64_t		id;
@@ -45,6 +46,7 @@ enum wfpb_pending_kind {
 	WFPB_PENDING_ACCEPT,
 	WFPB_PENDING_CONNECT,
 	WFPB_PENDING_APPLY,	/* ApplyRecords: waits for its audit record to be durable, then acts */
+	WFPB_PENDING_RELAY,	/* Relay: waits on its listener, then on its upstream connect */
 };
 
 /*
@@ -75,6 +77,15 @@ struct wfpb_pending {
 	int			foreign;	/* Connect, Apply: records the client supplied (apply_foreign) */
 	uint64_t		flow_id;	/* Connect, Apply: the flow of the records applied (audit) */
 	struct wfpb_addr	orig_dst;	/* and where it was going (family 0: unknown) */
+	/*
+	 * Relay: its accept's listener_id and lifetime fields as Accept's until `accepted` is set;
+	 * then the accepted connection (owned), its addresses and what its queries answered (the
+	 * context in blob), while `sock` connects to `remote`.
+	 */
+	wfpb_sock		accepted;
+	struct wfpb_addr	peer, local, bind;	/* bind: the upstream's local address (family 0: none) */
+	uint32_t		connect_timeout_ms;
+	int32_t			records_error, context_error;
 };
 
 struct wfpb_session;
@@ -118,8 +129,11 @@ int WFPB_MUST_CHECK wfpb__scope_pull(struct wfpb_scope *sc, uint64_t handle, wfp
 /* The broker's declared listener called name (whoever it is for), or NULL. */
 const struct wfpb_declared *wfpb__scope_declared(const struct wfpb_scope *sc, const char *name);
 
-/* Fills len bytes (at least WFPB_HANDOVER_MARK_LEN) with the placeholder of a socket handed over later. */
-void wfpb__scope_handover_placeholder(const struct wfpb_scope *sc, uint8_t *out, size_t len);
+/*
+ * Fills len bytes (more than WFPB_HANDOVER_MARK_LEN) with the placeholder of the answer's
+ * socket number index (< WFPB_ATTACH_MAX), handed over later: the broker's mark, then index.
+ */
+void wfpb__scope_handover_placeholder(const struct wfpb_scope *sc, uint8_t *out, size_t len, unsigned index);
 
 /*
  * Holds a socket the request made its own with the descriptors that came with

@@ -431,6 +431,23 @@ wfpb__session_pending_remove(struct wfpb_session *s, struct wfpb_pending *p)
 	watch_unref(s, p->watch, p->want_write);
 }
 
+int
+wfpb__session_pending_rearm(struct wfpb_session *s, struct wfpb_pending *p, const struct wfpb_pending *next)
+{
+	struct wfpb_pending	*link = p->next;
+	uint64_t		request_id = p->request_id, started_ms = p->started_ms;
+
+	if (watch_ref(s, next->watch, next->want_write) != 0)
+		return WFPB_E_NOMEM;
+	watch_unref(s, p->watch, p->want_write);
+	free(p->blob);
+	*p = *next;
+	p->next = link;
+	p->request_id = request_id;
+	p->started_ms = started_ms;
+	return 0;
+}
+
 void
 wfpb__pending_release(struct wfpb_pending *p)
 {
@@ -440,6 +457,8 @@ wfpb__pending_release(struct wfpb_pending *p)
 	else
 		wfpb__net_close(p->sock);
 	p->sock = WFPB_SOCK_NONE;
+	wfpb__net_close(p->accepted);
+	p->accepted = WFPB_SOCK_NONE;
 	free(p->blob);
 	p->blob = NULL;
 }
@@ -460,53 +479,60 @@ wfpb__pending_free(struct wfpb_pending *p)
  * socket closed.
  */
 static int
-hold_late(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_sock attach, uint64_t request_id)
+hold_late(struct wfpb_session *s, const uint8_t *msg, size_t len, const wfpb_sock *attach, unsigned n,
+    uint64_t request_id)
 {
 	struct wfpb_broker	*b = s->broker;
 	struct wfpb_late	*l;
-	size_t			hl = wfpb__net_handover_len(), end = 0, i;
+	size_t			hl = wfpb__net_handover_len(), i = 0;
+	size_t			end = 0;
+	unsigned		k;
 
 	if (s->n_late == s->cap_late) {
 		unsigned	cap = s->cap_late ? 2 * s->cap_late : 4;
 
-		if ((l = realloc(s->late, cap * sizeof(*l))) == NULL) {
-			wfpb__net_close(attach);
-			return WFPB_E_NOMEM;
-		}
+		if ((l = realloc(s->late, cap * sizeof(*l))) == NULL)
+			goto fail;
 		s->late = l;
 		s->cap_late = cap;
 	}
 	l = &s->late[s->n_late];
 	memset(l, 0, sizeof(*l));
-	l->sock = WFPB_SOCK_NONE;
-	if ((l->msg = malloc(len ? len : 1)) == NULL) {
-		wfpb__net_close(attach);
-		return WFPB_E_NOMEM;
-	}
+	if ((l->msg = malloc(len ? len : 1)) == NULL)
+		goto fail;
 	memcpy(l->msg, msg, len);
 	l->len = len;
 	l->request_id = request_id;
-	if (attach != WFPB_SOCK_NONE) {
-		/* The placeholder starts with the broker's random mark: no field the client chose can carry it. */
-		for (i = 0; i + hl <= len && memcmp(msg + i, b->handover_mark, WFPB_HANDOVER_MARK_LEN) != 0; i++)
+	/*
+	 * Each placeholder starts with the broker's random mark, then its socket's number: no
+	 * field the client chose can carry it, and the sockets cannot be taken for each other.
+	 */
+	for (k = 0; k < n; k++) {
+		for (; i + hl <= len && (memcmp(msg + i, b->handover_mark, WFPB_HANDOVER_MARK_LEN) != 0 ||
+		    msg[i + WFPB_HANDOVER_MARK_LEN] != k); i++)
 			;
-		if (hl < WFPB_HANDOVER_MARK_LEN || i + hl > len) {
+		if (hl <= WFPB_HANDOVER_MARK_LEN || i + hl > len) {
 			free(l->msg);
-			wfpb__net_close(attach);
-			return WFPB_E_STATE;	/* the frame lost its placeholder: never hand it over */
+			goto fail;	/* the frame lost a placeholder: never hand it over */
 		}
-		l->mark_at = i;
-		l->sock = attach;
+		l->mark_at[k] = i;
+		l->sock[k] = attach[k];
+		i += hl;
 	}
+	l->n = n;
 	/* Whatever was recorded before it (a request recorded as it started) must be durable too. */
 	if (b->audit_on)
 		l->seq = __atomic_load_n(&b->audit.pending_last_seq, __ATOMIC_RELAXED);
 	s->n_late++;
 	(void)wfpb_channel_output(&s->ch, &end);
 	s->gate_at = s->out_sent + end;	/* its record gates what follows what is already queued */
-	if (l->sock != WFPB_SOCK_NONE && l->seq > __atomic_load_n(&b->audit.durable_seq, __ATOMIC_ACQUIRE))
+	if (l->n > 0 && l->seq > __atomic_load_n(&b->audit.durable_seq, __ATOMIC_ACQUIRE))
 		wfpb__session_wait_audit(s, l->seq);
 	return 0;
+fail:
+	for (k = 0; k < n; k++)
+		wfpb__net_close(attach[k]);
+	return l == NULL || s->n_late == s->cap_late ? WFPB_E_NOMEM : WFPB_E_STATE;
 }
 
 /*
@@ -528,28 +554,30 @@ release_late(struct wfpb_session *s)
 		return;
 	durable = b->audit_on ? __atomic_load_n(&b->audit.durable_seq, __ATOMIC_ACQUIRE) : UINT64_MAX;
 	while (s->n_late > 0) {
-		struct wfpb_late *l = &s->late[0];
+		struct wfpb_late	*l = &s->late[0];
+		unsigned		k;
 
-		if (l->sock != WFPB_SOCK_NONE && l->seq > durable)
+		if (l->n > 0 && l->seq > durable)
 			return;
-		if (l->sock != WFPB_SOCK_NONE) {
-			rc = wfpb__net_handover(l->sock, s->id.pid, s->id.process, info, sizeof(info), &n, &os_err);
+		for (k = 0; k < l->n; k++) {
+			rc = wfpb__net_handover(l->sock[k], s->id.pid, s->id.process, info, sizeof(info), &n, &os_err);
 			if (rc == 0 && n == hl) {
-				memcpy(l->msg + l->mark_at, info, n);
+				memcpy(l->msg + l->mark_at[k], info, n);
 			} else {
 				wfpb_log(WFPB_LOG_WARN, "session %llu: a socket could not be duplicated into pid %u "
 				    "(error %d); its answer goes without it", (unsigned long long)s->session_id,
 				    (unsigned)s->id.pid, os_err);
-				memset(l->msg + l->mark_at, 0, hl);
+				memset(l->msg + l->mark_at[k], 0, hl);
 				if (rc != 0)
-					wfpb__net_close(l->sock);
+					wfpb__net_close(l->sock[k]);
 				/* The request's record said it was handed over: a second one says it was not. */
 				wfpb_core_enter(b);
 				wfpb__audit_handover_failed(s, l->request_id, os_err);
 				wfpb_core_leave(b);
 			}
-			l->sock = WFPB_SOCK_NONE;
+			l->sock[k] = WFPB_SOCK_NONE;
 		}
+		l->n = 0;
 		rc = wfpb_channel_send(&s->ch, l->msg, l->len);
 		free(l->msg);
 		memmove(&s->late[0], &s->late[1], (s->n_late - 1) * sizeof(s->late[0]));
@@ -562,43 +590,53 @@ release_late(struct wfpb_session *s)
 }
 
 int
-wfpb__session_send(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_sock attach, uint64_t request_id)
+wfpb__session_send(struct wfpb_session *s, const uint8_t *msg, size_t len, const wfpb_sock *attach, unsigned n,
+    uint64_t request_id)
 {
-	size_t	before;
-	int	rc;
+	size_t		before;
+	unsigned	k;
+	int		rc;
 
 	/* Windows: a socket goes into the client only with its frame, after its record (hold_late). */
-	if ((attach != WFPB_SOCK_NONE && wfpb__net_handover_len() > 0) || s->n_late > 0)
-		return hold_late(s, msg, len, attach, request_id);
+	if ((n > 0 && wfpb__net_handover_len() > 0) || s->n_late > 0)
+		return hold_late(s, msg, len, attach, n, request_id);
 
 	(void)wfpb_channel_output(&s->ch, &before);
 	/*
-	 * Every request in flight may complete before its client reads a byte, each with a
-	 * socket; past that, the client is not reading its sockets and gets no more.
+	 * Every request in flight may complete before its client reads a byte, each with its
+	 * sockets; past that, the client is not reading its sockets and gets no more.
 	 */
-	if (attach != WFPB_SOCK_NONE && s->n_out >= s->max_inflight + WFPB_SESSION_OUT_FDS_MAX) {
-		wfpb__net_close(attach);
-		return WFPB_E_LIMIT;
-	}
-	if (attach != WFPB_SOCK_NONE && s->n_out == s->cap_out) {
+	rc = n > WFPB_ATTACH_MAX || (n > 0 && s->n_out + n > WFPB_ATTACH_MAX * s->max_inflight +
+	    WFPB_SESSION_OUT_FDS_MAX) ? WFPB_E_LIMIT : 0;
+	if (rc == 0 && n > 0 && s->n_out + n > s->cap_out) {
 		unsigned		cap = s->cap_out ? 2 * s->cap_out : 4;
-		struct wfpb_attach	*p = realloc(s->out_fds, cap * sizeof(*p));
+		struct wfpb_attach	*p;
 
-		if (p == NULL) {
-			wfpb__net_close(attach);
-			return WFPB_E_NOMEM;
+		while (cap < s->n_out + n)
+			cap *= 2;
+		if ((p = realloc(s->out_fds, cap * sizeof(*p))) == NULL)
+			rc = WFPB_E_NOMEM;
+		else {
+			s->out_fds = p;
+			s->cap_out = cap;
 		}
-		s->out_fds = p;
-		s->cap_out = cap;
 	}
-	if ((rc = wfpb_channel_send(&s->ch, msg, len)) != 0) {
-		wfpb__net_close(attach);
+	if (rc == 0)
+		rc = wfpb_channel_send(&s->ch, msg, len);
+	if (rc != 0) {
+		for (k = 0; k < n; k++)
+			wfpb__net_close(attach[k]);
 		return rc;
 	}
 	s->gate_at = s->out_sent + before;	/* its audit record, written next, gates it */
-	if (attach != WFPB_SOCK_NONE) {
-		s->out_fds[s->n_out].offset = s->out_sent + before;
-		s->out_fds[s->n_out].sock = attach;
+	/*
+	 * Each socket rides a byte of its own: the first with the frame's first byte, the
+	 * second with the next (a frame is never shorter than its header), so the client
+	 * receives them in their fd_index order.
+	 */
+	for (k = 0; k < n; k++) {
+		s->out_fds[s->n_out].offset = s->out_sent + before + k;
+		s->out_fds[s->n_out].sock = attach[k];
 		s->n_out++;
 	}
 	return 0;
@@ -651,7 +689,7 @@ wfpb__session_wait_audit(struct wfpb_session *s, uint64_t seq)
 	unsigned		cap;
 
 	/* An answer kept back for its socket waits for this record too. */
-	if (s->n_late > 0 && s->late[s->n_late - 1].sock != WFPB_SOCK_NONE && s->late[s->n_late - 1].seq < seq)
+	if (s->n_late > 0 && s->late[s->n_late - 1].n > 0 && s->late[s->n_late - 1].seq < seq)
 		s->late[s->n_late - 1].seq = seq;
 
 	if (s->n_gates == s->cap_gates) {
@@ -898,8 +936,11 @@ wfpb_session_free(struct wfpb_session *s)
 	free(s->out_fds);
 	/* Answers never sent: their sockets never reached the client, and go now. */
 	while (s->n_late > 0) {
+		unsigned k;
+
 		s->n_late--;
-		wfpb__net_close(s->late[s->n_late].sock);
+		for (k = 0; k < s->late[s->n_late].n; k++)
+			wfpb__net_close(s->late[s->n_late].sock[k]);
 		free(s->late[s->n_late].msg);
 	}
 	free(s->late);

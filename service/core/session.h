@@ -59,8 +59,9 @@ struct wfpb_attach {
 struct wfpb_late {
 	uint8_t		*msg;		/* the packed Response */
 	size_t		len;
-	size_t		mark_at;	/* where its socket's WSAPROTOCOL_INFOW goes */
-	wfpb_sock	sock;		/* WFPB_SOCK_NONE: it only keeps its place in line */
+	size_t		mark_at[WFPB_ATTACH_MAX];	/* where each socket's WSAPROTOCOL_INFOW goes */
+	wfpb_sock	sock[WFPB_ATTACH_MAX];
+	unsigned	n;		/* its sockets; 0: it only keeps its place in line */
 	uint64_t	request_id;	/* of the answer, for the record of a hand-over that failed */
 	uint64_t	seq;		/* the audit record it waits for; 0: none */
 };
@@ -101,7 +102,7 @@ struct wfpb_session {
 	int			watches_changed;	/* since the server last synced */
 	uint8_t			*held;		/* version 1: input received while a request is pending */
 	size_t			held_len;
-	struct wfpb_attach	*out_fds;	/* oldest first; at most max_inflight + WFPB_SESSION_OUT_FDS_MAX */
+	struct wfpb_attach	*out_fds;	/* oldest first; at most WFPB_ATTACH_MAX * max_inflight + WFPB_SESSION_OUT_FDS_MAX */
 	unsigned		n_out, cap_out;
 	uint64_t		out_sent;	/* bytes of output written so far */
 	struct wfpb_late	*late;		/* oldest first; none on POSIX */
@@ -233,9 +234,12 @@ int wfpb_session_expire(struct wfpb_session *s, uint64_t now_ms);
  */
 void wfpb_session_resolve(struct wfpb_session *s);
 
-/* Queues one packed Response, with a socket to hand over (or WFPB_SOCK_NONE, ownership taken). */
-int WFPB_MUST_CHECK wfpb__session_send(struct wfpb_session *s, const uint8_t *msg, size_t len, wfpb_sock attach,
-    uint64_t request_id);
+/*
+ * Queues one packed Response with the n (<= WFPB_ATTACH_MAX) sockets it hands over, in the
+ * order of their fd_index (ownership taken, closed on failure).
+ */
+int WFPB_MUST_CHECK wfpb__session_send(struct wfpb_session *s, const uint8_t *msg, size_t len, const wfpb_sock *attach,
+    unsigned n, uint64_t request_id);
 
 /*
  * A pending request joins the session (its socket watched; WFPB_E_NOMEM when
@@ -243,6 +247,12 @@ int WFPB_MUST_CHECK wfpb__session_send(struct wfpb_session *s, const uint8_t *ms
  */
 int WFPB_MUST_CHECK wfpb__session_pending_add(struct wfpb_session *s, struct wfpb_pending *p);
 void wfpb__session_pending_remove(struct wfpb_session *s, struct wfpb_pending *p);
+/*
+ * A pending request waits on something else now (a Relay on its upstream connect): p takes
+ * what next holds, keeping its place, request and start. 0, or WFPB_E_NOMEM with p unchanged.
+ */
+int WFPB_MUST_CHECK wfpb__session_pending_rearm(struct wfpb_session *s, struct wfpb_pending *p,
+    const struct wfpb_pending *next);
 void wfpb__pending_free(struct wfpb_pending *p);
 void wfpb__pending_release(struct wfpb_pending *p);	/* what it holds, not the struct */
 

@@ -20,6 +20,7 @@
 #include "net_win.h"
 #include "wfp.h"
 #else
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -818,9 +819,12 @@ audited_broker_end(struct wfpb_broker *b, unsigned char sk[64], const char *dir)
 	remove_dir(dir);
 }
 
-/* What the audit log in dir holds: records of kind (and op, when not NULL) with status, counted. */
+/*
+ * What the audit log in dir holds: records of kind (and op, when not NULL) with status,
+ * counted; the first of them in *first when first is not NULL (free it; NULL when none).
+ */
 static unsigned
-log_count(const char *dir, int kind, const char *op, int status)
+log_scan(const char *dir, int kind, const char *op, int status, Wfpbroker__V1__AuditRecord **first)
 {
 	char				path[TEMP_DIR_LEN + 16];
 	static uint8_t			buf[1u << 20];
@@ -829,6 +833,8 @@ log_count(const char *dir, int kind, const char *op, int status)
 	unsigned			count = 0;
 	FILE				*fp;
 
+	if (first != NULL)
+		*first = NULL;
 	snprintf(path, sizeof(path), "%s/audit.log", dir);
 	assert_non_null(fp = fopen(path, "rb"));
 	while ((n = fread(buf + len, 1, sizeof(buf) - len, fp)) > 0)
@@ -838,12 +844,20 @@ log_count(const char *dir, int kind, const char *op, int status)
 		n = (size_t)buf[off] << 24 | (size_t)buf[off + 1] << 16 | (size_t)buf[off + 2] << 8 | buf[off + 3];
 		assert_true(off + 4 + n <= len);
 		assert_non_null(r = wfpbroker__v1__audit_record__unpack(NULL, n, buf + off + 4));
-		if ((int)r->kind == kind && (op == NULL || strcmp(r->op, op) == 0) && (int)r->status == status)
-			count++;
-		wfpbroker__v1__audit_record__free_unpacked(r, NULL);
+		if ((int)r->kind == kind && (op == NULL || strcmp(r->op, op) == 0) && (int)r->status == status &&
+		    count++ == 0 && first != NULL)
+			*first = r;
+		else
+			wfpbroker__v1__audit_record__free_unpacked(r, NULL);
 		off += 4 + n;
 	}
 	return count;
+}
+
+static unsigned
+log_count(const char *dir, int kind, const char *op, int status)
+{
+	return log_scan(dir, kind, op, status, NULL);
 }
 
 #ifndef _WIN32
@@ -1983,15 +1997,12 @@ v2_answer_leaves_when_its_own_record_is_durable(void **state)
  * filled by connections of our own: the Connect neither completes nor fails. Returns the
  * listener; *fill holds the filling sockets (close both when done).
  */
+/* A loopback listener that never accepts, its queue filled by *fill: a connect to it neither completes nor fails. */
 static int
-blocked_connect(struct fixture *f, uint64_t id, uint32_t timeout_ms, int fill[4])
+blocked_listener(uint16_t *port, int fill[4])
 {
 	struct sockaddr_in		sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t			slen = sizeof(sin);
-	Wfpbroker__V1__Request		rq;
-	Wfpbroker__V1__ConnectRequest	cr = WFPBROKER__V1__CONNECT_REQUEST__INIT;
-	Wfpbroker__V1__Address		a = WFPBROKER__V1__ADDRESS__INIT;
-	static uint8_t			lo[4] = { 127, 0, 0, 1 };
 	int				l, i;
 
 	assert_true((l = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
@@ -2003,11 +2014,25 @@ blocked_connect(struct fixture *f, uint64_t id, uint32_t timeout_ms, int fill[4]
 		(void)connect(fill[i], (struct sockaddr *)&sin, sizeof(sin));
 	}
 	usleep(100000);
+	*port = ntohs(sin.sin_port);
+	return l;
+}
+
+static int
+blocked_connect(struct fixture *f, uint64_t id, uint32_t timeout_ms, int fill[4])
+{
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__ConnectRequest	cr = WFPBROKER__V1__CONNECT_REQUEST__INIT;
+	Wfpbroker__V1__Address		a = WFPBROKER__V1__ADDRESS__INIT;
+	static uint8_t			lo[4] = { 127, 0, 0, 1 };
+	uint16_t			port;
+	int				l = blocked_listener(&port, fill);
+
 	wfpbroker__v1__request__init(&rq);
 	a.family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
 	a.addr.data = lo;
 	a.addr.len = 4;
-	a.port = ntohs(sin.sin_port);
+	a.port = port;
 	cr.remote = &a;
 	cr.timeout_ms = timeout_ms;
 	rq.request_id = id;
@@ -2351,6 +2376,383 @@ reload_revokes_apply_foreign(void **state)
 	    WFPBROKER__V1__STATUS_CODE__DENIED), 1);
 	audited_broker_end(&b, sk, dir);
 }
+
+/* A Relay of listener lid to 127.0.0.1:port (no remote when port is 0). */
+static void
+make_relay(Wfpbroker__V1__Request *rq, Wfpbroker__V1__RelayRequest *re, Wfpbroker__V1__Address *a, uint64_t id,
+    uint64_t lid, uint16_t port)
+{
+	static uint8_t lo[4] = { 127, 0, 0, 1 };
+
+	wfpbroker__v1__request__init(rq);
+	wfpbroker__v1__relay_request__init(re);
+	wfpbroker__v1__address__init(a);
+	a->family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
+	a->addr.data = lo;
+	a->addr.len = 4;
+	a->port = port;
+	re->listener_id = lid;
+	re->timeout_ms = 5000;
+	re->remote = port != 0 ? a : NULL;
+	rq->request_id = id;
+	rq->op_case = WFPBROKER__V1__REQUEST__OP_RELAY;
+	rq->relay = re;
+}
+
+/*
+ * The next answer, polling the session's pending requests until one comes (up to a
+ * second), with the sockets that came with it in socks (*n of them, at most 2).
+ */
+static Wfpbroker__V1__Response *
+answer_with_socks(struct wfpb_session *s, struct wfpb_channel *c, wfpb_sock socks[2], unsigned *n)
+{
+	const uint8_t	*p, *m;
+	size_t		len, used, mlen;
+	wfpb_sock	attach;
+	int		ev, i;
+
+	*n = 0;
+	for (i = 0; i < 200; i++) {
+		while ((p = wfpb_session_output(s, &len, &attach)) != NULL) {
+			if (attach != WFPB_SOCK_NONE) {
+				assert_true(*n < 2);
+				socks[(*n)++] = dup(attach);
+			}
+			ev = wfpb_channel_feed(c, p, len, &used);
+			assert_true(ev >= 0);
+			wfpb_session_output_done(s, used);
+			if (ev == WFPB_CHANNEL_MESSAGE) {
+				m = wfpb_channel_message(c, &mlen);
+				return wfpbroker__v1__response__unpack(NULL, mlen, m);
+			}
+		}
+		usleep(5000);
+		assert_true(wfpb_session_resume(s, WFPB_SOCK_NONE, 2000) >= 0);
+	}
+	return NULL;
+}
+
+static uint16_t
+sock_port(int fd, int peer)
+{
+	struct sockaddr_in	sin;
+	socklen_t		slen = sizeof(sin);
+
+	assert_int_equal(peer ? getpeername(fd, (struct sockaddr *)&sin, &slen) :
+	    getsockname(fd, (struct sockaddr *)&sin, &slen), 0);
+	return ntohs(sin.sin_port);
+}
+
+/*
+ * Relay: one request accepts the redirected connection, connects upstream with its records
+ * applied, and hands both over in one answer: the accepted one as fd_index 0, the upstream
+ * one as 1, each what it says it is.
+ */
+static void
+relay_hands_over_both_connections(void **state)
+{
+	struct fixture			*f = *state;
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__RelayRequest	re;
+	Wfpbroker__V1__Address		a;
+	Wfpbroker__V1__Response		*r;
+	wfpb_sock			client, socks[2];
+	uint64_t			applied = f->b.backend.ops->records_applied(f->b.backend.ctx);
+	uint16_t			port;
+	unsigned			n;
+	char				byte = 0;
+	int				l, up = -1;
+
+	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept connect\nlisten = 127.0.0.1/32:*\n"
+	    "connect = 127.0.0.1/32:*\n");
+	l = remote_listener(&port);
+	make_relay(&rq, &re, &a, 2, listen_and_connect(f, &client), port);
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_non_null(r = answer_with_socks(f->s, &f->c, socks, &n));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_int_equal(r->result_case, WFPBROKER__V1__RESPONSE__RESULT_RELAY);
+	assert_int_equal(n, 2);
+	assert_int_equal(r->relay->accepted->kind_case, WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX);
+	assert_int_equal(r->relay->accepted->fd_index, 0);
+	assert_int_equal(r->relay->upstream->fd_index, 1);
+	/* The first is the client's connection, the second reaches the upstream. */
+	assert_int_equal(sock_port(socks[0], 1), sock_port(client, 0));
+	assert_int_equal(r->relay->peer->port, sock_port(client, 0));
+	assert_int_equal(sock_port(socks[1], 1), port);
+	assert_int_equal(r->relay->remote->port, port);
+	assert_int_equal(r->relay->upstream_local->port, sock_port(socks[1], 0));
+	assert_int_equal(write(client, "x", 1), 1);
+	assert_int_equal(read(socks[0], &byte, 1), 1);
+	assert_int_equal(byte, 'x');
+	for (n = 0; n < 200 && (up = accept(l, NULL, NULL)) < 0; n++)
+		usleep(5000);
+	assert_true(up >= 0);
+	assert_int_equal(sock_port(up, 1), sock_port(socks[1], 0));
+	/* The sim records were queried, applied to the upstream, and the destination they name is given. */
+	assert_int_equal(f->b.backend.ops->records_applied(f->b.backend.ctx), applied + 1);
+	assert_non_null(r->relay->original_destination);
+	assert_int_equal(r->relay->original_destination->port, r->relay->local->port);
+	assert_int_equal(r->relay->context.len, 2 * WFPB_SIM_HOP_LEN);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	close(up);
+	close(socks[0]);
+	close(socks[1]);
+	wfpb__net_close(client);
+	close(l);
+	assert_int_equal(f->s->n_pending, 0);
+}
+
+/* A closed connection reads EOF or a reset within a second. */
+static int
+closed_by_peer(wfpb_sock fd)
+{
+	char	c;
+	int	i;
+
+	(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	for (i = 0; i < 200; i++) {
+		ssize_t got = read(fd, &c, 1);
+
+		if (got == 0 || (got < 0 && errno != EAGAIN))
+			return 1;
+		usleep(5000);
+	}
+	return 0;
+}
+
+static int
+double_no_original_dst(void *ctx, wfpb_sock s, const struct wfpb_buf *records, const struct wfpb_buf *context,
+    struct wfpb_addr *out)
+{
+	(void)ctx;
+	(void)s;
+	(void)records;
+	(void)context;
+	(void)out;
+	return -1;
+}
+
+/*
+ * What a Relay may not do, each answered with its status while the session serves on: a
+ * destination outside the connect ranges (refused before any connection is taken), a
+ * principal without connect, a malformed request, an upstream that refuses (the accepted
+ * connection is closed), and no destination at all where the backend cannot tell one.
+ */
+static void
+relay_refusals(void **state)
+{
+	struct fixture			*f = *state;
+	struct wfpb_backend_ops		no_dst = *f->b.backend.ops;
+	const struct wfpb_backend_ops	*real = f->b.backend.ops;
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__RelayRequest	re;
+	Wfpbroker__V1__AcceptRequest	ac;
+	Wfpbroker__V1__Address		a, zero;
+	Wfpbroker__V1__Response		*r;
+	static uint8_t			nowhere[4] = { 0, 0, 0, 0 };
+	wfpb_sock			client, socks[2];
+	uint64_t			lid;
+	uint16_t			port;
+	unsigned			n;
+	int				l;
+
+	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept connect\nlisten = 127.0.0.1/32:*\n"
+	    "connect = 127.0.0.2/32:*\n");
+	l = remote_listener(&port);
+	lid = listen_and_connect(f, &client);
+	make_relay(&rq, &re, &a, 2, lid, port);
+	assert_non_null(r = roundtrip(f, &rq));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__DENIED);
+	assert_non_null(strstr(r->status->message, "connect ranges"));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	/* Nothing was accepted: the connection is still there for an Accept. */
+	make_accept(&rq, &ac, 3, lid);
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_non_null(r = answer_with_socks(f->s, &f->c, socks, &n));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(sock_port(socks[0], 1), sock_port(client, 0));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	close(socks[0]);
+	wfpb__net_close(client);
+
+	/* Accept and listen, no connect: not granted. */
+	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\n"
+	    "connect = 127.0.0.1/32:*\n");
+	make_relay(&rq, &re, &a, 4, lid, port);
+	assert_non_null(r = roundtrip(f, &rq));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__DENIED);
+	assert_non_null(strstr(r->status->message, "not granted"));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+
+	/* Malformed: two listeners named, the unspecified address as destination, a wait past the limit. */
+	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept connect\nlisten = 127.0.0.1/32:*\n"
+	    "connect = 127.0.0.1/32:*\n");
+	make_relay(&rq, &re, &a, 5, lid, port);
+	re.listener = "web";
+	assert_non_null(r = roundtrip(f, &rq));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__BAD_REQUEST);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	make_relay(&rq, &re, &a, 6, lid, port);
+	zero = a;
+	zero.addr.data = nowhere;
+	re.remote = &zero;
+	assert_non_null(r = roundtrip(f, &rq));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__BAD_REQUEST);
+	assert_non_null(strstr(r->status->message, "relay.remote"));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	make_relay(&rq, &re, &a, 7, lid, port);
+	re.connect_timeout_ms = 120001;
+	assert_non_null(r = roundtrip(f, &rq));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__BAD_REQUEST);
+	assert_non_null(strstr(r->status->message, "connect_timeout_ms"));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+
+	/* The upstream refuses: the answer says so, and the client's connection is closed. */
+	close(l);
+	lid = listen_and_connect(f, &client);
+	make_relay(&rq, &re, &a, 8, lid, port);
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_non_null(r = answer_with_socks(f->s, &f->c, socks, &n));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__ECONNREFUSED);
+	assert_int_equal(n, 0);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_true(closed_by_peer(client));
+	wfpb__net_close(client);
+
+	/* No destination named, and a backend that cannot tell the original one. */
+	no_dst.original_dst = double_no_original_dst;
+	f->b.backend.ops = &no_dst;
+	lid = listen_and_connect(f, &client);
+	make_relay(&rq, &re, &a, 9, lid, 0);
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_non_null(r = answer_with_socks(f->s, &f->c, socks, &n));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__NOT_FOUND);
+	assert_non_null(strstr(r->status->message, "name relay.remote"));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_true(closed_by_peer(client));
+	wfpb__net_close(client);
+	f->b.backend.ops = real;
+	assert_int_equal(f->s->n_pending, 0);
+	assert_false(f->s->closing);
+}
+
+/* listen_and_connect for a session of an audited broker b, whose Listen answers once its record is durable. */
+static uint64_t
+audited_listen(struct fixture *f, struct wfpb_broker *b, wfpb_sock *client)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__ListenRequest	li = WFPBROKER__V1__LISTEN_REQUEST__INIT;
+	Wfpbroker__V1__Address		a = WFPBROKER__V1__ADDRESS__INIT;
+	Wfpbroker__V1__Response		*r;
+	struct wfpb_addr		to = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 } };
+	static uint8_t			lo[4] = { 127, 0, 0, 1 };
+	uint64_t			lid;
+	int				os_err = 0, rc;
+
+	a.family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
+	a.addr.data = lo;
+	a.addr.len = 4;
+	li.local = &a;
+	rq.request_id = 1;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_LISTEN;
+	rq.listen = &li;
+	send_request(f->s, &f->c, &rq, 1001);
+	(void)wfpb_broker_commit(b, 100000);
+	assert_non_null(r = next_response(f->s, &f->c));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	lid = r->listen->listener_id;
+	to.port = (uint16_t)r->listen->local->port;
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_int_equal(wfpb__net_socket(WFPB_AF_INET, client, &os_err), 0);
+	rc = wfpb__net_connect(*client, &to, &os_err);
+	assert_true(rc == 0 || rc == WFPB_E_AGAIN);
+	return lid;
+}
+
+/*
+ * A Relay is one audit record (its four addresses, the flow, the records' hash), and one whose
+ * client vanishes while the upstream connect is under way is recorded CANCELLED with both
+ * connections closed.
+ */
+static void
+relay_is_one_record_even_when_abandoned(void **state)
+{
+	static const char		policy[] = "[principal p]\nuid = 1000\nops = listen accept connect\n"
+	    "listen = 127.0.0.1/32:*\nconnect = 127.0.0.1/32:*\n";
+	struct fixture			*f = *state;
+	struct wfpb_identity		id = { .known = 1, .pid = 42, .uid = 1000, .gid = 1000, .user = "1000" };
+	struct wfpb_broker		b;
+	struct wfpb_session		*saved = f->s;
+	struct wfpb_channel		saved_c = f->c;
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__RelayRequest	re;
+	Wfpbroker__V1__Address		a;
+	Wfpbroker__V1__Response		*r;
+	Wfpbroker__V1__AuditRecord	*rec;
+	unsigned char			sk[64];
+	char				dir[TEMP_DIR_LEN];
+	wfpb_sock			client, socks[2];
+	uint16_t			port, first_port;
+	unsigned			n;
+	int				l, fill[4], i;
+
+	audited_broker(&b, policy, "relay", dir, &f->key, sk);
+	/* The helpers work on f: lend them a session of this broker. */
+	f->s = wfpb_session_new(&b, &id, 1000);
+	handshake(f->s, &f->c, f->key.pub, WFPB_PROTOCOL_VERSION);
+	l = remote_listener(&port);
+	first_port = port;
+	make_relay(&rq, &re, &a, 2, audited_listen(f, &b, &client), port);
+	send_request(f->s, &f->c, &rq, 1002);
+	for (i = 0; i < 200 && f->s->n_pending > 0; i++) {
+		usleep(5000);
+		assert_true(wfpb_session_resume(f->s, WFPB_SOCK_NONE, 1003) >= 0);
+	}
+	/* Its answer waits for its record. */
+	assert_int_equal(wfpb_broker_commit(&b, 100000), 1);
+	assert_non_null(r = answer_with_socks(f->s, &f->c, socks, &n));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_int_equal(n, 2);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	close(socks[0]);
+	close(socks[1]);
+	wfpb__net_close(client);
+	close(l);
+
+	/* An upstream whose queue is full: the connect stays under way while the client goes. */
+	l = blocked_listener(&port, fill);
+	make_relay(&rq, &re, &a, 3, audited_listen(f, &b, &client), port);
+	send_request(f->s, &f->c, &rq, 1004);
+	for (i = 0; i < 20; i++)
+		assert_int_equal(wfpb_session_resume(f->s, WFPB_SOCK_NONE, 1005), 0);
+	assert_int_equal(f->s->n_pending, 1);
+	wfpb_session_free(f->s);
+	wfpb_channel_free(&f->c);
+	f->s = saved;
+	f->c = saved_c;
+	assert_true(closed_by_peer(client));
+	wfpb__net_close(client);
+	/* Nobody waits for these records: the commit that takes them is the lazy one, later. */
+	assert_int_equal(wfpb_broker_commit(&b, 1000000), 0);
+	assert_int_equal(log_scan(dir, WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST, "relay",
+	    WFPBROKER__V1__STATUS_CODE__OK, &rec), 1);
+	assert_int_equal(rec->n_addresses, 4);
+	assert_int_equal(rec->addresses[2]->port, first_port);
+	assert_true(rec->flow_id != 0);
+	assert_int_equal(rec->n_blob_hashes, 1);
+	assert_non_null(rec->original_destination);
+	wfpbroker__v1__audit_record__free_unpacked(rec, NULL);
+	assert_int_equal(log_scan(dir, WFPBROKER__V1__AUDIT_KIND__AUDIT_REQUEST, "relay",
+	    WFPBROKER__V1__STATUS_CODE__CANCELLED, &rec), 1);
+	assert_non_null(strstr(rec->message, "accepted, and upstream started"));
+	assert_int_equal(rec->addresses[2]->port, port);
+	wfpbroker__v1__audit_record__free_unpacked(rec, NULL);
+	for (i = 0; i < 4; i++)
+		close(fill[i]);
+	close(l);
+	audited_broker_end(&b, sk, dir);
+}
 #endif
 
 #ifndef _WIN32
@@ -2595,6 +2997,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(reload_revokes_waiting_accepts, setup, teardown),
 		cmocka_unit_test_setup_teardown(reload_revokes_a_waiting_connect, setup, teardown),
 		cmocka_unit_test_setup_teardown(reload_revokes_apply_foreign, setup, teardown),
+		cmocka_unit_test_setup_teardown(relay_hands_over_both_connections, setup, teardown),
+		cmocka_unit_test_setup_teardown(relay_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(relay_is_one_record_even_when_abandoned, setup, teardown),
 #else
 		cmocka_unit_test_setup_teardown(pull_waits_off_the_core_lock_and_gives_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(pinned_client_holds_no_dup_right, setup, teardown),
