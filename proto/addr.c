@@ -262,6 +262,12 @@ wfpb_addr_unspecified(const struct wfpb_addr *a)
 }
 
 int
+wfpb_addr_same(const struct wfpb_addr *a, const struct wfpb_addr *b)
+{
+	return a->family == b->family && a->port == b->port && memcmp(a->addr, b->addr, wfpb_addr_len(a->family)) == 0;
+}
+
+int
 wfpb_range_parse(const char *s, size_t n, struct wfpb_range *out)
 {
 	const char	*colon, *slash, *dash, *host, *ports;

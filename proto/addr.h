@@ -37,6 +37,9 @@ int wfpb_addr_canonical(struct wfpb_addr *a);
 /* 1 for the unspecified address (0.0.0.0 or ::), which as a destination means this host. */
 int wfpb_addr_unspecified(const struct wfpb_addr *a);
 
+/* 1 when a and b are the same family, address and port (the scope is not compared). */
+int wfpb_addr_same(const struct wfpb_addr *a, const struct wfpb_addr *b);
+
 /*
  * 1 when a falls in r (family, prefix and port range). Ranges are kept in
  * the canonical form too: an IPv4-mapped range (prefix 96 or more) is parsed

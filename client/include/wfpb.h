@@ -20,8 +20,8 @@
  * The ABI rule. libwfpb.so.0 / wfpb.dll keep every function of this header
  * and the layout of every field they have today; later versions add
  * functions and add fields only at the end of a struct. So that a struct can
- * grow, the four structs passed in or out (wfpb_open_opts, wfpb_status_info,
- * wfpb_accepted, wfpb_records) begin with a `size` member the caller sets to
+ * grow, the structs passed in or out (wfpb_open_opts, wfpb_status_info,
+ * wfpb_accepted, wfpb_relayed, wfpb_records) begin with a `size` member the caller sets to
  * sizeof the struct it was compiled with; initialise them with the
  * WFPB_*_INIT macros. The library reads and writes only the fields that fit
  * in that size and leaves the rest as the caller set them; a size smaller
@@ -170,8 +170,12 @@ struct wfpb_accepted {
 	 */
 	int			records_error;
 	int			context_error;
+	/* Appended to the first layout: where the connection was going, when the broker knows it. */
+	int			has_original_dst;
+	struct wfpb_addr	original_dst;
 };
-#define WFPB_ACCEPTED_INIT	{ sizeof(struct wfpb_accepted), WFPB_SOCKET_NONE, { 0 }, { 0 }, 0, { 0 }, NULL, 0, 0, 0 }
+#define WFPB_ACCEPTED_INIT	{ sizeof(struct wfpb_accepted), WFPB_SOCKET_NONE, { 0 }, { 0 }, 0, { 0 }, NULL, 0, 0, 0, \
+	0, { 0 } }
 
 /*
  * Waits up to timeout_ms (0: 30 s) for a connection on a listener; the broker
@@ -194,6 +198,45 @@ WFPB_API int WFPB_MUST_CHECK wfpb_accept(struct wfpb_client *c, uint64_t listene
 WFPB_API int WFPB_MUST_CHECK wfpb_accept_declared(struct wfpb_client *c, const char *listener, uint32_t timeout_ms,
     int lifetime, struct wfpb_accepted *out);
 WFPB_API void wfpb_accepted_free(struct wfpb_accepted *a);
+
+/*
+ * A relayed connection (wfpb_relay): the accepted connection and the upstream
+ * one the broker opened for it, connected, with its records applied. Both
+ * sockets are the caller's, in blocking mode.
+ */
+struct wfpb_relayed {
+	size_t			size;		/* sizeof(struct wfpb_relayed): WFPB_RELAYED_INIT */
+	wfpb_socket_t		accepted;	/* the client's connection */
+	wfpb_socket_t		upstream;	/* connected to remote */
+	struct wfpb_addr	peer, local;	/* of accepted */
+	struct wfpb_addr	remote;		/* where upstream went */
+	struct wfpb_addr	upstream_local;
+	int			has_original_dst;
+	struct wfpb_addr	original_dst;	/* where the connection was going, when the broker knows it */
+	uint8_t			*context;	/* redirect context, malloc'd, may be NULL */
+	size_t			context_len;
+	int			records_error;	/* as in struct wfpb_accepted */
+	int			context_error;
+};
+#define WFPB_RELAYED_INIT	{ sizeof(struct wfpb_relayed), WFPB_SOCKET_NONE, WFPB_SOCKET_NONE, { 0 }, { 0 }, \
+	{ 0 }, { 0 }, 0, { 0 }, NULL, 0, 0, 0 }
+
+/*
+ * Accept and Connect in one request, for a transparent proxy: waits up to
+ * timeout_ms (0: 30 s) for a connection on the session's listener_id, or on the
+ * declared listener called `listener` (then listener_id is 0); the broker
+ * queries its records and context, connects upstream to remote (NULL: to the
+ * connection's original destination, when the broker's backend knows it, else
+ * WFPB_E_STATUS NOT_FOUND), bound to local (may be NULL; the bind ranges), with
+ * the records applied, waiting up to connect_timeout_ms (0: 10 s), and hands both
+ * over. When the upstream connection fails the accepted one is closed and the
+ * broker's status says why. Needs `accept` and `connect`. Release *out with
+ * wfpb_relayed_free (closes the sockets the caller did not take).
+ */
+WFPB_API int WFPB_MUST_CHECK wfpb_relay(struct wfpb_client *c, uint64_t listener_id, const char *listener,
+    const struct wfpb_addr *remote, const struct wfpb_addr *local, uint32_t timeout_ms, uint32_t connect_timeout_ms,
+    struct wfpb_relayed *out);
+WFPB_API void wfpb_relayed_free(struct wfpb_relayed *r);
 
 /*
  * The broker creates a socket, applies the records (a stash handle, or the
@@ -308,6 +351,11 @@ WFPB_API int WFPB_MUST_CHECK wfpb_submit_accept(struct wfpb_client *c, uint64_t 
 /* As wfpb_accept_declared; *out (initialised with WFPB_ACCEPTED_INIT) is filled on success. */
 WFPB_API int WFPB_MUST_CHECK wfpb_submit_accept_declared(struct wfpb_client *c, const char *listener,
     uint32_t timeout_ms, int lifetime, struct wfpb_accepted *out, void *user, uint64_t *request_id);
+
+/* As wfpb_relay; *out (initialised with WFPB_RELAYED_INIT) is filled on success. */
+WFPB_API int WFPB_MUST_CHECK wfpb_submit_relay(struct wfpb_client *c, uint64_t listener_id, const char *listener,
+    const struct wfpb_addr *remote, const struct wfpb_addr *local, uint32_t timeout_ms, uint32_t connect_timeout_ms,
+    struct wfpb_relayed *out, void *user, uint64_t *request_id);
 
 /* As wfpb_connect; *sock and *local_out (may be NULL) are set on success. */
 WFPB_API int WFPB_MUST_CHECK wfpb_submit_connect(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob,

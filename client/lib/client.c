@@ -913,7 +913,7 @@ addr_from_pb(const Wfpbroker__V1__Address *pb, struct wfpb_addr *a)
 
 /* The socket a response hands over: it must be there, exactly as announced. */
 static int
-take_socket(struct wfpb_client *c, const Wfpbroker__V1__SocketTransfer *x, wfpb_socket_t *out)
+take_socket(struct wfpb_client *c, const Wfpbroker__V1__SocketTransfer *x, unsigned index, wfpb_socket_t *out)
 {
 	intptr_t	s;
 	int		rc;
@@ -925,7 +925,8 @@ take_socket(struct wfpb_client *c, const Wfpbroker__V1__SocketTransfer *x, wfpb_
 		*out = (wfpb_socket_t)s;
 		return 0;
 	}
-	if (x == NULL || x->kind_case != WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX || x->fd_index != 0)
+	/* Descriptors arrive in the order of their index (docs/PROTOCOL.md §5). */
+	if (x == NULL || x->kind_case != WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX || x->fd_index != index)
 		return fail(c, WFPB_E_PROTOCOL, "the broker's socket hand-over is not one this client can take");
 	if ((s = wfpb__transport_take_sock(c->t)) < 0)
 		return fail(c, WFPB_E_PROTOCOL, "the broker announced a socket but none arrived");
@@ -957,15 +958,41 @@ wfpb_listen(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backl
 	return rc;
 }
 
+/* A copy of the redirect context an answer carries, for the caller (malloc'd; NULL when empty). */
+static int
+copy_context(const ProtobufCBinaryData *ctx, uint8_t **out, size_t *len)
+{
+	*out = NULL;
+	*len = 0;
+	if (ctx->len == 0)
+		return 0;
+	if ((*out = malloc(ctx->len)) == NULL)
+		return WFPB_E_NOMEM;
+	memcpy(*out, ctx->data, ctx->len);
+	*len = ctx->len;
+	return 0;
+}
+
+/* The original destination an answer may carry: 1 with *out set, 0 when absent, -1 when malformed. */
+static int
+original_dst(const Wfpbroker__V1__Address *pb, struct wfpb_addr *out)
+{
+	if (pb == NULL)
+		return 0;
+	return addr_from_pb(pb, out) == 0 ? 1 : -1;
+}
+
 static int
 decode_accept(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl)
 {
 	const Wfpbroker__V1__AcceptResponse	*ar = r->accept;
 	struct wfpb_accepted			*out = sl->out;
-	int					rc;
+	struct wfpb_addr			dst;
+	int					rc, has_dst = 0;
 
-	if ((rc = take_socket(c, ar->socket, &out->sock)) == 0) {
-		if (addr_from_pb(ar->peer, &out->peer) != 0 || addr_from_pb(ar->local, &out->local) != 0)
+	if ((rc = take_socket(c, ar->socket, 0, &out->sock)) == 0) {
+		if (addr_from_pb(ar->peer, &out->peer) != 0 || addr_from_pb(ar->local, &out->local) != 0 ||
+		    (has_dst = original_dst(ar->original_destination, &dst)) < 0)
 			rc = fail(c, WFPB_E_PROTOCOL, "accept: malformed address");
 		if (ar->records != NULL && ar->records->id.len == WFPB_HANDLE_LEN) {
 			memcpy(out->records, ar->records->id.data, WFPB_HANDLE_LEN);
@@ -973,14 +1000,13 @@ decode_accept(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct sl
 		}
 		out->records_error = ar->records_error;
 		out->context_error = ar->context_error;
-		if (rc == 0 && ar->context.len > 0) {
-			if ((out->context = malloc(ar->context.len)) == NULL) {
-				rc = WFPB_E_NOMEM;
-			} else {
-				memcpy(out->context, ar->context.data, ar->context.len);
-				out->context_len = ar->context.len;
-			}
+		/* Written only for a caller whose struct has them. */
+		if (rc == 0 && out->size >= sizeof(*out) && has_dst) {
+			out->has_original_dst = 1;
+			out->original_dst = dst;
 		}
+		if (rc == 0)
+			rc = copy_context(&ar->context, &out->context, &out->context_len);
 	}
 	if (rc != 0)
 		wfpb_accepted_free(out);
@@ -995,9 +1021,10 @@ submit_accept(struct wfpb_client *c, uint64_t listener_id, const char *name, uin
 	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
 	Wfpbroker__V1__AcceptRequest	a = WFPBROKER__V1__ACCEPT_REQUEST__INIT;
 
-	if (!sized_ok(out, sizeof(*out)))
+	/* The first layout ended at context_error. */
+	if (!sized_ok(out, offsetof(struct wfpb_accepted, has_original_dst)))
 		return fail(c, WFPB_E_INVAL, "struct wfpb_accepted without its size: use WFPB_ACCEPTED_INIT");
-	sized_reset(out, sizeof(*out));
+	sized_reset(out, out->size < sizeof(*out) ? out->size : sizeof(*out));
 	out->sock = WFPB_SOCKET_NONE;
 	if (lifetime_pb(lifetime) < 0)
 		return fail(c, WFPB_E_INVAL, "accept: unknown lifetime %d", lifetime);
@@ -1064,7 +1091,7 @@ void
 wfpb_accepted_free(struct wfpb_accepted *a)
 {
 	/* Without its size the struct was never ours to fill (wfpb_accept refused it): touch nothing, close nothing. */
-	if (!sized_ok(a, sizeof(*a)))
+	if (!sized_ok(a, offsetof(struct wfpb_accepted, has_original_dst)))
 		return;
 	if (a->sock != WFPB_SOCKET_NONE)
 		wfpb__close_socket(a->sock);
@@ -1072,6 +1099,93 @@ wfpb_accepted_free(struct wfpb_accepted *a)
 	free(a->context);
 	a->context = NULL;
 	a->context_len = 0;
+}
+
+static int
+decode_relay(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl)
+{
+	const Wfpbroker__V1__RelayResponse	*rr = r->relay;
+	struct wfpb_relayed			*out = sl->out;
+	int					rc, has_dst = 0;
+
+	/* Both sockets first, in their order: whatever else is wrong, none stays unowned. */
+	if ((rc = take_socket(c, rr->accepted, 0, &out->accepted)) == 0)
+		rc = take_socket(c, rr->upstream, 1, &out->upstream);
+	if (rc == 0 && (addr_from_pb(rr->peer, &out->peer) != 0 || addr_from_pb(rr->local, &out->local) != 0 ||
+	    addr_from_pb(rr->remote, &out->remote) != 0 || addr_from_pb(rr->upstream_local, &out->upstream_local) != 0 ||
+	    (has_dst = original_dst(rr->original_destination, &out->original_dst)) < 0))
+		rc = fail(c, WFPB_E_PROTOCOL, "relay: malformed address");
+	if (rc == 0) {
+		out->has_original_dst = has_dst;
+		out->records_error = rr->records_error;
+		out->context_error = rr->context_error;
+		rc = copy_context(&rr->context, &out->context, &out->context_len);
+	}
+	if (rc != 0)
+		wfpb_relayed_free(out);
+	return rc;
+}
+
+int
+wfpb_submit_relay(struct wfpb_client *c, uint64_t listener_id, const char *listener, const struct wfpb_addr *remote,
+    const struct wfpb_addr *local, uint32_t timeout_ms, uint32_t connect_timeout_ms, struct wfpb_relayed *out,
+    void *user, uint64_t *request_id)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__RelayRequest	re = WFPBROKER__V1__RELAY_REQUEST__INIT;
+	Wfpbroker__V1__Address		ra, la;
+
+	if (!sized_ok(out, sizeof(*out)))
+		return fail(c, WFPB_E_INVAL, "struct wfpb_relayed without its size: use WFPB_RELAYED_INIT");
+	sized_reset(out, sizeof(*out));
+	out->accepted = out->upstream = WFPB_SOCKET_NONE;
+	if ((listener == NULL || listener[0] == '\0') == (listener_id == 0))
+		return fail(c, WFPB_E_INVAL, "relay: name one listener, by id or by name");
+	re.listener_id = listener_id;
+	if (listener != NULL)
+		re.listener = (char *)(uintptr_t)listener;
+	re.timeout_ms = timeout_ms;
+	re.connect_timeout_ms = connect_timeout_ms;
+	if (remote != NULL) {
+		addr_to_pb(remote, &ra);
+		re.remote = &ra;
+	}
+	if (local != NULL) {
+		addr_to_pb(local, &la);
+		re.local = &la;
+	}
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_RELAY;
+	rq.relay = &re;
+	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_RELAY, decode_relay, out, NULL, user, -1, request_id);
+}
+
+int
+wfpb_relay(struct wfpb_client *c, uint64_t listener_id, const char *listener, const struct wfpb_addr *remote,
+    const struct wfpb_addr *local, uint32_t timeout_ms, uint32_t connect_timeout_ms, struct wfpb_relayed *out)
+{
+	uint64_t	id = 0;
+	int		rc;
+
+	if ((rc = wfpb_submit_relay(c, listener_id, listener, remote, local, timeout_ms, connect_timeout_ms, out, NULL,
+	    &id)) != 0)
+		return rc;
+	/* The wait for a connection, then the connect. */
+	return wait_for(c, id, answer_within(c, timeout_ms, 30000) + (connect_timeout_ms ? connect_timeout_ms : 10000));
+}
+
+void
+wfpb_relayed_free(struct wfpb_relayed *r)
+{
+	if (!sized_ok(r, sizeof(*r)))
+		return;
+	if (r->accepted != WFPB_SOCKET_NONE)
+		wfpb__close_socket(r->accepted);
+	if (r->upstream != WFPB_SOCKET_NONE)
+		wfpb__close_socket(r->upstream);
+	r->accepted = r->upstream = WFPB_SOCKET_NONE;
+	free(r->context);
+	r->context = NULL;
+	r->context_len = 0;
 }
 
 static void
@@ -1098,7 +1212,7 @@ decode_connect(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct s
 	wfpb_socket_t	*sock = sl->out;
 	int		rc;
 
-	if ((rc = take_socket(c, r->connect->socket, sock)) == 0 && sl->out2 != NULL &&
+	if ((rc = take_socket(c, r->connect->socket, 0, sock)) == 0 && sl->out2 != NULL &&
 	    addr_from_pb(r->connect->local, sl->out2) != 0)
 		rc = fail(c, WFPB_E_PROTOCOL, "connect: malformed local address");
 	if (rc != 0 && *sock != WFPB_SOCKET_NONE) {
@@ -1230,7 +1344,7 @@ wfpb_records_free(struct wfpb_records *r)
 static int
 decode_prepare(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl)
 {
-	return take_socket(c, r->prepare->socket, sl->out);
+	return take_socket(c, r->prepare->socket, 0, sl->out);
 }
 
 int

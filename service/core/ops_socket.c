@@ -1154,6 +1154,12 @@ relay_accepted(struct wfpb_scope *sc, const struct relay_to *to, wfpb_sock acc, 
 		goto close;
 	}
 	wfpb__audit_addr(rp, &remote);
+	if (wfpb_addr_same(&remote, &local)) {
+		/* Each connection to it would be relayed to it again. */
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL, "relay: the destination is the listener itself "
+		    "(a connection no callout redirected?); the connection was closed");
+		goto close;
+	}
 	if (relay_allowed(sc, &remote, &to->bind, o) != 0)
 		goto close;
 	if (to->bind.family != 0 && to->bind.family != remote.family) {

@@ -2620,6 +2620,17 @@ relay_refusals(void **state)
 	assert_true(closed_by_peer(client));
 	wfpb__net_close(client);
 
+	/* No destination named, and the original one (sim: where it arrived) is the listener: never a loop. */
+	lid = listen_and_connect(f, &client);
+	make_relay(&rq, &re, &a, 10, lid, 0);
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_non_null(r = answer_with_socks(f->s, &f->c, socks, &n));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__EINVAL);
+	assert_non_null(strstr(r->status->message, "the listener itself"));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_true(closed_by_peer(client));
+	wfpb__net_close(client);
+
 	/* No destination named, and a backend that cannot tell the original one. */
 	no_dst.original_dst = double_no_original_dst;
 	f->b.backend.ops = &no_dst;

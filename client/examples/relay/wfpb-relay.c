@@ -4,7 +4,7 @@
  *
  *   wfpb-relay [--endpoint PATH] [--server-key FILE] [--client-key FILE]
  *              [--name NAME] [--no-records] [--max-connections N] [--accepts N] [--in-flight N]
- *              [--context auto|wfpsampler|wfpb|none] (--listen ADDR:PORT | --listener NAME)
+ *              [--context auto|wfpsampler|wfpb|none] [--pair] (--listen ADDR:PORT | --listener NAME)
  *              [--to ADDR:PORT]
  *
  * --listener NAME accepts on a listener the broker's configuration declares
@@ -22,6 +22,14 @@
  * Microsoft's WFPSampler layout (two SOCKADDR_STORAGE) from the broker's own
  * backends' (two 19-byte hops) by length; a connection whose context is
  * neither is closed with the reason.
+ *
+ * Each connection is one Relay request (wfpb_submit_relay): the broker
+ * accepts it, connects upstream with its records and hands both sockets over
+ * in one answer, with one audit record; without --to the broker connects to
+ * the original destination its backend knows. --pair, and any run that needs
+ * the relay itself to choose (--no-records, a --context other than auto),
+ * makes each connection an Accept then a Connect instead: the two requests a
+ * proxy that decides per connection sends.
  *
  * --no-records connects upstream without the accepted connection's records:
  * what a proxy that cannot carry them does, and how cooperating proxies end
@@ -117,6 +125,7 @@ struct conn {
 	struct conn		*next;
 	int			state;
 	struct wfpb_accepted	acc;		/* the Accept's result */
+	struct wfpb_relayed	rel;		/* or the Relay's */
 	wfpb_socket_t		up_sock;	/* the Connect's */
 	sock_t			down, up;
 	struct half		d2u, u2d;	/* client to upstream, upstream to client */
@@ -132,7 +141,7 @@ usage_exit(int status)
 {
 	fprintf(status == 0 ? stdout : stderr, "usage: wfpb-relay [--endpoint PATH] [--server-key FILE] "
 	    "[--client-key FILE] [--name NAME] [--no-records] [--max-connections N] [--quiet]\n"
-	    "       [--accepts N] [--in-flight N] [--context auto|wfpsampler|wfpb|none]\n"
+	    "       [--accepts N] [--in-flight N] [--context auto|wfpsampler|wfpb|none] [--pair]\n"
 	    "       (--listen ADDR:PORT | --listener NAME) [--to ADDR:PORT]\n"
 	    "       wfpb-relay --direct [--quiet] --listen ADDR:PORT --to ADDR:PORT   (Linux, root: no broker)\n"
 	    "       wfpb-relay --help | --version\n");
@@ -160,6 +169,7 @@ static const struct option long_opts[] = {
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "accepts", required_argument, NULL, 'A' },
 	{ "in-flight", required_argument, NULL, 'I' },
+	{ "pair", no_argument, NULL, 'P' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -278,6 +288,7 @@ conn_free(struct conn *cn)
 		sock_close(cn->up);
 	}
 	wfpb_accepted_free(&cn->acc);
+	wfpb_relayed_free(&cn->rel);
 	free(cn);
 }
 
@@ -288,6 +299,7 @@ conn_new(void)
 
 	if (cn != NULL) {
 		cn->acc = (struct wfpb_accepted)WFPB_ACCEPTED_INIT;
+		cn->rel = (struct wfpb_relayed)WFPB_RELAYED_INIT;
 		cn->up_sock = WFPB_SOCKET_NONE;
 	}
 	return cn;
@@ -520,6 +532,7 @@ struct relay {
 	const char		*declared;	/* --listener: a listener the broker's configuration declares */
 	struct wfpb_addr	bound, to;
 	int			has_to, carry_records, quiet;
+	int			pair;		/* Accept then Connect, not Relay */
 	enum relay_context	context_kind;
 	uint32_t		accepts, in_flight, max_conns;
 	unsigned		accepting;	/* Accepts waiting at the broker */
@@ -537,8 +550,15 @@ top_up_accepts(struct relay *r)
 	    (r->max_conns == 0 || r->started + r->accepting < r->max_conns)) {
 		if ((cn = conn_new()) == NULL)
 			return 0;	/* out of memory: fewer Accepts wait until some is back */
+		if (!r->pair) {
+			if (wfpb_submit_relay(r->c, r->declared != NULL ? 0 : r->lid, r->declared, r->has_to ? &r->to : NULL,
+			    NULL, ACCEPT_TIMEOUT_MS, CONNECT_TIMEOUT_MS, &cn->rel, cn, NULL) != 0) {
+				fprintf(stderr, "%s: relay: %s\n", name, wfpb_errmsg(r->c));
+				free(cn);
+				return -1;
+			}
 		/* The records are kept for one use: the Connect that carries them upstream releases them. */
-		if ((r->declared != NULL ?
+		} else if ((r->declared != NULL ?
 		    wfpb_submit_accept_declared(r->c, r->declared, ACCEPT_TIMEOUT_MS, WFPB_LIFETIME_ONCE, &cn->acc, cn, NULL) :
 		    wfpb_submit_accept(r->c, r->lid, ACCEPT_TIMEOUT_MS, WFPB_LIFETIME_ONCE, &cn->acc, cn, NULL)) != 0) {
 			fprintf(stderr, "%s: accept: %s\n", name, wfpb_errmsg(r->c));
@@ -605,6 +625,37 @@ on_accepted(struct relay *r, struct conn *cn, const struct wfpb_completion *done
 	cn->state = CONNECTING;
 }
 
+/* A Relay completed: both connections are here, the upstream one connected with the records. */
+static void
+on_relayed(struct relay *r, struct conn *cn, const struct wfpb_completion *done)
+{
+	char	m_in[32], m_out[32];
+
+	r->accepting--;
+	if (done->rc != 0) {
+		/* TIMEOUT: nobody came; another failure concerns this connection alone (the broker closed it). */
+		if (done->status != WFPBROKER_STATUS_TIMEOUT)
+			fprintf(stderr, "%s: relay: %s\n", name, done->message);
+		conn_free(cn);
+		return;
+	}
+	r->started++;
+	r->relayed++;
+	cn->next = r->list;
+	r->list = cn;
+	wfpb_addr_format(&cn->rel.peer, cn->a);
+	wfpb_addr_format(&cn->rel.local, cn->b);
+	wfpb_addr_format(&cn->rel.remote, cn->d);
+	if (!r->quiet)
+		printf("%s: accepted %s -> %s%s, upstream => %s%s (records %s)\n", name, cn->a, cn->b,
+		    mark_text(cn->rel.accepted, m_in, sizeof(m_in)), cn->d, mark_text(cn->rel.upstream, m_out,
+		    sizeof(m_out)), cn->rel.records_error == 0 ? "applied" : "none");
+	/* The connection owns both sockets now. */
+	if (start_relaying(cn, (sock_t)cn->rel.accepted, (sock_t)cn->rel.upstream) != 0)
+		cn->dead = 1;
+	cn->rel.accepted = cn->rel.upstream = WFPB_SOCKET_NONE;
+}
+
 /* A Connect completed: the pair relays. Records it did not carry go back to the broker. */
 static void
 on_connected(struct relay *r, struct conn *cn, const struct wfpb_completion *done)
@@ -648,6 +699,8 @@ on_answers(struct relay *r)
 			if ((cn = done[i].user) == NULL) {	/* a Release */
 				if (done[i].rc != 0 && done[i].status != WFPBROKER_STATUS_NOT_FOUND)
 					fprintf(stderr, "%s: release records: %s\n", name, done[i].message);
+			} else if (cn->state == ACCEPTING && !r->pair) {
+				on_relayed(r, cn, &done[i]);
 			} else if (cn->state == ACCEPTING) {
 				on_accepted(r, cn, &done[i]);
 			} else {
@@ -689,6 +742,7 @@ main(int argc, char **argv)
 		case 'L': r.declared = optarg; break;
 		case 't': to_arg = optarg; break;
 		case 'R': r.carry_records = 0; break;
+		case 'P': r.pair = 1; break;
 		case 'D': direct_mode = 1; break;
 		case 'q': r.quiet = 1; break;
 		case 'h': usage_exit(0); break;
@@ -728,6 +782,9 @@ main(int argc, char **argv)
 	    (to_arg != NULL && wfpb_addr_parse(to_arg, &r.to) != 0) || (direct_mode && r.declared != NULL))
 		usage();
 	r.has_to = to_arg != NULL;
+	/* What only the relay can do (withhold the records, read a context its own way) takes the pair. */
+	if (!r.carry_records || r.context_kind != RELAY_CONTEXT_AUTO)
+		r.pair = 1;
 #ifndef _WIN32
 	signal(SIGPIPE, SIG_IGN);
 #endif
