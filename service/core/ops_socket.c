@@ -414,6 +414,29 @@ named_listener(struct wfpb_scope *sc, const struct req_accept *a, const char *wh
 	return l;
 }
 
+/*
+ * Takes the listener's next connection into *sock, or, with none yet (WFPB_E_AGAIN), leaves
+ * the request pending as kind on it for timeout_ms. Several may wait on one listener: each
+ * takes the next connection, oldest first. 0, WFPB_E_AGAIN, or another error with *os_err.
+ */
+static int
+accept_or_wait(const struct wfpb_listener *l, int kind, uint32_t timeout_ms, struct reply *rp, struct outcome *o,
+    uint64_t now_ms, wfpb_sock *sock, int *os_err)
+{
+	int rc = wfpb__net_accept(l->sock, sock, os_err);
+
+	if (rc == WFPB_E_AGAIN) {
+		rp->pend.kind = kind;
+		rp->pend.watch = l->sock;
+		rp->pend.want_write = 0;
+		rp->pend.listener_id = l->id;
+		rp->pend.started_ms = now_ms;
+		rp->pend.deadline_ms = now_ms + timeout_ms;
+		o->code = OUTCOME_PENDING;
+	}
+	return rc;
+}
+
 void
 wfpb__op_accept(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
@@ -423,17 +446,9 @@ wfpb__op_accept(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp
 
 	if ((l = named_listener(sc, &r->accept, "accept", o)) == NULL)
 		return;
-	rc = wfpb__net_accept(l->sock, &sock, &os_err);
+	rc = accept_or_wait(l, WFPB_PENDING_ACCEPT, r->accept.timeout_ms, rp, o, now_ms, &sock, &os_err);
 	if (rc == WFPB_E_AGAIN) {
-		/* Several Accepts may wait on one listener: each takes the next connection, oldest first. */
-		rp->pend.kind = WFPB_PENDING_ACCEPT;
-		rp->pend.watch = l->sock;
-		rp->pend.want_write = 0;
-		rp->pend.listener_id = l->id;
-		rp->pend.started_ms = now_ms;
-		rp->pend.deadline_ms = now_ms + r->accept.timeout_ms;
 		rp->pend.lifetime = r->accept.lifetime;
-		o->code = OUTCOME_PENDING;
 		return;
 	}
 	if (rc != 0) {
@@ -674,6 +689,7 @@ wfpb__op_connect(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *r
 		rp->pend.want_write = 1;
 		rp->pend.started_ms = now_ms;
 		rp->pend.deadline_ms = now_ms + r->connect.timeout_ms;
+		rp->pend.connect_timeout_ms = r->connect.timeout_ms;
 		o->code = OUTCOME_PENDING;
 		return;
 	}
@@ -892,45 +908,108 @@ wfpb__pending_holds(struct wfpb_scope *sc, const struct wfpb_pending *p, char *w
 	return 0;
 }
 
+/*
+ * A pending Accept or Relay waiting for a connection: 1 when it ends here (o says how), 0
+ * to wait on, 2 with the connection accepted in *sock.
+ */
+static int
+accept_wait(struct wfpb_scope *sc, const struct wfpb_pending *p, struct outcome *o, int why, const char *what,
+    wfpb_sock *sock)
+{
+	char	reason[192];
+	int	os_err = 0, rc;
+
+	if (why == WFPB_RESUME_TIMEOUT) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "%s: nothing within %llu ms", what,
+		    (unsigned long long)(p->deadline_ms - p->started_ms));
+		return 1;
+	}
+	if (why == WFPB_RESUME_CANCEL) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "%s: listener %llu was released", what,
+		    (unsigned long long)p->listener_id);
+		return 1;
+	}
+	if (why == WFPB_RESUME_REVOKED) {
+		(void)wfpb__pending_holds(sc, p, reason, sizeof(reason));
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "%s: %s; nothing accepted", what, reason);
+		return 1;
+	}
+	if (why == WFPB_RESUME_GONE) {
+		/* A connection the listener queued stays there: nothing was accepted for this request. */
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED,
+		    "%s: the session ended while it waited on listener %llu; nothing accepted", what,
+		    (unsigned long long)p->listener_id);
+		return 1;
+	}
+	rc = wfpb__net_accept(p->watch, sock, &os_err);
+	if (rc == WFPB_E_AGAIN)
+		return 0;	/* another wake-up will come, or the deadline */
+	if (rc != 0) {
+		os_outcome(o, what, os_err);
+		return 1;
+	}
+	return 2;
+}
+
 /* Accept: the listener is readable (or the deadline passed, or the listener is being released). */
 int
 wfpb__resume_accept(struct wfpb_scope *sc, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
     uint64_t now_ms, int why)
 {
 	wfpb_sock	sock;
-	int		os_err = 0, rc;
+	int		rc = accept_wait(sc, p, o, why, "accept", &sock);
 
-	if (why == WFPB_RESUME_TIMEOUT) {
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "accept: nothing within %llu ms",
-		    (unsigned long long)(p->deadline_ms - p->started_ms));
-		return 1;
-	}
-	if (why == WFPB_RESUME_CANCEL) {
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "accept: listener %llu was released",
-		    (unsigned long long)p->listener_id);
-		return 1;
-	}
-	if (why == WFPB_RESUME_REVOKED) {
-		char reason[192];
-
-		(void)wfpb__pending_holds(sc, p, reason, sizeof(reason));
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "accept: %s; nothing accepted", reason);
-		return 1;
-	}
-	if (why == WFPB_RESUME_GONE) {
-		/* A connection the listener queued stays there: nothing was accepted for this request. */
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED,
-		    "accept: the session ended while it waited on listener %llu; nothing accepted",
-		    (unsigned long long)p->listener_id);
-		return 1;
-	}
-	rc = wfpb__net_accept(p->watch, &sock, &os_err);
-	if (rc == WFPB_E_AGAIN)
-		return 0;	/* another wake-up will come, or the deadline */
-	if (rc != 0)
-		os_outcome(o, "accept", os_err);
-	else
+	if (rc == 2)
 		finish_accept(sc, sock, p->lifetime, rp, o, now_ms);
+	return rc != 0;
+}
+
+/*
+ * A pending upstream connect (Connect's, Relay's) that ends here without its socket
+ * handed over: o says how (what: the op; prefix: what came before the connect; closed: what
+ * the broker closed). done and os_err are wfpb__net_connect_done's.
+ */
+static void
+connect_ended(struct wfpb_scope *sc, const struct wfpb_pending *p, struct outcome *o, int why, int done, int os_err,
+    const char *what, const char *prefix, const char *closed)
+{
+	char reason[192];
+
+	if (why == WFPB_RESUME_REVOKED) {
+		(void)wfpb__pending_holds(sc, p, reason, sizeof(reason));
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "%s: %s; %s, never handed over", what, reason,
+		    closed);
+	} else if (why == WFPB_RESUME_GONE) {
+		/* The connection was started, and the remote may have seen it: the record says how far it got. */
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED, "%s: %s%s; the session ended before it was "
+		    "handed over, and %s", what, prefix, done == 0 ? "started, not yet connected" : done > 0 ?
+		    "connected" : "started, and failed", closed);
+	} else if (why == WFPB_RESUME_TIMEOUT || why == WFPB_RESUME_CANCEL) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "%s: %snot connected within %u ms; %s", what,
+		    prefix, p->connect_timeout_ms, closed);
+	} else {
+		os_outcome(o, what, os_err);
+	}
+}
+
+/*
+ * A pending upstream connect (Connect's, Relay's) is woken: 0 while it goes on; else 1 with
+ * *done (1 connected, -1 failed with *os_err, 0 not yet) and what its record names of the
+ * flow and its records in rp.
+ */
+static int
+connect_woken(const struct wfpb_pending *p, struct reply *rp, int why, int *done, int *os_err)
+{
+	*done = 0;
+	/* Asked once: on Windows the answer comes from a record that answers once. */
+	if (why == WFPB_RESUME_POLL || why == WFPB_RESUME_READY || why == WFPB_RESUME_GONE)
+		*done = wfpb__net_connect_done(p->sock, os_err);
+	if ((why == WFPB_RESUME_POLL || why == WFPB_RESUME_READY) && *done == 0)
+		return 0;
+	rp->flow_id = p->flow_id;
+	rp->orig_dst = p->orig_dst;
+	memcpy(rp->audit_hash, p->blob_hash, sizeof(rp->audit_hash));
+	rp->has_audit_hash = p->has_blob_hash;
 	return 1;
 }
 
@@ -942,40 +1021,16 @@ wfpb__resume_connect(struct wfpb_scope *sc, const struct wfpb_pending *p, struct
 	int os_err = 0, done = 0;
 
 	(void)now_ms;
-	/* Asked once: on Windows the answer comes from a record that answers once. */
-	if (why == WFPB_RESUME_POLL || why == WFPB_RESUME_READY || why == WFPB_RESUME_GONE)
-		done = wfpb__net_connect_done(p->sock, &os_err);
-	if ((why == WFPB_RESUME_POLL || why == WFPB_RESUME_READY) && done == 0)
+	if (!connect_woken(p, rp, why, &done, &os_err))
 		return 0;	/* another wake-up will come, or the deadline */
 	/* The audit record names what the request did, though the reply is built now. */
 	wfpb__audit_addr(rp, &p->remote);
-	rp->flow_id = p->flow_id;
-	rp->orig_dst = p->orig_dst;
-	memcpy(rp->audit_hash, p->blob_hash, sizeof(rp->audit_hash));
-	rp->has_audit_hash = p->has_blob_hash;
-	if (why == WFPB_RESUME_REVOKED) {
-		char reason[192];
-
-		(void)wfpb__pending_holds(sc, p, reason, sizeof(reason));
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "connect: %s; the connection was closed, "
-		    "never handed over", reason);
-		wfpb__net_close(p->sock);
-	} else if (why == WFPB_RESUME_GONE) {
-		/* The connection was started, and the remote may have seen it: the record says how far it got. */
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED, "connect: %s; the session ended before it "
-		    "was handed over, and the broker closed it", done == 0 ? "started, not yet connected" :
-		    done > 0 ? "connected" : "started, and failed");
-		wfpb__net_close(p->sock);
-	} else if (why == WFPB_RESUME_TIMEOUT || why == WFPB_RESUME_CANCEL) {
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "connect: nothing within %llu ms",
-		    (unsigned long long)(p->deadline_ms - p->started_ms));
-		wfpb__net_close(p->sock);
-	} else if (done < 0) {
-		os_outcome(o, "connect", os_err);
-		wfpb__net_close(p->sock);
-	} else {
+	if ((why == WFPB_RESUME_POLL || why == WFPB_RESUME_READY) && done > 0) {
 		finish_connect(sc, p->sock, rp, o);
+		return 1;
 	}
+	connect_ended(sc, p, o, why, done, os_err, "connect", "", "the broker closed it");
+	wfpb__net_close(p->sock);
 	return 1;
 }
 
@@ -1245,18 +1300,11 @@ wfpb__op_relay(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp,
 		return;
 	if ((l = named_listener(sc, &rr->accept, "relay", o)) == NULL)
 		return;
-	rp->pend.started_ms = now_ms;
-	rc = wfpb__net_accept(l->sock, &sock, &os_err);
+	rc = accept_or_wait(l, WFPB_PENDING_RELAY, rr->accept.timeout_ms, rp, o, now_ms, &sock, &os_err);
 	if (rc == WFPB_E_AGAIN) {
-		rp->pend.kind = WFPB_PENDING_RELAY;
-		rp->pend.watch = l->sock;
-		rp->pend.want_write = 0;
-		rp->pend.listener_id = l->id;
-		rp->pend.deadline_ms = now_ms + rr->accept.timeout_ms;
 		rp->pend.remote = to.remote;
 		rp->pend.bind = to.bind;
 		rp->pend.connect_timeout_ms = to.connect_timeout_ms;
-		o->code = OUTCOME_PENDING;
 		return;
 	}
 	if (rc != 0) {
@@ -1273,73 +1321,29 @@ wfpb__resume_relay(struct wfpb_scope *sc, const struct wfpb_pending *p, struct r
     uint64_t now_ms, int why)
 {
 	struct relay_to	to = { p->remote, p->bind, p->connect_timeout_ms };
-	char		reason[192];
 	wfpb_sock	sock;
 	int		os_err = 0, rc, done = 0;
 
 	if (p->accepted == WFPB_SOCK_NONE) {
 		/* Waiting for a connection: as Accept. */
-		if (why == WFPB_RESUME_TIMEOUT) {
-			wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "relay: nothing within %llu ms",
-			    (unsigned long long)(p->deadline_ms - p->started_ms));
-			return 1;
-		}
-		if (why == WFPB_RESUME_CANCEL) {
-			wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "relay: listener %llu was released",
-			    (unsigned long long)p->listener_id);
-			return 1;
-		}
-		if (why == WFPB_RESUME_REVOKED) {
-			(void)wfpb__pending_holds(sc, p, reason, sizeof(reason));
-			wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "relay: %s; nothing accepted", reason);
-			return 1;
-		}
-		if (why == WFPB_RESUME_GONE) {
-			wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED,
-			    "relay: the session ended while it waited on listener %llu; nothing accepted",
-			    (unsigned long long)p->listener_id);
-			return 1;
-		}
-		rc = wfpb__net_accept(p->watch, &sock, &os_err);
-		if (rc == WFPB_E_AGAIN)
-			return 0;
-		if (rc != 0) {
-			os_outcome(o, "relay: accept", os_err);
-			return 1;
-		}
+		if ((rc = accept_wait(sc, p, o, why, "relay", &sock)) != 2)
+			return rc;
 		rp->pend.started_ms = p->started_ms;
 		return relay_accepted(sc, &to, sock, rp, o, now_ms) == 1 ? WFPB_RESUME_REARMED : 1;
 	}
 	/* Connecting upstream: as Connect, and the accepted connection goes with it. */
-	if (why == WFPB_RESUME_POLL || why == WFPB_RESUME_READY || why == WFPB_RESUME_GONE)
-		done = wfpb__net_connect_done(p->sock, &os_err);
-	if ((why == WFPB_RESUME_POLL || why == WFPB_RESUME_READY) && done == 0)
+	if (!connect_woken(p, rp, why, &done, &os_err))
 		return 0;
 	wfpb__audit_addr(rp, &p->peer);
 	wfpb__audit_addr(rp, &p->local);
 	wfpb__audit_addr(rp, &p->remote);
-	rp->flow_id = p->flow_id;
-	rp->orig_dst = p->orig_dst;
-	memcpy(rp->audit_hash, p->blob_hash, sizeof(rp->audit_hash));
-	rp->has_audit_hash = p->has_blob_hash;
-	if (why == WFPB_RESUME_REVOKED) {
-		(void)wfpb__pending_holds(sc, p, reason, sizeof(reason));
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "relay: %s; both connections were closed, "
-		    "never handed over", reason);
-	} else if (why == WFPB_RESUME_GONE) {
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED, "relay: accepted, and upstream %s; the session "
-		    "ended before they were handed over, and the broker closed both", done == 0 ?
-		    "started, not yet connected" : done > 0 ? "connected" : "started, and failed");
-	} else if (why == WFPB_RESUME_TIMEOUT || why == WFPB_RESUME_CANCEL) {
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "relay: the upstream connection did not complete "
-		    "within %u ms; the accepted connection was closed", p->connect_timeout_ms);
-	} else if (done < 0) {
-		os_outcome(o, "relay: connect", os_err);
-	} else {
+	if ((why == WFPB_RESUME_POLL || why == WFPB_RESUME_READY) && done > 0) {
 		finish_relay(sc, p->accepted, p->sock, &p->peer, &p->local, &p->remote, p->blob, p->blob_len,
 		    p->records_error, p->context_error, rp, o);
 		return 1;
 	}
+	connect_ended(sc, p, o, why, done, os_err, "relay", "accepted, and upstream ", "the broker closed both "
+	    "connections");
 	wfpb__net_close(p->sock);
 	wfpb__net_close(p->accepted);
 	return 1;

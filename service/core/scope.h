@@ -84,7 +84,7 @@ struct wfpb_pending {
 	 */
 	wfpb_sock		accepted;
 	struct wfpb_addr	peer, local, bind;	/* bind: the upstream's local address (family 0: none) */
-	uint32_t		connect_timeout_ms;
+	uint32_t		connect_timeout_ms;	/* Connect, Relay: how long the connect may take */
 	int32_t			records_error, context_error;
 };
 

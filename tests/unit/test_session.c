@@ -383,21 +383,57 @@ backend_refusals_do_not_flood_the_log(void **state)
 	assert_non_null(strstr(wfpb_test_last_event, "450 backend refusals not logged"));
 }
 
+/* 127.0.0.1:port as a wire address. */
+static void
+loopback_pb(Wfpbroker__V1__Address *a, uint16_t port)
+{
+	static uint8_t lo[4] = { 127, 0, 0, 1 };
+
+	wfpbroker__v1__address__init(a);
+	a->family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
+	a->addr.data = lo;
+	a->addr.len = 4;
+	a->port = port;
+}
+
+/* A Listen (request id) on 127.0.0.1, port 0, in rq with its parts. */
+static void
+make_listen_loopback(Wfpbroker__V1__Request *rq, Wfpbroker__V1__ListenRequest *l, Wfpbroker__V1__Address *a,
+    uint64_t id)
+{
+	wfpbroker__v1__request__init(rq);
+	wfpbroker__v1__listen_request__init(l);
+	loopback_pb(a, 0);
+	l->local = a;
+	rq->request_id = id;
+	rq->op_case = WFPBROKER__V1__REQUEST__OP_LISTEN;
+	rq->listen = l;
+}
+
+/* A Relay of listener lid to 127.0.0.1:port (no remote when port is 0). */
+static void
+make_relay(Wfpbroker__V1__Request *rq, Wfpbroker__V1__RelayRequest *re, Wfpbroker__V1__Address *a, uint64_t id,
+    uint64_t lid, uint16_t port)
+{
+	wfpbroker__v1__request__init(rq);
+	wfpbroker__v1__relay_request__init(re);
+	loopback_pb(a, port);
+	re->listener_id = lid;
+	re->timeout_ms = 5000;
+	re->remote = port != 0 ? a : NULL;
+	rq->request_id = id;
+	rq->op_case = WFPBROKER__V1__REQUEST__OP_RELAY;
+	rq->relay = re;
+}
+
 static Wfpbroker__V1__Response *
 listen_loopback(struct fixture *f, uint64_t id)
 {
-	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
-	Wfpbroker__V1__ListenRequest	l = WFPBROKER__V1__LISTEN_REQUEST__INIT;
-	Wfpbroker__V1__Address		a = WFPBROKER__V1__ADDRESS__INIT;
-	static uint8_t			lo[4] = { 127, 0, 0, 1 };
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__ListenRequest	l;
+	Wfpbroker__V1__Address		a;
 
-	a.family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
-	a.addr.data = lo;
-	a.addr.len = 4;
-	l.local = &a;
-	rq.request_id = id;
-	rq.op_case = WFPBROKER__V1__REQUEST__OP_LISTEN;
-	rq.listen = &l;
+	make_listen_loopback(&rq, &l, &a, id);
 	return roundtrip(f, &rq);
 }
 
@@ -471,17 +507,14 @@ double_query_context(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
 	return double_context_err ? WFPBROKER__V1__STATUS_CODE__EACCES : 0;
 }
 
-/* Listens on loopback through the session, connects to it directly, and Accepts; returns the response. */
-/* A loopback listener of the session and a connection to it (*client): the listener's id. */
+/* The listener a Listen answered (r, freed here) and a connection to it in *client: its id. */
 static uint64_t
-listen_and_connect(struct fixture *f, wfpb_sock *client)
+client_of(Wfpbroker__V1__Response *r, wfpb_sock *client)
 {
-	Wfpbroker__V1__Response		*r;
-	struct wfpb_addr		to = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 } };
-	uint64_t			lid;
-	int				os_err = 0, rc;
+	struct wfpb_addr	to = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 } };
+	uint64_t		lid;
+	int			os_err = 0, rc;
 
-	assert_non_null(r = listen_loopback(f, 1));
 	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
 	lid = r->listen->listener_id;
 	to.port = (uint16_t)r->listen->local->port;
@@ -490,6 +523,16 @@ listen_and_connect(struct fixture *f, wfpb_sock *client)
 	rc = wfpb__net_connect(*client, &to, &os_err);
 	assert_true(rc == 0 || rc == WFPB_E_AGAIN);
 	return lid;
+}
+
+/* A loopback listener of the session and a connection to it (*client): the listener's id. */
+static uint64_t
+listen_and_connect(struct fixture *f, wfpb_sock *client)
+{
+	Wfpbroker__V1__Response *r;
+
+	assert_non_null(r = listen_loopback(f, 1));
+	return client_of(r, client);
 }
 
 static Wfpbroker__V1__Response *
@@ -1282,9 +1325,12 @@ send_request(struct wfpb_session *s, struct wfpb_channel *c, Wfpbroker__V1__Requ
 	wfpb_channel_output_done(c, len);
 }
 
-/* The next answer the session queued, or NULL when there is none (a socket it hands over is closed). */
+/*
+ * The next answer the session queued, or NULL when there is none. The sockets it hands over
+ * are copied into socks (counted in *n) when socks is not NULL; the session closes its own.
+ */
 static Wfpbroker__V1__Response *
-next_response(struct wfpb_session *s, struct wfpb_channel *c)
+output_with_socks(struct wfpb_session *s, struct wfpb_channel *c, wfpb_sock socks[2], unsigned *n)
 {
 	const uint8_t	*p, *m;
 	size_t		len, used, mlen;
@@ -1292,6 +1338,16 @@ next_response(struct wfpb_session *s, struct wfpb_channel *c)
 	int		ev;
 
 	while ((p = wfpb_session_output(s, &len, &attach)) != NULL) {
+#ifndef _WIN32
+		/* Windows hands sockets over inside the answer's bytes: none is attached there. */
+		if (attach != WFPB_SOCK_NONE && socks != NULL) {
+			assert_true(*n < 2);
+			socks[(*n)++] = dup(attach);
+		}
+#else
+		(void)socks;
+		(void)n;
+#endif
 		ev = wfpb_channel_feed(c, p, len, &used);
 		assert_true(ev >= 0);
 		wfpb_session_output_done(s, used);
@@ -1301,6 +1357,13 @@ next_response(struct wfpb_session *s, struct wfpb_channel *c)
 		}
 	}
 	return NULL;
+}
+
+/* The next answer the session queued, or NULL when there is none (a socket it hands over is closed). */
+static Wfpbroker__V1__Response *
+next_response(struct wfpb_session *s, struct wfpb_channel *c)
+{
+	return output_with_socks(s, c, NULL, NULL);
 }
 
 static void
@@ -1459,6 +1522,67 @@ socket_enters_the_client_only_with_its_answer(void **state)
 	}
 	wfpbroker__v1__response__free_unpacked(r, NULL);
 	wfpb__net_close(client);
+}
+#endif
+
+#ifdef _WIN32
+/*
+ * A Relay's two sockets enter the client's process only with the answer that carries them,
+ * each into its own WSAPROTOCOL_INFOW (the placeholders carry their index): the first the
+ * accepted connection, the second the upstream one.
+ */
+static void
+relay_sockets_enter_the_client_with_their_answer(void **state)
+{
+	struct fixture			*f = *state;
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__RelayRequest	re;
+	Wfpbroker__V1__Address		a;
+	Wfpbroker__V1__Response		*r = NULL;
+	struct wfpb_addr		lo = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 } }, bound, mine;
+	struct sockaddr_in		sin;
+	uint64_t			before;
+	wfpb_sock			client, up;
+	SOCKET				got[2];
+	int				os_err = 0, slen, i;
+
+	f->s->id.pid = GetCurrentProcessId();
+	f->s->id.process = (intptr_t)GetCurrentProcess();
+	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept connect\nlisten = 127.0.0.1/32:*\n"
+	    "connect = 127.0.0.1/32:*\n");
+	assert_int_equal(wfpb__net_listen(&lo, 8, &up, &bound, &os_err), 0);
+	make_relay(&rq, &re, &a, 2, listen_and_connect(f, &client), bound.port);
+	Sleep(50);	/* the connection reaches the listener's queue */
+	before = wfpb__net_handovers();
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_int_equal(wfpb__net_handovers(), before);
+	for (i = 0; i < 200 && (r = next_response(f->s, &f->c)) == NULL; i++) {
+		Sleep(5);
+		assert_true(wfpb_session_resume(f->s, WFPB_SOCK_NONE, 2000) >= 0);
+	}
+	assert_non_null(r);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_int_equal(wfpb__net_handovers(), before + 2);
+	assert_int_equal(r->relay->accepted->kind_case, WFPBROKER__V1__SOCKET_TRANSFER__KIND_WSA_PROTOCOL_INFO);
+	assert_int_equal(r->relay->upstream->kind_case, WFPBROKER__V1__SOCKET_TRANSFER__KIND_WSA_PROTOCOL_INFO);
+	got[0] = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO,
+	    (WSAPROTOCOL_INFOW *)r->relay->accepted->wsa_protocol_info.data, 0, WSA_FLAG_OVERLAPPED);
+	got[1] = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO,
+	    (WSAPROTOCOL_INFOW *)r->relay->upstream->wsa_protocol_info.data, 0, WSA_FLAG_OVERLAPPED);
+	assert_true(got[0] != INVALID_SOCKET && got[1] != INVALID_SOCKET);
+	/* Each is what its field says: the client's connection, and the one to the upstream. */
+	assert_int_equal(wfpb__net_addrs(client, NULL, &mine, &os_err), 0);
+	slen = sizeof(sin);
+	assert_int_equal(getpeername(got[0], (struct sockaddr *)&sin, &slen), 0);
+	assert_int_equal(ntohs(sin.sin_port), mine.port);
+	slen = sizeof(sin);
+	assert_int_equal(getpeername(got[1], (struct sockaddr *)&sin, &slen), 0);
+	assert_int_equal(ntohs(sin.sin_port), bound.port);
+	closesocket(got[0]);
+	closesocket(got[1]);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	wfpb__net_close(client);
+	wfpb__net_close(up);
 }
 #endif
 
@@ -2377,28 +2501,6 @@ reload_revokes_apply_foreign(void **state)
 	audited_broker_end(&b, sk, dir);
 }
 
-/* A Relay of listener lid to 127.0.0.1:port (no remote when port is 0). */
-static void
-make_relay(Wfpbroker__V1__Request *rq, Wfpbroker__V1__RelayRequest *re, Wfpbroker__V1__Address *a, uint64_t id,
-    uint64_t lid, uint16_t port)
-{
-	static uint8_t lo[4] = { 127, 0, 0, 1 };
-
-	wfpbroker__v1__request__init(rq);
-	wfpbroker__v1__relay_request__init(re);
-	wfpbroker__v1__address__init(a);
-	a->family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
-	a->addr.data = lo;
-	a->addr.len = 4;
-	a->port = port;
-	re->listener_id = lid;
-	re->timeout_ms = 5000;
-	re->remote = port != 0 ? a : NULL;
-	rq->request_id = id;
-	rq->op_case = WFPBROKER__V1__REQUEST__OP_RELAY;
-	rq->relay = re;
-}
-
 /*
  * The next answer, polling the session's pending requests until one comes (up to a
  * second), with the sockets that came with it in socks (*n of them, at most 2).
@@ -2406,26 +2508,13 @@ make_relay(Wfpbroker__V1__Request *rq, Wfpbroker__V1__RelayRequest *re, Wfpbroke
 static Wfpbroker__V1__Response *
 answer_with_socks(struct wfpb_session *s, struct wfpb_channel *c, wfpb_sock socks[2], unsigned *n)
 {
-	const uint8_t	*p, *m;
-	size_t		len, used, mlen;
-	wfpb_sock	attach;
-	int		ev, i;
+	Wfpbroker__V1__Response	*r;
+	int			i;
 
 	*n = 0;
 	for (i = 0; i < 200; i++) {
-		while ((p = wfpb_session_output(s, &len, &attach)) != NULL) {
-			if (attach != WFPB_SOCK_NONE) {
-				assert_true(*n < 2);
-				socks[(*n)++] = dup(attach);
-			}
-			ev = wfpb_channel_feed(c, p, len, &used);
-			assert_true(ev >= 0);
-			wfpb_session_output_done(s, used);
-			if (ev == WFPB_CHANNEL_MESSAGE) {
-				m = wfpb_channel_message(c, &mlen);
-				return wfpbroker__v1__response__unpack(NULL, mlen, m);
-			}
-		}
+		if ((r = output_with_socks(s, c, socks, n)) != NULL)
+			return r;
 		usleep(5000);
 		assert_true(wfpb_session_resume(s, WFPB_SOCK_NONE, 2000) >= 0);
 	}
@@ -2533,6 +2622,32 @@ double_no_original_dst(void *ctx, wfpb_sock s, const struct wfpb_buf *records, c
 }
 
 /*
+ * A Relay (request id, to 127.0.0.1:port, or to no named destination with 0) of a new
+ * connection, answered code with text in its message, nothing handed over, and the client's
+ * connection closed by the broker.
+ */
+static void
+relay_fails_and_closes(struct fixture *f, uint64_t id, uint16_t port, int code, const char *text)
+{
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__RelayRequest	re;
+	Wfpbroker__V1__Address		a;
+	Wfpbroker__V1__Response		*r;
+	wfpb_sock			client, socks[2];
+	unsigned			n;
+
+	make_relay(&rq, &re, &a, id, listen_and_connect(f, &client), port);
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_non_null(r = answer_with_socks(f->s, &f->c, socks, &n));
+	assert_int_equal(r->status->code, code);
+	assert_non_null(strstr(r->status->message, text));
+	assert_int_equal(n, 0);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_true(closed_by_peer(client));
+	wfpb__net_close(client);
+}
+
+/*
  * What a Relay may not do, each answered with its status while the session serves on: a
  * destination outside the connect ranges (refused before any connection is taken), a
  * principal without connect, a malformed request, an upstream that refuses (the accepted
@@ -2610,39 +2725,13 @@ relay_refusals(void **state)
 
 	/* The upstream refuses: the answer says so, and the client's connection is closed. */
 	close(l);
-	lid = listen_and_connect(f, &client);
-	make_relay(&rq, &re, &a, 8, lid, port);
-	send_request(f->s, &f->c, &rq, 2000);
-	assert_non_null(r = answer_with_socks(f->s, &f->c, socks, &n));
-	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__ECONNREFUSED);
-	assert_int_equal(n, 0);
-	wfpbroker__v1__response__free_unpacked(r, NULL);
-	assert_true(closed_by_peer(client));
-	wfpb__net_close(client);
-
+	relay_fails_and_closes(f, 8, port, WFPBROKER__V1__STATUS_CODE__ECONNREFUSED, "relay: ");
 	/* No destination named, and the original one (sim: where it arrived) is the listener: never a loop. */
-	lid = listen_and_connect(f, &client);
-	make_relay(&rq, &re, &a, 10, lid, 0);
-	send_request(f->s, &f->c, &rq, 2000);
-	assert_non_null(r = answer_with_socks(f->s, &f->c, socks, &n));
-	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__EINVAL);
-	assert_non_null(strstr(r->status->message, "the listener itself"));
-	wfpbroker__v1__response__free_unpacked(r, NULL);
-	assert_true(closed_by_peer(client));
-	wfpb__net_close(client);
-
+	relay_fails_and_closes(f, 9, 0, WFPBROKER__V1__STATUS_CODE__EINVAL, "the listener itself");
 	/* No destination named, and a backend that cannot tell the original one. */
 	no_dst.original_dst = double_no_original_dst;
 	f->b.backend.ops = &no_dst;
-	lid = listen_and_connect(f, &client);
-	make_relay(&rq, &re, &a, 9, lid, 0);
-	send_request(f->s, &f->c, &rq, 2000);
-	assert_non_null(r = answer_with_socks(f->s, &f->c, socks, &n));
-	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__NOT_FOUND);
-	assert_non_null(strstr(r->status->message, "name relay.remote"));
-	wfpbroker__v1__response__free_unpacked(r, NULL);
-	assert_true(closed_by_peer(client));
-	wfpb__net_close(client);
+	relay_fails_and_closes(f, 10, 0, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "name relay.remote");
 	f->b.backend.ops = real;
 	assert_int_equal(f->s->n_pending, 0);
 	assert_false(f->s->closing);
@@ -2652,33 +2741,16 @@ relay_refusals(void **state)
 static uint64_t
 audited_listen(struct fixture *f, struct wfpb_broker *b, wfpb_sock *client)
 {
-	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
-	Wfpbroker__V1__ListenRequest	li = WFPBROKER__V1__LISTEN_REQUEST__INIT;
-	Wfpbroker__V1__Address		a = WFPBROKER__V1__ADDRESS__INIT;
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__ListenRequest	li;
+	Wfpbroker__V1__Address		a;
 	Wfpbroker__V1__Response		*r;
-	struct wfpb_addr		to = { .family = WFPB_AF_INET, .addr = { 127, 0, 0, 1 } };
-	static uint8_t			lo[4] = { 127, 0, 0, 1 };
-	uint64_t			lid;
-	int				os_err = 0, rc;
 
-	a.family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
-	a.addr.data = lo;
-	a.addr.len = 4;
-	li.local = &a;
-	rq.request_id = 1;
-	rq.op_case = WFPBROKER__V1__REQUEST__OP_LISTEN;
-	rq.listen = &li;
+	make_listen_loopback(&rq, &li, &a, 1);
 	send_request(f->s, &f->c, &rq, 1001);
 	(void)wfpb_broker_commit(b, 100000);
 	assert_non_null(r = next_response(f->s, &f->c));
-	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
-	lid = r->listen->listener_id;
-	to.port = (uint16_t)r->listen->local->port;
-	wfpbroker__v1__response__free_unpacked(r, NULL);
-	assert_int_equal(wfpb__net_socket(WFPB_AF_INET, client, &os_err), 0);
-	rc = wfpb__net_connect(*client, &to, &os_err);
-	assert_true(rc == 0 || rc == WFPB_E_AGAIN);
-	return lid;
+	return client_of(r, client);
 }
 
 /*
@@ -3016,6 +3088,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(pinned_client_holds_no_dup_right, setup, teardown),
 		cmocka_unit_test(refused_connect_is_seen_without_wsapoll),
 		cmocka_unit_test_setup_teardown(socket_enters_the_client_only_with_its_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(relay_sockets_enter_the_client_with_their_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(undelivered_answer_leaves_nothing_in_the_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(failed_handover_is_recorded, setup, teardown),
 		cmocka_unit_test_setup_teardown(callout_sized_context_is_enobufs_and_the_service_serves_on, setup,

@@ -582,6 +582,27 @@ release_records(struct relay *r, struct conn *cn)
 		fprintf(stderr, "%s: release records: %s\n", name, wfpb_errmsg(r->c));
 }
 
+/*
+ * An Accept or a Relay completed: 0 with the connection on the relay's list, or -1 with it
+ * freed. TIMEOUT means nobody came in ACCEPT_TIMEOUT_MS (the loop submits another); another
+ * failure concerns this connection alone.
+ */
+static int
+arrived(struct relay *r, struct conn *cn, const struct wfpb_completion *done, const char *what)
+{
+	r->accepting--;
+	if (done->rc != 0) {
+		if (done->status != WFPBROKER_STATUS_TIMEOUT)
+			fprintf(stderr, "%s: %s: %s\n", name, what, done->message);
+		conn_free(cn);
+		return -1;
+	}
+	r->started++;
+	cn->next = r->list;
+	r->list = cn;
+	return 0;
+}
+
 /* An Accept completed: connect upstream with its records, the Connect in flight while the loop goes on. */
 static void
 on_accepted(struct relay *r, struct conn *cn, const struct wfpb_completion *done)
@@ -589,17 +610,8 @@ on_accepted(struct relay *r, struct conn *cn, const struct wfpb_completion *done
 	struct wfpb_addr	dest;
 	char			why[160] = "";
 
-	r->accepting--;
-	if (done->rc != 0) {
-		/* TIMEOUT: nobody came within ACCEPT_TIMEOUT_MS; the loop submits another. */
-		if (done->status != WFPBROKER_STATUS_TIMEOUT)
-			fprintf(stderr, "%s: accept: %s\n", name, done->message);
-		conn_free(cn);
+	if (arrived(r, cn, done, "accept") != 0)
 		return;
-	}
-	r->started++;
-	cn->next = r->list;
-	r->list = cn;
 	wfpb_addr_format(&cn->acc.peer, cn->a);
 	wfpb_addr_format(&cn->acc.local, cn->b);
 	if (r->has_to) {
@@ -631,18 +643,9 @@ on_relayed(struct relay *r, struct conn *cn, const struct wfpb_completion *done)
 {
 	char	m_in[32], m_out[32];
 
-	r->accepting--;
-	if (done->rc != 0) {
-		/* TIMEOUT: nobody came; another failure concerns this connection alone (the broker closed it). */
-		if (done->status != WFPBROKER_STATUS_TIMEOUT)
-			fprintf(stderr, "%s: relay: %s\n", name, done->message);
-		conn_free(cn);
+	if (arrived(r, cn, done, "relay") != 0)
 		return;
-	}
-	r->started++;
 	r->relayed++;
-	cn->next = r->list;
-	r->list = cn;
 	wfpb_addr_format(&cn->rel.peer, cn->a);
 	wfpb_addr_format(&cn->rel.local, cn->b);
 	wfpb_addr_format(&cn->rel.remote, cn->d);
