@@ -27,7 +27,7 @@ apt_packages=(
 	iproute2 nftables util-linux
 	libsystemd-dev dbus-daemon
 	debhelper lintian scdoc man-db msitools osslsigncode openssl
-	haproxy rsyslog rsyslog-relp libgnutls28-dev time
+	haproxy rsyslog rsyslog-relp libgnutls28-dev time strace
 )
 
 export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
@@ -226,6 +226,9 @@ bench)
 	cmake --build build/bench -j"$jobs" --target wfpb-relay connload
 	bash bench/conn_rate.sh build/bench/service/wfpbrokerd build/bench/client/wfpb-relay \
 		build/bench/bench/connload build/bench/conn-rate
+	# Where a relayed connection's cost goes: CPU, system calls, records, channel bytes.
+	bash bench/relay_profile.sh build/bench/service/wfpbrokerd build/bench/client/wfpb-relay \
+		build/bench/bench/connload build/bench/client/wfpbctl build/bench/relay-profile
 	# The audit log shipped to rsyslog over RELP while 32 clients load the broker.
 	cmake --build build/bench -j"$jobs" --target ack-client
 	bash bench/audit_ship.sh build/bench/service/wfpbrokerd build/bench/client/wfpbctl \

@@ -6,8 +6,10 @@
 #   wfpb-relay --direct   the same relay with no broker, making the backend's privileged calls
 #                         itself (root): the limit for a relay
 #   wfpb-relay + broker   the relay as shipped, through wfpbrokerd (sim backend, audit log on and
-#                         durable as shipped)
+#                         durable as shipped): one Relay request per connection
 #   ... audit log off     the same with the broker's audit log off: what the durable records cost
+#   ... --pair            the same, each connection an Accept then a Connect (two requests, two
+#                         records): what a proxy that decides per connection pays
 #   haproxy               Debian's, mode tcp, the relay users would pick instead
 # all in one run, then the ratios the targets in docs/PERFORMANCE.md are stated in.
 set -u
@@ -32,7 +34,8 @@ bg "$connload" echo "$work/origin.port"
 for _ in $(seq 1 100); do [ -s "$work/origin.port" ] && break; sleep 0.05; done
 origin=$(cat "$work/origin.port")
 
-# relay_via NAME AUDIT: a broker (audit = AUDIT) and a relay through it; the relay's port in $port.
+# relay_via NAME AUDIT [RELAY OPTIONS]: a broker (audit = AUDIT) and a relay through it; the relay's
+# port in $port.
 relay_via() {
 	mkdir -p "$work/state.$1"
 	cat >"$work/$1.conf" <<CONF
@@ -51,15 +54,19 @@ connect = 127.0.0.1/32:*
 CONF
 	bg "$brokerd" --config "$work/$1.conf" 2>"$work/broker.$1.log"
 	for _ in $(seq 1 100); do [ -S "$work/run/$1.sock" ] && break; sleep 0.05; done
-	bg "$relay" --quiet --endpoint "$work/run/$1.sock" --server-key "$work/state.$1/server.pub" \
-		--listen 127.0.0.1:0 --to "127.0.0.1:$origin" >"$work/relay.$1.log" 2>&1
-	port=$(port_from "$work/relay.$1.log") || { echo "conn_rate: the relay through $1 did not start"; \
-		cat "$work/relay.$1.log"; exit 1; }
+	local name=$1
+	shift 2
+	bg "$relay" --quiet "$@" --endpoint "$work/run/$name.sock" --server-key "$work/state.$name/server.pub" \
+		--listen 127.0.0.1:0 --to "127.0.0.1:$origin" >"$work/relay.$name.log" 2>&1
+	port=$(port_from "$work/relay.$name.log") || { echo "conn_rate: the relay through $name did not start"; \
+		cat "$work/relay.$name.log"; exit 1; }
 }
 relay_via on on
 via_broker=$port
 relay_via off off
 via_broker_off=$port
+relay_via pair on --pair
+via_broker_pair=$port
 
 direct=
 if [ "$(id -u)" = 0 ]; then
@@ -122,16 +129,18 @@ measure origin "$origin"
 measure direct "$direct"
 measure broker "$via_broker"
 measure broker_off "$via_broker_off"
+measure broker_pair "$via_broker_pair"
 measure haproxy "$haproxy_port"
 
 printf '\nnew connections/s, connect -> 6 B -> echo -> close, %s s each (p50/p99 setup, us)\n' "$secs"
 printf '%-22s %24s %24s %24s\n' "" "1 in flight" "32 in flight" "256 in flight"
-for who in origin direct broker broker_off haproxy; do
+for who in origin direct broker broker_off broker_pair haproxy; do
 	case $who in
 	origin) label="origin directly" ;;
 	direct) label="wfpb-relay --direct" ;;
 	broker) label="wfpb-relay + broker" ;;
 	broker_off) label="  ... audit log off" ;;
+	broker_pair) label="  ... --pair" ;;
 	haproxy) label="haproxy (mode tcp)" ;;
 	esac
 	printf '%-22s' "$label"
@@ -141,15 +150,25 @@ for who in origin direct broker broker_off haproxy; do
 	printf '\n'
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a != "n/a") printf "%.2f", a / b; else print "n/a" }'; }
-printf '\nat 32 in flight: broker / --direct %s (target >= 0.8), p99 %s x --direct'"'"'s (target <= 2), broker / haproxy %s (target >= 1)\n' \
-	"$(ratio "${rate[broker,32]}" "${rate[direct,32]}")" "$(ratio "${p99[broker,32]}" "${p99[direct,32]}")" \
-	"$(ratio "${rate[broker,32]}" "${rate[haproxy,32]}")"
+# One durable write of a record's size where the broker's audit log lives, measured in this run:
+# 500 appends of 256 bytes, each followed by its fdatasync (dd oflag=dsync).
+fsync_us=$(dd if=/dev/zero of="$work/state.on/dsync.probe" bs=256 count=500 oflag=dsync 2>&1 |
+	sed -n 's/.* copied, \([0-9.]*\) s.*/\1/p' | awk '{ printf "%d", $1 * 1e6 / 500 }')
+rm -f "$work/state.on/dsync.probe"
+for c in 32 256; do
+	printf '\nat %s in flight: broker / --direct %s, broker / haproxy %s (targets >= 0.8); --pair / --direct %s\n' "$c" \
+		"$(ratio "${rate[broker,$c]}" "${rate[direct,$c]}")" "$(ratio "${rate[broker,$c]}" "${rate[haproxy,$c]}")" \
+		"$(ratio "${rate[broker_pair,$c]}" "${rate[direct,$c]}")"
+done
 printf 'at 32 in flight, the audit log off: broker / --direct %s (the durable records cost the difference)\n' \
 	"$(ratio "${rate[broker_off,32]}" "${rate[direct,32]}")"
+printf 'at 1 in flight: setup p50 %s us, --direct %s us + one fdatasync %s us + 100 us = %s us (target: at most that)\n' \
+	"${p50[broker,1]}" "${p50[direct,1]}" "${fsync_us:-?}" \
+	"$(awk -v d="${p50[direct,1]}" -v f="${fsync_us:-0}" 'BEGIN { if (d ~ /^[0-9]+$/) print d + f + 100; else print "n/a" }')"
 # A run that did not measure what it says fails: the origin, the relay through the broker (audit
 # on and off) and every baseline this machine has (--direct needs root, haproxy its package)
 # carried connections at every concurrency.
-expected="origin broker broker_off"
+expected="origin broker broker_off broker_pair"
 [ -n "$direct" ] && expected="$expected direct"
 [ -n "$haproxy_port" ] && expected="$expected haproxy"
 for who in $expected; do

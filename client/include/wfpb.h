@@ -55,8 +55,14 @@ struct wfpb_open_opts {
 	const uint8_t	*server_key;		/* or the 32-byte key itself (overrides the path) */
 	const char	*client_key_path;	/* private key file for IK, NULL for NK */
 	uint32_t	timeout_ms;		/* per call; 0 means 10 s */
+	/*
+	 * Appended to the first layout. 1: sockets the broker hands over stay
+	 * non-blocking, as the broker used them and as an event loop wants them
+	 * (two fewer system calls each); 0: they arrive blocking.
+	 */
+	int		nonblocking_sockets;
 };
-#define WFPB_OPEN_OPTS_INIT	{ sizeof(struct wfpb_open_opts), NULL, NULL, NULL, NULL, 0 }
+#define WFPB_OPEN_OPTS_INIT	{ sizeof(struct wfpb_open_opts), NULL, NULL, NULL, NULL, 0, 0 }
 
 /* The default endpoint and pinned-key path of this platform. */
 WFPB_API const char *wfpb_default_endpoint(void);
@@ -155,7 +161,10 @@ WFPB_API int WFPB_MUST_CHECK wfpb_listen(struct wfpb_client *c, const struct wfp
 /* Releases a listener. */
 WFPB_API int WFPB_MUST_CHECK wfpb_release_listener(struct wfpb_client *c, uint64_t listener_id);
 
-/* Sockets the broker hands over (Accept, Connect) arrive in blocking mode, like accept()'s and socket()'s. */
+/*
+ * Sockets the broker hands over (Accept, Connect, Relay) arrive in blocking mode, like
+ * accept()'s and socket()'s, unless the session was opened with nonblocking_sockets.
+ */
 struct wfpb_accepted {
 	size_t			size;		/* sizeof(struct wfpb_accepted): WFPB_ACCEPTED_INIT */
 	wfpb_socket_t		sock;		/* owned by the caller */

@@ -57,6 +57,7 @@ struct wfpb_client {
 	struct wfpb_transport	*t;
 	struct wfpb_channel	ch;
 	uint32_t		timeout_ms;
+	int			nonblocking;	/* handed-over sockets stay non-blocking (wfpb_open_opts) */
 	uint64_t		next_id;
 	int			status;
 	char			err[256];
@@ -403,7 +404,8 @@ wfpb_open(const struct wfpb_open_opts *opts, struct wfpb_client **out, char *err
 	int				rc;
 
 	*out = NULL;
-	if (!sized_ok(opts, sizeof(*opts))) {
+	/* The first layout ended at timeout_ms. */
+	if (!sized_ok(opts, offsetof(struct wfpb_open_opts, nonblocking_sockets))) {
 		if (errbuf != NULL && errlen > 0)
 			snprintf(errbuf, errlen, "struct wfpb_open_opts without its size: initialise it with WFPB_OPEN_OPTS_INIT");
 		return WFPB_E_INVAL;
@@ -413,6 +415,7 @@ wfpb_open(const struct wfpb_open_opts *opts, struct wfpb_client **out, char *err
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return WFPB_E_NOMEM;
 	c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
+	c->nonblocking = opts->size >= sizeof(*opts) && opts->nonblocking_sockets;
 	c->next_id = 1;
 	c->done_tail = &c->done;
 	if ((c->in = malloc(READ_CHUNK)) == NULL) {
@@ -919,7 +922,7 @@ take_socket(struct wfpb_client *c, const Wfpbroker__V1__SocketTransfer *x, unsig
 	int		rc;
 
 	if (x != NULL && x->kind_case == WFPBROKER__V1__SOCKET_TRANSFER__KIND_WSA_PROTOCOL_INFO) {
-		rc = wfpb__socket_from_info(x->wsa_protocol_info.data, x->wsa_protocol_info.len, &s);
+		rc = wfpb__socket_from_info(x->wsa_protocol_info.data, x->wsa_protocol_info.len, c->nonblocking, &s);
 		if (rc != 0)
 			return fail(c, rc, "cannot open the socket the broker handed over: %s", wfpb_strerror(rc));
 		*out = (wfpb_socket_t)s;
@@ -928,7 +931,7 @@ take_socket(struct wfpb_client *c, const Wfpbroker__V1__SocketTransfer *x, unsig
 	/* Descriptors arrive in the order of their index (docs/PROTOCOL.md §5). */
 	if (x == NULL || x->kind_case != WFPBROKER__V1__SOCKET_TRANSFER__KIND_FD_INDEX || x->fd_index != index)
 		return fail(c, WFPB_E_PROTOCOL, "the broker's socket hand-over is not one this client can take");
-	if ((s = wfpb__transport_take_sock(c->t)) < 0)
+	if ((s = wfpb__transport_take_sock(c->t, c->nonblocking)) < 0)
 		return fail(c, WFPB_E_PROTOCOL, "the broker announced a socket but none arrived");
 	*out = (wfpb_socket_t)s;
 	return 0;

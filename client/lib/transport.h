@@ -27,8 +27,8 @@ int wfpb__transport_write(struct wfpb_transport *t, const uint8_t *p, size_t len
 int wfpb__transport_write_sock(struct wfpb_transport *t, const uint8_t *p, size_t len, intptr_t sock,
     uint32_t timeout_ms);
 
-/* The oldest socket received with the bytes read so far (ownership passes), or -1. */
-intptr_t wfpb__transport_take_sock(struct wfpb_transport *t);
+/* The oldest socket received with the bytes read so far (ownership passes; blocking unless nonblocking), or -1. */
+intptr_t wfpb__transport_take_sock(struct wfpb_transport *t, int nonblocking);
 
 /* Closes every received socket nobody took. */
 void wfpb__transport_drop_socks(struct wfpb_transport *t);
@@ -54,7 +54,7 @@ const char *wfpb__default_server_key(void);
  * Rebuilds a socket from the WSAPROTOCOL_INFOW bytes the broker produced for
  * this process (Windows). Returns 0, WFPB_E_OS, or WFPB_E_UNSUPPORTED (POSIX).
  */
-int wfpb__socket_from_info(const uint8_t *info, size_t len, intptr_t *out);
+int wfpb__socket_from_info(const uint8_t *info, size_t len, int nonblocking, intptr_t *out);
 
 /* Closes a socket the broker handed over. */
 void wfpb__close_socket(intptr_t sock);

@@ -131,7 +131,7 @@ wfpb__transport_write_sock(struct wfpb_transport *t, const uint8_t *p, size_t le
 }
 
 intptr_t
-wfpb__transport_take_sock(struct wfpb_transport *t)
+wfpb__transport_take_sock(struct wfpb_transport *t, int nonblocking)
 {
 	int fd, flags;
 
@@ -140,8 +140,8 @@ wfpb__transport_take_sock(struct wfpb_transport *t)
 	fd = t->socks[0];
 	memmove(&t->socks[0], &t->socks[1], (size_t)(t->nsocks - 1) * sizeof(int));
 	t->nsocks--;
-	/* The broker worked on it non-blocking; the application gets an ordinary blocking socket. */
-	if ((flags = fcntl(fd, F_GETFL)) >= 0 && (flags & O_NONBLOCK))
+	/* The broker worked on it non-blocking; the application gets an ordinary blocking socket, if it wants one. */
+	if (!nonblocking && (flags = fcntl(fd, F_GETFL)) >= 0 && (flags & O_NONBLOCK))
 		(void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 	return fd;
 }
@@ -246,10 +246,11 @@ wfpb__sleep_ms(unsigned ms)
 }
 
 int
-wfpb__socket_from_info(const uint8_t *info, size_t len, intptr_t *out)
+wfpb__socket_from_info(const uint8_t *info, size_t len, int nonblocking, intptr_t *out)
 {
 	(void)info;
 	(void)len;
+	(void)nonblocking;
 	*out = -1;
 	return WFPB_E_UNSUPPORTED;
 }

@@ -107,7 +107,7 @@ winsock_init(void)
 }
 
 int
-wfpb__socket_from_info(const uint8_t *info, size_t len, intptr_t *out)
+wfpb__socket_from_info(const uint8_t *info, size_t len, int nonblocking, intptr_t *out)
 {
 	WSAPROTOCOL_INFOW	pi;
 	SOCKET			s;
@@ -123,8 +123,9 @@ wfpb__socket_from_info(const uint8_t *info, size_t len, intptr_t *out)
 	    WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
 	if (s == INVALID_SOCKET)
 		return WFPB_E_OS;
-	/* The broker worked on it non-blocking; the application gets an ordinary blocking socket. */
-	(void)ioctlsocket(s, FIONBIO, &blocking);
+	/* The broker worked on it non-blocking; the application gets an ordinary blocking socket, if it wants one. */
+	if (!nonblocking)
+		(void)ioctlsocket(s, FIONBIO, &blocking);
 	*out = (intptr_t)s;
 	return 0;
 }
@@ -316,9 +317,10 @@ wfpb__transport_write_sock(struct wfpb_transport *t, const uint8_t *p, size_t le
 }
 
 intptr_t
-wfpb__transport_take_sock(struct wfpb_transport *t)
+wfpb__transport_take_sock(struct wfpb_transport *t, int nonblocking)
 {
 	(void)t;
+	(void)nonblocking;
 	return -1;
 }
 

@@ -581,6 +581,22 @@ wfpb__validate_connect(const struct wfpb_limits *lim, const Request *rq, union w
 	return 0;
 }
 
+/*
+ * Starts a connect and asks at once whether it is over: to a nearby upstream (loopback, the
+ * same host) it usually is, and the request is answered without a wake-up of its own.
+ * 0 connected, WFPB_E_AGAIN still under way, or an error with *os_err.
+ */
+static int
+connect_now(wfpb_sock s, const struct wfpb_addr *remote, int *os_err)
+{
+	int rc = wfpb__net_connect(s, remote, os_err), done;
+
+	if (rc != WFPB_E_AGAIN)
+		return rc;
+	done = wfpb__net_connect_done(s, os_err);
+	return done > 0 ? 0 : done < 0 ? WFPB_E_OS : WFPB_E_AGAIN;
+}
+
 static void
 finish_connect(struct wfpb_scope *sc, wfpb_sock sock, struct reply *rp, struct outcome *o)
 {
@@ -672,7 +688,7 @@ wfpb__op_connect(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *r
 		wfpb__net_close(sock);
 		return;
 	}
-	rc = wfpb__net_connect(sock, &r->connect.remote, &os_err);
+	rc = connect_now(sock, &r->connect.remote, &os_err);
 	if (rc == WFPB_E_AGAIN) {
 		rp->pend.kind = WFPB_PENDING_CONNECT;
 		rp->pend.remote = r->connect.remote;
@@ -1237,7 +1253,7 @@ relay_accepted(struct wfpb_scope *sc, const struct relay_to *to, wfpb_sock acc, 
 		os_outcome(o, "relay: bind", os_err);
 		goto close;
 	}
-	rc = wfpb__net_connect(up, &remote, &os_err);
+	rc = connect_now(up, &remote, &os_err);
 	if (rc == WFPB_E_AGAIN) {
 		if (rp->records.len > 0) {
 			crypto_generichash(hash, sizeof(hash), rp->records.data, rp->records.len, NULL, 0);

@@ -43,9 +43,10 @@
  * directly, which is what a relay costs when it needs no broker. --quiet
  * drops the line per connection.
  *
- * One thread, one loop (poll on Linux, WSAPoll on Windows): several Accepts
- * are kept waiting at the broker (--accepts, 8), each accepted connection's
- * upstream Connect is in flight while others are served, and bytes move
+ * One thread, one loop (poll on Linux, WSAPoll on Windows): several Relays
+ * (or Accepts) are kept waiting at the broker (--accepts, 32: each answer waits
+ * for its audit record, and fewer waiting leave the group commit half empty),
+ * each upstream connect is in flight while others are served, and bytes move
  * without blocking, each direction with its own buffer, half-closes passed
  * on. A dead upstream times out alone (the broker's connect timeout). The
  * broker's answers arrive on libwfpb's wait handle (wfpb.h, asynchronous
@@ -305,14 +306,17 @@ conn_new(void)
 	return cn;
 }
 
-/* Both sockets are ours: relay them. 0, or -1 with both closed. */
+/*
+ * Both sockets are ours: relay them, non-blocking (the broker's arrive so: the session is
+ * opened with nonblocking_sockets; --direct's own are made so). 0, or -1 with both closed.
+ */
 static int
-start_relaying(struct conn *cn, sock_t down, sock_t up)
+start_relaying(struct conn *cn, sock_t down, sock_t up, int make_nonblocking)
 {
 	cn->down = down;
 	cn->up = up;
 	cn->state = RELAYING;
-	if (set_nonblocking(down) != 0 || set_nonblocking(up) != 0)
+	if (make_nonblocking && (set_nonblocking(down) != 0 || set_nonblocking(up) != 0))
 		return -1;
 	return 0;
 }
@@ -427,7 +431,7 @@ direct_accept(int l, const struct wfpb_addr *to, struct conn **list, unsigned lo
 	++*relayed;
 	if (!quiet)
 		printf("%s: relayed connection %lu directly\n", name, *relayed);
-	if (start_relaying(cn, down, up) != 0)
+	if (start_relaying(cn, down, up, 1) != 0)
 		cn->dead = 1;
 	cn->next = *list;
 	*list = cn;
@@ -654,7 +658,7 @@ on_relayed(struct relay *r, struct conn *cn, const struct wfpb_completion *done)
 		    mark_text(cn->rel.accepted, m_in, sizeof(m_in)), cn->d, mark_text(cn->rel.upstream, m_out,
 		    sizeof(m_out)), cn->rel.records_error == 0 ? "applied" : "none");
 	/* The connection owns both sockets now. */
-	if (start_relaying(cn, (sock_t)cn->rel.accepted, (sock_t)cn->rel.upstream) != 0)
+	if (start_relaying(cn, (sock_t)cn->rel.accepted, (sock_t)cn->rel.upstream, 0) != 0)
 		cn->dead = 1;
 	cn->rel.accepted = cn->rel.upstream = WFPB_SOCKET_NONE;
 }
@@ -681,7 +685,7 @@ on_connected(struct relay *r, struct conn *cn, const struct wfpb_completion *don
 		    cn->acc.has_records && r->carry_records ? "applied" : cn->acc.has_records ? "withheld" : "none");
 	down = (sock_t)cn->acc.sock;
 	cn->acc.sock = WFPB_SOCKET_NONE;	/* the connection owns both sockets now */
-	if (start_relaying(cn, down, (sock_t)cn->up_sock) != 0)
+	if (start_relaying(cn, down, (sock_t)cn->up_sock, 0) != 0)
 		cn->dead = 1;
 }
 
@@ -725,7 +729,7 @@ main(int argc, char **argv)
 #ifdef _WIN32
 	struct waker		wk;
 #endif
-	struct relay		r = { .accepts = 8, .in_flight = 48, .context_kind = RELAY_CONTEXT_AUTO,
+	struct relay		r = { .accepts = 32, .in_flight = 48, .context_kind = RELAY_CONTEXT_AUTO,
 				    .carry_records = 1, .listener = -1 };
 	struct wfpb_addr	listen_at;
 	struct pollfd		*pfd = NULL;
@@ -807,6 +811,7 @@ main(int argc, char **argv)
 #endif
 	} else {
 		report_own_mark_privilege();
+		o.nonblocking_sockets = 1;	/* the loop's sockets are non-blocking; they arrive so */
 		if (wfpb_open(&o, &r.c, err, sizeof(err)) != 0) {
 			fprintf(stderr, "%s: %s\n", name, err);
 			return 1;
