@@ -36,6 +36,7 @@ wfpb_strerror(int err)
 	case WFPB_E_AGAIN: return "operation would block";
 	case WFPB_E_OS: return "operating system error";
 	case WFPB_E_UNSUPPORTED: return "not supported on this platform";
+	case WFPB_E_RESTARTED: return "the broker ended the session (it restarted or stopped) before the answer";
 	}
 	return "unknown error";
 }

@@ -61,8 +61,27 @@ struct wfpb_open_opts {
 	 * (two fewer system calls each); 0: they arrive blocking.
 	 */
 	int		nonblocking_sockets;
+	/*
+	 * Appended too. 1: when the broker ends the session (it restarted, or
+	 * stopped), the requests in flight complete with WFPB_E_RESTARTED, and
+	 * the next call opens a new session by itself (wfpb_reconnect), with the
+	 * same endpoint, pinned key and client key. What belonged to the old
+	 * session is gone with it: listener ids, SESSION stash entries. 0: the
+	 * client is dead after such an end, and can only be closed.
+	 */
+	int		reconnect;
 };
-#define WFPB_OPEN_OPTS_INIT	{ sizeof(struct wfpb_open_opts), NULL, NULL, NULL, NULL, 0, 0 }
+#define WFPB_OPEN_OPTS_INIT	{ sizeof(struct wfpb_open_opts), NULL, NULL, NULL, NULL, 0, 0, 0 }
+
+/*
+ * Opens a new session on a client whose session the broker ended
+ * (WFPB_E_RESTARTED; any client, whatever its reconnect option), with the
+ * options it was opened with. 0 (also when the session is up: nothing to do),
+ * or the error of the attempt (WFPB_E_NOENT while the broker is not back yet):
+ * the client stays as it was, and may be asked again. It waits for the
+ * broker's handshake answer, up to the client's timeout.
+ */
+WFPB_API int WFPB_MUST_CHECK wfpb_reconnect(struct wfpb_client *c);
 
 /* The default endpoint and pinned-key path of this platform. */
 WFPB_API const char *wfpb_default_endpoint(void);
@@ -384,7 +403,12 @@ WFPB_API intptr_t wfpb_wait_handle(const struct wfpb_client *c);
  * and writes up to max completions (each initialised with
  * WFPB_COMPLETION_INIT) to out. Returns how many, or a negative WFPB_E_*
  * when the session is gone: every request still in flight then completes
- * with that code at the following calls, and the client can only be closed.
+ * with that code at the following calls. WFPB_E_RESTARTED (the client was
+ * opened with reconnect, and the broker ended the session): the next submit
+ * or blocking call opens a new session (or call wfpb_reconnect), and the
+ * wait handle is the new session's from then on; until then wait with a
+ * timeout, not on the old handle. Any other code: the client can only be
+ * closed.
  */
 WFPB_API int WFPB_MUST_CHECK wfpb_complete(struct wfpb_client *c, struct wfpb_completion *out, unsigned max,
     uint32_t timeout_ms);

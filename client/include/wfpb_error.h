@@ -40,6 +40,7 @@ enum wfpb_error {
 	WFPB_E_AGAIN = -27,         /* would block / in progress: wait for readiness */
 	WFPB_E_OS = -28,            /* an OS call failed; the OS code travels beside it */
 	WFPB_E_UNSUPPORTED = -29,   /* not available on this platform or build */
+	WFPB_E_RESTARTED = -30,     /* the broker ended the session (it restarted or stopped) first */
 };
 
 /* Returns a static, human-readable description of a WFPB_E_* code. */

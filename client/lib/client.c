@@ -70,6 +70,13 @@ struct wfpb_client {
 	unsigned		n_done;
 	Wfpbroker__V1__Response	*sync_resp;	/* a blocking call's answer, in the arena */
 	int			dead;		/* the session failed (a WFPB_E_*); 0 while it is up */
+	/* What a new session needs (wfpb_reconnect): the options the client was opened with. */
+	int			reconnect;	/* a session the broker ends is opened again by the next call */
+	char			*endpoint, *key_path;
+	int			key_given;	/* the pinned key came as bytes, not from key_path */
+	uint8_t			server_key[WFPB_NOISE_DHLEN];
+	struct wfpb_noise_keypair ckey;		/* IK: the client's own key */
+	int			has_ckey;
 };
 
 /* Frees the response of the last call and gives its arena back (one response at a time). */
@@ -247,12 +254,20 @@ push_done(struct wfpb_client *c, const struct slot *sl, int rc, int status, cons
 	c->n_done++;
 }
 
-/* The session is gone: every request in flight completes with rc. */
+/*
+ * The session is gone: every request in flight completes with rc. When the broker ended it
+ * (the connection closed or failed) and the client reconnects, that is WFPB_E_RESTARTED.
+ */
 static void
 kill_session(struct wfpb_client *c, int rc)
 {
 	struct slot *sl;
 
+	if (c->dead == 0 && c->reconnect && (rc == WFPB_E_CLOSED || rc == WFPB_E_IO)) {
+		c->dead = WFPB_E_RESTARTED;
+		fail(c, WFPB_E_RESTARTED, "the broker ended the session (it restarted or stopped) before the "
+		    "answer; the next call opens a new one");
+	}
 	if (c->dead == 0)
 		c->dead = rc < 0 ? rc : WFPB_E_PROTOCOL;
 	while ((sl = c->slots) != NULL) {
@@ -358,6 +373,9 @@ submit(struct wfpb_client *c, Wfpbroker__V1__Request *rq, Wfpbroker__V1__Respons
 
 	c->status = 0;
 	c->err[0] = '\0';
+	/* A session the broker ended is opened again here, for a client that asked for it. */
+	if (c->dead == WFPB_E_RESTARTED && c->reconnect && (rc = wfpb_reconnect(c)) != 0)
+		return rc;
 	if (c->dead)
 		return fail(c, c->dead, "the session is gone: %s", wfpb_strerror(c->dead));
 	rq->request_id = c->next_id++;
@@ -393,63 +411,27 @@ submit(struct wfpb_client *c, Wfpbroker__V1__Request *rq, Wfpbroker__V1__Respons
 	return 0;
 }
 
-int
-wfpb_open(const struct wfpb_open_opts *opts, struct wfpb_client **out, char *errbuf, size_t errlen)
+/*
+ * Connects and completes the handshake with what c keeps of its options: the newest
+ * protocol version first; a broker that refuses it (reject notice 2: a broker of an older
+ * version, during an upgrade) is asked again, on a new connection, for the one before. The
+ * version is in the handshake's prologue, so the session's version is the one both ends
+ * agreed on; a refusal is not authenticated, so someone who can answer on the endpoint can
+ * make a client speak version 1 (answers in order: slower, no less safe), not anything the
+ * broker's key does not vouch for (docs/PROTOCOL.md §3). 0, or an error with c->err set and
+ * nothing of the attempt left open.
+ */
+static int
+session_open(struct wfpb_client *c)
 {
-	struct wfpb_noise_keypair	ckey, *ckp = NULL;
-	struct wfpb_client		*c;
-	uint8_t				server_key[WFPB_NOISE_DHLEN];
-	const char			*endpoint, *key_path;
-	uint16_t			version;
-	int				rc;
+	uint16_t	version;
+	int		rc;
 
-	*out = NULL;
-	/* The first layout ended at timeout_ms. */
-	if (!sized_ok(opts, offsetof(struct wfpb_open_opts, nonblocking_sockets))) {
-		if (errbuf != NULL && errlen > 0)
-			snprintf(errbuf, errlen, "struct wfpb_open_opts without its size: initialise it with WFPB_OPEN_OPTS_INIT");
-		return WFPB_E_INVAL;
-	}
-	if (sodium_init() < 0)
-		return WFPB_E_NOMEM;
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return WFPB_E_NOMEM;
-	c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
-	c->nonblocking = opts->size >= sizeof(*opts) && opts->nonblocking_sockets;
-	c->next_id = 1;
-	c->done_tail = &c->done;
-	if ((c->in = malloc(READ_CHUNK)) == NULL) {
-		free(c);
-		return WFPB_E_NOMEM;
-	}
-	endpoint = opts->endpoint ? opts->endpoint : wfpb__default_endpoint();
-	key_path = opts->server_key_path ? opts->server_key_path : wfpb__default_server_key();
-
-	if (opts->server_key != NULL) {
-		memcpy(server_key, opts->server_key, sizeof(server_key));
-	} else if ((rc = wfpb_keyfile_load_public(key_path, server_key)) != 0) {
-		fail(c, rc, "cannot read the broker's public key %s: %s", key_path, wfpb_strerror(rc));
-		goto fail;
-	}
-	if (opts->client_key_path != NULL) {
-		if ((rc = wfpb_keyfile_load_keypair(opts->client_key_path, &ckey)) != 0) {
-			fail(c, rc, "cannot read the client key %s: %s", opts->client_key_path, wfpb_strerror(rc));
-			goto fail;
-		}
-		ckp = &ckey;
-	}
-	/*
-	 * The newest protocol version first; a broker that refuses it (reject notice 2: a broker
-	 * of an older version, during an upgrade) is asked again, on a new connection, for the
-	 * one before. The version is in the handshake's prologue, so the session's version is
-	 * the one both ends agreed on; a refusal is not authenticated, so someone who can answer
-	 * on the endpoint can make a client speak version 1 (answers in order: slower, no less
-	 * safe), not anything the broker's key does not vouch for (docs/PROTOCOL.md §3).
-	 */
 	for (version = WFPB_PROTOCOL_VERSION;; version--) {
-		if ((rc = wfpb__transport_connect(endpoint, c->timeout_ms, &c->t, c->err, sizeof(c->err))) != 0)
-			goto fail;
-		if ((rc = wfpb_channel_client_start_version(&c->ch, version, server_key, ckp)) != 0) {
+		if ((rc = wfpb__transport_connect(c->endpoint, c->timeout_ms, &c->t, c->err, sizeof(c->err))) != 0)
+			return rc;
+		if ((rc = wfpb_channel_client_start_version(&c->ch, version, c->server_key, c->has_ckey ? &c->ckey :
+		    NULL)) != 0) {
 			fail(c, rc, "handshake: %s", wfpb_strerror(rc));
 			goto fail;
 		}
@@ -463,42 +445,101 @@ wfpb_open(const struct wfpb_open_opts *opts, struct wfpb_client **out, char *err
 		wfpb_channel_free(&c->ch);
 		c->in_len = 0;
 	}
-	if (ckp != NULL)
-		sodium_memzero(&ckey, sizeof(ckey));
-	if (rc == WFPB_E_REJECTED && c->ch.reject == WFPB_REJECT_HANDSHAKE && opts->server_key == NULL) {
-		fail(c, rc, "the broker could not complete the handshake: is %s this broker's key?", key_path);
-		goto fail;
-	}
-	if (rc == WFPB_E_REJECTED) {
+	if (rc == WFPB_E_REJECTED && c->ch.reject == WFPB_REJECT_HANDSHAKE && !c->key_given)
+		fail(c, rc, "the broker could not complete the handshake: is %s this broker's key?", c->key_path);
+	else if (rc == WFPB_E_REJECTED)
 		fail(c, rc, "the broker refused the session: %s", wfpb_reject_str(c->ch.reject));
-		goto fail;
-	}
-	if (rc == WFPB_E_DECRYPT) {
-		fail(c, rc, "handshake failed: the endpoint %s does not hold the pinned broker key", endpoint);
-		goto fail;
-	}
-	if (rc == WFPB_E_CLOSED && opts->client_key_path != NULL) {
+	else if (rc == WFPB_E_DECRYPT)
+		fail(c, rc, "handshake failed: the endpoint %s does not hold the pinned broker key", c->endpoint);
+	else if (rc == WFPB_E_CLOSED && c->has_ckey)
 		fail(c, rc, "the broker closed the session during the handshake");
-		goto fail;
-	}
-	if (rc < 0) {
-		if (c->err[0] == '\0')
-			fail(c, rc, "handshake: %s", wfpb_strerror(rc));
-		goto fail;
-	}
-	if (rc != WFPB_CHANNEL_ESTABLISHED || c->in_len != 0) {
+	else if (rc < 0 && c->err[0] == '\0')
+		fail(c, rc, "handshake: %s", wfpb_strerror(rc));
+	else if (rc >= 0 && (rc != WFPB_CHANNEL_ESTABLISHED || c->in_len != 0))
 		rc = fail(c, WFPB_E_PROTOCOL, "handshake: unexpected data from the broker");
+	else if (rc >= 0)
+		return 0;
+fail:
+	wfpb__transport_close(c->t);
+	c->t = NULL;
+	wfpb_channel_free(&c->ch);
+	c->in_off = c->in_len = 0;
+	return rc;
+}
+
+int
+wfpb_open(const struct wfpb_open_opts *opts, struct wfpb_client **out, char *errbuf, size_t errlen)
+{
+	struct wfpb_client	*c;
+	int			rc;
+
+	*out = NULL;
+	/* The first layout ended at timeout_ms. */
+	if (!sized_ok(opts, offsetof(struct wfpb_open_opts, nonblocking_sockets))) {
+		if (errbuf != NULL && errlen > 0)
+			snprintf(errbuf, errlen, "struct wfpb_open_opts without its size: initialise it with WFPB_OPEN_OPTS_INIT");
+		return WFPB_E_INVAL;
+	}
+	if (sodium_init() < 0)
+		return WFPB_E_NOMEM;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return WFPB_E_NOMEM;
+	c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
+	c->nonblocking = opts->size >= offsetof(struct wfpb_open_opts, reconnect) && opts->nonblocking_sockets;
+	c->reconnect = opts->size >= sizeof(*opts) && opts->reconnect;
+	c->next_id = 1;
+	c->done_tail = &c->done;
+	c->endpoint = strdup(opts->endpoint ? opts->endpoint : wfpb__default_endpoint());
+	c->key_path = strdup(opts->server_key_path ? opts->server_key_path : wfpb__default_server_key());
+	if ((c->in = malloc(READ_CHUNK)) == NULL || c->endpoint == NULL || c->key_path == NULL) {
+		rc = WFPB_E_NOMEM;
 		goto fail;
 	}
+	if ((c->key_given = opts->server_key != NULL)) {
+		memcpy(c->server_key, opts->server_key, sizeof(c->server_key));
+	} else if ((rc = wfpb_keyfile_load_public(c->key_path, c->server_key)) != 0) {
+		fail(c, rc, "cannot read the broker's public key %s: %s", c->key_path, wfpb_strerror(rc));
+		goto fail;
+	}
+	if (opts->client_key_path != NULL) {
+		if ((rc = wfpb_keyfile_load_keypair(opts->client_key_path, &c->ckey)) != 0) {
+			fail(c, rc, "cannot read the client key %s: %s", opts->client_key_path, wfpb_strerror(rc));
+			goto fail;
+		}
+		c->has_ckey = 1;
+	}
+	if ((rc = session_open(c)) != 0)
+		goto fail;
 	c->err[0] = '\0';
 	*out = c;
 	return 0;
 fail:
-	sodium_memzero(&ckey, sizeof(ckey));
 	if (errbuf != NULL && errlen > 0)
 		snprintf(errbuf, errlen, "%s", c->err[0] ? c->err : wfpb_strerror(rc));
 	wfpb_close(c);
 	return rc;
+}
+
+int
+wfpb_reconnect(struct wfpb_client *c)
+{
+	int rc;
+
+	if (c->dead == 0)
+		return 0;
+	wfpb__transport_close(c->t);
+	c->t = NULL;
+	wfpb_channel_free(&c->ch);
+	c->in_off = c->in_len = 0;
+	if (c->sync_resp != NULL) {
+		response_free(c, c->sync_resp);
+		c->sync_resp = NULL;
+	}
+	c->err[0] = '\0';
+	if ((rc = session_open(c)) != 0)
+		return rc;	/* still dead, as it was: asked again later */
+	c->dead = 0;
+	return 0;
 }
 
 void
@@ -521,7 +562,9 @@ wfpb_close(struct wfpb_client *c)
 		free(d);
 	}
 	free(c->in);
-	sodium_memzero(c, sizeof(*c));
+	free(c->endpoint);
+	free(c->key_path);
+	sodium_memzero(c, sizeof(*c));	/* the client key with it */
 	free(c);
 }
 

@@ -10,7 +10,8 @@
 # Then the broker's own restart, under a harness that plays systemd's file descriptor store: the
 # broker stores its declared listener (FDSTORE=1), is stopped, and while nothing runs for 2 s a
 # client connects (the stored socket queues it: not refused); the broker starts again with the
-# socket from LISTEN_FDS, and a relay then relays that client.
+# socket from LISTEN_FDS. A relay that ran before the restart survives it (libwfpb's reconnect):
+# it relays a connection before, the client that came while the broker was down, and one after.
 set -u
 brokerd=$1 relay=$2 echo_bin=$3 work=$4 harness=$5
 . "$(dirname "$0")/../check.sh"
@@ -88,6 +89,14 @@ pids="$pids $h"
 for _ in $(seq 1 100); do grep -q '^READY=1' "$work/notify.log" 2>/dev/null && break; sleep 0.1; done
 check "the broker stores its declared listener with systemd (FDSTORE=1 FDNAME=listener-front)" \
 	grep -q '^FDSTORE=1 FDNAME=listener-front$' "$work/notify.log"
+# One relay for the whole restart: three connections, one before, two after.
+"$relay" --endpoint "$work/broker.sock" --server-key "$work/state/server.pub" --listener front \
+	--to "127.0.0.1:$origin" --max-connections 3 >"$work/relay-across.log" 2>&1 &
+across=$!
+pids="$pids $across"
+for _ in $(seq 1 50); do grep -q "accepting on the broker's listener front" "$work/relay-across.log" && break; sleep 0.1; done
+check "before the restart the relay relays a connection" \
+	eval 'test "$("$echo_bin" client "$port" before 127.0.0.1 10)" = before'
 kill -USR1 "$h"
 for _ in $(seq 1 100); do grep -q 'harness: stopped' "$work/notify.log" && break; sleep 0.05; done
 "$echo_bin" client "$port" restart 127.0.0.1 20 >"$work/client3.out" 2>&1 &
@@ -97,7 +106,11 @@ check "a client that connects while the broker is down is not refused" kill -0 "
 for _ in $(seq 1 100); do [ "$(grep -c '^READY=1' "$work/notify.log")" -ge 2 ] && break; sleep 0.1; done
 check "the broker started again with the stored listener" \
 	grep -q "listener front on 127.0.0.1:$port, for principal proxy (kept across the restart)" "$work/broker.log"
-run_relay "$work/relay4.log" &
-check "after the restart a relay relays the client that came while it was down" \
+check "the relay that ran across the restart relays the client that came while the broker was down" \
 	eval 'wait "$client3" && test "$(cat "$work/client3.out")" = restart'
+check "  and a client after it" eval 'test "$("$echo_bin" client "$port" after 127.0.0.1 10)" = after'
+check "  it said the session ended and that it opened a new one" \
+	eval 'grep -q "the broker ended the session" "$work/relay-across.log" && grep -q "a new session with the broker" "$work/relay-across.log"'
+check "  and exits after its three connections, as asked" wait "$across"
+sed 's/^/    /' "$work/relay-across.log"
 summary

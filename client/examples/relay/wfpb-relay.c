@@ -472,9 +472,10 @@ direct_listen(const struct wfpb_addr *listen_at, const struct wfpb_addr *to)
  * never touches the client; only the loop calls libwfpb.
  */
 struct waker {
-	HANDLE	event;		/* libwfpb's wait handle */
-	HANDLE	collected;	/* set by the loop after wfpb_complete */
-	SOCKET	tx, rx;		/* rx is in the poll set */
+	HANDLE		event;		/* the thread's own copy of libwfpb's wait handle */
+	HANDLE volatile	next;		/* a new session's, handed over before collected is set */
+	HANDLE		collected;	/* set by the loop after wfpb_complete */
+	SOCKET		tx, rx;		/* rx is in the poll set */
 };
 
 static DWORD WINAPI
@@ -486,7 +487,37 @@ waker_thread(LPVOID arg)
 		if (send(w->tx, "!", 1, 0) != 1)
 			break;
 		WaitForSingleObject(w->collected, INFINITE);
+		/* The broker's session was opened again (waker_rearm): its handle from now on. */
+		if (w->next != NULL) {
+			CloseHandle(w->event);
+			w->event = w->next;
+			w->next = NULL;
+		}
 	}
+	return 0;
+}
+
+/* A copy of h for the thread, which outlives the session h belongs to: 0, or -1. */
+static int
+waker_copy(HANDLE h, HANDLE *out)
+{
+	return DuplicateHandle(GetCurrentProcess(), h, GetCurrentProcess(), out, 0, FALSE, DUPLICATE_SAME_ACCESS) ? 0 :
+	    -1;
+}
+
+/*
+ * A new session's handle for the thread, which waits on collected meanwhile (the loop does
+ * not set it while the session is down). 0, or -1.
+ */
+static int
+waker_rearm(struct waker *w, HANDLE event)
+{
+	HANDLE copy;
+
+	if (waker_copy(event, &copy) != 0)
+		return -1;
+	w->next = copy;
+	SetEvent(w->collected);
 	return 0;
 }
 
@@ -500,7 +531,9 @@ waker_start(struct waker *w, HANDLE event)
 	HANDLE			t;
 
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	w->event = event;
+	w->next = NULL;
+	if (waker_copy(event, &w->event) != 0)
+		return -1;
 	if ((l = socket(AF_INET, SOCK_STREAM, 0)) == INVALID_SOCKET || bind(l, (struct sockaddr *)&sin,
 	    sizeof(sin)) != 0 || listen(l, 1) != 0 || getsockname(l, (struct sockaddr *)&sin, &len) != 0 ||
 	    (w->tx = socket(AF_INET, SOCK_STREAM, 0)) == INVALID_SOCKET ||
@@ -542,14 +575,40 @@ struct relay {
 	unsigned		accepting;	/* Accepts waiting at the broker */
 	unsigned long		started, relayed;
 	struct conn		*list;
+	int			down;		/* the broker ended the session: a new one is being opened */
 };
+
+/*
+ * The broker ended the session (it restarted, or stopped): a new one, with the relay's own
+ * listener opened again where it was (its port kept, if it is free). 0 when the relay can go on,
+ * 1 when the broker is not back yet (the loop asks again soon), -1 when it cannot go on.
+ */
+static int
+come_back(struct relay *r)
+{
+	char a[WFPB_ADDR_STRLEN];
+
+	if (wfpb_reconnect(r->c) != 0)
+		return 1;
+	if (r->declared == NULL && wfpb_listen(r->c, &r->bound, 0, &r->lid, &r->bound) != 0) {
+		wfpb_addr_format(&r->bound, a);
+		fprintf(stderr, "%s: listen %s again: %s\n", name, a, wfpb_errmsg(r->c));
+		return -1;
+	}
+	r->down = 0;
+	printf("%s: a new session with the broker; accepting again\n", name);
+	return 0;
+}
 
 /* Keeps r->accepts Accepts waiting, within r->in_flight requests at the broker and --max-connections. */
 static int
 top_up_accepts(struct relay *r)
 {
-	struct conn *cn;
+	struct conn	*cn;
+	int		rc;
 
+	if (r->down && (rc = come_back(r)) != 0)
+		return rc < 0 ? -1 : 0;
 	while (r->accepting < r->accepts && wfpb_in_flight(r->c) < r->in_flight &&
 	    (r->max_conns == 0 || r->started + r->accepting < r->max_conns)) {
 		if ((cn = conn_new()) == NULL)
@@ -596,7 +655,8 @@ arrived(struct relay *r, struct conn *cn, const struct wfpb_completion *done, co
 {
 	r->accepting--;
 	if (done->rc != 0) {
-		if (done->status != WFPBROKER_STATUS_TIMEOUT)
+		/* The broker's restart ends every request in flight: said once, by the loop. */
+		if (done->status != WFPBROKER_STATUS_TIMEOUT && done->rc != WFPB_E_RESTARTED)
 			fprintf(stderr, "%s: %s: %s\n", name, what, done->message);
 		conn_free(cn);
 		return -1;
@@ -670,7 +730,8 @@ on_connected(struct relay *r, struct conn *cn, const struct wfpb_completion *don
 	char	m_in[32], m_out[32];
 	sock_t	down;
 
-	if (done->rc != 0 || !r->carry_records)
+	/* Records of a session the broker ended went with it: nothing to release (and no submit to reopen it). */
+	if ((done->rc != 0 || !r->carry_records) && done->rc != WFPB_E_RESTARTED)
 		release_records(r, cn);
 	if (done->rc != 0) {
 		/* This one alone: a dead upstream times out without holding up the others. */
@@ -715,6 +776,13 @@ on_answers(struct relay *r)
 			}
 		}
 	}
+	if (k == WFPB_E_RESTARTED) {
+		/* Its connections relay on; new ones wait in the listener's queue until the next session. */
+		if (!r->down)
+			printf("%s: the broker ended the session (restart?); opening a new one\n", name);
+		r->down = 1;
+		return 0;
+	}
 	if (k < 0) {
 		fprintf(stderr, "%s: the broker session ended: %s\n", name, wfpb_strerror(k));
 		return -1;
@@ -732,6 +800,9 @@ main(int argc, char **argv)
 	struct relay		r = { .accepts = 32, .in_flight = 48, .context_kind = RELAY_CONTEXT_AUTO,
 				    .carry_records = 1, .listener = -1 };
 	struct wfpb_addr	listen_at;
+#ifdef _WIN32
+	int			was_down = 0;
+#endif
 	struct pollfd		*pfd = NULL;
 	struct conn		**owner = NULL;
 	char			err[256], a[WFPB_ADDR_STRLEN];
@@ -812,6 +883,7 @@ main(int argc, char **argv)
 	} else {
 		report_own_mark_privilege();
 		o.nonblocking_sockets = 1;	/* the loop's sockets are non-blocking; they arrive so */
+		o.reconnect = 1;		/* a broker's restart is survived */
 		if (wfpb_open(&o, &r.c, err, sizeof(err)) != 0) {
 			fprintf(stderr, "%s: %s\n", name, err);
 			return 1;
@@ -840,6 +912,11 @@ main(int argc, char **argv)
 	for (;;) {
 		if (r.c != NULL && top_up_accepts(&r) != 0)
 			return 1;
+#ifdef _WIN32
+		if (was_down && !r.down && waker_rearm(&wk, (HANDLE)wfpb_wait_handle(r.c)) != 0)
+			return 1;
+		was_down = r.down;
+#endif
 		if (r.max_conns != 0 && r.started >= r.max_conns && r.accepting == 0 && r.list == NULL)
 			break;
 		first = 0;
@@ -851,16 +928,17 @@ main(int argc, char **argv)
 #ifdef _WIN32
 		pfd[0].fd = wk.rx;	/* the broker's answers, through the waker (--direct is Linux only) */
 #else
-		pfd[0].fd = r.c != NULL ? (int)wfpb_wait_handle(r.c) : r.listener;
+		/* While the session is down its handle is the old one's: not waited on, asked again soon. */
+		pfd[0].fd = r.c == NULL ? r.listener : r.down ? -1 : (int)wfpb_wait_handle(r.c);
 #endif
 		pfd[0].events = POLLIN;
 		first = 1;
 		n = poll_set(r.list, &pfd, &owner, &cap, first);
 #ifdef _WIN32
-		if (poll(pfd, n, -1) < 0)
+		if (poll(pfd, n, r.down ? 200 : -1) < 0)
 			return 1;
 #else
-		if (poll(pfd, n, -1) < 0 && errno != EINTR)
+		if (poll(pfd, n, r.down ? 200 : -1) < 0 && errno != EINTR)
 			return 1;
 #endif
 		if (pfd[0].revents != 0) {
@@ -870,7 +948,8 @@ main(int argc, char **argv)
 			if (r.c != NULL && on_answers(&r) != 0)
 				return 1;
 #ifdef _WIN32
-			SetEvent(wk.collected);
+			if (!r.down)
+				SetEvent(wk.collected);	/* while down, the thread waits for waker_rearm */
 #endif
 #ifdef __linux__
 			while (r.c == NULL && (r.max_conns == 0 || r.started < r.max_conns) &&
