@@ -305,12 +305,19 @@ WFPB_API void wfpb_records_free(struct wfpb_records *r);
  * stash handle from Accept or QueryRecords; a blob, or a handle of the
  * client's own Stash, only with the `apply_foreign` grant; neither: none,
  * though under netfilter the principal's own mark still goes on) and hands it
- * over in *sock, in blocking mode. The client then sets its options, binds
- * and connects it; the broker's connect ranges do not apply. Needs `prepare`.
- * The supported alternative to wfpb_apply_records on Windows.
+ * over in *sock, in blocking mode. The socket comes bound, to the
+ * unspecified address and a port the kernel picks from its ephemeral range,
+ * so that it cannot become a listener where its client chooses
+ * (docs/SECURITY.md); the client sets its options and connects it; the
+ * broker's connect ranges do not apply. Needs `prepare`. The supported
+ * alternative to wfpb_apply_records on Windows.
  */
 WFPB_API int WFPB_MUST_CHECK wfpb_prepare(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, size_t blob_len,
     int family, wfpb_socket_t *sock);
+
+/* As wfpb_prepare, bound to local instead (inside the principal's bind ranges; NULL: as wfpb_prepare). */
+WFPB_API int WFPB_MUST_CHECK wfpb_prepare_at(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob,
+    size_t blob_len, int family, const struct wfpb_addr *local, wfpb_socket_t *sock);
 
 /* Secondary mode: the broker applies records to the client's socket, which then connects itself. Needs `apply`. */
 WFPB_API int WFPB_MUST_CHECK wfpb_apply_records(struct wfpb_client *c, wfpb_socket_t sock, const uint8_t *handle,

@@ -1397,10 +1397,18 @@ int
 wfpb_prepare(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, size_t blob_len, int family,
     wfpb_socket_t *sock)
 {
+	return wfpb_prepare_at(c, handle, blob, blob_len, family, NULL, sock);
+}
+
+int
+wfpb_prepare_at(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, size_t blob_len, int family,
+    const struct wfpb_addr *local, wfpb_socket_t *sock)
+{
 	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
 	Wfpbroker__V1__PrepareRequest	pr = WFPBROKER__V1__PREPARE_REQUEST__INIT;
 	Wfpbroker__V1__RecordSource	src;
 	Wfpbroker__V1__StashHandle	h;
+	Wfpbroker__V1__Address		la;
 	uint64_t			id = 0;
 	int				rc;
 
@@ -1408,6 +1416,10 @@ wfpb_prepare(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, 
 	records_to_pb(handle, blob, blob_len, &src, &h);
 	if (handle != NULL || blob != NULL)
 		pr.records = &src;
+	if (local != NULL) {
+		addr_to_pb(local, &la);
+		pr.local = &la;
+	}
 	/* Any other value goes as it is: the broker names a bad family, and a test can send one. */
 	pr.family = family == WFPB_AF_INET ? WFPBROKER__V1__ADDRESS_FAMILY__AF_INET :
 	    family == WFPB_AF_INET6 ? WFPBROKER__V1__ADDRESS_FAMILY__AF_INET6 : (Wfpbroker__V1__AddressFamily)family;

@@ -398,7 +398,8 @@ bounded(const struct wfpb_limits *lim, Wfpbroker__V1__Request__OpCase op, const 
 		    r->relay.connect_timeout_ms >= 1 && r->relay.connect_timeout_ms <= CONNECT_TIMEOUT_MAX;
 	case WFPBROKER__V1__REQUEST__OP_PREPARE:
 		return records_bounded(lim, &r->prepare.records) &&
-		    (r->prepare.family == WFPB_AF_INET || r->prepare.family == WFPB_AF_INET6);
+		    (r->prepare.family == WFPB_AF_INET || r->prepare.family == WFPB_AF_INET6) &&
+		    (r->prepare.local.family == 0 || r->prepare.local.family == r->prepare.family);
 	default:
 		return 1;
 	}

@@ -108,6 +108,7 @@ struct req_apply {
 struct req_prepare {
 	struct req_records	records;
 	int			family;		/* WFPB_AF_* */
+	struct wfpb_addr	local;		/* family 0: the unspecified address, an ephemeral port */
 };
 
 /* Relay: Accept's listener and wait, then Connect's destination (family 0: the original one). */

@@ -834,26 +834,51 @@ wfpb__validate_prepare(const struct wfpb_limits *lim, const Request *rq, union w
 		r->prepare.family = WFPB_AF_INET6;
 	else
 		return BAD(o, "prepare.family: must be AF_INET or AF_INET6");
+	memset(&r->prepare.local, 0, sizeof(r->prepare.local));
+	if (p->local != NULL && wfpb__addr_from_pb(p->local, "prepare.local", 0, &r->prepare.local, o) != 0)
+		return -1;
+	if (p->local != NULL && r->prepare.local.family != r->prepare.family)
+		return BAD(o, "prepare.local: family differs from prepare.family");
 	return 0;
 }
 
 /*
  * Prepare: a new unconnected TCP socket with the records applied, handed
- * over for the client to set its options, bind and connect itself. The
+ * over for the client to set its options and connect itself. The
  * destination is the client's choice: the connect ranges do not apply, so
- * `prepare` is a grant of its own. The answer waits for its audit record like
- * Connect's, and a socket not handed over is closed.
+ * `prepare` is a grant of its own. The socket goes bound: to the request's
+ * local address (inside the bind ranges), or to the unspecified address and
+ * an ephemeral port, so that a client cannot make it a listener, which the
+ * OS takes for the broker's, on an address and port of its choosing
+ * (docs/SECURITY.md). The answer waits for its audit record like Connect's,
+ * and a socket not handed over is closed.
  */
 void
 wfpb__op_prepare(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
 {
-	const uint8_t	*blob, *hash;
-	size_t		len;
-	wfpb_sock	sock;
+	struct wfpb_addr	local = r->prepare.local;
+	const uint8_t		*blob, *hash;
+	char			text[WFPB_ADDR_STRLEN];
+	size_t			len;
+	wfpb_sock		sock;
+	int			os_err = 0;
 
+	if (local.family != 0 && !in_bind_ranges(sc->policy, &local)) {
+		wfpb_addr_format(&local, text);
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED,
+		    "prepare: local %s is outside principal %s's bind ranges", text, sc->principal);
+		return;
+	}
+	if (local.family == 0)
+		local.family = r->prepare.family;	/* the unspecified address, port 0: the kernel's choice */
 	if (socket_with_records(sc, &r->prepare.records, r->prepare.family, "prepare", rp, o, now_ms, &sock, &blob,
 	    &len, &hash) != 0)
 		return;
+	if (wfpb__net_bind(sock, &local, &os_err) != 0) {
+		os_outcome(o, "prepare: bind", os_err);
+		wfpb__net_close(sock);
+		return;
+	}
 	records_used(sc, r->prepare.records.handle, now_ms);
 	wfpbroker__v1__prepare_response__init(&rp->prepare);
 	if (give_socket(sc, rp, sock, &rp->prepare.socket, o) != 0)

@@ -442,6 +442,16 @@ case_prepare(void)
 	CHECK(getsockopt((int)s, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM, "not a TCP socket");
 	len = sizeof(to);
 	CHECK(getpeername((int)s, (struct sockaddr *)&to, &len) != 0 && errno == ENOTCONN, "handed over connected");
+	/*
+	 * The attack: listen as the broker on a port of the client's choosing. The socket comes bound
+	 * (an ephemeral port the kernel chose): it cannot be bound again, so a listener made of it is
+	 * on that port only, never on one a callout redirects to or a service owns.
+	 */
+	CHECK(getsockname((int)s, (struct sockaddr *)&to, &len) == 0 && to.sin_port != 0,
+	    "the prepared socket came unbound");
+	to.sin_port = htons(oport);
+	CHECK(bind((int)s, (struct sockaddr *)&to, sizeof(to)) != 0 && errno == EINVAL,
+	    "a prepared socket could be bound where its client chose");
 	CHECK(wfpb_server_status(c, &st1) == 0, "status");
 	CHECK(st1.records_applied == st0.records_applied + 1, "records_applied %llu -> %llu",
 	    (unsigned long long)st0.records_applied, (unsigned long long)st1.records_applied);

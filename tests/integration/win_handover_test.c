@@ -93,6 +93,17 @@ case_prepare(void)
 	CHECK(getpeername((SOCKET)s, (struct sockaddr *)&to, &len) != 0 && WSAGetLastError() == WSAENOTCONN,
 	    "the prepared socket came connected");
 	CHECK((origin = tcp_listen(&oport)) != INVALID_SOCKET, "origin");
+	/*
+	 * The attack: a listener that WFP takes for wfpbrokerd.exe's, on a port of the client's
+	 * choosing. The socket comes bound (an ephemeral port), so it cannot be bound again.
+	 */
+	len = sizeof(to);
+	CHECK(getsockname((SOCKET)s, (struct sockaddr *)&to, &len) == 0 && to.sin_port != 0,
+	    "the prepared socket came unbound");
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	to.sin_port = htons(oport);
+	CHECK(bind((SOCKET)s, (struct sockaddr *)&to, sizeof(to)) != 0 && WSAGetLastError() == WSAEINVAL,
+	    "a prepared socket could be bound where its client chose");
 	to.sin_family = AF_INET;
 	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	to.sin_port = htons(oport);

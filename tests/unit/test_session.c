@@ -2754,6 +2754,69 @@ audited_listen(struct fixture *f, struct wfpb_broker *b, wfpb_sock *client)
 }
 
 /*
+ * A prepared socket comes bound (the attack it stops: a listener, which the OS takes for the
+ * broker's, on an address and port of the client's choosing): without a local address to an
+ * ephemeral port on the unspecified address, with one only inside the bind ranges, and then
+ * there.
+ */
+static void
+prepare_comes_bound(void **state)
+{
+	struct fixture			*f = *state;
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__PrepareRequest	pr = WFPBROKER__V1__PREPARE_REQUEST__INIT;
+	Wfpbroker__V1__Address		a;
+	Wfpbroker__V1__Response		*r;
+	struct sockaddr_in		sin;
+	socklen_t			slen = sizeof(sin);
+	static uint8_t			two[4] = { 127, 0, 0, 2 };
+	wfpb_sock			socks[2];
+	uint16_t			port;
+	unsigned			n;
+	int				l = remote_listener(&port);
+
+	close(l);	/* a port that was free a moment ago */
+	set_policy(f, "[principal p]\nuid = 1000\nops = prepare\nbind = 127.0.0.2/32:*\n");
+	pr.family = WFPBROKER__V1__ADDRESS_FAMILY__AF_INET;
+	rq.request_id = 2;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_PREPARE;
+	rq.prepare = &pr;
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_non_null(r = answer_with_socks(f->s, &f->c, socks, &n));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(getsockname(socks[0], (struct sockaddr *)&sin, &slen), 0);
+	assert_true(sin.sin_port != 0 && sin.sin_addr.s_addr == htonl(INADDR_ANY));
+	sin.sin_port = htons(port);
+	assert_int_not_equal(bind(socks[0], (struct sockaddr *)&sin, sizeof(sin)), 0);
+	close(socks[0]);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	/* A local address outside the bind ranges: refused, nothing made. */
+	loopback_pb(&a, port);
+	pr.local = &a;
+	rq.request_id = 3;
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_non_null(r = answer_with_socks(f->s, &f->c, socks, &n));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__DENIED);
+	assert_non_null(strstr(r->status->message, "bind ranges"));
+	assert_int_equal(n, 0);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	/* Inside them: bound there. */
+	a.addr.data = two;
+	rq.request_id = 4;
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_non_null(r = answer_with_socks(f->s, &f->c, socks, &n));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_int_equal(n, 1);
+	slen = sizeof(sin);
+	assert_int_equal(getsockname(socks[0], (struct sockaddr *)&sin, &slen), 0);
+	assert_int_equal(ntohs(sin.sin_port), port);
+	assert_int_equal(sin.sin_addr.s_addr, htonl(0x7f000002));
+	close(socks[0]);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+}
+
+/*
  * A Relay is one audit record (its four addresses, the flow, the records' hash), and one whose
  * client vanishes while the upstream connect is under way is recorded CANCELLED with both
  * connections closed.
@@ -3082,6 +3145,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(reload_revokes_apply_foreign, setup, teardown),
 		cmocka_unit_test_setup_teardown(relay_hands_over_both_connections, setup, teardown),
 		cmocka_unit_test_setup_teardown(relay_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(prepare_comes_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(relay_is_one_record_even_when_abandoned, setup, teardown),
 #else
 		cmocka_unit_test_setup_teardown(pull_waits_off_the_core_lock_and_gives_up, setup, teardown),
