@@ -15,6 +15,12 @@
  *                  admin-only WFP ioctl. Marks accumulate along a chain of
  *                  proxies, and each proxy's rule skips connections bearing
  *                  its own bit — what WFP's redirect records do on Windows.
+ *   UDP flows      behind TPROXY rules: the listener is IP_TRANSPARENT and asks
+ *                  for each datagram's original destination (IP_RECVORIGDSTADDR)
+ *                  and marks (SO_RCVMARK, Linux 5.19); a first datagram's
+ *                  records are a "WFPN" record of those; the reply socket is
+ *                  transparent, bound to the original destination and
+ *                  connected to the client.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -32,6 +38,9 @@
 #endif
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST	80	/* linux/netfilter_ipv6/ip6_tables.h */
+#endif
+#ifndef SO_RCVMARK
+#define SO_RCVMARK		75	/* asm-generic/socket.h, Linux 5.19 */
 #endif
 
 static wfpb_getsockopt_fn orig_getsockopt = getsockopt;
@@ -190,6 +199,147 @@ nf_records_applied(void *ctx)
 	return atomic_load(&((struct netfilter *)ctx)->applied);
 }
 
+/* A transparent socket of family: it may bind an address that is not this host's (TPROXY). */
+static int
+transparent(int fd, int family, int *os_err)
+{
+	int one = 1;
+
+	if (family == WFPB_AF_INET6 ? setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) :
+	    setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)))
+		return os_fail(os_err);
+	return 0;
+}
+
+static int
+nf_udp_listener(void *ctx, wfpb_sock s, int family, int *os_err)
+{
+	int one = 1;
+
+	(void)ctx;
+	*os_err = 0;
+	if (transparent((int)s, family, os_err) != 0)
+		return wfpb__net_status(*os_err);
+	if ((family == WFPB_AF_INET6 ? setsockopt((int)s, SOL_IPV6, IPV6_RECVORIGDSTADDR, &one, sizeof(one)) :
+	    setsockopt((int)s, SOL_IP, IP_RECVORIGDSTADDR, &one, sizeof(one))) != 0 ||
+	    setsockopt((int)s, SOL_SOCKET, SO_RCVMARK, &one, sizeof(one)) != 0)
+		return os_fail(os_err);
+	return 0;
+}
+
+/* The control data of one datagram: where it was going and the mark it carried. Untrusted only in size. */
+static void
+udp_cmsgs(struct msghdr *mh, struct wfpb_addr *orig_dst, uint32_t *mark, int *has_dst)
+{
+	struct cmsghdr *c;
+
+	for (c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_ORIGDSTADDR &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(struct sockaddr_in))) {
+			struct sockaddr_in sin;
+
+			memcpy(&sin, CMSG_DATA(c), sizeof(sin));
+			memset(orig_dst, 0, sizeof(*orig_dst));
+			orig_dst->family = WFPB_AF_INET;
+			memcpy(orig_dst->addr, &sin.sin_addr, 4);
+			orig_dst->port = ntohs(sin.sin_port);
+			*has_dst = 1;
+		} else if (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_ORIGDSTADDR &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(struct sockaddr_in6))) {
+			struct sockaddr_in6 sin6;
+
+			memcpy(&sin6, CMSG_DATA(c), sizeof(sin6));
+			memset(orig_dst, 0, sizeof(*orig_dst));
+			orig_dst->family = WFPB_AF_INET6;
+			memcpy(orig_dst->addr, &sin6.sin6_addr, 16);
+			orig_dst->port = ntohs(sin6.sin6_port);
+			orig_dst->scope_id = sin6.sin6_scope_id;
+			*has_dst = 1;
+		} else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_MARK &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
+			memcpy(mark, CMSG_DATA(c), sizeof(*mark));
+		}
+	}
+}
+
+static int
+nf_udp_receive(void *ctx, wfpb_sock s, uint8_t *buf, size_t cap, size_t *len, struct wfpb_addr *from,
+    struct wfpb_addr *orig_dst, struct wfpb_buf *records, struct wfpb_buf *context, int *os_err)
+{
+	struct sockaddr_storage	ss;
+	struct iovec		iov = { buf, cap };
+	union {
+		struct cmsghdr	align;
+		uint8_t		buf[256];
+	}			control;
+	struct msghdr		mh = { .msg_name = &ss, .msg_namelen = sizeof(ss), .msg_iov = &iov, .msg_iovlen = 1,
+				    .msg_control = control.buf, .msg_controllen = sizeof(control.buf) };
+	struct wfpb_nf_record	r;
+	uint32_t		mark = 0;
+	ssize_t			n;
+	int			has_dst = 0;
+
+	(void)ctx;
+	*os_err = 0;
+	records->data = context->data = NULL;
+	records->len = context->len = 0;
+	do
+		n = recvmsg((int)s, &mh, MSG_TRUNC | MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? WFPB_E_AGAIN : os_fail(os_err);
+	*len = (size_t)n;
+	memset(from, 0, sizeof(*from));
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+
+		from->family = WFPB_AF_INET;
+		memcpy(from->addr, &sin->sin_addr, 4);
+		from->port = ntohs(sin->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+
+		from->family = WFPB_AF_INET6;
+		memcpy(from->addr, &sin6->sin6_addr, 16);
+		from->port = ntohs(sin6->sin6_port);
+		from->scope_id = sin6->sin6_scope_id;
+	}
+	udp_cmsgs(&mh, orig_dst, &mark, &has_dst);
+	if (!has_dst && wfpb__net_addrs(s, NULL, orig_dst, os_err) != 0)
+		return wfpb__net_status(*os_err);	/* not redirected: sent to the listener itself */
+	if ((context->data = malloc(2 * WFPB_CONTEXT_HOP_LEN)) == NULL)
+		return WFPB_ST_ENOBUFS;
+	wfpb__hop_put(context->data, from);
+	wfpb__hop_put(context->data + WFPB_CONTEXT_HOP_LEN, orig_dst);
+	context->len = 2 * WFPB_CONTEXT_HOP_LEN;
+	if (!has_dst)
+		return 0;	/* no records: as an Accept of a connection no rule redirected */
+	r.mark = mark;
+	r.orig_dst = *orig_dst;
+	if ((records->data = malloc(WFPB_NF_RECORD_LEN)) == NULL)
+		return WFPB_ST_ENOBUFS;
+	wfpb_nf_record_encode(&r, records->data);
+	records->len = WFPB_NF_RECORD_LEN;
+	return 0;
+}
+
+static int
+nf_udp_reply(void *ctx, const struct wfpb_addr *orig_dst, const struct wfpb_addr *client, wfpb_sock *out,
+    int *os_err)
+{
+	(void)ctx;
+	*os_err = 0;
+	if (wfpb__net_udp_socket(orig_dst->family, out, os_err) != 0)
+		return wfpb__net_status(*os_err);
+	if (transparent((int)*out, orig_dst->family, os_err) != 0 || wfpb__net_reuseaddr(*out, os_err) != 0 ||
+	    wfpb__net_bind(*out, orig_dst, os_err) != 0 || wfpb__net_connect(*out, client, os_err) != 0) {
+		wfpb__net_close(*out);
+		*out = WFPB_SOCK_NONE;
+		return wfpb__net_status(*os_err);
+	}
+	return 0;
+}
+
 const struct wfpb_backend_ops wfpb_backend_netfilter = {
 	.name = "netfilter",
 	.query_records = nf_query_records,
@@ -197,6 +347,9 @@ const struct wfpb_backend_ops wfpb_backend_netfilter = {
 	.set_records = nf_set_records,
 	.records_applied = nf_records_applied,
 	.original_dst = nf_original_dst,
+	.udp_listener = nf_udp_listener,
+	.udp_receive = nf_udp_receive,
+	.udp_reply = nf_udp_reply,
 };
 
 const struct wfpb_backend_ops *

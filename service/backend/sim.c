@@ -31,16 +31,13 @@ wfpb_sim_free(void *ctx)
 	free(ctx);
 }
 
+/* A sim record of one hop, the next serial: 0, or WFPB_ST_ENOBUFS. */
 static int
-sim_query_records(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
+sim_record(struct sim *sim, const struct wfpb_addr *hop, struct wfpb_buf *out)
 {
-	struct sim		*sim = ctx;
-	struct wfpb_addr	local;
-	uint8_t			*p;
-	int			i;
+	uint8_t	*p;
+	int	i;
 
-	if (wfpb__net_addrs(s, NULL, &local, os_err) != 0)
-		return wfpb__net_status(*os_err);
 	if ((p = malloc(WFPB_SIM_HDR_LEN + WFPB_SIM_HOP_LEN)) == NULL)
 		return WFPB_ST_ENOBUFS;
 	memcpy(p, WFPB_SIM_MAGIC, 4);
@@ -51,10 +48,20 @@ sim_query_records(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
 	sim->serial++;
 	for (i = 0; i < 8; i++)
 		p[8 + i] = (uint8_t)(sim->serial >> (56 - 8 * i));
-	wfpb__hop_put(p + WFPB_SIM_HDR_LEN, &local);
+	wfpb__hop_put(p + WFPB_SIM_HDR_LEN, hop);
 	out->data = p;
 	out->len = WFPB_SIM_HDR_LEN + WFPB_SIM_HOP_LEN;
 	return 0;
+}
+
+static int
+sim_query_records(void *ctx, wfpb_sock s, struct wfpb_buf *out, int *os_err)
+{
+	struct wfpb_addr local;
+
+	if (wfpb__net_addrs(s, NULL, &local, os_err) != 0)
+		return wfpb__net_status(*os_err);
+	return sim_record(ctx, &local, out);
 }
 
 static int
@@ -125,6 +132,60 @@ sim_records_applied(void *ctx)
 	return ((struct sim *)ctx)->applied;
 }
 
+static int
+sim_udp_listener(void *ctx, wfpb_sock s, int family, int *os_err)
+{
+	(void)ctx;
+	(void)s;
+	(void)family;
+	(void)os_err;
+	return 0;	/* no redirect to receive: a datagram is addressed to the listener itself */
+}
+
+/*
+ * As a redirect would have it: the datagram "was going" where it arrived (the listener's own
+ * address), its records a sim record of that hop, its context the sender and that hop.
+ */
+static int
+sim_udp_receive(void *ctx, wfpb_sock s, uint8_t *buf, size_t cap, size_t *len, struct wfpb_addr *from,
+    struct wfpb_addr *orig_dst, struct wfpb_buf *records, struct wfpb_buf *context, int *os_err)
+{
+	int rc;
+
+	records->data = context->data = NULL;
+	records->len = context->len = 0;
+	if ((rc = wfpb__net_recvfrom(s, buf, cap, len, from, os_err)) != 0)
+		return rc == WFPB_E_AGAIN ? rc : wfpb__net_status(*os_err);
+	if (wfpb__net_addrs(s, NULL, orig_dst, os_err) != 0)
+		return wfpb__net_status(*os_err);
+	/* The caller frees what was made. */
+	if (sim_record(ctx, orig_dst, records) != 0 || (context->data = malloc(2 * WFPB_SIM_HOP_LEN)) == NULL)
+		return WFPB_ST_ENOBUFS;
+	wfpb__hop_put(context->data, from);
+	wfpb__hop_put(context->data + WFPB_SIM_HOP_LEN, orig_dst);
+	context->len = 2 * WFPB_SIM_HOP_LEN;
+	return 0;
+}
+
+/* Bound where the listener is (its address is local here), sharing it, and connected to the client. */
+static int
+sim_udp_reply(void *ctx, const struct wfpb_addr *orig_dst, const struct wfpb_addr *client, wfpb_sock *out,
+    int *os_err)
+{
+	int rc;
+
+	(void)ctx;
+	if ((rc = wfpb__net_udp_socket(orig_dst->family, out, os_err)) != 0)
+		return wfpb__net_status(*os_err);
+	if (wfpb__net_reuseaddr(*out, os_err) != 0 || wfpb__net_bind(*out, orig_dst, os_err) != 0 ||
+	    wfpb__net_connect(*out, client, os_err) != 0) {
+		wfpb__net_close(*out);
+		*out = WFPB_SOCK_NONE;
+		return wfpb__net_status(*os_err);
+	}
+	return 0;
+}
+
 const struct wfpb_backend_ops wfpb_backend_sim = {
 	.name = "sim",
 	.query_records = sim_query_records,
@@ -132,4 +193,7 @@ const struct wfpb_backend_ops wfpb_backend_sim = {
 	.set_records = sim_set_records,
 	.records_applied = sim_records_applied,
 	.original_dst = sim_original_dst,
+	.udp_listener = sim_udp_listener,
+	.udp_receive = sim_udp_receive,
+	.udp_reply = sim_udp_reply,
 };

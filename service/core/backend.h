@@ -50,6 +50,23 @@ struct wfpb_backend_ops {
 	 */
 	int		(*original_dst)(void *ctx, wfpb_sock s, const struct wfpb_buf *records,
 			    const struct wfpb_buf *context, struct wfpb_addr *out);
+	/*
+	 * UDP flows (Flow). NULL where the backend has none: UDP listeners are then refused
+	 * EOPNOTSUPP. udp_listener sets what a UDP listener of family needs before it binds
+	 * (netfilter: IP_TRANSPARENT and the options that deliver a datagram's original
+	 * destination and marks). udp_receive reads the next datagram on listener s into buf
+	 * (cap bytes; its whole length in *len, even past cap), who sent it, where it was going,
+	 * and its records and context (malloc'd, possibly empty): 0, WFPB_E_AGAIN when none
+	 * waits, or a status with *os_err. udp_reply makes the flow's reply socket: bound to
+	 * orig_dst and connected to client, so that the flow's later datagrams reach it and the
+	 * client's replies come from where it meant to go.
+	 */
+	int		(*udp_listener)(void *ctx, wfpb_sock s, int family, int *os_err);
+	int		(*udp_receive)(void *ctx, wfpb_sock s, uint8_t *buf, size_t cap, size_t *len,
+			    struct wfpb_addr *from, struct wfpb_addr *orig_dst, struct wfpb_buf *records,
+			    struct wfpb_buf *context, int *os_err);
+	int		(*udp_reply)(void *ctx, const struct wfpb_addr *orig_dst, const struct wfpb_addr *client,
+			    wfpb_sock *out, int *os_err);
 };
 
 struct wfpb_backend {

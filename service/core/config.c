@@ -82,6 +82,7 @@ static const struct {
 	{ "stash", WFPB_PERM_STASH }, { "fetch", WFPB_PERM_FETCH }, { "connect", WFPB_PERM_CONNECT },
 	{ "apply", WFPB_PERM_APPLY }, { "admin", WFPB_PERM_ADMIN },
 	{ "apply_foreign", WFPB_PERM_APPLY_FOREIGN }, { "prepare", WFPB_PERM_PREPARE },
+	{ "udp_listen", WFPB_PERM_UDP_LISTEN }, { "udp_flow", WFPB_PERM_UDP_FLOW },
 };
 
 const char *
@@ -233,6 +234,10 @@ principal_key(struct wfpb_principal *p, const char *key, const char *v)
 		return add_ranges(p->connect, &p->nconnect, v);
 	if (strcmp(key, "bind") == 0)
 		return add_ranges(p->bind, &p->nbind, v);
+	if (strcmp(key, "udp_listen") == 0)
+		return add_ranges(p->udp_listen, &p->nudp_listen, v);
+	if (strcmp(key, "udp_connect") == 0)
+		return add_ranges(p->udp_connect, &p->nudp_connect, v);
 	return WFPB_E_CONFIG;
 }
 

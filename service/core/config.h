@@ -53,6 +53,8 @@ enum wfpb_perm {
 	 */
 	WFPB_PERM_APPLY_FOREIGN = 1u << 8,
 	WFPB_PERM_PREPARE = 1u << 9,	/* Prepare: a socket with records applied, connected by the client */
+	WFPB_PERM_UDP_LISTEN = 1u << 10,	/* Listen for UDP (a TCP grant does not imply it) */
+	WFPB_PERM_UDP_FLOW = 1u << 11,	/* Flow: a UDP flow's first datagram, its reply and upstream sockets */
 };
 
 /*
@@ -85,6 +87,10 @@ struct wfpb_principal {
 	/* Local addresses a Connect may bind (none: no explicit bind); ports < 1024 only if named. */
 	struct wfpb_range bind[WFPB_RANGES_MAX];
 	unsigned	nbind;
+	struct wfpb_range udp_listen[WFPB_RANGES_MAX];	/* where it may Listen for UDP (none: nowhere) */
+	unsigned	nudp_listen;
+	struct wfpb_range udp_connect[WFPB_RANGES_MAX];	/* where a Flow may go upstream (none: nowhere) */
+	unsigned	nudp_connect;
 };
 
 #define WFPB_INFLIGHT_MAX	1024u	/* the largest max_inflight the configuration may set */

@@ -29,8 +29,8 @@ static const struct wfpb_op ops[] = {
 	 * one more is QUOTA. The others are answered at once and are never refused for it.
 	 */
 	{ R(PING), "ping", 0, 0, wfpb__validate_ping, wfpb__op_ping, 0, NULL },
-	{ R(LISTEN), "listen", WFPB_PERM_LISTEN, NEEDS_PRINCIPAL | DURABLE, wfpb__validate_listen, wfpb__op_listen, 0,
-	    NULL },
+	/* TCP needs listen, UDP udp_listen: the handler checks the one its protocol needs. */
+	{ R(LISTEN), "listen", 0, NEEDS_PRINCIPAL | DURABLE, wfpb__validate_listen, wfpb__op_listen, 0, NULL },
 	{ R(ACCEPT), "accept", WFPB_PERM_ACCEPT, NEEDS_PRINCIPAL | DURABLE, wfpb__validate_accept, wfpb__op_accept,
 	    WFPB_PENDING_ACCEPT, wfpb__resume_accept },
 	{ R(CONNECT), "connect", WFPB_PERM_CONNECT, NEEDS_PRINCIPAL | DURABLE, wfpb__validate_connect, wfpb__op_connect,
@@ -44,6 +44,8 @@ static const struct wfpb_op ops[] = {
 	/* Accept and Connect in one: both grants. */
 	{ R(RELAY), "relay", WFPB_PERM_ACCEPT | WFPB_PERM_CONNECT, NEEDS_PRINCIPAL | DURABLE, wfpb__validate_relay,
 	    wfpb__op_relay, WFPB_PENDING_RELAY, wfpb__resume_relay },
+	{ R(FLOW), "flow", WFPB_PERM_UDP_FLOW, NEEDS_PRINCIPAL | DURABLE, wfpb__validate_flow, wfpb__op_flow,
+	    WFPB_PENDING_FLOW, wfpb__resume_flow },
 	{ R(STASH), "stash", WFPB_PERM_STASH, NEEDS_PRINCIPAL, wfpb__validate_stash, wfpb__op_stash, 0, NULL },
 	{ R(FETCH), "fetch", WFPB_PERM_FETCH, NEEDS_PRINCIPAL, wfpb__validate_fetch, wfpb__op_fetch, 0, NULL },
 	{ R(RELEASE), "release", 0, NEEDS_PRINCIPAL, wfpb__validate_release, wfpb__op_release, 0, NULL },
@@ -174,6 +176,7 @@ respond(struct wfpb_session *s, const struct wfpb_op *op, uint64_t request_id, s
 		wfpb__audit_request(s, op, request_id, rp, o, started_ms, now_ms);
 	free(rp->records.data);
 	free(rp->context.data);
+	free(rp->payload.data);
 	return rc;
 }
 
@@ -396,6 +399,9 @@ bounded(const struct wfpb_limits *lim, Wfpbroker__V1__Request__OpCase op, const 
 		    (r->relay.local.family == 0 || r->relay.remote.family == 0 ||
 		    r->relay.local.family == r->relay.remote.family) &&
 		    r->relay.connect_timeout_ms >= 1 && r->relay.connect_timeout_ms <= CONNECT_TIMEOUT_MAX;
+	case WFPBROKER__V1__REQUEST__OP_FLOW:
+		return r->flow.listener_id != 0 && r->flow.timeout_ms >= 1 && r->flow.timeout_ms <= ACCEPT_TIMEOUT_MAX &&
+		    (r->flow.remote.family == 0 || !wfpb_addr_unspecified(&r->flow.remote));
 	case WFPBROKER__V1__REQUEST__OP_PREPARE:
 		return records_bounded(lim, &r->prepare.records) &&
 		    (r->prepare.family == WFPB_AF_INET || r->prepare.family == WFPB_AF_INET6) &&

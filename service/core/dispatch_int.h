@@ -72,6 +72,15 @@ struct req_records {
 struct req_listen {
 	struct wfpb_addr	local;
 	int			backlog;
+	int			udp;
+};
+
+/* Flow: a UDP listener of the session, the wait, where upstream goes (family 0: the original destination). */
+struct req_flow {
+	uint64_t		listener_id;
+	uint32_t		timeout_ms;
+	struct wfpb_addr	remote;
+	int			hold_first;
 };
 
 struct req_accept {
@@ -131,6 +140,7 @@ union wfpb_req {
 	struct req_apply	apply;
 	struct req_prepare	prepare;
 	struct req_relay	relay;
+	struct req_flow		flow;
 };
 
 #define BACKLOG_DEFAULT		128
@@ -140,6 +150,7 @@ union wfpb_req {
 #define CONNECT_TIMEOUT_DEFAULT	10000u
 #define CONNECT_TIMEOUT_MAX	120000u
 #define WFPB_AUDIT_ADDRS_MAX	4u	/* a Relay's: peer, local, remote, upstream local */
+#define FLOW_PAYLOAD_MAX	16384u	/* a Flow's first datagram, carried in its answer */
 
 /* What a validator or handler reports: a status code and a message. */
 struct outcome {
@@ -180,6 +191,8 @@ struct reply {
 	Wfpbroker__V1__ApplyRecordsResponse	apply;
 	Wfpbroker__V1__PrepareResponse		prepare;
 	Wfpbroker__V1__RelayResponse		relay;
+	Wfpbroker__V1__FlowResponse		flow;
+	struct wfpb_buf				payload;	/* a Flow's first datagram; freed after packing */
 	Wfpbroker__V1__SocketTransfer		xfer[WFPB_ATTACH_MAX];
 	Wfpbroker__V1__Address			addr[5];
 	uint8_t					addr_bytes[5][16];
@@ -239,11 +252,11 @@ struct wfpb_op {
 /* Given by one file of the dispatcher to another: the table's entries, */
 validate_t wfpb__validate_ping, wfpb__validate_stash, wfpb__validate_fetch, wfpb__validate_release,
     wfpb__validate_empty, wfpb__validate_listen, wfpb__validate_accept, wfpb__validate_connect, wfpb__validate_query,
-    wfpb__validate_apply, wfpb__validate_prepare, wfpb__validate_relay;
+    wfpb__validate_apply, wfpb__validate_prepare, wfpb__validate_relay, wfpb__validate_flow;
 handler_t wfpb__op_ping, wfpb__op_stash, wfpb__op_fetch, wfpb__op_release, wfpb__op_status, wfpb__op_reload,
     wfpb__op_listen, wfpb__op_accept, wfpb__op_connect, wfpb__op_query, wfpb__op_apply, wfpb__op_prepare,
-    wfpb__op_relay;
-resumer_t wfpb__resume_accept, wfpb__resume_connect, wfpb__resume_apply, wfpb__resume_relay;
+    wfpb__op_relay, wfpb__op_flow;
+resumer_t wfpb__resume_accept, wfpb__resume_connect, wfpb__resume_apply, wfpb__resume_relay, wfpb__resume_flow;
 /*
  * Whether a pending request may still complete under the policy as it is now (a reload may
  * have withdrawn its grant, narrowed its ranges or withdrawn apply_foreign): 1, or 0 with the

@@ -26,6 +26,18 @@ int WFPB_MUST_CHECK wfpb__net_listen(const struct wfpb_addr *local, int backlog,
     int *os_err);
 int WFPB_MUST_CHECK wfpb__net_accept(wfpb_sock listener, wfpb_sock *out, int *os_err);
 int WFPB_MUST_CHECK wfpb__net_socket(int family, wfpb_sock *out, int *os_err);
+/*
+ * UDP: a datagram socket of family (as wfpb__net_socket); one datagram sent on a connected
+ * socket; one received, its whole length in *len even when longer than cap (the rest is
+ * dropped), its sender in *from (WFPB_E_AGAIN: none waiting); SO_REUSEADDR set, so that a
+ * flow's reply socket may share its address with the listener's (the connected one gets the
+ * flow's datagrams).
+ */
+int WFPB_MUST_CHECK wfpb__net_udp_socket(int family, wfpb_sock *out, int *os_err);
+int WFPB_MUST_CHECK wfpb__net_send(wfpb_sock s, const uint8_t *p, size_t len, int *os_err);
+int WFPB_MUST_CHECK wfpb__net_recvfrom(wfpb_sock s, uint8_t *p, size_t cap, size_t *len, struct wfpb_addr *from,
+    int *os_err);
+int WFPB_MUST_CHECK wfpb__net_reuseaddr(wfpb_sock s, int *os_err);
 int WFPB_MUST_CHECK wfpb__net_bind(wfpb_sock s, const struct wfpb_addr *local, int *os_err);
 int WFPB_MUST_CHECK wfpb__net_connect(wfpb_sock s, const struct wfpb_addr *remote, int *os_err);
 /*

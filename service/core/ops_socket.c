@@ -265,6 +265,27 @@ give_socket(struct wfpb_scope *sc, struct reply *rp, wfpb_sock sock, Wfpbroker__
 	return 0;
 }
 
+/* A UDP listener: the backend's options (a transparent socket, its receive options), then bound. */
+static int
+udp_listen(struct wfpb_scope *sc, const struct wfpb_addr *local, wfpb_sock *out, struct wfpb_addr *bound,
+    int *os_err)
+{
+	const struct wfpb_backend	*be = sc->backend;
+	wfpb_sock			s;
+	int				rc;
+
+	if ((rc = wfpb__net_udp_socket(local->family, &s, os_err)) != 0)
+		return rc;
+	/* Shared with the flows' reply sockets, which sim binds where the listener is. */
+	if (wfpb__net_reuseaddr(s, os_err) != 0 || be->ops->udp_listener(be->ctx, s, local->family, os_err) != 0 ||
+	    wfpb__net_bind(s, local, os_err) != 0 || wfpb__net_addrs(s, NULL, bound, os_err) != 0) {
+		wfpb__net_close(s);
+		return WFPB_E_OS;
+	}
+	*out = s;
+	return 0;
+}
+
 int
 wfpb__validate_listen(const struct wfpb_limits *lim, const Request *rq, union wfpb_req *r, struct outcome *o)
 {
@@ -274,6 +295,9 @@ wfpb__validate_listen(const struct wfpb_limits *lim, const Request *rq, union wf
 	if (rq->listen->backlog > BACKLOG_MAX)
 		return BAD(o, "listen.backlog: %u, the limit is %u", rq->listen->backlog, BACKLOG_MAX);
 	r->listen.backlog = rq->listen->backlog ? (int)rq->listen->backlog : BACKLOG_DEFAULT;
+	if (rq->listen->protocol != WFPBROKER__V1__PROTOCOL__TCP && rq->listen->protocol != WFPBROKER__V1__PROTOCOL__UDP)
+		return BAD(o, "listen.protocol: %d is neither TCP nor UDP", (int)rq->listen->protocol);
+	r->listen.udp = rq->listen->protocol == WFPBROKER__V1__PROTOCOL__UDP;
 	return 0;
 }
 
@@ -286,10 +310,22 @@ wfpb__op_listen(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp
 
 	(void)now_ms;
 	wfpb_addr_format(&r->listen.local, text);
-	if (!in_ranges(sc->policy->listen, sc->policy->nlisten, &r->listen.local)) {
+	/* UDP is a grant and ranges of its own: a TCP grant does not imply it, nor the reverse. */
+	if (!(sc->perms & (r->listen.udp ? WFPB_PERM_UDP_LISTEN : WFPB_PERM_LISTEN))) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "listen: %s not granted to principal %s",
+		    r->listen.udp ? "udp_listen" : "listen", sc->principal);
+		return;
+	}
+	if (!(r->listen.udp ? in_ranges(sc->policy->udp_listen, sc->policy->nudp_listen, &r->listen.local) :
+	    in_ranges(sc->policy->listen, sc->policy->nlisten, &r->listen.local))) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED,
-		    "listen: %s is outside principal %s's listen ranges",
-		    text, sc->principal);
+		    "listen: %s is outside principal %s's %s ranges",
+		    text, sc->principal, r->listen.udp ? "udp_listen" : "listen");
+		return;
+	}
+	if (r->listen.udp && sc->backend->ops->udp_listener == NULL) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP, "listen: the %s backend has no UDP flows",
+		    sc->backend->ops->name);
 		return;
 	}
 	if (sc->socks->nlisteners >= WFPB_LISTENERS_MAX) {
@@ -308,12 +344,14 @@ wfpb__op_listen(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp
 		    sc->principal, sc->cfg->max_listeners_per_principal);
 		return;
 	}
-	if (wfpb__net_listen(&r->listen.local, r->listen.backlog, &l->sock, &l->local, &os_err) != 0) {
+	if ((r->listen.udp ? udp_listen(sc, &r->listen.local, &l->sock, &l->local, &os_err) :
+	    wfpb__net_listen(&r->listen.local, r->listen.backlog, &l->sock, &l->local, &os_err)) != 0) {
 		wfpb__scope_listener_unadmit(sc, l);
 		free(l);
 		os_outcome(o, "listen", os_err);
 		return;
 	}
+	l->udp = r->listen.udp;
 	wfpb__audit_addr(rp, &l->local);
 	wfpb__scope_listener_add(sc, l);
 	wfpbroker__v1__listen_response__init(&rp->listen);
@@ -411,6 +449,11 @@ named_listener(struct wfpb_scope *sc, const struct req_accept *a, const char *wh
 	if ((l = wfpb__find_listener(sc->socks, a->listener_id, NULL)) == NULL)
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "%s: no listener %llu in this session", what,
 		    (unsigned long long)a->listener_id);
+	else if (l->udp) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL, "%s: listener %llu is a UDP listener (Flow)", what,
+		    (unsigned long long)a->listener_id);
+		l = NULL;
+	}
 	return l;
 }
 
@@ -893,6 +936,9 @@ wfpb__listener_holds(const struct wfpb_scope *sc, const struct wfpb_listener *l)
 	/* A declared listener's handle: held while its principal is this session's and may accept. */
 	if (l->declared != NULL)
 		return sc->policy != NULL && (sc->perms & WFPB_PERM_ACCEPT) && strcmp(l->declared->principal, sc->principal) == 0;
+	if (l->udp)
+		return sc->policy != NULL && (sc->perms & WFPB_PERM_UDP_LISTEN) && strcmp(l->owner, sc->principal) == 0 &&
+		    in_ranges(sc->policy->udp_listen, sc->policy->nudp_listen, &l->local);
 	return sc->policy != NULL && (sc->perms & WFPB_PERM_LISTEN) && strcmp(l->owner, sc->principal) == 0 &&
 	    in_ranges(sc->policy->listen, sc->policy->nlisten, &l->local);
 }
@@ -930,6 +976,13 @@ wfpb__pending_holds(struct wfpb_scope *sc, const struct wfpb_pending *p, char *w
 			what = "its destination is outside the principal's connect ranges now";
 		else if (p->bind.family != 0 && !in_bind_ranges(sc->policy, &p->bind))
 			what = "its local address is outside the principal's bind ranges now";
+	} else if (p->kind == WFPB_PENDING_FLOW) {
+		if (!(sc->perms & WFPB_PERM_UDP_FLOW))
+			what = "udp_flow is no longer granted";
+		else if ((l = wfpb__find_listener(sc->socks, p->listener_id, NULL)) != NULL && !wfpb__listener_holds(sc, l))
+			what = "its listener is no longer the principal's to hold (udp_listen grant or ranges)";
+		else if (p->remote.family != 0 && !in_ranges(sc->policy->udp_connect, sc->policy->nudp_connect, &p->remote))
+			what = "its destination is outside the principal's udp_connect ranges now";
 	} else if (p->kind == WFPB_PENDING_APPLY) {
 		if (!(sc->perms & WFPB_PERM_APPLY))
 			what = "apply is no longer granted";
@@ -953,35 +1006,49 @@ wfpb__pending_holds(struct wfpb_scope *sc, const struct wfpb_pending *p, char *w
  * A pending Accept or Relay waiting for a connection: 1 when it ends here (o says how), 0
  * to wait on, 2 with the connection accepted in *sock.
  */
+/*
+ * A request waiting on a listener (Accept, Relay, Flow) that ends without what it waited
+ * for: 1 with o saying how (what: the op; nothing: what it did not get), or 0 when why is a
+ * wake-up to look.
+ */
+static int
+listener_wait_ended(struct wfpb_scope *sc, const struct wfpb_pending *p, struct outcome *o, int why, const char *what,
+    const char *nothing)
+{
+	char reason[192];
+
+	if (why == WFPB_RESUME_TIMEOUT) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "%s: %s within %llu ms", what, nothing,
+		    (unsigned long long)(p->deadline_ms - p->started_ms));
+	} else if (why == WFPB_RESUME_CANCEL) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "%s: listener %llu was released", what,
+		    (unsigned long long)p->listener_id);
+	} else if (why == WFPB_RESUME_REVOKED) {
+		(void)wfpb__pending_holds(sc, p, reason, sizeof(reason));
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "%s: %s; %s", what, reason, nothing);
+	} else if (why == WFPB_RESUME_GONE) {
+		/* What the listener queued stays there: nothing was taken for this request. */
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED,
+		    "%s: the session ended while it waited on listener %llu; %s", what,
+		    (unsigned long long)p->listener_id, nothing);
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * A pending Accept or Relay waiting for a connection: 1 when it ends here (o says how), 0
+ * to wait on, 2 with the connection accepted in *sock.
+ */
 static int
 accept_wait(struct wfpb_scope *sc, const struct wfpb_pending *p, struct outcome *o, int why, const char *what,
     wfpb_sock *sock)
 {
-	char	reason[192];
-	int	os_err = 0, rc;
+	int os_err = 0, rc;
 
-	if (why == WFPB_RESUME_TIMEOUT) {
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "%s: nothing within %llu ms", what,
-		    (unsigned long long)(p->deadline_ms - p->started_ms));
+	if (listener_wait_ended(sc, p, o, why, what, "nothing accepted"))
 		return 1;
-	}
-	if (why == WFPB_RESUME_CANCEL) {
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "%s: listener %llu was released", what,
-		    (unsigned long long)p->listener_id);
-		return 1;
-	}
-	if (why == WFPB_RESUME_REVOKED) {
-		(void)wfpb__pending_holds(sc, p, reason, sizeof(reason));
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "%s: %s; nothing accepted", what, reason);
-		return 1;
-	}
-	if (why == WFPB_RESUME_GONE) {
-		/* A connection the listener queued stays there: nothing was accepted for this request. */
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED,
-		    "%s: the session ended while it waited on listener %llu; nothing accepted", what,
-		    (unsigned long long)p->listener_id);
-		return 1;
-	}
 	rc = wfpb__net_accept(p->watch, sock, &os_err);
 	if (rc == WFPB_E_AGAIN)
 		return 0;	/* another wake-up will come, or the deadline */
@@ -1387,5 +1454,189 @@ wfpb__resume_relay(struct wfpb_scope *sc, const struct wfpb_pending *p, struct r
 	    "connections");
 	wfpb__net_close(p->sock);
 	wfpb__net_close(p->accepted);
+	return 1;
+}
+
+int
+wfpb__validate_flow(const struct wfpb_limits *lim, const Request *rq, union wfpb_req *r, struct outcome *o)
+{
+	const Wfpbroker__V1__FlowRequest	*q = rq->flow;
+	struct req_flow				*f = &r->flow;
+
+	(void)lim;
+	memset(f, 0, sizeof(*f));
+	if (q->listener_id == 0)
+		return BAD(o, "flow.listener_id: missing");
+	if (q->timeout_ms > ACCEPT_TIMEOUT_MAX)
+		return BAD(o, "flow.timeout_ms: %u, the limit is %u", q->timeout_ms, ACCEPT_TIMEOUT_MAX);
+	if (q->remote != NULL && wfpb__addr_from_pb(q->remote, "flow.remote", 1, &f->remote, o) != 0)
+		return -1;
+	if (q->remote != NULL && wfpb_addr_unspecified(&f->remote))
+		return BAD(o, "flow.remote: the unspecified address is not a destination");
+	f->listener_id = q->listener_id;
+	f->timeout_ms = q->timeout_ms ? q->timeout_ms : ACCEPT_TIMEOUT_DEFAULT;
+	f->hold_first = q->hold_first;
+	return 0;
+}
+
+/*
+ * A new flow's first datagram on UDP listener lsock: read with its records, context and
+ * original destination; the reply socket and the upstream one (records applied, connected,
+ * the first datagram sent unless hold_first) made; both handed over. WFPB_E_AGAIN when no
+ * datagram waits; else 0 with rp and o the answer.
+ */
+static int
+flow_received(struct wfpb_scope *sc, wfpb_sock lsock, const struct wfpb_addr *want_remote, int hold_first,
+    struct reply *rp, struct outcome *o)
+{
+	const struct wfpb_backend	*be = sc->backend;
+	struct wfpb_addr		from, orig, remote, local, up_local;
+	wfpb_sock			reply = WFPB_SOCK_NONE, up = WFPB_SOCK_NONE;
+	char				text[WFPB_ADDR_STRLEN];
+	size_t				len = 0;
+	int				os_err = 0, rc;
+
+	if ((rp->payload.data = malloc(FLOW_PAYLOAD_MAX)) == NULL) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "flow: out of memory");
+		return 0;
+	}
+	rc = be->ops->udp_receive(be->ctx, lsock, rp->payload.data, FLOW_PAYLOAD_MAX, &len, &from, &orig,
+	    &rp->records, &rp->context, &os_err);
+	if (rc == WFPB_E_AGAIN)
+		return rc;
+	if (rc != 0) {
+		backend_outcome(o, "flow: receive", rc, os_err);
+		return 0;
+	}
+	wfpb__audit_addr(rp, &from);
+	wfpb__audit_addr(rp, &orig);
+	wfpb__audit_blob(rp, rp->records.data, rp->records.len, NULL);
+	rp->orig_dst = orig;
+	do
+		randombytes_buf(&rp->flow_id, sizeof(rp->flow_id));
+	while (rp->flow_id == 0);
+	if (len > FLOW_PAYLOAD_MAX) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__ENOBUFS, "flow: the first datagram is %zu bytes, more "
+		    "than %u; it was dropped", len, FLOW_PAYLOAD_MAX);
+		return 0;
+	}
+	rp->payload.len = len;
+	if (rp->records.len == 0 && sc->policy->require_records) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "flow: the datagram carries no redirect records "
+		    "and principal %s requires them; it was dropped", sc->principal);
+		return 0;
+	}
+	remote = want_remote->family != 0 ? *want_remote : orig;
+	wfpb__audit_addr(rp, &remote);
+	if (wfpb__net_addrs(lsock, NULL, &local, &os_err) == 0 && wfpb_addr_same(&remote, &local)) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL, "flow: the destination is the listener itself "
+		    "(a datagram no rule redirected?); it was dropped");
+		return 0;
+	}
+	if (!in_ranges(sc->policy->udp_connect, sc->policy->nudp_connect, &remote)) {
+		wfpb_addr_format(&remote, text);
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "flow: %s is outside principal %s's udp_connect "
+		    "ranges; the datagram was dropped", text, sc->principal);
+		return 0;
+	}
+	if ((rc = be->ops->udp_reply(be->ctx, &orig, &from, &reply, &os_err)) != 0) {
+		backend_outcome(o, "flow: the reply socket", rc, os_err);
+		return 0;
+	}
+	if (wfpb__net_udp_socket(remote.family, &up, &os_err) != 0) {
+		os_outcome(o, "flow: socket", os_err);
+		goto close;
+	}
+	if ((rc = be->ops->set_records(be->ctx, up, rp->records.data, rp->records.len, own_mark(sc), mark_mask(sc),
+	    &os_err)) != 0) {
+		backend_outcome(o, "flow: set records", rc, os_err);
+		goto close;
+	}
+	if (wfpb__net_connect(up, &remote, &os_err) != 0 || wfpb__net_addrs(up, NULL, &up_local, &os_err) != 0) {
+		os_outcome(o, "flow: connect", os_err);
+		goto close;
+	}
+	wfpb__audit_addr(rp, &up_local);
+	wfpbroker__v1__flow_response__init(&rp->flow);
+	if (!hold_first) {
+		if (wfpb__net_send(up, rp->payload.data, len, &os_err) != 0) {
+			os_outcome(o, "flow: the first datagram", os_err);
+			goto close;
+		}
+		rp->flow.forwarded = 1;
+	}
+	rp->flow.client = wfpb__addr_to_pb(rp, 0, &from);
+	rp->flow.original_destination = wfpb__addr_to_pb(rp, 1, &orig);
+	rp->flow.remote = wfpb__addr_to_pb(rp, 2, &remote);
+	rp->flow.payload.data = rp->payload.data;
+	rp->flow.payload.len = len;
+	rp->flow.context.data = rp->context.data;
+	rp->flow.context.len = rp->context.len;
+	if (give_socket(sc, rp, reply, &rp->flow.reply, o) != 0) {
+		wfpb__net_close(up);
+		return 0;
+	}
+	if (give_socket(sc, rp, up, &rp->flow.upstream, o) != 0)
+		return 0;
+	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_FLOW;
+	rp->resp.flow = &rp->flow;
+	return 0;
+close:
+	wfpb__net_close(up);
+	wfpb__net_close(reply);
+	return 0;
+}
+
+void
+wfpb__op_flow(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+{
+	const struct req_flow	*f = &r->flow;
+	struct wfpb_listener	*l;
+	char			text[WFPB_ADDR_STRLEN];
+
+	if (f->remote.family != 0 && !in_ranges(sc->policy->udp_connect, sc->policy->nudp_connect, &f->remote)) {
+		wfpb_addr_format(&f->remote, text);
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "flow: %s is outside principal %s's udp_connect "
+		    "ranges", text, sc->principal);
+		return;
+	}
+	if ((l = wfpb__find_listener(sc->socks, f->listener_id, NULL)) == NULL || !l->udp) {
+		wfpb__outcome(o, l == NULL ? WFPBROKER__V1__STATUS_CODE__NOT_FOUND : WFPBROKER__V1__STATUS_CODE__EINVAL,
+		    "flow: %s %llu in this session", l == NULL ? "no listener" : "a TCP listener, not a UDP one:",
+		    (unsigned long long)f->listener_id);
+		return;
+	}
+	if (flow_received(sc, l->sock, &f->remote, f->hold_first, rp, o) != WFPB_E_AGAIN)
+		return;
+	/* No datagram yet: the request waits on the listener, and takes the next new flow. */
+	free(rp->payload.data);
+	rp->payload.data = NULL;
+	rp->pend.kind = WFPB_PENDING_FLOW;
+	rp->pend.watch = l->sock;
+	rp->pend.want_write = 0;
+	rp->pend.listener_id = l->id;
+	rp->pend.started_ms = now_ms;
+	rp->pend.deadline_ms = now_ms + f->timeout_ms;
+	rp->pend.remote = f->remote;
+	rp->pend.hold_first = f->hold_first;
+	o->code = OUTCOME_PENDING;
+}
+
+/* Flow: its UDP listener is readable (or the deadline passed, or the listener is being released). */
+int
+wfpb__resume_flow(struct wfpb_scope *sc, const struct wfpb_pending *p, struct reply *rp, struct outcome *o,
+    uint64_t now_ms, int why)
+{
+	int rc;
+
+	(void)now_ms;
+	if (listener_wait_ended(sc, p, o, why, "flow", "nothing received"))
+		return 1;
+	rc = flow_received(sc, p->watch, &p->remote, p->hold_first, rp, o);
+	if (rc == WFPB_E_AGAIN) {
+		free(rp->payload.data);
+		rp->payload.data = NULL;
+		return 0;
+	}
 	return 1;
 }

@@ -27,6 +27,7 @@
 struct wfpb_listener {
 	uint64_t		id;
 	wfpb_sock		sock;
+	int			udp;		/* a UDP listener (Flow), not a TCP one (Accept, Relay) */
 	const struct wfpb_declared *declared;	/* a session's handle on a declared listener, or NULL */
 	char			owner[WFPB_NAME_MAX];	/* the principal whose budget it counts in */
 	struct wfpb_addr	local;
@@ -47,6 +48,7 @@ enum wfpb_pending_kind {
 	WFPB_PENDING_CONNECT,
 	WFPB_PENDING_APPLY,	/* ApplyRecords: waits for its audit record to be durable, then acts */
 	WFPB_PENDING_RELAY,	/* Relay: waits on its listener, then on its upstream connect */
+	WFPB_PENDING_FLOW,	/* Flow: waits for a new flow's first datagram on its UDP listener */
 };
 
 /*
@@ -85,6 +87,7 @@ struct wfpb_pending {
 	wfpb_sock		accepted;
 	struct wfpb_addr	peer, local, bind;	/* bind: the upstream's local address (family 0: none) */
 	uint32_t		connect_timeout_ms;	/* Connect, Relay: how long the connect may take */
+	int			hold_first;	/* Flow: the proxy sends the first datagram itself */
 	int32_t			records_error, context_error;
 };
 

@@ -24,13 +24,13 @@ os_fail(int *os_err)
 	return WFPB_E_OS;
 }
 
-int
-wfpb__net_socket(int family, wfpb_sock *out, int *os_err)
+static int
+any_socket(int family, int type, wfpb_sock *out, int *os_err)
 {
 	int fd;
 
 	*out = WFPB_SOCK_NONE;
-	fd = socket(family == WFPB_AF_INET6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(family == WFPB_AF_INET6 ? AF_INET6 : AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return os_fail(os_err);
 	/* An IPv6 socket reaches IPv6 only: an IPv4-mapped remote must not slip past the IPv4 ranges. */
@@ -45,6 +45,56 @@ wfpb__net_socket(int family, wfpb_sock *out, int *os_err)
 	}
 	*out = fd;
 	return 0;
+}
+
+int
+wfpb__net_socket(int family, wfpb_sock *out, int *os_err)
+{
+	return any_socket(family, SOCK_STREAM, out, os_err);
+}
+
+int
+wfpb__net_udp_socket(int family, wfpb_sock *out, int *os_err)
+{
+	return any_socket(family, SOCK_DGRAM, out, os_err);
+}
+
+int
+wfpb__net_send(wfpb_sock s, const uint8_t *p, size_t len, int *os_err)
+{
+	ssize_t n;
+
+	do
+		n = send((int)s, p, len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return os_fail(os_err);
+	return 0;
+}
+
+int
+wfpb__net_recvfrom(wfpb_sock s, uint8_t *p, size_t cap, size_t *len, struct wfpb_addr *from, int *os_err)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		slen = sizeof(ss);
+	ssize_t			n;
+
+	do
+		n = recvfrom((int)s, p, cap, MSG_TRUNC, (struct sockaddr *)&ss, &slen);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? WFPB_E_AGAIN : os_fail(os_err);
+	*len = (size_t)n;
+	from_sockaddr(&ss, from);
+	return 0;
+}
+
+int
+wfpb__net_reuseaddr(wfpb_sock s, int *os_err)
+{
+	int one = 1;
+
+	return setsockopt((int)s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 ? 0 : os_fail(os_err);
 }
 
 int

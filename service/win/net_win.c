@@ -10,6 +10,7 @@
 #include <windows.h>
 #include <winternl.h>
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,14 +28,14 @@ wsa_fail(int *os_err)
 	return WFPB_E_OS;
 }
 
-int
-wfpb__net_socket(int family, wfpb_sock *out, int *os_err)
+static int
+any_socket(int family, int type, int proto, wfpb_sock *out, int *os_err)
 {
 	SOCKET	s;
 	u_long	nb = 1;
 
 	*out = WFPB_SOCK_NONE;
-	s = WSASocketW(family == WFPB_AF_INET6 ? AF_INET6 : AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 0,
+	s = WSASocketW(family == WFPB_AF_INET6 ? AF_INET6 : AF_INET, type, proto, NULL, 0,
 	    WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
 	if (s == INVALID_SOCKET)
 		return wsa_fail(os_err);
@@ -55,6 +56,57 @@ wfpb__net_socket(int family, wfpb_sock *out, int *os_err)
 	}
 	*out = (wfpb_sock)s;
 	return 0;
+}
+
+int
+wfpb__net_socket(int family, wfpb_sock *out, int *os_err)
+{
+	return any_socket(family, SOCK_STREAM, IPPROTO_TCP, out, os_err);
+}
+
+int
+wfpb__net_udp_socket(int family, wfpb_sock *out, int *os_err)
+{
+	return any_socket(family, SOCK_DGRAM, IPPROTO_UDP, out, os_err);
+}
+
+int
+wfpb__net_send(wfpb_sock s, const uint8_t *p, size_t len, int *os_err)
+{
+	if (len > INT_MAX || send((SOCKET)s, (const char *)p, (int)len, 0) == SOCKET_ERROR)
+		return wsa_fail(os_err);
+	return 0;
+}
+
+int
+wfpb__net_recvfrom(wfpb_sock s, uint8_t *p, size_t cap, size_t *len, struct wfpb_addr *from, int *os_err)
+{
+	struct sockaddr_storage	ss;
+	int			slen = sizeof(ss), n;
+
+	n = recvfrom((SOCKET)s, (char *)p, cap > INT_MAX ? INT_MAX : (int)cap, 0, (struct sockaddr *)&ss, &slen);
+	if (n == SOCKET_ERROR && WSAGetLastError() == WSAEWOULDBLOCK)
+		return WFPB_E_AGAIN;
+	/* Windows says a datagram was longer than the buffer: it is dropped, its length unknown. */
+	if (n == SOCKET_ERROR && WSAGetLastError() == WSAEMSGSIZE) {
+		*len = cap + 1;
+		from_sockaddr(&ss, from);
+		return 0;
+	}
+	if (n == SOCKET_ERROR)
+		return wsa_fail(os_err);
+	*len = (size_t)n;
+	from_sockaddr(&ss, from);
+	return 0;
+}
+
+int
+wfpb__net_reuseaddr(wfpb_sock s, int *os_err)
+{
+	DWORD one = 1;
+
+	return setsockopt((SOCKET)s, SOL_SOCKET, SO_REUSEADDR, (const char *)&one, sizeof(one)) == 0 ? 0 :
+	    wsa_fail(os_err);
 }
 
 int

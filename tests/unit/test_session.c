@@ -22,6 +22,7 @@
 #else
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -2816,6 +2817,220 @@ prepare_comes_bound(void **state)
 	wfpbroker__v1__response__free_unpacked(r, NULL);
 }
 
+/* A UDP socket on 127.0.0.1, an ephemeral port (in *port). */
+static int
+udp_loopback(uint16_t *port)
+{
+	struct sockaddr_in	sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t		slen = sizeof(sin);
+	int			fd;
+
+	assert_true((fd = socket(AF_INET, SOCK_DGRAM, 0)) >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &slen), 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+static void
+udp_send_to(int fd, uint16_t port, const char *text)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+	sin.sin_port = htons(port);
+	assert_int_equal(sendto(fd, text, strlen(text), 0, (struct sockaddr *)&sin, sizeof(sin)), (ssize_t)strlen(text));
+}
+
+/* The next datagram on fd within a second, as a string (and who sent it, in *from_port when not NULL). */
+static const char *
+udp_recv(int fd, uint16_t *from_port)
+{
+	static char		buf[256];
+	struct sockaddr_in	sin;
+	socklen_t		slen = sizeof(sin);
+	struct pollfd		pfd = { .fd = fd, .events = POLLIN };
+	ssize_t			n;
+
+	if (poll(&pfd, 1, 1000) != 1)
+		return "";
+	n = recvfrom(fd, buf, sizeof(buf) - 1, 0, (struct sockaddr *)&sin, &slen);
+	buf[n > 0 ? n : 0] = '\0';
+	if (from_port != NULL)
+		*from_port = ntohs(sin.sin_port);
+	return buf;
+}
+
+/* A Flow (request id) on UDP listener lid, upstream to 127.0.0.1:port. */
+static void
+make_flow(Wfpbroker__V1__Request *rq, Wfpbroker__V1__FlowRequest *fl, Wfpbroker__V1__Address *a, uint64_t id,
+    uint64_t lid, uint16_t port)
+{
+	wfpbroker__v1__request__init(rq);
+	wfpbroker__v1__flow_request__init(fl);
+	loopback_pb(a, port);
+	fl->listener_id = lid;
+	fl->timeout_ms = 5000;
+	fl->remote = a;
+	rq->request_id = id;
+	rq->op_case = WFPBROKER__V1__REQUEST__OP_FLOW;
+	rq->flow = fl;
+}
+
+/* A UDP Listen on 127.0.0.1 through the session: its answer. */
+static Wfpbroker__V1__Response *
+listen_udp(struct fixture *f, uint64_t id)
+{
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__ListenRequest	l;
+	Wfpbroker__V1__Address		a;
+
+	make_listen_loopback(&rq, &l, &a, id);
+	l.protocol = WFPBROKER__V1__PROTOCOL__UDP;
+	return roundtrip(f, &rq);
+}
+
+/*
+ * A UDP flow, one request: the broker reads the first datagram itself (its records, context
+ * and original destination), forwards it upstream with the records applied, and hands over a
+ * reply socket bound to where the client sent it and connected to the client, so the flow's
+ * later datagrams reach it and not the listener, and the upstream socket.
+ */
+static void
+flow_hands_over_reply_and_upstream(void **state)
+{
+	struct fixture			*f = *state;
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__FlowRequest	fl;
+	Wfpbroker__V1__Address		a;
+	Wfpbroker__V1__Response		*r;
+	uint64_t			applied = f->b.backend.ops->records_applied(f->b.backend.ctx), lid;
+	uint16_t			lport, uport, cport, from = 0;
+	wfpb_sock			socks[2];
+	unsigned			n;
+	int				up, client;
+
+	set_policy(f, "[principal p]\nuid = 1000\nops = udp_listen udp_flow\nudp_listen = 127.0.0.1/32:*\n"
+	    "udp_connect = 127.0.0.1/32:*\n");
+	assert_non_null(r = listen_udp(f, 1));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	lid = r->listen->listener_id;
+	lport = (uint16_t)r->listen->local->port;
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	up = udp_loopback(&uport);
+	client = udp_loopback(&cport);
+	make_flow(&rq, &fl, &a, 2, lid, uport);
+	send_request(f->s, &f->c, &rq, 2000);
+	udp_send_to(client, lport, "query");
+	assert_non_null(r = answer_with_socks(f->s, &f->c, socks, &n));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_int_equal(r->result_case, WFPBROKER__V1__RESPONSE__RESULT_FLOW);
+	assert_int_equal(n, 2);
+	assert_int_equal(r->flow->payload.len, 5);
+	assert_memory_equal(r->flow->payload.data, "query", 5);
+	assert_true(r->flow->forwarded);
+	assert_int_equal(r->flow->client->port, cport);
+	assert_int_equal(r->flow->original_destination->port, lport);
+	assert_int_equal(r->flow->remote->port, uport);
+	assert_int_equal(f->b.backend.ops->records_applied(f->b.backend.ctx), applied + 1);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	/* The broker sent the first datagram upstream, from the upstream socket it handed over. */
+	assert_string_equal(udp_recv(up, &from), "query");
+	assert_int_equal(from, sock_port(socks[1], 0));
+	/* The upstream answers; the proxy relays it back on the reply socket: it comes from where the client sent. */
+	udp_send_to(up, from, "answer");
+	assert_string_equal(udp_recv(socks[1], NULL), "answer");
+	assert_int_equal(send(socks[0], "answer", 6, 0), 6);
+	assert_string_equal(udp_recv(client, &from), "answer");
+	assert_int_equal(from, lport);
+	/* The flow's next datagram reaches its reply socket, not the listener: no new flow. */
+	udp_send_to(client, lport, "again");
+	assert_string_equal(udp_recv(socks[0], NULL), "again");
+	close(socks[0]);
+	close(socks[1]);
+	close(up);
+	close(client);
+	assert_int_equal(f->s->n_pending, 0);
+}
+
+/*
+ * What a Flow may not do, each answered with its status while the session serves on: UDP
+ * without its grant (a TCP grant is not one), an upstream outside udp_connect, a Flow on a TCP
+ * listener, a first datagram past 16 KiB (dropped); and hold_first leaves the first datagram
+ * to the proxy.
+ */
+static void
+flow_refusals(void **state)
+{
+	struct fixture			*f = *state;
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__FlowRequest	fl;
+	Wfpbroker__V1__Address		a;
+	Wfpbroker__V1__Response		*r;
+	static char			big[20000];
+	uint64_t			lid;
+	uint16_t			lport, uport, cport;
+	wfpb_sock			socks[2], tcp_client;
+	unsigned			n;
+	int				up, client;
+
+	set_policy(f, "[principal p]\nuid = 1000\nops = listen udp_flow\nlisten = 127.0.0.1/32:*\n"
+	    "udp_listen = 127.0.0.1/32:*\nudp_connect = 127.0.0.1/32:*\n");
+	assert_non_null(r = listen_udp(f, 1));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__DENIED);
+	assert_non_null(strstr(r->status->message, "udp_listen not granted"));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	/* A Flow on a TCP listener. */
+	make_flow(&rq, &fl, &a, 2, listen_and_connect(f, &tcp_client), 9);
+	assert_non_null(r = roundtrip(f, &rq));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__EINVAL);
+	assert_non_null(strstr(r->status->message, "not a UDP one"));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	wfpb__net_close(tcp_client);
+
+	set_policy(f, "[principal p]\nuid = 1000\nops = udp_listen udp_flow\nudp_listen = 127.0.0.1/32:*\n"
+	    "udp_connect = 127.0.0.2/32:*\n");
+	assert_non_null(r = listen_udp(f, 3));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	lid = r->listen->listener_id;
+	lport = (uint16_t)r->listen->local->port;
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	up = udp_loopback(&uport);
+	client = udp_loopback(&cport);
+	make_flow(&rq, &fl, &a, 4, lid, uport);
+	assert_non_null(r = roundtrip(f, &rq));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__DENIED);
+	assert_non_null(strstr(r->status->message, "udp_connect"));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+
+	set_policy(f, "[principal p]\nuid = 1000\nops = udp_listen udp_flow\nudp_listen = 127.0.0.1/32:*\n"
+	    "udp_connect = 127.0.0.1/32:*\n");
+	/* Too big to carry: refused, dropped, and the next flow is served. */
+	memset(big, 'x', sizeof(big) - 1);
+	udp_send_to(client, lport, big);
+	make_flow(&rq, &fl, &a, 5, lid, uport);
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_non_null(r = answer_with_socks(f->s, &f->c, socks, &n));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__ENOBUFS);
+	assert_int_equal(n, 0);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	/* hold_first: the proxy has the first datagram, and nothing went upstream. */
+	udp_send_to(client, lport, "held");
+	make_flow(&rq, &fl, &a, 6, lid, uport);
+	fl.hold_first = 1;
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_non_null(r = answer_with_socks(f->s, &f->c, socks, &n));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_false(r->flow->forwarded);
+	assert_int_equal(n, 2);
+	assert_string_equal(udp_recv(up, NULL), "");
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	close(socks[0]);
+	close(socks[1]);
+	close(up);
+	close(client);
+	assert_false(f->s->closing);
+}
+
 /*
  * A Relay is one audit record (its four addresses, the flow, the records' hash), and one whose
  * client vanishes while the upstream connect is under way is recorded CANCELLED with both
@@ -3146,6 +3361,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(relay_hands_over_both_connections, setup, teardown),
 		cmocka_unit_test_setup_teardown(relay_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(prepare_comes_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(flow_hands_over_reply_and_upstream, setup, teardown),
+		cmocka_unit_test_setup_teardown(flow_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(relay_is_one_record_even_when_abandoned, setup, teardown),
 #else
 		cmocka_unit_test_setup_teardown(pull_waits_off_the_core_lock_and_gives_up, setup, teardown),
