@@ -177,6 +177,13 @@ typedef intptr_t wfpb_socket_t;
 WFPB_API int WFPB_MUST_CHECK wfpb_listen(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backlog,
     uint64_t *listener_id, struct wfpb_addr *bound);
 
+/*
+ * A UDP listener (needs `udp_listen`; the address inside the principal's udp_listen ranges),
+ * for wfpb_flow. Released with wfpb_release_listener.
+ */
+WFPB_API int WFPB_MUST_CHECK wfpb_listen_udp(struct wfpb_client *c, const struct wfpb_addr *local,
+    uint64_t *listener_id, struct wfpb_addr *bound);
+
 /* Releases a listener. */
 WFPB_API int WFPB_MUST_CHECK wfpb_release_listener(struct wfpb_client *c, uint64_t listener_id);
 
@@ -265,6 +272,40 @@ WFPB_API int WFPB_MUST_CHECK wfpb_relay(struct wfpb_client *c, uint64_t listener
     const struct wfpb_addr *remote, const struct wfpb_addr *local, uint32_t timeout_ms, uint32_t connect_timeout_ms,
     struct wfpb_relayed *out);
 WFPB_API void wfpb_relayed_free(struct wfpb_relayed *r);
+
+/*
+ * A UDP flow (wfpb_flow): the reply socket, bound to where the client sent its first datagram
+ * and connected to the client (the flow's later datagrams arrive on it, and what is sent on it
+ * reaches the client from that address), and the upstream socket, with the records applied and
+ * connected to remote. Both the caller's, in blocking mode unless nonblocking_sockets.
+ */
+struct wfpb_flow {
+	size_t			size;		/* sizeof(struct wfpb_flow): WFPB_FLOW_INIT */
+	wfpb_socket_t		reply, upstream;
+	struct wfpb_addr	client, original_dst, remote;
+	uint8_t			*payload;	/* the first datagram, malloc'd */
+	size_t			payload_len;
+	int			forwarded;	/* the broker sent it upstream (not hold_first) */
+	uint8_t			*context;	/* redirect context, malloc'd, may be NULL */
+	size_t			context_len;
+};
+#define WFPB_FLOW_INIT	{ sizeof(struct wfpb_flow), WFPB_SOCKET_NONE, WFPB_SOCKET_NONE, { 0 }, { 0 }, { 0 }, \
+	NULL, 0, 0, NULL, 0 }
+
+/* wfpb_flow's flags. */
+#define WFPB_FLOW_HOLD_FIRST		0x1u	/* the caller sends the first datagram (Linux only) */
+#define WFPB_FLOW_WITHOUT_RECORDS	0x2u	/* upstream carries none of the flow's records */
+
+/*
+ * Waits up to timeout_ms (0: 30 s) for a new flow on UDP listener listener_id: the broker
+ * reads its first datagram with its records and original destination, and sends it upstream
+ * to remote (NULL: the original destination) with those records applied, unless flags say
+ * otherwise (WFPB_FLOW_*). Needs `udp_flow`; remote inside the udp_connect ranges. Release
+ * *out with wfpb_flow_free.
+ */
+WFPB_API int WFPB_MUST_CHECK wfpb_flow(struct wfpb_client *c, uint64_t listener_id, const struct wfpb_addr *remote,
+    unsigned flags, uint32_t timeout_ms, struct wfpb_flow *out);
+WFPB_API void wfpb_flow_free(struct wfpb_flow *f);
 
 /*
  * The broker creates a socket, applies the records (a stash handle, or the
@@ -386,6 +427,11 @@ WFPB_API int WFPB_MUST_CHECK wfpb_submit_accept(struct wfpb_client *c, uint64_t 
 /* As wfpb_accept_declared; *out (initialised with WFPB_ACCEPTED_INIT) is filled on success. */
 WFPB_API int WFPB_MUST_CHECK wfpb_submit_accept_declared(struct wfpb_client *c, const char *listener,
     uint32_t timeout_ms, int lifetime, struct wfpb_accepted *out, void *user, uint64_t *request_id);
+
+/* As wfpb_flow; *out (initialised with WFPB_FLOW_INIT) is filled on success. */
+WFPB_API int WFPB_MUST_CHECK wfpb_submit_flow(struct wfpb_client *c, uint64_t listener_id,
+    const struct wfpb_addr *remote, unsigned flags, uint32_t timeout_ms, struct wfpb_flow *out, void *user,
+    uint64_t *request_id);
 
 /* As wfpb_relay; *out (initialised with WFPB_RELAYED_INIT) is filled on success. */
 WFPB_API int WFPB_MUST_CHECK wfpb_submit_relay(struct wfpb_client *c, uint64_t listener_id, const char *listener,

@@ -980,9 +980,9 @@ take_socket(struct wfpb_client *c, const Wfpbroker__V1__SocketTransfer *x, unsig
 	return 0;
 }
 
-int
-wfpb_listen(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backlog, uint64_t *listener_id,
-    struct wfpb_addr *bound)
+static int
+listen_proto(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backlog, Wfpbroker__V1__Protocol proto,
+    uint64_t *listener_id, struct wfpb_addr *bound)
 {
 	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
 	Wfpbroker__V1__ListenRequest	l = WFPBROKER__V1__LISTEN_REQUEST__INIT;
@@ -993,6 +993,7 @@ wfpb_listen(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backl
 	addr_to_pb(local, &a);
 	l.local = &a;
 	l.backlog = backlog;
+	l.protocol = proto;
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_LISTEN;
 	rq.listen = &l;
 	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_LISTEN, &r)) != 0)
@@ -1002,6 +1003,19 @@ wfpb_listen(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backl
 		rc = fail(c, WFPB_E_PROTOCOL, "listen: malformed bound address");
 	response_free(c, r);
 	return rc;
+}
+
+int
+wfpb_listen(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backlog, uint64_t *listener_id,
+    struct wfpb_addr *bound)
+{
+	return listen_proto(c, local, backlog, WFPBROKER__V1__PROTOCOL__TCP, listener_id, bound);
+}
+
+int
+wfpb_listen_udp(struct wfpb_client *c, const struct wfpb_addr *local, uint64_t *listener_id, struct wfpb_addr *bound)
+{
+	return listen_proto(c, local, 0, WFPBROKER__V1__PROTOCOL__UDP, listener_id, bound);
 }
 
 /* A copy of the redirect context an answer carries, for the caller (malloc'd; NULL when empty). */
@@ -1232,6 +1246,88 @@ wfpb_relayed_free(struct wfpb_relayed *r)
 	free(r->context);
 	r->context = NULL;
 	r->context_len = 0;
+}
+
+static int
+decode_flow(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl)
+{
+	const Wfpbroker__V1__FlowResponse	*fr = r->flow;
+	struct wfpb_flow			*out = sl->out;
+	int					rc;
+
+	if ((rc = take_socket(c, fr->reply, 0, &out->reply)) == 0)
+		rc = take_socket(c, fr->upstream, 1, &out->upstream);
+	if (rc == 0 && (addr_from_pb(fr->client, &out->client) != 0 ||
+	    addr_from_pb(fr->original_destination, &out->original_dst) != 0 || addr_from_pb(fr->remote, &out->remote) != 0))
+		rc = fail(c, WFPB_E_PROTOCOL, "flow: malformed address");
+	if (rc == 0 && fr->payload.len > 0) {
+		if ((out->payload = malloc(fr->payload.len)) == NULL)
+			rc = WFPB_E_NOMEM;
+		else {
+			memcpy(out->payload, fr->payload.data, fr->payload.len);
+			out->payload_len = fr->payload.len;
+		}
+	}
+	if (rc == 0) {
+		out->forwarded = fr->forwarded;
+		rc = copy_context(&fr->context, &out->context, &out->context_len);
+	}
+	if (rc != 0)
+		wfpb_flow_free(out);
+	return rc;
+}
+
+int
+wfpb_submit_flow(struct wfpb_client *c, uint64_t listener_id, const struct wfpb_addr *remote, unsigned flags,
+    uint32_t timeout_ms, struct wfpb_flow *out, void *user, uint64_t *request_id)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__FlowRequest	fl = WFPBROKER__V1__FLOW_REQUEST__INIT;
+	Wfpbroker__V1__Address		ra;
+
+	if (!sized_ok(out, sizeof(*out)))
+		return fail(c, WFPB_E_INVAL, "struct wfpb_flow without its size: use WFPB_FLOW_INIT");
+	sized_reset(out, sizeof(*out));
+	out->reply = out->upstream = WFPB_SOCKET_NONE;
+	fl.listener_id = listener_id;
+	fl.timeout_ms = timeout_ms;
+	fl.hold_first = (flags & WFPB_FLOW_HOLD_FIRST) != 0;
+	fl.without_records = (flags & WFPB_FLOW_WITHOUT_RECORDS) != 0;
+	if (remote != NULL) {
+		addr_to_pb(remote, &ra);
+		fl.remote = &ra;
+	}
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_FLOW;
+	rq.flow = &fl;
+	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_FLOW, decode_flow, out, NULL, user, -1, request_id);
+}
+
+int
+wfpb_flow(struct wfpb_client *c, uint64_t listener_id, const struct wfpb_addr *remote, unsigned flags,
+    uint32_t timeout_ms, struct wfpb_flow *out)
+{
+	uint64_t	id = 0;
+	int		rc;
+
+	if ((rc = wfpb_submit_flow(c, listener_id, remote, flags, timeout_ms, out, NULL, &id)) != 0)
+		return rc;
+	return wait_for(c, id, answer_within(c, timeout_ms, 30000));
+}
+
+void
+wfpb_flow_free(struct wfpb_flow *f)
+{
+	if (!sized_ok(f, sizeof(*f)))
+		return;
+	if (f->reply != WFPB_SOCKET_NONE)
+		wfpb__close_socket(f->reply);
+	if (f->upstream != WFPB_SOCKET_NONE)
+		wfpb__close_socket(f->upstream);
+	f->reply = f->upstream = WFPB_SOCKET_NONE;
+	free(f->payload);
+	free(f->context);
+	f->payload = f->context = NULL;
+	f->payload_len = f->context_len = 0;
 }
 
 static void

@@ -81,6 +81,7 @@ struct req_flow {
 	uint32_t		timeout_ms;
 	struct wfpb_addr	remote;
 	int			hold_first;
+	int			without_records;
 };
 
 struct req_accept {

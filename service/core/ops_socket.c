@@ -1476,6 +1476,7 @@ wfpb__validate_flow(const struct wfpb_limits *lim, const Request *rq, union wfpb
 	f->listener_id = q->listener_id;
 	f->timeout_ms = q->timeout_ms ? q->timeout_ms : ACCEPT_TIMEOUT_DEFAULT;
 	f->hold_first = q->hold_first;
+	f->without_records = q->without_records;
 	return 0;
 }
 
@@ -1487,7 +1488,7 @@ wfpb__validate_flow(const struct wfpb_limits *lim, const Request *rq, union wfpb
  */
 static int
 flow_received(struct wfpb_scope *sc, wfpb_sock lsock, const struct wfpb_addr *want_remote, int hold_first,
-    struct reply *rp, struct outcome *o)
+    int without_records, struct reply *rp, struct outcome *o)
 {
 	const struct wfpb_backend	*be = sc->backend;
 	struct wfpb_addr		from, orig, remote, local, up_local;
@@ -1547,8 +1548,8 @@ flow_received(struct wfpb_scope *sc, wfpb_sock lsock, const struct wfpb_addr *wa
 		os_outcome(o, "flow: socket", os_err);
 		goto close;
 	}
-	if ((rc = be->ops->set_records(be->ctx, up, rp->records.data, rp->records.len, own_mark(sc), mark_mask(sc),
-	    &os_err)) != 0) {
+	if ((rc = be->ops->set_records(be->ctx, up, without_records ? NULL : rp->records.data, without_records ? 0 :
+	    rp->records.len, own_mark(sc), mark_mask(sc), &os_err)) != 0) {
 		backend_outcome(o, "flow: set records", rc, os_err);
 		goto close;
 	}
@@ -1606,7 +1607,7 @@ wfpb__op_flow(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, 
 		    (unsigned long long)f->listener_id);
 		return;
 	}
-	if (flow_received(sc, l->sock, &f->remote, f->hold_first, rp, o) != WFPB_E_AGAIN)
+	if (flow_received(sc, l->sock, &f->remote, f->hold_first, f->without_records, rp, o) != WFPB_E_AGAIN)
 		return;
 	/* No datagram yet: the request waits on the listener, and takes the next new flow. */
 	free(rp->payload.data);
@@ -1619,6 +1620,7 @@ wfpb__op_flow(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, 
 	rp->pend.deadline_ms = now_ms + f->timeout_ms;
 	rp->pend.remote = f->remote;
 	rp->pend.hold_first = f->hold_first;
+	rp->pend.without_records = f->without_records;
 	o->code = OUTCOME_PENDING;
 }
 
@@ -1632,7 +1634,7 @@ wfpb__resume_flow(struct wfpb_scope *sc, const struct wfpb_pending *p, struct re
 	(void)now_ms;
 	if (listener_wait_ended(sc, p, o, why, "flow", "nothing received"))
 		return 1;
-	rc = flow_received(sc, p->watch, &p->remote, p->hold_first, rp, o);
+	rc = flow_received(sc, p->watch, &p->remote, p->hold_first, p->without_records, rp, o);
 	if (rc == WFPB_E_AGAIN) {
 		free(rp->payload.data);
 		rp->payload.data = NULL;

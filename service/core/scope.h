@@ -88,6 +88,7 @@ struct wfpb_pending {
 	struct wfpb_addr	peer, local, bind;	/* bind: the upstream's local address (family 0: none) */
 	uint32_t		connect_timeout_ms;	/* Connect, Relay: how long the connect may take */
 	int			hold_first;	/* Flow: the proxy sends the first datagram itself */
+	int			without_records;	/* Flow: upstream carries none of the datagram's records */
 	int32_t			records_error, context_error;
 };
 

@@ -7,6 +7,12 @@
  *   tcp-echo client PORT TEXT [ADDR [TIMEOUT_S]]
  *       sends TEXT to ADDR:PORT (default 127.0.0.1), half-closes, prints what
  *       came back; exits 3 when nothing came back within TIMEOUT_S
+ *   tcp-echo udp-server PORTFILE [ADDR [PORT]]
+ *       answers each datagram with "answer:" and the datagram, from ADDR:PORT
+ *   tcp-echo udp-client PORT TEXT [ADDR [TIMEOUT_S]]
+ *       sends TEXT as one datagram from a socket connected to ADDR:PORT (so only
+ *       a reply from that very address is received), prints the reply; exits 3
+ *       when none came within TIMEOUT_S
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -110,13 +116,71 @@ client(const char *port, const char *text, const char *addr, const char *timeout
 	return 0;
 }
 
+static int
+udp_serve(const char *portfile, const char *addr, const char *port)
+{
+	struct sockaddr_storage	ss, from;
+	socklen_t		len = make_addr(addr, port != NULL ? (unsigned)atoi(port) : 0, &ss), flen;
+	FILE			*f;
+	char			buf[2048];
+	ssize_t			n;
+	int			u;
+
+	if (len == 0)
+		return 2;
+	u = socket(ss.ss_family, SOCK_DGRAM, 0);
+	if (u < 0 || bind(u, (struct sockaddr *)&ss, len) != 0 || getsockname(u, (struct sockaddr *)&ss, &len) != 0 ||
+	    (f = fopen(portfile, "w")) == NULL)
+		return 1;
+	fprintf(f, "%u\n", ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+	    ((struct sockaddr_in *)&ss)->sin_port));
+	fclose(f);
+	memcpy(buf, "answer:", 7);
+	for (;;) {
+		flen = sizeof(from);
+		if ((n = recvfrom(u, buf + 7, sizeof(buf) - 7, 0, (struct sockaddr *)&from, &flen)) < 0)
+			continue;
+		(void)sendto(u, buf, (size_t)n + 7, 0, (struct sockaddr *)&from, flen);
+	}
+}
+
+static int
+udp_client(const char *port, const char *text, const char *addr, const char *timeout_s)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		len = make_addr(addr, (unsigned)atoi(port), &ss);
+	struct timeval		tv = { .tv_sec = timeout_s != NULL ? atoi(timeout_s) : 5 };
+	char			buf[2048];
+	ssize_t			n;
+	int			u;
+
+	if (len == 0)
+		return 2;
+	u = socket(ss.ss_family, SOCK_DGRAM, 0);
+	setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (u < 0 || connect(u, (struct sockaddr *)&ss, len) != 0 || send(u, text, strlen(text), 0) < 0)
+		return 1;
+	if ((n = recv(u, buf, sizeof(buf) - 1, 0)) < 0) {
+		fprintf(stderr, "tcp-echo: no reply within %ld s\n", (long)tv.tv_sec);
+		return 3;
+	}
+	buf[n] = '\0';
+	printf("%s\n", buf);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
+	if (argc >= 3 && argc <= 5 && strcmp(argv[1], "udp-server") == 0)
+		return udp_serve(argv[2], argc > 3 ? argv[3] : NULL, argc > 4 ? argv[4] : NULL);
+	if (argc >= 4 && argc <= 6 && strcmp(argv[1], "udp-client") == 0)
+		return udp_client(argv[2], argv[3], argc > 4 ? argv[4] : NULL, argc > 5 ? argv[5] : NULL);
 	if (argc >= 3 && argc <= 5 && strcmp(argv[1], "server") == 0)
 		return serve(argv[2], argc > 3 ? argv[3] : NULL, argc > 4 ? argv[4] : NULL);
 	if (argc >= 4 && argc <= 6 && strcmp(argv[1], "client") == 0)
 		return client(argv[2], argv[3], argc > 4 ? argv[4] : NULL, argc > 5 ? argv[5] : NULL);
-	fprintf(stderr, "usage: tcp-echo server PORTFILE [ADDR [PORT]] | client PORT TEXT [ADDR [TIMEOUT_S]]\n");
+	fprintf(stderr, "usage: tcp-echo (server | udp-server) PORTFILE [ADDR [PORT]] | "
+	    "(client | udp-client) PORT TEXT [ADDR [TIMEOUT_S]]\n");
 	return 2;
 }

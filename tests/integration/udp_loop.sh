@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# udp_loop.sh BROKERD WFPBCTL UDP_RELAY TCP_ECHO WORKDIR
+#
+# proxy_loop.sh's story over UDP, with the real Linux kernel: two cooperating transparent UDP
+# proxies, A and B, each an unprivileged wfpb-udp-relay under its own uid with its own mark bit.
+# nftables TPROXY rules deliver a flow for the origin (a DNS-like server: one query, one answer)
+# to A unless it bears A's bit, and to B unless it bears B's bit. Receiving a TPROXY'd flow takes
+# IP_TRANSPARENT and sending with a mark SO_MARK, both CAP_NET_ADMIN: the broker's, per flow.
+#
+#   1. Without records (each relay's upstream carries only its own bit), A's upstream flow is
+#      B's to intercept and B's is A's: the query bounces until a proxy reaches its bound, and
+#      the client gets no answer.
+#   2. With the broker carrying the records (the datagram's marks, SO_RCVMARK, OR the
+#      principal's bit), the query passes A and B once each and the answer comes back to the
+#      client from the origin's own address.
+#
+# Locally sent datagrams meet TPROXY only in PREROUTING, so the proxy host re-routes them
+# through lo (a route-type output chain sets a mark that policy routing sends to a local
+# table), the standard setup for transparent proxying of a host's own traffic. Two network
+# namespaces, created here and removed on every exit path. Needs root; fails (never skips)
+# when namespaces, nftables' tproxy or SO_RCVMARK are unavailable. IPv4.
+set -u
+brokerd=$1 wfpbctl=$2 relay=$3 tcp_echo=$4 work=$5
+. "$(dirname "$0")/../check.sh"
+die() { echo "FAIL $*"; echo "0 passed, 1 failed"; exit 1; }
+
+tag=$$
+px=wfpb-upx-$tag og=wfpb-uog-$tag
+veth_px=upx$tag veth_og=uog$tag
+origin=10.78.0.2 port=5300 a_port=7301 b_port=7302 mark_a=0x1 mark_b=0x2 via_lo=0x100
+pids=
+
+[ "$(id -u)" = 0 ] || die "needs root: it creates network namespaces and nftables rules"
+for tool in ip nft setpriv; do
+	command -v "$tool" >/dev/null || die "needs $tool (./dev.sh setup installs it)"
+done
+rm -rf "$work"
+mkdir -p "$work/run" "$work/state"
+work=$(cd "$work" && pwd)
+chmod 755 "$work" "$work/run"
+in_px() { ip netns exec "$px" "$@"; }
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null; done
+	for p in $pids; do wait "$p" 2>/dev/null; done
+	ip netns pids "$px" 2>/dev/null | xargs -r kill -9 2>/dev/null
+	ip netns pids "$og" 2>/dev/null | xargs -r kill -9 2>/dev/null
+	ip netns del "$px" 2>/dev/null
+	ip netns del "$og" 2>/dev/null
+	true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ip netns add "$px" || die "cannot create network namespace $px (ip netns add)"
+ip netns add "$og" || die "cannot create network namespace $og"
+ip link add "$veth_px" type veth peer name "$veth_og" || die "cannot create a veth pair"
+ip link set "$veth_px" netns "$px" && ip link set "$veth_og" netns "$og" || die "cannot move the veth ends"
+ip -n "$px" addr add 10.78.0.1/24 dev "$veth_px" && ip -n "$og" addr add "$origin/24" dev "$veth_og" ||
+	die "cannot address the veth pair"
+for ns in "$px" "$og"; do ip -n "$ns" link set lo up; done
+ip -n "$px" link set "$veth_px" up && ip -n "$og" link set "$veth_og" up || die "cannot bring the veth pair up"
+# Datagrams marked $via_lo go through lo again, and so through PREROUTING, where TPROXY acts.
+ip -n "$px" rule add fwmark "$via_lo/$via_lo" lookup 100 && ip -n "$px" route add local 0.0.0.0/0 dev lo table 100 ||
+	die "cannot add the policy routing TPROXY needs for local traffic"
+in_px nft -f - <<NFT || die "nftables refused the tproxy rules (is nft_tproxy available?)"
+table ip wfpb_udp {
+	chain output {
+		type route hook output priority mangle; policy accept;
+		ip daddr $origin udp dport $port meta mark & 0x3 != 0x3 meta mark set meta mark | $via_lo
+	}
+	chain prerouting {
+		type filter hook prerouting priority mangle; policy accept;
+		ip daddr $origin udp dport $port meta mark & $mark_a == 0 counter tproxy to 127.0.0.1:$a_port accept comment "to proxy A"
+		ip daddr $origin udp dport $port meta mark & $mark_b == 0 counter tproxy to 127.0.0.1:$b_port accept comment "to proxy B"
+	}
+}
+NFT
+redirects() { # "A B": datagrams the kernel delivered to each proxy since the last mark_counters
+	in_px nft list chain ip wfpb_udp prerouting | awk '/to proxy A/ { for (i = 1; i < NF; i++) if ($i == "packets") a = $(i + 1) }
+		/to proxy B/ { for (i = 1; i < NF; i++) if ($i == "packets") b = $(i + 1) } END { print a + 0, b + 0 }' |
+		{ read -r a b; echo $((a - base_a)) $((b - base_b)); }
+}
+base_a=0 base_b=0
+mark_counters() { read -r da db < <(redirects); base_a=$((base_a + da)) base_b=$((base_b + db)); }
+
+ip netns exec "$og" "$tcp_echo" udp-server "$work/origin.port" "$origin" "$port" &
+pids="$pids $!"
+for _ in $(seq 1 50); do [ -s "$work/origin.port" ] && break; sleep 0.1; done
+[ -s "$work/origin.port" ] || die "the origin server did not start"
+
+endpoint=$work/run/wfpbroker.sock
+pub=$work/state/server.pub
+proxy_section() { # NAME UID PORT MARK
+	printf '[principal %s]\nuid = %s\nops = udp_listen udp_flow\nudp_listen = 127.0.0.1/32:%s\n' "$1" "$2" "$3"
+	printf 'udp_connect = %s/32:%s\nmark = %s\nmark_mask = 0x3\n\n' "$origin" "$port" "$4"
+}
+cat >"$work/wfpbroker.conf" <<CONF
+; written by udp_loop.sh
+[service]
+endpoint = $endpoint
+state_dir = $work/state
+socket_group = nogroup
+backend = netfilter
+
+[principal operator]
+uid = 0
+ops = admin
+
+$(proxy_section proxy-a 1001 "$a_port" "$mark_a")
+$(proxy_section proxy-b 1002 "$b_port" "$mark_b")
+CONF
+in_px "$brokerd" --config "$work/wfpbroker.conf" >"$work/broker.log" 2>&1 &
+pids="$pids $!"
+ctl() { in_px "$wfpbctl" --endpoint "$endpoint" --server-key "$pub" --timeout 3000 "$@"; }
+for _ in $(seq 1 100); do ctl ping >/dev/null 2>&1 && break; sleep 0.1; done
+check "the broker (backend netfilter) answers in the proxy namespace" eval "ctl ping >/dev/null"
+status_field() { ctl status | awk -v k="$1" '$1 == k { print $2 }'; }
+
+relay_pids=
+start_relays() { # start_relays PHASE [RELAY OPTIONS...]
+	local phase=$1 uid p name port
+	shift
+	relay_pids=
+	for name in A B; do
+		if [ "$name" = A ]; then uid=1001 port=$a_port; else uid=1002 port=$b_port; fi
+		in_px setpriv --reuid="$uid" --regid=65534 --clear-groups "$relay" --name "proxy-$name" \
+			--endpoint "$endpoint" --server-key "$pub" --idle-ms 1000 "$@" --listen "127.0.0.1:$port" \
+			>"$work/$phase-$name.log" 2>&1 &
+		p=$!
+		relay_pids="$relay_pids $p"
+		pids="$pids $p"
+	done
+	for name in A B; do
+		for _ in $(seq 1 50); do grep -q 'listening on' "$work/$phase-$name.log" && break; sleep 0.1; done
+		check "proxy $name listens through the broker ($phase)" grep -q 'listening on' "$work/$phase-$name.log"
+	done
+}
+stop_relays() {
+	for p in $relay_pids; do kill "$p" 2>/dev/null; done
+	for p in $relay_pids; do wait "$p" 2>/dev/null; done
+	relay_pids=
+}
+flows() { grep -c ' flow ' "$work/$1-$2.log"; }
+
+# --- 1. Without records: the loop ---------------------------------------------
+mark_counters
+bound=10
+start_relays loop --no-records --max-flows "$bound"
+in_px "$tcp_echo" udp-client "$port" "query" "$origin" 3 >"$work/loop-client.out" 2>&1
+sleep 0.3
+read -r ra rb < <(redirects)
+stop_relays
+check "without records the query loops until each proxy reaches its bound of $bound flows: $ra deliveries to A, $rb to B" \
+	test "$ra" -ge "$bound" -a "$rb" -ge "$bound"
+check "  each proxy's upstream bore only its own bit" eval \
+	"grep -q 'upstream => $origin:$port mark $mark_a' '$work/loop-A.log' &&
+	 grep -q 'upstream => $origin:$port mark $mark_b' '$work/loop-B.log'"
+check "  and the client got no answer" eval "! grep -q 'answer:query' '$work/loop-client.out'"
+
+# --- 2. With the broker carrying records -----------------------------------------
+mark_counters
+applied0=$(status_field records_applied)
+start_relays fixed
+reply=$(in_px "$tcp_echo" udp-client "$port" "query" "$origin" 5 2>&1)
+read -r ra rb < <(redirects)
+check "with records the answer comes back, from the origin's own address: \"$reply\"" test "$reply" = "answer:query"
+check "  the kernel delivered the flow once to A and once to B (counters: $ra $rb)" test "$ra $rb" = "1 1"
+check "  A's upstream bore A's bit, B's both bits (the records carried on)" eval \
+	"test $(flows fixed A) = 1 && grep -q 'upstream => $origin:$port mark $mark_a' '$work/fixed-A.log' &&
+	 test $(flows fixed B) = 1 && grep -q 'upstream => $origin:$port mark 0x3' '$work/fixed-B.log'"
+check "  the broker applied two records (one per proxy)" test "$(status_field records_applied)" = $((applied0 + 2))
+stop_relays
+check "the audit log verifies" eval "in_px '$wfpbctl' audit verify '$work/state/audit.log' --pubkey '$work/state/audit.pub' --live >'$work/verify.out' 2>&1"
+in_px "$wfpbctl" audit export --json "$work/state/audit.log" >"$work/audit.json" 2>"$work/audit.err"
+for who in proxy-a proxy-b; do
+	check "the audit log shows $who's flow with its records, its flow id and the original destination" grep -qE \
+		"\"op\":\"flow\",\"principal\":\{[^}]*\"name\":\"$who\"\},\"addresses\":\[[^]]*\],\"flow_id\":\"[0-9a-f]{16}\",\"original_destination\":\"$origin:$port\",\"blob_hashes\":\[\"[0-9a-f]{64}\"\],\"status\":\"OK\"" \
+		"$work/audit.json"
+done
+for f in fixed-A fixed-B; do sed "s/^/    $f: /" "$work/$f.log"; done
+summary
