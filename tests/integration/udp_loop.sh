@@ -19,7 +19,8 @@
 # through lo (a route-type output chain sets a mark that policy routing sends to a local
 # table), the standard setup for transparent proxying of a host's own traffic. Two network
 # namespaces, created here and removed on every exit path. Needs root; fails (never skips)
-# when namespaces, nftables' tproxy or SO_RCVMARK are unavailable. IPv4.
+# when namespaces, nftables' tproxy or SO_RCVMARK are unavailable. Then the fixed flow again
+# over IPv6.
 set -u
 brokerd=$1 wfpbctl=$2 relay=$3 tcp_echo=$4 work=$5
 . "$(dirname "$0")/../check.sh"
@@ -28,7 +29,7 @@ die() { echo "FAIL $*"; echo "0 passed, 1 failed"; exit 1; }
 tag=$$
 px=wfpb-upx-$tag og=wfpb-uog-$tag
 veth_px=upx$tag veth_og=uog$tag
-origin=10.78.0.2 port=5300 a_port=7301 b_port=7302 mark_a=0x1 mark_b=0x2 via_lo=0x100
+origin=10.78.0.2 origin6=fd78::2 port=5300 a_port=7301 b_port=7302 mark_a=0x1 mark_b=0x2 via_lo=0x100
 pids=
 
 [ "$(id -u)" = 0 ] || die "needs root: it creates network namespaces and nftables rules"
@@ -58,10 +59,13 @@ ip link add "$veth_px" type veth peer name "$veth_og" || die "cannot create a ve
 ip link set "$veth_px" netns "$px" && ip link set "$veth_og" netns "$og" || die "cannot move the veth ends"
 ip -n "$px" addr add 10.78.0.1/24 dev "$veth_px" && ip -n "$og" addr add "$origin/24" dev "$veth_og" ||
 	die "cannot address the veth pair"
+ip -n "$px" addr add fd78::1/64 dev "$veth_px" nodad && ip -n "$og" addr add "$origin6/64" dev "$veth_og" nodad ||
+	die "cannot give the veth pair IPv6 addresses"
 for ns in "$px" "$og"; do ip -n "$ns" link set lo up; done
 ip -n "$px" link set "$veth_px" up && ip -n "$og" link set "$veth_og" up || die "cannot bring the veth pair up"
 # Datagrams marked $via_lo go through lo again, and so through PREROUTING, where TPROXY acts.
-ip -n "$px" rule add fwmark "$via_lo/$via_lo" lookup 100 && ip -n "$px" route add local 0.0.0.0/0 dev lo table 100 ||
+ip -n "$px" rule add fwmark "$via_lo/$via_lo" lookup 100 && ip -n "$px" route add local 0.0.0.0/0 dev lo table 100 &&
+	ip -n "$px" -6 rule add fwmark "$via_lo/$via_lo" lookup 100 && ip -n "$px" -6 route add local ::/0 dev lo table 100 ||
 	die "cannot add the policy routing TPROXY needs for local traffic"
 in_px nft -f - <<NFT || die "nftables refused the tproxy rules (is nft_tproxy available?)"
 table ip wfpb_udp {
@@ -75,16 +79,29 @@ table ip wfpb_udp {
 		ip daddr $origin udp dport $port meta mark & $mark_b == 0 counter tproxy to 127.0.0.1:$b_port accept comment "to proxy B"
 	}
 }
+table ip6 wfpb_udp {
+	chain output {
+		type route hook output priority mangle; policy accept;
+		ip6 daddr $origin6 udp dport $port meta mark & 0x3 != 0x3 meta mark set meta mark | $via_lo
+	}
+	chain prerouting {
+		type filter hook prerouting priority mangle; policy accept;
+		ip6 daddr $origin6 udp dport $port meta mark & $mark_a == 0 counter tproxy to [::1]:$a_port accept comment "to proxy A"
+		ip6 daddr $origin6 udp dport $port meta mark & $mark_b == 0 counter tproxy to [::1]:$b_port accept comment "to proxy B"
+	}
+}
 NFT
 redirects() { # "A B": datagrams the kernel delivered to each proxy since the last mark_counters
-	in_px nft list chain ip wfpb_udp prerouting | awk '/to proxy A/ { for (i = 1; i < NF; i++) if ($i == "packets") a = $(i + 1) }
+	in_px nft list chain "$fam" wfpb_udp prerouting | awk '/to proxy A/ { for (i = 1; i < NF; i++) if ($i == "packets") a = $(i + 1) }
 		/to proxy B/ { for (i = 1; i < NF; i++) if ($i == "packets") b = $(i + 1) } END { print a + 0, b + 0 }' |
 		{ read -r a b; echo $((a - base_a)) $((b - base_b)); }
 }
-base_a=0 base_b=0
+fam=ip base_a=0 base_b=0
 mark_counters() { read -r da db < <(redirects); base_a=$((base_a + da)) base_b=$((base_b + db)); }
 
 ip netns exec "$og" "$tcp_echo" udp-server "$work/origin.port" "$origin" "$port" &
+pids="$pids $!"
+ip netns exec "$og" "$tcp_echo" udp-server "$work/origin6.port" "$origin6" "$port" &
 pids="$pids $!"
 for _ in $(seq 1 50); do [ -s "$work/origin.port" ] && break; sleep 0.1; done
 [ -s "$work/origin.port" ] || die "the origin server did not start"
@@ -92,8 +109,9 @@ for _ in $(seq 1 50); do [ -s "$work/origin.port" ] && break; sleep 0.1; done
 endpoint=$work/run/wfpbroker.sock
 pub=$work/state/server.pub
 proxy_section() { # NAME UID PORT MARK
-	printf '[principal %s]\nuid = %s\nops = udp_listen udp_flow\nudp_listen = 127.0.0.1/32:%s\n' "$1" "$2" "$3"
-	printf 'udp_connect = %s/32:%s\nmark = %s\nmark_mask = 0x3\n\n' "$origin" "$port" "$4"
+	printf '[principal %s]\nuid = %s\nops = udp_listen udp_flow\nudp_listen = 127.0.0.1/32:%s, [::1]/128:%s\n' \
+		"$1" "$2" "$3" "$3"
+	printf 'udp_connect = %s/32:%s, [%s]/128:%s\nmark = %s\nmark_mask = 0x3\n\n' "$origin" "$port" "$origin6" "$port" "$4"
 }
 cat >"$work/wfpbroker.conf" <<CONF
 ; written by udp_loop.sh
@@ -118,6 +136,7 @@ check "the broker (backend netfilter) answers in the proxy namespace" eval "ctl 
 status_field() { ctl status | awk -v k="$1" '$1 == k { print $2 }'; }
 
 relay_pids=
+relay_host=127.0.0.1
 start_relays() { # start_relays PHASE [RELAY OPTIONS...]
 	local phase=$1 uid p name port
 	shift
@@ -125,7 +144,7 @@ start_relays() { # start_relays PHASE [RELAY OPTIONS...]
 	for name in A B; do
 		if [ "$name" = A ]; then uid=1001 port=$a_port; else uid=1002 port=$b_port; fi
 		in_px setpriv --reuid="$uid" --regid=65534 --clear-groups "$relay" --name "proxy-$name" \
-			--endpoint "$endpoint" --server-key "$pub" --idle-ms 1000 "$@" --listen "127.0.0.1:$port" \
+			--endpoint "$endpoint" --server-key "$pub" --idle-ms 1000 "$@" --listen "$relay_host:$port" \
 			>"$work/$phase-$name.log" 2>&1 &
 		p=$!
 		relay_pids="$relay_pids $p"
@@ -178,5 +197,17 @@ for who in proxy-a proxy-b; do
 		"\"op\":\"flow\",\"principal\":\{[^}]*\"name\":\"$who\"\},\"addresses\":\[[^]]*\],\"flow_id\":\"[0-9a-f]{16}\",\"original_destination\":\"$origin:$port\",\"blob_hashes\":\[\"[0-9a-f]{64}\"\],\"status\":\"OK\"" \
 		"$work/audit.json"
 done
-for f in fixed-A fixed-B; do sed "s/^/    $f: /" "$work/$f.log"; done
+
+# --- 3. The same over IPv6 (IPV6_RECVORIGDSTADDR, IPV6_TRANSPARENT) ---------------
+fam=ip6 base_a=0 base_b=0
+mark_counters
+relay_host="[::1]"
+start_relays v6
+reply=$(in_px "$tcp_echo" udp-client "$port" "query6" "$origin6" 5 2>&1)
+read -r ra rb < <(redirects)
+check "IPv6: the answer comes back from the origin's own address: \"$reply\"" test "$reply" = "answer:query6"
+check "  delivered once to A and once to B (counters: $ra $rb), the marks carried on" eval \
+	"test '$ra $rb' = '1 1' && grep -q 'upstream => \[$origin6\]:$port mark 0x3' '$work/v6-B.log'"
+stop_relays
+for f in fixed-A fixed-B v6-A v6-B; do sed "s/^/    $f: /" "$work/$f.log"; done
 summary
