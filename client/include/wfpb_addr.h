@@ -36,6 +36,23 @@ WFPB_API int WFPB_MUST_CHECK wfpb_addr_parse(const char *s, struct wfpb_addr *ou
 /* Formats into out (WFPB_ADDR_STRLEN bytes). */
 WFPB_API void wfpb_addr_format(const struct wfpb_addr *a, char out[WFPB_ADDR_STRLEN]);
 
+/*
+ * Redirect context layouts (docs/CALLOUTS.md gives each byte for byte). AUTO picks by exact
+ * length: 256 bytes WFPSAMPLER, 38 bytes WFPB.
+ */
+#define WFPB_CONTEXT_AUTO	0
+#define WFPB_CONTEXT_WFPSAMPLER	1	/* Microsoft's WFPSampler: two SOCKADDR_STORAGE, original remote then local */
+#define WFPB_CONTEXT_WFPB	2	/* the broker's backends: two 19-byte hops, original remote then destination */
+
+/*
+ * Where a redirected connection was going, read from its redirect context (ctx, len bytes;
+ * untrusted: a callout wrote it) in layout (WFPB_CONTEXT_*): 0 with *out set, or WFPB_E_INVAL
+ * with a sentence in why (cap bytes; why may be NULL). For a proxy that has only the context;
+ * Accept, Relay and Flow answers carry the broker's own reading as original_dst.
+ */
+WFPB_API int WFPB_MUST_CHECK wfpb_context_original_dst(const uint8_t *ctx, size_t len, int layout,
+    struct wfpb_addr *out, char *why, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -160,7 +160,6 @@ wfp_records_applied(void *ctx)
 }
 
 #define SO_ORIGINAL_DST_WIN	0x300F	/* ws2ipdef.h of recent SDKs; mingw-w64 lacks it */
-#define SAMPLER_CONTEXT_LEN	256u	/* two SOCKADDR_STORAGE */
 
 /*
  * A SOCKADDR_STORAGE's address in Windows' layout, read as untrusted bytes (a callout
@@ -208,9 +207,11 @@ wfp_original_dst(void *ctx, wfpb_sock s, const struct wfpb_buf *records, const s
 	if (s != WFPB_SOCK_NONE && getsockopt_fn((SOCKET)s, SOL_SOCKET, SO_ORIGINAL_DST_WIN, (char *)&ss, &len) == 0 &&
 	    len > 0 && len <= (int)sizeof(ss) && storage_addr((const uint8_t *)&ss, (size_t)len, out) == 0)
 		return 0;
-	if (context->len == SAMPLER_CONTEXT_LEN && context->data != NULL)
-		return storage_addr(context->data, context->len / 2, out);
-	return -1;
+	/* The layout is read as libwfpb reads it for a proxy, exactly (docs/CALLOUTS.md). */
+	if (wfpb_context_original_dst(context->data, context->len, WFPB_CONTEXT_WFPSAMPLER, out, NULL, 0) != 0)
+		return -1;
+	(void)wfpb_addr_canonical(out);
+	return 0;
 }
 
 const struct wfpb_backend_ops wfpb_backend_wfp = {

@@ -287,6 +287,10 @@ original_destination_from_the_os_then_the_context(void **state)
 	sampler[10] = 0x0d;
 	sampler[11] = 0xb8;
 	sampler[23] = 0x05;
+	sampler[128] = 23;			/* the local side: [::1]:50000 */
+	sampler[130] = 0xc3;
+	sampler[131] = 0x50;
+	sampler[128 + 23] = 0x01;
 	ctx.data = sampler;
 	ctx.len = sizeof(sampler);
 	memset(&out, 0, sizeof(out));
