@@ -438,6 +438,8 @@ case_prepare(void)
 	CHECK(wfpb_listen(c, &any, 0, &lid, &bound) == 0, "listen: %s", wfpb_errmsg(c));
 	CHECK((fd = tcp_connect(bound.port, NULL)) >= 0, "tcp connect");
 	CHECK(wfpb_accept(c, lid, 2000, 0, &acc) == 0, "accept: %s", wfpb_errmsg(c));
+	/* The broker's reading of where the connection was going (sim: where it arrived), parsed for the proxy. */
+	CHECK(acc.has_original_dst && acc.original_dst.port == bound.port, "accept: no original destination");
 	CHECK(wfpb_prepare(c, acc.records, NULL, 0, WFPB_AF_INET, &s) == 0, "prepare: %s", wfpb_errmsg(c));
 	CHECK(getsockopt((int)s, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM, "not a TCP socket");
 	len = sizeof(to);
