@@ -34,6 +34,8 @@ for f in usr/sbin/wfpbrokerd usr/bin/wfpbctl usr/bin/wfpb-relay lib/systemd/syst
 	usr/share/man/man1/wfpbctl.1.gz usr/share/man/man1/wfpb-relay.1.gz usr/share/man/man5/wfpbroker.conf.5.gz; do
 	check "wfpbroker holds /$f" has "${debs[0]}" "$f"
 done
+check "wfpbroker depends on no init: no bare systemd in Depends ($(dpkg-deb -f "${debs[0]}" Depends))" eval \
+	"! dpkg-deb -f '${debs[0]}' Depends | tr ',' '\\n' | grep -qx ' *systemd *'"
 check "the configuration is a conffile" sh -c "dpkg-deb -f '${debs[0]}' >/dev/null && dpkg-deb -I '${debs[0]}' conffiles |
 	grep -qx /etc/wfpbroker/wfpbroker.conf"
 check "libwfpb0 holds the soname and nothing to build with" eval "has '${debs[1]}' 'usr/lib/x86_64-linux-gnu/libwfpb.so.0' &&

@@ -3,8 +3,12 @@
  * wfpbrokerd for POSIX: reads the configuration, loads or creates the static
  * key, and serves in the foreground (systemd Type=notify compatible).
  *
- *   wfpbrokerd [--config FILE]        serve
- *   wfpbrokerd keygen [--config FILE] create the static key if missing, print the public key path
+ *   wfpbrokerd [--config FILE] [--user USER]   serve
+ *   wfpbrokerd keygen [--config FILE]          create the static key if missing, print the public key path
+ *
+ * --user USER (a name, or UID[:GID]): started as root by an init other than systemd, the
+ * broker makes its runtime and state directories, gives them to USER, and becomes USER with
+ * CAP_NET_ADMIN and CAP_NET_BIND_SERVICE alone, as the packaged unit has it run.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +25,7 @@
 #include "broker.h"
 #include "keyfile.h"
 #include "log.h"
+#include "privdrop.h"
 #include "server_posix.h"
 
 #define DEFAULT_CONFIG		"/etc/wfpbroker/wfpbroker.conf"
@@ -38,7 +43,7 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: wfpbrokerd [keygen] [--config FILE]\n"
+	fprintf(f, "usage: wfpbrokerd [keygen] [--config FILE] [--user USER]\n"
 	    "       wfpbrokerd --help | --version\n"
 	    "exit status: 0 stopped, 1 runtime failure, 2 usage error, 78 configuration refused\n");
 }
@@ -144,6 +149,38 @@ inherited_fds(struct wfpb_inherited *in)
 	unsetenv("LISTEN_FDNAMES");
 }
 
+/*
+ * --user: as root, the endpoint's directory and the state directory made and given to the
+ * user (or already the user's), then the user with the unit's capabilities. 0, or -1 logged.
+ */
+static int
+become_user(const char *user, const struct wfpb_config *cfg)
+{
+	char	run[WFPB_PATH_MAX], err[WFPB_PATH_MAX + 128], *slash;
+	uid_t	uid;
+	gid_t	gid;
+
+	if (geteuid() != 0) {
+		wfpb_log(WFPB_LOG_ERR, "--user %s: only root can become another user (start it as root, or without "
+		    "--user as that user)", user);
+		return -1;
+	}
+	snprintf(run, sizeof(run), "%s", cfg->endpoint);
+	if ((slash = strrchr(run, '/')) != NULL && slash != run)
+		*slash = '\0';
+	if (wfpb__user_parse(user, &uid, &gid, err, sizeof(err)) != 0 ||
+	    (slash != NULL && slash != run && wfpb__own_dir(run, 0755, uid, gid, err, sizeof(err)) != 0) ||
+	    wfpb__own_dir(cfg->state_dir, 0755, uid, gid, err, sizeof(err)) != 0 ||
+	    wfpb__drop_to(uid, gid, err, sizeof(err)) != 0) {
+		wfpb_log(WFPB_LOG_ERR, "%s", err);
+		return -1;
+	}
+	umask(077);	/* the unit's UMask= */
+	wfpb_log(WFPB_LOG_INFO, "running as uid %u gid %u with CAP_NET_ADMIN and CAP_NET_BIND_SERVICE alone",
+	    (unsigned)uid, (unsigned)gid);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -152,10 +189,11 @@ main(int argc, char **argv)
 	struct wfpb_noise_keypair	key;
 	struct wfpb_broker		b;
 	struct wfpb_server_opts		opts = { 0 };
-	const char			*config_path = NULL;
+	const char			*config_path = NULL, *user = NULL;
 	char				priv_path[WFPB_PATH_MAX + 16], pub_path[WFPB_PATH_MAX + 16];
 	static const struct option	long_opts[] = {
 		{ "config", required_argument, NULL, 'c' },
+		{ "user", required_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -165,6 +203,7 @@ main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "hc:", long_opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config_path = optarg; break;
+		case 'u': user = optarg; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("wfpbrokerd %s\n", WFPB_SERVICE_VERSION); return 0;
 		default: usage(stderr); return 2;
@@ -191,6 +230,8 @@ main(int argc, char **argv)
 		    err.message);
 		return rc == WFPB_E_CONFIG ? EXIT_CONFIG : 1;
 	}
+	if (user != NULL && become_user(user, &cfg) != 0)
+		return EXIT_CONFIG;
 	if (prepare_state_dir(cfg.state_dir) != 0)
 		return EXIT_CONFIG;	/* a state directory the broker will not trust is the operator's to fix */
 	snprintf(priv_path, sizeof(priv_path), "%s/server.key", cfg.state_dir);
