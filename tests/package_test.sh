@@ -44,6 +44,26 @@ check "libwfpb-dev holds the headers, libwfpb.a, wfpb.pc and the CMake package" 
 	"has '${debs[2]}' usr/include/wfpb.h && has '${debs[2]}' usr/lib/x86_64-linux-gnu/libwfpb.a &&
 	 has '${debs[2]}' usr/lib/x86_64-linux-gnu/pkgconfig/wfpb.pc &&
 	 has '${debs[2]}' usr/lib/x86_64-linux-gnu/cmake/wfpb/wfpbConfig.cmake"
+check "libwfpb-dev holds what the documents point to: libwfpb(3), the documents, the .proto, the vectors, the examples" eval \
+	"has '${debs[2]}' usr/share/man/man3/libwfpb.3.gz && has '${debs[2]}' usr/share/doc/libwfpb-dev/PROTOCOL.md &&
+	 has '${debs[2]}' usr/share/doc/libwfpb-dev/wfpbroker.proto &&
+	 has '${debs[2]}' usr/share/doc/libwfpb-dev/vectors/transcript-v1.json &&
+	 has '${debs[2]}' usr/share/doc/libwfpb-dev/examples/wfpb-relay.c &&
+	 has '${debs[2]}' usr/share/doc/libwfpb-dev/examples/wfpb-udp-relay.c"
+# Purge, in a scratch root (only the package's own part of postrm runs: debhelper's acts on the host).
+purge_root=$work/purge-root
+mkdir -p "$purge_root/var/lib/wfpbroker/audit" "$purge_root/run/wfpbroker"
+touch "$purge_root/var/lib/wfpbroker/server.key" "$purge_root/var/lib/wfpbroker/server.pub" \
+	"$purge_root/var/lib/wfpbroker/audit.key" "$purge_root/var/lib/wfpbroker/audit.pub" \
+	"$purge_root/var/lib/wfpbroker/audit/audit.log"
+dpkg-deb -I "${debs[0]}" postrm | sed -n '/# wfpbroker: purge begins/,/# wfpbroker: purge ends/p' >"$work/purge.sh"
+DPKG_ROOT=$purge_root sh "$work/purge.sh" purge 2>"$work/purge.out"
+check "apt purge removes the broker's keys and its runtime directory" eval \
+	"test ! -e '$purge_root/var/lib/wfpbroker/server.key' -a ! -e '$purge_root/var/lib/wfpbroker/audit.key' -a \
+	 ! -e '$purge_root/run/wfpbroker'"
+check "  keeps the audit log and its public key, and says so with the users it leaves" eval \
+	"test -e '$purge_root/var/lib/wfpbroker/audit/audit.log' -a -e '$purge_root/var/lib/wfpbroker/audit.pub' &&
+	 grep -q 'Kept: the audit log' '$work/purge.out' && grep -q 'deluser wfpbroker' '$work/purge.out'"
 check "postinst creates the broker's users, then the audit directory, before it starts the unit" eval \
 	"dpkg-deb -I '${debs[0]}' postinst | awk '/systemd-sysusers/ { u = NR } /systemd-tmpfiles/ { t = NR }
 	 /deb-systemd-invoke/ { s = NR } END { exit !(u && t && s && u < t && t < s) }'"

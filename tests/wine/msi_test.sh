@@ -117,6 +117,9 @@ check "the keys and the configuration stay in ProgramData for the next installat
 # PURGE=1 removes the state; ADMINGROUP names another group; the SDK feature.
 check "msiexec /i ADDLOCAL=Main,Sdk installs the SDK" eval 'timeout 120 wine msiexec /i "$msi" /qn ADDLOCAL=Main,Sdk &&
 	test -s "$installdir/sdk/bin/wfpb.dll" -a -s "$installdir/sdk/lib/wfpb.lib" -a -s "$installdir/sdk/include/wfpb.h"'
+check "  with what the documents point to: PROTOCOL.md, the .proto, the test vectors, the examples" eval \
+	'test -s "$installdir/sdk/doc/PROTOCOL.md" -a -s "$installdir/sdk/doc/wfpbroker.proto" -a \
+	 -s "$installdir/sdk/doc/vectors/transcript-v1.json" -a -s "$installdir/sdk/doc/examples/wfpb-relay.c"'
 check "msiexec /x PURGE=1 removes ProgramData\\wfpbroker" eval 'timeout 120 wine msiexec /x "$msi" /qn PURGE=1 &&
 	test ! -e "$programdata"'
 # (Wine's token holds most builtin groups, so the group the user is not in is a domain one.)
