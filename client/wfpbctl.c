@@ -11,6 +11,7 @@
  *   wfpbctl service-pid                    the running Windows service's PID, from the SCM (any user)
  *   wfpbctl keygen --out PREFIX            writes PREFIX.key (private) and PREFIX.pub
  *   wfpbctl policy check FILE              validates a configuration/policy file offline
+ *   wfpbctl settings [FILE]                the broker's effective settings and where each comes from
  *   wfpbctl audit verify FILE --pubkey KEY [--live] [--expect SEQ:HASH] | audit tail [-f] [-n N] FILE
  *   wfpbctl audit export --json [--follow [--cursor CUR] [--relp HOST:PORT ...]] FILE [--pubkey KEY] | audit verify-collected ...
  *
@@ -32,6 +33,7 @@
 #include "audit_cmd.h"
 #include "wfpb_version.h"
 #include "config.h"
+#include "gpo.h"
 #include "json.h"
 #include "keyfile.h"
 #include "num.h"
@@ -49,6 +51,7 @@ usage_to(FILE *f)
 	    "       wfpbctl service-pid   (Windows: the running service's PID, for a callout; any user)\n"
 	    "       wfpbctl keygen --out PREFIX\n"
 	    "       wfpbctl policy check FILE\n"
+	    "       wfpbctl settings [FILE]   (effective settings: Group Policy, the file or the default)\n"
 	    "       wfpbctl audit verify FILE --pubkey KEY [--live] [--expect SEQ:HASH]\n"
 	    "       wfpbctl audit tail [-f] [-n N] FILE\n"
 	    "       wfpbctl audit export --json FILE [--pubkey KEY]\n"
@@ -357,6 +360,90 @@ cmd_policy_check(int argc, char **argv)
 	return 0;
 }
 
+/* The configuration file the broker reads when nothing names another. */
+static void
+default_config(char *out, size_t cap)
+{
+#ifdef _WIN32
+	const char *pd = getenv("ProgramData");
+
+	snprintf(out, cap, "%s\\wfpbroker\\wfpbroker.conf", pd != NULL ? pd : "C:\\ProgramData");
+#else
+	snprintf(out, cap, "/etc/wfpbroker/wfpbroker.conf");
+#endif
+}
+
+/*
+ * wfpbctl settings [FILE]: the settings Group Policy may set, as the broker would take them,
+ * each with where it came from: Group Policy (HKLM\SOFTWARE\Policies\wfpbroker, Windows),
+ * the configuration file, or the default.
+ */
+static int
+cmd_settings(int argc, char **argv)
+{
+	struct wfpb_config		base, cfg;
+	struct wfpb_ini_error		err;
+	struct wfpb_gpo			g;
+	struct wfpb_setting_sources	src;
+	char				file[WFPB_PATH_MAX], gerr[WFPB_PATH_MAX + 128], admins[512] = "", keep[32], max[32];
+	const char			*file_from;
+	size_t				i, n = 0;
+	int				rc;
+
+	if (argc > 2) {
+		usage();
+		return 2;
+	}
+	if (wfpb__gpo_read(&g, gerr, sizeof(gerr)) != 0) {
+		fprintf(stderr, "wfpbctl: %s\n", gerr);
+		return 1;
+	}
+	if (g.config_file[0] != '\0') {
+		snprintf(file, sizeof(file), "%s", g.config_file);
+		file_from = "Group Policy";
+	} else if (argc == 2) {
+		snprintf(file, sizeof(file), "%s", argv[1]);
+		file_from = "command line";
+	} else {
+		default_config(file, sizeof(file));
+		file_from = "default";
+	}
+	wfpb_config_defaults(&base, "", "");
+	if ((rc = wfpb_config_load(file, &base, &cfg, &err)) == WFPB_E_NOENT) {
+		cfg = base;
+	} else if (rc != 0) {
+		fprintf(stderr, "wfpbctl: %s:%u: %s\n", file, err.line, err.message);
+		return 1;
+	}
+	if (wfpb_config_apply_gpo(&cfg, &base, &g, &src, gerr, sizeof(gerr)) != 0) {
+		fprintf(stderr, "wfpbctl: %s\n", gerr);
+		wfpb_config_free(&cfg);
+		return 1;
+	}
+	for (i = 0; i < cfg.nprincipals; i++) {
+		const struct wfpb_principal *p = &cfg.principals[i];
+
+		if (!(p->perms & WFPB_PERM_ADMIN) || n >= sizeof(admins) - 1)
+			continue;
+		n += (size_t)snprintf(admins + n, sizeof(admins) - n, "%s%s%s%s%s", n ? ", " : "", p->name,
+		    p->group_sid[0] ? " (group " : "", p->group_sid, p->group_sid[0] ? ")" : "");
+		if (n >= sizeof(admins))
+			n = sizeof(admins) - 1;
+	}
+	snprintf(keep, sizeof(keep), "%u", (unsigned)cfg.audit_keep_files);
+	snprintf(max, sizeof(max), "%llu", (unsigned long long)(cfg.audit_max_bytes / 1024u));
+	printf("%-18s %-48s %s\n", "setting", "value", "from");
+	printf("%-18s %-48s %s%s\n", "configuration", file, file_from, rc == WFPB_E_NOENT ? " (absent: defaults)" : "");
+	printf("%-18s %-48s %s\n", "admin", admins[0] ? admins : "(nobody)", wfpb_setting_source_name(src.admin_group));
+	printf("%-18s %-48s %s\n", "backend", cfg.backend, wfpb_setting_source_name(src.backend));
+	printf("%-18s %-48s %s\n", "audit_log", cfg.audit_log[0] ? cfg.audit_log : "(state directory)/audit.log",
+	    wfpb_setting_source_name(src.audit_log));
+	printf("%-18s %-48s %s\n", "audit_keep_files", keep, wfpb_setting_source_name(src.audit_keep_files));
+	printf("%-18s %-48s %s\n", "audit_max_kib", max, wfpb_setting_source_name(src.audit_max_bytes));
+	wfpb_config_free(&cfg);
+	return 0;
+}
+
 static int
 cmd_reload(struct wfpb_open_opts *o)
 {
@@ -502,6 +589,8 @@ main(int argc, char **argv)
 		return cmd_status(&o, 2);
 	if (strcmp(argv[i], "policy") == 0)
 		return cmd_policy_check(argc - i, argv + i);
+	if (strcmp(argv[i], "settings") == 0)
+		return cmd_settings(argc - i, argv + i);
 	if (strcmp(argv[i], "audit") == 0) {
 		int rc = wfpbctl_audit(argc - i - 1, argv + i + 1);
 

@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include "broker.h"
+#include "gpo.h"
 #include "fileio.h"
 #include "log.h"
 #include "net.h"
@@ -89,8 +90,10 @@ wfpb_broker_reload(struct wfpb_broker *b, struct wfpb_config *cfg)
 int
 wfpb_broker_reload_file(struct wfpb_broker *b, struct wfpb_ini_error *err)
 {
-	struct wfpb_config	cfg;
-	int			rc;
+	struct wfpb_config		cfg;
+	struct wfpb_gpo			g;
+	struct wfpb_setting_sources	src;
+	int				rc;
 
 	if (b->config_path[0] == '\0') {
 		err->line = 0;
@@ -101,6 +104,14 @@ wfpb_broker_reload_file(struct wfpb_broker *b, struct wfpb_ini_error *err)
 		wfpb_log(WFPB_LOG_WARN, "reload rejected, keeping the old configuration: %s:%u: %s", b->config_path,
 		    err->line, err->message);
 		return rc;
+	}
+	/* Group Policy over the file again, as at start: a reload never undoes it (Windows; none elsewhere). */
+	if (wfpb__gpo_read(&g, err->message, sizeof(err->message)) != 0 ||
+	    wfpb_config_apply_gpo(&cfg, &b->cfg, &g, &src, err->message, sizeof(err->message)) != 0) {
+		err->line = 0;
+		wfpb_log(WFPB_LOG_WARN, "reload rejected, keeping the old configuration: %s", err->message);
+		wfpb_config_free(&cfg);
+		return WFPB_E_CONFIG;
 	}
 	wfpb_broker_reload(b, &cfg);
 	wfpb_broker_audit_event(b, WFPBROKER__V1__AUDIT_KIND__AUDIT_RELOAD, b->config_path, 0);

@@ -27,6 +27,7 @@
 #include <sodium.h>
 
 #include "broker.h"
+#include "gpo.h"
 #include "keyfile.h"
 #include "secure_win.h"
 #include "selftest_win.h"
@@ -197,10 +198,45 @@ enum { START_CONFIG = 78, START_STATE = 2, START_BROKER = 3, START_AUDIT = 4, ST
  * lives) and the file itself pass check_state_path first. Returns 0, or
  * START_STATE / START_CONFIG after logging why.
  */
+static int load_file(const char *config_path, struct wfpb_config *cfg, struct wfpb_config *defaults, char *conf_used,
+    size_t cap);
+
+/*
+ * The configuration, then Group Policy over it (HKLM\SOFTWARE\Policies\wfpbroker, gpo.h),
+ * which takes precedence: its ConfigFile over any other path, its settings over the file's. A
+ * policy that cannot be applied as written stops the start (START_CONFIG), as a refused file
+ * does. Returns 0, START_STATE or START_CONFIG after logging why.
+ */
 static int
 load_config(const char *config_path, struct wfpb_config *cfg, char *conf_used, size_t cap)
 {
-	struct wfpb_config	defaults;
+	struct wfpb_config		defaults;
+	struct wfpb_gpo			g;
+	struct wfpb_setting_sources	src;
+	char				err[WFPB_PATH_MAX + 128];
+	int				rc;
+
+	if (wfpb__gpo_read(&g, err, sizeof(err)) != 0) {
+		wfpb_log(WFPB_LOG_ERR, "%s", err);
+		return START_CONFIG;
+	}
+	if ((rc = load_file(g.config_file[0] ? g.config_file : config_path, cfg, &defaults, conf_used, cap)) != 0)
+		return rc;
+	if (wfpb_config_apply_gpo(cfg, &defaults, &g, &src, err, sizeof(err)) != 0) {
+		wfpb_log(WFPB_LOG_ERR, "%s", err);
+		return START_CONFIG;
+	}
+	if (g.config_file[0] || g.backend[0] || g.audit_log[0] || g.has_keep_files || g.has_max_kib || g.admin_group[0])
+		wfpb_log(WFPB_LOG_INFO, "Group Policy sets%s%s%s%s%s%s (wfpbctl settings shows each)",
+		    g.config_file[0] ? " the configuration file" : "", g.backend[0] ? " the backend" : "",
+		    g.audit_log[0] ? " the audit log" : "", g.has_keep_files ? " audit_keep_files" : "",
+		    g.has_max_kib ? " audit_max_kib" : "", g.admin_group[0] ? " the admin group" : "");
+	return 0;
+}
+
+static int
+load_file(const char *config_path, struct wfpb_config *cfg, struct wfpb_config *defaults, char *conf_used, size_t cap)
+{
 	struct wfpb_ini_error	err;
 	char			pd[MAX_PATH], state[MAX_PATH + 16];
 	int			rc;
@@ -213,16 +249,16 @@ load_config(const char *config_path, struct wfpb_config *cfg, char *conf_used, s
 		snprintf(conf_used, cap, "%s\\wfpbroker.conf", state);
 	if ((config_path == NULL && prepare_state_dir(state) != 0) || check_state_path(conf_used, 0) != 0)
 		return START_STATE;
-	wfpb_config_defaults(&defaults, DEFAULT_PIPE, state);
-	rc = wfpb_config_load(conf_used, &defaults, cfg, &err);
+	wfpb_config_defaults(defaults, DEFAULT_PIPE, state);
+	rc = wfpb_config_load(conf_used, defaults, cfg, &err);
 	if (rc == WFPB_E_NOENT && config_path == NULL) {
 		/* The first start after the MSI: the configuration its properties asked for, if any. */
 		if (wfpb_provision_config(conf_used) != 0)
 			return START_CONFIG;
-		rc = wfpb_config_load(conf_used, &defaults, cfg, &err);
+		rc = wfpb_config_load(conf_used, defaults, cfg, &err);
 	}
 	if (rc == WFPB_E_NOENT && config_path == NULL) {
-		*cfg = defaults;
+		*cfg = *defaults;
 		return 0;
 	}
 	if (rc != 0) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpo_win.h"
 #include "log.h"
 #include "provision_win.h"
 #include "secure_win.h"
@@ -129,34 +130,6 @@ copy_config(const char *src, const char *dst)
 	return rc;
 }
 
-/* "S-1-..." as given (checked), or an account name looked up; into sid_out as a string. */
-static int
-resolve_group(const char *group, char *sid_out, size_t cap)
-{
-	wchar_t		wname[256], domain[256], *text = NULL;
-	BYTE		buf[SECURITY_MAX_SID_SIZE];
-	PSID		sid = buf, parsed = NULL;
-	DWORD		cb = sizeof(buf), dcb = 256;
-	SID_NAME_USE	use;
-	int		rc = -1;
-
-	if (widen(group, wname, 256) != 0)
-		return -1;
-	if (strncmp(group, "S-1-", 4) == 0) {
-		if (!ConvertStringSidToSidW(wname, &parsed))
-			return -1;
-		sid = parsed;
-	} else if (!LookupAccountNameW(NULL, wname, sid, &cb, domain, &dcb, &use)) {
-		return -1;
-	}
-	if (ConvertSidToStringSidW(sid, &text) &&
-	    WideCharToMultiByte(CP_UTF8, 0, text, -1, sid_out, (int)cap, NULL, NULL) > 0)
-		rc = 0;
-	LocalFree(text);
-	LocalFree(parsed);
-	return rc;
-}
-
 int
 wfpb_provision_config(const char *conf_path)
 {
@@ -176,7 +149,7 @@ wfpb_provision_config(const char *conf_path)
 		return copy_config(source, conf_path);
 	if (group[0] == '\0')
 		return 0;
-	if (resolve_group(group, sid, sizeof(sid)) != 0) {
+	if (wfpb__group_sid(group, sid, sizeof(sid)) != 0) {
 		wfpb_log(WFPB_LOG_ERR, "ADMINGROUP %s: not a SID or an account this machine knows", group);
 		return -1;
 	}

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "gpo.h"
 #include "log.h"
 
 static struct wfpb_config base;
@@ -268,6 +269,61 @@ declared_listeners(void **state)
 	assert_int_equal(parse(text, &c, &err), WFPB_E_CONFIG);
 }
 
+/*
+ * Group Policy takes precedence over the file: each setting it names replaces the file's, and
+ * its admin group becomes the only holder of admin (a principal of the file granted admin keeps
+ * its other grants and loses that one); each setting says where it came from.
+ */
+static void
+group_policy_over_the_file(void **state)
+{
+	static const char		text[] = "[service]\nbackend = sim\naudit_keep_files = 3\n"
+					    "[principal ops]\ngroup_sid = S-1-5-32-544\nops = admin stash\n";
+	struct wfpb_config		defaults, cfg;
+	struct wfpb_ini_error		err;
+	struct wfpb_gpo			g;
+	struct wfpb_setting_sources	src;
+	char				why[256];
+
+	(void)state;
+	wfpb_config_defaults(&defaults, "x", "y");
+	assert_int_equal(wfpb_config_parse(text, sizeof(text) - 1, &defaults, &cfg, &err), 0);
+	memset(&g, 0, sizeof(g));
+	/* No policy: the file's and the defaults, each said so. */
+	assert_int_equal(wfpb_config_apply_gpo(&cfg, &defaults, &g, &src, why, sizeof(why)), 0);
+	assert_int_equal(src.backend, WFPB_FROM_FILE);
+	assert_int_equal(src.audit_keep_files, WFPB_FROM_FILE);
+	assert_int_equal(src.audit_max_bytes, WFPB_FROM_DEFAULT);
+	assert_int_equal(src.admin_group, WFPB_FROM_FILE);
+	assert_string_equal(cfg.backend, "sim");
+	/* A policy: its values win. */
+	snprintf(g.backend, sizeof(g.backend), "wfp");
+	snprintf(g.audit_log, sizeof(g.audit_log), "D:\\audit\\wfpbroker.log");
+	g.has_keep_files = 1;
+	g.audit_keep_files = 30;
+	g.has_max_kib = 1;
+	g.audit_max_kib = 2048;
+	snprintf(g.admin_group, sizeof(g.admin_group), "S-1-5-21-1-2-3-1013");
+	assert_int_equal(wfpb_config_apply_gpo(&cfg, &defaults, &g, &src, why, sizeof(why)), 0);
+	assert_string_equal(cfg.backend, "wfp");
+	assert_string_equal(cfg.audit_log, "D:\\audit\\wfpbroker.log");
+	assert_int_equal(cfg.audit_keep_files, 30);
+	assert_int_equal(cfg.audit_max_bytes, 2048u * 1024u);
+	assert_int_equal(src.backend, WFPB_FROM_POLICY);
+	assert_int_equal(src.admin_group, WFPB_FROM_POLICY);
+	assert_int_equal(cfg.nprincipals, 2);
+	assert_string_equal(cfg.principals[0].group_sid, "S-1-5-21-1-2-3-1013");
+	assert_int_equal(cfg.principals[0].perms, WFPB_PERM_ADMIN);
+	assert_string_equal(cfg.principals[1].name, "ops");
+	assert_int_equal(cfg.principals[1].perms, WFPB_PERM_STASH);
+	assert_string_equal(wfpb_setting_source_name(src.backend), "Group Policy");
+	/* A backend that is not one is refused, not ignored. */
+	snprintf(g.backend, sizeof(g.backend), "ebpf");
+	assert_int_equal(wfpb_config_apply_gpo(&cfg, &defaults, &g, &src, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "not a backend"));
+	wfpb_config_free(&cfg);
+}
+
 int
 main(void)
 {
@@ -281,6 +337,7 @@ main(void)
 		cmocka_unit_test(missing_file_is_noent),
 		cmocka_unit_test(inline_comments_end_a_line),
 		cmocka_unit_test(declared_listeners),
+		cmocka_unit_test(group_policy_over_the_file),
 		cmocka_unit_test(log_prefix_is_rfc3339_utc_or_a_journal_priority),
 	};
 

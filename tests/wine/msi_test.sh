@@ -120,6 +120,8 @@ check "msiexec /i ADDLOCAL=Main,Sdk installs the SDK" eval 'timeout 120 wine msi
 check "  with what the documents point to: PROTOCOL.md, the .proto, the test vectors, the examples" eval \
 	'test -s "$installdir/sdk/doc/PROTOCOL.md" -a -s "$installdir/sdk/doc/wfpbroker.proto" -a \
 	 -s "$installdir/sdk/doc/vectors/transcript-v1.json" -a -s "$installdir/sdk/doc/examples/wfpb-relay.c"'
+check "  and the Group Policy template (ADMX, en-US ADML)" eval \
+	'test -s "$installdir/sdk/policy/wfpbroker.admx" -a -s "$installdir/sdk/policy/en-US/wfpbroker.adml"'
 check "msiexec /x PURGE=1 removes ProgramData\\wfpbroker" eval 'timeout 120 wine msiexec /x "$msi" /qn PURGE=1 &&
 	test ! -e "$programdata"'
 # (Wine's token holds most builtin groups, so the group the user is not in is a domain one.)

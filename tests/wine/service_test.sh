@@ -92,6 +92,26 @@ start_service >/dev/null
 stop_service >/dev/null
 check "and is still there after the service started again" eval \
 	'wine reg query "HKLM\\System\\CurrentControlSet\\Services\\wfpbroker" /v Description 2>/dev/null | grep -q "Site description"'
+# Group Policy over the file (HKLM\SOFTWARE\Policies\wfpbroker): its admin group is the only one
+# (the file's Administrators lose admin), its retention wins, and wfpbctl settings says so.
+gpo='HKLM\SOFTWARE\Policies\wfpbroker'
+wine reg add "$gpo" /v AdminGroup /t REG_SZ /d S-1-5-21-1111-2222-3333-1013 /f >/dev/null 2>&1
+wine reg add "$gpo" /v AuditKeepFiles /t REG_DWORD /d 7 /f >/dev/null 2>&1
+wine "$wfpbctl" settings "$(winpath "$work/wfpbroker.conf")" 2>&1 | tr -d '\r' >"$work/settings.txt"
+check "wfpbctl settings shows Group Policy's admin group and retention, and the file's backend" eval \
+	"grep -qE '^admin +group-policy-administrators \\(group S-1-5-21-1111-2222-3333-1013\\) +Group Policy' '$work/settings.txt' &&
+	 grep -qE '^audit_keep_files +7 +Group Policy' '$work/settings.txt' &&
+	 grep -qE '^backend +sim +configuration file' '$work/settings.txt'"
+start_service >/dev/null
+check "  and the service takes it: the file's Administrators may no longer administer (Status refused)" eval \
+	'! wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" status >/dev/null 2>&1 &&
+	 wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" ping >/dev/null'
+stop_service >/dev/null
+wine reg delete "$gpo" /f >/dev/null 2>&1
+start_service >/dev/null
+check "  without the policy the file's Administrators administer again" eval \
+	'wine "$wfpbctl" --endpoint "$pipe" --server-key "$state\\server.pub" status | grep -q "^backend sim"'
+stop_service >/dev/null
 # A start that fails tells the SCM why: ERROR_SERVICE_SPECIFIC_ERROR with the broker's own code.
 printf 'max_sessions = lots\n' >>"$work/wfpbroker.conf"
 timeout 60 wine net start wfpbroker >/dev/null 2>&1
