@@ -409,8 +409,50 @@ struct wfpb_completion {
 	int		rc;		/* 0; WFPB_E_STATUS (status and message say why); another WFPB_E_* */
 	int		status;		/* the broker's status code when rc is WFPB_E_STATUS, else 0 */
 	char		message[256];	/* a sentence when rc is not 0 */
+	/*
+	 * Appended to the first layout: the operation it completes (WFPB_OP_*). An array of
+	 * completions is read with the stride its first element's size gives, so an array
+	 * built with the first layout's size still works.
+	 */
+	int		op;
 };
-#define WFPB_COMPLETION_INIT	{ sizeof(struct wfpb_completion), 0, NULL, 0, 0, { 0 } }
+#define WFPB_COMPLETION_INIT	{ sizeof(struct wfpb_completion), 0, NULL, 0, 0, { 0 }, 0 }
+
+/* The operations a completion names (the protocol's op numbers, docs/PROTOCOL.md §5). */
+#define WFPB_OP_PING		10
+#define WFPB_OP_LISTEN		11
+#define WFPB_OP_ACCEPT		12
+#define WFPB_OP_CONNECT		13
+#define WFPB_OP_QUERY_RECORDS	14
+#define WFPB_OP_APPLY_RECORDS	15
+#define WFPB_OP_STASH		16
+#define WFPB_OP_FETCH		17
+#define WFPB_OP_RELEASE		18
+#define WFPB_OP_STATUS		19
+#define WFPB_OP_RELOAD		20
+#define WFPB_OP_PREPARE		21
+#define WFPB_OP_RELAY		22
+#define WFPB_OP_FLOW		23
+#define WFPB_OP_CANCEL		24
+
+/* A timeout_ms for wfpb_submit_accept, _accept_declared, _relay and _flow: wait until cancelled. */
+#define WFPB_WAIT_FOREVER	0xffffffffu
+
+/*
+ * Cancels request_id of this session while it waits at the broker (an Accept, Connect, Relay,
+ * Flow; an ApplyRecords before its records are set): it completes with WFPB_E_STATUS and status
+ * CANCELLED, what it had started undone. This request itself completes OK, or NOT_FOUND when
+ * nothing of that id waits (it may have completed meanwhile).
+ */
+WFPB_API int WFPB_MUST_CHECK wfpb_submit_cancel(struct wfpb_client *c, uint64_t request_id, void *user,
+    uint64_t *cancel_id);
+
+/*
+ * The requests this session may keep waiting at the broker at once (its max_inflight; 1 for a
+ * protocol version 1 session): asked of the broker once (a Ping), then remembered. > 0, or a
+ * negative WFPB_E_* when it could not be asked.
+ */
+WFPB_API int WFPB_MUST_CHECK wfpb_max_inflight(struct wfpb_client *c);
 
 /* As wfpb_ping; *protocol_version (may be NULL) is set on completion. */
 WFPB_API int WFPB_MUST_CHECK wfpb_submit_ping(struct wfpb_client *c, const uint8_t *payload, size_t len,
@@ -442,6 +484,29 @@ WFPB_API int WFPB_MUST_CHECK wfpb_submit_relay(struct wfpb_client *c, uint64_t l
 WFPB_API int WFPB_MUST_CHECK wfpb_submit_connect(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob,
     size_t blob_len, const struct wfpb_addr *remote, const struct wfpb_addr *local, uint32_t timeout_ms,
     wfpb_socket_t *sock, struct wfpb_addr *local_out, void *user, uint64_t *request_id);
+
+/* As wfpb_listen and wfpb_listen_udp; *listener_id and *bound (may be NULL) are set on completion. */
+WFPB_API int WFPB_MUST_CHECK wfpb_submit_listen(struct wfpb_client *c, const struct wfpb_addr *local,
+    unsigned backlog, uint64_t *listener_id, struct wfpb_addr *bound, void *user, uint64_t *request_id);
+WFPB_API int WFPB_MUST_CHECK wfpb_submit_listen_udp(struct wfpb_client *c, const struct wfpb_addr *local,
+    uint64_t *listener_id, struct wfpb_addr *bound, void *user, uint64_t *request_id);
+
+/* As wfpb_release_listener. */
+WFPB_API int WFPB_MUST_CHECK wfpb_submit_release_listener(struct wfpb_client *c, uint64_t listener_id, void *user,
+    uint64_t *request_id);
+
+/* As wfpb_prepare_at (local may be NULL); *sock is set on completion. */
+WFPB_API int WFPB_MUST_CHECK wfpb_submit_prepare(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob,
+    size_t blob_len, int family, const struct wfpb_addr *local, wfpb_socket_t *sock, void *user,
+    uint64_t *request_id);
+
+/* As wfpb_query_records; *out (initialised with WFPB_RECORDS_INIT) is filled on completion. */
+WFPB_API int WFPB_MUST_CHECK wfpb_submit_query_records(struct wfpb_client *c, wfpb_socket_t sock, int lifetime,
+    struct wfpb_records *out, void *user, uint64_t *request_id);
+
+/* As wfpb_apply_records: completes once the broker set the records (after their audit record). */
+WFPB_API int WFPB_MUST_CHECK wfpb_submit_apply_records(struct wfpb_client *c, wfpb_socket_t sock,
+    const uint8_t *handle, const uint8_t *blob, size_t blob_len, void *user, uint64_t *request_id);
 
 /* As wfpb_release: the stash entry goes (the handle is copied into the request at once). */
 WFPB_API int WFPB_MUST_CHECK wfpb_submit_release(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN],

@@ -49,7 +49,7 @@ struct done {
 	struct done		*next;
 	uint64_t		id;
 	void			*user;
-	int			rc, status;
+	int			rc, status, op;
 	char			message[256];
 };
 
@@ -58,6 +58,7 @@ struct wfpb_client {
 	struct wfpb_channel	ch;
 	uint32_t		timeout_ms;
 	int			nonblocking;	/* handed-over sockets stay non-blocking (wfpb_open_opts) */
+	uint32_t		max_inflight;	/* the broker's, once asked (wfpb_max_inflight); 0 before */
 	uint64_t		next_id;
 	int			status;
 	char			err[256];
@@ -246,6 +247,7 @@ push_done(struct wfpb_client *c, const struct slot *sl, int rc, int status, cons
 		return;
 	d->id = sl->id;
 	d->user = sl->user;
+	d->op = (int)sl->want;	/* the result case is the op's number (the .proto gives them alike) */
 	d->rc = rc;
 	d->status = status;
 	snprintf(d->message, sizeof(d->message), "%s", message != NULL ? message : "");
@@ -981,14 +983,21 @@ take_socket(struct wfpb_client *c, const Wfpbroker__V1__SocketTransfer *x, unsig
 }
 
 static int
-listen_proto(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backlog, Wfpbroker__V1__Protocol proto,
-    uint64_t *listener_id, struct wfpb_addr *bound)
+decode_listen(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl)
+{
+	*(uint64_t *)sl->out = r->listen->listener_id;
+	if (sl->out2 != NULL && addr_from_pb(r->listen->local, sl->out2) != 0)
+		return fail(c, WFPB_E_PROTOCOL, "listen: malformed bound address");
+	return 0;
+}
+
+static int
+submit_listen(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backlog, Wfpbroker__V1__Protocol proto,
+    uint64_t *listener_id, struct wfpb_addr *bound, void *user, uint64_t *request_id)
 {
 	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
 	Wfpbroker__V1__ListenRequest	l = WFPBROKER__V1__LISTEN_REQUEST__INIT;
 	Wfpbroker__V1__Address		a;
-	Wfpbroker__V1__Response		*r;
-	int				rc;
 
 	addr_to_pb(local, &a);
 	l.local = &a;
@@ -996,13 +1005,34 @@ listen_proto(struct wfpb_client *c, const struct wfpb_addr *local, unsigned back
 	l.protocol = proto;
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_LISTEN;
 	rq.listen = &l;
-	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_LISTEN, &r)) != 0)
+	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_LISTEN, decode_listen, listener_id, bound, user, -1,
+	    request_id);
+}
+
+static int
+listen_proto(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backlog, Wfpbroker__V1__Protocol proto,
+    uint64_t *listener_id, struct wfpb_addr *bound)
+{
+	uint64_t	id = 0;
+	int		rc;
+
+	if ((rc = submit_listen(c, local, backlog, proto, listener_id, bound, NULL, &id)) != 0)
 		return rc;
-	*listener_id = r->listen->listener_id;
-	if (bound != NULL && addr_from_pb(r->listen->local, bound) != 0)
-		rc = fail(c, WFPB_E_PROTOCOL, "listen: malformed bound address");
-	response_free(c, r);
-	return rc;
+	return wait_for(c, id, c->timeout_ms);
+}
+
+int
+wfpb_submit_listen(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backlog, uint64_t *listener_id,
+    struct wfpb_addr *bound, void *user, uint64_t *request_id)
+{
+	return submit_listen(c, local, backlog, WFPBROKER__V1__PROTOCOL__TCP, listener_id, bound, user, request_id);
+}
+
+int
+wfpb_submit_listen_udp(struct wfpb_client *c, const struct wfpb_addr *local, uint64_t *listener_id,
+    struct wfpb_addr *bound, void *user, uint64_t *request_id)
+{
+	return submit_listen(c, local, 0, WFPBROKER__V1__PROTOCOL__UDP, listener_id, bound, user, request_id);
 }
 
 int
@@ -1426,16 +1456,41 @@ socket_to_pb(Wfpbroker__V1__SocketTransfer *x, wfpb_socket_t sock)
 #endif
 }
 
+static int
+decode_query(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl)
+{
+	const Wfpbroker__V1__QueryRecordsResponse	*qr = r->query_records;
+	struct wfpb_records				*out = sl->out;
+
+	(void)c;
+	if (qr->records != NULL && qr->records->id.len == WFPB_HANDLE_LEN) {
+		memcpy(out->handle, qr->records->id.data, WFPB_HANDLE_LEN);
+		out->has_handle = 1;
+	}
+	if ((qr->blob.len && (out->blob = malloc(qr->blob.len)) == NULL) ||
+	    (qr->context.len && (out->context = malloc(qr->context.len)) == NULL)) {
+		wfpb_records_free(out);
+		return WFPB_E_NOMEM;
+	}
+	if (qr->blob.len)
+		memcpy(out->blob, qr->blob.data, qr->blob.len);
+	if (qr->context.len)
+		memcpy(out->context, qr->context.data, qr->context.len);
+	out->blob_len = qr->blob.len;
+	out->context_len = qr->context.len;
+	out->records_error = qr->records_error;
+	out->context_error = qr->context_error;
+	return 0;
+}
+
 int
-wfpb_query_records(struct wfpb_client *c, wfpb_socket_t sock, int lifetime, struct wfpb_records *out)
+wfpb_submit_query_records(struct wfpb_client *c, wfpb_socket_t sock, int lifetime, struct wfpb_records *out,
+    void *user, uint64_t *request_id)
 {
 	Wfpbroker__V1__Request			rq = WFPBROKER__V1__REQUEST__INIT;
 	Wfpbroker__V1__QueryRecordsRequest	q = WFPBROKER__V1__QUERY_RECORDS_REQUEST__INIT;
 	Wfpbroker__V1__SocketTransfer		x;
-	Wfpbroker__V1__Response			*r;
-	Wfpbroker__V1__QueryRecordsResponse	*qr;
 	intptr_t				send_sock;
-	int					rc;
 
 	if (!sized_ok(out, sizeof(*out)))
 		return fail(c, WFPB_E_INVAL, "struct wfpb_records without its size: use WFPB_RECORDS_INIT");
@@ -1447,29 +1502,19 @@ wfpb_query_records(struct wfpb_client *c, wfpb_socket_t sock, int lifetime, stru
 	q.lifetime = (Wfpbroker__V1__Lifetime)lifetime_pb(lifetime);
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_QUERY_RECORDS;
 	rq.query_records = &q;
-	if ((rc = call_sock(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_QUERY_RECORDS, &r, send_sock)) != 0)
+	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_QUERY_RECORDS, decode_query, out, NULL, user, send_sock,
+	    request_id);
+}
+
+int
+wfpb_query_records(struct wfpb_client *c, wfpb_socket_t sock, int lifetime, struct wfpb_records *out)
+{
+	uint64_t	id = 0;
+	int		rc;
+
+	if ((rc = wfpb_submit_query_records(c, sock, lifetime, out, NULL, &id)) != 0)
 		return rc;
-	qr = r->query_records;
-	if (qr->records != NULL && qr->records->id.len == WFPB_HANDLE_LEN) {
-		memcpy(out->handle, qr->records->id.data, WFPB_HANDLE_LEN);
-		out->has_handle = 1;
-	}
-	if ((qr->blob.len && (out->blob = malloc(qr->blob.len)) == NULL) ||
-	    (qr->context.len && (out->context = malloc(qr->context.len)) == NULL)) {
-		wfpb_records_free(out);
-		rc = WFPB_E_NOMEM;
-	} else {
-		if (qr->blob.len)
-			memcpy(out->blob, qr->blob.data, qr->blob.len);
-		if (qr->context.len)
-			memcpy(out->context, qr->context.data, qr->context.len);
-		out->blob_len = qr->blob.len;
-		out->context_len = qr->context.len;
-		out->records_error = qr->records_error;
-		out->context_error = qr->context_error;
-	}
-	response_free(c, r);
-	return rc;
+	return wait_for(c, id, c->timeout_ms);
 }
 
 void
@@ -1497,16 +1542,14 @@ wfpb_prepare(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, 
 }
 
 int
-wfpb_prepare_at(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, size_t blob_len, int family,
-    const struct wfpb_addr *local, wfpb_socket_t *sock)
+wfpb_submit_prepare(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, size_t blob_len, int family,
+    const struct wfpb_addr *local, wfpb_socket_t *sock, void *user, uint64_t *request_id)
 {
 	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
 	Wfpbroker__V1__PrepareRequest	pr = WFPBROKER__V1__PREPARE_REQUEST__INIT;
 	Wfpbroker__V1__RecordSource	src;
 	Wfpbroker__V1__StashHandle	h;
 	Wfpbroker__V1__Address		la;
-	uint64_t			id = 0;
-	int				rc;
 
 	*sock = WFPB_SOCKET_NONE;
 	records_to_pb(handle, blob, blob_len, &src, &h);
@@ -1521,24 +1564,32 @@ wfpb_prepare_at(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blo
 	    family == WFPB_AF_INET6 ? WFPBROKER__V1__ADDRESS_FAMILY__AF_INET6 : (Wfpbroker__V1__AddressFamily)family;
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_PREPARE;
 	rq.prepare = &pr;
-	if ((rc = submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_PREPARE, decode_prepare, sock, NULL, NULL, -1,
-	    &id)) != 0)
+	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_PREPARE, decode_prepare, sock, NULL, user, -1,
+	    request_id);
+}
+
+int
+wfpb_prepare_at(struct wfpb_client *c, const uint8_t *handle, const uint8_t *blob, size_t blob_len, int family,
+    const struct wfpb_addr *local, wfpb_socket_t *sock)
+{
+	uint64_t	id = 0;
+	int		rc;
+
+	if ((rc = wfpb_submit_prepare(c, handle, blob, blob_len, family, local, sock, NULL, &id)) != 0)
 		return rc;
 	return wait_for(c, id, c->timeout_ms);
 }
 
 int
-wfpb_apply_records(struct wfpb_client *c, wfpb_socket_t sock, const uint8_t *handle, const uint8_t *blob,
-    size_t blob_len)
+wfpb_submit_apply_records(struct wfpb_client *c, wfpb_socket_t sock, const uint8_t *handle, const uint8_t *blob,
+    size_t blob_len, void *user, uint64_t *request_id)
 {
 	Wfpbroker__V1__Request			rq = WFPBROKER__V1__REQUEST__INIT;
 	Wfpbroker__V1__ApplyRecordsRequest	a = WFPBROKER__V1__APPLY_RECORDS_REQUEST__INIT;
 	Wfpbroker__V1__SocketTransfer		x;
 	Wfpbroker__V1__RecordSource		src;
 	Wfpbroker__V1__StashHandle		h;
-	Wfpbroker__V1__Response			*r;
 	intptr_t				send_sock;
-	int					rc;
 
 	send_sock = socket_to_pb(&x, sock);
 	records_to_pb(handle, blob, blob_len, &src, &h);
@@ -1546,28 +1597,83 @@ wfpb_apply_records(struct wfpb_client *c, wfpb_socket_t sock, const uint8_t *han
 	a.records = &src;
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_APPLY_RECORDS;
 	rq.apply_records = &a;
-	if ((rc = call_sock(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_APPLY_RECORDS, &r, send_sock)) != 0)
-		return rc;
-	response_free(c, r);
-	return 0;
+	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_APPLY_RECORDS, decode_none, NULL, NULL, user, send_sock,
+	    request_id);
 }
 
 int
-wfpb_release_listener(struct wfpb_client *c, uint64_t listener_id)
+wfpb_apply_records(struct wfpb_client *c, wfpb_socket_t sock, const uint8_t *handle, const uint8_t *blob,
+    size_t blob_len)
+{
+	uint64_t	id = 0;
+	int		rc;
+
+	if ((rc = wfpb_submit_apply_records(c, sock, handle, blob, blob_len, NULL, &id)) != 0)
+		return rc;
+	return wait_for(c, id, c->timeout_ms);
+}
+
+int
+wfpb_submit_release_listener(struct wfpb_client *c, uint64_t listener_id, void *user, uint64_t *request_id)
 {
 	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
 	Wfpbroker__V1__ReleaseRequest	rl = WFPBROKER__V1__RELEASE_REQUEST__INIT;
-	Wfpbroker__V1__Response		*r;
-	int				rc;
 
 	rl.target_case = WFPBROKER__V1__RELEASE_REQUEST__TARGET_LISTENER_ID;
 	rl.listener_id = listener_id;
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_RELEASE;
 	rq.release = &rl;
-	if ((rc = call(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_RELEASE, &r)) != 0)
+	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_RELEASE, decode_none, NULL, NULL, user, -1, request_id);
+}
+
+int
+wfpb_release_listener(struct wfpb_client *c, uint64_t listener_id)
+{
+	uint64_t	id = 0;
+	int		rc;
+
+	if ((rc = wfpb_submit_release_listener(c, listener_id, NULL, &id)) != 0)
 		return rc;
-	response_free(c, r);
+	return wait_for(c, id, c->timeout_ms);
+}
+
+int
+wfpb_submit_cancel(struct wfpb_client *c, uint64_t request_id, void *user, uint64_t *cancel_id)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__CancelRequest	cr = WFPBROKER__V1__CANCEL_REQUEST__INIT;
+
+	cr.request_id = request_id;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_CANCEL;
+	rq.cancel = &cr;
+	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_CANCEL, decode_none, NULL, NULL, user, -1, cancel_id);
+}
+
+static int
+decode_max_inflight(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl)
+{
+	(void)c;
+	*(uint32_t *)sl->out = r->ping->protocol_version >= 2 ? r->ping->max_inflight : 1;
 	return 0;
+}
+
+int
+wfpb_max_inflight(struct wfpb_client *c)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__PingRequest	ping = WFPBROKER__V1__PING_REQUEST__INIT;
+	uint64_t			id = 0;
+	uint32_t			n = 0;
+	int				rc;
+
+	if (c->max_inflight > 0)
+		return (int)c->max_inflight;
+	ping_request(&rq, &ping, NULL, 0);
+	if ((rc = submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_PING, decode_max_inflight, &n, NULL, NULL, -1,
+	    &id)) != 0 || (rc = wait_for(c, id, c->timeout_ms)) != 0)
+		return rc;
+	c->max_inflight = n > 0 ? n : 1;
+	return (int)c->max_inflight;
 }
 
 intptr_t
@@ -1595,20 +1701,30 @@ wfpb_complete(struct wfpb_client *c, struct wfpb_completion *out, unsigned max, 
 	unsigned	i, n = 0;
 	int		rc;
 
+	/* The caller's stride: its elements are as large as the layout it was compiled with. */
+	size_t		stride = max > 0 && out != NULL ? out->size : sizeof(*out);
+	const size_t	first = offsetof(struct wfpb_completion, op);
+
+	if (max > 0 && (stride < first || stride > 4096))
+		return fail(c, WFPB_E_INVAL, "struct wfpb_completion without its size: use WFPB_COMPLETION_INIT");
 	for (i = 0; i < max; i++)
-		if (!sized_ok(&out[i], sizeof(out[i])))
+		if (((struct wfpb_completion *)((char *)out + i * stride))->size != stride)
 			return fail(c, WFPB_E_INVAL, "struct wfpb_completion without its size: use WFPB_COMPLETION_INIT");
 	for (;;) {
 		while (n < max && (d = c->done) != NULL) {
+			struct wfpb_completion *e = (struct wfpb_completion *)((char *)out + n * stride);
+
 			if ((c->done = d->next) == NULL)
 				c->done_tail = &c->done;
 			c->n_done--;
-			sized_reset(&out[n], sizeof(out[n]));
-			out[n].request_id = d->id;
-			out[n].user = d->user;
-			out[n].rc = d->rc;
-			out[n].status = d->status;
-			snprintf(out[n].message, sizeof(out[n].message), "%s", d->message);
+			sized_reset(e, stride < sizeof(*e) ? stride : sizeof(*e));
+			e->request_id = d->id;
+			e->user = d->user;
+			e->rc = d->rc;
+			e->status = d->status;
+			snprintf(e->message, sizeof(e->message), "%s", d->message);
+			if (stride >= sizeof(*e))
+				e->op = d->op;
 			n++;
 			free(d);
 		}

@@ -46,6 +46,8 @@ static const struct wfpb_op ops[] = {
 	    wfpb__op_relay, WFPB_PENDING_RELAY, wfpb__resume_relay },
 	{ R(FLOW), "flow", WFPB_PERM_UDP_FLOW, NEEDS_PRINCIPAL | DURABLE, wfpb__validate_flow, wfpb__op_flow,
 	    WFPB_PENDING_FLOW, wfpb__resume_flow },
+	/* A session may always cancel its own waiting requests: what it asks of no one else needs no grant. */
+	{ R(CANCEL), "cancel", 0, 0, wfpb__validate_cancel, wfpb__op_cancel, 0, NULL },
 	{ R(STASH), "stash", WFPB_PERM_STASH, NEEDS_PRINCIPAL, wfpb__validate_stash, wfpb__op_stash, 0, NULL },
 	{ R(FETCH), "fetch", WFPB_PERM_FETCH, NEEDS_PRINCIPAL, wfpb__validate_fetch, wfpb__op_fetch, 0, NULL },
 	{ R(RELEASE), "release", 0, NEEDS_PRINCIPAL, wfpb__validate_release, wfpb__op_release, 0, NULL },
@@ -382,7 +384,8 @@ bounded(const struct wfpb_limits *lim, Wfpbroker__V1__Request__OpCase op, const 
 		/* One listener: the session's by id, or a declared one by a name that fits. */
 		return (r->accept.listener != NULL ? r->accept.listener_id == 0 &&
 		    strlen(r->accept.listener) < WFPB_NAME_MAX : r->accept.listener_id != 0) && r->accept.timeout_ms >= 1 &&
-		    r->accept.timeout_ms <= ACCEPT_TIMEOUT_MAX && lifetime_bounded(r->accept.lifetime);
+		    (r->accept.timeout_ms <= ACCEPT_TIMEOUT_MAX || r->accept.timeout_ms == WAIT_FOREVER) &&
+		    lifetime_bounded(r->accept.lifetime);
 	case WFPBROKER__V1__REQUEST__OP_CONNECT:
 		return records_bounded(lim, &r->connect.records) && !wfpb_addr_unspecified(&r->connect.remote) &&
 		    (r->connect.local.family == 0 || r->connect.local.family == r->connect.remote.family) &&
@@ -394,13 +397,17 @@ bounded(const struct wfpb_limits *lim, Wfpbroker__V1__Request__OpCase op, const 
 	case WFPBROKER__V1__REQUEST__OP_RELAY:
 		return (r->relay.accept.listener != NULL ? r->relay.accept.listener_id == 0 &&
 		    strlen(r->relay.accept.listener) < WFPB_NAME_MAX : r->relay.accept.listener_id != 0) &&
-		    r->relay.accept.timeout_ms >= 1 && r->relay.accept.timeout_ms <= ACCEPT_TIMEOUT_MAX &&
+		    r->relay.accept.timeout_ms >= 1 && (r->relay.accept.timeout_ms <= ACCEPT_TIMEOUT_MAX ||
+		    r->relay.accept.timeout_ms == WAIT_FOREVER) &&
 		    (r->relay.remote.family == 0 || !wfpb_addr_unspecified(&r->relay.remote)) &&
 		    (r->relay.local.family == 0 || r->relay.remote.family == 0 ||
 		    r->relay.local.family == r->relay.remote.family) &&
 		    r->relay.connect_timeout_ms >= 1 && r->relay.connect_timeout_ms <= CONNECT_TIMEOUT_MAX;
+	case WFPBROKER__V1__REQUEST__OP_CANCEL:
+		return r->cancel.request_id != 0;
 	case WFPBROKER__V1__REQUEST__OP_FLOW:
-		return r->flow.listener_id != 0 && r->flow.timeout_ms >= 1 && r->flow.timeout_ms <= ACCEPT_TIMEOUT_MAX &&
+		return r->flow.listener_id != 0 && r->flow.timeout_ms >= 1 && (r->flow.timeout_ms <= ACCEPT_TIMEOUT_MAX ||
+		    r->flow.timeout_ms == WAIT_FOREVER) &&
 		    (r->flow.remote.family == 0 || !wfpb_addr_unspecified(&r->flow.remote));
 	case WFPBROKER__V1__REQUEST__OP_PREPARE:
 		return records_bounded(lim, &r->prepare.records) &&

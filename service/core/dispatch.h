@@ -61,6 +61,7 @@ enum wfpb_resume_why {
 	WFPB_RESUME_CANCEL,	/* what it waits on is going away (a released listener) */
 	WFPB_RESUME_GONE,	/* its session is ending: record what was done (CANCELLED), answer nothing */
 	WFPB_RESUME_REVOKED,	/* a reload withdrew its grant, range or provenance: answer DENIED */
+	WFPB_RESUME_ABORT,	/* its client cancelled it (Cancel): answer CANCELLED, nothing more done */
 };
 
 /*

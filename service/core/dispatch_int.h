@@ -75,6 +75,11 @@ struct req_listen {
 	int			udp;
 };
 
+/* Cancel: a waiting request of the session, by its id. */
+struct req_cancel {
+	uint64_t	request_id;
+};
+
 /* Flow: a UDP listener of the session, the wait, where upstream goes (family 0: the original destination). */
 struct req_flow {
 	uint64_t		listener_id;
@@ -142,12 +147,14 @@ union wfpb_req {
 	struct req_prepare	prepare;
 	struct req_relay	relay;
 	struct req_flow		flow;
+	struct req_cancel	cancel;
 };
 
 #define BACKLOG_DEFAULT		128
 #define BACKLOG_MAX		1024u
 #define ACCEPT_TIMEOUT_DEFAULT	30000u
 #define ACCEPT_TIMEOUT_MAX	600000u
+#define WAIT_FOREVER		0xffffffffu	/* an Accept, Relay or Flow that waits until cancelled */
 #define CONNECT_TIMEOUT_DEFAULT	10000u
 #define CONNECT_TIMEOUT_MAX	120000u
 #define WFPB_AUDIT_ADDRS_MAX	4u	/* a Relay's: peer, local, remote, upstream local */
@@ -193,6 +200,7 @@ struct reply {
 	Wfpbroker__V1__PrepareResponse		prepare;
 	Wfpbroker__V1__RelayResponse		relay;
 	Wfpbroker__V1__FlowResponse		flow;
+	Wfpbroker__V1__CancelResponse		cancel;
 	struct wfpb_buf				payload;	/* a Flow's first datagram; freed after packing */
 	Wfpbroker__V1__SocketTransfer		xfer[WFPB_ATTACH_MAX];
 	Wfpbroker__V1__Address			addr[5];
@@ -253,10 +261,10 @@ struct wfpb_op {
 /* Given by one file of the dispatcher to another: the table's entries, */
 validate_t wfpb__validate_ping, wfpb__validate_stash, wfpb__validate_fetch, wfpb__validate_release,
     wfpb__validate_empty, wfpb__validate_listen, wfpb__validate_accept, wfpb__validate_connect, wfpb__validate_query,
-    wfpb__validate_apply, wfpb__validate_prepare, wfpb__validate_relay, wfpb__validate_flow;
+    wfpb__validate_apply, wfpb__validate_prepare, wfpb__validate_relay, wfpb__validate_flow, wfpb__validate_cancel;
 handler_t wfpb__op_ping, wfpb__op_stash, wfpb__op_fetch, wfpb__op_release, wfpb__op_status, wfpb__op_reload,
     wfpb__op_listen, wfpb__op_accept, wfpb__op_connect, wfpb__op_query, wfpb__op_apply, wfpb__op_prepare,
-    wfpb__op_relay, wfpb__op_flow;
+    wfpb__op_relay, wfpb__op_flow, wfpb__op_cancel;
 resumer_t wfpb__resume_accept, wfpb__resume_connect, wfpb__resume_apply, wfpb__resume_relay, wfpb__resume_flow;
 /*
  * Whether a pending request may still complete under the policy as it is now (a reload may

@@ -266,3 +266,33 @@ wfpb__op_reload(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp
 	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_RELOAD;
 	rp->resp.reload = &rp->reload;
 }
+
+int
+wfpb__validate_cancel(const struct wfpb_limits *lim, const Request *rq, union wfpb_req *r, struct outcome *o)
+{
+	(void)lim;
+	if (rq->cancel->request_id == 0)
+		return BAD(o, "cancel.request_id: missing");
+	r->cancel.request_id = rq->cancel->request_id;
+	return 0;
+}
+
+/* Cancel: the session's own waiting request ends, answered CANCELLED before this is answered OK. */
+void
+wfpb__op_cancel(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, struct outcome *o, uint64_t now_ms)
+{
+	int rc = wfpb__scope_cancel(sc, r->cancel.request_id, now_ms);
+
+	if (rc == WFPB_E_NOENT) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__NOT_FOUND, "cancel: no request %llu of this session waits",
+		    (unsigned long long)r->cancel.request_id);
+		return;
+	}
+	if (rc != 0) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__INTERNAL, "cancel: its answer could not be queued");
+		return;
+	}
+	wfpbroker__v1__cancel_response__init(&rp->cancel);
+	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_CANCEL;
+	rp->resp.cancel = &rp->cancel;
+}

@@ -376,8 +376,9 @@ validate_listener_ref(uint64_t listener_id, const char *listener, uint32_t timeo
 	} else if (listener_id == 0) {
 		return BAD(o, "%s.listener_id: missing", what);
 	}
-	if (timeout_ms > ACCEPT_TIMEOUT_MAX)
-		return BAD(o, "%s.timeout_ms: %u, the limit is %u", what, timeout_ms, ACCEPT_TIMEOUT_MAX);
+	if (timeout_ms > ACCEPT_TIMEOUT_MAX && timeout_ms != WAIT_FOREVER)
+		return BAD(o, "%s.timeout_ms: %u, the limit is %u (or %u: until cancelled)", what, timeout_ms,
+		    ACCEPT_TIMEOUT_MAX, WAIT_FOREVER);
 	out->listener_id = listener_id;
 	out->timeout_ms = timeout_ms ? timeout_ms : ACCEPT_TIMEOUT_DEFAULT;
 	return 0;
@@ -474,7 +475,7 @@ accept_or_wait(const struct wfpb_listener *l, int kind, uint32_t timeout_ms, str
 		rp->pend.want_write = 0;
 		rp->pend.listener_id = l->id;
 		rp->pend.started_ms = now_ms;
-		rp->pend.deadline_ms = now_ms + timeout_ms;
+		rp->pend.deadline_ms = timeout_ms == WAIT_FOREVER ? UINT64_MAX : now_ms + timeout_ms;
 		o->code = OUTCOME_PENDING;
 	}
 	return rc;
@@ -1031,6 +1032,9 @@ listener_wait_ended(struct wfpb_scope *sc, const struct wfpb_pending *p, struct 
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED,
 		    "%s: the session ended while it waited on listener %llu; %s", what,
 		    (unsigned long long)p->listener_id, nothing);
+	} else if (why == WFPB_RESUME_ABORT) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED, "%s: cancelled by its client; %s", what,
+		    nothing);
 	} else {
 		return 0;
 	}
@@ -1087,11 +1091,12 @@ connect_ended(struct wfpb_scope *sc, const struct wfpb_pending *p, struct outcom
 		(void)wfpb__pending_holds(sc, p, reason, sizeof(reason));
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "%s: %s; %s, never handed over", what, reason,
 		    closed);
-	} else if (why == WFPB_RESUME_GONE) {
+	} else if (why == WFPB_RESUME_GONE || why == WFPB_RESUME_ABORT) {
 		/* The connection was started, and the remote may have seen it: the record says how far it got. */
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED, "%s: %s%s; the session ended before it was "
-		    "handed over, and %s", what, prefix, done == 0 ? "started, not yet connected" : done > 0 ?
-		    "connected" : "started, and failed", closed);
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED, "%s: %s%s; %s before it was handed over, "
+		    "and %s", what, prefix, done == 0 ? "started, not yet connected" : done > 0 ? "connected" :
+		    "started, and failed", why == WFPB_RESUME_GONE ? "the session ended" : "its client cancelled it",
+		    closed);
 	} else if (why == WFPB_RESUME_TIMEOUT || why == WFPB_RESUME_CANCEL) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT, "%s: %snot connected within %u ms; %s", what,
 		    prefix, p->connect_timeout_ms, closed);
@@ -1110,7 +1115,7 @@ connect_woken(const struct wfpb_pending *p, struct reply *rp, int why, int *done
 {
 	*done = 0;
 	/* Asked once: on Windows the answer comes from a record that answers once. */
-	if (why == WFPB_RESUME_POLL || why == WFPB_RESUME_READY || why == WFPB_RESUME_GONE)
+	if (why == WFPB_RESUME_POLL || why == WFPB_RESUME_READY || why == WFPB_RESUME_GONE || why == WFPB_RESUME_ABORT)
 		*done = wfpb__net_connect_done(p->sock, os_err);
 	if ((why == WFPB_RESUME_POLL || why == WFPB_RESUME_READY) && *done == 0)
 		return 0;
@@ -1149,7 +1154,7 @@ wfpb__resume_apply(struct wfpb_scope *sc, const struct wfpb_pending *p, struct r
 {
 	const struct wfpb_backend	*be = sc->backend;
 	int				os_err = 0, code, timed_out = why == WFPB_RESUME_TIMEOUT || why == WFPB_RESUME_CANCEL ||
-					    why == WFPB_RESUME_GONE || why == WFPB_RESUME_REVOKED;
+					    why == WFPB_RESUME_GONE || why == WFPB_RESUME_REVOKED || why == WFPB_RESUME_ABORT;
 
 	if (!timed_out && sc->audit != NULL &&
 	    __atomic_load_n(&sc->audit->durable_seq, __ATOMIC_ACQUIRE) < p->audit_seq)
@@ -1163,9 +1168,9 @@ wfpb__resume_apply(struct wfpb_scope *sc, const struct wfpb_pending *p, struct r
 
 		(void)wfpb__pending_holds(sc, p, reason, sizeof(reason));
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "apply_records: %s; nothing applied", reason);
-	} else if (why == WFPB_RESUME_GONE) {
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED,
-		    "apply_records: the session ended before its record was durable; nothing applied");
+	} else if (why == WFPB_RESUME_GONE || why == WFPB_RESUME_ABORT) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__CANCELLED, "apply_records: %s before its record was "
+		    "durable; nothing applied", why == WFPB_RESUME_GONE ? "the session ended" : "its client cancelled it");
 	} else if (timed_out) {
 		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__TIMEOUT,
 		    "apply_records: its audit record was not durable within %u ms; nothing applied",
@@ -1467,8 +1472,9 @@ wfpb__validate_flow(const struct wfpb_limits *lim, const Request *rq, union wfpb
 	memset(f, 0, sizeof(*f));
 	if (q->listener_id == 0)
 		return BAD(o, "flow.listener_id: missing");
-	if (q->timeout_ms > ACCEPT_TIMEOUT_MAX)
-		return BAD(o, "flow.timeout_ms: %u, the limit is %u", q->timeout_ms, ACCEPT_TIMEOUT_MAX);
+	if (q->timeout_ms > ACCEPT_TIMEOUT_MAX && q->timeout_ms != WAIT_FOREVER)
+		return BAD(o, "flow.timeout_ms: %u, the limit is %u (or %u: until cancelled)", q->timeout_ms,
+		    ACCEPT_TIMEOUT_MAX, WAIT_FOREVER);
 	if (q->remote != NULL && wfpb__addr_from_pb(q->remote, "flow.remote", 1, &f->remote, o) != 0)
 		return -1;
 	if (q->remote != NULL && wfpb_addr_unspecified(&f->remote))
@@ -1617,7 +1623,7 @@ wfpb__op_flow(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, 
 	rp->pend.want_write = 0;
 	rp->pend.listener_id = l->id;
 	rp->pend.started_ms = now_ms;
-	rp->pend.deadline_ms = now_ms + f->timeout_ms;
+	rp->pend.deadline_ms = f->timeout_ms == WAIT_FOREVER ? UINT64_MAX : now_ms + f->timeout_ms;
 	rp->pend.remote = f->remote;
 	rp->pend.hold_first = f->hold_first;
 	rp->pend.without_records = f->without_records;

@@ -133,6 +133,21 @@ wfpb__scope_listener_release(struct wfpb_scope *sc, uint64_t id, uint64_t now_ms
 	return 0;
 }
 
+int
+wfpb__scope_cancel(struct wfpb_scope *sc, uint64_t request_id, uint64_t now_ms)
+{
+	struct wfpb_session	*s = sc->session;
+	struct wfpb_pending	*p;
+	int			rc;
+
+	for (p = s->pending; p != NULL && p->request_id != request_id; p = p->next)
+		;
+	if (p == NULL)
+		return WFPB_E_NOENT;
+	rc = wfpb__dispatch_resume(s, p, WFPB_RESUME_ABORT, now_ms);
+	return rc < 0 ? rc : 0;
+}
+
 struct wfpb_listener *
 wfpb__find_listener(struct wfpb_socks *k, uint64_t id, struct wfpb_listener ***link)
 {

@@ -162,6 +162,13 @@ void wfpb__scope_listener_add(struct wfpb_scope *sc, struct wfpb_listener *l);
  */
 int wfpb__scope_listener_release(struct wfpb_scope *sc, uint64_t id, uint64_t now_ms);
 
+/*
+ * Ends the session's waiting request request_id: it is answered as its resume entry answers
+ * WFPB_RESUME_ABORT (CANCELLED, what it had started undone). 0, WFPB_E_NOENT when none of the
+ * session's requests with that id waits, or an error queuing its answer.
+ */
+int wfpb__scope_cancel(struct wfpb_scope *sc, uint64_t request_id, uint64_t now_ms);
+
 /* The session's listener id (and the link to it, when link is not NULL), or NULL. */
 struct wfpb_listener *wfpb__find_listener(struct wfpb_socks *k, uint64_t id, struct wfpb_listener ***link);
 

@@ -530,6 +530,75 @@ case_accepts_wait_while_others_are_answered(void)
 	return 0;
 }
 
+/* struct wfpb_completion as the first layout had it: an array of these must still be filled right. */
+struct completion_v0 {
+	size_t		size;
+	uint64_t	request_id;
+	void		*user;
+	int		rc;
+	int		status;
+	char		message[256];
+};
+
+/*
+ * The asynchronous API a proxy lives in: every step submitted (Listen, an Accept that waits until
+ * cancelled, the Cancel), completions that name their operation, the session's limit asked once;
+ * and an array of completions of the first layout still filled at its own stride.
+ */
+static int
+case_async_cancel_and_ops(void)
+{
+	struct wfpb_client	*c = open_client();
+	struct wfpb_accepted	acc = WFPB_ACCEPTED_INIT;
+	struct wfpb_completion	done[2] = { WFPB_COMPLETION_INIT, WFPB_COMPLETION_INIT };
+	struct completion_v0	old[3];
+	struct wfpb_addr	bound, any = itest_loopback(0);
+	struct pollfd		pfd;
+	uint64_t		lid = 0, lid_req, acc_req, cancel_req, rel_req;
+	int			n, got = 0, i, limit;
+
+	CHECK(c != NULL, "open");
+	CHECK((limit = wfpb_max_inflight(c)) > 1, "max_inflight: %d", limit);
+	CHECK(wfpb_max_inflight(c) == limit, "max_inflight changed without asking");
+	CHECK(wfpb_submit_listen(c, &any, 0, &lid, &bound, NULL, &lid_req) == 0, "submit listen: %s", wfpb_errmsg(c));
+	pfd.fd = (int)wfpb_wait_handle(c);
+	pfd.events = POLLIN;
+	while (got == 0 && poll(&pfd, 1, 5000) == 1)
+		CHECK((got = wfpb_complete(c, done, 1, 0)) >= 0, "complete: %s", wfpb_errmsg(c));
+	CHECK(got == 1 && done[0].rc == 0 && done[0].op == WFPB_OP_LISTEN && lid != 0, "listen completed: %s",
+	    done[0].message);
+	CHECK(wfpb_submit_accept(c, lid, WFPB_WAIT_FOREVER, 0, &acc, &acc, &acc_req) == 0, "submit accept: %s",
+	    wfpb_errmsg(c));
+	CHECK(wfpb_submit_cancel(c, acc_req, NULL, &cancel_req) == 0, "submit cancel: %s", wfpb_errmsg(c));
+	for (got = 0; got < 2 && poll(&pfd, 1, 5000) == 1;) {
+		done[0] = (struct wfpb_completion)WFPB_COMPLETION_INIT;
+		done[1] = (struct wfpb_completion)WFPB_COMPLETION_INIT;
+		CHECK((n = wfpb_complete(c, done, 2, 0)) >= 0, "complete: %s", wfpb_errmsg(c));
+		for (i = 0; i < n; i++, got++) {
+			if (done[i].request_id == acc_req)
+				CHECK(done[i].rc == WFPB_E_STATUS && done[i].status == WFPBROKER_STATUS_CANCELLED &&
+				    done[i].op == WFPB_OP_ACCEPT && done[i].user == &acc, "the Accept: %s", done[i].message);
+			else
+				CHECK(done[i].request_id == cancel_req && done[i].rc == 0 && done[i].op == WFPB_OP_CANCEL,
+				    "the Cancel: %s", done[i].message);
+		}
+	}
+	CHECK(got == 2 && wfpb_in_flight(c) == 0, "the Accept and the Cancel did not both complete");
+	/* The first layout's array: its stride, its fields, and nothing written past them. */
+	memset(old, 0x5a, sizeof(old));
+	old[0].size = old[1].size = sizeof(old[0]);
+	CHECK(wfpb_submit_release_listener(c, lid, &old, &rel_req) == 0, "submit release: %s", wfpb_errmsg(c));
+	for (got = 0; got == 0 && poll(&pfd, 1, 5000) == 1;)
+		CHECK((got = wfpb_complete(c, (struct wfpb_completion *)(void *)old, 2, 0)) >= 0, "complete: %s",
+		    wfpb_errmsg(c));
+	CHECK(got == 1 && old[0].request_id == rel_req && old[0].rc == 0 && old[0].user == &old,
+	    "the release, in a first-layout array");
+	CHECK(old[1].size == sizeof(old[1]) && old[2].rc == 0x5a5a5a5a, "a first-layout array was written past");
+	wfpb_accepted_free(&acc);
+	wfpb_close(c);
+	return 0;
+}
+
 static const struct tcase cases[] = {
 	{ "prepare_hands_over_an_unconnected_socket_with_records", case_prepare },
 	{ "listen_accept_hands_over_socket_records_context", case_listen_accept_records },
@@ -541,6 +610,7 @@ static const struct tcase cases[] = {
 	{ "secondary_mode_query_and_apply", case_secondary_mode },
 	{ "client_killed_mid_accept_releases_listener_and_stash", case_client_killed_mid_accept },
 	{ "accepts_wait_while_others_are_answered", case_accepts_wait_while_others_are_answered },
+	{ "async_listen_accept_forever_cancel_and_ops", case_async_cancel_and_ops },
 };
 
 int

@@ -3222,6 +3222,74 @@ back_to_first_session(struct fixture *f, struct first_session *first)
 	f->c = first->c;
 }
 
+/* A Cancel (request id) of the session's request cancel_id. */
+static void
+make_cancel(Wfpbroker__V1__Request *rq, Wfpbroker__V1__CancelRequest *c, uint64_t id, uint64_t cancel_id)
+{
+	wfpbroker__v1__request__init(rq);
+	wfpbroker__v1__cancel_request__init(c);
+	c->request_id = cancel_id;
+	rq->request_id = id;
+	rq->op_case = WFPBROKER__V1__REQUEST__OP_CANCEL;
+	rq->cancel = c;
+}
+
+/*
+ * An Accept may wait until cancelled, and a client may cancel a request of its own that waits:
+ * it is answered CANCELLED first, then the Cancel OK; a Cancel of nothing waiting is NOT_FOUND.
+ */
+static void
+cancel_ends_a_waiting_accept(void **state)
+{
+	struct fixture			*f = *state;
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__AcceptRequest	ac;
+	Wfpbroker__V1__CancelRequest	cr;
+	Wfpbroker__V1__Response		*r;
+	uint64_t			lid;
+
+	set_policy(f, "[principal p]\nuid = 1000\nops = listen accept\nlisten = 127.0.0.1/32:*\n");
+	assert_non_null(r = listen_loopback(f, 1));
+	lid = r->listen->listener_id;
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	make_accept(&rq, &ac, 5, lid);
+	ac.timeout_ms = 0xffffffffu;	/* until cancelled */
+	send_request(f->s, &f->c, &rq, 2000);
+	assert_null(next_response(f->s, &f->c));
+	/* A day on, it still waits: no deadline, and no re-arm to record. */
+	(void)wfpb_session_sweep(f->s, 2000 + 86400000u);
+	assert_null(next_response(f->s, &f->c));
+	assert_int_equal(f->s->n_pending, 1);
+	make_cancel(&rq, &cr, 6, 5);
+	send_request(f->s, &f->c, &rq, 2001);
+	assert_non_null(r = next_response(f->s, &f->c));
+	assert_int_equal(r->request_id, 5);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__CANCELLED);
+	assert_non_null(strstr(r->status->message, "cancelled by its client"));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_non_null(r = next_response(f->s, &f->c));
+	assert_int_equal(r->request_id, 6);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_int_equal(r->result_case, WFPBROKER__V1__RESPONSE__RESULT_CANCEL);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_int_equal(f->s->n_pending, 0);
+	/* Nothing waits now; and an id of 0 names nothing. */
+	make_cancel(&rq, &cr, 7, 5);
+	assert_non_null(r = roundtrip(f, &rq));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__NOT_FOUND);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	make_cancel(&rq, &cr, 8, 0);
+	assert_non_null(r = roundtrip(f, &rq));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__BAD_REQUEST);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	/* A wait past the limit that is not "until cancelled" is still refused. */
+	make_accept(&rq, &ac, 9, lid);
+	ac.timeout_ms = 600001;
+	assert_non_null(r = roundtrip(f, &rq));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__BAD_REQUEST);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+}
+
 /* A version-1 client is answered in order, one request at a time, as before. */
 static void
 v1_answers_in_order(void **state)
@@ -3344,6 +3412,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(v2_inflight_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(v2_many_sockets_wait_for_their_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(v1_answers_in_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(cancel_ends_a_waiting_accept, setup, teardown),
 #ifndef _WIN32
 		cmocka_unit_test_setup_teardown(v2_session_gone_with_requests_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(v2_answer_leaves_when_its_own_record_is_durable, setup, teardown),
