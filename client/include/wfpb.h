@@ -512,6 +512,16 @@ WFPB_API int WFPB_MUST_CHECK wfpb_submit_apply_records(struct wfpb_client *c, wf
 WFPB_API int WFPB_MUST_CHECK wfpb_submit_release(struct wfpb_client *c, const uint8_t handle[WFPB_HANDLE_LEN],
     void *user, uint64_t *request_id);
 
+/*
+ * A submit never waits for the broker to take its request: what the socket does not take at
+ * once stays queued, and goes out at the next wfpb_complete (or blocking call). While
+ * wfpb_wants_write says 1, wait for the handle to be writable too (POLLOUT) and call
+ * wfpb_complete when it is. A submit that carries a socket (QueryRecords, ApplyRecords) is
+ * written whole. On Windows the pipe's writes are the blocking ones (within the timeout), and
+ * wfpb_wants_write says 0.
+ */
+WFPB_API int wfpb_wants_write(struct wfpb_client *c);
+
 /* What to wait on: a descriptor (POSIX) or an event HANDLE (Windows) as an intptr_t. */
 WFPB_API intptr_t wfpb_wait_handle(const struct wfpb_client *c);
 

@@ -152,6 +152,22 @@ flush(struct wfpb_client *c)
 	return 0;
 }
 
+/* Writes what the transport takes now; the rest stays queued in the channel (wfpb_wants_write). */
+static int
+flush_some(struct wfpb_client *c)
+{
+	const uint8_t	*p;
+	size_t		len, n = 0;
+	int		rc;
+
+	if ((p = wfpb_channel_output(&c->ch, &len)) == NULL || len == 0)
+		return 0;
+	if ((rc = wfpb__transport_write_some(c->t, p, len, &n, c->timeout_ms)) != 0)
+		return fail(c, rc, "sending to the broker: %s", wfpb_strerror(rc));
+	wfpb_channel_output_done(&c->ch, n);
+	return 0;
+}
+
 static int
 flush_sock(struct wfpb_client *c, intptr_t sock)
 {
@@ -380,6 +396,11 @@ submit(struct wfpb_client *c, Wfpbroker__V1__Request *rq, Wfpbroker__V1__Respons
 		return rc;
 	if (c->dead)
 		return fail(c, c->dead, "the session is gone: %s", wfpb_strerror(c->dead));
+	/* A socket rides its own frame's first byte: what is queued before it goes first, whole. */
+	if (sock >= 0 && (rc = flush(c)) != 0) {
+		kill_session(c, rc);
+		return rc;
+	}
 	rq->request_id = c->next_id++;
 	len = wfpbroker__v1__request__get_packed_size(rq);
 	if (len > WFPB_CHANNEL_MSG_MAX)
@@ -392,8 +413,9 @@ submit(struct wfpb_client *c, Wfpbroker__V1__Request *rq, Wfpbroker__V1__Respons
 	rc = wfpb_channel_send(&c->ch, buf, len);
 	if (buf != small)
 		free(buf);
+	/* An asynchronous request never waits to be written: what the socket does not take now stays queued. */
 	if (rc == 0)
-		rc = sock >= 0 ? flush_sock(c, sock) : flush(c);
+		rc = sock >= 0 ? flush_sock(c, sock) : decode != NULL ? flush_some(c) : flush(c);
 	if (rc != 0) {
 		free(sl);
 		kill_session(c, rc);
@@ -658,6 +680,9 @@ wait_for(struct wfpb_client *c, uint64_t id, uint32_t timeout_ms)
 	struct done	**pp, *d;
 	int		rc;
 
+	/* What was submitted and is still queued goes first: the answer cannot come before the request. */
+	if (!c->dead && (rc = flush(c)) != 0)
+		kill_session(c, rc);	/* every request in flight, this one too, completes with it */
 	for (;;) {
 		for (pp = &c->done; *pp != NULL && (*pp)->id != id; pp = &(*pp)->next)
 			;
@@ -1676,6 +1701,14 @@ wfpb_max_inflight(struct wfpb_client *c)
 	return (int)c->max_inflight;
 }
 
+int
+wfpb_wants_write(struct wfpb_client *c)
+{
+	size_t len = 0;
+
+	return !c->dead && wfpb_channel_output(&c->ch, &len) != NULL && len > 0;
+}
+
 intptr_t
 wfpb_wait_handle(const struct wfpb_client *c)
 {
@@ -1710,6 +1743,9 @@ wfpb_complete(struct wfpb_client *c, struct wfpb_completion *out, unsigned max, 
 	for (i = 0; i < max; i++)
 		if (((struct wfpb_completion *)((char *)out + i * stride))->size != stride)
 			return fail(c, WFPB_E_INVAL, "struct wfpb_completion without its size: use WFPB_COMPLETION_INIT");
+	/* Requests queued by earlier submits go out as the socket takes them. */
+	if (!c->dead && (rc = flush_some(c)) != 0)
+		kill_session(c, rc);
 	for (;;) {
 		while (n < max && (d = c->done) != NULL) {
 			struct wfpb_completion *e = (struct wfpb_completion *)((char *)out + n * stride);

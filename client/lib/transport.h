@@ -19,6 +19,12 @@ int wfpb__transport_connect(const char *endpoint, uint32_t timeout_ms, struct wf
 
 /* Writes all len bytes or fails (WFPB_E_IO, WFPB_E_CLOSED, WFPB_E_TIMEOUT). */
 int wfpb__transport_write(struct wfpb_transport *t, const uint8_t *p, size_t len, uint32_t timeout_ms);
+/*
+ * Writes what the transport takes now, never waiting (POSIX; on Windows the pipe's write is
+ * the blocking one, within timeout_ms): *done bytes of len. 0, or an error as _write's.
+ */
+int wfpb__transport_write_some(struct wfpb_transport *t, const uint8_t *p, size_t len, size_t *done,
+    uint32_t timeout_ms);
 
 /*
  * As _write, passing the socket sock with the first byte (POSIX SCM_RIGHTS;

@@ -113,6 +113,26 @@ wfpb__transport_write(struct wfpb_transport *t, const uint8_t *p, size_t len, ui
 }
 
 int
+wfpb__transport_write_some(struct wfpb_transport *t, const uint8_t *p, size_t len, size_t *done, uint32_t timeout_ms)
+{
+	ssize_t n;
+
+	(void)timeout_ms;
+	*done = 0;
+	while (*done < len) {
+		n = send(t->fd, p + *done, len - *done, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;	/* full: the rest waits for the socket to be writable */
+		if (n < 0)
+			return errno == EPIPE || errno == ECONNRESET ? WFPB_E_CLOSED : WFPB_E_IO;
+		*done += (size_t)n;
+	}
+	return 0;
+}
+
+int
 wfpb__transport_write_sock(struct wfpb_transport *t, const uint8_t *p, size_t len, intptr_t sock,
     uint32_t timeout_ms)
 {

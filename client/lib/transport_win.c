@@ -230,6 +230,15 @@ wfpb__transport_write(struct wfpb_transport *t, const uint8_t *p, size_t len, ui
 	return 0;
 }
 
+int
+wfpb__transport_write_some(struct wfpb_transport *t, const uint8_t *p, size_t len, size_t *done, uint32_t timeout_ms)
+{
+	int rc = wfpb__transport_write(t, p, len, timeout_ms);
+
+	*done = rc == 0 ? len : 0;
+	return rc;
+}
+
 static int
 pipe_error(DWORD e)
 {
