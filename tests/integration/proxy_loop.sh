@@ -30,50 +30,10 @@ brokerd=$1 wfpbctl=$2 relay=$3 tcp_echo=$4 work=$5 demo=${6:-}
 CHECK_QUIET=$demo
 . "$(dirname "$0")/../check.sh"
 say() { [ -z "$demo" ] || printf '%s\n' "$*"; }
-die() { echo "FAIL $*"; echo "0 passed, 1 failed"; exit 1; }
 
-tag=$$
-px=wfpb-px-$tag og=wfpb-og-$tag
-veth_px=wpx$tag veth_og=wog$tag
 origin=10.77.0.2 origin6=fd77::2 port=7000 a_port=7101 b_port=7102 mark_a=0x1 mark_b=0x2
-pids=
-
-[ "$(id -u)" = 0 ] || die "needs root: it creates network namespaces and nftables rules"
-for tool in ip nft setpriv; do
-	command -v "$tool" >/dev/null || die "needs $tool (./dev.sh setup installs it)"
-done
-
-rm -rf "$work"
-mkdir -p "$work/run" "$work/state"
-work=$(cd "$work" && pwd)
-chmod 755 "$work" "$work/run"
-
-in_px() { ip netns exec "$px" "$@"; }
-
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	for p in $pids; do wait "$p" 2>/dev/null; done
-	# Deleting a namespace takes its nftables table, its veth end (and so the peer) and its routes.
-	ip netns pids "$px" 2>/dev/null | xargs -r kill -9 2>/dev/null
-	ip netns pids "$og" 2>/dev/null | xargs -r kill -9 2>/dev/null
-	ip netns del "$px" 2>/dev/null
-	ip netns del "$og" 2>/dev/null
-	true
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# The two hosts.
-ip netns add "$px" || die "cannot create network namespace $px (ip netns add)"
-ip netns add "$og" || die "cannot create network namespace $og"
-ip link add "$veth_px" type veth peer name "$veth_og" || die "cannot create a veth pair"
-ip link set "$veth_px" netns "$px" && ip link set "$veth_og" netns "$og" || die "cannot move the veth ends"
-ip -n "$px" addr add 10.77.0.1/24 dev "$veth_px" && ip -n "$og" addr add "$origin/24" dev "$veth_og" ||
-	die "cannot address the veth pair"
-ip -n "$px" addr add fd77::1/64 dev "$veth_px" nodad && ip -n "$og" addr add "$origin6/64" dev "$veth_og" nodad ||
-	die "cannot give the veth pair IPv6 addresses"
-for ns in "$px" "$og"; do ip -n "$ns" link set lo up; done
-ip -n "$px" link set "$veth_px" up && ip -n "$og" link set "$veth_og" up || die "cannot bring the veth pair up"
+. "$(dirname "$0")/../netns.sh"
+netns_up 10.77.0 fd77
 # An accepted socket inherits the mark of the SYN that made it: the marks a proxy's records carry.
 in_px sysctl -qw net.ipv4.tcp_fwmark_accept=1 || die "cannot set net.ipv4.tcp_fwmark_accept in $px"
 in_px nft -f - <<NFT || die "nftables refused the redirect rules (is nf_tables/nft_nat available?)"
@@ -116,21 +76,7 @@ proxy_section() { # NAME UID PORT MARK: a proxy may listen on its port and reach
 		"$1" "$2" "$3" "$3"
 	printf 'connect = %s/32:%s, [%s]/128:%s\nmark = %s\n\n' "$origin" "$port" "$origin6" "$port" "$4"
 }
-cat >"$work/wfpbroker.conf" <<CONF
-; written by proxy_loop.sh
-[service]
-endpoint = $endpoint
-state_dir = $work/state
-socket_group = nogroup
-backend = netfilter
-
-[principal operator]
-uid = 0
-ops = admin
-
-$(proxy_section proxy-a 1001 "$a_port" "$mark_a")
-$(proxy_section proxy-b 1002 "$b_port" "$mark_b")
-CONF
+write_broker_conf proxy_loop.sh
 broker_as=()
 if [ -n "${WFPB_BROKER_UID:-}" ]; then
 	# The group is nogroup, the relays' group too, so the socket (socket_group = nogroup) is theirs to reach.
@@ -157,28 +103,6 @@ fi
 
 relay_pids=
 relay_host=127.0.0.1
-start_relays() { # start_relays PHASE [RELAY OPTIONS...]: the two proxies listening on $relay_host
-	local phase=$1 uid p name port
-	shift
-	relay_pids=
-	for name in A B; do
-		if [ "$name" = A ]; then uid=1001 port=$a_port; else uid=1002 port=$b_port; fi
-		ip netns exec "$px" setpriv --reuid="$uid" --regid=65534 --clear-groups "$relay" --name "proxy-$name" \
-			--endpoint "$endpoint" --server-key "$pub" "$@" --listen "$relay_host:$port" \
-			>"$work/$phase-$name.log" 2>&1 &
-		p=$!
-		relay_pids="$relay_pids $p"
-		pids="$pids $p"
-	done
-	for name in A B; do
-		for _ in $(seq 1 50); do grep -q 'listening on' "$work/$phase-$name.log" && break; sleep 0.1; done
-	done
-}
-stop_relays() {
-	for p in $relay_pids; do kill "$p" 2>/dev/null; done
-	for p in $relay_pids; do wait "$p" 2>/dev/null; done
-	relay_pids=
-}
 hops() { grep -c 'accepted' "$work/$1-$2.log"; }
 
 # --- 1. Without records: the loop ---------------------------------------------
@@ -269,9 +193,9 @@ check "IPv6: each proxy found the original destination [$origin6]:$port and pass
 	 grep -q 'mark $mark_a, upstream => \\[$origin6\\]:$port mark 0x3 (records applied)' '$work/v6-B.log'"
 stop_relays
 
-cleanup
+netns_cleanup
 trap - EXIT
-check "tear-down leaves no namespace behind" eval "! ip netns list | grep -q 'wfpb-..-$tag'"
-check "tear-down leaves no veth behind" eval "! ip link show | grep -q 'w[po][xg]$tag'"
+check "tear-down leaves no namespace behind" eval "! ip netns list | grep -q 'wfpb-..-$$'"
+check "tear-down leaves no veth behind" eval "! ip link show | grep -q 'w[po][xg]$$'"
 check "tear-down leaves no process behind" eval "! pgrep -f -- '--endpoint $endpoint' >/dev/null"
 summary

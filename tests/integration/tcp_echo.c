@@ -47,12 +47,26 @@ make_addr(const char *addr, unsigned port, struct sockaddr_storage *ss)
 	return sizeof(*sin);
 }
 
+/* The port s is bound to, written to portfile (where the test waits for it). 0 or -1. */
+static int
+write_port(int s, const char *portfile)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		len = sizeof(ss);
+	FILE			*f;
+
+	if (getsockname(s, (struct sockaddr *)&ss, &len) != 0 || (f = fopen(portfile, "w")) == NULL)
+		return -1;
+	fprintf(f, "%u\n", ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+	    ((struct sockaddr_in *)&ss)->sin_port));
+	return fclose(f) == 0 ? 0 : -1;
+}
+
 static int
 serve(const char *portfile, const char *addr, const char *port)
 {
 	struct sockaddr_storage	ss;
 	socklen_t		len = make_addr(addr, port != NULL ? (unsigned)atoi(port) : 0, &ss);
-	FILE			*f;
 	char			buf[4096];
 	ssize_t			n;
 	int			l, c;
@@ -61,12 +75,8 @@ serve(const char *portfile, const char *addr, const char *port)
 		return 2;
 	l = socket(ss.ss_family, SOCK_STREAM, 0);
 	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
-	if (l < 0 || bind(l, (struct sockaddr *)&ss, len) != 0 || listen(l, 16) != 0 ||
-	    getsockname(l, (struct sockaddr *)&ss, &len) != 0 || (f = fopen(portfile, "w")) == NULL)
+	if (l < 0 || bind(l, (struct sockaddr *)&ss, len) != 0 || listen(l, 16) != 0 || write_port(l, portfile) != 0)
 		return 1;
-	fprintf(f, "%u\n", ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
-	    ((struct sockaddr_in *)&ss)->sin_port));
-	fclose(f);
 	signal(SIGCHLD, SIG_IGN);
 	for (;;) {
 		if ((c = accept(l, NULL, NULL)) < 0)
@@ -121,7 +131,6 @@ udp_serve(const char *portfile, const char *addr, const char *port)
 {
 	struct sockaddr_storage	ss, from;
 	socklen_t		len = make_addr(addr, port != NULL ? (unsigned)atoi(port) : 0, &ss), flen;
-	FILE			*f;
 	char			buf[2048];
 	ssize_t			n;
 	int			u;
@@ -129,12 +138,8 @@ udp_serve(const char *portfile, const char *addr, const char *port)
 	if (len == 0)
 		return 2;
 	u = socket(ss.ss_family, SOCK_DGRAM, 0);
-	if (u < 0 || bind(u, (struct sockaddr *)&ss, len) != 0 || getsockname(u, (struct sockaddr *)&ss, &len) != 0 ||
-	    (f = fopen(portfile, "w")) == NULL)
+	if (u < 0 || bind(u, (struct sockaddr *)&ss, len) != 0 || write_port(u, portfile) != 0)
 		return 1;
-	fprintf(f, "%u\n", ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
-	    ((struct sockaddr_in *)&ss)->sin_port));
-	fclose(f);
 	memcpy(buf, "answer:", 7);
 	for (;;) {
 		flen = sizeof(from);

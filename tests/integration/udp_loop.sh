@@ -24,45 +24,10 @@
 set -u
 brokerd=$1 wfpbctl=$2 relay=$3 tcp_echo=$4 work=$5
 . "$(dirname "$0")/../check.sh"
-die() { echo "FAIL $*"; echo "0 passed, 1 failed"; exit 1; }
 
-tag=$$
-px=wfpb-upx-$tag og=wfpb-uog-$tag
-veth_px=upx$tag veth_og=uog$tag
 origin=10.78.0.2 origin6=fd78::2 port=5300 a_port=7301 b_port=7302 mark_a=0x1 mark_b=0x2 via_lo=0x100
-pids=
-
-[ "$(id -u)" = 0 ] || die "needs root: it creates network namespaces and nftables rules"
-for tool in ip nft setpriv; do
-	command -v "$tool" >/dev/null || die "needs $tool (./dev.sh setup installs it)"
-done
-rm -rf "$work"
-mkdir -p "$work/run" "$work/state"
-work=$(cd "$work" && pwd)
-chmod 755 "$work" "$work/run"
-in_px() { ip netns exec "$px" "$@"; }
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	for p in $pids; do wait "$p" 2>/dev/null; done
-	ip netns pids "$px" 2>/dev/null | xargs -r kill -9 2>/dev/null
-	ip netns pids "$og" 2>/dev/null | xargs -r kill -9 2>/dev/null
-	ip netns del "$px" 2>/dev/null
-	ip netns del "$og" 2>/dev/null
-	true
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ip netns add "$px" || die "cannot create network namespace $px (ip netns add)"
-ip netns add "$og" || die "cannot create network namespace $og"
-ip link add "$veth_px" type veth peer name "$veth_og" || die "cannot create a veth pair"
-ip link set "$veth_px" netns "$px" && ip link set "$veth_og" netns "$og" || die "cannot move the veth ends"
-ip -n "$px" addr add 10.78.0.1/24 dev "$veth_px" && ip -n "$og" addr add "$origin/24" dev "$veth_og" ||
-	die "cannot address the veth pair"
-ip -n "$px" addr add fd78::1/64 dev "$veth_px" nodad && ip -n "$og" addr add "$origin6/64" dev "$veth_og" nodad ||
-	die "cannot give the veth pair IPv6 addresses"
-for ns in "$px" "$og"; do ip -n "$ns" link set lo up; done
-ip -n "$px" link set "$veth_px" up && ip -n "$og" link set "$veth_og" up || die "cannot bring the veth pair up"
+. "$(dirname "$0")/../netns.sh"
+netns_up 10.78.0 fd78
 # Datagrams marked $via_lo go through lo again, and so through PREROUTING, where TPROXY acts.
 ip -n "$px" rule add fwmark "$via_lo/$via_lo" lookup 100 && ip -n "$px" route add local 0.0.0.0/0 dev lo table 100 &&
 	ip -n "$px" -6 rule add fwmark "$via_lo/$via_lo" lookup 100 && ip -n "$px" -6 route add local ::/0 dev lo table 100 ||
@@ -113,21 +78,7 @@ proxy_section() { # NAME UID PORT MARK
 		"$1" "$2" "$3" "$3"
 	printf 'udp_connect = %s/32:%s, [%s]/128:%s\nmark = %s\nmark_mask = 0x3\n\n' "$origin" "$port" "$origin6" "$port" "$4"
 }
-cat >"$work/wfpbroker.conf" <<CONF
-; written by udp_loop.sh
-[service]
-endpoint = $endpoint
-state_dir = $work/state
-socket_group = nogroup
-backend = netfilter
-
-[principal operator]
-uid = 0
-ops = admin
-
-$(proxy_section proxy-a 1001 "$a_port" "$mark_a")
-$(proxy_section proxy-b 1002 "$b_port" "$mark_b")
-CONF
+write_broker_conf udp_loop.sh
 in_px "$brokerd" --config "$work/wfpbroker.conf" >"$work/broker.log" 2>&1 &
 pids="$pids $!"
 ctl() { in_px "$wfpbctl" --endpoint "$endpoint" --server-key "$pub" --timeout 3000 "$@"; }
@@ -137,35 +88,14 @@ status_field() { ctl status | awk -v k="$1" '$1 == k { print $2 }'; }
 
 relay_pids=
 relay_host=127.0.0.1
-start_relays() { # start_relays PHASE [RELAY OPTIONS...]
-	local phase=$1 uid p name port
-	shift
-	relay_pids=
-	for name in A B; do
-		if [ "$name" = A ]; then uid=1001 port=$a_port; else uid=1002 port=$b_port; fi
-		in_px setpriv --reuid="$uid" --regid=65534 --clear-groups "$relay" --name "proxy-$name" \
-			--endpoint "$endpoint" --server-key "$pub" --idle-ms 1000 "$@" --listen "$relay_host:$port" \
-			>"$work/$phase-$name.log" 2>&1 &
-		p=$!
-		relay_pids="$relay_pids $p"
-		pids="$pids $p"
-	done
-	for name in A B; do
-		for _ in $(seq 1 50); do grep -q 'listening on' "$work/$phase-$name.log" && break; sleep 0.1; done
-		check "proxy $name listens through the broker ($phase)" grep -q 'listening on' "$work/$phase-$name.log"
-	done
-}
-stop_relays() {
-	for p in $relay_pids; do kill "$p" 2>/dev/null; done
-	for p in $relay_pids; do wait "$p" 2>/dev/null; done
-	relay_pids=
-}
+listening() { for name in A B; do check "proxy $name listens through the broker ($1)" grep -q "listening on" "$work/$1-$name.log"; done; }
 flows() { grep -c ' flow ' "$work/$1-$2.log"; }
 
 # --- 1. Without records: the loop ---------------------------------------------
 mark_counters
 bound=10
-start_relays loop --no-records --max-flows "$bound"
+start_relays loop --idle-ms 1000 --no-records --max-flows "$bound"
+listening loop
 in_px "$tcp_echo" udp-client "$port" "query" "$origin" 3 >"$work/loop-client.out" 2>&1
 sleep 0.3
 read -r ra rb < <(redirects)
@@ -180,7 +110,8 @@ check "  and the client got no answer" eval "! grep -q 'answer:query' '$work/loo
 # --- 2. With the broker carrying records -----------------------------------------
 mark_counters
 applied0=$(status_field records_applied)
-start_relays fixed
+start_relays fixed --idle-ms 1000
+listening fixed
 reply=$(in_px "$tcp_echo" udp-client "$port" "query" "$origin" 5 2>&1)
 read -r ra rb < <(redirects)
 check "with records the answer comes back, from the origin's own address: \"$reply\"" test "$reply" = "answer:query"
@@ -202,7 +133,8 @@ done
 fam=ip6 base_a=0 base_b=0
 mark_counters
 relay_host="[::1]"
-start_relays v6
+start_relays v6 --idle-ms 1000
+listening v6
 reply=$(in_px "$tcp_echo" udp-client "$port" "query6" "$origin6" 5 2>&1)
 read -r ra rb < <(redirects)
 check "IPv6: the answer comes back from the origin's own address: \"$reply\"" test "$reply" = "answer:query6"

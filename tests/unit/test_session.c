@@ -427,15 +427,23 @@ make_relay(Wfpbroker__V1__Request *rq, Wfpbroker__V1__RelayRequest *re, Wfpbroke
 	rq->relay = re;
 }
 
+/* A Listen on 127.0.0.1 through the session, of protocol (TCP or UDP): its answer. */
 static Wfpbroker__V1__Response *
-listen_loopback(struct fixture *f, uint64_t id)
+listen_loopback_as(struct fixture *f, uint64_t id, Wfpbroker__V1__Protocol protocol)
 {
 	Wfpbroker__V1__Request		rq;
 	Wfpbroker__V1__ListenRequest	l;
 	Wfpbroker__V1__Address		a;
 
 	make_listen_loopback(&rq, &l, &a, id);
+	l.protocol = protocol;
 	return roundtrip(f, &rq);
+}
+
+static Wfpbroker__V1__Response *
+listen_loopback(struct fixture *f, uint64_t id)
+{
+	return listen_loopback_as(f, id, WFPBROKER__V1__PROTOCOL__TCP);
 }
 
 /*
@@ -2880,13 +2888,7 @@ make_flow(Wfpbroker__V1__Request *rq, Wfpbroker__V1__FlowRequest *fl, Wfpbroker_
 static Wfpbroker__V1__Response *
 listen_udp(struct fixture *f, uint64_t id)
 {
-	Wfpbroker__V1__Request		rq;
-	Wfpbroker__V1__ListenRequest	l;
-	Wfpbroker__V1__Address		a;
-
-	make_listen_loopback(&rq, &l, &a, id);
-	l.protocol = WFPBROKER__V1__PROTOCOL__UDP;
-	return roundtrip(f, &rq);
+	return listen_loopback_as(f, id, WFPBROKER__V1__PROTOCOL__UDP);
 }
 
 /*
