@@ -12,7 +12,7 @@
 #                    Windows service's worker pool under Wine
 #   ./dev.sh package [--sign CERT KEY]  the .deb files and the MSI under build/packages,
 #                    the Windows binaries and the MSI signed with CERT and KEY when given
-#   ./dev.sh demo    (root) two proxies redirecting each other forever, then the broker fixing it
+#   ./dev.sh demo    (root) two proxies redirecting each other forever, then the broker fixing it (TCP, then UDP)
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
@@ -255,9 +255,12 @@ package)
 demo)
 	setup_packages
 	configure
-	cmake --build build/native -j"$jobs" --target wfpbrokerd wfpbctl wfpb-relay tcp-echo
+	cmake --build build/native -j"$jobs" --target wfpbrokerd wfpbctl wfpb-relay wfpb-udp-relay tcp-echo
 	bash tests/integration/proxy_loop.sh build/native/service/wfpbrokerd build/native/client/wfpbctl \
 		build/native/client/wfpb-relay build/native/tests/tcp-echo build/native/demo --demo
+	echo
+	bash tests/integration/udp_loop.sh build/native/service/wfpbrokerd build/native/client/wfpbctl \
+		build/native/client/wfpb-udp-relay build/native/tests/tcp-echo build/native/demo-udp --demo
 	;;
 *)
 	sed -n '3,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# udp_loop.sh BROKERD WFPBCTL UDP_RELAY TCP_ECHO WORKDIR
+# udp_loop.sh BROKERD WFPBCTL UDP_RELAY TCP_ECHO WORKDIR [--demo]
 #
 # proxy_loop.sh's story over UDP, with the real Linux kernel: two cooperating transparent UDP
 # proxies, A and B, each an unprivileged wfpb-udp-relay under its own uid with its own mark bit.
@@ -20,10 +20,12 @@
 # table), the standard setup for transparent proxying of a host's own traffic. Two network
 # namespaces, created here and removed on every exit path. Needs root; fails (never skips)
 # when namespaces, nftables' tproxy or SO_RCVMARK are unavailable. Then the fixed flow again
-# over IPv6.
+# over IPv6. --demo prints the story flow by flow (./dev.sh demo).
 set -u
-brokerd=$1 wfpbctl=$2 relay=$3 tcp_echo=$4 work=$5
+brokerd=$1 wfpbctl=$2 relay=$3 tcp_echo=$4 work=$5 demo=${6:-}
+CHECK_QUIET=$demo
 . "$(dirname "$0")/../check.sh"
+say() { [ -z "$demo" ] || printf '%s\n' "$*"; }
 
 origin=10.78.0.2 origin6=fd78::2 port=5300 a_port=7301 b_port=7302 mark_a=0x1 mark_b=0x2 via_lo=0x100
 . "$(dirname "$0")/../netns.sh"
@@ -92,6 +94,10 @@ listening() { for name in A B; do check "proxy $name listens through the broker 
 flows() { grep -c ' flow ' "$work/$1-$2.log"; }
 
 # --- 1. Without records: the loop ---------------------------------------------
+say "== UDP: a DNS-like query to $origin:$port, through transparent proxies A (bit $mark_a) and B (bit $mark_b)"
+say "   nftables TPROXY: a datagram for the origin goes to A unless it bears A's bit, to B unless B's."
+say ""
+say "== 1. Each proxy's upstream carries only its own bit (no records)"
 mark_counters
 bound=10
 start_relays loop --idle-ms 1000 --no-records --max-flows "$bound"
@@ -100,6 +106,11 @@ in_px "$tcp_echo" udp-client "$port" "query" "$origin" 3 >"$work/loop-client.out
 sleep 0.3
 read -r ra rb < <(redirects)
 stop_relays
+say "   the client's one query, as the proxies saw it (first 6 flows):"
+[ -z "$demo" ] || paste -d '\n' <(grep ' flow ' "$work/loop-A.log") <(grep ' flow ' "$work/loop-B.log") |
+	grep -v '^$' | head -n 6 | sed 's/^/     /'
+say "   ... the kernel delivered it $ra times to A and $rb times to B, until each proxy reached its bound of $bound;"
+say "   the client got: \"$(tr -d '\n' <"$work/loop-client.out")\" (no answer)"
 check "without records the query loops until each proxy reaches its bound of $bound flows: $ra deliveries to A, $rb to B" \
 	test "$ra" -ge "$bound" -a "$rb" -ge "$bound"
 check "  each proxy's upstream bore only its own bit" eval \
@@ -108,12 +119,17 @@ check "  each proxy's upstream bore only its own bit" eval \
 check "  and the client got no answer" eval "! grep -q 'answer:query' '$work/loop-client.out'"
 
 # --- 2. With the broker carrying records -----------------------------------------
+say ""
+say "== 2. The same proxies carrying the flow's records through wfpbroker"
 mark_counters
 applied0=$(status_field records_applied)
 start_relays fixed --idle-ms 1000
 listening fixed
 reply=$(in_px "$tcp_echo" udp-client "$port" "query" "$origin" 5 2>&1)
 read -r ra rb < <(redirects)
+say "   the client's one query, flow by flow:"
+[ -z "$demo" ] || cat "$work/fixed-A.log" "$work/fixed-B.log" | grep ' flow ' | sed 's/^/     /'
+say "   kernel deliveries: $ra to A, $rb to B; the client got back: \"$reply\", from $origin:$port"
 check "with records the answer comes back, from the origin's own address: \"$reply\"" test "$reply" = "answer:query"
 check "  the kernel delivered the flow once to A and once to B (counters: $ra $rb)" test "$ra $rb" = "1 1"
 check "  A's upstream bore A's bit, B's both bits (the records carried on)" eval \
@@ -130,6 +146,8 @@ for who in proxy-a proxy-b; do
 done
 
 # --- 3. The same over IPv6 (IPV6_RECVORIGDSTADDR, IPV6_TRANSPARENT) ---------------
+say ""
+say "== 3. The same over IPv6"
 fam=ip6 base_a=0 base_b=0
 mark_counters
 relay_host="[::1]"
@@ -141,5 +159,7 @@ check "IPv6: the answer comes back from the origin's own address: \"$reply\"" te
 check "  delivered once to A and once to B (counters: $ra $rb), the marks carried on" eval \
 	"test '$ra $rb' = '1 1' && grep -q 'upstream => \[$origin6\]:$port mark 0x3' '$work/v6-B.log'"
 stop_relays
-for f in fixed-A fixed-B v6-A v6-B; do sed "s/^/    $f: /" "$work/$f.log"; done
+say "   the client got back: \"$reply\" (kernel deliveries: $ra to A, $rb to B)"
+say ""
+[ -n "$demo" ] || for f in fixed-A fixed-B v6-A v6-B; do sed "s/^/    $f: /" "$work/$f.log"; done
 summary
