@@ -184,6 +184,26 @@ WFPB_API int WFPB_MUST_CHECK wfpb_listen(struct wfpb_client *c, const struct wfp
 WFPB_API int WFPB_MUST_CHECK wfpb_listen_udp(struct wfpb_client *c, const struct wfpb_addr *local,
     uint64_t *listener_id, struct wfpb_addr *bound);
 
+/*
+ * A UDP listener with what the broker hands over with it: on Windows (the wfp backend) every
+ * datagram of a redirected flow reaches the listener's port and replies must leave from it, so
+ * the listener itself is the caller's (held: IP_WFP_REDIRECT_RECORDS and _CONTEXT enabled; read
+ * a flow's first datagram with WSARecvMsg, give it to wfpb_flow_first, answer the client on it);
+ * on Linux held is WFPB_SOCKET_NONE and flows come from wfpb_flow. Release the listener with
+ * wfpb_release_listener and close held with wfpb_udp_listener_close.
+ */
+struct wfpb_udp_listener {
+	size_t			size;		/* sizeof(struct wfpb_udp_listener): WFPB_UDP_LISTENER_INIT */
+	uint64_t		id;
+	struct wfpb_addr	bound;
+	wfpb_socket_t		held;
+};
+#define WFPB_UDP_LISTENER_INIT	{ sizeof(struct wfpb_udp_listener), 0, { 0 }, WFPB_SOCKET_NONE }
+
+WFPB_API int WFPB_MUST_CHECK wfpb_listen_udp_held(struct wfpb_client *c, const struct wfpb_addr *local,
+    struct wfpb_udp_listener *out);
+WFPB_API void wfpb_udp_listener_close(struct wfpb_udp_listener *l);
+
 /* Releases a listener. */
 WFPB_API int WFPB_MUST_CHECK wfpb_release_listener(struct wfpb_client *c, uint64_t listener_id);
 
@@ -306,6 +326,31 @@ struct wfpb_flow {
 WFPB_API int WFPB_MUST_CHECK wfpb_flow(struct wfpb_client *c, uint64_t listener_id, const struct wfpb_addr *remote,
     unsigned flags, uint32_t timeout_ms, struct wfpb_flow *out);
 WFPB_API void wfpb_flow_free(struct wfpb_flow *f);
+
+/*
+ * A flow's first datagram as a proxy read it from its held listener (Windows), with the control
+ * data WSARecvMsg gave: IP_WFP_REDIRECT_RECORDS (records) and IP_WFP_REDIRECT_CONTEXT (context).
+ * Each at most 16 KiB.
+ */
+struct wfpb_flow_first {
+	size_t			size;		/* sizeof(struct wfpb_flow_first): WFPB_FLOW_FIRST_INIT */
+	struct wfpb_addr	client;		/* who sent it */
+	const uint8_t		*payload, *records, *context;
+	size_t			payload_len, records_len, context_len;
+};
+#define WFPB_FLOW_FIRST_INIT	{ sizeof(struct wfpb_flow_first), { 0 }, NULL, NULL, NULL, 0, 0, 0 }
+
+/*
+ * Windows: the broker opens upstream to remote (NULL: the original destination, read from the
+ * context where its layout is one docs/CALLOUTS.md lists), sends first's payload on it with the
+ * records as WFP requires (one IP_WFP_REDIRECT_RECORDS control message, WSASendMsg), and hands
+ * it over in out->upstream (out->reply stays WFPB_SOCKET_NONE: replies go on the held
+ * listener). The records are the caller's word: needs `udp_flow` and `apply_foreign`.
+ * WFPB_FLOW_HOLD_FIRST only with WFPB_FLOW_WITHOUT_RECORDS (the records travel on that
+ * datagram alone). Where the broker reads flows itself (Linux) it is refused EOPNOTSUPP.
+ */
+WFPB_API int WFPB_MUST_CHECK wfpb_flow_first(struct wfpb_client *c, uint64_t listener_id,
+    const struct wfpb_flow_first *first, const struct wfpb_addr *remote, unsigned flags, struct wfpb_flow *out);
 
 /*
  * The broker creates a socket, applies the records (a stash handle, or the
@@ -474,6 +519,12 @@ WFPB_API int WFPB_MUST_CHECK wfpb_submit_accept_declared(struct wfpb_client *c, 
 WFPB_API int WFPB_MUST_CHECK wfpb_submit_flow(struct wfpb_client *c, uint64_t listener_id,
     const struct wfpb_addr *remote, unsigned flags, uint32_t timeout_ms, struct wfpb_flow *out, void *user,
     uint64_t *request_id);
+/* As wfpb_flow_first and wfpb_listen_udp_held; *out is filled on success. */
+WFPB_API int WFPB_MUST_CHECK wfpb_submit_flow_first(struct wfpb_client *c, uint64_t listener_id,
+    const struct wfpb_flow_first *first, const struct wfpb_addr *remote, unsigned flags, struct wfpb_flow *out,
+    void *user, uint64_t *request_id);
+WFPB_API int WFPB_MUST_CHECK wfpb_submit_listen_udp_held(struct wfpb_client *c, const struct wfpb_addr *local,
+    struct wfpb_udp_listener *out, void *user, uint64_t *request_id);
 
 /* As wfpb_relay; *out (initialised with WFPB_RELAYED_INIT) is filled on success. */
 WFPB_API int WFPB_MUST_CHECK wfpb_submit_relay(struct wfpb_client *c, uint64_t listener_id, const char *listener,

@@ -1010,10 +1010,77 @@ take_socket(struct wfpb_client *c, const Wfpbroker__V1__SocketTransfer *x, unsig
 static int
 decode_listen(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl)
 {
+	wfpb_socket_t	held;
+	int		rc;
+
+	/* A listener handed over to a caller with no place for it (not wfpb_listen_udp_held): taken, and closed. */
+	if (r->listen->socket != NULL) {
+		if ((rc = take_socket(c, r->listen->socket, 0, &held)) != 0)
+			return rc;
+		wfpb__close_socket(held);
+	}
 	*(uint64_t *)sl->out = r->listen->listener_id;
 	if (sl->out2 != NULL && addr_from_pb(r->listen->local, sl->out2) != 0)
 		return fail(c, WFPB_E_PROTOCOL, "listen: malformed bound address");
 	return 0;
+}
+
+static int
+decode_listen_udp_held(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl)
+{
+	struct wfpb_udp_listener	*out = sl->out;
+	int				rc;
+
+	if (r->listen->socket != NULL && (rc = take_socket(c, r->listen->socket, 0, &out->held)) != 0)
+		return rc;
+	out->id = r->listen->listener_id;
+	if (addr_from_pb(r->listen->local, &out->bound) != 0) {
+		wfpb_udp_listener_close(out);
+		return fail(c, WFPB_E_PROTOCOL, "listen: malformed bound address");
+	}
+	return 0;
+}
+
+int
+wfpb_submit_listen_udp_held(struct wfpb_client *c, const struct wfpb_addr *local, struct wfpb_udp_listener *out,
+    void *user, uint64_t *request_id)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__ListenRequest	l = WFPBROKER__V1__LISTEN_REQUEST__INIT;
+	Wfpbroker__V1__Address		a;
+
+	if (!sized_ok(out, sizeof(*out)))
+		return fail(c, WFPB_E_INVAL, "struct wfpb_udp_listener without its size: use WFPB_UDP_LISTENER_INIT");
+	sized_reset(out, sizeof(*out));
+	out->held = WFPB_SOCKET_NONE;
+	addr_to_pb(local, &a);
+	l.local = &a;
+	l.protocol = WFPBROKER__V1__PROTOCOL__UDP;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_LISTEN;
+	rq.listen = &l;
+	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_LISTEN, decode_listen_udp_held, out, NULL, user, -1,
+	    request_id);
+}
+
+int
+wfpb_listen_udp_held(struct wfpb_client *c, const struct wfpb_addr *local, struct wfpb_udp_listener *out)
+{
+	uint64_t	id = 0;
+	int		rc;
+
+	if ((rc = wfpb_submit_listen_udp_held(c, local, out, NULL, &id)) != 0)
+		return rc;
+	return wait_for(c, id, c->timeout_ms);
+}
+
+void
+wfpb_udp_listener_close(struct wfpb_udp_listener *l)
+{
+	if (!sized_ok(l, sizeof(*l)))
+		return;
+	if (l->held != WFPB_SOCKET_NONE)
+		wfpb__close_socket(l->held);
+	l->held = WFPB_SOCKET_NONE;
 }
 
 static int
@@ -1310,10 +1377,13 @@ decode_flow(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot
 	struct wfpb_flow			*out = sl->out;
 	int					rc;
 
-	if ((rc = take_socket(c, fr->reply, 0, &out->reply)) == 0)
+	/* A flow that stays on the listener (Flow.first) has no reply socket: upstream is the only one. */
+	if (fr->reply == NULL)
+		rc = take_socket(c, fr->upstream, 0, &out->upstream);
+	else if ((rc = take_socket(c, fr->reply, 0, &out->reply)) == 0)
 		rc = take_socket(c, fr->upstream, 1, &out->upstream);
-	if (rc == 0 && (addr_from_pb(fr->client, &out->client) != 0 ||
-	    addr_from_pb(fr->original_destination, &out->original_dst) != 0 || addr_from_pb(fr->remote, &out->remote) != 0))
+	if (rc == 0 && (addr_from_pb(fr->client, &out->client) != 0 || original_dst(fr->original_destination,
+	    &out->original_dst) < 0 || addr_from_pb(fr->remote, &out->remote) != 0))
 		rc = fail(c, WFPB_E_PROTOCOL, "flow: malformed address");
 	if (rc == 0 && fr->payload.len > 0) {
 		if ((out->payload = malloc(fr->payload.len)) == NULL)
@@ -1355,6 +1425,54 @@ wfpb_submit_flow(struct wfpb_client *c, uint64_t listener_id, const struct wfpb_
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_FLOW;
 	rq.flow = &fl;
 	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_FLOW, decode_flow, out, NULL, user, -1, request_id);
+}
+
+int
+wfpb_submit_flow_first(struct wfpb_client *c, uint64_t listener_id, const struct wfpb_flow_first *first,
+    const struct wfpb_addr *remote, unsigned flags, struct wfpb_flow *out, void *user, uint64_t *request_id)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__FlowRequest	fl = WFPBROKER__V1__FLOW_REQUEST__INIT;
+	Wfpbroker__V1__FlowFirst	ff = WFPBROKER__V1__FLOW_FIRST__INIT;
+	Wfpbroker__V1__Address		ra, ca;
+
+	if (!sized_ok(out, sizeof(*out)))
+		return fail(c, WFPB_E_INVAL, "struct wfpb_flow without its size: use WFPB_FLOW_INIT");
+	if (!sized_ok(first, sizeof(*first)))
+		return fail(c, WFPB_E_INVAL, "struct wfpb_flow_first without its size: use WFPB_FLOW_FIRST_INIT");
+	sized_reset(out, sizeof(*out));
+	out->reply = out->upstream = WFPB_SOCKET_NONE;
+	fl.listener_id = listener_id;
+	fl.hold_first = (flags & WFPB_FLOW_HOLD_FIRST) != 0;
+	fl.without_records = (flags & WFPB_FLOW_WITHOUT_RECORDS) != 0;
+	if (remote != NULL) {
+		addr_to_pb(remote, &ra);
+		fl.remote = &ra;
+	}
+	addr_to_pb(&first->client, &ca);
+	ff.client = &ca;
+	ff.payload.data = (uint8_t *)(uintptr_t)first->payload;
+	ff.payload.len = first->payload_len;
+	ff.records.data = (uint8_t *)(uintptr_t)first->records;
+	ff.records.len = first->records_len;
+	ff.context.data = (uint8_t *)(uintptr_t)first->context;
+	ff.context.len = first->context_len;
+	fl.first = &ff;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_FLOW;
+	rq.flow = &fl;
+	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_FLOW, decode_flow, out, NULL, user, -1, request_id);
+}
+
+int
+wfpb_flow_first(struct wfpb_client *c, uint64_t listener_id, const struct wfpb_flow_first *first,
+    const struct wfpb_addr *remote, unsigned flags, struct wfpb_flow *out)
+{
+	uint64_t	id = 0;
+	int		rc;
+
+	if ((rc = wfpb_submit_flow_first(c, listener_id, first, remote, flags, out, NULL, &id)) != 0)
+		return rc;
+	return wait_for(c, id, c->timeout_ms);
 }
 
 int

@@ -14,6 +14,8 @@
  * The records must be set before bind or connect; core guarantees the order.
  */
 #include <winsock2.h>
+#include <ws2tcpip.h>
+#include <mswsock.h>
 #include <windows.h>
 
 #include <stdlib.h>
@@ -32,6 +34,20 @@ _Static_assert(SIO_SET_WFP_CONNECTION_REDIRECT_RECORDS == 0x980000DEu, "ioctl co
 
 static wfpb_wsaioctl_fn ioctl_fn = WSAIoctl;
 static wfpb_getsockopt_fn getsockopt_fn = getsockopt;
+static wfpb_setsockopt_fn setsockopt_fn = setsockopt;
+static wfpb_wsasendmsg_fn sendmsg_fn = WSASendMsg;
+
+void
+wfpb__wfp_set_setsockopt(wfpb_setsockopt_fn fn)
+{
+	setsockopt_fn = fn != NULL ? fn : setsockopt;
+}
+
+void
+wfpb__wfp_set_sendmsg(wfpb_wsasendmsg_fn fn)
+{
+	sendmsg_fn = fn != NULL ? fn : WSASendMsg;
+}
 
 void
 wfpb__wfp_set_ioctl(wfpb_wsaioctl_fn fn)
@@ -214,6 +230,81 @@ wfp_original_dst(void *ctx, wfpb_sock s, const struct wfpb_buf *records, const s
 	return 0;
 }
 
+/*
+ * A UDP listener: IP_WFP_REDIRECT_RECORDS and IP_WFP_REDIRECT_CONTEXT enabled (at IPPROTO_IP,
+ * or IPPROTO_IPV6 for an IPv6 socket), so that WSARecvMsg delivers a redirected flow's records
+ * and context as control data of its first datagram. Both or the listener is refused: a proxy
+ * that cannot see the records would carry every flow without them.
+ */
+static int
+wfp_udp_listener(void *ctx, wfpb_sock s, int family, int *os_err)
+{
+	const int	level = family == WFPB_AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;
+	const DWORD	one = 1;
+
+	(void)ctx;
+	*os_err = 0;
+	if (setsockopt_fn((SOCKET)s, level, WFPB_IP_WFP_REDIRECT_RECORDS, (const char *)&one, sizeof(one)) != 0 ||
+	    setsockopt_fn((SOCKET)s, level, WFPB_IP_WFP_REDIRECT_CONTEXT, (const char *)&one, sizeof(one)) != 0) {
+		*os_err = WSAGetLastError();
+		return wfpb__net_status(*os_err);
+	}
+	return 0;
+}
+
+/*
+ * A flow's first datagram on connected upstream s, its records (if any) as one control message
+ * of type IP_WFP_REDIRECT_RECORDS at the socket's level: WFP relates the flow to the one it
+ * redirected only through that datagram. The control buffer is sized for the records exactly
+ * (WSA_CMSG_SPACE), never past WFPB_REDIRECT_MAX, which core enforces before.
+ */
+static int
+wfp_udp_send_first(void *ctx, wfpb_sock s, const uint8_t *payload, size_t len, const uint8_t *records,
+    size_t records_len, int *os_err)
+{
+	struct wfp		*w = ctx;
+	SOCKADDR_STORAGE	ss;
+	WSAMSG			msg;
+	WSABUF			data;
+	WSACMSGHDR		*c;
+	char			*ctl = NULL;
+	DWORD			sent = 0;
+	int			sslen = sizeof(ss);
+
+	*os_err = 0;
+	if (len > WFPB_REDIRECT_MAX || records_len > WFPB_REDIRECT_MAX)
+		return WFPB_ST_EINVAL;
+	memset(&msg, 0, sizeof(msg));
+	data.buf = (char *)(uintptr_t)payload;
+	data.len = (ULONG)len;
+	msg.lpBuffers = &data;
+	msg.dwBufferCount = 1;
+	if (records_len > 0) {
+		if (getsockname((SOCKET)s, (struct sockaddr *)&ss, &sslen) != 0) {
+			*os_err = WSAGetLastError();
+			return wfpb__net_status(*os_err);
+		}
+		if ((ctl = calloc(1, WSA_CMSG_SPACE(records_len))) == NULL)
+			return WFPB_ST_ENOBUFS;
+		msg.Control.buf = ctl;
+		msg.Control.len = (ULONG)WSA_CMSG_SPACE(records_len);
+		c = WSA_CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = ss.ss_family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;
+		c->cmsg_type = WFPB_IP_WFP_REDIRECT_RECORDS;
+		c->cmsg_len = WSA_CMSG_LEN(records_len);
+		memcpy(WSA_CMSG_DATA(c), records, records_len);
+	}
+	if (sendmsg_fn((SOCKET)s, &msg, 0, &sent, NULL, NULL) != 0) {
+		*os_err = WSAGetLastError();
+		free(ctl);
+		return wfpb__net_status(*os_err);
+	}
+	free(ctl);
+	if (records_len > 0)
+		InterlockedIncrement64(&w->applied);
+	return 0;
+}
+
 const struct wfpb_backend_ops wfpb_backend_wfp = {
 	.name = "wfp",
 	.query_records = wfp_query_records,
@@ -221,6 +312,9 @@ const struct wfpb_backend_ops wfpb_backend_wfp = {
 	.set_records = wfp_set_records,
 	.records_applied = wfp_records_applied,
 	.original_dst = wfp_original_dst,
+	.udp_listener = wfp_udp_listener,
+	.udp_on_listener = 1,
+	.udp_send_first = wfp_udp_send_first,
 };
 
 const struct wfpb_backend_ops *

@@ -29,4 +29,17 @@ void wfpb__wfp_set_ioctl(wfpb_wsaioctl_fn fn);
 typedef int (WSAAPI *wfpb_getsockopt_fn)(SOCKET, int, int, char *, int *);
 void wfpb__wfp_set_getsockopt(wfpb_getsockopt_fn fn);
 
+/* The UDP redirect options and control-data types (ws2ipdef.h; mingw-w64 lacks them), at IPPROTO_IP and IPPROTO_IPV6 alike. */
+#define WFPB_IP_WFP_REDIRECT_RECORDS	60
+#define WFPB_IP_WFP_REDIRECT_CONTEXT	70
+
+/* setsockopt as the backend calls it for a UDP listener's options, replaceable by tests (NULL restores it). */
+typedef int (WSAAPI *wfpb_setsockopt_fn)(SOCKET, int, int, const char *, int);
+void wfpb__wfp_set_setsockopt(wfpb_setsockopt_fn fn);
+
+/* WSASendMsg as the backend calls it for a flow's first datagram, replaceable by tests (NULL restores it). */
+typedef int (WSAAPI *wfpb_wsasendmsg_fn)(SOCKET, LPWSAMSG, DWORD, LPDWORD, LPWSAOVERLAPPED,
+    LPWSAOVERLAPPED_COMPLETION_ROUTINE);
+void wfpb__wfp_set_sendmsg(wfpb_wsasendmsg_fn fn);
+
 #endif

@@ -67,6 +67,17 @@ struct wfpb_backend_ops {
 			    struct wfpb_buf *context, int *os_err);
 	int		(*udp_reply)(void *ctx, const struct wfpb_addr *orig_dst, const struct wfpb_addr *client,
 			    wfpb_sock *out, int *os_err);
+	/*
+	 * Where a flow stays on its listener (wfp): WFP delivers every datagram of a redirected flow
+	 * to the listener's address and port and maps only replies sent from them back to the
+	 * client, so the broker has no reply socket to make and does not read the flows: the
+	 * listener itself goes to the proxy (udp_receive and udp_reply are then NULL).
+	 * udp_send_first sends a flow's first datagram on upstream s (connected) with its records
+	 * (len 0: none) as the platform carries them: 0 or a status with *os_err.
+	 */
+	int		udp_on_listener;
+	int		(*udp_send_first)(void *ctx, wfpb_sock s, const uint8_t *payload, size_t len,
+			    const uint8_t *records, size_t records_len, int *os_err);
 };
 
 struct wfpb_backend {

@@ -87,6 +87,12 @@ struct req_flow {
 	struct wfpb_addr	remote;
 	int			hold_first;
 	int			without_records;
+	/* FlowFirst (a flow that stays on the listener): the datagram as the proxy read it, pointing into the request. */
+	int			has_first;
+	struct wfpb_addr	client;
+	const uint8_t		*payload, *context;
+	size_t			payload_len, context_len;
+	struct req_records	records;
 };
 
 struct req_accept {

@@ -38,6 +38,12 @@ int WFPB_MUST_CHECK wfpb__net_send(wfpb_sock s, const uint8_t *p, size_t len, in
 int WFPB_MUST_CHECK wfpb__net_recvfrom(wfpb_sock s, uint8_t *p, size_t cap, size_t *len, struct wfpb_addr *from,
     int *os_err);
 int WFPB_MUST_CHECK wfpb__net_reuseaddr(wfpb_sock s, int *os_err);
+/*
+ * No other socket may share the address s binds: SO_EXCLUSIVEADDRUSE on Windows, where any
+ * user's SO_REUSEADDR socket may otherwise share a SO_REUSEADDR one (Microsoft's "Sharing
+ * Transport Addresses"); on POSIX a socket without SO_REUSEADDR is already that (0).
+ */
+int WFPB_MUST_CHECK wfpb__net_exclusive(wfpb_sock s, int *os_err);
 int WFPB_MUST_CHECK wfpb__net_bind(wfpb_sock s, const struct wfpb_addr *local, int *os_err);
 int WFPB_MUST_CHECK wfpb__net_connect(wfpb_sock s, const struct wfpb_addr *remote, int *os_err);
 /*

@@ -276,8 +276,12 @@ udp_listen(struct wfpb_scope *sc, const struct wfpb_addr *local, wfpb_sock *out,
 
 	if ((rc = wfpb__net_udp_socket(local->family, &s, os_err)) != 0)
 		return rc;
-	/* Shared with the flows' reply sockets, which sim binds where the listener is. */
-	if (wfpb__net_reuseaddr(s, os_err) != 0 || be->ops->udp_listener(be->ctx, s, local->family, os_err) != 0 ||
+	/*
+	 * Shared with the flows' reply sockets where the broker makes them (sim binds them where
+	 * the listener is); where a flow stays on the listener (wfp), shared with no one.
+	 */
+	if ((be->ops->udp_on_listener ? wfpb__net_exclusive(s, os_err) : wfpb__net_reuseaddr(s, os_err)) != 0 ||
+	    be->ops->udp_listener(be->ctx, s, local->family, os_err) != 0 ||
 	    wfpb__net_bind(s, local, os_err) != 0 || wfpb__net_addrs(s, NULL, bound, os_err) != 0) {
 		wfpb__net_close(s);
 		return WFPB_E_OS;
@@ -306,9 +310,9 @@ wfpb__op_listen(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp
 {
 	struct wfpb_listener	*l;
 	char			text[WFPB_ADDR_STRLEN];
+	wfpb_sock		dup = WFPB_SOCK_NONE;
 	int			os_err = 0;
 
-	(void)now_ms;
 	wfpb_addr_format(&r->listen.local, text);
 	/* UDP is a grant and ranges of its own: a TCP grant does not imply it, nor the reverse. */
 	if (!(sc->perms & (r->listen.udp ? WFPB_PERM_UDP_LISTEN : WFPB_PERM_LISTEN))) {
@@ -351,12 +355,24 @@ wfpb__op_listen(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp
 		os_outcome(o, "listen", os_err);
 		return;
 	}
+	/* A flow that stays on the listener is the proxy's to read and answer: the listener goes with the answer. */
+	if (r->listen.udp && sc->backend->ops->udp_on_listener && wfpb__net_dup(l->sock, &dup, &os_err) != 0) {
+		wfpb__net_close(l->sock);
+		wfpb__scope_listener_unadmit(sc, l);
+		free(l);
+		os_outcome(o, "listen: a copy of the listener for the proxy", os_err);
+		return;
+	}
 	l->udp = r->listen.udp;
 	wfpb__audit_addr(rp, &l->local);
 	wfpb__scope_listener_add(sc, l);
 	wfpbroker__v1__listen_response__init(&rp->listen);
 	rp->listen.listener_id = l->id;
 	rp->listen.local = wfpb__addr_to_pb(rp, 0, &l->local);
+	if (dup != WFPB_SOCK_NONE && give_socket(sc, rp, dup, &rp->listen.socket, o) != 0) {
+		(void)wfpb__scope_listener_release(sc, l->id, now_ms);
+		return;
+	}
 	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_LISTEN;
 	rp->resp.listen = &rp->listen;
 }
@@ -1483,7 +1499,110 @@ wfpb__validate_flow(const struct wfpb_limits *lim, const Request *rq, union wfpb
 	f->timeout_ms = q->timeout_ms ? q->timeout_ms : ACCEPT_TIMEOUT_DEFAULT;
 	f->hold_first = q->hold_first;
 	f->without_records = q->without_records;
+	if (q->first == NULL)
+		return 0;
+	if (wfpb__addr_from_pb(q->first->client, "flow.first.client", 1, &f->client, o) != 0)
+		return -1;
+	if (q->first->payload.len > FLOW_PAYLOAD_MAX)
+		return BAD(o, "flow.first.payload: %zu bytes, the limit is %u", q->first->payload.len, FLOW_PAYLOAD_MAX);
+	if (q->first->records.len > WFPB_REDIRECT_MAX || q->first->context.len > WFPB_REDIRECT_MAX)
+		return BAD(o, "flow.first: records of %zu bytes and a context of %zu, the limit is %u each",
+		    q->first->records.len, q->first->context.len, WFPB_REDIRECT_MAX);
+	f->has_first = 1;
+	f->payload = q->first->payload.data;
+	f->payload_len = q->first->payload.len;
+	f->records.blob = q->first->records.data;
+	f->records.len = q->first->records.len;
+	f->context = q->first->context.data;
+	f->context_len = q->first->context.len;
 	return 0;
+}
+
+/*
+ * A flow that stays on its listener (wfp): the proxy read the first datagram and gives it
+ * here. Its records are the proxy's word (apply_foreign); the original destination is read
+ * from its context where the backend knows the layout. The broker opens upstream, sends the
+ * datagram with the records unless hold_first (then without records only: they travel on
+ * that datagram alone), and hands upstream over. One record, as a Flow's.
+ */
+static void
+flow_given(struct wfpb_scope *sc, const struct wfpb_listener *l, const struct req_flow *f, struct reply *rp,
+    struct outcome *o, uint64_t now_ms)
+{
+	const struct wfpb_backend	*be = sc->backend;
+	const struct wfpb_buf		records = { (uint8_t *)(uintptr_t)f->records.blob, f->records.len };
+	const struct wfpb_buf		context = { (uint8_t *)(uintptr_t)f->context, f->context_len };
+	struct wfpb_addr		orig, remote, up_local;
+	const uint8_t			*blob = NULL, *hash;
+	char				text[WFPB_ADDR_STRLEN];
+	size_t				len = 0;
+	wfpb_sock			up = WFPB_SOCK_NONE;
+	int				os_err = 0, rc;
+
+	memset(&orig, 0, sizeof(orig));
+	if (be->ops->original_dst == NULL || be->ops->original_dst(be->ctx, WFPB_SOCK_NONE, &records, &context, &orig) != 0)
+		memset(&orig, 0, sizeof(orig));
+	wfpb__audit_addr(rp, &f->client);
+	wfpb__audit_addr(rp, &orig);
+	if (!f->without_records) {
+		if (records_bytes(sc, &f->records, "flow", &blob, &len, &hash, rp, o, now_ms) != 0)
+			return;
+		wfpb__audit_blob(rp, blob, len, NULL);
+	}
+	rp->orig_dst = orig;
+	do
+		randombytes_buf(&rp->flow_id, sizeof(rp->flow_id));
+	while (rp->flow_id == 0);
+	if (f->hold_first && len > 0) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP, "flow: on the %s backend the records travel "
+		    "on the first datagram, which the broker sends; hold_first goes only without records", be->ops->name);
+		return;
+	}
+	if (f->remote.family == 0 && orig.family == 0) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL, "flow: the original destination is not in a "
+		    "context layout the broker reads (docs/CALLOUTS.md); name remote");
+		return;
+	}
+	remote = f->remote.family != 0 ? f->remote : orig;
+	wfpb__audit_addr(rp, &remote);
+	if (wfpb_addr_same(&remote, &l->local)) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL, "flow: the destination is the listener itself");
+		return;
+	}
+	if (!in_ranges(sc->policy->udp_connect, sc->policy->nudp_connect, &remote)) {
+		wfpb_addr_format(&remote, text);
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "flow: %s is outside principal %s's udp_connect "
+		    "ranges", text, sc->principal);
+		return;
+	}
+	if (wfpb__net_udp_socket(remote.family, &up, &os_err) != 0) {
+		os_outcome(o, "flow: socket", os_err);
+		return;
+	}
+	if (wfpb__net_connect(up, &remote, &os_err) != 0 || wfpb__net_addrs(up, NULL, &up_local, &os_err) != 0) {
+		os_outcome(o, "flow: connect", os_err);
+		goto close;
+	}
+	wfpb__audit_addr(rp, &up_local);
+	wfpbroker__v1__flow_response__init(&rp->flow);
+	if (!f->hold_first) {
+		if ((rc = be->ops->udp_send_first(be->ctx, up, f->payload, f->payload_len, blob, len, &os_err)) != 0) {
+			backend_outcome(o, "flow: the first datagram", rc, os_err);
+			goto close;
+		}
+		rp->flow.forwarded = 1;
+	}
+	rp->flow.client = wfpb__addr_to_pb(rp, 0, &f->client);
+	if (orig.family != 0)
+		rp->flow.original_destination = wfpb__addr_to_pb(rp, 1, &orig);
+	rp->flow.remote = wfpb__addr_to_pb(rp, 2, &remote);
+	if (give_socket(sc, rp, up, &rp->flow.upstream, o) != 0)
+		return;
+	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_FLOW;
+	rp->resp.flow = &rp->flow;
+	return;
+close:
+	wfpb__net_close(up);
 }
 
 /*
@@ -1611,6 +1730,17 @@ wfpb__op_flow(struct wfpb_scope *sc, const union wfpb_req *r, struct reply *rp, 
 		wfpb__outcome(o, l == NULL ? WFPBROKER__V1__STATUS_CODE__NOT_FOUND : WFPBROKER__V1__STATUS_CODE__EINVAL,
 		    "flow: %s %llu in this session", l == NULL ? "no listener" : "a TCP listener, not a UDP one:",
 		    (unsigned long long)f->listener_id);
+		return;
+	}
+	if (f->has_first != sc->backend->ops->udp_on_listener) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP, f->has_first ?
+		    "flow: the %s backend reads a flow's first datagram itself; send Flow without first" :
+		    "flow: on the %s backend a flow stays on the listener the proxy holds; send its first datagram "
+		    "in Flow.first", sc->backend->ops->name);
+		return;
+	}
+	if (f->has_first) {
+		flow_given(sc, l, f, rp, o, now_ms);
 		return;
 	}
 	if (flow_received(sc, l->sock, &f->remote, f->hold_first, f->without_records, rp, o) != WFPB_E_AGAIN)

@@ -98,6 +98,14 @@ wfpb__net_reuseaddr(wfpb_sock s, int *os_err)
 }
 
 int
+wfpb__net_exclusive(wfpb_sock s, int *os_err)
+{
+	(void)s;
+	(void)os_err;
+	return 0;
+}
+
+int
 wfpb__net_bind(wfpb_sock s, const struct wfpb_addr *local, int *os_err)
 {
 	struct sockaddr_storage	ss;

@@ -12,6 +12,7 @@
 
 #include <limits.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "net.h"
@@ -106,6 +107,15 @@ wfpb__net_reuseaddr(wfpb_sock s, int *os_err)
 	DWORD one = 1;
 
 	return setsockopt((SOCKET)s, SOL_SOCKET, SO_REUSEADDR, (const char *)&one, sizeof(one)) == 0 ? 0 :
+	    wsa_fail(os_err);
+}
+
+int
+wfpb__net_exclusive(wfpb_sock s, int *os_err)
+{
+	DWORD one = 1;
+
+	return setsockopt((SOCKET)s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&one, sizeof(one)) == 0 ? 0 :
 	    wsa_fail(os_err);
 }
 
@@ -592,7 +602,7 @@ wfpb__net_status(int e)
 	switch (e) {
 	case WSAEACCES: return WFPB_ST_EACCES;
 	case WSAEINVAL: return WFPB_ST_EINVAL;
-	case WSAEOPNOTSUPP: return WFPB_ST_EOPNOTSUPP;
+	case WSAEOPNOTSUPP: case WSAENOPROTOOPT: return WFPB_ST_EOPNOTSUPP;
 	case WSAEFAULT: return WFPB_ST_EFAULT;
 	case WSAENOBUFS: case WSAEMFILE: return WFPB_ST_ENOBUFS;
 	case WSAEADDRINUSE: return WFPB_ST_EADDRINUSE;
@@ -613,8 +623,10 @@ wfpb__net_strerror(int e)
 	wchar_t		w[256];
 
 	if (FormatMessageW(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, (DWORD)e, 0, w, 256,
-	    NULL) == 0 || WideCharToMultiByte(CP_UTF8, 0, w, -1, buf, sizeof(buf), NULL, NULL) == 0)
-		return "Winsock error";
+	    NULL) == 0 || WideCharToMultiByte(CP_UTF8, 0, w, -1, buf, sizeof(buf), NULL, NULL) == 0) {
+		snprintf(buf, sizeof(buf), "Winsock error %d", e);	/* no text for it here (Wine has few) */
+		return buf;
+	}
 	buf[strcspn(buf, "\r\n")] = '\0';
 	return buf;
 }

@@ -9,7 +9,9 @@
  * pulled from a child with DuplicateHandle, and whether the queries need
  * elevation (a child with a filtered token); whether the redirect ioctls
  * still work once the service has dropped its privileges; whether the UDP
- * redirect options can be enabled, and by whom; whether SO_ORIGINAL_DST
+ * redirect options can be enabled, and by whom; whether a datagram may
+ * carry records as control data (WSASendMsg), and by whom, and what
+ * WSARecvMsg then delivers; whether SO_ORIGINAL_DST
  * answers; and whether a standard user can create a name in the service's
  * pipe namespace. Each call and its result is printed and written as JSON
  * for a bug report. Nothing here is trusted input: the children are this
@@ -17,6 +19,7 @@
  */
 #include <winsock2.h>
 #include <ws2tcpip.h>
+#include <mswsock.h>
 #include <windows.h>
 #include <winternl.h>
 
@@ -231,6 +234,79 @@ udp_options(char *out, size_t cap, int results[4])
 	    results[1], results[2], results[3]);
 }
 
+/*
+ * Sends a loopback datagram with 16 bytes of IP_WFP_REDIRECT_RECORDS as control data
+ * (WSASendMsg), as a UDP proxy's upstream must on the flow's first datagram, and reads it
+ * with WSARecvMsg on a socket with both options enabled: what each said, and which control
+ * types arrived. No callout made these records: the answer says whether the call itself is
+ * open to this token, not what WFP does with real ones.
+ */
+static void
+udp_send_records(char *out, size_t cap)
+{
+	struct sockaddr_in	sin = { .sin_family = AF_INET };
+	GUID			guid = WSAID_WSARECVMSG;
+	LPFN_WSARECVMSG		recvmsg_fn = NULL;
+	SOCKET			rx, tx;
+	WSAMSG			msg;
+	WSABUF			data;
+	WSACMSGHDR		*c;
+	DWORD			one = 1, got = 0, sent = 0;
+	char			payload[8] = "wfpb", ctl[256], types[64] = "";
+	int			len = sizeof(sin), rs, es, rr = -1, er = 0, at = 0;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	rx = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+	tx = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+	(void)setsockopt(rx, IPPROTO_IP, IP_WFP_REDIRECT_RECORDS_OPT, (const char *)&one, sizeof(one));
+	(void)setsockopt(rx, IPPROTO_IP, IP_WFP_REDIRECT_CONTEXT_OPT, (const char *)&one, sizeof(one));
+	if (rx == INVALID_SOCKET || tx == INVALID_SOCKET || bind(rx, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+	    getsockname(rx, (struct sockaddr *)&sin, &len) != 0) {
+		snprintf(out, cap, "no loopback UDP socket (error %d)", WSAGetLastError());
+		goto done;
+	}
+	memset(&msg, 0, sizeof(msg));
+	memset(ctl, 0, sizeof(ctl));
+	data.buf = payload;
+	data.len = 4;
+	msg.name = (struct sockaddr *)&sin;
+	msg.namelen = sizeof(sin);
+	msg.lpBuffers = &data;
+	msg.dwBufferCount = 1;
+	msg.Control.buf = ctl;
+	msg.Control.len = (ULONG)WSA_CMSG_SPACE(16);
+	c = WSA_CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = IPPROTO_IP;
+	c->cmsg_type = IP_WFP_REDIRECT_RECORDS_OPT;
+	c->cmsg_len = WSA_CMSG_LEN(16);
+	memset(WSA_CMSG_DATA(c), 0x5a, 16);
+	rs = WSASendMsg(tx, &msg, 0, &sent, NULL, NULL);
+	es = rs == 0 ? 0 : WSAGetLastError();
+	if (rs != 0)	/* then the plain datagram, so that the receive side still answers */
+		(void)sendto(tx, payload, 4, 0, (struct sockaddr *)&sin, sizeof(sin));
+	if (WSAIoctl(rx, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof(guid), &recvmsg_fn, sizeof(recvmsg_fn), &got,
+	    NULL, NULL) == 0 && recvmsg_fn != NULL) {
+		memset(&msg, 0, sizeof(msg));
+		memset(ctl, 0, sizeof(ctl));
+		data.len = sizeof(payload);
+		msg.lpBuffers = &data;
+		msg.dwBufferCount = 1;
+		msg.Control.buf = ctl;
+		msg.Control.len = sizeof(ctl);
+		rr = recvmsg_fn(rx, &msg, &got, NULL, NULL);
+		er = rr == 0 ? 0 : WSAGetLastError();
+		for (c = rr == 0 ? WSA_CMSG_FIRSTHDR(&msg) : NULL; c != NULL && at < (int)sizeof(types) - 12;
+		    c = WSA_CMSG_NXTHDR(&msg, c))
+			at += snprintf(types + at, sizeof(types) - (size_t)at, "%s%d/%d", at ? "," : "", c->cmsg_level,
+			    c->cmsg_type);
+	}
+	snprintf(out, cap, "WSASendMsg(records) rc %d error %d; WSARecvMsg rc %d error %d, control %s", rs, es, rr, er,
+	    types[0] ? types : "none");
+done:
+	closesocket(rx);
+	closesocket(tx);
+}
+
 /* Creates a pipe name under the service's protected prefix; 0 or the Win32 error. */
 static DWORD
 protected_pipe(void)
@@ -281,6 +357,9 @@ more_probes(void)
 	udp_options(line, sizeof(line), r);
 	(void)record("UDP redirect options, this token", "setsockopt(IPPROTO_IP, 60 and 70)", r[0] == 0 && r[2] == 0 ? 0 : -1,
 	    r[0] != 0 ? r[1] : r[3], 0, line);
+	udp_send_records(line, sizeof(line));
+	(void)record("UDP records as control data, this token", "WSASendMsg(IP_WFP_REDIRECT_RECORDS), WSARecvMsg",
+	    strstr(line, "WSASendMsg(records) rc 0 ") != NULL ? 0 : -1, 0, 0, line);
 	if (loopback_pair(&acc, &cl) == 0) {
 		rc = getsockopt(acc, SOL_SOCKET, SO_ORIGINAL_DST_OPT, (char *)&ss, &len);
 		(void)record("accepted, not redirected", "getsockopt(SO_ORIGINAL_DST)", rc, rc == 0 ? 0 : WSAGetLastError(),
@@ -295,6 +374,8 @@ more_probes(void)
 		return;
 	if (CreateRestrictedToken(tok, LUA_TOKEN | DISABLE_MAX_PRIVILEGE, 0, NULL, 0, NULL, 0, NULL, &lua)) {
 		child_probe("UDP redirect options, filtered token", "child: setsockopt(60 and 70), not elevated", "udp", lua);
+		child_probe("UDP records as control data, filtered token", "child: WSASendMsg(60), not elevated", "udpsend",
+		    lua);
 		child_probe("protected pipe name, filtered token", "child: CreateNamedPipeW, not elevated", "pipe", lua);
 		CloseHandle(lua);
 	}
@@ -371,6 +452,11 @@ wfpb_selftest_child(const char *mode)
 		int r[4];
 
 		udp_options(buf, sizeof(buf), r);
+		printf("%s\n", buf);
+		return 0;
+	}
+	if (strcmp(mode, "udpsend") == 0) {
+		udp_send_records(buf, sizeof(buf));
 		printf("%s\n", buf);
 		return 0;
 	}

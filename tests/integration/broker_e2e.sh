@@ -69,9 +69,11 @@ $group_line
 ; and re-sent records on purpose, to prove the backend parses them strictly.
 [principal root]
 uid = 0
-ops = stash fetch admin listen accept connect query apply apply_foreign prepare
+ops = stash fetch admin listen accept connect query apply apply_foreign prepare udp_listen udp_flow
 listen = 127.0.0.1/32:*
 connect = 127.0.0.1/32:*
+udp_listen = 127.0.0.1/32:*
+udp_connect = 127.0.0.1/32:*
 
 [principal ik-client]
 key = $enrolled_hex
@@ -226,8 +228,8 @@ if [ "$mode" = wine ] && [ -n "$handover_test" ]; then
 	wfp_state=$(winpath "$work/state-wfp")
 	{
 		printf '[service]\nendpoint = %s\nstate_dir = %s\nbackend = wfp\n' "$wfp_pipe" "$wfp_state"
-		printf '[principal wine-user]\nsid = S-1-5-21-0-0-0-1000\nops = listen accept connect apply_foreign\n'
-		printf 'listen = 127.0.0.1/32:*\nconnect = 127.0.0.1/32:*\n'
+		printf '[principal wine-user]\nsid = S-1-5-21-0-0-0-1000\nops = listen accept connect apply_foreign udp_listen udp_flow\n'
+		printf 'listen = 127.0.0.1/32:*\nconnect = 127.0.0.1/32:*\nudp_listen = 127.0.0.1/32:*\nudp_connect = 127.0.0.1/32:*\n'
 	} >"$work/wfp.conf"
 	wine "$brokerd" --console --config "$(winpath "$work/wfp.conf")" >"$work/wfp-broker.log" 2>&1 &
 	helpers="$helpers $!"
@@ -237,9 +239,9 @@ if [ "$mode" = wine ] && [ -n "$handover_test" ]; then
 		sleep 0.2
 	done
 	if run "$handover_test" "$wfp_pipe" "$wfp_state\\server.pub" --wfp >"$work/wfp-test.out" 2>&1; then
-		ok "backend = wfp: a connection WFP did not redirect is accepted without records, Connect's refusal is EOPNOTSUPP, the broker serves on"
+		ok "backend = wfp: a connection WFP did not redirect is accepted without records, Connect's and a UDP Listen's refusals are EOPNOTSUPP, the broker serves on"
 	else
-		ko "backend = wfp: a connection WFP did not redirect is accepted without records, Connect's refusal is EOPNOTSUPP, the broker serves on"
+		ko "backend = wfp: a connection WFP did not redirect is accepted without records, Connect's and a UDP Listen's refusals are EOPNOTSUPP, the broker serves on"
 	fi
 	sed 's/^/    /' "$work/wfp-test.out"
 fi
@@ -277,8 +279,11 @@ if [ "$mode" = wine ]; then
 			grep -q 'getsockopt(SO_ORIGINAL_DST)' "$work/selftest.out" &&
 			grep -q 'protected pipe name, filtered token .*CreateNamedPipeW under' "$work/selftest.out" &&
 			grep -q 'ioctls without privileges .*SET rc' "$work/selftest.out" &&
+			grep -q 'UDP records as control data, this token .*WSASendMsg(records) rc .*WSARecvMsg rc .*control' \
+				"$work/selftest.out" &&
+			grep -q 'UDP records as control data, filtered token .*WSASendMsg(records) rc' "$work/selftest.out" &&
 			grep -q '"os":"Windows .*","elevated":\(true\|false\),"probes":\[' "$work/selftest.json" &&
-			test "$(grep -o '"name":' "$work/selftest.json" | wc -l)" -eq 14
+			test "$(grep -o '"name":' "$work/selftest.json" | wc -l)" -eq 16
 	}
 	check "wfpbrokerd.exe selftest runs to the end and writes its JSON" selftest_ok
 fi

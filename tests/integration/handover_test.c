@@ -647,6 +647,40 @@ case_submits_never_wait(void)
 	return 0;
 }
 
+/*
+ * A UDP listener where the broker reads the flows (sim, netfilter): nothing is handed over with
+ * it, and a first datagram a proxy brings (wfpb_flow_first, Windows' form) is refused
+ * EOPNOTSUPP with the reason, the session serving on.
+ */
+static int
+case_udp_listener_held_only_on_windows(void)
+{
+	struct wfpb_client		*c = open_client();
+	struct wfpb_udp_listener	ul = WFPB_UDP_LISTENER_INIT;
+	struct wfpb_flow_first		first = WFPB_FLOW_FIRST_INIT;
+	struct wfpb_flow		fl = WFPB_FLOW_INIT;
+	struct wfpb_addr		any = itest_loopback(0);
+
+	CHECK(c != NULL, "open");
+	CHECK(wfpb_listen_udp_held(c, &any, &ul) == 0, "udp listen: %s", wfpb_errmsg(c));
+	CHECK(ul.id != 0 && ul.bound.port != 0 && ul.held == WFPB_SOCKET_NONE, "listener %llu port %u held %d",
+	    (unsigned long long)ul.id, ul.bound.port, (int)ul.held);
+	first.client = itest_loopback(5555);
+	first.payload = (const uint8_t *)"query";
+	first.payload_len = 5;
+	first.records = (const uint8_t *)"records";
+	first.records_len = 7;
+	CHECK(wfpb_flow_first(c, ul.id, &first, NULL, 0, &fl) == WFPB_E_STATUS &&
+	    wfpb_status(c) == WFPBROKER_STATUS_EOPNOTSUPP && strstr(wfpb_errmsg(c), "reads a flow's first datagram") != NULL,
+	    "flow_first where the broker reads flows: %s", wfpb_errmsg(c));
+	CHECK(fl.upstream == WFPB_SOCKET_NONE && fl.reply == WFPB_SOCKET_NONE, "a socket handed over on a refusal");
+	CHECK(wfpb_release_listener(c, ul.id) == 0, "release: %s", wfpb_errmsg(c));
+	wfpb_udp_listener_close(&ul);
+	CHECK(wfpb_ping(c, NULL, 0, NULL) == 0, "the session after the refusal");
+	wfpb_close(c);
+	return 0;
+}
+
 static const struct tcase cases[] = {
 	{ "prepare_hands_over_an_unconnected_socket_with_records", case_prepare },
 	{ "listen_accept_hands_over_socket_records_context", case_listen_accept_records },
@@ -660,6 +694,7 @@ static const struct tcase cases[] = {
 	{ "accepts_wait_while_others_are_answered", case_accepts_wait_while_others_are_answered },
 	{ "async_listen_accept_forever_cancel_and_ops", case_async_cancel_and_ops },
 	{ "submits_never_wait_for_the_broker", case_submits_never_wait },
+	{ "udp_listener_held_only_on_windows", case_udp_listener_held_only_on_windows },
 };
 
 int

@@ -236,6 +236,20 @@ case_wfp_refusal(void)
 	    "connect: %s", wfpb_errmsg(c));
 	CHECK(s == WFPB_SOCKET_NONE, "a socket was handed over on failure");
 	closesocket(l);
+	/*
+	 * UDP: the listener would go to the proxy with IP_WFP_REDIRECT_RECORDS and _CONTEXT
+	 * enabled; Wine has neither option, and the Listen says so rather than hand over a
+	 * listener that would never see a flow's records.
+	 */
+	{
+		struct wfpb_udp_listener ul = WFPB_UDP_LISTENER_INIT;
+
+		CHECK(wfpb_listen_udp_held(c, &any, &ul) == WFPB_E_STATUS, "a UDP listener without the redirect options");
+		printf("  udp listen: %s\n", wfpb_errmsg(c));
+		CHECK(wfpb_status(c) == WFPBROKER_STATUS_EOPNOTSUPP && strstr(wfpb_errmsg(c), "listen") != NULL,
+		    "udp listen: %s", wfpb_errmsg(c));
+		CHECK(ul.held == WFPB_SOCKET_NONE, "a listener was handed over on failure");
+	}
 	CHECK(wfpb_ping(c, NULL, 0, NULL) == 0, "the session after the refusals");
 	wfpb_close(c);
 	return 0;

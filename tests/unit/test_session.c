@@ -14,6 +14,8 @@
 #include <cmocka.h>
 #ifdef _WIN32
 #include <winsock2.h>
+#include <ws2tcpip.h>
+#include <mswsock.h>
 #include <windows.h>
 #include <winternl.h>
 
@@ -1596,6 +1598,250 @@ relay_sockets_enter_the_client_with_their_answer(void **state)
 #endif
 
 #ifdef _WIN32
+/* What the wfp backend asked of Winsock for a UDP listener and a flow's first datagram (named fakes). */
+static struct {
+	int	opts[4][3];		/* level, name, value of each redirect option enabled */
+	int	nopts;
+	int	send_fails;		/* the fake WSASendMsg refuses with this error */
+	int	level, type;		/* the control message sent */
+	size_t	ctl_len;
+	uint8_t	ctl[64];
+	int	nctl;			/* control messages in the last WSASendMsg */
+} winsock_seen;
+
+static int WSAAPI
+fake_setsockopt(SOCKET s, int level, int name, const char *val, int len)
+{
+	if ((name == 60 || name == 70) && (level == IPPROTO_IP || level == IPPROTO_IPV6)) {
+		if (winsock_seen.nopts < 4) {
+			winsock_seen.opts[winsock_seen.nopts][0] = level;
+			winsock_seen.opts[winsock_seen.nopts][1] = name;
+			winsock_seen.opts[winsock_seen.nopts][2] = len == sizeof(DWORD) ? (int)*(const DWORD *)val : -1;
+			winsock_seen.nopts++;
+		}
+		return 0;	/* as a Windows that knows the options would */
+	}
+	return setsockopt(s, level, name, val, len);
+}
+
+/* Records the control data, then sends the datagram as WSASendMsg would (Wine ignores the records). */
+static int WSAAPI
+fake_sendmsg(SOCKET s, LPWSAMSG msg, DWORD flags, LPDWORD sent, LPWSAOVERLAPPED ov,
+    LPWSAOVERLAPPED_COMPLETION_ROUTINE cr)
+{
+	WSACMSGHDR *c;
+
+	(void)flags; (void)ov; (void)cr;
+	if (winsock_seen.send_fails != 0) {
+		WSASetLastError(winsock_seen.send_fails);
+		return SOCKET_ERROR;
+	}
+	winsock_seen.nctl = 0;
+	for (c = msg->Control.len ? WSA_CMSG_FIRSTHDR(msg) : NULL; c != NULL; c = WSA_CMSG_NXTHDR(msg, c)) {
+		winsock_seen.nctl++;
+		winsock_seen.level = c->cmsg_level;
+		winsock_seen.type = c->cmsg_type;
+		winsock_seen.ctl_len = c->cmsg_len - WSA_CMSG_LEN(0);
+		memcpy(winsock_seen.ctl, WSA_CMSG_DATA(c), winsock_seen.ctl_len < 64 ? winsock_seen.ctl_len : 64);
+	}
+	*sent = msg->lpBuffers[0].len;
+	return send(s, msg->lpBuffers[0].buf, (int)msg->lpBuffers[0].len, 0) == (int)msg->lpBuffers[0].len ? 0 :
+	    SOCKET_ERROR;
+}
+
+/* A Windows answer once its late hand-over ran: resumed until it is there. */
+static Wfpbroker__V1__Response *
+answer_of(struct fixture *f, Wfpbroker__V1__Request *rq)
+{
+	Wfpbroker__V1__Response	*r = NULL;
+	int			i;
+
+	send_request(f->s, &f->c, rq, 2000);
+	for (i = 0; i < 200 && (r = next_response(f->s, &f->c)) == NULL; i++) {
+		Sleep(5);
+		assert_true(wfpb_session_resume(f->s, WFPB_SOCK_NONE, 2000) >= 0);
+	}
+	assert_non_null(r);
+	return r;
+}
+
+/* A Flow on listener lid with the first datagram as the proxy read it: from port cport, records 16 x 0x5a. */
+static void
+make_flow_first(Wfpbroker__V1__Request *rq, Wfpbroker__V1__FlowRequest *fl, Wfpbroker__V1__FlowFirst *first,
+    Wfpbroker__V1__Address *client, uint64_t id, uint64_t lid, uint16_t cport, uint8_t *context, size_t context_len)
+{
+	static uint8_t records[16];
+
+	memset(records, 0x5a, sizeof(records));
+	wfpbroker__v1__request__init(rq);
+	wfpbroker__v1__flow_request__init(fl);
+	wfpbroker__v1__flow_first__init(first);
+	loopback_pb(client, cport);
+	first->client = client;
+	first->payload.data = (uint8_t *)"query";
+	first->payload.len = 5;
+	first->records.data = records;
+	first->records.len = sizeof(records);
+	first->context.data = context;
+	first->context.len = context_len;
+	fl->listener_id = lid;
+	fl->first = first;
+	rq->request_id = id;
+	rq->op_case = WFPBROKER__V1__REQUEST__OP_FLOW;
+	rq->flow = fl;
+}
+
+/*
+ * UDP on the wfp backend, as Microsoft documents it (docs/DECISIONS.md): the listener enables
+ * IP_WFP_REDIRECT_RECORDS and _CONTEXT and goes, exclusive, to the proxy with the Listen's
+ * answer, since every datagram of a redirected flow reaches the listener's port and replies
+ * must leave from it. The proxy gives the broker the first datagram it read; the broker sends
+ * it upstream with the records as one IP_WFP_REDIRECT_RECORDS control message (WSASendMsg),
+ * to the original destination read from the context, and hands upstream over. Refused: a Flow
+ * without the datagram, records without apply_foreign, hold_first with records, a WSASendMsg
+ * that fails (nothing handed over). Winsock's two calls are named fakes (Wine has neither
+ * option); then the real setsockopt, whose answer under Wine is the Listen's.
+ */
+static void
+udp_flow_stays_on_the_listener_wfp(void **state)
+{
+	struct fixture			*f = *state;
+	const struct wfpb_backend	real = f->b.backend;
+	Wfpbroker__V1__Request		rq;
+	Wfpbroker__V1__FlowRequest	fl;
+	Wfpbroker__V1__FlowFirst	first;
+	Wfpbroker__V1__Address		client;
+	Wfpbroker__V1__Response		*r;
+	struct sockaddr_in		sin = { .sin_family = AF_INET };
+	uint8_t				context[256];
+	uint64_t			lid, applied;
+	uint16_t			uport, lport;
+	SOCKET				up, held, upstream;
+	char				buf[32];
+	int				slen = sizeof(sin), n;
+
+	f->s->id.pid = GetCurrentProcessId();
+	f->s->id.process = (intptr_t)GetCurrentProcess();
+	set_policy(f, "[principal p]\nuid = 1000\nops = udp_listen udp_flow apply_foreign\n"
+	    "udp_listen = 127.0.0.1/32:*\nudp_connect = 127.0.0.1/32:*\n");
+	assert_int_equal(wfpb_backend_open("wfp", &f->b.backend), 0);
+	memset(&winsock_seen, 0, sizeof(winsock_seen));
+	wfpb__wfp_set_setsockopt(fake_setsockopt);
+	wfpb__wfp_set_sendmsg(fake_sendmsg);
+	applied = f->b.backend.ops->records_applied(f->b.backend.ctx);
+
+	assert_non_null(r = listen_loopback_as(f, 1, WFPBROKER__V1__PROTOCOL__UDP));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_int_equal(winsock_seen.nopts, 2);
+	assert_int_equal(winsock_seen.opts[0][0], IPPROTO_IP);
+	assert_int_equal(winsock_seen.opts[0][1], 60);
+	assert_int_equal(winsock_seen.opts[0][2], 1);
+	assert_int_equal(winsock_seen.opts[1][1], 70);
+	assert_int_equal(winsock_seen.opts[1][2], 1);
+	assert_non_null(r->listen->socket);
+	assert_int_equal(r->listen->socket->kind_case, WFPBROKER__V1__SOCKET_TRANSFER__KIND_WSA_PROTOCOL_INFO);
+	held = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO,
+	    (WSAPROTOCOL_INFOW *)r->listen->socket->wsa_protocol_info.data, 0, WSA_FLAG_OVERLAPPED);
+	assert_true(held != INVALID_SOCKET);
+	assert_int_equal(getsockname(held, (struct sockaddr *)&sin, &slen), 0);
+	lid = r->listen->listener_id;
+	lport = (uint16_t)r->listen->local->port;
+	assert_int_equal(ntohs(sin.sin_port), lport);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+
+	/* The upstream "origin", named by the context as a WFPSampler callout writes it. */
+	up = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = 0;
+	assert_int_equal(bind(up, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	slen = sizeof(sin);
+	assert_int_equal(getsockname(up, (struct sockaddr *)&sin, &slen), 0);
+	uport = ntohs(sin.sin_port);
+	memset(context, 0, sizeof(context));
+	memcpy(context, &sin, sizeof(sin));	/* two SOCKADDR_STORAGE: where it was going, and the proxy */
+	sin.sin_port = htons(lport);
+	memcpy(context + 128, &sin, sizeof(sin));
+	sin.sin_port = htons(uport);
+
+	make_flow_first(&rq, &fl, &first, &client, 2, lid, 5555, context, sizeof(context));
+	assert_non_null(r = answer_of(f, &rq));
+	if (r->status->code != WFPBROKER__V1__STATUS_CODE__OK)
+		print_message("flow: %s\n", r->status->message);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_null(r->flow->reply);
+	assert_non_null(r->flow->upstream);
+	assert_true(r->flow->forwarded);
+	assert_int_equal(r->flow->original_destination->port, uport);
+	assert_int_equal(r->flow->remote->port, uport);
+	assert_int_equal(r->flow->client->port, 5555);
+	upstream = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO,
+	    (WSAPROTOCOL_INFOW *)r->flow->upstream->wsa_protocol_info.data, 0, WSA_FLAG_OVERLAPPED);
+	assert_true(upstream != INVALID_SOCKET);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	/* One control message: the records, at the socket's level, exactly. */
+	assert_int_equal(winsock_seen.nctl, 1);
+	assert_int_equal(winsock_seen.level, IPPROTO_IP);
+	assert_int_equal(winsock_seen.type, 60);
+	assert_int_equal(winsock_seen.ctl_len, 16);
+	assert_int_equal(winsock_seen.ctl[0], 0x5a);
+	assert_int_equal(winsock_seen.ctl[15], 0x5a);
+	assert_int_equal(f->b.backend.ops->records_applied(f->b.backend.ctx), applied + 1);
+	/* The datagram reached the origin from the socket handed over, which takes its answer. */
+	slen = sizeof(sin);
+	n = recvfrom(up, buf, sizeof(buf), 0, (struct sockaddr *)&sin, &slen);
+	assert_int_equal(n, 5);
+	assert_memory_equal(buf, "query", 5);
+	assert_int_equal(sendto(up, "answer", 6, 0, (struct sockaddr *)&sin, slen), 6);
+	assert_int_equal(recv(upstream, buf, sizeof(buf), 0), 6);
+	closesocket(upstream);
+
+	/* Refused: a Flow the broker would read itself; hold_first with records; a failed send. */
+	make_flow_first(&rq, &fl, &first, &client, 3, lid, 5555, context, sizeof(context));
+	fl.first = NULL;
+	assert_non_null(r = roundtrip(f, &rq));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP);
+	assert_non_null(strstr(r->status->message, "Flow.first"));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	make_flow_first(&rq, &fl, &first, &client, 4, lid, 5555, context, sizeof(context));
+	fl.hold_first = 1;
+	assert_non_null(r = roundtrip(f, &rq));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	winsock_seen.send_fails = WSAEACCES;
+	make_flow_first(&rq, &fl, &first, &client, 5, lid, 5555, context, sizeof(context));
+	assert_non_null(r = roundtrip(f, &rq));
+	assert_int_not_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+	assert_null(r->flow);
+	assert_int_equal(r->result_case, WFPBROKER__V1__RESPONSE__RESULT__NOT_SET);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	winsock_seen.send_fails = 0;
+	/* The records are the proxy's word: without apply_foreign they are not sent. */
+	set_policy(f, "[principal p]\nuid = 1000\nops = udp_listen udp_flow\n"
+	    "udp_listen = 127.0.0.1/32:*\nudp_connect = 127.0.0.1/32:*\n");
+	make_flow_first(&rq, &fl, &first, &client, 6, lid, 5555, context, sizeof(context));
+	assert_non_null(r = roundtrip(f, &rq));
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__DENIED);
+	assert_non_null(strstr(r->status->message, "apply_foreign"));
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	assert_int_equal(f->b.backend.ops->records_applied(f->b.backend.ctx), applied + 1);
+
+	/* Winsock as it is here: Wine has neither option, and the Listen says so. */
+	wfpb__wfp_set_setsockopt(NULL);
+	wfpb__wfp_set_sendmsg(NULL);
+	assert_non_null(r = listen_loopback_as(f, 7, WFPBROKER__V1__PROTOCOL__UDP));
+	print_message("UDP Listen, real setsockopt: %s\n", r->status->message);
+	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP);
+	assert_int_equal(r->status->os_error, WSAENOPROTOOPT);
+	wfpbroker__v1__response__free_unpacked(r, NULL);
+	closesocket(held);
+	closesocket(up);
+	assert_false(f->s->closing);
+	wfpb_backend_close(&f->b.backend);
+	f->b.backend = real;
+}
+#endif
+
+#ifdef _WIN32
 /*
  * For the audited Windows hand-over tests: a session (client pid as given, the
  * test's own process pinned) whose Listen is answered and durable, a client
@@ -3015,6 +3261,20 @@ flow_refusals(void **state)
 	assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__ENOBUFS);
 	assert_int_equal(n, 0);
 	wfpbroker__v1__response__free_unpacked(r, NULL);
+	/* Here the broker reads the first datagram: one the proxy brings (Flow.first, for wfp) is refused. */
+	{
+		Wfpbroker__V1__FlowFirst	first = WFPBROKER__V1__FLOW_FIRST__INIT;
+		Wfpbroker__V1__Address		ca;
+
+		loopback_pb(&ca, cport);
+		first.client = &ca;
+		make_flow(&rq, &fl, &a, 7, lid, uport);
+		fl.first = &first;
+		assert_non_null(r = roundtrip(f, &rq));
+		assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP);
+		assert_non_null(strstr(r->status->message, "reads a flow's first datagram itself"));
+		wfpbroker__v1__response__free_unpacked(r, NULL);
+	}
 	/* hold_first: the proxy has the first datagram, and nothing went upstream. */
 	udp_send_to(client, lport, "held");
 	make_flow(&rq, &fl, &a, 6, lid, uport);
@@ -3441,6 +3701,7 @@ main(void)
 		cmocka_unit_test(refused_connect_is_seen_without_wsapoll),
 		cmocka_unit_test_setup_teardown(socket_enters_the_client_only_with_its_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(relay_sockets_enter_the_client_with_their_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(udp_flow_stays_on_the_listener_wfp, setup, teardown),
 		cmocka_unit_test_setup_teardown(undelivered_answer_leaves_nothing_in_the_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(failed_handover_is_recorded, setup, teardown),
 		cmocka_unit_test_setup_teardown(callout_sized_context_is_enobufs_and_the_service_serves_on, setup,

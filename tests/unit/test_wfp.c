@@ -7,6 +7,8 @@
  * WSAIoctl, since no platform here produces redirect records.
  */
 #include <winsock2.h>
+#include <ws2tcpip.h>
+#include <mswsock.h>
 #include <windows.h>
 
 #include <setjmp.h>
@@ -309,6 +311,71 @@ original_destination_from_the_os_then_the_context(void **state)
 	closesocket(s);
 }
 
+/* The levels the IPv6 forms go to: each redirect option, and the control message's. */
+static int	v6_levels[3], v6_nlevels;
+
+static int WSAAPI
+level_setsockopt(SOCKET s, int level, int name, const char *val, int len)
+{
+	(void)s; (void)name; (void)val; (void)len;
+	if (v6_nlevels < 3)
+		v6_levels[v6_nlevels++] = level;
+	return 0;
+}
+
+static int WSAAPI
+level_sendmsg(SOCKET s, LPWSAMSG msg, DWORD flags, LPDWORD sent, LPWSAOVERLAPPED ov,
+    LPWSAOVERLAPPED_COMPLETION_ROUTINE cr)
+{
+	(void)s; (void)flags; (void)ov; (void)cr;
+	if (v6_nlevels < 3 && msg->Control.len >= WSA_CMSG_LEN(0))
+		v6_levels[v6_nlevels++] = WSA_CMSG_FIRSTHDR(msg)->cmsg_level;
+	*sent = msg->lpBuffers[0].len;
+	return 0;
+}
+
+/*
+ * An IPv6 UDP listener enables the options at IPPROTO_IPV6 (the IPV6_ forms), and an IPv6
+ * upstream's records go at IPPROTO_IPV6 too; a flow's first datagram without records
+ * carries no control data, and one past the limit is refused before Winsock.
+ */
+static void
+udp_ipv6_forms_and_bounds(void **state)
+{
+	struct sockaddr_in6	sin6 = { .sin6_family = AF_INET6 };
+	static uint8_t		big[WFPB_REDIRECT_MAX + 1];
+	void			*ctx = NULL;
+	SOCKET			s = socket(AF_INET6, SOCK_DGRAM, IPPROTO_UDP);
+	int			os_err = 0;
+
+	(void)state;
+	assert_true(s != INVALID_SOCKET);
+	sin6.sin6_addr = in6addr_loopback;
+	assert_int_equal(bind(s, (struct sockaddr *)&sin6, sizeof(sin6)), 0);
+	assert_non_null(wfpb__platform_backend("wfp", &ctx));
+	wfpb__wfp_set_setsockopt(level_setsockopt);
+	wfpb__wfp_set_sendmsg(level_sendmsg);
+	assert_int_equal(wfpb_backend_wfp.udp_listener(ctx, (wfpb_sock)s, WFPB_AF_INET6, &os_err), 0);
+	assert_int_equal(wfpb_backend_wfp.udp_send_first(ctx, (wfpb_sock)s, (const uint8_t *)"q", 1,
+	    (const uint8_t *)"records", 7, &os_err), 0);
+	assert_int_equal(v6_nlevels, 3);
+	assert_int_equal(v6_levels[0], IPPROTO_IPV6);
+	assert_int_equal(v6_levels[1], IPPROTO_IPV6);
+	assert_int_equal(v6_levels[2], IPPROTO_IPV6);
+	assert_int_equal(wfpb_backend_wfp.records_applied(ctx), 1);
+	/* Without records: no control message at all, and nothing counted as applied. */
+	assert_int_equal(wfpb_backend_wfp.udp_send_first(ctx, (wfpb_sock)s, (const uint8_t *)"q", 1, NULL, 0, &os_err),
+	    0);
+	assert_int_equal(v6_nlevels, 3);
+	assert_int_equal(wfpb_backend_wfp.records_applied(ctx), 1);
+	assert_int_equal(wfpb_backend_wfp.udp_send_first(ctx, (wfpb_sock)s, (const uint8_t *)"q", 1, big, sizeof(big),
+	    &os_err), WFPBROKER__V1__STATUS_CODE__EINVAL);
+	wfpb__wfp_set_setsockopt(NULL);
+	wfpb__wfp_set_sendmsg(NULL);
+	free(ctx);
+	closesocket(s);
+}
+
 int
 main(void)
 {
@@ -319,6 +386,7 @@ main(void)
 		cmocka_unit_test(no_context_is_not_an_error),
 		cmocka_unit_test(set_maps_errors_and_counts),
 		cmocka_unit_test(original_destination_from_the_os_then_the_context),
+		cmocka_unit_test(udp_ipv6_forms_and_bounds),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
