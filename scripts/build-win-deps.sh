@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Builds the Windows (x86_64-w64-mingw32) dependencies from Debian's source
-# packages into a static prefix: libsodium, the protobuf-c runtime and cmocka. Each library is rebuilt only when its stamp (package version plus this
+# packages into a static prefix: libsodium, the protobuf-c runtime, cmocka, and libuv (for the
+# test that runs a libuv loop on libwfpb's notice socket). Each library is rebuilt only when its stamp (package version plus this
 # script's hash) changes, so a second run costs a few apt-cache lookups.
 set -euo pipefail
 
@@ -99,4 +100,5 @@ build_libsodium
 build_protobuf_c
 build_cmake_pkg cmocka -DBUILD_SHARED_LIBS=OFF -DWITH_STATIC_LIB=ON -DWITH_EXAMPLES=OFF \
 	-DUNIT_TESTING=OFF -DPICKY_DEVELOPER=OFF
+build_cmake_pkg libuv1 -DLIBUV_BUILD_TESTS=OFF -DLIBUV_BUILD_BENCH=OFF -DBUILD_TESTING=OFF
 echo "win64 deps: ready in $prefix"

@@ -577,6 +577,19 @@ WFPB_API int wfpb_wants_write(struct wfpb_client *c);
 WFPB_API intptr_t wfpb_wait_handle(const struct wfpb_client *c);
 
 /*
+ * Windows loops that wait on neither an event nor a descriptor. wfpb_notify_port: whenever
+ * answers wait to be collected, one packet is posted to completion port `port` (an HANDLE):
+ * lpCompletionKey key, 0 bytes, lpOverlapped NULL. wfpb_notify_socket: *out, a loopback socket
+ * the library owns (do not read, write or close it), becomes readable instead: put it in a
+ * WSAPoll set or a libuv uv_poll_t (uv_poll_init_socket). On each notice call wfpb_complete;
+ * the next notice is armed when it returns, and one is sent at once if more is already
+ * waiting, so a notice may find nothing to collect. Both may be used; they survive
+ * reconnection. POSIX: WFPB_E_UNSUPPORTED (wfpb_wait_handle is a descriptor any loop takes).
+ */
+WFPB_API int WFPB_MUST_CHECK wfpb_notify_port(struct wfpb_client *c, intptr_t port, uintptr_t key);
+WFPB_API int WFPB_MUST_CHECK wfpb_notify_socket(struct wfpb_client *c, wfpb_socket_t *out);
+
+/*
  * Reads what the broker has sent, without blocking, waiting up to
  * timeout_ms for the first completion when none is ready (0: not at all),
  * and writes up to max completions (each initialised with

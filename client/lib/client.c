@@ -71,6 +71,7 @@ struct wfpb_client {
 	unsigned		n_done;
 	Wfpbroker__V1__Response	*sync_resp;	/* a blocking call's answer, in the arena */
 	int			dead;		/* the session failed (a WFPB_E_*); 0 while it is up */
+	struct wfpb__notify	*nt;		/* Windows loops' notices (wfpb_notify_port, _socket), or NULL */
 	/* What a new session needs (wfpb_reconnect): the options the client was opened with. */
 	int			reconnect;	/* a session the broker ends is opened again by the next call */
 	char			*endpoint, *key_path;
@@ -481,6 +482,8 @@ session_open(struct wfpb_client *c)
 		fail(c, rc, "handshake: %s", wfpb_strerror(rc));
 	else if (rc >= 0 && (rc != WFPB_CHANNEL_ESTABLISHED || c->in_len != 0))
 		rc = fail(c, WFPB_E_PROTOCOL, "handshake: unexpected data from the broker");
+	else if (rc >= 0 && c->nt != NULL && (rc = wfpb__transport_watch(c->t, c->nt)) != 0)
+		fail(c, rc, "cannot watch the new session for the caller's loop: %s", wfpb_strerror(rc));
 	else if (rc >= 0)
 		return 0;
 fail:
@@ -575,6 +578,7 @@ wfpb_close(struct wfpb_client *c)
 	if (c == NULL)
 		return;
 	wfpb__transport_close(c->t);
+	wfpb__notify_free(c->nt);
 	wfpb_channel_free(&c->ch);
 	/* What is in flight is abandoned: the broker releases it with the session. */
 	while ((sl = c->slots) != NULL) {
@@ -694,6 +698,9 @@ wait_for(struct wfpb_client *c, uint64_t id, uint32_t timeout_ms)
 			c->status = d->status;
 			snprintf(c->err, sizeof(c->err), "%s", d->message);
 			free(d);
+			/* Answers of submitted requests this call read on its way: a notice says they are there. */
+			if (!c->dead)
+				wfpb__transport_rearm(c->t, c->n_done > 0 || c->in_len > 0);
 			return rc;
 		}
 		/* On an error every request in flight, this one too, completes with it. */
@@ -1899,5 +1906,35 @@ wfpb_complete(struct wfpb_client *c, struct wfpb_completion *out, unsigned max, 
 			kill_session(c, rc);
 	}
 	wfpb__transport_arm(c->t);
+	if (!c->dead)
+		wfpb__transport_rearm(c->t, c->n_done > 0 || c->in_len > 0);
 	return (int)n;
+}
+
+int
+wfpb_notify_port(struct wfpb_client *c, intptr_t port, uintptr_t key)
+{
+	int rc;
+
+	if ((rc = wfpb__notify_port(&c->nt, port, key)) != 0)
+		return fail(c, rc, "notify_port: %s", rc == WFPB_E_UNSUPPORTED ?
+		    "Windows only: wait on wfpb_wait_handle, a descriptor" : wfpb_strerror(rc));
+	if (!c->dead && (rc = wfpb__transport_watch(c->t, c->nt)) != 0)
+		return fail(c, rc, "notify_port: cannot watch the session: %s", wfpb_strerror(rc));
+	return 0;
+}
+
+int
+wfpb_notify_socket(struct wfpb_client *c, wfpb_socket_t *out)
+{
+	intptr_t	rx;
+	int		rc;
+
+	if ((rc = wfpb__notify_socket(&c->nt, &rx)) != 0)
+		return fail(c, rc, "notify_socket: %s", rc == WFPB_E_UNSUPPORTED ?
+		    "Windows only: wait on wfpb_wait_handle, a descriptor" : wfpb_strerror(rc));
+	if (!c->dead && (rc = wfpb__transport_watch(c->t, c->nt)) != 0)
+		return fail(c, rc, "notify_socket: cannot watch the session: %s", wfpb_strerror(rc));
+	*out = (wfpb_socket_t)rx;
+	return 0;
 }

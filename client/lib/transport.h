@@ -52,6 +52,22 @@ void wfpb__transport_arm(struct wfpb_transport *t);
 
 void wfpb__transport_close(struct wfpb_transport *t);
 
+/*
+ * Windows loops that cannot wait on an event: a notice, kept by the client across sessions,
+ * is one packet on a completion port (key, 0 bytes, no OVERLAPPED) and/or one byte on a
+ * loopback socket the library owns, sent when the transport has bytes to read. _port and
+ * _socket add a kind to *n (made on first use): 0, WFPB_E_*, or WFPB_E_UNSUPPORTED (POSIX,
+ * where the wait handle is a descriptor any loop takes). _watch makes transport t send n's
+ * notices (after each session opens); _rearm, once the caller has collected, drains the
+ * socket and arms the next notice, or sends one now when work is already waiting (pending).
+ */
+struct wfpb__notify;
+int wfpb__notify_port(struct wfpb__notify **n, intptr_t port, uintptr_t key);
+int wfpb__notify_socket(struct wfpb__notify **n, intptr_t *rx);
+void wfpb__notify_free(struct wfpb__notify *n);
+int wfpb__transport_watch(struct wfpb_transport *t, struct wfpb__notify *n);
+void wfpb__transport_rearm(struct wfpb_transport *t, int pending);
+
 /* Platform defaults for wfpb_default_endpoint / wfpb_default_server_key. */
 const char *wfpb__default_endpoint(void);
 const char *wfpb__default_server_key(void);

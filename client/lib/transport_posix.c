@@ -232,6 +232,45 @@ wfpb__transport_arm(struct wfpb_transport *t)
 	(void)t;	/* the socket itself is readable while bytes wait */
 }
 
+/* POSIX loops wait on the descriptor itself (wfpb_wait_handle): no notices. */
+int
+wfpb__notify_port(struct wfpb__notify **n, intptr_t port, uintptr_t key)
+{
+	(void)n;
+	(void)port;
+	(void)key;
+	return WFPB_E_UNSUPPORTED;
+}
+
+int
+wfpb__notify_socket(struct wfpb__notify **n, intptr_t *rx)
+{
+	(void)n;
+	(void)rx;
+	return WFPB_E_UNSUPPORTED;
+}
+
+void
+wfpb__notify_free(struct wfpb__notify *n)
+{
+	(void)n;
+}
+
+int
+wfpb__transport_watch(struct wfpb_transport *t, struct wfpb__notify *n)
+{
+	(void)t;
+	(void)n;
+	return WFPB_E_UNSUPPORTED;
+}
+
+void
+wfpb__transport_rearm(struct wfpb_transport *t, int pending)
+{
+	(void)t;
+	(void)pending;
+}
+
 void
 wfpb__transport_close(struct wfpb_transport *t)
 {

@@ -33,6 +33,21 @@ struct wfpb_transport {
 	int		rd_error;	/* it ended with this WFPB_E_* */
 	uint8_t		rd_buf[RD_CHUNK];
 	size_t		rd_off, rd_have;
+	/* Notices (wfpb__transport_watch): a one-shot wait on rd_event, registered again after each. */
+	struct wfpb__notify	*nt;
+	HANDLE			wait;
+	volatile LONG		fired;	/* the wait ran: register it again at the next _rearm */
+};
+
+/*
+ * A client's notices: the caller's completion port and key, and a loopback TCP pair whose
+ * receiving end the caller polls (tx is written by the wait's callback on a pool thread;
+ * both are set before any wait is registered and never change after).
+ */
+struct wfpb__notify {
+	HANDLE		port;
+	ULONG_PTR	key;
+	SOCKET		tx, rx;
 };
 
 /* The service's pipe (service/win/main_win.c): a name only administrators can create. */
@@ -339,6 +354,148 @@ wfpb__transport_drop_socks(struct wfpb_transport *t)
 	(void)t;
 }
 
+static struct wfpb__notify *
+notify_get(struct wfpb__notify **n)
+{
+	if (*n == NULL && (*n = calloc(1, sizeof(**n))) != NULL)
+		(*n)->tx = (*n)->rx = INVALID_SOCKET;
+	return *n;
+}
+
+int
+wfpb__notify_port(struct wfpb__notify **n, intptr_t port, uintptr_t key)
+{
+	if (port == 0 || port == (intptr_t)INVALID_HANDLE_VALUE)
+		return WFPB_E_INVAL;
+	if (notify_get(n) == NULL)
+		return WFPB_E_NOMEM;
+	(*n)->port = (HANDLE)port;
+	(*n)->key = (ULONG_PTR)key;
+	return 0;
+}
+
+/* A connected loopback TCP pair: nothing but this process's own connect reaches rx. */
+int
+wfpb__notify_socket(struct wfpb__notify **n, intptr_t *rx)
+{
+	struct sockaddr_in	sin = { .sin_family = AF_INET };
+	int			len = sizeof(sin);
+	u_long			nb = 1;
+	SOCKET			l;
+
+	if (notify_get(n) == NULL)
+		return WFPB_E_NOMEM;
+	if ((*n)->rx != INVALID_SOCKET) {
+		*rx = (intptr_t)(*n)->rx;
+		return 0;
+	}
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((l = WSASocketW(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_NO_HANDLE_INHERIT)) == INVALID_SOCKET)
+		return WFPB_E_OS;
+	if (bind(l, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(l, 1) != 0 ||
+	    getsockname(l, (struct sockaddr *)&sin, &len) != 0 ||
+	    ((*n)->tx = WSASocketW(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_NO_HANDLE_INHERIT)) ==
+	    INVALID_SOCKET || connect((*n)->tx, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+	    ((*n)->rx = accept(l, NULL, NULL)) == INVALID_SOCKET || ioctlsocket((*n)->rx, FIONBIO, &nb) != 0) {
+		closesocket(l);
+		if ((*n)->tx != INVALID_SOCKET)
+			closesocket((*n)->tx);
+		if ((*n)->rx != INVALID_SOCKET)
+			closesocket((*n)->rx);
+		(*n)->tx = (*n)->rx = INVALID_SOCKET;
+		return WFPB_E_OS;
+	}
+	closesocket(l);
+	*rx = (intptr_t)(*n)->rx;
+	return 0;
+}
+
+void
+wfpb__notify_free(struct wfpb__notify *n)
+{
+	if (n == NULL)
+		return;
+	if (n->tx != INVALID_SOCKET)
+		closesocket(n->tx);
+	if (n->rx != INVALID_SOCKET)
+		closesocket(n->rx);
+	free(n);
+}
+
+/* The notice itself: what the wait's callback (a pool thread) and _rearm send. */
+static void
+notice(const struct wfpb__notify *n)
+{
+	if (n->port != NULL)
+		(void)PostQueuedCompletionStatus(n->port, 0, n->key, NULL);
+	if (n->tx != INVALID_SOCKET)
+		(void)send(n->tx, "!", 1, 0);
+}
+
+static VOID CALLBACK
+on_readable(PVOID arg, BOOLEAN timed_out)
+{
+	struct wfpb_transport *t = arg;
+
+	(void)timed_out;
+	InterlockedExchange(&t->fired, 1);
+	notice(t->nt);
+}
+
+/* One notice when rd_event is next signalled (at once if it is now). */
+static int
+watch_once(struct wfpb_transport *t)
+{
+	t->fired = 0;
+	if (!RegisterWaitForSingleObject(&t->wait, t->rd_event, on_readable, t, INFINITE,
+	    WT_EXECUTEONLYONCE | WT_EXECUTEINWAITTHREAD)) {
+		t->wait = NULL;
+		return WFPB_E_OS;
+	}
+	return 0;
+}
+
+/* Waits for a callback under way to end (INVALID_HANDLE_VALUE): it reads t. */
+static void
+unwatch(struct wfpb_transport *t)
+{
+	if (t->wait != NULL)
+		(void)UnregisterWaitEx(t->wait, INVALID_HANDLE_VALUE);
+	t->wait = NULL;
+}
+
+int
+wfpb__transport_watch(struct wfpb_transport *t, struct wfpb__notify *n)
+{
+	if (t == NULL || n == NULL)
+		return WFPB_E_INVAL;
+	unwatch(t);
+	t->nt = n;
+	wfpb__transport_arm(t);
+	return watch_once(t);
+}
+
+void
+wfpb__transport_rearm(struct wfpb_transport *t, int pending)
+{
+	char	buf[64];
+	int	fired;
+
+	if (t == NULL || t->nt == NULL)
+		return;
+	/* A wait that ran is ended first, its callback with it, so that its byte is drained below. */
+	if ((fired = InterlockedCompareExchange(&t->fired, 0, 1) == 1))
+		unwatch(t);
+	if (t->nt->rx != INVALID_SOCKET)
+		while (recv(t->nt->rx, buf, sizeof(buf), 0) > 0)
+			;
+	/* Collected but more is already here (queued answers, read bytes): say so now. */
+	if (pending)
+		notice(t->nt);
+	if (fired)
+		(void)watch_once(t);
+}
+
 void
 wfpb__transport_close(struct wfpb_transport *t)
 {
@@ -346,6 +503,7 @@ wfpb__transport_close(struct wfpb_transport *t)
 
 	if (t == NULL)
 		return;
+	unwatch(t);
 	/* The outstanding read writes into t: it is cancelled and waited for before t goes. */
 	if (t->rd_pending) {
 		CancelIoEx(t->pipe, &t->rd_ov);

@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "itest.h"
 #include "wfpb.h"
 
@@ -255,6 +257,179 @@ case_wfp_refusal(void)
 	return 0;
 }
 
+/* Collects on a notice until want completions came: how many did. A notice that finds none is allowed. */
+static int
+collect(struct wfpb_client *c, int want, int (*wait_notice)(void *), void *arg, struct wfpb_completion *last)
+{
+	int got = 0, n, notices = 0;
+
+	while (got < want && notices < 50 && wait_notice(arg) == 0) {
+		notices++;
+		if ((n = wfpb_complete(c, last, 1, 0)) < 0)
+			return -1;
+		got += n;
+	}
+	return got;
+}
+
+/* A packet on the port with our key within 5 s: 0, else -1. */
+static int
+port_notice(void *arg)
+{
+	HANDLE		port = arg;
+	DWORD		bytes = 1;
+	ULONG_PTR	key = 0;
+	OVERLAPPED	*ov = (OVERLAPPED *)1;
+
+	if (!GetQueuedCompletionStatus(port, &bytes, &key, &ov, 5000))
+		return -1;
+	return key == 42 && bytes == 0 && ov == NULL ? 0 : -1;
+}
+
+/* The notice socket readable within 5 s (WSAPoll): 0, else -1. */
+static int
+socket_notice(void *arg)
+{
+	WSAPOLLFD pfd = { .fd = *(SOCKET *)arg, .events = POLLRDNORM };
+
+	return WSAPoll(&pfd, 1, 5000) == 1 && (pfd.revents & POLLRDNORM) ? 0 : -1;
+}
+
+/*
+ * The loops Windows programs use, with the session's answers: a completion port (one packet
+ * per notice, our key, no OVERLAPPED) and a WSAPoll set (the notice socket). Nothing comes
+ * while nothing is answered; a Ping's answer, three at once, and an Accept that waited until a
+ * connection came are each noticed and collected; after collecting, the socket is quiet again.
+ */
+static int
+case_notices_for_ports_and_wsapoll(void)
+{
+	struct wfpb_client	*c = open_client();
+	struct wfpb_completion	done = WFPB_COMPLETION_INIT;
+	struct wfpb_accepted	acc = WFPB_ACCEPTED_INIT;
+	struct wfpb_addr	any = itest_loopback(0), bound;
+	WSAPOLLFD		pfd;
+	wfpb_socket_t		ns;
+	uint64_t		lid;
+	HANDLE			port;
+	DWORD			bytes;
+	ULONG_PTR		key;
+	OVERLAPPED		*ov;
+	SOCKET			nsock, cl;
+	int			i;
+
+	CHECK(c != NULL, "open");
+	CHECK((port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1)) != NULL, "completion port");
+	CHECK(wfpb_notify_port(c, (intptr_t)port, 42) == 0, "notify_port: %s", wfpb_errmsg(c));
+	CHECK(!GetQueuedCompletionStatus(port, &bytes, &key, &ov, 300) && GetLastError() == WAIT_TIMEOUT,
+	    "a packet while nothing was answered");
+	CHECK(wfpb_submit_ping(c, NULL, 0, NULL, NULL, NULL) == 0, "submit ping: %s", wfpb_errmsg(c));
+	CHECK(collect(c, 1, port_notice, port, &done) == 1 && done.op == WFPB_OP_PING && done.rc == 0,
+	    "the Ping's answer through the port");
+	for (i = 0; i < 3; i++)
+		CHECK(wfpb_submit_ping(c, NULL, 0, NULL, NULL, NULL) == 0, "submit ping: %s", wfpb_errmsg(c));
+	CHECK(collect(c, 3, port_notice, port, &done) == 3, "three answers through the port, one by one");
+
+	CHECK(wfpb_notify_socket(c, &ns) == 0, "notify_socket: %s", wfpb_errmsg(c));
+	nsock = (SOCKET)ns;
+	while (GetQueuedCompletionStatus(port, &bytes, &key, &ov, 0))
+		;	/* packets the extra notices left: harmless, drained */
+	pfd.fd = nsock;
+	pfd.events = POLLRDNORM;
+	CHECK(WSAPoll(&pfd, 1, 300) == 0, "the notice socket readable while nothing was answered");
+	CHECK(wfpb_listen(c, &any, 0, &lid, &bound) == 0, "listen: %s", wfpb_errmsg(c));
+	CHECK(wfpb_submit_accept(c, lid, WFPB_WAIT_FOREVER, 0, &acc, &acc, NULL) == 0, "submit accept: %s",
+	    wfpb_errmsg(c));
+	/* The Listen's own answer may have left a notice (it was read by the blocking call): collected, none. */
+	Sleep(100);
+	CHECK(wfpb_complete(c, &done, 1, 0) == 0, "a completion before any connection came");
+	CHECK(WSAPoll(&pfd, 1, 300) == 0, "a notice before any connection came");
+	CHECK((cl = tcp_connect(bound.port)) != INVALID_SOCKET, "tcp connect");
+	CHECK(collect(c, 1, socket_notice, &nsock, &done) == 1 && done.op == WFPB_OP_ACCEPT && done.rc == 0,
+	    "the Accept's answer through WSAPoll: %s", done.message);
+	CHECK(roundtrip(cl, (SOCKET)acc.sock, "noticed") == 0, "data path of the noticed Accept");
+	wfpb_accepted_free(&acc);
+	closesocket(cl);
+	CHECK(WSAPoll(&pfd, 1, 300) == 0, "the notice socket still readable after collecting");
+	CHECK(wfpb_ping(c, NULL, 0, NULL) == 0, "a blocking call among notices: %s", wfpb_errmsg(c));
+	wfpb_close(c);
+	CloseHandle(port);
+	return 0;
+}
+
+/* A libuv loop's state: the session, what it collected, and its guard timer. */
+struct uv_case {
+	struct wfpb_client	*c;
+	uv_poll_t		poll;
+	uv_timer_t		guard;
+	int			want, got, pings, notices, timed_out;
+};
+
+static void
+uv_on_notice(uv_poll_t *p, int status, int events)
+{
+	struct uv_case		*u = p->data;
+	struct wfpb_completion	done[4] = { WFPB_COMPLETION_INIT, WFPB_COMPLETION_INIT, WFPB_COMPLETION_INIT,
+				    WFPB_COMPLETION_INIT };
+	int			n, i;
+
+	if (status < 0 || !(events & UV_READABLE))
+		return;
+	u->notices++;
+	while ((n = wfpb_complete(u->c, done, 4, 0)) > 0)
+		for (i = 0; i < n; i++) {
+			u->got++;
+			u->pings += done[i].op == WFPB_OP_PING && done[i].rc == 0;
+		}
+	if (u->got >= u->want) {
+		uv_poll_stop(&u->poll);
+		uv_timer_stop(&u->guard);
+	}
+}
+
+static void
+uv_on_guard(uv_timer_t *t)
+{
+	struct uv_case *u = t->data;
+
+	u->timed_out = 1;
+	uv_poll_stop(&u->poll);
+}
+
+/*
+ * A libuv loop, as a Windows program using libuv runs one: the notice socket in a uv_poll_t
+ * (uv_poll_init_socket), three Pings submitted, each answer collected from the poll's callback
+ * until all three came, a 5 s guard timer failing the case otherwise.
+ */
+static int
+case_libuv_loop(void)
+{
+	struct uv_case	u = { .want = 3 };
+	uv_loop_t	loop;
+	wfpb_socket_t	ns;
+	int		i;
+
+	CHECK((u.c = open_client()) != NULL, "open");
+	CHECK(wfpb_notify_socket(u.c, &ns) == 0, "notify_socket: %s", wfpb_errmsg(u.c));
+	CHECK(uv_loop_init(&loop) == 0, "uv_loop_init");
+	CHECK(uv_poll_init_socket(&loop, &u.poll, (uv_os_sock_t)ns) == 0, "uv_poll_init_socket on the notice socket");
+	CHECK(uv_timer_init(&loop, &u.guard) == 0, "uv_timer_init");
+	u.poll.data = u.guard.data = &u;
+	CHECK(uv_poll_start(&u.poll, UV_READABLE, uv_on_notice) == 0, "uv_poll_start");
+	CHECK(uv_timer_start(&u.guard, uv_on_guard, 5000, 0) == 0, "uv_timer_start");
+	for (i = 0; i < u.want; i++)
+		CHECK(wfpb_submit_ping(u.c, NULL, 0, NULL, NULL, NULL) == 0, "submit ping: %s", wfpb_errmsg(u.c));
+	(void)uv_run(&loop, UV_RUN_DEFAULT);
+	printf("  libuv: %d notices, %d completions, %d Pings answered\n", u.notices, u.got, u.pings);
+	CHECK(!u.timed_out && u.pings == 3, "the loop collected %d of 3 Pings (timed out: %d)", u.pings, u.timed_out);
+	uv_close((uv_handle_t *)&u.poll, NULL);
+	uv_close((uv_handle_t *)&u.guard, NULL);
+	(void)uv_run(&loop, UV_RUN_DEFAULT);
+	CHECK(uv_loop_close(&loop) == 0, "uv_loop_close");
+	wfpb_close(u.c);
+	return 0;
+}
+
 /* Wine exports wine_get_version from ntdll; Windows does not. */
 static int
 under_wine(void)
@@ -414,6 +589,8 @@ main(int argc, char **argv)
 		{ "errors_are_statuses_and_accept_times_out", case_errors },
 		{ "secondary_mode_takes_the_clients_socket_by_handle", case_secondary_by_handle },
 		{ "requests_in_flight_accepts_wait_connects_overlap", case_requests_in_flight },
+		{ "notices_for_completion_ports_and_wsapoll", case_notices_for_ports_and_wsapoll },
+		{ "a_libuv_loop_on_the_notice_socket", case_libuv_loop },
 	};
 	WSADATA	wsa;
 	size_t	i;

@@ -52,8 +52,8 @@
  * broker's answers arrive on libwfpb's wait handle (wfpb.h, asynchronous
  * requests); at most --in-flight (48) requests wait at the broker at once, under
  * its max_inflight. On Windows that handle is an event and WSAPoll takes
- * sockets only, so a small thread waits on the event and wakes the loop
- * through a loopback socket (struct waker).
+ * sockets only, so the loop polls libwfpb's notice socket instead
+ * (wfpb_notify_socket), which is readable while answers wait.
  * Builds for Linux and Windows (wfpb-relay.exe, sockets by WSADuplicateSocketW).
  */
 #ifdef _WIN32
@@ -463,103 +463,6 @@ direct_listen(const struct wfpb_addr *listen_at, const struct wfpb_addr *to)
 }
 #endif
 
-#ifdef _WIN32
-/*
- * WSAPoll takes sockets only, and libwfpb's Windows wait handle is an event:
- * a small thread waits on the event and, when it is signalled, writes a byte
- * to a loopback socket in the poll set, then waits until the loop has
- * collected the answers (the event stays signalled until then). The thread
- * never touches the client; only the loop calls libwfpb.
- */
-struct waker {
-	HANDLE		event;		/* the thread's own copy of libwfpb's wait handle */
-	HANDLE volatile	next;		/* a new session's, handed over before collected is set */
-	HANDLE		collected;	/* set by the loop after wfpb_complete */
-	SOCKET		tx, rx;		/* rx is in the poll set */
-};
-
-static DWORD WINAPI
-waker_thread(LPVOID arg)
-{
-	struct waker *w = arg;
-
-	while (WaitForSingleObject(w->event, INFINITE) == WAIT_OBJECT_0) {
-		if (send(w->tx, "!", 1, 0) != 1)
-			break;
-		WaitForSingleObject(w->collected, INFINITE);
-		/* The broker's session was opened again (waker_rearm): its handle from now on. */
-		if (w->next != NULL) {
-			CloseHandle(w->event);
-			w->event = w->next;
-			w->next = NULL;
-		}
-	}
-	return 0;
-}
-
-/* A copy of h for the thread, which outlives the session h belongs to: 0, or -1. */
-static int
-waker_copy(HANDLE h, HANDLE *out)
-{
-	return DuplicateHandle(GetCurrentProcess(), h, GetCurrentProcess(), out, 0, FALSE, DUPLICATE_SAME_ACCESS) ? 0 :
-	    -1;
-}
-
-/*
- * A new session's handle for the thread, which waits on collected meanwhile (the loop does
- * not set it while the session is down). 0, or -1.
- */
-static int
-waker_rearm(struct waker *w, HANDLE event)
-{
-	HANDLE copy;
-
-	if (waker_copy(event, &copy) != 0)
-		return -1;
-	w->next = copy;
-	SetEvent(w->collected);
-	return 0;
-}
-
-/* A connected loopback pair and the thread: 0, or -1. */
-static int
-waker_start(struct waker *w, HANDLE event)
-{
-	struct sockaddr_in	sin = { .sin_family = AF_INET };
-	int			len = sizeof(sin);
-	SOCKET			l;
-	HANDLE			t;
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	w->next = NULL;
-	if (waker_copy(event, &w->event) != 0)
-		return -1;
-	if ((l = socket(AF_INET, SOCK_STREAM, 0)) == INVALID_SOCKET || bind(l, (struct sockaddr *)&sin,
-	    sizeof(sin)) != 0 || listen(l, 1) != 0 || getsockname(l, (struct sockaddr *)&sin, &len) != 0 ||
-	    (w->tx = socket(AF_INET, SOCK_STREAM, 0)) == INVALID_SOCKET ||
-	    connect(w->tx, (struct sockaddr *)&sin, sizeof(sin)) != 0 || (w->rx = accept(l, NULL, NULL)) ==
-	    INVALID_SOCKET || set_nonblocking(w->rx) != 0 ||
-	    (w->collected = CreateEventW(NULL, FALSE, FALSE, NULL)) == NULL ||
-	    (t = CreateThread(NULL, 0, waker_thread, w, 0, NULL)) == NULL) {
-		if (l != INVALID_SOCKET)
-			closesocket(l);
-		return -1;
-	}
-	closesocket(l);
-	CloseHandle(t);
-	return 0;
-}
-
-/* The loop saw the byte: it drains the socket, collects, then lets the thread wait again. */
-static void
-waker_drain(struct waker *w)
-{
-	char buf[64];
-
-	while (recv(w->rx, buf, sizeof(buf), 0) > 0)
-		;
-}
-#endif
 
 /* The relay's state, shared by the loop and the broker's answers. */
 struct relay {
@@ -795,14 +698,11 @@ main(int argc, char **argv)
 {
 	struct wfpb_open_opts	o = WFPB_OPEN_OPTS_INIT;
 #ifdef _WIN32
-	struct waker		wk;
+	wfpb_socket_t		notice = WFPB_SOCKET_NONE;
 #endif
 	struct relay		r = { .accepts = 32, .in_flight = 48, .context_kind = RELAY_CONTEXT_AUTO,
 				    .carry_records = 1, .listener = -1 };
 	struct wfpb_addr	listen_at;
-#ifdef _WIN32
-	int			was_down = 0;
-#endif
 	struct pollfd		*pfd = NULL;
 	struct conn		**owner = NULL;
 	char			err[256], a[WFPB_ADDR_STRLEN];
@@ -893,8 +793,8 @@ main(int argc, char **argv)
 			return 1;
 		}
 #ifdef _WIN32
-		if (waker_start(&wk, (HANDLE)wfpb_wait_handle(r.c)) != 0) {
-			fprintf(stderr, "%s: cannot start the thread that waits for the broker's answers\n", name);
+		if (wfpb_notify_socket(r.c, &notice) != 0) {
+			fprintf(stderr, "%s: %s\n", name, wfpb_errmsg(r.c));
 			return 1;
 		}
 #endif
@@ -912,11 +812,6 @@ main(int argc, char **argv)
 	for (;;) {
 		if (r.c != NULL && top_up_accepts(&r) != 0)
 			return 1;
-#ifdef _WIN32
-		if (was_down && !r.down && waker_rearm(&wk, (HANDLE)wfpb_wait_handle(r.c)) != 0)
-			return 1;
-		was_down = r.down;
-#endif
 		if (r.max_conns != 0 && r.started >= r.max_conns && r.accepting == 0 && r.list == NULL)
 			break;
 		first = 0;
@@ -926,7 +821,7 @@ main(int argc, char **argv)
 			cap = 64;
 		}
 #ifdef _WIN32
-		pfd[0].fd = wk.rx;	/* the broker's answers, through the waker (--direct is Linux only) */
+		pfd[0].fd = (SOCKET)notice;	/* readable while answers wait (--direct is Linux only) */
 #else
 		/* While the session is down its handle is the old one's: not waited on, asked again soon. */
 		pfd[0].fd = r.c == NULL ? r.listener : r.down ? -1 : (int)wfpb_wait_handle(r.c);
@@ -942,15 +837,8 @@ main(int argc, char **argv)
 			return 1;
 #endif
 		if (pfd[0].revents != 0) {
-#ifdef _WIN32
-			waker_drain(&wk);
-#endif
 			if (r.c != NULL && on_answers(&r) != 0)
 				return 1;
-#ifdef _WIN32
-			if (!r.down)
-				SetEvent(wk.collected);	/* while down, the thread waits for waker_rearm */
-#endif
 #ifdef __linux__
 			while (r.c == NULL && (r.max_conns == 0 || r.started < r.max_conns) &&
 			    direct_accept(r.listener, &r.to, &r.list, &r.started, r.quiet))
