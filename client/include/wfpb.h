@@ -568,8 +568,9 @@ WFPB_API int WFPB_MUST_CHECK wfpb_submit_release(struct wfpb_client *c, const ui
  * once stays queued, and goes out at the next wfpb_complete (or blocking call). While
  * wfpb_wants_write says 1, wait for the handle to be writable too (POLLOUT) and call
  * wfpb_complete when it is. A submit that carries a socket (QueryRecords, ApplyRecords) is
- * written whole. On Windows the pipe's writes are the blocking ones (within the timeout), and
- * wfpb_wants_write says 0.
+ * written whole. On Windows a write that the pipe does not end at once stays outstanding and
+ * the wait handle (and the notices) also signal when it ends, so there wfpb_wants_write only
+ * says bytes are queued: wait on the handle alone.
  */
 WFPB_API int wfpb_wants_write(struct wfpb_client *c);
 

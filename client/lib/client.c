@@ -1905,6 +1905,9 @@ wfpb_complete(struct wfpb_client *c, struct wfpb_completion *out, unsigned max, 
 		if (rc < 0)
 			kill_session(c, rc);
 	}
+	/* A write that ended while this waited makes room: the next bytes go out before returning. */
+	if (!c->dead && (rc = flush_some(c)) != 0)
+		kill_session(c, rc);
 	wfpb__transport_arm(c->t);
 	if (!c->dead)
 		wfpb__transport_rearm(c->t, c->n_done > 0 || c->in_len > 0);

@@ -20,9 +20,13 @@
 
 /*
  * Reads go through one overlapped ReadFile kept outstanding whenever nothing
- * is buffered (wfpb__transport_arm), so rd_event (manual reset) is signalled
- * exactly while there is something to read: the handle a caller's loop waits
- * on. Writes use their own event and wait for themselves.
+ * is buffered (wfpb__transport_arm). A submit's bytes go out through one
+ * overlapped WriteFile from a copy (wr_buf) that is not waited for
+ * (wfpb__transport_write_some): it shares rd_event, so rd_event (manual
+ * reset) is signalled exactly while there is something to read or a write
+ * has ended (settle): the handle a caller's loop waits on, which wakes it to
+ * send the rest. Blocking writes use their own event and wait for themselves,
+ * after any write of a submit.
  */
 struct wfpb_transport {
 	HANDLE		pipe;
@@ -33,6 +37,11 @@ struct wfpb_transport {
 	int		rd_error;	/* it ended with this WFPB_E_* */
 	uint8_t		rd_buf[RD_CHUNK];
 	size_t		rd_off, rd_have;
+	OVERLAPPED	wr_ov;		/* a submit's write, on rd_event */
+	int		wr_pending;	/* it is outstanding, from wr_buf + wr_off */
+	int		wr_error;	/* it failed while a read waited: the next write says so */
+	uint8_t		*wr_buf;
+	size_t		wr_off, wr_len;
 	/* Notices (wfpb__transport_watch): a one-shot wait on rd_event, registered again after each. */
 	struct wfpb__notify	*nt;
 	HANDLE			wait;
@@ -224,6 +233,89 @@ finish(struct wfpb_transport *t, OVERLAPPED *ov, BOOL started, DWORD *n, uint32_
 	return 0;
 }
 
+static int
+pipe_error(DWORD e)
+{
+	return e == ERROR_BROKEN_PIPE || e == ERROR_NO_DATA || e == ERROR_PIPE_NOT_CONNECTED ? WFPB_E_CLOSED :
+	    WFPB_E_IO;
+}
+
+/* Whether the caller's loop has something to do: bytes to read, or a write that ended. */
+static int
+ready(const struct wfpb_transport *t)
+{
+	return (!t->rd_pending && (t->rd_have > 0 || t->rd_error != 0)) ||
+	    (t->rd_pending && HasOverlappedIoCompleted(&t->rd_ov)) || (t->wr_pending && HasOverlappedIoCompleted(&t->wr_ov));
+}
+
+/*
+ * rd_event to what ready says. Starting either overlapped operation resets the event they
+ * share, and one may end between the test and the reset: tested again after it.
+ */
+static void
+settle(struct wfpb_transport *t)
+{
+	if (!ready(t))
+		ResetEvent(t->rd_event);
+	if (ready(t))
+		SetEvent(t->rd_event);
+}
+
+/*
+ * Takes the submit's write if it ended: 0 (done, or still outstanding: *busy), or an error.
+ * A write that took part of its bytes goes out again for the rest.
+ */
+static int
+wr_reap(struct wfpb_transport *t, int *busy)
+{
+	DWORD n = 0;
+
+	*busy = 0;
+	while (t->wr_pending) {
+		if (!GetOverlappedResult(t->pipe, &t->wr_ov, &n, FALSE)) {
+			if (GetLastError() == ERROR_IO_INCOMPLETE) {
+				*busy = 1;
+				return 0;
+			}
+			t->wr_pending = 0;
+			return pipe_error(GetLastError());
+		}
+		t->wr_off += n;
+		t->wr_pending = 0;
+		if (t->wr_off < t->wr_len) {
+			memset(&t->wr_ov, 0, sizeof(t->wr_ov));
+			t->wr_ov.hEvent = t->rd_event;
+			if (!WriteFile(t->pipe, t->wr_buf + t->wr_off, (DWORD)(t->wr_len - t->wr_off), NULL, &t->wr_ov) &&
+			    GetLastError() != ERROR_IO_PENDING)
+				return pipe_error(GetLastError());
+			t->wr_pending = 1;
+		}
+	}
+	return 0;
+}
+
+/* A blocking write first lets a submit's write end, within timeout_ms: 0, or an error. */
+static int
+wr_drain(struct wfpb_transport *t, uint32_t timeout_ms)
+{
+	DWORD	start = GetTickCount();
+	int	busy, rc;
+
+	for (;;) {
+		if ((rc = wr_reap(t, &busy)) != 0 || !busy)
+			break;
+		if (GetTickCount() - start >= timeout_ms) {
+			rc = WFPB_E_TIMEOUT;
+			break;
+		}
+		/* The shared event may be up for a read: then the write is polled, not spun on. */
+		if (WaitForSingleObject(t->rd_event, 10) == WAIT_OBJECT_0 && !HasOverlappedIoCompleted(&t->wr_ov))
+			Sleep(1);
+	}
+	settle(t);
+	return rc;
+}
+
 int
 wfpb__transport_write(struct wfpb_transport *t, const uint8_t *p, size_t len, uint32_t timeout_ms)
 {
@@ -232,6 +324,10 @@ wfpb__transport_write(struct wfpb_transport *t, const uint8_t *p, size_t len, ui
 	BOOL		ok;
 	int		rc;
 
+	if (t->wr_error != 0)
+		return t->wr_error;
+	if ((rc = wr_drain(t, timeout_ms)) != 0)
+		return rc;
 	while (len > 0) {
 		memset(&ov, 0, sizeof(ov));
 		ov.hEvent = t->event;
@@ -245,20 +341,49 @@ wfpb__transport_write(struct wfpb_transport *t, const uint8_t *p, size_t len, ui
 	return 0;
 }
 
+/*
+ * Never waits: while a submit's write is outstanding nothing more is taken (*done 0, the
+ * bytes stay queued in the channel); else up to WR_CHUNK bytes are copied and written,
+ * taken whether the write ends now or later (its end signals rd_event).
+ */
+#define WR_CHUNK	65536u
+
 int
 wfpb__transport_write_some(struct wfpb_transport *t, const uint8_t *p, size_t len, size_t *done, uint32_t timeout_ms)
 {
-	int rc = wfpb__transport_write(t, p, len, timeout_ms);
+	uint8_t	*b;
+	int	busy, rc;
 
-	*done = rc == 0 ? len : 0;
-	return rc;
-}
-
-static int
-pipe_error(DWORD e)
-{
-	return e == ERROR_BROKEN_PIPE || e == ERROR_NO_DATA || e == ERROR_PIPE_NOT_CONNECTED ? WFPB_E_CLOSED :
-	    WFPB_E_IO;
+	(void)timeout_ms;
+	*done = 0;
+	if (t->wr_error != 0)
+		return t->wr_error;
+	if ((rc = wr_reap(t, &busy)) != 0 || busy || len == 0) {
+		settle(t);
+		return rc;
+	}
+	if (len > WR_CHUNK)
+		len = WR_CHUNK;
+	if (t->wr_buf == NULL) {
+		if ((b = malloc(WR_CHUNK)) == NULL)
+			return WFPB_E_NOMEM;
+		t->wr_buf = b;
+	}
+	memcpy(t->wr_buf, p, len);
+	t->wr_off = 0;
+	t->wr_len = len;
+	memset(&t->wr_ov, 0, sizeof(t->wr_ov));
+	t->wr_ov.hEvent = t->rd_event;
+	if (!WriteFile(t->pipe, t->wr_buf, (DWORD)len, NULL, &t->wr_ov) && GetLastError() != ERROR_IO_PENDING) {
+		settle(t);
+		return pipe_error(GetLastError());
+	}
+	t->wr_pending = 1;
+	*done = len;
+	/* Ended at once: taken now, so that the next submit may write again. */
+	(void)wr_reap(t, &busy);
+	settle(t);
+	return 0;
 }
 
 /* Takes the outstanding read's result if it is done: 1 when it is (bytes or an error recorded), else 0. */
@@ -297,6 +422,7 @@ wfpb__transport_arm(struct wfpb_transport *t)
 		return;
 	}
 	t->rd_pending = 1;
+	settle(t);	/* starting the read reset the event a submit's ended write may have set */
 }
 
 intptr_t
@@ -308,13 +434,30 @@ wfpb__transport_wait_handle(const struct wfpb_transport *t)
 int
 wfpb__transport_read(struct wfpb_transport *t, uint8_t *p, size_t cap, size_t *got, uint32_t timeout_ms)
 {
-	size_t n;
+	DWORD	start = GetTickCount();
+	size_t	n;
+	int	rc;
 
 	*got = 0;
 	wfpb__transport_arm(t);
-	/* Not done yet: wait for it; at the deadline it stays outstanding for the next call. */
-	if (!rd_reap(t) && (WaitForSingleObject(t->rd_event, timeout_ms) != WAIT_OBJECT_0 || !rd_reap(t)))
-		return WFPB_E_TIMEOUT;
+	/*
+	 * Not done yet: wait for it; at the deadline it stays outstanding for the next call. The
+	 * event is shared with a submit's write: one that ended is taken, and the wait goes on.
+	 */
+	while (!rd_reap(t)) {
+		DWORD	spent = GetTickCount() - start;
+		int	busy;
+
+		if (spent >= timeout_ms || WaitForSingleObject(t->rd_event, timeout_ms - spent) != WAIT_OBJECT_0)
+			return WFPB_E_TIMEOUT;
+		if (!HasOverlappedIoCompleted(&t->rd_ov)) {
+			if ((rc = wr_reap(t, &busy)) != 0)
+				t->wr_error = rc;
+			settle(t);
+			if (busy && !HasOverlappedIoCompleted(&t->rd_ov))
+				Sleep(1);	/* up for neither: not spun on */
+		}
+	}
 	if (t->rd_have == 0)
 		return t->rd_error ? t->rd_error : WFPB_E_IO;
 	n = t->rd_have < cap ? t->rd_have : cap;
@@ -504,11 +647,16 @@ wfpb__transport_close(struct wfpb_transport *t)
 	if (t == NULL)
 		return;
 	unwatch(t);
-	/* The outstanding read writes into t: it is cancelled and waited for before t goes. */
+	/* The outstanding read writes into t, and a write reads wr_buf: cancelled and waited for before t goes. */
 	if (t->rd_pending) {
 		CancelIoEx(t->pipe, &t->rd_ov);
 		GetOverlappedResult(t->pipe, &t->rd_ov, &n, TRUE);
 	}
+	if (t->wr_pending) {
+		CancelIoEx(t->pipe, &t->wr_ov);
+		GetOverlappedResult(t->pipe, &t->wr_ov, &n, TRUE);
+	}
+	free(t->wr_buf);
 	CloseHandle(t->pipe);
 	CloseHandle(t->event);
 	CloseHandle(t->rd_event);

@@ -430,6 +430,53 @@ case_libuv_loop(void)
 	return 0;
 }
 
+/*
+ * A submit never waits for the broker: Pings of 1 KiB are submitted without reading the
+ * answers until the broker, its output budget full, stops reading and the pipe fills; every
+ * submit returns at once (wfpb_wants_write then says bytes are queued). Collected on the wait
+ * handle, which also wakes the loop when a write ends, every one is answered and nothing stays
+ * queued.
+ */
+static int
+case_submits_never_wait(void)
+{
+	struct wfpb_client	*c = open_client();
+	struct wfpb_completion	done[64];
+	static uint8_t		payload[1024];
+	uint64_t		t0, slowest = 0, id;
+	unsigned		submitted = 0, completed = 0, i;
+	int			n;
+
+	CHECK(c != NULL, "open");
+	memset(payload, 'p', sizeof(payload));
+	while (!wfpb_wants_write(c) && submitted < 100000) {
+		t0 = wfpb_monotonic_us();
+		CHECK(wfpb_submit_ping(c, payload, sizeof(payload), NULL, NULL, &id) == 0, "submit %u: %s", submitted,
+		    wfpb_errmsg(c));
+		if (wfpb_monotonic_us() - t0 > slowest)
+			slowest = wfpb_monotonic_us() - t0;
+		submitted++;
+	}
+	printf("  %u submits before the pipe filled, the slowest %llu us\n", submitted, (unsigned long long)slowest);
+	CHECK(wfpb_wants_write(c), "%u submits and the pipe never filled", submitted);
+	CHECK(slowest < 200000, "a submit waited %llu us for the broker", (unsigned long long)slowest);
+	t0 = wfpb_monotonic_us();
+	while (completed < submitted && wfpb_monotonic_us() - t0 < 30000000) {
+		(void)WaitForSingleObject((HANDLE)wfpb_wait_handle(c), 1000);
+		for (i = 0; i < 64; i++)
+			done[i] = (struct wfpb_completion)WFPB_COMPLETION_INIT;
+		CHECK((n = wfpb_complete(c, done, 64, 0)) >= 0, "complete: %s", wfpb_errmsg(c));
+		for (i = 0; i < (unsigned)n; i++)
+			CHECK(done[i].rc == 0 && done[i].op == WFPB_OP_PING, "ping %llu: %s",
+			    (unsigned long long)done[i].request_id, done[i].message);
+		completed += (unsigned)n;
+	}
+	CHECK(completed == submitted && !wfpb_wants_write(c), "%u of %u completed", completed, submitted);
+	CHECK(wfpb_ping(c, NULL, 0, NULL) == 0, "a blocking call after: %s", wfpb_errmsg(c));
+	wfpb_close(c);
+	return 0;
+}
+
 /* Wine exports wine_get_version from ntdll; Windows does not. */
 static int
 under_wine(void)
@@ -591,6 +638,7 @@ main(int argc, char **argv)
 		{ "requests_in_flight_accepts_wait_connects_overlap", case_requests_in_flight },
 		{ "notices_for_completion_ports_and_wsapoll", case_notices_for_ports_and_wsapoll },
 		{ "a_libuv_loop_on_the_notice_socket", case_libuv_loop },
+		{ "submits_never_wait_for_the_broker", case_submits_never_wait },
 	};
 	WSADATA	wsa;
 	size_t	i;
