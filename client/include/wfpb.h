@@ -353,6 +353,21 @@ WFPB_API int WFPB_MUST_CHECK wfpb_flow_first(struct wfpb_client *c, uint64_t lis
     const struct wfpb_flow_first *first, const struct wfpb_addr *remote, unsigned flags, struct wfpb_flow *out);
 
 /*
+ * Windows: the next datagram on a held UDP listener, read with WSARecvMsg together with the
+ * records and context WFP attached to it as control data (only a flow's first datagram has
+ * them): the payload in buf (cap bytes), the control data in ctl (ctl_cap bytes;
+ * WFPB_UDP_CONTROL_MAX is enough), and *out (WFPB_FLOW_FIRST_INIT) pointing into both, ready
+ * for wfpb_flow_first when records_len or context_len says a flow begins. The control data is
+ * read strictly (a header or data past its buffer, a type twice, more than 16 KiB: refused).
+ * 0; WFPB_E_AGAIN when none waits (a non-blocking socket); WFPB_E_LIMIT when the datagram or
+ * its control data did not fit (it is dropped); WFPB_E_PROTOCOL; WFPB_E_OS. POSIX:
+ * WFPB_E_UNSUPPORTED (the broker reads flows there: wfpb_flow).
+ */
+#define WFPB_UDP_CONTROL_MAX	(2u * (16u * 1024u + 16u) + 256u)
+WFPB_API int WFPB_MUST_CHECK wfpb_udp_recv(wfpb_socket_t held, uint8_t *buf, size_t cap, uint8_t *ctl,
+    size_t ctl_cap, struct wfpb_flow_first *out);
+
+/*
  * The broker creates a socket, applies the records (a stash handle, or the
  * blob when handle is NULL; neither: no records, though under netfilter the
  * principal's own mark still goes on) before any bind or connect, binds to local if

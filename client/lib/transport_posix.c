@@ -15,6 +15,7 @@
 
 #include "fdpass_posix.h"
 #include "transport.h"
+#include "wfpb.h"
 
 #define SOCKS_MAX	8
 
@@ -311,5 +312,19 @@ wfpb__socket_from_info(const uint8_t *info, size_t len, int nonblocking, intptr_
 	(void)len;
 	(void)nonblocking;
 	*out = -1;
+	return WFPB_E_UNSUPPORTED;
+}
+
+/* Linux: the broker reads a flow's first datagram itself (wfpb_flow); nothing here to read. */
+int
+wfpb_udp_recv(wfpb_socket_t held, uint8_t *buf, size_t cap, uint8_t *ctl, size_t ctl_cap,
+    struct wfpb_flow_first *out)
+{
+	(void)held;
+	(void)buf;
+	(void)cap;
+	(void)ctl;
+	(void)ctl_cap;
+	(void)out;
 	return WFPB_E_UNSUPPORTED;
 }

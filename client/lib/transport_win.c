@@ -6,6 +6,8 @@
  * call has a deadline.
  */
 #include <winsock2.h>
+#include <ws2tcpip.h>
+#include <mswsock.h>
 #include <windows.h>
 #include <shlobj.h>
 #include <knownfolders.h>
@@ -14,6 +16,8 @@
 #include <stdlib.h>
 
 #include "transport.h"
+#include "wfp_control.h"
+#include "wfpb.h"
 #include "wide_win.h"
 
 #define RD_CHUNK	16384u
@@ -683,4 +687,82 @@ void
 wfpb__sleep_ms(unsigned ms)
 {
 	Sleep(ms);
+}
+
+/* proto/wfp_control.c reads Windows' layout without Windows' headers: the two must agree. */
+_Static_assert(WSA_CMSG_LEN(0) == 16, "WSACMSGHDR: data at 16");
+_Static_assert(WSA_CMSG_SPACE(1) == 24, "WSACMSGHDR: 8-byte alignment");
+
+static LPFN_WSARECVMSG
+recvmsg_fn(SOCKET s)
+{
+	static LPFN_WSARECVMSG	fn;
+	GUID			guid = WSAID_WSARECVMSG;
+	LPFN_WSARECVMSG		got = NULL;
+	DWORD			n = 0;
+
+	if (fn == NULL && WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof(guid), &got, sizeof(got), &n,
+	    NULL, NULL) == 0)
+		fn = got;
+	return fn;
+}
+
+int
+wfpb_udp_recv(wfpb_socket_t held, uint8_t *buf, size_t cap, uint8_t *ctl, size_t ctl_cap,
+    struct wfpb_flow_first *out)
+{
+	struct wfpb_wfp_control	c;
+	SOCKADDR_STORAGE	ss;
+	LPFN_WSARECVMSG		fn;
+	WSAMSG			msg;
+	WSABUF			data;
+	DWORD			got = 0;
+	int			rc, e;
+
+	if (out == NULL || out->size != sizeof(*out) || buf == NULL || cap > 0x7fffffffu || ctl_cap > 0x7fffffffu)
+		return WFPB_E_INVAL;
+	if ((fn = recvmsg_fn((SOCKET)held)) == NULL)
+		return WFPB_E_OS;
+	memset(&msg, 0, sizeof(msg));
+	memset(&ss, 0, sizeof(ss));
+	data.buf = (char *)buf;
+	data.len = (ULONG)cap;
+	msg.name = (struct sockaddr *)&ss;
+	msg.namelen = sizeof(ss);
+	msg.lpBuffers = &data;
+	msg.dwBufferCount = 1;
+	msg.Control.buf = (char *)ctl;
+	msg.Control.len = ctl != NULL ? (ULONG)ctl_cap : 0;
+	if (fn((SOCKET)held, &msg, &got, NULL, NULL) != 0) {
+		e = WSAGetLastError();
+		/* A datagram longer than buf is dropped (WSAEMSGSIZE): neither half of it reaches the broker. */
+		return e == WSAEWOULDBLOCK ? WFPB_E_AGAIN : e == WSAEMSGSIZE ? WFPB_E_LIMIT : WFPB_E_OS;
+	}
+	if (msg.dwFlags & (MSG_TRUNC | MSG_CTRUNC))
+		return WFPB_E_LIMIT;	/* records cut short are no records: never sent on */
+	if ((rc = wfpb__wfp_control_parse(ctl, msg.Control.len, &c)) != 0)
+		return rc;
+	memset(&out->client, 0, sizeof(out->client));
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+
+		out->client.family = WFPB_AF_INET;
+		memcpy(out->client.addr, &sin->sin_addr, 4);
+		out->client.port = ntohs(sin->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+
+		out->client.family = WFPB_AF_INET6;
+		memcpy(out->client.addr, &sin6->sin6_addr, 16);
+		out->client.port = ntohs(sin6->sin6_port);
+	} else {
+		return WFPB_E_PROTOCOL;
+	}
+	out->payload = buf;
+	out->payload_len = got;
+	out->records = c.records;
+	out->records_len = c.records_len;
+	out->context = c.context;
+	out->context_len = c.context_len;
+	return 0;
 }

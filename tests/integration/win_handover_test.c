@@ -477,6 +477,49 @@ case_submits_never_wait(void)
 	return 0;
 }
 
+/*
+ * wfpb_udp_recv on a real UDP socket (what a proxy holding its listener calls): a datagram and
+ * who sent it, no control data here (nothing redirected it); one longer than the buffer is
+ * WFPB_E_LIMIT and dropped, the next read as it was; none waiting on a non-blocking socket is
+ * WFPB_E_AGAIN.
+ */
+static int
+case_udp_recv(void)
+{
+	struct sockaddr_in	sin = { .sin_family = AF_INET }, from = { .sin_family = AF_INET };
+	struct wfpb_flow_first	ff = WFPB_FLOW_FIRST_INIT;
+	static uint8_t		ctl[WFPB_UDP_CONTROL_MAX];
+	uint8_t			buf[64];
+	int			len = sizeof(sin);
+	u_long			nb = 1;
+	SOCKET			rx, tx;
+
+	sin.sin_addr.s_addr = from.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK((rx = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP)) != INVALID_SOCKET &&
+	    (tx = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP)) != INVALID_SOCKET, "sockets");
+	CHECK(bind(rx, (struct sockaddr *)&sin, sizeof(sin)) == 0 && getsockname(rx, (struct sockaddr *)&sin, &len) == 0 &&
+	    bind(tx, (struct sockaddr *)&from, sizeof(from)) == 0, "bind");
+	len = sizeof(from);
+	CHECK(getsockname(tx, (struct sockaddr *)&from, &len) == 0, "getsockname");
+	CHECK(sendto(tx, "hello", 5, 0, (struct sockaddr *)&sin, sizeof(sin)) == 5, "send");
+	CHECK(wfpb_udp_recv((wfpb_socket_t)rx, buf, sizeof(buf), ctl, sizeof(ctl), &ff) == 0, "udp_recv");
+	CHECK(ff.payload_len == 5 && memcmp(ff.payload, "hello", 5) == 0, "payload of %zu bytes", ff.payload_len);
+	CHECK(ff.client.family == WFPB_AF_INET && ff.client.port == ntohs(from.sin_port), "sender port %u",
+	    ff.client.port);
+	CHECK(ff.records == NULL && ff.records_len == 0 && ff.context_len == 0, "control data from nowhere");
+	CHECK(sendto(tx, "a datagram longer than the buffer", 33, 0, (struct sockaddr *)&sin, sizeof(sin)) == 33 &&
+	    sendto(tx, "next", 4, 0, (struct sockaddr *)&sin, sizeof(sin)) == 4, "send");
+	Sleep(50);
+	CHECK(wfpb_udp_recv((wfpb_socket_t)rx, buf, 8, ctl, sizeof(ctl), &ff) == WFPB_E_LIMIT, "a datagram past the buffer");
+	CHECK(wfpb_udp_recv((wfpb_socket_t)rx, buf, sizeof(buf), ctl, sizeof(ctl), &ff) == 0 && ff.payload_len == 4 &&
+	    memcmp(ff.payload, "next", 4) == 0, "the datagram after it");
+	CHECK(ioctlsocket(rx, FIONBIO, &nb) == 0, "non-blocking");
+	CHECK(wfpb_udp_recv((wfpb_socket_t)rx, buf, sizeof(buf), ctl, sizeof(ctl), &ff) == WFPB_E_AGAIN, "none waiting");
+	closesocket(rx);
+	closesocket(tx);
+	return 0;
+}
+
 /* Wine exports wine_get_version from ntdll; Windows does not. */
 static int
 under_wine(void)
@@ -639,6 +682,7 @@ main(int argc, char **argv)
 		{ "notices_for_completion_ports_and_wsapoll", case_notices_for_ports_and_wsapoll },
 		{ "a_libuv_loop_on_the_notice_socket", case_libuv_loop },
 		{ "submits_never_wait_for_the_broker", case_submits_never_wait },
+		{ "udp_recv_reads_a_datagram_and_its_control_data", case_udp_recv },
 	};
 	WSADATA	wsa;
 	size_t	i;

@@ -16,6 +16,8 @@
 #include <cmocka.h>
 
 #include "context.h"
+#include "wfp_control.h"
+#include "wfpb_error.h"
 
 /* One SOCKADDR_STORAGE as a Windows callout leaves it. */
 static void
@@ -152,6 +154,65 @@ wfpb_hops(void **state)
 	assert_int_equal(relay_original_destination(RELAY_CONTEXT_AUTO, NULL, 0, &a, why, sizeof(why)), -1);
 }
 
+/* Appends one WSACMSGHDR (64-bit layout) with len bytes of fill; returns the new end. */
+static size_t
+cmsg(uint8_t *buf, size_t at, uint64_t cmsg_len, int32_t level, int32_t type, size_t len, uint8_t fill)
+{
+	memcpy(buf + at, &cmsg_len, 8);
+	memcpy(buf + at + 8, &level, 4);
+	memcpy(buf + at + 12, &type, 4);
+	memset(buf + at + 16, fill, len);
+	return at + ((16 + len + 7) & ~(size_t)7);
+}
+
+/*
+ * A flow's first datagram's control data, as WSARecvMsg lays it out: the records and the
+ * context found at either level, other types stepped over; a header or data past the buffer,
+ * a length shorter than its header, a type twice, or more than 16 KiB refused.
+ */
+static void
+wfp_control_parsed_strictly(void **state)
+{
+	static uint8_t			buf[40000];
+	struct wfpb_wfp_control		c;
+	size_t				n;
+
+	(void)state;
+	n = cmsg(buf, 0, 16 + 4, 0, 19, 4, 0x11);		/* IP_PKTINFO-like: stepped over */
+	n = cmsg(buf, n, 16 + 7, 0, 60, 7, 0x5a);		/* records, 7 bytes, padded to 8 */
+	n = cmsg(buf, n, 16 + 256, 0, 70, 256, 0xc3);		/* context */
+	assert_int_equal(wfpb__wfp_control_parse(buf, n, &c), 0);
+	assert_int_equal(c.records_len, 7);
+	assert_int_equal(c.records[0], 0x5a);
+	assert_int_equal(c.records[6], 0x5a);
+	assert_int_equal(c.context_len, 256);
+	assert_int_equal(c.context[255], 0xc3);
+	/* The IPv6 level; none at all; trailing padding shorter than a header. */
+	n = cmsg(buf, 0, 16 + 3, 41, 60, 3, 1);
+	assert_int_equal(wfpb__wfp_control_parse(buf, n + 5, &c), 0);
+	assert_int_equal(c.records_len, 3);
+	assert_null(c.context);
+	assert_int_equal(wfpb__wfp_control_parse(buf, 0, &c), 0);
+	assert_null(c.records);
+	/* Hostile lengths: past the buffer, shorter than the header, the largest SIZE_T. */
+	n = cmsg(buf, 0, 16 + 64, 0, 60, 8, 1);
+	assert_int_equal(wfpb__wfp_control_parse(buf, 16 + 8, &c), WFPB_E_PROTOCOL);
+	cmsg(buf, 0, 8, 0, 60, 0, 0);
+	assert_int_equal(wfpb__wfp_control_parse(buf, 32, &c), WFPB_E_PROTOCOL);
+	cmsg(buf, 0, UINT64_MAX, 0, 70, 0, 0);
+	assert_int_equal(wfpb__wfp_control_parse(buf, 64, &c), WFPB_E_PROTOCOL);
+	/* The same type twice: refused, whichever came first. */
+	n = cmsg(buf, 0, 16 + 4, 0, 60, 4, 1);
+	n = cmsg(buf, n, 16 + 4, 41, 60, 4, 2);
+	assert_int_equal(wfpb__wfp_control_parse(buf, n, &c), WFPB_E_PROTOCOL);
+	/* Past the limit: records of 16 KiB + 1. */
+	n = cmsg(buf, 0, 16 + 16385, 0, 60, 16385, 1);
+	assert_int_equal(wfpb__wfp_control_parse(buf, n, &c), WFPB_E_LIMIT);
+	n = cmsg(buf, 0, 16 + 16384, 0, 60, 16384, 1);
+	assert_int_equal(wfpb__wfp_control_parse(buf, n, &c), 0);
+	assert_int_equal(c.records_len, 16384);
+}
+
 int
 main(void)
 {
@@ -160,6 +221,7 @@ main(void)
 		cmocka_unit_test(wfpsampler_ipv6),
 		cmocka_unit_test(wfpsampler_refuses_what_it_is_not),
 		cmocka_unit_test(wfpb_hops),
+		cmocka_unit_test(wfp_control_parsed_strictly),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
