@@ -1032,6 +1032,24 @@ decode_listen(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct sl
 	return 0;
 }
 
+/* A Listen whose answer decode copies into out and out2. */
+static int
+submit_listen_with(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backlog,
+    Wfpbroker__V1__Protocol proto, decode_fn *decode, void *out, void *out2, void *user, uint64_t *request_id)
+{
+	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
+	Wfpbroker__V1__ListenRequest	l = WFPBROKER__V1__LISTEN_REQUEST__INIT;
+	Wfpbroker__V1__Address		a;
+
+	addr_to_pb(local, &a);
+	l.local = &a;
+	l.backlog = backlog;
+	l.protocol = proto;
+	rq.op_case = WFPBROKER__V1__REQUEST__OP_LISTEN;
+	rq.listen = &l;
+	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_LISTEN, decode, out, out2, user, -1, request_id);
+}
+
 static int
 decode_listen_udp_held(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl)
 {
@@ -1052,20 +1070,11 @@ int
 wfpb_submit_listen_udp_held(struct wfpb_client *c, const struct wfpb_addr *local, struct wfpb_udp_listener *out,
     void *user, uint64_t *request_id)
 {
-	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
-	Wfpbroker__V1__ListenRequest	l = WFPBROKER__V1__LISTEN_REQUEST__INIT;
-	Wfpbroker__V1__Address		a;
-
 	if (!sized_ok(out, sizeof(*out)))
 		return fail(c, WFPB_E_INVAL, "struct wfpb_udp_listener without its size: use WFPB_UDP_LISTENER_INIT");
 	sized_reset(out, sizeof(*out));
 	out->held = WFPB_SOCKET_NONE;
-	addr_to_pb(local, &a);
-	l.local = &a;
-	l.protocol = WFPBROKER__V1__PROTOCOL__UDP;
-	rq.op_case = WFPBROKER__V1__REQUEST__OP_LISTEN;
-	rq.listen = &l;
-	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_LISTEN, decode_listen_udp_held, out, NULL, user, -1,
+	return submit_listen_with(c, local, 0, WFPBROKER__V1__PROTOCOL__UDP, decode_listen_udp_held, out, NULL, user,
 	    request_id);
 }
 
@@ -1094,18 +1103,7 @@ static int
 submit_listen(struct wfpb_client *c, const struct wfpb_addr *local, unsigned backlog, Wfpbroker__V1__Protocol proto,
     uint64_t *listener_id, struct wfpb_addr *bound, void *user, uint64_t *request_id)
 {
-	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
-	Wfpbroker__V1__ListenRequest	l = WFPBROKER__V1__LISTEN_REQUEST__INIT;
-	Wfpbroker__V1__Address		a;
-
-	addr_to_pb(local, &a);
-	l.local = &a;
-	l.backlog = backlog;
-	l.protocol = proto;
-	rq.op_case = WFPBROKER__V1__REQUEST__OP_LISTEN;
-	rq.listen = &l;
-	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_LISTEN, decode_listen, listener_id, bound, user, -1,
-	    request_id);
+	return submit_listen_with(c, local, backlog, proto, decode_listen, listener_id, bound, user, request_id);
 }
 
 static int
@@ -1409,16 +1407,24 @@ decode_flow(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot
 	return rc;
 }
 
-int
-wfpb_submit_flow(struct wfpb_client *c, uint64_t listener_id, const struct wfpb_addr *remote, unsigned flags,
-    uint32_t timeout_ms, struct wfpb_flow *out, void *user, uint64_t *request_id)
+/*
+ * A Flow (first: the Windows form, with the datagram the proxy read; NULL: the broker reads
+ * it), its answer into out.
+ */
+static int
+submit_flow(struct wfpb_client *c, uint64_t listener_id, const struct wfpb_flow_first *first,
+    const struct wfpb_addr *remote, unsigned flags, uint32_t timeout_ms, struct wfpb_flow *out, void *user,
+    uint64_t *request_id)
 {
 	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
 	Wfpbroker__V1__FlowRequest	fl = WFPBROKER__V1__FLOW_REQUEST__INIT;
-	Wfpbroker__V1__Address		ra;
+	Wfpbroker__V1__FlowFirst	ff = WFPBROKER__V1__FLOW_FIRST__INIT;
+	Wfpbroker__V1__Address		ra, ca;
 
 	if (!sized_ok(out, sizeof(*out)))
 		return fail(c, WFPB_E_INVAL, "struct wfpb_flow without its size: use WFPB_FLOW_INIT");
+	if (first != NULL && !sized_ok(first, sizeof(*first)))
+		return fail(c, WFPB_E_INVAL, "struct wfpb_flow_first without its size: use WFPB_FLOW_FIRST_INIT");
 	sized_reset(out, sizeof(*out));
 	out->reply = out->upstream = WFPB_SOCKET_NONE;
 	fl.listener_id = listener_id;
@@ -1429,45 +1435,36 @@ wfpb_submit_flow(struct wfpb_client *c, uint64_t listener_id, const struct wfpb_
 		addr_to_pb(remote, &ra);
 		fl.remote = &ra;
 	}
+	if (first != NULL) {
+		addr_to_pb(&first->client, &ca);
+		ff.client = &ca;
+		ff.payload.data = (uint8_t *)(uintptr_t)first->payload;
+		ff.payload.len = first->payload_len;
+		ff.records.data = (uint8_t *)(uintptr_t)first->records;
+		ff.records.len = first->records_len;
+		ff.context.data = (uint8_t *)(uintptr_t)first->context;
+		ff.context.len = first->context_len;
+		fl.first = &ff;
+	}
 	rq.op_case = WFPBROKER__V1__REQUEST__OP_FLOW;
 	rq.flow = &fl;
 	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_FLOW, decode_flow, out, NULL, user, -1, request_id);
 }
 
 int
+wfpb_submit_flow(struct wfpb_client *c, uint64_t listener_id, const struct wfpb_addr *remote, unsigned flags,
+    uint32_t timeout_ms, struct wfpb_flow *out, void *user, uint64_t *request_id)
+{
+	return submit_flow(c, listener_id, NULL, remote, flags, timeout_ms, out, user, request_id);
+}
+
+int
 wfpb_submit_flow_first(struct wfpb_client *c, uint64_t listener_id, const struct wfpb_flow_first *first,
     const struct wfpb_addr *remote, unsigned flags, struct wfpb_flow *out, void *user, uint64_t *request_id)
 {
-	Wfpbroker__V1__Request		rq = WFPBROKER__V1__REQUEST__INIT;
-	Wfpbroker__V1__FlowRequest	fl = WFPBROKER__V1__FLOW_REQUEST__INIT;
-	Wfpbroker__V1__FlowFirst	ff = WFPBROKER__V1__FLOW_FIRST__INIT;
-	Wfpbroker__V1__Address		ra, ca;
-
-	if (!sized_ok(out, sizeof(*out)))
-		return fail(c, WFPB_E_INVAL, "struct wfpb_flow without its size: use WFPB_FLOW_INIT");
-	if (!sized_ok(first, sizeof(*first)))
-		return fail(c, WFPB_E_INVAL, "struct wfpb_flow_first without its size: use WFPB_FLOW_FIRST_INIT");
-	sized_reset(out, sizeof(*out));
-	out->reply = out->upstream = WFPB_SOCKET_NONE;
-	fl.listener_id = listener_id;
-	fl.hold_first = (flags & WFPB_FLOW_HOLD_FIRST) != 0;
-	fl.without_records = (flags & WFPB_FLOW_WITHOUT_RECORDS) != 0;
-	if (remote != NULL) {
-		addr_to_pb(remote, &ra);
-		fl.remote = &ra;
-	}
-	addr_to_pb(&first->client, &ca);
-	ff.client = &ca;
-	ff.payload.data = (uint8_t *)(uintptr_t)first->payload;
-	ff.payload.len = first->payload_len;
-	ff.records.data = (uint8_t *)(uintptr_t)first->records;
-	ff.records.len = first->records_len;
-	ff.context.data = (uint8_t *)(uintptr_t)first->context;
-	ff.context.len = first->context_len;
-	fl.first = &ff;
-	rq.op_case = WFPBROKER__V1__REQUEST__OP_FLOW;
-	rq.flow = &fl;
-	return submit(c, &rq, WFPBROKER__V1__RESPONSE__RESULT_FLOW, decode_flow, out, NULL, user, -1, request_id);
+	if (first == NULL)
+		return fail(c, WFPB_E_INVAL, "flow_first: no datagram");
+	return submit_flow(c, listener_id, first, remote, flags, 0, out, user, request_id);
 }
 
 int

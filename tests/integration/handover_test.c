@@ -605,44 +605,27 @@ case_async_cancel_and_ops(void)
  * submit returns at once, the library says it has bytes to write, and every request completes
  * once the client reads and writes as the library asks.
  */
+/* POSIX: the socket readable, or writable too while bytes are queued. */
+static void
+wait_readable_or_writable(struct wfpb_client *c)
+{
+	struct pollfd pfd = { .fd = (int)wfpb_wait_handle(c) };
+
+	pfd.events = (short)(POLLIN | (wfpb_wants_write(c) ? POLLOUT : 0));
+	(void)poll(&pfd, 1, 1000);
+}
+
 static int
 case_submits_never_wait(void)
 {
 	struct wfpb_client	*c = open_client();
-	struct wfpb_completion	done[64];
-	static uint8_t		payload[1024];
-	struct pollfd		pfd;
-	uint64_t		t0, slowest = 0, id;
-	unsigned		submitted = 0, completed = 0, i;
-	int			n;
+	uint64_t		slowest;
+	unsigned		submitted;
 
 	CHECK(c != NULL, "open");
-	memset(payload, 'p', sizeof(payload));
-	while (!wfpb_wants_write(c) && submitted < 100000) {
-		t0 = wfpb_monotonic_us();
-		CHECK(wfpb_submit_ping(c, payload, sizeof(payload), NULL, NULL, &id) == 0, "submit %u: %s", submitted,
-		    wfpb_errmsg(c));
-		if (wfpb_monotonic_us() - t0 > slowest)
-			slowest = wfpb_monotonic_us() - t0;
-		submitted++;
-	}
-	CHECK(wfpb_wants_write(c), "%u submits and the socket never filled", submitted);
+	CHECK(itest_fill_with_pings(c, &submitted, &slowest) == 0, "filling the socket");
 	CHECK(slowest < 200000, "a submit waited %llu us for the broker", (unsigned long long)slowest);
-	t0 = wfpb_monotonic_us();
-	while (completed < submitted && wfpb_monotonic_us() - t0 < 20000000) {
-		pfd.fd = (int)wfpb_wait_handle(c);
-		pfd.events = (short)(POLLIN | (wfpb_wants_write(c) ? POLLOUT : 0));
-		if (poll(&pfd, 1, 1000) < 0)
-			break;
-		for (i = 0; i < 64; i++)
-			done[i] = (struct wfpb_completion)WFPB_COMPLETION_INIT;
-		CHECK((n = wfpb_complete(c, done, 64, 0)) >= 0, "complete: %s", wfpb_errmsg(c));
-		for (i = 0; i < (unsigned)n; i++)
-			CHECK(done[i].rc == 0 && done[i].op == WFPB_OP_PING, "ping %llu: %s",
-			    (unsigned long long)done[i].request_id, done[i].message);
-		completed += (unsigned)n;
-	}
-	CHECK(completed == submitted && !wfpb_wants_write(c), "%u of %u completed", completed, submitted);
+	CHECK(itest_collect_pings(c, submitted, wait_readable_or_writable) == 0, "collecting");
 	wfpb_close(c);
 	return 0;
 }

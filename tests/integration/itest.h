@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #ifdef _WIN32
 #include <windows.h>
 #else
@@ -158,6 +159,55 @@ itest_back_to_baseline(struct wfpb_client *admin, const struct itest_usage *base
 	    base->inflight, (unsigned long long)(u.rss >> 10),
 	    (unsigned long long)(base->rss >> 10), (unsigned)(itest_rss_slack() >> 10));
 	return -1;
+}
+
+/*
+ * Submits Pings of 1 KiB, reading no answer, until libwfpb keeps bytes its transport did not
+ * take (the broker, its output budget full, stopped reading): 0 with how many and the slowest
+ * submit (µs), or -1 when one failed or 100 000 never filled it.
+ */
+static inline int
+itest_fill_with_pings(struct wfpb_client *c, unsigned *submitted, uint64_t *slowest)
+{
+	static uint8_t	payload[1024];
+	uint64_t	t0, id;
+
+	memset(payload, 'p', sizeof(payload));
+	*submitted = 0;
+	*slowest = 0;
+	while (!wfpb_wants_write(c) && *submitted < 100000) {
+		t0 = wfpb_monotonic_us();
+		CHECK(wfpb_submit_ping(c, payload, sizeof(payload), NULL, NULL, &id) == 0, "submit %u: %s", *submitted,
+		    wfpb_errmsg(c));
+		if (wfpb_monotonic_us() - t0 > *slowest)
+			*slowest = wfpb_monotonic_us() - t0;
+		(*submitted)++;
+	}
+	CHECK(wfpb_wants_write(c), "%u submits and the transport never filled", *submitted);
+	return 0;
+}
+
+/* Collects n Pings' completions, wait(c) before each wfpb_complete, within 30 s: 0, or -1. */
+static inline int
+itest_collect_pings(struct wfpb_client *c, unsigned n, void (*wait)(struct wfpb_client *))
+{
+	struct wfpb_completion	done[64];
+	uint64_t		t0 = wfpb_monotonic_us();
+	unsigned		completed = 0, i;
+	int			got;
+
+	while (completed < n && wfpb_monotonic_us() - t0 < 30000000) {
+		wait(c);
+		for (i = 0; i < 64; i++)
+			done[i] = (struct wfpb_completion)WFPB_COMPLETION_INIT;
+		CHECK((got = wfpb_complete(c, done, 64, 0)) >= 0, "complete: %s", wfpb_errmsg(c));
+		for (i = 0; i < (unsigned)got; i++)
+			CHECK(done[i].rc == 0 && done[i].op == WFPB_OP_PING, "ping %llu: %s",
+			    (unsigned long long)done[i].request_id, done[i].message);
+		completed += (unsigned)got;
+	}
+	CHECK(completed == n && !wfpb_wants_write(c), "%u of %u completed", completed, n);
+	return 0;
 }
 
 #endif

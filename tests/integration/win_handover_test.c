@@ -437,41 +437,25 @@ case_libuv_loop(void)
  * handle, which also wakes the loop when a write ends, every one is answered and nothing stays
  * queued.
  */
+/* Windows: the wait handle, which also signals when a write ends. */
+static void
+wait_handle(struct wfpb_client *c)
+{
+	(void)WaitForSingleObject((HANDLE)wfpb_wait_handle(c), 1000);
+}
+
 static int
 case_submits_never_wait(void)
 {
 	struct wfpb_client	*c = open_client();
-	struct wfpb_completion	done[64];
-	static uint8_t		payload[1024];
-	uint64_t		t0, slowest = 0, id;
-	unsigned		submitted = 0, completed = 0, i;
-	int			n;
+	uint64_t		slowest;
+	unsigned		submitted;
 
 	CHECK(c != NULL, "open");
-	memset(payload, 'p', sizeof(payload));
-	while (!wfpb_wants_write(c) && submitted < 100000) {
-		t0 = wfpb_monotonic_us();
-		CHECK(wfpb_submit_ping(c, payload, sizeof(payload), NULL, NULL, &id) == 0, "submit %u: %s", submitted,
-		    wfpb_errmsg(c));
-		if (wfpb_monotonic_us() - t0 > slowest)
-			slowest = wfpb_monotonic_us() - t0;
-		submitted++;
-	}
+	CHECK(itest_fill_with_pings(c, &submitted, &slowest) == 0, "filling the pipe");
 	printf("  %u submits before the pipe filled, the slowest %llu us\n", submitted, (unsigned long long)slowest);
-	CHECK(wfpb_wants_write(c), "%u submits and the pipe never filled", submitted);
 	CHECK(slowest < 200000, "a submit waited %llu us for the broker", (unsigned long long)slowest);
-	t0 = wfpb_monotonic_us();
-	while (completed < submitted && wfpb_monotonic_us() - t0 < 30000000) {
-		(void)WaitForSingleObject((HANDLE)wfpb_wait_handle(c), 1000);
-		for (i = 0; i < 64; i++)
-			done[i] = (struct wfpb_completion)WFPB_COMPLETION_INIT;
-		CHECK((n = wfpb_complete(c, done, 64, 0)) >= 0, "complete: %s", wfpb_errmsg(c));
-		for (i = 0; i < (unsigned)n; i++)
-			CHECK(done[i].rc == 0 && done[i].op == WFPB_OP_PING, "ping %llu: %s",
-			    (unsigned long long)done[i].request_id, done[i].message);
-		completed += (unsigned)n;
-	}
-	CHECK(completed == submitted && !wfpb_wants_write(c), "%u of %u completed", completed, submitted);
+	CHECK(itest_collect_pings(c, submitted, wait_handle) == 0, "collecting");
 	CHECK(wfpb_ping(c, NULL, 0, NULL) == 0, "a blocking call after: %s", wfpb_errmsg(c));
 	wfpb_close(c);
 	return 0;
