@@ -244,8 +244,9 @@ sync_watch(struct pconn *c)
 		for (i = 0; i < n; i++) {
 			if (w[i].refs == 0 || w[i].server != NULL)
 				continue;
-			if (WSAEventSelect((SOCKET)w[i].sock, c->watch_event, w[i].want_write ? FD_CONNECT : FD_ACCEPT)
-			    != 0) {
+			/* A listener's wait: a connection (TCP) or a datagram (UDP, a Flow); each never fires for the other. */
+			if (WSAEventSelect((SOCKET)w[i].sock, c->watch_event, w[i].want_write ? FD_CONNECT :
+			    FD_ACCEPT | FD_READ) != 0) {
 				wfpb_log(WFPB_LOG_WARN, "WSAEventSelect: error %d", WSAGetLastError());
 				continue;
 			}

@@ -7,7 +7,7 @@
 # hostile clients against it, then (natively) checks reload, a second broker,
 # file modes and a graceful SIGTERM. Ends with "N passed, M failed".
 set -u
-mode=$1 brokerd=$2 wfpbctl=$3 broker_test=$4 work=$5 handover_test=${6:-} relay=${7:-} tcp_echo=${8:-}
+mode=$1 brokerd=$2 wfpbctl=$3 broker_test=$4 work=$5 handover_test=${6:-} relay=${7:-} tcp_echo=${8:-} udp_relay=${9:-}
 notify_listen=${9:-}
 . "$(dirname "$0")/../check.sh"
 
@@ -89,9 +89,11 @@ ops = stash fetch
 
 [principal wine-user]
 sid = S-1-5-21-0-0-0-1000
-ops = listen accept connect fetch stash query apply apply_foreign prepare admin
+ops = listen accept connect fetch stash query apply apply_foreign prepare admin udp_listen udp_flow
 listen = 127.0.0.1/32:*
 connect = 127.0.0.1/32:*
+udp_listen = 127.0.0.1/32:*
+udp_connect = 127.0.0.1/32:*
 
 [principal relay]
 uid = 1004
@@ -220,6 +222,36 @@ if [ "$mode" = wine ] && [ -n "$relay" ]; then
 	else
 		relay_round_trip wfpb-relay.exe wine "$relay"
 	fi
+fi
+
+if [ "$mode" = wine ] && [ -n "$udp_relay" ]; then
+	# wfpb-udp-relay.exe between the host's UDP client and server (sim: the broker reads the flows;
+	# the held form needs WFP, which Wine has not).
+	udp_relay_round_trip() {
+		local uport rport reply relay_pid
+		rm -f "$work/udp.port"
+		"$tcp_echo" udp-server "$work/udp.port" 127.0.0.1 &
+		helpers="$helpers $!"
+		for _ in $(seq 1 50); do [ -s "$work/udp.port" ] && break; sleep 0.1; done
+		uport=$(cat "$work/udp.port")
+		wine "$udp_relay" --endpoint "$endpoint" --server-key "$pub_arg" --listen 127.0.0.1:0 \
+			--to "127.0.0.1:$uport" >"$work/udp-relay.out" 2>&1 &
+		relay_pid=$!
+		helpers="$helpers $relay_pid"
+		for _ in $(seq 1 100); do grep -q 'listening on' "$work/udp-relay.out" && break; sleep 0.1; done
+		rport=$(tr -d '\r' <"$work/udp-relay.out" | sed -n 's/.*listening on 127.0.0.1:\([0-9]*\) .*/\1/p')
+		check "wfpb-udp-relay.exe listens through the broker (udp)" test -n "$rport"
+		reply=$("$tcp_echo" udp-client "${rport:-1}" "query" 127.0.0.1 10 2>&1)
+		check "a query goes client -> wfpb-udp-relay.exe -> server, the answer back: \"$reply\"" \
+			test "$reply" = "answer:query"
+		check "wfpb-udp-relay.exe carried one flow, its first datagram forwarded by the broker" \
+			grep -qE "flow 127.0.0.1:[0-9]+ -> 127.0.0.1:$rport, upstream => 127.0.0.1:$uport \(5 bytes forwarded\)" \
+			"$work/udp-relay.out"
+		kill "$relay_pid" 2>/dev/null
+		wait "$relay_pid" 2>/dev/null
+		sed 's/^/    /' "$work/udp-relay.out"
+	}
+	udp_relay_round_trip
 fi
 
 if [ "$mode" = wine ] && [ -n "$handover_test" ]; then
