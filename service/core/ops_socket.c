@@ -1532,7 +1532,7 @@ flow_given(struct wfpb_scope *sc, const struct wfpb_listener *l, const struct re
 	const struct wfpb_backend	*be = sc->backend;
 	const struct wfpb_buf		records = { (uint8_t *)(uintptr_t)f->records.blob, f->records.len };
 	const struct wfpb_buf		context = { (uint8_t *)(uintptr_t)f->context, f->context_len };
-	struct wfpb_addr		orig, remote, up_local;
+	struct wfpb_addr		orig, unknown, remote, up_local;
 	const uint8_t			*blob = NULL, *hash;
 	char				text[WFPB_ADDR_STRLEN];
 	size_t				len = 0;
@@ -1542,8 +1542,10 @@ flow_given(struct wfpb_scope *sc, const struct wfpb_listener *l, const struct re
 	memset(&orig, 0, sizeof(orig));
 	if (be->ops->original_dst == NULL || be->ops->original_dst(be->ctx, WFPB_SOCK_NONE, &records, &context, &orig) != 0)
 		memset(&orig, 0, sizeof(orig));
+	memset(&unknown, 0, sizeof(unknown));
+	unknown.family = f->client.family;	/* the record's second address, unspecified: the context said nothing */
 	wfpb__audit_addr(rp, &f->client);
-	wfpb__audit_addr(rp, &orig);
+	wfpb__audit_addr(rp, orig.family != 0 ? &orig : &unknown);
 	if (!f->without_records) {
 		if (records_bytes(sc, &f->records, "flow", &blob, &len, &hash, rp, o, now_ms) != 0)
 			return;

@@ -1795,6 +1795,31 @@ udp_flow_stays_on_the_listener_wfp(void **state)
 	assert_int_equal(recv(upstream, buf, sizeof(buf), 0), 6);
 	closesocket(upstream);
 
+	/* A context in no layout the broker reads: remote must be named, and the answer says nothing of it. */
+	{
+		Wfpbroker__V1__Address ra;
+
+		make_flow_first(&rq, &fl, &first, &client, 8, lid, 5555, NULL, 0);
+		assert_non_null(r = roundtrip(f, &rq));
+		assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__EINVAL);
+		assert_non_null(strstr(r->status->message, "name remote"));
+		wfpbroker__v1__response__free_unpacked(r, NULL);
+		make_flow_first(&rq, &fl, &first, &client, 9, lid, 5555, NULL, 0);
+		loopback_pb(&ra, uport);
+		fl.remote = &ra;
+		assert_non_null(r = answer_of(f, &rq));
+		assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__OK);
+		assert_null(r->flow->original_destination);
+		assert_int_equal(r->flow->remote->port, uport);
+		upstream = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO,
+		    (WSAPROTOCOL_INFOW *)r->flow->upstream->wsa_protocol_info.data, 0, WSA_FLAG_OVERLAPPED);
+		assert_true(upstream != INVALID_SOCKET);
+		closesocket(upstream);
+		wfpbroker__v1__response__free_unpacked(r, NULL);
+		slen = sizeof(sin);
+		assert_int_equal(recvfrom(up, buf, sizeof(buf), 0, (struct sockaddr *)&sin, &slen), 5);
+		applied++;
+	}
 	/* Refused: a Flow the broker would read itself; hold_first with records; a failed send. */
 	make_flow_first(&rq, &fl, &first, &client, 3, lid, 5555, context, sizeof(context));
 	fl.first = NULL;
