@@ -113,7 +113,7 @@ roundtrip_raw(struct fixture *f, const uint8_t *msg, size_t len)
 static Wfpbroker__V1__Response *
 roundtrip(struct fixture *f, Wfpbroker__V1__Request *rq)
 {
-	uint8_t				buf[4096];
+	static uint8_t			buf[65536];	/* a frame's largest */
 	size_t				n = wfpbroker__v1__request__get_packed_size(rq);
 
 	assert_true(n <= sizeof(buf));
@@ -3298,6 +3298,25 @@ flow_refusals(void **state)
 		assert_non_null(r = roundtrip(f, &rq));
 		assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__EOPNOTSUPP);
 		assert_non_null(strstr(r->status->message, "reads a flow's first datagram itself"));
+		wfpbroker__v1__response__free_unpacked(r, NULL);
+		/* Whatever the backend, a first datagram past its bounds, or from no one, is a bad request. */
+		first.payload.data = (uint8_t *)big;
+		first.payload.len = 16385;
+		assert_non_null(r = roundtrip(f, &rq));
+		assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__BAD_REQUEST);
+		assert_non_null(strstr(r->status->message, "flow.first.payload"));
+		wfpbroker__v1__response__free_unpacked(r, NULL);
+		first.payload.len = 5;
+		first.records.data = (uint8_t *)big;
+		first.records.len = 16385;
+		assert_non_null(r = roundtrip(f, &rq));
+		assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__BAD_REQUEST);
+		wfpbroker__v1__response__free_unpacked(r, NULL);
+		first.records.len = 0;
+		first.client = NULL;
+		assert_non_null(r = roundtrip(f, &rq));
+		assert_int_equal(r->status->code, WFPBROKER__V1__STATUS_CODE__BAD_REQUEST);
+		assert_non_null(strstr(r->status->message, "flow.first.client"));
 		wfpbroker__v1__response__free_unpacked(r, NULL);
 	}
 	/* hold_first: the proxy has the first datagram, and nothing went upstream. */
