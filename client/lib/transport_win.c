@@ -543,7 +543,8 @@ wfpb__notify_socket(struct wfpb__notify **n, intptr_t *rx)
 	    getsockname(l, (struct sockaddr *)&sin, &len) != 0 ||
 	    ((*n)->tx = WSASocketW(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_NO_HANDLE_INHERIT)) ==
 	    INVALID_SOCKET || connect((*n)->tx, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
-	    ((*n)->rx = accept(l, NULL, NULL)) == INVALID_SOCKET || ioctlsocket((*n)->rx, FIONBIO, &nb) != 0) {
+	    ((*n)->rx = accept(l, NULL, NULL)) == INVALID_SOCKET || ioctlsocket((*n)->rx, FIONBIO, &nb) != 0 ||
+	    ioctlsocket((*n)->tx, FIONBIO, &nb) != 0) {	/* a full socket is readable already: the wait never blocks */
 		closesocket(l);
 		if ((*n)->tx != INVALID_SOCKET)
 			closesocket((*n)->tx);
