@@ -1519,6 +1519,64 @@ wfpb__validate_flow(const struct wfpb_limits *lim, const Request *rq, union wfpb
 }
 
 /*
+ * Where a flow may go upstream: not the listener itself (it would loop), and inside the
+ * principal's udp_connect ranges. 0, or -1 with o set (after: what became of the datagram).
+ */
+static int
+flow_destination_ok(struct wfpb_scope *sc, const struct wfpb_addr *remote, const struct wfpb_addr *listener,
+    const char *why_self, const char *after, struct outcome *o)
+{
+	char text[WFPB_ADDR_STRLEN];
+
+	if (wfpb_addr_same(remote, listener)) {
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL, "flow: the destination is the listener itself%s%s",
+		    why_self, after);
+		return -1;
+	}
+	if (!in_ranges(sc->policy->udp_connect, sc->policy->nudp_connect, remote)) {
+		wfpb_addr_format(remote, text);
+		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "flow: %s is outside principal %s's udp_connect "
+		    "ranges%s", text, sc->principal, after);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A flow's upstream socket connected to remote, its local address in the record; where the
+ * backend carries records on the socket (netfilter's marks), blob is set on it first. 0, or -1
+ * with o set and nothing left open.
+ */
+static int
+flow_upstream(struct wfpb_scope *sc, const struct wfpb_addr *remote, int set_records, const uint8_t *blob,
+    size_t len, wfpb_sock *out, struct reply *rp, struct outcome *o)
+{
+	const struct wfpb_backend	*be = sc->backend;
+	struct wfpb_addr		up_local;
+	wfpb_sock			up;
+	int				os_err = 0, rc;
+
+	if (wfpb__net_udp_socket(remote->family, &up, &os_err) != 0) {
+		os_outcome(o, "flow: socket", os_err);
+		return -1;
+	}
+	if (set_records && (rc = be->ops->set_records(be->ctx, up, blob, len, own_mark(sc), mark_mask(sc),
+	    &os_err)) != 0) {
+		backend_outcome(o, "flow: set records", rc, os_err);
+		wfpb__net_close(up);
+		return -1;
+	}
+	if (wfpb__net_connect(up, remote, &os_err) != 0 || wfpb__net_addrs(up, NULL, &up_local, &os_err) != 0) {
+		os_outcome(o, "flow: connect", os_err);
+		wfpb__net_close(up);
+		return -1;
+	}
+	wfpb__audit_addr(rp, &up_local);
+	*out = up;
+	return 0;
+}
+
+/*
  * A flow that stays on its listener (wfp): the proxy read the first datagram and gives it
  * here. Its records are the proxy's word (apply_foreign); the original destination is read
  * from its context where the backend knows the layout. The broker opens upstream, sends the
@@ -1532,9 +1590,8 @@ flow_given(struct wfpb_scope *sc, const struct wfpb_listener *l, const struct re
 	const struct wfpb_backend	*be = sc->backend;
 	const struct wfpb_buf		records = { (uint8_t *)(uintptr_t)f->records.blob, f->records.len };
 	const struct wfpb_buf		context = { (uint8_t *)(uintptr_t)f->context, f->context_len };
-	struct wfpb_addr		orig, unknown, remote, up_local;
+	struct wfpb_addr		orig, unknown, remote;
 	const uint8_t			*blob = NULL, *hash;
-	char				text[WFPB_ADDR_STRLEN];
 	size_t				len = 0;
 	wfpb_sock			up = WFPB_SOCK_NONE;
 	int				os_err = 0, rc;
@@ -1567,30 +1624,16 @@ flow_given(struct wfpb_scope *sc, const struct wfpb_listener *l, const struct re
 	}
 	remote = f->remote.family != 0 ? f->remote : orig;
 	wfpb__audit_addr(rp, &remote);
-	if (wfpb_addr_same(&remote, &l->local)) {
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL, "flow: the destination is the listener itself");
+	/* The records go with the first datagram (udp_send_first), not on the socket. */
+	if (flow_destination_ok(sc, &remote, &l->local, "", "", o) != 0 ||
+	    flow_upstream(sc, &remote, 0, NULL, 0, &up, rp, o) != 0)
 		return;
-	}
-	if (!in_ranges(sc->policy->udp_connect, sc->policy->nudp_connect, &remote)) {
-		wfpb_addr_format(&remote, text);
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "flow: %s is outside principal %s's udp_connect "
-		    "ranges", text, sc->principal);
-		return;
-	}
-	if (wfpb__net_udp_socket(remote.family, &up, &os_err) != 0) {
-		os_outcome(o, "flow: socket", os_err);
-		return;
-	}
-	if (wfpb__net_connect(up, &remote, &os_err) != 0 || wfpb__net_addrs(up, NULL, &up_local, &os_err) != 0) {
-		os_outcome(o, "flow: connect", os_err);
-		goto close;
-	}
-	wfpb__audit_addr(rp, &up_local);
 	wfpbroker__v1__flow_response__init(&rp->flow);
 	if (!f->hold_first) {
 		if ((rc = be->ops->udp_send_first(be->ctx, up, f->payload, f->payload_len, blob, len, &os_err)) != 0) {
 			backend_outcome(o, "flow: the first datagram", rc, os_err);
-			goto close;
+			wfpb__net_close(up);
+			return;
 		}
 		rp->flow.forwarded = 1;
 	}
@@ -1602,9 +1645,6 @@ flow_given(struct wfpb_scope *sc, const struct wfpb_listener *l, const struct re
 		return;
 	rp->resp.result_case = WFPBROKER__V1__RESPONSE__RESULT_FLOW;
 	rp->resp.flow = &rp->flow;
-	return;
-close:
-	wfpb__net_close(up);
 }
 
 /*
@@ -1618,9 +1658,8 @@ flow_received(struct wfpb_scope *sc, wfpb_sock lsock, const struct wfpb_addr *wa
     int without_records, struct reply *rp, struct outcome *o)
 {
 	const struct wfpb_backend	*be = sc->backend;
-	struct wfpb_addr		from, orig, remote, local, up_local;
+	struct wfpb_addr		from, orig, remote, local;
 	wfpb_sock			reply = WFPB_SOCK_NONE, up = WFPB_SOCK_NONE;
-	char				text[WFPB_ADDR_STRLEN];
 	size_t				len = 0;
 	int				os_err = 0, rc;
 
@@ -1656,35 +1695,17 @@ flow_received(struct wfpb_scope *sc, wfpb_sock lsock, const struct wfpb_addr *wa
 	}
 	remote = want_remote->family != 0 ? *want_remote : orig;
 	wfpb__audit_addr(rp, &remote);
-	if (wfpb__net_addrs(lsock, NULL, &local, &os_err) == 0 && wfpb_addr_same(&remote, &local)) {
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__EINVAL, "flow: the destination is the listener itself "
-		    "(a datagram no rule redirected?); it was dropped");
+	if (wfpb__net_addrs(lsock, NULL, &local, &os_err) != 0)
+		memset(&local, 0, sizeof(local));	/* unknown: no address is the same */
+	if (flow_destination_ok(sc, &remote, &local, " (a datagram no rule redirected?)", "; it was dropped", o) != 0)
 		return 0;
-	}
-	if (!in_ranges(sc->policy->udp_connect, sc->policy->nudp_connect, &remote)) {
-		wfpb_addr_format(&remote, text);
-		wfpb__outcome(o, WFPBROKER__V1__STATUS_CODE__DENIED, "flow: %s is outside principal %s's udp_connect "
-		    "ranges; the datagram was dropped", text, sc->principal);
-		return 0;
-	}
 	if ((rc = be->ops->udp_reply(be->ctx, &orig, &from, &reply, &os_err)) != 0) {
 		backend_outcome(o, "flow: the reply socket", rc, os_err);
 		return 0;
 	}
-	if (wfpb__net_udp_socket(remote.family, &up, &os_err) != 0) {
-		os_outcome(o, "flow: socket", os_err);
+	if (flow_upstream(sc, &remote, 1, without_records ? NULL : rp->records.data, without_records ? 0 :
+	    rp->records.len, &up, rp, o) != 0)
 		goto close;
-	}
-	if ((rc = be->ops->set_records(be->ctx, up, without_records ? NULL : rp->records.data, without_records ? 0 :
-	    rp->records.len, own_mark(sc), mark_mask(sc), &os_err)) != 0) {
-		backend_outcome(o, "flow: set records", rc, os_err);
-		goto close;
-	}
-	if (wfpb__net_connect(up, &remote, &os_err) != 0 || wfpb__net_addrs(up, NULL, &up_local, &os_err) != 0) {
-		os_outcome(o, "flow: connect", os_err);
-		goto close;
-	}
-	wfpb__audit_addr(rp, &up_local);
 	wfpbroker__v1__flow_response__init(&rp->flow);
 	if (!hold_first) {
 		if (wfpb__net_send(up, rp->payload.data, len, &os_err) != 0) {
