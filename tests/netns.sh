@@ -90,3 +90,15 @@ stop_relays() {
 	for p in $relay_pids; do wait "$p" 2>/dev/null; done
 	relay_pids=
 }
+
+# audit_records OP DESTINATION_RE WHAT: the log verifies, and each proxy has its one OP record
+# with the records it carried (their hash), its flow and an original destination matching the ERE.
+audit_records() {
+	check "the audit log verifies" eval "in_px '$wfpbctl' audit verify '$work/state/audit.log' --pubkey '$work/state/audit.pub' --live >'$work/verify.out' 2>&1"
+	in_px "$wfpbctl" audit export --json "$work/state/audit.log" >"$work/audit.json" 2>"$work/audit.err"
+	for who in proxy-a proxy-b; do
+		check "the audit log shows $who's $3" grep -qE \
+			"\"op\":\"$1\",\"principal\":\{[^}]*\"name\":\"$who\"\},\"addresses\":\[[^]]*\],\"flow_id\":\"[0-9a-f]{16}\",\"original_destination\":\"$2\",\"blob_hashes\":\[\"[0-9a-f]{64}\"\],\"status\":\"OK\"" \
+			"$work/audit.json"
+	done
+}

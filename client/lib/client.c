@@ -1014,6 +1014,15 @@ take_socket(struct wfpb_client *c, const Wfpbroker__V1__SocketTransfer *x, unsig
 	return 0;
 }
 
+/* Closes a handed-over socket the caller did not take, and marks it gone. */
+static void
+drop_socket(wfpb_socket_t *s)
+{
+	if (*s != WFPB_SOCKET_NONE)
+		wfpb__close_socket(*s);
+	*s = WFPB_SOCKET_NONE;
+}
+
 static int
 decode_listen(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl)
 {
@@ -1094,9 +1103,7 @@ wfpb_udp_listener_close(struct wfpb_udp_listener *l)
 {
 	if (!sized_ok(l, sizeof(*l)))
 		return;
-	if (l->held != WFPB_SOCKET_NONE)
-		wfpb__close_socket(l->held);
-	l->held = WFPB_SOCKET_NONE;
+	drop_socket(&l->held);
 }
 
 static int
@@ -1280,9 +1287,7 @@ wfpb_accepted_free(struct wfpb_accepted *a)
 	/* Without its size the struct was never ours to fill (wfpb_accept refused it): touch nothing, close nothing. */
 	if (!sized_ok(a, offsetof(struct wfpb_accepted, has_original_dst)))
 		return;
-	if (a->sock != WFPB_SOCKET_NONE)
-		wfpb__close_socket(a->sock);
-	a->sock = WFPB_SOCKET_NONE;
+	drop_socket(&a->sock);
 	free(a->context);
 	a->context = NULL;
 	a->context_len = 0;
@@ -1365,11 +1370,8 @@ wfpb_relayed_free(struct wfpb_relayed *r)
 {
 	if (!sized_ok(r, sizeof(*r)))
 		return;
-	if (r->accepted != WFPB_SOCKET_NONE)
-		wfpb__close_socket(r->accepted);
-	if (r->upstream != WFPB_SOCKET_NONE)
-		wfpb__close_socket(r->upstream);
-	r->accepted = r->upstream = WFPB_SOCKET_NONE;
+	drop_socket(&r->accepted);
+	drop_socket(&r->upstream);
 	free(r->context);
 	r->context = NULL;
 	r->context_len = 0;
@@ -1496,11 +1498,8 @@ wfpb_flow_free(struct wfpb_flow *f)
 {
 	if (!sized_ok(f, sizeof(*f)))
 		return;
-	if (f->reply != WFPB_SOCKET_NONE)
-		wfpb__close_socket(f->reply);
-	if (f->upstream != WFPB_SOCKET_NONE)
-		wfpb__close_socket(f->upstream);
-	f->reply = f->upstream = WFPB_SOCKET_NONE;
+	drop_socket(&f->reply);
+	drop_socket(&f->upstream);
 	free(f->payload);
 	free(f->context);
 	f->payload = f->context = NULL;
@@ -1534,10 +1533,8 @@ decode_connect(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct s
 	if ((rc = take_socket(c, r->connect->socket, 0, sock)) == 0 && sl->out2 != NULL &&
 	    addr_from_pb(r->connect->local, sl->out2) != 0)
 		rc = fail(c, WFPB_E_PROTOCOL, "connect: malformed local address");
-	if (rc != 0 && *sock != WFPB_SOCKET_NONE) {
-		wfpb__close_socket(*sock);
-		*sock = WFPB_SOCKET_NONE;
-	}
+	if (rc != 0)
+		drop_socket(sock);
 	return rc;
 }
 

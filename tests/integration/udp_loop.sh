@@ -137,13 +137,7 @@ check "  A's upstream bore A's bit, B's both bits (the records carried on)" eval
 	 test $(flows fixed B) = 1 && grep -q 'upstream => $origin:$port mark 0x3' '$work/fixed-B.log'"
 check "  the broker applied two records (one per proxy)" test "$(status_field records_applied)" = $((applied0 + 2))
 stop_relays
-check "the audit log verifies" eval "in_px '$wfpbctl' audit verify '$work/state/audit.log' --pubkey '$work/state/audit.pub' --live >'$work/verify.out' 2>&1"
-in_px "$wfpbctl" audit export --json "$work/state/audit.log" >"$work/audit.json" 2>"$work/audit.err"
-for who in proxy-a proxy-b; do
-	check "the audit log shows $who's flow with its records, its flow id and the original destination" grep -qE \
-		"\"op\":\"flow\",\"principal\":\{[^}]*\"name\":\"$who\"\},\"addresses\":\[[^]]*\],\"flow_id\":\"[0-9a-f]{16}\",\"original_destination\":\"$origin:$port\",\"blob_hashes\":\[\"[0-9a-f]{64}\"\],\"status\":\"OK\"" \
-		"$work/audit.json"
-done
+audit_records flow "$origin:$port" "flow with its records, its flow id and the original destination"
 
 # --- 3. The same over IPv6 (IPV6_RECVORIGDSTADDR, IPV6_TRANSPARENT) ---------------
 say ""
