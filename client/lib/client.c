@@ -1026,14 +1026,14 @@ drop_socket(wfpb_socket_t *s)
 static int
 decode_listen(struct wfpb_client *c, const Wfpbroker__V1__Response *r, struct slot *sl)
 {
-	wfpb_socket_t	held;
+	wfpb_socket_t	held = WFPB_SOCKET_NONE;
 	int		rc;
 
 	/* A listener handed over to a caller with no place for it (not wfpb_listen_udp_held): taken, and closed. */
 	if (r->listen->socket != NULL) {
 		if ((rc = take_socket(c, r->listen->socket, 0, &held)) != 0)
 			return rc;
-		wfpb__close_socket(held);
+		drop_socket(&held);
 	}
 	*(uint64_t *)sl->out = r->listen->listener_id;
 	if (sl->out2 != NULL && addr_from_pb(r->listen->local, sl->out2) != 0)
