@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * struct wfpb_addr <-> sockaddr, shared by net_posix.c and net_win.c: both
- * platforms name the fields alike. Include after the platform's socket
- * headers; WFPB_SOCKLEN is socklen_t or int.
+ * struct wfpb_addr <-> sockaddr, shared by net_posix.c, net_win.c and the
+ * netfilter backend: both platforms name the fields alike. Include after the
+ * platform's socket headers; WFPB_SOCKLEN is socklen_t or int.
  */
 #ifndef WFPB_SOCKADDR_CONV_H
 #define WFPB_SOCKADDR_CONV_H
@@ -11,7 +11,7 @@
 
 #include "addr.h"
 
-static WFPB_SOCKLEN
+static inline WFPB_SOCKLEN
 to_sockaddr(const struct wfpb_addr *a, struct sockaddr_storage *ss)
 {
 	memset(ss, 0, sizeof(*ss));
@@ -35,7 +35,7 @@ to_sockaddr(const struct wfpb_addr *a, struct sockaddr_storage *ss)
 	return 0;
 }
 
-static void
+static inline void
 from_sockaddr(const struct sockaddr_storage *ss, struct wfpb_addr *a)
 {
 	memset(a, 0, sizeof(*a));

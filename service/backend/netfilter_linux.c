@@ -33,6 +33,9 @@
 #include "netfilter.h"
 #include "status.h"
 
+#define WFPB_SOCKLEN socklen_t
+#include "sockaddr_conv.h"
+
 #ifndef SO_ORIGINAL_DST
 #define SO_ORIGINAL_DST		80	/* linux/netfilter_ipv4.h */
 #endif
@@ -231,30 +234,18 @@ nf_udp_listener(void *ctx, wfpb_sock s, int family, int *os_err)
 static void
 udp_cmsgs(struct msghdr *mh, struct wfpb_addr *orig_dst, uint32_t *mark, int *has_dst)
 {
-	struct cmsghdr *c;
+	struct cmsghdr		*c;
+	struct sockaddr_storage	ss;
+	size_t			want;
 
 	for (c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR(mh, c)) {
-		if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_ORIGDSTADDR &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct sockaddr_in))) {
-			struct sockaddr_in sin;
-
-			memcpy(&sin, CMSG_DATA(c), sizeof(sin));
-			memset(orig_dst, 0, sizeof(*orig_dst));
-			orig_dst->family = WFPB_AF_INET;
-			memcpy(orig_dst->addr, &sin.sin_addr, 4);
-			orig_dst->port = ntohs(sin.sin_port);
-			*has_dst = 1;
-		} else if (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_ORIGDSTADDR &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct sockaddr_in6))) {
-			struct sockaddr_in6 sin6;
-
-			memcpy(&sin6, CMSG_DATA(c), sizeof(sin6));
-			memset(orig_dst, 0, sizeof(*orig_dst));
-			orig_dst->family = WFPB_AF_INET6;
-			memcpy(orig_dst->addr, &sin6.sin6_addr, 16);
-			orig_dst->port = ntohs(sin6.sin6_port);
-			orig_dst->scope_id = sin6.sin6_scope_id;
-			*has_dst = 1;
+		want = c->cmsg_level == SOL_IP && c->cmsg_type == IP_ORIGDSTADDR ? sizeof(struct sockaddr_in) :
+		    c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_ORIGDSTADDR ? sizeof(struct sockaddr_in6) : 0;
+		if (want != 0 && c->cmsg_len >= CMSG_LEN(want)) {
+			memset(&ss, 0, sizeof(ss));
+			memcpy(&ss, CMSG_DATA(c), want);
+			from_sockaddr(&ss, orig_dst);
+			*has_dst = orig_dst->family != 0;
 		} else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_MARK &&
 		    c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
 			memcpy(mark, CMSG_DATA(c), sizeof(*mark));
@@ -289,21 +280,7 @@ nf_udp_receive(void *ctx, wfpb_sock s, uint8_t *buf, size_t cap, size_t *len, st
 	if (n < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? WFPB_E_AGAIN : os_fail(os_err);
 	*len = (size_t)n;
-	memset(from, 0, sizeof(*from));
-	if (ss.ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
-
-		from->family = WFPB_AF_INET;
-		memcpy(from->addr, &sin->sin_addr, 4);
-		from->port = ntohs(sin->sin_port);
-	} else if (ss.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
-
-		from->family = WFPB_AF_INET6;
-		memcpy(from->addr, &sin6->sin6_addr, 16);
-		from->port = ntohs(sin6->sin6_port);
-		from->scope_id = sin6->sin6_scope_id;
-	}
+	from_sockaddr(&ss, from);
 	udp_cmsgs(&mh, orig_dst, &mark, &has_dst);
 	if (!has_dst && wfpb__net_addrs(s, NULL, orig_dst, os_err) != 0)
 		return wfpb__net_status(*os_err);	/* not redirected: sent to the listener itself */
